@@ -1,0 +1,151 @@
+-- hostler's data model: the single source from which every dialect's DDL is derived.
+-- The accepted SQL subset is documented in src/sql/ddl.rs; see every dialect's rendering with
+-- `hostler init --print-ddl sqlite|mssql2000|mssql2005|postgres|mysql`.
+-- Times are milliseconds since the Unix epoch (UTC), in BIGINT columns.
+-- Runs and notifications copy names instead of referencing rows: history outlives what it names.
+-- schema_version: 1
+
+CREATE TABLE settings (
+    key         VARCHAR(255) PRIMARY KEY,
+    value       TEXT
+);
+
+CREATE TABLE hosts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        VARCHAR(255) NOT NULL UNIQUE,
+    address     VARCHAR(255) NOT NULL,
+    port        INTEGER,
+    method      VARCHAR(16) NOT NULL DEFAULT 'ssh' CHECK (method IN ('local', 'ssh', 'telnet', 'http')),
+    username    VARCHAR(255),
+    -- The login secret. It leaves the store only into a session's login.
+    secret      TEXT,
+    key_path    TEXT,
+    prompt      TEXT,
+    site        VARCHAR(255),
+    -- Space-separated tags.
+    tags        TEXT,
+    -- A JSON object of per-host variables for scripts.
+    vars        TEXT,
+    -- Reuse an authenticated session between runs of this host.
+    keep_session BOOLEAN NOT NULL DEFAULT TRUE,
+    enabled     BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+
+CREATE TABLE host_keys (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    host_id     BIGINT NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+    key_type    VARCHAR(64) NOT NULL,
+    key_data    TEXT NOT NULL,
+    fingerprint VARCHAR(128) NOT NULL,
+    first_seen  BIGINT NOT NULL,
+    UNIQUE (host_id, key_type)
+);
+
+CREATE TABLE scripts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        VARCHAR(255) NOT NULL UNIQUE,
+    source      TEXT NOT NULL,
+    description TEXT,
+    kind        VARCHAR(16) NOT NULL DEFAULT 'task' CHECK (kind IN ('library', 'check', 'fix', 'task')),
+    version     INTEGER NOT NULL DEFAULT 1,
+    updated_at  BIGINT NOT NULL
+);
+
+CREATE TABLE schedules (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    script_id   BIGINT NOT NULL REFERENCES scripts (id) ON DELETE CASCADE,
+    -- No ON DELETE action: SQL Server refuses two cascade paths from scripts.
+    fix_script_id BIGINT REFERENCES scripts (id),
+    host_id     BIGINT REFERENCES hosts (id) ON DELETE CASCADE,
+    tag         VARCHAR(255),
+    site        VARCHAR(255),
+    priority    INTEGER NOT NULL DEFAULT 0,
+    kind        VARCHAR(8) NOT NULL CHECK (kind IN ('at', 'every', 'cron')),
+    at_time     BIGINT,
+    every_ms    BIGINT,
+    cron        VARCHAR(255),
+    timeout_ms  BIGINT,
+    max_attempts INTEGER NOT NULL DEFAULT 3,
+    next_due    BIGINT,
+    guard_max_fixes INTEGER NOT NULL DEFAULT 3,
+    guard_window_ms BIGINT NOT NULL DEFAULT 3600000,
+    enabled     BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    script_id   BIGINT NOT NULL REFERENCES scripts (id) ON DELETE CASCADE,
+    host_id     BIGINT REFERENCES hosts (id) ON DELETE CASCADE,
+    -- Higher runs first; then earlier due_at, then lower id.
+    priority    INTEGER NOT NULL DEFAULT 0,
+    due_at      BIGINT NOT NULL,
+    state       VARCHAR(16) NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'cancelling')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 3,
+    timeout_ms  BIGINT,
+    lease_owner VARCHAR(255),
+    lease_until BIGINT,
+    -- No foreign key: SQL Server refuses a second cascade path from hosts via schedules.
+    schedule_id BIGINT,
+    -- A JSON object handed to the script as `args`.
+    args        TEXT,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id      BIGINT,
+    schedule_id BIGINT,
+    script      VARCHAR(255) NOT NULL,
+    script_version INTEGER,
+    host        VARCHAR(255),
+    node        VARCHAR(255),
+    status      VARCHAR(16) NOT NULL CHECK (status IN ('ok', 'warning', 'critical', 'unknown', 'error', 'timeout', 'cancelled')),
+    message     TEXT,
+    perfdata    TEXT,
+    output      TEXT,
+    -- JSON lines: {"t": ms since start, "d": "<" received | ">" sent, "s": session, "b": text}.
+    transcript  TEXT,
+    started_at  BIGINT NOT NULL,
+    finished_at BIGINT NOT NULL,
+    attempt     INTEGER NOT NULL DEFAULT 1
+);
+
+CREATE TABLE notifications (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      BIGINT,
+    host        VARCHAR(255),
+    subject     TEXT NOT NULL,
+    body        TEXT,
+    channel     VARCHAR(64),
+    created_at  BIGINT NOT NULL,
+    delivered_at BIGINT,
+    error       TEXT,
+    tries       INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE users (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        VARCHAR(255) NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role        VARCHAR(16) NOT NULL DEFAULT 'admin' CHECK (role IN ('admin', 'operator', 'viewer')),
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE api_tokens (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id     BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name        VARCHAR(255) NOT NULL,
+    token_hash  VARCHAR(255) NOT NULL UNIQUE,
+    created_at  BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+
+CREATE INDEX jobs_due ON jobs (state, due_at);
+CREATE INDEX jobs_host ON jobs (host_id, state);
+CREATE INDEX runs_host_script ON runs (host, script, id);
+CREATE INDEX runs_started ON runs (started_at);
+CREATE INDEX notifications_pending ON notifications (delivered_at, created_at);

@@ -1,0 +1,204 @@
+//! `hostler host add|list|show|rm`. A password comes from a prompt or stdin, never argv, and
+//! is never printed back.
+
+use std::io::BufRead;
+
+use argh::FromArgs;
+
+use super::{App, output};
+use crate::store::{Host, Method, NewHost, Secret};
+
+/// manage hosts
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "host")]
+pub struct HostCmd {
+    #[argh(subcommand)]
+    pub action: HostAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum HostAction {
+    Add(AddCmd),
+    List(ListCmd),
+    Show(ShowCmd),
+    Rm(RmCmd),
+}
+
+/// add a host
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "add")]
+pub struct AddCmd {
+    /// the host's name, as scripts and commands refer to it
+    #[argh(positional)]
+    pub name: String,
+    /// its address (DNS name or IP)
+    #[argh(option)]
+    pub address: String,
+    /// its port (default: the method's: ssh 22, telnet 23, http 80)
+    #[argh(option)]
+    pub port: Option<u16>,
+    /// how to reach it: local, ssh, telnet or http (default ssh)
+    #[argh(option)]
+    pub method: Option<String>,
+    /// the login user
+    #[argh(option)]
+    pub user: Option<String>,
+    /// read the password from the first line of stdin
+    #[argh(switch)]
+    pub password_stdin: bool,
+    /// prompt for the password on the terminal
+    #[argh(switch)]
+    pub ask_password: bool,
+    /// path of an SSH private key
+    #[argh(option)]
+    pub key: Option<String>,
+    /// a regex matching the host's shell prompt (default: hostler sets a unique prompt)
+    #[argh(option)]
+    pub prompt: Option<String>,
+    /// a tag (repeatable)
+    #[argh(option)]
+    pub tag: Vec<String>,
+    /// the site (network segment) the host is in
+    #[argh(option)]
+    pub site: Option<String>,
+    /// a script variable NAME=VALUE (repeatable)
+    #[argh(option)]
+    pub var: Vec<String>,
+}
+
+/// list hosts
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct ListCmd {
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// show one host (never its secret)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "show")]
+pub struct ShowCmd {
+    /// the host's name
+    #[argh(positional)]
+    pub name: String,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// remove a host, its queued jobs and pinned keys (its run history stays)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "rm")]
+pub struct RmCmd {
+    /// the host's name
+    #[argh(positional)]
+    pub name: String,
+}
+
+fn read_password(cmd: &AddCmd) -> anyhow::Result<Option<Secret>> {
+    if cmd.password_stdin && cmd.ask_password {
+        anyhow::bail!("use either --password-stdin or --ask-password, not both");
+    }
+    if cmd.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_string();
+        if pw.is_empty() {
+            anyhow::bail!("--password-stdin: stdin held no password");
+        }
+        return Ok(Some(Secret::new(pw)));
+    }
+    if cmd.ask_password {
+        let pw = rpassword::prompt_password(format!("password for {}: ", cmd.name))?;
+        return Ok(Some(Secret::new(pw)));
+    }
+    Ok(None)
+}
+
+fn add(app: &App, cmd: AddCmd) -> anyhow::Result<u8> {
+    let method: Option<Method> = cmd.method.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let mut vars = serde_json::Map::new();
+    for v in &cmd.var {
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--var {v:?}: expected NAME=VALUE"))?;
+        vars.insert(k.to_string(), serde_json::Value::String(val.to_string()));
+    }
+    // Ask before touching the database, so a failed prompt writes nothing.
+    let secret = read_password(&cmd)?;
+    let store = app.store()?;
+    let host = store.add_host(&NewHost {
+        name: cmd.name,
+        address: cmd.address,
+        port: cmd.port,
+        method,
+        username: cmd.user,
+        secret,
+        key_path: cmd.key,
+        prompt: cmd.prompt,
+        site: cmd.site,
+        tags: cmd.tag,
+        vars,
+    })?;
+    output::text(&format!("added host {} ({} {})", host.name, host.method, host.address))?;
+    Ok(0)
+}
+
+fn row(h: &Host) -> Vec<String> {
+    vec![
+        h.name.clone(),
+        h.method.to_string(),
+        h.address.clone(),
+        h.port.or(h.method.default_port()).map_or("-".into(), |p| p.to_string()),
+        output::opt(&h.username),
+        output::opt(&h.site),
+        h.tags.join(","),
+    ]
+}
+
+pub fn run(app: &App, cmd: HostCmd) -> anyhow::Result<u8> {
+    match cmd.action {
+        HostAction::Add(c) => add(app, c),
+        HostAction::List(c) => {
+            let hosts = app.store()?.hosts()?;
+            if c.json {
+                output::json(&hosts)?;
+            } else {
+                let rows: Vec<_> = hosts.iter().map(row).collect();
+                output::table(&["NAME", "METHOD", "ADDRESS", "PORT", "USER", "SITE", "TAGS"], &rows)?;
+            }
+            Ok(0)
+        }
+        HostAction::Show(c) => {
+            let h = app.store()?.host(&c.name)?;
+            if c.json {
+                output::json(&h)?;
+            } else {
+                let vars = serde_json::Value::Object(h.vars.clone()).to_string();
+                let lines = [
+                    ("name", h.name.clone()),
+                    ("method", h.method.to_string()),
+                    ("address", h.address.clone()),
+                    ("port", h.port.or(h.method.default_port()).map_or("-".into(), |p| p.to_string())),
+                    ("user", output::opt(&h.username)),
+                    ("secret", if h.has_secret { "stored (hidden)".into() } else { "none".into() }),
+                    ("key", output::opt(&h.key_path)),
+                    ("prompt", output::opt(&h.prompt)),
+                    ("site", output::opt(&h.site)),
+                    ("tags", h.tags.join(" ")),
+                    ("vars", vars),
+                ];
+                let text: String = lines.iter().map(|(k, v)| format!("{k:<8} {v}\n")).collect();
+                output::text(&text)?;
+            }
+            Ok(0)
+        }
+        HostAction::Rm(c) => {
+            app.store()?.remove_host(&c.name)?;
+            output::text(&format!("removed host {}", c.name))?;
+            Ok(0)
+        }
+    }
+}

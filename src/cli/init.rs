@@ -1,0 +1,58 @@
+//! `hostler init`: create or upgrade the database and seed the bundled scripts; or print the
+//! DDL of a dialect for a DBA.
+
+use argh::FromArgs;
+
+use super::{App, output};
+use crate::bundled;
+use crate::sql::Dialect;
+use crate::store::{NewScript, ScriptKind, Store};
+
+/// create or upgrade the database and add the bundled scripts it lacks
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "init")]
+pub struct InitCmd {
+    /// print the schema's DDL for a dialect (sqlite, mssql2000, mssql2005, postgres, mysql)
+    /// instead of touching a database
+    #[argh(option)]
+    pub print_ddl: Option<String>,
+}
+
+/// Adds the bundled scripts the database lacks; returns their names.
+pub fn seed(store: &Store) -> anyhow::Result<Vec<String>> {
+    let scripts: Vec<NewScript<'_>> = bundled::BUNDLED
+        .iter()
+        .map(|b| {
+            let (description, kind) = bundled::header(b.source);
+            NewScript {
+                name: b.name,
+                source: b.source,
+                description,
+                kind: kind.unwrap_or(ScriptKind::Task),
+            }
+        })
+        .collect();
+    Ok(store.seed_scripts(&scripts)?)
+}
+
+pub fn run(app: &App, cmd: InitCmd) -> anyhow::Result<u8> {
+    if let Some(d) = cmd.print_ddl {
+        let dialect: Dialect = d.parse().map_err(anyhow::Error::msg)?;
+        let schema = crate::store::schema()?;
+        output::text(&schema.ddl_script(dialect))?;
+        return Ok(0);
+    }
+    let store = app.store()?;
+    let added = seed(&store)?;
+    let version = crate::store::schema()?.version;
+    if added.is_empty() {
+        output::text(&format!("{}: schema version {version}; bundled scripts already present", app.db))?;
+    } else {
+        output::text(&format!(
+            "{}: schema version {version}; added bundled scripts: {}",
+            app.db,
+            added.join(", ")
+        ))?;
+    }
+    Ok(0)
+}

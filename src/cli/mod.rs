@@ -1,0 +1,167 @@
+//! The command line: argh subcommands, one file per group, all thin. Each parses, calls the
+//! store or the script runner, and prints. `--json` on every listing.
+
+mod host;
+mod init;
+mod output;
+mod queue;
+mod run;
+mod script;
+mod sql;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use argh::FromArgs;
+
+use crate::config::Config;
+use crate::script::{Cache, Env};
+use crate::session::Allowlist;
+use crate::store::Store;
+
+/// hostler monitors hosts and services, and corrects them: scripts stored in its database run
+/// in a sandbox against hosts over one expect API.
+///
+/// Start with `hostler init`, add a host with `hostler host add`, and run a bundled check with
+/// `hostler run check_disk --host localhost`.
+#[derive(FromArgs, Debug)]
+pub struct Cli {
+    /// the database: a SQLite file path (default: $HOSTLER_DB, the config's [database] url,
+    /// or ./hostler.db)
+    #[argh(option)]
+    pub db: Option<String>,
+    /// the TOML config file (default: $HOSTLER_CONFIG, or none)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// log more (debug level) to stderr; RUST_LOG overrides
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+    #[argh(subcommand)]
+    pub command: Command,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Init(init::InitCmd),
+    Host(host::HostCmd),
+    Script(script::ScriptCmd),
+    Run(run::RunCmd),
+    Jobs(queue::JobsCmd),
+    History(queue::HistoryCmd),
+    ShowRun(queue::ShowRunCmd),
+    Sql(sql::SqlCmd),
+}
+
+/// Parses argv; on `--help` or a usage error, prints and returns the exit code to use.
+pub fn parse(argv: &[String]) -> Result<Cli, u8> {
+    let name = argv.first().map_or("hostler", |s| s.rsplit('/').next().unwrap_or("hostler"));
+    let rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    Cli::from_args(&[name], &rest).map_err(|e| match e.status {
+        Ok(()) => {
+            println!("{}", e.output);
+            0
+        }
+        Err(()) => {
+            eprintln!("{}", e.output.trim_end());
+            eprintln!("Run '{name} --help' for usage.");
+            2
+        }
+    })
+}
+
+/// Whether an error is a closed stdout (`hostler history | head`), which is not a failure.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// What every command needs: the config and where the database is.
+pub struct App {
+    pub config: Config,
+    pub db: String,
+}
+
+impl App {
+    fn new(cli: &Cli) -> anyhow::Result<App> {
+        let config_path = cli
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("HOSTLER_CONFIG").map(PathBuf::from));
+        let config = match config_path {
+            Some(p) => Config::load(&p)?,
+            None => Config::default(),
+        };
+        let db = cli
+            .db
+            .clone()
+            .or_else(|| std::env::var("HOSTLER_DB").ok())
+            .unwrap_or_else(|| config.database.url.clone());
+        Ok(App { config, db })
+    }
+
+    pub fn store(&self) -> anyhow::Result<Arc<Store>> {
+        Ok(Arc::new(Store::open(&self.db)?))
+    }
+
+    pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Env> {
+        let allow = Allowlist::new(&self.config.sandbox.allowed_commands)
+            .map_err(|e| anyhow::anyhow!("config [sandbox] allowed_commands: {e}"))?;
+        Ok(Env {
+            store,
+            limits: self.config.sandbox.clone(),
+            allow,
+            cache: Arc::new(Cache::default()),
+            node: self.config.node(),
+        })
+    }
+}
+
+fn init_logging(verbose: bool) {
+    let default = if verbose { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    init_logging(cli.verbose);
+    let app = App::new(&cli)?;
+    match cli.command {
+        Command::Init(c) => init::run(&app, c),
+        Command::Host(c) => host::run(&app, c),
+        Command::Script(c) => script::run(&app, c),
+        Command::Run(c) => run::run(&app, c),
+        Command::Jobs(c) => queue::jobs(&app, c),
+        Command::History(c) => queue::history(&app, c),
+        Command::ShowRun(c) => queue::show_run(&app, c),
+        Command::Sql(c) => sql::run(&app, c),
+    }
+}
+
+/// Parses a duration: plain seconds (`30`, `1.5`) or with a unit (`500ms`, `30s`, `5m`, `2h`).
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("bad duration {s:?}: expected e.g. 30, 30s, 500ms, 5m or 2h"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        u => anyhow::bail!("bad duration {s:?}: unknown unit {u:?} (use ms, s, m, h or d)"),
+    };
+    Duration::try_from_secs_f64(secs).with_context(|| format!("bad duration {s:?}"))
+}

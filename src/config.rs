@@ -1,0 +1,136 @@
+//! The TOML configuration. Every key is optional; an unknown key is an error that names it.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::script::Limits;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: Database,
+    /// `[sandbox]`: script limits and the command allowlist.
+    pub sandbox: Limits,
+    pub monitord: Monitord,
+    pub web: Web,
+    pub ssh: Ssh,
+    pub notify: Notify,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Database {
+    /// A SQLite file path (the default, `hostler.db`), or a database URL.
+    pub url: String,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Database {
+            url: "hostler.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Monitord {
+    pub max_concurrent: usize,
+    pub per_host: usize,
+    /// Seconds between queue polls.
+    pub poll_interval: f64,
+    /// Lease length in seconds.
+    pub lease: f64,
+    /// This node's name in leases and runs (default: the host name).
+    pub node: Option<String>,
+    /// Claim only jobs for hosts of this site.
+    pub site: Option<String>,
+}
+
+impl Default for Monitord {
+    fn default() -> Self {
+        Monitord {
+            max_concurrent: 8,
+            per_host: 1,
+            poll_interval: 1.0,
+            lease: 60.0,
+            node: None,
+            site: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    pub listen: String,
+    pub public_metrics: bool,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            listen: "127.0.0.1:8080".into(),
+            public_metrics: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ssh {
+    /// Pin the key of a host seen for the first time instead of refusing it.
+    pub trust_new: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notify {
+    pub webhook: Option<String>,
+    pub command: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {msg}")]
+    Read { path: String, msg: String },
+    #[error("config {path}: {msg}")]
+    Parse { path: String, msg: String },
+}
+
+impl Config {
+    /// Loads a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        Config::parse(&text).map_err(|msg| ConfigError::Parse {
+            path: path.display().to_string(),
+            msg,
+        })
+    }
+
+    /// Parses config text; the error is one line naming the key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let at = e
+                .span()
+                .map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)))
+                .unwrap_or_default();
+            format!("{}{at}", e.message().replace('\n', " "))
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> String {
+        self.monitord.node.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "hostler".into())
+        })
+    }
+}

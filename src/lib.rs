@@ -1,0 +1,39 @@
+//! hostler: monitors network hosts and services, and corrects them.
+//!
+//! # Parts
+//!
+//! - [`cli`]: argh subcommands, thin; each parses, calls the store or the script runner, prints.
+//! - [`script`]: the hardened Rhai engine, the database-backed `import`, and the script API.
+//! - [`session`]: the expect engine over the `Transport` trait (local processes today; telnet,
+//!   ssh and http plug in the same way), with transcripts that mask secrets.
+//! - [`store`]: the only module that speaks to the database: a domain API over a driver trait
+//!   (SQLite embedded; SQLXML and TDS drivers plug in).
+//! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
+//!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
+//! - [`config`]: the TOML configuration; [`bundled`]: the script library compiled in.
+//!
+//! # Dependency direction
+//!
+//! `cli → script → session`, and everything `→ store → sql`. The store knows nothing of
+//! scripts; a session knows nothing of the store (its transcript sink and guard are handed in).
+//!
+//! # Invariants
+//!
+//! 1. A job is claimed in one transaction that sets its lease; a job row is deleted only in the
+//!    transaction that writes its run ([`store::Store::record_run`]).
+//! 2. Every run ends in the runs table, including errors, timeouts and cancellations
+//!    ([`script::Env::execute`] never fails; failures are the record).
+//! 3. Secrets never leave the store except into a session's login; they are masked in output
+//!    and transcripts.
+//! 4. No database connection or lock is held across a script's execution or a network wait.
+//! 5. Scripts touch no files and run only the commands `[sandbox] allowed_commands` allows.
+
+pub mod bundled;
+pub mod cli;
+pub mod config;
+pub mod script;
+pub mod session;
+pub mod sql;
+pub mod store;
+
+pub use cli::run;

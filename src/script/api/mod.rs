@@ -1,0 +1,168 @@
+//! The script API, registered per run, grouped by theme: host, result, util, session, notify.
+//!
+//! Every function reaches the run through one [`Ctx`]: the store, the guard (deadline and
+//! cancel flag), the command allowlist, the transcript and the captured output.
+
+mod host;
+mod notify;
+mod result;
+mod session;
+mod util;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Position};
+
+pub use host::HostRef;
+pub use result::CheckResult;
+pub use session::SessionRef;
+
+use crate::session::{Allowlist, Guard, SessionError, Sink};
+use crate::store::{Host, Store};
+
+/// Everything a run's API functions share.
+pub struct Ctx {
+    pub store: Arc<Store>,
+    pub guard: Guard,
+    pub allow: Allowlist,
+    pub transcript: Sink,
+    pub host: Option<Host>,
+    pub max_output: usize,
+    output: Mutex<String>,
+    elided: Mutex<usize>,
+    notifications: Mutex<Vec<(String, String)>>,
+    sessions: Mutex<Vec<SessionRef>>,
+    next_session: AtomicU32,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Ctx {
+    pub fn new(store: Arc<Store>, guard: Guard, allow: Allowlist, transcript: Sink, host: Option<Host>, max_output: usize) -> Ctx {
+        Ctx {
+            store,
+            guard,
+            allow,
+            transcript,
+            host,
+            max_output,
+            output: Mutex::new(String::new()),
+            elided: Mutex::new(0),
+            notifications: Mutex::new(Vec::new()),
+            sessions: Mutex::new(Vec::new()),
+            next_session: AtomicU32::new(1),
+        }
+    }
+
+    /// Appends a line to the run's output, up to the cap.
+    pub fn out(&self, line: &str) {
+        let mut out = lock(&self.output);
+        let room = self.max_output.saturating_sub(out.len());
+        if line.len() + 1 <= room {
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            *lock(&self.elided) += line.len() + 1;
+        }
+    }
+
+    /// The captured output, with secrets masked.
+    pub fn output(&self) -> String {
+        let out = lock(&self.output);
+        let mut text = lock(&self.transcript).mask(&out);
+        let elided = *lock(&self.elided);
+        if elided > 0 {
+            text.push_str(&format!("[{elided} bytes of output dropped: over the {} byte limit]\n", self.max_output));
+        }
+        text
+    }
+
+    pub fn notify(&self, subject: String, body: String) {
+        lock(&self.notifications).push((subject, body));
+    }
+
+    pub fn take_notifications(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *lock(&self.notifications))
+    }
+
+    pub fn session_id(&self) -> u32 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn track(&self, s: SessionRef) {
+        lock(&self.sessions).push(s);
+    }
+
+    /// Closes every session the run opened.
+    pub fn close_sessions(&self) {
+        for s in lock(&self.sessions).drain(..) {
+            s.close_quietly();
+        }
+    }
+}
+
+/// Registers the whole API on `engine`.
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    host::register(engine, ctx);
+    result::register(engine);
+    util::register(engine, ctx);
+    session::register(engine, ctx);
+    notify::register(engine, ctx);
+}
+
+/// A runtime error for the script.
+pub fn rt(msg: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), Position::NONE))
+}
+
+/// A session error for the script: a passed deadline or a cancellation terminates the run.
+pub fn session_err(e: SessionError) -> Box<EvalAltResult> {
+    match e {
+        SessionError::Deadline => Box::new(EvalAltResult::ErrorTerminated(
+            Dynamic::from(super::engine::TERMINATED_TIMEOUT),
+            Position::NONE,
+        )),
+        SessionError::Cancelled => Box::new(EvalAltResult::ErrorTerminated(
+            Dynamic::from(super::engine::TERMINATED_CANCELLED),
+            Position::NONE,
+        )),
+        other => rt(other.to_string()),
+    }
+}
+
+/// Seconds (an integer or a float) as a duration.
+pub fn secs(d: &Dynamic) -> Result<Duration, Box<EvalAltResult>> {
+    let s = if let Ok(i) = d.as_int() {
+        i as f64
+    } else if let Ok(f) = d.as_float() {
+        f
+    } else {
+        return Err(rt(format!("expected seconds as a number, got {}", d.type_name())));
+    };
+    if !(0.0..=86_400.0 * 365.0).contains(&s) {
+        return Err(rt(format!("bad duration {s} seconds")));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// Converts JSON to a Rhai value.
+pub fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
+    match v {
+        serde_json::Value::Null => Dynamic::UNIT,
+        serde_json::Value::Bool(b) => Dynamic::from(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from(i),
+            None => Dynamic::from(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Dynamic::from(s.clone()),
+        serde_json::Value::Array(a) => Dynamic::from_array(a.iter().map(json_to_dynamic).collect()),
+        serde_json::Value::Object(o) => {
+            let m: rhai::Map = o.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect();
+            Dynamic::from_map(m)
+        }
+    }
+}

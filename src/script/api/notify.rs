@@ -1,0 +1,59 @@
+//! `notify(subject, body)`, recorded with the run (delivery is monitord's), and
+//! `schedule(script, host, priority, delay)`, which queues a job.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine, EvalAltResult};
+
+use super::{Ctx, HostRef, rt, secs};
+use crate::store::{NewJob, now_ms};
+
+fn host_name(h: &Dynamic) -> Result<Option<String>, Box<EvalAltResult>> {
+    if h.is_unit() {
+        Ok(None)
+    } else if let Some(r) = h.read_lock::<HostRef>() {
+        Ok(Some(r.0.name.clone()))
+    } else if h.is_string() {
+        Ok(Some(h.to_string()))
+    } else {
+        Err(rt(format!("schedule: host must be a host, a name or (), not {}", h.type_name())))
+    }
+}
+
+fn schedule(ctx: &Ctx, script: &str, host: &Dynamic, priority: i64, delay: &Dynamic) -> Result<i64, Box<EvalAltResult>> {
+    let due_at = now_ms() + secs(delay)?.as_millis() as i64;
+    let job = NewJob {
+        script: script.to_string(),
+        host: host_name(host)?,
+        priority,
+        due_at,
+        max_attempts: 3,
+        timeout_ms: None,
+        schedule_id: None,
+        args: None,
+    };
+    ctx.store.enqueue(&job).map_err(|e| rt(format!("schedule: {e}")))
+}
+
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    let c = ctx.clone();
+    engine.register_fn("notify", move |subject: &str, body: &str| {
+        c.notify(subject.to_string(), body.to_string());
+    });
+    let c = ctx.clone();
+    engine.register_fn("notify", move |subject: &str| {
+        c.notify(subject.to_string(), String::new());
+    });
+    let c = ctx.clone();
+    engine.register_fn("schedule", move |script: &str, host: Dynamic| {
+        schedule(&c, script, &host, 0, &Dynamic::from(0_i64))
+    });
+    let c = ctx.clone();
+    engine.register_fn("schedule", move |script: &str, host: Dynamic, priority: i64| {
+        schedule(&c, script, &host, priority, &Dynamic::from(0_i64))
+    });
+    let c = ctx.clone();
+    engine.register_fn("schedule", move |script: &str, host: Dynamic, priority: i64, delay: Dynamic| {
+        schedule(&c, script, &host, priority, &delay)
+    });
+}

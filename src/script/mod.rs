@@ -1,0 +1,245 @@
+//! Running stored scripts in a hardened Rhai engine.
+//!
+//! One run: load the script (database first, then the bundled library), build an engine with
+//! [`harden`] and the API, evaluate with the run's guard, and turn whatever happened into a
+//! [`NewRun`] for the history. A run always produces a record: a syntax error, a runaway loop
+//! or a timeout become UNKNOWN or TIMEOUT runs with a message, never a lost run.
+//!
+//! Invariants:
+//! - scripts cannot touch files: no file resolver or file function exists, `eval` is disabled,
+//!   and commands run only through the `[sandbox] allowed_commands` allowlist;
+//! - no database connection is held while a script runs; the API takes the store per call;
+//! - every session a run opened is closed when the run ends.
+
+pub mod api;
+mod engine;
+mod resolver;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Scope};
+
+pub use engine::{Limits, harden};
+pub use resolver::{Cache, DbResolver};
+
+use crate::session::{Allowlist, Guard, Transcript};
+use crate::store::{NewRun, Status, Store, now_ms};
+use api::{CheckResult, Ctx, HostRef};
+
+/// A script that does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("script {script}, line {line}, column {column}: {message}")]
+    Syntax {
+        script: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// What runs share: the store, the sandbox settings and the compile cache.
+pub struct Env {
+    pub store: Arc<Store>,
+    pub limits: Limits,
+    pub allow: Allowlist,
+    pub cache: Arc<Cache>,
+    /// This process's name in the runs table.
+    pub node: String,
+}
+
+/// One run to make.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    pub script: String,
+    pub host: Option<String>,
+    pub timeout: Option<Duration>,
+    pub job_id: Option<i64>,
+    pub schedule_id: Option<i64>,
+    pub attempt: i64,
+    /// A JSON object handed to the script as `args`.
+    pub args: Option<String>,
+}
+
+/// Checks a script's syntax with the same engine settings runs use.
+pub fn check_syntax(name: &str, source: &str) -> Result<(), ScriptError> {
+    let mut engine = Engine::new();
+    harden(&mut engine, &Limits::default(), Guard::default());
+    resolver::compile(&engine, name, source).map(|_| ())
+}
+
+/// Names of the API functions, taken from the engine itself so the list never goes stale.
+pub fn api_function_names() -> Vec<String> {
+    let (Ok(store), Ok(allow)) = (Store::open(":memory:"), Allowlist::new(&[])) else {
+        return Vec::new();
+    };
+    let mut engine = Engine::new_raw();
+    let ctx = Arc::new(Ctx::new(Arc::new(store), Guard::default(), allow, Transcript::sink(0), None, 0));
+    api::register(&mut engine, &ctx);
+    let mut names: Vec<String> = engine
+        .gen_fn_signatures(false)
+        .into_iter()
+        .filter_map(|s| s.split('(').next().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+impl Env {
+    /// Runs a script and returns the record of the run. Never fails: failures are the record.
+    pub fn execute(&self, req: &RunRequest, cancel: Option<Arc<AtomicBool>>) -> NewRun {
+        let started_at = now_ms();
+        let timeout = req.timeout.unwrap_or_else(|| self.limits.timeout());
+        let mut guard = Guard::new(Some(timeout));
+        if let Some(c) = cancel {
+            guard.cancel = c;
+        }
+        let transcript = Transcript::sink(self.limits.max_output);
+        let mut run = NewRun {
+            job_id: req.job_id,
+            schedule_id: req.schedule_id,
+            script: req.script.clone(),
+            script_version: None,
+            host: req.host.clone(),
+            node: Some(self.node.clone()),
+            status: Status::Unknown,
+            message: String::new(),
+            perfdata: None,
+            output: String::new(),
+            transcript: String::new(),
+            started_at,
+            finished_at: started_at,
+            attempt: req.attempt.max(1),
+            notifications: Vec::new(),
+        };
+        let host = match &req.host {
+            Some(h) => match self.store.host(h) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    run.message = e.to_string();
+                    run.finished_at = now_ms();
+                    return run;
+                }
+            },
+            None => None,
+        };
+        let ctx = Arc::new(Ctx::new(
+            self.store.clone(),
+            guard.clone(),
+            self.allow.clone(),
+            transcript.clone(),
+            host.clone(),
+            self.limits.max_output,
+        ));
+        let mut engine = Engine::new();
+        harden(&mut engine, &self.limits, guard.clone());
+        let resolver = DbResolver::new(self.store.clone(), self.cache.clone(), &req.script);
+        api::register(&mut engine, &ctx);
+        let c = ctx.clone();
+        engine.on_print(move |s| c.out(s));
+        let c = ctx.clone();
+        engine.on_debug(move |s, _, pos| c.out(&format!("debug {pos}: {s}")));
+
+        let ast = match resolver.load(&engine, &req.script) {
+            Ok(Some(ast)) => ast,
+            Ok(None) => {
+                run.message = format!("script {:?} not found", req.script);
+                run.finished_at = now_ms();
+                return run;
+            }
+            Err(e) => {
+                run.message = e.to_string();
+                run.finished_at = now_ms();
+                return run;
+            }
+        };
+        run.script_version = self.store.script_version(&req.script).ok().flatten();
+        engine.set_module_resolver(resolver);
+
+        let mut scope = Scope::new();
+        if let Some(h) = host {
+            scope.push_constant("host", HostRef::new(h));
+        } else {
+            scope.push_constant("host", Dynamic::UNIT);
+        }
+        let args = req
+            .args
+            .as_deref()
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+            .map_or_else(|| Dynamic::from_map(rhai::Map::new()), |v| api::json_to_dynamic(&v));
+        scope.push_constant("args", args);
+
+        let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
+        ctx.close_sessions();
+        let (status, message, perfdata) = classify(&req.script, result, &self.limits, timeout);
+        run.status = status;
+        run.message = transcript.lock().map(|t| t.mask(&message)).unwrap_or(message);
+        run.perfdata = perfdata;
+        run.output = ctx.output();
+        run.transcript = transcript.lock().map(|t| t.to_jsonl()).unwrap_or_default();
+        run.notifications = ctx.take_notifications();
+        run.finished_at = now_ms();
+        run
+    }
+}
+
+/// Turns a script's value or error into a status, a message and perfdata.
+fn classify(
+    script: &str,
+    result: Result<Dynamic, Box<EvalAltResult>>,
+    limits: &Limits,
+    timeout: Duration,
+) -> (Status, String, Option<String>) {
+    match result {
+        Ok(v) => {
+            if let Some(r) = v.read_lock::<CheckResult>() {
+                (r.status, r.message.clone(), r.perfdata.clone())
+            } else if v.is_unit() {
+                (Status::Ok, String::new(), None)
+            } else {
+                (Status::Ok, v.to_string(), None)
+            }
+        }
+        Err(e) => {
+            let inner = innermost(&e);
+            match inner {
+                EvalAltResult::ErrorTerminated(token, _) if token.to_string() == engine::TERMINATED_CANCELLED => {
+                    (Status::Cancelled, format!("script {script} was cancelled"), None)
+                }
+                EvalAltResult::ErrorTerminated(..) => (
+                    Status::Timeout,
+                    format!("script {script} stopped: its time limit of {timeout:.1?} ran out"),
+                    None,
+                ),
+                EvalAltResult::ErrorTooManyOperations(pos) => (
+                    Status::Unknown,
+                    format!(
+                        "script {script} stopped at {pos}: more than {} operations (runaway loop?)",
+                        limits.max_operations
+                    ),
+                    None,
+                ),
+                EvalAltResult::ErrorStackOverflow(pos) => (
+                    Status::Unknown,
+                    format!(
+                        "script {script} stopped at {pos}: calls nested deeper than {} (runaway recursion?)",
+                        limits.max_call_levels
+                    ),
+                    None,
+                ),
+                _ => (Status::Unknown, format!("script {script}: {e}"), None),
+            }
+        }
+    }
+}
+
+/// The error at the bottom of a chain of "in function" and "in module" wrappers.
+fn innermost(e: &EvalAltResult) -> &EvalAltResult {
+    match e {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
+        other => other,
+    }
+}

@@ -1,0 +1,416 @@
+//! The expect engine (DPythOS's TelnetBase), written once over the [`Transport`] trait.
+//!
+//! A [`Session`] owns a receive buffer and offers `write`, `write_secret`, `read_some`,
+//! `read_until`, `expect` and `cmd`. Every wait is bounded three ways: its own timeout, the
+//! run's wall-clock deadline, and the run's cancel flag, which is checked at least every
+//! 100 ms so Ctrl-C and job cancellation take effect promptly.
+//!
+//! Invariants:
+//! - a session knows nothing of the store; its transcript sink is handed in;
+//! - `write_secret` text is never recorded, and registered secrets are masked in what is received;
+//! - a timeout error carries the last text received, so the operator sees where it stuck.
+//!
+//! `read_until` searches only the bytes that arrived since the last search (plus the pattern's
+//! length minus one), so reading a marker at the end of a long stream stays linear.
+
+mod local;
+mod transcript;
+mod transport;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use regex::bytes::Regex;
+
+pub use local::{Allowlist, ExecOutput, LocalProcess, exec};
+pub use transcript::{Direction, MASK, Sink, Transcript};
+pub use transport::{Recv, Transport};
+
+/// How much of the received text a timeout error shows.
+const TAIL: usize = 200;
+/// The largest single read.
+const CHUNK: usize = 64 * 1024;
+/// Regex searches look back this far into already-searched bytes when the buffer is large.
+const REGEX_WINDOW: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("timed out after {waited:.1?} waiting for {what} from {peer}; last received: {last:?}")]
+    Timeout {
+        what: String,
+        peer: String,
+        waited: Duration,
+        last: String,
+    },
+    #[error("{peer} closed the connection while waiting for {what}; last received: {last:?}")]
+    Eof { what: String, peer: String, last: String },
+    #[error("cancelled")]
+    Cancelled,
+    #[error("the script's time limit ran out")]
+    Deadline,
+    #[error("command {cmd:?} is not allowed by [sandbox] allowed_commands ({allowed})")]
+    NotAllowed { cmd: String, allowed: String },
+    #[error("cannot start {cmd}: {msg}")]
+    Spawn { cmd: String, msg: String },
+    #[error("bad pattern {pattern:?}: {msg}")]
+    BadPattern { pattern: String, msg: String },
+    #[error("session closed")]
+    Closed,
+    #[error("{peer}: {msg}")]
+    Io { peer: String, msg: String },
+}
+
+/// The run's wall-clock deadline and cancel flag, shared by everything the run waits on.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    pub deadline: Option<Instant>,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Guard {
+    pub fn new(timeout: Option<Duration>) -> Guard {
+        Guard {
+            deadline: timeout.map(|t| Instant::now() + t),
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Err if the run was cancelled or its deadline passed.
+    pub fn check(&self) -> Result<(), SessionError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(SessionError::Cancelled);
+        }
+        match self.deadline {
+            Some(d) if Instant::now() >= d => Err(SessionError::Deadline),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sleeps for `d`, waking early (with an error) on cancellation or the deadline.
+    pub fn sleep(&self, d: Duration) -> Result<(), SessionError> {
+        let end = Instant::now() + d;
+        loop {
+            self.check()?;
+            let now = Instant::now();
+            if now >= end {
+                return Ok(());
+            }
+            let mut slice = (end - now).min(Duration::from_millis(50));
+            if let Some(dl) = self.deadline {
+                slice = slice.min(dl.saturating_duration_since(now));
+            }
+            std::thread::sleep(slice);
+        }
+    }
+}
+
+/// What a session's `expect` or `read_until` is waiting for.
+enum Want<'a> {
+    Literal(&'a [u8]),
+    Regexes(&'a [Regex]),
+}
+
+/// An expect-style session over any transport.
+pub struct Session {
+    id: u32,
+    transport: Box<dyn Transport>,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already searched without a match.
+    searched: usize,
+    scratch: Vec<u8>,
+    eof: bool,
+    closed: bool,
+    transcript: Option<Sink>,
+    guard: Guard,
+    /// Default timeout of a wait.
+    pub timeout: Duration,
+    prompt: Option<Regex>,
+    /// Text before the last match, and the match itself.
+    pub before: String,
+    pub matched: String,
+    prompt_seq: u32,
+}
+
+impl Session {
+    pub fn new(id: u32, transport: Box<dyn Transport>, guard: Guard, transcript: Option<Sink>) -> Session {
+        Session {
+            id,
+            transport,
+            buf: Vec::new(),
+            searched: 0,
+            scratch: vec![0; CHUNK],
+            eof: false,
+            closed: false,
+            transcript,
+            guard,
+            timeout: Duration::from_secs(30),
+            prompt: None,
+            before: String::new(),
+            matched: String::new(),
+            prompt_seq: 0,
+        }
+    }
+
+    pub fn peer(&self) -> String {
+        self.transport.describe()
+    }
+
+    fn record(&self, d: Direction, data: &[u8], secret: bool) {
+        if let Some(t) = &self.transcript {
+            let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
+            if secret {
+                t.add_secret(&String::from_utf8_lossy(data));
+            }
+            t.record(self.id, d, data, secret);
+        }
+    }
+
+    fn io_err(&self, e: std::io::Error) -> SessionError {
+        SessionError::Io {
+            peer: self.peer(),
+            msg: e.to_string(),
+        }
+    }
+
+    fn send(&mut self, data: &[u8], secret: bool) -> Result<(), SessionError> {
+        if self.closed {
+            return Err(SessionError::Closed);
+        }
+        self.guard.check()?;
+        self.record(Direction::Sent, data, secret);
+        self.transport.send(data).map_err(|e| self.io_err(e))
+    }
+
+    pub fn write(&mut self, data: &str) -> Result<(), SessionError> {
+        self.send(data.as_bytes(), false)
+    }
+
+    /// Writes text that is masked in the transcript, as is any later echo of it.
+    pub fn write_secret(&mut self, data: &str) -> Result<(), SessionError> {
+        self.send(data.as_bytes(), true)
+    }
+
+    /// Reads one chunk into the buffer, waiting until `end` at most.
+    /// Returns false on timeout; sets `eof` at end of stream.
+    fn fill(&mut self, end: Instant) -> Result<bool, SessionError> {
+        if self.closed {
+            return Err(SessionError::Closed);
+        }
+        loop {
+            self.guard.check()?;
+            let now = Instant::now();
+            if now >= end {
+                return Ok(false);
+            }
+            let mut slice = (end - now).min(Duration::from_millis(100));
+            if let Some(dl) = self.guard.deadline {
+                slice = slice.min(dl.saturating_duration_since(now).max(Duration::from_millis(1)));
+            }
+            match self.transport.recv(&mut self.scratch, slice).map_err(|e| SessionError::Io {
+                peer: self.transport.describe(),
+                msg: e.to_string(),
+            })? {
+                Recv::Data(n) => {
+                    let data = &self.scratch[..n];
+                    if let Some(t) = &self.transcript {
+                        t.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .record(self.id, Direction::Received, data, false);
+                    }
+                    self.buf.extend_from_slice(data);
+                    return Ok(true);
+                }
+                Recv::Eof => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Recv::Timeout => continue,
+            }
+        }
+    }
+
+    fn tail(&self) -> String {
+        let start = self.buf.len().saturating_sub(TAIL);
+        let text = String::from_utf8_lossy(&self.buf[start..]).into_owned();
+        match &self.transcript {
+            Some(t) => t.lock().unwrap_or_else(|p| p.into_inner()).mask(&text),
+            None => text,
+        }
+    }
+
+    fn consume(&mut self, end: usize) -> Vec<u8> {
+        let rest = self.buf.split_off(end);
+        self.searched = 0;
+        std::mem::replace(&mut self.buf, rest)
+    }
+
+    /// Searches the buffer for `want`; returns (index, match start, match end).
+    fn search(&mut self, want: &Want<'_>) -> Option<(usize, usize, usize)> {
+        match want {
+            Want::Literal(p) => {
+                let from = self.searched.saturating_sub(p.len().saturating_sub(1));
+                let found = memchr::memmem::find(&self.buf[from..], p).map(|i| (0, from + i, from + i + p.len()));
+                if found.is_none() {
+                    self.searched = self.buf.len();
+                }
+                found
+            }
+            Want::Regexes(rs) => {
+                // Small buffers are searched whole; a large one from a window before the new
+                // bytes, so a flood without a match does not turn quadratic.
+                let from = if self.buf.len() <= 4 * REGEX_WINDOW {
+                    0
+                } else {
+                    self.searched.saturating_sub(REGEX_WINDOW)
+                };
+                let hay = &self.buf[from..];
+                let best = rs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| r.find(hay).map(|m| (i, from + m.start(), from + m.end())))
+                    .min_by_key(|&(i, s, _)| (s, i));
+                if best.is_none() {
+                    self.searched = self.buf.len();
+                }
+                best
+            }
+        }
+    }
+
+    fn wait_for(&mut self, want: Want<'_>, what: &str, timeout: Option<Duration>) -> Result<(usize, Vec<u8>), SessionError> {
+        let waited = timeout.unwrap_or(self.timeout);
+        let end = Instant::now() + waited;
+        loop {
+            if let Some((i, s, e)) = self.search(&want) {
+                let mut taken = self.consume(e);
+                let m = taken.split_off(s);
+                self.before = String::from_utf8_lossy(&taken).into_owned();
+                self.matched = String::from_utf8_lossy(&m).into_owned();
+                taken.extend_from_slice(&m);
+                return Ok((i, taken));
+            }
+            if self.eof {
+                return Err(SessionError::Eof {
+                    what: what.to_string(),
+                    peer: self.peer(),
+                    last: self.tail(),
+                });
+            }
+            if !self.fill(end)? && !self.eof {
+                return Err(SessionError::Timeout {
+                    what: what.to_string(),
+                    peer: self.peer(),
+                    waited,
+                    last: self.tail(),
+                });
+            }
+        }
+    }
+
+    /// Reads up to and including `pattern` (a literal), and returns that text.
+    pub fn read_until(&mut self, pattern: &str, timeout: Option<Duration>) -> Result<String, SessionError> {
+        let (_, data) = self.wait_for(Want::Literal(pattern.as_bytes()), &format!("{pattern:?}"), timeout)?;
+        Ok(String::from_utf8_lossy(&data).into_owned())
+    }
+
+    /// Waits for the first of several regexes; returns its index. `before` and `matched`
+    /// hold the text before the match and the match.
+    pub fn expect(&mut self, patterns: &[Regex], timeout: Option<Duration>) -> Result<usize, SessionError> {
+        let what = patterns.iter().map(|r| format!("/{}/", r.as_str())).collect::<Vec<_>>().join(" or ");
+        let (i, _) = self.wait_for(Want::Regexes(patterns), &what, timeout)?;
+        Ok(i)
+    }
+
+    /// Returns what has arrived, waiting up to `timeout` for at least one byte.
+    /// An empty string means nothing came (or the stream ended).
+    pub fn read_some(&mut self, timeout: Option<Duration>) -> Result<String, SessionError> {
+        if self.buf.is_empty() && !self.eof {
+            let end = Instant::now() + timeout.unwrap_or(self.timeout);
+            self.fill(end)?;
+        }
+        let all = self.consume(self.buf.len());
+        Ok(String::from_utf8_lossy(&all).into_owned())
+    }
+
+    /// Reads everything until the peer closes the stream.
+    pub fn read_to_end(&mut self, timeout: Option<Duration>) -> Result<String, SessionError> {
+        let waited = timeout.unwrap_or(self.timeout);
+        let end = Instant::now() + waited;
+        while !self.eof {
+            if !self.fill(end)? && !self.eof {
+                return Err(SessionError::Timeout {
+                    what: "end of output".into(),
+                    peer: self.peer(),
+                    waited,
+                    last: self.tail(),
+                });
+            }
+        }
+        let all = self.consume(self.buf.len());
+        Ok(String::from_utf8_lossy(&all).into_owned())
+    }
+
+    pub fn is_eof(&self) -> bool {
+        self.eof && self.buf.is_empty()
+    }
+
+    /// Sets the shell prompt regex that `cmd` waits for.
+    pub fn set_prompt(&mut self, pattern: &str) -> Result<(), SessionError> {
+        self.prompt = Some(compile(pattern)?);
+        Ok(())
+    }
+
+    /// Sets a unique prompt on a POSIX shell, as pexpect's pxssh does, so that prompt matching
+    /// cannot be fooled by output. The quotes split the marker, so the echoed command itself
+    /// never matches.
+    pub fn sync_prompt(&mut self, timeout: Option<Duration>) -> Result<(), SessionError> {
+        self.prompt_seq += 1;
+        let marker = format!("HOSTLER{}P{}>", std::process::id(), self.prompt_seq);
+        let (a, b) = marker.split_at(4);
+        self.write(&format!("unset PROMPT_COMMAND; PS2=''; PS1='{a}''{b} '\n"))?;
+        let re = compile(&regex::escape(&format!("{marker} ")))?;
+        self.expect(std::slice::from_ref(&re), timeout)?;
+        self.prompt = Some(re);
+        Ok(())
+    }
+
+    /// Sends a command line to a shell and returns its output, without the echo or the prompt.
+    pub fn cmd(&mut self, line: &str, timeout: Option<Duration>) -> Result<String, SessionError> {
+        if self.prompt.is_none() {
+            self.sync_prompt(timeout)?;
+        }
+        self.write(&format!("{line}\n"))?;
+        let prompt = self.prompt.clone().ok_or(SessionError::Closed)?;
+        self.expect(std::slice::from_ref(&prompt), timeout)?;
+        let text = self.before.replace("\r\n", "\n").replace('\r', "");
+        let text = match text.strip_prefix(line) {
+            Some(rest) => rest.strip_prefix('\n').unwrap_or(rest),
+            None => &text,
+        };
+        Ok(text.trim_end_matches('\n').to_string())
+    }
+
+    /// Closes the session; returns the exit code where the transport has one.
+    pub fn close(&mut self) -> Result<Option<i32>, SessionError> {
+        if self.closed {
+            return Ok(None);
+        }
+        self.closed = true;
+        self.transport.close().map_err(|e| self.io_err(e))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Compiles a pattern with a clear error.
+pub fn compile(pattern: &str) -> Result<Regex, SessionError> {
+    Regex::new(pattern).map_err(|e| SessionError::BadPattern {
+        pattern: pattern.to_string(),
+        msg: e.to_string(),
+    })
+}

@@ -1,0 +1,27 @@
+//! The byte pipe under a session. Each transport (local process, telnet, ssh, http) implements
+//! this; the expect engine in [`super::Session`] is written once above it.
+
+use std::io;
+use std::time::Duration;
+
+/// The outcome of one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recv {
+    /// This many bytes were read into the buffer.
+    Data(usize),
+    /// The peer closed its side.
+    Eof,
+    /// Nothing arrived within the timeout.
+    Timeout,
+}
+
+pub trait Transport: Send {
+    /// Sends all of `data`.
+    fn send(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Reads what is available into `buf`, waiting at most `timeout` for something.
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Recv>;
+    /// Closes the transport; returns the exit code where the peer has one.
+    fn close(&mut self) -> io::Result<Option<i32>>;
+    /// What this transport talks to, for messages ("local process df -P").
+    fn describe(&self) -> String;
+}

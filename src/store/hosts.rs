@@ -1,0 +1,133 @@
+//! Hosts: add, list, show, remove, and the one door through which a secret leaves the store.
+
+use super::statements as st;
+use super::{ConnExt, Host, Method, NewHost, Row, Secret, Store, StoreError, now_ms};
+use crate::sql::param;
+
+/// Host names appear in scripts, URLs and completion: keep them plain.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn host_from_row(r: &Row) -> Result<Host, StoreError> {
+    let method: Method = r.text("method")?.parse().map_err(StoreError::Db)?;
+    let vars = match r.opt_text("vars")? {
+        Some(v) if !v.is_empty() => serde_json::from_str(&v)
+            .map_err(|e| StoreError::Db(format!("host vars are not a JSON object: {e}")))?,
+        _ => serde_json::Map::new(),
+    };
+    Ok(Host {
+        id: r.int("id")?,
+        name: r.text("name")?,
+        address: r.text("address")?,
+        port: r.opt_int("port")?.and_then(|p| u16::try_from(p).ok()),
+        method,
+        username: r.opt_text("username")?,
+        has_secret: r.boolean("has_secret")?,
+        key_path: r.opt_text("key_path")?,
+        prompt: r.opt_text("prompt")?,
+        site: r.opt_text("site")?,
+        tags: r
+            .opt_text("tags")?
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        vars,
+        keep_session: r.boolean("keep_session")?,
+        enabled: r.boolean("enabled")?,
+    })
+}
+
+impl Store {
+    pub fn add_host(&self, h: &NewHost) -> Result<Host, StoreError> {
+        if !valid_name(&h.name) {
+            return Err(StoreError::Invalid(format!(
+                "invalid host name {:?}: use letters, digits, '-', '_' and '.'",
+                h.name
+            )));
+        }
+        if h.address.trim().is_empty() {
+            return Err(StoreError::Invalid(format!("host {}: the address is empty", h.name)));
+        }
+        if let Some(p) = &h.prompt {
+            regex::Regex::new(p)
+                .map_err(|e| StoreError::Invalid(format!("host {}: bad prompt regex: {e}", h.name)))?;
+        }
+        for t in &h.tags {
+            if !valid_name(t) {
+                return Err(StoreError::Invalid(format!("invalid tag {t:?}")));
+            }
+        }
+        let method = h.method.unwrap_or(Method::Ssh);
+        let at = now_ms();
+        let vars = serde_json::Value::Object(h.vars.clone()).to_string();
+        self.write(|c| {
+            if c.query_one(st::host_by_name(&h.name))?.is_some() {
+                return Err(StoreError::Exists {
+                    kind: "host",
+                    name: h.name.clone(),
+                });
+            }
+            c.insert(st::host_insert(vec![
+                ("name", param(h.name.as_str())),
+                ("address", param(h.address.as_str())),
+                ("port", param(h.port.map(i64::from))),
+                ("method", param(method.as_str())),
+                ("username", param(h.username.clone())),
+                ("secret", param(h.secret.as_ref().map(|s| s.expose().to_string()))),
+                ("key_path", param(h.key_path.clone())),
+                ("prompt", param(h.prompt.clone())),
+                ("site", param(h.site.clone())),
+                ("tags", param((!h.tags.is_empty()).then(|| h.tags.join(" ")))),
+                ("vars", param(vars)),
+                ("keep_session", param(true)),
+                ("enabled", param(true)),
+                ("created_at", param(at)),
+                ("updated_at", param(at)),
+            ]))?;
+            Ok(())
+        })?;
+        self.host(&h.name)
+    }
+
+    pub fn hosts(&self) -> Result<Vec<Host>, StoreError> {
+        self.read(|c| c.query(st::host_list())?.iter().map(host_from_row).collect())
+    }
+
+    /// The host named `name`, or a not-found error naming it.
+    pub fn host(&self, name: &str) -> Result<Host, StoreError> {
+        self.read(|c| c.query_one(st::host_by_name(name)))?
+            .map(|r| host_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "host",
+                name: name.to_string(),
+            })
+    }
+
+    pub fn remove_host(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|c| match c.exec(st::host_delete(name))? {
+            0 => Err(StoreError::NotFound {
+                kind: "host",
+                name: name.to_string(),
+            }),
+            _ => Ok(()),
+        })
+    }
+
+    /// The stored secret of a host, for a session's login only.
+    pub fn host_secret(&self, name: &str) -> Result<Option<Secret>, StoreError> {
+        let row = self
+            .read(|c| c.query_one(st::host_secret(name)))?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "host",
+                name: name.to_string(),
+            })?;
+        Ok(row.opt_text("secret")?.map(Secret::new))
+    }
+}

@@ -1,0 +1,166 @@
+//! The store: the only module that speaks to the database.
+//!
+//! It exposes a domain API (hosts, scripts, jobs, runs, notifications, settings) and builds
+//! every statement with [`crate::sql`]. Behind it a [`Driver`] executes rendered statements;
+//! SQLite is the embedded default, and the SQLXML and TDS drivers plug in behind the same trait.
+//!
+//! Invariants:
+//! - every write is one transaction: it all commits, or the database is left as it was;
+//! - the schema is applied or upgraded, in one transaction, whenever the store is opened;
+//! - host secrets leave the store only through [`Store::host_secret`], typed as [`Secret`],
+//!   which never prints its contents;
+//! - the driver lock is held for one unit of work only, never across a script or a network wait.
+
+mod driver;
+mod hosts;
+mod jobs;
+mod migrate;
+mod model;
+mod runs;
+pub use runs::NewRun;
+pub use scripts::NewScript;
+mod scripts;
+mod sqlite;
+pub mod statements;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+pub use migrate::{SCHEMA_SQL, schema};
+pub use driver::{Conn, ConnExt, Driver, RawResult, Row};
+pub use model::*;
+pub use sqlite::Sqlite;
+
+use crate::sql::{Dialect, RenderError};
+
+/// What went wrong in the store. Messages name the file or the object involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {path}: {msg}")]
+    Open { path: String, msg: String },
+    #[error("database {path} is corrupt or not a hostler database: {msg}")]
+    Corrupt { path: String, msg: String },
+    #[error("database {0} is locked by another process; try again, or stop the other hostler")]
+    Locked(String),
+    #[error("database {0} is read-only; this command needs to write")]
+    ReadOnly(String),
+    #[error(
+        "database schema version {found} is newer than this hostler understands ({supported}); upgrade hostler"
+    )]
+    TooNew { found: i64, supported: i64 },
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{kind} {name:?} already exists")]
+    Exists { kind: &'static str, name: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("constraint violated: {0}")]
+    Constraint(String),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("unsupported database URL {0:?}: use a file path, sqlite:PATH, sqlxml+http://HOST/VROOT or mssql://USER@HOST/DB")]
+    Url(String),
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+/// A host's login secret. It prints as `********` and is handed only to a session's login.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The secret itself, for a login dialogue and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(********)")
+    }
+}
+
+/// The domain API over one database.
+pub struct Store {
+    driver: Mutex<Box<dyn Driver>>,
+    dialect: Dialect,
+    /// What the user named, for messages.
+    pub location: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({}, {})", self.dialect, self.location)
+    }
+}
+
+impl Store {
+    /// Opens the database named by `url` (a path, or `sqlite:PATH`) and brings its schema up
+    /// to date.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        if path.contains("://") {
+            return Err(StoreError::Url(url.to_string()));
+        }
+        let driver = Sqlite::open(Path::new(path))?;
+        Store::with_driver(Box::new(driver), url)
+    }
+
+    /// Wraps a driver and brings its schema up to date.
+    pub fn with_driver(driver: Box<dyn Driver>, location: &str) -> Result<Store, StoreError> {
+        let store = Store {
+            dialect: driver.dialect(),
+            driver: Mutex::new(driver),
+            location: location.to_string(),
+        };
+        migrate::migrate(&store)?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Box<dyn Driver>> {
+        // A panic while holding the lock left no transaction open (it rolled back on drop).
+        self.driver.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in a read transaction.
+    pub fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.lock().read(&mut |c| {
+            let f = f.take().ok_or_else(|| StoreError::Db("unit of work ran twice".into()))?;
+            out = Some(f(c)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Db("unit of work did not run".into()))
+    }
+
+    /// Runs `f` in one write transaction.
+    pub fn write<T>(&self, f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.lock().write(&mut |c| {
+            let f = f.take().ok_or_else(|| StoreError::Db("unit of work ran twice".into()))?;
+            out = Some(f(c)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| StoreError::Db("unit of work did not run".into()))
+    }
+
+    /// Runs one statement typed by an operator (`hostler sql`).
+    pub fn raw(&self, sql: &str) -> Result<RawResult, StoreError> {
+        self.lock().raw(sql)
+    }
+}
+
+/// Milliseconds since the Unix epoch, hostler's time unit in the database.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,284 @@
+//! The domain types the store hands out. None of them carries a host's secret.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// How hostler reaches a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Local,
+    Ssh,
+    Telnet,
+    Http,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Local => "local",
+            Method::Ssh => "ssh",
+            Method::Telnet => "telnet",
+            Method::Http => "http",
+        }
+    }
+    /// The port used when a host names none.
+    pub fn default_port(self) -> Option<u16> {
+        match self {
+            Method::Local => None,
+            Method::Ssh => Some(22),
+            Method::Telnet => Some(23),
+            Method::Http => Some(80),
+        }
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "local" => Ok(Method::Local),
+            "ssh" => Ok(Method::Ssh),
+            "telnet" => Ok(Method::Telnet),
+            "http" => Ok(Method::Http),
+            o => Err(format!("unknown method {o:?}; expected local, ssh, telnet or http")),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A monitored host, without its secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Host {
+    pub id: i64,
+    pub name: String,
+    pub address: String,
+    pub port: Option<u16>,
+    pub method: Method,
+    pub username: Option<String>,
+    /// Whether a secret is stored (never the secret itself).
+    pub has_secret: bool,
+    pub key_path: Option<String>,
+    pub prompt: Option<String>,
+    pub site: Option<String>,
+    pub tags: Vec<String>,
+    pub vars: serde_json::Map<String, serde_json::Value>,
+    pub keep_session: bool,
+    pub enabled: bool,
+}
+
+/// A host to add.
+#[derive(Debug, Clone, Default)]
+pub struct NewHost {
+    pub name: String,
+    pub address: String,
+    pub port: Option<u16>,
+    pub method: Option<Method>,
+    pub username: Option<String>,
+    pub secret: Option<super::Secret>,
+    pub key_path: Option<String>,
+    pub prompt: Option<String>,
+    pub site: Option<String>,
+    pub tags: Vec<String>,
+    pub vars: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a script is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScriptKind {
+    Library,
+    Check,
+    Fix,
+    Task,
+}
+
+impl ScriptKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScriptKind::Library => "library",
+            ScriptKind::Check => "check",
+            ScriptKind::Fix => "fix",
+            ScriptKind::Task => "task",
+        }
+    }
+}
+
+impl FromStr for ScriptKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "library" => Ok(ScriptKind::Library),
+            "check" => Ok(ScriptKind::Check),
+            "fix" => Ok(ScriptKind::Fix),
+            "task" => Ok(ScriptKind::Task),
+            o => Err(format!("unknown script kind {o:?}; expected library, check, fix or task")),
+        }
+    }
+}
+
+/// A stored script.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Script {
+    pub id: i64,
+    pub name: String,
+    pub source: String,
+    pub description: Option<String>,
+    pub kind: ScriptKind,
+    pub version: i64,
+    pub updated_at: i64,
+}
+
+/// The outcome of a run: the four Nagios states, plus how a run can end without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+    Error,
+    Timeout,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Unknown => "unknown",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// The Nagios plugin exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (and every failure).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            _ => 3,
+        }
+    }
+
+    /// How bad it is, for "the worst status" of several runs.
+    pub fn severity(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Unknown => 2,
+            Status::Critical => 3,
+            Status::Error | Status::Timeout | Status::Cancelled => 2,
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "ok" => Status::Ok,
+            "warning" => Status::Warning,
+            "critical" => Status::Critical,
+            "unknown" => Status::Unknown,
+            "error" => Status::Error,
+            "timeout" => Status::Timeout,
+            "cancelled" => Status::Cancelled,
+            o => return Err(format!("unknown status {o:?}")),
+        })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A queued or running job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub script: String,
+    pub host: Option<String>,
+    pub priority: i64,
+    pub due_at: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub timeout_ms: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub schedule_id: Option<i64>,
+    pub args: Option<String>,
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub script: String,
+    pub host: Option<String>,
+    pub priority: i64,
+    pub due_at: i64,
+    pub max_attempts: i64,
+    pub timeout_ms: Option<i64>,
+    pub schedule_id: Option<i64>,
+    pub args: Option<String>,
+}
+
+/// One finished run, as recorded in the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    pub id: i64,
+    pub job_id: Option<i64>,
+    pub schedule_id: Option<i64>,
+    pub script: String,
+    pub script_version: Option<i64>,
+    pub host: Option<String>,
+    pub node: Option<String>,
+    pub status: Status,
+    pub message: String,
+    pub perfdata: Option<String>,
+    pub output: String,
+    pub transcript: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub attempt: i64,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub host: Option<String>,
+    pub script: Option<String>,
+    pub status: Option<Status>,
+    /// Only runs with an id below this (keyset paging).
+    pub before_id: Option<i64>,
+    pub limit: u64,
+}
+
+/// A notification, with its delivery state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    pub id: i64,
+    pub run_id: Option<i64>,
+    pub host: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub channel: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub error: Option<String>,
+    pub tries: i64,
+}

@@ -1,0 +1,112 @@
+//! Run history and notifications.
+
+use super::statements as st;
+use super::{ConnExt, Notification, Row, Run, RunFilter, Status, Store, StoreError, now_ms};
+use crate::sql::param;
+
+fn run_from_row(r: &Row) -> Result<Run, StoreError> {
+    Ok(Run {
+        id: r.int("id")?,
+        job_id: r.opt_int("job_id")?,
+        schedule_id: r.opt_int("schedule_id")?,
+        script: r.text("script")?,
+        script_version: r.opt_int("script_version")?,
+        host: r.opt_text("host")?,
+        node: r.opt_text("node")?,
+        status: r.text("status")?.parse().map_err(StoreError::Db)?,
+        message: r.text("message")?,
+        perfdata: r.opt_text("perfdata")?,
+        output: r.text("output")?,
+        transcript: r.text("transcript")?,
+        started_at: r.int("started_at")?,
+        finished_at: r.int("finished_at")?,
+        attempt: r.int("attempt")?,
+    })
+}
+
+fn notification_from_row(r: &Row) -> Result<Notification, StoreError> {
+    Ok(Notification {
+        id: r.int("id")?,
+        run_id: r.opt_int("run_id")?,
+        host: r.opt_text("host")?,
+        subject: r.text("subject")?,
+        body: r.text("body")?,
+        channel: r.opt_text("channel")?,
+        created_at: r.int("created_at")?,
+        delivered_at: r.opt_int("delivered_at")?,
+        error: r.opt_text("error")?,
+        tries: r.int("tries")?,
+    })
+}
+
+/// A finished run to record, with the notifications its script raised.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub job_id: Option<i64>,
+    pub schedule_id: Option<i64>,
+    pub script: String,
+    pub script_version: Option<i64>,
+    pub host: Option<String>,
+    pub node: Option<String>,
+    pub status: Status,
+    pub message: String,
+    pub perfdata: Option<String>,
+    pub output: String,
+    pub transcript: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub attempt: i64,
+    /// (subject, body)
+    pub notifications: Vec<(String, String)>,
+}
+
+impl Store {
+    /// Records a run, its notifications, and (for a queued job) deletes the job row, all in one
+    /// transaction: a job disappears from the queue only when its run is in the history.
+    pub fn record_run(&self, run: &NewRun) -> Result<i64, StoreError> {
+        let at = now_ms();
+        self.write(|c| {
+            let id = c.insert(st::run_insert(vec![
+                ("job_id", param(run.job_id)),
+                ("schedule_id", param(run.schedule_id)),
+                ("script", param(run.script.as_str())),
+                ("script_version", param(run.script_version)),
+                ("host", param(run.host.clone())),
+                ("node", param(run.node.clone())),
+                ("status", param(run.status.as_str())),
+                ("message", param(run.message.as_str())),
+                ("perfdata", param(run.perfdata.clone())),
+                ("output", param(run.output.as_str())),
+                ("transcript", param(run.transcript.as_str())),
+                ("started_at", param(run.started_at)),
+                ("finished_at", param(run.finished_at)),
+                ("attempt", param(run.attempt)),
+            ]))?;
+            for (subject, body) in &run.notifications {
+                c.insert(st::notification_insert(Some(id), run.host.as_deref(), subject, body, at))?;
+            }
+            if let Some(job) = run.job_id {
+                c.exec(st::job_delete(job))?;
+            }
+            Ok(id)
+        })
+    }
+
+    pub fn run(&self, id: i64) -> Result<Run, StoreError> {
+        self.read(|c| c.query_one(st::run_by_id(id)))?
+            .map(|r| run_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "run",
+                name: id.to_string(),
+            })
+    }
+
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        self.read(|c| c.query(st::run_list(filter))?.iter().map(run_from_row).collect())
+    }
+
+    pub fn notifications(&self, limit: u64) -> Result<Vec<Notification>, StoreError> {
+        self.read(|c| c.query(st::notification_list(limit))?.iter().map(notification_from_row).collect())
+    }
+}

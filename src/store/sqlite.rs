@@ -1,0 +1,208 @@
+//! The embedded default driver: SQLite through rusqlite, with SQLite compiled in.
+//!
+//! The connection runs in WAL mode with a busy timeout and foreign keys on. Reads run in a
+//! deferred transaction; writes in `BEGIN IMMEDIATE`, which takes the write lock up front, so
+//! two daemons claiming jobs serialize instead of failing halfway through.
+//! The PRAGMAs here are connection settings, not statements of the data model, which is why
+//! they are the only SQL text outside [`crate::sql`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+
+use super::driver::{Conn, Driver, RawResult, Row, Work};
+use super::StoreError;
+use crate::sql::{Dialect, Rendered, Value};
+
+/// How long a writer waits for another writer before reporting the database as locked.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Sqlite {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let db = Sqlite {
+            conn,
+            path: path.to_path_buf(),
+        };
+        db.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db.err(e))?;
+        // The first real read: a file that is not a database fails here, clearly.
+        let mode: String = db
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| db.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") && !db.conn.is_readonly("main").unwrap_or(true) {
+            // Failing to switch (a read-only directory, say) leaves the old mode: not fatal.
+            let _ = db.conn.pragma_update(None, "journal_mode", "WAL");
+        }
+        db.conn
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(|e| db.err(e))?;
+        Ok(db)
+    }
+
+    /// Maps a SQLite error to a store error that names the file.
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        map_err(&self.path, e)
+    }
+}
+
+fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    let p = path.display().to_string();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: p,
+            msg: e.to_string(),
+        },
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Locked(p),
+        Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(p),
+        Some(ErrorCode::CannotOpen) => StoreError::Open { path: p, msg: e.to_string() },
+        Some(ErrorCode::ConstraintViolation) => StoreError::Constraint(e.to_string()),
+        _ => StoreError::Db(e.to_string()),
+    }
+}
+
+fn to_sql(v: &Value) -> SqlValue {
+    match v {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Int(i) => SqlValue::Integer(*i),
+        Value::Real(r) => SqlValue::Real(*r),
+        Value::Text(s) => SqlValue::Text(s.clone()),
+        Value::Blob(b) => SqlValue::Blob(b.clone()),
+    }
+}
+
+fn from_sql(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+struct Tx<'a> {
+    tx: &'a Connection,
+    path: &'a Path,
+}
+
+impl Conn for Tx<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn rows(&mut self, q: &Rendered) -> Result<Vec<Row>, StoreError> {
+        let path = self.path;
+        let mut stmt = self.tx.prepare_cached(&q.sql).map_err(|e| map_err(path, e))?;
+        let columns: Arc<[String]> = stmt.column_names().map(|s| s.to_string()).collect();
+        let n = columns.len();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(q.params.iter().map(to_sql)))
+            .map_err(|e| map_err(path, e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| map_err(path, e))? {
+            let mut values = Vec::with_capacity(n);
+            for i in 0..n {
+                values.push(from_sql(r.get_ref(i).map_err(|e| map_err(path, e))?));
+            }
+            out.push(Row {
+                columns: columns.clone(),
+                values,
+            });
+        }
+        Ok(out)
+    }
+
+    fn count(&mut self, q: &Rendered) -> Result<u64, StoreError> {
+        let path = self.path;
+        let mut stmt = self.tx.prepare_cached(&q.sql).map_err(|e| map_err(path, e))?;
+        let n = stmt
+            .execute(rusqlite::params_from_iter(q.params.iter().map(to_sql)))
+            .map_err(|e| map_err(path, e))?;
+        Ok(n as u64)
+    }
+
+    fn last_insert_id(&mut self) -> Result<i64, StoreError> {
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn ddl(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.tx.execute_batch(sql).map_err(|e| map_err(self.path, e))
+    }
+}
+
+impl Driver for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn read(&mut self, work: Work<'_>) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(|e| map_err(&path, e))?;
+        work(&mut Tx { tx: &tx, path: &path })?;
+        tx.finish().map_err(|e| map_err(&path, e))
+    }
+
+    fn write(&mut self, work: Work<'_>) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| map_err(&path, e))?;
+        // On error the transaction is dropped, which rolls it back.
+        work(&mut Tx { tx: &tx, path: &path })?;
+        tx.commit().map_err(|e| map_err(&path, e))
+    }
+
+    fn raw(&mut self, sql: &str) -> Result<RawResult, StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| map_err(&path, e))?;
+        let mut result = RawResult::default();
+        {
+            let mut stmt = tx.prepare(sql).map_err(|e| map_err(&path, e))?;
+            for c in stmt.columns_with_metadata() {
+                result.columns.push(c.name().to_string());
+                result.tables.push(c.table_name().map(str::to_string));
+            }
+            let readonly = stmt.readonly();
+            let n = result.columns.len();
+            let mut rows = stmt.query([]).map_err(|e| map_err(&path, e))?;
+            while let Some(r) = rows.next().map_err(|e| map_err(&path, e))? {
+                let mut values = Vec::with_capacity(n);
+                for i in 0..n {
+                    values.push(from_sql(r.get_ref(i).map_err(|e| map_err(&path, e))?));
+                }
+                result.rows.push(values);
+            }
+            drop(rows);
+            if !readonly {
+                result.changed = Some(tx.changes());
+            }
+        }
+        tx.commit().map_err(|e| map_err(&path, e))?;
+        Ok(result)
+    }
+}
