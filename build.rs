@@ -21,10 +21,15 @@ fn main() {
     for p in &names {
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         println!("cargo:rerun-if-changed={}", p.display());
-        let _ = writeln!(out, "    Bundled {{ name: {stem:?}, source: include_str!({:?}) }},", p.display().to_string());
+        let _ = writeln!(
+            out,
+            "    Bundled {{ name: {stem:?}, source: include_str!({:?}) }},",
+            p.display().to_string()
+        );
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("bundled.rs");
+    let dest =
+        Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("bundled.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         println!("cargo:warning=cannot write {}: {e}", dest.display());
     }

@@ -23,7 +23,11 @@ pub fn find(name: &str) -> Option<&'static Bundled> {
 pub fn header(source: &str) -> (Option<String>, Option<ScriptKind>) {
     let mut description = None;
     let mut kind = None;
-    for line in source.lines().map(str::trim).take_while(|l| l.starts_with("//!")) {
+    for line in source
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.starts_with("//!"))
+    {
         let text = line.trim_start_matches("//!").trim();
         if let Some(k) = text.strip_prefix("kind:") {
             kind = k.trim().parse().ok();

@@ -117,7 +117,16 @@ impl Config {
         toml::from_str(text).map_err(|e: toml::de::Error| {
             let at = e
                 .span()
-                .map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)))
+                .map(|s| {
+                    format!(
+                        " (line {})",
+                        text.as_bytes()[..s.start.min(text.len())]
+                            .iter()
+                            .filter(|&&b| b == b'\n')
+                            .count()
+                            + 1
+                    )
+                })
                 .unwrap_or_default();
             format!("{}{at}", e.message().replace('\n', " "))
         })

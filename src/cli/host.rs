@@ -118,7 +118,12 @@ fn read_password(cmd: &AddCmd) -> anyhow::Result<Option<Secret>> {
 }
 
 fn add(app: &App, cmd: AddCmd) -> anyhow::Result<u8> {
-    let method: Option<Method> = cmd.method.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let method: Option<Method> = cmd
+        .method
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let mut vars = serde_json::Map::new();
     for v in &cmd.var {
         let (k, val) = v
@@ -142,7 +147,10 @@ fn add(app: &App, cmd: AddCmd) -> anyhow::Result<u8> {
         tags: cmd.tag,
         vars,
     })?;
-    output::text(&format!("added host {} ({} {})", host.name, host.method, host.address))?;
+    output::text(&format!(
+        "added host {} ({} {})",
+        host.name, host.method, host.address
+    ))?;
     Ok(0)
 }
 
@@ -151,7 +159,9 @@ fn row(h: &Host) -> Vec<String> {
         h.name.clone(),
         h.method.to_string(),
         h.address.clone(),
-        h.port.or(h.method.default_port()).map_or("-".into(), |p| p.to_string()),
+        h.port
+            .or(h.method.default_port())
+            .map_or("-".into(), |p| p.to_string()),
         output::opt(&h.username),
         output::opt(&h.site),
         h.tags.join(","),
@@ -167,7 +177,10 @@ pub fn run(app: &App, cmd: HostCmd) -> anyhow::Result<u8> {
                 output::json(&hosts)?;
             } else {
                 let rows: Vec<_> = hosts.iter().map(row).collect();
-                output::table(&["NAME", "METHOD", "ADDRESS", "PORT", "USER", "SITE", "TAGS"], &rows)?;
+                output::table(
+                    &["NAME", "METHOD", "ADDRESS", "PORT", "USER", "SITE", "TAGS"],
+                    &rows,
+                )?;
             }
             Ok(0)
         }
@@ -181,9 +194,21 @@ pub fn run(app: &App, cmd: HostCmd) -> anyhow::Result<u8> {
                     ("name", h.name.clone()),
                     ("method", h.method.to_string()),
                     ("address", h.address.clone()),
-                    ("port", h.port.or(h.method.default_port()).map_or("-".into(), |p| p.to_string())),
+                    (
+                        "port",
+                        h.port
+                            .or(h.method.default_port())
+                            .map_or("-".into(), |p| p.to_string()),
+                    ),
                     ("user", output::opt(&h.username)),
-                    ("secret", if h.has_secret { "stored (hidden)".into() } else { "none".into() }),
+                    (
+                        "secret",
+                        if h.has_secret {
+                            "stored (hidden)".into()
+                        } else {
+                            "none".into()
+                        },
+                    ),
                     ("key", output::opt(&h.key_path)),
                     ("prompt", output::opt(&h.prompt)),
                     ("site", output::opt(&h.site)),

@@ -46,7 +46,10 @@ pub fn run(app: &App, cmd: InitCmd) -> anyhow::Result<u8> {
     let added = seed(&store)?;
     let version = crate::store::schema()?.version;
     if added.is_empty() {
-        output::text(&format!("{}: schema version {version}; bundled scripts already present", app.db))?;
+        output::text(&format!(
+            "{}: schema version {version}; bundled scripts already present",
+            app.db
+        ))?;
     } else {
         output::text(&format!(
             "{}: schema version {version}; added bundled scripts: {}",

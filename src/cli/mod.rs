@@ -57,8 +57,15 @@ pub enum Command {
 
 /// Parses argv; on `--help` or a usage error, prints and returns the exit code to use.
 pub fn parse(argv: &[String]) -> Result<Cli, u8> {
-    let name = argv.first().map_or("hostler", |s| s.rsplit('/').next().unwrap_or("hostler"));
-    let rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    let name = argv
+        .first()
+        .map_or("hostler", |s| s.rsplit('/').next().unwrap_or("hostler"));
+    // argh takes a lone `-` for an unknown option; as a FILE it means stdin.
+    let rest: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .map(|a| if a == "-" { "/dev/stdin" } else { a.as_str() })
+        .collect();
     Cli::from_args(&[name], &rest).map_err(|e| match e.status {
         Ok(()) => {
             println!("{}", e.output);
@@ -150,7 +157,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Parses a duration: plain seconds (`30`, `1.5`) or with a unit (`500ms`, `30s`, `5m`, `2h`).
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()

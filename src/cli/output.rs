@@ -29,13 +29,23 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
         cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i + 1 == n { c.to_string() } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i + 1 == n {
+                    c.to_string()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };
     writeln!(out, "{}", line(header.to_vec()).trim_end())?;
     for r in rows {
-        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()).trim_end())?;
+        writeln!(
+            out,
+            "{}",
+            line(r.iter().map(String::as_str).collect()).trim_end()
+        )?;
     }
     Ok(())
 }
@@ -53,7 +63,11 @@ pub fn text(s: &str) -> anyhow::Result<()> {
 /// Epoch milliseconds as local time.
 pub fn time(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| {
+            t.to_zoned_datetime(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
         .unwrap_or_else(|_| ms.to_string())
 }
 

@@ -71,12 +71,22 @@ pub fn jobs(app: &App, cmd: JobsCmd) -> anyhow::Result<u8> {
             ]
         })
         .collect();
-    output::table(&["ID", "SCRIPT", "HOST", "PRIO", "DUE", "STATE", "TRIES", "NODE"], &rows)?;
+    output::table(
+        &[
+            "ID", "SCRIPT", "HOST", "PRIO", "DUE", "STATE", "TRIES", "NODE",
+        ],
+        &rows,
+    )?;
     Ok(0)
 }
 
 pub fn history(app: &App, cmd: HistoryCmd) -> anyhow::Result<u8> {
-    let status: Option<Status> = cmd.status.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+    let status: Option<Status> = cmd
+        .status
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let runs = app.store()?.runs(&RunFilter {
         host: cmd.host,
         script: cmd.script,
@@ -112,7 +122,12 @@ pub fn history(app: &App, cmd: HistoryCmd) -> anyhow::Result<u8> {
             ]
         })
         .collect();
-    output::table(&["ID", "STARTED", "TOOK", "SCRIPT", "HOST", "STATUS", "MESSAGE"], &rows)?;
+    output::table(
+        &[
+            "ID", "STARTED", "TOOK", "SCRIPT", "HOST", "STATUS", "MESSAGE",
+        ],
+        &rows,
+    )?;
     Ok(0)
 }
 
@@ -146,7 +161,12 @@ pub fn show_run(app: &App, cmd: ShowRunCmd) -> anyhow::Result<u8> {
         match (v.get("t"), v.get("d"), v.get("s"), v.get("b")) {
             (Some(t), Some(d), Some(sess), Some(b)) => {
                 let arrow = if d == ">" { "->" } else { "<-" };
-                s.push_str(&format!("{:>7}ms s{} {arrow} {}\n", t, sess, b.as_str().unwrap_or_default().escape_debug()));
+                s.push_str(&format!(
+                    "{:>7}ms s{} {arrow} {}\n",
+                    t,
+                    sess,
+                    b.as_str().unwrap_or_default().escape_debug()
+                ));
             }
             _ => s.push_str(&format!("{line}\n")),
         }

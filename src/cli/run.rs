@@ -86,7 +86,9 @@ pub fn run(app: &App, cmd: RunCmd) -> anyhow::Result<u8> {
         })?;
     } else {
         let label = match run.status {
-            Status::Ok | Status::Warning | Status::Critical | Status::Unknown => run.status.as_str().to_uppercase(),
+            Status::Ok | Status::Warning | Status::Critical | Status::Unknown => {
+                run.status.as_str().to_uppercase()
+            }
             other => format!("UNKNOWN ({other})"),
         };
         let mut line = format!("{label}: {}", run.message);

@@ -98,16 +98,23 @@ pub struct ExportCmd {
 }
 
 fn read_source(file: &str) -> anyhow::Result<String> {
-    if file == "-" {
+    if file == "-" || file == "/dev/stdin" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the script from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the script from stdin")?;
         Ok(s)
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))
     }
 }
 
-fn new_script<'a>(name: &'a str, source: &'a str, kind: Option<&str>, description: Option<String>) -> anyhow::Result<NewScript<'a>> {
+fn new_script<'a>(
+    name: &'a str,
+    source: &'a str,
+    kind: Option<&str>,
+    description: Option<String>,
+) -> anyhow::Result<NewScript<'a>> {
     check_syntax(name, source)?;
     let (desc, header_kind) = bundled::header(source);
     let kind = match kind {
@@ -135,8 +142,13 @@ fn import(app: &App, dir: &Path) -> anyhow::Result<u8> {
     }
     let mut loaded = Vec::new();
     for f in &files {
-        let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let source = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let name = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let source =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
         loaded.push((name, source));
     }
     // Check everything before writing anything.
@@ -156,9 +168,14 @@ fn export(app: &App, dir: &Path) -> anyhow::Result<u8> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for s in &scripts {
         let path = dir.join(format!("{}.rhai", s.name));
-        std::fs::write(&path, &s.source).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, &s.source)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    output::text(&format!("exported {} scripts to {}", scripts.len(), dir.display()))?;
+    output::text(&format!(
+        "exported {} scripts to {}",
+        scripts.len(),
+        dir.display()
+    ))?;
     Ok(0)
 }
 
@@ -168,7 +185,11 @@ pub fn run(app: &App, cmd: ScriptCmd) -> anyhow::Result<u8> {
             let source = read_source(&c.file)?;
             let script = new_script(&c.name, &source, c.kind.as_deref(), c.description)?;
             let v = app.store()?.save_scripts(&[script])?;
-            output::text(&format!("saved script {} (version {})", c.name, v.first().copied().unwrap_or(1)))?;
+            output::text(&format!(
+                "saved script {} (version {})",
+                c.name,
+                v.first().copied().unwrap_or(1)
+            ))?;
             Ok(0)
         }
         ScriptAction::List(c) => {
@@ -197,7 +218,10 @@ pub fn run(app: &App, cmd: ScriptCmd) -> anyhow::Result<u8> {
                         ]
                     })
                     .collect();
-                output::table(&["NAME", "KIND", "VERSION", "UPDATED", "DESCRIPTION"], &rows)?;
+                output::table(
+                    &["NAME", "KIND", "VERSION", "UPDATED", "DESCRIPTION"],
+                    &rows,
+                )?;
             }
             Ok(0)
         }

@@ -26,7 +26,13 @@ pub fn to_json(r: &RawResult) -> serde_json::Value {
     let table = {
         let mut names = r.tables.iter().flatten();
         match names.next() {
-            Some(first) if r.tables.iter().all(|t| t.as_deref() == Some(first.as_str())) => first.clone(),
+            Some(first)
+                if r.tables
+                    .iter()
+                    .all(|t| t.as_deref() == Some(first.as_str())) =>
+            {
+                first.clone()
+            }
             _ => "row".to_string(),
         }
     };
@@ -37,7 +43,11 @@ pub fn to_json(r: &RawResult) -> serde_json::Value {
             let mut obj = serde_json::Map::new();
             obj.insert("table".into(), serde_json::Value::String(table.clone()));
             for (c, v) in r.columns.iter().zip(row) {
-                obj.insert(c.clone(), v.to_text().map_or(serde_json::Value::Null, serde_json::Value::String));
+                obj.insert(
+                    c.clone(),
+                    v.to_text()
+                        .map_or(serde_json::Value::Null, serde_json::Value::String),
+                );
             }
             serde_json::Value::Object(obj)
         })
@@ -56,7 +66,11 @@ pub fn run(app: &App, cmd: SqlCmd) -> anyhow::Result<u8> {
         let rows: Vec<Vec<String>> = r
             .rows
             .iter()
-            .map(|row| row.iter().map(|v| v.to_text().unwrap_or_else(|| "NULL".into())).collect())
+            .map(|row| {
+                row.iter()
+                    .map(|v| v.to_text().unwrap_or_else(|| "NULL".into()))
+                    .collect()
+            })
             .collect();
         let header: Vec<&str> = r.columns.iter().map(String::as_str).collect();
         output::table(&header, &rows)?;

@@ -82,7 +82,9 @@ pub fn harden(engine: &mut Engine, limits: &Limits, guard: Guard) {
         }
         match guard.check() {
             Ok(()) => None,
-            Err(crate::session::SessionError::Cancelled) => Some(Dynamic::from(TERMINATED_CANCELLED)),
+            Err(crate::session::SessionError::Cancelled) => {
+                Some(Dynamic::from(TERMINATED_CANCELLED))
+            }
             Err(_) => Some(Dynamic::from(TERMINATED_TIMEOUT)),
         }
     });

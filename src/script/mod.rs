@@ -76,7 +76,14 @@ pub fn api_function_names() -> Vec<String> {
         return Vec::new();
     };
     let mut engine = Engine::new_raw();
-    let ctx = Arc::new(Ctx::new(Arc::new(store), Guard::default(), allow, Transcript::sink(0), None, 0));
+    let ctx = Arc::new(Ctx::new(
+        Arc::new(store),
+        Guard::default(),
+        allow,
+        Transcript::sink(0),
+        None,
+        0,
+    ));
     api::register(&mut engine, &ctx);
     let mut names: Vec<String> = engine
         .gen_fn_signatures(false)
@@ -169,14 +176,20 @@ impl Env {
             .args
             .as_deref()
             .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
-            .map_or_else(|| Dynamic::from_map(rhai::Map::new()), |v| api::json_to_dynamic(&v));
+            .map_or_else(
+                || Dynamic::from_map(rhai::Map::new()),
+                |v| api::json_to_dynamic(&v),
+            );
         scope.push_constant("args", args);
 
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
         ctx.close_sessions();
         let (status, message, perfdata) = classify(&req.script, result, &self.limits, timeout);
         run.status = status;
-        run.message = transcript.lock().map(|t| t.mask(&message)).unwrap_or(message);
+        run.message = transcript
+            .lock()
+            .map(|t| t.mask(&message))
+            .unwrap_or(message);
         run.perfdata = perfdata;
         run.output = ctx.output();
         run.transcript = transcript.lock().map(|t| t.to_jsonl()).unwrap_or_default();
@@ -206,8 +219,14 @@ fn classify(
         Err(e) => {
             let inner = innermost(&e);
             match inner {
-                EvalAltResult::ErrorTerminated(token, _) if token.to_string() == engine::TERMINATED_CANCELLED => {
-                    (Status::Cancelled, format!("script {script} was cancelled"), None)
+                EvalAltResult::ErrorTerminated(token, _)
+                    if token.to_string() == engine::TERMINATED_CANCELLED =>
+                {
+                    (
+                        Status::Cancelled,
+                        format!("script {script} was cancelled"),
+                        None,
+                    )
                 }
                 EvalAltResult::ErrorTerminated(..) => (
                     Status::Timeout,
@@ -230,7 +249,12 @@ fn classify(
                     ),
                     None,
                 ),
-                _ => (Status::Unknown, format!("script {script}: {e}"), None),
+                // Rhai says "Runtime error: boom (line 1, position 1)"; the prefix adds nothing.
+                _ => {
+                    let text = e.to_string();
+                    let text = text.strip_prefix("Runtime error: ").unwrap_or(&text);
+                    (Status::Unknown, format!("script {script}: {text}"), None)
+                }
             }
         }
     }
@@ -239,7 +263,8 @@ fn classify(
 /// The error at the bottom of a chain of "in function" and "in module" wrappers.
 fn innermost(e: &EvalAltResult) -> &EvalAltResult {
     match e {
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
         other => other,
     }
 }

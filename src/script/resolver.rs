@@ -28,7 +28,9 @@ pub struct Cache {
 
 impl Cache {
     pub fn get(&self, name: &str, origin: &Origin) -> Option<AST> {
-        self.lock().get(&(name.to_string(), origin.clone())).cloned()
+        self.lock()
+            .get(&(name.to_string(), origin.clone()))
+            .cloned()
     }
 
     pub fn put(&self, name: &str, origin: Origin, ast: AST) {
@@ -45,18 +47,21 @@ impl Cache {
 
 /// Compiles `source` as script `name`, with errors naming the script, line and column.
 pub fn compile(engine: &Engine, name: &str, source: &str) -> Result<AST, super::ScriptError> {
-    engine.compile(source).map(|mut ast| {
-        ast.set_source(name);
-        ast
-    }).map_err(|e| {
-        let pos = e.position();
-        super::ScriptError::Syntax {
-            script: name.to_string(),
-            line: pos.line().unwrap_or(0),
-            column: pos.position().unwrap_or(0),
-            message: e.err_type().to_string(),
-        }
-    })
+    engine
+        .compile(source)
+        .map(|mut ast| {
+            ast.set_source(name);
+            ast
+        })
+        .map_err(|e| {
+            let pos = e.position();
+            super::ScriptError::Syntax {
+                script: name.to_string(),
+                line: pos.line().unwrap_or(0),
+                column: pos.position().unwrap_or(0),
+                message: e.err_type().to_string(),
+            }
+        })
 }
 
 pub struct DbResolver {
@@ -81,7 +86,11 @@ impl DbResolver {
     /// The compiled script `name`, from the database or the bundled library.
     pub fn load(&self, engine: &Engine, name: &str) -> Result<Option<AST>, Box<EvalAltResult>> {
         let rt = |msg: String| Box::new(EvalAltResult::ErrorRuntime(msg.into(), Position::NONE));
-        let (origin, source) = match self.store.script_version(name).map_err(|e| rt(e.to_string()))? {
+        let (origin, source) = match self
+            .store
+            .script_version(name)
+            .map_err(|e| rt(e.to_string()))?
+        {
             Some(v) => (Origin::Db(v), None),
             None => match bundled::find(name) {
                 Some(b) => (Origin::Bundled, Some(b.source.to_string())),
@@ -93,7 +102,12 @@ impl DbResolver {
         }
         let source = match source {
             Some(s) => s,
-            None => self.store.script(name).map_err(|e| rt(e.to_string()))?.source,
+            None => {
+                self.store
+                    .script(name)
+                    .map_err(|e| rt(e.to_string()))?
+                    .source
+            }
         };
         let ast = compile(engine, name, &source).map_err(|e| rt(e.to_string()))?;
         self.cache.put(name, origin, ast.clone());
@@ -112,7 +126,12 @@ impl ModuleResolver for DbResolver {
         {
             let stack = self.stack();
             if stack.iter().any(|s| s == path) {
-                let chain = stack.iter().chain(std::iter::once(&path.to_string())).cloned().collect::<Vec<_>>().join(" -> ");
+                let chain = stack
+                    .iter()
+                    .chain(std::iter::once(&path.to_string()))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
                 return Err(Box::new(EvalAltResult::ErrorRuntime(
                     format!("import cycle: {chain}").into(),
                     pos,

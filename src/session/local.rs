@@ -53,11 +53,17 @@ impl Allowlist {
             return Err(denied());
         }
         if cmd.contains('/') {
-            let canon = Path::new(cmd).canonicalize().map_err(|_| SessionError::Spawn {
-                cmd: cmd.to_string(),
-                msg: "no such file".into(),
-            })?;
-            return if self.paths.is_match(&canon) { Ok(canon) } else { Err(denied()) };
+            let canon = Path::new(cmd)
+                .canonicalize()
+                .map_err(|_| SessionError::Spawn {
+                    cmd: cmd.to_string(),
+                    msg: "no such file".into(),
+                })?;
+            return if self.paths.is_match(&canon) {
+                Ok(canon)
+            } else {
+                Err(denied())
+            };
         }
         let found = find_in_path(cmd).ok_or_else(|| SessionError::Spawn {
             cmd: cmd.to_string(),
@@ -230,7 +236,12 @@ pub struct ExecOutput {
 
 /// Runs `path args` to completion, with stdin closed, within the guard's deadline.
 /// Each stream is kept up to `cap` bytes.
-pub fn exec(path: &Path, args: &[String], guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
+pub fn exec(
+    path: &Path,
+    args: &[String],
+    guard: &Guard,
+    cap: usize,
+) -> Result<ExecOutput, SessionError> {
     let spawn_err = |e: io::Error| SessionError::Spawn {
         cmd: path.display().to_string(),
         msg: e.to_string(),
@@ -253,8 +264,18 @@ pub fn exec(path: &Path, args: &[String], guard: &Guard, cap: usize) -> Result<E
             String::from_utf8_lossy(&kept).into_owned()
         })
     };
-    let out = reader(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let err = reader(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
     let status = loop {
         if let Some(st) = child.try_wait().map_err(spawn_err)? {
             break st;
@@ -269,6 +290,12 @@ pub fn exec(path: &Path, args: &[String], guard: &Guard, cap: usize) -> Result<E
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     use std::os::unix::process::ExitStatusExt;
-    let code = status.code().map_or_else(|| 128 + i64::from(status.signal().unwrap_or(0)), i64::from);
-    Ok(ExecOutput { code, stdout, stderr })
+    let code = status
+        .code()
+        .map_or_else(|| 128 + i64::from(status.signal().unwrap_or(0)), i64::from);
+    Ok(ExecOutput {
+        code,
+        stdout,
+        stderr,
+    })
 }

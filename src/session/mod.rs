@@ -44,7 +44,11 @@ pub enum SessionError {
         last: String,
     },
     #[error("{peer} closed the connection while waiting for {what}; last received: {last:?}")]
-    Eof { what: String, peer: String, last: String },
+    Eof {
+        what: String,
+        peer: String,
+        last: String,
+    },
     #[error("cancelled")]
     Cancelled,
     #[error("the script's time limit ran out")]
@@ -133,7 +137,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(id: u32, transport: Box<dyn Transport>, guard: Guard, transcript: Option<Sink>) -> Session {
+    pub fn new(
+        id: u32,
+        transport: Box<dyn Transport>,
+        guard: Guard,
+        transcript: Option<Sink>,
+    ) -> Session {
         Session {
             id,
             transport,
@@ -205,18 +214,27 @@ impl Session {
             }
             let mut slice = (end - now).min(Duration::from_millis(100));
             if let Some(dl) = self.guard.deadline {
-                slice = slice.min(dl.saturating_duration_since(now).max(Duration::from_millis(1)));
+                slice = slice.min(
+                    dl.saturating_duration_since(now)
+                        .max(Duration::from_millis(1)),
+                );
             }
-            match self.transport.recv(&mut self.scratch, slice).map_err(|e| SessionError::Io {
-                peer: self.transport.describe(),
-                msg: e.to_string(),
-            })? {
+            match self
+                .transport
+                .recv(&mut self.scratch, slice)
+                .map_err(|e| SessionError::Io {
+                    peer: self.transport.describe(),
+                    msg: e.to_string(),
+                })? {
                 Recv::Data(n) => {
                     let data = &self.scratch[..n];
                     if let Some(t) = &self.transcript {
-                        t.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .record(self.id, Direction::Received, data, false);
+                        t.lock().unwrap_or_else(|p| p.into_inner()).record(
+                            self.id,
+                            Direction::Received,
+                            data,
+                            false,
+                        );
                     }
                     self.buf.extend_from_slice(data);
                     return Ok(true);
@@ -250,7 +268,8 @@ impl Session {
         match want {
             Want::Literal(p) => {
                 let from = self.searched.saturating_sub(p.len().saturating_sub(1));
-                let found = memchr::memmem::find(&self.buf[from..], p).map(|i| (0, from + i, from + i + p.len()));
+                let found = memchr::memmem::find(&self.buf[from..], p)
+                    .map(|i| (0, from + i, from + i + p.len()));
                 if found.is_none() {
                     self.searched = self.buf.len();
                 }
@@ -278,7 +297,12 @@ impl Session {
         }
     }
 
-    fn wait_for(&mut self, want: Want<'_>, what: &str, timeout: Option<Duration>) -> Result<(usize, Vec<u8>), SessionError> {
+    fn wait_for(
+        &mut self,
+        want: Want<'_>,
+        what: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(usize, Vec<u8>), SessionError> {
         let waited = timeout.unwrap_or(self.timeout);
         let end = Instant::now() + waited;
         loop {
@@ -309,15 +333,31 @@ impl Session {
     }
 
     /// Reads up to and including `pattern` (a literal), and returns that text.
-    pub fn read_until(&mut self, pattern: &str, timeout: Option<Duration>) -> Result<String, SessionError> {
-        let (_, data) = self.wait_for(Want::Literal(pattern.as_bytes()), &format!("{pattern:?}"), timeout)?;
+    pub fn read_until(
+        &mut self,
+        pattern: &str,
+        timeout: Option<Duration>,
+    ) -> Result<String, SessionError> {
+        let (_, data) = self.wait_for(
+            Want::Literal(pattern.as_bytes()),
+            &format!("{pattern:?}"),
+            timeout,
+        )?;
         Ok(String::from_utf8_lossy(&data).into_owned())
     }
 
     /// Waits for the first of several regexes; returns its index. `before` and `matched`
     /// hold the text before the match and the match.
-    pub fn expect(&mut self, patterns: &[Regex], timeout: Option<Duration>) -> Result<usize, SessionError> {
-        let what = patterns.iter().map(|r| format!("/{}/", r.as_str())).collect::<Vec<_>>().join(" or ");
+    pub fn expect(
+        &mut self,
+        patterns: &[Regex],
+        timeout: Option<Duration>,
+    ) -> Result<usize, SessionError> {
+        let what = patterns
+            .iter()
+            .map(|r| format!("/{}/", r.as_str()))
+            .collect::<Vec<_>>()
+            .join(" or ");
         let (i, _) = self.wait_for(Want::Regexes(patterns), &what, timeout)?;
         Ok(i)
     }

@@ -110,8 +110,15 @@ impl Transcript {
         let t = self.start.elapsed().as_millis() as u64;
         match self.entries.last_mut() {
             // Coalesce consecutive chunks in one direction within the same millisecond.
-            Some(last) if last.d == d && last.s == session && last.t == t && !secret => last.b.push_str(&text),
-            _ => self.entries.push(Entry { t, d, s: session, b: text }),
+            Some(last) if last.d == d && last.s == session && last.t == t && !secret => {
+                last.b.push_str(&text)
+            }
+            _ => self.entries.push(Entry {
+                t,
+                d,
+                s: session,
+                b: text,
+            }),
         }
     }
 

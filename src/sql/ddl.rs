@@ -97,7 +97,10 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, SchemaError> {
                     n.push(d);
                     it.next();
                 }
-                toks.push(Tok::Num(n.parse().map_err(|_| SchemaError(format!("bad number {n}")))?));
+                toks.push(Tok::Num(
+                    n.parse()
+                        .map_err(|_| SchemaError(format!("bad number {n}")))?,
+                ));
             }
         } else if c.is_ascii_digit() {
             let mut n = String::new();
@@ -105,10 +108,16 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, SchemaError> {
                 n.push(d);
                 it.next();
             }
-            toks.push(Tok::Num(n.parse().map_err(|_| SchemaError(format!("bad number {n}")))?));
+            toks.push(Tok::Num(
+                n.parse()
+                    .map_err(|_| SchemaError(format!("bad number {n}")))?,
+            ));
         } else if c.is_ascii_alphabetic() || c == '_' {
             let mut w = String::new();
-            while let Some(&d) = it.peek().filter(|d| d.is_ascii_alphanumeric() || **d == '_') {
+            while let Some(&d) = it
+                .peek()
+                .filter(|d| d.is_ascii_alphanumeric() || **d == '_')
+            {
                 w.push(d);
                 it.next();
             }
@@ -166,7 +175,10 @@ impl Parser {
         if self.eat_word(w) {
             Ok(())
         } else {
-            Err(SchemaError(format!("expected {w}, found {:?}", self.peek())))
+            Err(SchemaError(format!(
+                "expected {w}, found {:?}",
+                self.peek()
+            )))
         }
     }
     fn ident(&mut self) -> Result<String, SchemaError> {
@@ -275,7 +287,10 @@ impl Parser {
             } else if self.eat_word("CHECK") {
                 self.punct('(')?;
                 if self.ident()? != c.name {
-                    return Err(SchemaError(format!("column {}: CHECK must name it", c.name)));
+                    return Err(SchemaError(format!(
+                        "column {}: CHECK must name it",
+                        c.name
+                    )));
                 }
                 self.word("IN")?;
                 self.punct('(')?;
@@ -306,7 +321,8 @@ impl Parser {
         };
         loop {
             if self.eat_word("UNIQUE") {
-                t.unique.push(self.ident_list()?.into_iter().map(|(c, _)| c).collect());
+                t.unique
+                    .push(self.ident_list()?.into_iter().map(|(c, _)| c).collect());
             } else {
                 let col = self.ident()?;
                 let c = self.column(col)?;
@@ -366,7 +382,10 @@ impl Schema {
                 if let Some((rt, _, _)) = &c.references
                     && !schema.tables.iter().any(|x| &x.name == rt)
                 {
-                    return Err(SchemaError(format!("{}.{}: unknown table {rt}", t.name, c.name)));
+                    return Err(SchemaError(format!(
+                        "{}.{}: unknown table {rt}",
+                        t.name, c.name
+                    )));
                 }
             }
         }
@@ -472,13 +491,21 @@ fn column_ddl(c: &Column, d: Dialect) -> String {
     }
     if !c.check_in.is_empty() {
         let lits: Vec<String> = c.check_in.iter().map(|v| d.string_literal(v)).collect();
-        s.push_str(&format!(" CHECK ({} IN ({}))", d.quote(&c.name), lits.join(", ")));
+        s.push_str(&format!(
+            " CHECK ({} IN ({}))",
+            d.quote(&c.name),
+            lits.join(", ")
+        ));
     }
     s
 }
 
 fn table_ddl(t: &Table, d: Dialect) -> String {
-    let mut parts: Vec<String> = t.columns.iter().map(|c| format!("    {}", column_ddl(c, d))).collect();
+    let mut parts: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| format!("    {}", column_ddl(c, d)))
+        .collect();
     for u in &t.unique {
         let cols: Vec<String> = u.iter().map(|c| d.quote(c)).collect();
         parts.push(format!("    UNIQUE ({})", cols.join(", ")));
@@ -503,5 +530,9 @@ fn table_ddl(t: &Table, d: Dialect) -> String {
     } else {
         ""
     };
-    format!("CREATE TABLE {} (\n{}\n){tail}", d.quote(&t.name), parts.join(",\n"))
+    format!(
+        "CREATE TABLE {} (\n{}\n){tail}",
+        d.quote(&t.name),
+        parts.join(",\n")
+    )
 }

@@ -150,15 +150,6 @@ impl Expr {
     pub fn ge(self, rhs: Expr) -> Expr {
         self.bin(BinOp::Ge, rhs)
     }
-    pub fn add(self, rhs: Expr) -> Expr {
-        self.bin(BinOp::Add, rhs)
-    }
-    pub fn sub(self, rhs: Expr) -> Expr {
-        self.bin(BinOp::Sub, rhs)
-    }
-    pub fn mul(self, rhs: Expr) -> Expr {
-        self.bin(BinOp::Mul, rhs)
-    }
     pub fn like(self, rhs: Expr) -> Expr {
         self.bin(BinOp::Like, rhs)
     }
@@ -168,14 +159,11 @@ impl Expr {
     pub fn or(self, rhs: Expr) -> Expr {
         Expr::Or(vec![self, rhs])
     }
-    pub fn not(self) -> Expr {
-        Expr::Not(Box::new(self))
-    }
     pub fn is_null(self) -> Expr {
         Expr::IsNull(Box::new(self))
     }
     pub fn is_not_null(self) -> Expr {
-        self.is_null().not()
+        !self.is_null()
     }
     pub fn in_list(self, items: Vec<Expr>) -> Expr {
         Expr::InList(Box::new(self), items)
@@ -194,5 +182,33 @@ impl Expr {
     }
     pub fn coalesce(self, other: Expr) -> Expr {
         Expr::Func(Func::Coalesce, vec![self, other])
+    }
+}
+
+impl std::ops::Add for Expr {
+    type Output = Expr;
+    fn add(self, rhs: Expr) -> Expr {
+        self.bin(BinOp::Add, rhs)
+    }
+}
+
+impl std::ops::Sub for Expr {
+    type Output = Expr;
+    fn sub(self, rhs: Expr) -> Expr {
+        self.bin(BinOp::Sub, rhs)
+    }
+}
+
+impl std::ops::Mul for Expr {
+    type Output = Expr;
+    fn mul(self, rhs: Expr) -> Expr {
+        self.bin(BinOp::Mul, rhs)
+    }
+}
+
+impl std::ops::Not for Expr {
+    type Output = Expr;
+    fn not(self) -> Expr {
+        Expr::Not(Box::new(self))
     }
 }

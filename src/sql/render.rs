@@ -3,10 +3,10 @@
 //! Every dialect difference lives here or in [`super::dialect`]: TOP vs LIMIT, OUTPUT vs
 //! RETURNING vs neither, upsert spelling, table lock hints, and literal escaping.
 
+use super::RenderError;
 use super::dialect::Dialect;
 use super::expr::{BinOp, Expr, Func, Value};
 use super::statement::{Delete, Insert, JoinKind, Lock, Order, Select, Statement, Update, Upsert};
-use super::RenderError;
 
 /// What a driver should hand back after executing a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,7 +453,11 @@ impl Renderer {
             }
             Expr::And(items) | Expr::Or(items) if items.is_empty() => {
                 // An empty AND is true, an empty OR is false.
-                self.push(if matches!(e, Expr::And(_)) { "1 = 1" } else { "1 = 0" });
+                self.push(if matches!(e, Expr::And(_)) {
+                    "1 = 1"
+                } else {
+                    "1 = 0"
+                });
             }
             Expr::And(items) => self.list(items, " AND ", |r, c| r.operand(c))?,
             Expr::Or(items) => self.list(items, " OR ", |r, c| r.operand(c))?,

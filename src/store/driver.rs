@@ -143,7 +143,9 @@ impl<C: Conn + ?Sized> ConnExt for C {
             }
             Returns::Count => {
                 self.count(&q)?;
-                Err(StoreError::Db("INSERT was rendered without a returned id".into()))
+                Err(StoreError::Db(
+                    "INSERT was rendered without a returned id".into(),
+                ))
             }
         }
     }

@@ -52,11 +52,15 @@ impl Store {
             )));
         }
         if h.address.trim().is_empty() {
-            return Err(StoreError::Invalid(format!("host {}: the address is empty", h.name)));
+            return Err(StoreError::Invalid(format!(
+                "host {}: the address is empty",
+                h.name
+            )));
         }
         if let Some(p) = &h.prompt {
-            regex::Regex::new(p)
-                .map_err(|e| StoreError::Invalid(format!("host {}: bad prompt regex: {e}", h.name)))?;
+            regex::Regex::new(p).map_err(|e| {
+                StoreError::Invalid(format!("host {}: bad prompt regex: {e}", h.name))
+            })?;
         }
         for t in &h.tags {
             if !valid_name(t) {
@@ -79,11 +83,17 @@ impl Store {
                 ("port", param(h.port.map(i64::from))),
                 ("method", param(method.as_str())),
                 ("username", param(h.username.clone())),
-                ("secret", param(h.secret.as_ref().map(|s| s.expose().to_string()))),
+                (
+                    "secret",
+                    param(h.secret.as_ref().map(|s| s.expose().to_string())),
+                ),
                 ("key_path", param(h.key_path.clone())),
                 ("prompt", param(h.prompt.clone())),
                 ("site", param(h.site.clone())),
-                ("tags", param((!h.tags.is_empty()).then(|| h.tags.join(" ")))),
+                (
+                    "tags",
+                    param((!h.tags.is_empty()).then(|| h.tags.join(" "))),
+                ),
                 ("vars", param(vars)),
                 ("keep_session", param(true)),
                 ("enabled", param(true)),
@@ -96,7 +106,12 @@ impl Store {
     }
 
     pub fn hosts(&self) -> Result<Vec<Host>, StoreError> {
-        self.read(|c| c.query(st::host_list())?.iter().map(host_from_row).collect())
+        self.read(|c| {
+            c.query(st::host_list())?
+                .iter()
+                .map(host_from_row)
+                .collect()
+        })
     }
 
     /// The host named `name`, or a not-found error naming it.

@@ -62,7 +62,6 @@ impl Store {
         per_host: i64,
         site: Option<&str>,
     ) -> Result<Option<Job>, StoreError> {
-        let lease_until = now_ms() + lease_ms;
         let dialect = self.dialect();
         self.write(|c| {
             let id = match dialect {
@@ -71,17 +70,19 @@ impl Store {
                         return Ok(None);
                     };
                     let id = row.int("id")?;
-                    if c.exec(st::job_claim_by_id(id, owner, lease_until))? == 0 {
+                    if c.exec(st::job_claim_by_id(id, owner, lease_ms))? == 0 {
                         return Ok(None);
                     }
                     id
                 }
-                _ => match c.query_one(st::job_claim(owner, lease_until, per_host, site))? {
+                _ => match c.query_one(st::job_claim(owner, lease_ms, per_host, site))? {
                     Some(row) => row.int("id")?,
                     None => return Ok(None),
                 },
             };
-            c.query_one(st::job_by_id(id))?.map(|r| job_from_row(&r)).transpose()
+            c.query_one(st::job_by_id(id))?
+                .map(|r| job_from_row(&r))
+                .transpose()
         })
     }
 }

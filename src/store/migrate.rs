@@ -15,13 +15,18 @@ pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 /// The parsed data model.
 pub fn schema() -> Result<&'static Schema, SchemaError> {
     static SCHEMA: OnceLock<Result<Schema, SchemaError>> = OnceLock::new();
-    SCHEMA.get_or_init(|| Schema::parse(SCHEMA_SQL)).as_ref().map_err(Clone::clone)
+    SCHEMA
+        .get_or_init(|| Schema::parse(SCHEMA_SQL))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Upgrade steps from an older version to the next one, as DDL for each dialect.
 /// Version 1 is the first, so none exist yet; a step is added with every schema change.
 fn upgrade(_conn: &mut dyn Conn, from: i64) -> Result<(), StoreError> {
-    Err(StoreError::Db(format!("no upgrade path from schema version {from}")))
+    Err(StoreError::Db(format!(
+        "no upgrade path from schema version {from}"
+    )))
 }
 
 fn version(conn: &mut dyn Conn) -> Result<i64, StoreError> {
@@ -59,7 +64,10 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
             upgrade(conn, v)?;
             v += 1;
         }
-        conn.exec(statements::setting_set("schema_version", &schema.version.to_string()))?;
+        conn.exec(statements::setting_set(
+            "schema_version",
+            &schema.version.to_string(),
+        ))?;
         Ok(())
     })
 }

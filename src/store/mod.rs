@@ -26,8 +26,8 @@ pub mod statements;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-pub use migrate::{SCHEMA_SQL, schema};
 pub use driver::{Conn, ConnExt, Driver, RawResult, Row};
+pub use migrate::{SCHEMA_SQL, schema};
 pub use model::*;
 pub use sqlite::Sqlite;
 
@@ -58,7 +58,9 @@ pub enum StoreError {
     Constraint(String),
     #[error(transparent)]
     Render(#[from] RenderError),
-    #[error("unsupported database URL {0:?}: use a file path, sqlite:PATH, sqlxml+http://HOST/VROOT or mssql://USER@HOST/DB")]
+    #[error(
+        "unsupported database URL {0:?}: use a file path, sqlite:PATH, sqlxml+http://HOST/VROOT or mssql://USER@HOST/DB"
+    )]
     Url(String),
     #[error("database error: {0}")]
     Db(String),
@@ -102,7 +104,10 @@ impl Store {
     /// Opens the database named by `url` (a path, or `sqlite:PATH`) and brings its schema up
     /// to date.
     pub fn open(url: &str) -> Result<Store, StoreError> {
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
         if path.contains("://") {
             return Err(StoreError::Url(url.to_string()));
         }
@@ -131,11 +136,16 @@ impl Store {
     }
 
     /// Runs `f` in a read transaction.
-    pub fn read<T>(&self, f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut f = Some(f);
         let mut out = None;
         self.lock().read(&mut |c| {
-            let f = f.take().ok_or_else(|| StoreError::Db("unit of work ran twice".into()))?;
+            let f = f
+                .take()
+                .ok_or_else(|| StoreError::Db("unit of work ran twice".into()))?;
             out = Some(f(c)?);
             Ok(())
         })?;
@@ -143,11 +153,16 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction.
-    pub fn write<T>(&self, f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut f = Some(f);
         let mut out = None;
         self.lock().write(&mut |c| {
-            let f = f.take().ok_or_else(|| StoreError::Db("unit of work ran twice".into()))?;
+            let f = f
+                .take()
+                .ok_or_else(|| StoreError::Db("unit of work ran twice".into()))?;
             out = Some(f(c)?);
             Ok(())
         })?;

@@ -43,7 +43,9 @@ impl FromStr for Method {
             "ssh" => Ok(Method::Ssh),
             "telnet" => Ok(Method::Telnet),
             "http" => Ok(Method::Http),
-            o => Err(format!("unknown method {o:?}; expected local, ssh, telnet or http")),
+            o => Err(format!(
+                "unknown method {o:?}; expected local, ssh, telnet or http"
+            )),
         }
     }
 }
@@ -119,7 +121,9 @@ impl FromStr for ScriptKind {
             "check" => Ok(ScriptKind::Check),
             "fix" => Ok(ScriptKind::Fix),
             "task" => Ok(ScriptKind::Task),
-            o => Err(format!("unknown script kind {o:?}; expected library, check, fix or task")),
+            o => Err(format!(
+                "unknown script kind {o:?}; expected library, check, fix or task"
+            )),
         }
     }
 }

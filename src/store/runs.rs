@@ -83,7 +83,13 @@ impl Store {
                 ("attempt", param(run.attempt)),
             ]))?;
             for (subject, body) in &run.notifications {
-                c.insert(st::notification_insert(Some(id), run.host.as_deref(), subject, body, at))?;
+                c.insert(st::notification_insert(
+                    Some(id),
+                    run.host.as_deref(),
+                    subject,
+                    body,
+                    at,
+                ))?;
             }
             if let Some(job) = run.job_id {
                 c.exec(st::job_delete(job))?;
@@ -103,10 +109,20 @@ impl Store {
     }
 
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
-        self.read(|c| c.query(st::run_list(filter))?.iter().map(run_from_row).collect())
+        self.read(|c| {
+            c.query(st::run_list(filter))?
+                .iter()
+                .map(run_from_row)
+                .collect()
+        })
     }
 
     pub fn notifications(&self, limit: u64) -> Result<Vec<Notification>, StoreError> {
-        self.read(|c| c.query(st::notification_list(limit))?.iter().map(notification_from_row).collect())
+        self.read(|c| {
+            c.query(st::notification_list(limit))?
+                .iter()
+                .map(notification_from_row)
+                .collect()
+        })
     }
 }

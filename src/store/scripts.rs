@@ -26,7 +26,12 @@ pub struct NewScript<'a> {
 
 impl Store {
     pub fn scripts(&self) -> Result<Vec<Script>, StoreError> {
-        self.read(|c| c.query(st::script_list())?.iter().map(script_from_row).collect())
+        self.read(|c| {
+            c.query(st::script_list())?
+                .iter()
+                .map(script_from_row)
+                .collect()
+        })
     }
 
     pub fn script(&self, name: &str) -> Result<Script, StoreError> {
@@ -66,9 +71,21 @@ impl Store {
             for s in scripts {
                 let kind = s.kind.as_str();
                 if c.query_one(st::script_version(s.name))?.is_some() {
-                    c.exec(st::script_update(s.name, s.source, s.description.as_deref(), kind, at))?;
+                    c.exec(st::script_update(
+                        s.name,
+                        s.source,
+                        s.description.as_deref(),
+                        kind,
+                        at,
+                    ))?;
                 } else {
-                    c.insert(st::script_insert(s.name, s.source, s.description.as_deref(), kind, at))?;
+                    c.insert(st::script_insert(
+                        s.name,
+                        s.source,
+                        s.description.as_deref(),
+                        kind,
+                        at,
+                    ))?;
                 }
                 let v = c
                     .query_one(st::script_version(s.name))?
@@ -88,7 +105,13 @@ impl Store {
             let mut added = Vec::new();
             for s in scripts {
                 if c.query_one(st::script_version(s.name))?.is_none() {
-                    c.insert(st::script_insert(s.name, s.source, s.description.as_deref(), s.kind.as_str(), at))?;
+                    c.insert(st::script_insert(
+                        s.name,
+                        s.source,
+                        s.description.as_deref(),
+                        s.kind.as_str(),
+                        at,
+                    ))?;
                     added.push(s.name.to_string());
                 }
             }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-use super::driver::{Conn, Driver, RawResult, Row, Work};
 use super::StoreError;
+use super::driver::{Conn, Driver, RawResult, Row, Work};
 use crate::sql::{Dialect, Rendered, Value};
 
 /// How long a writer waits for another writer before reporting the database as locked.
@@ -71,7 +71,10 @@ fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
         },
         Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => StoreError::Locked(p),
         Some(ErrorCode::ReadOnly) => StoreError::ReadOnly(p),
-        Some(ErrorCode::CannotOpen) => StoreError::Open { path: p, msg: e.to_string() },
+        Some(ErrorCode::CannotOpen) => StoreError::Open {
+            path: p,
+            msg: e.to_string(),
+        },
         Some(ErrorCode::ConstraintViolation) => StoreError::Constraint(e.to_string()),
         _ => StoreError::Db(e.to_string()),
     }
@@ -110,7 +113,10 @@ impl Conn for Tx<'_> {
 
     fn rows(&mut self, q: &Rendered) -> Result<Vec<Row>, StoreError> {
         let path = self.path;
-        let mut stmt = self.tx.prepare_cached(&q.sql).map_err(|e| map_err(path, e))?;
+        let mut stmt = self
+            .tx
+            .prepare_cached(&q.sql)
+            .map_err(|e| map_err(path, e))?;
         let columns: Arc<[String]> = stmt.column_names().map(|s| s.to_string()).collect();
         let n = columns.len();
         let mut rows = stmt
@@ -132,7 +138,10 @@ impl Conn for Tx<'_> {
 
     fn count(&mut self, q: &Rendered) -> Result<u64, StoreError> {
         let path = self.path;
-        let mut stmt = self.tx.prepare_cached(&q.sql).map_err(|e| map_err(path, e))?;
+        let mut stmt = self
+            .tx
+            .prepare_cached(&q.sql)
+            .map_err(|e| map_err(path, e))?;
         let n = stmt
             .execute(rusqlite::params_from_iter(q.params.iter().map(to_sql)))
             .map_err(|e| map_err(path, e))?;
@@ -144,7 +153,9 @@ impl Conn for Tx<'_> {
     }
 
     fn ddl(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.tx.execute_batch(sql).map_err(|e| map_err(self.path, e))
+        self.tx
+            .execute_batch(sql)
+            .map_err(|e| map_err(self.path, e))
     }
 }
 
@@ -159,7 +170,10 @@ impl Driver for Sqlite {
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(|e| map_err(&path, e))?;
-        work(&mut Tx { tx: &tx, path: &path })?;
+        work(&mut Tx {
+            tx: &tx,
+            path: &path,
+        })?;
         tx.finish().map_err(|e| map_err(&path, e))
     }
 
@@ -170,7 +184,10 @@ impl Driver for Sqlite {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| map_err(&path, e))?;
         // On error the transaction is dropped, which rolls it back.
-        work(&mut Tx { tx: &tx, path: &path })?;
+        work(&mut Tx {
+            tx: &tx,
+            path: &path,
+        })?;
         tx.commit().map_err(|e| map_err(&path, e))
     }
 

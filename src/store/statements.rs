@@ -10,18 +10,56 @@ use crate::sql::{
 };
 
 pub const HOST_COLUMNS: &[&str] = &[
-    "id", "name", "address", "port", "method", "username", "key_path", "prompt", "site", "tags",
-    "vars", "keep_session", "enabled",
+    "id",
+    "name",
+    "address",
+    "port",
+    "method",
+    "username",
+    "key_path",
+    "prompt",
+    "site",
+    "tags",
+    "vars",
+    "keep_session",
+    "enabled",
 ];
 pub const SCRIPT_COLUMNS: &[&str] = &[
-    "id", "name", "source", "description", "kind", "version", "updated_at",
+    "id",
+    "name",
+    "source",
+    "description",
+    "kind",
+    "version",
+    "updated_at",
 ];
 pub const RUN_COLUMNS: &[&str] = &[
-    "id", "job_id", "schedule_id", "script", "script_version", "host", "node", "status", "message",
-    "perfdata", "output", "transcript", "started_at", "finished_at", "attempt",
+    "id",
+    "job_id",
+    "schedule_id",
+    "script",
+    "script_version",
+    "host",
+    "node",
+    "status",
+    "message",
+    "perfdata",
+    "output",
+    "transcript",
+    "started_at",
+    "finished_at",
+    "attempt",
 ];
 pub const NOTIFICATION_COLUMNS: &[&str] = &[
-    "id", "run_id", "host", "subject", "body", "channel", "created_at", "delivered_at", "error",
+    "id",
+    "run_id",
+    "host",
+    "subject",
+    "body",
+    "channel",
+    "created_at",
+    "delivered_at",
+    "error",
     "tries",
 ];
 
@@ -49,7 +87,10 @@ pub fn setting_set(key: &str, value: &str) -> Statement {
 pub fn host_list() -> Select {
     Select::from("hosts")
         .columns(HOST_COLUMNS)
-        .with(Section::Columns(vec![(col("secret").is_not_null(), Some("has_secret"))]))
+        .with(Section::Columns(vec![(
+            col("secret").is_not_null(),
+            Some("has_secret"),
+        )]))
         .with(Section::OrderBy(vec![(col("name"), Order::Asc)]))
 }
 
@@ -101,7 +142,13 @@ pub fn script_version(name: &str) -> Statement {
         .into()
 }
 
-pub fn script_insert(name: &str, source: &str, description: Option<&str>, kind: &str, at: i64) -> Statement {
+pub fn script_insert(
+    name: &str,
+    source: &str,
+    description: Option<&str>,
+    kind: &str,
+    at: i64,
+) -> Statement {
     Insert {
         table: "scripts",
         values: vec![
@@ -118,14 +165,20 @@ pub fn script_insert(name: &str, source: &str, description: Option<&str>, kind: 
 }
 
 /// Replaces a script's source and bumps its version, which invalidates cached compilations.
-pub fn script_update(name: &str, source: &str, description: Option<&str>, kind: &str, at: i64) -> Statement {
+pub fn script_update(
+    name: &str,
+    source: &str,
+    description: Option<&str>,
+    kind: &str,
+    at: i64,
+) -> Statement {
     Update {
         table: "scripts",
         set: vec![
             ("source", param(source)),
             ("description", param(description)),
             ("kind", param(kind)),
-            ("version", col("version").add(lit(1))),
+            ("version", col("version") + lit(1)),
             ("updated_at", param(at)),
         ],
         conditions: vec![col("name").eq(param(name))],
@@ -148,8 +201,12 @@ pub fn script_delete(name: &str) -> Statement {
 /// (their node died; the claim counts the attempt again).
 pub fn due_jobs(j: &'static str) -> Section {
     Section::Where(vec![Expr::Or(vec![
-        qcol(j, "state").eq(lit("queued")).and(qcol(j, "due_at").le(now())),
-        qcol(j, "state").eq(lit("running")).and(qcol(j, "lease_until").lt(now())),
+        qcol(j, "state")
+            .eq(lit("queued"))
+            .and(qcol(j, "due_at").le(now())),
+        qcol(j, "state")
+            .eq(lit("running"))
+            .and(qcol(j, "lease_until").lt(now())),
     ])])
 }
 
@@ -178,7 +235,9 @@ pub fn queue_order(j: &'static str) -> Section {
 
 /// A node with a site claims only jobs of hosts in its site.
 pub fn in_site(j: &'static str, site: &str) -> Section {
-    let hosts = Select::from("hosts").columns(&["id"]).filter(col("site").eq(param(site)));
+    let hosts = Select::from("hosts")
+        .columns(&["id"])
+        .filter(col("site").eq(param(site)));
     Section::Where(vec![qcol(j, "host_id").in_select(hosts)])
 }
 
@@ -187,8 +246,17 @@ pub fn job_with_names(j: &'static str) -> Section {
     Section::All(vec![
         Section::Columns(
             [
-                "id", "priority", "due_at", "state", "attempts", "max_attempts", "timeout_ms",
-                "lease_owner", "lease_until", "schedule_id", "args",
+                "id",
+                "priority",
+                "due_at",
+                "state",
+                "attempts",
+                "max_attempts",
+                "timeout_ms",
+                "lease_owner",
+                "lease_until",
+                "schedule_id",
+                "args",
             ]
             .iter()
             .map(|c| (qcol(j, c), None))
@@ -263,16 +331,17 @@ pub fn next_job(per_host: i64, site: Option<&str>) -> Select {
     s
 }
 
-/// Claims the next job for `owner` until `lease_until`, counting the attempt.
+/// Claims the next job for `owner` for `lease_ms`, counting the attempt.
 /// One statement, so the choice and the claim cannot be separated by another node.
-pub fn job_claim(owner: &str, lease_until: i64, per_host: i64, site: Option<&str>) -> Statement {
+/// The lease is set and checked with the database's clock, so nodes' clocks need not agree.
+pub fn job_claim(owner: &str, lease_ms: i64, per_host: i64, site: Option<&str>) -> Statement {
     Update {
         table: "jobs",
         set: vec![
             ("state", lit("running")),
             ("lease_owner", param(owner)),
-            ("lease_until", param(lease_until)),
-            ("attempts", col("attempts").add(lit(1))),
+            ("lease_until", now() + param(lease_ms)),
+            ("attempts", col("attempts") + lit(1)),
         ],
         conditions: vec![col("id").in_select(next_job(per_host, site))],
         returning: vec!["id"],
@@ -283,14 +352,14 @@ pub fn job_claim(owner: &str, lease_until: i64, per_host: i64, site: Option<&str
 /// Claims one chosen job, for dialects without UPDATE ... RETURNING (SQL Server 2000, MySQL):
 /// the store selects [`next_job`] with its lock hint and runs this in the same transaction.
 /// The state condition makes a lost race change no row instead of stealing a live lease.
-pub fn job_claim_by_id(id: i64, owner: &str, lease_until: i64) -> Statement {
+pub fn job_claim_by_id(id: i64, owner: &str, lease_ms: i64) -> Statement {
     Update {
         table: "jobs",
         set: vec![
             ("state", lit("running")),
             ("lease_owner", param(owner)),
-            ("lease_until", param(lease_until)),
-            ("attempts", col("attempts").add(lit(1))),
+            ("lease_until", now() + param(lease_ms)),
+            ("attempts", col("attempts") + lit(1)),
         ],
         conditions: vec![
             col("id").eq(param(id)),
@@ -352,7 +421,13 @@ pub fn run_list(f: &super::RunFilter) -> Statement {
 
 // ---- notifications ----
 
-pub fn notification_insert(run_id: Option<i64>, host: Option<&str>, subject: &str, body: &str, at: i64) -> Statement {
+pub fn notification_insert(
+    run_id: Option<i64>,
+    host: Option<&str>,
+    subject: &str,
+    body: &str,
+    at: i64,
+) -> Statement {
     Insert {
         table: "notifications",
         values: vec![
@@ -410,22 +485,35 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
                 ("method", param("ssh")),
                 ("keep_session", param(true)),
                 ("created_at", param(1_700_000_000_000i64)),
+                ("updated_at", param(1_700_000_000_000i64)),
             ]),
         ),
         ("host_delete", host_delete("web1")),
         ("script_list", script_list().into()),
         ("script_by_name", script_by_name("check")),
         ("script_version", script_version("check")),
-        ("script_insert", script_insert("check", "ok(\"fine\")", Some("a check"), "check", 1)),
-        ("script_update", script_update("check", "ok(\"fine\")", None, "check", 2)),
+        (
+            "script_insert",
+            script_insert("check", "ok(\"fine\")", Some("a check"), "check", 1),
+        ),
+        (
+            "script_update",
+            script_update("check", "ok(\"fine\")", None, "check", 2),
+        ),
         ("script_delete", script_delete("check")),
         ("job_list", job_list()),
         ("job_by_id", job_by_id(7)),
-        ("job_insert", job_insert(1, Some(2), &job, 1_700_000_000_000)),
-        ("job_claim", job_claim("node-a", 1_700_000_060_000, 1, None)),
-        ("job_claim_site", job_claim("node-a", 1_700_000_060_000, 2, Some("dc1"))),
+        (
+            "job_insert",
+            job_insert(1, Some(2), &job, 1_700_000_000_000),
+        ),
+        ("job_claim", job_claim("node-a", 60_000, 1, None)),
+        (
+            "job_claim_site",
+            job_claim("node-a", 60_000, 2, Some("dc1")),
+        ),
         ("job_next", next_job(1, None).into()),
-        ("job_claim_by_id", job_claim_by_id(7, "node-a", 1_700_000_060_000)),
+        ("job_claim_by_id", job_claim_by_id(7, "node-a", 60_000)),
         ("job_delete", job_delete(7)),
         (
             "run_insert",
@@ -439,7 +527,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         ("run_by_id", run_by_id(1)),
         ("run_list", run_list(&filter)),
-        ("notification_insert", notification_insert(Some(1), Some("web1"), "down", "body", 1)),
+        (
+            "notification_insert",
+            notification_insert(Some(1), Some("web1"), "down", "body", 1),
+        ),
         ("notification_list", notification_list(20)),
         (
             "literal_escaping",

@@ -1,1 +1,10 @@
+//! hostler's one integration test binary (one binary, because each extra one relinks SQLite
+//! and Rhai on a 2-core machine). Modules are named after what they test.
 
+mod cli;
+mod props;
+mod sandbox;
+mod session;
+mod sql;
+mod store;
+mod util;

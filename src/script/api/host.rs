@@ -28,30 +28,56 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         .register_get("address", |h: &mut HostRef| h.0.address.clone())
         .register_get("method", |h: &mut HostRef| h.0.method.as_str().to_string())
         .register_get("port", |h: &mut HostRef| {
-            h.0.port.or(h.0.method.default_port()).map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p)))
+            h.0.port
+                .or(h.0.method.default_port())
+                .map_or(Dynamic::UNIT, |p| Dynamic::from(i64::from(p)))
         })
-        .register_get("user", |h: &mut HostRef| h.0.username.clone().map_or(Dynamic::UNIT, Dynamic::from))
-        .register_get("site", |h: &mut HostRef| h.0.site.clone().map_or(Dynamic::UNIT, Dynamic::from))
-        .register_get("prompt", |h: &mut HostRef| h.0.prompt.clone().map_or(Dynamic::UNIT, Dynamic::from))
-        .register_get("tags", |h: &mut HostRef| -> Array { h.0.tags.iter().map(|t| Dynamic::from(t.clone())).collect() })
-        .register_get("vars", |h: &mut HostRef| json_to_dynamic(&serde_json::Value::Object(h.0.vars.clone())))
+        .register_get("user", |h: &mut HostRef| {
+            h.0.username.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        })
+        .register_get("site", |h: &mut HostRef| {
+            h.0.site.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        })
+        .register_get("prompt", |h: &mut HostRef| {
+            h.0.prompt.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        })
+        .register_get("tags", |h: &mut HostRef| -> Array {
+            h.0.tags.iter().map(|t| Dynamic::from(t.clone())).collect()
+        })
+        .register_get("vars", |h: &mut HostRef| {
+            json_to_dynamic(&serde_json::Value::Object(h.0.vars.clone()))
+        })
         .register_fn("to_string", |h: &mut HostRef| h.0.name.clone())
-        .register_fn("has_tag", |h: &mut HostRef, t: &str| h.0.tags.iter().any(|x| x == t));
+        .register_fn("has_tag", |h: &mut HostRef, t: &str| {
+            h.0.tags.iter().any(|x| x == t)
+        });
 
     let c = ctx.clone();
     engine.register_fn("hosts", move || -> Result<Array, Box<EvalAltResult>> {
-        Ok(all(&c)?.into_iter().map(|h| Dynamic::from(HostRef::new(h))).collect())
-    });
-    let c = ctx.clone();
-    engine.register_fn("hosts", move |tag: &str| -> Result<Array, Box<EvalAltResult>> {
         Ok(all(&c)?
             .into_iter()
-            .filter(|h| h.tags.iter().any(|t| t == tag))
             .map(|h| Dynamic::from(HostRef::new(h)))
             .collect())
     });
     let c = ctx.clone();
-    engine.register_fn("get_host", move |name: &str| -> Result<HostRef, Box<EvalAltResult>> {
-        c.store.host(name).map(HostRef::new).map_err(|e| rt(e.to_string()))
-    });
+    engine.register_fn(
+        "hosts",
+        move |tag: &str| -> Result<Array, Box<EvalAltResult>> {
+            Ok(all(&c)?
+                .into_iter()
+                .filter(|h| h.tags.iter().any(|t| t == tag))
+                .map(|h| Dynamic::from(HostRef::new(h)))
+                .collect())
+        },
+    );
+    let c = ctx.clone();
+    engine.register_fn(
+        "get_host",
+        move |name: &str| -> Result<HostRef, Box<EvalAltResult>> {
+            c.store
+                .host(name)
+                .map(HostRef::new)
+                .map_err(|e| rt(e.to_string()))
+        },
+    );
 }

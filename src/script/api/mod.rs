@@ -42,7 +42,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Ctx {
-    pub fn new(store: Arc<Store>, guard: Guard, allow: Allowlist, transcript: Sink, host: Option<Host>, max_output: usize) -> Ctx {
+    pub fn new(
+        store: Arc<Store>,
+        guard: Guard,
+        allow: Allowlist,
+        transcript: Sink,
+        host: Option<Host>,
+        max_output: usize,
+    ) -> Ctx {
         Ctx {
             store,
             guard,
@@ -62,7 +69,7 @@ impl Ctx {
     pub fn out(&self, line: &str) {
         let mut out = lock(&self.output);
         let room = self.max_output.saturating_sub(out.len());
-        if line.len() + 1 <= room {
+        if line.len() < room {
             out.push_str(line);
             out.push('\n');
         } else {
@@ -76,7 +83,10 @@ impl Ctx {
         let mut text = lock(&self.transcript).mask(&out);
         let elided = *lock(&self.elided);
         if elided > 0 {
-            text.push_str(&format!("[{elided} bytes of output dropped: over the {} byte limit]\n", self.max_output));
+            text.push_str(&format!(
+                "[{elided} bytes of output dropped: over the {} byte limit]\n",
+                self.max_output
+            ));
         }
         text
     }
@@ -116,7 +126,10 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
 
 /// A runtime error for the script.
 pub fn rt(msg: impl Into<String>) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), Position::NONE))
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(msg.into()),
+        Position::NONE,
+    ))
 }
 
 /// A session error for the script: a passed deadline or a cancellation terminates the run.
@@ -141,7 +154,10 @@ pub fn secs(d: &Dynamic) -> Result<Duration, Box<EvalAltResult>> {
     } else if let Ok(f) = d.as_float() {
         f
     } else {
-        return Err(rt(format!("expected seconds as a number, got {}", d.type_name())));
+        return Err(rt(format!(
+            "expected seconds as a number, got {}",
+            d.type_name()
+        )));
     };
     if !(0.0..=86_400.0 * 365.0).contains(&s) {
         return Err(rt(format!("bad duration {s} seconds")));
@@ -161,7 +177,10 @@ pub fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
         serde_json::Value::String(s) => Dynamic::from(s.clone()),
         serde_json::Value::Array(a) => Dynamic::from_array(a.iter().map(json_to_dynamic).collect()),
         serde_json::Value::Object(o) => {
-            let m: rhai::Map = o.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect();
+            let m: rhai::Map = o
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+                .collect();
             Dynamic::from_map(m)
         }
     }

@@ -16,11 +16,20 @@ fn host_name(h: &Dynamic) -> Result<Option<String>, Box<EvalAltResult>> {
     } else if h.is_string() {
         Ok(Some(h.to_string()))
     } else {
-        Err(rt(format!("schedule: host must be a host, a name or (), not {}", h.type_name())))
+        Err(rt(format!(
+            "schedule: host must be a host, a name or (), not {}",
+            h.type_name()
+        )))
     }
 }
 
-fn schedule(ctx: &Ctx, script: &str, host: &Dynamic, priority: i64, delay: &Dynamic) -> Result<i64, Box<EvalAltResult>> {
+fn schedule(
+    ctx: &Ctx,
+    script: &str,
+    host: &Dynamic,
+    priority: i64,
+    delay: &Dynamic,
+) -> Result<i64, Box<EvalAltResult>> {
     let due_at = now_ms() + secs(delay)?.as_millis() as i64;
     let job = NewJob {
         script: script.to_string(),
@@ -32,7 +41,9 @@ fn schedule(ctx: &Ctx, script: &str, host: &Dynamic, priority: i64, delay: &Dyna
         schedule_id: None,
         args: None,
     };
-    ctx.store.enqueue(&job).map_err(|e| rt(format!("schedule: {e}")))
+    ctx.store
+        .enqueue(&job)
+        .map_err(|e| rt(format!("schedule: {e}")))
 }
 
 pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
@@ -49,11 +60,17 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         schedule(&c, script, &host, 0, &Dynamic::from(0_i64))
     });
     let c = ctx.clone();
-    engine.register_fn("schedule", move |script: &str, host: Dynamic, priority: i64| {
-        schedule(&c, script, &host, priority, &Dynamic::from(0_i64))
-    });
+    engine.register_fn(
+        "schedule",
+        move |script: &str, host: Dynamic, priority: i64| {
+            schedule(&c, script, &host, priority, &Dynamic::from(0_i64))
+        },
+    );
     let c = ctx.clone();
-    engine.register_fn("schedule", move |script: &str, host: Dynamic, priority: i64, delay: Dynamic| {
-        schedule(&c, script, &host, priority, &delay)
-    });
+    engine.register_fn(
+        "schedule",
+        move |script: &str, host: Dynamic, priority: i64, delay: Dynamic| {
+            schedule(&c, script, &host, priority, &delay)
+        },
+    );
 }

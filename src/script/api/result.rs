@@ -22,7 +22,11 @@ fn perfdata(p: &Dynamic) -> Result<Option<String>, Box<EvalAltResult>> {
         let mut parts: Vec<String> = m
             .iter()
             .map(|(k, v)| {
-                let label = if k.contains(' ') || k.contains('=') { format!("'{k}'") } else { k.to_string() };
+                let label = if k.contains(' ') || k.contains('=') {
+                    format!("'{k}'")
+                } else {
+                    k.to_string()
+                };
                 format!("{label}={v}")
             })
             .collect();
@@ -32,7 +36,10 @@ fn perfdata(p: &Dynamic) -> Result<Option<String>, Box<EvalAltResult>> {
     if p.is_string() {
         return Ok(Some(p.to_string()));
     }
-    Err(super::rt(format!("perfdata must be a string or a map, not {}", p.type_name())))
+    Err(super::rt(format!(
+        "perfdata must be a string or a map, not {}",
+        p.type_name()
+    )))
 }
 
 fn make(status: Status, msg: &str, perf: &Dynamic) -> Result<CheckResult, Box<EvalAltResult>> {
@@ -46,9 +53,13 @@ fn make(status: Status, msg: &str, perf: &Dynamic) -> Result<CheckResult, Box<Ev
 pub fn register(engine: &mut Engine) {
     engine
         .register_type_with_name::<CheckResult>("CheckResult")
-        .register_get("status", |r: &mut CheckResult| r.status.as_str().to_string())
+        .register_get("status", |r: &mut CheckResult| {
+            r.status.as_str().to_string()
+        })
         .register_get("message", |r: &mut CheckResult| r.message.clone())
-        .register_get("perfdata", |r: &mut CheckResult| r.perfdata.clone().map_or(Dynamic::UNIT, Dynamic::from))
+        .register_get("perfdata", |r: &mut CheckResult| {
+            r.perfdata.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        })
         .register_fn("to_string", |r: &mut CheckResult| {
             format!("{}: {}", r.status.as_str().to_uppercase(), r.message)
         });

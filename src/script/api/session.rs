@@ -13,7 +13,10 @@ use crate::session::{LocalProcess, Session, compile, exec};
 pub struct SessionRef(pub Arc<Mutex<Session>>);
 
 impl SessionRef {
-    fn with<T>(&self, f: impl FnOnce(&mut Session) -> Result<T, crate::session::SessionError>) -> Result<T, Box<EvalAltResult>> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<T, crate::session::SessionError>,
+    ) -> Result<T, Box<EvalAltResult>> {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut s).map_err(session_err)
     }
@@ -28,14 +31,30 @@ fn strings(args: &Array) -> Vec<String> {
 }
 
 fn opt_timeout(t: &Dynamic) -> Result<Option<std::time::Duration>, Box<EvalAltResult>> {
-    if t.is_unit() { Ok(None) } else { secs(t).map(Some) }
+    if t.is_unit() {
+        Ok(None)
+    } else {
+        secs(t).map(Some)
+    }
 }
 
-fn spawn(ctx: &Arc<Ctx>, cmd: &str, args: &Array, opts: &Map) -> Result<SessionRef, Box<EvalAltResult>> {
+fn spawn(
+    ctx: &Arc<Ctx>,
+    cmd: &str,
+    args: &Array,
+    opts: &Map,
+) -> Result<SessionRef, Box<EvalAltResult>> {
     let path = ctx.allow.check(cmd).map_err(session_err)?;
-    let pty = opts.get("pty").is_some_and(|v| v.as_bool().unwrap_or(false));
+    let pty = opts
+        .get("pty")
+        .is_some_and(|v| v.as_bool().unwrap_or(false));
     let proc = LocalProcess::spawn(&path, &strings(args), pty).map_err(session_err)?;
-    let mut session = Session::new(ctx.session_id(), Box::new(proc), ctx.guard.clone(), Some(ctx.transcript.clone()));
+    let mut session = Session::new(
+        ctx.session_id(),
+        Box::new(proc),
+        ctx.guard.clone(),
+        Some(ctx.transcript.clone()),
+    );
     if let Some(t) = opts.get("timeout") {
         session.timeout = secs(t)?;
     }
@@ -49,56 +68,95 @@ fn spawn(ctx: &Arc<Ctx>, cmd: &str, args: &Array, opts: &Map) -> Result<SessionR
 
 pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     let c = ctx.clone();
-    engine.register_fn("spawn", move |cmd: &str, args: Array| spawn(&c, cmd, &args, &Map::new()));
-    let c = ctx.clone();
-    engine.register_fn("spawn", move |cmd: &str, args: Array, opts: Map| spawn(&c, cmd, &args, &opts));
-    let c = ctx.clone();
-    engine.register_fn("exec", move |cmd: &str, args: Array| -> Result<Map, Box<EvalAltResult>> {
-        let path = c.allow.check(cmd).map_err(session_err)?;
-        let out = exec(&path, &strings(&args), &c.guard, c.max_output).map_err(session_err)?;
-        let mut m = Map::new();
-        m.insert("code".into(), Dynamic::from(out.code));
-        m.insert("stdout".into(), Dynamic::from(out.stdout));
-        m.insert("stderr".into(), Dynamic::from(out.stderr));
-        Ok(m)
+    engine.register_fn("spawn", move |cmd: &str, args: Array| {
+        spawn(&c, cmd, &args, &Map::new())
     });
+    let c = ctx.clone();
+    engine.register_fn("spawn", move |cmd: &str, args: Array, opts: Map| {
+        spawn(&c, cmd, &args, &opts)
+    });
+    let c = ctx.clone();
+    engine.register_fn(
+        "exec",
+        move |cmd: &str, args: Array| -> Result<Map, Box<EvalAltResult>> {
+            let path = c.allow.check(cmd).map_err(session_err)?;
+            let out = exec(&path, &strings(&args), &c.guard, c.max_output).map_err(session_err)?;
+            let mut m = Map::new();
+            m.insert("code".into(), Dynamic::from(out.code));
+            m.insert("stdout".into(), Dynamic::from(out.stdout));
+            m.insert("stderr".into(), Dynamic::from(out.stderr));
+            Ok(m)
+        },
+    );
 
     engine
         .register_type_with_name::<SessionRef>("Session")
-        .register_fn("write", |s: &mut SessionRef, d: &str| s.with(|x| x.write(d)))
-        .register_fn("write_secret", |s: &mut SessionRef, d: &str| s.with(|x| x.write_secret(d)))
-        .register_fn("read_some", |s: &mut SessionRef| s.with(|x| x.read_some(None)))
+        .register_fn("write", |s: &mut SessionRef, d: &str| {
+            s.with(|x| x.write(d))
+        })
+        .register_fn("write_secret", |s: &mut SessionRef, d: &str| {
+            s.with(|x| x.write_secret(d))
+        })
+        .register_fn("read_some", |s: &mut SessionRef| {
+            s.with(|x| x.read_some(None))
+        })
         .register_fn("read_some", |s: &mut SessionRef, t: Dynamic| {
             let t = opt_timeout(&t)?;
             s.with(|x| x.read_some(t))
         })
-        .register_fn("read_until", |s: &mut SessionRef, p: &str| s.with(|x| x.read_until(p, None)))
+        .register_fn("read_until", |s: &mut SessionRef, p: &str| {
+            s.with(|x| x.read_until(p, None))
+        })
         .register_fn("read_until", |s: &mut SessionRef, p: &str, t: Dynamic| {
             let t = opt_timeout(&t)?;
             s.with(|x| x.read_until(p, t))
         })
-        .register_fn("read_all", |s: &mut SessionRef| s.with(|x| x.read_to_end(None)))
+        .register_fn("read_all", |s: &mut SessionRef| {
+            s.with(|x| x.read_to_end(None))
+        })
         .register_fn("read_all", |s: &mut SessionRef, t: Dynamic| {
             let t = opt_timeout(&t)?;
             s.with(|x| x.read_to_end(t))
         })
-        .register_fn("expect", |s: &mut SessionRef, pats: Dynamic| expect(s, &pats, &Dynamic::UNIT))
-        .register_fn("expect", |s: &mut SessionRef, pats: Dynamic, t: Dynamic| expect(s, &pats, &t))
-        .register_fn("cmd", |s: &mut SessionRef, line: &str| s.with(|x| x.cmd(line, None)))
+        .register_fn("expect", |s: &mut SessionRef, pats: Dynamic| {
+            expect(s, &pats, &Dynamic::UNIT)
+        })
+        .register_fn("expect", |s: &mut SessionRef, pats: Dynamic, t: Dynamic| {
+            expect(s, &pats, &t)
+        })
+        .register_fn("cmd", |s: &mut SessionRef, line: &str| {
+            s.with(|x| x.cmd(line, None))
+        })
         .register_fn("cmd", |s: &mut SessionRef, line: &str, t: Dynamic| {
             let t = opt_timeout(&t)?;
             s.with(|x| x.cmd(line, t))
         })
-        .register_fn("set_prompt", |s: &mut SessionRef, p: &str| s.with(|x| x.set_prompt(p)))
-        .register_fn("sync_prompt", |s: &mut SessionRef| s.with(|x| x.sync_prompt(None)))
-        .register_fn("close", |s: &mut SessionRef| -> Result<Dynamic, Box<EvalAltResult>> {
-            Ok(s.with(|x| x.close())?.map_or(Dynamic::UNIT, |c| Dynamic::from(i64::from(c))))
+        .register_fn("set_prompt", |s: &mut SessionRef, p: &str| {
+            s.with(|x| x.set_prompt(p))
         })
-        .register_get("before", |s: &mut SessionRef| s.0.lock().map(|x| x.before.clone()).unwrap_or_default())
-        .register_get("matched", |s: &mut SessionRef| s.0.lock().map(|x| x.matched.clone()).unwrap_or_default())
-        .register_get("eof", |s: &mut SessionRef| s.0.lock().map(|x| x.is_eof()).unwrap_or(true))
+        .register_fn("sync_prompt", |s: &mut SessionRef| {
+            s.with(|x| x.sync_prompt(None))
+        })
+        .register_fn(
+            "close",
+            |s: &mut SessionRef| -> Result<Dynamic, Box<EvalAltResult>> {
+                Ok(s.with(|x| x.close())?
+                    .map_or(Dynamic::UNIT, |c| Dynamic::from(i64::from(c))))
+            },
+        )
+        .register_get("before", |s: &mut SessionRef| {
+            s.0.lock().map(|x| x.before.clone()).unwrap_or_default()
+        })
+        .register_get("matched", |s: &mut SessionRef| {
+            s.0.lock().map(|x| x.matched.clone()).unwrap_or_default()
+        })
+        .register_get("eof", |s: &mut SessionRef| {
+            s.0.lock().map(|x| x.is_eof()).unwrap_or(true)
+        })
         .register_fn("to_string", |s: &mut SessionRef| {
-            s.0.lock().map(|x| format!("session to {}", x.peer())).unwrap_or_default()
+            s.0.lock()
+                .map(|x| format!("session to {}", x.peer()))
+                .unwrap_or_default()
         });
 }
 
@@ -111,7 +169,11 @@ fn expect(s: &mut SessionRef, pats: &Dynamic, t: &Dynamic) -> Result<i64, Box<Ev
     if list.is_empty() {
         return Err(rt("expect needs at least one pattern"));
     }
-    let regexes = list.iter().map(|p| compile(p)).collect::<Result<Vec<_>, _>>().map_err(session_err)?;
+    let regexes = list
+        .iter()
+        .map(|p| compile(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(session_err)?;
     let t = opt_timeout(t)?;
     s.with(|x| x.expect(&regexes, t)).map(|i| i as i64)
 }

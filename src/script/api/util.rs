@@ -11,11 +11,17 @@ fn regex(pattern: &str) -> Result<regex::Regex, Box<EvalAltResult>> {
 }
 
 pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    // Rhai's time package has its own sleep(INT) and sleep(FLOAT), which ignore the deadline;
+    // registering the exact signatures overrides both.
     let c = ctx.clone();
-    engine.register_fn("sleep", move |s: Dynamic| -> Result<(), Box<EvalAltResult>> {
-        c.guard.sleep(secs(&s)?).map_err(session_err)
+    engine.register_fn("sleep", move |s: i64| -> Result<(), Box<EvalAltResult>> {
+        c.guard.sleep(secs(&Dynamic::from(s))?).map_err(session_err)
     });
-    engine.register_fn("now", || crate::store::now_ms());
+    let c = ctx.clone();
+    engine.register_fn("sleep", move |s: f64| -> Result<(), Box<EvalAltResult>> {
+        c.guard.sleep(secs(&Dynamic::from(s))?).map_err(session_err)
+    });
+    engine.register_fn("now", crate::store::now_ms);
     let c = ctx.clone();
     engine.register_fn("log", move |msg: &str| {
         tracing::info!(target: "script", "{msg}");
@@ -31,19 +37,25 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         }
         c.out(&format!("{level}: {msg}"));
     });
-    engine.register_fn("matches", |text: &str, pattern: &str| -> Result<bool, Box<EvalAltResult>> {
-        Ok(regex(pattern)?.is_match(text))
-    });
-    engine.register_fn("captures", |text: &str, pattern: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-        Ok(match regex(pattern)?.captures(text) {
-            None => Dynamic::UNIT,
-            Some(caps) => {
-                let groups: Array = caps
-                    .iter()
-                    .map(|m| m.map_or(Dynamic::UNIT, |m| Dynamic::from(m.as_str().to_string())))
-                    .collect();
-                Dynamic::from_array(groups)
-            }
-        })
-    });
+    engine.register_fn(
+        "matches",
+        |text: &str, pattern: &str| -> Result<bool, Box<EvalAltResult>> {
+            Ok(regex(pattern)?.is_match(text))
+        },
+    );
+    engine.register_fn(
+        "captures",
+        |text: &str, pattern: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            Ok(match regex(pattern)?.captures(text) {
+                None => Dynamic::UNIT,
+                Some(caps) => {
+                    let groups: Array = caps
+                        .iter()
+                        .map(|m| m.map_or(Dynamic::UNIT, |m| Dynamic::from(m.as_str().to_string())))
+                        .collect();
+                    Dynamic::from_array(groups)
+                }
+            })
+        },
+    );
 }

@@ -1,0 +1,349 @@
+//! The real binary, end to end, in a temporary folder with a cleared environment.
+
+use crate::util::{Work, code, have, stderr, stdout};
+
+fn init(w: &Work) {
+    let o = w.run(&["init"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = w.run(&[
+        "host",
+        "add",
+        "localhost",
+        "--address",
+        "127.0.0.1",
+        "--method",
+        "local",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+fn add_script(w: &Work, name: &str, source: &str) {
+    let o = w.run_with_input(&["script", "add", name, "-"], source);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn init_seeds_the_bundled_scripts_once() {
+    let w = Work::new();
+    let o = w.run(&["init"]);
+    assert!(
+        stdout(&o).contains("added bundled scripts: check_disk"),
+        "{}",
+        stdout(&o)
+    );
+    let o = w.run(&["init"]);
+    assert!(stdout(&o).contains("already present"), "{}", stdout(&o));
+    let o = w.run(&["script", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"check_disk") && names.contains(&"nagioslib"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn run_exits_with_the_nagios_code_of_the_result() {
+    let w = Work::new();
+    init(&w);
+    for (src, want, line) in [
+        (r#"ok("fine")"#, 0, "OK: fine"),
+        (r#"warning("meh", "x=1")"#, 1, "WARNING: meh | x=1"),
+        (r#"critical("bad")"#, 2, "CRITICAL: bad"),
+        (r#"unknown("eh")"#, 3, "UNKNOWN: eh"),
+        ("let x = ;", 3, "UNKNOWN"),
+        (r#"throw "boom""#, 3, "UNKNOWN: script s: boom"),
+    ] {
+        // A syntax error cannot be saved, so write that one through SQL.
+        if src == "let x = ;" {
+            let o = w.run(&[
+                "sql",
+                "UPDATE scripts SET source = 'let x = ;' WHERE name = 's'",
+            ]);
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+        } else {
+            add_script(&w, "s", src);
+        }
+        let o = w.run(&["run", "s", "--host", "localhost"]);
+        assert_eq!(code(&o), want, "{src}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).starts_with(line), "{src}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn the_bundled_disk_check_runs_against_localhost() {
+    let w = Work::new();
+    init(&w);
+    let o = w.run(&["run", "check_disk", "--host", "localhost", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["status"], "ok", "{v}");
+    assert!(
+        v["perfdata"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("'/'="),
+        "{v}"
+    );
+    let o = w.run(&["history", "--json"]);
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(h[0]["script"], "check_disk");
+    let id = h[0]["id"].as_i64().expect("id").to_string();
+    let o = w.run(&["show-run", &id]);
+    assert!(
+        stdout(&o).contains("--- transcript ---") && stdout(&o).contains("s1 <-"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn nagioslib_maps_a_real_monitoring_plugin() {
+    let plugin = "/usr/lib/nagios/plugins/check_dummy";
+    if !have(plugin, "Debian's monitoring-plugins-basic") {
+        return;
+    }
+    let w = Work::new();
+    init(&w);
+    add_script(
+        &w,
+        "dummy",
+        r#"import "nagioslib" as n; n::plugin("check_dummy", ["1", "half full"])"#,
+    );
+    let o = w.run(&["run", "dummy", "--host", "localhost"]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("WARNING: WARNING: half full"),
+        "{}",
+        stdout(&o)
+    );
+    add_script(
+        &w,
+        "load",
+        r#"import "nagioslib" as n; n::plugin("check_load", ["-w", "999,999,999", "-c", "999,999,999"])"#,
+    );
+    let o = w.run(&["run", "load", "--host", "localhost"]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("| load1="),
+        "perfdata is split off: {}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn unknown_host_or_script_is_one_line_and_non_zero() {
+    let w = Work::new();
+    init(&w);
+    let o = w.run(&["run", "check_disk", "--host", "nosuch"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (3, "UNKNOWN: host \"nosuch\" not found\n")
+    );
+    let o = w.run(&["run", "nosuch"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (3, "UNKNOWN: script \"nosuch\" not found\n")
+    );
+    let o = w.run(&["host", "show", "nosuch"]);
+    assert_eq!(
+        (code(&o), stderr(&o).as_str()),
+        (1, "hostler: host \"nosuch\" not found\n")
+    );
+    let o = w.run(&["script", "rm", "nosuch"]);
+    assert_eq!((code(&o), stderr(&o).lines().count()), (1, 1));
+}
+
+#[test]
+fn a_script_with_a_syntax_error_is_not_saved() {
+    let w = Work::new();
+    init(&w);
+    let o = w.run_with_input(&["script", "add", "bad", "-"], "let a = 1;\nlet = 2;\n");
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("hostler: script bad, line 2, column"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+    let o = w.run(&["script", "show", "bad"]);
+    assert_eq!(code(&o), 1, "nothing was saved");
+}
+
+#[test]
+fn passwords_come_from_stdin_and_are_never_shown() {
+    let w = Work::new();
+    init(&w);
+    let o = w.run_with_input(
+        &[
+            "host",
+            "add",
+            "r1",
+            "--address",
+            "192.0.2.7",
+            "--user",
+            "admin",
+            "--password-stdin",
+            "--tag",
+            "core",
+        ],
+        "pa55word\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for args in [
+        vec!["host", "show", "r1"],
+        vec!["host", "show", "r1", "--json"],
+        vec!["host", "list", "--json"],
+    ] {
+        let o = w.run(&args);
+        assert!(
+            !stdout(&o).contains("pa55word"),
+            "{args:?} leaked the secret"
+        );
+    }
+    assert!(stdout(&w.run(&["host", "show", "r1"])).contains("stored (hidden)"));
+    let o = w.run_with_input(
+        &["host", "add", "r2", "--address", "x", "--password-stdin"],
+        "",
+    );
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("stdin held no password"));
+}
+
+#[test]
+fn sql_json_is_an_array_of_row_objects_with_strings_or_null() {
+    let w = Work::new();
+    init(&w);
+    let o = w.run(&["sql", "SELECT name, port, site FROM hosts", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!([{"table": "hosts", "name": "localhost", "port": null, "site": null}])
+    );
+    let o = w.run(&["sql", "SELEKT nonsense"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("syntax error"), "{}", stderr(&o));
+}
+
+#[test]
+fn print_ddl_prints_each_dialect_and_rejects_unknown_ones() {
+    let w = Work::new();
+    let o = w.run(&["init", "--print-ddl", "mssql2000"]);
+    assert!(stdout(&o).contains("CREATE TABLE [hosts]") && stdout(&o).contains("GO"));
+    assert!(
+        !w.path("hostler.db").exists(),
+        "print-ddl touches no database"
+    );
+    let o = w.run(&["init", "--print-ddl", "oracle"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("unknown SQL dialect \"oracle\""));
+}
+
+#[test]
+fn config_rejects_unknown_keys_by_name() {
+    let w = Work::new();
+    std::fs::write(
+        w.path("c.toml"),
+        "[sandbox]\ntimeout = 5\nmax_opertions = 1\n",
+    )
+    .expect("write");
+    let o = w.run(&["--config", "c.toml", "jobs"]);
+    assert_eq!(code(&o), 1);
+    let e = stderr(&o);
+    assert!(e.contains("max_opertions") && e.contains("line 3"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+#[test]
+fn config_limits_apply_to_runs() {
+    let w = Work::new();
+    init(&w);
+    std::fs::write(w.path("c.toml"), "[sandbox]\ntimeout = 0.5\n").expect("write");
+    add_script(&w, "slow", "sleep(5); ok()");
+    let o = w.run(&["--config", "c.toml", "run", "slow"]);
+    assert_eq!(code(&o), 3);
+    assert!(
+        stdout(&o).starts_with("UNKNOWN (timeout)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn script_import_and_export_round_trip() {
+    let w = Work::new();
+    init(&w);
+    std::fs::create_dir(w.path("in")).expect("mkdir");
+    std::fs::write(w.path("in/one.rhai"), "//! the first\nok(\"1\")").expect("write");
+    std::fs::write(w.path("in/two.rhai"), "ok(\"2\")").expect("write");
+    let o = w.run(&["script", "import", "in"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&w.run(&["run", "one"])), "OK: 1\n");
+    // A broken file makes the whole import fail, and nothing of it is saved.
+    std::fs::write(w.path("in/three.rhai"), "let = ;").expect("write");
+    std::fs::write(w.path("in/one.rhai"), "ok(\"changed\")").expect("write");
+    let o = w.run(&["script", "import", "in"]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(stdout(&w.run(&["run", "one"])), "OK: 1\n");
+    let o = w.run(&["script", "export", "out"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(w.path("out/two.rhai")).expect("read"),
+        "ok(\"2\")"
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let w = Work::new();
+    init(&w);
+    let mut child = w
+        .cmd(&["init", "--print-ddl", "postgres"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let w = Work::new();
+    let o = w.run(&["frobnicate"]);
+    assert_eq!(code(&o), 2);
+    let o = w.run(&["--help"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("host") && stdout(&o).contains("show-run"));
+    let o = w.run(&["host", "add", "--help"]);
+    assert!(stdout(&o).contains("--password-stdin"));
+}
+
+#[test]
+fn jobs_lists_what_scripts_scheduled() {
+    let w = Work::new();
+    init(&w);
+    add_script(
+        &w,
+        "later",
+        r#"schedule("check_disk", "localhost", 7, 3600); ok()"#,
+    );
+    assert_eq!(code(&w.run(&["run", "later"])), 0);
+    let o = w.run(&["jobs", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(
+        (
+            v[0]["script"].as_str(),
+            v[0]["host"].as_str(),
+            v[0]["priority"].as_i64()
+        ),
+        (Some("check_disk"), Some("localhost"), Some(7))
+    );
+}

@@ -1,0 +1,301 @@
+//! The Rhai sandbox: limits, the deadline, import from the database, and the first API,
+//! all through `Env::execute` exactly as `hostler run` and monitord use it.
+
+use std::time::{Duration, Instant};
+
+use hostler::script::{Limits, RunRequest, check_syntax};
+use hostler::store::{Method, NewHost, NewRun, Status};
+
+use crate::util::Work;
+
+fn run(w: &Work, source: &str) -> NewRun {
+    run_with(w, source, None)
+}
+
+fn run_with(w: &Work, source: &str, limits: Option<Limits>) -> NewRun {
+    let env = w.env(&["sh", "echo", "cat", "printf", "tty", "true"], limits);
+    w.script(&env.store, "main", source);
+    env.execute(
+        &RunRequest {
+            script: "main".into(),
+            ..RunRequest::default()
+        },
+        None,
+    )
+}
+
+#[test]
+fn results_map_to_nagios_states_with_perfdata() {
+    let w = Work::new();
+    let r = run(&w, r#"warning("disk 85%", #{used: 85})"#);
+    assert_eq!(
+        (r.status, r.message.as_str(), r.perfdata.as_deref()),
+        (Status::Warning, "disk 85%", Some("used=85"))
+    );
+    assert_eq!(
+        run(&w, r#"critical("down", "rta=10ms;100;200")"#)
+            .perfdata
+            .as_deref(),
+        Some("rta=10ms;100;200")
+    );
+    assert_eq!(run(&w, "ok()").status, Status::Ok);
+    assert_eq!(run(&w, r#"unknown("?")"#).status, Status::Unknown);
+    assert_eq!(
+        run(&w, r#"if true { return critical("early") } ok("late")"#).message,
+        "early"
+    );
+}
+
+#[test]
+fn print_and_log_are_captured_into_the_output() {
+    let w = Work::new();
+    let r = run(&w, r#"print("hello"); log("warn", "careful"); ok("done")"#);
+    assert_eq!(r.output, "hello\nwarn: careful\n");
+}
+
+#[test]
+fn runaway_loop_is_stopped_by_the_operation_limit() {
+    let w = Work::new();
+    let t = Instant::now();
+    let r = run(&w, "let x = 0; loop { x += 1; }");
+    assert_eq!(r.status, Status::Unknown);
+    assert!(r.message.contains("operations"), "{}", r.message);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn deep_recursion_is_stopped() {
+    let w = Work::new();
+    let t = Instant::now();
+    let r = run(&w, "fn f(n) { f(n + 1) } f(0)");
+    assert_eq!(r.status, Status::Unknown);
+    assert!(
+        r.message.contains("nested deeper") || r.message.to_lowercase().contains("stack"),
+        "{}",
+        r.message
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn huge_strings_and_arrays_are_stopped() {
+    let w = Work::new();
+    let r = run(&w, r#"let s = "x"; loop { s += s; }"#);
+    assert_eq!(r.status, Status::Unknown);
+    assert!(
+        r.message.to_lowercase().contains("too large") || r.message.contains("size"),
+        "{}",
+        r.message
+    );
+    let r = run(&w, "let a = []; loop { a += [1, 2, 3, 4, 5, 6, 7, 8]; }");
+    assert_eq!(r.status, Status::Unknown);
+    assert!(
+        r.message.to_lowercase().contains("too large") || r.message.contains("operations"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn the_wall_clock_deadline_stops_a_waiting_script() {
+    let w = Work::new();
+    let limits = Limits {
+        timeout: 1.0,
+        ..Limits::default()
+    };
+    let t = Instant::now();
+    let r = run_with(&w, "loop { sleep(0.05); }", Some(limits));
+    assert_eq!(r.status, Status::Timeout, "{}", r.message);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(r.message.contains("time limit"), "{}", r.message);
+}
+
+#[test]
+fn the_default_limits_stop_a_sleeping_loop_within_ten_seconds() {
+    let w = Work::new();
+    let t = Instant::now();
+    let r = run(&w, "loop { sleep(1); }");
+    assert_eq!(r.status, Status::Timeout);
+    assert!(
+        t.elapsed() <= Duration::from_millis(10_500),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn eval_is_disabled() {
+    assert!(check_syntax("x", r#"eval("1 + 1")"#).is_err());
+    let w = Work::new();
+    let r = run(&w, "ok()");
+    assert_eq!(r.status, Status::Ok);
+}
+
+#[test]
+fn syntax_errors_name_the_script_line_and_column() {
+    let e = check_syntax("broken", "let a = 1;\nlet b = ;\n").expect_err("syntax error");
+    let msg = e.to_string();
+    assert!(msg.starts_with("script broken, line 2, column"), "{msg}");
+}
+
+#[test]
+fn import_resolves_from_the_database_before_the_bundled_library() {
+    let w = Work::new();
+    let env = w.env(&[], None);
+    // The bundled nagioslib has plugin(); a database row of the same name replaces it.
+    w.script(
+        &env.store,
+        "nagioslib",
+        r#"fn plugin(n, a) { ok("from the database") }"#,
+    );
+    w.script(
+        &env.store,
+        "main",
+        r#"import "nagioslib" as n; n::plugin("x", [])"#,
+    );
+    let req = RunRequest {
+        script: "main".into(),
+        ..RunRequest::default()
+    };
+    assert_eq!(env.execute(&req, None).message, "from the database");
+    // Editing the row bumps its version, and the next run compiles the new source.
+    w.script(
+        &env.store,
+        "nagioslib",
+        r#"fn plugin(n, a) { ok("edited") }"#,
+    );
+    assert_eq!(env.execute(&req, None).message, "edited");
+    // Without the row, the bundled library answers.
+    env.store.remove_script("nagioslib").expect("rm");
+    w.script(
+        &env.store,
+        "main",
+        r#"import "nagioslib" as n; type_of(n::plugin_at)"#,
+    );
+    let r = env.execute(&req, None);
+    assert_ne!(r.message, "edited", "{}", r.message);
+}
+
+#[test]
+fn missing_modules_and_cycles_are_named() {
+    let w = Work::new();
+    let env = w.env(&[], None);
+    w.script(&env.store, "main", r#"import "nosuch" as x; ok()"#);
+    let req = RunRequest {
+        script: "main".into(),
+        ..RunRequest::default()
+    };
+    let r = env.execute(&req, None);
+    assert_eq!(r.status, Status::Unknown);
+    assert!(r.message.contains("nosuch"), "{}", r.message);
+    w.script(&env.store, "a", r#"import "b" as b; fn x() { 1 }"#);
+    w.script(&env.store, "b", r#"import "a" as a; fn y() { 2 }"#);
+    w.script(&env.store, "main", r#"import "a" as a; ok()"#);
+    let t = Instant::now();
+    let r = env.execute(&req, None);
+    assert_eq!(r.status, Status::Unknown);
+    assert!(
+        r.message.contains("import cycle: main -> a -> b -> a"),
+        "{}",
+        r.message
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn host_variables_and_hosts_reach_the_script() {
+    let w = Work::new();
+    let env = w.env(&[], None);
+    let mut vars = serde_json::Map::new();
+    vars.insert("path".into(), serde_json::Value::String("/var".into()));
+    env.store
+        .add_host(&NewHost {
+            name: "db1".into(),
+            address: "10.0.0.5".into(),
+            method: Some(Method::Ssh),
+            tags: vec!["db".into()],
+            vars,
+            ..NewHost::default()
+        })
+        .expect("host");
+    w.script(&env.store, "main", r#"ok(`${host.name} ${host.address} ${host.port} ${host.method} ${host.vars.path} ${hosts("db").len()} ${host.tags[0]}`)"#);
+    let r = env.execute(
+        &RunRequest {
+            script: "main".into(),
+            host: Some("db1".into()),
+            ..RunRequest::default()
+        },
+        None,
+    );
+    assert_eq!(r.message, "db1 10.0.0.5 22 ssh /var 1 db", "{}", r.message);
+}
+
+#[test]
+fn notify_is_recorded_and_schedule_queues_a_job() {
+    let w = Work::new();
+    let env = w.env(&[], None);
+    w.script(&env.store, "other", "ok()");
+    w.script(
+        &env.store,
+        "main",
+        r#"notify("disk full", "on /"); let id = schedule("other", (), 5, 60); ok(`${id}`)"#,
+    );
+    let r = env.execute(
+        &RunRequest {
+            script: "main".into(),
+            ..RunRequest::default()
+        },
+        None,
+    );
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    assert_eq!(
+        r.notifications,
+        vec![("disk full".to_string(), "on /".to_string())]
+    );
+    let jobs = env.store.jobs().expect("jobs");
+    assert_eq!(
+        (jobs.len(), jobs[0].priority, jobs[0].script.as_str()),
+        (1, 5, "other")
+    );
+    assert!(jobs[0].due_at > hostler::store::now_ms() + 50_000);
+    let r = run(&w, r#"schedule("nosuch", (), 0, 0)"#);
+    assert!(r.message.contains("nosuch"), "{}", r.message);
+}
+
+#[test]
+fn regex_helpers() {
+    let w = Work::new();
+    let r = run(
+        &w,
+        r#"let c = captures("load 1.5", "load ([0-9.]+)"); ok(`${matches("abc", "^a")} ${c[1]} ${captures("x", "y") == ()}`)"#,
+    );
+    assert_eq!(r.message, "true 1.5 true");
+    assert!(
+        run(&w, r#"matches("a", "(")"#)
+            .message
+            .contains("bad regex")
+    );
+}
+
+#[test]
+fn commands_outside_the_allowlist_are_refused() {
+    let w = Work::new();
+    let r = run(&w, r#"exec("rm", ["-rf", "/nonexistent"])"#);
+    assert_eq!(r.status, Status::Unknown);
+    assert!(r.message.contains("\"rm\" is not allowed"), "{}", r.message);
+    let r = run(&w, r#"spawn("/bin/../bin/rm", [])"#);
+    assert!(r.message.contains("not allowed"), "{}", r.message);
+    let r = run(
+        &w,
+        r#"let r = exec("sh", ["-c", "echo out; echo err >&2; exit 3"]); ok(`${r.code}|${r.stdout}|${r.stderr}`)"#,
+    );
+    assert_eq!(r.message, "3|out\n|err\n");
+}

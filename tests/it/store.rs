@@ -1,0 +1,244 @@
+//! The store on real SQLite: schema versioning, hosts, scripts, the queue, and how it fails on
+//! corrupt, locked and read-only files.
+
+use hostler::store::{Method, NewHost, NewJob, NewScript, ScriptKind, Secret, Store, StoreError};
+
+use crate::util::Work;
+
+fn host(name: &str) -> NewHost {
+    NewHost {
+        name: name.into(),
+        address: "127.0.0.1".into(),
+        method: Some(Method::Local),
+        ..NewHost::default()
+    }
+}
+
+fn job(script: &str, host: Option<&str>, priority: i64) -> NewJob {
+    NewJob {
+        script: script.into(),
+        host: host.map(str::to_string),
+        priority,
+        due_at: 0,
+        max_attempts: 3,
+        timeout_ms: None,
+        schedule_id: None,
+        args: None,
+    }
+}
+
+#[test]
+fn open_applies_schema_once_and_records_version() {
+    let w = Work::new();
+    let s = w.store();
+    drop(s);
+    // Reopening finds the version and changes nothing.
+    let s = w.store();
+    let r = s
+        .raw("SELECT value FROM settings WHERE key = 'schema_version'")
+        .expect("raw");
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("1"));
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let w = Work::new();
+    let s = w.store();
+    s.raw("UPDATE settings SET value = '999' WHERE key = 'schema_version'")
+        .expect("raw");
+    drop(s);
+    match Store::open(&w.db()) {
+        Err(StoreError::TooNew { found: 999, .. }) => {}
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn hosts_add_list_show_remove_and_secret_stays_inside() {
+    let w = Work::new();
+    let s = w.store();
+    let mut h = host("web1");
+    h.secret = Some(Secret::new("hunter2"));
+    h.tags = vec!["web".into(), "prod".into()];
+    let added = s.add_host(&h).expect("add");
+    assert!(added.has_secret);
+    assert_eq!(added.tags, vec!["web", "prod"]);
+    assert!(!format!("{added:?}").contains("hunter2"));
+    assert_eq!(
+        s.host_secret("web1")
+            .expect("secret")
+            .expect("some")
+            .expose(),
+        "hunter2"
+    );
+    assert!(!format!("{:?}", s.host_secret("web1")).contains("hunter2"));
+    match s.add_host(&h) {
+        Err(StoreError::Exists { .. }) => {}
+        other => panic!("expected Exists, got {other:?}"),
+    }
+    assert_eq!(s.hosts().expect("list").len(), 1);
+    s.remove_host("web1").expect("rm");
+    match s.host("web1") {
+        Err(e @ StoreError::NotFound { .. }) => {
+            assert_eq!(e.to_string(), "host \"web1\" not found")
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn saving_a_script_bumps_its_version() {
+    let w = Work::new();
+    let s = w.store();
+    w.script(&s, "a", "1");
+    w.script(&s, "a", "2");
+    let sc = s.script("a").expect("script");
+    assert_eq!((sc.version, sc.source.as_str()), (2, "2"));
+}
+
+#[test]
+fn failed_write_leaves_the_database_as_it_was() {
+    let w = Work::new();
+    let s = w.store();
+    w.script(&s, "keep", "1");
+    // The second script's kind violates the CHECK constraint only in SQL; force it through
+    // a name that is valid and a duplicate insert that fails inside the same transaction.
+    let before = s.scripts().expect("list");
+    let res = s.save_scripts(&[
+        NewScript {
+            name: "new1",
+            source: "1",
+            description: None,
+            kind: ScriptKind::Task,
+        },
+        NewScript {
+            name: "bad name!",
+            source: "1",
+            description: None,
+            kind: ScriptKind::Task,
+        },
+    ]);
+    assert!(res.is_err());
+    assert_eq!(
+        s.scripts().expect("list"),
+        before,
+        "nothing of the failed batch was written"
+    );
+    // A job for a missing host fails without leaving a row.
+    assert!(s.enqueue(&job("keep", Some("nohost"), 0)).is_err());
+    assert!(s.jobs().expect("jobs").is_empty());
+}
+
+#[test]
+fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
+    let w = Work::new();
+    let s = w.store();
+    w.script(&s, "c", "ok()");
+    s.add_host(&host("h1")).expect("h1");
+    s.add_host(&host("h2")).expect("h2");
+    let low = s.enqueue(&job("c", Some("h1"), 0)).expect("enqueue");
+    let high = s.enqueue(&job("c", Some("h1"), 5)).expect("enqueue");
+    let other = s.enqueue(&job("c", Some("h2"), 1)).expect("enqueue");
+    let j = s
+        .claim_job("n1", 60_000, 1, None)
+        .expect("claim")
+        .expect("a job");
+    assert_eq!((j.id, j.attempts, j.state.as_str()), (high, 1, "running"));
+    assert_eq!(j.lease_owner.as_deref(), Some("n1"));
+    // h1 is busy, so h2's job comes next although h1 still has a queued job.
+    assert_eq!(
+        s.claim_job("n1", 60_000, 1, None)
+            .expect("claim")
+            .map(|j| j.id),
+        Some(other)
+    );
+    assert_eq!(s.claim_job("n1", 60_000, 1, None).expect("claim"), None);
+    // Recording the run deletes the job row in the same transaction.
+    let run = hostler::store::NewRun {
+        job_id: Some(high),
+        schedule_id: None,
+        script: "c".into(),
+        script_version: Some(1),
+        host: Some("h1".into()),
+        node: Some("n1".into()),
+        status: hostler::store::Status::Ok,
+        message: "fine".into(),
+        perfdata: None,
+        output: String::new(),
+        transcript: String::new(),
+        started_at: 1,
+        finished_at: 2,
+        attempt: 1,
+        notifications: vec![("subj".into(), "body".into())],
+    };
+    let run_id = s.record_run(&run).expect("record");
+    assert!(s.jobs().expect("jobs").iter().all(|j| j.id != high));
+    assert_eq!(s.run(run_id).expect("run").message, "fine");
+    let n = s.notifications(10).expect("notifications");
+    assert_eq!((n.len(), n[0].run_id), (1, Some(run_id)));
+    // h1 is free again: its remaining job is claimable.
+    assert_eq!(
+        s.claim_job("n1", 60_000, 1, None)
+            .expect("claim")
+            .map(|j| j.id),
+        Some(low)
+    );
+}
+
+#[test]
+fn expired_lease_returns_the_job_with_the_attempt_counted() {
+    let w = Work::new();
+    let s = w.store();
+    w.script(&s, "c", "ok()");
+    let id = s.enqueue(&job("c", None, 0)).expect("enqueue");
+    let first = s
+        .claim_job("dead-node", -1, 1, None)
+        .expect("claim")
+        .expect("job");
+    assert_eq!(first.id, id);
+    let again = s
+        .claim_job("n2", 60_000, 1, None)
+        .expect("claim")
+        .expect("re-claimed");
+    assert_eq!(
+        (again.id, again.attempts, again.lease_owner.as_deref()),
+        (id, 2, Some("n2"))
+    );
+}
+
+#[test]
+fn corrupt_file_gives_a_clear_error() {
+    let w = Work::new();
+    std::fs::write(w.db(), vec![0x42u8; 8192]).expect("write junk");
+    let e = Store::open(&w.db()).expect_err("corrupt");
+    assert!(matches!(e, StoreError::Corrupt { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("corrupt or not a hostler database"),
+        "{e}"
+    );
+}
+
+#[test]
+fn read_only_file_reads_but_refuses_writes_clearly() {
+    let w = Work::new();
+    drop(w.store());
+    let ro = format!("file:{}?mode=ro", w.db());
+    let s = Store::open(&ro).expect("read-only open");
+    assert!(s.hosts().expect("read works").is_empty());
+    let e = s.add_host(&host("x")).expect_err("write refused");
+    assert!(matches!(e, StoreError::ReadOnly(_)), "{e:?}");
+}
+
+#[test]
+fn locked_database_gives_a_clear_error_after_the_busy_timeout() {
+    let w = Work::new();
+    let s = w.store();
+    let locker = rusqlite::Connection::open(w.db()).expect("second connection");
+    locker.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let e = s.add_host(&host("x")).expect_err("locked");
+    assert!(matches!(e, StoreError::Locked(_)), "{e:?}");
+    assert!(e.to_string().contains("locked"), "{e}");
+    locker.execute_batch("ROLLBACK").expect("unlock");
+    s.add_host(&host("x")).expect("works once unlocked");
+}

@@ -1,0 +1,122 @@
+//! Test helpers: a temporary workspace, the real binary with a clean environment, and waits
+//! with deadlines instead of blind sleeps.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use hostler::script::{Cache, Env, Limits};
+use hostler::session::Allowlist;
+use hostler::store::{NewScript, ScriptKind, Store};
+
+/// A temporary folder holding a database, removed on drop.
+pub struct Work {
+    pub dir: tempfile::TempDir,
+}
+
+impl Work {
+    pub fn new() -> Work {
+        Work {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn db(&self) -> String {
+        self.path("hostler.db").display().to_string()
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        Arc::new(Store::open(&self.db()).expect("open store"))
+    }
+
+    /// The real binary, in this folder, with a cleared environment and this database.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hostler"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("HOSTLER_DB", self.db())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the binary and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run hostler")
+    }
+
+    /// Runs the binary with `input` on stdin.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hostler");
+        // hostler may exit before reading (a usage error, say): that is its answer, not ours.
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes());
+        child.wait_with_output().expect("wait hostler")
+    }
+
+    /// An environment for running scripts in-process, allowing `allowed` commands.
+    pub fn env(&self, allowed: &[&str], limits: Option<Limits>) -> Env {
+        let mut limits = limits.unwrap_or_default();
+        limits.allowed_commands = allowed.iter().map(|s| s.to_string()).collect();
+        Env {
+            store: self.store(),
+            allow: Allowlist::new(&limits.allowed_commands).expect("allowlist"),
+            limits,
+            cache: Arc::new(Cache::default()),
+            node: "test-node".into(),
+        }
+    }
+
+    /// Saves a script.
+    pub fn script(&self, store: &Store, name: &str, source: &str) {
+        store
+            .save_scripts(&[NewScript {
+                name,
+                source,
+                description: None,
+                kind: ScriptKind::Task,
+            }])
+            .expect("save script");
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Whether a required outside tool is present. When CI sets HOSTLER_REQUIRE_PEERS=1 a missing
+/// tool fails the test; elsewhere the test says it is skipped, and why.
+pub fn have(path: &str, why: &str) -> bool {
+    if Path::new(path).exists() {
+        return true;
+    }
+    if std::env::var("HOSTLER_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!("{path} is missing ({why}); the README's test command installs it");
+    }
+    eprintln!("SKIPPED: {path} is missing ({why}); run the README's test command to install it");
+    false
+}
