@@ -6,9 +6,10 @@ use argh::FromArgs;
 use super::{App, output};
 use crate::bundled;
 use crate::sql::Dialect;
-use crate::store::{NewScript, ScriptKind, Store};
+use crate::store::{Method, NewHost, NewScript, ScriptKind, Store};
 
-/// create or upgrade the database and add the bundled scripts it lacks
+/// create or upgrade the database, add the bundled scripts it lacks, and (on a database with
+/// no hosts) a `localhost` host reached as local processes
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "init")]
 pub struct InitCmd {
@@ -44,6 +45,15 @@ pub fn run(app: &App, cmd: InitCmd) -> anyhow::Result<u8> {
     }
     let store = app.store()?;
     let added = seed(&store)?;
+    if store.hosts()?.is_empty() {
+        store.add_host(&NewHost {
+            name: "localhost".into(),
+            address: "127.0.0.1".into(),
+            method: Some(Method::Local),
+            ..NewHost::default()
+        })?;
+        output::text("added host localhost (local processes on this machine)")?;
+    }
     let version = crate::store::schema()?.version;
     if added.is_empty() {
         output::text(&format!(

@@ -130,7 +130,7 @@ pub struct Session {
     /// Default timeout of a wait.
     pub timeout: Duration,
     prompt: Option<Regex>,
-    /// Text before the last match, and the match itself.
+    /// Text before the last `expect` match, and the match itself.
     pub before: String,
     pub matched: String,
     prompt_seq: u32,
@@ -297,22 +297,19 @@ impl Session {
         }
     }
 
+    /// Waits until `want` matches; consumes the buffer through the match and returns the
+    /// pattern's index, the consumed bytes, and where in them the match starts.
     fn wait_for(
         &mut self,
         want: Want<'_>,
         what: &str,
         timeout: Option<Duration>,
-    ) -> Result<(usize, Vec<u8>), SessionError> {
+    ) -> Result<(usize, Vec<u8>, usize), SessionError> {
         let waited = timeout.unwrap_or(self.timeout);
         let end = Instant::now() + waited;
         loop {
-            if let Some((i, s, e)) = self.search(&want) {
-                let mut taken = self.consume(e);
-                let m = taken.split_off(s);
-                self.before = String::from_utf8_lossy(&taken).into_owned();
-                self.matched = String::from_utf8_lossy(&m).into_owned();
-                taken.extend_from_slice(&m);
-                return Ok((i, taken));
+            if let Some((i, start, stop)) = self.search(&want) {
+                return Ok((i, self.consume(stop), start));
             }
             if self.eof {
                 return Err(SessionError::Eof {
@@ -338,12 +335,12 @@ impl Session {
         pattern: &str,
         timeout: Option<Duration>,
     ) -> Result<String, SessionError> {
-        let (_, data) = self.wait_for(
+        let (_, data, _) = self.wait_for(
             Want::Literal(pattern.as_bytes()),
             &format!("{pattern:?}"),
             timeout,
         )?;
-        Ok(String::from_utf8_lossy(&data).into_owned())
+        Ok(text(data))
     }
 
     /// Waits for the first of several regexes; returns its index. `before` and `matched`
@@ -358,7 +355,10 @@ impl Session {
             .map(|r| format!("/{}/", r.as_str()))
             .collect::<Vec<_>>()
             .join(" or ");
-        let (i, _) = self.wait_for(Want::Regexes(patterns), &what, timeout)?;
+        let (i, mut data, start) = self.wait_for(Want::Regexes(patterns), &what, timeout)?;
+        let m = data.split_off(start);
+        self.before = text(data);
+        self.matched = text(m);
         Ok(i)
     }
 
@@ -370,7 +370,7 @@ impl Session {
             self.fill(end)?;
         }
         let all = self.consume(self.buf.len());
-        Ok(String::from_utf8_lossy(&all).into_owned())
+        Ok(text(all))
     }
 
     /// Reads everything until the peer closes the stream.
@@ -388,7 +388,7 @@ impl Session {
             }
         }
         let all = self.consume(self.buf.len());
-        Ok(String::from_utf8_lossy(&all).into_owned())
+        Ok(text(all))
     }
 
     pub fn is_eof(&self) -> bool {
@@ -445,6 +445,11 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Bytes as text, without a copy when they are valid UTF-8 (the common case).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Compiles a pattern with a clear error.

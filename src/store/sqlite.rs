@@ -53,6 +53,11 @@ impl Sqlite {
         db.conn
             .pragma_update(None, "foreign_keys", true)
             .map_err(|e| db.err(e))?;
+        // In WAL mode NORMAL never corrupts the file; a power cut can lose the last commits,
+        // which for hostler means a run re-runs (leases make that safe), not a broken queue.
+        db.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| db.err(e))?;
         Ok(db)
     }
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the benchmark peers, builds the release binary and runs every benchmark.
+# Usage: bash tests/bench/run.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+pkgs=()
+command -v expect >/dev/null || pkgs+=(expect)
+[ -x /usr/lib/nagios/plugins/check_dummy ] || pkgs+=(monitoring-plugins-basic)
+if [ ${#pkgs[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+python3 -c "import pexpect" 2>/dev/null || python3 -m pip install -q pexpect
+cargo build --release --locked
+python3 tests/bench/bench.py target/release/hostler "$@"

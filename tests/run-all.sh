@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need, then runs them.
+# Tests that need an outside tool fail (instead of skipping) when it is missing, because
+# HOSTLER_REQUIRE_PEERS=1 is set here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+# Real monitoring plugins for nagioslib's tests.
+[ -x /usr/lib/nagios/plugins/check_dummy ] || need_pkgs+=(monitoring-plugins-basic)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "installing: ${need_pkgs[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+export HOSTLER_REQUIRE_PEERS=1
+# Snapshots are checked, never rewritten, here.
+export INSTA_UPDATE=no
+cargo test --locked "$@"
