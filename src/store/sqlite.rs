@@ -198,9 +198,20 @@ impl Driver for Sqlite {
 
     fn raw(&mut self, sql: &str) -> Result<RawResult, StoreError> {
         let path = self.path.clone();
+        // A read takes no write lock, so it works on a read-only or busy database.
+        let readonly = self
+            .conn
+            .prepare(sql)
+            .map_err(|e| map_err(&path, e))?
+            .readonly();
+        let behavior = if readonly {
+            TransactionBehavior::Deferred
+        } else {
+            TransactionBehavior::Immediate
+        };
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction_with_behavior(behavior)
             .map_err(|e| map_err(&path, e))?;
         let mut result = RawResult::default();
         {
@@ -209,7 +220,6 @@ impl Driver for Sqlite {
                 result.columns.push(c.name().to_string());
                 result.tables.push(c.table_name().map(str::to_string));
             }
-            let readonly = stmt.readonly();
             let n = result.columns.len();
             let mut rows = stmt.query([]).map_err(|e| map_err(&path, e))?;
             while let Some(r) = rows.next().map_err(|e| map_err(&path, e))? {
