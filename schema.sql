@@ -71,6 +71,10 @@ CREATE TABLE schedules (
     next_due    BIGINT,
     guard_max_fixes INTEGER NOT NULL DEFAULT 3,
     guard_window_ms BIGINT NOT NULL DEFAULT 3600000,
+    -- The first fix may run at once; each further fix in the window waits twice as long.
+    guard_backoff_ms BIGINT NOT NULL DEFAULT 30000,
+    -- Queue a job even when the same (script, host) is already queued.
+    allow_duplicate BOOLEAN NOT NULL DEFAULT FALSE,
     enabled     BOOLEAN NOT NULL DEFAULT TRUE,
     created_at  BIGINT NOT NULL
 );
@@ -111,7 +115,9 @@ CREATE TABLE runs (
     transcript  TEXT,
     started_at  BIGINT NOT NULL,
     finished_at BIGINT NOT NULL,
-    attempt     INTEGER NOT NULL DEFAULT 1
+    attempt     INTEGER NOT NULL DEFAULT 1,
+    -- In a correction loop: 'check', 'fix' or 'recheck'.
+    phase       VARCHAR(16)
 );
 
 CREATE TABLE notifications (
@@ -124,7 +130,9 @@ CREATE TABLE notifications (
     created_at  BIGINT NOT NULL,
     delivered_at BIGINT,
     error       TEXT,
-    tries       INTEGER NOT NULL DEFAULT 0
+    tries       INTEGER NOT NULL DEFAULT 0,
+    -- When the next delivery attempt is due (NULL once delivered or given up).
+    next_try_at BIGINT
 );
 
 CREATE TABLE users (
@@ -148,4 +156,7 @@ CREATE INDEX jobs_due ON jobs (state, due_at);
 CREATE INDEX jobs_host ON jobs (host_id, state);
 CREATE INDEX runs_host_script ON runs (host, script, id);
 CREATE INDEX runs_started ON runs (started_at);
-CREATE INDEX notifications_pending ON notifications (delivered_at, created_at);
+CREATE INDEX notifications_pending ON notifications (next_try_at);
+CREATE INDEX jobs_claim ON jobs (state, priority DESC, due_at, id);
+CREATE INDEX schedules_due ON schedules (enabled, next_due);
+CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at);

@@ -46,6 +46,10 @@ pub struct Monitord {
     pub node: Option<String>,
     /// Claim only jobs for hosts of this site.
     pub site: Option<String>,
+    /// Seconds running jobs get to finish on shutdown before they are cancelled.
+    pub grace: f64,
+    /// Seconds before the first retry of a failed job; doubled per attempt, capped at 300.
+    pub retry_backoff: f64,
 }
 
 impl Default for Monitord {
@@ -57,6 +61,8 @@ impl Default for Monitord {
             lease: 60.0,
             node: None,
             site: None,
+            grace: 30.0,
+            retry_backoff: 5.0,
         }
     }
 }

@@ -31,6 +31,7 @@
 pub mod bundled;
 pub mod cli;
 pub mod config;
+pub mod monitord;
 pub mod script;
 pub mod session;
 pub mod sql;

@@ -6,7 +6,9 @@ mod init;
 mod output;
 mod queue;
 mod run;
+mod schedule;
 mod script;
+mod serve;
 mod sql;
 
 use std::path::PathBuf;
@@ -24,8 +26,8 @@ use crate::store::Store;
 /// hostler monitors hosts and services, and corrects them: scripts stored in its database run
 /// in a sandbox against hosts over one expect API.
 ///
-/// Start with `hostler init`, add a host with `hostler host add`, and run a bundled check with
-/// `hostler run check_disk --host localhost`.
+/// Start with `hostler serve` (it seeds a demo on an empty database), or `hostler init` and
+/// `hostler run check_disk --host localhost` for one check.
 #[derive(FromArgs, Debug)]
 pub struct Cli {
     /// the database: a SQLite file path (default: $HOSTLER_DB, the config's [database] url,
@@ -53,6 +55,11 @@ pub enum Command {
     History(queue::HistoryCmd),
     ShowRun(queue::ShowRunCmd),
     Sql(sql::SqlCmd),
+    Serve(serve::ServeCmd),
+    Monitord(serve::MonitordCmd),
+    Schedule(schedule::ScheduleCmd),
+    Schedules(schedule::SchedulesCmd),
+    Cancel(schedule::CancelCmd),
 }
 
 /// Parses argv; on `--help` or a usage error, prints and returns the exit code to use.
@@ -151,6 +158,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::History(c) => queue::history(&app, c),
         Command::ShowRun(c) => queue::show_run(&app, c),
         Command::Sql(c) => sql::run(&app, c),
+        Command::Serve(c) => serve::run(&app, c),
+        Command::Monitord(c) => serve::run(&app, c.into()),
+        Command::Schedule(c) => schedule::schedule(&app, c),
+        Command::Schedules(c) => schedule::schedules(&app, c),
+        Command::Cancel(c) => schedule::cancel(&app, c),
     }
 }
 

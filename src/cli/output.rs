@@ -64,7 +64,7 @@ pub fn text(s: &str) -> anyhow::Result<()> {
 pub fn time(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| {
-            t.to_zoned_datetime(jiff::tz::TimeZone::system())
+            t.to_zoned(jiff::tz::TimeZone::system())
                 .strftime("%Y-%m-%d %H:%M:%S")
                 .to_string()
         })

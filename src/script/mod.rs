@@ -25,7 +25,7 @@ pub use engine::{Limits, harden};
 pub use resolver::{Cache, DbResolver};
 
 use crate::session::{Allowlist, Guard, Transcript};
-use crate::store::{NewRun, Status, Store, now_ms};
+use crate::store::{JobAction, NewRun, Status, Store, now_ms};
 use api::{CheckResult, Ctx, HostRef};
 
 /// A script that does not compile.
@@ -112,7 +112,7 @@ impl Env {
             script_version: None,
             host: req.host.clone(),
             node: Some(self.node.clone()),
-            status: Status::Unknown,
+            status: Status::Error,
             message: String::new(),
             perfdata: None,
             output: String::new(),
@@ -120,7 +120,9 @@ impl Env {
             started_at,
             finished_at: started_at,
             attempt: req.attempt.max(1),
+            phase: None,
             notifications: Vec::new(),
+            job_action: JobAction::Keep,
         };
         let host = match &req.host {
             Some(h) => match self.store.host(h) {
@@ -234,7 +236,7 @@ fn classify(
                     None,
                 ),
                 EvalAltResult::ErrorTooManyOperations(pos) => (
-                    Status::Unknown,
+                    Status::Error,
                     format!(
                         "script {script} stopped at {pos}: more than {} operations (runaway loop?)",
                         limits.max_operations
@@ -242,7 +244,7 @@ fn classify(
                     None,
                 ),
                 EvalAltResult::ErrorStackOverflow(pos) => (
-                    Status::Unknown,
+                    Status::Error,
                     format!(
                         "script {script} stopped at {pos}: calls nested deeper than {} (runaway recursion?)",
                         limits.max_call_levels
@@ -253,7 +255,7 @@ fn classify(
                 _ => {
                     let text = e.to_string();
                     let text = text.strip_prefix("Runtime error: ").unwrap_or(&text);
-                    (Status::Unknown, format!("script {script}: {text}"), None)
+                    (Status::Error, format!("script {script}: {text}"), None)
                 }
             }
         }

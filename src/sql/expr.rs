@@ -180,6 +180,9 @@ impl Expr {
     pub fn max(self) -> Expr {
         Expr::Func(Func::Max, vec![self])
     }
+    pub fn min(self) -> Expr {
+        Expr::Func(Func::Min, vec![self])
+    }
     pub fn coalesce(self, other: Expr) -> Expr {
         Expr::Func(Func::Coalesce, vec![self, other])
     }

@@ -1,8 +1,21 @@
-//! The job queue: enqueue, list, claim with a lease.
+//! The job queue: enqueue (without duplicates unless asked), claim with a lease, renew,
+//! cancel, and fire due schedules into jobs.
 
 use super::statements as st;
-use super::{ConnExt, Job, NewJob, Row, Store, StoreError, now_ms};
+use super::{Conn, ConnExt, Job, NewJob, Row, Schedule, Status, Store, StoreError, now_ms};
 use crate::sql::Dialect;
+use crate::sql::param;
+
+/// What `cancel_job` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// It was queued: it is gone, with a cancelled run in the history.
+    Removed,
+    /// It is running: its node was asked to stop it.
+    Requested,
+    /// It is already being cancelled, or finished meanwhile.
+    AlreadyEnding,
+}
 
 fn job_from_row(r: &Row) -> Result<Job, StoreError> {
     Ok(Job {
@@ -22,31 +35,57 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
     })
 }
 
+fn host_id(c: &mut dyn Conn, name: &str) -> Result<i64, StoreError> {
+    c.query_one(st::host_by_name(name))?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "host",
+            name: name.to_string(),
+        })?
+        .int("id")
+}
+
+/// Inserts a job unless the same (script, host) is already queued or running and duplicates
+/// are not asked for. Returns the job's id and whether it is new.
+fn enqueue_in(
+    c: &mut dyn Conn,
+    job: &NewJob,
+    allow_duplicate: bool,
+    at: i64,
+) -> Result<(i64, bool), StoreError> {
+    let script_id = c
+        .query_one(st::script_version(&job.script))?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "script",
+            name: job.script.clone(),
+        })?
+        .int("id")?;
+    let host_id = job.host.as_deref().map(|h| host_id(c, h)).transpose()?;
+    if !allow_duplicate
+        && let Some(existing) = c.query_one(st::job_queued_for(script_id, host_id))?
+    {
+        return Ok((existing.int("id")?, false));
+    }
+    Ok((c.insert(st::job_insert(script_id, host_id, job, at))?, true))
+}
+
 impl Store {
-    /// Queues a job; the script and host must exist.
-    pub fn enqueue(&self, job: &NewJob) -> Result<i64, StoreError> {
+    /// Queues a job, unless the same (script, host) is already queued or running.
+    /// Returns the job's id and whether it is new.
+    pub fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), StoreError> {
+        self.enqueue_with(job, false)
+    }
+
+    pub fn enqueue_with(
+        &self,
+        job: &NewJob,
+        allow_duplicate: bool,
+    ) -> Result<(i64, bool), StoreError> {
         let at = now_ms();
-        self.write(|c| {
-            let script_id = c
-                .query_one(crate::store::statements::script_version(&job.script))?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "script",
-                    name: job.script.clone(),
-                })?
-                .int("id")?;
-            let host_id = match &job.host {
-                Some(h) => Some(
-                    c.query_one(st::host_by_name(h))?
-                        .ok_or_else(|| StoreError::NotFound {
-                            kind: "host",
-                            name: h.clone(),
-                        })?
-                        .int("id")?,
-                ),
-                None => None,
-            };
-            c.insert(st::job_insert(script_id, host_id, job, at))
-        })
+        let r = self.write(|c| enqueue_in(c, job, allow_duplicate, at))?;
+        if r.1 {
+            self.notify_enqueued();
+        }
+        Ok(r)
     }
 
     /// The queue in the order it would run.
@@ -54,7 +93,18 @@ impl Store {
         self.read(|c| c.query(st::job_list())?.iter().map(job_from_row).collect())
     }
 
+    pub fn job(&self, id: i64) -> Result<Job, StoreError> {
+        self.read(|c| c.query_one(st::job_by_id(id)))?
+            .map(|r| job_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "job",
+                name: id.to_string(),
+            })
+    }
+
     /// Claims the next runnable job for `owner` with a lease of `lease_ms`, in one transaction.
+    /// Jobs whose node died (expired leases) come first, then due jobs, each in queue order.
     pub fn claim_job(
         &self,
         owner: &str,
@@ -64,25 +114,134 @@ impl Store {
     ) -> Result<Option<Job>, StoreError> {
         let dialect = self.dialect();
         self.write(|c| {
-            let id = match dialect {
-                Dialect::Mssql2000 | Dialect::Mysql => {
-                    let Some(row) = c.query_one(st::next_job(per_host, site))? else {
-                        return Ok(None);
-                    };
-                    let id = row.int("id")?;
-                    if c.exec(st::job_claim_by_id(id, owner, lease_ms))? == 0 {
-                        return Ok(None);
+            for expired in [true, false] {
+                let id = match dialect {
+                    Dialect::Mssql2000 | Dialect::Mysql => {
+                        let Some(row) = c.query_one(st::next_job(per_host, site, expired))? else {
+                            continue;
+                        };
+                        let id = row.int("id")?;
+                        if c.exec(st::job_claim_by_id(id, owner, lease_ms))? == 0 {
+                            continue;
+                        }
+                        id
                     }
-                    id
-                }
-                _ => match c.query_one(st::job_claim(owner, lease_ms, per_host, site))? {
-                    Some(row) => row.int("id")?,
-                    None => return Ok(None),
-                },
-            };
-            c.query_one(st::job_by_id(id))?
-                .map(|r| job_from_row(&r))
-                .transpose()
+                    _ => match c
+                        .query_one(st::job_claim(owner, lease_ms, per_host, site, expired))?
+                    {
+                        Some(row) => row.int("id")?,
+                        None => continue,
+                    },
+                };
+                return c
+                    .query_one(st::job_by_id(id))?
+                    .map(|r| job_from_row(&r))
+                    .transpose();
+            }
+            Ok(None)
         })
+    }
+
+    /// Extends the leases `owner` holds on `ids`; returns the states of those jobs (a job
+    /// asked to cancel shows as "cancelling"; a job gone from the list was taken over).
+    pub fn renew_leases(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        lease_ms: i64,
+    ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|c| {
+            c.exec(st::job_renew(owner, ids, lease_ms))?;
+            c.query(st::job_states(ids))?
+                .iter()
+                .map(|r| Ok((r.int("id")?, r.text("state")?, r.opt_text("lease_owner")?)))
+                .collect()
+        })
+    }
+
+    /// Cancels a job: a queued one is removed with a cancelled run in the history; a running
+    /// one is asked to stop (its node records the run).
+    pub fn cancel_job(&self, id: i64, node: &str) -> Result<Cancelled, StoreError> {
+        let job = self.job(id)?;
+        let at = now_ms();
+        self.write(|c| {
+            if c.exec(st::job_delete_queued(id))? == 1 {
+                c.insert(st::run_insert(vec![
+                    ("job_id", param(id)),
+                    ("schedule_id", param(job.schedule_id)),
+                    ("script", param(job.script.as_str())),
+                    ("host", param(job.host.clone())),
+                    ("node", param(node)),
+                    ("status", param(Status::Cancelled.as_str())),
+                    ("message", param("cancelled before it started")),
+                    ("output", param("")),
+                    ("transcript", param("")),
+                    ("started_at", param(at)),
+                    ("finished_at", param(at)),
+                    ("attempt", param(job.attempts)),
+                ]))?;
+                return Ok(Cancelled::Removed);
+            }
+            if c.exec(st::job_cancel(id))? == 1 {
+                return Ok(Cancelled::Requested);
+            }
+            Ok(Cancelled::AlreadyEnding)
+        })
+    }
+
+    /// When the next queued job is due, if any.
+    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .read(|c| c.query_one(st::job_next_due()))?
+            .map(|r| r.opt_int("due"))
+            .transpose()?
+            .flatten())
+    }
+
+    /// Jobs asked to cancel whose node died.
+    pub fn orphaned_cancels(&self) -> Result<Vec<Job>, StoreError> {
+        self.read(|c| c.query(st::job_reap())?.iter().map(job_from_row).collect())
+    }
+
+    /// Fires a due schedule in one transaction: moves it on from `seen_due` and queues one job
+    /// per target host. Returns how many jobs were queued (none if another node fired it first).
+    pub fn fire_schedule(
+        &self,
+        s: &Schedule,
+        seen_due: i64,
+        hosts: &[Option<String>],
+        next_due: Option<i64>,
+    ) -> Result<usize, StoreError> {
+        let at = now_ms();
+        let n = self.write(|c| {
+            let enabled = next_due.is_some();
+            if c.exec(st::schedule_advance(s.id, seen_due, next_due, enabled))? == 0 {
+                return Ok(0);
+            }
+            let mut queued = 0;
+            for h in hosts {
+                let job = NewJob {
+                    script: s.script.clone(),
+                    host: h.clone(),
+                    priority: s.priority,
+                    due_at: at,
+                    max_attempts: s.max_attempts,
+                    timeout_ms: s.timeout_ms,
+                    schedule_id: Some(s.id),
+                    args: None,
+                };
+                if enqueue_in(c, &job, s.allow_duplicate, at)?.1 {
+                    queued += 1;
+                }
+            }
+            Ok(queued)
+        })?;
+        if n > 0 {
+            self.notify_enqueued();
+        }
+        Ok(n)
     }
 }

@@ -17,8 +17,10 @@ mod jobs;
 mod migrate;
 mod model;
 mod runs;
+pub use jobs::Cancelled;
 pub use runs::NewRun;
 pub use scripts::NewScript;
+mod schedules;
 mod scripts;
 mod sqlite;
 pub mod statements;
@@ -86,10 +88,14 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Called after a new job is queued in this process, so a daemon can wake at once.
+pub type EnqueueHook = Box<dyn Fn() + Send + Sync>;
+
 /// The domain API over one database.
 pub struct Store {
     driver: Mutex<Box<dyn Driver>>,
     dialect: Dialect,
+    on_enqueue: Mutex<Vec<EnqueueHook>>,
     /// What the user named, for messages.
     pub location: String,
 }
@@ -120,6 +126,7 @@ impl Store {
         let store = Store {
             dialect: driver.dialect(),
             driver: Mutex::new(driver),
+            on_enqueue: Mutex::new(Vec::new()),
             location: location.to_string(),
         };
         migrate::migrate(&store)?;
@@ -167,6 +174,25 @@ impl Store {
             Ok(())
         })?;
         out.ok_or_else(|| StoreError::Db("unit of work did not run".into()))
+    }
+
+    /// Registers a hook called after every job this process queues.
+    pub fn on_enqueue(&self, hook: EnqueueHook) {
+        self.on_enqueue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
+    }
+
+    fn notify_enqueued(&self) {
+        for h in self
+            .on_enqueue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            h();
+        }
     }
 
     /// Runs one statement typed by an operator (`hostler sql`).

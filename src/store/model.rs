@@ -259,6 +259,8 @@ pub struct Run {
     pub started_at: i64,
     pub finished_at: i64,
     pub attempt: i64,
+    /// In a correction loop: check, fix or recheck.
+    pub phase: Option<String>,
 }
 
 /// Which runs to list.
@@ -285,4 +287,72 @@ pub struct Notification {
     pub delivered_at: Option<i64>,
     pub error: Option<String>,
     pub tries: i64,
+    pub next_try_at: Option<i64>,
+}
+
+/// What becomes of a queued job when its run is recorded, in the same transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobAction {
+    /// No job (an ad-hoc run), or not the last run of the job.
+    #[default]
+    Keep,
+    /// The job is done: delete its row.
+    Delete,
+    /// Queue it again at `due_at` (a retry with backoff), keeping its attempt count.
+    Retry { due_at: i64 },
+    /// Give it back to the queue as it was before the claim (shutdown).
+    Release,
+}
+
+/// How a schedule repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timing {
+    /// Once, at epoch milliseconds.
+    At(i64),
+    /// Every so many milliseconds.
+    Every(i64),
+    /// A cron expression (five or six fields), in the machine's time zone.
+    Cron(String),
+}
+
+/// A schedule: a script (or a check with its fix) on a host, a tag or a site.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Schedule {
+    pub id: i64,
+    pub script: String,
+    pub fix_script: Option<String>,
+    pub host: Option<String>,
+    pub tag: Option<String>,
+    pub site: Option<String>,
+    pub priority: i64,
+    pub timing: Timing,
+    pub timeout_ms: Option<i64>,
+    pub max_attempts: i64,
+    pub next_due: Option<i64>,
+    pub guard_max_fixes: i64,
+    pub guard_window_ms: i64,
+    pub guard_backoff_ms: i64,
+    pub allow_duplicate: bool,
+    pub enabled: bool,
+}
+
+/// A schedule to create.
+#[derive(Debug, Clone)]
+pub struct NewSchedule {
+    pub script: String,
+    pub fix_script: Option<String>,
+    pub host: Option<String>,
+    pub tag: Option<String>,
+    pub site: Option<String>,
+    pub priority: i64,
+    pub timing: Timing,
+    pub timeout_ms: Option<i64>,
+    pub max_attempts: i64,
+    pub guard_max_fixes: i64,
+    pub guard_window_ms: i64,
+    pub guard_backoff_ms: i64,
+    pub allow_duplicate: bool,
+    /// The first due time.
+    pub next_due: i64,
 }

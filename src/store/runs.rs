@@ -1,7 +1,9 @@
 //! Run history and notifications.
 
 use super::statements as st;
-use super::{ConnExt, Notification, Row, Run, RunFilter, Status, Store, StoreError, now_ms};
+use super::{
+    ConnExt, JobAction, Notification, Row, Run, RunFilter, Status, Store, StoreError, now_ms,
+};
 use crate::sql::param;
 
 fn run_from_row(r: &Row) -> Result<Run, StoreError> {
@@ -21,6 +23,7 @@ fn run_from_row(r: &Row) -> Result<Run, StoreError> {
         started_at: r.int("started_at")?,
         finished_at: r.int("finished_at")?,
         attempt: r.int("attempt")?,
+        phase: r.opt_text("phase")?,
     })
 }
 
@@ -36,6 +39,7 @@ fn notification_from_row(r: &Row) -> Result<Notification, StoreError> {
         delivered_at: r.opt_int("delivered_at")?,
         error: r.opt_text("error")?,
         tries: r.int("tries")?,
+        next_try_at: r.opt_int("next_try_at")?,
     })
 }
 
@@ -56,13 +60,17 @@ pub struct NewRun {
     pub started_at: i64,
     pub finished_at: i64,
     pub attempt: i64,
+    pub phase: Option<String>,
     /// (subject, body)
     pub notifications: Vec<(String, String)>,
+    /// What becomes of the job row, in the same transaction.
+    pub job_action: JobAction,
 }
 
 impl Store {
-    /// Records a run, its notifications, and (for a queued job) deletes the job row, all in one
-    /// transaction: a job disappears from the queue only when its run is in the history.
+    /// Records a run, its notifications, and what becomes of its job (deleted, retried or
+    /// released), all in one transaction: a job leaves the queue only when its run is in the
+    /// history.
     pub fn record_run(&self, run: &NewRun) -> Result<i64, StoreError> {
         let at = now_ms();
         self.write(|c| {
@@ -124,5 +132,77 @@ impl Store {
                 .map(notification_from_row)
                 .collect()
         })
+    }
+}
+
+impl Store {
+    /// Records a notification that belongs to no run (the correction loop's escalations).
+    pub fn add_notification(
+        &self,
+        host: Option<&str>,
+        subject: &str,
+        body: &str,
+    ) -> Result<i64, StoreError> {
+        let at = now_ms();
+        self.write(|c| c.insert(st::notification_insert(None, host, subject, body, at)))
+    }
+
+    /// Notifications whose next delivery attempt is due.
+    pub fn pending_notifications(&self, limit: u64) -> Result<Vec<Notification>, StoreError> {
+        let at = now_ms();
+        self.read(|c| {
+            c.query(st::notification_pending(at, limit))?
+                .iter()
+                .map(notification_from_row)
+                .collect()
+        })
+    }
+
+    /// Records a delivery attempt: delivered, or failed with the next try at `next_try_at`
+    /// (None gives up).
+    pub fn notification_attempt(
+        &self,
+        id: i64,
+        channel: &str,
+        result: Result<(), String>,
+        next_try_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let at = now_ms();
+        self.write(|c| {
+            c.exec(st::notification_attempt(
+                id,
+                channel,
+                at,
+                result.as_ref().err().map(String::as_str),
+                next_try_at,
+            ))?;
+            Ok(())
+        })
+    }
+
+    /// How many runs of `script` a schedule made on a host since `since`, and the latest start.
+    pub fn count_runs(
+        &self,
+        schedule_id: i64,
+        host: Option<&str>,
+        script: &str,
+        since: i64,
+    ) -> Result<(i64, Option<i64>), StoreError> {
+        let row = self.read(|c| c.query_one(st::run_count(schedule_id, host, script, since)))?;
+        match row {
+            Some(r) => Ok((r.int("n")?, r.opt_int("latest")?)),
+            None => Ok((0, None)),
+        }
+    }
+
+    /// Whether a notification with this subject was raised for the host since `since`.
+    pub fn notified_since(
+        &self,
+        host: Option<&str>,
+        subject: &str,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        let row = self.read(|c| c.query_one(st::notification_count(host, subject, since)))?;
+        Ok(row.map(|r| r.int("n")).transpose()?.unwrap_or(0) > 0)
     }
 }

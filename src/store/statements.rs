@@ -49,6 +49,7 @@ pub const RUN_COLUMNS: &[&str] = &[
     "started_at",
     "finished_at",
     "attempt",
+    "phase",
 ];
 pub const NOTIFICATION_COLUMNS: &[&str] = &[
     "id",
@@ -61,6 +62,7 @@ pub const NOTIFICATION_COLUMNS: &[&str] = &[
     "delivered_at",
     "error",
     "tries",
+    "next_try_at",
 ];
 
 // ---- settings ----
@@ -197,17 +199,21 @@ pub fn script_delete(name: &str) -> Statement {
 
 // ---- jobs: the queue rules ----
 
-/// Jobs that may start now: queued and due, or running under a lease that has expired
-/// (their node died; the claim counts the attempt again).
+/// Jobs that may start now: queued and due.
 pub fn due_jobs(j: &'static str) -> Section {
-    Section::Where(vec![Expr::Or(vec![
-        qcol(j, "state")
-            .eq(lit("queued"))
-            .and(qcol(j, "due_at").le(now())),
-        qcol(j, "state")
-            .eq(lit("running"))
-            .and(qcol(j, "lease_until").lt(now())),
-    ])])
+    Section::Where(vec![
+        qcol(j, "state").eq(lit("queued")),
+        qcol(j, "due_at").le(now()),
+    ])
+}
+
+/// Jobs whose node died: running under a lease that has expired. A claim takes them back and
+/// counts the attempt again, so the re-run shows in the history.
+pub fn expired_jobs(j: &'static str) -> Section {
+    Section::Where(vec![
+        qcol(j, "state").eq(lit("running")),
+        qcol(j, "lease_until").lt(now()),
+    ])
 }
 
 /// ... whose host is not busy: fewer than `per_host` jobs of that host run under a live lease.
@@ -316,11 +322,15 @@ pub fn job_insert(script_id: i64, host_id: Option<i64>, job: &super::NewJob, at:
     .into()
 }
 
-/// The next job to start: due, host not busy, in queue order.
-pub fn next_job(per_host: i64, site: Option<&str>) -> Select {
+/// The next job to start: due (or `expired`), host not busy, in queue order.
+pub fn next_job(per_host: i64, site: Option<&str>, expired: bool) -> Select {
     let mut s = Select::from_as("jobs", "j")
         .with(Section::Columns(vec![(qcol("j", "id"), None)]))
-        .with(due_jobs("j"))
+        .with(if expired {
+            expired_jobs("j")
+        } else {
+            due_jobs("j")
+        })
         .with(host_not_busy("j", per_host))
         .with(queue_order("j"))
         .with(Section::Limit(1))
@@ -334,7 +344,13 @@ pub fn next_job(per_host: i64, site: Option<&str>) -> Select {
 /// Claims the next job for `owner` for `lease_ms`, counting the attempt.
 /// One statement, so the choice and the claim cannot be separated by another node.
 /// The lease is set and checked with the database's clock, so nodes' clocks need not agree.
-pub fn job_claim(owner: &str, lease_ms: i64, per_host: i64, site: Option<&str>) -> Statement {
+pub fn job_claim(
+    owner: &str,
+    lease_ms: i64,
+    per_host: i64,
+    site: Option<&str>,
+    expired: bool,
+) -> Statement {
     Update {
         table: "jobs",
         set: vec![
@@ -343,7 +359,7 @@ pub fn job_claim(owner: &str, lease_ms: i64, per_host: i64, site: Option<&str>) 
             ("lease_until", now() + param(lease_ms)),
             ("attempts", col("attempts") + lit(1)),
         ],
-        conditions: vec![col("id").in_select(next_job(per_host, site))],
+        conditions: vec![col("id").in_select(next_job(per_host, site, expired))],
         returning: vec!["id"],
     }
     .into()
@@ -365,7 +381,9 @@ pub fn job_claim_by_id(id: i64, owner: &str, lease_ms: i64) -> Statement {
             col("id").eq(param(id)),
             Expr::Or(vec![
                 col("state").eq(lit("queued")),
-                col("lease_until").lt(now()),
+                col("state")
+                    .eq(lit("running"))
+                    .and(col("lease_until").lt(now())),
             ]),
         ],
         returning: vec![],
@@ -437,6 +455,7 @@ pub fn notification_insert(
             ("body", param(body)),
             ("created_at", param(at)),
             ("tries", lit(0)),
+            ("next_try_at", param(at)),
         ],
         returning_id: Some("id"),
     }
@@ -449,6 +468,259 @@ pub fn notification_list(limit: u64) -> Statement {
         .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
         .with(Section::Limit(limit.max(1)))
         .into()
+}
+
+/// Gives a job back to the queue: a retry at `due_at`, or (`release`) a shutdown handing it
+/// back with the claim's attempt undone.
+pub fn job_requeue(id: i64, due_at: i64, release: bool) -> Statement {
+    let mut set = vec![
+        ("state", lit("queued")),
+        ("lease_owner", lit(Value::Null)),
+        ("lease_until", lit(Value::Null)),
+        ("due_at", param(due_at)),
+    ];
+    if release {
+        set.push(("attempts", col("attempts") - lit(1)));
+    }
+    Update {
+        table: "jobs",
+        set,
+        conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Extends the leases a node holds.
+pub fn job_renew(owner: &str, ids: &[i64], lease_ms: i64) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![("lease_until", now() + param(lease_ms))],
+        conditions: vec![
+            col("lease_owner").eq(param(owner)),
+            col("id").in_list(ids.iter().map(|i| param(*i)).collect()),
+        ],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// The state of some jobs, to see which of a node's running jobs were asked to cancel.
+pub fn job_states(ids: &[i64]) -> Statement {
+    Select::from("jobs")
+        .columns(&["id", "state", "lease_owner"])
+        .filter(col("id").in_list(ids.iter().map(|i| param(*i)).collect()))
+        .into()
+}
+
+/// Asks the node running a job to cancel it.
+pub fn job_cancel(id: i64) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![("state", lit("cancelling"))],
+        conditions: vec![col("id").eq(param(id)), col("state").eq(lit("running"))],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Removes a job only while it is still queued (a claim may have won the race).
+pub fn job_delete_queued(id: i64) -> Statement {
+    Delete {
+        table: "jobs",
+        conditions: vec![col("id").eq(param(id)), col("state").eq(lit("queued"))],
+    }
+    .into()
+}
+
+/// A queued or running job of the same script and host: enqueueing another would duplicate it.
+pub fn job_queued_for(script_id: i64, host_id: Option<i64>) -> Statement {
+    let host = match host_id {
+        Some(h) => col("host_id").eq(param(h)),
+        None => col("host_id").is_null(),
+    };
+    Select::from("jobs")
+        .columns(&["id"])
+        .filter(col("script_id").eq(param(script_id)))
+        .filter(host)
+        .with(Section::Limit(1))
+        .into()
+}
+
+/// When the next queued job falls due, so the daemon sleeps exactly until then.
+pub fn job_next_due() -> Statement {
+    Select::from("jobs")
+        .with(Section::Columns(vec![(col("due_at").min(), Some("due"))]))
+        .filter(col("state").eq(lit("queued")))
+        .into()
+}
+
+/// Jobs asked to cancel whose node died: nobody will finish them, so they are reaped.
+pub fn job_reap() -> Statement {
+    Select::from_as("jobs", "j")
+        .with(job_with_names("j"))
+        .filter(qcol("j", "state").eq(lit("cancelling")))
+        .filter(qcol("j", "lease_until").lt(now()))
+        .into()
+}
+
+/// How many runs of a script a schedule made on a host since a time, and the latest start.
+pub fn run_count(schedule_id: i64, host: Option<&str>, script: &str, since: i64) -> Statement {
+    Select::from("runs")
+        .with(Section::Columns(vec![
+            (Expr::count_star(), Some("n")),
+            (col("started_at").max(), Some("latest")),
+        ]))
+        .filter(col("schedule_id").eq(param(schedule_id)))
+        .filter(match host {
+            Some(h) => col("host").eq(param(h)),
+            None => col("host").is_null(),
+        })
+        .filter(col("script").eq(param(script)))
+        .filter(col("started_at").ge(param(since)))
+        .into()
+}
+
+pub fn notification_pending(at: i64, limit: u64) -> Statement {
+    Select::from("notifications")
+        .columns(NOTIFICATION_COLUMNS)
+        .filter(col("next_try_at").le(param(at)))
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .with(Section::Limit(limit.max(1)))
+        .into()
+}
+
+/// Records a delivery attempt. A delivered notification, or one given up, has no next try.
+pub fn notification_attempt(
+    id: i64,
+    channel: &str,
+    at: i64,
+    error: Option<&str>,
+    next_try_at: Option<i64>,
+) -> Statement {
+    let mut set = vec![
+        ("channel", param(channel)),
+        ("tries", col("tries") + lit(1)),
+        ("error", param(error)),
+        (
+            "next_try_at",
+            param(if error.is_some() { next_try_at } else { None }),
+        ),
+    ];
+    if error.is_none() {
+        set.push(("delivered_at", param(at)));
+    }
+    Update {
+        table: "notifications",
+        set,
+        conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
+    }
+    .into()
+}
+
+pub fn notification_count(host: Option<&str>, subject: &str, since: i64) -> Statement {
+    Select::from("notifications")
+        .with(Section::Columns(vec![(Expr::count_star(), Some("n"))]))
+        .filter(match host {
+            Some(h) => col("host").eq(param(h)),
+            None => col("host").is_null(),
+        })
+        .filter(col("subject").eq(param(subject)))
+        .filter(col("created_at").ge(param(since)))
+        .into()
+}
+
+// ---- schedules ----
+
+/// Schedules with their script, fix script and host names.
+pub fn schedule_list() -> Select {
+    let cols = [
+        "id",
+        "tag",
+        "site",
+        "priority",
+        "kind",
+        "at_time",
+        "every_ms",
+        "cron",
+        "timeout_ms",
+        "max_attempts",
+        "next_due",
+        "guard_max_fixes",
+        "guard_window_ms",
+        "guard_backoff_ms",
+        "allow_duplicate",
+        "enabled",
+    ];
+    Select::from_as("schedules", "sc")
+        .with(Section::Columns(
+            cols.iter()
+                .map(|c| (qcol("sc", c), None))
+                .chain([
+                    (qcol("s", "name"), Some("script")),
+                    (qcol("f", "name"), Some("fix_script")),
+                    (qcol("h", "name"), Some("host")),
+                ])
+                .collect(),
+        ))
+        .with(Section::Join(Join {
+            kind: JoinKind::Inner,
+            table: "scripts",
+            alias: "s",
+            on: qcol("s", "id").eq(qcol("sc", "script_id")),
+        }))
+        .with(Section::Join(Join {
+            kind: JoinKind::Left,
+            table: "scripts",
+            alias: "f",
+            on: qcol("f", "id").eq(qcol("sc", "fix_script_id")),
+        }))
+        .with(Section::Join(Join {
+            kind: JoinKind::Left,
+            table: "hosts",
+            alias: "h",
+            on: qcol("h", "id").eq(qcol("sc", "host_id")),
+        }))
+        .with(Section::OrderBy(vec![(qcol("sc", "id"), Order::Asc)]))
+}
+
+/// Enabled schedules that are due.
+pub fn schedule_due() -> Statement {
+    schedule_list()
+        .filter(qcol("sc", "enabled").eq(lit(true)))
+        .filter(qcol("sc", "next_due").le(now()))
+        .into()
+}
+
+pub fn schedule_insert(values: Vec<(&'static str, Expr)>) -> Statement {
+    Insert {
+        table: "schedules",
+        values,
+        returning_id: Some("id"),
+    }
+    .into()
+}
+
+/// Moves a schedule from the due time a node saw to the next one (a one-shot schedule is
+/// disabled instead). The old time in the condition makes a second node that saw the same due
+/// time change nothing, so a schedule fires once however many daemons share the database.
+pub fn schedule_advance(id: i64, seen_due: i64, next_due: Option<i64>, enabled: bool) -> Statement {
+    Update {
+        table: "schedules",
+        set: vec![("next_due", param(next_due)), ("enabled", param(enabled))],
+        conditions: vec![col("id").eq(param(id)), col("next_due").eq(param(seen_due))],
+        returning: vec![],
+    }
+    .into()
+}
+
+pub fn schedule_delete(id: i64) -> Statement {
+    Delete {
+        table: "schedules",
+        conditions: vec![col("id").eq(param(id))],
+    }
+    .into()
 }
 
 /// One instance of every statement the store builds, named, for the rendering tests.
@@ -507,12 +779,48 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "job_insert",
             job_insert(1, Some(2), &job, 1_700_000_000_000),
         ),
-        ("job_claim", job_claim("node-a", 60_000, 1, None)),
+        ("job_claim", job_claim("node-a", 60_000, 1, None, false)),
+        (
+            "job_claim_expired",
+            job_claim("node-a", 60_000, 1, None, true),
+        ),
         (
             "job_claim_site",
-            job_claim("node-a", 60_000, 2, Some("dc1")),
+            job_claim("node-a", 60_000, 2, Some("dc1"), false),
         ),
-        ("job_next", next_job(1, None).into()),
+        ("job_next", next_job(1, None, false).into()),
+        ("job_requeue", job_requeue(7, 1_700_000_000_000, false)),
+        ("job_release", job_requeue(7, 1_700_000_000_000, true)),
+        ("job_renew", job_renew("node-a", &[7, 8], 60_000)),
+        ("job_states", job_states(&[7, 8])),
+        ("job_cancel", job_cancel(7)),
+        ("job_delete_queued", job_delete_queued(7)),
+        ("job_queued_for", job_queued_for(1, Some(2))),
+        ("job_next_due", job_next_due()),
+        ("job_reap", job_reap()),
+        (
+            "run_count",
+            run_count(3, Some("web1"), "fix_web", 1_700_000_000_000),
+        ),
+        (
+            "notification_pending",
+            notification_pending(1_700_000_000_000, 10),
+        ),
+        (
+            "notification_attempt",
+            notification_attempt(1, "webhook", 1, Some("HTTP 500"), Some(2)),
+        ),
+        (
+            "notification_count",
+            notification_count(Some("web1"), "guard tripped", 1),
+        ),
+        ("schedule_list", schedule_list().into()),
+        ("schedule_due", schedule_due()),
+        (
+            "schedule_advance",
+            schedule_advance(3, 1_700_000_000_000, Some(1_700_000_060_000), true),
+        ),
+        ("schedule_delete", schedule_delete(3)),
         ("job_claim_by_id", job_claim_by_id(7, "node-a", 60_000)),
         ("job_delete", job_delete(7)),
         (

@@ -54,7 +54,7 @@ fn run_exits_with_the_nagios_code_of_the_result() {
         (r#"critical("bad")"#, 2, "CRITICAL: bad"),
         (r#"unknown("eh")"#, 3, "UNKNOWN: eh"),
         ("let x = ;", 3, "UNKNOWN"),
-        (r#"throw "boom""#, 3, "UNKNOWN: script s: boom"),
+        (r#"throw "boom""#, 3, "UNKNOWN (error): script s: boom"),
     ] {
         // A syntax error cannot be saved, so write that one through SQL.
         if src == "let x = ;" {

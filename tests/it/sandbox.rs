@@ -58,7 +58,7 @@ fn runaway_loop_is_stopped_by_the_operation_limit() {
     let w = Work::new();
     let t = Instant::now();
     let r = run(&w, "let x = 0; loop { x += 1; }");
-    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(r.status, Status::Error);
     assert!(r.message.contains("operations"), "{}", r.message);
     assert!(
         t.elapsed() < Duration::from_secs(10),
@@ -72,7 +72,7 @@ fn deep_recursion_is_stopped() {
     let w = Work::new();
     let t = Instant::now();
     let r = run(&w, "fn f(n) { f(n + 1) } f(0)");
-    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(r.status, Status::Error);
     assert!(
         r.message.contains("nested deeper") || r.message.to_lowercase().contains("stack"),
         "{}",
@@ -85,14 +85,14 @@ fn deep_recursion_is_stopped() {
 fn huge_strings_and_arrays_are_stopped() {
     let w = Work::new();
     let r = run(&w, r#"let s = "x"; loop { s += s; }"#);
-    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(r.status, Status::Error);
     assert!(
         r.message.to_lowercase().contains("too large") || r.message.contains("size"),
         "{}",
         r.message
     );
     let r = run(&w, "let a = []; loop { a += [1, 2, 3, 4, 5, 6, 7, 8]; }");
-    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(r.status, Status::Error);
     assert!(
         r.message.to_lowercase().contains("too large") || r.message.contains("operations"),
         "{}",
@@ -194,14 +194,14 @@ fn missing_modules_and_cycles_are_named() {
         ..RunRequest::default()
     };
     let r = env.execute(&req, None);
-    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(r.status, Status::Error);
     assert!(r.message.contains("nosuch"), "{}", r.message);
     w.script(&env.store, "a", r#"import "b" as b; fn x() { 1 }"#);
     w.script(&env.store, "b", r#"import "a" as a; fn y() { 2 }"#);
     w.script(&env.store, "main", r#"import "a" as a; ok()"#);
     let t = Instant::now();
     let r = env.execute(&req, None);
-    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(r.status, Status::Error);
     assert!(
         r.message.contains("import cycle: main -> a -> b -> a"),
         "{}",
@@ -289,7 +289,7 @@ fn regex_helpers() {
 fn commands_outside_the_allowlist_are_refused() {
     let w = Work::new();
     let r = run(&w, r#"exec("rm", ["-rf", "/nonexistent"])"#);
-    assert_eq!(r.status, Status::Unknown);
+    assert_eq!(r.status, Status::Error);
     assert!(r.message.contains("\"rm\" is not allowed"), "{}", r.message);
     let r = run(&w, r#"spawn("/bin/../bin/rm", [])"#);
     assert!(r.message.contains("not allowed"), "{}", r.message);

@@ -119,7 +119,7 @@ fn claim_picks_by_priority_then_due_then_id_on_real_sqlite() {
     )
     .expect("jobs");
     let claim = |owner: &str| -> Option<i64> {
-        let r = hostler::store::statements::job_claim(owner, 3_600_000, 1, None)
+        let r = hostler::store::statements::job_claim(owner, 3_600_000, 1, None, false)
             .render(Dialect::Sqlite)
             .expect("render");
         let params = r.params.iter().map(|v| match v {

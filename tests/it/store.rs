@@ -137,9 +137,17 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
     w.script(&s, "c", "ok()");
     s.add_host(&host("h1")).expect("h1");
     s.add_host(&host("h2")).expect("h2");
-    let low = s.enqueue(&job("c", Some("h1"), 0)).expect("enqueue");
-    let high = s.enqueue(&job("c", Some("h1"), 5)).expect("enqueue");
-    let other = s.enqueue(&job("c", Some("h2"), 1)).expect("enqueue");
+    let low = s.enqueue(&job("c", Some("h1"), 0)).expect("enqueue").0;
+    // The same (script, host) again is not queued twice unless asked.
+    assert_eq!(
+        s.enqueue(&job("c", Some("h1"), 5)).expect("enqueue"),
+        (low, false)
+    );
+    let high = s
+        .enqueue_with(&job("c", Some("h1"), 5), true)
+        .expect("enqueue")
+        .0;
+    let other = s.enqueue(&job("c", Some("h2"), 1)).expect("enqueue").0;
     let j = s
         .claim_job("n1", 60_000, 1, None)
         .expect("claim")
@@ -170,7 +178,9 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
         started_at: 1,
         finished_at: 2,
         attempt: 1,
+        phase: None,
         notifications: vec![("subj".into(), "body".into())],
+        job_action: hostler::store::JobAction::Delete,
     };
     let run_id = s.record_run(&run).expect("record");
     assert!(s.jobs().expect("jobs").iter().all(|j| j.id != high));
@@ -191,7 +201,7 @@ fn expired_lease_returns_the_job_with_the_attempt_counted() {
     let w = Work::new();
     let s = w.store();
     w.script(&s, "c", "ok()");
-    let id = s.enqueue(&job("c", None, 0)).expect("enqueue");
+    let id = s.enqueue(&job("c", None, 0)).expect("enqueue").0;
     let first = s
         .claim_job("dead-node", -1, 1, None)
         .expect("claim")

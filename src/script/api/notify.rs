@@ -41,8 +41,10 @@ fn schedule(
         schedule_id: None,
         args: None,
     };
+    // An identical queued job is not duplicated: its id is returned instead.
     ctx.store
         .enqueue(&job)
+        .map(|(id, _)| id)
         .map_err(|e| rt(format!("schedule: {e}")))
 }
 

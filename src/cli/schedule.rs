@@ -1,0 +1,300 @@
+//! `hostler schedule`, `schedules` and `cancel`: queue a script now, or on a timing, on a
+//! host, a tag or a site; list schedules; cancel a job or remove a schedule.
+
+use argh::FromArgs;
+
+use super::{App, output, parse_duration};
+use crate::monitord::timing;
+use crate::store::{Cancelled, NewJob, NewSchedule, Timing, now_ms};
+
+/// queue a script now, or at a time, every interval, or on a cron expression
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "schedule")]
+pub struct ScheduleCmd {
+    /// the script (for a correction loop: the check)
+    #[argh(positional)]
+    pub script: String,
+    /// run on this host
+    #[argh(option)]
+    pub host: Option<String>,
+    /// run on every host with this tag
+    #[argh(option)]
+    pub tag: Option<String>,
+    /// run on every host of this site
+    #[argh(option)]
+    pub site: Option<String>,
+    /// higher runs first (default 0)
+    #[argh(option, default = "0")]
+    pub priority: i64,
+    /// once, at this time: 2026-12-01T04:00:00Z, or local 2026-12-01 04:00
+    #[argh(option)]
+    pub at: Option<String>,
+    /// once, after this long: 30s, 10m, 2h
+    #[argh(option, long = "in")]
+    pub in_: Option<String>,
+    /// repeatedly, this often: 60s, 5m (first run now)
+    #[argh(option)]
+    pub every: Option<String>,
+    /// repeatedly, on a cron expression (5 fields, or 6 with seconds), local time
+    #[argh(option)]
+    pub cron: Option<String>,
+    /// the fix to run when the check is not OK (then re-check, and notify if still failing)
+    #[argh(option)]
+    pub fix: Option<String>,
+    /// at most this many fixes per host in the fix window (default 3)
+    #[argh(option, default = "3")]
+    pub max_fixes: i64,
+    /// the fix window (default 1h)
+    #[argh(option)]
+    pub fix_window: Option<String>,
+    /// the wait after the first fix, doubled for each further fix in the window (default 30s)
+    #[argh(option)]
+    pub fix_backoff: Option<String>,
+    /// the time limit of each run (default: [sandbox] timeout)
+    #[argh(option)]
+    pub timeout: Option<String>,
+    /// attempts for errors and timeouts, with backoff (default 3)
+    #[argh(option, default = "3")]
+    pub max_attempts: i64,
+    /// queue even when the same script is already queued for the host
+    #[argh(switch)]
+    pub allow_duplicate: bool,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// list schedules
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "schedules")]
+pub struct SchedulesCmd {
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// cancel a queued or running job, or (with --schedule) remove a schedule
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "cancel")]
+pub struct CancelCmd {
+    /// the job's id (see `hostler jobs`), or the schedule's with --schedule
+    #[argh(positional)]
+    pub id: i64,
+    /// the id is a schedule's (see `hostler schedules`)
+    #[argh(switch)]
+    pub schedule: bool,
+}
+
+fn ms(d: &Option<String>, default: i64) -> anyhow::Result<i64> {
+    Ok(match d {
+        Some(s) => parse_duration(s)?.as_millis() as i64,
+        None => default,
+    })
+}
+
+/// A time given on the command line, as epoch milliseconds.
+pub fn parse_time(s: &str) -> anyhow::Result<i64> {
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    let civil: jiff::civil::DateTime = s.replace(' ', "T").parse().map_err(|_| {
+        anyhow::anyhow!("bad time {s:?}: use 2026-12-01T04:00:00Z or local 2026-12-01 04:00")
+    })?;
+    let zoned = civil.to_zoned(jiff::tz::TimeZone::system())?;
+    Ok(zoned.timestamp().as_millisecond())
+}
+
+pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
+    let timings = [
+        cmd.at.is_some(),
+        cmd.in_.is_some(),
+        cmd.every.is_some(),
+        cmd.cron.is_some(),
+    ];
+    if timings.iter().filter(|t| **t).count() > 1 {
+        anyhow::bail!("give one of --at, --in, --every and --cron");
+    }
+    if [cmd.host.is_some(), cmd.tag.is_some(), cmd.site.is_some()]
+        .iter()
+        .filter(|t| **t)
+        .count()
+        > 1
+    {
+        anyhow::bail!("give one of --host, --tag and --site");
+    }
+    let now = now_ms();
+    let timeout_ms = cmd
+        .timeout
+        .as_ref()
+        .map(|t| parse_duration(t))
+        .transpose()?
+        .map(|d| d.as_millis() as i64);
+    let timing = if let Some(t) = &cmd.at {
+        Some((Timing::At(parse_time(t)?), parse_time(t)?))
+    } else if let Some(d) = &cmd.in_ {
+        let at = now + parse_duration(d)?.as_millis() as i64;
+        Some((Timing::At(at), at))
+    } else if let Some(d) = &cmd.every {
+        Some((Timing::Every(parse_duration(d)?.as_millis() as i64), now))
+    } else if let Some(c) = &cmd.cron {
+        let first = timing::cron_next(c, now).map_err(anyhow::Error::msg)?;
+        Some((Timing::Cron(c.clone()), first))
+    } else {
+        None
+    };
+    let store = app.store()?;
+    let Some((timing, next_due)) = timing else {
+        if cmd.fix.is_some() {
+            anyhow::bail!(
+                "--fix needs a timing (--at, --in, --every or --cron): a correction loop is a schedule"
+            );
+        }
+        // Now: one job per target host.
+        let hosts: Vec<Option<String>> = if cmd.tag.is_some() || cmd.site.is_some() {
+            let all = store.hosts()?;
+            let probe = crate::store::Schedule {
+                id: 0,
+                script: cmd.script.clone(),
+                fix_script: None,
+                host: None,
+                tag: cmd.tag.clone(),
+                site: cmd.site.clone(),
+                priority: 0,
+                timing: Timing::At(now),
+                timeout_ms: None,
+                max_attempts: 1,
+                next_due: None,
+                guard_max_fixes: 0,
+                guard_window_ms: 0,
+                guard_backoff_ms: 0,
+                allow_duplicate: false,
+                enabled: true,
+            };
+            let t = timing::targets(&probe, &all);
+            if t.is_empty() {
+                anyhow::bail!("no enabled host matches the tag or site");
+            }
+            t
+        } else {
+            vec![cmd.host.clone()]
+        };
+        let mut queued = Vec::new();
+        for h in hosts {
+            let (id, new) = store.enqueue_with(
+                &NewJob {
+                    script: cmd.script.clone(),
+                    host: h.clone(),
+                    priority: cmd.priority,
+                    due_at: now,
+                    max_attempts: cmd.max_attempts.max(1),
+                    timeout_ms,
+                    schedule_id: None,
+                    args: None,
+                },
+                cmd.allow_duplicate,
+            )?;
+            queued.push(serde_json::json!({"job": id, "host": h, "new": new}));
+        }
+        if cmd.json {
+            output::json(&queued)?;
+        } else {
+            for q in &queued {
+                let what = if q["new"] == true {
+                    "queued"
+                } else {
+                    "already queued as"
+                };
+                output::text(&format!(
+                    "{what} job {} ({} on {})",
+                    q["job"],
+                    cmd.script,
+                    q["host"].as_str().unwrap_or("no host")
+                ))?;
+            }
+        }
+        return Ok(0);
+    };
+    let id = store.add_schedule(&NewSchedule {
+        script: cmd.script.clone(),
+        fix_script: cmd.fix.clone(),
+        host: cmd.host.clone(),
+        tag: cmd.tag.clone(),
+        site: cmd.site.clone(),
+        priority: cmd.priority,
+        timing,
+        timeout_ms,
+        max_attempts: cmd.max_attempts.max(1),
+        guard_max_fixes: cmd.max_fixes.max(0),
+        guard_window_ms: ms(&cmd.fix_window, 3_600_000)?,
+        guard_backoff_ms: ms(&cmd.fix_backoff, 30_000)?,
+        allow_duplicate: cmd.allow_duplicate,
+        next_due,
+    })?;
+    if cmd.json {
+        output::json(&store.schedule(id)?)?;
+    } else {
+        output::text(&format!(
+            "schedule {id}: {}, first due {}",
+            cmd.script,
+            output::time(next_due)
+        ))?;
+    }
+    Ok(0)
+}
+
+fn describe(t: &Timing) -> String {
+    match t {
+        Timing::At(at) => format!("at {}", output::time(*at)),
+        Timing::Every(ms) => format!("every {}s", ms / 1000),
+        Timing::Cron(c) => format!("cron {c}"),
+    }
+}
+
+pub fn schedules(app: &App, cmd: SchedulesCmd) -> anyhow::Result<u8> {
+    let list = app.store()?.schedules()?;
+    if cmd.json {
+        output::json(&list)?;
+        return Ok(0);
+    }
+    let rows: Vec<_> = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                s.script.clone(),
+                output::opt(&s.fix_script),
+                s.host
+                    .clone()
+                    .or(s.tag.clone().map(|t| format!("tag:{t}")))
+                    .or(s.site.clone().map(|t| format!("site:{t}")))
+                    .unwrap_or("-".into()),
+                describe(&s.timing),
+                s.priority.to_string(),
+                s.next_due
+                    .filter(|_| s.enabled)
+                    .map_or("-".into(), output::time),
+            ]
+        })
+        .collect();
+    output::table(
+        &["ID", "SCRIPT", "FIX", "TARGET", "WHEN", "PRIO", "NEXT"],
+        &rows,
+    )?;
+    Ok(0)
+}
+
+pub fn cancel(app: &App, cmd: CancelCmd) -> anyhow::Result<u8> {
+    let store = app.store()?;
+    if cmd.schedule {
+        store.remove_schedule(cmd.id)?;
+        output::text(&format!("removed schedule {}", cmd.id))?;
+        return Ok(0);
+    }
+    let msg = match store.cancel_job(cmd.id, &app.config.node())? {
+        Cancelled::Removed => format!("cancelled job {} before it started", cmd.id),
+        Cancelled::Requested => format!("asked the node running job {} to cancel it", cmd.id),
+        Cancelled::AlreadyEnding => format!("job {} is already ending", cmd.id),
+    };
+    output::text(&msg)?;
+    Ok(0)
+}

@@ -1,0 +1,130 @@
+//! `hostler serve` (alias `monitord`): the daemon. Seeds the demo on an empty database, then
+//! runs monitord until SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use argh::FromArgs;
+use tracing::info;
+
+use super::{App, output};
+use crate::monitord::{self, Options, Shutdown};
+use crate::store::{Method, NewHost, NewSchedule, Store, Timing, now_ms};
+
+/// run monitord: claim and run due jobs, fire schedules, correct, notify (until SIGTERM/SIGINT)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "serve")]
+pub struct ServeCmd {
+    /// run at most this many jobs at once (default: [monitord] max_concurrent, 8)
+    #[argh(option)]
+    pub max_concurrent: Option<usize>,
+    /// this node's name in leases and runs (default: [monitord] node, or the host name)
+    #[argh(option)]
+    pub node: Option<String>,
+    /// do not seed the demo on an empty database
+    #[argh(switch)]
+    pub no_demo: bool,
+}
+
+/// the same as serve
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "monitord")]
+pub struct MonitordCmd {
+    /// run at most this many jobs at once
+    #[argh(option)]
+    pub max_concurrent: Option<usize>,
+    /// this node's name in leases and runs
+    #[argh(option)]
+    pub node: Option<String>,
+    /// do not seed the demo on an empty database
+    #[argh(switch)]
+    pub no_demo: bool,
+}
+
+impl From<MonitordCmd> for ServeCmd {
+    fn from(m: MonitordCmd) -> ServeCmd {
+        ServeCmd {
+            max_concurrent: m.max_concurrent,
+            node: m.node,
+            no_demo: m.no_demo,
+        }
+    }
+}
+
+/// On a database with no hosts and no schedules: the bundled scripts, a `localhost` host and
+/// recurring local checks, so the first start shows live results.
+fn seed_demo(store: &Store) -> anyhow::Result<bool> {
+    if !store.hosts()?.is_empty() || !store.schedules()?.is_empty() {
+        return Ok(false);
+    }
+    super::init::seed(store)?;
+    store.add_host(&NewHost {
+        name: "localhost".into(),
+        address: "127.0.0.1".into(),
+        method: Some(Method::Local),
+        ..NewHost::default()
+    })?;
+    for script in ["check_disk", "check_load"] {
+        store.add_schedule(&NewSchedule {
+            script: script.into(),
+            fix_script: None,
+            host: Some("localhost".into()),
+            tag: None,
+            site: None,
+            priority: 0,
+            timing: Timing::Every(60_000),
+            timeout_ms: None,
+            max_attempts: 3,
+            guard_max_fixes: 3,
+            guard_window_ms: 3_600_000,
+            guard_backoff_ms: 30_000,
+            allow_duplicate: false,
+            next_due: now_ms(),
+        })?;
+    }
+    Ok(true)
+}
+
+pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
+    let store = app.store()?;
+    if !cmd.no_demo && seed_demo(&store)? {
+        output::text(&format!(
+            "{}: empty database, seeded the demo: host localhost, check_disk and check_load every 60 s",
+            app.db
+        ))?;
+    }
+    let mut opts = Options::from_config(&app.config);
+    if let Some(n) = cmd.max_concurrent {
+        opts.max_concurrent = n.max(1);
+    }
+    if let Some(n) = cmd.node {
+        opts.node = n;
+    }
+    let mut env = app.env(store)?;
+    env.node = opts.node.clone();
+    let shutdown = Shutdown::default();
+    let signals = {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+        let handle = signals.handle();
+        let stop = shutdown.clone();
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                info!(signal = sig, "stopping");
+                stop.request();
+            }
+        });
+        handle
+    };
+    info!(db = %app.db, "serving");
+    eprintln!(
+        "hostler serve: node {}, database {}, up to {} jobs at once; Ctrl-C or SIGTERM stops",
+        opts.node, app.db, opts.max_concurrent
+    );
+    let summary = monitord::run(Arc::new(env), opts, shutdown)?;
+    signals.close();
+    eprintln!(
+        "hostler serve: stopped after {} jobs ({} handed back to the queue)",
+        summary.jobs_run, summary.released
+    );
+    Ok(0)
+}

@@ -1,0 +1,123 @@
+//! Delivering notifications through the configured channels: a webhook (a JSON POST) and a
+//! command (the message on its stdin, as sendmail takes it). Each attempt is recorded on the
+//! notification's row; a failed delivery is retried with backoff, then given up.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::config::Notify;
+use crate::store::{Notification, Store, now_ms};
+
+/// Attempts before a notification is given up.
+pub const MAX_TRIES: i64 = 8;
+
+fn webhook(url: &str, n: &Notification) -> Result<(), String> {
+    let body = serde_json::json!({
+        "id": n.id,
+        "subject": n.subject,
+        "body": n.body,
+        "host": n.host,
+        "run_id": n.run_id,
+        "created_at": n.created_at,
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let resp = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string().as_bytes())
+        .map_err(|e| format!("webhook {url}: {e}"))?;
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("webhook {url}: HTTP {status}"))
+    }
+}
+
+fn command(cmdline: &str, n: &Notification) -> Result<(), String> {
+    let mut words = cmdline.split_whitespace();
+    let prog = words.next().ok_or("notify command is empty")?;
+    let mut child = Command::new(prog)
+        .args(words)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("notify command {prog}: {e}"))?;
+    let message = format!("Subject: {}\n\n{}\n", n.subject, n.body);
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(message.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("notify command {prog}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "notify command {prog}: {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Delivers every due notification once; returns how many were delivered.
+pub fn deliver_pending(store: &Store, cfg: &Notify) -> usize {
+    let pending = match store.pending_notifications(100) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!("cannot read pending notifications: {e}");
+            return 0;
+        }
+    };
+    let mut delivered = 0;
+    for n in pending {
+        let mut channels = Vec::new();
+        let mut errors = Vec::new();
+        if let Some(url) = &cfg.webhook {
+            channels.push("webhook");
+            if let Err(e) = webhook(url, &n) {
+                errors.push(e);
+            }
+        }
+        if let Some(cmd) = &cfg.command {
+            channels.push("command");
+            if let Err(e) = command(cmd, &n) {
+                errors.push(e);
+            }
+        }
+        if channels.is_empty() {
+            // Nowhere to send it: the row and the log are the record.
+            channels.push("log");
+            info!(subject = %n.subject, "notification (no channel configured)");
+        }
+        let result = if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        };
+        let next =
+            (n.tries + 1 < MAX_TRIES).then(|| now_ms() + 10_000 * (1 << n.tries.clamp(0, 12)));
+        if let Err(e) = &result {
+            warn!(
+                id = n.id,
+                tries = n.tries + 1,
+                "notification not delivered: {e}"
+            );
+        } else {
+            delivered += 1;
+        }
+        if let Err(e) = store.notification_attempt(n.id, &channels.join(","), result, next) {
+            warn!("cannot record a delivery attempt: {e}");
+        }
+    }
+    delivered
+}

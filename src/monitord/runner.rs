@@ -1,0 +1,178 @@
+//! Running one claimed job on the blocking pool: the script, the correction loop (check, fix,
+//! re-check, notify), retries with backoff, and what becomes of the job row.
+//!
+//! Every run is recorded; the job row is deleted, re-queued or released only in the
+//! transaction that records the job's last run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::script::{Env, RunRequest};
+use crate::store::{Job, JobAction, NewRun, Schedule, Status, now_ms};
+
+/// Flags the daemon shares with a running job.
+#[derive(Debug, Clone, Default)]
+pub struct JobFlags {
+    /// Stop the script (cancellation or shutdown).
+    pub cancel: Arc<AtomicBool>,
+    /// The daemon is shutting down: a cancelled job goes back to the queue.
+    pub stopping: Arc<AtomicBool>,
+    /// Another node took the job over (our lease expired): leave its row alone.
+    pub lost: Arc<AtomicBool>,
+}
+
+/// Retry backoff: `base` doubled per attempt, capped at five minutes.
+pub fn backoff(base: Duration, attempt: i64) -> Duration {
+    let factor = 1u32 << attempt.clamp(1, 16).saturating_sub(1);
+    base.saturating_mul(factor).min(Duration::from_secs(300))
+}
+
+fn request(job: &Job, script: &str, timeout: Option<Duration>) -> RunRequest {
+    RunRequest {
+        script: script.to_string(),
+        host: job.host.clone(),
+        timeout,
+        job_id: Some(job.id),
+        schedule_id: job.schedule_id,
+        attempt: job.attempts,
+        args: job.args.clone(),
+    }
+}
+
+/// What becomes of the job after its final run.
+fn final_action(run: &NewRun, job: &Job, flags: &JobFlags, retry_base: Duration) -> JobAction {
+    if flags.lost.load(Ordering::Relaxed) {
+        return JobAction::Keep;
+    }
+    match run.status {
+        Status::Cancelled if flags.stopping.load(Ordering::Relaxed) => JobAction::Release,
+        Status::Error | Status::Timeout if job.attempts < job.max_attempts => JobAction::Retry {
+            due_at: now_ms() + backoff(retry_base, job.attempts).as_millis() as i64,
+        },
+        _ => JobAction::Delete,
+    }
+}
+
+/// Runs a claimed job to its end and records every run. Returns the final status.
+pub fn run_job(
+    env: &Env,
+    job: &Job,
+    schedule: Option<&Schedule>,
+    flags: &JobFlags,
+    retry_base: Duration,
+) -> Status {
+    let timeout = job
+        .timeout_ms
+        .map(|ms| Duration::from_millis(ms.max(1) as u64));
+    let store = &env.store;
+    let record = |mut run: NewRun, phase: Option<&str>, action: JobAction| -> Status {
+        run.phase = phase.map(str::to_string);
+        run.job_action = action;
+        let status = run.status;
+        if let Err(e) = store.record_run(&run) {
+            // The lease will expire and another attempt will run and record it.
+            warn!(job = job.id, "cannot record the run: {e}");
+        }
+        status
+    };
+    let check = env.execute(
+        &request(job, &job.script, timeout),
+        Some(flags.cancel.clone()),
+    );
+    info!(job = job.id, script = %job.script, host = ?job.host, status = %check.status, "ran");
+    let fix = schedule.and_then(|s| s.fix_script.clone().map(|f| (s, f)));
+    let Some((sched, fix_script)) = fix else {
+        let action = final_action(&check, job, flags, retry_base);
+        return record(check, None, action);
+    };
+    let failing = !matches!(check.status, Status::Ok | Status::Cancelled);
+    if !failing {
+        let action = final_action(&check, job, flags, retry_base);
+        return record(check, Some("check"), action);
+    }
+
+    // The correction loop: is a fix allowed now?
+    let now = now_ms();
+    let host = job.host.as_deref();
+    let (fixes, last_fix) = store
+        .count_runs(sched.id, host, &fix_script, now - sched.guard_window_ms)
+        .unwrap_or((0, None));
+    let target = host.unwrap_or("(no host)");
+    if fixes >= sched.guard_max_fixes {
+        let subject = format!(
+            "{target}: {} still {} after {fixes} fixes; giving up for now",
+            job.script,
+            check.status.as_str().to_uppercase()
+        );
+        let body = format!(
+            "The guard allows {} fixes by {fix_script} per {} s; the last check said: {}",
+            sched.guard_max_fixes,
+            sched.guard_window_ms / 1000,
+            check.message
+        );
+        // One escalation per window, not one per check.
+        let mut check = check;
+        if !store
+            .notified_since(host, &subject, now - sched.guard_window_ms)
+            .unwrap_or(false)
+        {
+            check.notifications.push((subject, body));
+        }
+        return record(check, Some("check"), JobAction::Delete);
+    }
+    if let (true, Some(last)) = (fixes > 0, last_fix) {
+        let wait = sched
+            .guard_backoff_ms
+            .saturating_mul(1 << (fixes - 1).clamp(0, 20));
+        if now < last + wait {
+            info!(
+                job = job.id,
+                "fix held back by the guard's backoff until {}",
+                last + wait
+            );
+            return record(check, Some("check"), JobAction::Delete);
+        }
+    }
+    let check_status = check.status;
+    let check_message = check.message.clone();
+    record(check, Some("check"), JobAction::Keep);
+    let fix_run = env.execute(
+        &request(job, &fix_script, timeout),
+        Some(flags.cancel.clone()),
+    );
+    let fix_status = fix_run.status;
+    let fix_message = fix_run.message.clone();
+    record(fix_run, Some("fix"), JobAction::Keep);
+    let mut recheck = env.execute(
+        &request(job, &job.script, timeout),
+        Some(flags.cancel.clone()),
+    );
+    info!(job = job.id, fix = %fix_status, recheck = %recheck.status, "correction loop");
+    if !matches!(recheck.status, Status::Ok | Status::Cancelled) {
+        recheck.notifications.push((
+            format!(
+                "{target}: {} is {} and {fix_script} did not fix it",
+                job.script,
+                recheck.status.as_str().to_uppercase()
+            ),
+            format!(
+                "check: {} {check_message}\nfix {fix_script}: {} {fix_message}\nre-check: {} {}",
+                check_status.as_str().to_uppercase(),
+                fix_status.as_str().to_uppercase(),
+                recheck.status.as_str().to_uppercase(),
+                recheck.message
+            ),
+        ));
+    }
+    let action = if flags.lost.load(Ordering::Relaxed) {
+        JobAction::Keep
+    } else if recheck.status == Status::Cancelled && flags.stopping.load(Ordering::Relaxed) {
+        JobAction::Release
+    } else {
+        JobAction::Delete
+    };
+    record(recheck, Some("recheck"), action)
+}

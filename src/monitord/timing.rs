@@ -1,0 +1,58 @@
+//! When a schedule is due next, and which hosts it targets. Missed runs are coalesced: after
+//! downtime an interval or cron schedule fires once, then continues from now.
+
+use std::str::FromStr;
+
+use croner::Cron;
+
+use crate::store::{Host, Schedule, Timing};
+
+/// The next due time after `now`, for a schedule that was due at `seen_due`; None for a
+/// one-shot schedule, which is then disabled.
+pub fn next_due(timing: &Timing, seen_due: i64, now: i64) -> Result<Option<i64>, String> {
+    match timing {
+        Timing::At(_) => Ok(None),
+        Timing::Every(ms) => {
+            let ms = (*ms).max(1000);
+            // Skip every occurrence already missed: one run now, the next in the future.
+            let missed = (now - seen_due).max(0) / ms;
+            Ok(Some(seen_due + (missed + 1) * ms))
+        }
+        Timing::Cron(expr) => cron_next(expr, now).map(Some),
+    }
+}
+
+/// The first time after `after_ms` that a cron expression matches, in the system time zone.
+pub fn cron_next(expr: &str, after_ms: i64) -> Result<i64, String> {
+    let cron = Cron::from_str(expr).map_err(|e| format!("bad cron expression {expr:?}: {e}"))?;
+    let ts = jiff::Timestamp::from_millisecond(after_ms).map_err(|e| e.to_string())?;
+    let zoned = ts.to_zoned(jiff::tz::TimeZone::system());
+    let next = cron
+        .find_next_occurrence(&zoned, false)
+        .map_err(|e| format!("cron expression {expr:?} never matches: {e}"))?;
+    Ok(next.timestamp().as_millisecond())
+}
+
+/// The hosts a schedule runs on: its host, every enabled host with its tag or in its site, or
+/// no host at all.
+pub fn targets(s: &Schedule, hosts: &[Host]) -> Vec<Option<String>> {
+    if let Some(h) = &s.host {
+        return vec![Some(h.clone())];
+    }
+    let pick = |h: &&Host| {
+        h.enabled
+            && s.tag.as_ref().is_none_or(|t| h.tags.contains(t))
+            && s.site
+                .as_ref()
+                .is_none_or(|site| h.site.as_ref() == Some(site))
+    };
+    if s.tag.is_some() || s.site.is_some() {
+        hosts
+            .iter()
+            .filter(pick)
+            .map(|h| Some(h.name.clone()))
+            .collect()
+    } else {
+        vec![None]
+    }
+}

@@ -1,0 +1,143 @@
+//! Schedules: one-shot, interval and cron timings of a script (or a check with its fix) on a
+//! host, a tag or a site.
+
+use super::statements as st;
+use super::{ConnExt, NewSchedule, Row, Schedule, Store, StoreError, Timing, now_ms};
+use crate::sql::param;
+
+fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
+    let timing = match r.text("kind")?.as_str() {
+        "at" => Timing::At(r.opt_int("at_time")?.unwrap_or(0)),
+        "every" => Timing::Every(r.opt_int("every_ms")?.unwrap_or(60_000)),
+        "cron" => Timing::Cron(r.text("cron")?),
+        other => return Err(StoreError::Db(format!("unknown schedule kind {other:?}"))),
+    };
+    Ok(Schedule {
+        id: r.int("id")?,
+        script: r.text("script")?,
+        fix_script: r.opt_text("fix_script")?,
+        host: r.opt_text("host")?,
+        tag: r.opt_text("tag")?,
+        site: r.opt_text("site")?,
+        priority: r.int("priority")?,
+        timing,
+        timeout_ms: r.opt_int("timeout_ms")?,
+        max_attempts: r.int("max_attempts")?,
+        next_due: r.opt_int("next_due")?,
+        guard_max_fixes: r.int("guard_max_fixes")?,
+        guard_window_ms: r.int("guard_window_ms")?,
+        guard_backoff_ms: r.int("guard_backoff_ms")?,
+        allow_duplicate: r.boolean("allow_duplicate")?,
+        enabled: r.boolean("enabled")?,
+    })
+}
+
+fn script_id(c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
+    c.query_one(st::script_version(name))?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "script",
+            name: name.to_string(),
+        })?
+        .int("id")
+}
+
+impl Store {
+    pub fn add_schedule(&self, s: &NewSchedule) -> Result<i64, StoreError> {
+        let targets = [s.host.is_some(), s.tag.is_some(), s.site.is_some()];
+        if targets.iter().filter(|t| **t).count() > 1 {
+            return Err(StoreError::Invalid(
+                "a schedule targets one host, or a tag, or a site".into(),
+            ));
+        }
+        let (kind, at, every, cron) = match &s.timing {
+            Timing::At(t) => ("at", Some(*t), None, None),
+            Timing::Every(ms) if *ms < 1000 => {
+                return Err(StoreError::Invalid(
+                    "an interval must be at least one second".into(),
+                ));
+            }
+            Timing::Every(ms) => ("every", None, Some(*ms), None),
+            Timing::Cron(c) => ("cron", None, None, Some(c.clone())),
+        };
+        let at_now = now_ms();
+        self.write(|c| {
+            let script = script_id(c, &s.script)?;
+            let fix = s
+                .fix_script
+                .as_deref()
+                .map(|f| script_id(c, f))
+                .transpose()?;
+            let host = match &s.host {
+                Some(h) => Some(
+                    c.query_one(st::host_by_name(h))?
+                        .ok_or_else(|| StoreError::NotFound {
+                            kind: "host",
+                            name: h.clone(),
+                        })?
+                        .int("id")?,
+                ),
+                None => None,
+            };
+            c.insert(st::schedule_insert(vec![
+                ("script_id", param(script)),
+                ("fix_script_id", param(fix)),
+                ("host_id", param(host)),
+                ("tag", param(s.tag.clone())),
+                ("site", param(s.site.clone())),
+                ("priority", param(s.priority)),
+                ("kind", param(kind)),
+                ("at_time", param(at)),
+                ("every_ms", param(every)),
+                ("cron", param(cron.clone())),
+                ("timeout_ms", param(s.timeout_ms)),
+                ("max_attempts", param(s.max_attempts)),
+                ("next_due", param(s.next_due)),
+                ("guard_max_fixes", param(s.guard_max_fixes)),
+                ("guard_window_ms", param(s.guard_window_ms)),
+                ("guard_backoff_ms", param(s.guard_backoff_ms)),
+                ("allow_duplicate", param(s.allow_duplicate)),
+                ("enabled", param(true)),
+                ("created_at", param(at_now)),
+            ]))
+        })
+    }
+
+    pub fn schedules(&self) -> Result<Vec<Schedule>, StoreError> {
+        self.read(|c| {
+            c.query(st::schedule_list())?
+                .iter()
+                .map(schedule_from_row)
+                .collect()
+        })
+    }
+
+    pub fn schedule(&self, id: i64) -> Result<Schedule, StoreError> {
+        self.schedules()?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "schedule",
+                name: id.to_string(),
+            })
+    }
+
+    /// Enabled schedules whose next due time has come.
+    pub fn due_schedules(&self) -> Result<Vec<Schedule>, StoreError> {
+        self.read(|c| {
+            c.query(st::schedule_due())?
+                .iter()
+                .map(schedule_from_row)
+                .collect()
+        })
+    }
+
+    pub fn remove_schedule(&self, id: i64) -> Result<(), StoreError> {
+        self.write(|c| match c.exec(st::schedule_delete(id))? {
+            0 => Err(StoreError::NotFound {
+                kind: "schedule",
+                name: id.to_string(),
+            }),
+            _ => Ok(()),
+        })
+    }
+}
