@@ -89,6 +89,7 @@ impl Store {
                 ("started_at", param(run.started_at)),
                 ("finished_at", param(run.finished_at)),
                 ("attempt", param(run.attempt)),
+                ("phase", param(run.phase.clone())),
             ]))?;
             for (subject, body) in &run.notifications {
                 c.insert(st::notification_insert(
@@ -100,7 +101,18 @@ impl Store {
                 ))?;
             }
             if let Some(job) = run.job_id {
-                c.exec(st::job_delete(job))?;
+                match run.job_action {
+                    JobAction::Keep => {}
+                    JobAction::Delete => {
+                        c.exec(st::job_delete(job))?;
+                    }
+                    JobAction::Retry { due_at } => {
+                        c.exec(st::job_requeue(job, due_at, false))?;
+                    }
+                    JobAction::Release => {
+                        c.exec(st::job_requeue(job, at, true))?;
+                    }
+                }
             }
             Ok(id)
         })

@@ -2,6 +2,7 @@
 //! and Rhai on a 2-core machine). Modules are named after what they test.
 
 mod cli;
+mod monitord;
 mod props;
 mod sandbox;
 mod session;

@@ -120,3 +120,17 @@ pub fn have(path: &str, why: &str) -> bool {
     eprintln!("SKIPPED: {path} is missing ({why}); run the README's test command to install it");
     false
 }
+
+/// Polls `cond` until it holds or `limit` passes; returns whether it held.
+pub fn wait_for(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
