@@ -129,26 +129,38 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
     let mut delivery: Option<smol::Task<usize>> = None;
     info!(node = %opts.node, max_concurrent = opts.max_concurrent, per_host = opts.per_host, "monitord started");
 
+    // Housekeeping (schedules, orphans, expired leases, notifications) runs once per poll
+    // interval; claims run on every pass, so a local enqueue or a finished job acts at once.
+    let mut last_housekeeping: Option<Instant> = None;
     while !shutdown.requested() {
-        // 1. Schedules.
-        fire_schedules(&env);
-        // 2. Orphaned cancellations.
-        reap(&env);
+        let housekeeping = last_housekeeping.is_none_or(|t| t.elapsed() >= opts.poll_interval);
+        if housekeeping {
+            last_housekeeping = Some(Instant::now());
+            // 1. Schedules.
+            fire_schedules(&env);
+            // 2. Orphaned cancellations.
+            reap(&env);
+        }
         // 3. Claims.
-        while running.len() < opts.max_concurrent {
-            let job = match store.claim_job(
-                &opts.node,
-                opts.lease.as_millis() as i64,
-                opts.per_host as i64,
-                opts.site.as_deref(),
-            ) {
-                Ok(Some(job)) => job,
-                Ok(None) => break,
-                Err(e) => {
+        let free = opts.max_concurrent.saturating_sub(running.len());
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            store
+                .claim_jobs(
+                    &opts.node,
+                    opts.lease.as_millis() as i64,
+                    opts.per_host as i64,
+                    opts.site.as_deref(),
+                    housekeeping,
+                    free,
+                )
+                .unwrap_or_else(|e| {
                     warn!("claim failed: {e}");
-                    break;
-                }
-            };
+                    Vec::new()
+                })
+        };
+        for job in claimed {
             let flags = JobFlags {
                 stopping: stopping.clone(),
                 ..JobFlags::default()
@@ -177,7 +189,7 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
             last_renew = Instant::now();
         }
         // 5. Notifications.
-        if delivery.as_ref().is_none_or(|t| t.is_finished()) {
+        if housekeeping && delivery.as_ref().is_none_or(|t| t.is_finished()) {
             if let Some(t) = delivery.take() {
                 t.await;
             }
@@ -185,7 +197,9 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
             delivery = Some(smol::unblock(move || deliver_pending(&store2, &cfg)));
         }
         // 6. Sleep.
-        let mut sleep = opts.poll_interval;
+        let mut sleep = opts
+            .poll_interval
+            .saturating_sub(last_housekeeping.map_or(Duration::ZERO, |t| t.elapsed()));
         if !running.is_empty() {
             sleep = sleep.min(renew_every.saturating_sub(last_renew.elapsed()));
         }

@@ -65,7 +65,7 @@ pub struct RunRequest {
 
 /// Checks a script's syntax with the same engine settings runs use.
 pub fn check_syntax(name: &str, source: &str) -> Result<(), ScriptError> {
-    let mut engine = Engine::new();
+    let mut engine = engine::base_engine();
     harden(&mut engine, &Limits::default(), Guard::default());
     resolver::compile(&engine, name, source).map(|_| ())
 }
@@ -143,7 +143,7 @@ impl Env {
             host.clone(),
             self.limits.max_output,
         ));
-        let mut engine = Engine::new();
+        let mut engine = engine::base_engine();
         harden(&mut engine, &self.limits, guard.clone());
         let resolver = DbResolver::new(self.store.clone(), self.cache.clone(), &req.script);
         api::register(&mut engine, &ctx);
@@ -153,7 +153,10 @@ impl Env {
         engine.on_debug(move |s, _, pos| c.out(&format!("debug {pos}: {s}")));
 
         let ast = match resolver.load(&engine, &req.script) {
-            Ok(Some(ast)) => ast,
+            Ok(Some((ast, version))) => {
+                run.script_version = version;
+                ast
+            }
             Ok(None) => {
                 run.message = format!("script {:?} not found", req.script);
                 run.finished_at = now_ms();
@@ -165,7 +168,6 @@ impl Env {
                 return run;
             }
         };
-        run.script_version = self.store.script_version(&req.script).ok().flatten();
         engine.set_module_resolver(resolver);
 
         let mut scope = Scope::new();

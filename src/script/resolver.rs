@@ -83,8 +83,13 @@ impl DbResolver {
         self.stack.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The compiled script `name`, from the database or the bundled library.
-    pub fn load(&self, engine: &Engine, name: &str) -> Result<Option<AST>, Box<EvalAltResult>> {
+    /// The compiled script `name`, from the database or the bundled library, with its version
+    /// in the database (None for the bundled one).
+    pub fn load(
+        &self,
+        engine: &Engine,
+        name: &str,
+    ) -> Result<Option<(AST, Option<i64>)>, Box<EvalAltResult>> {
         let rt = |msg: String| Box::new(EvalAltResult::ErrorRuntime(msg.into(), Position::NONE));
         let (origin, source) = match self
             .store
@@ -97,8 +102,12 @@ impl DbResolver {
                 None => return Ok(None),
             },
         };
+        let version = match origin {
+            Origin::Db(v) => Some(v),
+            Origin::Bundled => None,
+        };
         if let Some(ast) = self.cache.get(name, &origin) {
-            return Ok(Some(ast));
+            return Ok(Some((ast, version)));
         }
         let source = match source {
             Some(s) => s,
@@ -111,7 +120,7 @@ impl DbResolver {
         };
         let ast = compile(engine, name, &source).map_err(|e| rt(e.to_string()))?;
         self.cache.put(name, origin, ast.clone());
-        Ok(Some(ast))
+        Ok(Some((ast, version)))
     }
 }
 
@@ -138,7 +147,7 @@ impl ModuleResolver for DbResolver {
                 )));
             }
         }
-        let Some(ast) = self.load(engine, path)? else {
+        let Some((ast, _)) = self.load(engine, path)? else {
             return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
                 format!("{path} (no script of that name in the database or the bundled library)"),
                 pos,

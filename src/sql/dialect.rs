@@ -75,7 +75,9 @@ impl Dialect {
     /// The current time as milliseconds since the Unix epoch (hostler's time column type).
     pub fn now_ms(self) -> &'static str {
         match self {
-            Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            // julianday() is a double; rounding recovers SQLite's exact millisecond clock, so
+            // a row stamped with the application's clock is never "in the future" by 1 ms.
+            Dialect::Sqlite => "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)",
             // DATEDIFF in seconds stays within INT until 2038; milliseconds would overflow it.
             Dialect::Mssql2000 | Dialect::Mssql2005 => {
                 "(CAST(DATEDIFF(s, '19700101', GETUTCDATE()) AS BIGINT) * 1000)"

@@ -110,6 +110,9 @@ pub enum Expr {
     Func(Func, Vec<Expr>),
     /// A scalar subquery.
     Sub(Box<Select>),
+    /// The same value, but not usable by an index on SQLite (a unary `+`), to steer the
+    /// planner to an index that also serves the ORDER BY.
+    Unindexed(Box<Expr>),
 }
 
 pub fn col(name: &'static str) -> Expr {
@@ -179,6 +182,9 @@ impl Expr {
     }
     pub fn max(self) -> Expr {
         Expr::Func(Func::Max, vec![self])
+    }
+    pub fn unindexed(self) -> Expr {
+        Expr::Unindexed(Box::new(self))
     }
     pub fn min(self) -> Expr {
         Expr::Func(Func::Min, vec![self])

@@ -502,6 +502,12 @@ impl Renderer {
                 self.select(sel)?;
                 self.push(")");
             }
+            Expr::Unindexed(inner) => {
+                if self.d == Dialect::Sqlite {
+                    self.push("+");
+                }
+                self.operand(inner)?;
+            }
             Expr::Func(f, args) => {
                 self.push(match f {
                     Func::Count => "COUNT(",

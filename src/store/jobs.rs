@@ -104,41 +104,67 @@ impl Store {
     }
 
     /// Claims the next runnable job for `owner` with a lease of `lease_ms`, in one transaction.
-    /// Jobs whose node died (expired leases) come first, then due jobs, each in queue order.
+    /// With `include_expired`, jobs whose node died (expired leases) come first; then due jobs,
+    /// each in queue order.
     pub fn claim_job(
         &self,
         owner: &str,
         lease_ms: i64,
         per_host: i64,
         site: Option<&str>,
+        include_expired: bool,
     ) -> Result<Option<Job>, StoreError> {
+        Ok(self
+            .claim_jobs(owner, lease_ms, per_host, site, include_expired, 1)?
+            .pop())
+    }
+
+    /// Claims up to `max` jobs in one transaction, one claim statement each, so every claim
+    /// sees the ones before it (the per-host limit holds within the batch).
+    pub fn claim_jobs(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        per_host: i64,
+        site: Option<&str>,
+        include_expired: bool,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError> {
         let dialect = self.dialect();
+        let kinds: &[bool] = if include_expired {
+            &[true, false]
+        } else {
+            &[false]
+        };
         self.write(|c| {
-            for expired in [true, false] {
-                let id = match dialect {
-                    Dialect::Mssql2000 | Dialect::Mysql => {
-                        let Some(row) = c.query_one(st::next_job(per_host, site, expired))? else {
-                            continue;
-                        };
-                        let id = row.int("id")?;
-                        if c.exec(st::job_claim_by_id(id, owner, lease_ms))? == 0 {
-                            continue;
+            let mut claimed = Vec::new();
+            for &expired in kinds {
+                while claimed.len() < max {
+                    let id = match dialect {
+                        Dialect::Mssql2000 | Dialect::Mysql => {
+                            let Some(row) = c.query_one(st::next_job(per_host, site, expired))?
+                            else {
+                                break;
+                            };
+                            let id = row.int("id")?;
+                            if c.exec(st::job_claim_by_id(id, owner, lease_ms))? == 0 {
+                                break;
+                            }
+                            id
                         }
-                        id
+                        _ => match c
+                            .query_one(st::job_claim(owner, lease_ms, per_host, site, expired))?
+                        {
+                            Some(row) => row.int("id")?,
+                            None => break,
+                        },
+                    };
+                    if let Some(row) = c.query_one(st::job_by_id(id))? {
+                        claimed.push(job_from_row(&row)?);
                     }
-                    _ => match c
-                        .query_one(st::job_claim(owner, lease_ms, per_host, site, expired))?
-                    {
-                        Some(row) => row.int("id")?,
-                        None => continue,
-                    },
-                };
-                return c
-                    .query_one(st::job_by_id(id))?
-                    .map(|r| job_from_row(&r))
-                    .transpose();
+                }
             }
-            Ok(None)
+            Ok(claimed)
         })
     }
 

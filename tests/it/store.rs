@@ -149,19 +149,22 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
         .0;
     let other = s.enqueue(&job("c", Some("h2"), 1)).expect("enqueue").0;
     let j = s
-        .claim_job("n1", 60_000, 1, None)
+        .claim_job("n1", 60_000, 1, None, true)
         .expect("claim")
         .expect("a job");
     assert_eq!((j.id, j.attempts, j.state.as_str()), (high, 1, "running"));
     assert_eq!(j.lease_owner.as_deref(), Some("n1"));
     // h1 is busy, so h2's job comes next although h1 still has a queued job.
     assert_eq!(
-        s.claim_job("n1", 60_000, 1, None)
+        s.claim_job("n1", 60_000, 1, None, true)
             .expect("claim")
             .map(|j| j.id),
         Some(other)
     );
-    assert_eq!(s.claim_job("n1", 60_000, 1, None).expect("claim"), None);
+    assert_eq!(
+        s.claim_job("n1", 60_000, 1, None, true).expect("claim"),
+        None
+    );
     // Recording the run deletes the job row in the same transaction.
     let run = hostler::store::NewRun {
         job_id: Some(high),
@@ -189,7 +192,7 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
     assert_eq!((n.len(), n[0].run_id), (1, Some(run_id)));
     // h1 is free again: its remaining job is claimable.
     assert_eq!(
-        s.claim_job("n1", 60_000, 1, None)
+        s.claim_job("n1", 60_000, 1, None, true)
             .expect("claim")
             .map(|j| j.id),
         Some(low)
@@ -203,12 +206,12 @@ fn expired_lease_returns_the_job_with_the_attempt_counted() {
     w.script(&s, "c", "ok()");
     let id = s.enqueue(&job("c", None, 0)).expect("enqueue").0;
     let first = s
-        .claim_job("dead-node", -1, 1, None)
+        .claim_job("dead-node", -1, 1, None, true)
         .expect("claim")
         .expect("job");
     assert_eq!(first.id, id);
     let again = s
-        .claim_job("n2", 60_000, 1, None)
+        .claim_job("n2", 60_000, 1, None, true)
         .expect("claim")
         .expect("re-claimed");
     assert_eq!(
