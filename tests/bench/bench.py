@@ -125,6 +125,73 @@ def bench_expect(work):
     report(f"read_until of a marker after 56 MiB from a local process ({n} runs each; goal: within 3x of a bare pipe read)", rows, rows[0][0])
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def memory(pid):
+    status = open(f"/proc/{pid}/status").read()
+    rollup = open(f"/proc/{pid}/smaps_rollup").read()
+
+    def field(text, name):
+        for line in text.splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+        return 0
+
+    return field(status, "VmRSS"), field(rollup, "Pss"), field(status, "RssAnon")
+
+
+def idle(cmd, env=None, settle=3.0):
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(settle)
+        if p.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited early with {p.returncode}")
+        return memory(p.pid)
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def bench_idle_memory(work):
+    rows = []
+    env = dict(os.environ, HOSTLER_DB=os.path.join(work, "idle.db"))
+    run([HOSTLER, "init"], env=env, check=True)
+    rows.append(("hostler serve (idle, empty queue)", idle([HOSTLER, "serve", "--no-demo"], env=env)))
+    rows.append(("hostler serve (demo: 2 checks every 60 s)", idle([HOSTLER, "--db", os.path.join(work, "demo.db"), "serve"], env=env)))
+    if shutil.which("monit"):
+        rc = os.path.join(work, "monitrc")
+        with open(rc, "w") as f:
+            f.write(f"set daemon 30\nset pidfile {work}/monit.pid\nset idfile {work}/monit.id\nset statefile {work}/monit.state\n"
+                    f"set httpd port {free_port()} and use address 127.0.0.1\n    allow localhost\n"
+                    f"check filesystem root with path /\n  if space usage > 95% then alert\n")
+        os.chmod(rc, 0o600)
+        rows.append(("Monit 5 (idle, web page on, one check)", idle(["monit", "-I", "-c", rc])))
+    else:
+        print("SKIPPED Monit: not installed (apt-get install monit)")
+    print("\n## Idle memory (goal: hostler serve at most 8 MB RSS)\n")
+    print("| process | RSS | PSS | anonymous RSS |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, (rss, pss, anon) in rows:
+        print(f"| {name} | {rss / 1024:.1f} MB | {pss / 1024:.1f} MB | {anon / 1024:.1f} MB |")
+
+
+def bench_queue():
+    print("\n## monitord queue (cargo bench --bench queue)\n")
+    r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "queue", "--", "2000" if QUICK else "5000"],
+                       capture_output=True, text=True)
+    print("```")
+    print((r.stdout + r.stderr).strip())
+    print("```")
+
+
 def main():
     if not os.path.exists(HOSTLER):
         sys.exit(f"no hostler binary at {HOSTLER}; build it with cargo build --release")
@@ -132,6 +199,8 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         bench_trivial_run(work)
         bench_expect(work)
+        bench_idle_memory(work)
+    bench_queue()
 
 
 if __name__ == "__main__":

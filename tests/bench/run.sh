@@ -6,11 +6,13 @@ cd "$(dirname "$0")/../.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 pkgs=()
 command -v expect >/dev/null || pkgs+=(expect)
+command -v monit >/dev/null || pkgs+=(monit)
 [ -x /usr/lib/nagios/plugins/check_dummy ] || pkgs+=(monitoring-plugins-basic)
 if [ ${#pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 python3 -c "import pexpect" 2>/dev/null || python3 -m pip install -q pexpect
-cargo build --release --locked
-python3 tests/bench/bench.py target/release/hostler "$@"
+# The release artifact: static, as shipped.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target x86_64-unknown-linux-gnu
+python3 tests/bench/bench.py target/x86_64-unknown-linux-gnu/release/hostler "$@"
