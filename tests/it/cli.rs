@@ -344,3 +344,135 @@ fn jobs_lists_what_scripts_scheduled() {
         (Some("check_disk"), Some("localhost"), Some(7))
     );
 }
+
+#[test]
+fn the_example_config_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/hostler.example.toml");
+    let c = hostler::config::Config::load(std::path::Path::new(path)).expect("example config");
+    assert_eq!(c.monitord.per_host, 1);
+}
+
+#[test]
+fn serve_seeds_the_demo_runs_it_and_stops_on_sigterm() {
+    let w = Work::new();
+    let mut child = w
+        .cmd(&["serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let store = w.store_when_ready();
+    let ran = crate::util::wait_for(std::time::Duration::from_secs(20), || {
+        store
+            .runs(&hostler::store::RunFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .is_ok_and(|r| r.len() >= 2)
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let t = std::time::Instant::now();
+    let _ = child.wait();
+    let o = child.wait_with_output().expect("output");
+    assert!(ran, "the demo checks ran: {}", stderr(&o));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("seeded the demo"), "{}", stdout(&o));
+    let s = stdout(&w.run(&["schedules"]));
+    assert!(s.contains("check_disk") && s.contains("every 60s"), "{s}");
+}
+
+#[test]
+fn schedule_validates_and_lists_and_removes() {
+    let w = Work::new();
+    init(&w);
+    let o = w.run(&[
+        "schedule",
+        "check_disk",
+        "--host",
+        "localhost",
+        "--cron",
+        "not a cron",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("bad cron expression"), "{}", stderr(&o));
+    let o = w.run(&[
+        "schedule",
+        "check_disk",
+        "--host",
+        "localhost",
+        "--fix",
+        "check_load",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("--fix needs a timing"),
+        "{}",
+        stderr(&o)
+    );
+    let o = w.run(&[
+        "schedule",
+        "check_disk",
+        "--host",
+        "localhost",
+        "--every",
+        "5m",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["timing"]["every"], 300_000);
+    let id = v["id"].as_i64().expect("id").to_string();
+    let o = w.run(&[
+        "schedule",
+        "check_disk",
+        "--host",
+        "nosuch",
+        "--every",
+        "5m",
+    ]);
+    assert_eq!(
+        (code(&o), stderr(&o).as_str()),
+        (1, "hostler: host \"nosuch\" not found\n")
+    );
+    let o = w.run(&[
+        "schedule",
+        "check_disk",
+        "--host",
+        "localhost",
+        "--at",
+        "2030-01-01 04:00",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = w.run(&["schedules", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v.as_array().map(Vec::len), Some(2));
+    assert_eq!(code(&w.run(&["cancel", "--schedule", &id])), 0);
+    let o = w.run(&["cancel", "--schedule", &id]);
+    assert_eq!(
+        (code(&o), stderr(&o).as_str()),
+        (
+            1,
+            format!("hostler: schedule \"{id}\" not found\n").as_str()
+        )
+    );
+    // Now: one job per host; the same again is not queued twice.
+    let o = w.run(&["schedule", "check_disk", "--host", "localhost"]);
+    assert!(stdout(&o).starts_with("queued job"), "{}", stdout(&o));
+    let o = w.run(&["schedule", "check_disk", "--host", "localhost"]);
+    assert!(
+        stdout(&o).starts_with("already queued as job"),
+        "{}",
+        stdout(&o)
+    );
+    let job = serde_json::from_slice::<serde_json::Value>(&w.run(&["jobs", "--json"]).stdout)
+        .expect("json")[0]["id"]
+        .to_string();
+    let o = w.run(&["cancel", &job]);
+    assert!(stdout(&o).contains("cancelled job"), "{}", stdout(&o));
+    let h = stdout(&w.run(&["history", "--status", "cancelled"]));
+    assert!(h.contains("CANCELLED"), "{h}");
+}

@@ -33,6 +33,23 @@ impl Work {
         Arc::new(Store::open(&self.db()).expect("open store"))
     }
 
+    /// The store, once another process has created the database.
+    pub fn store_when_ready(&self) -> Arc<Store> {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if self.path("hostler.db").exists()
+                && let Ok(s) = Store::open(&self.db())
+            {
+                return Arc::new(s);
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "the database never appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The real binary, in this folder, with a cleared environment and this database.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hostler"));
