@@ -170,9 +170,12 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
                 (env.clone(), flags.clone(), done_tx.clone(), opts.retry_base);
             let id = job.id;
             let span = info_span!("job", id, script = %job.script, host = job.host.as_deref().unwrap_or("-"), attempt = job.attempts);
+            // The span is entered on the blocking thread too, so the job's logs carry it.
+            let inner = span.clone();
             let task = smol::spawn(
                 async move {
                     smol::unblock(move || {
+                        let _entered = inner.enter();
                         let _ = run_job(&env2, &job, schedule.as_ref(), &flags2, retry);
                     })
                     .await;
