@@ -10,12 +10,16 @@
 //!   (SQLite embedded; SQLXML and TDS drivers plug in).
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
+//! - [`monitord`]: the daemon (`hostler serve`): schedules, claims with leases, the correction
+//!   loop, notifications.
+//! - [`shell`]: the interactive script shell (rustyline), also a login shell.
 //! - [`config`]: the TOML configuration; [`bundled`]: the script library compiled in.
 //!
 //! # Dependency direction
 //!
-//! `cli → script → session`, and everything `→ store → sql`. The store knows nothing of
-//! scripts; a session knows nothing of the store (its transcript sink and guard are handed in).
+//! `cli / shell / monitord → script → session`, and everything `→ store → sql`. The store
+//! knows nothing of scripts; a session knows nothing of the store (its transcript sink and
+//! guard are handed in). The shell's meta-commands reuse the CLI's verbs (`:schedule`).
 //!
 //! # Invariants
 //!
@@ -34,6 +38,7 @@ pub mod config;
 pub mod monitord;
 pub mod script;
 pub mod session;
+pub mod shell;
 pub mod sql;
 pub mod store;
 

@@ -9,7 +9,10 @@ mod run;
 mod schedule;
 mod script;
 mod serve;
+mod shell;
 mod sql;
+
+pub use schedule::{ScheduleCmd, schedule as schedule_cmd};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,10 +63,35 @@ pub enum Command {
     Schedule(schedule::ScheduleCmd),
     Schedules(schedule::SchedulesCmd),
     Cancel(schedule::CancelCmd),
+    Shell(shell::ShellCmd),
 }
 
 /// Parses argv; on `--help` or a usage error, prints and returns the exit code to use.
+///
+/// As a login shell: login(1) starts it with an argv[0] beginning with `-`, and `ssh host cmd`
+/// or `su -c cmd` run `hostler -c cmd`; both mean the shell.
 pub fn parse(argv: &[String]) -> Result<Cli, u8> {
+    let login = argv.first().is_some_and(|a| a.starts_with('-'));
+    let dash_c = argv.get(1).is_some_and(|a| a == "-c");
+    if login || dash_c {
+        let command = if dash_c {
+            match argv.get(2) {
+                Some(c) => Some(c.clone()),
+                None => {
+                    eprintln!("hostler: -c needs code to run");
+                    return Err(2);
+                }
+            }
+        } else {
+            None
+        };
+        return Ok(Cli {
+            db: None,
+            config: None,
+            verbose: false,
+            command: Command::Shell(shell::ShellCmd { command }),
+        });
+    }
     let name = argv
         .first()
         .map_or("hostler", |s| s.rsplit('/').next().unwrap_or("hostler"));
@@ -163,6 +191,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Schedule(c) => schedule::schedule(&app, c),
         Command::Schedules(c) => schedule::schedules(&app, c),
         Command::Cancel(c) => schedule::cancel(&app, c),
+        Command::Shell(c) => shell::run(&app, c),
     }
 }
 

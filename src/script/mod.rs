@@ -96,6 +96,22 @@ pub fn api_function_names() -> Vec<String> {
 }
 
 impl Env {
+    /// An engine for an interactive shell: the same sandbox and API as a run, with `print`
+    /// going straight to the terminal and no deadline (Ctrl-C sets the guard's cancel flag).
+    pub fn shell_engine(&self, ctx: &Arc<Ctx>) -> Engine {
+        let mut engine = engine::base_engine();
+        harden(&mut engine, &self.limits, ctx.guard.clone());
+        api::register(&mut engine, ctx);
+        engine.on_print(|s| println!("{s}"));
+        engine.on_debug(|s, _, pos| println!("debug {pos}: {s}"));
+        engine.set_module_resolver(DbResolver::new(
+            self.store.clone(),
+            self.cache.clone(),
+            "<shell>",
+        ));
+        engine
+    }
+
     /// Runs a script and returns the record of the run. Never fails: failures are the record.
     pub fn execute(&self, req: &RunRequest, cancel: Option<Arc<AtomicBool>>) -> NewRun {
         let started_at = now_ms();

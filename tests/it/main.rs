@@ -6,6 +6,7 @@ mod monitord;
 mod props;
 mod sandbox;
 mod session;
+mod shell;
 mod sql;
 mod store;
 mod util;

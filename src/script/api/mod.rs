@@ -77,6 +77,12 @@ impl Ctx {
         }
     }
 
+    /// Takes the captured output so far, with secrets masked (the shell prints it per line).
+    pub fn take_output(&self) -> String {
+        let out = std::mem::take(&mut *lock(&self.output));
+        lock(&self.transcript).mask(&out)
+    }
+
     /// The captured output, with secrets masked.
     pub fn output(&self) -> String {
         let out = lock(&self.output);

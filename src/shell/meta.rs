@@ -1,0 +1,159 @@
+//! The shell's meta-commands (`:help`, `:hosts`, `:run`, ...). They mirror the CLI's verbs.
+
+use std::io::Write;
+
+use argh::FromArgs;
+
+use super::Shell;
+use super::complete::META;
+use crate::cli::App;
+use crate::script::{RunRequest, check_syntax};
+use crate::store::{Method, NewScript};
+
+/// Runs a meta-command; returns true to leave the shell. Errors are printed, not returned,
+/// except a broken terminal.
+pub fn run(app: &App, shell: &mut Shell, line: &str) -> anyhow::Result<bool> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let result = match words.first().copied().unwrap_or_default() {
+        ":quit" | ":q" | ":exit" => return Ok(true),
+        ":help" | ":h" => {
+            for (m, d) in META {
+                println!("  {m:<10} {d}");
+            }
+            println!(
+                "  Rhai code runs with the script API; functions: {}",
+                crate::script::api_function_names().join(" ")
+            );
+            Ok(())
+        }
+        ":hosts" => shell
+            .env
+            .store
+            .hosts()
+            .map_err(anyhow::Error::from)
+            .map(|hosts| {
+                for h in hosts {
+                    println!("  {:<20} {:<7} {}", h.name, h.method, h.address);
+                }
+            }),
+        ":scripts" => shell
+            .env
+            .store
+            .scripts()
+            .map_err(anyhow::Error::from)
+            .map(|scripts| {
+                for s in scripts {
+                    println!("  {:<20} {:<8} v{}", s.name, s.kind.as_str(), s.version);
+                }
+            }),
+        ":run" => meta_run(shell, &words[1..]),
+        ":schedule" => {
+            let args: Vec<&str> = words[1..].to_vec();
+            match crate::cli::ScheduleCmd::from_args(&["schedule"], &args) {
+                Ok(cmd) => crate::cli::schedule_cmd(app, cmd).map(|_| ()),
+                Err(e) => Err(anyhow::anyhow!("{}", e.output.trim())),
+            }
+        }
+        ":edit" => edit(shell, words.get(1).copied()),
+        ":connect" => connect(shell, words.get(1).copied()),
+        other => Err(anyhow::anyhow!("unknown command {other}; :help lists them")),
+    };
+    if let Err(e) = result {
+        println!("error: {e:#}");
+    }
+    std::io::stdout().flush()?;
+    Ok(false)
+}
+
+fn meta_run(shell: &Shell, args: &[&str]) -> anyhow::Result<()> {
+    let script = args
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("usage: :run SCRIPT [HOST]"))?;
+    let host = args.get(1).map(|h| h.to_string());
+    if let Some(h) = &host {
+        shell.env.store.host(h)?;
+    }
+    let req = RunRequest {
+        script: script.to_string(),
+        host,
+        attempt: 1,
+        ..RunRequest::default()
+    };
+    let run = shell
+        .env
+        .execute(&req, Some(shell.ctx.guard.cancel.clone()));
+    let id = shell.env.store.record_run(&run)?;
+    print!("{}", run.output);
+    println!(
+        "{}: {} (run {id})",
+        run.status.as_str().to_uppercase(),
+        run.message
+    );
+    Ok(())
+}
+
+fn edit(shell: &Shell, name: Option<&str>) -> anyhow::Result<()> {
+    let name = name.ok_or_else(|| anyhow::anyhow!("usage: :edit SCRIPT"))?;
+    let existing = shell.env.store.find_script(name)?;
+    let dir = tempfile_dir()?;
+    let path = dir.join(format!("{name}.rhai"));
+    std::fs::write(&path, existing.as_ref().map_or("", |s| s.source.as_str()))?;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let mut parts = editor.split_whitespace();
+    let prog = parts.next().unwrap_or("vi");
+    let status = std::process::Command::new(prog)
+        .args(parts)
+        .arg(&path)
+        .status()?;
+    let source = std::fs::read_to_string(&path)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if !status.success() {
+        anyhow::bail!("{editor} exited with {status}; nothing saved");
+    }
+    if existing.as_ref().is_some_and(|s| s.source == source) {
+        println!("unchanged");
+        return Ok(());
+    }
+    check_syntax(name, &source).map_err(|e| anyhow::anyhow!("{e}; nothing saved"))?;
+    let (description, kind) = crate::bundled::header(&source);
+    let kind = kind
+        .or(existing.as_ref().map(|s| s.kind))
+        .unwrap_or(crate::store::ScriptKind::Task);
+    let v = shell.env.store.save_scripts(&[NewScript {
+        name,
+        source: &source,
+        description: description.or(existing.and_then(|s| s.description)),
+        kind,
+    }])?;
+    println!("saved {name} (version {})", v.first().copied().unwrap_or(1));
+    Ok(())
+}
+
+/// A private folder for the file being edited.
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let base = std::env::temp_dir().join(format!("hostler-edit-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+    Ok(base)
+}
+
+fn connect(shell: &Shell, host: Option<&str>) -> anyhow::Result<()> {
+    let name = host.ok_or_else(|| anyhow::anyhow!("usage: :connect HOST"))?;
+    let h = shell.env.store.host(name)?;
+    match h.method {
+        Method::Local => {
+            let sh = std::env::var("SHELL")
+                .ok()
+                .filter(|s| !s.ends_with("hostler"))
+                .unwrap_or_else(|| "/bin/sh".into());
+            println!("{name}: {sh}; exit (or Ctrl-D) returns to hostler");
+            std::process::Command::new(&sh).status()?;
+            println!("back in hostler");
+            Ok(())
+        }
+        other => anyhow::bail!(
+            "{name}: interactive {other} sessions need the {other} transport, which hostler does not have yet"
+        ),
+    }
+}
