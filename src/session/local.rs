@@ -86,7 +86,7 @@ fn find_in_path(cmd: &str) -> Option<PathBuf> {
 }
 
 /// Waits until `fd` is readable or `timeout` passes. Returns whether it is readable.
-pub(crate) fn wait_readable(fd: &impl AsFd, timeout: Duration) -> io::Result<bool> {
+pub fn wait_readable(fd: &impl AsFd, timeout: Duration) -> io::Result<bool> {
     let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     match nix::poll::poll(&mut fds, PollTimeout::from(ms)) {

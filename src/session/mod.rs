@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
-pub use local::{Allowlist, ExecOutput, LocalProcess, exec};
+pub use local::{Allowlist, ExecOutput, LocalProcess, exec, wait_readable as local_wait_readable};
 pub use transcript::{Direction, MASK, Sink, Transcript};
 pub use transport::{Recv, Transport};
 

@@ -27,7 +27,7 @@ pub const META: &[(&str, &str)] = &[
     (":edit", ":edit SCRIPT: edit in $EDITOR, syntax-check, save"),
     (
         ":connect",
-        ":connect HOST: an interactive session to the host (exit returns here)",
+        ":connect HOST: an interactive session to the host (Ctrl-] returns here)",
     ),
     (":quit", "leave the shell (Ctrl-D too)"),
 ];

@@ -8,6 +8,7 @@ use super::Shell;
 use super::complete::META;
 use crate::cli::App;
 use crate::script::{RunRequest, check_syntax};
+use crate::session::{LocalProcess, Transport};
 use crate::store::{Method, NewScript};
 
 /// Runs a meta-command; returns true to leave the shell. Errors are printed, not returned,
@@ -143,13 +144,16 @@ fn connect(shell: &Shell, host: Option<&str>) -> anyhow::Result<()> {
     let h = shell.env.store.host(name)?;
     match h.method {
         Method::Local => {
+            // A login-shell user's $SHELL is hostler itself: fall back to /bin/sh.
             let sh = std::env::var("SHELL")
                 .ok()
                 .filter(|s| !s.ends_with("hostler"))
                 .unwrap_or_else(|| "/bin/sh".into());
-            println!("{name}: {sh}; exit (or Ctrl-D) returns to hostler");
-            std::process::Command::new(&sh).status()?;
-            println!("back in hostler");
+            let mut p = LocalProcess::spawn(std::path::Path::new(&sh), &["-i".to_string()], true)?;
+            println!("{name}: {sh}; Ctrl-] returns to hostler\r");
+            super::connect::relay(&mut p)?;
+            let _ = p.close();
+            println!("\r\nback in hostler");
             Ok(())
         }
         other => anyhow::bail!(

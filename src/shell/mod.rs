@@ -13,6 +13,7 @@
 //! The meta-commands mirror the CLI's verbs and reuse them.
 
 pub mod complete;
+mod connect;
 mod meta;
 
 use std::io::{IsTerminal, Read};

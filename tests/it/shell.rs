@@ -231,3 +231,22 @@ fn input_is_complete_only_when_brackets_close() {
     assert!(is_complete("// a comment {\nlet a = 1"));
     assert!(is_complete("fn f(x) {\n  x * 2\n}"));
 }
+
+#[test]
+fn connect_relays_a_local_host_until_the_escape_key() {
+    let w = setup();
+    let mut s = pty_shell(&w, &[hostler(), "shell"]);
+    s.read_until(PROMPT, None).expect("prompt");
+    s.write(":connect localhost\r").expect("connect");
+    s.read_until("Ctrl-] returns", None).expect("connected");
+    std::thread::sleep(Duration::from_millis(300));
+    s.write("echo CONNECTED_$((40 + 2))\r").expect("command");
+    s.read_until("CONNECTED_42", None)
+        .expect("the remote shell answered");
+    s.write("\x1d").expect("escape");
+    s.read_until("back in hostler", None).expect("back");
+    s.read_until(PROMPT, None).expect("prompt again");
+    s.write(":connect webserver01\r").expect("connect ssh host");
+    s.read_until("need the ssh transport", None)
+        .expect("a clear error for a remote method");
+}
