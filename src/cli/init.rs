@@ -36,6 +36,17 @@ pub fn seed(store: &Store) -> anyhow::Result<Vec<String>> {
     Ok(store.seed_scripts(&scripts)?)
 }
 
+/// The `localhost` host, reached as local processes: what the demo and a first `init` add.
+pub fn add_localhost(store: &Store) -> anyhow::Result<()> {
+    store.add_host(&NewHost {
+        name: "localhost".into(),
+        address: "127.0.0.1".into(),
+        method: Some(Method::Local),
+        ..NewHost::default()
+    })?;
+    Ok(())
+}
+
 pub fn run(app: &App, cmd: InitCmd) -> anyhow::Result<u8> {
     if let Some(d) = cmd.print_ddl {
         let dialect: Dialect = d.parse().map_err(anyhow::Error::msg)?;
@@ -46,12 +57,7 @@ pub fn run(app: &App, cmd: InitCmd) -> anyhow::Result<u8> {
     let store = app.store()?;
     let added = seed(&store)?;
     if store.hosts()?.is_empty() {
-        store.add_host(&NewHost {
-            name: "localhost".into(),
-            address: "127.0.0.1".into(),
-            method: Some(Method::Local),
-            ..NewHost::default()
-        })?;
+        add_localhost(&store)?;
         output::text("added host localhost (local processes on this machine)")?;
     }
     let version = crate::store::schema()?.version;

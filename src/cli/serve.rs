@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::{App, output};
 use crate::monitord::{self, Options, Shutdown};
-use crate::store::{Method, NewHost, NewSchedule, Store, Timing, now_ms};
+use crate::store::{NewSchedule, Store, Timing, now_ms};
 
 /// run monitord: claim and run due jobs, fire schedules, correct, notify (until SIGTERM/SIGINT)
 #[derive(FromArgs, Debug)]
@@ -57,12 +57,7 @@ fn seed_demo(store: &Store) -> anyhow::Result<bool> {
         return Ok(false);
     }
     super::init::seed(store)?;
-    store.add_host(&NewHost {
-        name: "localhost".into(),
-        address: "127.0.0.1".into(),
-        method: Some(Method::Local),
-        ..NewHost::default()
-    })?;
+    super::init::add_localhost(store)?;
     for script in ["check_disk", "check_load"] {
         store.add_schedule(&NewSchedule {
             script: script.into(),

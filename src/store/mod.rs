@@ -147,16 +147,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut f = Some(f);
-        let mut out = None;
-        self.lock().read(&mut |c| {
-            let f = f
-                .take()
-                .ok_or_else(|| StoreError::Db("unit of work ran twice".into()))?;
-            out = Some(f(c)?);
-            Ok(())
-        })?;
-        out.ok_or_else(|| StoreError::Db("unit of work did not run".into()))
+        self.unit(false, f)
     }
 
     /// Runs `f` in one write transaction.
@@ -164,15 +155,31 @@ impl Store {
         &self,
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.unit(true, f)
+    }
+
+    /// One unit of work in one transaction, handing back what `f` returns.
+    fn unit<T>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut f = Some(f);
         let mut out = None;
-        self.lock().write(&mut |c| {
+        let mut work = |c: &mut dyn Conn| {
             let f = f
                 .take()
                 .ok_or_else(|| StoreError::Db("unit of work ran twice".into()))?;
             out = Some(f(c)?);
             Ok(())
-        })?;
+        };
+        let mut driver = self.lock();
+        if write {
+            driver.write(&mut work)?;
+        } else {
+            driver.read(&mut work)?;
+        }
+        drop(driver);
         out.ok_or_else(|| StoreError::Db("unit of work did not run".into()))
     }
 

@@ -5,25 +5,50 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-/// How hostler reaches a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    Local,
-    Ssh,
-    Telnet,
-    Http,
+/// An enum stored and typed as lowercase text: `as_str`, `FromStr` with an error that lists
+/// the choices, `Display`, and serde's lowercase names.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl $name {
+            pub const ALL: &[$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    format!("unknown {} {s:?}; expected one of {}", $what, [$($text),+].join(", "))
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
 }
 
+text_enum!(
+    /// How hostler reaches a host.
+    Method, "method" { Local => "local", Ssh => "ssh", Telnet => "telnet", Http => "http" }
+);
+
 impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Local => "local",
-            Method::Ssh => "ssh",
-            Method::Telnet => "telnet",
-            Method::Http => "http",
-        }
-    }
     /// The port used when a host names none.
     pub fn default_port(self) -> Option<u16> {
         match self {
@@ -32,27 +57,6 @@ impl Method {
             Method::Telnet => Some(23),
             Method::Http => Some(80),
         }
-    }
-}
-
-impl FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "local" => Ok(Method::Local),
-            "ssh" => Ok(Method::Ssh),
-            "telnet" => Ok(Method::Telnet),
-            "http" => Ok(Method::Http),
-            o => Err(format!(
-                "unknown method {o:?}; expected local, ssh, telnet or http"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -92,41 +96,10 @@ pub struct NewHost {
     pub vars: serde_json::Map<String, serde_json::Value>,
 }
 
-/// What a script is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScriptKind {
-    Library,
-    Check,
-    Fix,
-    Task,
-}
-
-impl ScriptKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScriptKind::Library => "library",
-            ScriptKind::Check => "check",
-            ScriptKind::Fix => "fix",
-            ScriptKind::Task => "task",
-        }
-    }
-}
-
-impl FromStr for ScriptKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "library" => Ok(ScriptKind::Library),
-            "check" => Ok(ScriptKind::Check),
-            "fix" => Ok(ScriptKind::Fix),
-            "task" => Ok(ScriptKind::Task),
-            o => Err(format!(
-                "unknown script kind {o:?}; expected library, check, fix or task"
-            )),
-        }
-    }
-}
+text_enum!(
+    /// What a script is for.
+    ScriptKind, "script kind" { Library => "library", Check => "check", Fix => "fix", Task => "task" }
+);
 
 /// A stored script.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,32 +113,20 @@ pub struct Script {
     pub updated_at: i64,
 }
 
-/// The outcome of a run: the four Nagios states, plus how a run can end without one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Warning,
-    Critical,
-    Unknown,
-    Error,
-    Timeout,
-    Cancelled,
-}
+text_enum!(
+    /// The outcome of a run: the four Nagios states, plus how a run can end without one.
+    Status, "status" {
+        Ok => "ok",
+        Warning => "warning",
+        Critical => "critical",
+        Unknown => "unknown",
+        Error => "error",
+        Timeout => "timeout",
+        Cancelled => "cancelled",
+    }
+);
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warning => "warning",
-            Status::Critical => "critical",
-            Status::Unknown => "unknown",
-            Status::Error => "error",
-            Status::Timeout => "timeout",
-            Status::Cancelled => "cancelled",
-        }
-    }
-
     /// The Nagios plugin exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (and every failure).
     pub fn exit_code(self) -> u8 {
         match self {
@@ -174,39 +135,6 @@ impl Status {
             Status::Critical => 2,
             _ => 3,
         }
-    }
-
-    /// How bad it is, for "the worst status" of several runs.
-    pub fn severity(self) -> u8 {
-        match self {
-            Status::Ok => 0,
-            Status::Warning => 1,
-            Status::Unknown => 2,
-            Status::Critical => 3,
-            Status::Error | Status::Timeout | Status::Cancelled => 2,
-        }
-    }
-}
-
-impl FromStr for Status {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "ok" => Status::Ok,
-            "warning" => Status::Warning,
-            "critical" => Status::Critical,
-            "unknown" => Status::Unknown,
-            "error" => Status::Error,
-            "timeout" => Status::Timeout,
-            "cancelled" => Status::Cancelled,
-            o => return Err(format!("unknown status {o:?}")),
-        })
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
