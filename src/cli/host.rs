@@ -88,7 +88,8 @@ pub struct ShowCmd {
     pub json: bool,
 }
 
-/// remove a host, its queued jobs and pinned keys (its run history stays)
+/// remove a host with its schedules and pinned keys (refused while it has queued or running
+/// jobs; its run history stays)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "rm")]
 pub struct RmCmd {

@@ -70,7 +70,8 @@ pub struct ShowCmd {
     pub json: bool,
 }
 
-/// remove a script and its queued jobs (its run history stays)
+/// remove a script with its schedules (refused while it has queued or running jobs; its run
+/// history stays)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "rm")]
 pub struct RmCmd {

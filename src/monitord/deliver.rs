@@ -13,6 +13,8 @@ use crate::store::{Notification, Store, now_ms};
 
 /// Attempts before a notification is given up.
 pub const MAX_TRIES: i64 = 8;
+/// How long a notify command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn webhook(url: &str, n: &Notification) -> Result<(), String> {
     let body = serde_json::json!({
@@ -32,12 +34,13 @@ fn webhook(url: &str, n: &Notification) -> Result<(), String> {
         .post(url)
         .header("content-type", "application/json")
         .send(body.to_string().as_bytes())
-        .map_err(|e| format!("webhook {url}: {e}"))?;
+        // The URL often carries a token: it goes into no error message or log.
+        .map_err(|e| format!("webhook: {}", e.to_string().replace(url, "(webhook URL)")))?;
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
         Ok(())
     } else {
-        Err(format!("webhook {url}: HTTP {status}"))
+        Err(format!("webhook: HTTP {status}"))
     }
 }
 
@@ -55,18 +58,33 @@ fn command(cmdline: &str, n: &Notification) -> Result<(), String> {
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(message.as_bytes());
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("notify command {prog}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "notify command {prog}: {} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+    // A hung mailer must not hang delivery, or the daemon's shutdown.
+    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        match child
+            .try_wait()
+            .map_err(|e| format!("notify command {prog}: {e}"))?
+        {
+            Some(st) => break st,
+            None if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "notify command {prog}: no exit after {COMMAND_TIMEOUT:?}; killed"
+                ));
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    if status.success() {
+        return Ok(());
     }
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    Err(format!("notify command {prog}: {status} {}", err.trim()))
 }
 
 /// Delivers every due notification once; returns how many were delivered.
@@ -80,6 +98,10 @@ pub fn deliver_pending(store: &Store, cfg: &Notify) -> usize {
     };
     let mut delivered = 0;
     for n in pending {
+        // Several daemons share the table: only the one that takes it delivers it.
+        if !store.claim_notification(&n, 60_000).unwrap_or(false) {
+            continue;
+        }
         let mut channels = Vec::new();
         let mut errors = Vec::new();
         if let Some(url) = &cfg.webhook {

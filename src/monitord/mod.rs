@@ -50,7 +50,10 @@ pub struct Options {
 
 impl Options {
     pub fn from_config(c: &Config) -> Options {
-        let secs = |s: f64, min: f64| Duration::from_secs_f64(s.max(min));
+        // try_from: an absurd value (inf, 1e300) in the config must not panic.
+        let secs = |s: f64, min: f64| {
+            Duration::try_from_secs_f64(s.max(min)).unwrap_or(Duration::from_secs(86_400 * 365))
+        };
         Options {
             max_concurrent: c.monitord.max_concurrent.max(1),
             per_host: c.monitord.per_host.max(1),
@@ -108,7 +111,10 @@ struct Running {
 
 /// Runs the daemon until `shutdown` is requested.
 pub fn run(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summary, StoreError> {
-    smol::block_on(daemon(env, opts, shutdown))
+    // Runs are recorded under the node name that holds the leases.
+    let mut env = (*env).clone();
+    env.node = opts.node.clone();
+    smol::block_on(daemon(Arc::new(env), opts, shutdown))
 }
 
 async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summary, StoreError> {
@@ -206,11 +212,14 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
         if !running.is_empty() {
             sleep = sleep.min(renew_every.saturating_sub(last_renew.elapsed()));
         }
+        // A job due in the future: sleep until then. One already due was not claimable (its
+        // host is busy, or it is another site's): a finished job or the poll brings it back,
+        // so there is nothing to gain from spinning on it.
         if running.len() < opts.max_concurrent
             && let Ok(Some(due)) = store.next_due()
+            && due > now_ms()
         {
-            let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
-            sleep = sleep.min(wait);
+            sleep = sleep.min(Duration::from_millis((due - now_ms()) as u64));
         }
         let wait = async {
             smol::Timer::after(sleep).await;
@@ -246,7 +255,10 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
     stopping.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + opts.grace;
     while !running.is_empty() && Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
+        // Wake for renewals too: a grace period longer than the lease must not lose the jobs.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(renew_every.saturating_sub(last_renew.elapsed()));
         let next = async { done_rx.recv().await.ok() };
         let timer = async {
             smol::Timer::after(left).await;
@@ -336,7 +348,7 @@ fn reap(env: &Env) {
             attempt: job.attempts,
             phase: None,
             notifications: Vec::new(),
-            job_action: crate::store::JobAction::Delete,
+            job_action: crate::store::JobAction::Remove,
         };
         if let Err(e) = env.store.record_run(&run) {
             warn!(job = job.id, "cannot reap a cancelled job: {e}");

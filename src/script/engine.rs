@@ -41,11 +41,12 @@ impl Default for Limits {
             max_map_size: 10_000,
             max_modules: 32,
             max_output: 1 << 20,
+            // Read-only checks only: not check_by_ssh (runs any command) nor check_log
+            // (copies files).
             allowed_commands: vec![
                 "df".into(),
                 "uptime".into(),
-                "/usr/lib/nagios/plugins/check_*".into(),
-                "/usr/lib/monitoring-plugins/check_*".into(),
+                "/usr/lib/nagios/plugins/check_{disk,load,users,procs,swap,dummy,ping,tcp,http,dns,ntp_time,uptime}".into(),
             ],
         }
     }

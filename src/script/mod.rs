@@ -41,6 +41,7 @@ pub enum ScriptError {
 }
 
 /// What runs share: the store, the sandbox settings and the compile cache.
+#[derive(Clone)]
 pub struct Env {
     pub store: Arc<Store>,
     pub limits: Limits,
@@ -210,7 +211,7 @@ impl Env {
             .lock()
             .map(|t| t.mask(&message))
             .unwrap_or(message);
-        run.perfdata = perfdata;
+        run.perfdata = perfdata.map(|p| ctx.mask(&p));
         run.output = ctx.output();
         run.transcript = transcript.lock().map(|t| t.to_jsonl()).unwrap_or_default();
         run.notifications = ctx.take_notifications();

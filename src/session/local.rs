@@ -6,9 +6,10 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 use super::transport::{Recv, Transport};
@@ -29,7 +30,11 @@ impl Allowlist {
         let mut bare = GlobSetBuilder::new();
         let mut paths = GlobSetBuilder::new();
         for p in patterns {
-            let g = Glob::new(p).map_err(|e| format!("bad allowed_commands pattern {p:?}: {e}"))?;
+            // `*` stops at `/`: "/usr/lib/nagios/plugins/*" must not reach into subfolders.
+            let g = GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| format!("bad allowed_commands pattern {p:?}: {e}"))?;
             if p.contains('/') {
                 paths.add(g);
             } else {
@@ -253,16 +258,30 @@ pub fn exec(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(spawn_err)?;
+    // Each stream is read on its own thread into a shared buffer (kept up to `cap`, the rest
+    // drained so a chatty command never blocks on a full pipe). The threads are not joined:
+    // a background process that inherited the pipe could hold it open forever.
     let reader = |r: Option<Box<dyn Read + Send>>| {
+        let buf = Arc::new(Mutex::new((Vec::new(), false)));
+        let b = buf.clone();
         std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.by_ref().take(cap as u64).read_to_end(&mut kept);
-                // Keep draining, so a chatty command is not blocked on a full pipe.
-                let _ = io::copy(&mut r, &mut io::sink());
+            let Some(mut r) = r else {
+                b.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+                return;
+            };
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = match r.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let mut g = b.lock().unwrap_or_else(|p| p.into_inner());
+                let room = cap.saturating_sub(g.0.len());
+                g.0.extend_from_slice(&chunk[..n.min(room)]);
             }
-            String::from_utf8_lossy(&kept).into_owned()
-        })
+            b.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        });
+        buf
     };
     let out = reader(
         child
@@ -287,8 +306,17 @@ pub fn exec(
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    // The command has exited; give its pipes a moment to reach end of file.
+    let settle = Instant::now() + Duration::from_secs(1);
+    let done = |b: &Arc<Mutex<(Vec<u8>, bool)>>| b.lock().map(|g| g.1).unwrap_or(true);
+    while !(done(&out) && done(&err)) && Instant::now() < settle && guard.check().is_ok() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let take = |b: &Arc<Mutex<(Vec<u8>, bool)>>| {
+        let g = b.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&g.0).into_owned()
+    };
+    let (stdout, stderr) = (take(&out), take(&err));
     use std::os::unix::process::ExitStatusExt;
     let code = status
         .code()

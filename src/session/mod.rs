@@ -311,20 +311,29 @@ impl Session {
             if let Some((i, start, stop)) = self.search(&want) {
                 return Ok((i, self.consume(stop), start));
             }
+            // `searched` is only valid for this pattern: a failed wait forgets it, so the
+            // next wait (another pattern) searches what already arrived.
             if self.eof {
+                self.searched = 0;
                 return Err(SessionError::Eof {
                     what: what.to_string(),
                     peer: self.peer(),
                     last: self.tail(),
                 });
             }
-            if !self.fill(end)? && !self.eof {
-                return Err(SessionError::Timeout {
-                    what: what.to_string(),
-                    peer: self.peer(),
-                    waited,
-                    last: self.tail(),
-                });
+            match self.fill(end) {
+                Ok(true) => {}
+                Ok(false) if self.eof => {}
+                other => {
+                    self.searched = 0;
+                    other?;
+                    return Err(SessionError::Timeout {
+                        what: what.to_string(),
+                        peer: self.peer(),
+                        waited,
+                        last: self.tail(),
+                    });
+                }
             }
         }
     }

@@ -95,9 +95,13 @@ fn meta_run(shell: &Shell, args: &[&str]) -> anyhow::Result<()> {
 
 fn edit(shell: &Shell, name: Option<&str>) -> anyhow::Result<()> {
     let name = name.ok_or_else(|| anyhow::anyhow!("usage: :edit SCRIPT"))?;
+    if !crate::store::valid_name(name) {
+        anyhow::bail!("invalid script name {name:?}: use letters, digits, '-', '_' and '.'");
+    }
     let existing = shell.env.store.find_script(name)?;
-    let dir = tempfile_dir()?;
-    let path = dir.join(format!("{name}.rhai"));
+    // A private (0700) folder of our own: nobody else can swap the file before it is read back.
+    let dir = tempfile::Builder::new().prefix("hostler-edit-").tempdir()?;
+    let path = dir.path().join(format!("{name}.rhai"));
     std::fs::write(&path, existing.as_ref().map_or("", |s| s.source.as_str()))?;
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
@@ -109,7 +113,7 @@ fn edit(shell: &Shell, name: Option<&str>) -> anyhow::Result<()> {
         .arg(&path)
         .status()?;
     let source = std::fs::read_to_string(&path)?;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     if !status.success() {
         anyhow::bail!("{editor} exited with {status}; nothing saved");
     }
@@ -130,13 +134,6 @@ fn edit(shell: &Shell, name: Option<&str>) -> anyhow::Result<()> {
     }])?;
     println!("saved {name} (version {})", v.first().copied().unwrap_or(1));
     Ok(())
-}
-
-/// A private folder for the file being edited.
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let base = std::env::temp_dir().join(format!("hostler-edit-{}", std::process::id()));
-    std::fs::create_dir_all(&base)?;
-    Ok(base)
 }
 
 fn connect(shell: &Shell, host: Option<&str>) -> anyhow::Result<()> {

@@ -63,6 +63,8 @@ pub struct RawResult {
     pub columns: Vec<String>,
     /// The table each column came from, where the driver knows it.
     pub tables: Vec<Option<String>>,
+    /// The table column each result column came from, where the driver knows it.
+    pub origins: Vec<Option<String>>,
     pub rows: Vec<Vec<Value>>,
     /// Rows changed, for statements that change rows.
     pub changed: Option<u64>,

@@ -13,6 +13,27 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Fails while jobs use the host or script `id` (in `column`).
+pub(super) fn refuse_with_jobs(
+    c: &mut dyn super::Conn,
+    kind: &'static str,
+    name: &str,
+    column: &'static str,
+    id: i64,
+) -> Result<(), StoreError> {
+    let n = c
+        .query_one(st::jobs_using(column, id))?
+        .map(|r| r.int("n"))
+        .transpose()?
+        .unwrap_or(0);
+    if n > 0 {
+        return Err(StoreError::Invalid(format!(
+            "{kind} {name:?} has {n} queued or running jobs; cancel them first (hostler jobs, hostler cancel ID)"
+        )));
+    }
+    Ok(())
+}
+
 fn host_from_row(r: &Row) -> Result<Host, StoreError> {
     let method: Method = r.text("method")?.parse().map_err(StoreError::Db)?;
     let vars = match r.opt_text("vars")? {
@@ -125,13 +146,20 @@ impl Store {
             })
     }
 
+    /// Removes a host with its schedules and pinned keys. Refused while jobs of the host are
+    /// queued or running: they would vanish without a run in the history.
     pub fn remove_host(&self, name: &str) -> Result<(), StoreError> {
-        self.write(|c| match c.exec(st::host_delete(name))? {
-            0 => Err(StoreError::NotFound {
-                kind: "host",
-                name: name.to_string(),
-            }),
-            _ => Ok(()),
+        self.write(|c| {
+            let id = c
+                .query_one(st::host_by_name(name))?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "host",
+                    name: name.to_string(),
+                })?
+                .int("id")?;
+            refuse_with_jobs(c, "host", name, "host_id", id)?;
+            c.exec(st::host_delete(name))?;
+            Ok(())
         })
     }
 

@@ -29,6 +29,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 pub use driver::{Conn, ConnExt, Driver, RawResult, Row};
+pub use hosts::valid_name;
 pub use migrate::{SCHEMA_SQL, schema};
 pub use model::*;
 pub use sqlite::Sqlite;
@@ -67,6 +68,9 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(String),
 }
+
+/// What a secret is shown as.
+pub const MASK: &str = "********";
 
 /// A host's login secret. It prints as `********` and is handed only to a session's login.
 #[derive(Clone, PartialEq, Eq)]
@@ -202,9 +206,30 @@ impl Store {
         }
     }
 
-    /// Runs one statement typed by an operator (`hostler sql`).
+    /// Runs one statement typed by an operator (`hostler sql`). Host secrets come back masked.
     pub fn raw(&self, sql: &str) -> Result<RawResult, StoreError> {
-        self.lock().raw(sql)
+        let mut r = self.lock().raw(sql)?;
+        let secret_cols: Vec<usize> = (0..r.columns.len())
+            .filter(|&i| {
+                let origin = r.origins.get(i).and_then(|o| o.as_deref());
+                match r.tables.get(i).and_then(|t| t.as_deref()) {
+                    Some(t) => {
+                        t.eq_ignore_ascii_case("hosts")
+                            && origin.is_some_and(|o| o.eq_ignore_ascii_case("secret"))
+                    }
+                    // An expression has no table: one that names the secret is masked too.
+                    None => r.columns[i].to_ascii_lowercase().contains("secret"),
+                }
+            })
+            .collect();
+        for row in &mut r.rows {
+            for &i in &secret_cols {
+                if !matches!(row[i], crate::sql::Value::Null) {
+                    row[i] = crate::sql::Value::Text(MASK.to_string());
+                }
+            }
+        }
+        Ok(r)
     }
 }
 

@@ -230,6 +230,8 @@ pub enum JobAction {
     Retry { due_at: i64 },
     /// Give it back to the queue as it was before the claim (shutdown).
     Release,
+    /// Delete the row whoever holds it: a cancelled job whose node died (the reaper).
+    Remove,
 }
 
 /// How a schedule repeats.

@@ -73,6 +73,7 @@ impl Store {
     /// history.
     pub fn record_run(&self, run: &NewRun) -> Result<i64, StoreError> {
         let at = now_ms();
+        let owner = run.node.as_deref().unwrap_or_default();
         self.write(|c| {
             let id = c.insert(st::run_insert(vec![
                 ("job_id", param(run.job_id)),
@@ -103,14 +104,19 @@ impl Store {
             if let Some(job) = run.job_id {
                 match run.job_action {
                     JobAction::Keep => {}
+                    // Each is conditional on this node's lease: when another node took the job
+                    // over, the run is still history, and the row is theirs.
                     JobAction::Delete => {
-                        c.exec(st::job_delete(job))?;
+                        c.exec(st::job_delete(job, Some(owner)))?;
                     }
                     JobAction::Retry { due_at } => {
-                        c.exec(st::job_requeue(job, due_at, false))?;
+                        c.exec(st::job_requeue(job, due_at, false, owner))?;
                     }
                     JobAction::Release => {
-                        c.exec(st::job_requeue(job, at, true))?;
+                        c.exec(st::job_requeue(job, at, true, owner))?;
+                    }
+                    JobAction::Remove => {
+                        c.exec(st::job_delete(job, None))?;
                     }
                 }
             }
@@ -168,6 +174,16 @@ impl Store {
                 .map(notification_from_row)
                 .collect()
         })
+    }
+
+    /// Takes a pending notification for a delivery attempt of up to `for_ms`; false when
+    /// another daemon took it first.
+    pub fn claim_notification(&self, n: &Notification, for_ms: i64) -> Result<bool, StoreError> {
+        let Some(seen) = n.next_try_at else {
+            return Ok(false);
+        };
+        let until = now_ms() + for_ms;
+        self.write(|c| Ok(c.exec(st::notification_claim(n.id, seen, until))? == 1))
     }
 
     /// Records a delivery attempt: delivered, or failed with the next try at `next_try_at`

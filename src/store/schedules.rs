@@ -112,9 +112,9 @@ impl Store {
     }
 
     pub fn schedule(&self, id: i64) -> Result<Schedule, StoreError> {
-        self.schedules()?
-            .into_iter()
-            .find(|s| s.id == id)
+        self.read(|c| c.query_one(st::schedule_by_id(id)))?
+            .map(|r| schedule_from_row(&r))
+            .transpose()?
             .ok_or_else(|| StoreError::NotFound {
                 kind: "schedule",
                 name: id.to_string(),

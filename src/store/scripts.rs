@@ -119,13 +119,19 @@ impl Store {
         })
     }
 
+    /// Removes a script with its schedules. Refused while its jobs are queued or running.
     pub fn remove_script(&self, name: &str) -> Result<(), StoreError> {
-        self.write(|c| match c.exec(st::script_delete(name))? {
-            0 => Err(StoreError::NotFound {
-                kind: "script",
-                name: name.to_string(),
-            }),
-            _ => Ok(()),
+        self.write(|c| {
+            let id = c
+                .query_one(st::script_version(name))?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "script",
+                    name: name.to_string(),
+                })?
+                .int("id")?;
+            super::hosts::refuse_with_jobs(c, "script", name, "script_id", id)?;
+            c.exec(st::script_delete(name))?;
+            Ok(())
         })
     }
 }

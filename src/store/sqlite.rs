@@ -219,6 +219,7 @@ impl Driver for Sqlite {
             for c in stmt.columns_with_metadata() {
                 result.columns.push(c.name().to_string());
                 result.tables.push(c.table_name().map(str::to_string));
+                result.origins.push(c.origin_name().map(str::to_string));
             }
             let n = result.columns.len();
             let mut rows = stmt.query([]).map_err(|e| map_err(&path, e))?;

@@ -394,10 +394,16 @@ pub fn job_claim_by_id(id: i64, owner: &str, lease_ms: i64) -> Statement {
     .into()
 }
 
-pub fn job_delete(id: i64) -> Statement {
+/// Deletes a finished job. With an owner, only while that node still holds its lease: a node
+/// whose lease expired must not remove the row another node is running.
+pub fn job_delete(id: i64, owner: Option<&str>) -> Statement {
+    let mut conditions = vec![col("id").eq(param(id))];
+    if let Some(o) = owner {
+        conditions.push(col("lease_owner").eq(param(o)));
+    }
     Delete {
         table: "jobs",
-        conditions: vec![col("id").eq(param(id))],
+        conditions,
     }
     .into()
 }
@@ -475,7 +481,7 @@ pub fn notification_list(limit: u64) -> Statement {
 
 /// Gives a job back to the queue: a retry at `due_at`, or (`release`) a shutdown handing it
 /// back with the claim's attempt undone.
-pub fn job_requeue(id: i64, due_at: i64, release: bool) -> Statement {
+pub fn job_requeue(id: i64, due_at: i64, release: bool, owner: &str) -> Statement {
     let mut set = vec![
         ("state", lit("queued")),
         ("lease_owner", lit(Value::Null)),
@@ -488,7 +494,7 @@ pub fn job_requeue(id: i64, due_at: i64, release: bool) -> Statement {
     Update {
         table: "jobs",
         set,
-        conditions: vec![col("id").eq(param(id))],
+        conditions: vec![col("id").eq(param(id)), col("lease_owner").eq(param(owner))],
         returning: vec![],
     }
     .into()
@@ -536,7 +542,8 @@ pub fn job_delete_queued(id: i64) -> Statement {
     .into()
 }
 
-/// A queued or running job of the same script and host: enqueueing another would duplicate it.
+/// A queued job of the same script and host: enqueueing another would duplicate it. A running
+/// one does not count, so a script can queue its own follow-up.
 pub fn job_queued_for(script_id: i64, host_id: Option<i64>) -> Statement {
     let host = match host_id {
         Some(h) => col("host_id").eq(param(h)),
@@ -546,7 +553,22 @@ pub fn job_queued_for(script_id: i64, host_id: Option<i64>) -> Statement {
         .columns(&["id"])
         .filter(col("script_id").eq(param(script_id)))
         .filter(host)
+        .filter(col("state").eq(lit("queued")))
         .with(Section::Limit(1))
+        .into()
+}
+
+/// How many jobs (queued or running) use a host or a script.
+pub fn jobs_using(column: &'static str, id: i64) -> Statement {
+    Select::from("jobs")
+        .with(Section::Columns(vec![(Expr::count_star(), Some("n"))]))
+        .filter(col(column).eq(param(id)))
+        .into()
+}
+
+pub fn schedule_by_id(id: i64) -> Statement {
+    schedule_list()
+        .filter(qcol("sc", "id").eq(param(id)))
         .into()
 }
 
@@ -617,6 +639,21 @@ pub fn notification_attempt(
         table: "notifications",
         set,
         conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Takes a pending notification for one delivery attempt: moves its next try on, only if no
+/// other daemon did first (the next try it saw is still there).
+pub fn notification_claim(id: i64, seen_next_try: i64, until: i64) -> Statement {
+    Update {
+        table: "notifications",
+        set: vec![("next_try_at", param(until))],
+        conditions: vec![
+            col("id").eq(param(id)),
+            col("next_try_at").eq(param(seen_next_try)),
+        ],
         returning: vec![],
     }
     .into()
@@ -792,14 +829,22 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             job_claim("node-a", 60_000, 2, Some("dc1"), false),
         ),
         ("job_next", next_job(1, None, false).into()),
-        ("job_requeue", job_requeue(7, 1_700_000_000_000, false)),
-        ("job_release", job_requeue(7, 1_700_000_000_000, true)),
+        (
+            "job_requeue",
+            job_requeue(7, 1_700_000_000_000, false, "node-a"),
+        ),
+        (
+            "job_release",
+            job_requeue(7, 1_700_000_000_000, true, "node-a"),
+        ),
         ("job_renew", job_renew("node-a", &[7, 8], 60_000)),
         ("job_states", job_states(&[7, 8])),
         ("job_cancel", job_cancel(7)),
         ("job_delete_queued", job_delete_queued(7)),
         ("job_queued_for", job_queued_for(1, Some(2))),
         ("job_next_due", job_next_due()),
+        ("jobs_using_host", jobs_using("host_id", 2)),
+        ("schedule_by_id", schedule_by_id(3)),
         ("job_reap", job_reap()),
         (
             "run_count",
@@ -813,6 +858,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "notification_attempt",
             notification_attempt(1, "webhook", 1, Some("HTTP 500"), Some(2)),
         ),
+        ("notification_claim", notification_claim(1, 2, 3)),
         (
             "notification_count",
             notification_count(Some("web1"), "guard tripped", 1),
@@ -825,7 +871,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         ("schedule_delete", schedule_delete(3)),
         ("job_claim_by_id", job_claim_by_id(7, "node-a", 60_000)),
-        ("job_delete", job_delete(7)),
+        ("job_delete", job_delete(7, Some("node-a"))),
         (
             "run_insert",
             run_insert(vec![

@@ -171,7 +171,7 @@ fn bare_throughput(dir: &std::path::Path, n: usize) -> f64 {
                 ("attempt", param(1i64)),
             ]),
         );
-        exec(&conn, st::job_delete(id));
+        exec(&conn, st::job_delete(id, Some("bench")));
         conn.execute_batch("COMMIT").expect("commit");
     }
     n as f64 / t.elapsed().as_secs_f64()

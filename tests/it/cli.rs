@@ -203,6 +203,20 @@ fn passwords_come_from_stdin_and_are_never_shown() {
         );
     }
     assert!(stdout(&w.run(&["host", "show", "r1"])).contains("stored (hidden)"));
+    for q in [
+        "SELECT name, secret FROM hosts",
+        "SELECT secret AS s FROM hosts",
+        "SELECT upper(secret) FROM hosts",
+    ] {
+        let o = w.run(&["sql", q, "--json"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(
+            !stdout(&o).to_lowercase().contains("pa55word"),
+            "{q} leaked the secret: {}",
+            stdout(&o)
+        );
+        assert!(stdout(&o).contains("********"), "{q}: {}", stdout(&o));
+    }
     let o = w.run_with_input(
         &["host", "add", "r2", "--address", "x", "--password-stdin"],
         "",

@@ -224,3 +224,49 @@ fn a_session_wait_is_bounded_by_the_run_deadline() {
         t.elapsed()
     );
 }
+
+#[test]
+fn a_failed_wait_does_not_hide_text_from_the_next_one() {
+    let mut s = sh(false, "printf 'Password: '; sleep 5");
+    assert!(
+        s.read_until("login:", Some(Duration::from_millis(300)))
+            .is_err()
+    );
+    let t = Instant::now();
+    assert_eq!(
+        s.read_until("Password:", Some(Duration::from_secs(2)))
+            .expect("already here"),
+        "Password:"
+    );
+    assert!(t.elapsed() < Duration::from_millis(500));
+}
+
+#[test]
+fn allowlist_globs_do_not_cross_folders() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).expect("mkdir");
+    for p in [dir.path().join("tool"), sub.join("deep")] {
+        std::fs::copy("/bin/true", &p).expect("copy");
+    }
+    let base = dir.path().canonicalize().expect("canon");
+    let allow =
+        hostler::session::Allowlist::new(&[format!("{}/*", base.display())]).expect("allowlist");
+    assert!(
+        allow
+            .check(&base.join("tool").display().to_string())
+            .is_ok()
+    );
+    assert!(
+        allow
+            .check(&base.join("sub/deep").display().to_string())
+            .is_err(),
+        "* must not match /"
+    );
+    assert!(
+        allow
+            .check(&base.join("sub/../tool").display().to_string())
+            .is_ok(),
+        "canonicalised"
+    );
+}

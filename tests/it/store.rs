@@ -255,3 +255,60 @@ fn locked_database_gives_a_clear_error_after_the_busy_timeout() {
     locker.execute_batch("ROLLBACK").expect("unlock");
     s.add_host(&host("x")).expect("works once unlocked");
 }
+
+#[test]
+fn a_node_that_lost_its_lease_leaves_the_job_to_the_new_owner() {
+    let w = Work::new();
+    let s = w.store();
+    w.script(&s, "c", "ok()");
+    let id = s.enqueue(&job("c", None, 0)).expect("enqueue").0;
+    s.claim_job("a", -1, 1, None, true)
+        .expect("claim")
+        .expect("job");
+    s.claim_job("b", 60_000, 1, None, true)
+        .expect("claim")
+        .expect("taken over");
+    let run = |node: &str| hostler::store::NewRun {
+        job_id: Some(id),
+        schedule_id: None,
+        script: "c".into(),
+        script_version: None,
+        host: None,
+        node: Some(node.into()),
+        status: hostler::store::Status::Ok,
+        message: String::new(),
+        perfdata: None,
+        output: String::new(),
+        transcript: String::new(),
+        started_at: 1,
+        finished_at: 2,
+        attempt: 1,
+        phase: None,
+        notifications: vec![],
+        job_action: hostler::store::JobAction::Delete,
+    };
+    s.record_run(&run("a")).expect("record a");
+    let j = s.job(id).expect("still there: b holds it");
+    assert_eq!(j.lease_owner.as_deref(), Some("b"));
+    s.record_run(&run("b")).expect("record b");
+    assert!(s.job(id).is_err(), "b's record deletes it");
+}
+
+#[test]
+fn hosts_and_scripts_with_jobs_are_not_removed() {
+    let w = Work::new();
+    let s = w.store();
+    w.script(&s, "c", "ok()");
+    s.add_host(&host("h1")).expect("h1");
+    s.enqueue(&job("c", Some("h1"), 0)).expect("enqueue");
+    let e = s.remove_host("h1").expect_err("refused");
+    assert!(
+        e.to_string().contains("has 1 queued or running jobs"),
+        "{e}"
+    );
+    assert!(s.remove_script("c").is_err());
+    assert!(
+        s.host("h1").is_ok() && s.jobs().expect("jobs").len() == 1,
+        "nothing was removed"
+    );
+}

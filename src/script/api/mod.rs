@@ -77,6 +77,11 @@ impl Ctx {
         }
     }
 
+    /// `text` with every secret this run has seen masked.
+    pub fn mask(&self, text: &str) -> String {
+        lock(&self.transcript).mask(text)
+    }
+
     /// Takes the captured output so far, with secrets masked (the shell prints it per line).
     pub fn take_output(&self) -> String {
         let out = std::mem::take(&mut *lock(&self.output));
@@ -101,8 +106,12 @@ impl Ctx {
         lock(&self.notifications).push((subject, body));
     }
 
+    /// The notifications raised, with secrets masked.
     pub fn take_notifications(&self) -> Vec<(String, String)> {
         std::mem::take(&mut *lock(&self.notifications))
+            .into_iter()
+            .map(|(s, b)| (self.mask(&s), self.mask(&b)))
+            .collect()
     }
 
     pub fn session_id(&self) -> u32 {

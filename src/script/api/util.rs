@@ -24,11 +24,14 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     engine.register_fn("now", crate::store::now_ms);
     let c = ctx.clone();
     engine.register_fn("log", move |msg: &str| {
+        let msg = c.mask(msg);
         tracing::info!(target: "script", "{msg}");
-        c.out(msg);
+        c.out(&msg);
     });
     let c = ctx.clone();
     engine.register_fn("log", move |level: &str, msg: &str| {
+        let msg = c.mask(msg);
+        let msg = msg.as_str();
         match level {
             "error" => tracing::error!(target: "script", "{msg}"),
             "warn" | "warning" => tracing::warn!(target: "script", "{msg}"),
