@@ -1,0 +1,55 @@
+//! Statements on hosts.
+
+use super::*;
+
+pub fn host_list() -> Select {
+    Select::from("hosts")
+        .columns(HOST_COLUMNS)
+        .with(Section::Columns(vec![(
+            col("secret").is_not_null(),
+            Some("has_secret"),
+        )]))
+        .with(Section::OrderBy(vec![(col("name"), Order::Asc)]))
+}
+
+pub fn host_by_name(name: &str) -> Statement {
+    host_list().filter(col("name").eq(param(name))).into()
+}
+
+pub fn host_secret(name: &str) -> Statement {
+    Select::from("hosts")
+        .columns(&["secret"])
+        .filter(col("name").eq(param(name)))
+        .into()
+}
+
+pub fn host_insert(values: Vec<(&'static str, Expr)>) -> Statement {
+    Insert {
+        table: "hosts",
+        values,
+        returning_id: Some("id"),
+    }
+    .into()
+}
+
+pub fn host_delete(name: &str) -> Statement {
+    Delete {
+        table: "hosts",
+        conditions: vec![col("name").eq(param(name))],
+    }
+    .into()
+}
+
+/// ... whose host is not busy: fewer than `per_host` jobs of that host run under a live lease.
+/// Jobs without a host are never held back by this rule.
+pub fn host_not_busy(j: &'static str, per_host: i64) -> Section {
+    let busy = Select::from_as("jobs", "busy")
+        .with(Section::Columns(vec![(Expr::count_star(), None)]))
+        .filter(qcol("busy", "host_id").eq(qcol(j, "host_id")))
+        .filter(qcol("busy", "state").eq(lit("running")))
+        .filter(qcol("busy", "lease_until").ge(now()));
+    Section::Where(vec![Expr::Or(vec![
+        qcol(j, "host_id").is_null(),
+        Expr::Sub(Box::new(busy)).lt(param(per_host)),
+    ])])
+}

@@ -1,0 +1,309 @@
+//! The queue: its rules as sections (`due_jobs`, `expired_jobs`, `host_not_busy`,
+//! `queue_order`, `in_site`, `job_with_names`), written once and combined by the claim, the
+//! listing and the next-due query; and the statements on jobs.
+
+use super::*;
+
+/// Jobs that may start now: queued and due.
+/// The due time is kept away from the index on (state, due_at): SQLite would pick it, then sort
+/// every due job for each claim; the index on (state, priority DESC, due_at, id) instead yields
+/// them in queue order, so a claim stops at the first runnable job however long the queue.
+pub fn due_jobs(j: &'static str) -> Section {
+    Section::Where(vec![
+        qcol(j, "state").eq(lit("queued")),
+        qcol(j, "due_at").unindexed().le(now()),
+    ])
+}
+
+/// Jobs whose node died: running under a lease that has expired. A claim takes them back and
+/// counts the attempt again, so the re-run shows in the history.
+pub fn expired_jobs(j: &'static str) -> Section {
+    Section::Where(vec![
+        qcol(j, "state").eq(lit("running")),
+        qcol(j, "lease_until").lt(now()),
+    ])
+}
+
+/// Higher priority first, then earlier due time, then lower id (FIFO within a priority).
+pub fn queue_order(j: &'static str) -> Section {
+    Section::OrderBy(vec![
+        (qcol(j, "priority"), Order::Desc),
+        (qcol(j, "due_at"), Order::Asc),
+        (qcol(j, "id"), Order::Asc),
+    ])
+}
+
+/// A node with a site claims only jobs of hosts in its site.
+pub fn in_site(j: &'static str, site: &str) -> Section {
+    let hosts = Select::from("hosts")
+        .columns(&["id"])
+        .filter(col("site").eq(param(site)));
+    Section::Where(vec![qcol(j, "host_id").in_select(hosts)])
+}
+
+/// Job rows with their script and host names.
+pub fn job_with_names(j: &'static str) -> Section {
+    Section::All(vec![
+        Section::Columns(
+            [
+                "id",
+                "priority",
+                "due_at",
+                "state",
+                "attempts",
+                "max_attempts",
+                "timeout_ms",
+                "lease_owner",
+                "lease_until",
+                "schedule_id",
+                "args",
+            ]
+            .iter()
+            .map(|c| (qcol(j, c), None))
+            .chain([
+                (qcol("s", "name"), Some("script")),
+                (qcol("h", "name"), Some("host")),
+            ])
+            .collect(),
+        ),
+        Section::Join(Join {
+            kind: JoinKind::Inner,
+            table: "scripts",
+            alias: "s",
+            on: qcol("s", "id").eq(qcol(j, "script_id")),
+        }),
+        Section::Join(Join {
+            kind: JoinKind::Left,
+            table: "hosts",
+            alias: "h",
+            on: qcol("h", "id").eq(qcol(j, "host_id")),
+        }),
+    ])
+}
+
+pub fn job_list() -> Statement {
+    Select::from_as("jobs", "j")
+        .with(job_with_names("j"))
+        .with(queue_order("j"))
+        .into()
+}
+
+pub fn job_by_id(id: i64) -> Statement {
+    Select::from_as("jobs", "j")
+        .with(job_with_names("j"))
+        .filter(qcol("j", "id").eq(param(id)))
+        .into()
+}
+
+pub fn job_insert(
+    script_id: i64,
+    host_id: Option<i64>,
+    job: &crate::store::NewJob,
+    at: i64,
+) -> Statement {
+    Insert {
+        table: "jobs",
+        values: vec![
+            ("script_id", param(script_id)),
+            ("host_id", param(host_id)),
+            ("priority", param(job.priority)),
+            ("due_at", param(job.due_at)),
+            ("state", lit("queued")),
+            ("attempts", lit(0)),
+            ("max_attempts", param(job.max_attempts)),
+            ("timeout_ms", param(job.timeout_ms)),
+            ("schedule_id", param(job.schedule_id)),
+            ("args", param(job.args.clone())),
+            ("created_at", param(at)),
+        ],
+        returning_id: Some("id"),
+    }
+    .into()
+}
+
+/// The next job to start: due (or `expired`), host not busy, in queue order.
+pub fn next_job(per_host: i64, site: Option<&str>, expired: bool) -> Select {
+    let mut s = Select::from_as("jobs", "j")
+        .with(Section::Columns(vec![(qcol("j", "id"), None)]))
+        .with(if expired {
+            expired_jobs("j")
+        } else {
+            due_jobs("j")
+        })
+        .with(host_not_busy("j", per_host))
+        .with(queue_order("j"))
+        .with(Section::Limit(1))
+        .with(Section::Lock(Lock::SkipLocked));
+    if let Some(site) = site {
+        s = s.with(in_site("j", site));
+    }
+    s
+}
+
+/// Claims the next job for `owner` for `lease_ms`, counting the attempt.
+/// One statement, so the choice and the claim cannot be separated by another node.
+/// The lease is set and checked with the database's clock, so nodes' clocks need not agree.
+pub fn job_claim(
+    owner: &str,
+    lease_ms: i64,
+    per_host: i64,
+    site: Option<&str>,
+    expired: bool,
+) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![
+            ("state", lit("running")),
+            ("lease_owner", param(owner)),
+            ("lease_until", now() + param(lease_ms)),
+            ("attempts", col("attempts") + lit(1)),
+        ],
+        conditions: vec![col("id").in_select(next_job(per_host, site, expired))],
+        returning: vec!["id"],
+    }
+    .into()
+}
+
+/// Claims one chosen job, for dialects without UPDATE ... RETURNING (SQL Server 2000, MySQL):
+/// the store selects [`next_job`] with its lock hint and runs this in the same transaction.
+/// The state condition makes a lost race change no row instead of stealing a live lease.
+pub fn job_claim_by_id(id: i64, owner: &str, lease_ms: i64) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![
+            ("state", lit("running")),
+            ("lease_owner", param(owner)),
+            ("lease_until", now() + param(lease_ms)),
+            ("attempts", col("attempts") + lit(1)),
+        ],
+        conditions: vec![
+            col("id").eq(param(id)),
+            Expr::Or(vec![
+                col("state").eq(lit("queued")),
+                col("state")
+                    .eq(lit("running"))
+                    .and(col("lease_until").lt(now())),
+            ]),
+        ],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Deletes a finished job. With an owner, only while that node still holds its lease: a node
+/// whose lease expired must not remove the row another node is running.
+pub fn job_delete(id: i64, owner: Option<&str>) -> Statement {
+    let mut conditions = vec![col("id").eq(param(id))];
+    if let Some(o) = owner {
+        conditions.push(col("lease_owner").eq(param(o)));
+    }
+    Delete {
+        table: "jobs",
+        conditions,
+    }
+    .into()
+}
+
+/// Gives a job back to the queue: a retry at `due_at`, or (`release`) a shutdown handing it
+/// back with the claim's attempt undone.
+pub fn job_requeue(id: i64, due_at: i64, release: bool, owner: &str) -> Statement {
+    let mut set = vec![
+        ("state", lit("queued")),
+        ("lease_owner", lit(Value::Null)),
+        ("lease_until", lit(Value::Null)),
+        ("due_at", param(due_at)),
+    ];
+    if release {
+        set.push(("attempts", col("attempts") - lit(1)));
+    }
+    Update {
+        table: "jobs",
+        set,
+        conditions: vec![col("id").eq(param(id)), col("lease_owner").eq(param(owner))],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Extends the leases a node holds.
+pub fn job_renew(owner: &str, ids: &[i64], lease_ms: i64) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![("lease_until", now() + param(lease_ms))],
+        conditions: vec![
+            col("lease_owner").eq(param(owner)),
+            col("id").in_list(ids.iter().map(|i| param(*i)).collect()),
+        ],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// The state of some jobs, to see which of a node's running jobs were asked to cancel.
+pub fn job_states(ids: &[i64]) -> Statement {
+    Select::from("jobs")
+        .columns(&["id", "state", "lease_owner"])
+        .filter(col("id").in_list(ids.iter().map(|i| param(*i)).collect()))
+        .into()
+}
+
+/// Asks the node running a job to cancel it.
+pub fn job_cancel(id: i64) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![("state", lit("cancelling"))],
+        conditions: vec![col("id").eq(param(id)), col("state").eq(lit("running"))],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Removes a job only while it is still queued (a claim may have won the race).
+pub fn job_delete_queued(id: i64) -> Statement {
+    Delete {
+        table: "jobs",
+        conditions: vec![col("id").eq(param(id)), col("state").eq(lit("queued"))],
+    }
+    .into()
+}
+
+/// A queued job of the same script and host: enqueueing another would duplicate it. A running
+/// one does not count, so a script can queue its own follow-up.
+pub fn job_queued_for(script_id: i64, host_id: Option<i64>) -> Statement {
+    let host = match host_id {
+        Some(h) => col("host_id").eq(param(h)),
+        None => col("host_id").is_null(),
+    };
+    Select::from("jobs")
+        .columns(&["id"])
+        .filter(col("script_id").eq(param(script_id)))
+        .filter(host)
+        .filter(col("state").eq(lit("queued")))
+        .with(Section::Limit(1))
+        .into()
+}
+
+/// How many jobs (queued or running) use a host or a script.
+pub fn jobs_using(column: &'static str, id: i64) -> Statement {
+    Select::from("jobs")
+        .with(Section::Columns(vec![(Expr::count_star(), Some("n"))]))
+        .filter(col(column).eq(param(id)))
+        .into()
+}
+
+/// When the next queued job falls due, so the daemon sleeps exactly until then.
+pub fn job_next_due() -> Statement {
+    Select::from("jobs")
+        .with(Section::Columns(vec![(col("due_at").min(), Some("due"))]))
+        .filter(col("state").eq(lit("queued")))
+        .into()
+}
+
+/// Jobs asked to cancel whose node died: nobody will finish them, so they are reaped.
+pub fn job_reap() -> Statement {
+    Select::from_as("jobs", "j")
+        .with(job_with_names("j"))
+        .filter(qcol("j", "state").eq(lit("cancelling")))
+        .filter(qcol("j", "lease_until").lt(now()))
+        .into()
+}

@@ -1,0 +1,232 @@
+//! Every statement the store runs, built from sections. [`catalog`] lists one instance of each
+//! so tests can render all of them in every dialect.
+//!
+//! The queue rules are sections, written once: [`due_jobs`], [`host_not_busy`] and
+//! [`queue_order`] are combined by the claim and by the listing of what would run next.
+
+use crate::sql::{
+    Delete, Expr, Insert, Join, JoinKind, Lock, Order, Section, Select, Statement, Update, Upsert,
+    Value, col, lit, now, param, qcol,
+};
+
+pub const HOST_COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "address",
+    "port",
+    "method",
+    "username",
+    "key_path",
+    "prompt",
+    "site",
+    "tags",
+    "vars",
+    "keep_session",
+    "enabled",
+];
+pub const SCRIPT_COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "source",
+    "description",
+    "kind",
+    "version",
+    "updated_at",
+];
+pub const RUN_COLUMNS: &[&str] = &[
+    "id",
+    "job_id",
+    "schedule_id",
+    "script",
+    "script_version",
+    "host",
+    "node",
+    "status",
+    "message",
+    "perfdata",
+    "output",
+    "transcript",
+    "started_at",
+    "finished_at",
+    "attempt",
+    "phase",
+];
+pub const NOTIFICATION_COLUMNS: &[&str] = &[
+    "id",
+    "run_id",
+    "host",
+    "subject",
+    "body",
+    "channel",
+    "created_at",
+    "delivered_at",
+    "error",
+    "tries",
+    "next_try_at",
+];
+
+mod hosts;
+mod jobs;
+mod runs;
+mod schedules;
+mod scripts;
+
+pub use hosts::*;
+pub use jobs::*;
+pub use runs::*;
+pub use schedules::*;
+pub use scripts::*;
+
+pub fn setting_get(key: &str) -> Statement {
+    Select::from("settings")
+        .columns(&["value"])
+        .filter(col("key").eq(param(key)))
+        .into()
+}
+
+pub fn setting_set(key: &str, value: &str) -> Statement {
+    Upsert {
+        table: "settings",
+        key: vec!["key"],
+        values: vec![("key", param(key)), ("value", param(value))],
+        update: vec!["value"],
+    }
+    .into()
+}
+
+/// One instance of every statement the store builds, named, for the rendering tests.
+pub fn catalog() -> Vec<(&'static str, Statement)> {
+    let job = super::NewJob {
+        script: "check".into(),
+        host: Some("web1".into()),
+        priority: 5,
+        due_at: 1_700_000_000_000,
+        max_attempts: 3,
+        timeout_ms: Some(30_000),
+        schedule_id: None,
+        args: Some("{}".into()),
+    };
+    let filter = super::RunFilter {
+        host: Some("web1".into()),
+        script: Some("check".into()),
+        status: Some(super::Status::Critical),
+        before_id: Some(100),
+        limit: 50,
+    };
+    vec![
+        ("schema_exists", Statement::TableExists("settings")),
+        ("setting_get", setting_get("schema_version")),
+        ("setting_set", setting_set("schema_version", "1")),
+        ("host_list", host_list().into()),
+        ("host_by_name", host_by_name("web1")),
+        ("host_secret", host_secret("web1")),
+        (
+            "host_insert",
+            host_insert(vec![
+                ("name", param("web1")),
+                ("address", param("192.0.2.1")),
+                ("method", param("ssh")),
+                ("keep_session", param(true)),
+                ("created_at", param(1_700_000_000_000i64)),
+                ("updated_at", param(1_700_000_000_000i64)),
+            ]),
+        ),
+        ("host_delete", host_delete("web1")),
+        ("script_list", script_list().into()),
+        ("script_by_name", script_by_name("check")),
+        ("script_version", script_version("check")),
+        (
+            "script_insert",
+            script_insert("check", "ok(\"fine\")", Some("a check"), "check", 1),
+        ),
+        (
+            "script_update",
+            script_update("check", "ok(\"fine\")", None, "check", 2),
+        ),
+        ("script_delete", script_delete("check")),
+        ("job_list", job_list()),
+        ("job_by_id", job_by_id(7)),
+        (
+            "job_insert",
+            job_insert(1, Some(2), &job, 1_700_000_000_000),
+        ),
+        ("job_claim", job_claim("node-a", 60_000, 1, None, false)),
+        (
+            "job_claim_expired",
+            job_claim("node-a", 60_000, 1, None, true),
+        ),
+        (
+            "job_claim_site",
+            job_claim("node-a", 60_000, 2, Some("dc1"), false),
+        ),
+        ("job_next", next_job(1, None, false).into()),
+        (
+            "job_requeue",
+            job_requeue(7, 1_700_000_000_000, false, "node-a"),
+        ),
+        (
+            "job_release",
+            job_requeue(7, 1_700_000_000_000, true, "node-a"),
+        ),
+        ("job_renew", job_renew("node-a", &[7, 8], 60_000)),
+        ("job_states", job_states(&[7, 8])),
+        ("job_cancel", job_cancel(7)),
+        ("job_delete_queued", job_delete_queued(7)),
+        ("job_queued_for", job_queued_for(1, Some(2))),
+        ("job_next_due", job_next_due()),
+        ("jobs_using_host", jobs_using("host_id", 2)),
+        ("schedule_by_id", schedule_by_id(3)),
+        ("job_reap", job_reap()),
+        (
+            "run_count",
+            run_count(3, Some("web1"), "fix_web", 1_700_000_000_000),
+        ),
+        (
+            "notification_pending",
+            notification_pending(1_700_000_000_000, 10),
+        ),
+        (
+            "notification_attempt",
+            notification_attempt(1, "webhook", 1, Some("HTTP 500"), Some(2)),
+        ),
+        ("notification_claim", notification_claim(1, 2, 3)),
+        (
+            "notification_count",
+            notification_count(Some("web1"), "guard tripped", 1),
+        ),
+        ("schedule_list", schedule_list().into()),
+        ("schedule_due", schedule_due()),
+        (
+            "schedule_advance",
+            schedule_advance(3, 1_700_000_000_000, Some(1_700_000_060_000), true),
+        ),
+        ("schedule_delete", schedule_delete(3)),
+        ("job_claim_by_id", job_claim_by_id(7, "node-a", 60_000)),
+        ("job_delete", job_delete(7, Some("node-a"))),
+        (
+            "run_insert",
+            run_insert(vec![
+                ("script", param("check")),
+                ("status", param("ok")),
+                ("message", param("it's fine")),
+                ("started_at", param(1i64)),
+                ("finished_at", param(2i64)),
+            ]),
+        ),
+        ("run_by_id", run_by_id(1)),
+        ("run_list", run_list(&filter)),
+        (
+            "notification_insert",
+            notification_insert(Some(1), Some("web1"), "down", "body", 1),
+        ),
+        ("notification_list", notification_list(20)),
+        (
+            "literal_escaping",
+            Select::from("hosts")
+                .columns(&["name"])
+                .filter(col("name").eq(lit(Value::Text("O'Brien \\ ünï".into()))))
+                .filter(col("enabled").eq(lit(true)))
+                .into(),
+        ),
+    ]
+}

@@ -1,0 +1,152 @@
+//! Statements on the run history and notifications.
+
+use super::*;
+
+pub fn run_insert(values: Vec<(&'static str, Expr)>) -> Statement {
+    Insert {
+        table: "runs",
+        values,
+        returning_id: Some("id"),
+    }
+    .into()
+}
+
+pub fn run_by_id(id: i64) -> Statement {
+    Select::from("runs")
+        .columns(RUN_COLUMNS)
+        .filter(col("id").eq(param(id)))
+        .into()
+}
+
+pub fn run_list(f: &crate::store::RunFilter) -> Statement {
+    let mut s = Select::from("runs")
+        .columns(RUN_COLUMNS)
+        .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
+        .with(Section::Limit(f.limit.max(1)));
+    if let Some(h) = &f.host {
+        s = s.filter(col("host").eq(param(h.as_str())));
+    }
+    if let Some(sc) = &f.script {
+        s = s.filter(col("script").eq(param(sc.as_str())));
+    }
+    if let Some(st) = f.status {
+        s = s.filter(col("status").eq(param(st.as_str())));
+    }
+    if let Some(b) = f.before_id {
+        s = s.filter(col("id").lt(param(b)));
+    }
+    s.into()
+}
+
+pub fn notification_insert(
+    run_id: Option<i64>,
+    host: Option<&str>,
+    subject: &str,
+    body: &str,
+    at: i64,
+) -> Statement {
+    Insert {
+        table: "notifications",
+        values: vec![
+            ("run_id", param(run_id)),
+            ("host", param(host)),
+            ("subject", param(subject)),
+            ("body", param(body)),
+            ("created_at", param(at)),
+            ("tries", lit(0)),
+            ("next_try_at", param(at)),
+        ],
+        returning_id: Some("id"),
+    }
+    .into()
+}
+
+pub fn notification_list(limit: u64) -> Statement {
+    Select::from("notifications")
+        .columns(NOTIFICATION_COLUMNS)
+        .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
+        .with(Section::Limit(limit.max(1)))
+        .into()
+}
+
+/// How many runs of a script a schedule made on a host since a time, and the latest start.
+pub fn run_count(schedule_id: i64, host: Option<&str>, script: &str, since: i64) -> Statement {
+    Select::from("runs")
+        .with(Section::Columns(vec![
+            (Expr::count_star(), Some("n")),
+            (col("started_at").max(), Some("latest")),
+        ]))
+        .filter(col("schedule_id").eq(param(schedule_id)))
+        .filter(match host {
+            Some(h) => col("host").eq(param(h)),
+            None => col("host").is_null(),
+        })
+        .filter(col("script").eq(param(script)))
+        .filter(col("started_at").ge(param(since)))
+        .into()
+}
+
+pub fn notification_pending(at: i64, limit: u64) -> Statement {
+    Select::from("notifications")
+        .columns(NOTIFICATION_COLUMNS)
+        .filter(col("next_try_at").le(param(at)))
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .with(Section::Limit(limit.max(1)))
+        .into()
+}
+
+/// Records a delivery attempt. A delivered notification, or one given up, has no next try.
+pub fn notification_attempt(
+    id: i64,
+    channel: &str,
+    at: i64,
+    error: Option<&str>,
+    next_try_at: Option<i64>,
+) -> Statement {
+    let mut set = vec![
+        ("channel", param(channel)),
+        ("tries", col("tries") + lit(1)),
+        ("error", param(error)),
+        (
+            "next_try_at",
+            param(if error.is_some() { next_try_at } else { None }),
+        ),
+    ];
+    if error.is_none() {
+        set.push(("delivered_at", param(at)));
+    }
+    Update {
+        table: "notifications",
+        set,
+        conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Takes a pending notification for one delivery attempt: moves its next try on, only if no
+/// other daemon did first (the next try it saw is still there).
+pub fn notification_claim(id: i64, seen_next_try: i64, until: i64) -> Statement {
+    Update {
+        table: "notifications",
+        set: vec![("next_try_at", param(until))],
+        conditions: vec![
+            col("id").eq(param(id)),
+            col("next_try_at").eq(param(seen_next_try)),
+        ],
+        returning: vec![],
+    }
+    .into()
+}
+
+pub fn notification_count(host: Option<&str>, subject: &str, since: i64) -> Statement {
+    Select::from("notifications")
+        .with(Section::Columns(vec![(Expr::count_star(), Some("n"))]))
+        .filter(match host {
+            Some(h) => col("host").eq(param(h)),
+            None => col("host").is_null(),
+        })
+        .filter(col("subject").eq(param(subject)))
+        .filter(col("created_at").ge(param(since)))
+        .into()
+}
