@@ -109,8 +109,15 @@ impl Transcript {
         self.kept += head.len();
         let t = self.start.elapsed().as_millis() as u64;
         match self.entries.last_mut() {
-            // Coalesce consecutive chunks in one direction within the same millisecond.
-            Some(last) if last.d == d && last.s == session && last.t == t && !secret => {
+            // Received text joins the entry before it until the direction changes, so a secret
+            // echoed across two reads is one string when it is masked (see `to_jsonl`).
+            Some(last)
+                if last.d == d
+                    && last.s == session
+                    && !secret
+                    && (d == Direction::Received || last.t == t)
+                    && last.b != MASK =>
+            {
                 last.b.push_str(&text)
             }
             _ => self.entries.push(Entry {
@@ -130,7 +137,11 @@ impl Transcript {
     pub fn to_jsonl(&self) -> String {
         let mut out = String::new();
         for e in &self.entries {
-            if let Ok(line) = serde_json::to_string(e) {
+            let masked = Entry {
+                b: self.mask(&e.b),
+                ..e.clone()
+            };
+            if let Ok(line) = serde_json::to_string(&masked) {
                 out.push_str(&line);
                 out.push('\n');
             }

@@ -270,3 +270,22 @@ fn allowlist_globs_do_not_cross_folders() {
         "canonicalised"
     );
 }
+
+#[test]
+fn a_secret_echoed_across_two_reads_is_masked() {
+    let sink = Transcript::sink(1 << 20);
+    {
+        let mut t = sink.lock().expect("lock");
+        t.add_secret("hunter2");
+        t.record(
+            1,
+            hostler::session::Direction::Received,
+            b"password is hun",
+            false,
+        );
+        t.record(1, hostler::session::Direction::Received, b"ter2, ok", false);
+    }
+    let j = sink.lock().expect("lock").to_jsonl();
+    assert!(!j.contains("hunter2") && !j.contains("ter2,"), "{j}");
+    assert!(j.contains("********"), "{j}");
+}
