@@ -54,3 +54,63 @@ proptest! {
         prop_assert!(!masked.contains(&secret));
     }
 }
+
+/// A transport that hands over fixed chunks: the expect engine's search logic under every
+/// split of the stream (the real-process tests cover the byte pipes themselves).
+struct Chunks(std::collections::VecDeque<Vec<u8>>);
+
+impl hostler::session::Transport for Chunks {
+    fn send(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn recv(
+        &mut self,
+        buf: &mut [u8],
+        _: std::time::Duration,
+    ) -> std::io::Result<hostler::session::Recv> {
+        match self.0.pop_front() {
+            Some(c) => {
+                buf[..c.len()].copy_from_slice(&c);
+                Ok(hostler::session::Recv::Data(c.len()))
+            }
+            None => Ok(hostler::session::Recv::Eof),
+        }
+    }
+    fn close(&mut self) -> std::io::Result<Option<i32>> {
+        Ok(None)
+    }
+    fn describe(&self) -> String {
+        "chunks".into()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// read_until returns exactly the text through the first marker, however the stream is
+    /// split into reads, and leaves the rest for the next read.
+    #[test]
+    fn read_until_is_exact_under_any_split(
+        before in "[a-c]{0,300}",
+        after in "[a-cM]{0,50}",
+        cuts in proptest::collection::vec(1usize..40, 0..30),
+    ) {
+        let marker = "MARK";
+        prop_assume!(!before.contains('M'));
+        let stream = format!("{before}{marker}{after}").into_bytes();
+        let mut chunks = std::collections::VecDeque::new();
+        let mut rest = &stream[..];
+        for c in cuts {
+            if rest.is_empty() { break; }
+            let n = c.min(rest.len());
+            chunks.push_back(rest[..n].to_vec());
+            rest = &rest[n..];
+        }
+        if !rest.is_empty() { chunks.push_back(rest.to_vec()); }
+        let mut s = hostler::session::Session::new(1, Box::new(Chunks(chunks)), hostler::session::Guard::default(), None);
+        let got = s.read_until(marker, Some(std::time::Duration::from_secs(1))).expect("marker");
+        prop_assert_eq!(got, format!("{before}{marker}"));
+        let tail = s.read_to_end(Some(std::time::Duration::from_secs(1))).expect("rest");
+        prop_assert_eq!(tail, after);
+    }
+}
