@@ -163,19 +163,28 @@ impl App {
     }
 }
 
-fn init_logging(verbose: bool) {
-    let default = if verbose { "debug" } else { "warn" };
+/// Logs go to stderr: warnings for commands, what it does for the daemon; `-v` or RUST_LOG
+/// for more.
+fn init_logging(verbose: bool, daemon: bool) {
+    let default = match (verbose, daemon) {
+        (true, _) => "debug",
+        (false, true) => "info",
+        (false, false) => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour only on a terminal: journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    init_logging(cli.verbose);
+    let daemon = matches!(cli.command, Command::Serve(_) | Command::Monitord(_));
+    init_logging(cli.verbose, daemon);
     let app = App::new(&cli)?;
     match cli.command {
         Command::Init(c) => init::run(&app, c),

@@ -110,9 +110,8 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
         });
         handle
     };
-    info!(db = %app.db, "serving");
     eprintln!(
-        "hostler serve: node {}, database {}, up to {} jobs at once; Ctrl-C or SIGTERM stops",
+        "hostler serve: node {}, database {}, up to {} jobs at once; results: hostler history; Ctrl-C or SIGTERM stops",
         opts.node, app.db, opts.max_concurrent
     );
     let summary = monitord::run(Arc::new(env), opts, shutdown)?;
