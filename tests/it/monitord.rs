@@ -11,7 +11,7 @@ use hostler::store::{
     Method, NewHost, NewJob, NewSchedule, Run, RunFilter, Status, Store, Timing, now_ms,
 };
 
-use crate::util::{Work, stderr, wait_for};
+use crate::util::{Work, wait_for};
 
 fn opts(node: &str) -> Options {
     let mut o = Options::from_config(&hostler::config::Config::default());
@@ -524,12 +524,19 @@ fn failed_deliveries_are_recorded_and_retried() {
     assert!(n[0].next_try_at.expect("a retry is planned") > now_ms());
 }
 
+/// The real daemon; its log goes to NODE.log in the work folder (a pipe nobody reads would
+/// fill up and stop it).
 fn serve(w: &Work, node: &str, config: &str) -> std::process::Child {
+    let log = std::fs::File::create(w.path(&format!("{node}.log"))).expect("log file");
     w.cmd(&["--config", config, "serve", "--node", node, "--no-demo"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(log)
         .spawn()
         .expect("serve")
+}
+
+fn log(w: &Work, node: &str) -> String {
+    std::fs::read_to_string(w.path(&format!("{node}.log"))).unwrap_or_default()
 }
 
 #[test]
@@ -569,12 +576,12 @@ fn kill_9_mid_batch_then_restart_completes_every_job() {
         nix::unistd::Pid::from_raw(second.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
-    let out = second.wait_with_output().expect("wait");
+    let _ = second.wait_with_output().expect("wait");
     assert!(
         done,
         "queue not drained: {:?}\n{}",
         store.jobs(),
-        stderr(&out)
+        log(&w, "node-b")
     );
     let runs = all_runs(&store);
     for id in &ids {
@@ -622,7 +629,12 @@ fn two_daemons_share_a_thousand_jobs_without_running_one_twice() {
     }
     let _ = a.wait();
     let _ = b.wait();
-    assert!(done, "queue not drained");
+    assert!(
+        done,
+        "queue not drained\n{}\n{}",
+        log(&w, "node-a"),
+        log(&w, "node-b")
+    );
     let runs = all_runs(&store);
     let mut per_job: HashMap<i64, Vec<&Run>> = HashMap::new();
     for r in &runs {
