@@ -152,16 +152,21 @@ pub fn job_claim(
 ) -> Statement {
     Update {
         table: "jobs",
-        set: vec![
-            ("state", lit("running")),
-            ("lease_owner", param(owner)),
-            ("lease_until", now() + param(lease_ms)),
-            ("attempts", col("attempts") + lit(1)),
-        ],
+        set: claim_set(owner, lease_ms),
         conditions: vec![col("id").in_select(next_job(per_host, site, expired))],
         returning: vec!["id"],
     }
     .into()
+}
+
+/// What a claim sets: running, this node's lease (by the database's clock), one more attempt.
+fn claim_set(owner: &str, lease_ms: i64) -> Vec<(&'static str, Expr)> {
+    vec![
+        ("state", lit("running")),
+        ("lease_owner", param(owner)),
+        ("lease_until", now() + param(lease_ms)),
+        ("attempts", col("attempts") + lit(1)),
+    ]
 }
 
 /// Claims one chosen job, for dialects without UPDATE ... RETURNING (SQL Server 2000, MySQL):
@@ -170,12 +175,7 @@ pub fn job_claim(
 pub fn job_claim_by_id(id: i64, owner: &str, lease_ms: i64) -> Statement {
     Update {
         table: "jobs",
-        set: vec![
-            ("state", lit("running")),
-            ("lease_owner", param(owner)),
-            ("lease_until", now() + param(lease_ms)),
-            ("attempts", col("attempts") + lit(1)),
-        ],
+        set: claim_set(owner, lease_ms),
         conditions: vec![
             col("id").eq(param(id)),
             Expr::Or(vec![
