@@ -330,26 +330,12 @@ fn reap(env: &Env) {
         return;
     };
     for job in orphans {
-        let now = now_ms();
-        let run = crate::store::NewRun {
-            job_id: Some(job.id),
-            schedule_id: job.schedule_id,
-            script: job.script.clone(),
-            script_version: None,
-            host: job.host.clone(),
-            node: Some(env.node.clone()),
-            status: crate::store::Status::Cancelled,
-            message: "cancelled; the node running it stopped before it could".into(),
-            perfdata: None,
-            output: String::new(),
-            transcript: String::new(),
-            started_at: now,
-            finished_at: now,
-            attempt: job.attempts,
-            phase: None,
-            notifications: Vec::new(),
-            job_action: crate::store::JobAction::Remove,
-        };
+        let run = crate::store::NewRun::cancelled(
+            &job,
+            &env.node,
+            "cancelled; the node running it stopped before it could",
+            now_ms(),
+        );
         if let Err(e) = env.store.record_run(&run) {
             warn!(job = job.id, "cannot reap a cancelled job: {e}");
         }

@@ -13,6 +13,16 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// The id of the host named `name`, or a not-found error naming it.
+pub(super) fn host_id(c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
+    c.query_one(st::host_by_name(name))?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "host",
+            name: name.to_string(),
+        })?
+        .int("id")
+}
+
 /// Fails while jobs use the host or script `id` (in `column`).
 pub(super) fn refuse_with_jobs(
     c: &mut dyn super::Conn,
@@ -150,13 +160,7 @@ impl Store {
     /// queued or running: they would vanish without a run in the history.
     pub fn remove_host(&self, name: &str) -> Result<(), StoreError> {
         self.write(|c| {
-            let id = c
-                .query_one(st::host_by_name(name))?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "host",
-                    name: name.to_string(),
-                })?
-                .int("id")?;
+            let id = host_id(c, name)?;
             refuse_with_jobs(c, "host", name, "host_id", id)?;
             c.exec(st::host_delete(name))?;
             Ok(())

@@ -1,10 +1,11 @@
 //! The job queue: enqueue (without duplicates unless asked), claim with a lease, renew,
 //! cancel, and fire due schedules into jobs.
 
+use super::hosts::host_id;
+use super::scripts::script_id;
 use super::statements as st;
-use super::{Conn, ConnExt, Job, NewJob, Row, Schedule, Status, Store, StoreError, now_ms};
+use super::{Conn, ConnExt, Job, NewJob, NewRun, Row, Schedule, Store, StoreError, now_ms};
 use crate::sql::Dialect;
-use crate::sql::param;
 
 /// What `cancel_job` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,15 +36,6 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
     })
 }
 
-fn host_id(c: &mut dyn Conn, name: &str) -> Result<i64, StoreError> {
-    c.query_one(st::host_by_name(name))?
-        .ok_or_else(|| StoreError::NotFound {
-            kind: "host",
-            name: name.to_string(),
-        })?
-        .int("id")
-}
-
 /// Inserts a job unless the same (script, host) is already queued or running and duplicates
 /// are not asked for. Returns the job's id and whether it is new.
 fn enqueue_in(
@@ -52,13 +44,7 @@ fn enqueue_in(
     allow_duplicate: bool,
     at: i64,
 ) -> Result<(i64, bool), StoreError> {
-    let script_id = c
-        .query_one(st::script_version(&job.script))?
-        .ok_or_else(|| StoreError::NotFound {
-            kind: "script",
-            name: job.script.clone(),
-        })?
-        .int("id")?;
+    let script_id = script_id(c, &job.script)?;
     let host_id = job.host.as_deref().map(|h| host_id(c, h)).transpose()?;
     if !allow_duplicate
         && let Some(existing) = c.query_one(st::job_queued_for(script_id, host_id))?
@@ -195,20 +181,9 @@ impl Store {
         let at = now_ms();
         self.write(|c| {
             if c.exec(st::job_delete_queued(id))? == 1 {
-                c.insert(st::run_insert(vec![
-                    ("job_id", param(id)),
-                    ("schedule_id", param(job.schedule_id)),
-                    ("script", param(job.script.as_str())),
-                    ("host", param(job.host.clone())),
-                    ("node", param(node)),
-                    ("status", param(Status::Cancelled.as_str())),
-                    ("message", param("cancelled before it started")),
-                    ("output", param("")),
-                    ("transcript", param("")),
-                    ("started_at", param(at)),
-                    ("finished_at", param(at)),
-                    ("attempt", param(job.attempts)),
-                ]))?;
+                // The row is already gone; only the run is written.
+                let run = NewRun::cancelled(&job, node, "cancelled before it started", at);
+                super::runs::insert_run(c, &run)?;
                 return Ok(Cancelled::Removed);
             }
             if c.exec(st::job_cancel(id))? == 1 {

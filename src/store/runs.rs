@@ -67,6 +67,52 @@ pub struct NewRun {
     pub job_action: JobAction,
 }
 
+impl NewRun {
+    /// The record of a job that ends cancelled without running (`Remove` deletes the row).
+    pub fn cancelled(job: &super::Job, node: &str, message: &str, at: i64) -> NewRun {
+        NewRun {
+            job_id: Some(job.id),
+            schedule_id: job.schedule_id,
+            script: job.script.clone(),
+            script_version: None,
+            host: job.host.clone(),
+            node: Some(node.to_string()),
+            status: Status::Cancelled,
+            message: message.to_string(),
+            perfdata: None,
+            output: String::new(),
+            transcript: String::new(),
+            started_at: at,
+            finished_at: at,
+            attempt: job.attempts,
+            phase: None,
+            notifications: Vec::new(),
+            job_action: JobAction::Remove,
+        }
+    }
+}
+
+/// Inserts a run's row (not its notifications, not its job action).
+pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, StoreError> {
+    c.insert(st::run_insert(vec![
+        ("job_id", param(run.job_id)),
+        ("schedule_id", param(run.schedule_id)),
+        ("script", param(run.script.as_str())),
+        ("script_version", param(run.script_version)),
+        ("host", param(run.host.clone())),
+        ("node", param(run.node.clone())),
+        ("status", param(run.status.as_str())),
+        ("message", param(run.message.as_str())),
+        ("perfdata", param(run.perfdata.clone())),
+        ("output", param(run.output.as_str())),
+        ("transcript", param(run.transcript.as_str())),
+        ("started_at", param(run.started_at)),
+        ("finished_at", param(run.finished_at)),
+        ("attempt", param(run.attempt)),
+        ("phase", param(run.phase.clone())),
+    ]))
+}
+
 impl Store {
     /// Records a run, its notifications, and what becomes of its job (deleted, retried or
     /// released), all in one transaction: a job leaves the queue only when its run is in the
@@ -75,23 +121,7 @@ impl Store {
         let at = now_ms();
         let owner = run.node.as_deref().unwrap_or_default();
         self.write(|c| {
-            let id = c.insert(st::run_insert(vec![
-                ("job_id", param(run.job_id)),
-                ("schedule_id", param(run.schedule_id)),
-                ("script", param(run.script.as_str())),
-                ("script_version", param(run.script_version)),
-                ("host", param(run.host.clone())),
-                ("node", param(run.node.clone())),
-                ("status", param(run.status.as_str())),
-                ("message", param(run.message.as_str())),
-                ("perfdata", param(run.perfdata.clone())),
-                ("output", param(run.output.as_str())),
-                ("transcript", param(run.transcript.as_str())),
-                ("started_at", param(run.started_at)),
-                ("finished_at", param(run.finished_at)),
-                ("attempt", param(run.attempt)),
-                ("phase", param(run.phase.clone())),
-            ]))?;
+            let id = insert_run(c, run)?;
             for (subject, body) in &run.notifications {
                 c.insert(st::notification_insert(
                     Some(id),

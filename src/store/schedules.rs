@@ -1,6 +1,8 @@
 //! Schedules: one-shot, interval and cron timings of a script (or a check with its fix) on a
 //! host, a tag or a site.
 
+use super::hosts::host_id;
+use super::scripts::script_id;
 use super::statements as st;
 use super::{ConnExt, NewSchedule, Row, Schedule, Store, StoreError, Timing, now_ms};
 use crate::sql::param;
@@ -32,15 +34,6 @@ fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
     })
 }
 
-fn script_id(c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
-    c.query_one(st::script_version(name))?
-        .ok_or_else(|| StoreError::NotFound {
-            kind: "script",
-            name: name.to_string(),
-        })?
-        .int("id")
-}
-
 impl Store {
     pub fn add_schedule(&self, s: &NewSchedule) -> Result<i64, StoreError> {
         let targets = [s.host.is_some(), s.tag.is_some(), s.site.is_some()];
@@ -68,14 +61,7 @@ impl Store {
                 .map(|f| script_id(c, f))
                 .transpose()?;
             let host = match &s.host {
-                Some(h) => Some(
-                    c.query_one(st::host_by_name(h))?
-                        .ok_or_else(|| StoreError::NotFound {
-                            kind: "host",
-                            name: h.clone(),
-                        })?
-                        .int("id")?,
-                ),
+                Some(h) => Some(host_id(c, h)?),
                 None => None,
             };
             c.insert(st::schedule_insert(vec![

@@ -3,6 +3,16 @@
 use super::statements as st;
 use super::{ConnExt, Row, Script, ScriptKind, Store, StoreError, now_ms};
 
+/// The id of the script named `name`, or a not-found error naming it.
+pub(super) fn script_id(c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
+    c.query_one(st::script_version(name))?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "script",
+            name: name.to_string(),
+        })?
+        .int("id")
+}
+
 fn script_from_row(r: &Row) -> Result<Script, StoreError> {
     Ok(Script {
         id: r.int("id")?,
@@ -122,13 +132,7 @@ impl Store {
     /// Removes a script with its schedules. Refused while its jobs are queued or running.
     pub fn remove_script(&self, name: &str) -> Result<(), StoreError> {
         self.write(|c| {
-            let id = c
-                .query_one(st::script_version(name))?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "script",
-                    name: name.to_string(),
-                })?
-                .int("id")?;
+            let id = script_id(c, name)?;
             super::hosts::refuse_with_jobs(c, "script", name, "script_id", id)?;
             c.exec(st::script_delete(name))?;
             Ok(())
