@@ -1,8 +1,9 @@
 //! The store: the only module that speaks to the database.
 //!
-//! It exposes a domain API (hosts, scripts, jobs, runs, notifications, settings) and builds
-//! every statement with [`crate::sql`]. Behind it a [`Driver`] executes rendered statements;
-//! SQLite is the embedded default, and the SQLXML and TDS drivers plug in behind the same trait.
+//! It exposes a domain API (hosts, scripts, jobs, schedules, runs, notifications, settings) and
+//! builds every statement with [`crate::sql`] (in [`statements`]). Behind it a [`Driver`]
+//! executes rendered statements; SQLite is the embedded default, and the SQLXML and TDS drivers
+//! plug in behind the same trait.
 //!
 //! Invariants:
 //! - every write is one transaction: it all commits, or the database is left as it was;
