@@ -13,7 +13,11 @@
 //! `read_until` searches only the bytes that arrived since the last search (plus the pattern's
 //! length minus one), so reading a marker at the end of a long stream stays linear.
 
+pub mod http;
 mod local;
+mod pool;
+pub mod ssh;
+pub mod telnet;
 mod transcript;
 mod transport;
 
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 use regex::bytes::Regex;
 
 pub use local::{Allowlist, ExecOutput, LocalProcess, exec, wait_readable as local_wait_readable};
+pub use pool::Pool;
 pub use transcript::{Direction, MASK, Sink, Transcript};
 pub use transport::{Recv, Transport};
 
@@ -61,6 +66,10 @@ pub enum SessionError {
     BadPattern { pattern: String, msg: String },
     #[error("session closed")]
     Closed,
+    #[error("{peer}: login failed: {msg}")]
+    Auth { peer: String, msg: String },
+    #[error("{peer}: {msg}")]
+    HostKey { peer: String, msg: String },
     #[error("{peer}: {msg}")]
     Io { peer: String, msg: String },
 }
@@ -134,6 +143,33 @@ pub struct Session {
     pub before: String,
     pub matched: String,
     prompt_seq: u32,
+    /// An HTTP session's status and headers.
+    pub head: Option<http::ResponseHead>,
+    /// Where the session goes back to when its run ends, if it may be reused.
+    pub pool_key: Option<String>,
+    /// The session came from the pool: it is logged in and at its prompt.
+    pub reused: bool,
+}
+
+/// What is left in a script's handle after its session went back to the pool.
+struct Detached(String);
+
+impl Transport for Detached {
+    fn send(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("session closed"))
+    }
+    fn recv(&mut self, _: &mut [u8], _: Duration) -> std::io::Result<Recv> {
+        Ok(Recv::Eof)
+    }
+    fn close(&mut self) -> std::io::Result<Option<i32>> {
+        Ok(None)
+    }
+    fn describe(&self) -> String {
+        self.0.clone()
+    }
+    fn alive(&mut self) -> bool {
+        false
+    }
 }
 
 impl Session {
@@ -158,7 +194,96 @@ impl Session {
             before: String::new(),
             matched: String::new(),
             prompt_seq: 0,
+            head: None,
+            pool_key: None,
+            reused: false,
         }
+    }
+
+    /// Takes the live session out, leaving a closed one in its place (for the pool).
+    pub fn detach(&mut self) -> Session {
+        let mut closed = Session::new(
+            self.id,
+            Box::new(Detached(self.peer())),
+            Guard::default(),
+            None,
+        );
+        closed.closed = true;
+        std::mem::swap(self, &mut closed);
+        closed
+    }
+
+    /// Hands a pooled session to a new run: its id, guard and transcript.
+    pub fn rebind(&mut self, id: u32, guard: Guard, transcript: Option<Sink>) {
+        self.id = id;
+        self.guard = guard;
+        self.transcript = transcript;
+    }
+
+    /// Whether the session can go back to the pool: open, at a known prompt (or never used as
+    /// a shell), with nothing unread.
+    pub fn reusable(&mut self) -> bool {
+        !self.closed && !self.eof && self.buf.is_empty() && self.transport.alive()
+    }
+
+    /// Checks a pooled session before reuse: the connection stands and, for a shell, an empty
+    /// line brings the prompt back within `timeout`. Anything unread is dropped first.
+    pub fn health_check(&mut self, timeout: Duration) -> bool {
+        if self.closed || self.eof || !self.transport.alive() {
+            return false;
+        }
+        if self.prompt.is_none() {
+            return true;
+        }
+        while let Ok(true) = self.fill(Instant::now() + Duration::from_millis(1)) {}
+        self.consume(self.buf.len());
+        let Some(prompt) = self.prompt.clone() else {
+            return false;
+        };
+        self.write("\n").is_ok()
+            && self
+                .expect(std::slice::from_ref(&prompt), Some(timeout))
+                .is_ok()
+    }
+
+    /// For an interactive relay: what arrived but was not read yet, and the transport.
+    pub fn relay_parts(&mut self) -> (Vec<u8>, &mut dyn Transport) {
+        let pending = self.consume(self.buf.len());
+        (pending, self.transport.as_mut())
+    }
+
+    /// Whether `cmd` has a prompt to wait for.
+    pub fn has_prompt(&self) -> bool {
+        self.prompt.is_some()
+    }
+
+    /// Runs one command without the shell (SSH: on its own channel).
+    pub fn exec(
+        &mut self,
+        command: &str,
+        timeout: Option<Duration>,
+        max: usize,
+    ) -> Result<ExecOutput, SessionError> {
+        if self.closed {
+            return Err(SessionError::Closed);
+        }
+        self.guard.check()?;
+        let mut t = timeout.unwrap_or(self.timeout);
+        if let Some(d) = self.guard.deadline {
+            t = t.min(d.saturating_duration_since(Instant::now()));
+        }
+        self.record(
+            Direction::Sent,
+            format!("[exec] {command}\n").as_bytes(),
+            false,
+        );
+        let out = self
+            .transport
+            .exec(command, t.max(Duration::from_millis(1)), max)
+            .map_err(|e| self.io_err(e))?;
+        self.record(Direction::Received, out.stdout.as_bytes(), false);
+        self.record(Direction::Received, out.stderr.as_bytes(), false);
+        Ok(out)
     }
 
     pub fn peer(&self) -> String {

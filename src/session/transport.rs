@@ -4,6 +4,8 @@
 use std::io;
 use std::time::Duration;
 
+use super::local::ExecOutput;
+
 /// The outcome of one read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recv {
@@ -24,4 +26,16 @@ pub trait Transport: Send {
     fn close(&mut self) -> io::Result<Option<i32>>;
     /// What this transport talks to, for messages ("local process df -P").
     fn describe(&self) -> String;
+    /// A cheap check that the connection still stands (the pool asks before reusing it).
+    fn alive(&mut self) -> bool {
+        true
+    }
+    /// Runs one command without a shell, where the transport can (SSH: a channel of its own).
+    fn exec(&mut self, command: &str, timeout: Duration, max: usize) -> io::Result<ExecOutput> {
+        let _ = (command, timeout, max);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{} cannot run a command without its shell", self.describe()),
+        ))
+    }
 }

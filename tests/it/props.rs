@@ -1,8 +1,10 @@
 //! Property tests of the parsers of outside bytes: SQL literal rendering (checked against real
-//! SQLite and sqlparser), the schema parser, config parsing and transcript masking.
+//! SQLite and sqlparser), the schema parser, config parsing, transcript masking and the telnet
+//! codec.
 
 use hostler::config::Config;
 use hostler::session::Transcript;
+use hostler::session::telnet::{Codec, IAC, SB, SE};
 use hostler::sql::{Dialect, Schema, Select, Statement, col, lit};
 use proptest::prelude::*;
 
@@ -113,4 +115,85 @@ proptest! {
         let tail = s.read_to_end(Some(std::time::Duration::from_secs(1))).expect("rest");
         prop_assert_eq!(tail, after);
     }
+}
+
+/// Decodes `input` fed in pieces cut at `cuts`; returns the data and the replies.
+fn decode_in_pieces(input: &[u8], cuts: &[usize]) -> (Vec<u8>, Vec<u8>) {
+    let mut codec = Codec::new();
+    let (mut data, mut reply) = (Vec::new(), Vec::new());
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.push(0);
+    points.push(input.len());
+    points.sort_unstable();
+    for w in points.windows(2) {
+        codec.decode(&input[w[0]..w[1]], &mut data, &mut reply);
+    }
+    (data, reply)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Data without CR survives encoding and decoding, however the stream is cut up.
+    #[test]
+    fn telnet_data_round_trips(data in proptest::collection::vec(any::<u8>().prop_filter("no CR", |b| *b != b'\r'), 0..300),
+                               cuts in proptest::collection::vec(any::<usize>(), 0..6)) {
+        let mut wire = Vec::new();
+        Codec::encode(&data, &mut wire);
+        let (back, reply) = decode_in_pieces(&wire, &cuts);
+        let expected: Vec<u8> = data.iter().flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] }).collect();
+        prop_assert_eq!(back, expected);
+        prop_assert!(reply.is_empty());
+    }
+
+    /// Any bytes at all decode without panicking, to no more data than came in, the same
+    /// whole or in pieces; every reply is a complete negotiation or subnegotiation.
+    #[test]
+    fn telnet_decoder_survives_garbage(input in proptest::collection::vec(prop_oneof![Just(IAC), Just(SB), Just(SE), Just(253u8), Just(251u8), Just(24u8), Just(31u8), Just(b'\r'), Just(0u8), any::<u8>()], 0..400),
+                                       cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
+        let (whole, whole_reply) = decode_in_pieces(&input, &[]);
+        let (pieces, pieces_reply) = decode_in_pieces(&input, &cuts);
+        prop_assert!(whole.len() <= input.len());
+        prop_assert_eq!(&whole, &pieces);
+        prop_assert_eq!(&whole_reply, &pieces_reply);
+        let mut i = 0;
+        while i < whole_reply.len() {
+            prop_assert_eq!(whole_reply[i], IAC);
+            match whole_reply.get(i + 1) {
+                Some(&SB) => {
+                    let end = whole_reply[i..].windows(2).position(|w| w == [IAC, SE]);
+                    prop_assert!(end.is_some());
+                    i += end.unwrap_or(0) + 2;
+                }
+                Some(251..=254) => i += 3,
+                other => prop_assert!(false, "bad reply byte {:?}", other),
+            }
+        }
+    }
+}
+
+#[test]
+fn telnet_codec_answers_the_usual_negotiation() {
+    let mut c = Codec::new();
+    let (mut data, mut reply) = (Vec::new(), Vec::new());
+    // busybox telnetd's opening: DO ECHO, DO NAWS, WILL ECHO, WILL SGA; then a TTYPE SEND and
+    // an unknown option; then CR NUL and CR LF in text.
+    let input = [
+        IAC, 253, 1, IAC, 253, 31, IAC, 251, 1, IAC, 251, 3, IAC, 253, 24, IAC, SB, 24, 1, IAC, SE,
+        IAC, 251, 99, b'a', b'\r', 0, b'b', b'\r', b'\n', IAC, IAC,
+    ];
+    c.decode(&input, &mut data, &mut reply);
+    assert_eq!(data, b"a\rb\r\n\xff");
+    let mut want = vec![
+        IAC, 252, 1, IAC, 251, 31, IAC, SB, 31, 0, 200, 0, 50, IAC, SE,
+    ];
+    want.extend([IAC, 253, 1, IAC, 253, 3, IAC, 251, 24]);
+    want.extend([IAC, SB, 24, 0]);
+    want.extend(b"XTERM");
+    want.extend([IAC, SE, IAC, 254, 99]);
+    assert_eq!(reply, want);
+    assert!(c.remote_echo());
+    let mut out = Vec::new();
+    Codec::encode(b"ls\n\xff\r", &mut out);
+    assert_eq!(out, b"ls\r\n\xff\xff\r\0");
 }
