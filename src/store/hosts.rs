@@ -1,7 +1,7 @@
 //! Hosts: add, list, show, remove, and the one door through which a secret leaves the store.
 
 use super::statements as st;
-use super::{ConnExt, Host, Method, NewHost, Row, Secret, Store, StoreError, now_ms};
+use super::{ConnExt, Host, Method, NewHost, PinnedKey, Row, Secret, Store, StoreError, now_ms};
 use crate::sql::param;
 
 /// Host names appear in scripts, URLs and completion: keep them plain.
@@ -126,7 +126,7 @@ impl Store {
                     param((!h.tags.is_empty()).then(|| h.tags.join(" "))),
                 ),
                 ("vars", param(vars)),
-                ("keep_session", param(true)),
+                ("keep_session", param(!h.no_keep_session)),
                 ("enabled", param(true)),
                 ("created_at", param(at)),
                 ("updated_at", param(at)),
@@ -163,6 +163,51 @@ impl Store {
             let id = host_id(c, name)?;
             refuse_with_jobs(c, "host", name, "host_id", id)?;
             c.exec(st::host_delete(name))?;
+            Ok(())
+        })
+    }
+
+    /// The SSH host keys pinned for a host.
+    pub fn host_keys(&self, name: &str) -> Result<Vec<PinnedKey>, StoreError> {
+        self.read(|c| {
+            host_id(c, name)?;
+            c.query(st::host_keys(name))?
+                .iter()
+                .map(|r| {
+                    Ok(PinnedKey {
+                        key_type: r.text("key_type")?,
+                        key_data: r.text("key_data")?,
+                        fingerprint: r.text("fingerprint")?,
+                        first_seen: r.int("first_seen")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Pins `key` for a host. With `replace`, the keys pinned before are dropped in the same
+    /// transaction (`hostler host trust`); without, a key of a type already pinned is refused
+    /// by the unique constraint rather than silently replaced.
+    pub fn pin_host_key(
+        &self,
+        name: &str,
+        key_type: &str,
+        key_data: &str,
+        fingerprint: &str,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        self.write(|c| {
+            let id = host_id(c, name)?;
+            if replace {
+                c.exec(st::host_keys_delete(id))?;
+            }
+            c.exec(st::host_key_insert(
+                id,
+                key_type,
+                key_data,
+                fingerprint,
+                now_ms(),
+            ))?;
             Ok(())
         })
     }

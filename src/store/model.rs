@@ -80,6 +80,16 @@ pub struct Host {
     pub enabled: bool,
 }
 
+/// An SSH host key pinned for a host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinnedKey {
+    pub key_type: String,
+    /// The key blob, base64.
+    pub key_data: String,
+    pub fingerprint: String,
+    pub first_seen: i64,
+}
+
 /// A host to add.
 #[derive(Debug, Clone, Default)]
 pub struct NewHost {
@@ -94,6 +104,8 @@ pub struct NewHost {
     pub site: Option<String>,
     pub tags: Vec<String>,
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// Close its sessions after each run instead of keeping them for the next.
+    pub no_keep_session: bool,
 }
 
 text_enum!(

@@ -53,3 +53,47 @@ pub fn host_not_busy(j: &'static str, per_host: i64) -> Section {
         Expr::Sub(Box::new(busy)).lt(param(per_host)),
     ])])
 }
+
+/// The keys pinned for a host, by its name.
+pub fn host_keys(name: &str) -> Statement {
+    Select::from_as("host_keys", "k")
+        .columns(&["key_type", "key_data", "fingerprint", "first_seen"])
+        .with(Section::Join(Join {
+            kind: JoinKind::Inner,
+            table: "hosts",
+            alias: "h",
+            on: qcol("h", "id").eq(qcol("k", "host_id")),
+        }))
+        .filter(qcol("h", "name").eq(param(name)))
+        .with(Section::OrderBy(vec![(qcol("k", "key_type"), Order::Asc)]))
+        .into()
+}
+
+pub fn host_key_insert(
+    host_id: i64,
+    key_type: &str,
+    key_data: &str,
+    fingerprint: &str,
+    now: i64,
+) -> Statement {
+    Insert {
+        table: "host_keys",
+        values: vec![
+            ("host_id", param(host_id)),
+            ("key_type", param(key_type)),
+            ("key_data", param(key_data)),
+            ("fingerprint", param(fingerprint)),
+            ("first_seen", param(now)),
+        ],
+        returning_id: None,
+    }
+    .into()
+}
+
+pub fn host_keys_delete(host_id: i64) -> Statement {
+    Delete {
+        table: "host_keys",
+        conditions: vec![col("host_id").eq(param(host_id))],
+    }
+    .into()
+}

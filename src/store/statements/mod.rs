@@ -132,6 +132,18 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             ]),
         ),
         ("host_delete", host_delete("web1")),
+        ("host_keys", host_keys("web1")),
+        (
+            "host_key_insert",
+            host_key_insert(
+                2,
+                "ssh-ed25519",
+                "AAAAC3Nza",
+                "SHA256:abc",
+                1_700_000_000_000,
+            ),
+        ),
+        ("host_keys_delete", host_keys_delete(2)),
         ("script_list", script_list().into()),
         ("script_by_name", script_by_name("check")),
         ("script_version", script_version("check")),
