@@ -15,6 +15,7 @@ pub struct Config {
     pub monitord: Monitord,
     pub web: Web,
     pub ssh: Ssh,
+    pub sessions: Sessions,
     pub notify: Notify,
 }
 
@@ -83,11 +84,49 @@ impl Default for Web {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ssh {
-    /// Pin the key of a host seen for the first time instead of refusing it.
-    pub trust_new: bool,
+    /// What to do with the host key of a host seen for the first time: `accept` (pin it) or
+    /// `reject`. A key that differs from the pinned one always fails.
+    pub trust_new: TrustNew,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Ssh {
+            trust_new: TrustNew::Accept,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrustNew {
+    Accept,
+    Reject,
+}
+
+/// `[sessions]`: remote sessions (ssh, telnet, http).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    /// Seconds to wait for a TCP connection, an SSH handshake or login step.
+    pub connect_timeout: f64,
+    /// Seconds an authenticated session stays open for reuse after a run; 0 turns reuse off.
+    pub idle_timeout: f64,
+    /// Seconds a pooled session gets to answer its health check before it is replaced.
+    pub health_timeout: f64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            connect_timeout: 10.0,
+            idle_timeout: 300.0,
+            health_timeout: 5.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -3,7 +3,7 @@
 //!
 //! One loop on smol. Each pass:
 //! 1. fire due schedules into jobs (each schedule once, however many daemons share the queue);
-//! 2. reap jobs asked to cancel whose node died;
+//! 2. reap jobs asked to cancel whose node died, and close kept sessions past their idle time;
 //! 3. claim due jobs while fewer than `max_concurrent` run here, each in its own transaction
 //!    with a lease, and run them on the blocking pool (scripts and sessions are synchronous);
 //! 4. renew the leases of running jobs (every third of the lease), and pass on cancellations;
@@ -144,8 +144,9 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
             last_housekeeping = Some(Instant::now());
             // 1. Schedules.
             fire_schedules(&env);
-            // 2. Orphaned cancellations.
+            // 2. Orphaned cancellations, and kept sessions past their idle time.
             reap(&env);
+            env.remote.pool.reap();
         }
         // 3. Claims.
         let free = opts.max_concurrent.saturating_sub(running.len());

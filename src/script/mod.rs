@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Scope};
 
+pub use api::Remote;
 pub use engine::{Limits, harden};
 pub use resolver::{Cache, DbResolver};
 
@@ -49,6 +50,8 @@ pub struct Env {
     pub cache: Arc<Cache>,
     /// This process's name in the runs table.
     pub node: String,
+    /// The session pool and connection settings, shared by every run of this process.
+    pub remote: Arc<Remote>,
 }
 
 /// One run to make.
@@ -84,6 +87,7 @@ pub fn api_function_names() -> Vec<String> {
         Transcript::sink(0),
         None,
         0,
+        Arc::new(Remote::default()),
     ));
     api::register(&mut engine, &ctx);
     let mut names: Vec<String> = engine
@@ -159,6 +163,7 @@ impl Env {
             transcript.clone(),
             host.clone(),
             self.limits.max_output,
+            self.remote.clone(),
         ));
         let mut engine = engine::base_engine();
         harden(&mut engine, &self.limits, guard.clone());
@@ -271,13 +276,38 @@ fn classify(
                     None,
                 ),
                 // Rhai says "Runtime error: boom (line 1, position 1)"; the prefix adds nothing.
-                _ => {
-                    let text = e.to_string();
-                    let text = text.strip_prefix("Runtime error: ").unwrap_or(&text);
-                    (Status::Error, format!("script {script}: {text}"), None)
-                }
+                // An error inside an imported function names where it happened, on one line.
+                _ => (
+                    Status::Error,
+                    format!("script {script}: {}", error_text(&e)),
+                    None,
+                ),
             }
         }
+    }
+}
+
+/// A script error on one line: what went wrong, where, and in which imported function;
+/// not Rhai's chain of "in call to function" lines.
+pub fn error_text(e: &EvalAltResult) -> String {
+    let text = innermost(e).to_string();
+    let text = text.strip_prefix("Runtime error: ").unwrap_or(&text);
+    let place = match deepest_call(e) {
+        Some((f, src)) if !src.is_empty() => format!(" (in {src}::{f})"),
+        Some((f, _)) => format!(" (in {f})"),
+        None => String::new(),
+    };
+    format!("{text}{place}")
+}
+
+/// The innermost function call (name, module) an error passed through.
+fn deepest_call(e: &EvalAltResult) -> Option<(String, String)> {
+    match e {
+        EvalAltResult::ErrorInFunctionCall(f, src, inner, _) => {
+            deepest_call(inner).or_else(|| Some((f.clone(), src.clone())))
+        }
+        EvalAltResult::ErrorInModule(_, inner, _) => deepest_call(inner),
+        _ => None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod host;
 mod notify;
+mod remote;
 mod result;
 mod session;
 mod util;
@@ -16,10 +17,11 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
 pub use host::HostRef;
+pub use remote::{Remote, verify_host_key};
 pub use result::CheckResult;
 pub use session::SessionRef;
 
-use crate::session::{Allowlist, Guard, SessionError, Sink};
+use crate::session::{Allowlist, Guard, Session, SessionError, Sink};
 use crate::store::{Host, Store};
 
 /// Everything a run's API functions share.
@@ -30,6 +32,7 @@ pub struct Ctx {
     pub transcript: Sink,
     pub host: Option<Host>,
     pub max_output: usize,
+    pub remote: Arc<Remote>,
     output: Mutex<String>,
     elided: Mutex<usize>,
     notifications: Mutex<Vec<(String, String)>>,
@@ -49,6 +52,7 @@ impl Ctx {
         transcript: Sink,
         host: Option<Host>,
         max_output: usize,
+        remote: Arc<Remote>,
     ) -> Ctx {
         Ctx {
             store,
@@ -57,6 +61,7 @@ impl Ctx {
             transcript,
             host,
             max_output,
+            remote,
             output: Mutex::new(String::new()),
             elided: Mutex::new(0),
             notifications: Mutex::new(Vec::new()),
@@ -122,10 +127,32 @@ impl Ctx {
         lock(&self.sessions).push(s);
     }
 
-    /// Closes every session the run opened.
+    /// Wraps a new session for the script and tracks it.
+    pub fn track_new(&self, s: Session) -> SessionRef {
+        let r = remote::wrap(s);
+        self.track(r.clone());
+        r
+    }
+
+    /// Registers a secret: from now on it is masked in everything the run records.
+    pub fn add_secret(&self, secret: &str) {
+        lock(&self.transcript).add_secret(secret);
+    }
+
+    /// Ends every session the run opened: a reusable one of a host that keeps sessions goes
+    /// back to the pool, the rest are closed.
     pub fn close_sessions(&self) {
         for s in lock(&self.sessions).drain(..) {
-            s.close_quietly();
+            let mut session = s.0.lock().unwrap_or_else(|p| p.into_inner());
+            match session.pool_key.clone() {
+                Some(key) if self.remote.pool.enabled() && session.reusable() => {
+                    let live = session.detach();
+                    self.remote.pool.checkin(key, live);
+                }
+                _ => {
+                    let _ = session.close();
+                }
+            }
         }
     }
 }
@@ -136,6 +163,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     result::register(engine);
     util::register(engine, ctx);
     session::register(engine, ctx);
+    remote::register(engine, ctx);
     notify::register(engine, ctx);
 }
 

@@ -13,7 +13,7 @@ use crate::session::{LocalProcess, Session, compile, exec};
 pub struct SessionRef(pub Arc<Mutex<Session>>);
 
 impl SessionRef {
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&mut Session) -> Result<T, crate::session::SessionError>,
     ) -> Result<T, Box<EvalAltResult>> {

@@ -1,0 +1,365 @@
+//! Remote sessions from scripts: `connect(host[, method])`, `credentials(host)`,
+//! `http(url[, opts])`, `http_get(url)`, and `s.exec(cmd)` on an SSH session.
+//!
+//! `connect` takes a pooled session of the host when one passes its health check (`s.reused`
+//! is then true: it is logged in and at its prompt), else opens a new one: telnet (at the
+//! login prompt; loginlib does the dialogue), SSH (logged in by the protocol, host key checked
+//! against the pins in the database first), HTTP (a GET of the host's root), or a local shell.
+//! `credentials` registers the password with the run's masker before a script can see it,
+//! so it is masked in output, messages, transcripts and notifications.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map};
+
+use super::{Ctx, HostRef, SessionRef, rt, secs, session_err};
+use crate::config::TrustNew;
+use crate::session::ssh::{self, Auth, HostKey, Target};
+use crate::session::{LocalProcess, Pool, Session, SessionError, Transport, http, telnet};
+use crate::store::{Host, Method, Store};
+
+/// What remote sessions of one process share: the pool and the connection settings.
+#[derive(Debug)]
+pub struct Remote {
+    pub pool: Pool,
+    pub trust_new: TrustNew,
+    pub connect_timeout: Duration,
+    pub health_timeout: Duration,
+}
+
+impl Default for Remote {
+    fn default() -> Self {
+        Remote {
+            pool: Pool::new(Duration::ZERO),
+            trust_new: TrustNew::Accept,
+            connect_timeout: Duration::from_secs(10),
+            health_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The host key check: a pinned key must match; a first key follows `[ssh] trust_new`.
+pub fn verify_host_key(
+    store: &Store,
+    host: &str,
+    trust_new: TrustNew,
+    offered: &HostKey,
+    peer: &str,
+) -> Result<(), SessionError> {
+    let err = |msg: String| SessionError::HostKey {
+        peer: peer.to_string(),
+        msg,
+    };
+    let db = |e: crate::store::StoreError| err(format!("cannot read the pinned host keys: {e}"));
+    let pinned = store.host_keys(host).map_err(db)?;
+    if pinned
+        .iter()
+        .any(|p| p.key_type == offered.key_type && p.key_data == offered.key_data)
+    {
+        return Ok(());
+    }
+    if let Some(p) = pinned.first() {
+        return Err(err(format!(
+            "HOST KEY CHANGED for {host}: pinned {} {}, offered {} {}; if the change is \
+             deliberate, run `hostler host trust {host}`",
+            p.key_type, p.fingerprint, offered.key_type, offered.fingerprint
+        )));
+    }
+    match trust_new {
+        TrustNew::Reject => Err(err(format!(
+            "host key {} {} of {host} is not pinned and [ssh] trust_new is \"reject\"; check \
+             it and run `hostler host trust {host}`",
+            offered.key_type, offered.fingerprint
+        ))),
+        TrustNew::Accept => {
+            let pinned = store.pin_host_key(
+                host,
+                &offered.key_type,
+                &offered.key_data,
+                &offered.fingerprint,
+                false,
+            );
+            if let Err(e) = pinned {
+                // Another run may have pinned it at the same moment: check again.
+                return match store
+                    .host_keys(host)
+                    .map_err(db)?
+                    .iter()
+                    .any(|p| p.key_type == offered.key_type && p.key_data == offered.key_data)
+                {
+                    true => Ok(()),
+                    false => Err(err(format!("cannot pin the host key: {e}"))),
+                };
+            }
+            tracing::info!(host, key = %offered.fingerprint, "pinned a new SSH host key");
+            Ok(())
+        }
+    }
+}
+
+fn port(h: &Host, method: Method) -> u16 {
+    h.port.or(method.default_port()).unwrap_or(0)
+}
+
+/// Opens a new session to `h` by `method`; an HTTP one comes with its response head.
+fn open(
+    ctx: &Ctx,
+    h: &Host,
+    method: Method,
+) -> Result<(Box<dyn Transport>, Option<http::ResponseHead>), SessionError> {
+    let remote = &ctx.remote;
+    let timeout = remote.connect_timeout;
+    match method {
+        Method::Local => {
+            let sh = ctx.allow.check("sh")?;
+            let p = LocalProcess::spawn(&sh, &["-i".to_string()], true)?;
+            Ok((Box::new(p), None))
+        }
+        Method::Telnet => {
+            let t = telnet::Telnet::connect(&h.address, port(h, method), timeout).map_err(|e| {
+                SessionError::Io {
+                    peer: format!("telnet {}:{}", h.address, port(h, method)),
+                    msg: e.to_string(),
+                }
+            })?;
+            Ok((Box::new(t), None))
+        }
+        Method::Ssh => {
+            let user = h.username.as_deref().ok_or_else(|| SessionError::Auth {
+                peer: format!("ssh {}:{}", h.address, port(h, method)),
+                msg: format!("host {} has no user (hostler host add --user)", h.name),
+            })?;
+            let secret = ctx
+                .store
+                .host_secret(&h.name)
+                .map_err(|e| SessionError::Auth {
+                    peer: h.name.clone(),
+                    msg: e.to_string(),
+                })?;
+            let key_path = h.key_path.as_deref().map(std::path::Path::new);
+            let auth = match (key_path, &secret) {
+                (Some(path), s) => Auth::Key {
+                    path,
+                    passphrase: s.as_ref().map(|s| s.expose()),
+                },
+                (None, Some(s)) => Auth::Password(s.expose()),
+                (None, None) => Auth::Agent,
+            };
+            let target = Target {
+                address: &h.address,
+                port: port(h, method),
+                user,
+                auth,
+                timeout,
+            };
+            let mut verify = |k: &HostKey| {
+                let peer = format!("ssh {}:{}", h.address, port(h, method));
+                verify_host_key(&ctx.store, &h.name, remote.trust_new, k, &peer)
+            };
+            Ok((Box::new(ssh::connect(&target, &mut verify)?), None))
+        }
+        Method::Http => {
+            let url = format!("http://{}:{}/", h.address, port(h, method));
+            let (head, body) = http::request(&http::Request {
+                method: "GET".into(),
+                url,
+                timeout,
+                ..http::Request::default()
+            })?;
+            Ok((Box::new(body), Some(head)))
+        }
+    }
+}
+
+/// `connect(host[, method])`.
+fn connect(
+    ctx: &Arc<Ctx>,
+    host: &HostRef,
+    method: Option<&str>,
+) -> Result<SessionRef, Box<EvalAltResult>> {
+    let h = &host.0;
+    let method = match method {
+        Some(m) => m.parse::<Method>().map_err(rt)?,
+        None => h.method,
+    };
+    let key = format!("{}/{}", h.name, method.as_str());
+    let poolable = h.keep_session && ctx.remote.pool.enabled() && method != Method::Http;
+    if poolable {
+        while let Some(mut s) = ctx.remote.pool.checkout(&key) {
+            s.rebind(
+                ctx.session_id(),
+                ctx.guard.clone(),
+                Some(ctx.transcript.clone()),
+            );
+            if s.health_check(ctx.remote.health_timeout) {
+                s.reused = true;
+                s.pool_key = Some(key);
+                return Ok(ctx.track_new(s));
+            }
+            tracing::debug!(host = %h.name, "a pooled session failed its health check");
+        }
+    }
+    let (transport, head) = open(ctx, h, method).map_err(session_err)?;
+    let mut s = Session::new(
+        ctx.session_id(),
+        transport,
+        ctx.guard.clone(),
+        Some(ctx.transcript.clone()),
+    );
+    s.head = head;
+    if poolable {
+        s.pool_key = Some(key);
+    }
+    Ok(ctx.track_new(s))
+}
+
+/// `credentials(host)`: `#{user, password, key_path}`, the password registered as a secret.
+fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
+    let h = &host.0;
+    let secret = ctx
+        .store
+        .host_secret(&h.name)
+        .map_err(|e| rt(e.to_string()))?;
+    let mut m = Map::new();
+    m.insert(
+        "user".into(),
+        h.username.clone().map_or(Dynamic::UNIT, Dynamic::from),
+    );
+    m.insert(
+        "key_path".into(),
+        h.key_path.clone().map_or(Dynamic::UNIT, Dynamic::from),
+    );
+    let pw = match secret {
+        Some(s) => {
+            ctx.add_secret(s.expose());
+            Dynamic::from(s.expose().to_string())
+        }
+        None => Dynamic::UNIT,
+    };
+    m.insert("password".into(), pw);
+    Ok(m)
+}
+
+fn http_session(ctx: &Arc<Ctx>, url: &str, opts: &Map) -> Result<SessionRef, Box<EvalAltResult>> {
+    let mut req = http::Request {
+        method: "GET".into(),
+        url: url.to_string(),
+        timeout: ctx.remote.connect_timeout.max(Duration::from_secs(30)),
+        ..http::Request::default()
+    };
+    for (k, v) in opts {
+        match k.as_str() {
+            "method" => req.method = v.to_string().to_uppercase(),
+            "body" => req.body = Some(v.to_string().into_bytes()),
+            "timeout" => req.timeout = secs(v)?,
+            "headers" => {
+                let map = v
+                    .read_lock::<Map>()
+                    .ok_or_else(|| rt("http: headers must be a map"))?;
+                req.headers = map
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+            }
+            other => {
+                return Err(rt(format!(
+                    "http: unknown option {other:?} (method, headers, body, timeout)"
+                )));
+            }
+        }
+    }
+    if let Some(d) = ctx.guard.deadline {
+        req.timeout = req.timeout.min(d.saturating_duration_since(Instant::now()));
+    }
+    let (head, body) = http::request(&req).map_err(session_err)?;
+    let mut s = Session::new(
+        ctx.session_id(),
+        Box::new(body),
+        ctx.guard.clone(),
+        Some(ctx.transcript.clone()),
+    );
+    s.timeout = req.timeout;
+    s.head = Some(head);
+    Ok(ctx.track_new(s))
+}
+
+fn headers_map(head: &http::ResponseHead) -> Map {
+    let mut m = Map::new();
+    for (k, v) in &head.headers {
+        m.insert(k.to_lowercase().into(), Dynamic::from(v.clone()));
+    }
+    m
+}
+
+/// `http_get(url)`: `#{status, body, headers, elapsed_ms}`.
+fn http_get(ctx: &Arc<Ctx>, url: &str) -> Result<Map, Box<EvalAltResult>> {
+    let start = Instant::now();
+    let s = http_session(ctx, url, &Map::new())?;
+    let mut session = s.0.lock().unwrap_or_else(|p| p.into_inner());
+    let body = session.read_to_end(None).map_err(session_err)?;
+    let head = session.head.clone().unwrap_or_default();
+    let _ = session.close();
+    let mut m = Map::new();
+    m.insert("status".into(), Dynamic::from(i64::from(head.status)));
+    m.insert("body".into(), Dynamic::from(body));
+    m.insert("headers".into(), Dynamic::from_map(headers_map(&head)));
+    m.insert(
+        "elapsed_ms".into(),
+        Dynamic::from(i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)),
+    );
+    Ok(m)
+}
+
+pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+    let c = ctx.clone();
+    engine.register_fn("connect", move |h: HostRef| connect(&c, &h, None));
+    let c = ctx.clone();
+    engine.register_fn("connect", move |h: HostRef, m: &str| {
+        connect(&c, &h, Some(m))
+    });
+    let c = ctx.clone();
+    engine.register_fn("credentials", move |h: HostRef| credentials(&c, &h));
+    let c = ctx.clone();
+    engine.register_fn("http", move |url: &str| http_session(&c, url, &Map::new()));
+    let c = ctx.clone();
+    engine.register_fn("http", move |url: &str, opts: Map| {
+        http_session(&c, url, &opts)
+    });
+    let c = ctx.clone();
+    engine.register_fn("http_get", move |url: &str| http_get(&c, url));
+    let c = ctx.clone();
+    engine.register_fn(
+        "exec",
+        move |s: &mut SessionRef, cmd: &str| -> Result<Map, Box<EvalAltResult>> {
+            let max = c.max_output;
+            let out = s.with(|x| x.exec(cmd, None, max))?;
+            let mut m = Map::new();
+            m.insert("code".into(), Dynamic::from(out.code));
+            m.insert("stdout".into(), Dynamic::from(out.stdout));
+            m.insert("stderr".into(), Dynamic::from(out.stderr));
+            Ok(m)
+        },
+    );
+    engine
+        .register_get("reused", |s: &mut SessionRef| {
+            s.0.lock().map(|x| x.reused).unwrap_or(false)
+        })
+        .register_get("status", |s: &mut SessionRef| {
+            s.0.lock()
+                .ok()
+                .and_then(|x| x.head.as_ref().map(|h| Dynamic::from(i64::from(h.status))))
+                .unwrap_or(Dynamic::UNIT)
+        })
+        .register_get("headers", |s: &mut SessionRef| {
+            s.0.lock()
+                .ok()
+                .and_then(|x| x.head.as_ref().map(|h| Dynamic::from_map(headers_map(h))))
+                .unwrap_or(Dynamic::UNIT)
+        });
+}
+
+/// Wraps a session for a script.
+pub fn wrap(s: Session) -> SessionRef {
+    SessionRef(Arc::new(Mutex::new(s)))
+}
