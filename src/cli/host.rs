@@ -23,6 +23,7 @@ pub enum HostAction {
     List(ListCmd),
     Show(ShowCmd),
     Rm(RmCmd),
+    Trust(TrustCmd),
 }
 
 /// add a host
@@ -65,6 +66,19 @@ pub struct AddCmd {
     /// a script variable NAME=VALUE (repeatable)
     #[argh(option)]
     pub var: Vec<String>,
+    /// log in afresh for every run instead of keeping the session for the next
+    #[argh(switch)]
+    pub no_keep_session: bool,
+}
+
+/// pin the SSH host key the host offers now, replacing the pinned one (after a deliberate
+/// change such as a reinstall; compare the fingerprint with the server's own first)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "trust")]
+pub struct TrustCmd {
+    /// the host's name
+    #[argh(positional)]
+    pub name: String,
 }
 
 /// list hosts
@@ -147,6 +161,7 @@ fn add(app: &App, cmd: AddCmd) -> anyhow::Result<u8> {
         site: cmd.site,
         tags: cmd.tag,
         vars,
+        no_keep_session: cmd.no_keep_session,
     })?;
     output::text(&format!(
         "added host {} ({} {})",
@@ -186,9 +201,13 @@ pub fn run(app: &App, cmd: HostCmd) -> anyhow::Result<u8> {
             Ok(0)
         }
         HostAction::Show(c) => {
-            let h = app.store()?.host(&c.name)?;
+            let store = app.store()?;
+            let h = store.host(&c.name)?;
+            let keys = store.host_keys(&c.name)?;
             if c.json {
-                output::json(&h)?;
+                let mut v = serde_json::to_value(&h)?;
+                v["host_keys"] = serde_json::to_value(&keys)?;
+                output::json(&v)?;
             } else {
                 let vars = serde_json::Value::Object(h.vars.clone()).to_string();
                 let lines = [
@@ -215,16 +234,66 @@ pub fn run(app: &App, cmd: HostCmd) -> anyhow::Result<u8> {
                     ("site", output::opt(&h.site)),
                     ("tags", h.tags.join(" ")),
                     ("vars", vars),
+                    (
+                        "session",
+                        if h.keep_session {
+                            "kept between runs"
+                        } else {
+                            "closed after each run"
+                        }
+                        .into(),
+                    ),
                 ];
-                let text: String = lines.iter().map(|(k, v)| format!("{k:<8} {v}\n")).collect();
+                let mut text: String = lines.iter().map(|(k, v)| format!("{k:<8} {v}\n")).collect();
+                for k in &keys {
+                    text.push_str(&format!(
+                        "hostkey  {} {} (pinned {})\n",
+                        k.key_type,
+                        k.fingerprint,
+                        output::time(k.first_seen)
+                    ));
+                }
                 output::text(&text)?;
             }
             Ok(0)
         }
+        HostAction::Trust(c) => trust(app, &c.name),
         HostAction::Rm(c) => {
             app.store()?.remove_host(&c.name)?;
             output::text(&format!("removed host {}", c.name))?;
             Ok(0)
         }
     }
+}
+
+/// `host trust NAME`: fetches the key the host offers now and pins it in place of the old.
+fn trust(app: &App, name: &str) -> anyhow::Result<u8> {
+    let store = app.store()?;
+    let h = store.host(name)?;
+    if h.method != Method::Ssh {
+        anyhow::bail!(
+            "{name} is reached by {}, not ssh: it has no host key",
+            h.method
+        );
+    }
+    let port = h.port.or(h.method.default_port()).unwrap_or(22);
+    let timeout = app.remote().connect_timeout;
+    let key = crate::session::ssh::fetch_host_key(&h.address, port, timeout)?;
+    let old = store.host_keys(name)?;
+    store.pin_host_key(name, &key.key_type, &key.key_data, &key.fingerprint, true)?;
+    match old.first() {
+        Some(o) if o.key_data == key.key_data => output::text(&format!(
+            "{name}: {} {} was already pinned",
+            key.key_type, key.fingerprint
+        ))?,
+        Some(o) => output::text(&format!(
+            "{name}: pinned {} {} (replacing {} {})",
+            key.key_type, key.fingerprint, o.key_type, o.fingerprint
+        ))?,
+        None => output::text(&format!(
+            "{name}: pinned {} {}",
+            key.key_type, key.fingerprint
+        ))?,
+    }
+    Ok(0)
 }

@@ -1,6 +1,7 @@
 //! The command line: argh subcommands, one file per group, all thin. Each parses, calls the
 //! store or the script runner, and prints. `--json` on every listing.
 
+mod fanout;
 mod host;
 mod init;
 mod output;
@@ -159,7 +160,20 @@ impl App {
             allow,
             cache: Arc::new(Cache::default()),
             node: self.config.node(),
+            remote: Arc::new(self.remote()),
         })
+    }
+
+    /// The session settings of `[ssh]` and `[sessions]`.
+    pub fn remote(&self) -> crate::script::Remote {
+        let s = &self.config.sessions;
+        let secs = |v: f64| Duration::from_secs_f64(v.clamp(0.0, 86_400.0));
+        crate::script::Remote {
+            pool: crate::session::Pool::new(secs(s.idle_timeout)),
+            trust_new: self.config.ssh.trust_new,
+            connect_timeout: secs(s.connect_timeout).max(Duration::from_millis(100)),
+            health_timeout: secs(s.health_timeout).max(Duration::from_millis(100)),
+        }
     }
 }
 

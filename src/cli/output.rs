@@ -13,6 +13,15 @@ pub fn json(v: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a value as one line of JSON (JSON Lines, for streams of records).
+pub fn line_json(v: &impl Serialize) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
 /// Prints rows as columns aligned under a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();

@@ -1,6 +1,6 @@
 //! `:connect HOST`: the terminal relayed to a session's transport until the escape key
 //! (Ctrl-]) or the end of the session. Written over [`Transport`], so every transport that
-//! hostler has can be connected to; today that is local processes.
+//! hostler has can be connected to: local processes, telnet and ssh.
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;

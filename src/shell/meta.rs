@@ -153,8 +153,35 @@ fn connect(shell: &Shell, host: Option<&str>) -> anyhow::Result<()> {
             println!("\r\nback in hostler");
             Ok(())
         }
-        other => anyhow::bail!(
-            "{name}: interactive {other} sessions need the {other} transport, which hostler does not have yet"
-        ),
+        Method::Http => anyhow::bail!("{name} is an http host: it has no terminal to connect to"),
+        Method::Ssh | Method::Telnet => {
+            // Logged in the way scripts log in: by loginlib (the database's row if edited).
+            let mut scope = rhai::Scope::new();
+            let code = format!("import \"loginlib\" as l; l::login(get_host({name:?}))");
+            let value = shell
+                .engine
+                .eval_with_scope::<rhai::Dynamic>(&mut scope, &code)
+                .map_err(|e| {
+                    anyhow::anyhow!("{name}: {}", shell.ctx.mask(&crate::script::error_text(&e)))
+                })?;
+            let s = value
+                .try_cast::<crate::script::api::SessionRef>()
+                .ok_or_else(|| anyhow::anyhow!("{name}: loginlib::login returned no session"))?;
+            let mut session = s.0.lock().unwrap_or_else(|p| p.into_inner());
+            println!("{name}: {}; Ctrl-] returns to hostler\r", session.peer());
+            let (pending, transport) = session.relay_parts();
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                out.write_all(&pending)?;
+                // A fresh prompt, since loginlib consumed the last one.
+                out.flush()?;
+            }
+            transport.send(b"\n")?;
+            super::connect::relay(transport)?;
+            let _ = session.close();
+            println!("\r\nback in hostler");
+            Ok(())
+        }
     }
 }

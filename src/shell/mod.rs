@@ -60,6 +60,7 @@ impl Shell {
             Transcript::sink(env.limits.max_output),
             None,
             env.limits.max_output,
+            env.remote.clone(),
         ));
         let engine = env.shell_engine(&ctx);
         let mut scope = Scope::new();
@@ -104,7 +105,7 @@ impl Shell {
             Err(e) if cancelled || matches!(*e, EvalAltResult::ErrorTerminated(..)) => {
                 Outcome::Cancelled
             }
-            Err(e) => Outcome::Error(e.to_string()),
+            Err(e) => Outcome::Error(crate::script::error_text(&e)),
         }
     }
 
