@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 # Real monitoring plugins for nagioslib's tests.
 [ -x /usr/lib/nagios/plugins/check_dummy ] || need_pkgs+=(monitoring-plugins-basic)
+# Real peers for the remote-session tests: OpenSSH's sshd (and ssh-keygen, ssh-agent from the
+# client package), busybox telnetd with /bin/login.
+[ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+[ -x /usr/bin/ssh-agent ] || need_pkgs+=(openssh-client)
+[ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+[ -x /bin/login ] || need_pkgs+=(login)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}"
   SUDO=""

@@ -32,6 +32,7 @@ fn env(path: &str) -> Env {
         allow: Allowlist::new(&[]).expect("allowlist"),
         cache: Arc::new(Cache::default()),
         node: "bench".into(),
+        remote: Arc::new(hostler::script::Remote::default()),
     }
 }
 

@@ -3,7 +3,9 @@
 
 mod cli;
 mod monitord;
+mod peers;
 mod props;
+mod remote;
 mod sandbox;
 mod session;
 mod shell;

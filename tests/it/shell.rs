@@ -246,7 +246,59 @@ fn connect_relays_a_local_host_until_the_escape_key() {
     s.write("\x1d").expect("escape");
     s.read_until("back in hostler", None).expect("back");
     s.read_until(PROMPT, None).expect("prompt again");
-    s.write(":connect webserver01\r").expect("connect ssh host");
-    s.read_until("need the ssh transport", None)
-        .expect("a clear error for a remote method");
+    let port = crate::peers::free_port().to_string();
+    let o = w.run(&[
+        "host",
+        "add",
+        "down",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--user",
+        "x",
+    ]);
+    assert_eq!(crate::util::code(&o), 0);
+    s.write(":connect down\r").expect("connect ssh host");
+    s.read_until("down: ", None)
+        .expect("an error naming the host");
+    let line = s.read_until("\n", None).expect("the error line");
+    assert!(line.contains("refused"), "{line}");
+    s.read_until(PROMPT, None).expect("prompt again");
+}
+
+#[test]
+fn connect_logs_in_to_an_ssh_host_through_loginlib() {
+    let Some(sshd) = crate::peers::Sshd::start(&[]) else {
+        return;
+    };
+    let w = setup();
+    let port = sshd.port.to_string();
+    let o = w.run_with_input(
+        &[
+            "host",
+            "add",
+            "box",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--user",
+            crate::peers::USER,
+            "--password-stdin",
+        ],
+        &format!("{}\n", crate::peers::PASSWORD),
+    );
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    let mut s = pty_shell(&w, &[hostler(), "shell"]);
+    s.read_until(PROMPT, None).expect("prompt");
+    s.write(":connect box\r").expect("connect");
+    s.read_until("Ctrl-] returns", None).expect("connected");
+    s.write("echo REMOTE_$((6 * 7)) $(id -un)\r")
+        .expect("command");
+    s.read_until(&format!("REMOTE_42 {}", crate::peers::USER), None)
+        .expect("the remote shell answered");
+    s.write("\x1d").expect("escape");
+    s.read_until("back in hostler", None).expect("back");
+    s.read_until(PROMPT, None).expect("prompt again");
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use hostler::script::{Cache, Env, Limits};
+use hostler::script::{Cache, Env, Limits, Remote};
 use hostler::session::Allowlist;
 use hostler::store::{NewScript, ScriptKind, Store};
 
@@ -97,6 +97,7 @@ impl Work {
             limits,
             cache: Arc::new(Cache::default()),
             node: "test-node".into(),
+            remote: Arc::new(Remote::default()),
         }
     }
 
