@@ -4,8 +4,8 @@
 //!
 //! - [`cli`]: argh subcommands, thin; each parses, calls the store or the script runner, prints.
 //! - [`script`]: the hardened Rhai engine, the database-backed `import`, and the script API.
-//! - [`session`]: the expect engine over the `Transport` trait (local processes today; telnet,
-//!   ssh and http plug in the same way), with transcripts that mask secrets.
+//! - [`session`]: the expect engine over the `Transport` trait (local processes, telnet, ssh,
+//!   http), with transcripts that mask secrets, and the pool of logged-in sessions.
 //! - [`store`]: the only module that speaks to the database: a domain API over a driver trait
 //!   (SQLite embedded; SQLXML and TDS drivers plug in).
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
@@ -31,6 +31,8 @@
 //!    and transcripts.
 //! 4. No database connection or lock is held across a script's execution or a network wait.
 //! 5. Scripts touch no files and run only the commands `[sandbox] allowed_commands` allows.
+//! 6. No secret is sent to an SSH server before its host key matched the pinned one (or was
+//!    pinned by `[ssh] trust_new = "accept"` as the host's first).
 
 pub mod bundled;
 pub mod cli;

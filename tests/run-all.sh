@@ -14,6 +14,8 @@ need_pkgs=()
 [ -x /usr/bin/ssh-agent ] || need_pkgs+=(openssh-client)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 [ -x /bin/login ] || need_pkgs+=(login)
+# A real TLS peer (openssl s_server) for the HTTPS test.
+[ -x /usr/bin/openssl ] || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}"
   SUDO=""

@@ -25,11 +25,7 @@ fn webhook(url: &str, n: &Notification) -> Result<(), String> {
         "run_id": n.run_id,
         "created_at": n.created_at,
     });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::session::http::agent(Duration::from_secs(10));
     let resp = agent
         .post(url)
         .header("content-type", "application/json")

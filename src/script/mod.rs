@@ -209,7 +209,8 @@ impl Env {
         scope.push_constant("args", args);
 
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
-        ctx.close_sessions();
+        // Only a run that ended normally leaves its sessions in a known state for reuse.
+        ctx.close_sessions(result.is_ok());
         let (status, message, perfdata) = classify(&req.script, result, &self.limits, timeout);
         run.status = status;
         run.message = transcript

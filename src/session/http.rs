@@ -47,6 +47,21 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// An HTTP client: the whole exchange within `timeout`, statuses as data, TLS by OpenSSL
+/// (native-tls) with the system's CA certificates.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
 /// Sends the request and returns the head and the body as a transport.
 pub fn request(req: &Request) -> Result<(ResponseHead, Http), SessionError> {
     let peer = format!("http {} {}", req.method, redact(&req.url));
@@ -54,11 +69,7 @@ pub fn request(req: &Request) -> Result<(ResponseHead, Http), SessionError> {
         peer: peer.clone(),
         msg,
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(req.timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = agent(req.timeout);
     let mut builder = ureq::http::Request::builder()
         .method(req.method.as_str())
         .uri(req.url.as_str());

@@ -240,10 +240,20 @@ impl Session {
         let Some(prompt) = self.prompt.clone() else {
             return false;
         };
-        self.write("\n").is_ok()
+        let answered = self.write("\n").is_ok()
             && self
                 .expect(std::slice::from_ref(&prompt), Some(timeout))
-                .is_ok()
+                .is_ok();
+        // One prompt, and nothing after it: a second would mean output of an earlier command
+        // still arriving, and the next `cmd` would read the wrong answer.
+        answered
+            && self.before.trim().is_empty()
+            && matches!(
+                self.fill(Instant::now() + Duration::from_millis(20)),
+                Ok(false)
+            )
+            && self.buf.is_empty()
+            && !self.eof
     }
 
     /// For an interactive relay: what arrived but was not read yet, and the transport.

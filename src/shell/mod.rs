@@ -263,6 +263,6 @@ pub fn run(app: &App, code: Option<String>) -> anyhow::Result<u8> {
     if let Some(h) = &history {
         let _ = editor.save_history(h);
     }
-    shell.ctx.close_sessions();
+    shell.ctx.close_sessions(false);
     Ok(0)
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue]
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
-monitoring-plugins) and builds the release binary.
+monitoring-plugins, Monit, OpenSSH's sshd, parallel-ssh) and builds the release binary.
 """
 import os
 import shutil
@@ -13,8 +13,14 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
+# --only NAME runs one benchmark: trivial, expect, idle, fanout or queue.
+ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+
+
+def wanted(name):
+    return ONLY is None or ONLY == name
 SIZE = 56 * 1024 * 1024
 GEN = f"head -c {SIZE} /dev/zero | tr '\\0' a; echo END_MARKER"
 
@@ -183,6 +189,118 @@ def bench_idle_memory(work):
         print(f"| {name} | {rss / 1024:.1f} MB | {pss / 1024:.1f} MB | {anon / 1024:.1f} MB |")
 
 
+SSH_USER = "hostlertest"
+
+
+def start_sshd(work):
+    """A loopback OpenSSH sshd with key logins for the test account (as in tests/it/peers.rs)."""
+    d = os.path.join(work, "sshd")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    for key in ("host_key", "client_key"):
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, key)], check=True)
+    auth = os.path.join(d, "authorized_keys")
+    shutil.copy(os.path.join(d, "client_key.pub"), auth)
+    os.chmod(auth, 0o644)
+    if run(["id", SSH_USER]).returncode != 0:
+        run(["useradd", "-m", "-s", "/bin/sh", SSH_USER], check=True)
+    cfg = os.path.join(d, "sshd_config")
+    with open(cfg, "w") as f:
+        f.write(f"ListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile none\nUsePAM yes\n"
+                f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+                f"AuthorizedKeysFile {auth}\nAllowUsers {SSH_USER}\nStrictModes no\nLogLevel ERROR\n"
+                f"MaxStartups 200\n")
+    os.makedirs("/run/sshd", exist_ok=True)
+    port = free_port()
+    p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", cfg, "-p", str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return p, port, os.path.join(d, "client_key")
+
+
+def timed(cmd, env=None):
+    """Wall time and the CPU (user, system) of `cmd` and everything it waited for."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, r
+
+
+def bench_fanout(work):
+    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/sshd") or not shutil.which("parallel-ssh"):
+        print("\nSKIPPED fan-out: needs root, openssh-server and pssh (tests/bench/run.sh installs them)")
+        return
+    n_hosts = 100
+    sshd, port, key = start_sshd(work)
+    try:
+        env = dict(os.environ, HOSTLER_DB=os.path.join(work, "fan.db"))
+        run([HOSTLER, "init"], env=env, check=True)
+        for i in range(n_hosts):
+            run([HOSTLER, "host", "add", f"b{i:03}", "--address", "127.0.0.1", "--port", str(port),
+                 "--user", SSH_USER, "--key", key, "--tag", "bench"], env=env, check=True)
+        subprocess.run([HOSTLER, "script", "add", "up", "-"], env=env, check=True, capture_output=True, text=True,
+                       input='let s = connect(host); let r = s.exec("uptime"); if r.code == 0 { ok(r.stdout) } else { critical(r.stderr) }')
+        subprocess.run([HOSTLER, "script", "add", "up_shell", "-"], env=env, check=True, capture_output=True, text=True,
+                       input='import "loginlib" as l; let s = l::login(host); ok(s.cmd("uptime"))')
+        hosts = os.path.join(work, "pssh_hosts")
+        with open(hosts, "w") as f:
+            f.write("".join(f"{SSH_USER}@127.0.0.1:{port}\n" for _ in range(n_hosts)))
+        pssh = ["parallel-ssh", "-h", hosts, "-p", "32", "-t", "60",
+                "-x", f"-i {key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes",
+                "uptime"]
+
+        def ok_lines(r, word):
+            return sum(1 for line in r.stdout.splitlines() if word in line)
+
+        reps = 1 if QUICK else 3
+        rows = []
+        for name, cmd, word in [
+            ("hostler run up --tag bench --parallel 32 (exec)", [HOSTLER, "run", "up", "--tag", "bench", "--parallel", "32"], " OK: "),
+            ("hostler run up_shell --tag bench --parallel 32 (loginlib, pty shell, cmd)", [HOSTLER, "run", "up_shell", "--tag", "bench", "--parallel", "32"], " OK: "),
+            ("parallel-ssh -p 32 uptime", pssh, "[SUCCESS]"),
+        ]:
+            samples = []
+            for _ in range(reps):
+                wall, user, sys_, r = timed(cmd, env=env)
+                good = ok_lines(r, word)
+                if good != n_hosts:
+                    print(f"WARNING: {name}: {good}/{n_hosts} succeeded; stderr: {r.stderr[-300:]}")
+                samples.append((wall, user, sys_))
+            rows.append((name, [statistics.median(x) for x in zip(*samples)]))
+        print(f"\n## Fan-out: uptime on {n_hosts} SSH targets (one loopback sshd), 32 at once, median of {reps}\n")
+        print("| runner | wall | user CPU | system CPU | wall ratio | user CPU ratio |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        ref = rows[-1][1]
+        for name, (wall, user, sys_) in rows:
+            print(f"| {name} | {wall:.2f} s | {user:.2f} s | {sys_:.2f} s | {wall / ref[0]:.2f}x | {user / max(ref[1], 1e-9):.2f}x |")
+
+        rounds = 3 if QUICK else 10
+        rep_rows = []
+        wall, user, sys_, r = timed([HOSTLER, "run", "up", "--tag", "bench", "--parallel", "32", "--repeat", str(rounds)], env=env)
+        rep_rows.append((f"hostler run up --repeat {rounds} (kept sessions, exec)", wall, user, sys_, ok_lines(r, " OK: ")))
+        wall, user, sys_, r = timed([HOSTLER, "run", "up_shell", "--tag", "bench", "--parallel", "32", "--repeat", str(rounds)], env=env)
+        rep_rows.append((f"hostler run up_shell --repeat {rounds} (kept shells, cmd)", wall, user, sys_, ok_lines(r, " OK: ")))
+        t = [0.0, 0.0, 0.0]
+        good = 0
+        for _ in range(rounds):
+            w_, u_, s_, r = timed(pssh)
+            t = [t[0] + w_, t[1] + u_, t[2] + s_]
+            good += ok_lines(r, "[SUCCESS]")
+        rep_rows.append((f"parallel-ssh, {rounds} rounds", t[0], t[1], t[2], good))
+        print(f"\n## Repeated: the same check, {rounds} rounds on {n_hosts} hosts (goal: hostler at least 10x faster)\n")
+        print("| runner | wall | user CPU | system CPU | succeeded | parallel-ssh's wall / this |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        ref = rep_rows[-1][1]
+        for name, wall, user, sys_, good in rep_rows:
+            print(f"| {name} | {wall:.2f} s | {user:.2f} s | {sys_:.2f} s | {good}/{rounds * n_hosts} | {ref / wall:.1f}x |")
+    finally:
+        sshd.terminate()
+        sshd.wait()
+
+
 def bench_queue():
     print("\n## monitord queue (cargo bench --bench queue)\n")
     r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "queue", "--", "2000" if QUICK else "5000"],
@@ -197,10 +315,16 @@ def main():
         sys.exit(f"no hostler binary at {HOSTLER}; build it with cargo build --release")
     print(f"# hostler benchmarks ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {HOSTLER})")
     with tempfile.TemporaryDirectory() as work:
-        bench_trivial_run(work)
-        bench_expect(work)
-        bench_idle_memory(work)
-    bench_queue()
+        if wanted("trivial"):
+            bench_trivial_run(work)
+        if wanted("expect"):
+            bench_expect(work)
+        if wanted("idle"):
+            bench_idle_memory(work)
+        if wanted("fanout"):
+            bench_fanout(work)
+    if wanted("queue"):
+        bench_queue()
 
 
 if __name__ == "__main__":

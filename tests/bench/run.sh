@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the benchmark peers, builds the release binary and runs every benchmark.
-# Usage: bash tests/bench/run.sh [--quick]
+# Usage: bash tests/bench/run.sh [--quick] [--only trivial|expect|idle|fanout|queue]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -8,11 +8,13 @@ pkgs=()
 command -v expect >/dev/null || pkgs+=(expect)
 command -v monit >/dev/null || pkgs+=(monit)
 [ -x /usr/lib/nagios/plugins/check_dummy ] || pkgs+=(monitoring-plugins-basic)
+[ -x /usr/sbin/sshd ] || pkgs+=(openssh-server)
+command -v parallel-ssh >/dev/null || pkgs+=(pssh)
 if [ ${#pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 python3 -c "import pexpect" 2>/dev/null || python3 -m pip install -q pexpect
 # The release artifact: static, as shipped.
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target x86_64-unknown-linux-gnu
+RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --locked --target x86_64-unknown-linux-gnu
 python3 tests/bench/bench.py target/x86_64-unknown-linux-gnu/release/hostler "$@"

@@ -623,3 +623,115 @@ fn fan_out_prints_a_line_per_host_and_exits_with_the_worst_status() {
         stdout(&o).contains("no host has the tag") || stderr(&o).contains("no host has the tag")
     );
 }
+
+#[test]
+fn bundled_checks_run_on_an_ssh_host_through_loginlib() {
+    let Some(sshd) = Sshd::start(&[]) else { return };
+    let w = Work::new();
+    let store = w.store();
+    host(&store, "s1", Method::Ssh, sshd.port, Some(PASSWORD));
+    // Shared sessions: the second check reuses the first one's login.
+    let env = env(&w, remote(Duration::from_secs(60), TrustNew::Accept));
+    let load = run(&env, "check_load", "s1");
+    assert_eq!(load.status, Status::Ok, "{}", load.message);
+    assert!(
+        load.perfdata
+            .as_deref()
+            .is_some_and(|p| p.starts_with("load1=")),
+        "{:?}",
+        load.perfdata
+    );
+    let disk = run(&env, "check_disk", "s1");
+    assert!(
+        matches!(disk.status, Status::Ok | Status::Warning | Status::Critical),
+        "{}",
+        disk.message
+    );
+    assert!(
+        disk.perfdata
+            .as_deref()
+            .is_some_and(|p| p.starts_with("'/'=")),
+        "{:?}",
+        disk.perfdata
+    );
+    assert_eq!(
+        sshd.log().matches("Accepted password").count(),
+        1,
+        "{}",
+        sshd.log()
+    );
+}
+
+#[test]
+fn https_verifies_certificates_against_the_system_store() {
+    if !crate::util::have("/usr/bin/openssl", "openssl s_server as a real TLS peer") {
+        return;
+    }
+    let w = Work::new();
+    let (key, cert) = (w.path("key.pem"), w.path("cert.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl req");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = free_port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(port.to_string())
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("s_server");
+    assert!(crate::util::wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    assert_eq!(code(&w.run(&["init"])), 0);
+    std::fs::write(
+        w.path("tls.rhai"),
+        format!(r#"let r = http_get("https://localhost:{port}/"); ok(`status ${{r.status}}`)"#),
+    )
+    .expect("write");
+    assert_eq!(code(&w.run(&["script", "add", "tls", "tls.rhai"])), 0);
+    // A self-signed certificate nobody trusts: refused, and the reason named.
+    let o = w
+        .cmd(&["run", "tls"])
+        .env("SSL_CERT_FILE", "/nonexistent")
+        .output()
+        .expect("run");
+    let refused = stdout(&o);
+    // Trusted through the CA store OpenSSL reads (SSL_CERT_FILE here): the request succeeds.
+    let o2 = w
+        .cmd(&["run", "tls"])
+        .env("SSL_CERT_FILE", &cert)
+        .output()
+        .expect("run");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code(&o), 3, "{refused}");
+    assert!(refused.contains("certificate verify failed"), "{refused}");
+    assert_eq!(code(&o2), 0, "{}{}", stdout(&o2), stderr(&o2));
+    assert_eq!(stdout(&o2).trim(), "OK: status 200");
+}

@@ -139,13 +139,14 @@ impl Ctx {
         lock(&self.transcript).add_secret(secret);
     }
 
-    /// Ends every session the run opened: a reusable one of a host that keeps sessions goes
-    /// back to the pool, the rest are closed.
-    pub fn close_sessions(&self) {
+    /// Ends every session the run opened. With `keep` (the run ended normally), a reusable
+    /// one of a host that keeps sessions goes back to the pool; the rest are closed. A run
+    /// that failed or was cancelled may have left a command running: its sessions are closed.
+    pub fn close_sessions(&self, keep: bool) {
         for s in lock(&self.sessions).drain(..) {
             let mut session = s.0.lock().unwrap_or_else(|p| p.into_inner());
             match session.pool_key.clone() {
-                Some(key) if self.remote.pool.enabled() && session.reusable() => {
+                Some(key) if keep && self.remote.pool.enabled() && session.reusable() => {
                     let live = session.detach();
                     self.remote.pool.checkin(key, live);
                 }
