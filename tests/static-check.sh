@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
 RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" cargo build --release --locked --target "$target"
 bin="target/$target/release/hostler"
+# OpenSSL must be built with threads: its locks are no-ops otherwise (see .cargo/config.toml).
+conf=$(ls -t target/$target/release/build/openssl-sys-*/out/openssl-build/install/include/openssl/configuration.h | head -1)
+if ! grep -q '^# *define OPENSSL_THREADS' "$conf"; then
+  echo "FAIL: the vendored OpenSSL was built without threads ($conf)" >&2
+  exit 1
+fi
+echo "OpenSSL: built with threads ($conf)"
 size=$(stat -c %s "$bin")
 limit=$((12 * 1024 * 1024))
 echo "static binary: $bin, $size bytes (limit $limit)"
@@ -49,6 +56,25 @@ if [ -x /usr/sbin/sshd ]; then
   echo "$out"
   want=$(ssh-keygen -lf "$sd/hk.pub" | awk '{print $2}')
   case "$out" in *"$want"*) ;; *) echo "FAIL: host trust in the chroot did not pin $want" >&2; exit 1 ;; esac
+  # Many handshakes at once: the static OpenSSL must survive concurrent first use (it did
+  # not, once). Every login fails (no credentials), so each run is UNKNOWN: exit 3, not a crash.
+  for i in $(seq 1 40); do
+    chroot "$root" /hostler --db /h.db host add "b$i" --address 127.0.0.1 --port "$port" --user nobody --tag fan >/dev/null
+  done
+  printf 'let s = connect(host); ok(s.exec("true").stdout)\n' > "$root/fan.rhai"
+  chroot "$root" /hostler --db /h.db script add fan /fan.rhai >/dev/null
+  for round in 1 2 3 4 5; do
+    set +e
+    chroot "$root" /hostler --db /h.db run fan --tag fan --parallel 16 > "$sd/fan.out" 2>/dev/null
+    rc=$?
+    set -e
+    lines=$(wc -l < "$sd/fan.out")
+    if [ "$rc" -ne 3 ] || [ "$lines" -ne 40 ]; then
+      echo "FAIL: fan-out round $round over 40 SSH hosts exited $rc with $lines lines" >&2
+      exit 1
+    fi
+  done
+  echo "fan-out: 5 rounds of 40 concurrent SSH logins, no crash"
 else
   echo "SKIPPED: the SSH handshake in the chroot needs /usr/sbin/sshd (tests/run-all.sh installs it)"
 fi
