@@ -196,6 +196,8 @@ def start_sshd(work):
     """A loopback OpenSSH sshd with key logins for the test account (as in tests/it/peers.rs)."""
     d = os.path.join(work, "sshd")
     os.makedirs(d, exist_ok=True)
+    # sshd reads authorized_keys as the user: every folder on the way must be searchable.
+    os.chmod(work, 0o755)
     os.chmod(d, 0o755)
     for key in ("host_key", "client_key"):
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, key)], check=True)

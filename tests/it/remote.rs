@@ -629,7 +629,21 @@ fn bundled_checks_run_on_an_ssh_host_through_loginlib() {
     let Some(sshd) = Sshd::start(&[]) else { return };
     let w = Work::new();
     let store = w.store();
-    host(&store, "s1", Method::Ssh, sshd.port, Some(PASSWORD));
+    // Thresholds far above what a busy 2-core test machine reaches: the status must be OK.
+    let vars: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"warn": "1000", "crit": "2000"}"#).expect("vars");
+    store
+        .add_host(&NewHost {
+            name: "s1".into(),
+            address: "127.0.0.1".into(),
+            port: Some(sshd.port),
+            method: Some(Method::Ssh),
+            username: Some(USER.into()),
+            secret: Some(Secret::new(PASSWORD)),
+            vars,
+            ..NewHost::default()
+        })
+        .expect("host");
     // Shared sessions: the second check reuses the first one's login.
     let env = env(&w, remote(Duration::from_secs(60), TrustNew::Accept));
     let load = run(&env, "check_load", "s1");
