@@ -262,11 +262,6 @@ impl Session {
         (pending, self.transport.as_mut())
     }
 
-    /// Whether `cmd` has a prompt to wait for.
-    pub fn has_prompt(&self) -> bool {
-        self.prompt.is_some()
-    }
-
     /// Runs one command without the shell (SSH: on its own channel).
     pub fn exec(
         &mut self,

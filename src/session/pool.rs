@@ -102,10 +102,4 @@ impl Pool {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Closes everything.
-    pub fn clear(&self) {
-        let all: Vec<_> = self.lock().drain().collect();
-        drop(all);
-    }
 }

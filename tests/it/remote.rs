@@ -20,18 +20,23 @@ let s = l::login(host);
 ok(s.cmd("echo hello from $(id -un)"))
 "#;
 
+/// A host on loopback for the test account; override fields with `..new_host(...)`.
+fn new_host(name: &str, method: Method, port: u16, secret: Option<&str>) -> NewHost {
+    NewHost {
+        name: name.into(),
+        address: "127.0.0.1".into(),
+        port: Some(port),
+        method: Some(method),
+        username: Some(USER.into()),
+        secret: secret.map(Secret::new),
+        tags: vec!["peers".into()],
+        ..NewHost::default()
+    }
+}
+
 fn host(store: &Store, name: &str, method: Method, port: u16, secret: Option<&str>) {
     store
-        .add_host(&NewHost {
-            name: name.into(),
-            address: "127.0.0.1".into(),
-            port: Some(port),
-            method: Some(method),
-            username: Some(USER.into()),
-            secret: secret.map(Secret::new),
-            tags: vec!["peers".into()],
-            ..NewHost::default()
-        })
+        .add_host(&new_host(name, method, port, secret))
         .expect("add host");
 }
 
@@ -124,14 +129,8 @@ fn ssh_key_with_a_passphrase_and_exec_without_a_shell() {
     let store = w.store();
     store
         .add_host(&NewHost {
-            name: "k1".into(),
-            address: "127.0.0.1".into(),
-            port: Some(sshd.port),
-            method: Some(Method::Ssh),
-            username: Some(USER.into()),
-            secret: Some(Secret::new("key-pass-9")),
             key_path: Some(key.display().to_string()),
-            ..NewHost::default()
+            ..new_host("k1", Method::Ssh, sshd.port, Some("key-pass-9"))
         })
         .expect("host");
     w.script(
@@ -394,13 +393,8 @@ fn sessions_are_reused_across_runs_checked_and_dropped_when_idle_or_opted_out() 
     // A host that opts out never reuses.
     store
         .add_host(&NewHost {
-            name: "s2".into(),
-            address: "127.0.0.1".into(),
-            port: Some(sshd.port),
-            username: Some(USER.into()),
-            secret: Some(Secret::new(PASSWORD)),
             no_keep_session: true,
-            ..NewHost::default()
+            ..new_host("s2", Method::Ssh, sshd.port, Some(PASSWORD))
         })
         .expect("host");
     run(&env, "reuse", "s2");
@@ -634,14 +628,8 @@ fn bundled_checks_run_on_an_ssh_host_through_loginlib() {
         serde_json::from_str(r#"{"warn": "1000", "crit": "2000"}"#).expect("vars");
     store
         .add_host(&NewHost {
-            name: "s1".into(),
-            address: "127.0.0.1".into(),
-            port: Some(sshd.port),
-            method: Some(Method::Ssh),
-            username: Some(USER.into()),
-            secret: Some(Secret::new(PASSWORD)),
             vars,
-            ..NewHost::default()
+            ..new_host("s1", Method::Ssh, sshd.port, Some(PASSWORD))
         })
         .expect("host");
     // Shared sessions: the second check reuses the first one's login.

@@ -333,12 +333,8 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         "exec",
         move |s: &mut SessionRef, cmd: &str| -> Result<Map, Box<EvalAltResult>> {
             let max = c.max_output;
-            let out = s.with(|x| x.exec(cmd, None, max))?;
-            let mut m = Map::new();
-            m.insert("code".into(), Dynamic::from(out.code));
-            m.insert("stdout".into(), Dynamic::from(out.stdout));
-            m.insert("stderr".into(), Dynamic::from(out.stderr));
-            Ok(m)
+            s.with(|x| x.exec(cmd, None, max))
+                .map(super::session::exec_map)
         },
     );
     engine

@@ -81,11 +81,7 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         move |cmd: &str, args: Array| -> Result<Map, Box<EvalAltResult>> {
             let path = c.allow.check(cmd).map_err(session_err)?;
             let out = exec(&path, &strings(&args), &c.guard, c.max_output).map_err(session_err)?;
-            let mut m = Map::new();
-            m.insert("code".into(), Dynamic::from(out.code));
-            m.insert("stdout".into(), Dynamic::from(out.stdout));
-            m.insert("stderr".into(), Dynamic::from(out.stderr));
-            Ok(m)
+            Ok(exec_map(out))
         },
     );
 
@@ -158,6 +154,15 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
                 .map(|x| format!("session to {}", x.peer()))
                 .unwrap_or_default()
         });
+}
+
+/// A finished command as scripts see it: `#{code, stdout, stderr}`.
+pub(super) fn exec_map(out: crate::session::ExecOutput) -> Map {
+    let mut m = Map::new();
+    m.insert("code".into(), Dynamic::from(out.code));
+    m.insert("stdout".into(), Dynamic::from(out.stdout));
+    m.insert("stderr".into(), Dynamic::from(out.stderr));
+    m
 }
 
 /// `expect` takes one pattern or an array of them and returns the index of the one that matched.
