@@ -52,7 +52,7 @@ if [ -x /usr/sbin/sshd ]; then
   trap 'kill $sshd_pid 2>/dev/null; rm -rf "$root" "$sd"' EXIT
   for _ in $(seq 50); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   chroot "$root" /hostler --db /h.db host add box --address 127.0.0.1 --port "$port" --user nobody
-  out=$(chroot "$root" /hostler --db /h.db host trust box)
+  out=$(chroot "$root" /hostler --db /h.db host trust box --yes)
   echo "$out"
   want=$(ssh-keygen -lf "$sd/hk.pub" | awk '{print $2}')
   case "$out" in *"$want"*) ;; *) echo "FAIL: host trust in the chroot did not pin $want" >&2; exit 1 ;; esac

@@ -180,7 +180,11 @@ pub fn run(
         );
     }
     if let Some(e) = failed_record {
-        anyhow::bail!("some runs could not be recorded: {e}");
+        // The results were printed; the history lacks some. At least UNKNOWN, never better.
+        eprintln!("hostler: some runs could not be recorded: {e}");
+        if severity(worst) < severity(Status::Unknown) {
+            worst = Status::Unknown;
+        }
     }
     Ok(worst.exit_code())
 }

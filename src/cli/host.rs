@@ -71,14 +71,22 @@ pub struct AddCmd {
     pub no_keep_session: bool,
 }
 
-/// pin the SSH host key the host offers now, replacing the pinned one (after a deliberate
-/// change such as a reinstall; compare the fingerprint with the server's own first)
+/// pin the SSH host key the host offers now, replacing the pinned one, after a deliberate
+/// change such as a reinstall. Compare the fingerprint with the server's own first
+/// (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it): on a terminal hostler shows it
+/// and asks; otherwise pass --fingerprint (or --yes).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "trust")]
 pub struct TrustCmd {
     /// the host's name
     #[argh(positional)]
     pub name: String,
+    /// pin only if the offered key has this fingerprint (SHA256:...)
+    #[argh(option)]
+    pub fingerprint: Option<String>,
+    /// pin whatever key is offered, without asking
+    #[argh(switch)]
+    pub yes: bool,
 }
 
 /// list hosts
@@ -257,7 +265,7 @@ pub fn run(app: &App, cmd: HostCmd) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        HostAction::Trust(c) => trust(app, &c.name),
+        HostAction::Trust(c) => trust(app, &c),
         HostAction::Rm(c) => {
             app.store()?.remove_host(&c.name)?;
             output::text(&format!("removed host {}", c.name))?;
@@ -266,8 +274,10 @@ pub fn run(app: &App, cmd: HostCmd) -> anyhow::Result<u8> {
     }
 }
 
-/// `host trust NAME`: fetches the key the host offers now and pins it in place of the old.
-fn trust(app: &App, name: &str) -> anyhow::Result<u8> {
+/// `host trust NAME`: fetches the key the host offers now and, once it is confirmed, pins it in
+/// place of the old one.
+fn trust(app: &App, cmd: &TrustCmd) -> anyhow::Result<u8> {
+    let name = cmd.name.as_str();
     let store = app.store()?;
     let h = store.host(name)?;
     if h.method != Method::Ssh {
@@ -280,6 +290,38 @@ fn trust(app: &App, name: &str) -> anyhow::Result<u8> {
     let timeout = app.remote().connect_timeout;
     let key = crate::session::ssh::fetch_host_key(&h.address, port, timeout)?;
     let old = store.host_keys(name)?;
+    if let Some(want) = &cmd.fingerprint {
+        if want.trim() != key.fingerprint {
+            anyhow::bail!(
+                "{name} offers {} {}, not {want}: nothing pinned",
+                key.key_type,
+                key.fingerprint
+            );
+        }
+    } else if !cmd.yes {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "{name} offers {} {}; check it, then run again with --fingerprint {} (or --yes)",
+                key.key_type,
+                key.fingerprint,
+                key.fingerprint
+            );
+        }
+        for o in &old {
+            eprintln!("{name}: pinned now:  {} {}", o.key_type, o.fingerprint);
+        }
+        eprint!(
+            "{name}: offered now: {} {}\npin it? [y/N] ",
+            key.key_type, key.fingerprint
+        );
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            anyhow::bail!("{name}: nothing pinned");
+        }
+    }
     store.pin_host_key(name, &key.key_type, &key.key_data, &key.fingerprint, true)?;
     match old.first() {
         Some(o) if o.key_data == key.key_data => output::text(&format!(

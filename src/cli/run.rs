@@ -97,7 +97,11 @@ pub fn run(app: &App, cmd: RunCmd) -> anyhow::Result<u8> {
         Err(e) => return unknown(e.to_string()),
     }
     if cmd.host.len() > 1 || !cmd.tag.is_empty() || cmd.repeat > 1 {
-        return super::fanout::run(app, store, &cmd, timeout);
+        // As a plugin would: a bad host, tag or option is UNKNOWN (3), never 1 (WARNING).
+        return match super::fanout::run(app, store, &cmd, timeout) {
+            Ok(code) => Ok(code),
+            Err(e) => unknown(format!("{e:#}")),
+        };
     }
     let host = cmd.host.first().cloned();
     // Name a missing host plainly, before anything runs.

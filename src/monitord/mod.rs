@@ -146,7 +146,9 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
             fire_schedules(&env);
             // 2. Orphaned cancellations, and kept sessions past their idle time.
             reap(&env);
-            env.remote.pool.reap();
+            // Closing an SSH session to a dead peer can wait seconds: not on this loop.
+            let remote = env.remote.clone();
+            smol::unblock(move || remote.pool.reap()).detach();
         }
         // 3. Claims.
         let free = opts.max_concurrent.saturating_sub(running.len());

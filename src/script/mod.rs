@@ -107,8 +107,11 @@ impl Env {
         let mut engine = engine::base_engine();
         harden(&mut engine, &self.limits, ctx.guard.clone());
         api::register(&mut engine, ctx);
-        engine.on_print(|s| println!("{s}"));
-        engine.on_debug(|s, _, pos| println!("debug {pos}: {s}"));
+        // Secrets the run has seen (credentials(), a host's password) are masked here too.
+        let c = ctx.clone();
+        engine.on_print(move |s| println!("{}", c.mask(s)));
+        let c = ctx.clone();
+        engine.on_debug(move |s, _, pos| println!("debug {pos}: {}", c.mask(s)));
         engine.set_module_resolver(DbResolver::new(
             self.store.clone(),
             self.cache.clone(),

@@ -32,7 +32,8 @@ pub struct ResponseHead {
 
 /// A response body being read.
 pub struct Http {
-    rx: Receiver<io::Result<Vec<u8>>>,
+    /// None once closed: dropping the receiver ends the reader thread at its next chunk.
+    rx: Option<Receiver<io::Result<Vec<u8>>>>,
     pending: Vec<u8>,
     peer: String,
     eof: bool,
@@ -41,9 +42,15 @@ pub struct Http {
 /// The URL without user info, query or fragment, for messages (a query often carries a token).
 pub fn redact(url: &str) -> String {
     let cut = url.find(['?', '#']).map_or(url, |i| &url[..i]);
-    match (cut.find("://"), cut.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &cut[..s + 3], &cut[at + 1..]),
-        _ => cut.to_string(),
+    let Some(s) = cut.find("://") else {
+        return cut.to_string();
+    };
+    let rest = &cut[s + 3..];
+    // User info is only in the authority, before the first `/` of the path.
+    let authority = rest.find('/').map_or(rest, |i| &rest[..i]);
+    match authority.rfind('@') {
+        Some(at) => format!("{}{}", &cut[..s + 3], &rest[at + 1..]),
+        None => cut.to_string(),
     }
 }
 
@@ -118,7 +125,7 @@ pub fn request(req: &Request) -> Result<(ResponseHead, Http), SessionError> {
     Ok((
         head,
         Http {
-            rx,
+            rx: Some(rx),
             pending: Vec::new(),
             peer,
             eof: false,
@@ -135,7 +142,10 @@ impl Transport for Http {
 
     fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<Recv> {
         if self.pending.is_empty() && !self.eof {
-            match self.rx.recv_timeout(timeout) {
+            let Some(rx) = &self.rx else {
+                return Ok(Recv::Eof);
+            };
+            match rx.recv_timeout(timeout) {
                 Ok(Ok(data)) => self.pending = data,
                 Ok(Err(e)) => return Err(e),
                 Err(RecvTimeoutError::Timeout) => return Ok(Recv::Timeout),
@@ -153,6 +163,8 @@ impl Transport for Http {
 
     fn close(&mut self) -> io::Result<Option<i32>> {
         self.eof = true;
+        self.rx = None;
+        self.pending.clear();
         Ok(None)
     }
 

@@ -149,6 +149,10 @@ pub struct Session {
     pub pool_key: Option<String>,
     /// The session came from the pool: it is logged in and at its prompt.
     pub reused: bool,
+    /// Something was sent or received (a shell was used).
+    used: bool,
+    /// A wait failed (timeout, end of stream, error): the state of the peer is unknown.
+    dirty: bool,
 }
 
 /// What is left in a script's handle after its session went back to the pool.
@@ -197,6 +201,8 @@ impl Session {
             head: None,
             pool_key: None,
             reused: false,
+            used: false,
+            dirty: false,
         }
     }
 
@@ -213,29 +219,45 @@ impl Session {
         closed
     }
 
-    /// Hands a pooled session to a new run: its id, guard and transcript.
+    /// Hands a pooled session to a new run: its id, guard and transcript, and nothing of the
+    /// last run's text or settings.
     pub fn rebind(&mut self, id: u32, guard: Guard, transcript: Option<Sink>) {
         self.id = id;
         self.guard = guard;
         self.transcript = transcript;
+        self.before.clear();
+        self.matched.clear();
+        self.timeout = Duration::from_secs(30);
     }
 
-    /// Whether the session can go back to the pool: open, at a known prompt (or never used as
-    /// a shell), with nothing unread.
+    /// Whether the session can go back to the pool: open, no wait of it failed, nothing
+    /// unread, and either at a prompt it knows (a shell after `set_prompt`/`sync_prompt`) or
+    /// never used as a shell at all (an SSH connection used for `exec`).
     pub fn reusable(&mut self) -> bool {
-        !self.closed && !self.eof && self.buf.is_empty() && self.transport.alive()
+        !self.closed
+            && !self.eof
+            && !self.dirty
+            && self.buf.is_empty()
+            && (self.prompt.is_some() || !self.used)
+            && self.transport.alive()
     }
 
     /// Checks a pooled session before reuse: the connection stands and, for a shell, an empty
-    /// line brings the prompt back within `timeout`. Anything unread is dropped first.
+    /// line brings the prompt back within `timeout`. Anything unread (up to 64 KiB) is dropped
+    /// first; a session still streaming more than that is not healthy.
     pub fn health_check(&mut self, timeout: Duration) -> bool {
-        if self.closed || self.eof || !self.transport.alive() {
+        if self.closed || self.eof || self.dirty || !self.transport.alive() {
             return false;
         }
         if self.prompt.is_none() {
-            return true;
+            return !self.used;
         }
-        while let Ok(true) = self.fill(Instant::now() + Duration::from_millis(1)) {}
+        while self.buf.len() < 64 * 1024
+            && let Ok(true) = self.fill(Instant::now() + Duration::from_millis(1))
+        {}
+        if self.buf.len() >= 64 * 1024 {
+            return false;
+        }
         self.consume(self.buf.len());
         let Some(prompt) = self.prompt.clone() else {
             return false;
@@ -262,7 +284,8 @@ impl Session {
         (pending, self.transport.as_mut())
     }
 
-    /// Runs one command without the shell (SSH: on its own channel).
+    /// Runs one command without the shell (SSH: on its own channel), within `timeout` and the
+    /// run's deadline, stopping early on cancellation.
     pub fn exec(
         &mut self,
         command: &str,
@@ -282,10 +305,16 @@ impl Session {
             format!("[exec] {command}\n").as_bytes(),
             false,
         );
+        let guard = self.guard.clone();
         let out = self
             .transport
-            .exec(command, t.max(Duration::from_millis(1)), max)
-            .map_err(|e| self.io_err(e))?;
+            .exec(command, t.max(Duration::from_millis(1)), max, &|| {
+                guard.check().is_err()
+            })
+            .map_err(|e| self.io_err(e));
+        // A deadline or a cancellation says so, rather than a transport error.
+        self.guard.check()?;
+        let out = out?;
         self.record(Direction::Received, out.stdout.as_bytes(), false);
         self.record(Direction::Received, out.stderr.as_bytes(), false);
         Ok(out)
@@ -317,8 +346,11 @@ impl Session {
             return Err(SessionError::Closed);
         }
         self.guard.check()?;
+        self.used = true;
         self.record(Direction::Sent, data, secret);
-        self.transport.send(data).map_err(|e| self.io_err(e))
+        let sent = self.transport.send(data).map_err(|e| self.io_err(e));
+        self.dirty |= sent.is_err();
+        sent
     }
 
     pub fn write(&mut self, data: &str) -> Result<(), SessionError> {
@@ -336,6 +368,7 @@ impl Session {
         if self.closed {
             return Err(SessionError::Closed);
         }
+        self.used = true;
         loop {
             self.guard.check()?;
             let now = Instant::now();
@@ -445,6 +478,7 @@ impl Session {
             // next wait (another pattern) searches what already arrived.
             if self.eof {
                 self.searched = 0;
+                self.dirty = true;
                 return Err(SessionError::Eof {
                     what: what.to_string(),
                     peer: self.peer(),
@@ -456,6 +490,7 @@ impl Session {
                 Ok(false) if self.eof => {}
                 other => {
                     self.searched = 0;
+                    self.dirty = true;
                     other?;
                     return Err(SessionError::Timeout {
                         what: what.to_string(),
@@ -518,6 +553,7 @@ impl Session {
         let end = Instant::now() + waited;
         while !self.eof {
             if !self.fill(end)? && !self.eof {
+                self.dirty = true;
                 return Err(SessionError::Timeout {
                     what: "end of output".into(),
                     peer: self.peer(),

@@ -135,8 +135,8 @@ pub fn fetch_host_key(
     Ok(key)
 }
 
-/// Answers keyboard-interactive prompts: hidden ones with the password, shown ones with the
-/// user name; gives up after a few rounds so a server that keeps asking cannot loop us.
+/// Answers keyboard-interactive prompts: hidden password prompts with the password, shown ones
+/// with the user name; gives up after a few rounds so a server that keeps asking cannot loop us.
 struct Answer<'a> {
     user: &'a str,
     password: &'a str,
@@ -154,13 +154,18 @@ impl KeyboardInteractivePrompt for Answer<'_> {
         if self.rounds > 3 {
             return Vec::new();
         }
+        // The password goes only to a hidden prompt that asks for a password; an OTP or
+        // "new password" prompt gets an empty answer, and the login fails plainly.
         prompts
             .iter()
             .map(|p| {
+                let text = p.text.to_lowercase();
                 if p.echo {
                     self.user.to_string()
-                } else {
+                } else if text.contains("password") && !text.contains("new") {
                     self.password.to_string()
+                } else {
+                    String::new()
                 }
             })
             .collect()
@@ -342,38 +347,96 @@ impl Transport for Ssh {
         self.sess.keepalive_send().is_ok()
     }
 
-    fn exec(&mut self, command: &str, timeout: Duration, max: usize) -> io::Result<ExecOutput> {
+    fn exec(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        max: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> io::Result<ExecOutput> {
+        let end = Instant::now() + timeout;
         self.sess.set_blocking(true);
         self.sess.set_timeout(ms(timeout));
+        let opened = self.sess.channel_session().and_then(|mut ch| {
+            ch.exec(command)?;
+            Ok(ch)
+        });
+        let mut ch = match opened {
+            Ok(ch) => ch,
+            Err(e) => {
+                self.sess.set_timeout(ms(self.timeout));
+                return Err(ssh_io(e));
+            }
+        };
+        // Both streams are read as they come, without blocking, so neither fills its window
+        // while the other is read, and the deadline and `stop` are checked between reads.
+        self.sess.set_blocking(false);
         let result = (|| {
-            let mut ch = self.sess.channel_session().map_err(ssh_io)?;
-            ch.exec(command).map_err(ssh_io)?;
-            let stdout = read_capped(&mut ch, max)?;
-            let stderr = read_capped(&mut ch.stderr(), max)?;
-            ch.wait_close().map_err(ssh_io)?;
-            let code = ch.exit_status().map_err(ssh_io)?;
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let mut chunk = vec![0u8; 16 * 1024];
+            loop {
+                let mut progressed = false;
+                for (stream, buf) in [(0, &mut out), (1, &mut err)] {
+                    match ch.stream(stream).read(&mut chunk) {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            progressed = true;
+                            buf.extend_from_slice(&chunk[..n]);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if out.len() > max || err.len() > max {
+                    return Err(io::Error::other(format!(
+                        "{command:?} printed more than {max} bytes; stopped it"
+                    )));
+                }
+                if !progressed && ch.eof() {
+                    break;
+                }
+                if stop() {
+                    return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+                }
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{command:?} did not finish within {timeout:.1?}"),
+                    ));
+                }
+                if !progressed {
+                    self.wait(left.min(Duration::from_millis(100)))?;
+                }
+            }
+            // The exit status comes with the channel's close.
+            loop {
+                match ch.wait_close().map_err(io::Error::from) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if Instant::now() >= end || stop() {
+                            return Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("{command:?} did not close within {timeout:.1?}"),
+                            ));
+                        }
+                        self.wait(Duration::from_millis(100))?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             Ok(ExecOutput {
-                code: i64::from(code),
-                stdout,
-                stderr,
+                code: i64::from(ch.exit_status().map_err(ssh_io)?),
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
             })
         })();
+        if result.is_err() {
+            // Best effort: tell the server to stop the command; the channel is dropped.
+            let _ = ch.close();
+        }
+        self.sess.set_blocking(true);
         self.sess.set_timeout(ms(self.timeout));
         result
     }
-}
-
-/// Reads a stream to its end, keeping at most `max` bytes.
-fn read_capped(r: &mut impl Read, max: usize) -> io::Result<String> {
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let n = r.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        let room = max.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..n.min(room)]);
-    }
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }

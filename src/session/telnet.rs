@@ -211,6 +211,8 @@ impl Telnet {
     pub fn connect(address: &str, port: u16, timeout: Duration) -> io::Result<Telnet> {
         let stream = connect_tcp(address, port, timeout)?;
         stream.set_nodelay(true)?;
+        // A peer that stops reading must not block a send (or a negotiation answer) forever.
+        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
         Ok(Telnet {
             stream,
             codec: Codec::new(),

@@ -30,9 +30,16 @@ pub trait Transport: Send {
     fn alive(&mut self) -> bool {
         true
     }
-    /// Runs one command without a shell, where the transport can (SSH: a channel of its own).
-    fn exec(&mut self, command: &str, timeout: Duration, max: usize) -> io::Result<ExecOutput> {
-        let _ = (command, timeout, max);
+    /// Runs one command without a shell, where the transport can (SSH: a channel of its own),
+    /// within `timeout`, keeping at most `max` bytes of each stream; gives up when `stop()`.
+    fn exec(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        max: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> io::Result<ExecOutput> {
+        let _ = (command, timeout, max, stop);
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!("{} cannot run a command without its shell", self.describe()),

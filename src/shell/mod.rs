@@ -105,7 +105,7 @@ impl Shell {
             Err(e) if cancelled || matches!(*e, EvalAltResult::ErrorTerminated(..)) => {
                 Outcome::Cancelled
             }
-            Err(e) => Outcome::Error(crate::script::error_text(&e)),
+            Err(e) => Outcome::Error(self.ctx.mask(&crate::script::error_text(&e))),
         }
     }
 
@@ -186,7 +186,7 @@ fn run_once(shell: &mut Shell, code: &str) -> u8 {
         Outcome::Value(v) => {
             let (text, code) = show(&v);
             if let Some(t) = text {
-                println!("{t}");
+                println!("{}", shell.ctx.mask(&t));
             }
             code
         }
@@ -248,7 +248,7 @@ pub fn run(app: &App, code: Option<String>) -> anyhow::Result<u8> {
                 match shell.eval(&line) {
                     Outcome::Value(v) => {
                         if let Some(t) = show(&v).0 {
-                            println!("{t}");
+                            println!("{}", shell.ctx.mask(&t));
                         }
                     }
                     Outcome::Error(e) => println!("error: {e}"),

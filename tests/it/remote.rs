@@ -231,7 +231,15 @@ fn a_changed_host_key_fails_hard_until_host_trust_repins_it() {
     // No password was sent to the impostor.
     assert!(!sshd.log().contains("Accepted"), "{}", sshd.log());
 
+    // Not on a terminal and unconfirmed: nothing is pinned, and it says how to confirm.
     let o = w.run(&["host", "trust", "s1"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("--fingerprint"), "{}", stderr(&o));
+    let o = w.run(&["host", "trust", "s1", "--fingerprint", "SHA256:wrong"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("nothing pinned"), "{}", stderr(&o));
+    assert_eq!(store.host_keys("s1").expect("keys")[0].fingerprint, old);
+    let o = w.run(&["host", "trust", "s1", "--fingerprint", &sshd.fingerprint()]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains(&sshd.fingerprint()), "{}", stdout(&o));
     assert!(stdout(&o).contains(old), "{}", stdout(&o));
@@ -345,6 +353,7 @@ fn credentials_never_reach_output_or_messages() {
     assert_eq!(r.status, Status::Critical);
     assert_eq!(r.message, format!("user {USER} pw {MASK}"));
     assert_eq!(r.output, format!("pw={MASK}\n"));
+    assert_eq!(r.notifications.len(), 1);
     assert!(r.notifications.iter().all(|(_, b)| !b.contains("sekrit")));
 }
 
@@ -382,6 +391,16 @@ fn sessions_are_reused_across_runs_checked_and_dropped_when_idle_or_opted_out() 
     run(&env, "quit", "s1");
     let c = run(&env, "reuse", "s1");
     assert_eq!(c.status, Status::Ok, "{}", c.message);
+    assert!(c.message.starts_with("false "), "{}", c.message);
+
+    // A run that left a command running (a wait timed out) never pools its session.
+    w.script(
+        &store,
+        "slow",
+        r#"import "loginlib" as l; let s = l::login(host); try { s.cmd("sleep 3", 0.2) } catch {} ok()"#,
+    );
+    run(&env, "slow", "s1");
+    assert!(run(&env, "reuse", "s1").message.starts_with("false "));
 
     // Idle past the timeout: closed, not reused.
     let short = self::env(&w, remote(Duration::from_millis(200), TrustNew::Accept));
@@ -430,8 +449,8 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
         r#"let s = connect(host); s.expect(["login:"], 1); ok()"#,
     );
 
-    // Refused: nothing listens.
-    host(&store, "refused", Method::Ssh, free_port(), Some("x"));
+    // Refused: nothing listens on port 1 (a free port could be taken by a parallel test).
+    host(&store, "refused", Method::Ssh, 1, Some("not-used-pw-1"));
     let t = Instant::now();
     let r = run(&env, "up", "refused");
     assert_eq!(r.status, Status::Error);
@@ -440,7 +459,7 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
 
     // An SSH peer that never sends its banner: the handshake times out.
     let (port, h) = silent_peer(b"");
-    host(&store, "silent", Method::Ssh, port, Some("x"));
+    host(&store, "silent", Method::Ssh, port, Some("not-used-pw-1"));
     let t = Instant::now();
     let r = run(&env, "up", "silent");
     assert_eq!(r.status, Status::Error);
@@ -450,7 +469,7 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
 
     // A telnet peer whose login prompt never comes: the timeout shows the last text.
     let (port, h) = silent_peer(b"\xff\xfb\x01Welcome to the box\r\n");
-    host(&store, "noprompt", Method::Telnet, port, Some("x"));
+    host(&store, "noprompt", Method::Telnet, port, Some("not-used-pw-1"));
     let r = run(&env, "prompt", "noprompt");
     assert_eq!(r.status, Status::Error);
     assert!(r.message.contains("timed out"), "{}", r.message);
@@ -459,7 +478,7 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
 
     // Binary garbage with broken telnet sequences, then the peer hangs up.
     let (port, h) = silent_peer(b"\x00\xff\xff\xfe\x01\x80\x81\xff\xfa\x18\x01\xff\x07zz\xff\xfa");
-    host(&store, "garbage", Method::Telnet, port, Some("x"));
+    host(&store, "garbage", Method::Telnet, port, Some("not-used-pw-1"));
     let r = run(&env, "prompt", "garbage");
     assert_eq!(r.status, Status::Error);
     assert!(
@@ -736,4 +755,29 @@ fn https_verifies_certificates_against_the_system_store() {
     assert!(refused.contains("certificate verify failed"), "{refused}");
     assert_eq!(code(&o2), 0, "{}{}", stdout(&o2), stderr(&o2));
     assert_eq!(stdout(&o2).trim(), "OK: status 200");
+}
+
+#[test]
+fn an_edited_loginlib_row_replaces_the_bundled_one() {
+    let w = Work::new();
+    let store = w.store();
+    host(&store, "t1", Method::Telnet, 1, Some("pw"));
+    w.script(&store, "up", LOGIN_HELLO);
+    // The operator's own loginlib: import takes the database row, not the bundled script.
+    w.script(
+        &store,
+        "loginlib",
+        r#"fn login(host) { throw `site loginlib refuses ${host.name}` }"#,
+    );
+    let r = run(
+        &env(&w, remote(Duration::ZERO, TrustNew::Accept)),
+        "up",
+        "t1",
+    );
+    assert_eq!(r.status, Status::Error);
+    assert!(
+        r.message.contains("site loginlib refuses t1"),
+        "{}",
+        r.message
+    );
 }

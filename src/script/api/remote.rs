@@ -183,7 +183,20 @@ fn connect(
         Some(m) => m.parse::<Method>().map_err(rt)?,
         None => h.method,
     };
-    let key = format!("{}/{}", h.name, method.as_str());
+    // Everything that decides where and as whom the session logs in: a host re-added with a
+    // new address or user never gets the old connection.
+    let key = format!(
+        "{}/{}/{}@{}:{}",
+        h.name,
+        method.as_str(),
+        h.username.as_deref().unwrap_or(""),
+        h.address,
+        port(h, method)
+    );
+    // Whatever this session is, the host's secret is masked in all the run records.
+    if let Ok(Some(secret)) = ctx.store.host_secret(&h.name) {
+        ctx.add_secret(secret.expose());
+    }
     let poolable = h.keep_session && ctx.remote.pool.enabled() && method != Method::Http;
     if poolable {
         while let Some(mut s) = ctx.remote.pool.checkout(&key) {
@@ -292,12 +305,24 @@ fn headers_map(head: &http::ResponseHead) -> Map {
     m
 }
 
-/// `http_get(url)`: `#{status, body, headers, elapsed_ms}`.
+/// `http_get(url)`: `#{status, body, headers, elapsed_ms}`. A body longer than the run's
+/// output limit is an error, not a daemon out of memory.
 fn http_get(ctx: &Arc<Ctx>, url: &str) -> Result<Map, Box<EvalAltResult>> {
     let start = Instant::now();
     let s = http_session(ctx, url, &Map::new())?;
     let mut session = s.0.lock().unwrap_or_else(|p| p.into_inner());
-    let body = session.read_to_end(None).map_err(session_err)?;
+    let mut body = String::new();
+    while !session.is_eof() {
+        body.push_str(&session.read_some(None).map_err(session_err)?);
+        if body.len() > ctx.max_output {
+            let _ = session.close();
+            return Err(rt(format!(
+                "http_get {}: the body is over {} bytes ([sandbox] max_output)",
+                http::redact(url),
+                ctx.max_output
+            )));
+        }
+    }
     let head = session.head.clone().unwrap_or_default();
     let _ = session.close();
     let mut m = Map::new();
