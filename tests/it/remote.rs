@@ -469,7 +469,13 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
 
     // A telnet peer whose login prompt never comes: the timeout shows the last text.
     let (port, h) = silent_peer(b"\xff\xfb\x01Welcome to the box\r\n");
-    host(&store, "noprompt", Method::Telnet, port, Some("not-used-pw-1"));
+    host(
+        &store,
+        "noprompt",
+        Method::Telnet,
+        port,
+        Some("not-used-pw-1"),
+    );
     let r = run(&env, "prompt", "noprompt");
     assert_eq!(r.status, Status::Error);
     assert!(r.message.contains("timed out"), "{}", r.message);
@@ -478,7 +484,13 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
 
     // Binary garbage with broken telnet sequences, then the peer hangs up.
     let (port, h) = silent_peer(b"\x00\xff\xff\xfe\x01\x80\x81\xff\xfa\x18\x01\xff\x07zz\xff\xfa");
-    host(&store, "garbage", Method::Telnet, port, Some("not-used-pw-1"));
+    host(
+        &store,
+        "garbage",
+        Method::Telnet,
+        port,
+        Some("not-used-pw-1"),
+    );
     let r = run(&env, "prompt", "garbage");
     assert_eq!(r.status, Status::Error);
     assert!(
@@ -780,4 +792,65 @@ fn an_edited_loginlib_row_replaces_the_bundled_one() {
         "{}",
         r.message
     );
+}
+
+#[test]
+fn fan_out_shows_progress_on_a_terminal_and_not_in_a_pipe() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    for name in ["p1", "p2", "p3"] {
+        let o = w.run(&[
+            "host",
+            "add",
+            name,
+            "--address",
+            "localhost",
+            "--method",
+            "local",
+            "--tag",
+            "prog",
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    std::fs::write(
+        w.path("nap.rhai"),
+        r#"sleep(0.3); ok(`rested on ${host.name}`)"#,
+    )
+    .expect("write");
+    assert_eq!(code(&w.run(&["script", "add", "nap", "nap.rhai"])), 0);
+
+    // In a pipe: the lines and the summary, no progress line.
+    let o = w.run(&["run", "nap", "--tag", "prog", "--parallel", "1"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 3);
+    assert!(!stderr(&o).contains("[1/3]"), "{}", stderr(&o));
+
+    // On a terminal (a real pty): a progress line that counts up.
+    let p = hostler::session::LocalProcess::spawn(
+        std::path::Path::new("/usr/bin/env"),
+        &[
+            format!("HOSTLER_DB={}", w.db()),
+            env!("CARGO_BIN_EXE_hostler").to_string(),
+            "run".into(),
+            "nap".into(),
+            "--tag".into(),
+            "prog".into(),
+            "--parallel".into(),
+            "1".into(),
+        ],
+        true,
+    )
+    .expect("spawn in a pty");
+    let mut s = hostler::session::Session::new(
+        1,
+        Box::new(p),
+        hostler::session::Guard::new(Some(Duration::from_secs(30))),
+        None,
+    );
+    let text = s
+        .read_to_end(Some(Duration::from_secs(20)))
+        .expect("output");
+    assert!(text.contains("[1/3]") && text.contains("[3/3]"), "{text}");
+    assert!(text.contains("3 runs on 3 hosts"), "{text}");
+    assert!(text.contains("rested on p2"), "{text}");
 }
