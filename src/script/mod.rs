@@ -9,7 +9,8 @@
 //! - scripts cannot touch files: no file resolver or file function exists, `eval` is disabled,
 //!   and commands run only through the `[sandbox] allowed_commands` allowlist;
 //! - no database connection is held while a script runs; the API takes the store per call;
-//! - every session a run opened is closed when the run ends.
+//! - every session a run opened is closed when the run ends, or, if the run ended normally and
+//!   the session is at a known prompt, handed to the pool for the next run of its host.
 
 pub mod api;
 mod engine;

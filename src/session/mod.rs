@@ -1,7 +1,9 @@
 //! The expect engine (DPythOS's TelnetBase), written once over the [`Transport`] trait.
 //!
 //! A [`Session`] owns a receive buffer and offers `write`, `write_secret`, `read_some`,
-//! `read_until`, `expect` and `cmd`. Every wait is bounded three ways: its own timeout, the
+//! `read_until`, `expect` and `cmd` (and `exec` where the transport has it). Transports: local
+//! processes ([`LocalProcess`]), [`telnet`], [`ssh`] and [`http`]; logged-in sessions are kept
+//! between runs by the [`Pool`]. Every wait is bounded three ways: its own timeout, the
 //! run's wall-clock deadline, and the run's cancel flag, which is checked at least every
 //! 100 ms so Ctrl-C and job cancellation take effect promptly.
 //!
