@@ -95,6 +95,7 @@ pub fn api_function_names() -> Vec<String> {
         .gen_fn_signatures(false)
         .into_iter()
         .filter_map(|s| s.split('(').next().map(str::to_string))
+        .filter(|n| !n.starts_with("__"))
         .collect();
     names.sort();
     names.dedup();
@@ -212,7 +213,22 @@ impl Env {
             );
         scope.push_constant("args", args);
 
-        let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast);
+        // A panic is a bug in hostler (or a crate), not in the script; it becomes this run's
+        // error record instead of taking monitord, or a fan-out, down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(script = %req.script, "internal error during a run: {what}");
+            Err(api::rt(format!(
+                "internal error (a bug in hostler, please report it): {what}"
+            )))
+        });
         // Only a run that ended normally leaves its sessions in a known state for reuse.
         ctx.close_sessions(result.is_ok());
         let (status, message, perfdata) = classify(&req.script, result, &self.limits, timeout);

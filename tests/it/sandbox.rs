@@ -299,3 +299,19 @@ fn commands_outside_the_allowlist_are_refused() {
     );
     assert_eq!(r.message, "3|out\n|err\n");
 }
+
+#[test]
+fn a_panic_inside_the_engine_becomes_this_runs_error_not_a_crash() {
+    let w = Work::new();
+    // `__hostler_test_panic` exists in debug builds only: a stand-in for a bug in an API call.
+    let r = run(
+        &w,
+        r#"print("before"); __hostler_test_panic(); ok("never")"#,
+    );
+    assert_eq!(r.status, Status::Error);
+    assert!(r.message.contains("internal error"), "{}", r.message);
+    assert!(r.message.contains("deliberate test panic"), "{}", r.message);
+    assert_eq!(r.output, "before\n");
+    // The next run in the same process is unaffected.
+    assert_eq!(run(&w, r#"ok("after")"#).status, Status::Ok);
+}

@@ -22,6 +22,12 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         c.guard.sleep(secs(&Dynamic::from(s))?).map_err(session_err)
     });
     engine.register_fn("now", crate::store::now_ms);
+    // Debug builds only (the tests): a panic inside an API call, to check that a run survives
+    // one as an error record. Release builds have no such function.
+    #[cfg(debug_assertions)]
+    engine.register_fn("__hostler_test_panic", || -> bool {
+        panic!("deliberate test panic")
+    });
     let c = ctx.clone();
     engine.register_fn("log", move |msg: &str| {
         let msg = c.mask(msg);
