@@ -115,6 +115,8 @@ pub struct Sessions {
     pub connect_timeout: f64,
     /// Seconds an authenticated session stays open for reuse after a run; 0 turns reuse off.
     pub idle_timeout: f64,
+    /// Seconds after its login that a session is no longer reused, however busy.
+    pub max_lifetime: f64,
     /// Seconds a pooled session gets to answer its health check before it is replaced.
     pub health_timeout: f64,
 }
@@ -124,6 +126,7 @@ impl Default for Sessions {
         Sessions {
             connect_timeout: 10.0,
             idle_timeout: 300.0,
+            max_lifetime: 3600.0,
             health_timeout: 5.0,
         }
     }

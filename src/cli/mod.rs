@@ -169,7 +169,7 @@ impl App {
         let s = &self.config.sessions;
         let secs = |v: f64| Duration::from_secs_f64(v.clamp(0.0, 86_400.0));
         crate::script::Remote {
-            pool: crate::session::Pool::new(secs(s.idle_timeout)),
+            pool: crate::session::Pool::new(secs(s.idle_timeout), secs(s.max_lifetime)),
             trust_new: self.config.ssh.trust_new,
             connect_timeout: secs(s.connect_timeout).max(Duration::from_millis(100)),
             health_timeout: secs(s.health_timeout).max(Duration::from_millis(100)),

@@ -155,6 +155,8 @@ pub struct Session {
     used: bool,
     /// A wait failed (timeout, end of stream, error): the state of the peer is unknown.
     dirty: bool,
+    /// When the session was opened (the pool retires it after `[sessions] max_lifetime`).
+    pub opened: Instant,
 }
 
 /// What is left in a script's handle after its session went back to the pool.
@@ -205,6 +207,7 @@ impl Session {
             reused: false,
             used: false,
             dirty: false,
+            opened: Instant::now(),
         }
     }
 

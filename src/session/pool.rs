@@ -3,7 +3,8 @@
 //!
 //! A run's sessions come back here when it ends, if they are reusable (open, nothing unread,
 //! at a known prompt or never used as a shell). A session idle longer than the idle timeout is
-//! closed, at the next checkout or checkin or by [`Pool::reap`]. Before reuse the caller runs
+//! closed, at the next checkout or by [`Pool::reap`], and so is one older than the maximum
+//! lifetime, however often it is used. Before reuse the caller runs
 //! [`Session::health_check`]; one that fails is closed and a fresh login made. Hosts with
 //! `keep_session` off never reach the pool.
 
@@ -16,6 +17,7 @@ use super::Session;
 pub struct Pool {
     idle: Mutex<HashMap<String, Vec<(Instant, Session)>>>,
     idle_timeout: Duration,
+    max_lifetime: Duration,
 }
 
 impl std::fmt::Debug for Pool {
@@ -29,11 +31,18 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     /// A pool; an idle timeout of zero keeps nothing.
-    pub fn new(idle_timeout: Duration) -> Pool {
+    pub fn new(idle_timeout: Duration, max_lifetime: Duration) -> Pool {
         Pool {
             idle: Mutex::new(HashMap::new()),
             idle_timeout,
+            max_lifetime,
         }
+    }
+
+    /// Whether an idle session (idle since `since`) is past its idle time or its lifetime.
+    fn expired(&self, now: Instant, since: Instant, s: &Session) -> bool {
+        now.duration_since(since) >= self.idle_timeout
+            || now.duration_since(s.opened) >= self.max_lifetime
     }
 
     pub fn enabled(&self) -> bool {
@@ -54,7 +63,7 @@ impl Pool {
             let mut expired = Vec::new();
             let mut found = None;
             while let Some((since, s)) = list.pop() {
-                if now.duration_since(since) < self.idle_timeout {
+                if !self.expired(now, since, &s) {
                     found = Some(s);
                     break;
                 }
@@ -76,7 +85,8 @@ impl Pool {
         }
     }
 
-    /// Closes every session idle longer than the idle timeout; returns how many.
+    /// Closes every session idle longer than the idle timeout or older than the lifetime;
+    /// returns how many.
     pub fn reap(&self) -> usize {
         let now = Instant::now();
         let mut expired = Vec::new();
@@ -85,7 +95,7 @@ impl Pool {
             for list in idle.values_mut() {
                 let (old, keep): (Vec<_>, Vec<_>) = list
                     .drain(..)
-                    .partition(|(since, _)| now.duration_since(*since) >= self.idle_timeout);
+                    .partition(|(since, s)| self.expired(now, *since, s));
                 *list = keep;
                 expired.extend(old);
             }

@@ -42,7 +42,7 @@ fn host(store: &Store, name: &str, method: Method, port: u16, secret: Option<&st
 
 fn remote(idle: Duration, trust_new: TrustNew) -> Arc<Remote> {
     Arc::new(Remote {
-        pool: Pool::new(idle),
+        pool: Pool::new(idle, Duration::from_secs(3600)),
         trust_new,
         connect_timeout: Duration::from_secs(5),
         health_timeout: Duration::from_secs(5),
@@ -408,6 +408,20 @@ fn sessions_are_reused_across_runs_checked_and_dropped_when_idle_or_opted_out() 
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(short.remote.pool.reap(), 1);
     assert!(run(&short, "reuse", "s1").message.starts_with("false "));
+
+    // Used often but past its lifetime: closed, not reused.
+    let aged = self::env(
+        &w,
+        Arc::new(Remote {
+            // Long enough for two runs on a loaded 2-core machine, short enough to wait out.
+            pool: Pool::new(Duration::from_secs(60), Duration::from_secs(3)),
+            ..Remote::default()
+        }),
+    );
+    assert!(run(&aged, "reuse", "s1").message.starts_with("false "));
+    assert!(run(&aged, "reuse", "s1").message.starts_with("true "));
+    std::thread::sleep(Duration::from_millis(3100));
+    assert!(run(&aged, "reuse", "s1").message.starts_with("false "));
 
     // A host that opts out never reuses.
     store

@@ -31,7 +31,7 @@ pub struct Remote {
 impl Default for Remote {
     fn default() -> Self {
         Remote {
-            pool: Pool::new(Duration::ZERO),
+            pool: Pool::new(Duration::ZERO, Duration::ZERO),
             trust_new: TrustNew::Accept,
             connect_timeout: Duration::from_secs(10),
             health_timeout: Duration::from_secs(5),
