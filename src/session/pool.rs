@@ -1,5 +1,5 @@
 //! Authenticated sessions kept between runs of one process (monitord, the shell, a repeated
-//! fan-out), keyed by host and method.
+//! fan-out), keyed by host, method, user, address and port.
 //!
 //! A run's sessions come back here when it ends, if they are reusable (open, nothing unread,
 //! at a known prompt or never used as a shell). A session idle longer than the idle timeout is
@@ -25,6 +25,7 @@ impl std::fmt::Debug for Pool {
         f.debug_struct("Pool")
             .field("idle", &self.len())
             .field("idle_timeout", &self.idle_timeout)
+            .field("max_lifetime", &self.max_lifetime)
             .finish()
     }
 }
