@@ -26,8 +26,7 @@ use ssh2::{
 
 use super::SessionError;
 use super::local::ExecOutput;
-use super::telnet::connect_tcp;
-use super::transport::{Recv, Transport};
+use super::transport::{Recv, Transport, connect_tcp};
 
 /// The terminal an interactive shell gets: wide, so command echoes do not wrap.
 const PTY: (u32, u32, u32, u32) = (200, 50, 0, 0);

@@ -14,10 +14,10 @@
 //! - sending: 255 is doubled, a bare LF becomes `CR LF` and a bare CR `CR NUL`, as an NVT wants.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
-use super::transport::{Recv, Transport};
+use super::transport::{Recv, Transport, connect_tcp};
 
 pub const IAC: u8 = 255;
 pub const DONT: u8 = 254;
@@ -224,26 +224,6 @@ impl Telnet {
             eof: false,
         })
     }
-}
-
-/// A TCP connection to `address:port` within `timeout`, with errors that name the peer.
-pub fn connect_tcp(address: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let addrs = (address, port)
-        .to_socket_addrs()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {address}:{port}: {e}")))?;
-    let mut last = io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("{address}:{port} resolves to no address"),
-    );
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => {
-                last = io::Error::new(e.kind(), format!("cannot connect to {address}:{port}: {e}"))
-            }
-        }
-    }
-    Err(last)
 }
 
 impl Transport for Telnet {

@@ -1,7 +1,9 @@
 //! The byte pipe under a session. Each transport (local process, telnet, ssh, http) implements
-//! this; the expect engine in [`super::Session`] is written once above it.
+//! this; the expect engine in [`super::Session`] is written once above it. [`connect_tcp`] is
+//! the TCP connection telnet and ssh share.
 
 use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use super::local::ExecOutput;
@@ -45,4 +47,24 @@ pub trait Transport: Send {
             format!("{} cannot run a command without its shell", self.describe()),
         ))
     }
+}
+
+/// A TCP connection to `address:port` within `timeout`, with errors that name the peer.
+pub fn connect_tcp(address: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let addrs = (address, port)
+        .to_socket_addrs()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {address}:{port}: {e}")))?;
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{address}:{port} resolves to no address"),
+    );
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                last = io::Error::new(e.kind(), format!("cannot connect to {address}:{port}: {e}"))
+            }
+        }
+    }
+    Err(last)
 }

@@ -14,6 +14,9 @@ use hostler::store::{Method, NewHost, NewRun, Secret, Status, Store};
 use crate::peers::{PASSWORD, Sshd, Telnetd, USER, free_port};
 use crate::util::{Work, code, stderr, stdout};
 
+/// A password for hosts whose login never gets that far.
+const UNUSED_PW: &str = "not-used-pw-1";
+
 const LOGIN_HELLO: &str = r#"
 import "loginlib" as l;
 let s = l::login(host);
@@ -464,7 +467,7 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
     );
 
     // Refused: nothing listens on port 1 (a free port could be taken by a parallel test).
-    host(&store, "refused", Method::Ssh, 1, Some("not-used-pw-1"));
+    host(&store, "refused", Method::Ssh, 1, Some(UNUSED_PW));
     let t = Instant::now();
     let r = run(&env, "up", "refused");
     assert_eq!(r.status, Status::Error);
@@ -473,7 +476,7 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
 
     // An SSH peer that never sends its banner: the handshake times out.
     let (port, h) = silent_peer(b"");
-    host(&store, "silent", Method::Ssh, port, Some("not-used-pw-1"));
+    host(&store, "silent", Method::Ssh, port, Some(UNUSED_PW));
     let t = Instant::now();
     let r = run(&env, "up", "silent");
     assert_eq!(r.status, Status::Error);
@@ -483,13 +486,7 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
 
     // A telnet peer whose login prompt never comes: the timeout shows the last text.
     let (port, h) = silent_peer(b"\xff\xfb\x01Welcome to the box\r\n");
-    host(
-        &store,
-        "noprompt",
-        Method::Telnet,
-        port,
-        Some("not-used-pw-1"),
-    );
+    host(&store, "noprompt", Method::Telnet, port, Some(UNUSED_PW));
     let r = run(&env, "prompt", "noprompt");
     assert_eq!(r.status, Status::Error);
     assert!(r.message.contains("timed out"), "{}", r.message);
@@ -498,13 +495,7 @@ fn refused_silent_and_garbage_peers_give_clear_errors_in_time() {
 
     // Binary garbage with broken telnet sequences, then the peer hangs up.
     let (port, h) = silent_peer(b"\x00\xff\xff\xfe\x01\x80\x81\xff\xfa\x18\x01\xff\x07zz\xff\xfa");
-    host(
-        &store,
-        "garbage",
-        Method::Telnet,
-        port,
-        Some("not-used-pw-1"),
-    );
+    host(&store, "garbage", Method::Telnet, port, Some(UNUSED_PW));
     let r = run(&env, "prompt", "garbage");
     assert_eq!(r.status, Status::Error);
     assert!(

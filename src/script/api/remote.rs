@@ -17,7 +17,7 @@ use super::{Ctx, HostRef, SessionRef, rt, secs, session_err};
 use crate::config::TrustNew;
 use crate::session::ssh::{self, Auth, HostKey, Target};
 use crate::session::{LocalProcess, Pool, Session, SessionError, Transport, http, telnet};
-use crate::store::{Host, Method, Store};
+use crate::store::{Host, Method, Secret, Store};
 
 /// What remote sessions of one process share: the pool and the connection settings.
 #[derive(Debug)]
@@ -102,14 +102,18 @@ fn port(h: &Host, method: Method) -> u16 {
     h.port.or(method.default_port()).unwrap_or(0)
 }
 
-/// Opens a new session to `h` by `method`; an HTTP one comes with its response head.
+/// Opens a new session to `h` by `method` on `port`, logging in with `secret` where the
+/// protocol does (SSH); an HTTP session comes with its response head.
 fn open(
     ctx: &Ctx,
     h: &Host,
     method: Method,
+    port: u16,
+    secret: Option<&Secret>,
 ) -> Result<(Box<dyn Transport>, Option<http::ResponseHead>), SessionError> {
     let remote = &ctx.remote;
     let timeout = remote.connect_timeout;
+    let peer = format!("{method} {}:{port}", h.address);
     match method {
         Method::Local => {
             let sh = ctx.allow.check("sh")?;
@@ -117,9 +121,9 @@ fn open(
             Ok((Box::new(p), None))
         }
         Method::Telnet => {
-            let t = telnet::Telnet::connect(&h.address, port(h, method), timeout).map_err(|e| {
+            let t = telnet::Telnet::connect(&h.address, port, timeout).map_err(|e| {
                 SessionError::Io {
-                    peer: format!("telnet {}:{}", h.address, port(h, method)),
+                    peer: peer.clone(),
                     msg: e.to_string(),
                 }
             })?;
@@ -127,43 +131,33 @@ fn open(
         }
         Method::Ssh => {
             let user = h.username.as_deref().ok_or_else(|| SessionError::Auth {
-                peer: format!("ssh {}:{}", h.address, port(h, method)),
+                peer: peer.clone(),
                 msg: format!("host {} has no user (hostler host add --user)", h.name),
             })?;
-            let secret = ctx
-                .store
-                .host_secret(&h.name)
-                .map_err(|e| SessionError::Auth {
-                    peer: h.name.clone(),
-                    msg: e.to_string(),
-                })?;
             let key_path = h.key_path.as_deref().map(std::path::Path::new);
-            let auth = match (key_path, &secret) {
+            let auth = match (key_path, secret) {
                 (Some(path), s) => Auth::Key {
                     path,
-                    passphrase: s.as_ref().map(|s| s.expose()),
+                    passphrase: s.map(Secret::expose),
                 },
                 (None, Some(s)) => Auth::Password(s.expose()),
                 (None, None) => Auth::Agent,
             };
             let target = Target {
                 address: &h.address,
-                port: port(h, method),
+                port,
                 user,
                 auth,
                 timeout,
             };
-            let mut verify = |k: &HostKey| {
-                let peer = format!("ssh {}:{}", h.address, port(h, method));
-                verify_host_key(&ctx.store, &h.name, remote.trust_new, k, &peer)
-            };
+            let mut verify =
+                |k: &HostKey| verify_host_key(&ctx.store, &h.name, remote.trust_new, k, &peer);
             Ok((Box::new(ssh::connect(&target, &mut verify)?), None))
         }
         Method::Http => {
-            let url = format!("http://{}:{}/", h.address, port(h, method));
             let (head, body) = http::request(&http::Request {
                 method: "GET".into(),
-                url,
+                url: format!("http://{}:{port}/", h.address),
                 timeout,
                 ..http::Request::default()
             })?;
@@ -185,16 +179,21 @@ fn connect(
     };
     // Everything that decides where and as whom the session logs in: a host re-added with a
     // new address or user never gets the old connection.
+    let port = port(h, method);
     let key = format!(
-        "{}/{}/{}@{}:{}",
+        "{}/{}/{}@{}:{port}",
         h.name,
         method.as_str(),
         h.username.as_deref().unwrap_or(""),
         h.address,
-        port(h, method)
     );
-    // Whatever this session is, the host's secret is masked in all the run records.
-    if let Ok(Some(secret)) = ctx.store.host_secret(&h.name) {
+    // Read once: whatever this session is, the host's secret is masked in all the run
+    // records; a new SSH session logs in with it.
+    let secret = ctx
+        .store
+        .host_secret(&h.name)
+        .map_err(|e| rt(e.to_string()))?;
+    if let Some(secret) = &secret {
         ctx.add_secret(secret.expose());
     }
     let poolable = h.keep_session && ctx.remote.pool.enabled() && method != Method::Http;
@@ -213,7 +212,7 @@ fn connect(
             tracing::debug!(host = %h.name, "a pooled session failed its health check");
         }
     }
-    let (transport, head) = open(ctx, h, method).map_err(session_err)?;
+    let (transport, head) = open(ctx, h, method, port, secret.as_ref()).map_err(session_err)?;
     let mut s = Session::new(
         ctx.session_id(),
         transport,

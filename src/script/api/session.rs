@@ -61,9 +61,7 @@ fn spawn(
     if let Some(p) = opts.get("prompt") {
         session.set_prompt(&p.to_string()).map_err(session_err)?;
     }
-    let s = SessionRef(Arc::new(Mutex::new(session)));
-    ctx.track(s.clone());
-    Ok(s)
+    Ok(ctx.track_new(session))
 }
 
 pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
