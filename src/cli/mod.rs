@@ -21,6 +21,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use argh::FromArgs;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::Config;
 use crate::script::{Cache, Env};
@@ -185,13 +188,19 @@ fn init_logging(verbose: bool, daemon: bool) {
         (false, true) => "info",
         (false, false) => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // `Targets` ("info", "hostler::monitord=debug,warn") rather than EnvFilter: the same
+    // syntax for what operators set, without a regex DFA compiler in the binary.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| default.parse().expect("a level parses"));
+    let fmt = tracing_subscriber::fmt::layer()
         // Colour only on a terminal: journald and log files get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
         .try_init();
 }
 
