@@ -4,8 +4,8 @@
 use argh::FromArgs;
 
 use super::{App, output, parse_duration};
-use crate::monitord::timing;
-use crate::store::{Cancelled, NewJob, NewSchedule, Timing, now_ms};
+use crate::monitord::submit::{Request, Submitted, When, submit};
+use crate::store::{Cancelled, Timing, now_ms};
 
 /// queue a script now, or at a time, every interval, or on a cron expression
 #[derive(FromArgs, Debug)]
@@ -122,122 +122,61 @@ pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
     {
         anyhow::bail!("give one of --host, --tag and --site");
     }
-    let now = now_ms();
-    let timeout_ms = cmd
+    let when = if let Some(t) = &cmd.at {
+        When::At(parse_time(t)?)
+    } else if let Some(d) = &cmd.in_ {
+        When::At(now_ms() + parse_duration(d)?.as_millis() as i64)
+    } else if let Some(d) = &cmd.every {
+        When::Every(parse_duration(d)?.as_millis() as i64)
+    } else if let Some(c) = &cmd.cron {
+        When::Cron(c.clone())
+    } else {
+        When::Now
+    };
+    let mut req = Request::new(cmd.script.clone(), when);
+    req.fix = cmd.fix.clone();
+    req.hosts = cmd.host.iter().cloned().collect();
+    req.tag = cmd.tag.clone();
+    req.site = cmd.site.clone();
+    req.priority = cmd.priority;
+    req.timeout_ms = cmd
         .timeout
         .as_ref()
         .map(|t| parse_duration(t))
         .transpose()?
         .map(|d| d.as_millis() as i64);
-    let timing = if let Some(t) = &cmd.at {
-        Some((Timing::At(parse_time(t)?), parse_time(t)?))
-    } else if let Some(d) = &cmd.in_ {
-        let at = now + parse_duration(d)?.as_millis() as i64;
-        Some((Timing::At(at), at))
-    } else if let Some(d) = &cmd.every {
-        Some((Timing::Every(parse_duration(d)?.as_millis() as i64), now))
-    } else if let Some(c) = &cmd.cron {
-        let first = timing::cron_next(c, now).map_err(anyhow::Error::msg)?;
-        Some((Timing::Cron(c.clone()), first))
-    } else {
-        None
-    };
+    req.max_attempts = cmd.max_attempts;
+    req.max_fixes = cmd.max_fixes;
+    req.fix_window_ms = ms(&cmd.fix_window, 3_600_000)?;
+    req.fix_backoff_ms = ms(&cmd.fix_backoff, 30_000)?;
+    req.allow_duplicate = cmd.allow_duplicate;
     let store = app.store()?;
-    let Some((timing, next_due)) = timing else {
-        if cmd.fix.is_some() {
-            anyhow::bail!(
-                "--fix needs a timing (--at, --in, --every or --cron): a correction loop is a schedule"
-            );
-        }
-        // Now: one job per target host.
-        let hosts: Vec<Option<String>> = if cmd.tag.is_some() || cmd.site.is_some() {
-            let all = store.hosts()?;
-            let probe = crate::store::Schedule {
-                id: 0,
-                script: cmd.script.clone(),
-                fix_script: None,
-                host: None,
-                tag: cmd.tag.clone(),
-                site: cmd.site.clone(),
-                priority: 0,
-                timing: Timing::At(now),
-                timeout_ms: None,
-                max_attempts: 1,
-                next_due: None,
-                guard_max_fixes: 0,
-                guard_window_ms: 0,
-                guard_backoff_ms: 0,
-                allow_duplicate: false,
-                enabled: true,
-            };
-            let t = timing::targets(&probe, &all);
-            if t.is_empty() {
-                anyhow::bail!("no enabled host matches the tag or site");
-            }
-            t
-        } else {
-            vec![cmd.host.clone()]
-        };
-        let mut queued = Vec::new();
-        for h in hosts {
-            let (id, new) = store.enqueue_with(
-                &NewJob {
-                    script: cmd.script.clone(),
-                    host: h.clone(),
-                    priority: cmd.priority,
-                    due_at: now,
-                    max_attempts: cmd.max_attempts.max(1),
-                    timeout_ms,
-                    schedule_id: None,
-                    args: None,
-                },
-                cmd.allow_duplicate,
-            )?;
-            queued.push(serde_json::json!({"job": id, "host": h, "new": new}));
-        }
-        if cmd.json {
-            output::json(&queued)?;
-        } else {
+    match submit(&store, &req)? {
+        Submitted::Jobs(queued) if cmd.json => output::json(&queued)?,
+        Submitted::Jobs(queued) => {
             for q in &queued {
-                let what = if q["new"] == true {
-                    "queued"
-                } else {
-                    "already queued as"
-                };
+                let what = if q.new { "queued" } else { "already queued as" };
                 output::text(&format!(
                     "{what} job {} ({} on {})",
-                    q["job"],
+                    q.job,
                     cmd.script,
-                    q["host"].as_str().unwrap_or("no host")
+                    q.host.as_deref().unwrap_or("no host")
                 ))?;
             }
         }
-        return Ok(0);
-    };
-    let id = store.add_schedule(&NewSchedule {
-        script: cmd.script.clone(),
-        fix_script: cmd.fix.clone(),
-        host: cmd.host.clone(),
-        tag: cmd.tag.clone(),
-        site: cmd.site.clone(),
-        priority: cmd.priority,
-        timing,
-        timeout_ms,
-        max_attempts: cmd.max_attempts.max(1),
-        guard_max_fixes: cmd.max_fixes.max(0),
-        guard_window_ms: ms(&cmd.fix_window, 3_600_000)?,
-        guard_backoff_ms: ms(&cmd.fix_backoff, 30_000)?,
-        allow_duplicate: cmd.allow_duplicate,
-        next_due,
-    })?;
-    if cmd.json {
-        output::json(&store.schedule(id)?)?;
-    } else {
-        output::text(&format!(
-            "schedule {id}: {}, first due {}",
-            cmd.script,
-            output::time(next_due)
-        ))?;
+        Submitted::Schedules { ids, next_due } => {
+            for id in ids {
+                if cmd.json {
+                    output::json(&store.schedule(id)?)?;
+                } else {
+                    output::text(&format!(
+                        "schedule {id}: {}, first due {}",
+                        cmd.script,
+                        output::time(next_due)
+                    ))?;
+                }
+            }
+        }
     }
     Ok(0)
 }

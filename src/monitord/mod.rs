@@ -17,6 +17,7 @@
 
 mod deliver;
 mod runner;
+pub mod submit;
 pub mod timing;
 
 use std::collections::HashMap;

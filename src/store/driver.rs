@@ -44,6 +44,11 @@ impl Row {
         })
     }
 
+    /// Whether the result has this column.
+    pub fn has(&self, name: &str) -> bool {
+        self.columns.iter().any(|c| c.eq_ignore_ascii_case(name))
+    }
+
     pub fn text(&self, name: &str) -> Result<String, StoreError> {
         Ok(self.opt_text(name)?.unwrap_or_default())
     }

@@ -2,7 +2,7 @@
 
 use super::statements as st;
 use super::{ConnExt, Host, Method, NewHost, PinnedKey, Row, Secret, Store, StoreError, now_ms};
-use crate::sql::param;
+use crate::sql::{Expr, param};
 
 /// Host names appear in scripts, URLs and completion: keep them plain.
 pub fn valid_name(name: &str) -> bool {
@@ -74,33 +74,57 @@ fn host_from_row(r: &Row) -> Result<Host, StoreError> {
     })
 }
 
+/// Checks a host's fields before any write.
+fn validate(h: &NewHost) -> Result<(), StoreError> {
+    if !valid_name(&h.name) {
+        return Err(StoreError::Invalid(format!(
+            "invalid host name {:?}: use letters, digits, '-', '_' and '.'",
+            h.name
+        )));
+    }
+    if h.address.trim().is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "host {}: the address is empty",
+            h.name
+        )));
+    }
+    if let Some(p) = &h.prompt {
+        regex::Regex::new(p)
+            .map_err(|e| StoreError::Invalid(format!("host {}: bad prompt regex: {e}", h.name)))?;
+    }
+    for t in &h.tags {
+        if !valid_name(t) {
+            return Err(StoreError::Invalid(format!("invalid tag {t:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// The columns a host's settings write, on insert and update alike (not the secret).
+fn host_values(h: &NewHost) -> Vec<(&'static str, Expr)> {
+    let vars = serde_json::Value::Object(h.vars.clone()).to_string();
+    vec![
+        ("name", param(h.name.as_str())),
+        ("address", param(h.address.as_str())),
+        ("port", param(h.port.map(i64::from))),
+        ("method", param(h.method.unwrap_or(Method::Ssh).as_str())),
+        ("username", param(h.username.clone())),
+        ("key_path", param(h.key_path.clone())),
+        ("prompt", param(h.prompt.clone())),
+        ("site", param(h.site.clone())),
+        (
+            "tags",
+            param((!h.tags.is_empty()).then(|| h.tags.join(" "))),
+        ),
+        ("vars", param(vars)),
+        ("keep_session", param(!h.no_keep_session)),
+    ]
+}
+
 impl Store {
     pub fn add_host(&self, h: &NewHost) -> Result<Host, StoreError> {
-        if !valid_name(&h.name) {
-            return Err(StoreError::Invalid(format!(
-                "invalid host name {:?}: use letters, digits, '-', '_' and '.'",
-                h.name
-            )));
-        }
-        if h.address.trim().is_empty() {
-            return Err(StoreError::Invalid(format!(
-                "host {}: the address is empty",
-                h.name
-            )));
-        }
-        if let Some(p) = &h.prompt {
-            regex::Regex::new(p).map_err(|e| {
-                StoreError::Invalid(format!("host {}: bad prompt regex: {e}", h.name))
-            })?;
-        }
-        for t in &h.tags {
-            if !valid_name(t) {
-                return Err(StoreError::Invalid(format!("invalid tag {t:?}")));
-            }
-        }
-        let method = h.method.unwrap_or(Method::Ssh);
+        validate(h)?;
         let at = now_ms();
-        let vars = serde_json::Value::Object(h.vars.clone()).to_string();
         self.write(|c| {
             if c.query_one(st::host_by_name(&h.name))?.is_some() {
                 return Err(StoreError::Exists {
@@ -108,30 +132,41 @@ impl Store {
                     name: h.name.clone(),
                 });
             }
-            c.insert(st::host_insert(vec![
-                ("name", param(h.name.as_str())),
-                ("address", param(h.address.as_str())),
-                ("port", param(h.port.map(i64::from))),
-                ("method", param(method.as_str())),
-                ("username", param(h.username.clone())),
+            let mut values = host_values(h);
+            values.extend([
                 (
                     "secret",
                     param(h.secret.as_ref().map(|s| s.expose().to_string())),
                 ),
-                ("key_path", param(h.key_path.clone())),
-                ("prompt", param(h.prompt.clone())),
-                ("site", param(h.site.clone())),
-                (
-                    "tags",
-                    param((!h.tags.is_empty()).then(|| h.tags.join(" "))),
-                ),
-                ("vars", param(vars)),
-                ("keep_session", param(!h.no_keep_session)),
                 ("enabled", param(true)),
                 ("created_at", param(at)),
                 ("updated_at", param(at)),
-            ]))?;
+            ]);
+            c.insert(st::host_insert(values))?;
             Ok(())
+        })?;
+        self.host(&h.name)
+    }
+
+    /// Changes a host's settings. Its secret is replaced only when `h.secret` is given, and
+    /// removed when `clear_secret`; otherwise the stored one is kept (a form never shows it).
+    pub fn update_host(&self, h: &NewHost, clear_secret: bool) -> Result<Host, StoreError> {
+        validate(h)?;
+        self.write(|c| {
+            let mut values = host_values(h);
+            values.push(("updated_at", param(now_ms())));
+            if let Some(secret) = &h.secret {
+                values.push(("secret", param(secret.expose().to_string())));
+            } else if clear_secret {
+                values.push(("secret", param(None::<String>)));
+            }
+            match c.exec(st::host_update(&h.name, values))? {
+                0 => Err(StoreError::NotFound {
+                    kind: "host",
+                    name: h.name.clone(),
+                }),
+                _ => Ok(()),
+            }
         })?;
         self.host(&h.name)
     }

@@ -193,6 +193,19 @@ impl Store {
         })
     }
 
+    /// Re-prioritises a queued job. A job already claimed keeps its place: the answer is an
+    /// error that says so.
+    pub fn set_job_priority(&self, id: i64, priority: i64) -> Result<(), StoreError> {
+        let job = self.job(id)?;
+        match self.write(|c| c.exec(st::job_set_priority(id, priority)))? {
+            0 => Err(StoreError::Invalid(format!(
+                "job {id} is {}, not queued; only a queued job can be re-prioritised",
+                job.state
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// When the next queued job is due, if any.
     pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
         Ok(self

@@ -24,6 +24,8 @@ pub use scripts::NewScript;
 mod schedules;
 mod scripts;
 mod sqlite;
+mod users;
+pub use users::User;
 pub mod statements;
 
 use std::path::Path;

@@ -109,6 +109,12 @@ pub struct NewHost {
 }
 
 text_enum!(
+    /// What a web user may do: `admin` everything, `operator` schedule and cancel, `viewer`
+    /// only look.
+    Role, "role" { Admin => "admin", Operator => "operator", Viewer => "viewer" }
+);
+
+text_enum!(
     /// What a script is for.
     ScriptKind, "script kind" { Library => "library", Check => "check", Fix => "fix", Task => "task" }
 );

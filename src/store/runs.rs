@@ -18,8 +18,9 @@ fn run_from_row(r: &Row) -> Result<Run, StoreError> {
         status: r.text("status")?.parse().map_err(StoreError::Db)?,
         message: r.text("message")?,
         perfdata: r.opt_text("perfdata")?,
-        output: r.text("output")?,
-        transcript: r.text("transcript")?,
+        // Lists select a summary without these two.
+        output: if r.has("output") { r.text("output")? } else { String::new() },
+        transcript: if r.has("transcript") { r.text("transcript")? } else { String::new() },
         started_at: r.int("started_at")?,
         finished_at: r.int("finished_at")?,
         attempt: r.int("attempt")?,
@@ -170,6 +171,38 @@ impl Store {
                 .iter()
                 .map(run_from_row)
                 .collect()
+        })
+    }
+
+    /// The latest run of each (host, script), without output and transcript.
+    pub fn latest_runs(&self) -> Result<Vec<Run>, StoreError> {
+        self.read(|c| c.query(st::run_latest())?.iter().map(run_from_row).collect())
+    }
+
+    /// The latest runs that did not end OK, without output and transcript.
+    pub fn recent_failures(&self, limit: u64) -> Result<Vec<Run>, StoreError> {
+        self.read(|c| {
+            c.query(st::run_failures(limit))?
+                .iter()
+                .map(run_from_row)
+                .collect()
+        })
+    }
+
+    /// Per status: the number of runs and their summed duration in milliseconds; and the
+    /// number of notifications whose delivery failed.
+    pub fn run_stats(&self) -> Result<(Vec<(Status, i64, i64)>, i64), StoreError> {
+        self.read(|c| {
+            let mut by_status = Vec::new();
+            for r in c.query(st::run_stats())? {
+                let status = r.text("status")?.parse().map_err(StoreError::Db)?;
+                by_status.push((status, r.int("n")?, r.opt_int("ms")?.unwrap_or(0)));
+            }
+            let failed = match c.query_one(st::notification_failures())? {
+                Some(r) => r.int("n")?,
+                None => 0,
+            };
+            Ok((by_status, failed))
         })
     }
 

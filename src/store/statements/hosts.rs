@@ -32,6 +32,16 @@ pub fn host_insert(values: Vec<(&'static str, Expr)>) -> Statement {
     .into()
 }
 
+pub fn host_update(name: &str, set: Vec<(&'static str, Expr)>) -> Statement {
+    Update {
+        table: "hosts",
+        set,
+        conditions: vec![col("name").eq(param(name))],
+        returning: vec![],
+    }
+    .into()
+}
+
 pub fn host_delete(name: &str) -> Statement {
     Delete {
         table: "hosts",

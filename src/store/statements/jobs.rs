@@ -258,6 +258,17 @@ pub fn job_cancel(id: i64) -> Statement {
     .into()
 }
 
+/// Changes the priority of a job that is still queued.
+pub fn job_set_priority(id: i64, priority: i64) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![("priority", param(priority))],
+        conditions: vec![col("id").eq(param(id)), col("state").eq(lit("queued"))],
+        returning: vec![],
+    }
+    .into()
+}
+
 /// Removes a job only while it is still queued (a claim may have won the race).
 pub fn job_delete_queued(id: i64) -> Statement {
     Delete {

@@ -70,12 +70,14 @@ mod jobs;
 mod runs;
 mod schedules;
 mod scripts;
+mod users;
 
 pub use hosts::*;
 pub use jobs::*;
 pub use runs::*;
 pub use schedules::*;
 pub use scripts::*;
+pub use users::*;
 
 pub fn setting_get(key: &str) -> Statement {
     Select::from("settings")
@@ -232,6 +234,27 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             notification_insert(Some(1), Some("web1"), "down", "body", 1),
         ),
         ("notification_list", notification_list(20)),
+        ("run_latest", run_latest()),
+        ("run_failures", run_failures(20)),
+        ("run_stats", run_stats()),
+        ("notification_failures", notification_failures()),
+        (
+            "host_update",
+            host_update("web1", vec![("address", param("192.0.2.2"))]),
+        ),
+        ("job_set_priority", job_set_priority(7, 10)),
+        ("user_list", user_list()),
+        ("user_by_name", user_by_name("alice")),
+        ("user_count", user_count()),
+        (
+            "user_insert",
+            user_insert("alice", "$argon2id$...", "admin", 1),
+        ),
+        ("user_set_password", user_set_password("alice", "$argon2id$...")),
+        ("user_delete", user_delete("alice")),
+        ("token_insert", token_insert(1, "ci", "ab12", 1)),
+        ("token_user", token_user("ab12")),
+        ("token_touch", token_touch(1, 1)),
         (
             "literal_escaping",
             Select::from("hosts")

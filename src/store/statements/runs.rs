@@ -150,3 +150,74 @@ pub fn notification_count(host: Option<&str>, subject: &str, since: i64) -> Stat
         .filter(col("created_at").ge(param(since)))
         .into()
 }
+
+/// The latest run of each (host, script): the dashboard's status grid. The inner GROUP BY is
+/// served by the `runs_host_script` index.
+pub fn run_latest() -> Statement {
+    let latest = Select::from("runs")
+        .with(Section::Columns(vec![(col("id").max(), None)]))
+        .with(Section::GroupBy(vec![col("host"), col("script")]));
+    Select::from("runs")
+        .columns(RUN_SUMMARY_COLUMNS)
+        .filter(col("id").in_select(latest))
+        .with(Section::OrderBy(vec![
+            (col("host"), Order::Asc),
+            (col("script"), Order::Asc),
+        ]))
+        .into()
+}
+
+/// The run columns without output and transcript, for lists.
+pub const RUN_SUMMARY_COLUMNS: &[&str] = &[
+    "id",
+    "job_id",
+    "schedule_id",
+    "script",
+    "script_version",
+    "host",
+    "node",
+    "status",
+    "message",
+    "perfdata",
+    "started_at",
+    "finished_at",
+    "attempt",
+    "phase",
+];
+
+/// The latest runs that did not end OK.
+pub fn run_failures(limit: u64) -> Statement {
+    Select::from("runs")
+        .columns(RUN_SUMMARY_COLUMNS)
+        .filter(col("status").ne(lit("ok")))
+        .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
+        .with(Section::Limit(limit.max(1)))
+        .into()
+}
+
+/// Runs by status: how many, and their summed duration in milliseconds (for /metrics).
+pub fn run_stats() -> Statement {
+    Select::from("runs")
+        .with(Section::Columns(vec![
+            (col("status"), Some("status")),
+            (Expr::count_star(), Some("n")),
+            (
+                Expr::Func(
+                    crate::sql::Func::Sum,
+                    vec![col("finished_at") - col("started_at")],
+                ),
+                Some("ms"),
+            ),
+        ]))
+        .with(Section::GroupBy(vec![col("status")]))
+        .into()
+}
+
+/// Notifications whose last delivery attempt failed.
+pub fn notification_failures() -> Statement {
+    Select::from("notifications")
+        .with(Section::Columns(vec![(Expr::count_star(), Some("n"))]))
+        .filter(col("error").is_not_null())
+        .filter(col("delivered_at").is_null())
+        .into()
+}

@@ -1,0 +1,208 @@
+//! What a user asks to run, from the CLI (`hostler schedule`) or the web page: a script on
+//! hosts, a tag or a site, now (one job per target) or on a timing (one schedule per named
+//! host, or one for the tag or site). Both front ends go through [`submit`], so they check
+//! and store the same way.
+
+use serde::Serialize;
+
+use super::timing;
+use crate::store::{NewJob, NewSchedule, Schedule, Store, StoreError, Timing, now_ms};
+
+/// When to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum When {
+    Now,
+    /// Once, at epoch milliseconds.
+    At(i64),
+    /// Repeatedly, every this many milliseconds (first run now).
+    Every(i64),
+    /// Repeatedly, on a cron expression in local time.
+    Cron(String),
+}
+
+/// A request to run a script.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub script: String,
+    /// The fix to run when the check is not OK (needs a timing).
+    pub fix: Option<String>,
+    /// Named hosts; empty with a tag, a site, or neither (a job without a host).
+    pub hosts: Vec<String>,
+    pub tag: Option<String>,
+    pub site: Option<String>,
+    pub priority: i64,
+    pub when: When,
+    pub timeout_ms: Option<i64>,
+    pub max_attempts: i64,
+    pub max_fixes: i64,
+    pub fix_window_ms: i64,
+    pub fix_backoff_ms: i64,
+    pub allow_duplicate: bool,
+}
+
+impl Request {
+    /// A request with the defaults of `hostler schedule`.
+    pub fn new(script: impl Into<String>, when: When) -> Request {
+        Request {
+            script: script.into(),
+            fix: None,
+            hosts: Vec::new(),
+            tag: None,
+            site: None,
+            priority: 0,
+            when,
+            timeout_ms: None,
+            max_attempts: 3,
+            max_fixes: 3,
+            fix_window_ms: 3_600_000,
+            fix_backoff_ms: 30_000,
+            allow_duplicate: false,
+        }
+    }
+}
+
+/// A job queued by a request to run now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Queued {
+    pub job: i64,
+    pub host: Option<String>,
+    /// False when the same script was already queued for the host (that job is named).
+    pub new: bool,
+}
+
+/// What a request made.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Submitted {
+    Jobs(Vec<Queued>),
+    /// Schedule ids, and when the first run is due.
+    Schedules { ids: Vec<i64>, next_due: i64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(msg: impl Into<String>) -> SubmitError {
+    SubmitError::Invalid(msg.into())
+}
+
+/// Checks a request and stores its jobs or schedules, all in one transaction per row.
+pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
+    let targets = [!r.hosts.is_empty(), r.tag.is_some(), r.site.is_some()];
+    if targets.iter().filter(|t| **t).count() > 1 {
+        return Err(invalid("give hosts, a tag or a site, not more than one"));
+    }
+    if r.script.trim().is_empty() {
+        return Err(invalid("the script is missing"));
+    }
+    // Fail on a missing script or host before anything is written.
+    store.script(&r.script)?;
+    if let Some(f) = &r.fix {
+        store.script(f)?;
+    }
+    for h in &r.hosts {
+        store.host(h)?;
+    }
+    let now = now_ms();
+    let (timing, next_due) = match &r.when {
+        When::Now => {
+            if r.fix.is_some() {
+                return Err(invalid(
+                    "a fix needs a timing (at, in, every or cron): a correction loop is a schedule",
+                ));
+            }
+            return run_now(store, r, now);
+        }
+        When::At(at) => (Timing::At(*at), *at),
+        When::Every(ms) if *ms < 1000 => {
+            return Err(invalid("the interval must be at least one second"));
+        }
+        When::Every(ms) => (Timing::Every(*ms), now),
+        When::Cron(c) => {
+            let first = timing::cron_next(c, now).map_err(SubmitError::Invalid)?;
+            (Timing::Cron(c.clone()), first)
+        }
+    };
+    let hosts: Vec<Option<String>> = if r.hosts.is_empty() {
+        vec![None]
+    } else {
+        r.hosts.iter().cloned().map(Some).collect()
+    };
+    let mut ids = Vec::new();
+    for host in hosts {
+        ids.push(store.add_schedule(&NewSchedule {
+            script: r.script.clone(),
+            fix_script: r.fix.clone(),
+            host,
+            tag: r.tag.clone(),
+            site: r.site.clone(),
+            priority: r.priority,
+            timing: timing.clone(),
+            timeout_ms: r.timeout_ms,
+            max_attempts: r.max_attempts.max(1),
+            guard_max_fixes: r.max_fixes.max(0),
+            guard_window_ms: r.fix_window_ms,
+            guard_backoff_ms: r.fix_backoff_ms,
+            allow_duplicate: r.allow_duplicate,
+            next_due,
+        })?);
+    }
+    Ok(Submitted::Schedules { ids, next_due })
+}
+
+/// One job per target host, due now.
+fn run_now(store: &Store, r: &Request, now: i64) -> Result<Submitted, SubmitError> {
+    let hosts: Vec<Option<String>> = if r.tag.is_some() || r.site.is_some() {
+        let all = store.hosts()?;
+        let probe = Schedule {
+            id: 0,
+            script: r.script.clone(),
+            fix_script: None,
+            host: None,
+            tag: r.tag.clone(),
+            site: r.site.clone(),
+            priority: 0,
+            timing: Timing::At(now),
+            timeout_ms: None,
+            max_attempts: 1,
+            next_due: None,
+            guard_max_fixes: 0,
+            guard_window_ms: 0,
+            guard_backoff_ms: 0,
+            allow_duplicate: false,
+            enabled: true,
+        };
+        let t = timing::targets(&probe, &all);
+        if t.is_empty() {
+            return Err(invalid("no enabled host matches the tag or site"));
+        }
+        t
+    } else if r.hosts.is_empty() {
+        vec![None]
+    } else {
+        r.hosts.iter().cloned().map(Some).collect()
+    };
+    let mut queued = Vec::new();
+    for host in hosts {
+        let (job, new) = store.enqueue_with(
+            &NewJob {
+                script: r.script.clone(),
+                host: host.clone(),
+                priority: r.priority,
+                due_at: now,
+                max_attempts: r.max_attempts.max(1),
+                timeout_ms: r.timeout_ms,
+                schedule_id: None,
+                args: None,
+            },
+            r.allow_duplicate,
+        )?;
+        queued.push(Queued { job, host, new });
+    }
+    Ok(Submitted::Jobs(queued))
+}

@@ -1,0 +1,118 @@
+//! Web users and API tokens. The store keeps only hashes; hashing and checking passwords is
+//! the web module's job.
+
+use super::statements as st;
+use super::{ConnExt, Role, Row, Store, StoreError, now_ms};
+
+/// A web user. The password hash is kept out of `Debug` and serialisation.
+#[derive(Clone, serde::Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "User({}, {})", self.name, self.role)
+    }
+}
+
+fn user_from_row(r: &Row) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.int("id")?,
+        name: r.text("name")?,
+        password_hash: r.text("password_hash")?,
+        role: r.text("role")?.parse().map_err(StoreError::Db)?,
+        created_at: r.int("created_at")?,
+    })
+}
+
+impl Store {
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.read(|c| c.query(st::user_list())?.iter().map(user_from_row).collect())
+    }
+
+    pub fn user_count(&self) -> Result<i64, StoreError> {
+        self.read(|c| match c.query_one(st::user_count())? {
+            Some(r) => r.int("n"),
+            None => Ok(0),
+        })
+    }
+
+    pub fn find_user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        self.read(|c| c.query_one(st::user_by_name(name)))?
+            .map(|r| user_from_row(&r))
+            .transpose()
+    }
+
+    /// Adds a user, or (with `replace`) sets an existing user's password hash and keeps its
+    /// role.
+    pub fn add_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        if !super::valid_name(name) {
+            return Err(StoreError::Invalid(format!(
+                "invalid user name {name:?}: use letters, digits, '-', '_' and '.'"
+            )));
+        }
+        self.write(|c| {
+            if c.query_one(st::user_by_name(name))?.is_some() {
+                if !replace {
+                    return Err(StoreError::Exists {
+                        kind: "user",
+                        name: name.into(),
+                    });
+                }
+                c.exec(st::user_set_password(name, password_hash))?;
+                return Ok(());
+            }
+            c.insert(st::user_insert(name, password_hash, role.as_str(), now_ms()))?;
+            Ok(())
+        })
+    }
+
+    pub fn remove_user(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|c| match c.exec(st::user_delete(name))? {
+            0 => Err(StoreError::NotFound {
+                kind: "user",
+                name: name.into(),
+            }),
+            _ => Ok(()),
+        })
+    }
+
+    /// Stores an API token's hash for a user.
+    pub fn add_token(&self, user: &str, label: &str, token_hash: &str) -> Result<(), StoreError> {
+        self.write(|c| {
+            let u = c
+                .query_one(st::user_by_name(user))?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "user",
+                    name: user.into(),
+                })?;
+            c.insert(st::token_insert(u.int("id")?, label, token_hash, now_ms()))?;
+            Ok(())
+        })
+    }
+
+    /// The user an API token hash belongs to. Its last use is recorded at most once a minute.
+    pub fn token_user(&self, token_hash: &str) -> Result<Option<User>, StoreError> {
+        let Some(row) = self.read(|c| c.query_one(st::token_user(token_hash)))? else {
+            return Ok(None);
+        };
+        let at = now_ms();
+        if row.opt_int("last_used_at")?.is_none_or(|t| at - t > 60_000) {
+            let id = row.int("token_id")?;
+            self.write(|c| c.exec(st::token_touch(id, at)).map(drop))?;
+        }
+        user_from_row(&row).map(Some)
+    }
+}
