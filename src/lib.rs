@@ -43,5 +43,6 @@ pub mod session;
 pub mod shell;
 pub mod sql;
 pub mod store;
+pub mod web;
 
 pub use cli::run;

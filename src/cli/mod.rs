@@ -7,11 +7,12 @@ mod init;
 mod output;
 mod queue;
 mod run;
-mod schedule;
+pub(crate) mod schedule;
 mod script;
 mod serve;
 mod shell;
 mod sql;
+mod user;
 
 pub use schedule::{ScheduleCmd, schedule as schedule_cmd};
 
@@ -68,6 +69,7 @@ pub enum Command {
     Schedules(schedule::SchedulesCmd),
     Cancel(schedule::CancelCmd),
     Shell(shell::ShellCmd),
+    User(user::UserCmd),
 }
 
 /// Parses argv; on `--help` or a usage error, prints and returns the exit code to use.
@@ -220,6 +222,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sql(c) => sql::run(&app, c),
         Command::Serve(c) => serve::run(&app, c),
         Command::Monitord(c) => serve::run(&app, c.into()),
+        Command::User(c) => user::run(&app, c),
         Command::Schedule(c) => schedule::schedule(&app, c),
         Command::Schedules(c) => schedule::schedules(&app, c),
         Command::Cancel(c) => schedule::cancel(&app, c),

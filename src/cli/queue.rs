@@ -93,6 +93,7 @@ pub fn history(app: &App, cmd: HistoryCmd) -> anyhow::Result<u8> {
         status,
         before_id: cmd.before,
         limit: cmd.limit,
+        summary: false,
     })?;
     if cmd.json {
         let list: Vec<_> = runs

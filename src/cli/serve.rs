@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use argh::FromArgs;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{App, output};
 use crate::monitord::{self, Options, Shutdown};
 use crate::store::{NewSchedule, Store, Timing, now_ms};
+use crate::web;
 
 /// run monitord: claim and run due jobs, fire schedules, correct, notify (until SIGTERM/SIGINT)
 #[derive(FromArgs, Debug)]
@@ -23,6 +24,13 @@ pub struct ServeCmd {
     /// do not seed the demo on an empty database
     #[argh(switch)]
     pub no_demo: bool,
+    /// serve the web page on this address (default: [web] listen, 127.0.0.1:8080; port 0
+    /// picks a free port)
+    #[argh(option)]
+    pub listen: Option<String>,
+    /// run without the web page
+    #[argh(switch)]
+    pub no_web: bool,
 }
 
 /// the same as serve
@@ -38,6 +46,12 @@ pub struct MonitordCmd {
     /// do not seed the demo on an empty database
     #[argh(switch)]
     pub no_demo: bool,
+    /// serve the web page on this address
+    #[argh(option)]
+    pub listen: Option<String>,
+    /// run without the web page
+    #[argh(switch)]
+    pub no_web: bool,
 }
 
 impl From<MonitordCmd> for ServeCmd {
@@ -46,6 +60,8 @@ impl From<MonitordCmd> for ServeCmd {
             max_concurrent: m.max_concurrent,
             node: m.node,
             no_demo: m.no_demo,
+            listen: m.listen,
+            no_web: m.no_web,
         }
     }
 }
@@ -94,6 +110,11 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
     if let Some(n) = cmd.node {
         opts.node = n;
     }
+    let web = if cmd.no_web {
+        None
+    } else {
+        Some(start_web(app, &store, cmd.listen.clone())?)
+    };
     let mut env = app.env(store)?;
     env.node = opts.node.clone();
     let shutdown = Shutdown::default();
@@ -116,9 +137,39 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
     );
     let summary = monitord::run(Arc::new(env), opts, shutdown)?;
     signals.close();
+    if let Some(w) = web {
+        w.stop();
+    }
     eprintln!(
         "hostler serve: stopped after {} jobs ({} handed back to the queue)",
         summary.jobs_run, summary.released
     );
     Ok(0)
+}
+
+/// Starts the web page; on a database without users, adds `admin` and prints its password
+/// once (to the terminal, never to the log).
+fn start_web(app: &App, store: &Arc<Store>, listen: Option<String>) -> anyhow::Result<web::Server> {
+    let opts = web::Options {
+        listen: listen.unwrap_or_else(|| app.config.web.listen.clone()),
+        public_metrics: app.config.web.public_metrics,
+    };
+    let state = Arc::new(web::Web::new(
+        store.clone(),
+        opts,
+        app.config.sandbox.clone(),
+    ));
+    let server = web::start(state)?;
+    if let Some(password) = web::auth::first_admin(store)? {
+        eprintln!(
+            "hostler serve: no web users yet, so one was made. Log in as admin with the one-time password\n\n    {password}\n\nand change it with: hostler user add admin --replace"
+        );
+    }
+    let addr = server.addr;
+    if !addr.ip().is_loopback() {
+        warn!(%addr, "the web page listens beyond loopback: put TLS in front of it");
+    }
+    eprintln!("hostler serve: web page on http://{addr}/");
+    info!(%addr, "web page listening");
+    Ok(server)
 }

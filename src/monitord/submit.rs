@@ -76,7 +76,10 @@ pub struct Queued {
 pub enum Submitted {
     Jobs(Vec<Queued>),
     /// Schedule ids, and when the first run is due.
-    Schedules { ids: Vec<i64>, next_due: i64 },
+    Schedules {
+        ids: Vec<i64>,
+        next_due: i64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +116,7 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
         When::Now => {
             if r.fix.is_some() {
                 return Err(invalid(
-                    "a fix needs a timing (at, in, every or cron): a correction loop is a schedule",
+                    "--fix needs a timing (--at, --in, --every or --cron): a correction loop is a schedule",
                 ));
             }
             return run_now(store, r, now);

@@ -19,7 +19,7 @@ mod migrate;
 mod model;
 mod runs;
 pub use jobs::Cancelled;
-pub use runs::NewRun;
+pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::NewScript;
 mod schedules;
 mod scripts;

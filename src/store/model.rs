@@ -218,6 +218,8 @@ pub struct RunFilter {
     /// Only runs with an id below this (keyset paging).
     pub before_id: Option<i64>,
     pub limit: u64,
+    /// Leave out output and transcript (lists that show neither).
+    pub summary: bool,
 }
 
 /// A notification, with its delivery state.

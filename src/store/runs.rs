@@ -19,8 +19,16 @@ fn run_from_row(r: &Row) -> Result<Run, StoreError> {
         message: r.text("message")?,
         perfdata: r.opt_text("perfdata")?,
         // Lists select a summary without these two.
-        output: if r.has("output") { r.text("output")? } else { String::new() },
-        transcript: if r.has("transcript") { r.text("transcript")? } else { String::new() },
+        output: if r.has("output") {
+            r.text("output")?
+        } else {
+            String::new()
+        },
+        transcript: if r.has("transcript") {
+            r.text("transcript")?
+        } else {
+            String::new()
+        },
         started_at: r.int("started_at")?,
         finished_at: r.int("finished_at")?,
         attempt: r.int("attempt")?,
@@ -42,6 +50,22 @@ fn notification_from_row(r: &Row) -> Result<Notification, StoreError> {
         tries: r.int("tries")?,
         next_try_at: r.opt_int("next_try_at")?,
     })
+}
+
+/// How many runs ended with a status, and their summed duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub status: Status,
+    pub runs: i64,
+    pub ms: i64,
+}
+
+/// Figures for /metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStats {
+    pub by_status: Vec<StatusCount>,
+    /// Notifications whose last delivery attempt failed.
+    pub failed_notifications: i64,
 }
 
 /// A finished run to record, with the notifications its script raised.
@@ -176,7 +200,12 @@ impl Store {
 
     /// The latest run of each (host, script), without output and transcript.
     pub fn latest_runs(&self) -> Result<Vec<Run>, StoreError> {
-        self.read(|c| c.query(st::run_latest())?.iter().map(run_from_row).collect())
+        self.read(|c| {
+            c.query(st::run_latest())?
+                .iter()
+                .map(run_from_row)
+                .collect()
+        })
     }
 
     /// The latest runs that did not end OK, without output and transcript.
@@ -191,18 +220,24 @@ impl Store {
 
     /// Per status: the number of runs and their summed duration in milliseconds; and the
     /// number of notifications whose delivery failed.
-    pub fn run_stats(&self) -> Result<(Vec<(Status, i64, i64)>, i64), StoreError> {
+    pub fn run_stats(&self) -> Result<RunStats, StoreError> {
         self.read(|c| {
             let mut by_status = Vec::new();
             for r in c.query(st::run_stats())? {
-                let status = r.text("status")?.parse().map_err(StoreError::Db)?;
-                by_status.push((status, r.int("n")?, r.opt_int("ms")?.unwrap_or(0)));
+                by_status.push(StatusCount {
+                    status: r.text("status")?.parse().map_err(StoreError::Db)?,
+                    runs: r.int("n")?,
+                    ms: r.opt_int("ms")?.unwrap_or(0),
+                });
             }
-            let failed = match c.query_one(st::notification_failures())? {
+            let failed_notifications = match c.query_one(st::notification_failures())? {
                 Some(r) => r.int("n")?,
                 None => 0,
             };
-            Ok((by_status, failed))
+            Ok(RunStats {
+                by_status,
+                failed_notifications,
+            })
         })
     }
 

@@ -33,7 +33,12 @@ fn user_from_row(r: &Row) -> Result<User, StoreError> {
 
 impl Store {
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
-        self.read(|c| c.query(st::user_list())?.iter().map(user_from_row).collect())
+        self.read(|c| {
+            c.query(st::user_list())?
+                .iter()
+                .map(user_from_row)
+                .collect()
+        })
     }
 
     pub fn user_count(&self) -> Result<i64, StoreError> {
@@ -74,7 +79,12 @@ impl Store {
                 c.exec(st::user_set_password(name, password_hash))?;
                 return Ok(());
             }
-            c.insert(st::user_insert(name, password_hash, role.as_str(), now_ms()))?;
+            c.insert(st::user_insert(
+                name,
+                password_hash,
+                role.as_str(),
+                now_ms(),
+            ))?;
             Ok(())
         })
     }

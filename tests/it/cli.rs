@@ -380,6 +380,7 @@ fn serve_seeds_the_demo_runs_it_and_stops_on_sigterm() {
         store
             .runs(&hostler::store::RunFilter {
                 limit: 10,
+                summary: false,
                 ..Default::default()
             })
             .is_ok_and(|r| r.len() >= 2)

@@ -89,6 +89,7 @@ fn all_runs(store: &Store) -> Vec<Run> {
     let mut runs = store
         .runs(&RunFilter {
             limit: 100_000,
+            summary: false,
             ..RunFilter::default()
         })
         .expect("runs");

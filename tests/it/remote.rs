@@ -294,6 +294,7 @@ fn a_wrong_ssh_password_is_a_clear_recorded_error() {
     let runs = store
         .runs(&hostler::store::RunFilter {
             limit: 10,
+            summary: false,
             ..Default::default()
         })
         .expect("runs");

@@ -114,6 +114,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         status: Some(super::Status::Critical),
         before_id: Some(100),
         limit: 50,
+        summary: false,
     };
     vec![
         ("schema_exists", Statement::TableExists("settings")),
@@ -250,7 +251,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "user_insert",
             user_insert("alice", "$argon2id$...", "admin", 1),
         ),
-        ("user_set_password", user_set_password("alice", "$argon2id$...")),
+        (
+            "user_set_password",
+            user_set_password("alice", "$argon2id$..."),
+        ),
         ("user_delete", user_delete("alice")),
         ("token_insert", token_insert(1, "ci", "ab12", 1)),
         ("token_user", token_user("ab12")),

@@ -20,7 +20,11 @@ pub fn run_by_id(id: i64) -> Statement {
 
 pub fn run_list(f: &crate::store::RunFilter) -> Statement {
     let mut s = Select::from("runs")
-        .columns(RUN_COLUMNS)
+        .columns(if f.summary {
+            RUN_SUMMARY_COLUMNS
+        } else {
+            RUN_COLUMNS
+        })
         .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
         .with(Section::Limit(f.limit.max(1)));
     if let Some(h) = &f.host {

@@ -1,0 +1,212 @@
+//! The JSON API under `/api/`, mirroring the pages. Reads need any login; changes need an
+//! operator (schedule, cancel, re-prioritise) or an admin (hosts, scripts). Bodies are JSON
+//! objects whose fields are the form's (`host` may be a list); errors are
+//! `{"error": "..."}` with a 4xx status.
+
+use serde_json::{Value, json};
+
+use super::actions::{parse_schedule, submit_status};
+use super::http::{Form, Req, Resp};
+use super::pages::store_status;
+use super::router::Api;
+use super::{Web, Who, hosts, scripts};
+use crate::monitord::submit::submit;
+use crate::store::{Cancelled, Role, RunFilter, Status, StoreError};
+
+fn err(e: &StoreError) -> Resp {
+    Resp::json_error(store_status(e), &e.to_string())
+}
+
+/// A JSON object body as form pairs: strings and numbers as text, `true` as "on" (`false` and
+/// null are left out), a list as the field repeated.
+pub fn body_form(req: &Req) -> Result<Form, String> {
+    let ct = req.header("content-type").unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    {
+        return Err(format!(
+            "expected Content-Type: application/json, got {ct:?}"
+        ));
+    }
+    let v: Value =
+        serde_json::from_slice(&req.body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let Value::Object(map) = v else {
+        return Err("the body must be a JSON object".into());
+    };
+    let mut pairs = Vec::new();
+    for (k, v) in map {
+        let items = match v {
+            Value::Array(a) => a,
+            v => vec![v],
+        };
+        for item in items {
+            match item {
+                Value::String(s) => pairs.push((k.clone(), s)),
+                Value::Number(n) => pairs.push((k.clone(), n.to_string())),
+                Value::Bool(true) => pairs.push((k.clone(), "on".into())),
+                Value::Bool(false) | Value::Null => {}
+                Value::Object(_) | Value::Array(_) if k == "vars" => {
+                    pairs.push((k.clone(), item.to_string()));
+                }
+                _ => return Err(format!("field {k:?} must be a string, number or boolean")),
+            }
+        }
+    }
+    Ok(Form(pairs))
+}
+
+pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
+    use Api as A;
+    let post = req.is_post();
+    if post && !who.may(Role::Operator) {
+        return Resp::json_error(403, "viewers cannot change anything");
+    }
+    if post && matches!(route, A::Hosts | A::Host(_) | A::Script(_)) && !who.may(Role::Admin) {
+        return Resp::json_error(403, "only an admin can change hosts and scripts");
+    }
+    let form = || body_form(req);
+    let s = &web.store;
+    let r: Result<Resp, StoreError> = match (route, post) {
+        (A::Dashboard, false) => web.dashboard.get(s).map(|d| Resp::json(200, &*d)),
+        (A::Hosts, false) => s.hosts().map(|h| Resp::json(200, &h)),
+        (A::Host(n), false) => (|| {
+            let host = s.host(&n)?;
+            let keys = s.host_keys(&n)?;
+            let runs = s.runs(&RunFilter {
+                host: Some(n.clone()),
+                script: None,
+                status: None,
+                before_id: None,
+                limit: 50,
+                summary: true,
+            })?;
+            Ok(Resp::json(
+                200,
+                &json!({"host": host, "keys": keys, "runs": runs}),
+            ))
+        })(),
+        (A::Hosts, true) => match form() {
+            Err(e) => Ok(Resp::json_error(400, &e)),
+            Ok(f) => match f.get("name").map(|n| hosts::parse(n, &f)) {
+                None => Ok(Resp::json_error(400, "the name is missing")),
+                Some(Err(e)) => Ok(Resp::json_error(400, &e)),
+                Some(Ok(h)) => s.add_host(&h).map(|h| {
+                    web.dashboard.invalidate();
+                    Resp::json(201, &h)
+                }),
+            },
+        },
+        (A::Host(n), true) => match form().and_then(|f| hosts::parse(&n, &f).map(|h| (h, f))) {
+            Err(e) => Ok(Resp::json_error(400, &e)),
+            Ok((h, f)) => s
+                .update_host(&h, f.has("clear_password"))
+                .map(|h| Resp::json(200, &h)),
+        },
+        (A::Scripts, false) => s.scripts().map(|l| Resp::json(200, &l)),
+        (A::Script(n), false) => s.script(&n).map(|x| Resp::json(200, &x)),
+        (A::Script(n), true) => match form() {
+            Err(e) => Ok(Resp::json_error(400, &e)),
+            Ok(f) => (|| {
+                let existing = s.find_script(&n)?.map(|_| n.clone());
+                let mut f = f;
+                if existing.is_none() {
+                    f.0.push(("name".into(), n.clone()));
+                }
+                match scripts::save(web, existing.as_deref(), &f) {
+                    Ok((name, version)) => {
+                        Ok(Resp::json(200, &json!({"name": name, "version": version})))
+                    }
+                    Err(scripts::Refused::Bad(m)) => Ok(Resp::json_error(400, &m)),
+                    Err(scripts::Refused::Store(e)) => Err(e),
+                }
+            })(),
+        },
+        (A::Schedule, true) => match form().and_then(|f| parse_schedule(&f)) {
+            Err(e) => Ok(Resp::json_error(400, &e)),
+            Ok(request) => match submit(s, &request) {
+                Ok(done) => {
+                    web.dashboard.invalidate();
+                    Ok(Resp::json(201, &done))
+                }
+                Err(e) => Ok(Resp::json_error(submit_status(&e), &e.to_string())),
+            },
+        },
+        (A::Schedules, false) => s.schedules().map(|l| Resp::json(200, &l)),
+        (A::Jobs, false) => s.jobs().map(|l| Resp::json(200, &l)),
+        (A::JobCancel(id), true) => s.cancel_job(id, &format!("api:{}", who.user)).map(|c| {
+            let result = match c {
+                Cancelled::Removed => "removed",
+                Cancelled::Requested => "requested",
+                Cancelled::AlreadyEnding => "already ending",
+            };
+            web.dashboard.invalidate();
+            Resp::json(200, &json!({"job": id, "result": result}))
+        }),
+        (A::JobPriority(id), true) => {
+            match form().and_then(|f| {
+                f.get("priority")
+                    .and_then(|p| p.parse::<i64>().ok())
+                    .ok_or_else(|| "priority must be a whole number".to_string())
+            }) {
+                Err(e) => Ok(Resp::json_error(400, &e)),
+                Ok(p) => match s.set_job_priority(id, p) {
+                    Ok(()) => Ok(Resp::json(200, &json!({"job": id, "priority": p}))),
+                    Err(StoreError::Invalid(m)) => Ok(Resp::json_error(409, &m)),
+                    Err(e) => Err(e),
+                },
+            }
+        }
+        (A::Runs, false) => runs(web, req),
+        (A::Run(id), false) => s.run(id).map(|r| Resp::json(200, &r)),
+        (A::Notifications, false) => {
+            let limit = req
+                .query("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100);
+            s.notifications(limit.min(1000))
+                .map(|l| Resp::json(200, &l))
+        }
+        (_, post) => Ok(Resp::json_error(
+            405,
+            if post {
+                "this API path only answers GET"
+            } else {
+                "this API path only answers POST"
+            },
+        )),
+    };
+    r.unwrap_or_else(|e| err(&e))
+}
+
+/// `/api/runs?host=&script=&status=&before=&limit=` (limit up to 1000; `full=1` adds output
+/// and transcript).
+fn runs(web: &Web, req: &Req) -> Result<Resp, StoreError> {
+    let status = match req.query("status").map(str::parse::<Status>) {
+        Some(Err(e)) => return Ok(Resp::json_error(400, &e)),
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    let num = |k: &str| -> Result<Option<i64>, Resp> {
+        req.query(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| Resp::json_error(400, &format!("{k} must be a whole number")))
+            })
+            .transpose()
+    };
+    let (before, limit) = match (num("before"), num("limit")) {
+        (Ok(b), Ok(l)) => (b, l),
+        (Err(r), _) | (_, Err(r)) => return Ok(r),
+    };
+    let list = web.store.runs(&RunFilter {
+        host: req.query("host").map(String::from),
+        script: req.query("script").map(String::from),
+        status,
+        before_id: before,
+        limit: limit.unwrap_or(100).clamp(1, 1000) as u64,
+        summary: req.query("full") != Some("1"),
+    })?;
+    Ok(Resp::json(200, &list))
+}

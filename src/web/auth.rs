@@ -1,0 +1,231 @@
+//! Who is asking: password hashes (argon2id), login sessions kept in memory, CSRF tokens,
+//! API tokens (stored as BLAKE2b hashes), and a brake on password guessing.
+//!
+//! Sessions live in this process: a restart logs everyone out, which is the safe direction.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use blake2::{Blake2b512, Digest};
+
+use crate::store::{Role, Store, StoreError, User};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "hostler_session";
+/// The cookie that carries the login form's CSRF token before there is a session.
+pub const LOGIN_COOKIE: &str = "hostler_login";
+/// How long a session lasts after its login.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// At most this many sessions are kept; the oldest go first.
+const MAX_SESSIONS: usize = 10_000;
+/// Failed logins for one name before it must wait.
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot get random bytes: {0}")]
+    Random(String),
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `n` random bytes as lower-case hex.
+pub fn random_hex(n: usize) -> Result<String, AuthError> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
+    Ok(hex(&buf))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A password for a person to type once: 20 characters without look-alikes.
+pub fn random_password() -> Result<String, AuthError> {
+    const CHARS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut buf = [0u8; 20];
+    getrandom::fill(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
+    // 256 % 56 leaves a small bias; 20 characters of ~5.8 bits are still ~115 bits.
+    Ok(buf
+        .iter()
+        .map(|b| CHARS[*b as usize % CHARS.len()] as char)
+        .collect())
+}
+
+/// An argon2id PHC string for a password.
+pub fn hash_password(password: &str) -> Result<String, AuthError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| AuthError::Random(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Whether a password matches a stored hash (false for a malformed hash).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// What an API token is stored as: tokens are long random strings, so a fast hash is enough.
+pub fn token_hash(token: &str) -> String {
+    hex(&Blake2b512::digest(token.as_bytes())[..32])
+}
+
+/// Makes an API token for a user, stores its hash, and returns the token (shown once).
+pub fn new_token(store: &Store, user: &str, label: &str) -> Result<String, AuthError> {
+    let token = format!("hst_{}", random_hex(24)?);
+    store.add_token(user, label, &token_hash(&token))?;
+    Ok(token)
+}
+
+/// Compares two strings in time that depends only on their lengths.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A logged-in browser.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: String,
+    pub role: Role,
+    /// The token every form of this session carries in `csrf_token`.
+    pub csrf: String,
+    pub started: Instant,
+}
+
+/// The sessions, and recent login failures per name.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl Sessions {
+    /// Starts a session; returns its cookie value.
+    pub fn start(&self, user: &User) -> Result<String, AuthError> {
+        let id = random_hex(32)?;
+        let session = Session {
+            user: user.name.clone(),
+            role: user.role,
+            csrf: random_hex(32)?,
+            started: Instant::now(),
+        };
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_SESSIONS {
+            map.retain(|_, s| s.started.elapsed() < SESSION_LIFETIME);
+            if map.len() >= MAX_SESSIONS
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, s)| s.started)
+                    .map(|(k, _)| k.clone())
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(id.clone(), session);
+        Ok(id)
+    }
+
+    /// The live session a cookie names.
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(id) {
+            Some(s) if s.started.elapsed() < SESSION_LIFETIME => Some(s.clone()),
+            Some(_) => {
+                map.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn end(&self, id: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Ends every session of a user (a removed user, a changed role).
+    pub fn end_user(&self, user: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, s| s.user != user);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks a name and password. After [`MAX_FAILURES`] failures in five minutes a name is
+    /// refused without checking, until the window passes.
+    pub fn login(&self, store: &Store, name: &str, password: &str) -> Result<User, String> {
+        {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            f.retain(|_, (_, at)| at.elapsed() < FAILURE_WINDOW);
+            if f.get(name).is_some_and(|(n, _)| *n >= MAX_FAILURES) {
+                return Err("too many failed logins for this name; wait five minutes".into());
+            }
+        }
+        let user = store.find_user(name).map_err(|e| e.to_string())?;
+        // Without a user, hash anyway so the answer takes as long.
+        let ok = match &user {
+            Some(u) => verify_password(password, &u.password_hash),
+            None => {
+                let _ = verify_password(password, DUMMY_HASH);
+                false
+            }
+        };
+        match user {
+            Some(u) if ok => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+                Ok(u)
+            }
+            _ => {
+                let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                if f.len() < MAX_SESSIONS {
+                    let e = f.entry(name.to_string()).or_insert((0, Instant::now()));
+                    e.0 += 1;
+                }
+                Err("wrong user name or password".into())
+            }
+        }
+    }
+}
+
+/// A valid argon2id hash of a random password, checked against when the user does not exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Pj4xaMDaZ8WbSvbz0x3L9UTB5vvqE2sJbnpMUtgz6aA";
+
+/// On a database without users: adds `admin` with a random password and returns it, to be
+/// shown once.
+pub fn first_admin(store: &Store) -> Result<Option<String>, AuthError> {
+    if store.user_count()? > 0 {
+        return Ok(None);
+    }
+    let password = random_password()?;
+    store.add_user("admin", &hash_password(&password)?, Role::Admin, false)?;
+    Ok(Some(password))
+}

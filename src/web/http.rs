@@ -1,0 +1,240 @@
+//! The request and response types the handlers see, independent of tiny_http: query and
+//! form parsing (`application/x-www-form-urlencoded`), cookies, and response builders with
+//! the security headers every answer carries.
+
+use std::fmt;
+
+/// The largest request body accepted (a script's source is the biggest thing posted).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A request, read in full (the body is capped at [`MAX_BODY`]).
+#[derive(Debug, Clone, Default)]
+pub struct Req {
+    /// Upper case: GET, POST, ...
+    pub method: String,
+    /// The path, still percent-encoded, without the query.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a form or query could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("bad percent-encoding in {0:?}")]
+    Percent(String),
+    #[error("the form is not UTF-8")]
+    Utf8,
+    #[error("expected a form (application/x-www-form-urlencoded), got {0:?}")]
+    ContentType(String),
+}
+
+impl Req {
+    /// Splits `path?query`; a query that does not parse counts as empty pairs are kept as is.
+    pub fn new(method: &str, url: &str) -> Result<Req, FormError> {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        Ok(Req {
+            method: method.to_ascii_uppercase(),
+            path: path.to_string(),
+            query: parse_urlencoded(query.as_bytes())?,
+            ..Req::default()
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The first value of a query parameter; an empty one counts as absent.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        first(&self.query, name)
+    }
+
+    /// The body as a URL-encoded form.
+    pub fn form(&self) -> Result<Form, FormError> {
+        let ct = self.header("content-type").unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(FormError::ContentType(ct.to_string()));
+        }
+        Ok(Form(parse_urlencoded(&self.body)?))
+    }
+
+    pub fn is_post(&self) -> bool {
+        self.method == "POST"
+    }
+}
+
+fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, v)| n == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// A parsed form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Form(pub Vec<(String, String)>);
+
+impl Form {
+    /// The first non-empty value of a field, trimmed.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        first(&self.0, name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The value as sent (a script's source keeps its whitespace).
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every non-empty value of a repeated field (a multi-select).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(n, v)| n == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim())
+            .collect()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// Parses `a=1&b=x+y%21`. Strict: a bad `%` escape or bytes that are not UTF-8 once decoded
+/// are errors, not guesses.
+pub fn parse_urlencoded(input: &[u8]) -> Result<Vec<(String, String)>, FormError> {
+    let mut out = Vec::new();
+    for part in input.split(|b| *b == b'&') {
+        if part.is_empty() {
+            continue;
+        }
+        let (k, v) = match part.iter().position(|b| *b == b'=') {
+            Some(i) => (&part[..i], &part[i + 1..]),
+            None => (part, &b""[..]),
+        };
+        out.push((decode(k)?, decode(v)?));
+    }
+    Ok(out)
+}
+
+/// Decodes one percent-encoded component (`+` is a space).
+pub fn decode(s: &[u8]) -> Result<String, FormError> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).and_then(|h| {
+                    std::str::from_utf8(h)
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                });
+                match hex {
+                    // from_str_radix takes a sign; only two hex digits are an escape.
+                    Some(b) if s[i + 1].is_ascii_hexdigit() => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    _ => {
+                        let end = (i + 3).min(s.len());
+                        return Err(FormError::Percent(
+                            String::from_utf8_lossy(&s[i..end]).into_owned(),
+                        ));
+                    }
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| FormError::Utf8)
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A response.
+#[derive(Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl fmt::Debug for Resp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Resp({}, {} bytes)", self.status, self.body.len())
+    }
+}
+
+impl Resp {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Resp {
+        Resp {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    pub fn html(status: u16, body: impl Into<Vec<u8>>) -> Resp {
+        Resp::new(status, "text/html; charset=utf-8", body)
+    }
+
+    pub fn text(status: u16, body: impl Into<String>) -> Resp {
+        Resp::new(status, "text/plain; charset=utf-8", body.into())
+    }
+
+    pub fn json(status: u16, v: &impl serde::Serialize) -> Resp {
+        let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+        Resp::new(status, "application/json", body)
+    }
+
+    /// `{"error": msg}` with the status.
+    pub fn json_error(status: u16, msg: &str) -> Resp {
+        Resp::json(status, &serde_json::json!({ "error": msg }))
+    }
+
+    /// 303 See Other: after a successful POST, the browser GETs the page.
+    pub fn redirect(to: &str) -> Resp {
+        Resp::new(303, "text/plain; charset=utf-8", format!("see {to}\n")).with("location", to)
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Resp {
+        self.headers.push((name, value.into()));
+        self
+    }
+}

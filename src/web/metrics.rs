@@ -1,0 +1,76 @@
+//! `/metrics` in the Prometheus text format: the queue by state, runs by status with their
+//! summed duration, failed notifications, and the web server's own counters. Read from the
+//! database on each scrape, so every node of a shared database reports the same figures.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use super::Web;
+use super::http::Resp;
+use crate::store::Status;
+
+pub fn render(web: &Web) -> Resp {
+    match text(web) {
+        Ok(t) => Resp::new(200, "text/plain; version=0.0.4; charset=utf-8", t),
+        Err(e) => Resp::text(503, format!("# database: {e}\n")),
+    }
+}
+
+fn text(web: &Web) -> Result<String, crate::store::StoreError> {
+    let jobs = web.store.jobs()?;
+    let stats = web.store.run_stats()?;
+    let runs = &stats.by_status;
+    let failed = stats.failed_notifications;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "# HELP hostler_jobs Jobs in the queue, by state.\n# TYPE hostler_jobs gauge"
+    );
+    for state in ["queued", "running", "cancelling"] {
+        let n = jobs.iter().filter(|j| j.state == state).count();
+        let _ = writeln!(text, "hostler_jobs{{state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        text,
+        "# HELP hostler_runs_total Runs recorded, by status.\n# TYPE hostler_runs_total counter"
+    );
+    for s in Status::ALL {
+        let n = runs.iter().find(|r| r.status == *s).map_or(0, |r| r.runs);
+        let _ = writeln!(text, "hostler_runs_total{{status=\"{s}\"}} {n}");
+    }
+    let _ = writeln!(
+        text,
+        "# HELP hostler_run_duration_seconds Time spent in runs, by status.\n# TYPE hostler_run_duration_seconds summary"
+    );
+    for s in Status::ALL {
+        let (n, ms) = runs
+            .iter()
+            .find(|r| r.status == *s)
+            .map_or((0, 0), |r| (r.runs, r.ms));
+        let _ = writeln!(
+            text,
+            "hostler_run_duration_seconds_sum{{status=\"{s}\"}} {}\nhostler_run_duration_seconds_count{{status=\"{s}\"}} {n}",
+            ms as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(
+        text,
+        "# HELP hostler_notification_failures Notifications whose last delivery attempt failed.\n# TYPE hostler_notification_failures gauge\nhostler_notification_failures {failed}"
+    );
+    let _ = writeln!(
+        text,
+        "# HELP hostler_web_requests_total Web requests answered.\n# TYPE hostler_web_requests_total counter\nhostler_web_requests_total {}",
+        web.requests.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        text,
+        "# HELP hostler_web_panics_total Web requests whose handler panicked (answered 500).\n# TYPE hostler_web_panics_total counter\nhostler_web_panics_total {}",
+        web.panics.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        text,
+        "# HELP hostler_web_sessions Logged-in browser sessions.\n# TYPE hostler_web_sessions gauge\nhostler_web_sessions {}",
+        web.sessions.len()
+    );
+    Ok(text)
+}

@@ -1,0 +1,373 @@
+//! The web page and JSON API that `hostler serve` serves (tiny_http, on loopback by default).
+//!
+//! - [`http`] request/response types and the form parser; [`router`] paths to routes;
+//! - [`auth`] passwords, sessions, CSRF and API tokens;
+//! - [`pages`] HTML (maud, so everything is escaped), [`actions`] the forms' POSTs,
+//!   [`api`] JSON under `/api/`, [`metrics`] Prometheus text, [`dashboard`] the cached
+//!   overview both the page and the API show.
+//!
+//! Rules every request follows: nothing but `/login`, `/healthz`, the assets (and `/metrics`
+//! when configured public) answers without a login; every POST from a browser carries the
+//! session's CSRF token and, if the browser says where it came from, comes from this origin;
+//! bodies are capped at [`http::MAX_BODY`]; a handler that panics answers 500 and the server
+//! goes on. Pages work without JavaScript; assets/app.js only refreshes them.
+
+pub mod actions;
+pub mod api;
+pub mod auth;
+pub mod dashboard;
+pub mod hosts;
+pub mod http;
+pub mod metrics;
+pub mod pages;
+pub mod router;
+pub mod scripts;
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use tracing::{debug, warn};
+
+use crate::script::Limits;
+use crate::store::{Role, Store};
+use auth::Sessions;
+use http::{Req, Resp};
+use router::Route;
+
+/// How many threads answer requests.
+const WORKERS: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("cannot listen on {addr}: {msg} (set [web] listen, or serve --listen)")]
+    Listen { addr: String, msg: String },
+}
+
+/// Settings from `[web]`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: String,
+    pub public_metrics: bool,
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct Web {
+    pub store: Arc<Store>,
+    pub sessions: Sessions,
+    pub opts: Options,
+    pub limits: Limits,
+    pub dashboard: dashboard::Cache,
+    /// Requests answered, and those that panicked (for /metrics).
+    pub requests: AtomicU64,
+    pub panics: AtomicU64,
+}
+
+/// Who is asking, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub user: String,
+    pub role: Role,
+    /// The session's CSRF token; None for an API token (not sent by a browser on its own).
+    pub csrf: Option<String>,
+}
+
+impl Who {
+    /// Whether the user's role allows at least `need`.
+    pub fn may(&self, need: Role) -> bool {
+        rank(self.role) >= rank(need)
+    }
+}
+
+fn rank(r: Role) -> u8 {
+    match r {
+        Role::Viewer => 0,
+        Role::Operator => 1,
+        Role::Admin => 2,
+    }
+}
+
+/// A running server; dropping it does not stop it, [`Server::stop`] does.
+pub struct Server {
+    pub addr: SocketAddr,
+    inner: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "web::Server({})", self.addr)
+    }
+}
+
+impl Server {
+    /// Stops accepting, and waits for the workers to finish their requests.
+    pub fn stop(self) {
+        self.inner.unblock();
+        for _ in 1..self.workers.len() {
+            self.inner.unblock();
+        }
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Binds and starts the workers.
+pub fn start(web: Arc<Web>) -> Result<Server, WebError> {
+    let server = tiny_http::Server::http(&web.opts.listen).map_err(|e| WebError::Listen {
+        addr: web.opts.listen.clone(),
+        msg: e.to_string(),
+    })?;
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| WebError::Listen {
+            addr: web.opts.listen.clone(),
+            msg: "not an IP address".into(),
+        })?;
+    let inner = Arc::new(server);
+    let workers = (0..WORKERS)
+        .map(|i| {
+            let (inner, web) = (inner.clone(), web.clone());
+            std::thread::Builder::new()
+                .name(format!("web-{i}"))
+                .spawn(move || {
+                    while let Ok(rq) = inner.recv() {
+                        serve_one(&web, rq);
+                    }
+                })
+                .expect("spawning a web worker")
+        })
+        .collect();
+    Ok(Server {
+        addr,
+        inner,
+        workers,
+    })
+}
+
+impl Web {
+    pub fn new(store: Arc<Store>, opts: Options, limits: Limits) -> Web {
+        Web {
+            store,
+            sessions: Sessions::default(),
+            opts,
+            limits,
+            dashboard: dashboard::Cache::default(),
+            requests: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+        }
+    }
+
+    /// Answers one request. Never panics outward: see [`serve_one`].
+    pub fn handle(&self, req: &Req) -> Resp {
+        let Some(route) = router::route(&req.path) else {
+            return not_found(req);
+        };
+        match &route {
+            Route::Healthz => return self.healthz(),
+            Route::Asset(_, ct, body) => {
+                return Resp::new(200, ct, body.to_vec())
+                    .with("cache-control", "public, max-age=3600");
+            }
+            Route::Login => return actions::login(self, req),
+            Route::Metrics if self.opts.public_metrics => return metrics::render(self),
+            _ => {}
+        }
+        let who = self.identify(req);
+        match route {
+            Route::Api(a) => {
+                let Some(who) = who else {
+                    return Resp::json_error(
+                        401,
+                        "log in: send Authorization: Bearer TOKEN (see hostler user token)",
+                    );
+                };
+                if req.is_post()
+                    && let Some(csrf) = &who.csrf
+                    && !req
+                        .header("x-csrf-token")
+                        .is_some_and(|t| auth::same(t, csrf))
+                {
+                    return Resp::json_error(403, "missing or wrong X-CSRF-Token header");
+                }
+                api::handle(self, &who, a, req)
+            }
+            Route::Metrics => match who {
+                Some(_) => metrics::render(self),
+                None => Resp::text(401, "log in, or set [web] public_metrics = true\n"),
+            },
+            page => {
+                let Some(who) = who else {
+                    if req.method == "GET" {
+                        let next = http::encode(&req.path);
+                        return Resp::redirect(&format!("/login?next={next}"));
+                    }
+                    return Resp::text(403, "log in first\n");
+                };
+                if req.is_post()
+                    && let Err(e) = self.check_post(req, &who)
+                {
+                    return Resp::text(403, format!("{e}\n"));
+                }
+                pages::handle(self, &who, page, req)
+            }
+        }
+    }
+
+    /// A session cookie, or an API bearer token.
+    fn identify(&self, req: &Req) -> Option<Who> {
+        if let Some(token) = req
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+        {
+            return match self.store.token_user(&auth::token_hash(token.trim())) {
+                Ok(Some(u)) => Some(Who {
+                    user: u.name,
+                    role: u.role,
+                    csrf: None,
+                }),
+                Ok(None) => None,
+                Err(e) => {
+                    warn!("checking an API token: {e}");
+                    None
+                }
+            };
+        }
+        let s = self.sessions.get(req.cookie(auth::COOKIE)?)?;
+        Some(Who {
+            user: s.user,
+            role: s.role,
+            csrf: Some(s.csrf),
+        })
+    }
+
+    /// A browser POST: same origin (when the browser says), and the session's CSRF token.
+    fn check_post(&self, req: &Req, who: &Who) -> Result<(), &'static str> {
+        check_origin(req)?;
+        let Some(csrf) = &who.csrf else {
+            return Ok(());
+        };
+        let form = req.form().map_err(|_| "expected a form post")?;
+        match form.get("csrf_token") {
+            Some(t) if auth::same(t, csrf) => Ok(()),
+            _ => Err("missing or wrong csrf_token: reload the page and try again"),
+        }
+    }
+
+    fn healthz(&self) -> Resp {
+        match self.store.user_count() {
+            Ok(_) => Resp::text(200, "ok\n"),
+            Err(e) => Resp::text(503, format!("database: {e}\n")),
+        }
+    }
+}
+
+/// Refuses a POST whose `Origin` (or, failing that, `Sec-Fetch-Site`) says it came from
+/// another site.
+pub fn check_origin(req: &Req) -> Result<(), &'static str> {
+    if let Some(origin) = req.header("origin")
+        && origin != "null"
+    {
+        let host = req.header("host").unwrap_or("");
+        let bare = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .unwrap_or("");
+        if bare != host {
+            return Err("cross-origin POST refused");
+        }
+    }
+    if req
+        .header("sec-fetch-site")
+        .is_some_and(|s| s == "cross-site")
+    {
+        return Err("cross-site POST refused");
+    }
+    Ok(())
+}
+
+fn not_found(req: &Req) -> Resp {
+    if req.path.starts_with("/api/") {
+        Resp::json_error(404, "no such API path")
+    } else {
+        Resp::text(404, "not found\n")
+    }
+}
+
+/// Reads a tiny_http request into a [`Req`], answers it, and contains any panic.
+fn serve_one(web: &Web, mut rq: tiny_http::Request) {
+    web.requests.fetch_add(1, Ordering::Relaxed);
+    let resp = match read_request(&mut rq) {
+        Ok(req) => {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| web.handle(&req))) {
+                Ok(r) => r,
+                Err(_) => {
+                    web.panics.fetch_add(1, Ordering::Relaxed);
+                    warn!(path = %req.path, "a web handler panicked");
+                    Resp::text(500, "internal error\n")
+                }
+            }
+        }
+        Err(r) => r,
+    };
+    debug!(method = %rq.method(), url = %rq.url(), status = resp.status, "web");
+    let mut out = tiny_http::Response::from_data(resp.body)
+        .with_status_code(resp.status)
+        .with_header(header("content-type", resp.content_type));
+    for (n, v) in SECURITY_HEADERS {
+        out.add_header(header(n, v));
+    }
+    for (n, v) in &resp.headers {
+        out.add_header(header(n, v));
+    }
+    let _ = rq.respond(out);
+}
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "same-origin"),
+    (
+        "content-security-policy",
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+];
+
+fn header(name: &str, value: &str) -> tiny_http::Header {
+    // Our own names and values are ASCII; a value that is not is replaced, not panicked on.
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .unwrap_or_else(|_| tiny_http::Header::from_bytes(&b"x-bad-header"[..], &b"1"[..]).unwrap())
+}
+
+fn read_request(rq: &mut tiny_http::Request) -> Result<Req, Resp> {
+    let mut req = Req::new(rq.method().as_str(), rq.url())
+        .map_err(|e| Resp::text(400, format!("bad query: {e}\n")))?;
+    req.headers = rq
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.to_string(),
+            )
+        })
+        .collect();
+    if rq.body_length().is_some_and(|n| n > http::MAX_BODY) {
+        return Err(Resp::text(413, "request body too large\n"));
+    }
+    let mut body = Vec::new();
+    rq.as_reader()
+        .take(http::MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Resp::text(400, format!("cannot read the body: {e}\n")))?;
+    if body.len() > http::MAX_BODY {
+        return Err(Resp::text(413, "request body too large\n"));
+    }
+    req.body = body;
+    Ok(req)
+}

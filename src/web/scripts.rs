@@ -1,0 +1,211 @@
+//! Script pages: the list, a script's source with its version and recent runs, and the edit
+//! form. A save is syntax-checked with the engine runs use before anything is written; a
+//! script that does not compile comes back in the form with the error.
+
+use maud::html;
+
+use super::http::{Form, Req, Resp};
+use super::pages::{ago, csrf, error, page, status_class, time};
+use super::{Web, Who};
+use crate::store::{NewScript, Role, RunFilter, Script, ScriptKind, StoreError, now_ms};
+
+pub fn scripts(web: &Web, who: &Who) -> Result<Resp, StoreError> {
+    let list = web.store.scripts()?;
+    let body = html! {
+        @if who.may(Role::Admin) { p { a.button href="/scripts/new" { "New script" } } }
+        table {
+            tr { th { "Name" } th { "Kind" } th { "Version" } th { "Updated" } th { "Description" } }
+            @for s in &list {
+                tr {
+                    td { a href={"/scripts/" (s.name)} { (s.name) } }
+                    td { (s.kind) }
+                    td { (s.version) }
+                    td { (time(s.updated_at)) }
+                    td { (s.description.as_deref().unwrap_or("")) }
+                }
+            }
+        }
+    };
+    Ok(page(who, "Scripts", None, body))
+}
+
+pub fn script(web: &Web, who: &Who, name: &str) -> Result<Resp, StoreError> {
+    let s = web.store.script(name)?;
+    let mut values = Form::default();
+    values.0.push(("source".into(), s.source.clone()));
+    if let Some(d) = &s.description {
+        values.0.push(("description".into(), d.clone()));
+    }
+    values.0.push(("kind".into(), s.kind.to_string()));
+    show(web, who, &s, &values, None)
+}
+
+fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> Result<Resp, StoreError> {
+    let runs = web.store.runs(&RunFilter {
+        host: None,
+        script: Some(s.name.clone()),
+        status: None,
+        before_id: None,
+        limit: 20,
+        summary: true,
+    })?;
+    let now = now_ms();
+    let body = html! {
+        p.meta { (s.kind) ", version " (s.version) ", saved " (time(s.updated_at))
+            @if let Some(d) = &s.description { ". " (d) } }
+        @if who.may(Role::Operator) && s.kind != ScriptKind::Library {
+            p { a.button href={"/schedule?script=" (s.name)} { "Schedule it" } }
+        }
+        @if let Some(e) = err { p.error role="alert" { (e) } }
+        @if who.may(Role::Admin) {
+            (editor(who, Some(s), v))
+        } @else {
+            pre.source { (s.source) }
+        }
+        h2 { "Recent runs" }
+        @if runs.is_empty() { p.empty { "No runs yet." } } @else {
+            table {
+                tr { th { "Run" } th { "When" } th { "Host" } th { "Status" } th { "Message" } }
+                @for r in &runs {
+                    tr {
+                        td { a href={"/runs/" (r.id)} { (r.id) } }
+                        td { (ago(r.started_at, now)) " ago" }
+                        td { (r.host.as_deref().unwrap_or("-")) }
+                        td { span class=(status_class(r.status)) { (r.status.as_str().to_uppercase()) } }
+                        td.msg { (r.message) }
+                    }
+                }
+            }
+        }
+    };
+    let mut r = page(who, &format!("Script {}", s.name), None, body);
+    if err.is_some() {
+        r.status = 400;
+    }
+    Ok(r)
+}
+
+fn editor(who: &Who, existing: Option<&Script>, v: &Form) -> maud::Markup {
+    let action = match existing {
+        Some(s) => format!("/scripts/{}", s.name),
+        None => "/scripts/new".into(),
+    };
+    let kind = v.get("kind").unwrap_or("check");
+    html! {
+        form.stacked method="post" action=(action) {
+            (csrf(who))
+            @if let Some(s) = existing {
+                input type="hidden" name="version" value=(s.version);
+            } @else {
+                label { "Name " input type="text" name="name" value=[v.get("name")] required pattern="[A-Za-z0-9._-]+"; }
+            }
+            label { "Description " input type="text" name="description" value=[v.get("description")]; }
+            label { "Kind " select name="kind" {
+                @for k in ScriptKind::ALL { option selected[kind == k.as_str()] { (k.as_str()) } }
+            } }
+            label { "Source (Rhai) " textarea.code name="source" rows="24" spellcheck="false" { (v.raw("source").unwrap_or("")) } }
+            button type="submit" { "Check and save" }
+        }
+    }
+}
+
+/// The new-script form.
+pub fn script_form(who: &Who, _existing: Option<&Script>, v: &Form, err: Option<&str>) -> Resp {
+    if !who.may(Role::Admin) {
+        return error(who, 403, "only an admin can write scripts");
+    }
+    let body = html! {
+        @if let Some(e) = err { p.error role="alert" { (e) } }
+        (editor(who, None, v))
+    };
+    let mut r = page(who, "New script", None, body);
+    if err.is_some() {
+        r.status = 400;
+    }
+    r
+}
+
+pub fn script_save(
+    web: &Web,
+    who: &Who,
+    req: &Req,
+    existing: Option<&str>,
+) -> Result<Resp, StoreError> {
+    if !who.may(Role::Admin) {
+        return Ok(error(who, 403, "only an admin can write scripts"));
+    }
+    let form = match req.form() {
+        Ok(f) => f,
+        Err(e) => return Ok(error(who, 400, &e.to_string())),
+    };
+    let current = existing.map(|n| web.store.script(n)).transpose()?;
+    match save(web, existing, &form) {
+        Ok((name, _)) => Ok(Resp::redirect(&format!("/scripts/{name}"))),
+        Err(Refused::Store(e)) => Err(e),
+        Err(Refused::Bad(msg)) => match &current {
+            Some(s) => show(web, who, s, &form, Some(&msg)),
+            None => Ok(script_form(who, None, &form, Some(&msg))),
+        },
+    }
+}
+
+/// Why a save was refused: bad input (shown with the form), or the store.
+#[derive(Debug)]
+pub enum Refused {
+    Bad(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Refused {
+        Refused::Store(e)
+    }
+}
+
+/// Checks and saves a script from form fields (`name` for a new one, `source`,
+/// `description`, `kind`, and `version`: the version the editor started from). Returns the
+/// name and the new version. Shared by the page and the API.
+pub fn save(web: &Web, existing: Option<&str>, form: &Form) -> Result<(String, i64), Refused> {
+    let bad = |m: String| Err(Refused::Bad(m));
+    let current = existing.map(|n| web.store.script(n)).transpose()?;
+    let name = match (existing, form.get("name")) {
+        (Some(n), _) | (None, Some(n)) => n.to_string(),
+        (None, None) => return bad("the name is missing".into()),
+    };
+    if !crate::store::valid_name(&name) {
+        return bad("invalid script name: use letters, digits, '-', '_' and '.'".into());
+    }
+    if current.is_none() && web.store.find_script(&name)?.is_some() {
+        return bad(format!(
+            "script {name:?} already exists; open it to edit it"
+        ));
+    }
+    // Someone else saved since this form was loaded: do not overwrite their version.
+    if let (Some(s), Some(v)) = (&current, form.get("version"))
+        && v != s.version.to_string()
+    {
+        return bad(format!(
+            "the script changed since you opened it (now version {}); copy your text, reload and merge",
+            s.version
+        ));
+    }
+    let source = form.raw("source").unwrap_or("").replace("\r\n", "\n");
+    if source.trim().is_empty() {
+        return bad("the source is empty".into());
+    }
+    if let Err(e) = crate::script::check_syntax(&name, &source) {
+        return bad(format!("not saved: {e}"));
+    }
+    let (header_desc, header_kind) = crate::bundled::header(&source);
+    let kind = match form.get("kind") {
+        Some(k) => k.parse::<ScriptKind>().map_err(Refused::Bad)?,
+        None => header_kind.unwrap_or(ScriptKind::Task),
+    };
+    let versions = web.store.save_scripts(&[NewScript {
+        name: &name,
+        source: &source,
+        description: form.get("description").map(String::from).or(header_desc),
+        kind,
+    }])?;
+    Ok((name, versions.first().copied().unwrap_or(1)))
+}
