@@ -210,9 +210,9 @@ impl Web {
                     return Resp::text(403, "log in first\n");
                 };
                 if req.is_post()
-                    && let Err(e) = self.check_post(req, &who)
+                    && let Err(r) = self.check_post(req, &who)
                 {
-                    return Resp::text(403, format!("{e}\n"));
+                    return r;
                 }
                 pages::handle(self, &who, page, req)
             }
@@ -247,15 +247,18 @@ impl Web {
     }
 
     /// A browser POST: same origin (when the browser says), and the session's CSRF token.
-    fn check_post(&self, req: &Req, who: &Who) -> Result<(), &'static str> {
-        check_origin(req)?;
+    fn check_post(&self, req: &Req, who: &Who) -> Result<(), Resp> {
+        check_origin(req).map_err(|e| Resp::text(403, format!("{e}\n")))?;
         let Some(csrf) = &who.csrf else {
             return Ok(());
         };
-        let form = req.form().map_err(|_| "expected a form post")?;
+        let form = req.form().map_err(|e| Resp::text(400, format!("{e}\n")))?;
         match form.get("csrf_token") {
             Some(t) if auth::same(t, csrf) => Ok(()),
-            _ => Err("missing or wrong csrf_token: reload the page and try again"),
+            _ => Err(Resp::text(
+                403,
+                "missing or wrong csrf_token: reload the page and try again\n",
+            )),
         }
     }
 

@@ -370,7 +370,7 @@ fn the_example_config_parses() {
 fn serve_seeds_the_demo_runs_it_and_stops_on_sigterm() {
     let w = Work::new();
     let mut child = w
-        .cmd(&["serve"])
+        .cmd(&["serve", "--listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -396,6 +396,20 @@ fn serve_seeds_the_demo_runs_it_and_stops_on_sigterm() {
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("seeded the demo"), "{}", stdout(&o));
+    // The first serve made the web admin and showed its password once, on the terminal only.
+    let err = stderr(&o);
+    assert!(err.contains("web page on http://127.0.0.1:"), "{err}");
+    let password = err
+        .lines()
+        .skip_while(|l| !l.contains("one-time password"))
+        .find_map(|l| Some(l.trim()).filter(|t| t.len() == 20))
+        .unwrap_or_else(|| panic!("no one-time password in {err}"));
+    let admin = w.store().find_user("admin").expect("read").expect("admin");
+    assert!(hostler::web::auth::verify_password(
+        password,
+        &admin.password_hash
+    ));
+    assert_eq!(err.matches(password).count(), 1, "shown once: {err}");
     let s = stdout(&w.run(&["schedules"]));
     assert!(s.contains("check_disk") && s.contains("every 60s"), "{s}");
 }

@@ -12,3 +12,5 @@ mod shell;
 mod sql;
 mod store;
 mod util;
+mod web;
+mod webutil;

@@ -529,11 +529,19 @@ fn failed_deliveries_are_recorded_and_retried() {
 /// fill up and stop it).
 fn serve(w: &Work, node: &str, config: &str) -> std::process::Child {
     let log = std::fs::File::create(w.path(&format!("{node}.log"))).expect("log file");
-    w.cmd(&["--config", config, "serve", "--node", node, "--no-demo"])
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("serve")
+    w.cmd(&[
+        "--config",
+        config,
+        "serve",
+        "--node",
+        node,
+        "--no-demo",
+        "--no-web",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(log)
+    .spawn()
+    .expect("serve")
 }
 
 fn log(w: &Work, node: &str) -> String {

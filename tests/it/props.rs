@@ -197,3 +197,177 @@ fn telnet_codec_answers_the_usual_negotiation() {
     Codec::encode(b"ls\n\xff\r", &mut out);
     assert_eq!(out, b"ls\r\n\xff\xff\r\0");
 }
+
+/// One web server state shared by the request fuzzing below (a store with a host, a script,
+/// a run and a logged-in session).
+fn fuzz_web() -> &'static (hostler::web::Web, String, String, tempfile::TempDir) {
+    use std::sync::OnceLock;
+    static WEB: OnceLock<(hostler::web::Web, String, String, tempfile::TempDir)> = OnceLock::new();
+    WEB.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = hostler::store::Store::open(&dir.path().join("f.db").display().to_string())
+            .expect("store");
+        store
+            .add_host(&hostler::store::NewHost {
+                name: "h1".into(),
+                address: "127.0.0.1".into(),
+                method: Some(hostler::store::Method::Local),
+                ..Default::default()
+            })
+            .expect("host");
+        store
+            .save_scripts(&[hostler::store::NewScript {
+                name: "s1",
+                source: "ok(\"x\")",
+                description: None,
+                kind: hostler::store::ScriptKind::Check,
+            }])
+            .expect("script");
+        let hash = hostler::web::auth::hash_password("Fuzz-pass-1234").expect("hash");
+        store
+            .add_user("admin", &hash, hostler::store::Role::Admin, false)
+            .expect("user");
+        let user = store.find_user("admin").expect("read").expect("user");
+        let web = hostler::web::Web::new(
+            std::sync::Arc::new(store),
+            hostler::web::Options {
+                listen: "127.0.0.1:0".into(),
+                public_metrics: false,
+            },
+            Default::default(),
+        );
+        let cookie = web.sessions.start(&user).expect("session");
+        let csrf = web.sessions.get(&cookie).expect("session").csrf;
+        (web, cookie, csrf, dir)
+    })
+}
+
+fn path_strategy() -> impl Strategy<Value = String> {
+    let seg = prop_oneof![
+        Just("hosts".to_string()),
+        Just("h1".to_string()),
+        Just("scripts".to_string()),
+        Just("s1".to_string()),
+        Just("api".to_string()),
+        Just("runs".to_string()),
+        Just("queue".to_string()),
+        Just("schedule".to_string()),
+        Just("edit".to_string()),
+        Just("new".to_string()),
+        Just("cancel".to_string()),
+        Just("priority".to_string()),
+        Just("1".to_string()),
+        Just("..".to_string()),
+        "[0-9]{1,25}",
+        "\\PC{0,12}",
+        "[%a-zA-Z0-9._~-]{0,12}",
+    ];
+    prop::collection::vec(seg, 0..5).prop_map(|s| format!("/{}", s.join("/")))
+}
+
+fn form_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..200),
+        prop::collection::vec(
+            (
+                prop_oneof![
+                    Just("script"),
+                    Just("host"),
+                    Just("when"),
+                    Just("every"),
+                    Just("cron"),
+                    Just("at"),
+                    Just("priority"),
+                    Just("address"),
+                    Just("port"),
+                    Just("vars"),
+                    Just("source"),
+                    Just("name"),
+                    Just("fix"),
+                    Just("tag")
+                ],
+                "\\PC{0,20}"
+            ),
+            0..6
+        )
+        .prop_map(|pairs| {
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", hostler::web::http::encode(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes()
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any text percent-encoded by `encode` decodes back to itself.
+    #[test]
+    fn form_values_round_trip(k in "\\PC*", v in "\\PC*") {
+        use hostler::web::http::{encode, parse_urlencoded};
+        let body = format!("{}={}", encode(&k), encode(&v));
+        let pairs = parse_urlencoded(body.as_bytes()).expect("parse");
+        prop_assert_eq!(pairs, vec![(k, v)]);
+    }
+
+    /// Arbitrary bytes give pairs or a typed error, never a panic; what parses re-encodes to
+    /// something that parses to the same pairs.
+    #[test]
+    fn form_parser_takes_any_bytes(b in prop::collection::vec(any::<u8>(), 0..300)) {
+        use hostler::web::http::{encode, parse_urlencoded};
+        if let Ok(pairs) = parse_urlencoded(&b) {
+            let again: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+            prop_assert_eq!(parse_urlencoded(again.join("&").as_bytes()).expect("re-parse"), pairs);
+        }
+    }
+
+    /// The router takes any path; a route it names for a host or script is a plain name.
+    #[test]
+    fn router_takes_any_path(p in path_strategy(), raw in "\\PC*") {
+        use hostler::web::router::{Route, route};
+        for path in [p, raw] {
+            if let Some(Route::Host(n) | Route::HostEdit(n) | Route::Script(n)) = route(&path) {
+                prop_assert!(hostler::store::valid_name(&n), "{n:?}");
+            }
+        }
+    }
+
+    /// Any request, logged in or not, with or without the CSRF token, gets an answer below
+    /// 500 from the real handlers (bad input is the client's error, never the server's).
+    #[test]
+    fn no_request_makes_the_server_fail(
+        post in any::<bool>(),
+        path in path_strategy(),
+        query in "[a-z=&%0-9]{0,20}",
+        body in form_strategy(),
+        logged_in in any::<bool>(),
+        with_csrf in any::<bool>(),
+        json in any::<bool>(),
+    ) {
+        let (web, cookie, csrf, _) = fuzz_web();
+        let mut req = hostler::web::http::Req::new(if post { "POST" } else { "GET" }, &format!("{path}?{query}"))
+            .unwrap_or_default();
+        req.method = if post { "POST".into() } else { "GET".into() };
+        if req.path.is_empty() {
+            req.path = path.clone();
+        }
+        let ct = if json { "application/json" } else { "application/x-www-form-urlencoded" };
+        req.headers.push(("content-type".into(), ct.into()));
+        if logged_in {
+            req.headers.push(("cookie".into(), format!("hostler_session={cookie}")));
+            req.headers.push(("x-csrf-token".into(), csrf.clone()));
+        }
+        let mut body = body;
+        if with_csrf {
+            let mut b = format!("csrf_token={csrf}&").into_bytes();
+            b.extend_from_slice(&body);
+            body = b;
+        }
+        req.body = body;
+        let r = web.handle(&req);
+        prop_assert!(r.status < 500, "{} {path}?{query} -> {} {}", req.method, r.status, String::from_utf8_lossy(&r.body));
+    }
+}

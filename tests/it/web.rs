@@ -1,0 +1,743 @@
+//! The web page and API over HTTP, served in-process on a free loopback port (see webutil.rs):
+//! login, cookies, CSRF and origin checks, forms that refuse bad input and keep secrets out of
+//! pages, the queue's buttons, runs, the JSON API with tokens and roles, /metrics, and hostile
+//! requests. The browser test is in browser.rs.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hostler::store::{JobAction, Method, NewHost, NewJob, NewRun, Secret, Status, Store, now_ms};
+use hostler::web::auth;
+
+use crate::util::{Work, code, stderr, stdout};
+use crate::webutil::{ADMIN_PW, Site};
+
+const HOST_PW: &str = "Web1-secret-pass-9";
+
+fn seeded(w: &Work) -> Arc<Store> {
+    let store = w.store();
+    store
+        .add_host(&NewHost {
+            name: "localhost".into(),
+            address: "127.0.0.1".into(),
+            method: Some(Method::Local),
+            tags: vec!["lab".into()],
+            ..Default::default()
+        })
+        .expect("host");
+    w.script(&store, "check_x", "ok(\"fine\")");
+    w.script(&store, "fix_x", "ok(\"fixed\")");
+    store
+}
+
+fn record(store: &Store, script: &str, status: Status, message: &str) -> i64 {
+    store
+        .record_run(&NewRun {
+            job_id: None,
+            schedule_id: None,
+            script: script.into(),
+            script_version: Some(1),
+            host: Some("localhost".into()),
+            node: Some("t".into()),
+            status,
+            message: message.into(),
+            perfdata: None,
+            output: "line one\n<b>bold</b>\n".into(),
+            transcript: r#"{"t":0,"d":">","s":1,"b":"uptime\n"}"#.to_string() + "\n",
+            started_at: now_ms() - 5,
+            finished_at: now_ms(),
+            attempt: 1,
+            phase: None,
+            notifications: vec![],
+            job_action: JobAction::default(),
+        })
+        .expect("record run")
+}
+
+#[test]
+fn login_is_required_and_the_session_cookie_is_strict_and_httponly() {
+    let w = Work::new();
+    let site = Site::start(seeded(&w), false);
+    let mut c = site.client();
+    let r = c.get("/");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/login?next=%2F"));
+    let r = c.get("/api/hosts");
+    assert_eq!(r.status, 401);
+    assert!(r.json()["error"].as_str().unwrap().contains("Bearer"));
+    assert_eq!(c.get("/metrics").status, 401);
+    let r = c.get("/healthz");
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+
+    // No token from the login form: refused.
+    let r = c.post("/login", &[("username", "admin"), ("password", ADMIN_PW)]);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!c.cookies.contains_key(auth::COOKIE));
+    // A wrong password: the form again, no session.
+    let r = c.login("admin", "not-the-password");
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("wrong user name or password"), "{}", r.body);
+    assert!(!c.cookies.contains_key(auth::COOKIE));
+
+    let r = c.login("admin", ADMIN_PW);
+    assert_eq!(r.status, 303);
+    let cookie = r
+        .headers
+        .iter()
+        .find(|(n, v)| n == "set-cookie" && v.starts_with(auth::COOKIE))
+        .map(|(_, v)| v.clone())
+        .expect("session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let r = c.get("/");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("<h1>Dashboard</h1>") && r.body.contains("localhost"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+
+    // Logging out ends the session on the server, not only in the browser.
+    let old = c.cookies.get(auth::COOKIE).cloned().expect("cookie");
+    assert_eq!(c.submit("/logout", &[]).status, 303);
+    assert_eq!(c.get("/").status, 303);
+    c.cookies.insert(auth::COOKIE.into(), old);
+    assert_eq!(c.get("/").status, 303, "the old cookie no longer works");
+
+    // `next` only ever leads to a local path.
+    let mut c = site.client();
+    let page = c.get("/login?next=//evil.example/x");
+    let token = crate::webutil::field(&page.body, "csrf_token").expect("token");
+    let r = c.post(
+        "/login",
+        &[
+            ("csrf_token", &token),
+            ("username", "admin"),
+            ("password", ADMIN_PW),
+            ("next", "//evil.example/x"),
+        ],
+    );
+    assert_eq!(r.header("location"), Some("/"));
+}
+
+#[test]
+fn every_post_needs_the_csrf_token_and_the_same_origin() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("admin");
+    let fields = [
+        ("script", "check_x"),
+        ("host", "localhost"),
+        ("when", "now"),
+    ];
+    let r = c.post("/schedule", &fields);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let mut wrong = vec![("csrf_token", "0123")];
+    wrong.extend_from_slice(&fields);
+    assert_eq!(c.post("/schedule", &wrong).status, 403);
+    c.get("/schedule");
+    let token = c.csrf.clone().expect("token");
+    let mut good = vec![("csrf_token", token.as_str())];
+    good.extend_from_slice(&fields);
+    let r = c.post_with("/schedule", &good, &[("origin", "http://evil.example")]);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = c.post_with("/schedule", &good, &[("sec-fetch-site", "cross-site")]);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(store.jobs().expect("jobs").is_empty(), "nothing was queued");
+    let origin = site.base.clone();
+    let r = c.post_with("/schedule", &good, &[("origin", &origin)]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.header("location").unwrap().starts_with("/queue?done="));
+    assert_eq!(store.jobs().expect("jobs").len(), 1);
+    // A malformed form is a 400, not a guess.
+    let r = c.post("/schedule", &[("csrf_token", &token)]);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("choose a script"));
+    let r = c.post_raw("/schedule", &format!("csrf_token={token}&script=%zz"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("bad percent-encoding"), "{}", r.body);
+    assert_eq!(
+        site.web.panics.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn host_form_never_shows_the_secret_and_keeps_it_on_edit() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("admin");
+    let mut fields = vec![
+        ("name", "web1"),
+        ("address", "192.0.2.10"),
+        ("method", "ssh"),
+        ("username", "ops"),
+        ("password", HOST_PW),
+        ("tags", "web prod"),
+        ("port", "abc"),
+    ];
+    let r = c.submit("/hosts/new", &fields);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("bad port"), "{}", r.body);
+    assert!(
+        !r.body.contains(HOST_PW),
+        "the form never echoes the password"
+    );
+    assert!(r.body.contains("192.0.2.10"), "the other fields are kept");
+    assert!(store.host("web1").is_err(), "nothing written");
+    fields.pop();
+    fields.push(("port", "2222"));
+    fields.push(("keep_session", "on"));
+    let r = c.submit("/hosts/new", &fields);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/hosts/web1"));
+    assert_eq!(
+        store
+            .host_secret("web1")
+            .expect("secret")
+            .map(|s| s.expose().to_string()),
+        Some(HOST_PW.to_string())
+    );
+    assert_eq!(
+        c.submit("/hosts/new", &fields).status,
+        400,
+        "a duplicate is refused"
+    );
+    for page in [
+        "/hosts/web1",
+        "/hosts/web1/edit",
+        "/hosts",
+        "/",
+        "/api/hosts/web1",
+        "/api/dashboard",
+    ] {
+        let r = c.get(page);
+        assert_eq!(r.status, 200, "{page}");
+        assert!(!r.body.contains(HOST_PW), "{page} shows the secret");
+    }
+    let edit = c.get("/hosts/web1/edit");
+    assert!(edit.body.contains("empty: keep the stored one"));
+    let r = c.submit(
+        "/hosts/web1/edit",
+        &[
+            ("address", "192.0.2.11"),
+            ("method", "ssh"),
+            ("password", ""),
+            ("tags", "web"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let h = store.host("web1").expect("host");
+    assert_eq!(
+        (h.address.as_str(), h.tags.clone()),
+        ("192.0.2.11", vec!["web".to_string()])
+    );
+    assert!(
+        h.has_secret,
+        "an empty password field keeps the stored secret"
+    );
+    let r = c.submit(
+        "/hosts/web1/edit",
+        &[
+            ("address", "192.0.2.11"),
+            ("clear_password", "on"),
+            ("vars", "[1]"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("vars must be a JSON object"));
+    assert!(
+        store.host("web1").expect("host").has_secret,
+        "a refused edit changes nothing"
+    );
+    let r = c.submit(
+        "/hosts/web1/edit",
+        &[("address", "192.0.2.11"), ("clear_password", "on")],
+    );
+    assert_eq!(r.status, 303);
+    assert!(!store.host("web1").expect("host").has_secret);
+    assert_eq!(c.get("/hosts/nope").status, 404);
+    assert_eq!(c.get("/hosts/..%2Fetc").status, 404);
+    let mut viewer = site.login("view");
+    assert_eq!(viewer.get("/hosts/web1").status, 200);
+    assert_eq!(
+        viewer
+            .submit("/hosts/web1/edit", &[("address", "x")])
+            .status,
+        403
+    );
+    assert_eq!(store.host("web1").expect("host").address, "192.0.2.11");
+}
+
+#[test]
+fn script_edits_are_syntax_checked_and_versioned() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("admin");
+    let r = c.get("/scripts/check_x");
+    assert!(r.body.contains("version 1"), "{}", r.body);
+    let r = c.submit(
+        "/scripts/check_x",
+        &[
+            ("source", "let x = ;\n// <tag>"),
+            ("version", "1"),
+            ("kind", "check"),
+        ],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("not saved"), "{}", r.body);
+    assert!(
+        r.body.contains("// &lt;tag&gt;"),
+        "the text is kept, escaped"
+    );
+    assert_eq!(store.script("check_x").expect("script").version, 1);
+    let r = c.submit(
+        "/scripts/check_x",
+        &[
+            ("source", "ok(\"better\")"),
+            ("version", "1"),
+            ("kind", "check"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let s = store.script("check_x").expect("script");
+    assert_eq!((s.version, s.source.as_str()), (2, "ok(\"better\")"));
+    let r = c.submit(
+        "/scripts/check_x",
+        &[("source", "ok(\"x\")"), ("version", "1")],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("changed since you opened it"), "{}", r.body);
+    let r = c.submit(
+        "/scripts/new",
+        &[("name", "bad name"), ("source", "ok(\"x\")")],
+    );
+    assert_eq!(r.status, 400);
+    let r = c.submit(
+        "/scripts/new",
+        &[
+            ("name", "new_one"),
+            ("source", "ok(\"x\")"),
+            ("kind", "task"),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(store.script("new_one").expect("script").version, 1);
+    let mut op = site.login("oper");
+    let r = op.submit(
+        "/scripts/new_one",
+        &[("source", "ok(\"y\")"), ("version", "1")],
+    );
+    assert_eq!(r.status, 403, "only an admin writes scripts");
+}
+
+#[test]
+fn the_schedule_form_queues_now_schedules_and_refuses_bad_input() {
+    let w = Work::new();
+    let store = seeded(&w);
+    store
+        .add_host(&NewHost {
+            name: "other".into(),
+            address: "127.0.0.1".into(),
+            method: Some(Method::Local),
+            ..Default::default()
+        })
+        .expect("host");
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("oper");
+    for (fields, want) in [
+        (vec![("when", "now")], "choose a script"),
+        (
+            vec![("script", "check_x"), ("host", "nope")],
+            "host \"nope\" not found",
+        ),
+        (vec![("script", "nope")], "script \"nope\" not found"),
+        (
+            vec![("script", "check_x"), ("when", "every"), ("every", "abc")],
+            "bad duration",
+        ),
+        (
+            vec![("script", "check_x"), ("when", "cron"), ("cron", "* *")],
+            "bad cron expression",
+        ),
+        (
+            vec![("script", "check_x"), ("fix", "fix_x")],
+            "needs a timing",
+        ),
+        (
+            vec![("script", "check_x"), ("priority", "high")],
+            "bad priority",
+        ),
+        (
+            vec![("script", "check_x"), ("host", "localhost"), ("tag", "lab")],
+            "not more than one",
+        ),
+    ] {
+        let r = c.submit("/schedule", &fields);
+        assert_eq!(r.status, 400, "{fields:?}: {}", r.body);
+        assert!(
+            r.body.contains(&maud::html! { (want) }.into_string()),
+            "{fields:?}: {}",
+            r.body
+        );
+    }
+    assert!(store.jobs().expect("jobs").is_empty());
+    assert!(store.schedules().expect("schedules").is_empty());
+    let r = c.submit(
+        "/schedule",
+        &[
+            ("script", "check_x"),
+            ("host", "localhost"),
+            ("host", "other"),
+            ("priority", "7"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let jobs = store.jobs().expect("jobs");
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|j| j.priority == 7));
+    let r = c.submit(
+        "/schedule",
+        &[
+            ("script", "check_x"),
+            ("tag", "lab"),
+            ("when", "every"),
+            ("every", "5m"),
+            ("fix", "fix_x"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let s = store.schedules().expect("schedules");
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].tag.as_deref(), s[0].fix_script.as_deref()),
+        (Some("lab"), Some("fix_x"))
+    );
+    let q = c.get("/queue");
+    assert!(
+        q.body.contains("every 300s") && q.body.contains("tag lab"),
+        "{}",
+        q.body
+    );
+    let r = c.submit(&format!("/schedules/{}/remove", s[0].id), &[]);
+    assert_eq!(r.status, 303);
+    assert!(store.schedules().expect("schedules").is_empty());
+    assert_eq!(c.submit("/schedules/999/remove", &[]).status, 404);
+    let mut viewer = site.login("view");
+    assert_eq!(viewer.get("/schedule").status, 403);
+}
+
+#[test]
+fn the_queue_cancels_and_reprioritises() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let (id, _) = store
+        .enqueue_with(
+            &NewJob {
+                script: "check_x".into(),
+                host: Some("localhost".into()),
+                priority: 0,
+                due_at: now_ms() + 3_600_000,
+                max_attempts: 1,
+                timeout_ms: None,
+                schedule_id: None,
+                args: None,
+            },
+            false,
+        )
+        .expect("enqueue");
+    let mut c = site.login("oper");
+    let q = c.get("/queue");
+    assert!(
+        q.body.contains(&format!("/queue/{id}/cancel")),
+        "{}",
+        q.body
+    );
+    let r = c.submit(&format!("/queue/{id}/priority"), &[("priority", "9")]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(store.job(id).expect("job").priority, 9);
+    assert_eq!(
+        c.submit(&format!("/queue/{id}/priority"), &[("priority", "x")])
+            .status,
+        400
+    );
+    assert_eq!(
+        c.submit("/queue/424242/priority", &[("priority", "1")])
+            .status,
+        404
+    );
+    assert_eq!(c.submit("/queue/abc/cancel", &[]).status, 404);
+    assert_eq!(c.get(&format!("/queue/{id}/cancel")).status, 405);
+    let r = c.submit(&format!("/queue/{id}/cancel"), &[]);
+    assert_eq!(r.status, 303);
+    assert!(store.jobs().expect("jobs").is_empty());
+    let runs = store.runs(&Default::default()).expect("runs");
+    assert_eq!(runs[0].status, Status::Cancelled);
+    assert_eq!(runs[0].node.as_deref(), Some("web:oper"));
+}
+
+#[test]
+fn runs_filter_escape_and_unknown_ids_are_404() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let ok = record(&store, "check_x", Status::Ok, "fine");
+    let bad = record(
+        &store,
+        "check_x",
+        Status::Critical,
+        "<script>alert(1)</script>",
+    );
+    let mut c = site.login("view");
+    let r = c.get("/runs?status=critical");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains(&format!("/runs/{bad}")) && !r.body.contains(&format!("\"/runs/{ok}\""))
+    );
+    assert!(r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!r.body.contains("<script>alert"), "escaped everywhere");
+    let d = c.get("/");
+    assert!(!d.body.contains("<script>alert") && d.body.contains("st critical"));
+    let r = c.get(&format!("/runs/{bad}"));
+    assert!(r.body.contains("&lt;b&gt;bold&lt;/b&gt;") && r.body.contains("Transcript"));
+    assert!(r.body.contains("uptime"), "{}", r.body);
+    assert_eq!(c.get("/runs/999999").status, 404);
+    assert_eq!(c.get("/runs/abc").status, 404);
+    assert_eq!(c.get("/runs?status=bogus").status, 400);
+    assert_eq!(c.get("/runs?host=localhost&script=check_x").status, 200);
+}
+
+#[test]
+fn the_api_takes_tokens_checks_roles_and_answers_json_errors() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    record(&store, "check_x", Status::Warning, "hmm");
+    let admin = auth::new_token(&store, "admin", "test").expect("token");
+    let viewer = auth::new_token(&store, "view", "test").expect("token");
+    let mut c = site.client();
+    let r = c.api_get("/api/hosts", &admin);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()[0]["name"], "localhost");
+    assert_eq!(c.api_get("/api/hosts", "hst_wrong").status, 401);
+    let d = c.api_get("/api/dashboard", &viewer).json();
+    assert_eq!(d["hosts"][0]["checks"][0]["status"], "warning");
+    let r = c.api_post(
+        "/api/schedule",
+        &admin,
+        r#"{"script": "check_x", "host": ["localhost"], "priority": 3}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let job = r.json()["jobs"][0]["job"].as_i64().expect("job id");
+    assert_eq!(store.job(job).expect("job").priority, 3);
+    for (body, want) in [
+        ("{not json", "not JSON"),
+        ("[1]", "JSON object"),
+        (r#"{"host": "localhost"}"#, "choose a script"),
+        (
+            r#"{"script": "check_x", "host": {"a": 1}}"#,
+            "must be a string",
+        ),
+    ] {
+        let r = c.api_post("/api/schedule", &admin, body);
+        assert_eq!(r.status, 400, "{body}");
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(want),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let r = c.api_post("/api/schedule", &viewer, r#"{"script": "check_x"}"#);
+    assert_eq!(r.status, 403);
+    let r = c.api_post(
+        &format!("/api/jobs/{job}/priority"),
+        &admin,
+        r#"{"priority": 8}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c.api_post(&format!("/api/jobs/{job}/cancel"), &admin, "{}");
+    assert_eq!(r.json()["result"], "removed");
+    let r = c.api_post(
+        "/api/scripts/check_x",
+        &admin,
+        r#"{"source": "ok(", "kind": "check"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = c.api_post(
+        "/api/scripts/api_new",
+        &admin,
+        r#"{"source": "ok(\"api\")"}"#,
+    );
+    assert_eq!(r.json()["version"], 1, "{}", r.body);
+    let r = c.api_post("/api/hosts", &admin, r#"{"name": "h2", "address": "192.0.2.5", "password": "H2-secret-pass-77", "keep_session": true}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(!r.body.contains("H2-secret-pass-77"));
+    assert_eq!(c.api_get("/api/runs?limit=abc", &admin).status, 400);
+    assert_eq!(c.api_get("/api/runs/99999", &admin).status, 404);
+    assert_eq!(c.api_get("/api/nope", &admin).status, 404);
+    assert_eq!(c.api_get("/api/schedule", &admin).status, 405);
+    let runs = c.api_get("/api/runs?status=warning&full=1", &admin).json();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1));
+    assert!(runs[0]["output"].as_str().unwrap().contains("line one"));
+    // A browser session must add the CSRF header to API writes.
+    let mut b = site.login("admin");
+    let r = b.post_with(
+        "/api/schedule",
+        &[],
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+}
+
+#[test]
+fn metrics_are_public_only_when_configured() {
+    let w = Work::new();
+    let store = seeded(&w);
+    record(&store, "check_x", Status::Ok, "a");
+    record(&store, "check_x", Status::Ok, "b");
+    record(&store, "check_x", Status::Critical, "c");
+    let private = Site::start(store.clone(), false);
+    assert_eq!(private.client().get("/metrics").status, 401);
+    let token = auth::new_token(&store, "view", "prom").expect("token");
+    let m = private.client().api_get("/metrics", &token);
+    assert_eq!(m.status, 200);
+    drop(private);
+    let public = Site::start(store, true);
+    let m = public.client().get("/metrics");
+    assert_eq!(m.status, 200);
+    for want in [
+        "hostler_runs_total{status=\"ok\"} 2",
+        "hostler_runs_total{status=\"critical\"} 1",
+        "hostler_jobs{state=\"queued\"} 0",
+        "hostler_run_duration_seconds_count{status=\"ok\"} 2",
+        "hostler_notification_failures 0",
+        "# TYPE hostler_runs_total counter",
+    ] {
+        assert!(m.body.contains(want), "{want} in {}", m.body);
+    }
+}
+
+#[test]
+fn oversized_and_malformed_requests_get_4xx_and_the_server_goes_on() {
+    let w = Work::new();
+    let site = Site::start(seeded(&w), false);
+    let mut c = site.login("admin");
+    let big = "x".repeat(hostler::web::http::MAX_BODY + 10);
+    let r = c.submit("/scripts/new", &[("source", &big)]);
+    assert_eq!(r.status, 413);
+    let addr = site.base.trim_start_matches("http://").to_string();
+    for raw in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET /%%%%?a=%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n\xff\xfe\x00\x01\x02",
+        b"GET / HTTP/1.1\r\nHost: x\r\nCookie: hostler_session=\xff\xff\r\n\r\n",
+        b"GET /runs/99999999999999999999999 HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0u8; 4096],
+    ] {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let _ = s.write_all(raw);
+        let mut answer = Vec::new();
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        assert!(!text.contains(" 500 "), "{raw:?} gave {text}");
+    }
+    assert_eq!(c.get("/healthz").status, 200);
+    assert_eq!(c.get("/runs/99999999999999999999999").status, 404);
+    assert_eq!(
+        site.web.panics.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn user_cli_adds_lists_tokens_and_removes() {
+    let w = Work::new();
+    let o = w.run_with_input(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--role",
+            "operator",
+        ],
+        "Alice-pass-123\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = w.run_with_input(
+        &["user", "add", "alice", "--password-stdin"],
+        "Alice-pass-123\n",
+    );
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    let o = w.run_with_input(&["user", "add", "bob", "--password-stdin"], "short\n");
+    assert!(stderr(&o).contains("too short"), "{}", stderr(&o));
+    let o = w.run_with_input(
+        &["user", "add", "bob", "--password-stdin", "--role", "boss"],
+        "Bob-pass-12345\n",
+    );
+    assert!(stderr(&o).contains("unknown role"), "{}", stderr(&o));
+    let o = w.run(&["user", "add", "carol"]);
+    assert!(stderr(&o).contains("--password-stdin"), "{}", stderr(&o));
+    let list: serde_json::Value =
+        serde_json::from_str(&stdout(&w.run(&["user", "list", "--json"]))).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["role"], "operator");
+    assert!(list[0].get("password_hash").is_none());
+    let o = w.run(&["user", "token", "alice", "--label", "ci"]);
+    let token = stdout(&o).trim().to_string();
+    assert!(token.starts_with("hst_"), "{token}");
+    let u = w
+        .store()
+        .token_user(&auth::token_hash(&token))
+        .expect("lookup")
+        .expect("user");
+    assert_eq!(u.name, "alice");
+    let o = w.run_with_input(
+        &["user", "add", "alice", "--password-stdin", "--replace"],
+        "Alice-new-pass-1\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let u = w.store().find_user("alice").expect("read").expect("alice");
+    assert!(auth::verify_password("Alice-new-pass-1", &u.password_hash));
+    assert_eq!(u.role.as_str(), "operator", "--replace keeps the role");
+    assert_eq!(code(&w.run(&["user", "rm", "alice"])), 0);
+    assert!(
+        w.store()
+            .token_user(&auth::token_hash(&token))
+            .expect("lookup")
+            .is_none(),
+        "its tokens went too"
+    );
+    assert_ne!(code(&w.run(&["user", "rm", "alice"])), 0);
+}
+
+#[test]
+fn secrets_given_to_the_api_never_come_back() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let token = auth::new_token(&store, "admin", "t").expect("token");
+    let mut c = site.client();
+    let r = c.api_post(
+        "/api/hosts/localhost",
+        &token,
+        &format!(r#"{{"address": "127.0.0.1", "method": "local", "password": "{HOST_PW}"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        store.host_secret("localhost").expect("s"),
+        Some(Secret::new(HOST_PW))
+    );
+    for p in ["/api/hosts", "/api/hosts/localhost", "/api/dashboard"] {
+        assert!(!c.api_get(p, &token).body.contains(HOST_PW), "{p}");
+    }
+}
