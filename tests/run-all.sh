@@ -16,6 +16,9 @@ need_pkgs=()
 [ -x /bin/login ] || need_pkgs+=(login)
 # A real TLS peer (openssl s_server) for the HTTPS test.
 [ -x /usr/bin/openssl ] || need_pkgs+=(openssl)
+# A real browser for the web page's test: Debian's Chromium, driven through chromedriver.
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "installing: ${need_pkgs[*]}"
   SUDO=""
