@@ -1,9 +1,9 @@
 //! The overview: every host with the latest status of each check, the queue, recent failures
 //! and notifications. It is read at most once a second however many browsers ask (the status
-//! grid over 100,000 runs is the page's one costly query), and its host grid is rendered once
-//! per read.
+//! grid over 100,000 runs is the page's one costly query), by one background thread, and its
+//! host grid is rendered once per read and spliced into each response without a copy.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -45,9 +45,9 @@ pub struct Data {
     pub jobs: Vec<Job>,
     pub failures: Vec<Run>,
     pub notifications: Vec<Notification>,
-    /// The host grid's HTML, rendered once per read.
+    /// The host grid's HTML, rendered once per read and sent as is by every request.
     #[serde(skip)]
-    pub grid: OnceLock<String>,
+    pub grid: OnceLock<Arc<String>>,
 }
 
 impl Data {
@@ -97,26 +97,130 @@ impl Data {
     }
 }
 
-/// The last read, shared by every request within [`TTL`].
+/// The overview, read by one background thread while pages ask for it: at most once per
+/// [`TTL`], and at once after a change made through the page. A request shows the last read
+/// without waiting, unless there is none yet or a change it may have made is not in it.
+/// One thread doing the reads (and rendering the grid) also keeps their memory in one
+/// allocator arena instead of one per web worker.
 #[derive(Debug, Default)]
-pub struct Cache(Mutex<Option<(Instant, Arc<Data>)>>);
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    data: Option<Arc<Data>>,
+    read_at: Option<Instant>,
+    /// Reads asked for, and the number of the last one finished.
+    asked: u64,
+    done: u64,
+    error: Option<String>,
+    reader: bool,
+    stop: bool,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        self.inner.lock().stop = true;
+        self.inner.cond.notify_all();
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How long a request waits for a read it needs.
+const WAIT: Duration = Duration::from_secs(30);
 
 impl Cache {
-    pub fn get(&self, store: &Store) -> Result<Arc<Data>, StoreError> {
-        // Held across the read, so a burst of requests makes one read, not one each.
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, d)) = slot.as_ref()
-            && at.elapsed() < TTL
-        {
-            return Ok(d.clone());
+    pub fn get(&self, store: &Arc<Store>) -> Result<Arc<Data>, StoreError> {
+        let mut st = self.inner.lock();
+        if !st.reader {
+            st.reader = true;
+            let (inner, store) = (self.inner.clone(), store.clone());
+            std::thread::Builder::new()
+                .name("web-dashboard".into())
+                .spawn(move || reader(&inner, &store))
+                .map_err(|e| StoreError::Db(format!("cannot start the dashboard reader: {e}")))?;
         }
-        let d = Arc::new(Data::read(store)?);
-        *slot = Some((Instant::now(), d.clone()));
-        Ok(d)
+        let fresh = st.read_at.is_some_and(|at| at.elapsed() < TTL);
+        if !fresh && st.asked == st.done {
+            st.asked += 1;
+            self.inner.cond.notify_all();
+        }
+        // Without a read yet, or after a change made here: wait for the read under way.
+        let need = if st.data.is_none() || st.read_at.is_none() {
+            st.asked
+        } else {
+            st.done
+        };
+        let end = Instant::now() + WAIT;
+        while st.done < need {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Db("the dashboard read timed out".into()));
+            }
+            st = self
+                .inner
+                .cond
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        match (&st.error, &st.data) {
+            (Some(e), _) => Err(StoreError::Db(e.clone())),
+            (None, Some(d)) => Ok(d.clone()),
+            (None, None) => Err(StoreError::Db("the dashboard has not been read".into())),
+        }
     }
 
-    /// Forgets the last read (after a change made through the page).
+    /// After a change made through the page: the next request waits for a new read.
     pub fn invalidate(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut st = self.inner.lock();
+        st.read_at = None;
+        // Even with a read under way: it may have begun before the change.
+        st.asked += 1;
+        self.inner.cond.notify_all();
+    }
+}
+
+/// The reader thread: a read per request for one, until the cache is dropped.
+fn reader(inner: &Inner, store: &Store) {
+    loop {
+        let target = {
+            let mut st = inner.lock();
+            while st.asked == st.done && !st.stop {
+                st = inner.cond.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if st.stop {
+                return;
+            }
+            st.asked
+        };
+        let read = Data::read(store).map(|d| {
+            d.grid
+                .get_or_init(|| Arc::new(super::pages::grid(&d).into_string()));
+            Arc::new(d)
+        });
+        let mut st = inner.lock();
+        match read {
+            Ok(d) => {
+                st.data = Some(d);
+                st.error = None;
+            }
+            Err(e) => st.error = Some(e.to_string()),
+        }
+        st.read_at = Some(Instant::now());
+        st.done = target;
+        inner.cond.notify_all();
     }
 }

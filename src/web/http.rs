@@ -3,6 +3,7 @@
 //! the security headers every answer carries.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The largest request body accepted (a script's source is the biggest thing posted).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -192,11 +193,24 @@ pub struct Resp {
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// Shared text sent after `body`, then more bytes: a large cached part of a page goes out
+    /// without being copied into each response.
+    pub splice: Option<(Arc<String>, Vec<u8>)>,
 }
 
 impl fmt::Debug for Resp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Resp({}, {} bytes)", self.status, self.body.len())
+        write!(f, "Resp({}, {} bytes)", self.status, self.len())
+    }
+}
+
+/// Shared text as a byte slice, for a reader.
+#[derive(Debug, Clone)]
+pub struct SharedBytes(pub Arc<String>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
@@ -207,7 +221,44 @@ impl Resp {
             content_type,
             headers: Vec::new(),
             body: body.into(),
+            splice: None,
         }
+    }
+
+    /// The length of the whole body.
+    pub fn len(&self) -> usize {
+        self.body.len()
+            + self
+                .splice
+                .as_ref()
+                .map_or(0, |(mid, tail)| mid.len() + tail.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole body in one buffer (for tests and small answers).
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut all = self.body.clone();
+        if let Some((mid, tail)) = &self.splice {
+            all.extend_from_slice(mid.as_bytes());
+            all.extend_from_slice(tail);
+        }
+        all
+    }
+
+    /// The body as a reader, without copying a spliced part.
+    pub fn reader(self) -> impl std::io::Read + Send + 'static {
+        use std::io::{Cursor, Read};
+        let (mid, tail) = self
+            .splice
+            .map_or((SharedBytes(Arc::default()), Vec::new()), |(m, t)| {
+                (SharedBytes(m), t)
+            });
+        Cursor::new(self.body)
+            .chain(Cursor::new(mid))
+            .chain(Cursor::new(tail))
     }
 
     pub fn html(status: u16, body: impl Into<Vec<u8>>) -> Resp {

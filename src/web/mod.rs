@@ -24,7 +24,8 @@ pub mod router;
 pub mod scripts;
 
 use std::io::Read as _;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -118,10 +119,18 @@ impl Server {
 
 /// Binds and starts the workers.
 pub fn start(web: Arc<Web>) -> Result<Server, WebError> {
-    let server = tiny_http::Server::http(&web.opts.listen).map_err(|e| WebError::Listen {
+    let listen_err = |e: &dyn std::fmt::Display| WebError::Listen {
         addr: web.opts.listen.clone(),
         msg: e.to_string(),
-    })?;
+    };
+    let listener = TcpListener::bind(&web.opts.listen).map_err(|e| listen_err(&e))?;
+    // TCP_NODELAY on the listening socket, which Linux hands on to every accepted one:
+    // tiny_http writes the headers and a large body in two writes, and with Nagle's algorithm
+    // the client's delayed ACK held each response back by 40 ms.
+    let socket = std::net::TcpStream::from(OwnedFd::from(listener));
+    socket.set_nodelay(true).map_err(|e| listen_err(&e))?;
+    let listener = TcpListener::from(OwnedFd::from(socket));
+    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| listen_err(&e))?;
     let addr = server
         .server_addr()
         .to_ip()
@@ -319,15 +328,17 @@ fn serve_one(web: &Web, mut rq: tiny_http::Request) {
         Err(r) => r,
     };
     debug!(method = %rq.method(), url = %rq.url(), status = resp.status, "web");
-    let mut out = tiny_http::Response::from_data(resp.body)
-        .with_status_code(resp.status)
-        .with_header(header("content-type", resp.content_type));
-    for (n, v) in SECURITY_HEADERS {
-        out.add_header(header(n, v));
-    }
-    for (n, v) in &resp.headers {
-        out.add_header(header(n, v));
-    }
+    let mut headers = vec![header("content-type", resp.content_type)];
+    headers.extend(SECURITY_HEADERS.iter().map(|(n, v)| header(n, v)));
+    headers.extend(resp.headers.iter().map(|(n, v)| header(n, v)));
+    let (status, len) = (resp.status, resp.len());
+    let out = tiny_http::Response::new(
+        tiny_http::StatusCode(status),
+        headers,
+        resp.reader(),
+        Some(len),
+        None,
+    );
     let _ = rq.respond(out);
 }
 

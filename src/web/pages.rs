@@ -2,6 +2,8 @@
 //! notifications and login, and the dispatch of page routes. Hosts and scripts have their own
 //! modules; the other forms' POSTs are in [`super::actions`].
 
+use std::sync::Arc;
+
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::http::{Req, Resp, encode};
@@ -169,14 +171,17 @@ fn query_form(req: &Req) -> super::http::Form {
 
 fn dashboard(web: &Web, who: &Who) -> Result<Resp, StoreError> {
     let d = web.dashboard.get(&web.store)?;
-    let grid = d.grid.get_or_init(|| grid(&d).into_string());
+    let grid = d
+        .grid
+        .get_or_init(|| Arc::new(grid(&d).into_string()))
+        .clone();
     let running = d.jobs.iter().filter(|j| j.state == "running").count();
     let body = html! {
         p.meta { "As of " (time(d.at)) ". " (d.hosts.len()) " hosts, " (running) " jobs running, "
             (d.jobs.len() - running) " queued." }
         section {
             h2 { "Hosts" }
-            (PreEscaped(grid))
+            (PreEscaped(GRID_MARK))
         }
         section.split {
             div {
@@ -205,10 +210,32 @@ fn dashboard(web: &Web, who: &Who) -> Result<Resp, StoreError> {
             }
         }
     };
-    Ok(page(who, "Dashboard", Some(15), body))
+    // The grid is spliced in where its mark is, without copying it into this response.
+    let mut r = page(who, "Dashboard", Some(15), body);
+    if let Some(at) = r
+        .body
+        .windows(GRID_MARK.len())
+        .position(|w| w == GRID_MARK.as_bytes())
+    {
+        let tail = r.body.split_off(at + GRID_MARK.len());
+        r.body.truncate(at);
+        r.splice = Some((grid, tail));
+    }
+    Ok(r)
 }
 
-fn grid(d: &super::dashboard::Data) -> Markup {
+/// Where the dashboard's cached host grid goes.
+const GRID_MARK: &str = "<!--hostler:grid-->";
+
+/// A message cut for a tooltip.
+fn short(s: &str) -> &str {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+pub fn grid(d: &super::dashboard::Data) -> Markup {
     html! {
         @if d.hosts.is_empty() { p.empty { "No hosts yet. " a href="/hosts/new" { "Add one." } } }
         @else {
@@ -222,7 +249,7 @@ fn grid(d: &super::dashboard::Data) -> Markup {
                             @if h.checks.is_empty() { span.empty { "no runs yet" } }
                             @for c in &h.checks {
                                 a class=(status_class(c.status)) href={"/runs/" (c.run)}
-                                    title={(c.status.as_str().to_uppercase()) " " (ago(c.finished_at, d.at)) " ago: " (c.message)} {
+                                    title={(ago(c.finished_at, d.at)) " ago: " (short(&c.message))} {
                                     (c.script)
                                 }
                                 " "

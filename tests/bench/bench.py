@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web]
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
-monitoring-plugins, Monit, OpenSSH's sshd, parallel-ssh) and builds the release binary.
+monitoring-plugins, Monit, OpenSSH's sshd, parallel-ssh, wrk) and builds the release binary.
 """
 import os
 import shutil
@@ -13,9 +13,9 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
-# --only NAME runs one benchmark: trivial, expect, idle, fanout or queue.
+# --only NAME runs one benchmark: trivial, expect, idle, fanout, queue or web.
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 
 
@@ -170,8 +170,9 @@ def bench_idle_memory(work):
     rows = []
     env = dict(os.environ, HOSTLER_DB=os.path.join(work, "idle.db"))
     run([HOSTLER, "init"], env=env, check=True)
-    rows.append(("hostler serve (idle, empty queue)", idle([HOSTLER, "serve", "--no-demo"], env=env)))
-    rows.append(("hostler serve (demo: 2 checks every 60 s)", idle([HOSTLER, "--db", os.path.join(work, "demo.db"), "serve"], env=env)))
+    listen = ["--listen", f"127.0.0.1:{free_port()}"]
+    rows.append(("hostler serve (idle, empty queue, web page on)", idle([HOSTLER, "serve", "--no-demo"] + listen, env=env)))
+    rows.append(("hostler serve (demo: 2 checks every 60 s, web page on)", idle([HOSTLER, "--db", os.path.join(work, "demo.db"), "serve"] + listen, env=env)))
     if shutil.which("monit"):
         rc = os.path.join(work, "monitrc")
         with open(rc, "w") as f:
@@ -303,6 +304,123 @@ def bench_fanout(work):
         sshd.wait()
 
 
+def seed_web(db, n_hosts, n_runs):
+    """n_hosts hosts and n_runs runs (five checks per host, statuses mixed), written straight
+    into the schema hostler init made."""
+    import sqlite3
+    now = int(time.time() * 1000)
+    c = sqlite3.connect(db)
+    c.executemany("INSERT INTO hosts (name, address, method, tags, created_at, updated_at) VALUES (?, '127.0.0.1', 'local', 'bench', ?, ?)",
+                  [(f"host{i:04d}", now, now) for i in range(n_hosts)])
+    checks = ["check_disk", "check_load", "check_http", "check_ntp", "check_users"]
+    statuses = ["ok"] * 17 + ["warning", "critical", "unknown"]
+    rows = []
+    for i in range(n_runs):
+        h, k = i % n_hosts, (i // n_hosts) % len(checks)
+        st = statuses[i % len(statuses)]
+        t = now - (n_runs - i) * 1000
+        rows.append((checks[k], f"host{h:04d}", st, f"{st.upper()}: {checks[k]} said something {i}", t - 120, t))
+    c.executemany("INSERT INTO runs (script, host, status, message, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)", rows)
+    c.commit()
+    c.close()
+
+
+def web_login(base, user, password):
+    """Logs in like a browser: GET the form for its token and cookie, POST, keep the session."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/login").read().decode()
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
+    body = urllib.parse.urlencode({"csrf_token": token, "username": user, "password": password}).encode()
+    opener.open(base + "/login", body).read()
+    return next(c.value for c in jar if c.name == "hostler_session")
+
+
+def wrk(url, header, seconds, conns=16):
+    r = run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", "-H", header, url])
+    out = r.stdout
+    rps = float(next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")))
+    def ms(v):
+        return float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-1]) * 1000
+    p = {l.split()[0]: ms(l.split()[1]) for l in out.splitlines() if l.strip().startswith(("50%", "99%"))}
+    non2xx = next((int(l.split()[-1]) for l in out.splitlines() if "Non-2xx" in l), 0)
+    return rps, p.get("50%"), p.get("99%"), non2xx, out
+
+
+def bench_web(work):
+    """The dashboard under wrk (16 connections over loopback) with 1,000 hosts and 100,000
+    runs; Monit's own status page (one check) under the same load, for reference."""
+    if not shutil.which("wrk"):
+        print("SKIPPED web: wrk not installed (apt-get install wrk)")
+        return
+    n_hosts, n_runs = (1000, 100_000)
+    seconds = 5 if QUICK else 10
+    db = os.path.join(work, "web.db")
+    env = dict(os.environ, HOSTLER_DB=db)
+    run([HOSTLER, "init"], env=env, check=True)
+    seed_web(db, n_hosts, n_runs)
+    r = subprocess.run([HOSTLER, "user", "add", "bench", "--password-stdin"], input="Bench-pass-1234\n",
+                       env=env, capture_output=True, text=True, check=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        for _ in range(100):
+            try:
+                cookie = web_login(base, "bench", "Bench-pass-1234")
+                break
+            except OSError:
+                time.sleep(0.1)
+        header = f"Cookie: hostler_session={cookie}"
+        size = len(subprocess.run(["curl", "-s", "-H", header, base + "/"], capture_output=True).stdout) if shutil.which("curl") else 0
+        wrk(base + "/", header, 2)  # warm-up
+        rss0 = memory(p.pid)[0]
+        results = [wrk(base + "/", header, seconds) for _ in range(3)]
+        rss1 = memory(p.pid)[0]
+        rps = statistics.median(x[0] for x in results)
+        p50 = statistics.median(x[1] for x in results)
+        p99 = statistics.median(x[2] for x in results)
+        bad = sum(x[3] for x in results)
+        rows.append((f"hostler dashboard ({n_hosts} hosts, {n_runs} runs, {size // 1024} KiB page)", rps, p50, p99, bad))
+        api = wrk(base + "/api/runs?limit=50", header, seconds)
+        rows.append(("hostler /api/runs?limit=50", api[0], api[1], api[2], api[3]))
+        health = wrk(base + "/healthz", "X-Nothing: 1", seconds)
+        rows.append(("hostler /healthz (no login)", health[0], health[1], health[2], health[3]))
+    finally:
+        p.terminate()
+        p.wait(10)
+    if shutil.which("monit"):
+        mport = free_port()
+        rc = os.path.join(work, "monitrc-web")
+        with open(rc, "w") as f:
+            f.write(f"set daemon 30\nset pidfile {work}/monitw.pid\nset idfile {work}/monitw.id\nset statefile {work}/monitw.state\n"
+                    f"set httpd port {mport} and use address 127.0.0.1\n    allow bench:bench\n"
+                    f"check filesystem root with path /\n  if space usage > 95% then alert\n")
+        os.chmod(rc, 0o600)
+        m = subprocess.Popen(["monit", "-I", "-c", rc], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(2)
+            res = wrk(f"http://127.0.0.1:{mport}/", "Authorization: Basic YmVuY2g6YmVuY2g=", seconds)
+            rows.append(("Monit 5 status page (1 check)", res[0], res[1], res[2], res[3]))
+        finally:
+            m.terminate()
+            m.wait(10)
+    else:
+        print("SKIPPED Monit: not installed (apt-get install monit)")
+    print(f"\n## Web page under wrk (16 connections, {seconds} s, median of 3 for the dashboard; goal >= 1,000 req/s, p99 < 50 ms, RSS growth <= 10 MB)\n")
+    print("| page | requests/s | p50 | p99 | non-2xx |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, rps, p50, p99, bad in rows:
+        print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
+    print(f"\nhostler RSS: {rss0 / 1024:.1f} MB before the measured runs, {rss1 / 1024:.1f} MB after: growth {(rss1 - rss0) / 1024:.1f} MB")
+
+
 def bench_queue():
     print("\n## monitord queue (cargo bench --bench queue)\n")
     r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "queue", "--", "2000" if QUICK else "5000"],
@@ -325,6 +443,8 @@ def main():
             bench_idle_memory(work)
         if wanted("fanout"):
             bench_fanout(work)
+        if wanted("web"):
+            bench_web(work)
     if wanted("queue"):
         bench_queue()
 

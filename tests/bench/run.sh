@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the benchmark peers, builds the release binary and runs every benchmark.
-# Usage: bash tests/bench/run.sh [--quick] [--only trivial|expect|idle|fanout|queue]
+# Usage: bash tests/bench/run.sh [--quick] [--only trivial|expect|idle|fanout|queue|web]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -10,6 +10,8 @@ command -v monit >/dev/null || pkgs+=(monit)
 [ -x /usr/lib/nagios/plugins/check_dummy ] || pkgs+=(monitoring-plugins-basic)
 [ -x /usr/sbin/sshd ] || pkgs+=(openssh-server)
 command -v parallel-ssh >/dev/null || pkgs+=(pssh)
+command -v wrk >/dev/null || pkgs+=(wrk)
+command -v curl >/dev/null || pkgs+=(curl)
 if [ ${#pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null

@@ -70,7 +70,8 @@ fn seeded_sqlite() -> rusqlite::Connection {
         "INSERT INTO scripts (name, source, kind, version, updated_at) VALUES ('seeded', 'ok()', 'check', 1, 0);
          INSERT INTO hosts (name, address, method, created_at, updated_at) VALUES ('web0', 'a', 'ssh', 0, 0);
          INSERT INTO hosts (name, address, method, created_at, updated_at) VALUES ('web2', 'b', 'ssh', 0, 0);
-         INSERT INTO jobs (script_id, host_id, priority, due_at, created_at) VALUES (1, 1, 0, 0, 0);",
+         INSERT INTO jobs (script_id, host_id, priority, due_at, created_at) VALUES (1, 1, 0, 0, 0);
+         INSERT INTO users (name, password_hash, role, created_at) VALUES ('seeded', 'x', 'admin', 0);",
     )
     .expect("seed");
     conn
