@@ -40,6 +40,23 @@ out=$(chroot "$root" /hostler --db /h.db run s)
 echo "$out"
 [ "$out" = "OK: parsed 1.5" ] || { echo "FAIL: unexpected output in the chroot" >&2; exit 1; }
 chroot "$root" /hostler --db /h.db history --json >/dev/null
+# The web page from the chroot: the first serve makes the admin (random password from the
+# kernel, argon2 hash) and the dashboard answers a real login.
+wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+chroot "$root" /hostler --db /h.db serve --no-demo --listen "127.0.0.1:$wport" 2> "$root/serve.log" &
+serve_pid=$!
+for _ in $(seq 100); do grep -q "web page on" "$root/serve.log" 2>/dev/null && break; sleep 0.1; done
+pw=$(grep -A2 "one-time password" "$root/serve.log" | tail -1 | tr -d ' ')
+python3 - "$wport" "$pw" <<'PY'
+import http.cookiejar, re, sys, urllib.parse, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', op.open(base + "/login").read().decode()).group(1)
+page = op.open(base + "/login", urllib.parse.urlencode({"csrf_token": token, "username": "admin", "password": sys.argv[2]}).encode()).read().decode()
+assert "<h1>Dashboard</h1>" in page, page[:500]
+print("web page: logged in to the dashboard served from the chroot")
+PY
+kill "$serve_pid"; wait "$serve_pid" || true
 # The statically linked OpenSSL and libssh2: an SSH handshake (key exchange, host key, SHA-256)
 # from inside the empty chroot to a real sshd outside it, pinned by `host trust`.
 if [ -x /usr/sbin/sshd ]; then

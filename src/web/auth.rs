@@ -37,7 +37,7 @@ pub enum AuthError {
 /// `n` random bytes as lower-case hex.
 pub fn random_hex(n: usize) -> Result<String, AuthError> {
     let mut buf = vec![0u8; n];
-    getrandom::fill(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
+    getrandom::getrandom(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
     Ok(hex(&buf))
 }
 
@@ -49,7 +49,7 @@ fn hex(bytes: &[u8]) -> String {
 pub fn random_password() -> Result<String, AuthError> {
     const CHARS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut buf = [0u8; 20];
-    getrandom::fill(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
+    getrandom::getrandom(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
     // 256 % 56 leaves a small bias; 20 characters of ~5.8 bits are still ~115 bits.
     Ok(buf
         .iter()
@@ -60,7 +60,7 @@ pub fn random_password() -> Result<String, AuthError> {
 /// An argon2id PHC string for a password.
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| AuthError::Random(e.to_string()))?;
+    getrandom::getrandom(&mut salt).map_err(|e| AuthError::Random(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
