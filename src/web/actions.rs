@@ -78,11 +78,17 @@ pub fn login(web: &Web, req: &Req) -> Resp {
         Err(e) => return Resp::text(500, format!("{e}\n")),
     };
     tracing::info!(user = %user.name, "web login");
+    // Behind a TLS proxy that says so, the cookie is never sent over plain HTTP.
+    let secure = if req.header("x-forwarded-proto") == Some("https") {
+        "; Secure"
+    } else {
+        ""
+    };
     Resp::redirect(&next)
         .with(
             "set-cookie",
             format!(
-                "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+                "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
                 SESSION_LIFETIME.as_secs()
             ),
         )

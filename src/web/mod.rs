@@ -280,17 +280,21 @@ impl Web {
 }
 
 /// Refuses a POST whose `Origin` (or, failing that, `Sec-Fetch-Site`) says it came from
-/// another site.
+/// another site. Behind a TLS proxy the origin may name the proxy's host, which the proxy
+/// passes as `Host` or `X-Forwarded-Host` (a page on another site cannot set either).
 pub fn check_origin(req: &Req) -> Result<(), &'static str> {
     if let Some(origin) = req.header("origin")
         && origin != "null"
     {
-        let host = req.header("host").unwrap_or("");
         let bare = origin
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
             .unwrap_or("");
-        if bare != host {
+        let ours = [req.header("host"), req.header("x-forwarded-host")]
+            .into_iter()
+            .flatten()
+            .any(|h| !bare.is_empty() && h.trim().eq_ignore_ascii_case(bare));
+        if !ours {
             return Err("cross-origin POST refused");
         }
     }

@@ -186,7 +186,10 @@ fn dashboard(web: &Web, who: &Who) -> Result<Resp, StoreError> {
         section.split {
             div {
                 h2 { "Running and queued" }
-                (jobs_table(who, &d.jobs, false))
+                (jobs_table(who, &d.jobs[..d.jobs.len().min(DASHBOARD_JOBS)], false))
+                @if d.jobs.len() > DASHBOARD_JOBS {
+                    p { a href="/queue" { "All " (d.jobs.len()) " jobs in the queue" } }
+                }
             }
             div {
                 h2 { "Recent failures" }
@@ -223,6 +226,9 @@ fn dashboard(web: &Web, who: &Who) -> Result<Resp, StoreError> {
     }
     Ok(r)
 }
+
+/// The dashboard lists this many jobs (running first, then in the order they will run).
+const DASHBOARD_JOBS: usize = 50;
 
 /// Where the dashboard's cached host grid goes.
 const GRID_MARK: &str = "<!--hostler:grid-->";

@@ -105,6 +105,27 @@ fn login_is_required_and_the_session_cookie_is_strict_and_httponly() {
     c.cookies.insert(auth::COOKIE.into(), old);
     assert_eq!(c.get("/").status, 303, "the old cookie no longer works");
 
+    // Behind a TLS proxy that says so, the cookie is Secure.
+    let mut p = site.client();
+    let page = p.get("/login");
+    let token = crate::webutil::field(&page.body, "csrf_token").expect("token");
+    let r = p.post_with(
+        "/login",
+        &[
+            ("csrf_token", &token),
+            ("username", "admin"),
+            ("password", ADMIN_PW),
+        ],
+        &[("x-forwarded-proto", "https")],
+    );
+    assert!(
+        r.headers.iter().any(|(n, v)| n == "set-cookie"
+            && v.starts_with(auth::COOKIE)
+            && v.contains("; Secure")),
+        "{:?}",
+        r.headers
+    );
+
     // `next` only ever leads to a local path.
     let mut c = site.client();
     let page = c.get("/login?next=//evil.example/x");
@@ -146,6 +167,19 @@ fn every_post_needs_the_csrf_token_and_the_same_origin() {
     let r = c.post_with("/schedule", &good, &[("sec-fetch-site", "cross-site")]);
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(store.jobs().expect("jobs").is_empty(), "nothing was queued");
+    // Behind a TLS proxy: the origin names the proxy's host, passed on as X-Forwarded-Host.
+    let r = c.post_with(
+        "/schedule",
+        &good,
+        &[
+            ("origin", "https://hostler.example"),
+            ("x-forwarded-host", "hostler.example"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    store
+        .cancel_job(store.jobs().expect("jobs")[0].id, "t")
+        .expect("cancel");
     let origin = site.base.clone();
     let r = c.post_with("/schedule", &good, &[("origin", &origin)]);
     assert_eq!(r.status, 303, "{}", r.body);
