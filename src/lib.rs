@@ -42,7 +42,9 @@ pub mod script;
 pub mod session;
 pub mod shell;
 pub mod sql;
+pub mod sqlxml;
 pub mod store;
+pub mod urlencode;
 pub mod web;
 
 pub use cli::run;

@@ -9,16 +9,121 @@ use argh::FromArgs;
 use super::{App, output};
 use crate::store::RawResult;
 
-/// run one SQL statement on the database and print its rows
+/// run one SQL statement on the database and print its rows; with --db sqlxml+http://SERVER/VROOT
+/// it goes to SQL Server 2000's XML interface (or hostler's /sqlxml) as a URL query
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "sql")]
 pub struct SqlCmd {
-    /// the statement
+    /// the statement (over SQLXML: SELECT ... FOR XML RAW or AUTO)
     #[argh(positional)]
-    pub statement: String,
+    pub statement: Option<String>,
+    /// over SQLXML: post this template file instead of a statement
+    #[argh(option)]
+    pub template: Option<String>,
+    /// over SQLXML: NAME=VALUE, a template parameter, or in order the values of `?` in the
+    /// statement (repeatable)
+    #[argh(option)]
+    pub param: Vec<String>,
+    /// over SQLXML: send the template as a raw XML body instead of the form field `template`
+    #[argh(switch)]
+    pub raw_body: bool,
     /// print JSON: an array of row objects
     #[argh(switch)]
     pub json: bool,
+}
+
+/// SQLXML records as the JSON rows of the core shape: `table`, the columns, and nested rows
+/// under `children`.
+fn record_json(r: &crate::sqlxml::Record) -> serde_json::Value {
+    let mut obj = serde_json::Map::new();
+    obj.insert("table".into(), serde_json::Value::String(r.table.clone()));
+    for (c, v) in &r.columns {
+        obj.insert(c.clone(), serde_json::Value::String(v.clone()));
+    }
+    if !r.children.is_empty() {
+        obj.insert(
+            "children".into(),
+            serde_json::Value::Array(r.children.iter().map(record_json).collect()),
+        );
+    }
+    serde_json::Value::Object(obj)
+}
+
+/// `hostler sql` over SQLXML: a URL query or a template.
+fn over_sqlxml(url: &str, cmd: &SqlCmd) -> anyhow::Result<u8> {
+    use crate::sqlxml::client::{Client, TemplateBody};
+    let client = Client::new(url)?;
+    let response = match (&cmd.template, &cmd.statement) {
+        (Some(_), Some(_)) => anyhow::bail!("give a statement or --template, not both"),
+        (None, None) => anyhow::bail!("give a statement, or --template FILE"),
+        (Some(file), None) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("cannot read template {file}: {e}"))?;
+            let params = cmd
+                .param
+                .iter()
+                .map(|p| {
+                    p.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| anyhow::anyhow!("--param {p:?}: use NAME=VALUE"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let how = if cmd.raw_body {
+                TemplateBody::Raw
+            } else {
+                TemplateBody::Form
+            };
+            client.template(&text, &params, how)
+        }
+        (None, Some(sql)) => {
+            let values: Vec<String> = cmd
+                .param
+                .iter()
+                .map(|p| p.split_once('=').map_or(p.as_str(), |(_, v)| v).to_string())
+                .collect();
+            client.query(sql, &values, Some("ROOT"))
+        }
+    };
+    let (response, error) = match response {
+        Ok(r) => (r, None),
+        Err(crate::sqlxml::SqlxmlError::Server {
+            error,
+            more,
+            partial,
+        }) => (
+            *partial,
+            Some(format!(
+                "SQL Server: {error}{}",
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            )),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    if cmd.json {
+        let rows: Vec<_> = response.records.iter().map(record_json).collect();
+        output::json(&rows)?;
+    } else {
+        let (columns, rows) = crate::sqlxml::table(&response.records);
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                    .collect()
+            })
+            .collect();
+        let header: Vec<&str> = columns.iter().map(String::as_str).collect();
+        output::table(&header, &rows)?;
+    }
+    match error {
+        // The rows before the error were printed; the error is the command's failure.
+        Some(e) => anyhow::bail!(e),
+        None => Ok(0),
+    }
 }
 
 /// The JSON form of a raw result.
@@ -56,8 +161,19 @@ pub fn to_json(r: &RawResult) -> serde_json::Value {
 }
 
 pub fn run(app: &App, cmd: SqlCmd) -> anyhow::Result<u8> {
+    if app.db.starts_with("sqlxml+") {
+        return over_sqlxml(&app.db, &cmd);
+    }
+    if cmd.template.is_some() || !cmd.param.is_empty() || cmd.raw_body {
+        anyhow::bail!(
+            "--template, --param and --raw-body work over SQLXML: --db sqlxml+http://SERVER/VROOT"
+        );
+    }
+    let Some(statement) = &cmd.statement else {
+        anyhow::bail!("give the statement to run");
+    };
     let store = app.store()?;
-    let r = store.raw(&cmd.statement)?;
+    let r = store.raw(statement)?;
     if cmd.json {
         output::json(&to_json(&r))?;
     } else if r.columns.is_empty() {

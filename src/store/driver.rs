@@ -73,6 +73,8 @@ pub struct RawResult {
     pub rows: Vec<Vec<Value>>,
     /// Rows changed, for statements that change rows.
     pub changed: Option<u64>,
+    /// The declared type of each column, where the driver knows it.
+    pub decl_types: Vec<Option<String>>,
 }
 
 /// A connection inside a transaction.

@@ -23,7 +23,7 @@ pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::NewScript;
 mod schedules;
 mod scripts;
-mod sqlite;
+pub mod sqlite;
 mod users;
 pub use users::User;
 pub mod statements;
@@ -64,9 +64,7 @@ pub enum StoreError {
     Constraint(String),
     #[error(transparent)]
     Render(#[from] RenderError),
-    #[error(
-        "unsupported database URL {0:?}: use a file path, sqlite:PATH, sqlxml+http://HOST/VROOT or mssql://USER@HOST/DB"
-    )]
+    #[error("unsupported database URL {0:?}: use a file path or sqlite:PATH")]
     Url(String),
     #[error("database error: {0}")]
     Db(String),
@@ -101,6 +99,8 @@ pub type EnqueueHook = Box<dyn Fn() + Send + Sync>;
 /// The domain API over one database.
 pub struct Store {
     driver: Mutex<Box<dyn Driver>>,
+    /// The SQLite file, for read-only queries on their own connection.
+    sqlite_path: Option<std::path::PathBuf>,
     dialect: Dialect,
     on_enqueue: Mutex<Vec<EnqueueHook>>,
     /// What the user named, for messages.
@@ -121,11 +121,22 @@ impl Store {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
+        if url.starts_with("sqlxml+") || url.starts_with("mssql://") {
+            return Err(StoreError::Invalid(format!(
+                "{}: hostler's store does not run on SQL Server yet; `hostler sql` (and \
+                 --template) read over SQLXML",
+                crate::sqlxml::client::redact(url)
+            )));
+        }
         if path.contains("://") {
             return Err(StoreError::Url(url.to_string()));
         }
         let driver = Sqlite::open(Path::new(path))?;
-        Store::with_driver(Box::new(driver), url)
+        let mut store = Store::with_driver(Box::new(driver), url)?;
+        if path != ":memory:" && !path.is_empty() {
+            store.sqlite_path = Some(Path::new(path).to_path_buf());
+        }
+        Ok(store)
     }
 
     /// Wraps a driver and brings its schema up to date.
@@ -135,6 +146,7 @@ impl Store {
             driver: Mutex::new(driver),
             on_enqueue: Mutex::new(Vec::new()),
             location: location.to_string(),
+            sqlite_path: None,
         };
         migrate::migrate(&store)?;
         Ok(store)
@@ -210,6 +222,24 @@ impl Store {
     }
 
     /// Runs one statement typed by an operator (`hostler sql`). Host secrets come back masked.
+    /// One read-only SELECT from outside, on its own read-only connection, with secret columns
+    /// read as NULL, a time limit and a row cap (see [`sqlite::read_only_query`]).
+    pub fn read_only_query(
+        &self,
+        sql: &str,
+        params: &sqlite::QueryParams,
+        limit: std::time::Duration,
+        max_rows: usize,
+    ) -> Result<RawResult, StoreError> {
+        match &self.sqlite_path {
+            Some(p) => sqlite::read_only_query(p, sql, params, limit, max_rows),
+            None => Err(StoreError::Invalid(format!(
+                "read-only queries need a SQLite file; {} is not one",
+                self.location
+            ))),
+        }
+    }
+
     pub fn raw(&self, sql: &str) -> Result<RawResult, StoreError> {
         let mut r = self.lock().raw(sql)?;
         let secret_cols: Vec<usize> = (0..r.columns.len())

@@ -239,3 +239,125 @@ impl Driver for Sqlite {
         Ok(result)
     }
 }
+
+/// The parameters of a read-only query.
+#[derive(Debug, Clone)]
+pub enum QueryParams {
+    /// For `?` placeholders, in order.
+    Positional(Vec<Value>),
+    /// For `@Name` placeholders.
+    Named(Vec<(String, Value)>),
+}
+
+/// The columns a read-only query may never see: they come back NULL.
+const HIDDEN: &[(&str, &str)] = &[
+    ("hosts", "secret"),
+    ("users", "password_hash"),
+    ("api_tokens", "token_hash"),
+];
+
+/// Runs one read-only SELECT from outside (hostler's SQLXML endpoint) on its own read-only
+/// connection, so it neither waits for nor holds the store's lock. SQLite's authorizer allows
+/// only reading and functions, and reads of secret columns yield NULL, however the query is
+/// written; a query that runs longer than `limit` is interrupted, and at most `max_rows` rows
+/// are returned.
+pub fn read_only_query(
+    path: &Path,
+    sql: &str,
+    params: &QueryParams,
+    limit: Duration,
+    max_rows: usize,
+) -> Result<RawResult, StoreError> {
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| map_err(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| map_err(path, e))?;
+    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Read {
+            table_name,
+            column_name,
+        } => {
+            if HIDDEN.iter().any(|(t, c)| {
+                t.eq_ignore_ascii_case(table_name) && c.eq_ignore_ascii_case(column_name)
+            }) {
+                Authorization::Ignore
+            } else {
+                Authorization::Allow
+            }
+        }
+        AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {
+            Authorization::Allow
+        }
+        _ => Authorization::Deny,
+    }))
+    .map_err(|e| map_err(path, e))?;
+    let deadline = std::time::Instant::now() + limit;
+    conn.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline))
+        .map_err(|e| map_err(path, e))?;
+    let mut stmt = conn.prepare(sql).map_err(|e| match e.sqlite_error_code() {
+        Some(ErrorCode::AuthorizationForStatementDenied) => StoreError::Invalid(
+            "only read-only SELECTs are allowed here (no changes, PRAGMAs or ATTACH)".into(),
+        ),
+        _ => StoreError::Invalid(e.to_string()),
+    })?;
+    if !stmt.readonly() {
+        return Err(StoreError::Invalid(
+            "only a read-only SELECT is allowed".into(),
+        ));
+    }
+    let mut result = RawResult::default();
+    for c in stmt.columns_with_metadata() {
+        result.columns.push(c.name().to_string());
+        result.tables.push(c.table_name().map(str::to_string));
+        result.origins.push(c.origin_name().map(str::to_string));
+    }
+    result.decl_types = stmt
+        .columns()
+        .map(|c| c.decl_type().map(str::to_string))
+        .collect();
+    let n = result.columns.len();
+    // `?` placeholders take the values in order; `@Name` ones (templates) take theirs by
+    // name, and NULL when not given.
+    let args: Vec<SqlValue> = (1..=stmt.parameter_count())
+        .map(|i| match params {
+            QueryParams::Positional(v) => v.get(i - 1).map_or(SqlValue::Null, to_sql),
+            QueryParams::Named(pairs) => stmt
+                .parameter_name(i)
+                .and_then(|n| {
+                    let bare = n.trim_start_matches(['@', ':', '$']);
+                    pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(bare))
+                })
+                .map_or(SqlValue::Null, |(_, v)| to_sql(v)),
+        })
+        .collect();
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args))
+        .map_err(|e| query_err(path, e))?;
+    while let Some(r) = rows.next().map_err(|e| query_err(path, e))? {
+        if result.rows.len() >= max_rows {
+            return Err(StoreError::Invalid(format!(
+                "the result has more than {max_rows} rows; narrow the query"
+            )));
+        }
+        let mut values = Vec::with_capacity(n);
+        for i in 0..n {
+            values.push(from_sql(r.get_ref(i).map_err(|e| map_err(path, e))?));
+        }
+        result.rows.push(values);
+    }
+    Ok(result)
+}
+
+/// A failing outside query: its own fault (bad SQL, interrupted), or the database's.
+fn query_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::OperationInterrupted) => {
+            StoreError::Invalid("the query ran too long and was stopped".into())
+        }
+        Some(ErrorCode::AuthorizationForStatementDenied) | None => {
+            StoreError::Invalid(e.to_string())
+        }
+        _ => map_err(path, e),
+    }
+}

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pages;
 pub mod router;
 pub mod scripts;
+pub mod sqlxml;
 
 use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener};
@@ -206,6 +207,21 @@ impl Web {
                 }
                 api::handle(self, &who, a, req)
             }
+            Route::Sqlxml => {
+                // SQLXML clients log in as they did to IIS: HTTP basic authentication.
+                let who = who.or_else(|| self.basic(req));
+                match who {
+                    Some(w) if !req.is_post() || check_origin(req).is_ok() => {
+                        sqlxml::handle(self, &w, req)
+                    }
+                    Some(_) => Resp::text(403, "cross-origin POST refused\n"),
+                    None => Resp::text(401, "log in: HTTP basic authentication, or a token\n")
+                        .with(
+                            "www-authenticate",
+                            "Basic realm=\"hostler\", charset=\"UTF-8\"",
+                        ),
+                }
+            }
             Route::Metrics => match who {
                 Some(_) => metrics::render(self),
                 None => Resp::text(401, "log in, or set [web] public_metrics = true\n"),
@@ -253,6 +269,29 @@ impl Web {
             role: s.role,
             csrf: Some(s.csrf),
         })
+    }
+
+    /// HTTP basic authentication (only for /sqlxml: a browser would send cached basic
+    /// credentials with a forged form, and pages rely on CSRF tokens instead).
+    fn basic(&self, req: &Req) -> Option<Who> {
+        use base64::Engine as _;
+        let encoded = req.header("authorization")?.strip_prefix("Basic ")?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (user, password) = text.split_once(':')?;
+        match self.sessions.login(&self.store, user, password) {
+            Ok(u) => Some(Who {
+                user: u.name,
+                role: u.role,
+                csrf: None,
+            }),
+            Err(e) => {
+                warn!(user, "sqlxml basic login refused: {e}");
+                None
+            }
+        }
     }
 
     /// A browser POST: same origin (when the browser says), and the session's CSRF token.

@@ -24,6 +24,8 @@ pub enum Route {
     Notifications,
     Metrics,
     Healthz,
+    /// SQL Server 2000's XML-over-HTTP interface over hostler's database.
+    Sqlxml,
     Asset(&'static str, &'static str, &'static [u8]),
     Api(Api),
 }
@@ -110,6 +112,7 @@ pub fn route(path: &str) -> Option<Route> {
         ["notifications"] => R::Notifications,
         ["metrics"] => R::Metrics,
         ["healthz"] => R::Healthz,
+        ["sqlxml"] => R::Sqlxml,
         ["assets", f] => {
             let (n, ct, body) = ASSETS.iter().find(|(n, _, _)| n == f)?;
             R::Asset(n, ct, body)

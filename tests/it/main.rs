@@ -11,6 +11,7 @@ mod sandbox;
 mod session;
 mod shell;
 mod sql;
+mod sqlxml;
 mod store;
 mod util;
 mod web;

@@ -371,3 +371,100 @@ proptest! {
         prop_assert!(r.status < 500, "{} {path}?{query} -> {} {}", req.method, r.status, String::from_utf8_lossy(&r.body));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The SQLXML parser takes any bytes, whole or as a mutated fixture, and answers rows or
+    /// a typed error; never a panic.
+    #[test]
+    fn sqlxml_parser_takes_any_bytes(
+        junk in prop::collection::vec(any::<u8>(), 0..400),
+        cut in any::<prop::sample::Index>(),
+        flip in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        root in any::<bool>(),
+    ) {
+        use hostler::sqlxml::{decode_stream, parse};
+        let container = root.then_some("ROOT");
+        let _ = parse(std::io::Cursor::new(junk.clone()), container);
+        let _ = decode_stream(std::io::Cursor::new(junk)).map(|r| parse(r, container));
+        let dir = format!("{}/tests/fixtures/sqlxml", env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(dir).expect("fixtures") {
+            let mut body = std::fs::read(entry.expect("entry").path()).expect("fixture");
+            if body.is_empty() {
+                continue;
+            }
+            let i = flip.index(body.len());
+            body[i] = byte;
+            body.truncate(cut.index(body.len() + 1));
+            let _ = parse(std::io::Cursor::new(body), container);
+        }
+    }
+
+    /// What hostler's endpoint writes, the client reads back: any names and any text values,
+    /// NULL as absence. RAW: row for row. AUTO (attributes or ELEMENTS): the first column is
+    /// the outer table, the rest an inner one (never all NULL: an empty inner element would
+    /// read as an empty ELEMENTS column, as it would from SQL Server without XMLDATA).
+    #[test]
+    fn sqlxml_writer_and_parser_round_trip(
+        names in prop::collection::btree_set("\\PC{1,12}", 2..4),
+        rows in prop::collection::vec(prop::collection::vec(prop::option::of("\\PC{0,20}"), 4), 0..6),
+        auto in any::<bool>(),
+        elements in any::<bool>(),
+    ) {
+        use hostler::sql::Value;
+        use hostler::sqlxml::write::{Column, Mode, rows as write_rows};
+        use hostler::sqlxml::{parse, table};
+        let names: Vec<String> = names.into_iter().collect();
+        let n = names.len();
+        let columns: Vec<Column> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Column {
+                name: name.clone(),
+                table: Some(if auto && i > 0 { "inner t".into() } else { "outer".into() }),
+                decl: None,
+            })
+            .collect();
+        let values: Vec<Vec<Option<String>>> = rows
+            .iter()
+            .map(|r| {
+                r[..n]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| if auto && i > 0 { Some(v.clone().unwrap_or_default()) } else { v.clone() })
+                    .collect()
+            })
+            .collect();
+        let sql_rows: Vec<Vec<Value>> = values
+            .iter()
+            .map(|r| r.iter().map(|v| v.clone().map_or(Value::Null, Value::Text)).collect())
+            .collect();
+        let mode = Mode { auto, elements: auto && elements, ..Mode::default() };
+        let xml = write_rows(&columns, &sql_rows, mode).expect("write");
+        let back = parse(std::io::Cursor::new(format!("<ROOT>{xml}</ROOT>").into_bytes()), Some("ROOT"))
+            .unwrap_or_else(|e| panic!("{e}: {xml}"));
+        if !auto {
+            prop_assert_eq!(back.records.len(), values.len());
+            for (rec, written) in back.records.iter().zip(&values) {
+                let want: Vec<(String, String)> = names
+                    .iter()
+                    .zip(written)
+                    .filter_map(|(c, v)| v.clone().map(|v| (c.clone(), v)))
+                    .collect();
+                prop_assert_eq!(&rec.columns, &want, "{}", xml);
+            }
+        } else {
+            let (cols, flat) = table(&back.records);
+            prop_assert_eq!(flat.len(), values.len(), "{}", xml);
+            for (read, written) in flat.iter().zip(&values) {
+                for (i, (c, v)) in names.iter().zip(written).enumerate() {
+                    let key = if i == 0 { c.clone() } else { format!("inner t.{c}") };
+                    let got = cols.iter().position(|x| x == &key).and_then(|k| read[k].clone());
+                    prop_assert_eq!(&got, v, "{} in {}", key, xml);
+                }
+            }
+        }
+    }
+}

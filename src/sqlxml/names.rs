@@ -1,0 +1,73 @@
+//! SQL Server's escaping of names in XML: a character that may not appear in an XML name is
+//! written `_xHHHH_` (UCS-2, four upper-case hex digits; `_xHHHHHHHH_` outside UCS-2), and `_`
+//! is escaped only when `x` follows it. Names are decoded; values never are.
+
+/// Decodes `_xHHHH_` and `_xHHHHHHHH_` sequences in a name. Anything that is not a whole
+/// escape is left as it is.
+pub fn decode(name: &str) -> String {
+    if !name.contains("_x") {
+        return name.to_string();
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(at) = rest.find("_x") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 2..];
+        let decoded = [8usize, 4].iter().find_map(|&n| {
+            let hex = tail.get(..n)?;
+            if tail.as_bytes().get(n) != Some(&b'_') || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return None;
+            }
+            char::from_u32(u32::from_str_radix(hex, 16).ok()?).map(|c| (c, n))
+        });
+        match decoded {
+            Some((c, n)) => {
+                out.push(c);
+                rest = &tail[n + 1..];
+            }
+            None => {
+                out.push_str("_x");
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn name_start(c: char) -> bool {
+    c.is_alphabetic() || c == '_' || c == ':'
+}
+
+fn name_char(c: char) -> bool {
+    name_start(c) || c.is_numeric() || c == '-' || c == '.'
+}
+
+/// Encodes a column or table name the way SQL Server does, so [`decode`] gives it back.
+pub fn encode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut chars = name.chars().peekable();
+    let mut first = true;
+    while let Some(c) = chars.next() {
+        let ok = if first {
+            name_start(c) && c != ':'
+        } else {
+            name_char(c) && c != ':'
+        };
+        let escape_underscore = c == '_' && chars.peek() == Some(&'x');
+        if ok && !escape_underscore {
+            out.push(c);
+        } else if (c as u32) <= 0xFFFF {
+            out.push_str(&format!("_x{:04X}_", c as u32));
+        } else {
+            out.push_str(&format!("_x{:08X}_", c as u32));
+        }
+        first = false;
+    }
+    if out.is_empty() {
+        // SQL Server names an unnamed column this way in RAW mode; hostler's endpoint too.
+        out.push_str("_x0020_");
+    }
+    out
+}

@@ -1,0 +1,262 @@
+//! `/sqlxml`: hostler's database through SQL Server 2000's XML-over-HTTP interface, so tools
+//! written for it can read hostler. URL queries (`?sql=...&root=...`, `?` placeholders filled
+//! in order by the other pairs) and templates (`template=` in the query or a form POST, or a
+//! raw XML body; `<sql:header>` parameter defaults, each `<sql:query>` replaced by its
+//! result). Only read-only SELECTs `FOR XML RAW` or `AUTO` run (with ELEMENTS, XMLDATA, BINARY
+//! BASE64), on their own read-only connection, with secret columns read as NULL; errors are
+//! `<?MSSQLError?>` instructions in a 200 answer, as SQL Server's were.
+
+use std::time::Duration;
+
+use quick_xml::events::Event;
+
+use super::http::{Form, Req, Resp};
+use super::{Web, Who};
+use crate::sql::Value;
+use crate::sqlxml::MssqlError;
+use crate::sqlxml::write::{self, Column, Mode};
+use crate::store::sqlite::QueryParams;
+
+/// How long one query may run, and how many rows it may return.
+const QUERY_TIME: Duration = Duration::from_secs(10);
+const MAX_ROWS: usize = 200_000;
+const KEYWORDS: &[&str] = &[
+    "sql",
+    "template",
+    "root",
+    "xsl",
+    "contenttype",
+    "outputencoding",
+    "_charset_",
+];
+
+const OLEDB: &str = "Microsoft OLE DB Provider for SQL Server";
+const SQLXML: &str = "Microsoft XML Extensions to SQL Server";
+
+fn error(hresult: &str, source: &str, description: impl Into<String>) -> MssqlError {
+    MssqlError {
+        hresult: hresult.into(),
+        source: source.into(),
+        description: description.into(),
+    }
+}
+
+/// A statement split from its FOR XML clause.
+pub fn split_for_xml(sql: &str) -> Result<(String, Mode), MssqlError> {
+    let re = regex::Regex::new(
+        r"(?is)^(.*?)\s+FOR\s+XML\s+(RAW|AUTO|EXPLICIT)((?:\s*,\s*(?:XMLDATA|ELEMENTS|BINARY\s+BASE64))*)\s*;?\s*$",
+    )
+    .expect("a valid pattern");
+    let Some(c) = re.captures(sql) else {
+        return Err(error(
+            "0x80004005",
+            SQLXML,
+            "hostler answers SELECT ... FOR XML RAW or FOR XML AUTO queries",
+        ));
+    };
+    let options = c[3].to_ascii_uppercase();
+    let mode = Mode {
+        auto: c[2].eq_ignore_ascii_case("AUTO"),
+        elements: options.contains("ELEMENTS"),
+        xmldata: options.contains("XMLDATA"),
+        binary_base64: options.contains("BINARY"),
+    };
+    if c[2].eq_ignore_ascii_case("EXPLICIT") {
+        return Err(error(
+            "0x80004005",
+            SQLXML,
+            "FOR XML EXPLICIT is not supported by hostler",
+        ));
+    }
+    if mode.elements && !mode.auto {
+        return Err(error(
+            "0x80040E14",
+            OLEDB,
+            "the ELEMENTS option is only allowed with FOR XML AUTO",
+        ));
+    }
+    Ok((c[1].to_string(), mode))
+}
+
+/// Runs one FOR XML query: its XML, or an error instruction.
+fn run(web: &Web, sql: &str, params: &QueryParams) -> String {
+    let result = split_for_xml(sql).and_then(|(body, mode)| {
+        let r = web
+            .store
+            .read_only_query(&body, params, QUERY_TIME, MAX_ROWS)
+            .map_err(|e| error("0x80040E14", OLEDB, e.to_string()))?;
+        let columns: Vec<Column> = (0..r.columns.len())
+            .map(|i| Column {
+                name: r.columns[i].clone(),
+                table: r.tables.get(i).cloned().flatten(),
+                decl: r.decl_types.get(i).cloned().flatten(),
+            })
+            .collect();
+        write::rows(&columns, &r.rows, mode).map_err(|e| error("0x80040E14", OLEDB, e))
+    });
+    result.unwrap_or_else(|e| write::error_pi(&e))
+}
+
+/// The keyword and parameter pairs of a request: the query string, plus a form body.
+fn pairs(req: &Req) -> Result<Vec<(String, String)>, String> {
+    let mut all = req.query.clone();
+    if req.is_post() {
+        let ct = req.header("content-type").unwrap_or("");
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            all.extend(req.form().map_err(|e| e.to_string())?.0);
+        } else if !req.body.is_empty() {
+            let text = String::from_utf8(req.body.clone()).map_err(|_| "the body is not UTF-8")?;
+            all.push(("template".into(), text));
+        }
+    }
+    Ok(all)
+}
+
+pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
+    if req.method != "GET" && !req.is_post() {
+        return Resp::text(405, "use GET or POST\n").with("allow", "GET, POST");
+    }
+    let all = match pairs(req) {
+        Ok(p) => p,
+        Err(e) => return Resp::text(400, format!("{e}\n")),
+    };
+    let form = Form(all.clone());
+    if let Some(enc) = form.get("outputencoding")
+        && !enc.eq_ignore_ascii_case("utf-8")
+    {
+        return Resp::text(
+            400,
+            format!("outputencoding {enc:?}: hostler answers UTF-8 only\n"),
+        );
+    }
+    let params: Vec<(String, String)> = all
+        .into_iter()
+        .filter(|(k, _)| !KEYWORDS.contains(&k.to_ascii_lowercase().as_str()))
+        .collect();
+    let body = if let Some(t) = form.raw("template") {
+        match template(web, t, &params) {
+            Ok(b) => b,
+            Err(e) => return Resp::text(400, format!("bad template: {e}\n")),
+        }
+    } else if let Some(sql) = form.get("sql") {
+        let positional =
+            QueryParams::Positional(params.into_iter().map(|(_, v)| Value::Text(v)).collect());
+        let out = run(web, sql, &positional);
+        match form.get("root") {
+            Some(root) => {
+                let r = crate::sqlxml::names::encode(root);
+                format!("<?xml version=\"1.0\" encoding=\"utf-8\" ?><{r}>{out}</{r}>")
+            }
+            None => out,
+        }
+    } else {
+        return Resp::text(400, "give sql=SELECT ... FOR XML RAW, or template=...\n");
+    };
+    Resp::new(200, "text/xml; charset=utf-8", body).with("cache-control", "no-store")
+}
+
+/// Runs a template: the root element is kept (with its attributes), `<sql:header>` goes,
+/// each `<sql:query>` becomes its result or an error instruction, other content is copied.
+fn template(web: &Web, text: &str, given: &[(String, String)]) -> Result<String, String> {
+    const NS: &[u8] = b"urn:schemas-microsoft-com:xml-sql";
+    let mut reader = quick_xml::NsReader::from_str(text);
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\" ?>");
+    let mut defaults: Vec<(String, String)> = Vec::new();
+    // Inside sql:header, sql:param (its name), sql:query (its text).
+    let (mut in_header, mut param, mut query): (bool, Option<String>, Option<String>) =
+        (false, None, None);
+    let mut depth = 0usize;
+    loop {
+        let (ns, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
+        let ours = matches!(ns, quick_xml::name::ResolveResult::Bound(n) if n.as_ref() == NS);
+        match event {
+            Event::Start(e) => {
+                let local = e.local_name().as_ref().to_vec();
+                if ours && local == b"header" {
+                    in_header = true;
+                } else if ours && local == b"param" && in_header {
+                    let name = e
+                        .try_get_attribute("name")
+                        .map_err(|e| e.to_string())?
+                        .ok_or("a sql:param has no name")?;
+                    param = Some(
+                        name.unescape_value()
+                            .map_err(|e| e.to_string())?
+                            .into_owned(),
+                    );
+                    defaults.push((param.clone().unwrap_or_default(), String::new()));
+                } else if ours && local == b"query" {
+                    query = Some(String::new());
+                } else if ours {
+                    return Err(format!(
+                        "sql:{} is not supported (only sql:header, sql:param and sql:query)",
+                        String::from_utf8_lossy(&local)
+                    ));
+                } else {
+                    out.push_str(&format!("<{}>", String::from_utf8_lossy(&e)));
+                }
+                depth += 1;
+            }
+            Event::Empty(e) => {
+                if ours && e.local_name().as_ref() == b"param" && in_header {
+                    if let Some(n) = e.try_get_attribute("name").map_err(|e| e.to_string())? {
+                        let n = n.unescape_value().map_err(|e| e.to_string())?.into_owned();
+                        defaults.push((n, String::new()));
+                    }
+                } else if !ours {
+                    out.push_str(&format!("<{}/>", String::from_utf8_lossy(&e)));
+                }
+            }
+            Event::Text(t) => {
+                let s = t.unescape().map_err(|e| e.to_string())?;
+                if let Some(q) = query.as_mut() {
+                    q.push_str(&s);
+                } else if let Some(p) = &param {
+                    if let Some(d) = defaults.iter_mut().find(|(k, _)| k == p) {
+                        d.1.push_str(&s);
+                    }
+                } else if !in_header {
+                    write::escape(&s, &mut out);
+                }
+            }
+            Event::CData(c) => {
+                if let Some(q) = query.as_mut() {
+                    q.push_str(&String::from_utf8_lossy(&c));
+                }
+            }
+            Event::End(e) => {
+                depth = depth.saturating_sub(1);
+                let local = e.local_name().as_ref().to_vec();
+                if ours && local == b"header" {
+                    in_header = false;
+                } else if ours && local == b"param" {
+                    param = None;
+                } else if ours && local == b"query" {
+                    let sql = query.take().unwrap_or_default();
+                    let mut values: Vec<(String, Value)> = defaults
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::Text(v.clone())))
+                        .collect();
+                    for (k, v) in given {
+                        match values.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+                            Some(slot) => slot.1 = Value::Text(v.clone()),
+                            None => values.push((k.clone(), Value::Text(v.clone()))),
+                        }
+                    }
+                    out.push_str(&run(web, sql.trim(), &QueryParams::Named(values)));
+                } else if !ours {
+                    out.push_str(&format!(
+                        "</{}>",
+                        String::from_utf8_lossy(e.name().as_ref())
+                    ));
+                }
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+        }
+    }
+    if depth != 0 {
+        return Err("the template ends inside an element".into());
+    }
+    Ok(out)
+}
