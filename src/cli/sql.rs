@@ -36,9 +36,12 @@ pub struct SqlCmd {
 /// under `children`.
 fn record_json(r: &crate::sqlxml::Record) -> serde_json::Value {
     let mut obj = serde_json::Map::new();
-    obj.insert("table".into(), serde_json::Value::String(r.table.clone()));
-    for (c, v) in &r.columns {
-        obj.insert(c.clone(), serde_json::Value::String(v.clone()));
+    obj.insert(
+        "table".into(),
+        serde_json::Value::String(r.table.to_string()),
+    );
+    for (c, v) in r.columns() {
+        obj.insert(c.to_string(), serde_json::Value::String(v.to_string()));
     }
     if !r.children.is_empty() {
         obj.insert(

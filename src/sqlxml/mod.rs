@@ -166,13 +166,13 @@ pub fn table(records: &[Record]) -> (Vec<String>, Vec<Vec<Option<String>>>) {
         rows: &mut Vec<Vec<(String, String)>>,
     ) {
         let mut mine = parent.to_vec();
-        for (c, v) in &r.columns {
+        for (c, v) in r.columns() {
             let name = if prefix {
                 format!("{}.{c}", r.table)
             } else {
-                c.clone()
+                c.to_string()
             };
-            mine.push((name, v.clone()));
+            mine.push((name, v.to_string()));
         }
         if r.children.is_empty() {
             rows.push(mine);

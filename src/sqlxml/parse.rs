@@ -4,6 +4,7 @@
 //! bounded memory; [`parse`] collects everything for small results.
 
 use std::io::BufRead;
+use std::sync::Arc;
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -17,29 +18,55 @@ pub const MAX_TOKEN: usize = 16 * 1024 * 1024;
 
 /// One row element: its table (the element's decoded name), its columns in document order
 /// (attributes, and text-only child elements in ELEMENTS mode) and its nested rows (AUTO).
-/// A NULL column is absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// A NULL column is absent. Compact: a row's values share one buffer and its column names
+/// are shared with every other row's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
-    pub table: String,
-    pub columns: Vec<(String, String)>,
+    pub table: Arc<str>,
+    /// Column names, and where each value ends in `text`.
+    cols: Vec<(Arc<str>, u32)>,
+    text: String,
     pub children: Vec<Record>,
 }
 
 impl Record {
+    pub fn new(table: &str) -> Record {
+        Record {
+            table: table.into(),
+            ..Record::default()
+        }
+    }
+
+    /// Adds a column.
+    pub fn push(&mut self, name: Arc<str>, value: &str) {
+        self.text.push_str(value);
+        self.cols.push((name, self.text.len() as u32));
+    }
+
+    /// The columns, in document order.
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0usize;
+        self.cols.iter().map(move |(name, end)| {
+            let end = *end as usize;
+            let value = &self.text[start..end];
+            start = end;
+            (&**name, value)
+        })
+    }
+
     pub fn get(&self, column: &str) -> Option<&str> {
-        self.columns
-            .iter()
-            .find(|(c, _)| c == column)
-            .map(|(_, v)| v.as_str())
+        self.columns().find(|(c, _)| *c == column).map(|(_, v)| v)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cols.is_empty()
     }
 }
 
-/// An element being read.
+/// An element being read: the row it becomes, and its text (an ELEMENTS column's value).
 #[derive(Debug, Default)]
 struct Node {
-    name: String,
-    attrs: Vec<(String, String)>,
-    children: Vec<Node>,
+    rec: Record,
     text: String,
 }
 
@@ -57,6 +84,7 @@ pub struct RecordReader<R: BufRead> {
     /// The root element's name, once seen.
     pub root: Option<String>,
     done: bool,
+    names: Names,
 }
 
 impl<R: BufRead> std::fmt::Debug for RecordReader<R> {
@@ -99,6 +127,7 @@ impl<R: BufRead> RecordReader<R> {
             errors: Vec::new(),
             root: None,
             done: false,
+            names: Names::default(),
         }
     }
 
@@ -129,24 +158,18 @@ impl<R: BufRead> RecordReader<R> {
             }
             match event {
                 Event::Start(e) => {
-                    let node = start(&e).map_err(|m| self.malformed(m))?;
-                    if self.stack.is_empty()
-                        && !self.inside
-                        && self.container.as_deref() == Some(node.name.as_str())
-                    {
+                    let node = start(&e, &mut self.names).map_err(|m| self.malformed(m))?;
+                    if self.is_container(&node) {
                         self.inside = true;
-                        self.root = Some(node.name);
+                        self.root = Some(node.rec.table.to_string());
                         continue;
                     }
                     self.stack.push(node);
                 }
                 Event::Empty(e) => {
-                    let node = start(&e).map_err(|m| self.malformed(m))?;
-                    if self.stack.is_empty()
-                        && !self.inside
-                        && self.container.as_deref() == Some(node.name.as_str())
-                    {
-                        self.root = Some(node.name);
+                    let node = start(&e, &mut self.names).map_err(|m| self.malformed(m))?;
+                    if self.is_container(&node) {
+                        self.root = Some(node.rec.table.to_string());
                         continue;
                     }
                     if let Some(r) = self.close(node)? {
@@ -187,7 +210,7 @@ impl<R: BufRead> RecordReader<R> {
                     if let Some(open) = self.stack.last() {
                         return Err(SqlxmlError::Truncated(format!(
                             "the body ends inside <{}>",
-                            open.name
+                            open.rec.table
                         )));
                     }
                     if self.inside {
@@ -204,76 +227,130 @@ impl<R: BufRead> RecordReader<R> {
         Ok(None)
     }
 
-    /// An element ended: attach it to its parent, or hand it out if it is a top-level row.
+    fn is_container(&self, node: &Node) -> bool {
+        self.stack.is_empty() && !self.inside && self.container.as_deref() == Some(&*node.rec.table)
+    }
+
+    /// An element ended: attach it to its parent (a text-only child is a column in ELEMENTS
+    /// mode, any other a nested row), or hand it out if it is a top-level row.
     fn close(&mut self, node: Node) -> Result<Option<Record>, SqlxmlError> {
         if let Some(parent) = self.stack.last_mut() {
-            parent.children.push(node);
+            let column = self.schema.text_only.contains_key(&*node.rec.table)
+                || (node.rec.is_empty() && node.rec.children.is_empty());
+            if column {
+                parent.rec.push(node.rec.table, &node.text);
+            } else {
+                parent.rec.children.push(node.rec);
+            }
             return Ok(None);
         }
-        if is_xdr(&node.name) {
-            read_schema(&node, &mut self.schema);
+        if is_xdr(&node.rec.table) {
+            read_schema(&node.rec, &mut self.schema);
             return Ok(None);
         }
-        Ok(Some(record(node, &self.schema)))
+        Ok(Some(node.rec))
     }
 }
 
-/// An element start's decoded name and attributes (without namespace declarations).
-fn start(e: &BytesStart<'_>) -> Result<Node, String> {
-    let name = names::decode(std::str::from_utf8(e.name().as_ref()).map_err(|e| e.to_string())?);
-    let mut attrs = Vec::new();
+/// Decoded names by their raw bytes. Rows repeat the same names in the same order, so the
+/// search starts after the last hit.
+#[derive(Debug, Default)]
+struct Names {
+    seen: Vec<(Vec<u8>, Arc<str>)>,
+    next: usize,
+}
+
+impl Names {
+    fn get(&mut self, raw: &[u8]) -> Result<Arc<str>, String> {
+        let n = self.seen.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if self.seen[i].0 == raw {
+                self.next = i + 1;
+                return Ok(self.seen[i].1.clone());
+            }
+        }
+        let name: Arc<str> =
+            names::decode(std::str::from_utf8(raw).map_err(|e| e.to_string())?).into();
+        if n < 1024 {
+            self.seen.push((raw.to_vec(), name.clone()));
+            self.next = n + 1;
+        }
+        Ok(name)
+    }
+}
+
+/// An element start as a node: its decoded name and attributes (without namespace
+/// declarations).
+fn start(e: &BytesStart<'_>, cache: &mut Names) -> Result<Node, String> {
+    // The values are never longer than the element's markup: one allocation each.
+    let mut rec = Record {
+        table: cache.get(e.name().as_ref())?,
+        cols: Vec::with_capacity(8),
+        text: String::with_capacity(e.len()),
+        children: Vec::new(),
+    };
     for a in e.attributes() {
-        let a = a.map_err(|e| format!("bad attribute in <{name}>: {e}"))?;
-        let key = std::str::from_utf8(a.key.as_ref()).map_err(|e| e.to_string())?;
-        if key == "xmlns" || key.starts_with("xmlns:") {
+        let a = a.map_err(|err| format!("bad attribute in <{}>: {err}", rec.table))?;
+        let key = a.key.as_ref();
+        if key == b"xmlns" || key.starts_with(b"xmlns:") {
             continue;
         }
-        let value = a
-            .unescape_value()
-            .map_err(|e| format!("bad value of {key} in <{name}>: {e}"))?;
-        attrs.push((names::decode(key), value.into_owned()));
+        let name = cache.get(key)?;
+        unescape_into(&a.value, &mut rec.text)
+            .map_err(|err| format!("bad value of {name} in <{}>: {err}", rec.table))?;
+        rec.cols.push((name, rec.text.len() as u32));
     }
     Ok(Node {
-        name,
-        attrs,
-        ..Node::default()
+        rec,
+        text: String::new(),
     })
 }
 
-/// A row element as a record: attributes are columns; a child element with neither
-/// attributes nor children (or typed textOnly by the schema) is a column (ELEMENTS mode);
-/// any other child is a nested row (AUTO).
-fn record(node: Node, schema: &Schema) -> Record {
-    let mut r = Record {
-        table: node.name,
-        columns: node.attrs,
-        children: Vec::new(),
-    };
-    for c in node.children {
-        let column =
-            schema.text_only.contains_key(&c.name) || (c.attrs.is_empty() && c.children.is_empty());
-        if column {
-            r.columns.push((c.name, c.text));
+/// Appends an attribute value with its entity and character references resolved (the five
+/// XML entities, `&#NN;`, `&#xHH;`), straight into the row's buffer.
+fn unescape_into(raw: &[u8], out: &mut String) -> Result<(), String> {
+    let mut rest = std::str::from_utf8(raw).map_err(|e| format!("not UTF-8: {e}"))?;
+    while let Some(amp) = memchr::memchr(b'&', rest.as_bytes()) {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let semi = memchr::memchr(b';', after.as_bytes())
+            .filter(|&n| n <= 32)
+            .ok_or("an entity without its ';'")?;
+        let entity = &after[..semi];
+        if let Some(num) = entity.strip_prefix('#') {
+            let (digits, radix) = match num.strip_prefix('x') {
+                Some(h) => (h, 16),
+                None => (num, 10),
+            };
+            let code = (!digits.is_empty() && digits.chars().all(|c| c.is_digit(radix)))
+                .then(|| u32::from_str_radix(digits, radix).ok())
+                .flatten()
+                .and_then(char::from_u32)
+                .filter(|c| *c != '\0')
+                .ok_or_else(|| format!("bad character reference &{entity};"))?;
+            out.push(code);
         } else {
-            r.children.push(record(c, schema));
+            out.push_str(
+                quick_xml::escape::resolve_xml_entity(entity)
+                    .ok_or_else(|| format!("unknown entity &{entity};"))?,
+            );
         }
+        rest = &after[semi + 1..];
     }
-    r
+    out.push_str(rest);
+    Ok(())
 }
 
 /// Reads an XDR `<Schema>`: attribute types per element, and text-only element types.
-fn read_schema(node: &Node, schema: &mut Schema) {
-    let attr = |n: &Node, k: &str| {
-        n.attrs
-            .iter()
-            .find(|(a, _)| a == k || a.ends_with(&format!(":{k}")))
-            .map(|(_, v)| v.clone())
+fn read_schema(schema_el: &Record, schema: &mut Schema) {
+    let attr = |r: &Record, k: &str| {
+        r.columns()
+            .find(|(a, _)| *a == k || a.ends_with(&format!(":{k}")))
+            .map(|(_, v)| v.to_string())
     };
-    for et in node
-        .children
-        .iter()
-        .filter(|c| c.name == "ElementType" || c.name.ends_with(":ElementType"))
-    {
+    let is = |r: &Record, k: &str| &*r.table == k || r.table.ends_with(&format!(":{k}"));
+    for et in schema_el.children.iter().filter(|c| is(c, "ElementType")) {
         let Some(element) = attr(et, "name").map(|n| names::decode(&n)) else {
             continue;
         };
@@ -283,11 +360,7 @@ fn read_schema(node: &Node, schema: &mut Schema) {
                 attr(et, "type").unwrap_or_else(|| "string".into()),
             );
         }
-        for at in et
-            .children
-            .iter()
-            .filter(|c| c.name == "AttributeType" || c.name.ends_with(":AttributeType"))
-        {
+        for at in et.children.iter().filter(|c| is(c, "AttributeType")) {
             if let Some(col) = attr(at, "name") {
                 let t = attr(at, "type").unwrap_or_else(|| "string".into());
                 schema

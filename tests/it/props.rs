@@ -453,7 +453,8 @@ proptest! {
                     .zip(written)
                     .filter_map(|(c, v)| v.clone().map(|v| (c.clone(), v)))
                     .collect();
-                prop_assert_eq!(&rec.columns, &want, "{}", xml);
+                let got: Vec<(String, String)> = rec.columns().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                prop_assert_eq!(&got, &want, "{}", xml);
             }
         } else {
             let (cols, flat) = table(&back.records);
