@@ -258,6 +258,8 @@ impl<R: BufRead> RecordReader<R> {
 struct Names {
     seen: Vec<(Vec<u8>, Arc<str>)>,
     next: usize,
+    /// The last row's column count and text length: the next row's likely sizes.
+    shape: (usize, usize),
 }
 
 impl Names {
@@ -283,14 +285,17 @@ impl Names {
 /// An element start as a node: its decoded name and attributes (without namespace
 /// declarations).
 fn start(e: &BytesStart<'_>, cache: &mut Names) -> Result<Node, String> {
-    // The values are never longer than the element's markup: one allocation each.
+    // Sized like the last row (rows repeat their shape), never beyond the markup itself.
+    let (n, len) = cache.shape;
     let mut rec = Record {
         table: cache.get(e.name().as_ref())?,
-        cols: Vec::with_capacity(8),
-        text: String::with_capacity(e.len()),
+        cols: Vec::with_capacity(n.max(1)),
+        text: String::with_capacity((len + len / 4 + 8).min(e.len())),
         children: Vec::new(),
     };
-    for a in e.attributes() {
+    // Without quick-xml's duplicate-name check (a Vec per element, a quarter of the time):
+    // a repeated attribute is only a repeated column.
+    for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| format!("bad attribute in <{}>: {err}", rec.table))?;
         let key = a.key.as_ref();
         if key == b"xmlns" || key.starts_with(b"xmlns:") {
@@ -301,6 +306,7 @@ fn start(e: &BytesStart<'_>, cache: &mut Names) -> Result<Node, String> {
             .map_err(|err| format!("bad value of {name} in <{}>: {err}", rec.table))?;
         rec.cols.push((name, rec.text.len() as u32));
     }
+    cache.shape = (rec.cols.len(), rec.text.len());
     Ok(Node {
         rec,
         text: String::new(),
