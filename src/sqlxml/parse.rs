@@ -306,7 +306,9 @@ fn start(e: &BytesStart<'_>, cache: &mut Names) -> Result<Node, String> {
             .map_err(|err| format!("bad value of {name} in <{}>: {err}", rec.table))?;
         rec.cols.push((name, rec.text.len() as u32));
     }
-    cache.shape = (rec.cols.len(), rec.text.len());
+    if !rec.cols.is_empty() {
+        cache.shape = (rec.cols.len(), rec.text.len());
+    }
     Ok(Node {
         rec,
         text: String::new(),
