@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|sqlxml]
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
 monitoring-plugins, Monit, OpenSSH's sshd, parallel-ssh, wrk) and builds the release binary.
 """
@@ -13,9 +13,9 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
-# --only NAME runs one benchmark: trivial, expect, idle, fanout, queue or web.
+# --only NAME runs one benchmark: trivial, expect, idle, fanout, queue, web or sqlxml.
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
 
 
@@ -430,6 +430,13 @@ def bench_queue():
     print("```")
 
 
+def bench_sqlxml():
+    print("\n## SQLXML parsing (cargo bench --bench sqlxml)\n")
+    r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "sqlxml", "--", "20000" if QUICK else "100000"],
+                       capture_output=True, text=True)
+    print((r.stdout + r.stderr).strip())
+
+
 def main():
     if not os.path.exists(HOSTLER):
         sys.exit(f"no hostler binary at {HOSTLER}; build it with cargo build --release")
@@ -447,6 +454,8 @@ def main():
             bench_web(work)
     if wanted("queue"):
         bench_queue()
+    if wanted("sqlxml"):
+        bench_sqlxml()
 
 
 if __name__ == "__main__":
