@@ -46,7 +46,7 @@ wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 chroot "$root" /hostler --db /h.db serve --no-demo --listen "127.0.0.1:$wport" 2> "$root/serve.log" &
 serve_pid=$!
 for _ in $(seq 100); do grep -q "web page on" "$root/serve.log" 2>/dev/null && break; sleep 0.1; done
-pw=$(grep -A2 "one-time password" "$root/serve.log" | tail -1 | tr -d ' ')
+pw=$(cat "$root/h.db.admin-password")
 python3 - "$wport" "$pw" <<'PY'
 import http.cookiejar, re, sys, urllib.parse, urllib.request
 base = f"http://127.0.0.1:{sys.argv[1]}"

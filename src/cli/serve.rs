@@ -161,9 +161,7 @@ fn start_web(app: &App, store: &Arc<Store>, listen: Option<String>) -> anyhow::R
     ));
     let server = web::start(state)?;
     if let Some(password) = web::auth::first_admin(store)? {
-        eprintln!(
-            "hostler serve: no web users yet, so one was made. Log in as admin with the one-time password\n\n    {password}\n\nand change it with: hostler user add admin --replace"
-        );
+        show_admin_password(app, &password)?;
     }
     let addr = server.addr;
     if !addr.ip().is_loopback() {
@@ -172,4 +170,30 @@ fn start_web(app: &App, store: &Arc<Store>, listen: Option<String>) -> anyhow::R
     eprintln!("hostler serve: web page on http://{addr}/");
     info!(%addr, "web page listening");
     Ok(server)
+}
+
+/// The first admin's password: on the terminal when there is one; otherwise (systemd, a log
+/// file) into a file only this user can read, so it never lands in a log.
+fn show_admin_password(app: &App, password: &str) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "hostler serve: no web users yet, so one was made. Log in as admin with the one-time password\n\n    {password}\n\nand change it with: hostler user add admin --replace"
+        );
+        return Ok(());
+    }
+    let path = format!("{}.admin-password", app.db);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot write the first admin's password to {path}: {e}"))?;
+    writeln!(f, "{password}")?;
+    eprintln!(
+        "hostler serve: no web users yet, so one was made: admin, with the one-time password in {path} (readable by this user only; delete it after logging in, and change the password with: hostler user add admin --replace)"
+    );
+    Ok(())
 }

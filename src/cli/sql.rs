@@ -20,8 +20,8 @@ pub struct SqlCmd {
     /// over SQLXML: post this template file instead of a statement
     #[argh(option)]
     pub template: Option<String>,
-    /// over SQLXML: NAME=VALUE, a template parameter, or in order the values of `?` in the
-    /// statement (repeatable)
+    /// over SQLXML: a template parameter as NAME=VALUE, or, with a statement, the value of its
+    /// next `?` (repeatable, in order)
     #[argh(option)]
     pub param: Vec<String>,
     /// over SQLXML: send the template as a raw XML body instead of the form field `template`
@@ -79,11 +79,8 @@ fn over_sqlxml(url: &str, cmd: &SqlCmd) -> anyhow::Result<u8> {
             client.template(&text, &params, how)
         }
         (None, Some(sql)) => {
-            let values: Vec<String> = cmd
-                .param
-                .iter()
-                .map(|p| p.split_once('=').map_or(p.as_str(), |(_, v)| v).to_string())
-                .collect();
+            // Values for `?`, in order, taken whole (a value may hold '=').
+            let values: Vec<String> = cmd.param.clone();
             client.query(sql, &values, Some("ROOT"))
         }
     };

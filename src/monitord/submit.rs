@@ -90,6 +90,9 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+/// The longest interval, and how far ahead a one-off may be: ten years.
+const MAX_INTERVAL_MS: i64 = 10 * 365 * 86_400_000;
+
 fn invalid(msg: impl Into<String>) -> SubmitError {
     SubmitError::Invalid(msg.into())
 }
@@ -121,9 +124,17 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
             }
             return run_now(store, r, now);
         }
+        When::At(at) if !(0..=now.saturating_add(MAX_INTERVAL_MS)).contains(at) => {
+            return Err(invalid(
+                "the time must be between 1970 and ten years from now",
+            ));
+        }
         When::At(at) => (Timing::At(*at), *at),
         When::Every(ms) if *ms < 1000 => {
             return Err(invalid("the interval must be at least one second"));
+        }
+        When::Every(ms) if *ms > MAX_INTERVAL_MS => {
+            return Err(invalid("the interval must be at most ten years"));
         }
         When::Every(ms) => (Timing::Every(*ms), now),
         When::Cron(c) => {

@@ -15,8 +15,12 @@ pub fn next_due(timing: &Timing, seen_due: i64, now: i64) -> Result<Option<i64>,
         Timing::Every(ms) => {
             let ms = (*ms).max(1000);
             // Skip every occurrence already missed: one run now, the next in the future.
-            let missed = (now - seen_due).max(0) / ms;
-            Ok(Some(seen_due + (missed + 1) * ms))
+            let missed = now.saturating_sub(seen_due).max(0) / ms;
+            (missed + 1)
+                .checked_mul(ms)
+                .and_then(|d| seen_due.checked_add(d))
+                .map(Some)
+                .ok_or_else(|| format!("the interval of {ms} ms runs past the end of time"))
         }
         Timing::Cron(expr) => cron_next(expr, now).map(Some),
     }

@@ -36,12 +36,20 @@ pub fn decode(name: &str) -> String {
     out
 }
 
+/// XML 1.0's NameStartChar (without ':', which SQL Server leaves alone but hostler escapes).
 fn name_start(c: char) -> bool {
-    c.is_alphabetic() || c == '_' || c == ':'
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
 }
 
+/// XML 1.0's NameChar.
 fn name_char(c: char) -> bool {
-    name_start(c) || c.is_numeric() || c == '-' || c == '.'
+    name_start(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
 }
 
 /// Encodes a column or table name the way SQL Server does, so [`decode`] gives it back.
@@ -50,11 +58,9 @@ pub fn encode(name: &str) -> String {
     let mut chars = name.chars().peekable();
     let mut first = true;
     while let Some(c) = chars.next() {
-        let ok = if first {
-            name_start(c) && c != ':'
-        } else {
-            name_char(c) && c != ':'
-        };
+        // A name may not begin with "xml" (reserved; `xmlns` would declare a namespace).
+        let reserved = first && name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("xml"));
+        let ok = !reserved && if first { name_start(c) } else { name_char(c) };
         let escape_underscore = c == '_' && chars.peek() == Some(&'x');
         if ok && !escape_underscore {
             out.push(c);

@@ -16,6 +16,9 @@ use super::{MssqlError, SqlxmlError, names};
 /// error, not an allocation without end).
 pub const MAX_TOKEN: usize = 16 * 1024 * 1024;
 
+/// The largest row (the values of one element, attributes and ELEMENTS columns together).
+pub const MAX_ROW: usize = 256 * 1024 * 1024;
+
 /// One row element: its table (the element's decoded name), its columns in document order
 /// (attributes, and text-only child elements in ELEMENTS mode) and its nested rows (AUTO).
 /// A NULL column is absent. Compact: a row's values share one buffer and its column names
@@ -68,6 +71,8 @@ impl Record {
 struct Node {
     rec: Record,
     text: String,
+    /// An XDR schema (it declares the XML-Data namespace), not a row.
+    xdr: bool,
 }
 
 /// Reads records one by one from a body.
@@ -105,9 +110,8 @@ fn event_len(e: &Event<'_>) -> usize {
     }
 }
 
-fn is_xdr(name: &str) -> bool {
-    name == "Schema" || name.ends_with(":Schema")
-}
+/// The namespace of an inline XMLDATA schema.
+const XDR_NS: &str = "urn:schemas-microsoft-com:xml-data";
 
 impl<R: BufRead> RecordReader<R> {
     /// `container`: the name of the root element that wraps the rows, if the request asked for
@@ -192,11 +196,27 @@ impl<R: BufRead> RecordReader<R> {
                         msg: e.to_string(),
                     })?;
                     if let Some(top) = self.stack.last_mut() {
+                        if top.text.len() + text.len() > MAX_TOKEN {
+                            return Err(SqlxmlError::Malformed {
+                                at: self.reader.buffer_position(),
+                                msg: format!("a value is over {} MiB", MAX_TOKEN >> 20),
+                            });
+                        }
                         top.text.push_str(&text);
+                    } else if !self.inside && !text.trim().is_empty() {
+                        // Plain text, JSON or an error page where XML should be.
+                        let start: String = text.trim().chars().take(200).collect();
+                        return Err(self.malformed(format!("text outside any element: {start}")));
                     }
                 }
                 Event::CData(c) => {
                     if let Some(top) = self.stack.last_mut() {
+                        if top.text.len() + c.len() > MAX_TOKEN {
+                            return Err(SqlxmlError::Malformed {
+                                at: self.reader.buffer_position(),
+                                msg: format!("a value is over {} MiB", MAX_TOKEN >> 20),
+                            });
+                        }
                         top.text.push_str(&String::from_utf8_lossy(&c));
                     }
                 }
@@ -238,13 +258,17 @@ impl<R: BufRead> RecordReader<R> {
             let column = self.schema.text_only.contains_key(&*node.rec.table)
                 || (node.rec.is_empty() && node.rec.children.is_empty());
             if column {
+                // Offsets into a row's text are u32: a row stays far below 4 GiB.
+                if parent.rec.text.len() + node.text.len() > MAX_ROW {
+                    return Err(self.malformed(format!("a row is over {} MiB", MAX_ROW >> 20)));
+                }
                 parent.rec.push(node.rec.table, &node.text);
             } else {
                 parent.rec.children.push(node.rec);
             }
             return Ok(None);
         }
-        if is_xdr(&node.rec.table) {
+        if node.xdr {
             read_schema(&node.rec, &mut self.schema);
             return Ok(None);
         }
@@ -295,10 +319,12 @@ fn start(e: &BytesStart<'_>, cache: &mut Names) -> Result<Node, String> {
     };
     // Without quick-xml's duplicate-name check (a Vec per element, a quarter of the time):
     // a repeated attribute is only a repeated column.
+    let mut xdr = false;
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| format!("bad attribute in <{}>: {err}", rec.table))?;
         let key = a.key.as_ref();
         if key == b"xmlns" || key.starts_with(b"xmlns:") {
+            xdr |= &*a.value == XDR_NS.as_bytes();
             continue;
         }
         let name = cache.get(key)?;
@@ -312,6 +338,7 @@ fn start(e: &BytesStart<'_>, cache: &mut Names) -> Result<Node, String> {
     Ok(Node {
         rec,
         text: String::new(),
+        xdr,
     })
 }
 

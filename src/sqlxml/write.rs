@@ -199,6 +199,20 @@ fn schema(columns: &[Column], levels: &[Level], mode: Mode, name: &str) -> Strin
 /// Writes rows in the FOR XML shape `mode` asks for.
 pub fn rows(columns: &[Column], rows: &[Vec<Value>], mode: Mode) -> Result<String, String> {
     let levels = levels(columns, mode);
+    // Two columns of one element with one name would be malformed XML: SQL Server refuses too.
+    for l in &levels {
+        for (k, &i) in l.columns.iter().enumerate() {
+            if l.columns[..k]
+                .iter()
+                .any(|&j| columns[j].name == columns[i].name)
+            {
+                return Err(format!(
+                    "FOR XML: column name {:?} is repeated in <{}>; give each column its own alias",
+                    columns[i].name, l.element
+                ));
+            }
+        }
+    }
     let mut out = String::new();
     let schema_name = "Schema1";
     if mode.xmldata {

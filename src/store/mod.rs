@@ -223,16 +223,15 @@ impl Store {
 
     /// Runs one statement typed by an operator (`hostler sql`). Host secrets come back masked.
     /// One read-only SELECT from outside, on its own read-only connection, with secret columns
-    /// read as NULL, a time limit and a row cap (see [`sqlite::read_only_query`]).
+    /// read as NULL, within the request's limits (see [`sqlite::read_only_query`]).
     pub fn read_only_query(
         &self,
         sql: &str,
         params: &sqlite::QueryParams,
-        limit: std::time::Duration,
-        max_rows: usize,
+        limits: &sqlite::QueryLimits,
     ) -> Result<RawResult, StoreError> {
         match &self.sqlite_path {
-            Some(p) => sqlite::read_only_query(p, sql, params, limit, max_rows),
+            Some(p) => sqlite::read_only_query(p, sql, params, limits),
             None => Err(StoreError::Invalid(format!(
                 "read-only queries need a SQLite file; {} is not one",
                 self.location
@@ -246,12 +245,17 @@ impl Store {
             .filter(|&i| {
                 let origin = r.origins.get(i).and_then(|o| o.as_deref());
                 match r.tables.get(i).and_then(|t| t.as_deref()) {
-                    Some(t) => {
-                        t.eq_ignore_ascii_case("hosts")
-                            && origin.is_some_and(|o| o.eq_ignore_ascii_case("secret"))
+                    Some(t) => sqlite::HIDDEN.iter().any(|(ht, hc)| {
+                        t.eq_ignore_ascii_case(ht)
+                            && origin.is_some_and(|o| o.eq_ignore_ascii_case(hc))
+                    }),
+                    // An expression has no table: one that names a hidden column is masked
+                    // too. (An alias can still hide it: this is for the operator's eyes, who
+                    // can read the database file anyway; /sqlxml uses SQLite's authorizer.)
+                    None => {
+                        let c = r.columns[i].to_ascii_lowercase();
+                        sqlite::HIDDEN.iter().any(|(_, hc)| c.contains(hc))
                     }
-                    // An expression has no table: one that names the secret is masked too.
-                    None => r.columns[i].to_ascii_lowercase().contains("secret"),
                 }
             })
             .collect();

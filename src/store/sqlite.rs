@@ -240,6 +240,31 @@ impl Driver for Sqlite {
     }
 }
 
+/// What one outside request may use: a deadline for all its queries, a byte budget shared by
+/// their results, and caps per query.
+#[derive(Debug)]
+pub struct QueryLimits {
+    pub deadline: std::time::Instant,
+    pub max_rows: usize,
+    /// The longest single value.
+    pub max_value: usize,
+    /// The budget the request started with, and what is left of it.
+    pub max_bytes: usize,
+    pub budget: std::cell::Cell<usize>,
+}
+
+impl QueryLimits {
+    pub fn new(time: Duration, max_rows: usize, max_value: usize, max_bytes: usize) -> QueryLimits {
+        QueryLimits {
+            deadline: std::time::Instant::now() + time,
+            max_rows,
+            max_value,
+            max_bytes,
+            budget: std::cell::Cell::new(max_bytes),
+        }
+    }
+}
+
 /// The parameters of a read-only query.
 #[derive(Debug, Clone)]
 pub enum QueryParams {
@@ -250,7 +275,7 @@ pub enum QueryParams {
 }
 
 /// The columns a read-only query may never see: they come back NULL.
-const HIDDEN: &[(&str, &str)] = &[
+pub const HIDDEN: &[(&str, &str)] = &[
     ("hosts", "secret"),
     ("users", "password_hash"),
     ("api_tokens", "token_hash"),
@@ -265,8 +290,7 @@ pub fn read_only_query(
     path: &Path,
     sql: &str,
     params: &QueryParams,
-    limit: Duration,
-    max_rows: usize,
+    limits: &QueryLimits,
 ) -> Result<RawResult, StoreError> {
     use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -292,8 +316,14 @@ pub fn read_only_query(
         _ => Authorization::Deny,
     }))
     .map_err(|e| map_err(path, e))?;
-    let deadline = std::time::Instant::now() + limit;
-    conn.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline))
+    // No single value beyond max_value (randomblob(1e9) fails instead of allocating).
+    conn.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
+        i32::try_from(limits.max_value).unwrap_or(i32::MAX),
+    )
+    .map_err(|e| map_err(path, e))?;
+    let deadline = limits.deadline;
+    conn.progress_handler(1_000, Some(move || std::time::Instant::now() > deadline))
         .map_err(|e| map_err(path, e))?;
     let mut stmt = conn.prepare(sql).map_err(|e| match e.sqlite_error_code() {
         Some(ErrorCode::AuthorizationForStatementDenied) => StoreError::Invalid(
@@ -334,18 +364,34 @@ pub fn read_only_query(
     let mut rows = stmt
         .query(rusqlite::params_from_iter(args))
         .map_err(|e| query_err(path, e))?;
+    let mut bytes = 0usize;
     while let Some(r) = rows.next().map_err(|e| query_err(path, e))? {
-        if result.rows.len() >= max_rows {
+        if result.rows.len() >= limits.max_rows {
             return Err(StoreError::Invalid(format!(
-                "the result has more than {max_rows} rows; narrow the query"
+                "the result has more than {} rows; narrow the query",
+                limits.max_rows
             )));
         }
         let mut values = Vec::with_capacity(n);
         for i in 0..n {
-            values.push(from_sql(r.get_ref(i).map_err(|e| map_err(path, e))?));
+            let v = from_sql(r.get_ref(i).map_err(|e| map_err(path, e))?);
+            bytes += match &v {
+                Value::Text(t) => t.len(),
+                Value::Blob(b) => b.len() * 4 / 3,
+                _ => 8,
+            };
+            values.push(v);
+        }
+        // The budget is shared by the queries of one request.
+        if bytes > limits.budget.get() {
+            return Err(StoreError::Invalid(format!(
+                "the result is over {} MiB; narrow the query",
+                limits.max_bytes >> 20
+            )));
         }
         result.rows.push(values);
     }
+    limits.budget.set(limits.budget.get() - bytes);
     Ok(result)
 }
 
@@ -354,6 +400,9 @@ fn query_err(path: &Path, e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(ErrorCode::OperationInterrupted) => {
             StoreError::Invalid("the query ran too long and was stopped".into())
+        }
+        Some(ErrorCode::TooBig) => {
+            StoreError::Invalid("a value is too big for this interface".into())
         }
         Some(ErrorCode::AuthorizationForStatementDenied) | None => {
             StoreError::Invalid(e.to_string())

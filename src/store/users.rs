@@ -121,7 +121,10 @@ impl Store {
         let at = now_ms();
         if row.opt_int("last_used_at")?.is_none_or(|t| at - t > 60_000) {
             let id = row.int("token_id")?;
-            self.write(|c| c.exec(st::token_touch(id, at)).map(drop))?;
+            // Bookkeeping only: a busy database must not turn a valid token away.
+            if let Err(e) = self.write(|c| c.exec(st::token_touch(id, at)).map(drop)) {
+                tracing::debug!("recording an API token's use: {e}");
+            }
         }
         user_from_row(&row).map(Some)
     }

@@ -11,10 +11,20 @@ use super::{Web, Who};
 use crate::monitord::submit::{Request, SubmitError, Submitted, When, submit};
 use crate::store::{Cancelled, Role, ScriptKind, StoreError};
 
-/// Only a local path may be a place to go after login (no `//host`, no scheme).
-fn safe_next(next: Option<&str>) -> &str {
+/// Only a local path may be a place to go after login: no `//host`, no scheme, and nothing
+/// but URL characters (a tab or line end could split the header or be dropped by a browser
+/// into `//host`).
+pub fn safe_next(next: Option<&str>) -> &str {
+    let url_char = |c: char| c.is_ascii_alphanumeric() || "/-._~%?=&+,;:@!$'()*".contains(c);
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.chars().all(url_char) =>
+        {
+            n
+        }
         _ => "/",
     }
 }

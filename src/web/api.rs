@@ -46,7 +46,8 @@ pub fn body_form(req: &Req) -> Result<Form, String> {
                 Value::String(s) => pairs.push((k.clone(), s)),
                 Value::Number(n) => pairs.push((k.clone(), n.to_string())),
                 Value::Bool(true) => pairs.push((k.clone(), "on".into())),
-                Value::Bool(false) | Value::Null => {}
+                // Present but empty: "off" for a checkbox, "none" for an optional field.
+                Value::Bool(false) | Value::Null => pairs.push((k.clone(), String::new())),
                 Value::Object(_) | Value::Array(_) if k == "vars" => {
                     pairs.push((k.clone(), item.to_string()));
                 }
@@ -98,12 +99,28 @@ pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
                 }),
             },
         },
-        (A::Host(n), true) => match form().and_then(|f| hosts::parse(&n, &f).map(|h| (h, f))) {
-            Err(e) => Ok(Resp::json_error(400, &e)),
-            Ok((h, f)) => s
-                .update_host(&h, f.has("clear_password"))
-                .map(|h| Resp::json(200, &h)),
-        },
+        // An update changes the fields it names; the others keep their values.
+        (A::Host(n), true) => (|| {
+            let current = hosts::values(&s.host(&n)?);
+            let merged = form().map(|given| {
+                let mut all: Vec<(String, String)> = current
+                    .0
+                    .into_iter()
+                    .filter(|(k, _)| !given.0.iter().any(|(g, _)| g == k))
+                    .collect();
+                all.extend(given.0);
+                Form(all)
+            });
+            match merged.and_then(|f| hosts::parse(&n, &f).map(|h| (h, f))) {
+                Err(e) => Ok(Resp::json_error(400, &e)),
+                Ok((h, f)) => s
+                    .update_host(&h, f.get("clear_password").is_some())
+                    .map(|h| {
+                        web.dashboard.invalidate();
+                        Resp::json(200, &h)
+                    }),
+            }
+        })(),
         (A::Scripts, false) => s.scripts().map(|l| Resp::json(200, &l)),
         (A::Script(n), false) => s.script(&n).map(|x| Resp::json(200, &x)),
         (A::Script(n), true) => match form() {

@@ -106,6 +106,13 @@ pub struct Session {
     /// The token every form of this session carries in `csrf_token`.
     pub csrf: String,
     pub started: Instant,
+    /// A digest of the password hash at login: a changed password ends the session.
+    pub key: String,
+}
+
+/// What a session remembers of the password hash it logged in with.
+pub fn hash_key(password_hash: &str) -> String {
+    token_hash(password_hash)
 }
 
 /// The sessions, and recent login failures per name.
@@ -124,6 +131,7 @@ impl Sessions {
             role: user.role,
             csrf: random_hex(32)?,
             started: Instant::now(),
+            key: hash_key(&user.password_hash),
         };
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_SESSIONS {
@@ -177,15 +185,28 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Checks a name and password. After [`MAX_FAILURES`] failures in five minutes a name is
-    /// refused without checking, until the window passes.
+    /// Checks a name and password. A name gets [`MAX_FAILURES`] tries in five minutes; each
+    /// try is counted before the check (so parallel guesses count too) and the count cleared
+    /// by a success. When the table of names is full, the oldest entry makes room: filling it
+    /// with made-up names does not switch the brake off.
     pub fn login(&self, store: &Store, name: &str, password: &str) -> Result<User, String> {
         {
             let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
             f.retain(|_, (_, at)| at.elapsed() < FAILURE_WINDOW);
-            if f.get(name).is_some_and(|(n, _)| *n >= MAX_FAILURES) {
+            if !f.contains_key(name)
+                && f.len() >= MAX_SESSIONS
+                && let Some(oldest) = f
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+            {
+                f.remove(&oldest);
+            }
+            let entry = f.entry(name.to_string()).or_insert((0, Instant::now()));
+            if entry.0 >= MAX_FAILURES {
                 return Err("too many failed logins for this name; wait five minutes".into());
             }
+            entry.0 += 1;
         }
         let user = store.find_user(name).map_err(|e| e.to_string())?;
         // Without a user, hash anyway so the answer takes as long.
@@ -204,14 +225,7 @@ impl Sessions {
                     .remove(name);
                 Ok(u)
             }
-            _ => {
-                let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-                if f.len() < MAX_SESSIONS {
-                    let e = f.entry(name.to_string()).or_insert((0, Instant::now()));
-                    e.0 += 1;
-                }
-                Err("wrong user name or password".into())
-            }
+            _ => Err("wrong user name or password".into()),
         }
     }
 }

@@ -117,9 +117,11 @@ struct Inner {
 struct State {
     data: Option<Arc<Data>>,
     read_at: Option<Instant>,
-    /// Reads asked for, and the number of the last one finished.
+    /// Reads asked for, the number of the last one finished, and the read a request must
+    /// wait for after a change (one asked after it, not one already under way).
     asked: u64,
     done: u64,
+    min_done: u64,
     error: Option<String>,
     reader: bool,
     stop: bool,
@@ -147,22 +149,37 @@ impl Cache {
         if !st.reader {
             st.reader = true;
             let (inner, store) = (self.inner.clone(), store.clone());
-            std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("web-dashboard".into())
-                .spawn(move || reader(&inner, &store))
-                .map_err(|e| StoreError::Db(format!("cannot start the dashboard reader: {e}")))?;
+                .spawn(move || {
+                    // However the reader ends, the next request starts another; a read that
+                    // panicked is an error for the requests waiting on it.
+                    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        reader(&inner, &store)
+                    }));
+                    let mut st = inner.lock();
+                    st.reader = false;
+                    if read.is_err() {
+                        st.error = Some("the dashboard read failed (internal error)".into());
+                        st.done = st.asked;
+                    }
+                    inner.cond.notify_all();
+                });
+            if let Err(e) = spawned {
+                st.reader = false;
+                return Err(StoreError::Db(format!(
+                    "cannot start the dashboard reader: {e}"
+                )));
+            }
         }
         let fresh = st.read_at.is_some_and(|at| at.elapsed() < TTL);
         if !fresh && st.asked == st.done {
             st.asked += 1;
             self.inner.cond.notify_all();
         }
-        // Without a read yet, or after a change made here: wait for the read under way.
-        let need = if st.data.is_none() || st.read_at.is_none() {
-            st.asked
-        } else {
-            st.done
-        };
+        // Without a read yet: wait for the first; after a change made here: for a read that
+        // began after it.
+        let need = if st.data.is_none() { st.asked } else { st.done }.max(st.min_done);
         let end = Instant::now() + WAIT;
         while st.done < need {
             let left = end.saturating_duration_since(Instant::now());
@@ -189,6 +206,7 @@ impl Cache {
         st.read_at = None;
         // Even with a read under way: it may have begun before the change.
         st.asked += 1;
+        st.min_done = st.asked;
         self.inner.cond.notify_all();
     }
 }

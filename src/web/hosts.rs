@@ -89,8 +89,8 @@ pub fn host(web: &Web, who: &Who, name: &str) -> Result<Resp, StoreError> {
     Ok(page(who, &format!("Host {}", h.name), Some(15), body))
 }
 
-/// A host's settings as form values, to pre-fill the edit form.
-fn values(h: &Host) -> Form {
+/// A host's settings as form values, to pre-fill the edit form (and under an API update).
+pub fn values(h: &Host) -> Form {
     let mut v = vec![
         ("name", h.name.clone()),
         ("address", h.address.clone()),
@@ -220,7 +220,8 @@ pub fn parse(name: &str, f: &Form) -> Result<NewHost, String> {
             .map(String::from)
             .collect(),
         vars,
-        no_keep_session: !f.has("keep_session"),
+        // A checkbox sends "on" when ticked and nothing otherwise; the API sends "" for false.
+        no_keep_session: f.get("keep_session").is_none(),
     })
 }
 

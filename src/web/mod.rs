@@ -40,7 +40,10 @@ use http::{Req, Resp};
 use router::Route;
 
 /// How many threads answer requests.
-const WORKERS: usize = 4;
+const WORKERS: usize = 8;
+/// The largest body read before the request is known to come from someone logged in (the
+/// login form is a few hundred bytes): a stranger cannot hold a worker with a slow body.
+const ANONYMOUS_BODY: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -130,6 +133,11 @@ pub fn start(web: Arc<Web>) -> Result<Server, WebError> {
     // the client's delayed ACK held each response back by 40 ms.
     let socket = std::net::TcpStream::from(OwnedFd::from(listener));
     socket.set_nodelay(true).map_err(|e| listen_err(&e))?;
+    // A send timeout, handed on the same way: a client that stops reading a response frees
+    // its worker after 30 s. (Not a receive timeout: on the listener it would end accept().)
+    socket
+        .set_write_timeout(Some(std::time::Duration::from_secs(30)))
+        .map_err(|e| listen_err(&e))?;
     let listener = TcpListener::from(OwnedFd::from(socket));
     let server = tiny_http::Server::from_listener(listener, None).map_err(|e| listen_err(&e))?;
     let addr = server
@@ -244,6 +252,15 @@ impl Web {
         }
     }
 
+    /// Whether a request comes from a session, a valid token or basic credentials (checked
+    /// from its headers alone, before its body is read).
+    fn known(&self, req: &Req) -> bool {
+        self.identify(req).is_some()
+            || req
+                .header("authorization")
+                .is_some_and(|a| a.starts_with("Basic ") && self.basic(req).is_some())
+    }
+
     /// A session cookie, or an API bearer token.
     fn identify(&self, req: &Req) -> Option<Who> {
         if let Some(token) = req
@@ -263,12 +280,32 @@ impl Web {
                 }
             };
         }
-        let s = self.sessions.get(req.cookie(auth::COOKIE)?)?;
-        Some(Who {
-            user: s.user,
-            role: s.role,
-            csrf: Some(s.csrf),
-        })
+        let id = req.cookie(auth::COOKIE)?;
+        let s = self.sessions.get(id)?;
+        // The user as the database has it now: removed, given another role or a new password
+        // (`hostler user`, from another process), the session ends.
+        let current = match self.store.find_user(&s.user) {
+            Ok(u) => u,
+            Err(e) => {
+                warn!("checking a session's user: {e}");
+                return None;
+            }
+        };
+        match current {
+            Some(u)
+                if u.role == s.role && auth::same(&auth::hash_key(&u.password_hash), &s.key) =>
+            {
+                Some(Who {
+                    user: s.user,
+                    role: s.role,
+                    csrf: Some(s.csrf),
+                })
+            }
+            _ => {
+                self.sessions.end(id);
+                None
+            }
+        }
     }
 
     /// HTTP basic authentication (only for /sqlxml: a browser would send cached basic
@@ -357,7 +394,7 @@ fn not_found(req: &Req) -> Resp {
 /// Reads a tiny_http request into a [`Req`], answers it, and contains any panic.
 fn serve_one(web: &Web, mut rq: tiny_http::Request) {
     web.requests.fetch_add(1, Ordering::Relaxed);
-    let resp = match read_request(&mut rq) {
+    let resp = match read_request(web, &mut rq) {
         Ok(req) => {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| web.handle(&req))) {
                 Ok(r) => r,
@@ -396,12 +433,26 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
 ];
 
 fn header(name: &str, value: &str) -> tiny_http::Header {
-    // Our own names and values are ASCII; a value that is not is replaced, not panicked on.
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .unwrap_or_else(|_| tiny_http::Header::from_bytes(&b"x-bad-header"[..], &b"1"[..]).unwrap())
+    // Our own names and values are printable ASCII; one that is not (a line end would split
+    // the header) is replaced, not sent and not panicked on.
+    let printable = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
+    match (printable(name) && printable(value))
+        .then(|| tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
+        .flatten()
+    {
+        Some(h) => h,
+        None => {
+            warn!(
+                header = name,
+                "a response header with a bad value was dropped"
+            );
+            tiny_http::Header::from_bytes(&b"x-dropped-header"[..], &b"1"[..])
+                .expect("a constant header")
+        }
+    }
 }
 
-fn read_request(rq: &mut tiny_http::Request) -> Result<Req, Resp> {
+fn read_request(web: &Web, rq: &mut tiny_http::Request) -> Result<Req, Resp> {
     let mut req = Req::new(rq.method().as_str(), rq.url())
         .map_err(|e| Resp::text(400, format!("bad query: {e}\n")))?;
     req.headers = rq
@@ -416,6 +467,16 @@ fn read_request(rq: &mut tiny_http::Request) -> Result<Req, Resp> {
         .collect();
     if rq.body_length().is_some_and(|n| n > http::MAX_BODY) {
         return Err(Resp::text(413, "request body too large\n"));
+    }
+    let big = rq.body_length().is_none_or(|n| n > ANONYMOUS_BODY);
+    if big
+        && !matches!(
+            rq.method(),
+            tiny_http::Method::Get | tiny_http::Method::Head
+        )
+        && !web.known(&req)
+    {
+        return Err(Resp::text(401, "log in before sending a large body\n"));
     }
     let mut body = Vec::new();
     rq.as_reader()

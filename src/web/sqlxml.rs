@@ -15,11 +15,16 @@ use super::{Web, Who};
 use crate::sql::Value;
 use crate::sqlxml::MssqlError;
 use crate::sqlxml::write::{self, Column, Mode};
-use crate::store::sqlite::QueryParams;
+use crate::store::sqlite::{QueryLimits, QueryParams};
 
-/// How long one query may run, and how many rows it may return.
-const QUERY_TIME: Duration = Duration::from_secs(10);
+/// What one request may use, all its queries together: 10 s, 200,000 rows per query, 1 MiB
+/// per value, 64 MiB of results, 32 queries in a template. One request runs at a time.
+const REQUEST_TIME: Duration = Duration::from_secs(10);
 const MAX_ROWS: usize = 200_000;
+const MAX_VALUE: usize = 1 << 20;
+const MAX_BYTES: usize = 64 << 20;
+const MAX_QUERIES: usize = 32;
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const KEYWORDS: &[&str] = &[
     "sql",
     "template",
@@ -79,11 +84,11 @@ pub fn split_for_xml(sql: &str) -> Result<(String, Mode), MssqlError> {
 }
 
 /// Runs one FOR XML query: its XML, or an error instruction.
-fn run(web: &Web, sql: &str, params: &QueryParams) -> String {
+fn run(web: &Web, sql: &str, params: &QueryParams, limits: &QueryLimits) -> String {
     let result = split_for_xml(sql).and_then(|(body, mode)| {
         let r = web
             .store
-            .read_only_query(&body, params, QUERY_TIME, MAX_ROWS)
+            .read_only_query(&body, params, limits)
             .map_err(|e| error("0x80040E14", OLEDB, e.to_string()))?;
         let columns: Vec<Column> = (0..r.columns.len())
             .map(|i| Column {
@@ -129,19 +134,21 @@ pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
             format!("outputencoding {enc:?}: hostler answers UTF-8 only\n"),
         );
     }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let limits = QueryLimits::new(REQUEST_TIME, MAX_ROWS, MAX_VALUE, MAX_BYTES);
     let params: Vec<(String, String)> = all
         .into_iter()
         .filter(|(k, _)| !KEYWORDS.contains(&k.to_ascii_lowercase().as_str()))
         .collect();
     let body = if let Some(t) = form.raw("template") {
-        match template(web, t, &params) {
+        match template(web, t, &params, &limits) {
             Ok(b) => b,
             Err(e) => return Resp::text(400, format!("bad template: {e}\n")),
         }
     } else if let Some(sql) = form.get("sql") {
         let positional =
             QueryParams::Positional(params.into_iter().map(|(_, v)| Value::Text(v)).collect());
-        let out = run(web, sql, &positional);
+        let out = run(web, sql, &positional, &limits);
         match form.get("root") {
             Some(root) => {
                 let r = crate::sqlxml::names::encode(root);
@@ -157,7 +164,12 @@ pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
 
 /// Runs a template: the root element is kept (with its attributes), `<sql:header>` goes,
 /// each `<sql:query>` becomes its result or an error instruction, other content is copied.
-fn template(web: &Web, text: &str, given: &[(String, String)]) -> Result<String, String> {
+fn template(
+    web: &Web,
+    text: &str,
+    given: &[(String, String)],
+    limits: &QueryLimits,
+) -> Result<String, String> {
     const NS: &[u8] = b"urn:schemas-microsoft-com:xml-sql";
     let mut reader = quick_xml::NsReader::from_str(text);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\" ?>");
@@ -166,6 +178,7 @@ fn template(web: &Web, text: &str, given: &[(String, String)]) -> Result<String,
     let (mut in_header, mut param, mut query): (bool, Option<String>, Option<String>) =
         (false, None, None);
     let mut depth = 0usize;
+    let mut queries = 0usize;
     loop {
         let (ns, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
         let ours = matches!(ns, quick_xml::name::ResolveResult::Bound(n) if n.as_ref() == NS);
@@ -186,6 +199,10 @@ fn template(web: &Web, text: &str, given: &[(String, String)]) -> Result<String,
                     );
                     defaults.push((param.clone().unwrap_or_default(), String::new()));
                 } else if ours && local == b"query" {
+                    queries += 1;
+                    if queries > MAX_QUERIES {
+                        return Err(format!("more than {MAX_QUERIES} sql:query elements"));
+                    }
                     query = Some(String::new());
                 } else if ours {
                     return Err(format!(
@@ -243,7 +260,7 @@ fn template(web: &Web, text: &str, given: &[(String, String)]) -> Result<String,
                             None => values.push((k.clone(), Value::Text(v.clone()))),
                         }
                     }
-                    out.push_str(&run(web, sql.trim(), &QueryParams::Named(values)));
+                    out.push_str(&run(web, sql.trim(), &QueryParams::Named(values), limits));
                 } else if !ours {
                     out.push_str(&format!(
                         "</{}>",

@@ -311,6 +311,12 @@ fn transport_failures_show_the_body() {
             "virtual name not found",
         ),
         (200, "text/xml", "<ROOT><row a=\"1\"></ROOT>", "malformed"),
+        (
+            200,
+            "text/plain",
+            "Login failed for user 'sa'.",
+            "text outside any element",
+        ),
     ] {
         let (url, h) = canned(status, ct, body);
         let err = Client::new(&url)
@@ -492,6 +498,15 @@ fn the_endpoint_reads_only_and_never_shows_secrets() {
         ("SELECT name FROM hosts FOR XML EXPLICIT", "EXPLICIT"),
         ("SELECT name FROM hosts FOR XML RAW, ELEMENTS", "AUTO"),
         ("SELECT nope FROM hosts FOR XML RAW", "no such column"),
+        (
+            "VACUUM INTO '/tmp/hostler-stolen.db' FOR XML RAW",
+            "read-only",
+        ),
+        (
+            "SELECT randomblob(2000000) AS b FOR XML RAW, BINARY BASE64",
+            "too big",
+        ),
+        ("SELECT 1 AS a, 2 AS a FOR XML RAW", "repeated"),
     ] {
         match c.query(sql, &[], Some("ROOT")) {
             Err(SqlxmlError::Server { error, .. }) => {

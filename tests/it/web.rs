@@ -775,3 +775,86 @@ fn secrets_given_to_the_api_never_come_back() {
         assert!(!c.api_get(p, &token).body.contains(HOST_PW), "{p}");
     }
 }
+
+#[test]
+fn sessions_end_when_the_user_changes_and_guessing_is_braked() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("oper");
+    assert_eq!(c.get("/").status, 200);
+    // A new password (another process, `hostler user add --replace`) ends the session.
+    let hash = auth::hash_password("Another-pass-123").expect("hash");
+    store
+        .add_user("oper", &hash, hostler::store::Role::Operator, true)
+        .expect("replace");
+    assert_eq!(c.get("/").status, 303);
+    let mut v = site.login("view");
+    store.remove_user("view").expect("rm");
+    assert_eq!(v.get("/").status, 303, "a removed user's session ends");
+
+    // `next` never carries a line end or a tab into the Location header.
+    for next in [
+        "/%0D%0ASet-Cookie:%20x=1",
+        "/%09/evil.example",
+        "/\\evil.example",
+    ] {
+        let mut c = site.client();
+        let page = c.get(&format!("/login?next={next}"));
+        let token = crate::webutil::field(&page.body, "csrf_token").expect("token");
+        let r = c.post(
+            "/login",
+            &[
+                ("csrf_token", &token),
+                ("username", "admin"),
+                ("password", ADMIN_PW),
+                (
+                    "next",
+                    &hostler::web::http::decode(next.as_bytes()).unwrap(),
+                ),
+            ],
+        );
+        assert_eq!(r.header("location"), Some("/"), "{next}");
+        assert!(
+            !r.headers
+                .iter()
+                .any(|(n, v)| n == "set-cookie" && v.starts_with("x=")),
+            "{next}"
+        );
+    }
+
+    // Five wrong passwords, then even the right one waits.
+    let mut g = site.client();
+    for _ in 0..5 {
+        assert_eq!(g.login("admin", "wrong-password").status, 401);
+    }
+    let r = g.login("admin", ADMIN_PW);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("too many failed logins"), "{}", r.body);
+
+    // A stranger cannot make a worker read a large body.
+    let mut anon = site.client();
+    let big = "x".repeat(8000);
+    let r = anon.post("/login", &[("junk", &big)]);
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
+#[test]
+fn absurd_timings_are_refused() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("admin");
+    for (when, field, value) in [
+        ("every", "every", "9223371000000000"),
+        ("every", "every", "20000d"),
+        ("at", "at", "9999-01-01 00:00"),
+    ] {
+        let r = c.submit(
+            "/schedule",
+            &[("script", "check_x"), ("when", when), (field, value)],
+        );
+        assert_eq!(r.status, 400, "{value}: {}", r.body);
+    }
+    assert!(store.schedules().expect("schedules").is_empty());
+}
