@@ -20,7 +20,7 @@ mod model;
 mod runs;
 pub use jobs::Cancelled;
 pub use runs::{NewRun, RunStats, StatusCount};
-pub use scripts::NewScript;
+pub use scripts::{Expect, NewScript};
 mod schedules;
 mod scripts;
 pub mod sqlite;

@@ -25,6 +25,72 @@ fn script_from_row(r: &Row) -> Result<Script, StoreError> {
     })
 }
 
+/// What a save expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No script of that name.
+    New,
+    /// The script at this version.
+    Version(i64),
+    /// Anything: create or replace.
+    Any,
+}
+
+/// Creates or replaces one script inside a write; returns its version.
+fn save_one(
+    c: &mut dyn super::Conn,
+    s: &NewScript<'_>,
+    expect: Expect,
+    at: i64,
+) -> Result<i64, StoreError> {
+    let kind = s.kind.as_str();
+    let current = c
+        .query_one(st::script_version(s.name))?
+        .map(|r| r.int("version"))
+        .transpose()?;
+    match (expect, current) {
+        (Expect::New, Some(_)) => {
+            return Err(StoreError::Exists {
+                kind: "script",
+                name: s.name.to_string(),
+            });
+        }
+        (Expect::Version(want), Some(v)) if v != want => {
+            return Err(StoreError::Invalid(format!(
+                "script {} changed since version {want} was opened (now version {v}); copy your text, reload and merge",
+                s.name
+            )));
+        }
+        (Expect::Version(_), None) => {
+            return Err(StoreError::NotFound {
+                kind: "script",
+                name: s.name.to_string(),
+            });
+        }
+        _ => {}
+    }
+    if current.is_some() {
+        c.exec(st::script_update(
+            s.name,
+            s.source,
+            s.description.as_deref(),
+            kind,
+            at,
+        ))?;
+    } else {
+        c.insert(st::script_insert(
+            s.name,
+            s.source,
+            s.description.as_deref(),
+            kind,
+            at,
+        ))?;
+    }
+    c.query_one(st::script_version(s.name))?
+        .ok_or_else(|| StoreError::Db(format!("script {} vanished", s.name)))?
+        .int("version")
+}
+
 /// A script to save.
 #[derive(Debug, Clone)]
 pub struct NewScript<'a> {
@@ -77,34 +143,24 @@ impl Store {
         }
         let at = now_ms();
         self.write(|c| {
-            let mut versions = Vec::new();
-            for s in scripts {
-                let kind = s.kind.as_str();
-                if c.query_one(st::script_version(s.name))?.is_some() {
-                    c.exec(st::script_update(
-                        s.name,
-                        s.source,
-                        s.description.as_deref(),
-                        kind,
-                        at,
-                    ))?;
-                } else {
-                    c.insert(st::script_insert(
-                        s.name,
-                        s.source,
-                        s.description.as_deref(),
-                        kind,
-                        at,
-                    ))?;
-                }
-                let v = c
-                    .query_one(st::script_version(s.name))?
-                    .ok_or_else(|| StoreError::Db(format!("script {} vanished", s.name)))?
-                    .int("version")?;
-                versions.push(v);
-            }
-            Ok(versions)
+            scripts
+                .iter()
+                .map(|s| save_one(c, s, Expect::Any, at))
+                .collect()
         })
+    }
+
+    /// Saves one script if the stored one is what the editor expects (checked in the same
+    /// transaction as the write, so two editors cannot both win); returns the new version.
+    pub fn save_script_if(&self, s: &NewScript<'_>, expect: Expect) -> Result<i64, StoreError> {
+        if !super::hosts::valid_name(s.name) {
+            return Err(StoreError::Invalid(format!(
+                "invalid script name {:?}: use letters, digits, '-', '_' and '.'",
+                s.name
+            )));
+        }
+        let at = now_ms();
+        self.write(|c| save_one(c, s, expect, at))
     }
 
     /// Adds the scripts that do not exist yet; operator edits are never overwritten.

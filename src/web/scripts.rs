@@ -7,7 +7,7 @@ use maud::html;
 use super::http::{Form, Req, Resp};
 use super::pages::{ago, csrf, error, page, status_class, time};
 use super::{Web, Who};
-use crate::store::{NewScript, Role, RunFilter, Script, ScriptKind, StoreError, now_ms};
+use crate::store::{Expect, NewScript, Role, RunFilter, Script, ScriptKind, StoreError, now_ms};
 
 pub fn scripts(web: &Web, who: &Who) -> Result<Resp, StoreError> {
     let list = web.store.scripts()?;
@@ -163,11 +163,11 @@ impl From<StoreError> for Refused {
 }
 
 /// Checks and saves a script from form fields (`name` for a new one, `source`,
-/// `description`, `kind`, and `version`: the version the editor started from). Returns the
-/// name and the new version. Shared by the page and the API.
+/// `description`, `kind`, and `version`: the version the editor started from; without it an
+/// existing script is replaced whatever its version). Returns the name and the new version.
+/// Shared by the page and the API.
 pub fn save(web: &Web, existing: Option<&str>, form: &Form) -> Result<(String, i64), Refused> {
     let bad = |m: String| Err(Refused::Bad(m));
-    let current = existing.map(|n| web.store.script(n)).transpose()?;
     let name = match (existing, form.get("name")) {
         (Some(n), _) | (None, Some(n)) => n.to_string(),
         (None, None) => return bad("the name is missing".into()),
@@ -175,20 +175,14 @@ pub fn save(web: &Web, existing: Option<&str>, form: &Form) -> Result<(String, i
     if !crate::store::valid_name(&name) {
         return bad("invalid script name: use letters, digits, '-', '_' and '.'".into());
     }
-    if current.is_none() && web.store.find_script(&name)?.is_some() {
-        return bad(format!(
-            "script {name:?} already exists; open it to edit it"
-        ));
-    }
-    // Someone else saved since this form was loaded: do not overwrite their version.
-    if let (Some(s), Some(v)) = (&current, form.get("version"))
-        && v != s.version.to_string()
-    {
-        return bad(format!(
-            "the script changed since you opened it (now version {}); copy your text, reload and merge",
-            s.version
-        ));
-    }
+    let expect = match (existing, form.get("version")) {
+        (None, _) => Expect::New,
+        (Some(_), Some(v)) => match v.parse() {
+            Ok(v) => Expect::Version(v),
+            Err(_) => return bad(format!("bad version {v:?}")),
+        },
+        (Some(_), None) => Expect::Any,
+    };
     let source = form.raw("source").unwrap_or("").replace("\r\n", "\n");
     if source.trim().is_empty() {
         return bad("the source is empty".into());
@@ -201,11 +195,21 @@ pub fn save(web: &Web, existing: Option<&str>, form: &Form) -> Result<(String, i
         Some(k) => k.parse::<ScriptKind>().map_err(Refused::Bad)?,
         None => header_kind.unwrap_or(ScriptKind::Task),
     };
-    let versions = web.store.save_scripts(&[NewScript {
-        name: &name,
-        source: &source,
-        description: form.get("description").map(String::from).or(header_desc),
-        kind,
-    }])?;
-    Ok((name, versions.first().copied().unwrap_or(1)))
+    let saved = web.store.save_script_if(
+        &NewScript {
+            name: &name,
+            source: &source,
+            description: form.get("description").map(String::from).or(header_desc),
+            kind,
+        },
+        expect,
+    );
+    match saved {
+        Ok(v) => Ok((name, v)),
+        Err(StoreError::Exists { .. }) => bad(format!(
+            "script {name:?} already exists; open it to edit it"
+        )),
+        Err(StoreError::Invalid(m)) => bad(m),
+        Err(e) => Err(Refused::Store(e)),
+    }
 }

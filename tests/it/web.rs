@@ -345,7 +345,11 @@ fn script_edits_are_syntax_checked_and_versioned() {
         &[("source", "ok(\"x\")"), ("version", "1")],
     );
     assert_eq!(r.status, 400);
-    assert!(r.body.contains("changed since you opened it"), "{}", r.body);
+    assert!(
+        r.body.contains("changed since version 1 was opened"),
+        "{}",
+        r.body
+    );
     let r = c.submit(
         "/scripts/new",
         &[("name", "bad name"), ("source", "ok(\"x\")")],
@@ -608,6 +612,19 @@ fn the_api_takes_tokens_checks_roles_and_answers_json_errors() {
         r#"{"source": "ok(\"api\")"}"#,
     );
     assert_eq!(r.json()["version"], 1, "{}", r.body);
+    // With the version it started from, a save is checked against the stored one.
+    let stale = r#"{"source": "ok(\"v2\")", "version": 1}"#;
+    assert_eq!(
+        c.api_post("/api/scripts/api_new", &admin, stale).json()["version"],
+        2
+    );
+    let r = c.api_post("/api/scripts/api_new", &admin, stale);
+    assert_eq!(
+        r.status, 400,
+        "a second save from version 1 loses: {}",
+        r.body
+    );
+    assert!(r.body.contains("now version 2"), "{}", r.body);
     let r = c.api_post("/api/hosts", &admin, r#"{"name": "h2", "address": "192.0.2.5", "password": "H2-secret-pass-77", "keep_session": true}"#);
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(!r.body.contains("H2-secret-pass-77"));
