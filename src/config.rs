@@ -73,6 +73,10 @@ impl Default for Monitord {
 pub struct Web {
     pub listen: String,
     pub public_metrics: bool,
+    /// Host names the page answers to besides loopback ones (behind a proxy that passes the
+    /// browser's Host). On a loopback listener, requests for any other name are refused:
+    /// that stops DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Web {
@@ -80,6 +84,7 @@ impl Default for Web {
         Web {
             listen: "127.0.0.1:8080".into(),
             public_metrics: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -153,6 +153,7 @@ fn start_web(app: &App, store: &Arc<Store>, listen: Option<String>) -> anyhow::R
     let opts = web::Options {
         listen: listen.unwrap_or_else(|| app.config.web.listen.clone()),
         public_metrics: app.config.web.public_metrics,
+        allowed_hosts: app.config.web.allowed_hosts.clone(),
     };
     let state = Arc::new(web::Web::new(
         store.clone(),

@@ -56,6 +56,8 @@ pub enum WebError {
 pub struct Options {
     pub listen: String,
     pub public_metrics: bool,
+    /// See `[web] allowed_hosts`.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// What every handler shares.
@@ -183,6 +185,12 @@ impl Web {
 
     /// Answers one request. Never panics outward: see [`serve_one`].
     pub fn handle(&self, req: &Req) -> Resp {
+        if !self.host_allowed(req) {
+            return Resp::text(
+                421,
+                "this server does not answer to that host name; add it to [web] allowed_hosts\n",
+            );
+        }
         let Some(route) = router::route(&req.path) else {
             return not_found(req);
         };
@@ -250,6 +258,39 @@ impl Web {
                 pages::handle(self, &who, page, req)
             }
         }
+    }
+
+    /// The `Host` a request names is one this server answers to: on a loopback listener a
+    /// loopback name or address, or one of `[web] allowed_hosts`; elsewhere anything, unless
+    /// the list is given. (A page on another site whose name was rebound to 127.0.0.1 still
+    /// sends its own name.)
+    fn host_allowed(&self, req: &Req) -> bool {
+        let Some(host) = req.header("host") else {
+            return true;
+        };
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+        };
+        let listed = self
+            .opts
+            .allowed_hosts
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(name));
+        let loopback_name = name.eq_ignore_ascii_case("localhost")
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if listed || loopback_name {
+            return true;
+        }
+        let listen_host = self.opts.listen.rsplit_once(':').map_or("", |(h, _)| h);
+        let listen_host = listen_host.trim_start_matches('[').trim_end_matches(']');
+        let on_loopback = listen_host.eq_ignore_ascii_case("localhost")
+            || listen_host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        !on_loopback && self.opts.allowed_hosts.is_empty()
     }
 
     /// Whether a request comes from a session, a valid token or basic credentials (checked

@@ -233,6 +233,7 @@ fn fuzz_web() -> &'static (hostler::web::Web, String, String, tempfile::TempDir)
             hostler::web::Options {
                 listen: "127.0.0.1:0".into(),
                 public_metrics: false,
+                allowed_hosts: Vec::new(),
             },
             Default::default(),
         );

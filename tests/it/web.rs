@@ -875,3 +875,40 @@ fn absurd_timings_are_refused() {
     }
     assert!(store.schedules().expect("schedules").is_empty());
 }
+
+/// One raw request; the status line of the answer.
+fn raw_status(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request.as_bytes()).expect("write");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_loopback_server_answers_only_to_its_own_host_names() {
+    let w = Work::new();
+    let site = Site::start(seeded(&w), false);
+    let addr = site.base.trim_start_matches("http://").to_string();
+    for (host, want) in [
+        ("evil.example", " 421 "),
+        ("evil.example:8080", " 421 "),
+        ("127.0.0.1.evil.example", " 421 "),
+        ("localhost:8080", " 200 "),
+        ("[::1]:8080", " 200 "),
+        ("127.0.0.1", " 200 "),
+        ("hostler.example", " 200 "),
+    ] {
+        let line = raw_status(
+            &addr,
+            &format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(line.contains(want), "{host}: {line}");
+    }
+}

@@ -43,6 +43,7 @@ impl Site {
             Options {
                 listen: "127.0.0.1:0".into(),
                 public_metrics,
+                allowed_hosts: vec!["hostler.example".into()],
             },
             Default::default(),
         ));
