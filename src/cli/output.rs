@@ -71,13 +71,7 @@ pub fn text(s: &str) -> anyhow::Result<()> {
 
 /// Epoch milliseconds as local time.
 pub fn time(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned(jiff::tz::TimeZone::system())
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|_| ms.to_string())
+    crate::web::pages::time(ms)
 }
 
 pub fn opt(s: &Option<String>) -> String {

@@ -25,6 +25,15 @@ fn script_from_row(r: &Row) -> Result<Script, StoreError> {
     })
 }
 
+fn check_name(name: &str) -> Result<(), StoreError> {
+    if super::hosts::valid_name(name) {
+        return Ok(());
+    }
+    Err(StoreError::Invalid(format!(
+        "invalid script name {name:?}: use letters, digits, '-', '_' and '.'"
+    )))
+}
+
 /// What a save expects to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -134,12 +143,7 @@ impl Store {
     /// Returns the saved versions in order.
     pub fn save_scripts(&self, scripts: &[NewScript<'_>]) -> Result<Vec<i64>, StoreError> {
         for s in scripts {
-            if !super::hosts::valid_name(s.name) {
-                return Err(StoreError::Invalid(format!(
-                    "invalid script name {:?}: use letters, digits, '-', '_' and '.'",
-                    s.name
-                )));
-            }
+            check_name(s.name)?;
         }
         let at = now_ms();
         self.write(|c| {
@@ -153,12 +157,7 @@ impl Store {
     /// Saves one script if the stored one is what the editor expects (checked in the same
     /// transaction as the write, so two editors cannot both win); returns the new version.
     pub fn save_script_if(&self, s: &NewScript<'_>, expect: Expect) -> Result<i64, StoreError> {
-        if !super::hosts::valid_name(s.name) {
-            return Err(StoreError::Invalid(format!(
-                "invalid script name {:?}: use letters, digits, '-', '_' and '.'",
-                s.name
-            )));
-        }
+        check_name(s.name)?;
         let at = now_ms();
         self.write(|c| save_one(c, s, expect, at))
     }

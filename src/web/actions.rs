@@ -6,7 +6,7 @@ use maud::html;
 
 use super::auth::{self, COOKIE, LOGIN_COOKIE, SESSION_LIFETIME};
 use super::http::{Form, Req, Resp, encode};
-use super::pages::{self, csrf, error, page};
+use super::pages::{self, csrf, error, form_page};
 use super::{Web, Who};
 use crate::monitord::submit::{Request, SubmitError, Submitted, When, submit};
 use crate::store::{Cancelled, Role, ScriptKind, StoreError};
@@ -176,11 +176,7 @@ pub fn schedule_form(
             button type="submit" { "Schedule" }
         }
     };
-    let mut r = page(who, "Schedule a script", None, body);
-    if err.is_some() {
-        r.status = 400;
-    }
-    Ok(r)
+    Ok(form_page(who, "Schedule a script", body, err))
 }
 
 /// Reads the schedule form (or the API's JSON, turned into the same pairs) into a request.

@@ -5,7 +5,7 @@
 use maud::{Markup, html};
 
 use super::http::{Form, Req, Resp};
-use super::pages::{ago, csrf, error, page, status_class, time};
+use super::pages::{ago, csrf, error, form_page, page, status_class, time};
 use super::{Web, Who};
 use crate::store::{Host, Method, NewHost, Role, RunFilter, Secret, StoreError, now_ms};
 
@@ -172,11 +172,7 @@ pub fn host_form(who: &Who, existing: Option<&Host>, v: &Form, err: Option<&str>
         Some(h) => format!("Edit host {}", h.name),
         None => "Add a host".into(),
     };
-    let mut r = page(who, &title, None, body);
-    if err.is_some() {
-        r.status = 400;
-    }
-    r
+    form_page(who, &title, body, err)
 }
 
 /// Reads the host form into a NewHost; the error names the field.

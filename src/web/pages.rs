@@ -62,20 +62,36 @@ const NAV: &[(&str, &str)] = &[
     ("/notifications", "Notifications"),
 ];
 
+/// A page's `<head>`; the script only where a page may refresh itself.
+fn head(title: &str, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · hostler" }
+            link rel="stylesheet" href="/assets/style.css";
+            link rel="icon" href="/assets/favicon.svg";
+            @if script { script src="/assets/app.js" defer {} }
+        }
+    }
+}
+
+/// A form page: 200, or 400 when it comes back with an error.
+pub fn form_page(who: &Who, title: &str, body: Markup, err: Option<&str>) -> Resp {
+    let mut r = page(who, title, None, body);
+    if err.is_some() {
+        r.status = 400;
+    }
+    r
+}
+
 /// The frame of every page. `refresh` asks assets/app.js to reload the page every so many
 /// seconds (never while a form is being filled in).
 pub fn layout(who: &Who, title: &str, refresh: Option<u32>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · hostler" }
-                link rel="stylesheet" href="/assets/style.css";
-                link rel="icon" href="/assets/favicon.svg";
-                script src="/assets/app.js" defer {}
-            }
+            (head(title, true))
             body data-refresh=[refresh] {
                 header {
                     a.brand href="/" { "hostler" }
@@ -525,12 +541,7 @@ pub fn login(token: &str, next: &str, error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in · hostler" }
-                link rel="stylesheet" href="/assets/style.css";
-            }
+            (head("Log in", false))
             body.login {
                 main {
                     h1 { "hostler" }

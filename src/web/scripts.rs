@@ -5,7 +5,7 @@
 use maud::html;
 
 use super::http::{Form, Req, Resp};
-use super::pages::{ago, csrf, error, page, status_class, time};
+use super::pages::{ago, csrf, error, form_page, page, status_class, time};
 use super::{Web, Who};
 use crate::store::{Expect, NewScript, Role, RunFilter, Script, ScriptKind, StoreError, now_ms};
 
@@ -78,11 +78,7 @@ fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> Result
             }
         }
     };
-    let mut r = page(who, &format!("Script {}", s.name), None, body);
-    if err.is_some() {
-        r.status = 400;
-    }
-    Ok(r)
+    Ok(form_page(who, &format!("Script {}", s.name), body, err))
 }
 
 fn editor(who: &Who, existing: Option<&Script>, v: &Form) -> maud::Markup {
@@ -118,11 +114,7 @@ pub fn script_form(who: &Who, _existing: Option<&Script>, v: &Form, err: Option<
         @if let Some(e) = err { p.error role="alert" { (e) } }
         (editor(who, None, v))
     };
-    let mut r = page(who, "New script", None, body);
-    if err.is_some() {
-        r.status = 400;
-    }
-    r
+    form_page(who, "New script", body, err)
 }
 
 pub fn script_save(
