@@ -7,12 +7,17 @@
 //! - [`session`]: the expect engine over the `Transport` trait (local processes, telnet, ssh,
 //!   http), with transcripts that mask secrets, and the pool of logged-in sessions.
 //! - [`store`]: the only module that speaks to the database: a domain API over a driver trait
-//!   (SQLite embedded; SQLXML and TDS drivers plug in).
+//!   (SQLite embedded; a SQL Server driver would plug in there, and does not exist yet).
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
 //! - [`monitord`]: the daemon (`hostler serve`): schedules, claims with leases, the correction
 //!   loop, notifications.
 //! - [`shell`]: the interactive script shell (rustyline), also a login shell.
+//! - [`web`]: the web page, JSON API, `/metrics` and `/sqlxml` that `serve` answers
+//!   (tiny_http, maud), with logins, sessions and CSRF tokens.
+//! - [`sqlxml`]: SQL Server 2000's XML-over-HTTP interface: the client `hostler sql` uses, the
+//!   streaming FOR XML parser, and the writer behind `/sqlxml`. [`urlencode`]: percent-encoding
+//!   and form parsing for both.
 //! - [`config`]: the TOML configuration; [`bundled`]: the script library compiled in.
 //!
 //! # Dependency direction
@@ -20,6 +25,9 @@
 //! `cli / shell / monitord → script → session`, and everything `→ store → sql`. The store
 //! knows nothing of scripts; a session knows nothing of the store (its transcript sink and
 //! guard are handed in). The shell's meta-commands reuse the CLI's verbs (`:schedule`).
+//! `web → monitord::submit / store / sqlxml`: the page schedules through the same
+//! [`monitord::submit`] as `hostler schedule`, and reads only through the store (`/sqlxml`
+//! through [`store::Store::read_only_query`]). `cli → web` for `serve` and `hostler user`.
 //!
 //! # Invariants
 //!
@@ -28,7 +36,7 @@
 //! 2. Every run ends in the runs table, including errors, timeouts and cancellations
 //!    ([`script::Env::execute`] never fails; failures are the record).
 //! 3. Secrets never leave the store except into a session's login; they are masked in output
-//!    and transcripts.
+//!    and transcripts, never shown by the web page or API, and read as NULL through `/sqlxml`.
 //! 4. No database connection or lock is held across a script's execution or a network wait.
 //! 5. Scripts touch no files and run only the commands `[sandbox] allowed_commands` allows.
 //! 6. No secret is sent to an SSH server before its host key matched the pinned one (or was

@@ -5,7 +5,7 @@
 use maud::{Markup, html};
 
 use super::http::{Form, Req, Resp};
-use super::pages::{ago, csrf, error, form_page, page, status_class, time};
+use super::pages::{ago, csrf, error, form_page, page, posted_form, status_class, time};
 use super::{Web, Who};
 use crate::store::{Host, Method, NewHost, Role, RunFilter, Secret, StoreError, now_ms};
 
@@ -227,12 +227,9 @@ pub fn host_save(
     req: &Req,
     existing: Option<&str>,
 ) -> Result<Resp, StoreError> {
-    if !who.may(Role::Admin) {
-        return Ok(error(who, 403, "only an admin can add or edit hosts"));
-    }
-    let form = match req.form() {
+    let form = match posted_form(who, req, Role::Admin, "only an admin can add or edit hosts") {
         Ok(f) => f,
-        Err(e) => return Ok(error(who, 400, &e.to_string())),
+        Err(r) => return Ok(r),
     };
     let current = existing.map(|n| web.store.host(n)).transpose()?;
     // What the form shows again on an error: never the password.

@@ -76,6 +76,19 @@ fn head(title: &str, script: bool) -> Markup {
     }
 }
 
+/// The form of a POST that needs `role`: the form, or the page that refuses it.
+pub fn posted_form(
+    who: &Who,
+    req: &Req,
+    role: Role,
+    refusal: &str,
+) -> Result<super::http::Form, Resp> {
+    if !who.may(role) {
+        return Err(error(who, 403, refusal));
+    }
+    req.form().map_err(|e| error(who, 400, &e.to_string()))
+}
+
 /// A form page: 200, or 400 when it comes back with an error.
 pub fn form_page(who: &Who, title: &str, body: Markup, err: Option<&str>) -> Resp {
     let mut r = page(who, title, None, body);

@@ -5,7 +5,7 @@
 use maud::html;
 
 use super::http::{Form, Req, Resp};
-use super::pages::{ago, csrf, error, form_page, page, status_class, time};
+use super::pages::{ago, csrf, error, form_page, page, posted_form, status_class, time};
 use super::{Web, Who};
 use crate::store::{Expect, NewScript, Role, RunFilter, Script, ScriptKind, StoreError, now_ms};
 
@@ -123,12 +123,9 @@ pub fn script_save(
     req: &Req,
     existing: Option<&str>,
 ) -> Result<Resp, StoreError> {
-    if !who.may(Role::Admin) {
-        return Ok(error(who, 403, "only an admin can write scripts"));
-    }
-    let form = match req.form() {
+    let form = match posted_form(who, req, Role::Admin, "only an admin can write scripts") {
         Ok(f) => f,
-        Err(e) => return Ok(error(who, 400, &e.to_string())),
+        Err(r) => return Ok(r),
     };
     let current = existing.map(|n| web.store.script(n)).transpose()?;
     match save(web, existing, &form) {

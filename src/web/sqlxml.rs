@@ -48,11 +48,13 @@ fn error(hresult: &str, source: &str, description: impl Into<String>) -> MssqlEr
 
 /// A statement split from its FOR XML clause.
 pub fn split_for_xml(sql: &str) -> Result<(String, Mode), MssqlError> {
-    let re = regex::Regex::new(
-        r"(?is)^(.*?)\s+FOR\s+XML\s+(RAW|AUTO|EXPLICIT)((?:\s*,\s*(?:XMLDATA|ELEMENTS|BINARY\s+BASE64))*)\s*;?\s*$",
-    )
-    .expect("a valid pattern");
-    let Some(c) = re.captures(sql) else {
+    static FOR_XML: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?is)^(.*?)\s+FOR\s+XML\s+(RAW|AUTO|EXPLICIT)((?:\s*,\s*(?:XMLDATA|ELEMENTS|BINARY\s+BASE64))*)\s*;?\s*$",
+        )
+        .expect("a valid pattern")
+    });
+    let Some(c) = FOR_XML.captures(sql) else {
         return Err(error(
             "0x80004005",
             SQLXML,
