@@ -7,7 +7,7 @@
 //! - [`session`]: the expect engine over the `Transport` trait (local processes, telnet, ssh,
 //!   http), with transcripts that mask secrets, and the pool of logged-in sessions.
 //! - [`store`]: the only module that speaks to the database: a domain API over a driver trait
-//!   (SQLite embedded; a SQL Server driver would plug in there, and does not exist yet).
+//!   (SQLite embedded; SQL Server 2005+ over TDS in `store::tds`).
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
 //! - [`monitord`]: the daemon (`hostler serve`): schedules, claims with leases, the correction

@@ -10,7 +10,9 @@ use super::{App, output};
 use crate::store::RawResult;
 
 /// run one SQL statement on the database and print its rows; with --db sqlxml+http://SERVER/VROOT
-/// it goes to SQL Server 2000's XML interface (or hostler's /sqlxml) as a URL query
+/// it goes to SQL Server 2000's XML interface (or hostler's /sqlxml) as a URL query, with
+/// --db mssql://USER:PASSWORD@HOST/DATABASE to SQL Server 2005+ over TDS (FOR XML answers
+/// print as rows)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "sql")]
 pub struct SqlCmd {
@@ -84,6 +86,15 @@ fn over_sqlxml(url: &str, cmd: &SqlCmd) -> anyhow::Result<u8> {
             client.query(sql, &values, Some("ROOT"))
         }
     };
+    print_records(cmd, response)
+}
+
+/// Prints a FOR XML answer's rows (SQLXML, or the XML column over TDS); an error the server
+/// reported after some rows fails the command once those rows are printed.
+fn print_records(
+    cmd: &SqlCmd,
+    response: Result<crate::sqlxml::Response, crate::sqlxml::SqlxmlError>,
+) -> anyhow::Result<u8> {
     let (response, error) = match response {
         Ok(r) => (r, None),
         Err(crate::sqlxml::SqlxmlError::Server {
@@ -174,6 +185,10 @@ pub fn run(app: &App, cmd: SqlCmd) -> anyhow::Result<u8> {
     };
     let store = app.store()?;
     let r = store.raw(statement)?;
+    // SQL Server 2005+ sends FOR XML as one text column split over rows: join and parse it.
+    if let Some(xml) = crate::store::tds::for_xml_text(&r) {
+        return print_records(&cmd, crate::sqlxml::parse::parse(xml.as_bytes(), None));
+    }
     if cmd.json {
         output::json(&to_json(&r))?;
     } else if r.columns.is_empty() {

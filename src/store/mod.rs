@@ -24,6 +24,7 @@ pub use scripts::{Expect, NewScript};
 mod schedules;
 mod scripts;
 pub mod sqlite;
+pub mod tds;
 mod users;
 pub use users::User;
 pub mod statements;
@@ -64,7 +65,9 @@ pub enum StoreError {
     Constraint(String),
     #[error(transparent)]
     Render(#[from] RenderError),
-    #[error("unsupported database URL {0:?}: use a file path or sqlite:PATH")]
+    #[error(
+        "unsupported database URL {0:?}: use a file path, sqlite:PATH or mssql://USER:PASSWORD@HOST/DATABASE"
+    )]
     Url(String),
     #[error("database error: {0}")]
     Db(String),
@@ -121,15 +124,19 @@ impl Store {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        if url.starts_with("sqlxml+") || url.starts_with("mssql://") {
+        if url.starts_with("mssql://") {
+            let shown = crate::sqlxml::client::redact(url);
+            return Store::with_driver(Box::new(tds::Tds::open(url)?), &shown);
+        }
+        if url.starts_with("sqlxml+") {
             return Err(StoreError::Invalid(format!(
-                "{}: hostler's store does not run on SQL Server yet; `hostler sql` (and \
-                 --template) read over SQLXML",
+                "{}: hostler's store does not run over SQLXML yet (use mssql:// for SQL Server \
+                 2005 and later); `hostler sql` (and --template) read over SQLXML",
                 crate::sqlxml::client::redact(url)
             )));
         }
         if path.contains("://") {
-            return Err(StoreError::Url(url.to_string()));
+            return Err(StoreError::Url(crate::sqlxml::client::redact(url)));
         }
         let driver = Sqlite::open(Path::new(path))?;
         let mut store = Store::with_driver(Box::new(driver), url)?;

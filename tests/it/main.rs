@@ -13,6 +13,7 @@ mod shell;
 mod sql;
 mod sqlxml;
 mod store;
+mod tds;
 mod util;
 mod web;
 mod webutil;
