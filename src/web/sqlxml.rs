@@ -128,14 +128,17 @@ pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
         Err(e) => return Resp::text(400, format!("{e}\n")),
     };
     let form = Form(all.clone());
-    if let Some(enc) = form.get("outputencoding")
-        && !enc.eq_ignore_ascii_case("utf-8")
-    {
-        return Resp::text(
-            400,
-            format!("outputencoding {enc:?}: hostler answers UTF-8 only\n"),
-        );
-    }
+    let utf16 = match form.get("outputencoding").map(str::to_ascii_lowercase) {
+        None => false,
+        Some(e) if e == "utf-8" || e == "utf8" => false,
+        Some(e) if ["ucs-2", "utf-16", "utf-16le", "unicode"].contains(&e.as_str()) => true,
+        Some(e) => {
+            return Resp::text(
+                400,
+                format!("outputencoding {e:?}: hostler answers UTF-8 or UCS-2 (UTF-16)\n"),
+            );
+        }
+    };
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let limits = QueryLimits::new(REQUEST_TIME, MAX_ROWS, MAX_VALUE, MAX_BYTES);
     let params: Vec<(String, String)> = all
@@ -161,7 +164,28 @@ pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
     } else {
         return Resp::text(400, "give sql=SELECT ... FOR XML RAW, or template=...\n");
     };
-    Resp::new(200, "text/xml; charset=utf-8", body).with("cache-control", "no-store")
+    let resp = if utf16 {
+        Resp::new(200, "text/xml; charset=utf-16", ucs2(&body))
+    } else {
+        Resp::new(200, "text/xml; charset=utf-8", body)
+    };
+    resp.with("cache-control", "no-store")
+}
+
+/// `outputencoding=UCS-2`: the body in UTF-16LE after the byte-order mark FF FE, as SQL Server
+/// sends Unicode, with the declaration saying so.
+fn ucs2(body: &str) -> Vec<u8> {
+    const UTF8_DECL: &str = "<?xml version=\"1.0\" encoding=\"utf-8\" ?>";
+    let text = match body.strip_prefix(UTF8_DECL) {
+        Some(rest) => format!("<?xml version=\"1.0\" encoding=\"UTF-16\" ?>{rest}"),
+        None => body.to_string(),
+    };
+    let mut out = Vec::with_capacity(2 + text.len() * 2);
+    out.extend_from_slice(&[0xFF, 0xFE]);
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&unit.to_le_bytes());
+    }
+    out
 }
 
 /// Runs a template: the root element is kept (with its attributes), `<sql:header>` goes,

@@ -679,3 +679,49 @@ fn hostler_sql_works_over_sqlxml() {
     let o = w.run(&["sql", "--template", &file]);
     assert!(stderr(&o).contains("over SQLXML"), "{}", stderr(&o));
 }
+
+#[test]
+fn endpoint_answers_ucs2_when_asked_and_the_client_reads_it() {
+    let (_w, store, site) = endpoint();
+    let token = hostler::web::auth::new_token(&store, "view", "t").expect("token");
+    let get = |query: &str| {
+        let mut r = ureq::get(&format!("{}/sqlxml?{query}", site.base))
+            .header("authorization", &format!("Bearer {token}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .expect("GET");
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = r.body_mut().read_to_vec().expect("body");
+        (r.status().as_u16(), ct, body)
+    };
+    let (status, ct, body) = get(
+        "sql=SELECT%20name%20FROM%20hosts%20ORDER%20BY%20name%20FOR%20XML%20RAW&root=R&outputencoding=UCS-2",
+    );
+    assert_eq!((status, ct.as_str()), (200, "text/xml; charset=utf-16"));
+    assert_eq!(&body[..2], &[0xFF, 0xFE], "the byte-order mark");
+    let units: Vec<u16> = body[2..]
+        .chunks(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let text = String::from_utf16(&units).expect("UTF-16LE");
+    assert!(
+        text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-16\" ?><R><row name=\"box\"/>"),
+        "{text}"
+    );
+    // The client's reader takes the same bytes back to rows.
+    let input = hostler::sqlxml::decode_stream(std::io::Cursor::new(body)).expect("decode");
+    let r = hostler::sqlxml::parse::parse(input, Some("R")).expect("parse");
+    let names: Vec<_> = r.records.iter().filter_map(|r| r.get("name")).collect();
+    assert_eq!(names, ["box", "web1"]);
+    // An encoding hostler cannot write is a 400 naming it.
+    let (status, _, body) = get("sql=SELECT%201%20FOR%20XML%20RAW&outputencoding=EBCDIC");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("\"ebcdic\""));
+}
