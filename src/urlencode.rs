@@ -63,6 +63,12 @@ pub fn decode(s: &[u8]) -> Result<String, FormError> {
     String::from_utf8(out).map_err(|_| FormError::Utf8)
 }
 
+/// Decodes a percent-encoded part of a URL (a user, a password, a path): unlike a form
+/// value, `+` is a plus.
+pub fn decode_part(s: &str) -> Result<String, FormError> {
+    decode(s.replace('+', "%2B").as_bytes())
+}
+
 /// Percent-encodes a path segment or query value.
 pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

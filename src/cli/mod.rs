@@ -195,7 +195,13 @@ fn init_logging(verbose: bool, daemon: bool) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse::<Targets>().ok())
-        .unwrap_or_else(|| default.parse().expect("a level parses"));
+        .unwrap_or_else(|| {
+            default
+                .parse::<Targets>()
+                .expect("a level parses")
+                // tiberius logs each server error itself; hostler reports it once, with context.
+                .with_target("tiberius", tracing::level_filters::LevelFilter::OFF)
+        });
     let fmt = tracing_subscriber::fmt::layer()
         // Colour only on a terminal: journald and log files get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -59,10 +59,11 @@ impl Client {
         let basic = match userinfo {
             Some(u) => {
                 let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-                let user =
-                    crate::urlencode::decode(user.as_bytes()).map_err(|e| bad(&e.to_string()))?;
-                let pass =
-                    crate::urlencode::decode(pass.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+                let user = crate::urlencode::decode_part(user)
+                    .map_err(|e| bad(&format!("the user name: {e}")))?;
+                // The error would quote part of the password.
+                let pass = crate::urlencode::decode_part(pass)
+                    .map_err(|_| bad("the password is not valid percent-encoding"))?;
                 Some(format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))

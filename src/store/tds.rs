@@ -31,6 +31,11 @@ pub struct TdsUrl {
     config: Config,
     /// The URL with its password masked, for messages.
     pub shown: String,
+    /// The login name and where it goes, as parsed (for messages and tests).
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
     pub timeout: Duration,
     pub encrypt: EncryptionLevel,
 }
@@ -57,29 +62,44 @@ impl TdsUrl {
             .rsplit_once('@')
             .ok_or_else(|| bad(url, "give the login as mssql://USER:PASSWORD@HOST/DATABASE"))?;
         let (user, pass) = auth.split_once(':').unwrap_or((auth, ""));
-        let dec = |s: &str, what: &str| {
-            crate::urlencode::decode(s.as_bytes()).map_err(|e| {
-                bad(
-                    url,
-                    format_args!("the {what} is not valid percent-encoding: {e}"),
-                )
-            })
-        };
-        let (user, pass) = (dec(user, "user")?, dec(pass, "password")?);
+        // `+` stays a plus (base64-like passwords have them).
+        let dec = crate::urlencode::decode_part;
+        let user = dec(user).map_err(|e| bad(url, format_args!("the user name: {e}")))?;
+        // The error would quote part of the password.
+        let pass = dec(pass).map_err(|_| bad(url, "the password is not valid percent-encoding"))?;
         if user.is_empty() {
             return Err(bad(url, "the user name is empty"));
         }
         let (hostport, db) = rest.split_once('/').unwrap_or((rest, ""));
-        let db = dec(db, "database name")?;
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| bad(url, format_args!("port {p:?} is not a number")))?,
-            ),
-            _ => (hostport, 1433),
+        let db = dec(db).map_err(|e| bad(url, format_args!("the database name: {e}")))?;
+        let port_of = |p: &str| {
+            p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| {
+                bad(
+                    url,
+                    format_args!("port {p:?} is not a number from 1 to 65535"),
+                )
+            })
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // An IPv6 address goes in brackets: [::1]:1433.
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad(url, "an IPv6 address needs its closing ]"))?;
+            match after {
+                "" => (h, 1433),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => (h, port_of(p)?),
+                    None => return Err(bad(url, format_args!("{after:?} after the address"))),
+                },
+            }
+        } else if hostport.matches(':').count() > 1 {
+            return Err(bad(url, "put an IPv6 address in brackets: [::1]:1433"));
+        } else {
+            match hostport.split_once(':') {
+                Some((h, p)) => (h, port_of(p)?),
+                None => (hostport, 1433),
+            }
+        };
         if host.is_empty() {
             return Err(bad(url, "the host is empty"));
         }
@@ -87,10 +107,12 @@ impl TdsUrl {
         config.host(host);
         config.port(port);
         if !db.is_empty() {
-            config.database(db);
+            config.database(&db);
         }
         config.application_name("hostler");
-        config.authentication(AuthMethod::sql_server(user, pass));
+        config.authentication(AuthMethod::sql_server(&user, pass));
+        // tiberius panics if both are given; say so instead.
+        let (mut trust, mut ca) = (false, None);
         let mut encrypt = EncryptionLevel::Required;
         let mut timeout = Duration::from_secs(30);
         for (k, v) in crate::urlencode::parse_urlencoded(query.as_bytes())
@@ -113,8 +135,8 @@ impl TdsUrl {
                     }
                 }
                 "trust_server_certificate" => match v.as_str() {
-                    "true" | "yes" | "1" => config.trust_cert(),
-                    "false" | "no" | "0" => {}
+                    "true" | "yes" | "1" => trust = true,
+                    "false" | "no" | "0" => trust = false,
                     other => {
                         return Err(bad(
                             url,
@@ -124,7 +146,7 @@ impl TdsUrl {
                         ));
                     }
                 },
-                "ca" => config.trust_cert_ca(v),
+                "ca" => ca = Some(v),
                 "timeout" => {
                     let secs: u64 = v
                         .parse()
@@ -148,10 +170,25 @@ impl TdsUrl {
                 }
             }
         }
+        match (trust, ca) {
+            (true, Some(_)) => {
+                return Err(bad(
+                    url,
+                    "give ca=FILE or trust_server_certificate=true, not both",
+                ));
+            }
+            (true, None) => config.trust_cert(),
+            (false, Some(file)) => config.trust_cert_ca(file),
+            (false, None) => {}
+        }
         config.encryption(encrypt);
         Ok(TdsUrl {
             config,
             shown,
+            user,
+            host: host.to_string(),
+            port,
+            database: db,
             timeout,
             encrypt,
         })
@@ -179,6 +216,11 @@ fn within<T>(
     what: &str,
     fut: impl Future<Output = TResult<T>>,
 ) -> Result<T, StoreError> {
+    if broken.get() {
+        return Err(StoreError::Db(format!(
+            "not sending {what}: the connection to SQL Server failed earlier in this unit"
+        )));
+    }
     let r = guarded(|| {
         smol::block_on(smol::future::or(async { Some(fut.await) }, async {
             smol::Timer::after(limit).await;
@@ -195,7 +237,8 @@ fn within<T>(
     match r {
         Some(Ok(v)) => Ok(v),
         Some(Err(e)) => {
-            if !matches!(e, tiberius::error::Error::Server(_)) {
+            // Severity 20 and up (a KILL, a fatal error) closes the connection server-side.
+            if !matches!(&e, tiberius::error::Error::Server(t) if t.class() < 20) {
                 broken.set(true);
             }
             Err(map_err(e))
@@ -243,6 +286,21 @@ fn map_err(e: tiberius::error::Error) -> StoreError {
     }
 }
 
+/// What every connection runs after its login: any error ends the whole transaction; row
+/// counts are reported whatever the server's `user options` say; a lock wait gives up
+/// before the client's own timeout would (a timed-out request cannot be cancelled: tiberius
+/// has no Attention, so the server would go on holding its locks).
+fn session_settings(limit: Duration) -> String {
+    let lock_ms = (limit.as_millis() as u64).saturating_sub(1000).max(500);
+    format!("SET XACT_ABORT ON; SET NOCOUNT OFF; SET LOCK_TIMEOUT {lock_ms}")
+}
+
+/// The start of a write unit: the transaction, then hostler's write lock within it.
+pub const BEGIN_WRITE: &str = "BEGIN TRANSACTION; DECLARE @lock INT; \
+     EXEC @lock = sp_getapplock @Resource = N'hostler:write', @LockMode = N'Exclusive', \
+     @LockOwner = N'Transaction', @LockTimeout = 5000; \
+     IF @lock < 0 RAISERROR(N'another hostler held the write lock for 5 s; try again', 16, 1)";
+
 /// Runs one batch of plain T-SQL (transaction control, settings, DDL) and reads its answer.
 async fn batch(client: &mut TdsClient, sql: &str) -> TResult<()> {
     client.simple_query(sql).await?.into_results().await?;
@@ -253,8 +311,16 @@ impl Tds {
     /// Connects to the server named by `url` and checks the login.
     pub fn open(url: &str) -> Result<Tds, StoreError> {
         let url = TdsUrl::parse(url)?;
-        if url.encrypt == EncryptionLevel::NotSupported {
-            tracing::warn!(db = %url.shown, "encrypt=off: the login and all data cross the network in clear");
+        match url.encrypt {
+            EncryptionLevel::NotSupported => tracing::warn!(
+                db = %url.shown,
+                "encrypt=off: the login and all data cross the network in clear"
+            ),
+            EncryptionLevel::Off => tracing::warn!(
+                db = %url.shown,
+                "encrypt=login: queries and host secrets cross the network in clear"
+            ),
+            _ => {}
         }
         let mut tds = Tds {
             url,
@@ -267,17 +333,33 @@ impl Tds {
 
     /// Logs in, following one redirect (Azure SQL and some failover setups answer the login
     /// with another address).
-    async fn login(mut config: Config) -> Result<TdsClient, (String, tiberius::error::Error)> {
+    async fn login(
+        mut config: Config,
+        limit: Duration,
+    ) -> Result<TdsClient, (String, tiberius::error::Error)> {
         let mut redirects = 0;
         loop {
             let addr = config.get_addr();
-            let tcp = TcpStream::connect(&addr)
-                .await
-                .map_err(|e| (format!("cannot reach {addr}: {e}"), e.into()))?;
+            let tcp = smol::future::or(async { Some(TcpStream::connect(&addr).await) }, async {
+                smol::Timer::after(limit).await;
+                None
+            })
+            .await;
+            let tcp = match tcp {
+                Some(Ok(tcp)) => tcp,
+                Some(Err(e)) => return Err((format!("cannot reach {addr}: {e}"), e.into())),
+                None => {
+                    let msg = format!(
+                        "cannot reach {addr}: no answer within {} s",
+                        limit.as_secs()
+                    );
+                    return Err((msg.clone(), tiberius::error::Error::Protocol(msg.into())));
+                }
+            };
             let _ = tcp.set_nodelay(true);
             match Client::connect(config.clone(), tcp).await {
                 Ok(mut c) => {
-                    batch(&mut c, "SET XACT_ABORT ON")
+                    batch(&mut c, &session_settings(limit))
                         .await
                         .map_err(|e| (e.to_string(), e))?;
                     return Ok(c);
@@ -312,7 +394,7 @@ impl Tds {
         let config = self.url.config.clone();
         let r = guarded(|| {
             smol::block_on(smol::future::or(
-                async { Some(Self::login(config).await) },
+                async { Some(Self::login(config, self.url.timeout).await) },
                 async {
                     smol::Timer::after(self.url.timeout).await;
                     None
@@ -328,11 +410,12 @@ impl Tds {
                     return Ok(());
                 }
                 Some(Err((msg, _))) => msg,
-                // tiberius starts TLS even when the server's PRELOGIN said it has none, and such a
-                // server then waits for a login that never comes.
+                // The TCP connection was made (that has its own message). tiberius starts TLS
+                // even when the server's PRELOGIN said it has none, and such a server then
+                // waits for a login that never comes.
                 None if self.url.encrypt != EncryptionLevel::NotSupported => format!(
-                    "no answer to the login within {} s (a server without TLS answers no \
-                 encrypted login: encrypt=off connects in clear)",
+                    "connected, but no answer to the login within {} s (a server without TLS \
+                     answers no encrypted login: encrypt=off connects in clear)",
                     self.url.timeout.as_secs()
                 ),
                 None => format!(
@@ -348,45 +431,103 @@ impl Tds {
     }
 
     /// Runs `f` on the connection inside one transaction: it commits if `f` succeeds and
-    /// rolls back otherwise.
+    /// rolls back otherwise. A write first takes hostler's write lock (an application lock
+    /// held to the end of the transaction), so writers queue as they do on SQLite's
+    /// `BEGIN IMMEDIATE` and check-then-act work (de-duplicated enqueues, per-host claims,
+    /// the schema's creation) cannot interleave between nodes.
     fn in_tx<T>(
         &mut self,
+        write: bool,
         f: impl FnOnce(&mut TdsClient, Duration, &Cell<bool>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.connect()?;
+        let begin = if write {
+            BEGIN_WRITE
+        } else {
+            "BEGIN TRANSACTION"
+        };
+        // A connection that died while idle (a failover, a firewall's timeout) fails at BEGIN,
+        // before anything was done: that one is retried once on a new connection.
+        for attempt in 0.. {
+            self.connect()?;
+            match self.request(begin) {
+                Ok(()) => break,
+                // Still connected: a server error such as the write lock's timeout.
+                Err(e) if self.client.is_some() => {
+                    self.end_or_drop("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION");
+                    return Err(e);
+                }
+                Err(e) if attempt > 0 => return Err(e),
+                Err(_) => {}
+            }
+        }
         let (limit, broken) = (self.url.timeout, &self.broken);
         let Some(client) = self.client.as_mut() else {
             return Err(StoreError::Db("no connection to SQL Server".into()));
         };
-        let r = within(
-            limit,
-            broken,
-            "BEGIN TRANSACTION",
-            batch(client, "BEGIN TRANSACTION"),
-        )
-        .and_then(|()| f(client, limit, broken));
-        let end = match &r {
-            _ if broken.get() => Ok(()),
-            Ok(_) => within(limit, broken, "COMMIT", batch(client, "COMMIT TRANSACTION")),
-            // XACT_ABORT may have rolled back already.
-            Err(_) => within(
-                limit,
-                broken,
-                "ROLLBACK",
-                batch(client, "IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION"),
-            ),
+        let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f(client, limit, broken)
+        })) {
+            Ok(r) => r,
+            Err(panic) => {
+                // The transaction is still open: closing the connection ends it.
+                self.client = None;
+                std::panic::resume_unwind(panic);
+            }
         };
-        if broken.get() {
-            // Closing the connection ends any transaction left open on the server.
-            self.client = None;
+        match r {
+            Ok(v) if !self.broken.get() => match self.request("COMMIT TRANSACTION") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let timed_out = self.client.is_none();
+                    self.end_or_drop("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION");
+                    Err(if timed_out {
+                        StoreError::Db(format!("{e}; whether the COMMIT took effect is not known"))
+                    } else {
+                        e
+                    })
+                }
+            },
+            Ok(_) => {
+                self.client = None;
+                Err(StoreError::Db(
+                    "the connection to SQL Server failed before COMMIT; the work was rolled back"
+                        .into(),
+                ))
+            }
+            Err(e) => {
+                // XACT_ABORT may have rolled back already.
+                self.end_or_drop("IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION");
+                Err(e)
+            }
         }
-        let v = r?;
-        end?;
-        Ok(v)
     }
 
-    fn unit(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        self.in_tx(|client, limit, broken| {
+    /// Sends one batch on the connection; a failure that leaves the connection in doubt
+    /// (a timeout, an I/O error, a fatal server error) closes it.
+    fn request(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.broken.set(false);
+        let (limit, broken) = (self.url.timeout, &self.broken);
+        let Some(client) = self.client.as_mut() else {
+            return Err(StoreError::Db("no connection to SQL Server".into()));
+        };
+        let what = sql.split(';').next().unwrap_or(sql);
+        let r = within(limit, broken, what, batch(client, sql));
+        if self.broken.get() {
+            self.client = None;
+        }
+        r
+    }
+
+    /// Ends a transaction with `sql`; if that fails, closes the connection, which ends it on
+    /// the server, so a connection is never reused with a transaction open.
+    fn end_or_drop(&mut self, sql: &str) {
+        if self.client.is_some() && self.request(sql).is_err() {
+            self.client = None;
+        }
+    }
+
+    fn unit(&mut self, write: bool, work: Work<'_>) -> Result<(), StoreError> {
+        self.in_tx(write, |client, limit, broken| {
             work(&mut Tx {
                 client,
                 limit,
@@ -410,7 +551,8 @@ fn bind<'a>(q: &mut Query<'a>, params: &'a [Value]) {
     }
 }
 
-/// A tiberius cell as a hostler value. Dates and decimals become text.
+/// A tiberius cell as a hostler value. NULL of any type is NULL; decimals with no
+/// fraction are integers, others text; dates and times are text.
 fn value(d: &ColumnData<'_>) -> Value {
     fn or_null<T>(v: &Option<T>, f: impl FnOnce(&T) -> Value) -> Value {
         v.as_ref().map_or(Value::Null, f)
@@ -425,10 +567,39 @@ fn value(d: &ColumnData<'_>) -> Value {
         ColumnData::Bit(v) => or_null(v, |x| Value::Bool(*x)),
         ColumnData::String(v) => or_null(v, |x| Value::Text(x.to_string())),
         ColumnData::Binary(v) => or_null(v, |x| Value::Blob(x.to_vec())),
-        ColumnData::Numeric(v) => or_null(v, |x| Value::Text(x.to_string())),
+        ColumnData::Numeric(v) => or_null(v, |n| decimal(n.value(), n.scale())),
         ColumnData::Xml(v) => or_null(v, |x| Value::Text(x.to_string())),
         ColumnData::Guid(v) => or_null(v, |x| Value::Text(x.to_string())),
-        other => Value::Text(format!("{other:?}")),
+        ColumnData::DateTime(v) => or_null(v, |x| Value::Text(format!("{x:?}"))),
+        ColumnData::SmallDateTime(v) => or_null(v, |x| Value::Text(format!("{x:?}"))),
+        ColumnData::Time(v) => or_null(v, |x| Value::Text(format!("{x:?}"))),
+        ColumnData::Date(v) => or_null(v, |x| Value::Text(format!("{x:?}"))),
+        ColumnData::DateTime2(v) => or_null(v, |x| Value::Text(format!("{x:?}"))),
+        ColumnData::DateTimeOffset(v) => or_null(v, |x| Value::Text(format!("{x:?}"))),
+    }
+}
+
+/// A DECIMAL/NUMERIC (`value` scaled down by 10^`scale`) as an integer when it has no
+/// fraction, else as exact decimal text (`-0.05`, not a float's approximation).
+pub fn decimal(value: i128, scale: u8) -> Value {
+    let pow = 10i128.checked_pow(u32::from(scale));
+    match pow {
+        Some(p) if value % p == 0 => match i64::try_from(value / p) {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Text((value / p).to_string()),
+        },
+        Some(p) => {
+            let sign = if value < 0 { "-" } else { "" };
+            let (int, frac) = (
+                value.unsigned_abs() / p.unsigned_abs(),
+                value.unsigned_abs() % p.unsigned_abs(),
+            );
+            Value::Text(format!(
+                "{sign}{int}.{frac:0width$}",
+                width = usize::from(scale)
+            ))
+        }
+        None => Value::Text(format!("{value}e-{scale}")),
     }
 }
 
@@ -507,7 +678,9 @@ impl Conn for Tx<'_> {
         within(self.limit, self.broken, "a statement", async {
             let mut query = Query::new(Cow::Borrowed(q.sql.as_str()));
             bind(&mut query, &q.params);
-            Ok(query.execute(client).await?.total())
+            // The statement's own count comes last, after any from triggers it fired.
+            let r = query.execute(client).await?;
+            Ok(r.rows_affected().last().copied().unwrap_or(0))
         })
     }
 
@@ -542,11 +715,11 @@ impl Driver for Tds {
     }
 
     fn read(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        self.unit(work)
+        self.unit(false, work)
     }
 
     fn write(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        self.unit(work)
+        self.unit(true, work)
     }
 
     fn raw(&mut self, sql: &str) -> Result<RawResult, StoreError> {
@@ -557,13 +730,13 @@ impl Driver for Tds {
                 params: Vec::new(),
                 returns: crate::sql::Returns::Count,
             };
-            self.unit(&mut |c: &mut dyn Conn| {
+            self.unit(true, &mut |c: &mut dyn Conn| {
                 out.changed = Some(c.count(&q)?);
                 Ok(())
             })?;
             return Ok(out);
         }
-        let sets = self.in_tx(|client, limit, broken| {
+        let sets = self.in_tx(false, |client, limit, broken| {
             // A batch, not sp_executesql: the operator's text runs as typed.
             within(limit, broken, "a query", async {
                 collect(client.simple_query(sql).await?).await

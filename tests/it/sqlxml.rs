@@ -354,6 +354,10 @@ fn query_urls_encode_everything_and_pass_parameters_in_order() {
         hostler::sqlxml::client::redact("sqlxml+http://u:secret@h/v"),
         "sqlxml+http://u:********@h/v"
     );
+    // A bad escape in the password is refused without quoting the password.
+    let e = Client::new("sqlxml+http://u:se%zzcret@h/v").expect_err("bad escape");
+    assert!(e.to_string().contains("the password is not valid"), "{e}");
+    assert!(!e.to_string().contains("zzcret"), "{e}");
 }
 
 /// A store with a host that has a secret, for the endpoint.
@@ -672,7 +676,7 @@ fn hostler_sql_works_over_sqlxml() {
     let o = w.run(&["--db", &db, "serve"]);
     assert_ne!(code(&o), 0);
     assert!(
-        stderr(&o).contains("does not run on SQL Server yet") && !stderr(&o).contains(ADMIN_PW),
+        stderr(&o).contains("does not run over SQLXML yet") && !stderr(&o).contains(ADMIN_PW),
         "{}",
         stderr(&o)
     );

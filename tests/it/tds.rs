@@ -11,14 +11,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hostler::store::tds::{FOR_XML_COLUMN, Tds};
+use hostler::store::tds::{BEGIN_WRITE, FOR_XML_COLUMN, Tds, TdsUrl};
 use hostler::store::{
     Driver, JobAction, Method, NewHost, NewJob, NewRun, RunFilter, Secret, Status, Store,
     StoreError,
 };
 use mssql_mock_tds::{
-    ColumnDefinition, ColumnValue, MockTdsServer, QueryRegistry, QueryResponse, Row, SqlDataType,
-    TerminalError,
+    ColumnDefinition, ColumnValue, ConnectionStore, MockTdsServer, QueryRegistry, QueryResponse,
+    Row, SqlDataType, TerminalError,
 };
 
 use crate::util::{Work, code, stderr, stdout};
@@ -29,6 +29,7 @@ struct Mock {
     rt: tokio::runtime::Runtime,
     addr: SocketAddr,
     registry: Arc<tokio::sync::Mutex<QueryRegistry>>,
+    conns: Arc<tokio::sync::Mutex<ConnectionStore>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -47,12 +48,14 @@ impl Mock {
             .expect("mock TDS server");
         let addr = server.local_addr();
         let registry = server.query_registry();
+        let conns = server.connection_store();
         let (tx, rx) = tokio::sync::oneshot::channel();
         rt.spawn(server.run_with_shutdown(rx));
         Mock {
             rt,
             addr,
             registry,
+            conns,
             stop: Some(tx),
         }
     }
@@ -60,6 +63,19 @@ impl Mock {
     fn register(&self, sql: &str, response: QueryResponse) {
         self.rt
             .block_on(async { self.registry.lock().await.register(sql, response) });
+    }
+
+    /// The databases named by the logins the server accepted.
+    fn logins(&self) -> Vec<Option<String>> {
+        self.rt.block_on(async {
+            let conns = self.conns.lock().await;
+            conns
+                .all()
+                .values()
+                .filter(|c| c.authenticated)
+                .map(|c| c.received_database.clone())
+                .collect()
+        })
     }
 
     /// An `mssql://` URL for this server.
@@ -166,6 +182,11 @@ fn mock_login_queries_for_xml_and_errors() {
     );
     // The connection is still good after a server error.
     assert!(tds.raw("SELECT 1").is_ok());
+    assert_eq!(
+        mock.logins(),
+        [Some("hostler".to_string())],
+        "one login, to hostler"
+    );
 
     // `hostler sql` joins the FOR XML chunks and prints the rows, as over SQLXML.
     let w = Work::new();
@@ -212,7 +233,7 @@ fn mock_query_timeout_drops_the_connection_and_the_next_unit_reconnects() {
     let mock = Mock::start(None);
     mock.register(
         "SELECT 2",
-        QueryResponse::select_one().with_delay(Duration::from_secs(4)),
+        QueryResponse::select_one().with_delay(Duration::from_secs(30)),
     );
     let mut tds = Tds::open(&mock.url("127.0.0.1", "?encrypt=off&timeout=1")).expect("login");
     let started = std::time::Instant::now();
@@ -221,7 +242,7 @@ fn mock_query_timeout_drops_the_connection_and_the_next_unit_reconnects() {
         e.to_string().contains("did not answer a query within 1 s"),
         "{e}"
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(15));
     // The half-answered connection is not reused: a new one answers at once.
     let r = tds.raw("SELECT 1").expect("after reconnecting");
     assert_eq!(r.rows[0][0].to_text().as_deref(), Some("1"));
@@ -236,6 +257,10 @@ fn tls_is_required_and_a_bad_handshake_is_an_error_not_a_panic() {
         .expect("refused without TLS");
     let msg = e.to_string();
     assert!(msg.contains("encrypt=off connects in clear"), "{msg}");
+    assert!(
+        plain.logins().is_empty(),
+        "no login reached the server in clear"
+    );
     assert!(
         !msg.contains("Sec@ret") && !msg.contains("Sec%40ret"),
         "{msg}"
@@ -324,6 +349,82 @@ fn bad_tds_urls_get_one_line_errors_without_the_password() {
         "{err}"
     );
     assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn writes_take_the_write_lock_and_failed_transaction_ends_are_errors() {
+    let mock = Mock::start(None);
+    let mut tds = Tds::open(&mock.url("127.0.0.1", "?encrypt=off")).expect("login");
+    let mut nothing = |_: &mut dyn hostler::store::Conn| Ok(());
+    tds.write(&mut nothing).expect("a write unit");
+    // Another node holds the write lock: the write fails with the server's message, reads
+    // (which do not take it) go on, and the connection is still usable afterwards.
+    mock.register(
+        BEGIN_WRITE,
+        QueryResponse::error_only(TerminalError::new(
+            50000,
+            16,
+            "another hostler held the write lock for 5 s; try again",
+        )),
+    );
+    let e = tds.write(&mut nothing).expect_err("lock not taken");
+    assert!(e.to_string().contains("held the write lock"), "{e}");
+    tds.read(&mut nothing).expect("a read unit");
+    // A COMMIT the server refuses is the unit's error, not a silent success.
+    mock.register(
+        "COMMIT TRANSACTION",
+        QueryResponse::error_only(TerminalError::new(3902, 16, "no corresponding BEGIN")),
+    );
+    let e = tds.read(&mut nothing).expect_err("commit refused");
+    assert!(e.to_string().contains("SQL Server error 3902"), "{e}");
+    // Work that fails is reported as it failed (and rolled back, which the mock accepts).
+    let e = tds
+        .read(&mut |_: &mut dyn hostler::store::Conn| Err(StoreError::Invalid("no".into())))
+        .expect_err("work failed");
+    assert_eq!(e.to_string(), "no");
+    assert_eq!(mock.logins().len(), 1, "all on the one connection");
+}
+
+#[test]
+fn tds_urls_parse_credentials_hosts_and_options() {
+    let u = TdsUrl::parse("mssql://dom%5Cops+1:p%40ss+w%3Ard@[::1]:1500/my%20db").expect("v6");
+    assert_eq!(
+        (
+            u.user.as_str(),
+            u.host.as_str(),
+            u.port,
+            u.database.as_str()
+        ),
+        ("dom\\ops+1", "::1", 1500, "my db")
+    );
+    assert_eq!(u.shown, "mssql://dom%5Cops+1:********@[::1]:1500/my%20db");
+    assert!(!format!("{u:?}").contains("p%40ss"));
+    let u = TdsUrl::parse("mssql://sa:x@[fe80::1]/db").expect("v6, default port");
+    assert_eq!((u.host.as_str(), u.port), ("fe80::1", 1433));
+    let u = TdsUrl::parse("mssql://sa:x@db.example").expect("no database");
+    assert_eq!(
+        (u.host.as_str(), u.port, u.database.as_str()),
+        ("db.example", 1433, "")
+    );
+    for (url, want) in [
+        ("mssql://sa:x@::1/db", "put an IPv6 address in brackets"),
+        ("mssql://sa:x@[::1/db", "needs its closing ]"),
+        ("mssql://sa:x@db:0/db", "port \"0\""),
+        (
+            "mssql://sa:x@db/db?ca=/tmp/ca.pem&trust_server_certificate=true",
+            "not both",
+        ),
+        (
+            "mssql://sa:se%zzcret@db/db",
+            "the password is not valid percent-encoding",
+        ),
+    ] {
+        let e = TdsUrl::parse(url)
+            .err()
+            .unwrap_or_else(|| panic!("{url} accepted"));
+        assert!(e.to_string().contains(want), "{url}: {e}");
+        assert!(!e.to_string().contains("zzcret"), "{e}");
+    }
 }
 
 fn host(name: &str) -> NewHost {
