@@ -368,7 +368,10 @@ impl Renderer {
         if self.d == Dialect::Sqlite {
             self.push("SELECT 1 FROM \"sqlite_master\" WHERE \"type\" = 'table' AND \"name\" = ");
         } else {
-            self.push("SELECT 1 FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = ");
+            // Named, because FOR XML (the SQLXML driver) refuses an unnamed column.
+            self.push("SELECT 1 AS ");
+            self.ident("found");
+            self.push(" FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = ");
         }
         self.expr(&p)
     }
