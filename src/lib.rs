@@ -7,7 +7,8 @@
 //! - [`session`]: the expect engine over the `Transport` trait (local processes, telnet, ssh,
 //!   http), with transcripts that mask secrets, and the pool of logged-in sessions.
 //! - [`store`]: the only module that speaks to the database: a domain API over a driver trait
-//!   (SQLite embedded; SQL Server 2005+ over TDS in `store::tds`).
+//!   (SQLite embedded; SQL Server 2005+ over TDS in `store::tds`; SQL Server 2000 over SQLXML
+//!   in `store::sqlxml`).
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
 //! - [`monitord`]: the daemon (`hostler serve`): schedules, claims with leases, the correction

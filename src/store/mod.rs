@@ -2,8 +2,8 @@
 //!
 //! It exposes a domain API (hosts, scripts, jobs, schedules, runs, notifications, settings) and
 //! builds every statement with [`crate::sql`] (in [`statements`]). Behind it a [`Driver`]
-//! executes rendered statements; SQLite is the embedded default, and the SQLXML and TDS drivers
-//! plug in behind the same trait.
+//! executes rendered statements: SQLite is the embedded default; [`tds`] (SQL Server 2005+)
+//! and [`sqlxml`] (SQL Server 2000 over its XML interface) plug in behind the same trait.
 //!
 //! Invariants:
 //! - every write is one transaction: it all commits, or the database is left as it was;
@@ -24,6 +24,7 @@ pub use scripts::{Expect, NewScript};
 mod schedules;
 mod scripts;
 pub mod sqlite;
+pub mod sqlxml;
 pub mod tds;
 mod users;
 pub use users::User;
@@ -129,11 +130,8 @@ impl Store {
             return Store::with_driver(Box::new(tds::Tds::open(url)?), &shown);
         }
         if url.starts_with("sqlxml+") {
-            return Err(StoreError::Invalid(format!(
-                "{}: hostler's store does not run over SQLXML yet (use mssql:// for SQL Server \
-                 2005 and later); `hostler sql` (and --template) read over SQLXML",
-                crate::sqlxml::client::redact(url)
-            )));
+            let shown = crate::sqlxml::client::redact(url);
+            return Store::with_driver(Box::new(sqlxml::Sqlxml::open(url)?), &shown);
         }
         if path.contains("://") {
             return Err(StoreError::Url(crate::sqlxml::client::redact(url)));

@@ -12,6 +12,7 @@ mod session;
 mod shell;
 mod sql;
 mod sqlxml;
+mod sqlxml_store;
 mod store;
 mod tds;
 mod util;
