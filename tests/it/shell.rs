@@ -88,6 +88,9 @@ fn a_multi_line_function_definition_works() {
     s.write("fn double(x) {\r").expect("line 1");
     s.write("  x * 2\r").expect("line 2");
     s.write("}\r").expect("line 3");
+    // The prompt also shows in redraws of the open lines; the fresh one comes after the
+    // closing brace (typing before it races rustyline's switch of terminal modes).
+    s.read_until("}", None).expect("line 3 echoed");
     s.read_until(PROMPT, None).expect("defined");
     s.write("double(21)\r").expect("call");
     s.read_until("42", None).expect("the function persisted");
