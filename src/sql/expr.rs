@@ -113,6 +113,9 @@ pub enum Expr {
     /// The same value, but not usable by an index on SQLite (a unary `+`), to steer the
     /// planner to an index that also serves the ORDER BY.
     Unindexed(Box<Expr>),
+    /// A long-text column made comparable: SQL Server 2000's NTEXT cannot be compared with
+    /// `=` (error 402), so there it is cast to NVARCHAR(4000); elsewhere it is the column.
+    Comparable(Box<Expr>),
 }
 
 pub fn col(name: &'static str) -> Expr {
@@ -185,6 +188,10 @@ impl Expr {
     }
     pub fn unindexed(self) -> Expr {
         Expr::Unindexed(Box::new(self))
+    }
+    /// A long-text column (TEXT in schema.sql) in a comparison: see [`Expr::Comparable`].
+    pub fn comparable(self) -> Expr {
+        Expr::Comparable(Box::new(self))
     }
     pub fn min(self) -> Expr {
         Expr::Func(Func::Min, vec![self])

@@ -511,6 +511,12 @@ impl Renderer {
                 }
                 self.operand(inner)?;
             }
+            Expr::Comparable(inner) if self.d == Dialect::Mssql2000 => {
+                self.push("CAST(");
+                self.expr(inner)?;
+                self.push(" AS NVARCHAR(4000))");
+            }
+            Expr::Comparable(inner) => self.operand(inner)?,
             Expr::Func(f, args) => {
                 self.push(match f {
                     Func::Count => "COUNT(",

@@ -150,7 +150,8 @@ pub fn notification_count(host: Option<&str>, subject: &str, since: i64) -> Stat
             Some(h) => col("host").eq(param(h)),
             None => col("host").is_null(),
         })
-        .filter(col("subject").eq(param(subject)))
+        // NTEXT on SQL Server 2000, which cannot compare it with `=`.
+        .filter(col("subject").comparable().eq(param(subject)))
         .filter(col("created_at").ge(param(since)))
         .into()
 }
