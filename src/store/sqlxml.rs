@@ -19,8 +19,18 @@
 //! hostler's write lease: the `settings` row `write_lease`, taken with one UPDATE, checked
 //! under an update lock and released by the commit batch, and expiring after 30 s if its
 //! holder died. (The job claim is such a unit: the rehearsal picks the job with the dialect's
-//! `UPDLOCK, READPAST` SELECT, and the commit batch claims it.) Read units run their
-//! statements as they come, on committed data.
+//! `UPDLOCK, READPAST` SELECT, and the commit batch claims it.) Each rehearsal renews the
+//! lease first, so a long unit keeps it and one that lost it stops. Read units run their
+//! statements as they come, on committed data: unlike SQLite's, a read unit of several
+//! statements is not one snapshot.
+//!
+//! Every batch first ends any transaction a dead batch left open on its pooled connection,
+//! and (once the tables exist) turns `IDENTITY_INSERT` off everywhere. The first request
+//! checks that the server is SQL Server, that hostler's login may `SET IDENTITY_INSERT` (it
+//! must own the tables, or be db_owner), and that the virtual root does not wrap each query
+//! in a transaction of its own. The schema is created without the lease (it lives in the
+//! schema): two hostler processes creating it at once make one of them fail to start,
+//! with nothing half-made.
 //!
 //! XML cannot carry control characters other than tab, line feed and carriage return: in
 //! stored text they become U+FFFD.
@@ -39,8 +49,9 @@ const D: Dialect = Dialect::Mssql2000;
 const LEASE_MS: i64 = 30_000;
 /// How long a writer waits for another's lease before giving up.
 const LEASE_WAIT: Duration = Duration::from_secs(10);
-/// What every batch starts with: any error ends the transaction; no row-count messages.
-pub const PRELUDE: &str = "SET XACT_ABORT ON; SET NOCOUNT ON; ";
+/// What every batch starts with: any error ends the transaction; no row-count messages; and a
+/// transaction left open on the pooled connection by a batch that died is ended first.
+pub const PRELUDE: &str = "SET XACT_ABORT ON; SET NOCOUNT ON; IF @@TRANCOUNT > 0 ROLLBACK TRAN; ";
 /// The suffix the dialect gives an INSERT that returns its id.
 pub const IDENTITY_SUFFIX: &str = "; SELECT CAST(SCOPE_IDENTITY() AS BIGINT) AS ";
 
@@ -74,7 +85,9 @@ pub fn literal(v: &Value) -> Result<String, StoreError> {
 
 /// Text that XML 1.0 can carry: other control characters become U+FFFD.
 fn xml_safe(s: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}';
+    let bad = |c: char| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+    };
     if s.chars().any(bad) {
         s.chars()
             .map(|c| if bad(c) { '\u{FFFD}' } else { c })
@@ -258,13 +271,17 @@ impl Sqlxml {
             msg: e.to_string(),
         })?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let mut nonce = [0u8; 4];
-        let _ = getrandom::getrandom(&mut nonce);
+        // The lease's mutual exclusion rests on owners being unique: 64 random bits.
+        let mut nonce = [0u8; 8];
+        getrandom::getrandom(&mut nonce).map_err(|e| StoreError::Open {
+            path: shown.clone(),
+            msg: format!("no random numbers for the write lease's owner: {e}"),
+        })?;
         let owner: String = format!(
-            "{}-{}-{:08x}",
+            "{}-{}-{:016x}",
             host.trim(),
             std::process::id(),
-            u32::from_le_bytes(nonce)
+            u64::from_le_bytes(nonce)
         )
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
@@ -274,35 +291,45 @@ impl Sqlxml {
             owner,
             shown,
         };
-        // The first request: is it there, does it run templates, and is it SQL Server?
-        let version = db
-            .send(
-                "SELECT CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128)) AS [version] \
-                 FOR XML RAW",
-            )
-            .map_err(|e| {
-                let msg = match e {
-                    StoreError::Db(m) if m.starts_with("SQL Server: ") => format!(
-                        "the server behind it is not SQL Server (SERVERPROPERTY failed: {})",
-                        &m["SQL Server: ".len()..]
-                    ),
-                    e => e.to_string(),
-                };
-                StoreError::Open {
-                    path: db.shown.clone(),
-                    msg,
-                }
-            })?
+        // The first request: is it there, does it run templates as plain batches (no
+        // transaction of its own around each query), is it SQL Server, and may hostler's
+        // login keep ids (SET IDENTITY_INSERT needs the tables' owner or db_owner)?
+        let probe = format!(
+            "{PRELUDE}IF OBJECT_ID(N'hosts') IS NOT NULL BEGIN SET IDENTITY_INSERT [hosts] ON; \
+             SET IDENTITY_INSERT [hosts] OFF END; \
+             SELECT CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128)) AS [version], \
+             @@TRANCOUNT AS [trancount] FOR XML RAW"
+        );
+        let open_err = |msg: String| StoreError::Open {
+            path: db.shown.clone(),
+            msg,
+        };
+        let resp = db.send(&probe).map_err(|e| {
+            open_err(match e {
+                StoreError::Db(m) if m.starts_with("SQL Server: ") => format!(
+                    "its test batch failed: {} (the store needs SQL Server behind the \
+                     interface, and a login that owns hostler's tables)",
+                    &m["SQL Server: ".len()..]
+                ),
+                e => e.to_string(),
+            })
+        })?;
+        let Some(version) = resp
             .records
             .first()
-            .and_then(|r| r.get("version").map(str::to_string));
-        let Some(version) = version else {
-            return Err(StoreError::Open {
-                path: db.shown.clone(),
-                msg: "no answer to a test query (does the virtual root allow POSTed templates?)"
-                    .into(),
-            });
+            .and_then(|r| r.get("version").map(str::to_string))
+        else {
+            return Err(open_err(
+                "no answer to a test query (does the virtual root allow POSTed templates?)".into(),
+            ));
         };
+        if !matches!(number(&resp, "trancount"), Ok(0)) {
+            return Err(open_err(
+                "the virtual root runs each query inside a transaction of its own; hostler's \
+                 store needs plain batches"
+                    .into(),
+            ));
+        }
         tracing::debug!(db = %db.shown, %version, "SQL Server over SQLXML");
         Ok(db)
     }
@@ -377,6 +404,20 @@ impl Sqlxml {
         }
     }
 
+    /// Extends `owner`'s write lease, or fails the batch if it is no longer held: what a
+    /// rehearsal starts with, so a long unit keeps its lease and a lost one stops it early.
+    pub fn renew_sql(owner: &str) -> String {
+        format!(
+            "UPDATE [settings] SET [value] = {} + CAST({} + {LEASE_MS} AS NVARCHAR(20)) WHERE \
+             [key] = N'write_lease' AND CAST([value] AS NVARCHAR(200)) LIKE {}; \
+             IF @@ROWCOUNT <> 1 BEGIN RAISERROR(N'hostler lost its write lease (held over 30 s?); \
+             nothing was written', 16, 1); RETURN; END; ",
+            D.string_literal(&format!("{owner} ")),
+            D.now_ms(),
+            D.string_literal(&format!("{owner} %"))
+        )
+    }
+
     /// The statement that gives `owner`'s write lease back.
     pub fn release_sql(owner: &str) -> String {
         format!(
@@ -389,7 +430,9 @@ impl Sqlxml {
     /// The commit batch: the lease checked under an update lock, each write with its row
     /// count checked, the lease released, COMMIT, and a row that says it got that far.
     pub fn commit_batch(owner: &str, writes: &[Written], leased: bool) -> String {
-        let mut b = format!("{PRELUDE}BEGIN TRAN; ");
+        // Leased means the schema exists (the lease lives in it).
+        let resets = if leased { identity_resets() } else { "" };
+        let mut b = format!("{PRELUDE}{resets}BEGIN TRAN; ");
         // A failed check also undoes the write's settings: they outlive the batch on the
         // pooled connection.
         let fail = |msg: &str, undo: &str| {
@@ -438,6 +481,24 @@ impl Sqlxml {
     }
 }
 
+/// `SET IDENTITY_INSERT ... OFF` for every table with an identity: a batch that died between
+/// ON and OFF leaves it ON for its pooled connection, where it would break the next INSERT
+/// into that table and any other table's ON. (Only where the tables exist.)
+fn identity_resets() -> &'static str {
+    static RESETS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RESETS.get_or_init(|| {
+        let Ok(schema) = super::schema() else {
+            return String::new();
+        };
+        schema
+            .tables
+            .iter()
+            .filter(|t| t.columns.iter().any(|c| c.autoincrement))
+            .map(|t| format!("SET IDENTITY_INSERT {} OFF; ", D.quote(&t.name)))
+            .collect()
+    })
+}
+
 /// A write of a unit, as the commit batch runs it.
 #[derive(Debug, Clone, Default)]
 pub struct Written {
@@ -453,6 +514,8 @@ pub struct Written {
 struct Tx<'a> {
     db: &'a Sqlxml,
     write: bool,
+    /// Whether this unit holds the write lease (false only while the schema is created).
+    leased: bool,
     writes: Vec<Written>,
 }
 
@@ -461,12 +524,17 @@ impl Tx<'_> {
     /// A read before any write runs as it is.
     fn rehearse(&self, tail: &str, writes_itself: bool) -> Result<Response, StoreError> {
         if self.writes.is_empty() && !writes_itself {
-            return self.db.send(tail);
+            return self.db.send(&format!("{PRELUDE}{tail}"));
         }
         if !self.write {
             return Err(StoreError::Db("a write in a read-only unit of work".into()));
         }
-        let mut b = format!("{PRELUDE}BEGIN TRAN; ");
+        let mut b = PRELUDE.to_string();
+        if self.leased {
+            b.push_str(&Sqlxml::renew_sql(&self.db.owner));
+            b.push_str(identity_resets());
+        }
+        b.push_str("BEGIN TRAN; ");
         for w in &self.writes {
             b.push_str(&w.before);
             b.push_str(&w.sql);
@@ -485,8 +553,10 @@ impl Conn for Tx<'_> {
     }
 
     fn rows(&mut self, q: &Rendered) -> Result<Vec<Row>, StoreError> {
-        let sql = inline(&q.sql, &q.params)?;
-        if let Some((insert, id_col)) = sql.split_once(IDENTITY_SUFFIX) {
+        // What a statement is, is decided on its text before values go in (a value may hold
+        // anything), and errors show that text, never the values (a host's secret is one).
+        if let Some((insert, id_col)) = q.sql.split_once(IDENTITY_SUFFIX) {
+            let insert = inline(insert, &q.params)?;
             // An INSERT that returns its id: rehearse it for the id, keep it with that id.
             let resp = self.rehearse(
                 &format!("{insert}{IDENTITY_SUFFIX}{id_col}{}", " FOR XML RAW"),
@@ -494,8 +564,8 @@ impl Conn for Tx<'_> {
             )?;
             let name = id_col.trim_start_matches('[').trim_end_matches(']');
             let id = number(&resp, name)?;
-            let kept = with_id(insert, id_col, id).ok_or_else(|| {
-                StoreError::Db(format!("an INSERT of an unexpected form: {insert}"))
+            let kept = with_id(&insert, id_col, id).ok_or_else(|| {
+                StoreError::Db(format!("an INSERT of an unexpected form: {}", q.sql))
             })?;
             self.writes.push(kept);
             return Ok(vec![Row {
@@ -503,23 +573,26 @@ impl Conn for Tx<'_> {
                 values: vec![Value::Int(id)],
             }]);
         }
-        if !sql.trim_start().starts_with("SELECT") {
+        if !q.sql.trim_start().starts_with("SELECT") {
             return Err(StoreError::Db(format!(
-                "SQL Server 2000 returns rows only from SELECT: {sql}"
+                "SQL Server 2000 returns rows only from SELECT: {}",
+                q.sql
             )));
         }
+        let sql = inline(&q.sql, &q.params)?;
         rows_of(&self.rehearse(&format!("{sql}{FOR_XML}"), false)?)
     }
 
     fn count(&mut self, q: &Rendered) -> Result<u64, StoreError> {
+        // An upsert's IF hides the count of the statement that ran: not checked.
+        let checked = !q.sql.contains("; ");
         let sql = inline(&q.sql, &q.params)?;
         let resp = self.rehearse(
             &format!("{sql}; SELECT @@ROWCOUNT AS [n] FOR XML RAW"),
             true,
         )?;
         let n = u64::try_from(number(&resp, "n")?).unwrap_or(0);
-        // An upsert's IF hides the count of the statement that ran: not checked.
-        let rows = (!sql.contains("; ")).then_some(n);
+        let rows = checked.then_some(n);
         self.writes.push(Written {
             sql,
             rows,
@@ -553,6 +626,7 @@ impl Driver for Sqlxml {
         work(&mut Tx {
             db: self,
             write: false,
+            leased: false,
             writes: Vec::new(),
         })
     }
@@ -562,6 +636,7 @@ impl Driver for Sqlxml {
         let mut tx = Tx {
             db: self,
             write: true,
+            leased,
             writes: Vec::new(),
         };
         let r = work(&mut tx);
@@ -580,15 +655,28 @@ impl Driver for Sqlxml {
             release();
             return Ok(());
         }
-        let resp = self.send(&Self::commit_batch(&self.owner, &writes, leased))?;
-        if !matches!(number(&resp, "committed"), Ok(1)) {
-            return Err(StoreError::Db(format!(
-                "{}: the commit's confirmation did not come back; whether it took effect is \
-                 not known",
+        let unknown = |why: String| {
+            StoreError::Db(format!(
+                "{}: {why}; whether the commit took effect is not known",
                 self.shown
-            )));
+            ))
+        };
+        match self.send(&Self::commit_batch(&self.owner, &writes, leased)) {
+            Ok(resp) if matches!(number(&resp, "committed"), Ok(1)) => Ok(()),
+            Ok(_) => Err(unknown("its confirmation did not come back".into())),
+            // The server refused it: nothing was written, and the lease (whose release was
+            // rolled back with the rest) is given back now, not when it runs out.
+            Err(e @ (StoreError::Constraint(_) | StoreError::Locked(_))) => {
+                release();
+                Err(e)
+            }
+            Err(StoreError::Db(m)) if m.starts_with("SQL Server: ") => {
+                release();
+                Err(StoreError::Db(m))
+            }
+            Err(StoreError::Db(m)) => Err(unknown(m)),
+            Err(e) => Err(unknown(e.to_string())),
         }
-        Ok(())
     }
 
     fn raw(&mut self, _sql: &str) -> Result<RawResult, StoreError> {

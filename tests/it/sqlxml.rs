@@ -677,7 +677,7 @@ fn hostler_sql_works_over_sqlxml() {
     assert_ne!(code(&o), 0);
     assert!(
         // hostler's endpoint is SQLite: the store needs a SQL Server behind the interface.
-        stderr(&o).contains("the server behind it is not SQL Server")
+        stderr(&o).contains("the store needs SQL Server behind the interface")
             && !stderr(&o).contains(ADMIN_PW),
         "{}",
         stderr(&o)

@@ -46,9 +46,11 @@ fn catalog(name: &str) -> Statement {
 fn every_store_statement_inlines_and_batches_as_tsql() {
     let mut writes = Vec::new();
     let mut checked = 0;
+    let mut unexpressed = Vec::new();
     for (name, stmt) in statements::catalog() {
         // What SQL Server 2000 cannot express is the dialect's typed error, not a batch.
         let Ok(r) = stmt.render(Dialect::Mssql2000) else {
+            unexpressed.push(name);
             continue;
         };
         let sql = inline(&r.sql, &r.params).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -75,6 +77,12 @@ fn every_store_statement_inlines_and_batches_as_tsql() {
         checked += 1;
     }
     assert!(checked > 50, "only {checked} statements");
+    // Only the one-statement claims (UPDATE ... OUTPUT): on 2000 the store claims with the
+    // `next_job` SELECT and `job_claim_by_id`, both checked above.
+    assert_eq!(
+        unexpressed,
+        ["job_claim", "job_claim_expired", "job_claim_site"]
+    );
     tsql_parses(&Sqlxml::lease_batch("node-1.example-42-00ff")).expect("lease batch");
     tsql_parses(&Sqlxml::commit_batch("node-1", &writes, true)).expect("commit batch");
     tsql_parses(&Sqlxml::release_sql("node-1")).expect("release");
@@ -112,10 +120,13 @@ fn inline_fills_only_real_placeholders_and_counts_them() {
 
 proptest! {
     #[test]
-    fn text_literals_come_back_as_they_went_in(s in "\\PC*", ctl in proptest::option::of(0u8..32)) {
+    fn text_literals_come_back_as_they_went_in(
+        s in "\\PC*",
+        odd in proptest::option::of(prop_oneof![0u32..32, Just(0xFFFE), Just(0xFFFF)]),
+    ) {
         let mut s = s;
-        if let Some(c) = ctl {
-            s.push(char::from(c));
+        if let Some(c) = odd.and_then(char::from_u32) {
+            s.push(c);
         }
         let lit = hostler::store::sqlxml::literal(&Value::Text(s.clone())).expect("literal");
         let parsed = Parser::parse_sql(&MsSqlDialect {}, &format!("SELECT {lit} AS [v]"))
@@ -132,7 +143,11 @@ proptest! {
         // XML cannot carry other control characters: they are stored as U+FFFD.
         let want: String = s
             .chars()
-            .map(|c| if c < ' ' && !matches!(c, '\t' | '\n' | '\r') { '\u{FFFD}' } else { c })
+            .map(|c| {
+                let bad = (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+                    || matches!(c, '\u{FFFE}' | '\u{FFFF}');
+                if bad { '\u{FFFD}' } else { c }
+            })
             .collect();
         prop_assert_eq!(back, &want);
     }
@@ -216,12 +231,12 @@ fn sql2000(batch: &str, ids: &Mutex<i64>) -> (u16, String) {
     if batch.ends_with("AS [committed] FOR XML RAW") {
         row("committed=\"1\"")
     } else if batch.contains("SERVERPROPERTY('ProductVersion')") {
-        row("version=\"8.00.2039\"")
+        row("version=\"8.00.2039\" trancount=\"0\"")
     } else if batch.contains("OBJECT_ID(N'settings')") {
         row("n=\"1\"")
     } else if batch.contains("INFORMATION_SCHEMA.TABLES") {
         row("found=\"1\"")
-    } else if batch.contains("[key] = N'schema_version'") && batch.starts_with("SELECT") {
+    } else if batch.contains("[key] = N'schema_version'") && !batch.contains("UPDATE") {
         let v = hostler::store::schema().expect("schema").version;
         row(&format!("value=\"{v}\""))
     } else if batch.contains("SCOPE_IDENTITY") {
@@ -273,10 +288,11 @@ fn a_write_unit_rehearses_then_commits_once_with_its_ids_and_checks() {
         "the lease first"
     );
     assert!(
-        sent[1].starts_with("SELECT") && sent[1].ends_with(FOR_XML),
+        sent[1].starts_with(&format!("{PRELUDE}SELECT")) && sent[1].ends_with(FOR_XML),
         "a read before any write goes as it is: {}",
         sent[1]
     );
+    assert!(!sent[1].contains("BEGIN TRAN"), "{}", sent[1]);
     assert!(
         sent[2].contains("BEGIN TRAN; INSERT INTO [hosts]") && sent[2].ends_with("ROLLBACK TRAN")
     );
@@ -347,6 +363,18 @@ fn failures_write_nothing_and_say_what_happened() {
         sent.last().is_some_and(|b| b.contains("SET [value] = N''")),
         "released: {sent:#?}"
     );
+    // The refused commit gave the lease back at once (its release in the batch rolled back).
+    let sent = peer.batches();
+    let refused = sent
+        .iter()
+        .rposition(|b| b.ends_with("AS [committed] FOR XML RAW"))
+        .expect("a commit");
+    assert!(
+        sent[refused + 1..]
+            .first()
+            .is_some_and(|b| b.contains("SET [value] = N''")),
+        "released after the refused commit: {sent:#?}"
+    );
     // A read unit cannot write.
     let e = db
         .read(&mut |c| c.exec(catalog("host_delete")).map(|_| ()))
@@ -373,4 +401,102 @@ fn a_virtual_root_that_fails_is_a_clear_error_at_open() {
         "{msg}"
     );
     assert!(!msg.contains(":pw@"), "{msg}");
+}
+
+#[test]
+fn rows_name_every_column_from_xmldata_with_null_as_absence() {
+    let ids = Mutex::new(0);
+    let peer = Peer::start(Box::new(move |b, _| {
+        if b.contains("FROM [hosts]") && b.ends_with(FOR_XML) {
+            (
+                200,
+                r#"<ROOT xmlns:sql="urn:schemas-microsoft-com:xml-sql"><Schema name="Schema1" xmlns="urn:schemas-microsoft-com:xml-data" xmlns:dt="urn:schemas-microsoft-com:datatypes"><ElementType name="row" content="empty" model="closed"><AttributeType name="id" dt:type="i8"/><AttributeType name="name" dt:type="string"/><AttributeType name="port" dt:type="i4"/><AttributeType name="key" dt:type="bin.base64"/><attribute type="id"/><attribute type="name"/><attribute type="port"/><attribute type="key"/></ElementType></Schema><row xmlns="x-schema:#Schema1" id="7" name="web &amp; 1" key="AAEC"/></ROOT>"#
+                    .into(),
+            )
+        } else {
+            sql2000(b, &ids)
+        }
+    }));
+    let mut db = Sqlxml::open(&peer.url).expect("driver");
+    let mut seen = Vec::new();
+    db.read(&mut |c| {
+        seen = c.query(catalog("host_by_name"))?;
+        Ok(())
+    })
+    .expect("read");
+    assert_eq!(seen.len(), 1);
+    let r = &seen[0];
+    assert_eq!(r.int("id").expect("id"), 7);
+    assert_eq!(r.text("name").expect("name"), "web & 1");
+    assert_eq!(
+        r.opt_int("port").expect("port is a column"),
+        None,
+        "absent is NULL"
+    );
+    let key = r
+        .columns
+        .iter()
+        .position(|c| c == "key")
+        .expect("key column");
+    assert_eq!(r.values[key], Value::Blob(vec![0, 1, 2]));
+}
+
+#[test]
+fn a_held_lease_is_waited_for_and_a_lost_commit_answer_is_not_called_a_failure() {
+    let ids = Mutex::new(40);
+    let leases = Mutex::new(0);
+    let peer = Peer::start(Box::new(move |b, _| {
+        if b.contains("OBJECT_ID(N'settings')") {
+            // Another hostler holds the lease for the first two tries.
+            let mut n = leases.lock().expect("leases");
+            *n += 1;
+            return row(if *n <= 2 { "n=\"0\"" } else { "n=\"1\"" });
+        }
+        if b.ends_with("AS [committed] FOR XML RAW") && b.contains("INSERT INTO [jobs]") {
+            return (502, "<html>Bad Gateway</html>".into());
+        }
+        sql2000(b, &ids)
+    }));
+    let mut db = Sqlxml::open(&peer.url).expect("driver");
+    db.write(&mut |c| c.insert(catalog("host_insert")).map(|_| ()))
+        .expect("written once the lease is free");
+    let leases_sent = peer
+        .batches()
+        .iter()
+        .filter(|b| b.contains("OBJECT_ID(N'settings')"))
+        .count();
+    assert_eq!(leases_sent, 3);
+    // The commit's answer is lost: the error says the outcome is unknown, and the lease is
+    // left to run out rather than released under a commit that may have happened.
+    let e = db
+        .write(&mut |c| c.insert(catalog("job_insert")).map(|_| ()))
+        .expect_err("answer lost");
+    assert!(
+        e.to_string()
+            .contains("whether the commit took effect is not known"),
+        "{e}"
+    );
+    assert!(
+        peer.batches()
+            .last()
+            .is_some_and(|b| b.ends_with("AS [committed] FOR XML RAW")),
+        "nothing sent after the lost commit"
+    );
+}
+
+#[test]
+fn a_virtual_root_that_wraps_queries_in_transactions_is_refused() {
+    let peer = Peer::start(Box::new(|b, _| {
+        if b.contains("SERVERPROPERTY") {
+            row("version=\"8.00.194\" trancount=\"1\"")
+        } else {
+            row("n=\"1\"")
+        }
+    }));
+    let e = Sqlxml::open(&peer.url).err().map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("inside a transaction of its own")),
+        "{e:?}"
+    );
 }
