@@ -184,7 +184,13 @@ fn show_admin_password(app: &App, password: &str) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let path = format!("{}.admin-password", app.db);
+    // Beside a database file; for a database URL (SQL Server), in the working folder: a URL
+    // is no path, and it may hold a password.
+    let path = if app.db.contains("://") {
+        "hostler.admin-password".to_string()
+    } else {
+        format!("{}.admin-password", app.db)
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
