@@ -696,9 +696,19 @@ impl Conn for Tx<'_> {
 }
 
 /// Whether an operator's statement changes rows rather than returning them.
-fn is_change(sql: &str) -> bool {
-    let first = sql
-        .trim_start()
+pub fn is_change(sql: &str) -> bool {
+    // Past leading comments.
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let first = rest
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()
         .unwrap_or("")

@@ -386,6 +386,28 @@ fn writes_take_the_write_lock_and_failed_transaction_ends_are_errors() {
 }
 
 #[test]
+fn operator_statements_that_change_rows_are_told_from_queries() {
+    use hostler::store::tds::is_change;
+    for sql in [
+        "DELETE FROM runs",
+        "  update hosts SET port = 22",
+        "-- tidy up\nDELETE FROM runs WHERE id < 5",
+        "/* a\n comment */ INSERT INTO t VALUES (1)",
+        "TRUNCATE TABLE runs",
+    ] {
+        assert!(is_change(sql), "{sql}");
+    }
+    for sql in [
+        "SELECT 1",
+        "-- DELETE\nSELECT 1",
+        "/* UPDATE */ SELECT 2",
+        "EXEC sp_who",
+    ] {
+        assert!(!is_change(sql), "{sql}");
+    }
+}
+
+#[test]
 fn tds_urls_parse_credentials_hosts_and_options() {
     let u = TdsUrl::parse("mssql://dom%5Cops+1:p%40ss+w%3Ard@[::1]:1500/my%20db").expect("v6");
     assert_eq!(
