@@ -38,8 +38,9 @@ use crate::store::Store;
 /// `hostler run check_disk --host localhost` for one check.
 #[derive(FromArgs, Debug)]
 pub struct Cli {
-    /// the database: a SQLite file path (default: $HOSTLER_DB, the config's [database] url,
-    /// or ./hostler.db)
+    /// the database: a SQLite file path, mssql://USER:PASSWORD@HOST/DATABASE (SQL Server
+    /// 2005+) or sqlxml+http(s)://USER:PASSWORD@SERVER/VROOT (SQL Server 2000); default:
+    /// $HOSTLER_DB, the config's [database] url, or ./hostler.db
     #[argh(option)]
     pub db: Option<String>,
     /// the TOML config file (default: $HOSTLER_CONFIG, or none)
