@@ -24,6 +24,11 @@
 //! statements as they come, on committed data: unlike SQLite's, a read unit of several
 //! statements is not one snapshot.
 //!
+//! The commit releases the lease by writing its own mark on the lease row (`~OWNER-N 0`, an
+//! expired lease), in the same transaction as the writes: if the commit's answer is lost, the
+//! row tells whether it happened (the mark), did not (the lease is still held), or cannot
+//! say (another writer took the lease since): only then is the outcome reported unknown.
+//!
 //! Every batch first ends any transaction a dead batch left open on its pooled connection,
 //! and (once the tables exist) turns `IDENTITY_INSERT` off everywhere. The first request
 //! checks that the server is SQL Server, that hostler's login may `SET IDENTITY_INSERT` (it
@@ -58,6 +63,9 @@ pub const IDENTITY_SUFFIX: &str = "; SELECT CAST(SCOPE_IDENTITY() AS BIGINT) AS 
 /// The SQL Server 2000 driver over SQLXML.
 pub struct Sqlxml {
     client: Client,
+    /// This process's commits, numbered: the commit batch leaves its number on the lease row,
+    /// so a commit whose answer was lost can be looked up.
+    commits: u64,
     /// This process's name on the write lease: letters, digits, '.' and '-' only.
     owner: String,
     shown: String,
@@ -288,6 +296,7 @@ impl Sqlxml {
         .collect();
         let db = Sqlxml {
             client,
+            commits: 0,
             owner,
             shown,
         };
@@ -418,6 +427,30 @@ impl Sqlxml {
         )
     }
 
+    /// What became of commit `seq` whose answer was lost, from the lease row: `Some(true)`
+    /// if its mark is there, `Some(false)` if the lease is still this process's (the commit
+    /// would have released it in the same transaction), `None` if nobody can tell (no lease,
+    /// another holder since, or no answer now either).
+    fn commit_outcome(&self, seq: u64, leased: bool) -> Option<bool> {
+        if !leased {
+            return None;
+        }
+        let resp = self
+            .send(&format!(
+                "{PRELUDE}SELECT CAST([value] AS NVARCHAR(200)) AS [v] FROM [settings] WHERE \
+                 [key] = N'write_lease' FOR XML RAW"
+            ))
+            .ok()?;
+        let v = resp.records.first()?.get("v")?.to_string();
+        if v == commit_mark(&self.owner, seq) {
+            Some(true)
+        } else if v.starts_with(&format!("{} ", self.owner)) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// The statement that gives `owner`'s write lease back.
     pub fn release_sql(owner: &str) -> String {
         format!(
@@ -429,7 +462,7 @@ impl Sqlxml {
 
     /// The commit batch: the lease checked under an update lock, each write with its row
     /// count checked, the lease released, COMMIT, and a row that says it got that far.
-    pub fn commit_batch(owner: &str, writes: &[Written], leased: bool) -> String {
+    pub fn commit_batch(owner: &str, seq: u64, writes: &[Written], leased: bool) -> String {
         // Leased means the schema exists (the lease lives in it).
         let resets = if leased { identity_resets() } else { "" };
         let mut b = format!("{PRELUDE}{resets}BEGIN TRAN; ");
@@ -473,8 +506,14 @@ impl Sqlxml {
             b.push_str(&w.after);
         }
         if leased {
-            b.push_str(&Self::release_sql(owner));
-            b.push_str("; ");
+            // Released with the commit's mark: free for others (it ran out at 0), and, if the
+            // answer is lost, the proof that this commit happened.
+            b.push_str(&format!(
+                "UPDATE [settings] SET [value] = {} WHERE [key] = N'write_lease' AND \
+                 CAST([value] AS NVARCHAR(200)) LIKE {}; ",
+                D.string_literal(&commit_mark(owner, seq)),
+                D.string_literal(&format!("{owner} %"))
+            ));
         }
         b.push_str("COMMIT TRAN; SELECT 1 AS [committed] FOR XML RAW");
         b
@@ -497,6 +536,12 @@ fn identity_resets() -> &'static str {
             .map(|t| format!("SET IDENTITY_INSERT {} OFF; ", D.quote(&t.name)))
             .collect()
     })
+}
+
+/// What the commit numbered `seq` of `owner` leaves on the lease row: an expired lease
+/// (until 0) whose owner part names the commit.
+pub fn commit_mark(owner: &str, seq: u64) -> String {
+    format!("~{owner}-{seq} 0")
 }
 
 /// A write of a unit, as the commit batch runs it.
@@ -632,6 +677,8 @@ impl Driver for Sqlxml {
     }
 
     fn write(&mut self, work: Work<'_>) -> Result<(), StoreError> {
+        self.commits += 1;
+        let seq = self.commits;
         let leased = self.acquire()?;
         let mut tx = Tx {
             db: self,
@@ -655,15 +702,27 @@ impl Driver for Sqlxml {
             release();
             return Ok(());
         }
+        // The answer is lost: the lease row tells what became of the commit.
         let unknown = |why: String| {
-            StoreError::Db(format!(
+            match self.commit_outcome(seq, leased) {
+                Some(true) => return Ok(()),
+                Some(false) => {
+                    release();
+                    return Err(StoreError::Db(format!(
+                        "{}: {why}; the commit did not take effect",
+                        self.shown
+                    )));
+                }
+                None => {}
+            }
+            Err(StoreError::Db(format!(
                 "{}: {why}; whether the commit took effect is not known",
                 self.shown
-            ))
+            )))
         };
-        match self.send(&Self::commit_batch(&self.owner, &writes, leased)) {
+        match self.send(&Self::commit_batch(&self.owner, seq, &writes, leased)) {
             Ok(resp) if matches!(number(&resp, "committed"), Ok(1)) => Ok(()),
-            Ok(_) => Err(unknown("its confirmation did not come back".into())),
+            Ok(_) => unknown("its confirmation did not come back".into()),
             // The server refused it: nothing was written, and the lease (whose release was
             // rolled back with the rest) is given back now, not when it runs out.
             Err(e @ (StoreError::Constraint(_) | StoreError::Locked(_))) => {
@@ -674,8 +733,8 @@ impl Driver for Sqlxml {
                 release();
                 Err(StoreError::Db(m))
             }
-            Err(StoreError::Db(m)) => Err(unknown(m)),
-            Err(e) => Err(unknown(e.to_string())),
+            Err(StoreError::Db(m)) => unknown(m),
+            Err(e) => unknown(e.to_string()),
         }
     }
 

@@ -84,7 +84,7 @@ fn every_store_statement_inlines_and_batches_as_tsql() {
         ["job_claim", "job_claim_expired", "job_claim_site"]
     );
     tsql_parses(&Sqlxml::lease_batch("node-1.example-42-00ff")).expect("lease batch");
-    tsql_parses(&Sqlxml::commit_batch("node-1", &writes, true)).expect("commit batch");
+    tsql_parses(&Sqlxml::commit_batch("node-1", 7, &writes, true)).expect("commit batch");
     tsql_parses(&Sqlxml::release_sql("node-1")).expect("release");
 }
 
@@ -312,7 +312,7 @@ fn a_write_unit_rehearses_then_commits_once_with_its_ids_and_checks() {
         "SET IDENTITY_INSERT [hosts] OFF",
         "SET IDENTITY_INSERT [jobs] ON",
         "VALUES (42, ",
-        "SET [value] = N''",
+        "SET [value] = N'~",
         "COMMIT TRAN",
     ];
     let mut at = 0;
@@ -466,8 +466,9 @@ fn a_held_lease_is_waited_for_and_a_lost_commit_answer_is_not_called_a_failure()
         .filter(|b| b.contains("OBJECT_ID(N'settings')"))
         .count();
     assert_eq!(leases_sent, 3);
-    // The commit's answer is lost: the error says the outcome is unknown, and the lease is
-    // left to run out rather than released under a commit that may have happened.
+    // The commit's answer is lost and the lease row says nothing either: the error says the
+    // outcome is unknown, and the lease is left to run out rather than released under a
+    // commit that may have happened.
     let e = db
         .write(&mut |c| c.insert(catalog("job_insert")).map(|_| ()))
         .expect_err("answer lost");
@@ -476,12 +477,78 @@ fn a_held_lease_is_waited_for_and_a_lost_commit_answer_is_not_called_a_failure()
             .contains("whether the commit took effect is not known"),
         "{e}"
     );
+    let sent = peer.batches();
+    assert!(
+        sent.last()
+            .is_some_and(|b| b.contains("SELECT CAST([value] AS NVARCHAR(200)) AS [v]"))
+    );
+    assert!(!sent.last().is_some_and(|b| b.contains("SET [value] = N''")));
+}
+
+/// The mark a commit batch leaves on the lease row (`~owner-seq 0`), as sent.
+fn mark_in(commit: &str) -> Option<String> {
+    let at = commit.find("SET [value] = N'~")? + "SET [value] = N'".len();
+    commit[at..].split('\'').next().map(str::to_string)
+}
+
+#[test]
+fn a_lost_commit_answer_is_looked_up_on_the_lease_row() {
+    // What the lease row shows after the lost answer: the commit's mark, or the lease still
+    // held (the commit, which releases it in the same transaction, did not happen).
+    let shows_mark = Arc::new(Mutex::new(true));
+    let ids = Mutex::new(40);
+    let last_commit = Mutex::new(String::new());
+    let flag = shows_mark.clone();
+    let peer = Peer::start(Box::new(move |b, _| {
+        if b.ends_with("AS [committed] FOR XML RAW") {
+            *last_commit.lock().expect("commit") = b.to_string();
+            return (504, "<html>Gateway Timeout</html>".into());
+        }
+        if b.contains("AS [v] FROM [settings]") {
+            let commit = last_commit.lock().expect("commit").clone();
+            let mark = mark_in(&commit).expect("a mark in the commit");
+            let v = if *flag.lock().expect("flag") {
+                mark
+            } else {
+                // The owner part of the mark, as the lease it still holds.
+                let owner = mark
+                    .trim_start_matches('~')
+                    .rsplit_once('-')
+                    .expect("seq")
+                    .0
+                    .to_string();
+                format!("{owner} 1764120000000")
+            };
+            return row(&format!("v=\"{v}\""));
+        }
+        sql2000(b, &ids)
+    }));
+    let mut db = Sqlxml::open(&peer.url).expect("driver");
+    db.write(&mut |c| c.insert(catalog("host_insert")).map(|_| ()))
+        .expect("the mark says it committed");
+    *shows_mark.lock().expect("flag") = false;
+    let e = db
+        .write(&mut |c| c.insert(catalog("host_insert")).map(|_| ()))
+        .expect_err("not committed");
+    assert!(
+        e.to_string().contains("the commit did not take effect"),
+        "{e}"
+    );
     assert!(
         peer.batches()
             .last()
-            .is_some_and(|b| b.ends_with("AS [committed] FOR XML RAW")),
-        "nothing sent after the lost commit"
+            .is_some_and(|b| b.contains("SET [value] = N''")),
+        "the lease given back"
     );
+    // Each commit has its own number.
+    let commits: Vec<String> = peer
+        .batches()
+        .iter()
+        .filter(|b| b.ends_with("AS [committed] FOR XML RAW"))
+        .filter_map(|b| mark_in(b))
+        .collect();
+    assert_eq!(commits.len(), 2);
+    assert_ne!(commits[0], commits[1]);
 }
 
 #[test]
