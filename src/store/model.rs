@@ -222,6 +222,18 @@ pub struct RunFilter {
     pub summary: bool,
 }
 
+impl RunFilter {
+    /// The latest runs of one host, without output and transcript (a host's page).
+    pub fn host_recent(host: &str) -> RunFilter {
+        RunFilter {
+            host: Some(host.to_string()),
+            limit: 50,
+            summary: true,
+            ..RunFilter::default()
+        }
+    }
+}
+
 /// A notification, with its delivery state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notification {

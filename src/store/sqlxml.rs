@@ -50,6 +50,8 @@ use crate::sqlxml::client::{Client, TemplateBody, redact};
 use crate::sqlxml::{Response, SqlxmlError};
 
 const D: Dialect = Dialect::Mssql2000;
+/// The lease row's value as text SQL Server 2000 can compare (it is NTEXT).
+const LEASE_TEXT: &str = "CAST([value] AS NVARCHAR(200))";
 /// How long a write lease lasts if its holder never releases it.
 const LEASE_MS: i64 = 30_000;
 /// How long a writer waits for another's lease before giving up.
@@ -357,8 +359,25 @@ impl Sqlxml {
 
     /// The lease value's expiry, parsed in T-SQL from `owner until`.
     fn lease_until() -> String {
-        let v = "CAST([value] AS NVARCHAR(200))";
+        let v = LEASE_TEXT;
         format!("CAST(SUBSTRING({v}, CHARINDEX(N' ', {v}) + 1, 30) AS BIGINT)")
+    }
+
+    /// A lease for `owner`, LEASE_MS from now by the server's clock, as a T-SQL value.
+    fn lease_value(owner: &str) -> String {
+        format!(
+            "{} + CAST({} + {LEASE_MS} AS NVARCHAR(20))",
+            D.string_literal(&format!("{owner} ")),
+            D.now_ms()
+        )
+    }
+
+    /// The condition that picks the lease row while `owner` holds it.
+    fn held_by(owner: &str) -> String {
+        format!(
+            "[key] = N'write_lease' AND {LEASE_TEXT} LIKE {}",
+            D.string_literal(&format!("{owner} %"))
+        )
     }
 
     /// The batch that takes the write lease for `owner` (creating its row if needed);
@@ -366,17 +385,13 @@ impl Sqlxml {
     pub fn lease_batch(owner: &str) -> String {
         let key = D.string_literal("write_lease");
         let me = D.string_literal(&format!("{owner} %"));
-        let value = format!(
-            "{} + CAST({} + {LEASE_MS} AS NVARCHAR(20))",
-            D.string_literal(&format!("{owner} ")),
-            D.now_ms()
-        );
+        let value = Self::lease_value(owner);
         format!(
             "{PRELUDE}IF OBJECT_ID(N'settings') IS NULL SELECT -1 AS [n] FOR XML RAW ELSE BEGIN \
              IF NOT EXISTS (SELECT 1 FROM [settings] WHERE [key] = {key}) \
              INSERT INTO [settings] ([key], [value]) VALUES ({key}, N''); \
              UPDATE [settings] SET [value] = {value} WHERE [key] = {key} AND \
-             (CAST([value] AS NVARCHAR(200)) LIKE {me} OR {until} < {now}); \
+             ({LEASE_TEXT} LIKE {me} OR {until} < {now}); \
              SELECT @@ROWCOUNT AS [n] FOR XML RAW END",
             until = Self::lease_until(),
             now = D.now_ms(),
@@ -417,13 +432,11 @@ impl Sqlxml {
     /// rehearsal starts with, so a long unit keeps its lease and a lost one stops it early.
     pub fn renew_sql(owner: &str) -> String {
         format!(
-            "UPDATE [settings] SET [value] = {} + CAST({} + {LEASE_MS} AS NVARCHAR(20)) WHERE \
-             [key] = N'write_lease' AND CAST([value] AS NVARCHAR(200)) LIKE {}; \
+            "UPDATE [settings] SET [value] = {} WHERE {}; \
              IF @@ROWCOUNT <> 1 BEGIN RAISERROR(N'hostler lost its write lease (held over 30 s?); \
              nothing was written', 16, 1); RETURN; END; ",
-            D.string_literal(&format!("{owner} ")),
-            D.now_ms(),
-            D.string_literal(&format!("{owner} %"))
+            Self::lease_value(owner),
+            Self::held_by(owner)
         )
     }
 
@@ -437,7 +450,7 @@ impl Sqlxml {
         }
         let resp = self
             .send(&format!(
-                "{PRELUDE}SELECT CAST([value] AS NVARCHAR(200)) AS [v] FROM [settings] WHERE \
+                "{PRELUDE}SELECT {LEASE_TEXT} AS [v] FROM [settings] WHERE \
                  [key] = N'write_lease' FOR XML RAW"
             ))
             .ok()?;
@@ -454,9 +467,8 @@ impl Sqlxml {
     /// The statement that gives `owner`'s write lease back.
     pub fn release_sql(owner: &str) -> String {
         format!(
-            "UPDATE [settings] SET [value] = N'' WHERE [key] = N'write_lease' AND \
-             CAST([value] AS NVARCHAR(200)) LIKE {}",
-            D.string_literal(&format!("{owner} %"))
+            "UPDATE [settings] SET [value] = N'' WHERE {}",
+            Self::held_by(owner)
         )
     }
 
@@ -476,10 +488,9 @@ impl Sqlxml {
         };
         if leased {
             b.push_str(&format!(
-                "IF NOT EXISTS (SELECT 1 FROM [settings] WITH (UPDLOCK, HOLDLOCK) WHERE \
-                 [key] = N'write_lease' AND CAST([value] AS NVARCHAR(200)) LIKE {} AND {} >= \
-                 {}) {}",
-                D.string_literal(&format!("{owner} %")),
+                "IF NOT EXISTS (SELECT 1 FROM [settings] WITH (UPDLOCK, HOLDLOCK) WHERE {} AND \
+                 {} >= {}) {}",
+                Self::held_by(owner),
                 Self::lease_until(),
                 D.now_ms(),
                 fail(
@@ -509,10 +520,9 @@ impl Sqlxml {
             // Released with the commit's mark: free for others (it ran out at 0), and, if the
             // answer is lost, the proof that this commit happened.
             b.push_str(&format!(
-                "UPDATE [settings] SET [value] = {} WHERE [key] = N'write_lease' AND \
-                 CAST([value] AS NVARCHAR(200)) LIKE {}; ",
+                "UPDATE [settings] SET [value] = {} WHERE {}; ",
                 D.string_literal(&commit_mark(owner, seq)),
-                D.string_literal(&format!("{owner} %"))
+                Self::held_by(owner)
             ));
         }
         b.push_str("COMMIT TRAN; SELECT 1 AS [committed] FOR XML RAW");
@@ -604,7 +614,7 @@ impl Conn for Tx<'_> {
             let insert = inline(insert, &q.params)?;
             // An INSERT that returns its id: rehearse it for the id, keep it with that id.
             let resp = self.rehearse(
-                &format!("{insert}{IDENTITY_SUFFIX}{id_col}{}", " FOR XML RAW"),
+                &format!("{insert}{IDENTITY_SUFFIX}{id_col} FOR XML RAW"),
                 true,
             )?;
             let name = id_col.trim_start_matches('[').trim_end_matches(']');

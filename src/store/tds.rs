@@ -221,12 +221,7 @@ fn within<T>(
             "not sending {what}: the connection to SQL Server failed earlier in this unit"
         )));
     }
-    let r = guarded(|| {
-        smol::block_on(smol::future::or(async { Some(fut.await) }, async {
-            smol::Timer::after(limit).await;
-            None
-        }))
-    });
+    let r = guarded(|| smol::block_on(timed(limit, fut)));
     let r = match r {
         Ok(r) => r,
         Err(e) => {
@@ -251,6 +246,15 @@ fn within<T>(
             )))
         }
     }
+}
+
+/// `fut`'s output, or `None` if `limit` passes first.
+async fn timed<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
+    smol::future::or(async { Some(fut.await) }, async {
+        smol::Timer::after(limit).await;
+        None
+    })
+    .await
 }
 
 /// Runs `f`, turning a panic into an error: tiberius asserts on some answers a server should
@@ -340,12 +344,7 @@ impl Tds {
         let mut redirects = 0;
         loop {
             let addr = config.get_addr();
-            let tcp = smol::future::or(async { Some(TcpStream::connect(&addr).await) }, async {
-                smol::Timer::after(limit).await;
-                None
-            })
-            .await;
-            let tcp = match tcp {
+            let tcp = match timed(limit, TcpStream::connect(&addr)).await {
                 Some(Ok(tcp)) => tcp,
                 Some(Err(e)) => return Err((format!("cannot reach {addr}: {e}"), e.into())),
                 None => {
@@ -393,12 +392,9 @@ impl Tds {
         }
         let config = self.url.config.clone();
         let r = guarded(|| {
-            smol::block_on(smol::future::or(
-                async { Some(Self::login(config, self.url.timeout).await) },
-                async {
-                    smol::Timer::after(self.url.timeout).await;
-                    None
-                },
+            smol::block_on(timed(
+                self.url.timeout,
+                Self::login(config, self.url.timeout),
             ))
         });
         let msg = match r {

@@ -75,14 +75,7 @@ pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
         (A::Host(n), false) => (|| {
             let host = s.host(&n)?;
             let keys = s.host_keys(&n)?;
-            let runs = s.runs(&RunFilter {
-                host: Some(n.clone()),
-                script: None,
-                status: None,
-                before_id: None,
-                limit: 50,
-                summary: true,
-            })?;
+            let runs = s.runs(&RunFilter::host_recent(&n))?;
             Ok(Resp::json(
                 200,
                 &json!({"host": host, "keys": keys, "runs": runs}),

@@ -36,14 +36,7 @@ pub fn hosts(web: &Web, who: &Who) -> Result<Resp, StoreError> {
 pub fn host(web: &Web, who: &Who, name: &str) -> Result<Resp, StoreError> {
     let h = web.store.host(name)?;
     let keys = web.store.host_keys(name)?;
-    let runs = web.store.runs(&RunFilter {
-        host: Some(name.to_string()),
-        script: None,
-        status: None,
-        before_id: None,
-        limit: 50,
-        summary: true,
-    })?;
+    let runs = web.store.runs(&RunFilter::host_recent(name))?;
     let now = now_ms();
     let body = html! {
         p {
