@@ -77,6 +77,10 @@ pub struct Web {
     /// browser's Host). On a loopback listener, requests for any other name are refused:
     /// that stops DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// Open connections at once, in all; past it a new one gets 503 and is closed.
+    pub max_connections: usize,
+    /// Open connections at once from one client address (raise it behind a proxy).
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Web {
@@ -85,6 +89,8 @@ impl Default for Web {
             listen: "127.0.0.1:8080".into(),
             public_metrics: false,
             allowed_hosts: Vec::new(),
+            max_connections: 512,
+            max_connections_per_client: 64,
         }
     }
 }

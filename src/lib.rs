@@ -46,6 +46,7 @@
 pub mod bundled;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod monitord;
 pub mod script;
 pub mod session;

@@ -96,6 +96,7 @@ fn seed_demo(store: &Store) -> anyhow::Result<bool> {
 }
 
 pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
+    raise_fd_limit();
     let store = app.store()?;
     if !cmd.no_demo && seed_demo(&store)? {
         output::text(&format!(
@@ -113,7 +114,7 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
     let web = if cmd.no_web {
         None
     } else {
-        Some(start_web(app, &store, cmd.listen.clone())?)
+        Some(start_web(app, &store, cmd.listen.clone(), &opts.health)?)
     };
     let mut env = app.env(store)?;
     env.node = opts.node.clone();
@@ -127,6 +128,8 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
             if let Some(sig) = signals.forever().next() {
                 info!(signal = sig, "stopping");
                 stop.request();
+                // /sqlxml queries end now, not at their deadline.
+                crate::store::sqlite::interrupt_read_only();
             }
         });
         handle
@@ -149,17 +152,22 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
 
 /// Starts the web page; on a database without users, adds `admin` and prints its password
 /// once (to the terminal, never to the log).
-fn start_web(app: &App, store: &Arc<Store>, listen: Option<String>) -> anyhow::Result<web::Server> {
+fn start_web(
+    app: &App,
+    store: &Arc<Store>,
+    listen: Option<String>,
+    health: &Arc<crate::health::Health>,
+) -> anyhow::Result<web::Server> {
     let opts = web::Options {
         listen: listen.unwrap_or_else(|| app.config.web.listen.clone()),
         public_metrics: app.config.web.public_metrics,
         allowed_hosts: app.config.web.allowed_hosts.clone(),
+        max_connections: app.config.web.max_connections,
+        max_connections_per_client: app.config.web.max_connections_per_client,
     };
-    let state = Arc::new(web::Web::new(
-        store.clone(),
-        opts,
-        app.config.sandbox.clone(),
-    ));
+    let mut state = web::Web::new(store.clone(), opts, app.config.sandbox.clone());
+    state.health = health.clone();
+    let state = Arc::new(state);
     let server = web::start(state)?;
     if let Some(password) = web::auth::first_admin(store)? {
         show_admin_password(app, &password)?;
@@ -203,4 +211,18 @@ fn show_admin_password(app: &App, password: &str) -> anyhow::Result<()> {
         "hostler serve: no web users yet, so one was made: admin, with the one-time password in {path} (readable by this user only; delete it after logging in, and change the password with: hostler user add admin --replace)"
     );
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard one: web clients, scripts' sessions
+/// and the database share them, and systemd's default soft limit (1024) is easy to reach.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => warn!("cannot raise the open-files limit from {soft}: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => warn!("cannot read the open-files limit: {e}"),
+    }
 }

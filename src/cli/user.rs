@@ -25,6 +25,17 @@ pub enum UserAction {
     List(ListCmd),
     Rm(RmCmd),
     Token(TokenCmd),
+    Unlock(UnlockCmd),
+}
+
+/// lift the login brake on a user name: failed logins from any address stop delaying it (a
+/// running `hostler serve` sees this at the next try)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "unlock")]
+pub struct UnlockCmd {
+    /// the user name
+    #[argh(positional)]
+    pub name: String,
 }
 
 /// add a web user, or (with --replace) set an existing user's password
@@ -135,6 +146,20 @@ pub fn run(app: &App, cmd: UserCmd) -> anyhow::Result<u8> {
         UserAction::Rm(c) => {
             app.store()?.remove_user(&c.name)?;
             output::text(&format!("removed user {}", c.name))?;
+        }
+        UserAction::Unlock(c) => {
+            let store = app.store()?;
+            if store.find_user(&c.name)?.is_none() {
+                anyhow::bail!("no user {:?} (hostler user list shows them)", c.name);
+            }
+            store.set_setting(
+                &auth::unlock_key(&c.name),
+                &crate::store::now_ms().to_string(),
+            )?;
+            output::text(&format!(
+                "unlocked {}: its next login is checked at once",
+                c.name
+            ))?;
         }
         UserAction::Token(c) => {
             let token = auth::new_token(&*app.store()?, &c.name, &c.label)?;

@@ -32,6 +32,7 @@ pub use deliver::deliver_pending;
 pub use runner::{JobFlags, backoff, run_job};
 
 use crate::config::{Config, Notify};
+use crate::health::Health;
 use crate::script::Env;
 use crate::store::{StoreError, now_ms};
 
@@ -47,6 +48,8 @@ pub struct Options {
     pub grace: Duration,
     pub retry_base: Duration,
     pub notify: Notify,
+    /// Where the loop beats, for `/healthz`.
+    pub health: Arc<Health>,
 }
 
 impl Options {
@@ -65,6 +68,7 @@ impl Options {
             grace: secs(c.monitord.grace, 0.0),
             retry_base: secs(c.monitord.retry_backoff, 0.0),
             notify: c.notify.clone(),
+            health: Arc::default(),
         }
     }
 }
@@ -139,7 +143,10 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
     // Housekeeping (schedules, orphans, expired leases, notifications) runs once per poll
     // interval; claims run on every pass, so a local enqueue or a finished job acts at once.
     let mut last_housekeeping: Option<Instant> = None;
+    // Every pass ends within the poll interval; many missed passes mean the loop is stuck.
+    let stall_after = (opts.poll_interval * 10).max(Duration::from_secs(30));
     while !shutdown.requested() {
+        opts.health.beat(stall_after);
         let housekeeping = last_housekeeping.is_none_or(|t| t.elapsed() >= opts.poll_interval);
         if housekeeping {
             last_housekeeping = Some(Instant::now());
@@ -165,8 +172,10 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
                     housekeeping,
                     free,
                 )
+                .inspect(|_| opts.health.database(Ok(())))
                 .unwrap_or_else(|e| {
                     warn!("claim failed: {e}");
+                    opts.health.database(Err(e.to_string()));
                     Vec::new()
                 })
         };
@@ -256,6 +265,7 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
 
     // Shutdown: no more claims; let running jobs finish within the grace period.
     info!(running = running.len(), grace = ?opts.grace, "monitord stopping");
+    opts.health.stopping();
     stopping.store(true, Ordering::SeqCst);
     let deadline = Instant::now() + opts.grace;
     while !running.is_empty() && Instant::now() < deadline {

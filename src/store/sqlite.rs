@@ -322,9 +322,24 @@ pub fn read_only_query(
         i32::try_from(limits.max_value).unwrap_or(i32::MAX),
     )
     .map_err(|e| map_err(path, e))?;
+    // Tighter limits than a trusted caller gets: LIKE and GLOB patterns are matched inside
+    // one step, which neither the progress handler nor an interrupt reaches.
+    use rusqlite::limits::Limit;
+    for (limit, value) in [
+        (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1_000),
+        (Limit::SQLITE_LIMIT_SQL_LENGTH, 100_000),
+        (Limit::SQLITE_LIMIT_EXPR_DEPTH, 100),
+        (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 50),
+        (Limit::SQLITE_LIMIT_FUNCTION_ARG, 32),
+        (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 1_000),
+        (Limit::SQLITE_LIMIT_ATTACHED, 0),
+    ] {
+        conn.set_limit(limit, value).map_err(|e| map_err(path, e))?;
+    }
     let deadline = limits.deadline;
     conn.progress_handler(1_000, Some(move || std::time::Instant::now() > deadline))
         .map_err(|e| map_err(path, e))?;
+    let _registered = Interruptible::register(conn.get_interrupt_handle());
     let mut stmt = conn.prepare(sql).map_err(|e| match e.sqlite_error_code() {
         Some(ErrorCode::AuthorizationForStatementDenied) => StoreError::Invalid(
             "only read-only SELECTs are allowed here (no changes, PRAGMAs or ATTACH)".into(),
@@ -393,6 +408,43 @@ pub fn read_only_query(
     }
     limits.budget.set(limits.budget.get() - bytes);
     Ok(result)
+}
+
+/// The read-only queries running now, so that a deadline or a shutdown can interrupt them
+/// (see [`interrupt_read_only`]).
+static RUNNING: std::sync::Mutex<Vec<(u64, rusqlite::InterruptHandle)>> =
+    std::sync::Mutex::new(Vec::new());
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// One entry of [`RUNNING`], removed when the query ends.
+struct Interruptible(u64);
+
+impl Interruptible {
+    fn register(handle: rusqlite::InterruptHandle) -> Interruptible {
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        RUNNING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, handle));
+        Interruptible(id)
+    }
+}
+
+impl Drop for Interruptible {
+    fn drop(&mut self) {
+        RUNNING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(id, _)| *id != self.0);
+    }
+}
+
+/// Interrupts every read-only query running in this process (past its deadline, or on
+/// shutdown); each ends with "the query ran too long and was stopped".
+pub fn interrupt_read_only() {
+    for (_, h) in RUNNING.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        h.interrupt();
+    }
 }
 
 /// A failing outside query: its own fault (bad SQL, interrupted), or the database's.

@@ -32,6 +32,19 @@ fn user_from_row(r: &Row) -> Result<User, StoreError> {
 }
 
 impl Store {
+    /// A value from `settings`.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .read(|c| c.query_one(st::setting_get(key)))?
+            .map(|r| r.opt_text("value"))
+            .transpose()?
+            .flatten())
+    }
+
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write(|c| c.exec(st::setting_set(key, value)).map(|_| ()))
+    }
+
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
         self.read(|c| {
             c.query(st::user_list())?

@@ -76,7 +76,7 @@ pub fn login(web: &Web, req: &Req) -> Resp {
     let (Some(name), Some(password)) = (form.get("username"), form.raw("password")) else {
         return login_page(400, &next, Some("give a user name and a password"));
     };
-    let user = match web.sessions.login(&web.store, name, password) {
+    let user = match web.sessions.login(&web.store, name, password, req.peer) {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!(user = name, "web login refused: {e}");

@@ -4,6 +4,7 @@
 //! Sessions live in this process: a restart logs everyone out, which is the safe direction.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,16 @@ pub const LOGIN_COOKIE: &str = "hostler_login";
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// At most this many sessions are kept; the oldest go first.
 const MAX_SESSIONS: usize = 10_000;
-/// Failed logins for one name before it must wait.
-const MAX_FAILURES: u32 = 5;
-const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// Failed logins for one (name, address) before each next try must wait: 1 s after the
+/// third, doubling with each failure up to [`MAX_DELAY`].
+const FREE_TRIES: u32 = 3;
+const MAX_DELAY: Duration = Duration::from_secs(300);
+/// A (name, address) with no failure for this long is forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(900);
+/// The `settings` key whose value (epoch ms) `hostler user unlock NAME` sets.
+pub fn unlock_key(name: &str) -> String {
+    format!("login_unlock:{name}")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -115,11 +123,87 @@ pub fn hash_key(password_hash: &str) -> String {
     token_hash(password_hash)
 }
 
-/// The sessions, and recent login failures per name.
+/// The sessions, and recent login failures per (name, client address).
 #[derive(Debug, Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    pub throttle: Throttle,
+}
+
+/// Failed logins per (name, client address), with growing delays: one client's guesses
+/// slow that client down, never lock the name for everyone. A success clears its entry and is
+/// never counted. The form, HTTP basic and API tokens (under the name `token`) share it.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    map: Mutex<HashMap<(String, Option<IpAddr>), Failures>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    /// When the entry began, in epoch ms (for `hostler user unlock`).
+    last_ms: i64,
+}
+
+impl Failures {
+    fn wait(&self) -> Duration {
+        if self.count < FREE_TRIES {
+            return Duration::ZERO;
+        }
+        let delay = Duration::from_secs(1u64 << (self.count - FREE_TRIES).min(16)).min(MAX_DELAY);
+        delay.saturating_sub(self.last.elapsed())
+    }
+}
+
+impl Throttle {
+    /// How long this client must still wait before trying this name again (zero: go on).
+    /// `unlocked_ms` is when an admin last ran `hostler user unlock` for the name.
+    pub fn wait(&self, name: &str, peer: Option<IpAddr>, unlocked_ms: impl FnOnce() -> i64) -> Duration {
+        let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (name.to_string(), peer);
+        let Some(f) = m.get(&key).copied() else {
+            return Duration::ZERO;
+        };
+        let wait = f.wait();
+        if wait.is_zero() {
+            return wait;
+        }
+        drop(m);
+        // Only a refusal reads the database.
+        if unlocked_ms() >= f.last_ms {
+            self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            return Duration::ZERO;
+        }
+        wait
+    }
+
+    pub fn failed(&self, name: &str, peer: Option<IpAddr>) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, f| f.last.elapsed() < FORGET_AFTER);
+        let key = (name.to_string(), peer);
+        if !m.contains_key(&key)
+            && m.len() >= MAX_SESSIONS
+            && let Some(oldest) = m.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone())
+        {
+            m.remove(&oldest);
+        }
+        let f = m.entry(key).or_insert(Failures {
+            count: 0,
+            last: Instant::now(),
+            last_ms: 0,
+        });
+        f.count = f.count.saturating_add(1);
+        f.last = Instant::now();
+        f.last_ms = crate::store::now_ms();
+    }
+
+    pub fn succeeded(&self, name: &str, peer: Option<IpAddr>) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(name.to_string(), peer));
+    }
 }
 
 impl Sessions {
@@ -185,28 +269,20 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Checks a name and password. A name gets [`MAX_FAILURES`] tries in five minutes; each
-    /// try is counted before the check (so parallel guesses count too) and the count cleared
-    /// by a success. When the table of names is full, the oldest entry makes room: filling it
-    /// with made-up names does not switch the brake off.
-    pub fn login(&self, store: &Store, name: &str, password: &str) -> Result<User, String> {
-        {
-            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            f.retain(|_, (_, at)| at.elapsed() < FAILURE_WINDOW);
-            if !f.contains_key(name)
-                && f.len() >= MAX_SESSIONS
-                && let Some(oldest) = f
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(k, _)| k.clone())
-            {
-                f.remove(&oldest);
-            }
-            let entry = f.entry(name.to_string()).or_insert((0, Instant::now()));
-            if entry.0 >= MAX_FAILURES {
-                return Err("too many failed logins for this name; wait five minutes".into());
-            }
-            entry.0 += 1;
+    /// Checks a name and password from a client, under the [`Throttle`].
+    pub fn login(
+        &self,
+        store: &Store,
+        name: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<User, String> {
+        let wait = self.throttle.wait(name, peer, || unlocked_at(store, name));
+        if !wait.is_zero() {
+            return Err(format!(
+                "too many failed logins for this name from this address; try again in {} s",
+                wait.as_secs().max(1)
+            ));
         }
         let user = store.find_user(name).map_err(|e| e.to_string())?;
         // Without a user, hash anyway so the answer takes as long.
@@ -219,15 +295,25 @@ impl Sessions {
         };
         match user {
             Some(u) if ok => {
-                self.failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(name);
+                self.throttle.succeeded(name, peer);
                 Ok(u)
             }
-            _ => Err("wrong user name or password".into()),
+            _ => {
+                self.throttle.failed(name, peer);
+                Err("wrong user name or password".into())
+            }
         }
     }
+}
+
+/// When `hostler user unlock NAME` last ran (0: never, or unreadable).
+pub fn unlocked_at(store: &Store, name: &str) -> i64 {
+    store
+        .setting(&unlock_key(name))
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A valid argon2id hash of a random password, checked against when the user does not exist.

@@ -1,4 +1,4 @@
-//! The request and response types the handlers see, independent of tiny_http: query and
+//! The request and response types the handlers see, independent of the connection code: query and
 //! form parsing (`application/x-www-form-urlencoded`), cookies, and response builders with
 //! the security headers every answer carries.
 
@@ -21,6 +21,8 @@ pub struct Req {
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The client's address (None in tests that build requests by hand).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Req {

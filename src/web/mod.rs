@@ -1,6 +1,7 @@
-//! The web page and JSON API that `hostler serve` serves (tiny_http, on loopback by default).
+//! The web page and JSON API that `hostler serve` serves (on loopback by default).
 //!
-//! - [`http`] request/response types and the form parser; [`router`] paths to routes;
+//! - [`server`] connections, limits and deadlines; [`http`] request/response types and the
+//!   form parser; [`router`] paths to routes;
 //! - [`auth`] passwords, sessions, CSRF and API tokens;
 //! - [`pages`] HTML (maud, so everything is escaped), [`actions`] the forms' POSTs,
 //!   [`api`] JSON under `/api/`, [`metrics`] Prometheus text, [`dashboard`] the cached
@@ -22,16 +23,14 @@ pub mod metrics;
 pub mod pages;
 pub mod router;
 pub mod scripts;
+pub mod server;
 pub mod sqlxml;
 
-use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::JoinHandle;
 
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::script::Limits;
 use crate::store::{Role, Store};
@@ -39,8 +38,6 @@ use auth::Sessions;
 use http::{Req, Resp};
 use router::Route;
 
-/// How many threads answer requests.
-const WORKERS: usize = 8;
 /// The largest body read before the request is known to come from someone logged in (the
 /// login form is a few hundred bytes): a stranger cannot hold a worker with a slow body.
 const ANONYMOUS_BODY: usize = 4096;
@@ -58,6 +55,9 @@ pub struct Options {
     pub public_metrics: bool,
     /// See `[web] allowed_hosts`.
     pub allowed_hosts: Vec<String>,
+    /// See `[web] max_connections` and `max_connections_per_client`.
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
 }
 
 /// What every handler shares.
@@ -71,6 +71,10 @@ pub struct Web {
     /// Requests answered, and those that panicked (for /metrics).
     pub requests: AtomicU64,
     pub panics: AtomicU64,
+    /// monitord's heartbeat, shared with it by `hostler serve`.
+    pub health: Arc<crate::health::Health>,
+    /// Set while a /sqlxml request's queries run.
+    pub sqlxml_busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Who is asking, once authenticated.
@@ -98,76 +102,69 @@ fn rank(r: Role) -> u8 {
 }
 
 /// A running server; dropping it does not stop it, [`Server::stop`] does.
+#[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
-    inner: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "web::Server({})", self.addr)
-    }
+    listener: server::Listener,
 }
 
 impl Server {
-    /// Stops accepting, and waits for the workers to finish their requests.
+    /// Stops accepting, and waits for the requests being answered to finish.
     pub fn stop(self) {
-        self.inner.unblock();
-        for _ in 1..self.workers.len() {
-            self.inner.unblock();
-        }
-        for w in self.workers {
-            let _ = w.join();
-        }
+        self.listener.stop();
     }
 }
 
-/// Binds and starts the workers.
+/// Binds and starts accepting.
 pub fn start(web: Arc<Web>) -> Result<Server, WebError> {
+    let addr = web.opts.listen.clone();
     let listen_err = |e: &dyn std::fmt::Display| WebError::Listen {
-        addr: web.opts.listen.clone(),
+        addr: addr.clone(),
         msg: e.to_string(),
     };
-    let listener = TcpListener::bind(&web.opts.listen).map_err(|e| listen_err(&e))?;
-    // TCP_NODELAY on the listening socket, which Linux hands on to every accepted one:
-    // tiny_http writes the headers and a large body in two writes, and with Nagle's algorithm
-    // the client's delayed ACK held each response back by 40 ms.
-    let socket = std::net::TcpStream::from(OwnedFd::from(listener));
-    socket.set_nodelay(true).map_err(|e| listen_err(&e))?;
-    // A send timeout, handed on the same way: a client that stops reading a response frees
-    // its worker after 30 s. (Not a receive timeout: on the listener it would end accept().)
-    socket
-        .set_write_timeout(Some(std::time::Duration::from_secs(30)))
-        .map_err(|e| listen_err(&e))?;
-    let listener = TcpListener::from(OwnedFd::from(socket));
-    let server = tiny_http::Server::from_listener(listener, None).map_err(|e| listen_err(&e))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| WebError::Listen {
-            addr: web.opts.listen.clone(),
-            msg: "not an IP address".into(),
-        })?;
-    let inner = Arc::new(server);
-    let workers = (0..WORKERS)
-        .map(|i| {
-            let (inner, web) = (inner.clone(), web.clone());
-            std::thread::Builder::new()
-                .name(format!("web-{i}"))
-                .spawn(move || {
-                    while let Ok(rq) = inner.recv() {
-                        serve_one(&web, rq);
-                    }
-                })
-                .expect("spawning a web worker")
-        })
-        .collect();
+    let listener = TcpListener::bind(&addr).map_err(|e| listen_err(&e))?;
+    let limits = server::Limits {
+        connections: web.opts.max_connections.max(1),
+        per_client: web.opts.max_connections_per_client.max(1),
+        ..server::Limits::default()
+    };
+    let listener = server::start(listener, limits, web).map_err(|e| listen_err(&e))?;
     Ok(Server {
-        addr,
-        inner,
-        workers,
+        addr: listener.addr,
+        listener,
     })
+}
+
+impl server::Service for Web {
+    /// A body larger than a login form is read only for someone logged in: a stranger
+    /// cannot make the server read a megabyte.
+    fn admit(&self, req: &Req, content_length: usize) -> Result<(), Resp> {
+        if content_length > ANONYMOUS_BODY
+            && req.method != "GET"
+            && req.method != "HEAD"
+            && !self.known(req)
+        {
+            return Err(Resp::text(401, "log in before sending a large body\n"));
+        }
+        Ok(())
+    }
+
+    /// Answers, and contains any panic.
+    fn answer(&self, req: Req) -> Resp {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(&req))) {
+            Ok(r) => r,
+            Err(_) => {
+                self.panics.fetch_add(1, Ordering::Relaxed);
+                warn!(path = %req.path, "a web handler panicked");
+                Resp::text(500, "internal error\n")
+            }
+        }
+    }
+
+    fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        SECURITY_HEADERS
+    }
 }
 
 impl Web {
@@ -180,6 +177,8 @@ impl Web {
             dashboard: dashboard::Cache::default(),
             requests: AtomicU64::new(0),
             panics: AtomicU64::new(0),
+            health: Arc::default(),
+            sqlxml_busy: Arc::default(),
         }
     }
 
@@ -308,13 +307,20 @@ impl Web {
             .header("authorization")
             .and_then(|a| a.strip_prefix("Bearer "))
         {
+            // Token guesses share the login brake, under the name "token".
+            if !self.sessions.throttle.wait("token", req.peer, || 0).is_zero() {
+                return None;
+            }
             return match self.store.token_user(&auth::token_hash(token.trim())) {
                 Ok(Some(u)) => Some(Who {
                     user: u.name,
                     role: u.role,
                     csrf: None,
                 }),
-                Ok(None) => None,
+                Ok(None) => {
+                    self.sessions.throttle.failed("token", req.peer);
+                    None
+                }
                 Err(e) => {
                     warn!("checking an API token: {e}");
                     None
@@ -359,7 +365,7 @@ impl Web {
             .ok()?;
         let text = String::from_utf8(bytes).ok()?;
         let (user, password) = text.split_once(':')?;
-        match self.sessions.login(&self.store, user, password) {
+        match self.sessions.login(&self.store, user, password, req.peer) {
             Ok(u) => Some(Who {
                 user: u.name,
                 role: u.role,
@@ -388,11 +394,13 @@ impl Web {
         }
     }
 
+    /// From [`crate::health`] alone: never waits for the database or another request.
     fn healthz(&self) -> Resp {
-        match self.store.user_count() {
-            Ok(_) => Resp::text(200, "ok\n"),
-            Err(e) => Resp::text(503, format!("database: {e}\n")),
-        }
+        let resp = match self.health.problem() {
+            None => Resp::text(200, "ok\n"),
+            Some(p) => Resp::text(503, format!("degraded: {p}\n")),
+        };
+        resp.with("cache-control", "no-store")
     }
 }
 
@@ -432,37 +440,6 @@ fn not_found(req: &Req) -> Resp {
     }
 }
 
-/// Reads a tiny_http request into a [`Req`], answers it, and contains any panic.
-fn serve_one(web: &Web, mut rq: tiny_http::Request) {
-    web.requests.fetch_add(1, Ordering::Relaxed);
-    let resp = match read_request(web, &mut rq) {
-        Ok(req) => {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| web.handle(&req))) {
-                Ok(r) => r,
-                Err(_) => {
-                    web.panics.fetch_add(1, Ordering::Relaxed);
-                    warn!(path = %req.path, "a web handler panicked");
-                    Resp::text(500, "internal error\n")
-                }
-            }
-        }
-        Err(r) => r,
-    };
-    debug!(method = %rq.method(), url = %rq.url(), status = resp.status, "web");
-    let mut headers = vec![header("content-type", resp.content_type)];
-    headers.extend(SECURITY_HEADERS.iter().map(|(n, v)| header(n, v)));
-    headers.extend(resp.headers.iter().map(|(n, v)| header(n, v)));
-    let (status, len) = (resp.status, resp.len());
-    let out = tiny_http::Response::new(
-        tiny_http::StatusCode(status),
-        headers,
-        resp.reader(),
-        Some(len),
-        None,
-    );
-    let _ = rq.respond(out);
-}
-
 const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
@@ -472,61 +449,3 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
         "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     ),
 ];
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    // Our own names and values are printable ASCII; one that is not (a line end would split
-    // the header) is replaced, not sent and not panicked on.
-    let printable = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
-    match (printable(name) && printable(value))
-        .then(|| tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok())
-        .flatten()
-    {
-        Some(h) => h,
-        None => {
-            warn!(
-                header = name,
-                "a response header with a bad value was dropped"
-            );
-            tiny_http::Header::from_bytes(&b"x-dropped-header"[..], &b"1"[..])
-                .expect("a constant header")
-        }
-    }
-}
-
-fn read_request(web: &Web, rq: &mut tiny_http::Request) -> Result<Req, Resp> {
-    let mut req = Req::new(rq.method().as_str(), rq.url())
-        .map_err(|e| Resp::text(400, format!("bad query: {e}\n")))?;
-    req.headers = rq
-        .headers()
-        .iter()
-        .map(|h| {
-            (
-                h.field.as_str().as_str().to_ascii_lowercase(),
-                h.value.to_string(),
-            )
-        })
-        .collect();
-    if rq.body_length().is_some_and(|n| n > http::MAX_BODY) {
-        return Err(Resp::text(413, "request body too large\n"));
-    }
-    let big = rq.body_length().is_none_or(|n| n > ANONYMOUS_BODY);
-    if big
-        && !matches!(
-            rq.method(),
-            tiny_http::Method::Get | tiny_http::Method::Head
-        )
-        && !web.known(&req)
-    {
-        return Err(Resp::text(401, "log in before sending a large body\n"));
-    }
-    let mut body = Vec::new();
-    rq.as_reader()
-        .take(http::MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Resp::text(400, format!("cannot read the body: {e}\n")))?;
-    if body.len() > http::MAX_BODY {
-        return Err(Resp::text(413, "request body too large\n"));
-    }
-    req.body = body;
-    Ok(req)
-}

@@ -6,6 +6,8 @@
 //! BASE64), on their own read-only connection, with secret columns read as NULL; errors are
 //! `<?MSSQLError?>` instructions in a 200 answer, as SQL Server's were.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use quick_xml::events::Event;
@@ -15,16 +17,17 @@ use super::{Web, Who};
 use crate::sql::Value;
 use crate::sqlxml::MssqlError;
 use crate::sqlxml::write::{self, Column, Mode};
+use crate::store::Store;
 use crate::store::sqlite::{QueryLimits, QueryParams};
 
 /// What one request may use, all its queries together: 10 s, 200,000 rows per query, 1 MiB
-/// per value, 64 MiB of results, 32 queries in a template. One request runs at a time.
+/// per value, 64 MiB of results, 32 queries in a template. One request runs at a time; others
+/// are answered 503 at once.
 const REQUEST_TIME: Duration = Duration::from_secs(10);
 const MAX_ROWS: usize = 200_000;
 const MAX_VALUE: usize = 1 << 20;
 const MAX_BYTES: usize = 64 << 20;
 const MAX_QUERIES: usize = 32;
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const KEYWORDS: &[&str] = &[
     "sql",
     "template",
@@ -86,10 +89,9 @@ pub fn split_for_xml(sql: &str) -> Result<(String, Mode), MssqlError> {
 }
 
 /// Runs one FOR XML query: its XML, or an error instruction.
-fn run(web: &Web, sql: &str, params: &QueryParams, limits: &QueryLimits) -> String {
+fn run(store: &Store, sql: &str, params: &QueryParams, limits: &QueryLimits) -> String {
     let result = split_for_xml(sql).and_then(|(body, mode)| {
-        let r = web
-            .store
+        let r = store
             .read_only_query(&body, params, limits)
             .map_err(|e| error("0x80040E14", OLEDB, e.to_string()))?;
         let columns: Vec<Column> = (0..r.columns.len())
@@ -139,37 +141,95 @@ pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
             );
         }
     };
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let limits = QueryLimits::new(REQUEST_TIME, MAX_ROWS, MAX_VALUE, MAX_BYTES);
-    let params: Vec<(String, String)> = all
-        .into_iter()
-        .filter(|(k, _)| !KEYWORDS.contains(&k.to_ascii_lowercase().as_str()))
-        .collect();
-    let body = if let Some(t) = form.raw("template") {
-        match template(web, t, &params, &limits) {
-            Ok(b) => b,
-            Err(e) => return Resp::text(400, format!("bad template: {e}\n")),
+    // One request's queries at a time, on their own thread: a busy endpoint answers 503 at
+    // once instead of holding a web thread, and a query that outlives its deadline (one
+    // SQLite step can) is interrupted and left behind while the client gets its answer.
+    let Some(turn) = Turn::take(&web.sqlxml_busy) else {
+        return Resp::text(
+            503,
+            "the /sqlxml endpoint is busy with another request; try again in a moment\n",
+        )
+        .with("retry-after", "1");
+    };
+    let store = web.store.clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("sqlxml".into())
+        .spawn(move || {
+            let _turn = turn;
+            let _ = tx.send(answer(&store, &form, all));
+        });
+    if let Err(e) = spawned {
+        return Resp::text(503, format!("cannot start the query: {e}\n"));
+    }
+    let body = match rx.recv_timeout(REQUEST_TIME + Duration::from_secs(1)) {
+        Ok(Ok(b)) => b,
+        Ok(Err(resp)) => return resp,
+        Err(_) => {
+            crate::store::sqlite::interrupt_read_only();
+            return Resp::text(
+                503,
+                format!(
+                    "the request ran past its {} s limit and was stopped\n",
+                    REQUEST_TIME.as_secs()
+                ),
+            );
         }
-    } else if let Some(sql) = form.get("sql") {
-        let positional =
-            QueryParams::Positional(params.into_iter().map(|(_, v)| Value::Text(v)).collect());
-        let out = run(web, sql, &positional, &limits);
-        match form.get("root") {
-            Some(root) => {
-                let r = crate::sqlxml::names::encode(root);
-                format!("<?xml version=\"1.0\" encoding=\"utf-8\" ?><{r}>{out}</{r}>")
-            }
-            None => out,
-        }
-    } else {
-        return Resp::text(400, "give sql=SELECT ... FOR XML RAW, or template=...\n");
     };
     let resp = if utf16 {
         Resp::new(200, "text/xml; charset=utf-16", ucs2(&body))
     } else {
         Resp::new(200, "text/xml; charset=utf-8", body)
     };
+    // What a template echoes is the caller's text: never a document that runs on this origin.
     resp.with("cache-control", "no-store")
+        .with("content-security-policy", "sandbox")
+}
+
+/// The XML of a request's queries, or the answer for a bad request.
+fn answer(store: &Store, form: &Form, all: Vec<(String, String)>) -> Result<String, Resp> {
+    let limits = QueryLimits::new(REQUEST_TIME, MAX_ROWS, MAX_VALUE, MAX_BYTES);
+    let params: Vec<(String, String)> = all
+        .into_iter()
+        .filter(|(k, _)| !KEYWORDS.contains(&k.to_ascii_lowercase().as_str()))
+        .collect();
+    if let Some(t) = form.raw("template") {
+        return template(store, t, &params, &limits)
+            .map_err(|e| Resp::text(400, format!("bad template: {e}\n")));
+    }
+    let Some(sql) = form.get("sql") else {
+        return Err(Resp::text(
+            400,
+            "give sql=SELECT ... FOR XML RAW, or template=...\n",
+        ));
+    };
+    let positional =
+        QueryParams::Positional(params.into_iter().map(|(_, v)| Value::Text(v)).collect());
+    let out = run(store, sql, &positional, &limits);
+    Ok(match form.get("root") {
+        Some(root) => {
+            let r = crate::sqlxml::names::encode(root);
+            format!("<?xml version=\"1.0\" encoding=\"utf-8\" ?><{r}>{out}</{r}>")
+        }
+        None => out,
+    })
+}
+
+/// The one request whose queries run now; free again when dropped.
+struct Turn(Arc<AtomicBool>);
+
+impl Turn {
+    fn take(busy: &Arc<AtomicBool>) -> Option<Turn> {
+        busy.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()
+            .map(|_| Turn(busy.clone()))
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// `outputencoding=UCS-2`: the body in UTF-16LE after the byte-order mark FF FE, as SQL Server
@@ -191,7 +251,7 @@ fn ucs2(body: &str) -> Vec<u8> {
 /// Runs a template: the root element is kept (with its attributes), `<sql:header>` goes,
 /// each `<sql:query>` becomes its result or an error instruction, other content is copied.
 fn template(
-    web: &Web,
+    store: &Store,
     text: &str,
     given: &[(String, String)],
     limits: &QueryLimits,
@@ -286,7 +346,7 @@ fn template(
                             None => values.push((k.clone(), Value::Text(v.clone()))),
                         }
                     }
-                    out.push_str(&run(web, sql.trim(), &QueryParams::Named(values), limits));
+                    out.push_str(&run(store, sql.trim(), &QueryParams::Named(values), limits));
                 } else if !ours {
                     out.push_str(&format!(
                         "</{}>",

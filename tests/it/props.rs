@@ -234,6 +234,8 @@ fn fuzz_web() -> &'static (hostler::web::Web, String, String, tempfile::TempDir)
                 listen: "127.0.0.1:0".into(),
                 public_metrics: false,
                 allowed_hosts: Vec::new(),
+                max_connections: 512,
+                max_connections_per_client: 64,
             },
             Default::default(),
         );

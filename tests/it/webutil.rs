@@ -44,6 +44,8 @@ impl Site {
                 listen: "127.0.0.1:0".into(),
                 public_metrics,
                 allowed_hosts: vec!["hostler.example".into()],
+                max_connections: 512,
+                max_connections_per_client: 64,
             },
             Default::default(),
         ));
