@@ -159,7 +159,12 @@ impl Failures {
 impl Throttle {
     /// How long this client must still wait before trying this name again (zero: go on).
     /// `unlocked_ms` is when an admin last ran `hostler user unlock` for the name.
-    pub fn wait(&self, name: &str, peer: Option<IpAddr>, unlocked_ms: impl FnOnce() -> i64) -> Duration {
+    pub fn wait(
+        &self,
+        name: &str,
+        peer: Option<IpAddr>,
+        unlocked_ms: impl FnOnce() -> i64,
+    ) -> Duration {
         let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let key = (name.to_string(), peer);
         let Some(f) = m.get(&key).copied() else {
@@ -172,7 +177,10 @@ impl Throttle {
         drop(m);
         // Only a refusal reads the database.
         if unlocked_ms() >= f.last_ms {
-            self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            self.map
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
             return Duration::ZERO;
         }
         wait

@@ -308,7 +308,12 @@ impl Web {
             .and_then(|a| a.strip_prefix("Bearer "))
         {
             // Token guesses share the login brake, under the name "token".
-            if !self.sessions.throttle.wait("token", req.peer, || 0).is_zero() {
+            if !self
+                .sessions
+                .throttle
+                .wait("token", req.peer, || 0)
+                .is_zero()
+            {
                 return None;
             }
             return match self.store.token_user(&auth::token_hash(token.trim())) {

@@ -353,12 +353,13 @@ fn accept_loop(
                     continue;
                 };
                 let (limits, service, busy) = (limits.clone(), service.clone(), busy.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("web-conn".into())
-                    .spawn(move || {
-                        let _slot = slot;
-                        connection(stream, peer, &limits, service.as_ref(), &busy);
-                    });
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("web-conn".into())
+                        .spawn(move || {
+                            let _slot = slot;
+                            connection(stream, peer, &limits, service.as_ref(), &busy);
+                        });
                 if let Err(e) = spawned {
                     warn!("cannot start a thread for a web connection: {e}");
                     std::thread::sleep(backoff);

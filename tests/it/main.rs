@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod hostile;
 mod monitord;
 mod peers;
 mod props;

@@ -1,6 +1,6 @@
 //! Property tests of the parsers of outside bytes: SQL literal rendering (checked against real
-//! SQLite and sqlparser), the schema parser, config parsing, transcript masking and the telnet
-//! codec.
+//! SQLite and sqlparser), the schema parser, config parsing, transcript masking, the telnet
+//! codec and the web server's request heads.
 
 use hostler::config::Config;
 use hostler::session::Transcript;
@@ -470,5 +470,53 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any bytes at all: the web server's head parser answers Ok(None), a head, or a refusal;
+    /// it never panics, and never accepts a head past its limits.
+    #[test]
+    fn web_head_parser_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        use hostler::web::server::{Limits, parse_head};
+        let limits = Limits { request_line: 64, header_line: 64, head: 512, headers: 8, ..Limits::default() };
+        if let Ok(Some(h)) = parse_head(&bytes, &limits) {
+            prop_assert!(h.len <= limits.head);
+            prop_assert!(h.headers.len() <= limits.headers);
+            prop_assert!(h.target.len() < limits.request_line);
+        }
+    }
+
+    /// A well-formed head parses to what was sent, however it is split by the network.
+    #[test]
+    fn web_head_parser_reads_well_formed_heads(
+        path in "/[a-z0-9/]{0,40}",
+        names in proptest::collection::vec("[a-z][a-z0-9-]{0,15}", 0..6),
+        value in "[ -~]{0,40}",
+        len in 0u64..5_000_000,
+        split in 0usize..400,
+    ) {
+        use hostler::web::server::{Limits, parse_head};
+        let limits = Limits::default();
+        let mut text = format!("POST {path} HTTP/1.1\r\n");
+        let names: Vec<String> = names.into_iter().filter(|n| n != "content-length" && n != "transfer-encoding").collect();
+        for n in &names {
+            text.push_str(&format!("{n}: {value}\r\n"));
+        }
+        text.push_str(&format!("Content-Length: {len}\r\n\r\nbody"));
+        let bytes = text.as_bytes();
+        let cut = split.min(bytes.len());
+        let head_len = text.find("\r\n\r\n").expect("end") + 4;
+        if cut < head_len {
+            prop_assert_eq!(parse_head(&bytes[..cut], &limits), Ok(None));
+        }
+        let h = parse_head(bytes, &limits).expect("valid").expect("complete");
+        prop_assert_eq!(h.method, "POST");
+        prop_assert_eq!(h.target, path);
+        prop_assert_eq!(h.content_length as u64, len);
+        prop_assert_eq!(h.len, head_len);
+        prop_assert_eq!(h.headers.len(), names.len() + 1);
     }
 }

@@ -52,7 +52,12 @@ impl Work {
 
     /// The real binary, in this folder, with a cleared environment and this database.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hostler"));
+        self.cmd_with(&bin(), args)
+    }
+
+    /// Another program (a shell that sets limits, say) in the same environment.
+    pub fn cmd_with(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.args(args)
             .current_dir(self.dir.path())
             .env_clear()
@@ -151,4 +156,10 @@ pub fn wait_for(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> b
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// The binary under test: `$HOSTLER_BIN` (CI points it at the static release build for the
+/// hostile suite), else the one cargo built with the tests.
+pub fn bin() -> String {
+    std::env::var("HOSTLER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hostler").to_string())
 }

@@ -1,0 +1,530 @@
+//! Hostile clients against the real `hostler serve` (issue 13): huge announced bodies, stalled
+//! heads and bodies, connection floods under a low descriptor limit, endless header lines,
+//! slow and parallel /sqlxml queries, SIGTERM during a query, login guessing. Each attack
+//! checks that the process lives, that `/healthz` answers at once, and that memory stays
+//! bounded. CI runs this module a second time against the static release binary
+//! (`HOSTLER_BIN`).
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+use crate::util::{Work, code, stdout, wait_for};
+
+/// The real daemon with its web page on a free port; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin_password: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// `hostler serve` with this extra config, under `ulimit -n` when given.
+    pub fn start(w: &Work, config: &str, nofile: Option<u32>) -> Daemon {
+        let conf = w.path("hostler.toml");
+        std::fs::write(&conf, format!("[monitord]\ngrace = 2.0\n{config}")).expect("config");
+        let log = w.path("serve.log");
+        let file = std::fs::File::create(&log).expect("log");
+        let conf = conf.display().to_string();
+        let args = [
+            "--config",
+            &conf,
+            "serve",
+            "--no-demo",
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        let mut cmd = match nofile {
+            None => w.cmd(&args),
+            Some(n) => {
+                // The soft and the hard limit both, so the daemon cannot raise it.
+                let script = format!("ulimit -n {n} && exec \"$0\" \"$@\"");
+                let bin = crate::util::bin();
+                let mut argv = vec!["-c", script.as_str(), bin.as_str()];
+                argv.extend(args);
+                w.cmd_with("/bin/sh", &argv)
+            }
+        };
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("serve");
+        let mut d = Daemon {
+            child,
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            admin_password: String::new(),
+            log,
+        };
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = d.log();
+            if let Some(url) = text
+                .lines()
+                .find_map(|l| l.split("web page on http://").nth(1))
+            {
+                d.addr = url.trim().trim_end_matches('/').parse().expect("address");
+                break;
+            }
+            assert!(Instant::now() < end, "serve did not start: {text}");
+            assert!(d.alive(), "serve exited: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let pw = w.path("hostler.db.admin-password");
+        assert!(
+            wait_for(Duration::from_secs(10), || pw.exists()),
+            "no admin password file"
+        );
+        d.admin_password = std::fs::read_to_string(pw)
+            .expect("password")
+            .trim()
+            .to_string();
+        d
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// `/healthz` from a client address of its own: answered 200 within a second.
+    pub fn assert_healthy(&mut self, from: u8, during: &str) {
+        let started = Instant::now();
+        let (status, body) = request(
+            self.addr,
+            from,
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        );
+        let took = started.elapsed();
+        assert_eq!(status, 200, "/healthz {during}: {body}");
+        assert!(
+            took < Duration::from_secs(1),
+            "/healthz took {took:?} {during}"
+        );
+        assert!(self.alive(), "the daemon died {during}");
+    }
+}
+
+/// A connection from 127.0.0.`from`.
+pub fn connect(addr: SocketAddr, from: u8) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, from)), 0);
+    s.bind(&src.into())?;
+    s.connect_timeout(&addr.into(), Duration::from_secs(2))?;
+    let t: TcpStream = s.into();
+    t.set_read_timeout(Some(Duration::from_secs(15)))?;
+    t.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(t)
+}
+
+/// A connection that gives up after 300 ms.
+fn connect_quick(addr: SocketAddr, from: u8) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, from)), 0);
+    s.bind(&src.into())?;
+    s.connect_timeout(&addr.into(), Duration::from_millis(300))?;
+    Ok(s.into())
+}
+
+/// Sends raw bytes and reads the answer's status and body (until the server closes, or the
+/// first answer's Content-Length is read).
+pub fn request(addr: SocketAddr, from: u8, bytes: &[u8]) -> (u16, String) {
+    let mut s = connect(addr, from).expect("connect");
+    s.write_all(bytes).expect("send");
+    read_answer(&mut s)
+}
+
+fn read_answer(s: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                return (status, format!("{head}\r\n\r\n{text}"));
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return (0, String::from_utf8_lossy(&buf).to_string()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn basic(user: &str, pw: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"))
+}
+
+fn sqlxml_get(addr: SocketAddr, from: u8, auth: &str, sql: &str) -> (u16, String) {
+    let q = hostler::urlencode::encode(sql);
+    request(
+        addr,
+        from,
+        format!(
+            "GET /sqlxml?sql={q} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn announced_bodies_of_any_size_get_413_and_allocate_nothing() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let before = d.rss_kib();
+    for round in 0..10 {
+        for len in [
+            "1099511627776",
+            "18446744073709551615",
+            "99999999999999999999999999",
+            "4097",
+        ] {
+            let (status, body) = request(
+                d.addr,
+                1,
+                format!("POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len}\r\n\r\n")
+                    .as_bytes(),
+            );
+            let want = if len == "4097" {
+                401
+            } else if len.len() > 20 {
+                400
+            } else {
+                413
+            };
+            assert_eq!(status, want, "round {round}, Content-Length {len}: {body}");
+        }
+    }
+    d.assert_healthy(2, "after 40 huge announced bodies");
+    let grew = d.rss_kib().saturating_sub(before);
+    assert!(grew < 30 * 1024, "RSS grew by {grew} KiB");
+}
+
+#[test]
+fn stalled_clients_hold_nothing_and_are_dropped_at_their_deadline() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let stalls: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\r\n",
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3000\r\n\r\nusername=a",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n",
+        b"GET /dashboard HT",
+        b"",
+    ];
+    let mut held = Vec::new();
+    for i in 0..40 {
+        let mut s = connect(d.addr, 1).expect("connect");
+        s.write_all(stalls[i % stalls.len()]).expect("send");
+        held.push(s);
+    }
+    // A request that got its 401, then nothing more on the kept connection.
+    let mut kept = connect(d.addr, 1).expect("connect");
+    kept.write_all(b"GET /api/hosts HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("send");
+    assert_eq!(read_answer(&mut kept).0, 401);
+    for _ in 0..5 {
+        d.assert_healthy(2, "with 41 stalled connections");
+    }
+    // The head deadline (10 s) closes the ones that never finished their head, the body
+    // deadline (30 s) the others; a closed connection reads as EOF (after a 408).
+    let started = Instant::now();
+    let mut s = held.swap_remove(3);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(12),
+        "a stalled head was held {took:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&rest).contains("408"),
+        "a stalled head got: {}",
+        String::from_utf8_lossy(&rest)
+    );
+    d.assert_healthy(2, "after the stalled heads were dropped");
+}
+
+#[test]
+fn a_connection_flood_never_closes_the_listener() {
+    let w = Work::new();
+    // No connection limit of hostler's own, and few descriptors: accept() must fail with
+    // EMFILE, and the listener must come back once the flood ends.
+    let mut d = Daemon::start(
+        &w,
+        "[web]\nmax_connections = 100000\nmax_connections_per_client = 100000\n",
+        Some(96),
+    );
+    let mut flood = Vec::new();
+    let mut failures = 0;
+    for i in 0..300u32 {
+        match connect_quick(d.addr, 10 + (i % 8) as u8) {
+            Ok(s) => flood.push(s),
+            // The backlog is full: enough.
+            Err(_) => {
+                failures += 1;
+                if failures >= 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || d
+            .log()
+            .contains("accept failed, retrying")),
+        "the flood never reached the descriptor limit: {}",
+        d.log()
+    );
+    assert!(d.alive(), "the daemon died in the flood");
+    drop(flood);
+    let mut ok = false;
+    let end = Instant::now() + Duration::from_secs(10);
+    while !ok && Instant::now() < end {
+        let (status, _) = request(
+            d.addr,
+            2,
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        );
+        ok = status == 200;
+        if !ok {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    assert!(ok, "the listener did not come back: {}", d.log());
+    d.assert_healthy(2, "after the flood");
+}
+
+#[test]
+fn one_client_address_cannot_take_every_connection() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let mut s = connect(d.addr, 1).expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\n").expect("send");
+        held.push(s);
+    }
+    // Past the per-client limit (64): refused at once with a 503.
+    let (status, body) = request(
+        d.addr,
+        1,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("too many connections"), "{body}");
+    d.assert_healthy(2, "while one address holds its 64 connections");
+}
+
+#[test]
+fn an_endless_header_line_is_refused_and_memory_stays_bounded() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let before = d.rss_kib();
+    let mut s = connect(d.addr, 1).expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: ")
+        .expect("send");
+    let chunk = vec![b'a'; 1 << 20];
+    let mut sent = 0usize;
+    // Up to 512 MiB; the server stops reading after 8 KiB and closes.
+    while sent < 512 << 20 {
+        match s.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+    }
+    assert!(sent < 64 << 20, "the server kept reading ({sent} bytes)");
+    d.assert_healthy(2, "after an endless header line");
+    // A long request line, and too many header lines.
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    assert_eq!(request(d.addr, 1, long_target.as_bytes()).0, 414);
+    let many = format!(
+        "GET / HTTP/1.1\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect::<String>()
+    );
+    assert_eq!(request(d.addr, 1, many.as_bytes()).0, 431);
+    let grew = d.rss_kib().saturating_sub(before);
+    assert!(grew < 30 * 1024, "RSS grew by {grew} KiB");
+}
+
+#[test]
+fn sqlxml_queries_stay_within_their_limits_and_sigterm_ends_them() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let auth = basic("admin", &d.admin_password);
+    // A LIKE pattern past the endpoint's limit fails at once instead of running for minutes.
+    let started = Instant::now();
+    let (status, body) = sqlxml_get(
+        d.addr,
+        1,
+        &auth,
+        "SELECT 1 AS x WHERE printf('%.*c', 1000000, 'a') LIKE '%' || printf('%.*c', 40000, 'a') || 'b' FOR XML RAW",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("MSSQLError"), "{body}");
+    assert!(body.contains("LIKE or GLOB pattern too complex"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // A query that runs long: the endpoint is busy, others get 503 at once, the page answers.
+    let slow = {
+        let (addr, auth) = (d.addr, auth.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let r = sqlxml_get(
+                addr,
+                3,
+                &auth,
+                "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) AS n FROM c FOR XML RAW",
+            );
+            (r, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..8 {
+        let started = Instant::now();
+        let (status, body) = sqlxml_get(d.addr, 4 + i, &auth, "SELECT 1 AS x FOR XML RAW");
+        assert_eq!(status, 503, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    d.assert_healthy(2, "while a /sqlxml query runs");
+    let ((status, body), took) = slow.join().expect("slow query");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("ran too long"), "{body}");
+    assert!(took < Duration::from_secs(13), "the query ran {took:?}");
+    // SIGTERM during a query: the process is gone well within its grace.
+    let slow = {
+        let (addr, auth) = (d.addr, auth.clone());
+        std::thread::spawn(move || {
+            sqlxml_get(
+                addr,
+                3,
+                &auth,
+                "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) AS n FROM c FOR XML RAW",
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    assert!(
+        wait_for(Duration::from_secs(8), || !d.alive()),
+        "SIGTERM did not stop the daemon in 8 s"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let _ = slow.join();
+}
+
+#[test]
+fn sqlxml_answers_never_run_as_pages() {
+    let w = Work::new();
+    let d = Daemon::start(&w, "", None);
+    let auth = basic("admin", &d.admin_password);
+    let t = hostler::urlencode::encode(
+        "<html xmlns:sql=\"urn:schemas-microsoft-com:xml-sql\"><script>alert(1)</script></html>",
+    );
+    let (status, body) = request(
+        d.addr,
+        1,
+        format!("GET /sqlxml?template={t} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let head = body.to_ascii_lowercase();
+    assert!(head.contains("content-security-policy: sandbox"), "{body}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{body}");
+}
+
+#[test]
+fn guessing_from_one_address_never_locks_the_admin_out() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let wrong = basic("admin", "not-the-password");
+    let right = basic("admin", &d.admin_password);
+    // Three free tries, then 1 s, 2 s, 4 s... between tries from this address; tries while
+    // waiting are refused unchecked (and not counted).
+    for pause in [0, 0, 0, 1100, 2100] {
+        std::thread::sleep(Duration::from_millis(pause));
+        let (status, _) = sqlxml_get(d.addr, 1, &wrong, "SELECT 1 AS x FOR XML RAW");
+        assert_eq!(status, 401);
+    }
+    for _ in 0..5 {
+        let (status, _) = sqlxml_get(d.addr, 1, &wrong, "SELECT 1 AS x FOR XML RAW");
+        assert_eq!(status, 401);
+    }
+    // The guesser's address now waits (4 s), even with the right password...
+    let (status, _) = sqlxml_get(d.addr, 1, &right, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 401, "the guessing address was not slowed down");
+    assert!(d.log().contains("too many failed logins"), "{}", d.log());
+    // ...while the admin elsewhere gets in, by basic auth and by the form.
+    let (status, body) = sqlxml_get(d.addr, 2, &right, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 200, "{body}");
+    // Parallel requests with the right password are never counted as failures.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, right) = (d.addr, right.clone());
+            std::thread::spawn(move || sqlxml_get(addr, 5, &right, "SELECT 1 AS x FOR XML RAW").0)
+        })
+        .collect();
+    for t in threads {
+        let status = t.join().expect("thread");
+        assert!(
+            status == 200 || status == 503,
+            "a right password got {status}"
+        );
+    }
+    let (status, body) = sqlxml_get(d.addr, 5, &right, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 200, "{body}");
+    // The CLI lifts the brake for the guessing address too.
+    let out = w.run(&["user", "unlock", "admin"]);
+    assert_eq!(code(&out), 0, "{}", crate::util::stderr(&out));
+    assert!(stdout(&out).contains("unlocked admin"));
+    let (status, body) = sqlxml_get(d.addr, 1, &right, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 200, "{body}");
+    d.assert_healthy(2, "after the guessing");
+    let out = w.run(&["user", "unlock", "nobody"]);
+    assert_ne!(code(&out), 0);
+}
