@@ -169,8 +169,18 @@ fn start_web(
     state.health = health.clone();
     let state = Arc::new(state);
     let server = web::start(state)?;
-    if let Some(password) = web::auth::first_admin(store)? {
-        show_admin_password(app, &password)?;
+    if store.user_count()? == 0 {
+        // Where the password goes is settled before the user exists: a password nobody can
+        // read is worse than no user.
+        let mut sink = AdminPassword::open(app)?;
+        match web::auth::first_admin(store) {
+            Ok(Some(password)) => sink.show(&password)?,
+            Ok(None) => sink.discard(),
+            Err(e) => {
+                sink.discard();
+                return Err(e.into());
+            }
+        }
     }
     let addr = server.addr;
     if !addr.ip().is_loopback() {
@@ -181,36 +191,67 @@ fn start_web(
     Ok(server)
 }
 
-/// The first admin's password: on the terminal when there is one; otherwise (systemd, a log
-/// file) into a file only this user can read, so it never lands in a log.
-fn show_admin_password(app: &App, password: &str) -> anyhow::Result<()> {
-    use std::io::{IsTerminal, Write};
-    use std::os::unix::fs::OpenOptionsExt;
-    if std::io::stderr().is_terminal() {
-        eprintln!(
-            "hostler serve: no web users yet, so one was made. Log in as admin with the one-time password\n\n    {password}\n\nand change it with: hostler user add admin --replace"
-        );
-        return Ok(());
+/// Where the first admin's password goes: the terminal when there is one; otherwise
+/// (systemd, a log file) a new file only this user can read, so it never lands in a log.
+enum AdminPassword {
+    Terminal,
+    File(std::fs::File, String),
+}
+
+impl AdminPassword {
+    /// The file is made new (`O_EXCL | O_NOFOLLOW`, mode 0600): an existing file or a
+    /// symlink planted there is refused, never written through.
+    fn open(app: &App) -> anyhow::Result<AdminPassword> {
+        use std::io::IsTerminal;
+        use std::os::unix::fs::OpenOptionsExt;
+        if std::io::stderr().is_terminal() {
+            return Ok(AdminPassword::Terminal);
+        }
+        // Beside a database file; for a database URL (SQL Server), in the working folder: a
+        // URL is no path, and it may hold a password.
+        let path = if app.db.contains("://") {
+            "hostler.admin-password".to_string()
+        } else {
+            format!("{}.admin-password", app.db)
+        };
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                    "{path} already exists: it is where the first admin's one-time password goes; remove it (or set a password first with: hostler user add admin) and start again"
+                ),
+                _ => anyhow::anyhow!("cannot create {path} for the first admin's password: {e}"),
+            })?;
+        Ok(AdminPassword::File(f, path))
     }
-    // Beside a database file; for a database URL (SQL Server), in the working folder: a URL
-    // is no path, and it may hold a password.
-    let path = if app.db.contains("://") {
-        "hostler.admin-password".to_string()
-    } else {
-        format!("{}.admin-password", app.db)
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| anyhow::anyhow!("cannot write the first admin's password to {path}: {e}"))?;
-    writeln!(f, "{password}")?;
-    eprintln!(
-        "hostler serve: no web users yet, so one was made: admin, with the one-time password in {path} (readable by this user only; delete it after logging in, and change the password with: hostler user add admin --replace)"
-    );
-    Ok(())
+
+    fn show(&mut self, password: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        match self {
+            AdminPassword::Terminal => eprintln!(
+                "hostler serve: no web users yet, so one was made. Log in as admin with the one-time password\n\n    {password}\n\nand change it with: hostler user add admin --replace"
+            ),
+            AdminPassword::File(f, path) => {
+                writeln!(f, "{password}")?;
+                f.sync_all()?;
+                eprintln!(
+                    "hostler serve: no web users yet, so one was made: admin, with the one-time password in {path} (mode 0600; delete it after logging in, and change the password with: hostler user add admin --replace)"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// No password was made after all: the empty file goes.
+    fn discard(&self) {
+        if let AdminPassword::File(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Raises the soft limit on open descriptors to the hard one: web clients, scripts' sessions

@@ -32,6 +32,10 @@ pub struct SqlCmd {
     /// print JSON: an array of row objects
     #[argh(switch)]
     pub json: bool,
+    /// show the secret columns (hosts.secret, password and token hashes) instead of NULL;
+    /// only for a SQLite file owned by the user running this
+    #[argh(switch)]
+    pub show_secrets: bool,
 }
 
 /// SQLXML records as the JSON rows of the core shape: `table`, the columns, and nested rows
@@ -183,8 +187,11 @@ pub fn run(app: &App, cmd: SqlCmd) -> anyhow::Result<u8> {
     let Some(statement) = &cmd.statement else {
         anyhow::bail!("give the statement to run");
     };
+    if cmd.show_secrets {
+        owner_only(&app.db)?;
+    }
     let store = app.store()?;
-    let r = store.raw(statement)?;
+    let r = store.raw(statement, cmd.show_secrets)?;
     // SQL Server 2005+ sends FOR XML as one text column split over rows: join and parse it.
     if let Some(xml) = crate::store::tds::for_xml_text(&r) {
         return print_records(&cmd, crate::sqlxml::parse::parse(xml.as_bytes(), None));
@@ -207,4 +214,20 @@ pub fn run(app: &App, cmd: SqlCmd) -> anyhow::Result<u8> {
         output::table(&header, &rows)?;
     }
     Ok(0)
+}
+
+/// `--show-secrets` is for the database's owner, who can read the file anyway.
+fn owner_only(db: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if db.contains("://") {
+        anyhow::bail!("--show-secrets works on a SQLite file of your own, not on {db:?}");
+    }
+    let meta = std::fs::metadata(db).map_err(|e| anyhow::anyhow!("{db}: {e}"))?;
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        anyhow::bail!(
+            "--show-secrets: {db} belongs to another user (uid {})",
+            meta.uid()
+        );
+    }
+    Ok(())
 }

@@ -100,8 +100,10 @@ pub trait Driver: Send {
     fn read(&mut self, work: Work<'_>) -> Result<(), StoreError>;
     /// Runs `work` in one write transaction: all of it commits, or none of it does.
     fn write(&mut self, work: Work<'_>) -> Result<(), StoreError>;
-    /// Runs one statement typed by an operator.
-    fn raw(&mut self, sql: &str) -> Result<RawResult, StoreError>;
+    /// Runs one statement typed by an operator. Unless `show_secrets`, the secret columns
+    /// read as NULL where the database can enforce it (SQLite's authorizer); the store masks
+    /// what is left by column name.
+    fn raw(&mut self, sql: &str, show_secrets: bool) -> Result<RawResult, StoreError>;
 }
 
 /// Renders and runs statements on a [`Conn`].

@@ -244,8 +244,11 @@ impl Store {
         }
     }
 
-    pub fn raw(&self, sql: &str) -> Result<RawResult, StoreError> {
-        let mut r = self.lock().raw(sql)?;
+    pub fn raw(&self, sql: &str, show_secrets: bool) -> Result<RawResult, StoreError> {
+        let mut r = self.lock().raw(sql, show_secrets)?;
+        if show_secrets {
+            return Ok(r);
+        }
         let secret_cols: Vec<usize> = (0..r.columns.len())
             .filter(|&i| {
                 let origin = r.origins.get(i).and_then(|o| o.as_deref());

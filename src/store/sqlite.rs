@@ -28,6 +28,7 @@ pub struct Sqlite {
 impl Sqlite {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
+        guard_file_mode(path);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -64,6 +65,39 @@ impl Sqlite {
     /// Maps a SQLite error to a store error that names the file.
     fn err(&self, e: rusqlite::Error) -> StoreError {
         map_err(&self.path, e)
+    }
+}
+
+/// The database holds every host's login: a new file is created readable by its owner only
+/// (SQLite gives its `-wal` and `-shm` files the same mode), and an existing one that others
+/// can read is warned about.
+fn guard_file_mode(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let name = path.to_string_lossy();
+    if name == ":memory:" || name.is_empty() || name.starts_with("file:") {
+        return;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode();
+            if meta.is_file() && mode & 0o077 != 0 {
+                tracing::warn!(
+                    "{} is readable by other users (mode {:o}); it holds host logins: chmod 600 it, and its -wal and -shm files",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // An empty file of mode 0600, which SQLite then fills; if it cannot be made
+            // (a read-only folder), SQLite's own open says why.
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+        }
+        Err(_) => {}
     }
 }
 
@@ -196,7 +230,34 @@ impl Driver for Sqlite {
         tx.commit().map_err(|e| map_err(&path, e))
     }
 
-    fn raw(&mut self, sql: &str) -> Result<RawResult, StoreError> {
+    fn raw(&mut self, sql: &str, show_secrets: bool) -> Result<RawResult, StoreError> {
+        let path = self.path.clone();
+        // The same rule as /sqlxml: a secret column reads as NULL in any expression
+        // (`secret || ''` too), unless the database's owner asked to see it.
+        use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+        if !show_secrets {
+            self.conn
+                .authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+                    AuthAction::Read {
+                        table_name,
+                        column_name,
+                    } if hidden(table_name, column_name) => Authorization::Ignore,
+                    _ => Authorization::Allow,
+                }))
+                .map_err(|e| map_err(&path, e))?;
+        }
+        let r = self.raw_statement(sql);
+        if !show_secrets {
+            self.conn
+                .authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
+                .map_err(|e| map_err(&path, e))?;
+        }
+        r
+    }
+}
+
+impl Sqlite {
+    fn raw_statement(&mut self, sql: &str) -> Result<RawResult, StoreError> {
         let path = self.path.clone();
         // A read takes no write lock, so it works on a read-only or busy database.
         let readonly = self
@@ -251,7 +312,13 @@ pub struct QueryLimits {
     /// The budget the request started with, and what is left of it.
     pub max_bytes: usize,
     pub budget: std::cell::Cell<usize>,
+    /// Whether the web users and their tokens ([`ACCOUNT_TABLES`]) may be read: admins only.
+    pub accounts: bool,
 }
+
+/// Tables only admins read through outside queries: who can log in, with which role, and the
+/// labels of their tokens.
+pub const ACCOUNT_TABLES: &[&str] = &["users", "api_tokens"];
 
 impl QueryLimits {
     pub fn new(time: Duration, max_rows: usize, max_value: usize, max_bytes: usize) -> QueryLimits {
@@ -261,6 +328,7 @@ impl QueryLimits {
             max_value,
             max_bytes,
             budget: std::cell::Cell::new(max_bytes),
+            accounts: false,
         }
     }
 }
@@ -297,14 +365,21 @@ pub fn read_only_query(
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| map_err(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| map_err(path, e))?;
-    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+    let accounts = limits.accounts;
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Read { table_name, .. }
+            if !accounts
+                && ACCOUNT_TABLES
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(table_name)) =>
+        {
+            Authorization::Deny
+        }
         AuthAction::Read {
             table_name,
             column_name,
         } => {
-            if HIDDEN.iter().any(|(t, c)| {
-                t.eq_ignore_ascii_case(table_name) && c.eq_ignore_ascii_case(column_name)
-            }) {
+            if hidden(table_name, column_name) {
                 Authorization::Ignore
             } else {
                 Authorization::Allow
@@ -408,6 +483,13 @@ pub fn read_only_query(
     }
     limits.budget.set(limits.budget.get() - bytes);
     Ok(result)
+}
+
+/// Whether a column is one of the [`HIDDEN`] secrets.
+fn hidden(table: &str, column: &str) -> bool {
+    HIDDEN
+        .iter()
+        .any(|(t, c)| t.eq_ignore_ascii_case(table) && c.eq_ignore_ascii_case(column))
 }
 
 /// The read-only queries running now, so that a deadline or a shutdown can interrupt them

@@ -748,7 +748,7 @@ impl Driver for Sqlxml {
         }
     }
 
-    fn raw(&mut self, _sql: &str) -> Result<RawResult, StoreError> {
+    fn raw(&mut self, _sql: &str, _show_secrets: bool) -> Result<RawResult, StoreError> {
         Err(StoreError::Invalid(
             "over SQLXML, `hostler sql` sends the statement itself (SELECT ... FOR XML)".into(),
         ))

@@ -728,7 +728,7 @@ impl Driver for Tds {
         self.unit(true, work)
     }
 
-    fn raw(&mut self, sql: &str) -> Result<RawResult, StoreError> {
+    fn raw(&mut self, sql: &str, _show_secrets: bool) -> Result<RawResult, StoreError> {
         let mut out = RawResult::default();
         if is_change(sql) {
             let q = Rendered {

@@ -121,7 +121,7 @@ fn pairs(req: &Req) -> Result<Vec<(String, String)>, String> {
     Ok(all)
 }
 
-pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
+pub fn handle(web: &Web, who: &Who, req: &Req) -> Resp {
     if req.method != "GET" && !req.is_post() {
         return Resp::text(405, "use GET or POST\n").with("allow", "GET, POST");
     }
@@ -152,12 +152,13 @@ pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
         .with("retry-after", "1");
     };
     let store = web.store.clone();
+    let accounts = who.may(crate::store::Role::Admin);
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name("sqlxml".into())
         .spawn(move || {
             let _turn = turn;
-            let _ = tx.send(answer(&store, &form, all));
+            let _ = tx.send(answer(&store, &form, all, accounts));
         });
     if let Err(e) = spawned {
         return Resp::text(503, format!("cannot start the query: {e}\n"));
@@ -187,8 +188,14 @@ pub fn handle(web: &Web, _who: &Who, req: &Req) -> Resp {
 }
 
 /// The XML of a request's queries, or the answer for a bad request.
-fn answer(store: &Store, form: &Form, all: Vec<(String, String)>) -> Result<String, Resp> {
-    let limits = QueryLimits::new(REQUEST_TIME, MAX_ROWS, MAX_VALUE, MAX_BYTES);
+fn answer(
+    store: &Store,
+    form: &Form,
+    all: Vec<(String, String)>,
+    accounts: bool,
+) -> Result<String, Resp> {
+    let mut limits = QueryLimits::new(REQUEST_TIME, MAX_ROWS, MAX_VALUE, MAX_BYTES);
+    limits.accounts = accounts;
     let params: Vec<(String, String)> = all
         .into_iter()
         .filter(|(k, _)| !KEYWORDS.contains(&k.to_ascii_lowercase().as_str()))

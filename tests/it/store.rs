@@ -35,7 +35,10 @@ fn open_applies_schema_once_and_records_version() {
     // Reopening finds the version and changes nothing.
     let s = w.store();
     let r = s
-        .raw("SELECT value FROM settings WHERE key = 'schema_version'")
+        .raw(
+            "SELECT value FROM settings WHERE key = 'schema_version'",
+            false,
+        )
         .expect("raw");
     assert_eq!(r.rows.len(), 1);
     assert_eq!(r.rows[0][0].to_text().as_deref(), Some("1"));
@@ -45,8 +48,11 @@ fn open_applies_schema_once_and_records_version() {
 fn newer_schema_is_refused() {
     let w = Work::new();
     let s = w.store();
-    s.raw("UPDATE settings SET value = '999' WHERE key = 'schema_version'")
-        .expect("raw");
+    s.raw(
+        "UPDATE settings SET value = '999' WHERE key = 'schema_version'",
+        false,
+    )
+    .expect("raw");
     drop(s);
     match Store::open(&w.db()) {
         Err(StoreError::TooNew { found: 999, .. }) => {}

@@ -167,21 +167,21 @@ fn mock_login_queries_for_xml_and_errors() {
 
     // The driver: login, a query with its typed value, a server error with its number.
     let mut tds = Tds::open(&url).expect("login to the mock");
-    let r = tds.raw("SELECT 1").expect("SELECT 1");
+    let r = tds.raw("SELECT 1", false).expect("SELECT 1");
     assert_eq!(r.rows.len(), 1);
     assert_eq!(r.rows[0][0].to_text().as_deref(), Some("1"));
     let r = tds
-        .raw("select name, address from hosts for xml raw")
+        .raw("select name, address from hosts for xml raw", false)
         .expect("FOR XML");
     assert_eq!(r.columns, vec![FOR_XML_COLUMN.to_string()]);
     assert_eq!(r.rows.len(), 3, "one row per chunk");
-    let e = tds.raw("SELECT * FROM nope").expect_err("an error");
+    let e = tds.raw("SELECT * FROM nope", false).expect_err("an error");
     assert_eq!(
         e.to_string(),
         "database error: SQL Server error 208: Invalid object name 'nope'."
     );
     // The connection is still good after a server error.
-    assert!(tds.raw("SELECT 1").is_ok());
+    assert!(tds.raw("SELECT 1", false).is_ok());
     assert_eq!(
         mock.logins(),
         [Some("hostler".to_string())],
@@ -237,14 +237,14 @@ fn mock_query_timeout_drops_the_connection_and_the_next_unit_reconnects() {
     );
     let mut tds = Tds::open(&mock.url("127.0.0.1", "?encrypt=off&timeout=1")).expect("login");
     let started = std::time::Instant::now();
-    let e = tds.raw("SELECT 2").expect_err("timed out");
+    let e = tds.raw("SELECT 2", false).expect_err("timed out");
     assert!(
         e.to_string().contains("did not answer a query within 1 s"),
         "{e}"
     );
     assert!(started.elapsed() < Duration::from_secs(15));
     // The half-answered connection is not reused: a new one answers at once.
-    let r = tds.raw("SELECT 1").expect("after reconnecting");
+    let r = tds.raw("SELECT 1", false).expect("after reconnecting");
     assert_eq!(r.rows[0][0].to_text().as_deref(), Some("1"));
 }
 
