@@ -49,6 +49,11 @@ pub struct Cli {
     /// log more (debug level) to stderr; RUST_LOG overrides
     #[argh(switch, short = 'v')]
     pub verbose: bool,
+    /// print what runs and hosts sent as it is, control characters and all (by default they
+    /// are shown as visible escapes such as \x1b, so a host's output cannot drive the
+    /// terminal)
+    #[argh(switch)]
+    pub raw: bool,
     #[argh(subcommand)]
     pub command: Command,
 }
@@ -96,6 +101,7 @@ pub fn parse(argv: &[String]) -> Result<Cli, u8> {
             db: None,
             config: None,
             verbose: false,
+            raw: false,
             command: Command::Shell(shell::ShellCmd { command }),
         });
     }
@@ -158,8 +164,16 @@ impl App {
     }
 
     pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Env> {
-        let allow = Allowlist::new(&self.config.sandbox.allowed_commands)
-            .map_err(|e| anyhow::anyhow!("config [sandbox] allowed_commands: {e}"))?;
+        let sandbox = &self.config.sandbox;
+        let allow = Allowlist::new(&sandbox.allowed_commands)
+            .and_then(|a| {
+                a.with_arguments(
+                    &sandbox.refused_arguments,
+                    &sandbox.arguments,
+                    &sandbox.environment,
+                )
+            })
+            .map_err(|e| anyhow::anyhow!("config [sandbox]: {e}"))?;
         Ok(Env {
             store,
             limits: self.config.sandbox.clone(),
@@ -217,6 +231,7 @@ fn init_logging(verbose: bool, daemon: bool) {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let daemon = matches!(cli.command, Command::Serve(_) | Command::Monitord(_));
     init_logging(cli.verbose, daemon);
+    output::set_raw(cli.raw);
     let app = App::new(&cli)?;
     match cli.command {
         Command::Init(c) => init::run(&app, c),

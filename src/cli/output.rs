@@ -1,7 +1,37 @@
 //! Printing: aligned tables for people, JSON for scripts, local times. Every write goes through
-//! `?`, so a closed pipe ends the command quietly instead of panicking.
+//! `?`, so a closed pipe ends the command quietly instead of panicking. Text from runs and
+//! hosts is printed with its control characters made visible (`\x1b`), unless `--raw`.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static RAW: AtomicBool = AtomicBool::new(false);
+
+/// `--raw`: print control characters as they are.
+pub fn set_raw(raw: bool) {
+    RAW.store(raw, Ordering::Relaxed);
+}
+
+/// Text with every control character but line feed and tab shown as an escape (`\x1b`,
+/// `\r`, `\u{9b}`), so an escape sequence from a monitored host cannot retitle, clear or
+/// rewrite the operator's terminal.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    let shown = |c: char| !c.is_control() || c == '\n' || c == '\t';
+    if RAW.load(Ordering::Relaxed) || s.chars().all(shown) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            c if shown(c) => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    Cow::Owned(out)
+}
 
 use serde::Serialize;
 
@@ -24,8 +54,12 @@ pub fn line_json(v: &impl Serialize) -> anyhow::Result<()> {
 
 /// Prints rows as columns aligned under a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| visible(c).replace('\n', "\\n")).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
                 *w = (*w).max(c.chars().count());
@@ -49,7 +83,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
             .join("  ")
     };
     writeln!(out, "{}", line(header.to_vec()).trim_end())?;
-    for r in rows {
+    for r in &rows {
         writeln!(
             out,
             "{}",
@@ -61,6 +95,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
 
 /// Prints lines of text.
 pub fn text(s: &str) -> anyhow::Result<()> {
+    let s = visible(s);
     let mut out = io::stdout().lock();
     out.write_all(s.as_bytes())?;
     if !s.is_empty() && !s.ends_with('\n') {

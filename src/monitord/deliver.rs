@@ -50,7 +50,10 @@ fn command(cmdline: &str, n: &Notification) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("notify command {prog}: {e}"))?;
-    let message = format!("Subject: {}\n\n{}\n", n.subject, n.body);
+    // The subject again as one line: a header is never built from script text with a line
+    // end in it (a `Bcc:` smuggled into `sendmail -t`), whatever an older record holds.
+    let subject = crate::script::api::one_line(&n.subject);
+    let message = format!("Subject: {subject}\n\n{}\n", n.body);
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(message.as_bytes());
     }

@@ -36,6 +36,27 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
     })
 }
 
+/// The largest priority either way, and the longest timeout, a job or schedule may have.
+pub const MAX_PRIORITY: i64 = 1_000_000;
+pub const MAX_TIMEOUT_MS: i64 = 24 * 3_600_000;
+
+/// Refuses a priority or timeout out of bounds, with a clear error.
+pub fn check_bounds(priority: i64, timeout_ms: Option<i64>) -> Result<(), StoreError> {
+    if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&priority) {
+        return Err(StoreError::Invalid(format!(
+            "priority {priority} is out of range: use -{MAX_PRIORITY} to {MAX_PRIORITY}"
+        )));
+    }
+    if let Some(t) = timeout_ms
+        && !(1..=MAX_TIMEOUT_MS).contains(&t)
+    {
+        return Err(StoreError::Invalid(format!(
+            "timeout of {t} ms is out of range: use 1 ms to 24 h"
+        )));
+    }
+    Ok(())
+}
+
 /// Inserts a job unless the same (script, host) is already queued or running and duplicates
 /// are not asked for. Returns the job's id and whether it is new.
 fn enqueue_in(
@@ -44,6 +65,7 @@ fn enqueue_in(
     allow_duplicate: bool,
     at: i64,
 ) -> Result<(i64, bool), StoreError> {
+    check_bounds(job.priority, job.timeout_ms)?;
     let script_id = script_id(c, &job.script)?;
     let host_id = job.host.as_deref().map(|h| host_id(c, h)).transpose()?;
     if !allow_duplicate
@@ -196,6 +218,7 @@ impl Store {
     /// Re-prioritises a queued job. A job already claimed keeps its place: the answer is an
     /// error that says so.
     pub fn set_job_priority(&self, id: i64, priority: i64) -> Result<(), StoreError> {
+        check_bounds(priority, None)?;
         let job = self.job(id)?;
         match self.write(|c| c.exec(st::job_set_priority(id, priority)))? {
             0 => Err(StoreError::Invalid(format!(

@@ -36,6 +36,7 @@ fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
 
 impl Store {
     pub fn add_schedule(&self, s: &NewSchedule) -> Result<i64, StoreError> {
+        super::jobs::check_bounds(s.priority, s.timeout_ms)?;
         let targets = [s.host.is_some(), s.tag.is_some(), s.site.is_some()];
         if targets.iter().filter(|t| **t).count() > 1 {
             return Err(StoreError::Invalid(

@@ -107,8 +107,9 @@ impl Ctx {
         text
     }
 
+    /// Records a notification; its subject is made one line (see [`one_line`]).
     pub fn notify(&self, subject: String, body: String) {
-        lock(&self.notifications).push((subject, body));
+        lock(&self.notifications).push((one_line(&subject), body));
     }
 
     /// The notifications raised, with secrets masked.
@@ -228,4 +229,15 @@ pub fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
             Dynamic::from_map(m)
         }
     }
+}
+
+/// A subject as one line of at most 200 characters: control characters (line ends among
+/// them) become spaces, so script text can never add a header to a mail.
+pub fn one_line(s: &str) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    flat.trim().to_string()
 }
