@@ -27,6 +27,12 @@ pub struct Limits {
     /// Globs of the commands scripts may run with `exec` and `spawn` (see
     /// [`crate::session::Allowlist`]).
     pub allowed_commands: Vec<String>,
+    /// Options refused to every command, besides `--extra-opts` (always refused).
+    pub refused_arguments: Vec<String>,
+    /// `[sandbox.arguments."GLOB"]`: per command, more refused options, or the only ones.
+    pub arguments: std::collections::BTreeMap<String, crate::session::ArgumentRule>,
+    /// Names of environment variables commands get besides PATH and LANG.
+    pub environment: Vec<String>,
 }
 
 impl Default for Limits {
@@ -48,6 +54,9 @@ impl Default for Limits {
                 "uptime".into(),
                 "/usr/lib/nagios/plugins/check_{disk,load,users,procs,swap,dummy,ping,tcp,http,dns,ntp_time,uptime}".into(),
             ],
+            refused_arguments: Vec::new(),
+            arguments: std::collections::BTreeMap::new(),
+            environment: Vec::new(),
         }
     }
 }

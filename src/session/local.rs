@@ -23,29 +23,186 @@ pub struct Allowlist {
     bare: GlobSet,
     paths: GlobSet,
     patterns: Vec<String>,
+    /// Options no command may be given (see [`Allowlist::check_args`]).
+    refused: Vec<String>,
+    /// Per command (a glob over its canonical path): more refused options, and, when given,
+    /// the only options allowed.
+    rules: Vec<(globset::GlobMatcher, ArgumentRule)>,
+    /// The environment commands run with: PATH and LANG, plus `[sandbox] environment`.
+    env: Vec<(String, String)>,
+}
+
+/// `[sandbox.arguments."GLOB"]`: what one command may be given.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArgumentRule {
+    /// Options refused besides `[sandbox] refused_arguments`.
+    pub refuse: Vec<String>,
+    /// When given, the only options (arguments starting with `-`) allowed; values pass.
+    pub only: Option<Vec<String>>,
+}
+
+/// Options refused to every command by default: the monitoring plugins' `--extra-opts`
+/// reads any INI file and echoes its keys and values in its error.
+pub const REFUSED_ARGUMENTS: &[&str] = &["--extra-opts"];
+
+/// Whether argument `arg` spells option `opt`: `--name`, `--name=value`, or an abbreviation
+/// getopt_long accepts (`--extra`, `--ex=...`); for a short `-x`, any single-dash argument
+/// that holds the letter (`-x`, `-xFILE`, `-vx`), which refuses more than needed, never less.
+pub fn spells(arg: &str, opt: &str) -> bool {
+    if let Some(long) = opt.strip_prefix("--") {
+        let Some(given) = arg.strip_prefix("--") else {
+            return false;
+        };
+        let name = given.split('=').next().unwrap_or("");
+        !name.is_empty() && long.starts_with(name)
+    } else if let Some(short) = opt.strip_prefix('-') {
+        let mut letters = short.chars();
+        match (letters.next(), letters.next()) {
+            (Some(c), None) => {
+                arg.starts_with('-') && !arg.starts_with("--") && arg[1..].contains(c)
+            }
+            _ => arg == opt,
+        }
+    } else {
+        arg == opt
+    }
 }
 
 impl Allowlist {
     pub fn new(patterns: &[String]) -> Result<Allowlist, String> {
         let mut bare = GlobSetBuilder::new();
         let mut paths = GlobSetBuilder::new();
-        for p in patterns {
+        let glob = |p: &str| {
             // `*` stops at `/`: "/usr/lib/nagios/plugins/*" must not reach into subfolders.
-            let g = GlobBuilder::new(p)
+            GlobBuilder::new(p)
                 .literal_separator(true)
                 .build()
-                .map_err(|e| format!("bad allowed_commands pattern {p:?}: {e}"))?;
+                .map_err(|e| format!("bad allowed_commands pattern {p:?}: {e}"))
+        };
+        for p in patterns {
+            let g = glob(p)?;
             if p.contains('/') {
                 paths.add(g);
+                // A command is matched by its canonical path, so a symlinked name in the
+                // pattern (/bin/sh, whose file is /usr/bin/dash) is matched by its own
+                // canonical form too. Only the literal folders are resolved: the glob part
+                // still stops at `/`, and `..` in a command cannot walk out.
+                if let Some(canon) = canonical_pattern(p)
+                    && canon != *p
+                {
+                    paths.add(glob(&canon)?);
+                }
             } else {
                 bare.add(g);
             }
+        }
+        let mut env = Vec::new();
+        for name in ["PATH", "LANG"] {
+            if let Ok(v) = std::env::var(name) {
+                env.push((name.to_string(), v));
+            }
+        }
+        if !env.iter().any(|(n, _)| n == "PATH") {
+            env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
         }
         Ok(Allowlist {
             bare: bare.build().map_err(|e| e.to_string())?,
             paths: paths.build().map_err(|e| e.to_string())?,
             patterns: patterns.to_vec(),
+            refused: REFUSED_ARGUMENTS.iter().map(|s| s.to_string()).collect(),
+            rules: Vec::new(),
+            env,
         })
+    }
+
+    /// `[sandbox] refused_arguments`, `[sandbox.arguments]` and `[sandbox] environment`.
+    pub fn with_arguments(
+        mut self,
+        refused: &[String],
+        rules: &std::collections::BTreeMap<String, ArgumentRule>,
+        environment: &[String],
+    ) -> Result<Allowlist, String> {
+        for r in refused {
+            if !self.refused.contains(r) {
+                self.refused.push(r.clone());
+            }
+        }
+        for (pattern, rule) in rules {
+            let g = GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| format!("bad [sandbox.arguments] pattern {pattern:?}: {e}"))?;
+            self.rules.push((g.compile_matcher(), rule.clone()));
+            if let Some(canon) = canonical_pattern(pattern)
+                && canon != *pattern
+                && let Ok(g) = GlobBuilder::new(&canon).literal_separator(true).build()
+            {
+                self.rules.push((g.compile_matcher(), rule.clone()));
+            }
+        }
+        for name in environment {
+            if let Ok(v) = std::env::var(name)
+                && !self.env.iter().any(|(n, _)| n == name)
+            {
+                self.env.push((name.clone(), v));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Refuses arguments that would make an allowed command read or write files or run other
+    /// programs: `--extra-opts` by default, and what `[sandbox]` adds for this command.
+    pub fn check_args(&self, path: &Path, args: &[String]) -> Result<(), SessionError> {
+        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+        let rules: Vec<&ArgumentRule> = self
+            .rules
+            .iter()
+            .filter(|(g, _)| {
+                g.is_match(&canon)
+                    || g.is_match(path)
+                    || name.as_ref().is_some_and(|n| g.is_match(n))
+            })
+            .map(|(_, r)| r)
+            .collect();
+        let refused = |arg: &str| {
+            self.refused.iter().any(|o| spells(arg, o))
+                || rules
+                    .iter()
+                    .any(|r| r.refuse.iter().any(|o| spells(arg, o)))
+        };
+        for arg in args {
+            let not_listed = arg.starts_with('-')
+                && arg != "-"
+                && rules.iter().any(|r| {
+                    r.only.as_ref().is_some_and(|only| {
+                        !only
+                            .iter()
+                            .any(|o| arg == o || arg.split('=').next() == Some(o.as_str()))
+                    })
+                });
+            if refused(arg) || not_listed {
+                return Err(SessionError::ArgumentRefused {
+                    cmd: path.display().to_string(),
+                    arg: arg.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The command a script may run: `path args`, arguments checked, with a clean
+    /// environment (PATH and LANG only, plus `[sandbox] environment`) and stdin from
+    /// /dev/null unless the caller gives another.
+    pub fn command(&self, path: &Path, args: &[String]) -> Result<Command, SessionError> {
+        self.check_args(path, args)?;
+        let mut cmd = Command::new(path);
+        cmd.args(args).env_clear().stdin(Stdio::null());
+        for (n, v) in &self.env {
+            cmd.env(n, v);
+        }
+        Ok(cmd)
     }
 
     /// Resolves `cmd` to the path to execute, if the allowlist permits it.
@@ -83,6 +240,24 @@ impl Allowlist {
     }
 }
 
+/// A pattern with its literal leading folders resolved (`/bin/sh` -> `/usr/bin/dash`,
+/// `/lib/x/check_*` -> `/usr/lib/x/check_*`), if they exist.
+fn canonical_pattern(p: &str) -> Option<String> {
+    let is_glob = |s: &str| s.contains(['*', '?', '[', '{']);
+    if !is_glob(p) {
+        return Path::new(p)
+            .canonicalize()
+            .ok()
+            .map(|c| c.display().to_string());
+    }
+    let (dir, rest) = p.rsplit_once('/')?;
+    if is_glob(dir) || dir.is_empty() {
+        return None;
+    }
+    let canon = Path::new(dir).canonicalize().ok()?;
+    Some(format!("{}/{rest}", canon.display()))
+}
+
 fn find_in_path(cmd: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path)
@@ -114,13 +289,25 @@ pub struct LocalProcess {
 impl LocalProcess {
     /// Starts `path args` with stdout and stderr merged into one stream, over pipes or a pty.
     pub fn spawn(path: &Path, args: &[String], pty: bool) -> Result<LocalProcess, SessionError> {
+        let mut cmd = Command::new(path);
+        cmd.args(args);
+        LocalProcess::spawn_command(cmd, pty)
+    }
+
+    /// Starts a prepared command (a script's, from [`Allowlist::command`]) in a process group
+    /// of its own (over a pty, a session of its own), so closing it ends everything it
+    /// started.
+    pub fn spawn_command(mut cmd: Command, pty: bool) -> Result<LocalProcess, SessionError> {
+        use std::os::unix::process::CommandExt;
+        let path = PathBuf::from(cmd.get_program());
         let label = format!("local process {}", path.display());
         let spawn_err = |e: io::Error| SessionError::Spawn {
             cmd: path.display().to_string(),
             msg: e.to_string(),
         };
-        let mut cmd = Command::new(path);
-        cmd.args(args);
+        if !pty {
+            cmd.process_group(0);
+        }
         let (child, input, output) = if pty {
             let ws = nix::pty::Winsize {
                 ws_row: 24,
@@ -210,6 +397,7 @@ impl Transport for LocalProcess {
                 return Ok(st.code());
             }
             if Instant::now() >= deadline {
+                kill_group(&self.child);
                 let _ = self.child.kill();
                 return Ok(self.child.wait()?.code());
             }
@@ -224,10 +412,22 @@ impl Transport for LocalProcess {
 
 impl Drop for LocalProcess {
     fn drop(&mut self) {
+        kill_group(&self.child);
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Kills the process group a child leads (what it started in the background too). A child
+/// that leads no group has no group of its id: nothing happens then.
+fn kill_group(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 
@@ -239,23 +439,21 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
-/// Runs `path args` to completion, with stdin closed, within the guard's deadline.
-/// Each stream is kept up to `cap` bytes.
-pub fn exec(
-    path: &Path,
-    args: &[String],
-    guard: &Guard,
-    cap: usize,
-) -> Result<ExecOutput, SessionError> {
+/// Runs a prepared command (from [`Allowlist::command`]) to completion, with stdin closed,
+/// in a process group of its own, within the guard's deadline; whatever it left running in
+/// that group is killed when it ends. Each stream is kept up to `cap` bytes.
+pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
+    use std::os::unix::process::CommandExt;
+    let path = PathBuf::from(cmd.get_program());
     let spawn_err = |e: io::Error| SessionError::Spawn {
         cmd: path.display().to_string(),
         msg: e.to_string(),
     };
-    let mut child = Command::new(path)
-        .args(args)
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(spawn_err)?;
     // Each stream is read on its own thread into a shared buffer (kept up to `cap`, the rest
@@ -300,12 +498,15 @@ pub fn exec(
             break st;
         }
         if let Err(e) = guard.check() {
+            kill_group(&child);
             let _ = child.kill();
             let _ = child.wait();
             return Err(e);
         }
         std::thread::sleep(Duration::from_millis(2));
     };
+    // Whatever it left behind in its group (a daemonising plugin, a stray `sleep &`).
+    kill_group(&child);
     // The command has exited; give its pipes a moment to reach end of file.
     let settle = Instant::now() + Duration::from_secs(1);
     let done = |b: &Arc<Mutex<(Vec<u8>, bool)>>| b.lock().map(|g| g.1).unwrap_or(true);

@@ -29,7 +29,10 @@ use std::time::{Duration, Instant};
 
 use regex::bytes::Regex;
 
-pub use local::{Allowlist, ExecOutput, LocalProcess, exec, wait_readable as local_wait_readable};
+pub use local::{
+    Allowlist, ArgumentRule, ExecOutput, LocalProcess, REFUSED_ARGUMENTS, exec, spells,
+    wait_readable as local_wait_readable,
+};
 pub use pool::Pool;
 pub use transcript::{Direction, MASK, Sink, Transcript};
 pub use transport::{Recv, Transport};
@@ -62,6 +65,10 @@ pub enum SessionError {
     Deadline,
     #[error("command {cmd:?} is not allowed by [sandbox] allowed_commands ({allowed})")]
     NotAllowed { cmd: String, allowed: String },
+    #[error(
+        "argument {arg:?} of {cmd} is refused: it could make the command read files or run programs ([sandbox] refused_arguments, [sandbox.arguments])"
+    )]
+    ArgumentRefused { cmd: String, arg: String },
     #[error("cannot start {cmd}: {msg}")]
     Spawn { cmd: String, msg: String },
     #[error("bad pattern {pattern:?}: {msg}")]

@@ -9,6 +9,7 @@ mod peers;
 mod props;
 mod remote;
 mod sandbox;
+mod secrets;
 mod session;
 mod shell;
 mod sql;

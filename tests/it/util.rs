@@ -98,7 +98,15 @@ impl Work {
         limits.allowed_commands = allowed.iter().map(|s| s.to_string()).collect();
         Env {
             store: self.store(),
-            allow: Allowlist::new(&limits.allowed_commands).expect("allowlist"),
+            allow: Allowlist::new(&limits.allowed_commands)
+                .and_then(|a| {
+                    a.with_arguments(
+                        &limits.refused_arguments,
+                        &limits.arguments,
+                        &limits.environment,
+                    )
+                })
+                .expect("allowlist"),
             limits,
             cache: Arc::new(Cache::default()),
             node: "test-node".into(),

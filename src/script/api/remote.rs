@@ -117,7 +117,8 @@ fn open(
     match method {
         Method::Local => {
             let sh = ctx.allow.check("sh")?;
-            let p = LocalProcess::spawn(&sh, &["-i".to_string()], true)?;
+            let p =
+                LocalProcess::spawn_command(ctx.allow.command(&sh, &["-i".to_string()])?, true)?;
             Ok((Box::new(p), None))
         }
         Method::Telnet => {

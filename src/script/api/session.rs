@@ -48,7 +48,11 @@ fn spawn(
     let pty = opts
         .get("pty")
         .is_some_and(|v| v.as_bool().unwrap_or(false));
-    let proc = LocalProcess::spawn(&path, &strings(args), pty).map_err(session_err)?;
+    let command = ctx
+        .allow
+        .command(&path, &strings(args))
+        .map_err(session_err)?;
+    let proc = LocalProcess::spawn_command(command, pty).map_err(session_err)?;
     let mut session = Session::new(
         ctx.session_id(),
         Box::new(proc),
@@ -78,7 +82,11 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         "exec",
         move |cmd: &str, args: Array| -> Result<Map, Box<EvalAltResult>> {
             let path = c.allow.check(cmd).map_err(session_err)?;
-            let out = exec(&path, &strings(&args), &c.guard, c.max_output).map_err(session_err)?;
+            let command = c
+                .allow
+                .command(&path, &strings(&args))
+                .map_err(session_err)?;
+            let out = exec(command, &c.guard, c.max_output).map_err(session_err)?;
             Ok(exec_map(out))
         },
     );

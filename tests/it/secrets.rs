@@ -1,0 +1,401 @@
+//! Hostile scripts, viewers and local users (issue 14): arguments that read files through
+//! allowed plugins, the environment and processes a command gets, subjects that smuggle mail
+//! headers, escape sequences from hosts on the operator's terminal, secrets through
+//! `hostler sql` and /sqlxml, the database's file mode, and the admin-password file.
+
+use std::time::{Duration, Instant};
+
+use hostler::script::{Limits, RunRequest};
+use hostler::session::spells;
+use hostler::store::{NewRun, Status};
+
+use crate::util::{Work, code, have, stderr, stdout};
+
+fn run_allowed(w: &Work, allowed: &[&str], limits: Option<Limits>, source: &str) -> NewRun {
+    let env = w.env(allowed, limits);
+    w.script(&env.store, "main", source);
+    env.execute(
+        &RunRequest {
+            script: "main".into(),
+            ..RunRequest::default()
+        },
+        None,
+    )
+}
+
+#[test]
+fn extra_opts_is_refused_in_every_spelling_getopt_accepts() {
+    for arg in [
+        "--extra-opts",
+        "--extra-opts=database@/etc/hostler/hostler.toml",
+        "--extra=x@/etc/passwd",
+        "--ex",
+    ] {
+        assert!(spells(arg, "--extra-opts"), "{arg}");
+    }
+    for arg in [
+        "--expect=200",
+        "-e",
+        "--",
+        "extra-opts",
+        "-w",
+        "--warning=1",
+    ] {
+        assert!(!spells(arg, "--extra-opts") || arg == "--", "{arg}");
+    }
+    assert!(spells("-vx", "-x") && spells("-xfile", "-x") && !spells("--x", "-x"));
+    let w = Work::new();
+    std::fs::write(
+        w.path("secret.ini"),
+        "[database]\nurl=postgres://u:Sup3rS3cret@db/h\n",
+    )
+    .expect("ini");
+    if !have(
+        "/usr/lib/nagios/plugins/check_load",
+        "Debian's monitoring-plugins-basic",
+    ) {
+        return;
+    }
+    let ini = w.path("secret.ini").display().to_string();
+    let r = run_allowed(
+        &w,
+        &Limits::default()
+            .allowed_commands
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        None,
+        &format!(
+            r#"let r = exec("/usr/lib/nagios/plugins/check_load", ["--extra-opts=database@{ini}"]); ok(r.stdout + r.stderr)"#
+        ),
+    );
+    assert_ne!(r.status, Status::Ok, "{}", r.message);
+    assert!(r.message.contains("refused"), "{}", r.message);
+    assert!(!r.message.contains("Sup3rS3cret") && !r.output.contains("Sup3rS3cret"));
+    // The plugin itself still runs with its ordinary options.
+    let r = run_allowed(
+        &w,
+        &["/usr/lib/nagios/plugins/check_load"],
+        None,
+        r#"let r = exec("/usr/lib/nagios/plugins/check_load", ["-w", "99,99,99", "-c", "99,99,99"]); ok(r.stdout)"#,
+    );
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    assert!(r.message.contains("LOAD"), "{}", r.message);
+}
+
+#[test]
+fn the_config_refuses_or_restricts_more_arguments_per_command() {
+    let w = Work::new();
+    let mut limits = Limits {
+        refused_arguments: vec!["-c".into()],
+        ..Limits::default()
+    };
+    limits.arguments.insert(
+        "printf".into(),
+        hostler::session::ArgumentRule {
+            refuse: Vec::new(),
+            only: Some(vec!["--".into()]),
+        },
+    );
+    let r = run_allowed(
+        &w,
+        &["sh", "printf"],
+        Some(limits.clone()),
+        r#"exec("sh", ["-c", "echo hi"]); ok("ran")"#,
+    );
+    assert_eq!(r.status, Status::Error, "{}", r.message);
+    assert!(r.message.contains("argument \"-c\""), "{}", r.message);
+    let r = run_allowed(
+        &w,
+        &["sh", "printf"],
+        Some(limits.clone()),
+        r#"ok(exec("printf", ["%s", "plain"]).stdout)"#,
+    );
+    assert_eq!((r.status, r.message.as_str()), (Status::Ok, "plain"));
+    let r = run_allowed(
+        &w,
+        &["sh", "printf"],
+        Some(limits),
+        r#"ok(exec("printf", ["--version"]).stdout)"#,
+    );
+    assert_eq!(r.status, Status::Error, "{}", r.message);
+    assert!(r.message.contains("refused"), "{}", r.message);
+}
+
+#[test]
+fn commands_get_a_clean_environment_and_no_stdin() {
+    let w = Work::new();
+    // SAFETY-free: the test process's own environment holds more than PATH and LANG (cargo's).
+    let r = run_allowed(
+        &w,
+        &["env", "sh"],
+        None,
+        r#"let e = exec("env", []).stdout; let i = exec("sh", ["-c", "cat; echo end"]).stdout; ok(e + "|" + i)"#,
+    );
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    let (env, input) = r.message.split_once('|').expect("two parts");
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+        .collect();
+    assert!(names.contains(&"PATH"), "{env}");
+    assert!(
+        names.iter().all(|n| *n == "PATH" || *n == "LANG"),
+        "more than PATH and LANG: {env}"
+    );
+    assert_eq!(input.trim(), "end");
+}
+
+#[test]
+fn what_a_command_leaves_running_is_killed_with_it() {
+    let w = Work::new();
+    let marker = format!("{}.{}", 31, std::process::id());
+    let started = Instant::now();
+    let r = run_allowed(
+        &w,
+        &["sh"],
+        None,
+        &format!(r#"exec("sh", ["-c", "sleep {marker} & echo started"]); ok("done")"#),
+    );
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    let left = std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).contains(&marker));
+    assert!(!left, "sleep {marker} is still running after its run");
+}
+
+#[test]
+fn a_symlinked_name_in_allowed_commands_matches_its_file() {
+    let w = Work::new();
+    let canon = std::path::Path::new("/bin/sh").canonicalize().expect("sh");
+    assert_ne!(
+        canon,
+        std::path::Path::new("/bin/sh"),
+        "/bin/sh is no symlink here"
+    );
+    let r = run_allowed(
+        &w,
+        &["/bin/sh"],
+        None,
+        r#"ok(exec("/bin/sh", ["-c", "echo via-sh"]).stdout)"#,
+    );
+    assert_eq!((r.status, r.message.trim()), (Status::Ok, "via-sh"));
+    // Still no walking out of an allowed folder.
+    let r = run_allowed(
+        &w,
+        &["/bin/sh"],
+        None,
+        r#"ok(exec("/bin/../bin/true", []).stdout)"#,
+    );
+    assert_eq!(r.status, Status::Error, "{}", r.message);
+    assert!(r.message.contains("not allowed"), "{}", r.message);
+}
+
+#[test]
+fn a_notification_subject_is_one_line() {
+    let w = Work::new();
+    let r = run_allowed(
+        &w,
+        &[],
+        None,
+        r#"notify("disk full\nBcc: thief@example.com\r\nX: y", "body"); ok()"#,
+    );
+    assert_eq!(r.notifications.len(), 1);
+    let subject = &r.notifications[0].0;
+    assert!(
+        !subject.contains('\n') && !subject.contains('\r'),
+        "{subject:?}"
+    );
+    assert!(subject.starts_with("disk full"), "{subject:?}");
+}
+
+#[test]
+fn the_cli_shows_escape_sequences_from_hosts_as_text() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    std::fs::write(
+        w.path("evil.rhai"),
+        "print(\"\\x1b]0;pwned\\x07\\x1b[2J\"); critical(\"down \\x1b[31mred\\x9b\")",
+    )
+    .expect("script");
+    let out = w.run(&["script", "add", "evil", "evil.rhai"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for args in [
+        &["run", "evil"][..],
+        &["history"][..],
+        &["show-run", "1"][..],
+    ] {
+        let out = w.run(args);
+        let text = stdout(&out);
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{9b}'),
+            "{args:?}: {text:?}"
+        );
+        assert!(text.contains("\\x1b"), "{args:?}: {text:?}");
+    }
+    let out = w.run(&["--raw", "show-run", "1"]);
+    assert!(stdout(&out).contains('\x1b'));
+}
+
+#[test]
+fn hostler_sql_reads_secrets_as_null_unless_the_owner_asks() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    let out = w
+        .cmd(&[
+            "host",
+            "add",
+            "r1",
+            "--address",
+            "192.0.2.1",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(b"Sup3rS3cret\n")?;
+            c.wait_with_output()
+        })
+        .expect("host add");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for sql in [
+        "SELECT secret || '' AS s FROM hosts",
+        "SELECT substr(secret, 1) AS x, upper(secret) AS y FROM hosts",
+        "SELECT name FROM hosts WHERE secret LIKE 'S%'",
+    ] {
+        let out = w.run(&["sql", sql, "--json"]);
+        assert_eq!(code(&out), 0, "{sql}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            !text.to_ascii_lowercase().contains("sup3rs3cret"),
+            "{sql}: {text}"
+        );
+    }
+    // A WHERE on the secret sees NULL too: no row, so no yes/no oracle.
+    let out = w.run(&[
+        "sql",
+        "SELECT name FROM hosts WHERE secret LIKE 'S%'",
+        "--json",
+    ]);
+    assert!(!stdout(&out).contains("r1"), "{}", stdout(&out));
+    let out = w.run(&[
+        "sql",
+        "SELECT secret FROM hosts",
+        "--show-secrets",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("Sup3rS3cret"));
+}
+
+#[test]
+fn the_database_and_its_wal_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    // A second process keeps the WAL open while we look.
+    let store = w.store();
+    store.set_setting("probe", "1").expect("write");
+    for suffix in ["", "-wal", "-shm"] {
+        let p = format!("{}{suffix}", w.db());
+        let mode = std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{p} has mode {:o}", mode & 0o777);
+    }
+    drop(store);
+    // An existing readable database is warned about.
+    std::fs::set_permissions(w.db(), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = w.run(&["host", "list"]);
+    assert!(
+        stderr(&out).contains("readable by other users"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_admin_password_file_is_never_written_through() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    let target = w.path("someone-elses-file");
+    std::fs::write(&target, "theirs\n").expect("target");
+    let file = format!("{}.admin-password", w.db());
+    std::os::unix::fs::symlink(&target, &file).expect("symlink");
+    let out = w
+        .cmd(&["serve", "--no-demo", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("serve");
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("target"),
+        "theirs\n"
+    );
+    // No admin was made with a password nobody could read.
+    let out = w.run(&["user", "list", "--json"]);
+    assert_eq!(stdout(&out).trim(), "[]", "{}", stdout(&out));
+}
+
+#[test]
+fn priorities_and_timeouts_have_bounds() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    for args in [
+        &[
+            "schedule",
+            "check_load",
+            "--host",
+            "localhost",
+            "--priority",
+            "99999999",
+        ][..],
+        &[
+            "schedule",
+            "check_load",
+            "--host",
+            "localhost",
+            "--timeout",
+            "100d",
+        ][..],
+    ] {
+        let out = w.run(args);
+        assert_ne!(code(&out), 0, "{args:?}");
+        assert!(
+            stderr(&out).contains("out of range"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn viewers_do_not_see_the_accounts_through_sqlxml() {
+    use crate::webutil::{ADMIN_PW, Site};
+    let w = Work::new();
+    let site = Site::start(w.store(), false);
+    let query = |user: &str, sql: &str| {
+        let mut c = site.login(user);
+        let r = c.get(&format!("/sqlxml?sql={}", hostler::urlencode::encode(sql)));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    };
+    for sql in [
+        "SELECT name, role FROM users FOR XML RAW",
+        "SELECT name FROM api_tokens FOR XML RAW",
+        "SELECT (SELECT count(*) FROM users) AS n FOR XML RAW",
+    ] {
+        let body = query("view", sql);
+        assert!(body.contains("MSSQLError"), "{sql}: {body}");
+        assert!(!body.contains("admin"), "{sql}: {body}");
+    }
+    let body = query("admin", "SELECT name, role FROM users FOR XML RAW");
+    assert!(body.contains("name=\"view\""), "{body}");
+    assert!(!body.contains(ADMIN_PW));
+}
