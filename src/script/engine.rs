@@ -33,6 +33,8 @@ pub struct Limits {
     pub arguments: std::collections::BTreeMap<String, crate::session::ArgumentRule>,
     /// Names of environment variables commands get besides PATH and LANG.
     pub environment: Vec<String>,
+    /// Whether `credentials(host)` answers for hosts other than the run's own.
+    pub credentials_of_other_hosts: bool,
 }
 
 impl Default for Limits {
@@ -57,6 +59,7 @@ impl Default for Limits {
             refused_arguments: Vec::new(),
             arguments: std::collections::BTreeMap::new(),
             environment: Vec::new(),
+            credentials_of_other_hosts: false,
         }
     }
 }

@@ -161,7 +161,7 @@ impl Env {
             },
             None => None,
         };
-        let ctx = Arc::new(Ctx::new(
+        let mut ctx = Ctx::new(
             self.store.clone(),
             guard.clone(),
             self.allow.clone(),
@@ -169,7 +169,9 @@ impl Env {
             host.clone(),
             self.limits.max_output,
             self.remote.clone(),
-        ));
+        );
+        ctx.any_credentials = self.limits.credentials_of_other_hosts;
+        let ctx = Arc::new(ctx);
         let mut engine = engine::base_engine();
         harden(&mut engine, &self.limits, guard.clone());
         let resolver = DbResolver::new(self.store.clone(), self.cache.clone(), &req.script);

@@ -109,6 +109,16 @@ impl Guard {
         }
     }
 
+    /// `d`, cut to what is left of the run: every native wait (a connect, a TLS or SSH
+    /// handshake, a DNS lookup) takes its timeout from here. Err when nothing is left.
+    pub fn bound(&self, d: Duration) -> Result<Duration, SessionError> {
+        self.check()?;
+        Ok(match self.deadline {
+            Some(dl) => d.min(dl.saturating_duration_since(Instant::now())),
+            None => d,
+        })
+    }
+
     /// Sleeps for `d`, waking early (with an error) on cancellation or the deadline.
     pub fn sleep(&self, d: Duration) -> Result<(), SessionError> {
         let end = Instant::now() + d;

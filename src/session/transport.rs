@@ -3,7 +3,7 @@
 //! the TCP connection telnet and ssh share.
 
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use super::local::ExecOutput;
@@ -49,17 +49,48 @@ pub trait Transport: Send {
     }
 }
 
+/// `address:port` resolved within `timeout`: getaddrinfo has no timeout of its own, so it
+/// runs on a thread of its own that is left behind if the resolver hangs.
+pub fn resolve(address: &str, port: u16, timeout: Duration) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = address.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let name = address.to_string();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Iterator::collect));
+        })?;
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r.map_err(|e: io::Error| {
+            io::Error::new(e.kind(), format!("cannot resolve {address}:{port}: {e}"))
+        }),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("cannot resolve {address}: no answer within {timeout:?}"),
+        )),
+    }
+}
+
 /// A TCP connection to `address:port` within `timeout`, with errors that name the peer.
+/// The whole of it, the DNS lookup included, is bounded by `timeout`.
 pub fn connect_tcp(address: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let addrs = (address, port)
-        .to_socket_addrs()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {address}:{port}: {e}")))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let addrs = resolve(address, port, timeout)?;
     let mut last = io::Error::new(
         io::ErrorKind::NotFound,
         format!("{address}:{port} resolves to no address"),
     );
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("cannot connect to {address}:{port}: out of time"),
+            ));
+        }
+        match TcpStream::connect_timeout(&addr, left) {
             Ok(s) => return Ok(s),
             Err(e) => {
                 last = io::Error::new(e.kind(), format!("cannot connect to {address}:{port}: {e}"))

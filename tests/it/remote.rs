@@ -346,7 +346,7 @@ fn credentials_never_reach_output_or_messages() {
     w.script(
         &store,
         "leak",
-        r#"let c = credentials(host); print(`pw=${c.password}`); notify("s", c.password);
+        r#"let c = credentials(host); print(`pw=${c.password}`); notify("s", `${c.password}`);
            critical(`user ${c.user} pw ${c.password}`)"#,
     );
     let r = run(

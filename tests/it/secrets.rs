@@ -399,3 +399,83 @@ fn viewers_do_not_see_the_accounts_through_sqlxml() {
     assert!(body.contains("name=\"view\""), "{body}");
     assert!(!body.contains(ADMIN_PW));
 }
+
+/// A host with a password, and a run of `source` against it.
+fn run_on_host(w: &Work, limits: Option<Limits>, source: &str) -> NewRun {
+    use hostler::store::{Method, NewHost};
+    let env = w.env(&[], limits);
+    for name in ["r1", "r2"] {
+        if env.store.host(name).is_ok() {
+            continue;
+        }
+        env.store
+            .add_host(&NewHost {
+                name: name.into(),
+                address: "192.0.2.1".into(),
+                method: Some(Method::Telnet),
+                username: Some("admin".into()),
+                secret: Some(hostler::store::Secret::new(format!("Sup3rS3cret-{name}"))),
+                ..NewHost::default()
+            })
+            .expect("host");
+    }
+    w.script(&env.store, "main", source);
+    env.execute(
+        &RunRequest {
+            script: "main".into(),
+            host: Some("r1".into()),
+            ..RunRequest::default()
+        },
+        None,
+    )
+}
+
+#[test]
+fn a_password_cannot_be_turned_into_text() {
+    let w = Work::new();
+    let leaks = [
+        r#"let p = credentials(host).password; ok(`${p}`)"#,
+        r#"let p = credentials(host).password; ok(p.to_string())"#,
+        r#"let p = credentials(host).password; ok(`${p + ""}`)"#,
+        r#"let c = credentials(host); ok(c.to_json())"#,
+        r#"let c = credentials(host); ok(`${c}`)"#,
+        r#"let p = credentials(host).password; print(p); debug(p); ok(type_of(p))"#,
+        r#"let p = credentials(host).password; ok(`${p == "Sup3rS3cret-r1"} ${p != "x"}`)"#,
+        r#"let p = credentials(host).password; let s = ""; for c in p.chars() { s += c + " "; } ok(s)"#,
+        r#"let p = credentials(host).password; ok(p.sub_string(0, 4))"#,
+        r#"let p = credentials(host).password; ok(`${p.len()}`)"#,
+        r#"let p = credentials(host).password; ok(p.split("S3")[0])"#,
+        r#"let p = credentials(host).password; let f = || p; ok(`${f()}`)"#,
+        r#"let p = credentials(host).password; ok(`${[p].reverse()}`)"#,
+    ];
+    for source in leaks {
+        let r = run_on_host(&w, None, source);
+        let all = format!("{} {} {:?}", r.message, r.output, r.notifications);
+        assert!(
+            !all.contains("Sup3") && !all.contains("S3cret") && !all.contains("S u p") && !all.contains("terceS"),
+            "{source}: {all}"
+        );
+    }
+    let r = run_on_host(&w, None, r#"let p = credentials(host).password; ok(`${p} ${type_of(p)}`)"#);
+    assert_eq!(r.message, "******** Secret");
+}
+
+#[test]
+fn a_run_gets_only_its_own_hosts_credentials() {
+    let w = Work::new();
+    let r = run_on_host(&w, None, r#"let c = credentials(get_host("r2")); ok("got it")"#);
+    assert_eq!(r.status, Status::Error, "{}", r.message);
+    assert!(r.message.contains("only its own host"), "{}", r.message);
+    let r = run_on_host(
+        &w,
+        None,
+        r#"let n = 0; for h in hosts() { try { credentials(h); n += 1; } catch {} } ok(`${n}`)"#,
+    );
+    assert_eq!(r.message, "1");
+    let limits = Limits {
+        credentials_of_other_hosts: true,
+        ..Limits::default()
+    };
+    let r = run_on_host(&w, Some(limits), r#"let c = credentials(get_host("r2")); ok(c.user)"#);
+    assert_eq!((r.status, r.message.as_str()), (Status::Ok, "admin"));
+}

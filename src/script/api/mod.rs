@@ -7,6 +7,7 @@ mod host;
 mod notify;
 mod remote;
 mod result;
+mod secret;
 mod session;
 mod util;
 
@@ -19,6 +20,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Position};
 pub use host::HostRef;
 pub use remote::{Remote, verify_host_key};
 pub use result::CheckResult;
+pub use secret::ScriptSecret;
 pub use session::SessionRef;
 
 use crate::session::{Allowlist, Guard, Session, SessionError, Sink};
@@ -33,6 +35,9 @@ pub struct Ctx {
     pub host: Option<Host>,
     pub max_output: usize,
     pub remote: Arc<Remote>,
+    /// Whether `credentials()` answers for hosts other than the run's own
+    /// (`[sandbox] credentials_of_other_hosts`, or the operator's shell).
+    pub any_credentials: bool,
     output: Mutex<String>,
     elided: Mutex<usize>,
     notifications: Mutex<Vec<(String, String)>>,
@@ -62,6 +67,7 @@ impl Ctx {
             host,
             max_output,
             remote,
+            any_credentials: false,
             output: Mutex::new(String::new()),
             elided: Mutex::new(0),
             notifications: Mutex::new(Vec::new()),
@@ -163,6 +169,7 @@ impl Ctx {
 pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     host::register(engine, ctx);
     result::register(engine);
+    secret::register(engine);
     util::register(engine, ctx);
     session::register(engine, ctx);
     remote::register(engine, ctx);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
-use super::{Ctx, HostRef, SessionRef, rt, secs, session_err};
+use super::{ScriptSecret, Ctx, HostRef, SessionRef, rt, secs, session_err};
 use crate::config::TrustNew;
 use crate::session::ssh::{self, Auth, HostKey, Target};
 use crate::session::{LocalProcess, Pool, Session, SessionError, Transport, http, telnet};
@@ -112,7 +112,8 @@ fn open(
     secret: Option<&Secret>,
 ) -> Result<(Box<dyn Transport>, Option<http::ResponseHead>), SessionError> {
     let remote = &ctx.remote;
-    let timeout = remote.connect_timeout;
+    // Never longer than what is left of the run: six connects cannot take six timeouts.
+    let timeout = ctx.guard.bound(remote.connect_timeout)?;
     let peer = format!("{method} {}:{port}", h.address);
     match method {
         Method::Local => {
@@ -227,9 +228,19 @@ fn connect(
     Ok(ctx.track_new(s))
 }
 
-/// `credentials(host)`: `#{user, password, key_path}`, the password registered as a secret.
+/// `credentials(host)`: `#{user, password, key_path}`, the password an opaque [`ScriptSecret`]
+/// (and registered with the run's masker). Only the run's own host, unless the config says
+/// otherwise.
 fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
     let h = &host.0;
+    let own = ctx.host.as_ref().is_some_and(|r| r.name == h.name);
+    if !own && !ctx.any_credentials {
+        return Err(rt(format!(
+            "credentials({}): a run gets only its own host's credentials ({}); connect() logs in to others, or set [sandbox] credentials_of_other_hosts = true",
+            h.name,
+            ctx.host.as_ref().map_or("this run has no host", |r| r.name.as_str())
+        )));
+    }
     let secret = ctx
         .store
         .host_secret(&h.name)
@@ -246,12 +257,34 @@ fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
     let pw = match secret {
         Some(s) => {
             ctx.add_secret(s.expose());
-            Dynamic::from(s.expose().to_string())
+            Dynamic::from(ScriptSecret::new(s.expose()))
         }
         None => Dynamic::UNIT,
     };
     m.insert("password".into(), pw);
     Ok(m)
+}
+
+/// `http`'s `basic_auth: #{user, password}` (what `credentials(host)` returns): the header
+/// built here, from the opaque secret, and masked in the run's records.
+fn basic_auth(ctx: &Ctx, v: &Dynamic) -> Result<(String, String), Box<EvalAltResult>> {
+    use base64::Engine as _;
+    let map = v
+        .read_lock::<Map>()
+        .ok_or_else(|| rt("http: basic_auth must be #{user, password}, as credentials(host) gives"))?;
+    let user = map
+        .get("user")
+        .filter(|u| u.is_string())
+        .map(|u| u.to_string())
+        .ok_or_else(|| rt("http: basic_auth has no user"))?;
+    let password = map
+        .get("password")
+        .and_then(|p| p.read_lock::<ScriptSecret>().map(|s| s.clone()))
+        .ok_or_else(|| rt("http: basic_auth's password must be a secret from credentials(host)"))?;
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
+    ctx.add_secret(&encoded);
+    Ok(("authorization".into(), format!("Basic {encoded}")))
 }
 
 fn http_session(ctx: &Arc<Ctx>, url: &str, opts: &Map) -> Result<SessionRef, Box<EvalAltResult>> {
@@ -261,11 +294,13 @@ fn http_session(ctx: &Arc<Ctx>, url: &str, opts: &Map) -> Result<SessionRef, Box
         timeout: ctx.remote.connect_timeout.max(Duration::from_secs(30)),
         ..http::Request::default()
     };
+    let mut auth = None;
     for (k, v) in opts {
         match k.as_str() {
             "method" => req.method = v.to_string().to_uppercase(),
             "body" => req.body = Some(v.to_string().into_bytes()),
             "timeout" => req.timeout = secs(v)?,
+            "basic_auth" => auth = Some(basic_auth(ctx, v)?),
             "headers" => {
                 let map = v
                     .read_lock::<Map>()
@@ -277,10 +312,14 @@ fn http_session(ctx: &Arc<Ctx>, url: &str, opts: &Map) -> Result<SessionRef, Box
             }
             other => {
                 return Err(rt(format!(
-                    "http: unknown option {other:?} (method, headers, body, timeout)"
+                    "http: unknown option {other:?} (method, headers, body, timeout, basic_auth)"
                 )));
             }
         }
+    }
+    if let Some(a) = auth {
+        req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+        req.headers.push(a);
     }
     if let Some(d) = ctx.guard.deadline {
         req.timeout = req.timeout.min(d.saturating_duration_since(Instant::now()));

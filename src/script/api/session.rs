@@ -99,6 +99,10 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
         .register_fn("write_secret", |s: &mut SessionRef, d: &str| {
             s.with(|x| x.write_secret(d))
         })
+        .register_fn(
+            "write_secret",
+            |s: &mut SessionRef, d: super::ScriptSecret| s.with(|x| x.write_secret(d.expose())),
+        )
         .register_fn("read_some", |s: &mut SessionRef| {
             s.with(|x| x.read_some(None))
         })
