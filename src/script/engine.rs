@@ -35,6 +35,10 @@ pub struct Limits {
     pub environment: Vec<String>,
     /// Whether `credentials(host)` answers for hosts other than the run's own.
     pub credentials_of_other_hosts: bool,
+    /// Local processes (`spawn`, a local login) one run may have open at once.
+    pub max_processes: usize,
+    /// Sockets (`connect`, `http`) one run may have open at once.
+    pub max_sockets: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +64,8 @@ impl Default for Limits {
             arguments: std::collections::BTreeMap::new(),
             environment: Vec::new(),
             credentials_of_other_hosts: false,
+            max_processes: 16,
+            max_sockets: 64,
         }
     }
 }

@@ -171,6 +171,8 @@ impl Env {
             self.remote.clone(),
         );
         ctx.any_credentials = self.limits.credentials_of_other_hosts;
+        ctx.max_processes = self.limits.max_processes;
+        ctx.max_sockets = self.limits.max_sockets;
         let ctx = Arc::new(ctx);
         let mut engine = engine::base_engine();
         harden(&mut engine, &self.limits, guard.clone());

@@ -405,6 +405,10 @@ impl Transport for LocalProcess {
         }
     }
 
+    fn is_process(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         self.label.clone()
     }

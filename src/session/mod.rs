@@ -228,6 +228,11 @@ impl Session {
         }
     }
 
+    /// Still open: a local process, or a socket?
+    pub fn open_kind(&self) -> Option<bool> {
+        (!self.closed).then(|| self.transport.is_process())
+    }
+
     /// Takes the live session out, leaving a closed one in its place (for the pool).
     pub fn detach(&mut self) -> Session {
         let mut closed = Session::new(

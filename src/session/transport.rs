@@ -32,6 +32,10 @@ pub trait Transport: Send {
     fn alive(&mut self) -> bool {
         true
     }
+    /// A local process (counted against `[sandbox] max_processes`), not a socket.
+    fn is_process(&self) -> bool {
+        false
+    }
     /// Runs one command without a shell, where the transport can (SSH: a channel of its own),
     /// within `timeout`, keeping at most `max` bytes of each stream; gives up when `stop()`.
     fn exec(

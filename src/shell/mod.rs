@@ -64,6 +64,8 @@ impl Shell {
         );
         // The operator at the shell can read the database anyway.
         ctx.any_credentials = true;
+        ctx.max_processes = env.limits.max_processes;
+        ctx.max_sockets = env.limits.max_sockets;
         let ctx = Arc::new(ctx);
         let engine = env.shell_engine(&ctx);
         let mut scope = Scope::new();

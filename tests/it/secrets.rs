@@ -479,3 +479,111 @@ fn a_run_gets_only_its_own_hosts_credentials() {
     let r = run_on_host(&w, Some(limits), r#"let c = credentials(get_host("r2")); ok(c.user)"#);
     assert_eq!((r.status, r.message.as_str()), (Status::Ok, "admin"));
 }
+
+#[test]
+fn a_regex_over_big_text_cannot_outrun_the_deadline() {
+    let w = Work::new();
+    let started = Instant::now();
+    let r = run_allowed(
+        &w,
+        &[],
+        None,
+        r#"let s = "ab"; while s.len() < 4000000 { s += s; }
+           let errors = [];
+           for i in 0..3 { try { matches(s, "\\w{100}z"); } catch (e) { errors.push(`${e}`); } }
+           try { matches(s.sub_string(0, 100000), "\\w{100}z"); } catch (e) { errors.push(`${e}`); }
+           try { matches(s, "a"); } catch (e) { errors.push(`${e}`); }
+           let long = "a"; while long.len() < 5000 { long += long; }
+           try { matches("a", long); } catch (e) { errors.push(`${e}`); }
+           ok(errors.len().to_string() + " " + errors[0] + " | " + errors[4] + " | " + errors[5])"#,
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    assert!(r.message.starts_with("6 "), "{}", r.message);
+    assert!(r.message.contains("at most 1 MiB"), "{}", r.message);
+    assert!(r.message.contains("patterns are limited"), "{}", r.message);
+    assert!(r.message.contains("size limit"), "{}", r.message);
+    // Ordinary patterns on ordinary text still work.
+    let r = run_allowed(&w, &[], None, r#"ok(`${matches("load 1.5", "\\d+\\.\\d+")}`)"#);
+    assert_eq!(r.message, "true");
+}
+
+#[test]
+fn connects_take_their_timeout_from_what_is_left_of_the_run() {
+    use hostler::store::{Method, NewHost};
+    // A peer that accepts and never says a word: an SSH handshake waits for its banner.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let w = Work::new();
+    let mut env = w.env(&[], None);
+    env.remote = std::sync::Arc::new(hostler::script::Remote {
+        connect_timeout: Duration::from_secs(10),
+        ..hostler::script::Remote::default()
+    });
+    env.store
+        .add_host(&NewHost {
+            name: "mute".into(),
+            address: "127.0.0.1".into(),
+            port: Some(port),
+            method: Some(Method::Ssh),
+            username: Some("u".into()),
+            secret: Some(hostler::store::Secret::new("pw")),
+            ..NewHost::default()
+        })
+        .expect("host");
+    w.script(
+        &env.store,
+        "main",
+        r#"for i in 0..6 { try { connect(host); } catch {} } ok("six connects")"#,
+    );
+    let started = Instant::now();
+    let r = env.execute(
+        &RunRequest {
+            script: "main".into(),
+            host: Some("mute".into()),
+            timeout: Some(Duration::from_secs(2)),
+            ..RunRequest::default()
+        },
+        None,
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "six connects took {took:?}");
+    assert_ne!(r.status, Status::Ok, "{}", r.message);
+}
+
+#[test]
+fn a_run_cannot_hold_more_processes_than_its_limit() {
+    let w = Work::new();
+    let limits = Limits {
+        max_processes: 4,
+        ..Limits::default()
+    };
+    let r = run_allowed(
+        &w,
+        &["sleep"],
+        Some(limits),
+        r#"let held = []; let err = "";
+           for i in 0..600 { try { held.push(spawn("sleep", ["30"])); } catch (e) { err = `${e}`; break; } }
+           ok(`${held.len()} ${err}`)"#,
+    );
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    assert!(r.message.starts_with("4 "), "{}", r.message);
+    assert!(r.message.contains("max_processes"), "{}", r.message);
+    // Closed ones do not count.
+    let r = run_allowed(
+        &w,
+        &["true"],
+        Some(Limits {
+            max_processes: 2,
+            ..Limits::default()
+        }),
+        r#"for i in 0..10 { let p = spawn("true", []); p.close(); } ok("ten")"#,
+    );
+    assert_eq!((r.status, r.message.as_str()), (Status::Ok, "ten"), "{}", r.message);
+}

@@ -38,6 +38,10 @@ pub struct Ctx {
     /// Whether `credentials()` answers for hosts other than the run's own
     /// (`[sandbox] credentials_of_other_hosts`, or the operator's shell).
     pub any_credentials: bool,
+    /// Open local processes and sockets a run may hold (`[sandbox] max_processes`,
+    /// `max_sockets`): no script can starve the daemon of file descriptors.
+    pub max_processes: usize,
+    pub max_sockets: usize,
     output: Mutex<String>,
     elided: Mutex<usize>,
     notifications: Mutex<Vec<(String, String)>>,
@@ -68,6 +72,8 @@ impl Ctx {
             max_output,
             remote,
             any_credentials: false,
+            max_processes: 16,
+            max_sockets: 64,
             output: Mutex::new(String::new()),
             elided: Mutex::new(0),
             notifications: Mutex::new(Vec::new()),
@@ -128,6 +134,30 @@ impl Ctx {
 
     pub fn session_id(&self) -> u32 {
         self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Refuses a new local process (`process`) or socket past the run's limit; closed
+    /// sessions do not count.
+    pub fn admit(&self, process: bool) -> Result<(), Box<EvalAltResult>> {
+        let open = lock(&self.sessions)
+            .iter()
+            .filter(|s| match s.0.try_lock() {
+                Ok(g) => g.open_kind() == Some(process),
+                // In use right now: open, and counted as this kind.
+                Err(_) => true,
+            })
+            .count();
+        let (limit, what, key) = if process {
+            (self.max_processes, "local processes", "max_processes")
+        } else {
+            (self.max_sockets, "sockets", "max_sockets")
+        };
+        if open >= limit {
+            return Err(rt(format!(
+                "this run already holds {open} open {what}, its limit ([sandbox] {key} = {limit}); close some first"
+            )));
+        }
+        Ok(())
     }
 
     pub fn track(&self, s: SessionRef) {

@@ -198,6 +198,7 @@ fn connect(
     if let Some(secret) = &secret {
         ctx.add_secret(secret.expose());
     }
+    ctx.admit(method == Method::Local)?;
     let poolable = h.keep_session && ctx.remote.pool.enabled() && method != Method::Http;
     if poolable {
         while let Some(mut s) = ctx.remote.pool.checkout(&key) {
@@ -288,6 +289,7 @@ fn basic_auth(ctx: &Ctx, v: &Dynamic) -> Result<(String, String), Box<EvalAltRes
 }
 
 fn http_session(ctx: &Arc<Ctx>, url: &str, opts: &Map) -> Result<SessionRef, Box<EvalAltResult>> {
+    ctx.admit(false)?;
     let mut req = http::Request {
         method: "GET".into(),
         url: url.to_string(),

@@ -45,6 +45,7 @@ fn spawn(
     opts: &Map,
 ) -> Result<SessionRef, Box<EvalAltResult>> {
     let path = ctx.allow.check(cmd).map_err(session_err)?;
+    ctx.admit(true)?;
     let pty = opts
         .get("pty")
         .is_some_and(|v| v.as_bool().unwrap_or(false));

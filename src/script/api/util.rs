@@ -6,8 +6,36 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
 use super::{Ctx, rt, secs, session_err};
 
+/// A script's pattern may be this long, and compile to this much.
+const MAX_PATTERN: usize = 4 * 1024;
+const MAX_COMPILED: usize = 256 * 1024;
+/// The text one `matches` or `captures` looks at: a search is one native call that the run's
+/// deadline cannot interrupt, so its size (with the pattern's) bounds its time.
+const MAX_TEXT: usize = 1 << 20;
+
 fn regex(pattern: &str) -> Result<regex::Regex, Box<EvalAltResult>> {
-    regex::Regex::new(pattern).map_err(|e| rt(format!("bad regex {pattern:?}: {e}")))
+    if pattern.len() > MAX_PATTERN {
+        return Err(rt(format!(
+            "regex of {} bytes: patterns are limited to {MAX_PATTERN}",
+            pattern.len()
+        )));
+    }
+    regex::RegexBuilder::new(pattern)
+        .size_limit(MAX_COMPILED)
+        .dfa_size_limit(2 * MAX_COMPILED)
+        .build()
+        .map_err(|e| rt(format!("bad regex {pattern:?}: {e}")))
+}
+
+fn haystack(text: &str) -> Result<&str, Box<EvalAltResult>> {
+    if text.len() > MAX_TEXT {
+        return Err(rt(format!(
+            "regex over {} bytes of text: at most {} MiB at once (take a part with sub_string)",
+            text.len(),
+            MAX_TEXT >> 20
+        )));
+    }
+    Ok(text)
 }
 
 pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
@@ -49,13 +77,13 @@ pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
     engine.register_fn(
         "matches",
         |text: &str, pattern: &str| -> Result<bool, Box<EvalAltResult>> {
-            Ok(regex(pattern)?.is_match(text))
+            Ok(regex(pattern)?.is_match(haystack(text)?))
         },
     );
     engine.register_fn(
         "captures",
         |text: &str, pattern: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-            Ok(match regex(pattern)?.captures(text) {
+            Ok(match regex(pattern)?.captures(haystack(text)?) {
                 None => Dynamic::UNIT,
                 Some(caps) => {
                     let groups: Array = caps
