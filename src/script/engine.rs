@@ -39,6 +39,8 @@ pub struct Limits {
     pub max_processes: usize,
     /// Sockets (`connect`, `http`) one run may have open at once.
     pub max_sockets: usize,
+    /// Bytes one run may allocate and hold (counted by the allocator; see `script::memory`).
+    pub max_memory: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +68,7 @@ impl Default for Limits {
             credentials_of_other_hosts: false,
             max_processes: 16,
             max_sockets: 64,
+            max_memory: 256 << 20,
         }
     }
 }
@@ -89,6 +92,8 @@ pub fn base_engine() -> Engine {
 
 /// The token a run is terminated with when its deadline passes.
 pub const TERMINATED_TIMEOUT: &str = "timeout";
+/// The token a run is terminated with when it goes over its memory budget.
+pub const TERMINATED_MEMORY: &str = "memory";
 /// The token a run is terminated with when it is cancelled.
 pub const TERMINATED_CANCELLED: &str = "cancelled";
 
@@ -109,6 +114,9 @@ pub fn harden(engine: &mut Engine, limits: &Limits, guard: Guard) {
         // Checking the clock every 256 operations keeps the cost out of tight loops.
         if ops & 0xff != 0 {
             return None;
+        }
+        if super::memory::over_budget() {
+            return Some(Dynamic::from(TERMINATED_MEMORY));
         }
         match guard.check() {
             Ok(()) => None,

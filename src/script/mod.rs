@@ -14,6 +14,7 @@
 
 pub mod api;
 mod engine;
+pub mod memory;
 mod resolver;
 
 use std::sync::Arc;
@@ -161,6 +162,8 @@ impl Env {
             },
             None => None,
         };
+        // Everything this thread allocates from here until the run is recorded counts.
+        let budget = memory::Budget::start(self.limits.max_memory);
         let mut ctx = Ctx::new(
             self.store.clone(),
             guard.clone(),
@@ -246,6 +249,7 @@ impl Env {
         run.transcript = transcript.lock().map(|t| t.to_jsonl()).unwrap_or_default();
         run.notifications = ctx.take_notifications();
         run.finished_at = now_ms();
+        drop(budget);
         run
     }
 }
@@ -276,6 +280,18 @@ fn classify(
                     (
                         Status::Cancelled,
                         format!("script {script} was cancelled"),
+                        None,
+                    )
+                }
+                EvalAltResult::ErrorTerminated(token, _)
+                    if token.to_string() == engine::TERMINATED_MEMORY =>
+                {
+                    (
+                        Status::Error,
+                        format!(
+                            "script {script} stopped: it used more than {} MiB of memory ([sandbox] max_memory)",
+                            limits.max_memory >> 20
+                        ),
                         None,
                     )
                 }

@@ -64,7 +64,11 @@ pub fn resolve(address: &str, port: u16, timeout: Duration) -> io::Result<Vec<So
     std::thread::Builder::new()
         .name("resolve".into())
         .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Iterator::collect));
+            let _ = tx.send(
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect),
+            );
         })?;
     match rx.recv_timeout(timeout) {
         Ok(r) => r.map_err(|e: io::Error| {

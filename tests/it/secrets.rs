@@ -452,18 +452,29 @@ fn a_password_cannot_be_turned_into_text() {
         let r = run_on_host(&w, None, source);
         let all = format!("{} {} {:?}", r.message, r.output, r.notifications);
         assert!(
-            !all.contains("Sup3") && !all.contains("S3cret") && !all.contains("S u p") && !all.contains("terceS"),
+            !all.contains("Sup3")
+                && !all.contains("S3cret")
+                && !all.contains("S u p")
+                && !all.contains("terceS"),
             "{source}: {all}"
         );
     }
-    let r = run_on_host(&w, None, r#"let p = credentials(host).password; ok(`${p} ${type_of(p)}`)"#);
+    let r = run_on_host(
+        &w,
+        None,
+        r#"let p = credentials(host).password; ok(`${p} ${type_of(p)}`)"#,
+    );
     assert_eq!(r.message, "******** Secret");
 }
 
 #[test]
 fn a_run_gets_only_its_own_hosts_credentials() {
     let w = Work::new();
-    let r = run_on_host(&w, None, r#"let c = credentials(get_host("r2")); ok("got it")"#);
+    let r = run_on_host(
+        &w,
+        None,
+        r#"let c = credentials(get_host("r2")); ok("got it")"#,
+    );
     assert_eq!(r.status, Status::Error, "{}", r.message);
     assert!(r.message.contains("only its own host"), "{}", r.message);
     let r = run_on_host(
@@ -476,7 +487,11 @@ fn a_run_gets_only_its_own_hosts_credentials() {
         credentials_of_other_hosts: true,
         ..Limits::default()
     };
-    let r = run_on_host(&w, Some(limits), r#"let c = credentials(get_host("r2")); ok(c.user)"#);
+    let r = run_on_host(
+        &w,
+        Some(limits),
+        r#"let c = credentials(get_host("r2")); ok(c.user)"#,
+    );
     assert_eq!((r.status, r.message.as_str()), (Status::Ok, "admin"));
 }
 
@@ -497,14 +512,23 @@ fn a_regex_over_big_text_cannot_outrun_the_deadline() {
            try { matches("a", long); } catch (e) { errors.push(`${e}`); }
            ok(errors.len().to_string() + " " + errors[0] + " | " + errors[4] + " | " + errors[5])"#,
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(r.status, Status::Ok, "{}", r.message);
     assert!(r.message.starts_with("6 "), "{}", r.message);
     assert!(r.message.contains("at most 1 MiB"), "{}", r.message);
     assert!(r.message.contains("patterns are limited"), "{}", r.message);
     assert!(r.message.contains("size limit"), "{}", r.message);
     // Ordinary patterns on ordinary text still work.
-    let r = run_allowed(&w, &[], None, r#"ok(`${matches("load 1.5", "\\d+\\.\\d+")}`)"#);
+    let r = run_allowed(
+        &w,
+        &[],
+        None,
+        r#"ok(`${matches("load 1.5", "\\d+\\.\\d+")}`)"#,
+    );
     assert_eq!(r.message, "true");
 }
 
@@ -585,5 +609,43 @@ fn a_run_cannot_hold_more_processes_than_its_limit() {
         }),
         r#"for i in 0..10 { let p = spawn("true", []); p.close(); } ok("ten")"#,
     );
-    assert_eq!((r.status, r.message.as_str()), (Status::Ok, "ten"), "{}", r.message);
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (Status::Ok, "ten"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
+fn memory_held_by_closures_counts_against_the_run() {
+    let w = Work::new();
+    let limits = Limits {
+        max_memory: 64 << 20,
+        ..Limits::default()
+    };
+    let started = Instant::now();
+    let r = run_allowed(
+        &w,
+        &[],
+        Some(limits.clone()),
+        r#"let big = "x"; while big.len() < 2000000 { big += big; }
+           let held = [];
+           for i in 0..500 { let s = big + i; held.push(|| s.len()); }
+           ok(`held ${held.len()}`)"#,
+    );
+    assert_eq!(r.status, Status::Error, "{}", r.message);
+    assert!(r.message.contains("max_memory"), "{}", r.message);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Well under the budget, the same shape runs.
+    let r = run_allowed(
+        &w,
+        &[],
+        Some(limits),
+        r#"let big = "x"; while big.len() < 1000000 { big += big; }
+           let held = [];
+           for i in 0..20 { let s = big + i; held.push(|| s.len()); }
+           ok(`held ${held.len()}`)"#,
+    );
+    assert_eq!((r.status, r.message.as_str()), (Status::Ok, "held 20"));
 }

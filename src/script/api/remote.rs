@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
-use super::{ScriptSecret, Ctx, HostRef, SessionRef, rt, secs, session_err};
+use super::{Ctx, HostRef, ScriptSecret, SessionRef, rt, secs, session_err};
 use crate::config::TrustNew;
 use crate::session::ssh::{self, Auth, HostKey, Target};
 use crate::session::{LocalProcess, Pool, Session, SessionError, Transport, http, telnet};
@@ -239,7 +239,9 @@ fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
         return Err(rt(format!(
             "credentials({}): a run gets only its own host's credentials ({}); connect() logs in to others, or set [sandbox] credentials_of_other_hosts = true",
             h.name,
-            ctx.host.as_ref().map_or("this run has no host", |r| r.name.as_str())
+            ctx.host
+                .as_ref()
+                .map_or("this run has no host", |r| r.name.as_str())
         )));
     }
     let secret = ctx
@@ -270,9 +272,9 @@ fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
 /// built here, from the opaque secret, and masked in the run's records.
 fn basic_auth(ctx: &Ctx, v: &Dynamic) -> Result<(String, String), Box<EvalAltResult>> {
     use base64::Engine as _;
-    let map = v
-        .read_lock::<Map>()
-        .ok_or_else(|| rt("http: basic_auth must be #{user, password}, as credentials(host) gives"))?;
+    let map = v.read_lock::<Map>().ok_or_else(|| {
+        rt("http: basic_auth must be #{user, password}, as credentials(host) gives")
+    })?;
     let user = map
         .get("user")
         .filter(|u| u.is_string())
@@ -320,7 +322,8 @@ fn http_session(ctx: &Arc<Ctx>, url: &str, opts: &Map) -> Result<SessionRef, Box
         }
     }
     if let Some(a) = auth {
-        req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+        req.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
         req.headers.push(a);
     }
     if let Some(d) = ctx.guard.deadline {
