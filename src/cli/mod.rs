@@ -4,6 +4,7 @@
 mod fanout;
 mod host;
 mod init;
+mod key;
 mod output;
 mod queue;
 mod run;
@@ -76,6 +77,7 @@ pub enum Command {
     Cancel(schedule::CancelCmd),
     Shell(shell::ShellCmd),
     User(user::UserCmd),
+    Key(key::KeyCmd),
 }
 
 /// Parses argv; on `--help` or a usage error, prints and returns the exit code to use.
@@ -245,6 +247,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(c) => serve::run(&app, c),
         Command::Monitord(c) => serve::run(&app, c.into()),
         Command::User(c) => user::run(&app, c),
+        Command::Key(c) => key::run(&app, c),
         Command::Schedule(c) => schedule::schedule(&app, c),
         Command::Schedules(c) => schedule::schedules(&app, c),
         Command::Cancel(c) => schedule::cancel(&app, c),

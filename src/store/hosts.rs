@@ -124,6 +124,11 @@ fn host_values(h: &NewHost) -> Vec<(&'static str, Expr)> {
 impl Store {
     pub fn add_host(&self, h: &NewHost) -> Result<Host, StoreError> {
         validate(h)?;
+        let sealed = h
+            .secret
+            .as_ref()
+            .map(|s| self.vault.seal(s.expose()))
+            .transpose()?;
         let at = now_ms();
         self.write(|c| {
             if c.query_one(st::host_by_name(&h.name))?.is_some() {
@@ -134,10 +139,7 @@ impl Store {
             }
             let mut values = host_values(h);
             values.extend([
-                (
-                    "secret",
-                    param(h.secret.as_ref().map(|s| s.expose().to_string())),
-                ),
+                ("secret", param(sealed)),
                 ("enabled", param(true)),
                 ("created_at", param(at)),
                 ("updated_at", param(at)),
@@ -152,11 +154,16 @@ impl Store {
     /// removed when `clear_secret`; otherwise the stored one is kept (a form never shows it).
     pub fn update_host(&self, h: &NewHost, clear_secret: bool) -> Result<Host, StoreError> {
         validate(h)?;
+        let sealed = h
+            .secret
+            .as_ref()
+            .map(|s| self.vault.seal(s.expose()))
+            .transpose()?;
         self.write(|c| {
             let mut values = host_values(h);
             values.push(("updated_at", param(now_ms())));
-            if let Some(secret) = &h.secret {
-                values.push(("secret", param(secret.expose().to_string())));
+            if let Some(secret) = &sealed {
+                values.push(("secret", param(secret.clone())));
             } else if clear_secret {
                 values.push(("secret", param(None::<String>)));
             }
@@ -255,6 +262,82 @@ impl Store {
                 kind: "host",
                 name: name.to_string(),
             })?;
-        Ok(row.opt_text("secret")?.map(Secret::new))
+        row.opt_text("secret")?
+            .map(|s| self.vault.open(&s).map(Secret::new))
+            .transpose()
+    }
+
+    /// Seals the secrets stored before sealing existed (on open). A database that cannot be
+    /// written now (read-only, busy) keeps them until the next open that can.
+    pub fn seal_plain_secrets(&self) {
+        let plain = self.read(|c| {
+            let mut out = Vec::new();
+            for r in c.query(st::host_secrets())? {
+                let secret = r.opt_text("secret")?.unwrap_or_default();
+                if !secret.starts_with(super::vault::SEALED) {
+                    out.push((r.text("name")?, secret));
+                }
+            }
+            Ok(out)
+        });
+        let plain = match plain {
+            Ok(p) if p.is_empty() => return,
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("cannot look for unsealed secrets: {e}");
+                return;
+            }
+        };
+        let sealed: Result<Vec<(String, String)>, StoreError> = plain
+            .iter()
+            .map(|(n, s)| Ok((n.clone(), self.vault.seal(s)?)))
+            .collect();
+        let result = sealed.and_then(|sealed| {
+            self.write(|c| {
+                for (name, value) in &sealed {
+                    c.exec(st::host_update(
+                        name,
+                        vec![("secret", param(value.clone()))],
+                    ))?;
+                }
+                Ok(())
+            })
+        });
+        match result {
+            Ok(()) => tracing::info!(
+                hosts = plain.len(),
+                "sealed stored secrets with the key file"
+            ),
+            Err(e) => tracing::warn!("cannot seal {} stored secrets yet: {e}", plain.len()),
+        }
+    }
+
+    /// Re-seals every host secret under a new key (`hostler key rotate`); returns how many
+    /// and the new key's id.
+    pub fn rotate_key(&self) -> Result<(usize, String), StoreError> {
+        self.vault.begin_rotation()?;
+        let rows = self.read(|c| {
+            let mut out = Vec::new();
+            for r in c.query(st::host_secrets())? {
+                out.push((r.text("name")?, r.opt_text("secret")?.unwrap_or_default()));
+            }
+            Ok(out)
+        })?;
+        let mut resealed = Vec::new();
+        for (name, stored) in &rows {
+            let plain = self.vault.open(stored)?;
+            resealed.push((name.clone(), self.vault.seal(&plain)?));
+        }
+        self.write(|c| {
+            for (name, value) in &resealed {
+                c.exec(st::host_update(
+                    name,
+                    vec![("secret", param(value.clone()))],
+                ))?;
+            }
+            Ok(())
+        })?;
+        let id = self.vault.finish_rotation()?;
+        Ok((resealed.len(), id))
     }
 }

@@ -27,6 +27,7 @@ pub mod sqlite;
 pub mod sqlxml;
 pub mod tds;
 mod users;
+pub mod vault;
 pub use users::User;
 pub mod statements;
 
@@ -107,6 +108,8 @@ pub struct Store {
     sqlite_path: Option<std::path::PathBuf>,
     dialect: Dialect,
     on_enqueue: Mutex<Vec<EnqueueHook>>,
+    /// The key that seals host secrets (see [`vault`]).
+    pub vault: vault::Vault,
     /// What the user named, for messages.
     pub location: String,
 }
@@ -125,22 +128,30 @@ impl Store {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        if url.starts_with("mssql://") {
-            let shown = crate::sqlxml::client::redact(url);
-            return Store::with_driver(Box::new(tds::Tds::open(url)?), &shown);
-        }
-        if url.starts_with("sqlxml+") {
-            let shown = crate::sqlxml::client::redact(url);
-            return Store::with_driver(Box::new(sqlxml::Sqlxml::open(url)?), &shown);
+        let remote: Option<Box<dyn Driver>> = if url.starts_with("mssql://") {
+            Some(Box::new(tds::Tds::open(url)?))
+        } else if url.starts_with("sqlxml+") {
+            Some(Box::new(sqlxml::Sqlxml::open(url)?))
+        } else {
+            None
+        };
+        if let Some(driver) = remote {
+            let mut store = Store::with_driver(driver, &crate::sqlxml::client::redact(url))?;
+            store.vault = vault::Vault::for_database(None, false);
+            store.seal_plain_secrets();
+            return Ok(store);
         }
         if path.contains("://") {
             return Err(StoreError::Url(crate::sqlxml::client::redact(url)));
         }
         let driver = Sqlite::open(Path::new(path))?;
         let mut store = Store::with_driver(Box::new(driver), url)?;
-        if path != ":memory:" && !path.is_empty() {
+        let in_memory = path == ":memory:" || path.is_empty();
+        if !in_memory {
             store.sqlite_path = Some(Path::new(path).to_path_buf());
         }
+        store.vault = vault::Vault::for_database(store.sqlite_path.as_deref(), in_memory);
+        store.seal_plain_secrets();
         Ok(store)
     }
 
@@ -152,6 +163,9 @@ impl Store {
             on_enqueue: Mutex::new(Vec::new()),
             location: location.to_string(),
             sqlite_path: None,
+            // Made for the file or URL by `open`; a driver wrapped directly (tests) seals
+            // with a key that lives as long as the process.
+            vault: vault::Vault::for_database(None, true),
         };
         migrate::migrate(&store)?;
         Ok(store)
@@ -247,6 +261,19 @@ impl Store {
     pub fn raw(&self, sql: &str, show_secrets: bool) -> Result<RawResult, StoreError> {
         let mut r = self.lock().raw(sql, show_secrets)?;
         if show_secrets {
+            // The owner asked: a host's secret is shown opened, not as its sealed form.
+            for i in 0..r.columns.len() {
+                let is_secret = r.tables.get(i).and_then(|t| t.as_deref()) == Some("hosts")
+                    && r.origins.get(i).and_then(|o| o.as_deref()) == Some("secret");
+                if !is_secret {
+                    continue;
+                }
+                for row in &mut r.rows {
+                    if let crate::sql::Value::Text(t) = &row[i] {
+                        row[i] = crate::sql::Value::Text(self.vault.open(t)?);
+                    }
+                }
+            }
             return Ok(r);
         }
         let secret_cols: Vec<usize> = (0..r.columns.len())

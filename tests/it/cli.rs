@@ -219,8 +219,9 @@ fn passwords_come_from_stdin_and_are_never_shown() {
         let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
         let r1 = rows.as_array().and_then(|a| a.get(1)).expect("r1's row");
         assert!(
-            r1.as_object()
-                .is_some_and(|m| m.iter().any(|(k, v)| k != "name" && k != "table" && v.is_null())),
+            r1.as_object().is_some_and(|m| m
+                .iter()
+                .any(|(k, v)| k != "name" && k != "table" && v.is_null())),
             "{q}: {r1}"
         );
     }

@@ -255,6 +255,7 @@ fn hostler_sql_reads_secrets_as_null_unless_the_owner_asks() {
             "--password-stdin",
         ])
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
@@ -648,4 +649,159 @@ fn memory_held_by_closures_counts_against_the_run() {
            ok(`held ${held.len()}`)"#,
     );
     assert_eq!((r.status, r.message.as_str()), (Status::Ok, "held 20"));
+}
+
+fn add_host_with_password(w: &Work, name: &str, password: &str) {
+    let out = w
+        .cmd(&[
+            "host",
+            "add",
+            name,
+            "--address",
+            "192.0.2.1",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{password}\n").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("host add");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+fn file_holds(path: &str, needle: &str) -> bool {
+    std::fs::read(path)
+        .map(|b| memchr::memmem::find(&b, needle.as_bytes()).is_some())
+        .unwrap_or(false)
+}
+
+#[test]
+fn stored_secrets_are_sealed_and_the_key_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    // Kept open so the WAL is not checkpointed away before it is looked at.
+    let store = w.store();
+    add_host_with_password(&w, "r1", "Sup3rS3cret-at-rest");
+    for suffix in ["", "-wal"] {
+        let p = format!("{}{suffix}", w.db());
+        assert!(!file_holds(&p, "Sup3rS3cret"), "{p} holds the password");
+    }
+    let key = format!("{}.key", w.db());
+    let mode = std::fs::metadata(&key)
+        .expect("key file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        store
+            .host_secret("r1")
+            .expect("secret")
+            .expect("some")
+            .expose(),
+        "Sup3rS3cret-at-rest"
+    );
+    let out = w.run(&[
+        "sql",
+        "SELECT secret FROM hosts WHERE name = 'r1'",
+        "--show-secrets",
+    ]);
+    assert!(
+        stdout(&out).contains("Sup3rS3cret-at-rest"),
+        "{}",
+        stdout(&out)
+    );
+    // Rotation: a new key, the old file replaced, the secret still opens.
+    let before = stdout(&w.run(&["key", "show", "--json"]));
+    let out = w.run(&["key", "rotate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("re-sealed 1 host secrets"),
+        "{}",
+        stdout(&out)
+    );
+    let after = stdout(&w.run(&["key", "show", "--json"]));
+    assert_ne!(before, after);
+    assert!(!std::path::Path::new(&format!("{key}.new")).exists());
+    let fresh = w.store();
+    assert_eq!(
+        fresh
+            .host_secret("r1")
+            .expect("secret")
+            .expect("some")
+            .expose(),
+        "Sup3rS3cret-at-rest"
+    );
+    // Without its key file, a secret is a clear error, never garbage.
+    std::fs::rename(&key, w.path("elsewhere.key")).expect("move");
+    let err = w.store().host_secret("r1").expect_err("no key");
+    assert!(err.to_string().contains("is missing"), "{err}");
+    // With it, from $HOSTLER_KEY_FILE.
+    let out = w
+        .cmd(&[
+            "sql",
+            "SELECT secret FROM hosts WHERE name = 'r1'",
+            "--show-secrets",
+        ])
+        .env("HOSTLER_KEY_FILE", w.path("elsewhere.key"))
+        .output()
+        .expect("sql");
+    assert!(
+        stdout(&out).contains("Sup3rS3cret-at-rest"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn plain_secrets_from_before_are_sealed_on_open_and_tampering_is_caught() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    add_host_with_password(&w, "r1", "placeholder");
+    {
+        let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
+        conn.execute(
+            "UPDATE hosts SET secret = 'Old-plain-pw' WHERE name = 'r1'",
+            [],
+        )
+        .expect("update");
+    }
+    let store = w.store();
+    assert_eq!(
+        store
+            .host_secret("r1")
+            .expect("secret")
+            .expect("some")
+            .expose(),
+        "Old-plain-pw"
+    );
+    let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
+    let stored: String = conn
+        .query_row("SELECT secret FROM hosts WHERE name = 'r1'", [], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    assert!(
+        stored.starts_with(hostler::store::vault::SEALED),
+        "{stored}"
+    );
+    // One flipped character: refused, not misread.
+    let mut bytes = stored.into_bytes();
+    let last = bytes.len() - 3;
+    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).expect("ascii");
+    conn.execute(
+        "UPDATE hosts SET secret = ?1 WHERE name = 'r1'",
+        [&tampered],
+    )
+    .expect("update");
+    let err = store.host_secret("r1").expect_err("tampered");
+    assert!(err.to_string().contains("does not open"), "{err}");
 }

@@ -23,6 +23,14 @@ pub fn host_secret(name: &str) -> Statement {
         .into()
 }
 
+/// Every host that has a secret, with it (for sealing and key rotation only).
+pub fn host_secrets() -> Statement {
+    Select::from("hosts")
+        .columns(&["name", "secret"])
+        .filter(col("secret").is_not_null())
+        .into()
+}
+
 pub fn host_insert(values: Vec<(&'static str, Expr)>) -> Statement {
     Insert {
         table: "hosts",
