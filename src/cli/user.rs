@@ -51,9 +51,12 @@ pub struct AddCmd {
     /// admin (everything), operator (schedule, cancel) or viewer (look only); default admin
     #[argh(option, default = "String::from(\"admin\")")]
     pub role: String,
-    /// set the password of a user that exists (its role is kept)
+    /// set the password of a user that exists (its role is kept; its API tokens end)
     #[argh(switch)]
     pub replace: bool,
+    /// with --replace: keep the user's API tokens working
+    #[argh(switch)]
+    pub keep_tokens: bool,
 }
 
 /// list web users
@@ -73,16 +76,52 @@ pub struct RmCmd {
     pub name: String,
 }
 
-/// make an API token for a user: send it as `Authorization: Bearer TOKEN` to /api/
+/// API tokens for scripts and tools: add (printed once), list, rm
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "token")]
 pub struct TokenCmd {
+    #[argh(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum TokenAction {
+    Add(TokenAddCmd),
+    List(TokenListCmd),
+    Rm(TokenRmCmd),
+}
+
+/// make an API token for a user: send it as `Authorization: Bearer TOKEN` to /api/
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "add")]
+pub struct TokenAddCmd {
     /// the user the token acts as
     #[argh(positional)]
     pub name: String,
     /// what the token is for, such as the tool that uses it
     #[argh(option, default = "String::from(\"api\")")]
     pub label: String,
+}
+
+/// list API tokens (their ids, users, labels and last use; never their values)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct TokenListCmd {
+    /// only this user's
+    #[argh(positional)]
+    pub name: Option<String>,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// revoke an API token by the id `hostler user token list` shows
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "rm")]
+pub struct TokenRmCmd {
+    #[argh(positional)]
+    pub id: i64,
 }
 
 fn read_password(cmd: &AddCmd) -> anyhow::Result<String> {
@@ -118,11 +157,27 @@ pub fn run(app: &App, cmd: UserCmd) -> anyhow::Result<u8> {
                 );
             }
             let pw = read_password(&c)?;
-            store.add_user(&c.name, &auth::hash_password(&pw)?, role, c.replace)?;
+            let ended = if c.replace && !c.keep_tokens {
+                store.tokens(Some(&c.name))?.len()
+            } else {
+                0
+            };
+            store.set_user(
+                &c.name,
+                &auth::hash_password(&pw)?,
+                role,
+                c.replace,
+                c.keep_tokens,
+            )?;
             output::text(&format!(
-                "{} user {}",
+                "{} user {}{}",
                 if c.replace { "updated" } else { "added" },
-                c.name
+                c.name,
+                if ended > 0 {
+                    format!(" ({ended} API tokens ended; --keep-tokens keeps them)")
+                } else {
+                    String::new()
+                }
             ))?;
         }
         UserAction::List(c) => {
@@ -161,14 +216,46 @@ pub fn run(app: &App, cmd: UserCmd) -> anyhow::Result<u8> {
                 c.name
             ))?;
         }
-        UserAction::Token(c) => {
-            let token = auth::new_token(&*app.store()?, &c.name, &c.label)?;
+        UserAction::Token(c) => token(app, c)?,
+    }
+    Ok(0)
+}
+
+fn token(app: &App, cmd: TokenCmd) -> anyhow::Result<()> {
+    let store = app.store()?;
+    match cmd.action {
+        TokenAction::Add(c) => {
+            let token = auth::new_token(&store, &c.name, &c.label)?;
             output::text(&token)?;
             eprintln!(
                 "an API token for {} ({}): it is shown only this once",
                 c.name, c.label
             );
         }
+        TokenAction::List(c) => {
+            let tokens = store.tokens(c.name.as_deref())?;
+            if c.json {
+                output::json(&tokens)?;
+            } else {
+                let rows: Vec<_> = tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.id.to_string(),
+                            t.user.clone(),
+                            t.label.clone(),
+                            output::time(t.created_at),
+                            t.last_used_at.map_or("never".into(), output::time),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "USER", "LABEL", "CREATED", "LAST USED"], &rows)?;
+            }
+        }
+        TokenAction::Rm(c) => {
+            store.remove_token(c.id)?;
+            output::text(&format!("revoked token {}", c.id))?;
+        }
     }
-    Ok(0)
+    Ok(())
 }

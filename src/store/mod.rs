@@ -28,7 +28,7 @@ pub mod sqlxml;
 pub mod tds;
 mod users;
 pub mod vault;
-pub use users::User;
+pub use users::{TokenInfo, User};
 pub mod statements;
 
 use std::path::Path;

@@ -31,7 +31,46 @@ fn user_from_row(r: &Row) -> Result<User, StoreError> {
     })
 }
 
+/// An API token as listed: never its value, which only its creator saw.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub user: String,
+    pub label: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 impl Store {
+    /// API tokens, newest first; of one user when given.
+    pub fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, StoreError> {
+        self.read(|c| {
+            c.query(st::token_list(user))?
+                .iter()
+                .map(|r| {
+                    Ok(TokenInfo {
+                        id: r.int("id")?,
+                        user: r.text("user")?,
+                        label: r.text("label")?,
+                        created_at: r.int("created_at")?,
+                        last_used_at: r.opt_int("last_used_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Revokes one API token.
+    pub fn remove_token(&self, id: i64) -> Result<(), StoreError> {
+        self.write(|c| match c.exec(st::token_delete(id))? {
+            0 => Err(StoreError::NotFound {
+                kind: "token",
+                name: id.to_string(),
+            }),
+            _ => Ok(()),
+        })
+    }
+
     /// A value from `settings`.
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -76,13 +115,26 @@ impl Store {
         role: Role,
         replace: bool,
     ) -> Result<(), StoreError> {
+        self.set_user(name, password_hash, role, replace, false)
+    }
+
+    /// [`Store::add_user`]; a new password for an existing user also ends its API tokens,
+    /// unless `keep_tokens`. Returns nothing; the tokens go in the same transaction.
+    pub fn set_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        replace: bool,
+        keep_tokens: bool,
+    ) -> Result<(), StoreError> {
         if !super::valid_name(name) {
             return Err(StoreError::Invalid(format!(
                 "invalid user name {name:?}: use letters, digits, '-', '_' and '.'"
             )));
         }
         self.write(|c| {
-            if c.query_one(st::user_by_name(name))?.is_some() {
+            if let Some(existing) = c.query_one(st::user_by_name(name))? {
                 if !replace {
                     return Err(StoreError::Exists {
                         kind: "user",
@@ -90,6 +142,9 @@ impl Store {
                     });
                 }
                 c.exec(st::user_set_password(name, password_hash))?;
+                if !keep_tokens {
+                    c.exec(st::token_delete_for_user(existing.int("id")?))?;
+                }
                 return Ok(());
             }
             c.insert(st::user_insert(

@@ -209,7 +209,7 @@ impl Web {
                 let Some(who) = who else {
                     return Resp::json_error(
                         401,
-                        "log in: send Authorization: Bearer TOKEN (see hostler user token)",
+                        "log in: send Authorization: Bearer TOKEN (see hostler user token add)",
                     );
                 };
                 if req.is_post()

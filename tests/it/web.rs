@@ -743,31 +743,55 @@ fn user_cli_adds_lists_tokens_and_removes() {
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     assert_eq!(list[0]["role"], "operator");
     assert!(list[0].get("password_hash").is_none());
-    let o = w.run(&["user", "token", "alice", "--label", "ci"]);
+    let o = w.run(&["user", "token", "add", "alice", "--label", "ci"]);
     let token = stdout(&o).trim().to_string();
     assert!(token.starts_with("hst_"), "{token}");
-    let u = w
-        .store()
-        .token_user(&auth::token_hash(&token))
-        .expect("lookup")
-        .expect("user");
-    assert_eq!(u.name, "alice");
+    let user_of = |t: &str| {
+        w.store()
+            .token_user(&auth::token_hash(t))
+            .expect("lookup")
+            .map(|u| u.name)
+    };
+    assert_eq!(user_of(&token).as_deref(), Some("alice"));
+    // Listed by id, user and label; never by value.
+    let o = w.run(&["user", "token", "list", "alice", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(list[0]["label"], "ci");
+    assert!(!stdout(&o).contains(&token[4..]));
+    // A new password keeps the tokens only when asked.
+    let o = w.run_with_input(
+        &["user", "add", "alice", "--password-stdin", "--replace", "--keep-tokens"],
+        "Alice-new-pass-0\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(user_of(&token).as_deref(), Some("alice"));
     let o = w.run_with_input(
         &["user", "add", "alice", "--password-stdin", "--replace"],
         "Alice-new-pass-1\n",
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("1 API tokens ended"), "{}", stdout(&o));
+    assert_eq!(user_of(&token), None, "a new password ends the tokens");
     let u = w.store().find_user("alice").expect("read").expect("alice");
     assert!(auth::verify_password("Alice-new-pass-1", &u.password_hash));
     assert_eq!(u.role.as_str(), "operator", "--replace keeps the role");
+    // One token revoked by its id, the other kept.
+    let a = stdout(&w.run(&["user", "token", "add", "alice", "--label", "a"])).trim().to_string();
+    let b = stdout(&w.run(&["user", "token", "add", "alice", "--label", "b"])).trim().to_string();
+    let list: serde_json::Value =
+        serde_json::from_str(&stdout(&w.run(&["user", "token", "list", "--json"]))).expect("json");
+    let id_a = list
+        .as_array()
+        .and_then(|l| l.iter().find(|t| t["label"] == "a"))
+        .and_then(|t| t["id"].as_i64())
+        .expect("a's id");
+    let o = w.run(&["user", "token", "rm", &id_a.to_string()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(user_of(&a), None);
+    assert_eq!(user_of(&b).as_deref(), Some("alice"));
+    assert_ne!(code(&w.run(&["user", "token", "rm", &id_a.to_string()])), 0);
     assert_eq!(code(&w.run(&["user", "rm", "alice"])), 0);
-    assert!(
-        w.store()
-            .token_user(&auth::token_hash(&token))
-            .expect("lookup")
-            .is_none(),
-        "its tokens went too"
-    );
+    assert_eq!(user_of(&b), None, "its tokens went too");
     assert_ne!(code(&w.run(&["user", "rm", "alice"])), 0);
 }
 

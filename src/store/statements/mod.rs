@@ -259,6 +259,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("token_insert", token_insert(1, "ci", "ab12", 1)),
         ("token_user", token_user("ab12")),
         ("token_touch", token_touch(1, 1)),
+        ("token_list", token_list(None)),
+        ("token_list_of_user", token_list(Some("alice"))),
+        ("token_delete", token_delete(1)),
+        ("token_delete_for_user", token_delete_for_user(1)),
         (
             "literal_escaping",
             Select::from("hosts")

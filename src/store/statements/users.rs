@@ -101,3 +101,43 @@ pub fn token_touch(token_id: i64, at: i64) -> Statement {
     }
     .into()
 }
+
+/// Tokens with their user's name, newest first; of one user when given.
+pub fn token_list(user: Option<&str>) -> Statement {
+    let mut s = Select::from_as("api_tokens", "t")
+        .with(Section::Columns(vec![
+            (qcol("t", "id"), Some("id")),
+            (qcol("u", "name"), Some("user")),
+            (qcol("t", "name"), Some("label")),
+            (qcol("t", "created_at"), Some("created_at")),
+            (qcol("t", "last_used_at"), Some("last_used_at")),
+        ]))
+        .with(Section::Join(Join {
+            kind: JoinKind::Inner,
+            table: "users",
+            alias: "u",
+            on: qcol("u", "id").eq(qcol("t", "user_id")),
+        }))
+        .with(Section::OrderBy(vec![(qcol("t", "id"), Order::Desc)]));
+    if let Some(u) = user {
+        s = s.filter(qcol("u", "name").eq(param(u)));
+    }
+    s.into()
+}
+
+pub fn token_delete(id: i64) -> Statement {
+    Delete {
+        table: "api_tokens",
+        conditions: vec![col("id").eq(param(id))],
+    }
+    .into()
+}
+
+/// Every token of a user (a new password ends them).
+pub fn token_delete_for_user(user_id: i64) -> Statement {
+    Delete {
+        table: "api_tokens",
+        conditions: vec![col("user_id").eq(param(user_id))],
+    }
+    .into()
+}
