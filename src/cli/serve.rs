@@ -174,7 +174,16 @@ fn start_web(
         // read is worse than no user.
         let mut sink = AdminPassword::open(app)?;
         match web::auth::first_admin(store) {
-            Ok(Some(password)) => sink.show(&password)?,
+            Ok(Some(password)) => {
+                // One-time: its first login must set a new password, which removes the file.
+                store.set_setting(&web::account::required_key("admin"), "1")?;
+                if let AdminPassword::File(_, path) = &sink {
+                    let abs = std::fs::canonicalize(path)
+                        .map_or_else(|_| path.clone(), |p| p.display().to_string());
+                    store.set_setting(web::account::FIRST_ADMIN_FILE, &abs)?;
+                }
+                sink.show(&password)?
+            }
             Ok(None) => sink.discard(),
             Err(e) => {
                 sink.discard();
@@ -233,13 +242,13 @@ impl AdminPassword {
         use std::io::Write;
         match self {
             AdminPassword::Terminal => eprintln!(
-                "hostler serve: no web users yet, so one was made. Log in as admin with the one-time password\n\n    {password}\n\nand change it with: hostler user add admin --replace"
+                "hostler serve: no web users yet, so one was made. Log in as admin with the one-time password\n\n    {password}\n\nit must be replaced at the first login (or with: hostler user add admin --replace)"
             ),
             AdminPassword::File(f, path) => {
                 writeln!(f, "{password}")?;
                 f.sync_all()?;
                 eprintln!(
-                    "hostler serve: no web users yet, so one was made: admin, with the one-time password in {path} (mode 0600; delete it after logging in, and change the password with: hostler user add admin --replace)"
+                    "hostler serve: no web users yet, so one was made: admin, with the one-time password in {path} (mode 0600; the first login must set a new password, which removes the file)"
                 );
             }
         }

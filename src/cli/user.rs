@@ -169,6 +169,9 @@ pub fn run(app: &App, cmd: UserCmd) -> anyhow::Result<u8> {
                 c.replace,
                 c.keep_tokens,
             )?;
+            if c.replace {
+                crate::web::account::password_changed(&store, &c.name);
+            }
             output::text(&format!(
                 "{} user {}{}",
                 if c.replace { "updated" } else { "added" },

@@ -83,7 +83,8 @@ pub fn login(web: &Web, req: &Req) -> Resp {
             return login_page(401, &next, Some(&e));
         }
     };
-    let id = match web.sessions.start(&user) {
+    let must_change = super::account::must_change(&web.store, &user.name);
+    let id = match web.sessions.start(&user, must_change) {
         Ok(id) => id,
         Err(e) => return Resp::text(500, format!("{e}\n")),
     };
@@ -93,6 +94,11 @@ pub fn login(web: &Web, req: &Req) -> Resp {
         "; Secure"
     } else {
         ""
+    };
+    let next = if must_change {
+        "/account/password".to_string()
+    } else {
+        next
     };
     Resp::redirect(&next)
         .with(

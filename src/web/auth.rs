@@ -116,6 +116,8 @@ pub struct Session {
     pub started: Instant,
     /// A digest of the password hash at login: a changed password ends the session.
     pub key: String,
+    /// Logged in with a one-time password: only `/account/password` answers.
+    pub must_change: bool,
 }
 
 /// What a session remembers of the password hash it logged in with.
@@ -216,7 +218,7 @@ impl Throttle {
 
 impl Sessions {
     /// Starts a session; returns its cookie value.
-    pub fn start(&self, user: &User) -> Result<String, AuthError> {
+    pub fn start(&self, user: &User, must_change: bool) -> Result<String, AuthError> {
         let id = random_hex(32)?;
         let session = Session {
             user: user.name.clone(),
@@ -224,6 +226,7 @@ impl Sessions {
             csrf: random_hex(32)?,
             started: Instant::now(),
             key: hash_key(&user.password_hash),
+            must_change,
         };
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_SESSIONS {

@@ -13,6 +13,7 @@
 //! bodies are capped at [`http::MAX_BODY`]; a handler that panics answers 500 and the server
 //! goes on. Pages work without JavaScript; assets/app.js only refreshes them.
 
+pub mod account;
 pub mod actions;
 pub mod api;
 pub mod auth;
@@ -84,6 +85,8 @@ pub struct Who {
     pub role: Role,
     /// The session's CSRF token; None for an API token (not sent by a browser on its own).
     pub csrf: Option<String>,
+    /// Logged in with a one-time password: nothing but setting a new one is allowed.
+    pub must_change: bool,
 }
 
 impl Who {
@@ -204,6 +207,19 @@ impl Web {
             _ => {}
         }
         let who = self.identify(req);
+        // A one-time password opens the page that replaces it, and nothing else.
+        if let Some(w) = &who
+            && w.must_change
+            && !matches!(route, Route::Password | Route::Logout)
+        {
+            return match route {
+                Route::Api(_) => {
+                    Resp::json_error(403, "set a new password first: /account/password")
+                }
+                _ if req.method == "GET" => Resp::redirect("/account/password"),
+                _ => Resp::text(403, "set a new password first: /account/password\n"),
+            };
+        }
         match route {
             Route::Api(a) => {
                 let Some(who) = who else {
@@ -226,6 +242,10 @@ impl Web {
                 // SQLXML clients log in as they did to IIS: HTTP basic authentication.
                 let who = who.or_else(|| self.basic(req));
                 match who {
+                    Some(w) if w.must_change => Resp::text(
+                        403,
+                        "set a new password first: log in on the web page (/account/password)\n",
+                    ),
                     Some(w) if !req.is_post() || check_origin(req).is_ok() => {
                         sqlxml::handle(self, &w, req)
                     }
@@ -321,6 +341,7 @@ impl Web {
                     user: u.name,
                     role: u.role,
                     csrf: None,
+                    must_change: false,
                 }),
                 Ok(None) => {
                     self.sessions.throttle.failed("token", req.peer);
@@ -351,6 +372,7 @@ impl Web {
                     user: s.user,
                     role: s.role,
                     csrf: Some(s.csrf),
+                    must_change: s.must_change,
                 })
             }
             _ => {
@@ -372,6 +394,7 @@ impl Web {
         let (user, password) = text.split_once(':')?;
         match self.sessions.login(&self.store, user, password, req.peer) {
             Ok(u) => Some(Who {
+                must_change: account::must_change(&self.store, &u.name),
                 user: u.name,
                 role: u.role,
                 csrf: None,

@@ -111,7 +111,7 @@ pub fn layout(who: &Who, title: &str, refresh: Option<u32>, body: Markup) -> Mar
                     nav { @for (href, label) in NAV { a href=(href) { (label) } } }
                     form.logout method="post" action="/logout" {
                         (csrf(who))
-                        span.user { (who.user) " (" (who.role.as_str()) ")" }
+                        span.user { a href="/account/password" title="set a new password" { (who.user) } " (" (who.role.as_str()) ")" }
                         button type="submit" { "Log out" }
                     }
                 }
@@ -159,12 +159,13 @@ pub fn store_status(e: &StoreError) -> u16 {
 pub fn handle(web: &Web, who: &Who, route: Route, req: &Req) -> Resp {
     use Route as R;
     let post = req.is_post();
-    if post && !who.may(Role::Operator) && !matches!(route, R::Logout) {
+    if post && !who.may(Role::Operator) && !matches!(route, R::Logout | R::Password) {
         return error(who, 403, "viewers cannot change anything");
     }
     let r = match (route, post) {
         (R::Dashboard, false) => dashboard(web, who),
         (R::Logout, true) => Ok(actions::logout(web, req)),
+        (R::Password, _) => Ok(super::account::handle(web, who, req)),
         (R::Hosts, false) => hosts::hosts(web, who),
         (R::HostNew, false) => Ok(hosts::host_form(who, None, &Default::default(), None)),
         (R::HostNew, true) => hosts::host_save(web, who, req, None),

@@ -7,6 +7,8 @@ pub enum Route {
     Dashboard,
     Login,
     Logout,
+    /// A user's own new password.
+    Password,
     Hosts,
     HostNew,
     Host(String),
@@ -95,6 +97,7 @@ pub fn route(path: &str) -> Option<Route> {
         [] => R::Dashboard,
         ["login"] => R::Login,
         ["logout"] => R::Logout,
+        ["account", "password"] => R::Password,
         ["hosts"] => R::Hosts,
         ["hosts", "new"] => R::HostNew,
         ["hosts", h] => R::Host(name(h)?),

@@ -14,6 +14,16 @@ use base64::Engine as _;
 
 use crate::util::{Work, code, stdout, wait_for};
 
+/// A child process killed on drop.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The real daemon with its web page on a free port; killed on drop.
 pub struct Daemon {
     pub child: Child,
@@ -86,10 +96,24 @@ impl Daemon {
             wait_for(Duration::from_secs(10), || pw.exists()),
             "no admin password file"
         );
-        d.admin_password = std::fs::read_to_string(pw)
-            .expect("password")
-            .trim()
-            .to_string();
+        assert!(
+            !std::fs::read_to_string(&pw)
+                .expect("password")
+                .trim()
+                .is_empty()
+        );
+        // The one-time password opens only the page that replaces it: replaced here from
+        // the machine itself, which also removes its file.
+        d.admin_password = "Hostile-admin-pw-1".into();
+        let out = w.run_with_input(
+            &["user", "add", "admin", "--replace", "--password-stdin"],
+            &format!("{}\n", d.admin_password),
+        );
+        assert_eq!(code(&out), 0, "{}", crate::util::stderr(&out));
+        assert!(
+            !pw.exists(),
+            "the one-time password file outlived its password"
+        );
         d
     }
 

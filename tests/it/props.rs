@@ -239,7 +239,7 @@ fn fuzz_web() -> &'static (hostler::web::Web, String, String, tempfile::TempDir)
             },
             Default::default(),
         );
-        let cookie = web.sessions.start(&user).expect("session");
+        let cookie = web.sessions.start(&user, false).expect("session");
         let csrf = web.sessions.get(&cookie).expect("session").csrf;
         (web, cookie, csrf, dir)
     })

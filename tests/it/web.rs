@@ -760,7 +760,14 @@ fn user_cli_adds_lists_tokens_and_removes() {
     assert!(!stdout(&o).contains(&token[4..]));
     // A new password keeps the tokens only when asked.
     let o = w.run_with_input(
-        &["user", "add", "alice", "--password-stdin", "--replace", "--keep-tokens"],
+        &[
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--replace",
+            "--keep-tokens",
+        ],
         "Alice-new-pass-0\n",
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -776,8 +783,12 @@ fn user_cli_adds_lists_tokens_and_removes() {
     assert!(auth::verify_password("Alice-new-pass-1", &u.password_hash));
     assert_eq!(u.role.as_str(), "operator", "--replace keeps the role");
     // One token revoked by its id, the other kept.
-    let a = stdout(&w.run(&["user", "token", "add", "alice", "--label", "a"])).trim().to_string();
-    let b = stdout(&w.run(&["user", "token", "add", "alice", "--label", "b"])).trim().to_string();
+    let a = stdout(&w.run(&["user", "token", "add", "alice", "--label", "a"]))
+        .trim()
+        .to_string();
+    let b = stdout(&w.run(&["user", "token", "add", "alice", "--label", "b"]))
+        .trim()
+        .to_string();
     let list: serde_json::Value =
         serde_json::from_str(&stdout(&w.run(&["user", "token", "list", "--json"]))).expect("json");
     let id_a = list

@@ -58,20 +58,9 @@ impl Site {
     }
 
     pub fn client(&self) -> Client {
-        Client {
-            base: self.base.clone(),
-            agent: ureq::Agent::config_builder()
-                .max_redirects(0)
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .build()
-                .into(),
-            cookies: BTreeMap::new(),
-            csrf: None,
-        }
+        Client::new(&self.base)
     }
 
-    /// A client logged in as `user`.
     pub fn login(&self, user: &str) -> Client {
         let mut c = self.client();
         let r = c.login(user, ADMIN_PW);
@@ -107,6 +96,23 @@ pub struct Client {
     pub cookies: BTreeMap<String, String>,
     /// The CSRF token of the last page that had one.
     pub csrf: Option<String>,
+}
+
+impl Client {
+    /// A client of the server at `base` (`http://127.0.0.1:PORT`), no cookies yet.
+    pub fn new(base: &str) -> Client {
+        Client {
+            base: base.to_string(),
+            agent: ureq::Agent::config_builder()
+                .max_redirects(0)
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into(),
+            cookies: BTreeMap::new(),
+            csrf: None,
+        }
+    }
 }
 
 /// The value of `<input ... name="NAME" value="...">` in a page.
