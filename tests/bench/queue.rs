@@ -68,7 +68,9 @@ fn runs(store: &Store) -> Vec<hostler::store::Run> {
 
 /// Jobs left, by a cheap count (the benchmark must not load the store it measures).
 fn queued(store: &Store) -> i64 {
-    let r = store.raw("SELECT COUNT(*) FROM jobs", false).expect("count");
+    let r = store
+        .raw("SELECT COUNT(*) FROM jobs", false)
+        .expect("count");
     r.rows[0][0]
         .to_text()
         .and_then(|t| t.parse().ok())
@@ -76,7 +78,9 @@ fn queued(store: &Store) -> i64 {
 }
 
 fn run_count(store: &Store) -> usize {
-    let r = store.raw("SELECT COUNT(*) FROM runs", false).expect("count");
+    let r = store
+        .raw("SELECT COUNT(*) FROM runs", false)
+        .expect("count");
     r.rows[0][0]
         .to_text()
         .and_then(|t| t.parse().ok())
