@@ -41,7 +41,7 @@ echo "$out"
 [ "$out" = "OK: parsed 1.5" ] || { echo "FAIL: unexpected output in the chroot" >&2; exit 1; }
 chroot "$root" /hostler --db /h.db history --json >/dev/null
 # The web page from the chroot: the first serve makes the admin (random password from the
-# kernel, argon2 hash) and the dashboard answers a real login.
+# kernel, argon2 hash); a real login replaces it and reaches the dashboard.
 wport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 chroot "$root" /hostler --db /h.db serve --no-demo --listen "127.0.0.1:$wport" 2> "$root/serve.log" &
 serve_pid=$!
@@ -53,8 +53,13 @@ base = f"http://127.0.0.1:{sys.argv[1]}"
 op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', op.open(base + "/login").read().decode()).group(1)
 page = op.open(base + "/login", urllib.parse.urlencode({"csrf_token": token, "username": "admin", "password": sys.argv[2]}).encode()).read().decode()
+# The one-time password leads to the page that replaces it, and then to the dashboard.
+assert "<h1>Set a new password</h1>" in page, page[:500]
+token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)
+new = "Chroot-admin-pw-1"
+page = op.open(base + "/account/password", urllib.parse.urlencode({"csrf_token": token, "password": new, "again": new}).encode()).read().decode()
 assert "<h1>Dashboard</h1>" in page, page[:500]
-print("web page: logged in to the dashboard served from the chroot")
+print("web page: set the first admin's password and reached the dashboard served from the chroot")
 PY
 kill "$serve_pid"; wait "$serve_pid" || true
 # The statically linked OpenSSL and libssh2: an SSH handshake (key exchange, host key, SHA-256)

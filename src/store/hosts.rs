@@ -292,17 +292,7 @@ impl Store {
             .iter()
             .map(|(n, s)| Ok((n.clone(), self.vault.seal(s)?)))
             .collect();
-        let result = sealed.and_then(|sealed| {
-            self.write(|c| {
-                for (name, value) in &sealed {
-                    c.exec(st::host_update(
-                        name,
-                        vec![("secret", param(value.clone()))],
-                    ))?;
-                }
-                Ok(())
-            })
-        });
+        let result = sealed.and_then(|sealed| self.store_sealed(&sealed));
         match result {
             Ok(()) => tracing::info!(
                 hosts = plain.len(),
@@ -310,6 +300,19 @@ impl Store {
             ),
             Err(e) => tracing::warn!("cannot seal {} stored secrets yet: {e}", plain.len()),
         }
+    }
+
+    /// Stores sealed secrets by host name, all in one transaction.
+    fn store_sealed(&self, sealed: &[(String, String)]) -> Result<(), StoreError> {
+        self.write(|c| {
+            for (name, value) in sealed {
+                c.exec(st::host_update(
+                    name,
+                    vec![("secret", param(value.clone()))],
+                ))?;
+            }
+            Ok(())
+        })
     }
 
     /// Re-seals every host secret under a new key (`hostler key rotate`); returns how many
@@ -328,15 +331,7 @@ impl Store {
             let plain = self.vault.open(stored)?;
             resealed.push((name.clone(), self.vault.seal(&plain)?));
         }
-        self.write(|c| {
-            for (name, value) in &resealed {
-                c.exec(st::host_update(
-                    name,
-                    vec![("secret", param(value.clone()))],
-                ))?;
-            }
-            Ok(())
-        })?;
+        self.store_sealed(&resealed)?;
         let id = self.vault.finish_rotation()?;
         Ok((resealed.len(), id))
     }

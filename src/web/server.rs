@@ -418,22 +418,12 @@ fn connection(
     linger_close(stream);
 }
 
-/// Reads until `buf` holds at least `want` bytes or `deadline` passes; false when the peer
-/// closed, failed, or ran out of time. Reads at most 64 KiB at a time.
+/// Reads until `buf` holds `want` bytes (never more) or `deadline` passes; false when the
+/// peer closed, failed, or ran out of time.
 fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, want: usize, deadline: Instant) -> bool {
-    let mut chunk = [0u8; 16 * 1024];
     while buf.len() < want {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if !fill_some(stream, buf, want, deadline) {
             return false;
-        }
-        let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-        let room = (want - buf.len()).min(chunk.len());
-        match stream.read(&mut chunk[..room]) {
-            Ok(0) => return false,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
         }
     }
     true

@@ -552,3 +552,38 @@ fn guessing_from_one_address_never_locks_the_admin_out() {
     let out = w.run(&["user", "unlock", "nobody"]);
     assert_ne!(code(&out), 0);
 }
+
+#[test]
+fn healthz_says_degraded_while_the_database_cannot_be_written() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let health = |d: &Daemon| {
+        request(
+            d.addr,
+            2,
+            b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+    };
+    assert_eq!(health(&d).0, 200);
+    // Another process holds the write lock: monitord's claims fail after their busy timeout.
+    let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
+    conn.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let mut last = String::new();
+    let degraded = wait_for(Duration::from_secs(20), || {
+        let started = Instant::now();
+        let (status, body) = health(&d);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "/healthz waited"
+        );
+        last = body.clone();
+        status == 503 && body.contains("database cannot be written")
+    });
+    assert!(degraded, "never degraded: {last}");
+    conn.execute_batch("ROLLBACK").expect("unlock");
+    assert!(
+        wait_for(Duration::from_secs(15), || health(&d).0 == 200),
+        "never recovered"
+    );
+    d.assert_healthy(2, "after the lock was released");
+}

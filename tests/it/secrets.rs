@@ -5,13 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use hostler::script::{Limits, RunRequest};
+use hostler::config::Sandbox;
+use hostler::script::RunRequest;
 use hostler::session::spells;
 use hostler::store::{NewRun, Status};
 
 use crate::util::{Work, code, have, stderr, stdout};
 
-fn run_allowed(w: &Work, allowed: &[&str], limits: Option<Limits>, source: &str) -> NewRun {
+fn run_allowed(w: &Work, allowed: &[&str], limits: Option<Sandbox>, source: &str) -> NewRun {
     let env = w.env(allowed, limits);
     w.script(&env.store, "main", source);
     env.execute(
@@ -59,7 +60,7 @@ fn extra_opts_is_refused_in_every_spelling_getopt_accepts() {
     let ini = w.path("secret.ini").display().to_string();
     let r = run_allowed(
         &w,
-        &Limits::default()
+        &Sandbox::default()
             .allowed_commands
             .iter()
             .map(String::as_str)
@@ -86,13 +87,13 @@ fn extra_opts_is_refused_in_every_spelling_getopt_accepts() {
 #[test]
 fn the_config_refuses_or_restricts_more_arguments_per_command() {
     let w = Work::new();
-    let mut limits = Limits {
+    let mut limits = Sandbox {
         refused_arguments: vec!["-c".into()],
-        ..Limits::default()
+        ..Sandbox::default()
     };
     limits.arguments.insert(
         "printf".into(),
-        hostler::session::ArgumentRule {
+        hostler::config::ArgumentRule {
             refuse: Vec::new(),
             only: Some(vec!["--".into()]),
         },
@@ -245,25 +246,7 @@ fn the_cli_shows_escape_sequences_from_hosts_as_text() {
 fn hostler_sql_reads_secrets_as_null_unless_the_owner_asks() {
     let w = Work::new();
     assert_eq!(code(&w.run(&["init"])), 0);
-    let out = w
-        .cmd(&[
-            "host",
-            "add",
-            "r1",
-            "--address",
-            "192.0.2.1",
-            "--password-stdin",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(b"Sup3rS3cret\n")?;
-            c.wait_with_output()
-        })
-        .expect("host add");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    add_host_with_password(&w, "r1", "Sup3rS3cret");
     for sql in [
         "SELECT secret || '' AS s FROM hosts",
         "SELECT substr(secret, 1) AS x, upper(secret) AS y FROM hosts",
@@ -402,7 +385,7 @@ fn viewers_do_not_see_the_accounts_through_sqlxml() {
 }
 
 /// A host with a password, and a run of `source` against it.
-fn run_on_host(w: &Work, limits: Option<Limits>, source: &str) -> NewRun {
+fn run_on_host(w: &Work, limits: Option<Sandbox>, source: &str) -> NewRun {
     use hostler::store::{Method, NewHost};
     let env = w.env(&[], limits);
     for name in ["r1", "r2"] {
@@ -484,9 +467,9 @@ fn a_run_gets_only_its_own_hosts_credentials() {
         r#"let n = 0; for h in hosts() { try { credentials(h); n += 1; } catch {} } ok(`${n}`)"#,
     );
     assert_eq!(r.message, "1");
-    let limits = Limits {
+    let limits = Sandbox {
         credentials_of_other_hosts: true,
-        ..Limits::default()
+        ..Sandbox::default()
     };
     let r = run_on_host(
         &w,
@@ -585,9 +568,9 @@ fn connects_take_their_timeout_from_what_is_left_of_the_run() {
 #[test]
 fn a_run_cannot_hold_more_processes_than_its_limit() {
     let w = Work::new();
-    let limits = Limits {
+    let limits = Sandbox {
         max_processes: 4,
-        ..Limits::default()
+        ..Sandbox::default()
     };
     let r = run_allowed(
         &w,
@@ -604,9 +587,9 @@ fn a_run_cannot_hold_more_processes_than_its_limit() {
     let r = run_allowed(
         &w,
         &["true"],
-        Some(Limits {
+        Some(Sandbox {
             max_processes: 2,
-            ..Limits::default()
+            ..Sandbox::default()
         }),
         r#"for i in 0..10 { let p = spawn("true", []); p.close(); } ok("ten")"#,
     );
@@ -621,9 +604,9 @@ fn a_run_cannot_hold_more_processes_than_its_limit() {
 #[test]
 fn memory_held_by_closures_counts_against_the_run() {
     let w = Work::new();
-    let limits = Limits {
+    let limits = Sandbox {
         max_memory: 64 << 20,
-        ..Limits::default()
+        ..Sandbox::default()
     };
     let started = Instant::now();
     let r = run_allowed(
@@ -875,4 +858,81 @@ fn the_one_time_password_must_be_replaced_and_its_file_goes() {
     assert_eq!(c.get("/hosts").status, 200);
     assert_eq!(basic(&once).0, 401);
     assert_eq!(basic(new).0, 200);
+}
+
+#[test]
+fn basic_auth_sends_a_password_only_to_its_own_host() {
+    use hostler::store::{Method, NewHost};
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("server"));
+    let port = server.server_addr().to_ip().expect("ip").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let (server, seen) = (server.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for rq in server.incoming_requests() {
+                let auth = rq
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .map(|h| h.value.to_string());
+                seen.lock().expect("seen").push(auth);
+                let _ = rq.respond(tiny_http::Response::from_string("ok"));
+            }
+        });
+    }
+    let w = Work::new();
+    let env = w.env(&[], None);
+    env.store
+        .add_host(&NewHost {
+            name: "web".into(),
+            address: "127.0.0.1".into(),
+            method: Some(Method::Http),
+            port: Some(port),
+            username: Some("admin".into()),
+            secret: Some(hostler::store::Secret::new("Basic-pw-42")),
+            ..NewHost::default()
+        })
+        .expect("host");
+    let run = |source: &str| {
+        w.script(&env.store, "main", source);
+        env.execute(
+            &RunRequest {
+                script: "main".into(),
+                host: Some("web".into()),
+                ..RunRequest::default()
+            },
+            None,
+        )
+    };
+    let r = run(&format!(
+        r#"let s = http("http://127.0.0.1:{port}/", #{{basic_auth: credentials(host)}}); ok(`${{s.status}}`)"#
+    ));
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (Status::Ok, "200"),
+        "{}",
+        r.message
+    );
+    use base64::Engine as _;
+    let want = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("admin:Basic-pw-42")
+    );
+    assert_eq!(
+        seen.lock().expect("seen").last().cloned().flatten(),
+        Some(want.clone())
+    );
+    assert!(!r.transcript.contains(&want[6..]) && !r.output.contains(&want[6..]));
+    // Anywhere else (another name for the same machine included): refused, nothing sent.
+    let before = seen.lock().expect("seen").len();
+    let r = run(&format!(
+        r#"let s = http("http://localhost:{port}/", #{{basic_auth: credentials(host)}}); ok("sent")"#
+    ));
+    assert_eq!(r.status, Status::Error, "{}", r.message);
+    assert!(
+        r.message.contains("only to that host's address"),
+        "{}",
+        r.message
+    );
+    assert_eq!(seen.lock().expect("seen").len(), before);
 }

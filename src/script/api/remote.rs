@@ -260,7 +260,7 @@ fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
     let pw = match secret {
         Some(s) => {
             ctx.add_secret(s.expose());
-            Dynamic::from(ScriptSecret::new(s.expose()))
+            Dynamic::from(ScriptSecret::new(s.expose(), &h.address))
         }
         None => Dynamic::UNIT,
     };
@@ -270,7 +270,7 @@ fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
 
 /// `http`'s `basic_auth: #{user, password}` (what `credentials(host)` returns): the header
 /// built here, from the opaque secret, and masked in the run's records.
-fn basic_auth(ctx: &Ctx, v: &Dynamic) -> Result<(String, String), Box<EvalAltResult>> {
+fn basic_auth(ctx: &Ctx, url: &str, v: &Dynamic) -> Result<(String, String), Box<EvalAltResult>> {
     use base64::Engine as _;
     let map = v.read_lock::<Map>().ok_or_else(|| {
         rt("http: basic_auth must be #{user, password}, as credentials(host) gives")
@@ -284,6 +284,21 @@ fn basic_auth(ctx: &Ctx, v: &Dynamic) -> Result<(String, String), Box<EvalAltRes
         .get("password")
         .and_then(|p| p.read_lock::<ScriptSecret>().map(|s| s.clone()))
         .ok_or_else(|| rt("http: basic_auth's password must be a secret from credentials(host)"))?;
+    // A host's password goes to that host only, never to an address a script chose.
+    let target = url.parse::<ureq::http::Uri>().ok().and_then(|u| {
+        u.host()
+            .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+    });
+    let own = password
+        .address()
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
+    if own.is_empty() || target.as_deref() != Some(own.as_str()) {
+        return Err(rt(format!(
+            "http: basic_auth sends a host's password only to that host's address ({}), not to {url}",
+            password.address()
+        )));
+    }
     let encoded =
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
     ctx.add_secret(&encoded);
@@ -304,7 +319,7 @@ fn http_session(ctx: &Arc<Ctx>, url: &str, opts: &Map) -> Result<SessionRef, Box
             "method" => req.method = v.to_string().to_uppercase(),
             "body" => req.body = Some(v.to_string().into_bytes()),
             "timeout" => req.timeout = secs(v)?,
-            "basic_auth" => auth = Some(basic_auth(ctx, v)?),
+            "basic_auth" => auth = Some(basic_auth(ctx, url, v)?),
             "headers" => {
                 let map = v
                     .read_lock::<Map>()
@@ -362,7 +377,7 @@ fn http_get(ctx: &Arc<Ctx>, url: &str) -> Result<Map, Box<EvalAltResult>> {
             let _ = session.close();
             return Err(rt(format!(
                 "http_get {}: the body is over {} bytes ([sandbox] max_output)",
-                http::redact(url),
+                crate::redact::request_url(url),
                 ctx.max_output
             )));
         }
