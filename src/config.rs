@@ -1,22 +1,106 @@
-//! The TOML configuration. Every key is optional; an unknown key is an error that names it.
+//! The TOML configuration, as plain data: every part reads its own section from here, and
+//! this module depends on no other part. Every key is optional; an unknown key is an error
+//! that names it.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::script::Limits;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub database: Database,
-    /// `[sandbox]`: script limits and the command allowlist.
-    pub sandbox: Limits,
+    /// `[sandbox]`: what scripts may do and use.
+    pub sandbox: Sandbox,
     pub monitord: Monitord,
     pub web: Web,
     pub ssh: Ssh,
     pub sessions: Sessions,
     pub notify: Notify,
+}
+
+/// The `[sandbox]` settings. Every field has a default, so a run with no config at all is bounded:
+/// a busy loop hits `max_operations` in well under a second, a wait-heavy loop hits `timeout`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sandbox {
+    /// Rhai operations per script (and per imported module's initialisation).
+    pub max_operations: u64,
+    /// Wall-clock seconds per run, including every network wait.
+    pub timeout: f64,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub max_modules: usize,
+    /// Bytes of output and of transcript kept per run.
+    pub max_output: usize,
+    /// Globs of the commands scripts may run with `exec` and `spawn` (see
+    /// [`crate::session::Allowlist`]).
+    pub allowed_commands: Vec<String>,
+    /// Options refused to every command, besides `--extra-opts` (always refused).
+    pub refused_arguments: Vec<String>,
+    /// `[sandbox.arguments."GLOB"]`: per command, more refused options, or the only ones.
+    pub arguments: std::collections::BTreeMap<String, ArgumentRule>,
+    /// Names of environment variables commands get besides PATH and LANG.
+    pub environment: Vec<String>,
+    /// Whether `credentials(host)` answers for hosts other than the run's own.
+    pub credentials_of_other_hosts: bool,
+    /// Local processes (`spawn`, a local login) one run may have open at once.
+    pub max_processes: usize,
+    /// Sockets (`connect`, `http`) one run may have open at once.
+    pub max_sockets: usize,
+    /// Bytes one run may allocate and hold (counted by the allocator; see `script::memory`).
+    pub max_memory: usize,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox {
+            max_operations: 10_000_000,
+            timeout: 10.0,
+            max_call_levels: 48,
+            max_expr_depth: 64,
+            max_string_size: 4 << 20,
+            max_array_size: 100_000,
+            max_map_size: 10_000,
+            max_modules: 32,
+            max_output: 1 << 20,
+            // Read-only checks only: not check_by_ssh (runs any command) nor check_log
+            // (copies files).
+            allowed_commands: vec![
+                "df".into(),
+                "uptime".into(),
+                "/usr/lib/nagios/plugins/check_{disk,load,users,procs,swap,dummy,ping,tcp,http,dns,ntp_time,uptime}".into(),
+            ],
+            refused_arguments: Vec::new(),
+            arguments: std::collections::BTreeMap::new(),
+            environment: Vec::new(),
+            credentials_of_other_hosts: false,
+            max_processes: 16,
+            max_sockets: 64,
+            max_memory: 256 << 20,
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.timeout.max(0.001)).unwrap_or(Duration::from_secs(10))
+    }
+}
+
+/// `[sandbox.arguments."GLOB"]`: what one command may be given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArgumentRule {
+    /// Options refused besides `[sandbox] refused_arguments`.
+    pub refuse: Vec<String>,
+    /// When given, the only options (arguments starting with `-`) allowed; values pass.
+    pub only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -43,11 +43,14 @@
 //! 6. No secret is sent to an SSH server before its host key matched the pinned one (or was
 //!    pinned by `[ssh] trust_new = "accept"` as the host's first).
 
+pub mod app;
 pub mod bundled;
 pub mod cli;
 pub mod config;
 pub mod health;
 pub mod monitord;
+pub mod password;
+pub mod redact;
 pub mod script;
 pub mod session;
 pub mod shell;
@@ -56,5 +59,6 @@ pub mod sqlxml;
 pub mod store;
 pub mod urlencode;
 pub mod web;
+pub mod when;
 
 pub use cli::run;

@@ -15,22 +15,15 @@ mod shell;
 mod sql;
 mod user;
 
+pub use crate::app::App;
 pub use schedule::{ScheduleCmd, schedule as schedule_cmd};
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context as _;
 use argh::FromArgs;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-
-use crate::config::Config;
-use crate::script::{Cache, Env};
-use crate::session::Allowlist;
-use crate::store::Store;
 
 /// hostler monitors hosts and services, and corrects them: scripts stored in its database run
 /// in a sandbox against hosts over one expect API.
@@ -137,68 +130,6 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// What every command needs: the config and where the database is.
-pub struct App {
-    pub config: Config,
-    pub db: String,
-}
-
-impl App {
-    fn new(cli: &Cli) -> anyhow::Result<App> {
-        let config_path = cli
-            .config
-            .clone()
-            .or_else(|| std::env::var_os("HOSTLER_CONFIG").map(PathBuf::from));
-        let config = match config_path {
-            Some(p) => Config::load(&p)?,
-            None => Config::default(),
-        };
-        let db = cli
-            .db
-            .clone()
-            .or_else(|| std::env::var("HOSTLER_DB").ok())
-            .unwrap_or_else(|| config.database.url.clone());
-        Ok(App { config, db })
-    }
-
-    pub fn store(&self) -> anyhow::Result<Arc<Store>> {
-        Ok(Arc::new(Store::open(&self.db)?))
-    }
-
-    pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Env> {
-        let sandbox = &self.config.sandbox;
-        let allow = Allowlist::new(&sandbox.allowed_commands)
-            .and_then(|a| {
-                a.with_arguments(
-                    &sandbox.refused_arguments,
-                    &sandbox.arguments,
-                    &sandbox.environment,
-                )
-            })
-            .map_err(|e| anyhow::anyhow!("config [sandbox]: {e}"))?;
-        Ok(Env {
-            store,
-            limits: self.config.sandbox.clone(),
-            allow,
-            cache: Arc::new(Cache::default()),
-            node: self.config.node(),
-            remote: Arc::new(self.remote()),
-        })
-    }
-
-    /// The session settings of `[ssh]` and `[sessions]`.
-    pub fn remote(&self) -> crate::script::Remote {
-        let s = &self.config.sessions;
-        let secs = |v: f64| Duration::from_secs_f64(v.clamp(0.0, 86_400.0));
-        crate::script::Remote {
-            pool: crate::session::Pool::new(secs(s.idle_timeout), secs(s.max_lifetime)),
-            trust_new: self.config.ssh.trust_new,
-            connect_timeout: secs(s.connect_timeout).max(Duration::from_millis(100)),
-            health_timeout: secs(s.health_timeout).max(Duration::from_millis(100)),
-        }
-    }
-}
-
 /// Logs go to stderr: warnings for commands, what it does for the daemon; `-v` or RUST_LOG
 /// for more.
 fn init_logging(verbose: bool, daemon: bool) {
@@ -234,7 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let daemon = matches!(cli.command, Command::Serve(_) | Command::Monitord(_));
     init_logging(cli.verbose, daemon);
     output::set_raw(cli.raw);
-    let app = App::new(&cli)?;
+    let app = App::new(cli.db.clone(), cli.config.clone())?;
     match cli.command {
         Command::Init(c) => init::run(&app, c),
         Command::Host(c) => host::run(&app, c),
@@ -255,23 +186,4 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// Parses a duration: plain seconds (`30`, `1.5`) or with a unit (`500ms`, `30s`, `5m`, `2h`).
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("bad duration {s:?}: expected e.g. 30, 30s, 500ms, 5m or 2h"))?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        u => anyhow::bail!("bad duration {s:?}: unknown unit {u:?} (use ms, s, m, h or d)"),
-    };
-    Duration::try_from_secs_f64(secs).with_context(|| format!("bad duration {s:?}"))
-}
+pub use crate::when::parse_duration;

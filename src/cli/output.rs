@@ -106,7 +106,7 @@ pub fn text(s: &str) -> anyhow::Result<()> {
 
 /// Epoch milliseconds as local time.
 pub fn time(ms: i64) -> String {
-    crate::web::pages::time(ms)
+    crate::when::local(ms)
 }
 
 pub fn opt(s: &Option<String>) -> String {

@@ -92,17 +92,7 @@ fn ms(d: &Option<String>, default: i64) -> anyhow::Result<i64> {
     })
 }
 
-/// A time given on the command line, as epoch milliseconds.
-pub fn parse_time(s: &str) -> anyhow::Result<i64> {
-    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
-        return Ok(ts.as_millisecond());
-    }
-    let civil: jiff::civil::DateTime = s.replace(' ', "T").parse().map_err(|_| {
-        anyhow::anyhow!("bad time {s:?}: use 2026-12-01T04:00:00Z or local 2026-12-01 04:00")
-    })?;
-    let zoned = civil.to_zoned(jiff::tz::TimeZone::system())?;
-    Ok(zoned.timestamp().as_millisecond())
-}
+pub use crate::when::parse_time;
 
 pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
     let timings = [

@@ -24,9 +24,10 @@ use std::time::Duration;
 use rhai::{Dynamic, Engine, EvalAltResult, Scope};
 
 pub use api::Remote;
-pub use engine::{Limits, harden};
+pub use engine::harden;
 pub use resolver::{Cache, DbResolver};
 
+use crate::config::Sandbox;
 use crate::session::{Allowlist, Guard, Transcript};
 use crate::store::{JobAction, NewRun, Status, Store, now_ms};
 use api::{CheckResult, Ctx, HostRef};
@@ -47,7 +48,7 @@ pub enum ScriptError {
 #[derive(Clone)]
 pub struct Env {
     pub store: Arc<Store>,
-    pub limits: Limits,
+    pub limits: Sandbox,
     pub allow: Allowlist,
     pub cache: Arc<Cache>,
     /// This process's name in the runs table.
@@ -72,7 +73,7 @@ pub struct RunRequest {
 /// Checks a script's syntax with the same engine settings runs use.
 pub fn check_syntax(name: &str, source: &str) -> Result<(), ScriptError> {
     let mut engine = engine::base_engine();
-    harden(&mut engine, &Limits::default(), Guard::default());
+    harden(&mut engine, &Sandbox::default(), Guard::default());
     resolver::compile(&engine, name, source).map(|_| ())
 }
 
@@ -258,7 +259,7 @@ impl Env {
 fn classify(
     script: &str,
     result: Result<Dynamic, Box<EvalAltResult>>,
-    limits: &Limits,
+    limits: &Sandbox,
     timeout: Duration,
 ) -> (Status, String, Option<String>) {
     match result {

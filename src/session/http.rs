@@ -39,21 +39,6 @@ pub struct Http {
     eof: bool,
 }
 
-/// The URL without user info, query or fragment, for messages (a query often carries a token).
-pub fn redact(url: &str) -> String {
-    let cut = url.find(['?', '#']).map_or(url, |i| &url[..i]);
-    let Some(s) = cut.find("://") else {
-        return cut.to_string();
-    };
-    let rest = &cut[s + 3..];
-    // User info is only in the authority, before the first `/` of the path.
-    let authority = rest.find('/').map_or(rest, |i| &rest[..i]);
-    match authority.rfind('@') {
-        Some(at) => format!("{}{}", &cut[..s + 3], &rest[at + 1..]),
-        None => cut.to_string(),
-    }
-}
-
 /// An HTTP client: the whole exchange within `timeout`, statuses as data, TLS by OpenSSL
 /// (native-tls) with the system's CA certificates.
 pub fn agent(timeout: Duration) -> ureq::Agent {
@@ -71,7 +56,11 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
 
 /// Sends the request and returns the head and the body as a transport.
 pub fn request(req: &Request) -> Result<(ResponseHead, Http), SessionError> {
-    let peer = format!("http {} {}", req.method, redact(&req.url));
+    let peer = format!(
+        "http {} {}",
+        req.method,
+        crate::redact::request_url(&req.url)
+    );
     let err = |msg: String| SessionError::Io {
         peer: peer.clone(),
         msg,
@@ -89,7 +78,11 @@ pub fn request(req: &Request) -> Result<(ResponseHead, Http), SessionError> {
     let resp = agent
         .run(built)
         // Errors may quote the URL; it can carry credentials.
-        .map_err(|e| err(e.to_string().replace(&req.url, &redact(&req.url))))?;
+        .map_err(|e| {
+            err(e
+                .to_string()
+                .replace(&req.url, &crate::redact::request_url(&req.url)))
+        })?;
     let head = ResponseHead {
         status: resp.status().as_u16(),
         headers: resp

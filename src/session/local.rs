@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use super::transport::{Recv, Transport};
+use super::transport::{ExecOutput, Recv, Transport};
 use super::{Guard, SessionError};
 
 /// Which commands scripts may run. A pattern without `/` matches a bare command name looked up
@@ -27,19 +27,9 @@ pub struct Allowlist {
     refused: Vec<String>,
     /// Per command (a glob over its canonical path): more refused options, and, when given,
     /// the only options allowed.
-    rules: Vec<(globset::GlobMatcher, ArgumentRule)>,
+    rules: Vec<(globset::GlobMatcher, crate::config::ArgumentRule)>,
     /// The environment commands run with: PATH and LANG, plus `[sandbox] environment`.
     env: Vec<(String, String)>,
-}
-
-/// `[sandbox.arguments."GLOB"]`: what one command may be given.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ArgumentRule {
-    /// Options refused besides `[sandbox] refused_arguments`.
-    pub refuse: Vec<String>,
-    /// When given, the only options (arguments starting with `-`) allowed; values pass.
-    pub only: Option<Vec<String>>,
 }
 
 /// Options refused to every command by default: the monitoring plugins' `--extra-opts`
@@ -120,7 +110,7 @@ impl Allowlist {
     pub fn with_arguments(
         mut self,
         refused: &[String],
-        rules: &std::collections::BTreeMap<String, ArgumentRule>,
+        rules: &std::collections::BTreeMap<String, crate::config::ArgumentRule>,
         environment: &[String],
     ) -> Result<Allowlist, String> {
         for r in refused {
@@ -156,7 +146,7 @@ impl Allowlist {
     pub fn check_args(&self, path: &Path, args: &[String]) -> Result<(), SessionError> {
         let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let name = path.file_name().map(|n| n.to_string_lossy().to_string());
-        let rules: Vec<&ArgumentRule> = self
+        let rules: Vec<&crate::config::ArgumentRule> = self
             .rules
             .iter()
             .filter(|(g, _)| {
@@ -433,14 +423,6 @@ fn kill_group(child: &Child) {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-}
-
-/// What `exec` returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecOutput {
-    pub code: i64,
-    pub stdout: String,
-    pub stderr: String,
 }
 
 /// Runs a prepared command (from [`Allowlist::command`]) to completion, with stdin closed,

@@ -30,12 +30,11 @@ use std::time::{Duration, Instant};
 use regex::bytes::Regex;
 
 pub use local::{
-    Allowlist, ArgumentRule, ExecOutput, LocalProcess, REFUSED_ARGUMENTS, exec, spells,
-    wait_readable as local_wait_readable,
+    Allowlist, LocalProcess, REFUSED_ARGUMENTS, exec, spells, wait_readable as local_wait_readable,
 };
 pub use pool::Pool;
 pub use transcript::{Direction, MASK, Sink, Transcript};
-pub use transport::{Recv, Transport};
+pub use transport::{ExecOutput, Recv, Transport};
 
 /// How much of the received text a timeout error shows.
 const TAIL: usize = 200;

@@ -25,7 +25,7 @@ use ssh2::{
 };
 
 use super::SessionError;
-use super::local::ExecOutput;
+use super::transport::ExecOutput;
 use super::transport::{Recv, Transport, connect_tcp};
 
 /// The terminal an interactive shell gets: wide, so command echoes do not wrap.

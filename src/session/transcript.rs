@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 /// The mask written in place of a secret.
-pub const MASK: &str = "********";
+pub use crate::redact::MASK;
 
 /// The default cap on transcript text per run.
 pub const DEFAULT_CAP: usize = 1 << 20;

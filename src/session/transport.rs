@@ -6,8 +6,6 @@ use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::local::ExecOutput;
-
 /// The outcome of one read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recv {
@@ -17,6 +15,14 @@ pub enum Recv {
     Eof,
     /// Nothing arrived within the timeout.
     Timeout,
+}
+
+/// What `exec` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 pub trait Transport: Send {

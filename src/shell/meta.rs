@@ -6,7 +6,7 @@ use argh::FromArgs;
 
 use super::Shell;
 use super::complete::META;
-use crate::cli::App;
+use crate::app::App;
 use crate::script::{RunRequest, check_syntax};
 use crate::session::{LocalProcess, Transport};
 use crate::store::{Method, NewScript};

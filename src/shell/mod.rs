@@ -25,7 +25,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Config, Editor};
 
-use crate::cli::App;
+use crate::app::App;
 use crate::script::Env;
 use crate::script::api::{CheckResult, Ctx};
 use crate::session::{Guard, Transcript};

@@ -41,8 +41,12 @@ impl Client {
     /// `sqlxml+http://user:pass@server/vroot`, `sqlxml+https://...`, or plain `http(s)://`.
     /// User and password, if given, go as HTTP basic authentication.
     pub fn new(url: &str) -> Result<Client, SqlxmlError> {
-        let bad =
-            |why: &str| SqlxmlError::Request(format!("bad SQLXML URL {}: {why}", redact(url)));
+        let bad = |why: &str| {
+            SqlxmlError::Request(format!(
+                "bad SQLXML URL {}: {why}",
+                crate::redact::database_url(url)
+            ))
+        };
         let plain = url.strip_prefix("sqlxml+").unwrap_or(url);
         let (scheme, rest) = plain
             .split_once("://")
@@ -202,23 +206,5 @@ pub fn template_root(template: &str) -> Result<String, SqlxmlError> {
             }
             Ok(_) => {}
         }
-    }
-}
-
-/// A URL with its password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!(
-                "{}{}:{}@{}",
-                &url[..s + 3],
-                user,
-                crate::store::MASK,
-                &url[at + 1..]
-            )
-        }
-        _ => url.to_string(),
     }
 }

@@ -76,7 +76,7 @@ pub enum StoreError {
 }
 
 /// What a secret is shown as.
-pub const MASK: &str = "********";
+pub use crate::redact::MASK;
 
 /// A host's login secret. It prints as `********` and is handed only to a session's login.
 #[derive(Clone, PartialEq, Eq)]
@@ -136,13 +136,13 @@ impl Store {
             None
         };
         if let Some(driver) = remote {
-            let mut store = Store::with_driver(driver, &crate::sqlxml::client::redact(url))?;
+            let mut store = Store::with_driver(driver, &crate::redact::database_url(url))?;
             store.vault = vault::Vault::for_database(None, false);
             store.seal_plain_secrets();
             return Ok(store);
         }
         if path.contains("://") {
-            return Err(StoreError::Url(crate::sqlxml::client::redact(url)));
+            return Err(StoreError::Url(crate::redact::database_url(url)));
         }
         let driver = Sqlite::open(Path::new(path))?;
         let mut store = Store::with_driver(Box::new(driver), url)?;

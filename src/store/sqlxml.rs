@@ -45,8 +45,9 @@ use std::time::{Duration, Instant};
 
 use super::StoreError;
 use super::driver::{Conn, Driver, RawResult, Row, Work};
+use crate::redact::database_url as redact;
 use crate::sql::{Dialect, Rendered, Value};
-use crate::sqlxml::client::{Client, TemplateBody, redact};
+use crate::sqlxml::client::{Client, TemplateBody};
 use crate::sqlxml::{Response, SqlxmlError};
 
 const D: Dialect = Dialect::Mssql2000;

@@ -47,13 +47,13 @@ impl std::fmt::Debug for TdsUrl {
 }
 
 fn bad(url: &str, what: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(format!("{}: {what}", crate::sqlxml::client::redact(url)))
+    StoreError::Invalid(format!("{}: {what}", crate::redact::database_url(url)))
 }
 
 impl TdsUrl {
     /// Parses `mssql://USER:PASSWORD@HOST[:PORT]/DATABASE[?OPTIONS]`.
     pub fn parse(url: &str) -> Result<TdsUrl, StoreError> {
-        let shown = crate::sqlxml::client::redact(url);
+        let shown = crate::redact::database_url(url);
         let rest = url
             .strip_prefix("mssql://")
             .ok_or_else(|| bad(url, "a TDS URL starts with mssql://"))?;

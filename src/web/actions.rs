@@ -192,11 +192,11 @@ pub fn parse_schedule(f: &Form) -> Result<Request, String> {
         "now" => When::Now,
         "at" => {
             let at = f.get("at").ok_or("give the time to run at")?;
-            When::At(crate::cli::schedule::parse_time(at).map_err(|e| e.to_string())?)
+            When::At(crate::when::parse_time(at).map_err(|e| e.to_string())?)
         }
         "every" => {
             let every = f.get("every").ok_or("give the interval, such as 5m")?;
-            let d = crate::cli::parse_duration(every).map_err(|e| e.to_string())?;
+            let d = crate::when::parse_duration(every).map_err(|e| e.to_string())?;
             When::Every(
                 d.as_millis()
                     .try_into()
@@ -217,7 +217,7 @@ pub fn parse_schedule(f: &Form) -> Result<Request, String> {
             .map_err(|_| format!("bad priority {p:?}: use a whole number"))?;
     }
     if let Some(t) = f.get("timeout") {
-        let d = crate::cli::parse_duration(t).map_err(|e| e.to_string())?;
+        let d = crate::when::parse_duration(t).map_err(|e| e.to_string())?;
         r.timeout_ms = Some(
             d.as_millis()
                 .try_into()

@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use blake2::{Blake2b512, Digest};
 
 use crate::store::{Role, Store, StoreError, User};
@@ -36,8 +35,8 @@ pub fn unlock_key(name: &str) -> String {
 pub enum AuthError {
     #[error("cannot get random bytes: {0}")]
     Random(String),
-    #[error("cannot hash the password: {0}")]
-    Hash(String),
+    #[error(transparent)]
+    Password(#[from] crate::password::PasswordError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -53,37 +52,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A password for a person to type once: 20 characters without look-alikes.
-pub fn random_password() -> Result<String, AuthError> {
-    const CHARS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut buf = [0u8; 20];
-    getrandom::getrandom(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
-    // 256 % 56 leaves a small bias; 20 characters of ~5.8 bits are still ~115 bits.
-    Ok(buf
-        .iter()
-        .map(|b| CHARS[*b as usize % CHARS.len()] as char)
-        .collect())
-}
-
-/// An argon2id PHC string for a password.
-pub fn hash_password(password: &str) -> Result<String, AuthError> {
-    let mut salt = [0u8; 16];
-    getrandom::getrandom(&mut salt).map_err(|e| AuthError::Random(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Hash(e.to_string()))?;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
-}
-
-/// Whether a password matches a stored hash (false for a malformed hash).
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
+pub use crate::password::{hash_password, random_password, verify_password};
 
 /// What an API token is stored as: tokens are long random strings, so a fast hash is enough.
 pub fn token_hash(token: &str) -> String {

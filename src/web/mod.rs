@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::warn;
 
-use crate::script::Limits;
+use crate::config::Sandbox;
 use crate::store::{Role, Store};
 use auth::Sessions;
 use http::{Req, Resp};
@@ -67,7 +67,7 @@ pub struct Web {
     pub store: Arc<Store>,
     pub sessions: Sessions,
     pub opts: Options,
-    pub limits: Limits,
+    pub limits: Sandbox,
     pub dashboard: dashboard::Cache,
     /// Requests answered, and those that panicked (for /metrics).
     pub requests: AtomicU64,
@@ -171,7 +171,7 @@ impl server::Service for Web {
 }
 
 impl Web {
-    pub fn new(store: Arc<Store>, opts: Options, limits: Limits) -> Web {
+    pub fn new(store: Arc<Store>, opts: Options, limits: Sandbox) -> Web {
         Web {
             store,
             sessions: Sessions::default(),

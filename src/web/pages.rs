@@ -11,16 +11,7 @@ use super::router::Route;
 use super::{Web, Who, actions, hosts, scripts};
 use crate::store::{Role, RunFilter, Status, StoreError};
 
-/// A time as local `YYYY-MM-DD HH:MM:SS`.
-pub fn time(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned(jiff::tz::TimeZone::system())
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|_| ms.to_string())
-}
+pub use crate::when::local as time;
 
 /// How long ago, briefly: `12s`, `5m`, `3h`, `2d`.
 pub fn ago(ms: i64, now: i64) -> String {

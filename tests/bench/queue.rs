@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hostler::monitord::{self, Options, Shutdown};
-use hostler::script::{Cache, Env, Limits};
+use hostler::script::{Cache, Env, Sandbox};
 use hostler::session::Allowlist;
 use hostler::sql::{Dialect, Value, param};
 use hostler::store::statements as st;
@@ -28,7 +28,7 @@ fn env(path: &str) -> Env {
         .expect("script");
     Env {
         store,
-        limits: Limits::default(),
+        limits: Sandbox::default(),
         allow: Allowlist::new(&[]).expect("allowlist"),
         cache: Arc::new(Cache::default()),
         node: "bench".into(),

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use hostler::script::{Limits, RunRequest, check_syntax};
+use hostler::config::Sandbox;
+use hostler::script::{RunRequest, check_syntax};
 use hostler::store::{Method, NewHost, NewRun, Status};
 
 use crate::util::Work;
@@ -12,7 +13,7 @@ fn run(w: &Work, source: &str) -> NewRun {
     run_with(w, source, None)
 }
 
-fn run_with(w: &Work, source: &str, limits: Option<Limits>) -> NewRun {
+fn run_with(w: &Work, source: &str, limits: Option<Sandbox>) -> NewRun {
     let env = w.env(&["sh", "echo", "cat", "printf", "tty", "true"], limits);
     w.script(&env.store, "main", source);
     env.execute(
@@ -103,9 +104,9 @@ fn huge_strings_and_arrays_are_stopped() {
 #[test]
 fn the_wall_clock_deadline_stops_a_waiting_script() {
     let w = Work::new();
-    let limits = Limits {
+    let limits = Sandbox {
         timeout: 1.0,
-        ..Limits::default()
+        ..Sandbox::default()
     };
     let t = Instant::now();
     let r = run_with(&w, "loop { sleep(0.05); }", Some(limits));

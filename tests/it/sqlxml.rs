@@ -351,7 +351,7 @@ fn query_urls_encode_everything_and_pass_parameters_in_order() {
         "http://server/nwind?sql=SELECT%20%2A%20FROM%20t%20WHERE%20a%3D%3F%20AND%20b%20LIKE%20%27%25%2B%26%23%2F%27%20FOR%20XML%20AUTO&root=root&p1=1&p2=x%20y"
     );
     assert_eq!(
-        hostler::sqlxml::client::redact("sqlxml+http://u:secret@h/v"),
+        hostler::redact::database_url("sqlxml+http://u:secret@h/v"),
         "sqlxml+http://u:********@h/v"
     );
     // A bad escape in the password is refused without quoting the password.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use hostler::script::{Cache, Env, Limits, Remote};
+use hostler::config::Sandbox;
+use hostler::script::{Cache, Env, Remote};
 use hostler::session::Allowlist;
 use hostler::store::{NewScript, ScriptKind, Store};
 
@@ -93,7 +94,7 @@ impl Work {
     }
 
     /// An environment for running scripts in-process, allowing `allowed` commands.
-    pub fn env(&self, allowed: &[&str], limits: Option<Limits>) -> Env {
+    pub fn env(&self, allowed: &[&str], limits: Option<Sandbox>) -> Env {
         let mut limits = limits.unwrap_or_default();
         limits.allowed_commands = allowed.iter().map(|s| s.to_string()).collect();
         Env {

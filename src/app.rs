@@ -1,0 +1,71 @@
+//! The process context every command, the daemon and the shell start from: the config and
+//! where the database is, and what they open from them (the store, a script environment, the
+//! session settings). Depends on config, store, script and session; nothing depends back.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::script::{Cache, Env};
+use crate::session::Allowlist;
+use crate::store::Store;
+
+/// What every command needs: the config and where the database is.
+pub struct App {
+    pub config: Config,
+    pub db: String,
+}
+
+impl App {
+    /// From `--config` (or `$HOSTLER_CONFIG`) and `--db` (or `$HOSTLER_DB`, or the config's
+    /// `[database] url`).
+    pub fn new(db: Option<String>, config: Option<PathBuf>) -> anyhow::Result<App> {
+        let config_path = config.or_else(|| std::env::var_os("HOSTLER_CONFIG").map(PathBuf::from));
+        let config = match config_path {
+            Some(p) => Config::load(&p)?,
+            None => Config::default(),
+        };
+        let db = db
+            .or_else(|| std::env::var("HOSTLER_DB").ok())
+            .unwrap_or_else(|| config.database.url.clone());
+        Ok(App { config, db })
+    }
+
+    pub fn store(&self) -> anyhow::Result<Arc<Store>> {
+        Ok(Arc::new(Store::open(&self.db)?))
+    }
+
+    pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Env> {
+        let sandbox = &self.config.sandbox;
+        let allow = Allowlist::new(&sandbox.allowed_commands)
+            .and_then(|a| {
+                a.with_arguments(
+                    &sandbox.refused_arguments,
+                    &sandbox.arguments,
+                    &sandbox.environment,
+                )
+            })
+            .map_err(|e| anyhow::anyhow!("config [sandbox]: {e}"))?;
+        Ok(Env {
+            store,
+            limits: self.config.sandbox.clone(),
+            allow,
+            cache: Arc::new(Cache::default()),
+            node: self.config.node(),
+            remote: Arc::new(self.remote()),
+        })
+    }
+
+    /// The session settings of `[ssh]` and `[sessions]`.
+    pub fn remote(&self) -> crate::script::Remote {
+        let s = &self.config.sessions;
+        let secs = |v: f64| Duration::from_secs_f64(v.clamp(0.0, 86_400.0));
+        crate::script::Remote {
+            pool: crate::session::Pool::new(secs(s.idle_timeout), secs(s.max_lifetime)),
+            trust_new: self.config.ssh.trust_new,
+            connect_timeout: secs(s.connect_timeout).max(Duration::from_millis(100)),
+            health_timeout: secs(s.health_timeout).max(Duration::from_millis(100)),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Secrets out of text: the one mask every part prints instead of a secret, and URLs made safe
+//! to show. A leaf: it depends on nothing in the crate.
+
+/// What is shown in place of a secret.
+pub const MASK: &str = "********";
+
+/// A database URL with its password masked and its user kept, so a message still says who
+/// logged in: `mssql://sa:********@db/hostler`.
+pub fn database_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:{MASK}@{}", &url[..s + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A URL a script asked for, for messages about the request: without user info, query or
+/// fragment (a query often carries a token).
+pub fn request_url(url: &str) -> String {
+    let cut = url.find(['?', '#']).map_or(url, |i| &url[..i]);
+    let Some(s) = cut.find("://") else {
+        return cut.to_string();
+    };
+    let rest = &cut[s + 3..];
+    // User info is only in the authority, before the first `/` of the path.
+    let authority = rest.find('/').map_or(rest, |i| &rest[..i]);
+    match authority.rfind('@') {
+        Some(at) => format!("{}{}", &cut[..s + 3], &rest[at + 1..]),
+        None => cut.to_string(),
+    }
+}

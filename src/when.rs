@@ -1,0 +1,66 @@
+//! Times and durations as people write and read them: what the CLI, the page and the API
+//! take (`30s`, `5m`, `2026-12-01 04:00`), and how they show a time. A leaf: it depends on
+//! nothing in the crate.
+
+use std::time::Duration;
+
+/// A time or duration that does not parse, with what was wrong and what would do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WhenError(String);
+
+/// A duration: plain seconds (`30`, `1.5`) or with a unit (`500ms`, `30s`, `5m`, `2h`, `1d`).
+pub fn parse_duration(s: &str) -> Result<Duration, WhenError> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| {
+        WhenError(format!(
+            "bad duration {s:?}: expected e.g. 30, 30s, 500ms, 5m or 2h"
+        ))
+    })?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        u => {
+            return Err(WhenError(format!(
+                "bad duration {s:?}: unknown unit {u:?} (use ms, s, m, h or d)"
+            )));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| WhenError(format!("bad duration {s:?}")))
+}
+
+/// A time as epoch milliseconds: RFC 3339 (`2026-12-01T04:00:00Z`) or local civil time
+/// (`2026-12-01 04:00`).
+pub fn parse_time(s: &str) -> Result<i64, WhenError> {
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    let bad = || {
+        WhenError(format!(
+            "bad time {s:?}: use 2026-12-01T04:00:00Z or local 2026-12-01 04:00"
+        ))
+    };
+    let civil: jiff::civil::DateTime = s.replace(' ', "T").parse().map_err(|_| bad())?;
+    let zoned = civil
+        .to_zoned(jiff::tz::TimeZone::system())
+        .map_err(|e| WhenError(format!("bad time {s:?}: {e}")))?;
+    Ok(zoned.timestamp().as_millisecond())
+}
+
+/// Epoch milliseconds as local `YYYY-MM-DD HH:MM:SS`.
+pub fn local(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| ms.to_string())
+}
