@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hostler::monitord::{self, Options, Shutdown};
 use hostler::config::Sandbox;
+use hostler::monitord::{self, Options, Shutdown};
 use hostler::script::{Cache, Env};
 use hostler::session::Allowlist;
 use hostler::sql::{Dialect, Value, param};
