@@ -14,21 +14,40 @@
 //! - [`monitord`]: the daemon (`hostler serve`): schedules, claims with leases, the correction
 //!   loop, notifications.
 //! - [`shell`]: the interactive script shell (rustyline), also a login shell.
-//! - [`web`]: the web page, JSON API, `/metrics` and `/sqlxml` that `serve` answers
-//!   (tiny_http, maud), with logins, sessions and CSRF tokens.
+//! - [`web`]: the web page, JSON API, `/metrics` and `/sqlxml` that `serve` answers (its own
+//!   HTTP/1.1 connection handling in `web::server`, maud), with logins, sessions and CSRF
+//!   tokens.
 //! - [`sqlxml`]: SQL Server 2000's XML-over-HTTP interface: the client `hostler sql` uses, the
 //!   streaming FOR XML parser, and the writer behind `/sqlxml`. [`urlencode`]: percent-encoding
 //!   and form parsing for both.
-//! - [`config`]: the TOML configuration; [`bundled`]: the script library compiled in.
+//! - [`app`]: the process context (config, database) every command, the daemon and the shell
+//!   start from. [`config`]: the TOML configuration, plain data. [`bundled`]: the script
+//!   library compiled in. [`health`]: monitord's heartbeat, which `/healthz` reads.
+//! - Leaves that several parts share: [`redact`] (the one mask, URLs safe to show), [`when`]
+//!   (times and durations as people write and read them), [`password`] (argon2id hashes).
 //!
 //! # Dependency direction
 //!
-//! `cli / shell / monitord → script → session`, and everything `→ store → sql`. The store
-//! knows nothing of scripts; a session knows nothing of the store (its transcript sink and
-//! guard are handed in). The shell's meta-commands reuse the CLI's verbs (`:schedule`).
-//! `web → monitord::submit / store / sqlxml`: the page schedules through the same
-//! [`monitord::submit`] as `hostler schedule`, and reads only through the store (`/sqlxml`
-//! through [`store::Store::read_only_query`]). `cli → web` for `serve` and `hostler user`.
+//! Each part uses only the parts before it in this list (`tests/it/shape.rs` keeps it so):
+//!
+//! ```text
+//! leaves     redact  when  password  urlencode  health  config  sql
+//! session  → config redact
+//! sqlxml   → redact session sql urlencode
+//! store    → redact sql sqlxml urlencode
+//! bundled  → store
+//! script   → bundled config redact session store
+//! app      → config script session store
+//! monitord → config health script session store
+//! web      → bundled config health monitord password redact script sql sqlxml store urlencode when
+//! shell    → app bundled script session store   (and cli, for `:schedule`: the one known cycle)
+//! cli      → everything above
+//! ```
+//!
+//! The store knows nothing of scripts; a session knows nothing of the store (its transcript
+//! sink and guard are handed in). The page schedules through the same [`monitord::submit`] as
+//! `hostler schedule`, and reads only through the store (`/sqlxml` through
+//! [`store::Store::read_only_query`]).
 //!
 //! # Invariants
 //!

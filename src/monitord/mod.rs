@@ -4,8 +4,9 @@
 //! One loop on smol. Each pass:
 //! 1. fire due schedules into jobs (each schedule once, however many daemons share the queue);
 //! 2. reap jobs asked to cancel whose node died, and close kept sessions past their idle time;
-//! 3. claim due jobs while fewer than `max_concurrent` run here, each in its own transaction
-//!    with a lease, and run them on the blocking pool (scripts and sessions are synchronous);
+//! 3. claim due jobs while fewer than `max_concurrent` run here: up to the free slots in one
+//!    transaction, one claim statement (with its lease) per job so each sees the ones before
+//!    it, and run them on the blocking pool (scripts and sessions are synchronous);
 //! 4. renew the leases of running jobs (every third of the lease), and pass on cancellations;
 //! 5. deliver pending notifications (on the blocking pool, one batch at a time);
 //! 6. sleep until the next job is due, a job finishes, a job is queued in this process, the

@@ -2,7 +2,7 @@
 //! queries and templates and reads FOR XML results as they stream ([`parse`]), the name
 //! escaping both sides use ([`names`]), XDR types ([`types`]), and the writer hostler's own
 //! `/sqlxml` endpoint answers with ([`write`]). The protocol facts and their sources are in
-//! the design notes (SQLXML.md).
+//! `docs/SQLXML.md`.
 
 pub mod client;
 pub mod names;

@@ -121,8 +121,9 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the database named by `url` (a path, or `sqlite:PATH`) and brings its schema up
-    /// to date.
+    /// Opens the database named by `url` (a path, `sqlite:PATH`, `mssql://...` for SQL
+    /// Server 2005+ over TDS, or `sqlxml+http(s)://...` for SQL Server 2000 over SQLXML),
+    /// brings its schema up to date, and seals any host secret stored before sealing existed.
     pub fn open(url: &str) -> Result<Store, StoreError> {
         let path = url
             .strip_prefix("sqlite://")
@@ -240,7 +241,6 @@ impl Store {
         }
     }
 
-    /// Runs one statement typed by an operator (`hostler sql`). Host secrets come back masked.
     /// One read-only SELECT from outside, on its own read-only connection, with secret columns
     /// read as NULL, within the request's limits (see [`sqlite::read_only_query`]).
     pub fn read_only_query(
@@ -258,6 +258,9 @@ impl Store {
         }
     }
 
+    /// Runs one statement typed by an operator (`hostler sql`). The secret columns read as
+    /// NULL (SQLite's authorizer; masked by column name on SQL Server), unless
+    /// `show_secrets`, when a host's secret comes back opened.
     pub fn raw(&self, sql: &str, show_secrets: bool) -> Result<RawResult, StoreError> {
         let mut r = self.lock().raw(sql, show_secrets)?;
         if show_secrets {

@@ -11,6 +11,7 @@ mod remote;
 mod sandbox;
 mod secrets;
 mod session;
+mod shape;
 mod shell;
 mod sql;
 mod sqlxml;

@@ -216,6 +216,19 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             schedule_advance(3, 1_700_000_000_000, Some(1_700_000_060_000), true),
         ),
         ("schedule_delete", schedule_delete(3)),
+        (
+            "schedule_insert",
+            schedule_insert(vec![
+                ("script_id", param(1)),
+                ("host_id", param(2)),
+                ("priority", param(5)),
+                ("kind", param("every")),
+                ("every_ms", param(60_000)),
+                ("next_due", param(1_700_000_000_000_i64)),
+                ("enabled", param(true)),
+                ("created_at", param(1_700_000_000_000_i64)),
+            ]),
+        ),
         ("job_claim_by_id", job_claim_by_id(7, "node-a", 60_000)),
         ("job_delete", job_delete(7, Some("node-a"))),
         (
