@@ -11,8 +11,9 @@
 //!   in `store::sqlxml`).
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
-//! - [`monitord`]: the daemon (`hostler serve`): schedules, claims with leases, the correction
-//!   loop, notifications.
+//! - [`queue`]: the one way work enters the queue (a request, its target, its timing).
+//! - [`monitord`]: the daemon (`hostler serve`): fires schedules, claims with leases, the
+//!   correction loop, notifications.
 //! - [`shell`]: the interactive script shell (rustyline), also a login shell.
 //! - [`web`]: the web page, JSON API, `/metrics` and `/sqlxml` that `serve` answers (its own
 //!   HTTP/1.1 connection handling in `web::server`, maud), with logins, sessions and CSRF
@@ -38,14 +39,16 @@
 //! bundled  → store
 //! script   → bundled config redact session store
 //! app      → config script session store
-//! monitord → config health script session store
-//! web      → bundled config health monitord password redact script sql sqlxml store urlencode when
-//! shell    → app bundled script session store   (and cli, for `:schedule`: the one known cycle)
+//! queue    → store
+//! monitord → config health queue script session store
+//! web      → bundled config health password queue redact script sql sqlxml store urlencode when
+//! shell    → app bundled script session store   (and cli, whose `schedule` parser `:schedule`
+//!            reuses: the one known cycle)
 //! cli      → everything above
 //! ```
 //!
 //! The store knows nothing of scripts; a session knows nothing of the store (its transcript
-//! sink and guard are handed in). The page schedules through the same [`monitord::submit`] as
+//! sink and guard are handed in). The page, the API and the shell schedule through the same [`queue::submit`] as
 //! `hostler schedule`, and reads only through the store (`/sqlxml` through
 //! [`store::Store::read_only_query`]).
 //!
@@ -69,6 +72,7 @@ pub mod config;
 pub mod health;
 pub mod monitord;
 pub mod password;
+pub mod queue;
 pub mod redact;
 pub mod script;
 pub mod session;

@@ -4,7 +4,7 @@
 use argh::FromArgs;
 
 use super::{App, output, parse_duration};
-use crate::monitord::submit::{Request, Submitted, When, submit};
+use crate::queue::{Request, Submitted, When, submit};
 use crate::store::{Cancelled, Timing, now_ms};
 
 /// queue a script now, or at a time, every interval, or on a cron expression

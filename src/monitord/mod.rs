@@ -18,8 +18,6 @@
 
 mod deliver;
 mod runner;
-pub mod submit;
-pub mod timing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -324,14 +322,14 @@ fn fire_schedules(env: &Env) {
     let now = now_ms();
     for s in due {
         let Some(seen) = s.next_due else { continue };
-        let next = match timing::next_due(&s.timing, seen, now) {
+        let next = match crate::queue::timing::next_due(&s.timing, seen, now) {
             Ok(n) => n,
             Err(e) => {
                 warn!(schedule = s.id, "disabling schedule: {e}");
                 None
             }
         };
-        let targets = timing::targets(&s, &hosts);
+        let targets = crate::queue::Target::of(&s).resolve(&hosts);
         match store.fire_schedule(&s, seen, &targets, next) {
             Ok(n) => info!(schedule = s.id, script = %s.script, queued = n, "schedule fired"),
             Err(e) => warn!(schedule = s.id, "cannot fire schedule: {e}"),

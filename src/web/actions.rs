@@ -8,7 +8,7 @@ use super::auth::{self, COOKIE, LOGIN_COOKIE, SESSION_LIFETIME};
 use super::http::{Form, Req, Resp, encode};
 use super::pages::{self, csrf, error, form_page};
 use super::{Web, Who};
-use crate::monitord::submit::{Request, SubmitError, Submitted, When, submit};
+use crate::queue::{Request, SubmitError, Submitted, When, submit};
 use crate::store::{Cancelled, Role, ScriptKind, StoreError};
 
 /// Only a local path may be a place to go after login: no `//host`, no scheme, and nothing

@@ -10,7 +10,7 @@ use super::http::{Form, Req, Resp};
 use super::pages::store_status;
 use super::router::Api;
 use super::{Web, Who, hosts, scripts};
-use crate::monitord::submit::submit;
+use crate::queue::submit;
 use crate::store::{Cancelled, Role, RunFilter, Status, StoreError};
 
 fn err(e: &StoreError) -> Resp {

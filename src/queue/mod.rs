@@ -1,12 +1,15 @@
-//! What a user asks to run, from the CLI (`hostler schedule`) or the web page: a script on
-//! hosts, a tag or a site, now (one job per target) or on a timing (one schedule per named
-//! host, or one for the tag or site). Both front ends go through [`submit`], so they check
-//! and store the same way.
+//! The one way work enters the queue: what a user asks to run, from the CLI (`hostler
+//! schedule`), the shell (`:schedule`), the web page or the API: a script on hosts, a tag or a
+//! site ([`Target`], resolved in one place), now (one job per target) or on a timing ([`When`]:
+//! one schedule per named host, or one for the tag or site). Every front end goes through
+//! [`submit`], so they check and store the same way; monitord only takes work out.
+//! [`timing`] is when a schedule is due next.
+
+pub mod timing;
 
 use serde::Serialize;
 
-use super::timing;
-use crate::store::{NewJob, NewSchedule, Schedule, Store, StoreError, Timing, now_ms};
+use crate::store::{Host, NewJob, NewSchedule, Schedule, Store, StoreError, Timing, now_ms};
 
 /// When to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,29 +172,59 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     Ok(Submitted::Schedules { ids, next_due })
 }
 
+/// What a job or schedule runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// No host: the script runs once, on its own.
+    Nothing,
+    /// One named host.
+    Host(&'a str),
+    /// Every enabled host with a tag, or in a site, or both.
+    Matching {
+        tag: Option<&'a str>,
+        site: Option<&'a str>,
+    },
+}
+
+impl<'a> Target<'a> {
+    /// A schedule's target.
+    pub fn of(s: &'a Schedule) -> Target<'a> {
+        match (&s.host, &s.tag, &s.site) {
+            (Some(h), _, _) => Target::Host(h),
+            (None, None, None) => Target::Nothing,
+            (None, tag, site) => Target::Matching {
+                tag: tag.as_deref(),
+                site: site.as_deref(),
+            },
+        }
+    }
+
+    /// The hosts it names now: `None` stands for "no host".
+    pub fn resolve(&self, hosts: &[Host]) -> Vec<Option<String>> {
+        match self {
+            Target::Nothing => vec![None],
+            Target::Host(h) => vec![Some(h.to_string())],
+            Target::Matching { tag, site } => hosts
+                .iter()
+                .filter(|h| {
+                    h.enabled
+                        && tag.is_none_or(|t| h.tags.iter().any(|x| x == t))
+                        && site.is_none_or(|s| h.site.as_deref() == Some(s))
+                })
+                .map(|h| Some(h.name.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// One job per target host, due now.
 fn run_now(store: &Store, r: &Request, now: i64) -> Result<Submitted, SubmitError> {
     let hosts: Vec<Option<String>> = if r.tag.is_some() || r.site.is_some() {
-        let all = store.hosts()?;
-        let probe = Schedule {
-            id: 0,
-            script: r.script.clone(),
-            fix_script: None,
-            host: None,
-            tag: r.tag.clone(),
-            site: r.site.clone(),
-            priority: 0,
-            timing: Timing::At(now),
-            timeout_ms: None,
-            max_attempts: 1,
-            next_due: None,
-            guard_max_fixes: 0,
-            guard_window_ms: 0,
-            guard_backoff_ms: 0,
-            allow_duplicate: false,
-            enabled: true,
+        let matching = Target::Matching {
+            tag: r.tag.as_deref(),
+            site: r.site.as_deref(),
         };
-        let t = timing::targets(&probe, &all);
+        let t = matching.resolve(&store.hosts()?);
         if t.is_empty() {
             return Err(invalid("no enabled host matches the tag or site"));
         }

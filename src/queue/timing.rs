@@ -1,11 +1,11 @@
-//! When a schedule is due next, and which hosts it targets. Missed runs are coalesced: after
-//! downtime an interval or cron schedule fires once, then continues from now.
+//! When a schedule is due next. Missed runs are coalesced: after downtime an interval or cron
+//! schedule fires once, then continues from now.
 
 use std::str::FromStr;
 
 use croner::Cron;
 
-use crate::store::{Host, Schedule, Timing};
+use crate::store::Timing;
 
 /// The next due time after `now`, for a schedule that was due at `seen_due`; None for a
 /// one-shot schedule, which is then disabled.
@@ -35,28 +35,4 @@ pub fn cron_next(expr: &str, after_ms: i64) -> Result<i64, String> {
         .find_next_occurrence(&zoned, false)
         .map_err(|e| format!("cron expression {expr:?} never matches: {e}"))?;
     Ok(next.timestamp().as_millisecond())
-}
-
-/// The hosts a schedule runs on: its host, every enabled host with its tag or in its site, or
-/// no host at all.
-pub fn targets(s: &Schedule, hosts: &[Host]) -> Vec<Option<String>> {
-    if let Some(h) = &s.host {
-        return vec![Some(h.clone())];
-    }
-    let pick = |h: &&Host| {
-        h.enabled
-            && s.tag.as_ref().is_none_or(|t| h.tags.contains(t))
-            && s.site
-                .as_ref()
-                .is_none_or(|site| h.site.as_ref() == Some(site))
-    };
-    if s.tag.is_some() || s.site.is_some() {
-        hosts
-            .iter()
-            .filter(pick)
-            .map(|h| Some(h.name.clone()))
-            .collect()
-    } else {
-        vec![None]
-    }
 }
