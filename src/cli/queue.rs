@@ -65,7 +65,7 @@ pub fn jobs(app: &App, cmd: JobsCmd) -> anyhow::Result<u8> {
                 output::opt(&j.host),
                 j.priority.to_string(),
                 output::time(j.due_at),
-                j.state.clone(),
+                j.state.to_string(),
                 format!("{}/{}", j.attempts, j.max_attempts),
                 output::opt(&j.lease_owner),
             ]

@@ -362,14 +362,19 @@ fn renew(env: &Env, opts: &Options, running: &HashMap<i64, Running>) {
         .renew_leases(&opts.node, &ids, opts.lease.as_millis() as i64)
     {
         Ok(states) => {
-            for (id, state, owner) in states {
-                let Some(r) = running.get(&id) else { continue };
-                if owner.as_deref() != Some(opts.node.as_str()) {
-                    warn!(job = id, "lease lost to {owner:?}; stopping our copy");
+            for lease in states {
+                let Some(r) = running.get(&lease.job) else {
+                    continue;
+                };
+                if lease.owner.as_deref() != Some(opts.node.as_str()) {
+                    warn!(
+                        job = lease.job,
+                        "lease lost to {:?}; stopping our copy", lease.owner
+                    );
                     r.flags.lost.store(true, Ordering::SeqCst);
                     r.flags.cancel.store(true, Ordering::SeqCst);
-                } else if state == "cancelling" {
-                    info!(job = id, "cancel requested");
+                } else if lease.state == crate::store::JobState::Cancelling {
+                    info!(job = lease.job, "cancel requested");
                     r.flags.cancel.store(true, Ordering::SeqCst);
                 }
             }

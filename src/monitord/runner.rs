@@ -52,7 +52,7 @@ fn final_action(run: &NewRun, job: &Job, flags: &JobFlags, retry_base: Duration)
         Status::Error | Status::Timeout if job.attempts < job.max_attempts => JobAction::Retry {
             due_at: now_ms() + backoff(retry_base, job.attempts).as_millis() as i64,
         },
-        _ => JobAction::Delete,
+        _ => JobAction::Done,
     }
 }
 
@@ -121,7 +121,7 @@ pub fn run_job(
         {
             check.notifications.push((subject, body));
         }
-        return record(check, Some("check"), JobAction::Delete);
+        return record(check, Some("check"), JobAction::Done);
     }
     if let (true, Some(last)) = (fixes > 0, last_fix) {
         let wait = sched
@@ -133,7 +133,7 @@ pub fn run_job(
                 "fix held back by the guard's backoff until {}",
                 last + wait
             );
-            return record(check, Some("check"), JobAction::Delete);
+            return record(check, Some("check"), JobAction::Done);
         }
     }
     let check_status = check.status;
@@ -172,7 +172,7 @@ pub fn run_job(
     } else if recheck.status == Status::Cancelled && flags.stopping.load(Ordering::Relaxed) {
         JobAction::Release
     } else {
-        JobAction::Delete
+        JobAction::Done
     };
     record(recheck, Some("recheck"), action)
 }

@@ -4,7 +4,9 @@
 use super::hosts::host_id;
 use super::scripts::script_id;
 use super::statements as st;
-use super::{Conn, ConnExt, Job, NewJob, NewRun, Row, Schedule, Store, StoreError, now_ms};
+use super::{
+    Conn, ConnExt, Job, JobState, Lease, NewJob, NewRun, Row, Schedule, Store, StoreError, now_ms,
+};
 use crate::sql::Dialect;
 
 /// What `cancel_job` did.
@@ -25,7 +27,7 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
         host: r.opt_text("host")?,
         priority: r.int("priority")?,
         due_at: r.int("due_at")?,
-        state: r.text("state")?,
+        state: job_state(r)?,
         attempts: r.int("attempts")?,
         max_attempts: r.int("max_attempts")?,
         timeout_ms: r.opt_int("timeout_ms")?,
@@ -34,6 +36,11 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
         schedule_id: r.opt_int("schedule_id")?,
         args: r.opt_text("args")?,
     })
+}
+
+/// A row's `state`, typed; a word the schema does not allow is a clear error.
+fn job_state(r: &Row) -> Result<JobState, StoreError> {
+    r.text("state")?.parse().map_err(StoreError::Invalid)
 }
 
 /// The largest priority either way, and the longest timeout, a job or schedule may have.
@@ -183,7 +190,7 @@ impl Store {
         owner: &str,
         ids: &[i64],
         lease_ms: i64,
-    ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+    ) -> Result<Vec<Lease>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -191,7 +198,13 @@ impl Store {
             c.exec(st::job_renew(owner, ids, lease_ms))?;
             c.query(st::job_states(ids))?
                 .iter()
-                .map(|r| Ok((r.int("id")?, r.text("state")?, r.opt_text("lease_owner")?)))
+                .map(|r| {
+                    Ok(Lease {
+                        job: r.int("id")?,
+                        state: job_state(r)?,
+                        owner: r.opt_text("lease_owner")?,
+                    })
+                })
                 .collect()
         })
     }

@@ -156,6 +156,56 @@ impl Status {
     }
 }
 
+/// Where a job is in the queue. The row goes when its run is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for its due time and a free slot.
+    Queued,
+    /// Claimed by a node under a lease.
+    Running,
+    /// Running, and asked to stop: its node records a cancelled run.
+    Cancelling,
+}
+
+impl JobState {
+    /// The word the `jobs.state` column holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Cancelling => "cancelling",
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "queued" => Ok(JobState::Queued),
+            "running" => Ok(JobState::Running),
+            "cancelling" => Ok(JobState::Cancelling),
+            other => Err(format!("unknown job state {other:?}")),
+        }
+    }
+}
+
+/// A running job's lease as its node sees it on renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub job: i64,
+    pub state: JobState,
+    /// The node that holds it now: another node's name means the lease was lost.
+    pub owner: Option<String>,
+}
+
 /// A queued or running job.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {
@@ -164,7 +214,7 @@ pub struct Job {
     pub host: Option<String>,
     pub priority: i64,
     pub due_at: i64,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i64,
     pub max_attempts: i64,
     pub timeout_ms: Option<i64>,
@@ -256,14 +306,14 @@ pub enum JobAction {
     /// No job (an ad-hoc run), or not the last run of the job.
     #[default]
     Keep,
-    /// The job is done: delete its row.
-    Delete,
+    /// The job is done: its row goes (held under this node's lease).
+    Done,
     /// Queue it again at `due_at` (a retry with backoff), keeping its attempt count.
     Retry { due_at: i64 },
     /// Give it back to the queue as it was before the claim (shutdown).
     Release,
-    /// Delete the row whoever holds it: a cancelled job whose node died (the reaper).
-    Remove,
+    /// The row goes whoever holds it: a cancelled job whose node died (the reaper).
+    Reap,
 }
 
 /// How a schedule repeats.

@@ -112,7 +112,7 @@ impl NewRun {
             attempt: job.attempts,
             phase: None,
             notifications: Vec::new(),
-            job_action: JobAction::Remove,
+            job_action: JobAction::Reap,
         }
     }
 }
@@ -161,7 +161,7 @@ impl Store {
                     JobAction::Keep => {}
                     // Each is conditional on this node's lease: when another node took the job
                     // over, the run is still history, and the row is theirs.
-                    JobAction::Delete => {
+                    JobAction::Done => {
                         c.exec(st::job_delete(job, Some(owner)))?;
                     }
                     JobAction::Retry { due_at } => {
@@ -170,7 +170,7 @@ impl Store {
                     JobAction::Release => {
                         c.exec(st::job_requeue(job, at, true, owner))?;
                     }
-                    JobAction::Remove => {
+                    JobAction::Reap => {
                         c.exec(st::job_delete(job, None))?;
                     }
                 }

@@ -26,7 +26,8 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
         text,
         "# HELP hostler_jobs Jobs in the queue, by state.\n# TYPE hostler_jobs gauge"
     );
-    for state in ["queued", "running", "cancelling"] {
+    use crate::store::JobState;
+    for state in [JobState::Queued, JobState::Running, JobState::Cancelling] {
         let n = jobs.iter().filter(|j| j.state == state).count();
         let _ = writeln!(text, "hostler_jobs{{state=\"{state}\"}} {n}");
     }

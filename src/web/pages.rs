@@ -9,7 +9,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::http::{Req, Resp, encode};
 use super::router::Route;
 use super::{Web, Who, actions, hosts, scripts};
-use crate::store::{Role, RunFilter, Status, StoreError};
+use crate::store::{JobState, Role, RunFilter, Status, StoreError};
 
 pub use crate::when::local as time;
 
@@ -196,7 +196,11 @@ fn dashboard(web: &Web, who: &Who) -> Result<Resp, StoreError> {
         .grid
         .get_or_init(|| Arc::new(grid(&d).into_string()))
         .clone();
-    let running = d.jobs.iter().filter(|j| j.state == "running").count();
+    let running = d
+        .jobs
+        .iter()
+        .filter(|j| j.state == crate::store::JobState::Running)
+        .count();
     let body = html! {
         p.meta { "As of " (time(d.at)) ". " (d.hosts.len()) " hosts, " (running) " jobs running, "
             (d.jobs.len() - running) " queued." }
@@ -332,9 +336,9 @@ fn jobs_table(who: &Who, jobs: &[crate::store::Job], controls: bool) -> Markup {
                         td { (j.id) }
                         td { a href={"/scripts/" (j.script)} { (j.script) } }
                         td { (j.host.as_deref().unwrap_or("-")) }
-                        td { (j.state) @if let Some(o) = &j.lease_owner { " on " (o) } }
+                        td { (j.state.as_str()) @if let Some(o) = &j.lease_owner { " on " (o) } }
                         td {
-                            @if controls && j.state == "queued" && who.may(Role::Operator) {
+                            @if controls && j.state == JobState::Queued && who.may(Role::Operator) {
                                 form.inline method="post" action={"/queue/" (j.id) "/priority"} {
                                     (csrf(who))
                                     input type="number" name="priority" value=(j.priority) aria-label="priority";
@@ -346,7 +350,7 @@ fn jobs_table(who: &Who, jobs: &[crate::store::Job], controls: bool) -> Markup {
                         td { (j.attempts) "/" (j.max_attempts) }
                         @if controls {
                             td {
-                                @if who.may(Role::Operator) && (j.state == "queued" || j.state == "running") {
+                                @if who.may(Role::Operator) && matches!(j.state, JobState::Queued | JobState::Running) {
                                     form.inline method="post" action={"/queue/" (j.id) "/cancel"} {
                                         (csrf(who))
                                         button.danger type="submit" { "Cancel" }

@@ -204,7 +204,7 @@ fn a_running_job_can_be_cancelled() {
     let (id, _) = store.enqueue(&job("long", None, 0)).expect("enqueue");
     assert!(wait_for(Duration::from_secs(10), || store
         .job(id)
-        .is_ok_and(|j| j.state == "running")));
+        .is_ok_and(|j| j.state == hostler::store::JobState::Running)));
     let t = Instant::now();
     assert_eq!(
         store.cancel_job(id, "cli").expect("cancel"),
@@ -248,7 +248,7 @@ fn shutdown_waits_for_the_grace_period_then_releases_the_job() {
     let (id, _) = store.enqueue(&job("long", None, 0)).expect("enqueue");
     assert!(wait_for(Duration::from_secs(10), || store
         .job(id)
-        .is_ok_and(|j| j.state == "running")));
+        .is_ok_and(|j| j.state == hostler::store::JobState::Running)));
     let t = Instant::now();
     let summary = d.stop();
     assert!(
@@ -576,7 +576,7 @@ fn kill_9_mid_batch_then_restart_completes_every_job() {
         .jobs()
         .expect("jobs")
         .iter()
-        .any(|j| j.state == "running")));
+        .any(|j| j.state == hostler::store::JobState::Running)));
     first.kill().expect("kill -9");
     first.wait().expect("reap");
     let second = serve(&w, "node-b", "c.toml");

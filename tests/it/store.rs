@@ -189,7 +189,7 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
         attempt: 1,
         phase: None,
         notifications: vec![("subj".into(), "body".into())],
-        job_action: hostler::store::JobAction::Delete,
+        job_action: hostler::store::JobAction::Done,
     };
     let run_id = s.record_run(&run).expect("record");
     assert!(s.jobs().expect("jobs").iter().all(|j| j.id != high));
@@ -291,7 +291,7 @@ fn a_node_that_lost_its_lease_leaves_the_job_to_the_new_owner() {
         attempt: 1,
         phase: None,
         notifications: vec![],
-        job_action: hostler::store::JobAction::Delete,
+        job_action: hostler::store::JobAction::Done,
     };
     s.record_run(&run("a")).expect("record a");
     let j = s.job(id).expect("still there: b holds it");

@@ -531,7 +531,7 @@ fn exercise(s: &Store, tag: &str) {
             attempt: 1,
             phase: None,
             notifications: vec![],
-            job_action: JobAction::Delete,
+            job_action: JobAction::Done,
         })
         .expect("record run");
     assert!(s.job(id).is_err(), "the run deleted its job");

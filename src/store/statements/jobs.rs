@@ -3,6 +3,7 @@
 //! listing and the next-due query; and the statements on jobs.
 
 use super::*;
+use crate::store::JobState;
 
 /// Jobs that may start now: queued and due.
 /// The due time is kept away from the index on (state, due_at): SQLite would pick it, then sort
@@ -10,7 +11,7 @@ use super::*;
 /// them in queue order, so a claim stops at the first runnable job however long the queue.
 pub fn due_jobs(j: &'static str) -> Section {
     Section::Where(vec![
-        qcol(j, "state").eq(lit("queued")),
+        qcol(j, "state").eq(lit(JobState::Queued.as_str())),
         qcol(j, "due_at").unindexed().le(now()),
     ])
 }
@@ -19,7 +20,7 @@ pub fn due_jobs(j: &'static str) -> Section {
 /// counts the attempt again, so the re-run shows in the history.
 pub fn expired_jobs(j: &'static str) -> Section {
     Section::Where(vec![
-        qcol(j, "state").eq(lit("running")),
+        qcol(j, "state").eq(lit(JobState::Running.as_str())),
         qcol(j, "lease_until").lt(now()),
     ])
 }
@@ -108,7 +109,7 @@ pub fn job_insert(
             ("host_id", param(host_id)),
             ("priority", param(job.priority)),
             ("due_at", param(job.due_at)),
-            ("state", lit("queued")),
+            ("state", lit(JobState::Queued.as_str())),
             ("attempts", lit(0)),
             ("max_attempts", param(job.max_attempts)),
             ("timeout_ms", param(job.timeout_ms)),
@@ -162,7 +163,7 @@ pub fn job_claim(
 /// What a claim sets: running, this node's lease (by the database's clock), one more attempt.
 fn claim_set(owner: &str, lease_ms: i64) -> Vec<(&'static str, Expr)> {
     vec![
-        ("state", lit("running")),
+        ("state", lit(JobState::Running.as_str())),
         ("lease_owner", param(owner)),
         ("lease_until", now() + param(lease_ms)),
         ("attempts", col("attempts") + lit(1)),
@@ -179,9 +180,9 @@ pub fn job_claim_by_id(id: i64, owner: &str, lease_ms: i64) -> Statement {
         conditions: vec![
             col("id").eq(param(id)),
             Expr::Or(vec![
-                col("state").eq(lit("queued")),
+                col("state").eq(lit(JobState::Queued.as_str())),
                 col("state")
-                    .eq(lit("running"))
+                    .eq(lit(JobState::Running.as_str()))
                     .and(col("lease_until").lt(now())),
             ]),
         ],
@@ -208,7 +209,7 @@ pub fn job_delete(id: i64, owner: Option<&str>) -> Statement {
 /// back with the claim's attempt undone.
 pub fn job_requeue(id: i64, due_at: i64, release: bool, owner: &str) -> Statement {
     let mut set = vec![
-        ("state", lit("queued")),
+        ("state", lit(JobState::Queued.as_str())),
         ("lease_owner", lit(Value::Null)),
         ("lease_until", lit(Value::Null)),
         ("due_at", param(due_at)),
@@ -251,8 +252,11 @@ pub fn job_states(ids: &[i64]) -> Statement {
 pub fn job_cancel(id: i64) -> Statement {
     Update {
         table: "jobs",
-        set: vec![("state", lit("cancelling"))],
-        conditions: vec![col("id").eq(param(id)), col("state").eq(lit("running"))],
+        set: vec![("state", lit(JobState::Cancelling.as_str()))],
+        conditions: vec![
+            col("id").eq(param(id)),
+            col("state").eq(lit(JobState::Running.as_str())),
+        ],
         returning: vec![],
     }
     .into()
@@ -263,7 +267,10 @@ pub fn job_set_priority(id: i64, priority: i64) -> Statement {
     Update {
         table: "jobs",
         set: vec![("priority", param(priority))],
-        conditions: vec![col("id").eq(param(id)), col("state").eq(lit("queued"))],
+        conditions: vec![
+            col("id").eq(param(id)),
+            col("state").eq(lit(JobState::Queued.as_str())),
+        ],
         returning: vec![],
     }
     .into()
@@ -273,7 +280,10 @@ pub fn job_set_priority(id: i64, priority: i64) -> Statement {
 pub fn job_delete_queued(id: i64) -> Statement {
     Delete {
         table: "jobs",
-        conditions: vec![col("id").eq(param(id)), col("state").eq(lit("queued"))],
+        conditions: vec![
+            col("id").eq(param(id)),
+            col("state").eq(lit(JobState::Queued.as_str())),
+        ],
     }
     .into()
 }
@@ -289,7 +299,7 @@ pub fn job_queued_for(script_id: i64, host_id: Option<i64>) -> Statement {
         .columns(&["id"])
         .filter(col("script_id").eq(param(script_id)))
         .filter(host)
-        .filter(col("state").eq(lit("queued")))
+        .filter(col("state").eq(lit(JobState::Queued.as_str())))
         .with(Section::Limit(1))
         .into()
 }
@@ -306,7 +316,7 @@ pub fn jobs_using(column: &'static str, id: i64) -> Statement {
 pub fn job_next_due() -> Statement {
     Select::from("jobs")
         .with(Section::Columns(vec![(col("due_at").min(), Some("due"))]))
-        .filter(col("state").eq(lit("queued")))
+        .filter(col("state").eq(lit(JobState::Queued.as_str())))
         .into()
 }
 
@@ -314,7 +324,7 @@ pub fn job_next_due() -> Statement {
 pub fn job_reap() -> Statement {
     Select::from_as("jobs", "j")
         .with(job_with_names("j"))
-        .filter(qcol("j", "state").eq(lit("cancelling")))
+        .filter(qcol("j", "state").eq(lit(JobState::Cancelling.as_str())))
         .filter(qcol("j", "lease_until").lt(now()))
         .into()
 }
