@@ -426,8 +426,8 @@ fn kill_group(child: &Child) {
 }
 
 /// Runs a prepared command (from [`Allowlist::command`]) to completion, with stdin closed,
-/// in a process group of its own, within the guard's deadline; whatever it left running in
-/// that group is killed when it ends. Each stream is kept up to `cap` bytes.
+/// in a process group of its own, within the guard's deadline: past it (or on cancel) the
+/// whole group is killed, what it started too. Each stream is kept up to `cap` bytes.
 pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
     use std::os::unix::process::CommandExt;
     let path = PathBuf::from(cmd.get_program());
@@ -491,8 +491,9 @@ pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, S
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    // Whatever it left behind in its group (a daemonising plugin, a stray `sleep &`).
-    kill_group(&child);
+    // What it started in the background is left running: a fix that starts a service
+    // (`svc &`, an init script) must not have it killed behind it. A run that times out or is
+    // cancelled kills the whole group, above.
     // The command has exited; give its pipes a moment to reach end of file.
     let settle = Instant::now() + Duration::from_secs(1);
     let done = |b: &Arc<Mutex<(Vec<u8>, bool)>>| b.lock().map(|g| g.1).unwrap_or(true);

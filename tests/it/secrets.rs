@@ -148,25 +148,37 @@ fn commands_get_a_clean_environment_and_no_stdin() {
 }
 
 #[test]
-fn what_a_command_leaves_running_is_killed_with_it() {
+fn what_a_command_started_is_killed_with_a_run_that_times_out() {
     let w = Work::new();
     let marker = format!("{}.{}", 31, std::process::id());
     let started = Instant::now();
-    let r = run_allowed(
-        &w,
-        &["sh"],
-        None,
-        &format!(r#"exec("sh", ["-c", "sleep {marker} & echo started"]); ok("done")"#),
+    let env = w.env(&["sh"], None);
+    w.script(
+        &env.store,
+        "main",
+        &format!(r#"exec("sh", ["-c", "sleep {marker} & sleep 30"]); ok("done")"#),
     );
-    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    let r = env.execute(
+        &RunRequest {
+            script: "main".into(),
+            timeout: Some(Duration::from_secs(1)),
+            ..RunRequest::default()
+        },
+        None,
+    );
+    assert_eq!(r.status, Status::Timeout, "{}", r.message);
     assert!(started.elapsed() < Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(200));
-    let left = std::fs::read_dir("/proc")
-        .expect("proc")
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .any(|c| String::from_utf8_lossy(&c).contains(&marker));
-    assert!(!left, "sleep {marker} is still running after its run");
+    let running = || {
+        std::fs::read_dir("/proc")
+            .expect("proc")
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).contains(&marker))
+    };
+    assert!(
+        crate::util::wait_for(Duration::from_secs(2), || !running()),
+        "sleep {marker}, started by the command, outlived the run"
+    );
 }
 
 #[test]
