@@ -40,7 +40,7 @@
 //! script   → bundled config redact session store
 //! app      → config script session store
 //! queue    → store
-//! monitord → config health queue script session store
+//! monitord → config health queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
 //! shell    → app bundled script session store   (and cli, whose `schedule` parser `:schedule`
 //!            reuses: the one known cycle)

@@ -1,7 +1,7 @@
 //! monitord: the scheduler daemon (`hostler serve`). A library function, so tests run it
 //! in-process; the CLI adds signal handling.
 //!
-//! One loop on smol. Each pass:
+//! One loop on smol (`Daemon`, one method a step). Each pass:
 //! 1. fire due schedules into jobs (each schedule once, however many daemons share the queue);
 //! 2. reap jobs asked to cancel whose node died, and close kept sessions past their idle time;
 //! 3. claim due jobs while fewer than `max_concurrent` run here: up to the free slots in one
@@ -28,7 +28,7 @@ use smol::channel::{Receiver, Sender};
 use tracing::{Instrument, info, info_span, warn};
 
 pub use deliver::deliver_pending;
-pub use runner::{JobFlags, backoff, run_job};
+pub use runner::{FixGuard, JobFlags, backoff, fix_guard, run_job};
 
 use crate::config::{Config, Notify};
 use crate::health::Health;
@@ -121,118 +121,197 @@ pub fn run(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summary, 
     smol::block_on(daemon(Arc::new(env), opts, shutdown))
 }
 
-async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summary, StoreError> {
-    let store = env.store.clone();
-    let (wake_tx, wake_rx) = smol::channel::bounded::<()>(1);
-    {
-        let wake = wake_tx.clone();
-        store.on_enqueue(Box::new(move || {
-            let _ = wake.try_send(());
-        }));
-    }
-    let (done_tx, done_rx) = smol::channel::unbounded::<i64>();
-    let stopping = Arc::new(AtomicBool::new(false));
-    let mut running: HashMap<i64, Running> = HashMap::new();
-    let mut summary = Summary::default();
-    let renew_every = opts.lease / 3;
-    let mut last_renew = Instant::now();
-    let mut delivery: Option<smol::Task<usize>> = None;
-    info!(node = %opts.node, max_concurrent = opts.max_concurrent, per_host = opts.per_host, "monitord started");
+/// The daemon between passes: what runs here, and when each periodic step last ran.
+struct Daemon {
+    env: Arc<Env>,
+    opts: Options,
+    running: HashMap<i64, Running>,
+    summary: Summary,
+    /// Set on shutdown: a job cancelled then goes back to the queue.
+    stopping: Arc<AtomicBool>,
+    /// Finished jobs report their ids here.
+    done_tx: Sender<i64>,
+    done_rx: Receiver<i64>,
+    /// A job queued in this process wakes the loop.
+    wake_rx: Receiver<()>,
+    renew_every: Duration,
+    last_renew: Instant,
+    last_housekeeping: Option<Instant>,
+    delivery: Option<smol::Task<usize>>,
+}
 
-    // Housekeeping (schedules, orphans, expired leases, notifications) runs once per poll
-    // interval; claims run on every pass, so a local enqueue or a finished job acts at once.
-    let mut last_housekeeping: Option<Instant> = None;
+/// The loop itself: the module's list of steps, one method each.
+async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summary, StoreError> {
+    let mut d = Daemon::new(env, opts);
     // Every pass ends within the poll interval; many missed passes mean the loop is stuck.
-    let stall_after = (opts.poll_interval * 10).max(Duration::from_secs(30));
+    let stall_after = (d.opts.poll_interval * 10).max(Duration::from_secs(30));
     while !shutdown.requested() {
-        opts.health.beat(stall_after);
-        let housekeeping = last_housekeeping.is_none_or(|t| t.elapsed() >= opts.poll_interval);
+        d.opts.health.beat(stall_after);
+        // Housekeeping (schedules, orphans, expired leases, notifications) runs once per poll
+        // interval; claims run on every pass, so a local enqueue or a finished job acts at once.
+        let housekeeping = d.housekeeping_due();
         if housekeeping {
-            last_housekeeping = Some(Instant::now());
-            // 1. Schedules.
-            fire_schedules(&env);
-            // 2. Orphaned cancellations, and kept sessions past their idle time.
-            reap(&env);
-            // Closing an SSH session to a dead peer can wait seconds: not on this loop.
-            let remote = env.remote.clone();
-            smol::unblock(move || remote.pool.reap()).detach();
+            d.fire_and_reap();
         }
-        // 3. Claims.
-        let free = opts.max_concurrent.saturating_sub(running.len());
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            store
-                .claim_jobs(
-                    &opts.node,
-                    opts.lease.as_millis() as i64,
-                    opts.per_host as i64,
-                    opts.site.as_deref(),
-                    housekeeping,
-                    free,
-                )
-                .inspect(|_| opts.health.database(Ok(())))
-                .unwrap_or_else(|e| {
-                    warn!("claim failed: {e}");
-                    opts.health.database(Err(e.to_string()));
-                    Vec::new()
-                })
-        };
+        d.claim(housekeeping);
+        d.renew_if_due();
+        if housekeeping {
+            d.deliver().await;
+        }
+        d.sleep(&shutdown).await;
+        d.collect_finished().await;
+    }
+    d.shut_down().await
+}
+
+impl Daemon {
+    fn new(env: Arc<Env>, opts: Options) -> Daemon {
+        let (wake_tx, wake_rx) = smol::channel::bounded::<()>(1);
+        env.store.on_enqueue(Box::new(move || {
+            let _ = wake_tx.try_send(());
+        }));
+        let (done_tx, done_rx) = smol::channel::unbounded::<i64>();
+        info!(node = %opts.node, max_concurrent = opts.max_concurrent, per_host = opts.per_host, "monitord started");
+        Daemon {
+            renew_every: opts.lease / 3,
+            env,
+            opts,
+            running: HashMap::new(),
+            summary: Summary::default(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            done_tx,
+            done_rx,
+            wake_rx,
+            last_renew: Instant::now(),
+            last_housekeeping: None,
+            delivery: None,
+        }
+    }
+
+    /// Whether a poll interval has passed since the last housekeeping (and marks it begun).
+    fn housekeeping_due(&mut self) -> bool {
+        let due = self
+            .last_housekeeping
+            .is_none_or(|t| t.elapsed() >= self.opts.poll_interval);
+        if due {
+            self.last_housekeeping = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Steps 1 and 2: fire due schedules into jobs; reap orphaned cancellations; close kept
+    /// sessions past their idle time (on the blocking pool: a dead peer can take seconds).
+    fn fire_and_reap(&self) {
+        fire_schedules(&self.env);
+        reap(&self.env);
+        let remote = self.env.remote.clone();
+        smol::unblock(move || remote.pool.reap()).detach();
+    }
+
+    /// Step 3: claim due jobs into the free slots, in one transaction, and start each on the
+    /// blocking pool. The claim's outcome is the database's health for `/healthz`.
+    fn claim(&mut self, include_expired: bool) {
+        let free = self.opts.max_concurrent.saturating_sub(self.running.len());
+        if free == 0 {
+            return;
+        }
+        let claimed = self
+            .env
+            .store
+            .claim_jobs(
+                &self.opts.node,
+                self.opts.lease.as_millis() as i64,
+                self.opts.per_host as i64,
+                self.opts.site.as_deref(),
+                include_expired,
+                free,
+            )
+            .inspect(|_| self.opts.health.database(Ok(())))
+            .unwrap_or_else(|e| {
+                warn!("claim failed: {e}");
+                self.opts.health.database(Err(e.to_string()));
+                Vec::new()
+            });
         for job in claimed {
-            let flags = JobFlags {
-                stopping: stopping.clone(),
-                ..JobFlags::default()
-            };
-            let schedule = job.schedule_id.and_then(|id| store.schedule(id).ok());
-            let (env2, flags2, done, retry) =
-                (env.clone(), flags.clone(), done_tx.clone(), opts.retry_base);
-            let id = job.id;
-            let span = info_span!("job", id, script = %job.script, host = job.host.as_deref().unwrap_or("-"), attempt = job.attempts);
-            // The span is entered on the blocking thread too, so the job's logs carry it.
-            let inner = span.clone();
-            let task = smol::spawn(
-                async move {
-                    smol::unblock(move || {
-                        let _entered = inner.enter();
-                        let _ = run_job(&env2, &job, schedule.as_ref(), &flags2, retry);
-                    })
-                    .await;
-                    let _ = done.send(id).await;
-                }
-                .instrument(span),
-            );
-            running.insert(id, Running { flags, task });
-            summary.jobs_run += 1;
+            self.start(job);
         }
-        // 4. Leases and cancellations.
-        if !running.is_empty() && last_renew.elapsed() >= renew_every {
-            renew(&env, &opts, &running);
-            last_renew = Instant::now();
-        }
-        // 5. Notifications.
-        if housekeeping && delivery.as_ref().is_none_or(|t| t.is_finished()) {
-            if let Some(t) = delivery.take() {
-                t.await;
+    }
+
+    /// Runs one claimed job on the blocking pool; it reports its id when done.
+    fn start(&mut self, job: crate::store::Job) {
+        let flags = JobFlags {
+            stopping: self.stopping.clone(),
+            ..JobFlags::default()
+        };
+        let schedule = job
+            .schedule_id
+            .and_then(|id| self.env.store.schedule(id).ok());
+        let (env, flags2, done, retry) = (
+            self.env.clone(),
+            flags.clone(),
+            self.done_tx.clone(),
+            self.opts.retry_base,
+        );
+        let id = job.id;
+        let span = info_span!("job", id, script = %job.script, host = job.host.as_deref().unwrap_or("-"), attempt = job.attempts);
+        // The span is entered on the blocking thread too, so the job's logs carry it.
+        let inner = span.clone();
+        let task = smol::spawn(
+            async move {
+                smol::unblock(move || {
+                    let _entered = inner.enter();
+                    let _ = run_job(&env, &job, schedule.as_ref(), &flags2, retry);
+                })
+                .await;
+                let _ = done.send(id).await;
             }
-            let (store2, cfg) = (store.clone(), opts.notify.clone());
-            delivery = Some(smol::unblock(move || deliver_pending(&store2, &cfg)));
+            .instrument(span),
+        );
+        self.running.insert(id, Running { flags, task });
+        self.summary.jobs_run += 1;
+    }
+
+    /// Step 4: renew the leases of running jobs every third of the lease, and pass on
+    /// cancellations and lost leases.
+    fn renew_if_due(&mut self) {
+        if !self.running.is_empty() && self.last_renew.elapsed() >= self.renew_every {
+            renew(&self.env, &self.opts, &self.running);
+            self.last_renew = Instant::now();
         }
-        // 6. Sleep.
-        let mut sleep = opts
-            .poll_interval
-            .saturating_sub(last_housekeeping.map_or(Duration::ZERO, |t| t.elapsed()));
-        if !running.is_empty() {
-            sleep = sleep.min(renew_every.saturating_sub(last_renew.elapsed()));
+    }
+
+    /// Step 5: deliver pending notifications, one batch at a time, on the blocking pool.
+    async fn deliver(&mut self) {
+        if self.delivery.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        if let Some(t) = self.delivery.take() {
+            t.await;
+        }
+        let (store, cfg) = (self.env.store.clone(), self.opts.notify.clone());
+        self.delivery = Some(smol::unblock(move || deliver_pending(&store, &cfg)));
+    }
+
+    /// Step 6: sleep until the next job is due, a job finishes, a job is queued in this
+    /// process, the next lease renewal, the poll interval, or shutdown.
+    async fn sleep(&mut self, shutdown: &Shutdown) {
+        let mut sleep = self.opts.poll_interval.saturating_sub(
+            self.last_housekeeping
+                .map_or(Duration::ZERO, |t| t.elapsed()),
+        );
+        if !self.running.is_empty() {
+            sleep = sleep.min(self.renew_every.saturating_sub(self.last_renew.elapsed()));
         }
         // A job due in the future: sleep until then. One already due was not claimable (its
         // host is busy, or it is another site's): a finished job or the poll brings it back,
         // so there is nothing to gain from spinning on it.
-        if running.len() < opts.max_concurrent
-            && let Ok(Some(due)) = store.next_due()
+        if self.running.len() < self.opts.max_concurrent
+            && let Ok(Some(due)) = self.env.store.next_due()
             && due > now_ms()
         {
             sleep = sleep.min(Duration::from_millis((due - now_ms()) as u64));
         }
+        let (wake_rx, done_rx, running) = (&self.wake_rx, &self.done_rx, &mut self.running);
         let wait = async {
             smol::Timer::after(sleep).await;
         };
@@ -254,56 +333,60 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
             smol::future::or(finished, stop),
         )
         .await;
-        // Collect every other job that finished meanwhile.
-        while let Ok(id) = done_rx.try_recv() {
-            if let Some(r) = running.remove(&id) {
+    }
+
+    /// Collects every job that finished meanwhile.
+    async fn collect_finished(&mut self) {
+        while let Ok(id) = self.done_rx.try_recv() {
+            if let Some(r) = self.running.remove(&id) {
                 r.task.await;
             }
         }
     }
 
-    // Shutdown: no more claims; let running jobs finish within the grace period.
-    info!(running = running.len(), grace = ?opts.grace, "monitord stopping");
-    opts.health.stopping();
-    stopping.store(true, Ordering::SeqCst);
-    let deadline = Instant::now() + opts.grace;
-    while !running.is_empty() && Instant::now() < deadline {
-        // Wake for renewals too: a grace period longer than the lease must not lose the jobs.
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .min(renew_every.saturating_sub(last_renew.elapsed()));
-        let next = async { done_rx.recv().await.ok() };
-        let timer = async {
-            smol::Timer::after(left).await;
-            None
-        };
-        if let Some(id) = smol::future::or(next, timer).await
-            && let Some(r) = running.remove(&id)
-        {
+    /// Shutdown: no more claims; running jobs get the grace period to finish (their leases
+    /// still renewed), then the rest are cancelled and their jobs given back to the queue.
+    async fn shut_down(mut self) -> Result<Summary, StoreError> {
+        info!(running = self.running.len(), grace = ?self.opts.grace, "monitord stopping");
+        self.opts.health.stopping();
+        self.stopping.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + self.opts.grace;
+        while !self.running.is_empty() && Instant::now() < deadline {
+            // Wake for renewals too: a grace period longer than the lease must not lose the jobs.
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(self.renew_every.saturating_sub(self.last_renew.elapsed()));
+            let done_rx = &self.done_rx;
+            let next = async { done_rx.recv().await.ok() };
+            let timer = async {
+                smol::Timer::after(left).await;
+                None
+            };
+            if let Some(id) = smol::future::or(next, timer).await
+                && let Some(r) = self.running.remove(&id)
+            {
+                r.task.await;
+            }
+            self.renew_if_due();
+        }
+        // The rest are cancelled; their runs are recorded as cancelled and their jobs released.
+        self.summary.released = self.running.len() as u64;
+        for r in self.running.values() {
+            r.flags.cancel.store(true, Ordering::SeqCst);
+        }
+        for (_, r) in self.running.drain() {
             r.task.await;
         }
-        if !running.is_empty() && last_renew.elapsed() >= renew_every {
-            renew(&env, &opts, &running);
-            last_renew = Instant::now();
+        if let Some(t) = self.delivery.take() {
+            t.await;
         }
+        info!(
+            jobs_run = self.summary.jobs_run,
+            released = self.summary.released,
+            "monitord stopped"
+        );
+        Ok(self.summary)
     }
-    // The rest are cancelled; their runs are recorded as cancelled and their jobs released.
-    summary.released = running.len() as u64;
-    for r in running.values() {
-        r.flags.cancel.store(true, Ordering::SeqCst);
-    }
-    for (_, r) in running.drain() {
-        r.task.await;
-    }
-    if let Some(t) = delivery.take() {
-        t.await;
-    }
-    info!(
-        jobs_run = summary.jobs_run,
-        released = summary.released,
-        "monitord stopped"
-    );
-    Ok(summary)
 }
 
 fn fire_schedules(env: &Env) {

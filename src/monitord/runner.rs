@@ -56,7 +56,8 @@ fn final_action(run: &NewRun, job: &Job, flags: &JobFlags, retry_base: Duration)
     }
 }
 
-/// Runs a claimed job to its end and records every run. Returns the final status.
+/// Runs a claimed job to its end and records every run: the script, and for a failing check
+/// of a schedule with a fix, the correction loop (`correct`). Returns the final status.
 pub fn run_job(
     env: &Env,
     job: &Job,
@@ -94,44 +95,96 @@ pub fn run_job(
         return record(check, Some("check"), action);
     }
 
-    // The correction loop: is a fix allowed now?
+    correct(env, job, sched, &fix_script, check, flags, timeout, &record)
+}
+
+/// What the guard says about running a fix now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FixGuard {
+    /// Run it.
+    Allowed,
+    /// `fixes` already ran in the window, the most allowed: give up and escalate.
+    Exhausted { fixes: i64 },
+    /// The backoff after the last fix runs until `until` (epoch ms): hold it back.
+    Backoff { until: i64 },
+}
+
+/// May a fix run now? `fixes` ran in the guard's window, the last at `last_fix`; the backoff
+/// doubles with each fix in the window. A pure function: the tests call it directly.
+pub fn fix_guard(
+    max_fixes: i64,
+    backoff_ms: i64,
+    fixes: i64,
+    last_fix: Option<i64>,
+    now: i64,
+) -> FixGuard {
+    if fixes >= max_fixes {
+        return FixGuard::Exhausted { fixes };
+    }
+    if let (true, Some(last)) = (fixes > 0, last_fix) {
+        let until = last.saturating_add(backoff_ms.saturating_mul(1 << (fixes - 1).clamp(0, 20)));
+        if now < until {
+            return FixGuard::Backoff { until };
+        }
+    }
+    FixGuard::Allowed
+}
+
+/// The correction loop after a failing check: the guard, the fix, the re-check, and the
+/// notification when the fix did not fix it.
+#[allow(clippy::too_many_arguments)]
+fn correct(
+    env: &Env,
+    job: &Job,
+    sched: &Schedule,
+    fix_script: &str,
+    check: NewRun,
+    flags: &JobFlags,
+    timeout: Option<Duration>,
+    record: &dyn Fn(NewRun, Option<&str>, JobAction) -> Status,
+) -> Status {
+    let store = &env.store;
     let now = now_ms();
     let host = job.host.as_deref();
     let (fixes, last_fix) = store
-        .count_runs(sched.id, host, &fix_script, now - sched.guard_window_ms)
+        .count_runs(sched.id, host, fix_script, now - sched.guard_window_ms)
         .unwrap_or((0, None));
     let target = host.unwrap_or("(no host)");
-    if fixes >= sched.guard_max_fixes {
-        let subject = format!(
-            "{target}: {} still {} after {fixes} fixes; giving up for now",
-            job.script,
-            check.status.as_str().to_uppercase()
-        );
-        let body = format!(
-            "The guard allows {} fixes by {fix_script} per {} s; the last check said: {}",
-            sched.guard_max_fixes,
-            sched.guard_window_ms / 1000,
-            check.message
-        );
-        // One escalation per window, not one per check.
-        let mut check = check;
-        if !store
-            .notified_since(host, &subject, now - sched.guard_window_ms)
-            .unwrap_or(false)
-        {
-            check.notifications.push((subject, body));
+    match fix_guard(
+        sched.guard_max_fixes,
+        sched.guard_backoff_ms,
+        fixes,
+        last_fix,
+        now,
+    ) {
+        FixGuard::Allowed => {}
+        FixGuard::Exhausted { fixes } => {
+            let subject = format!(
+                "{target}: {} still {} after {fixes} fixes; giving up for now",
+                job.script,
+                check.status.as_str().to_uppercase()
+            );
+            let body = format!(
+                "The guard allows {} fixes by {fix_script} per {} s; the last check said: {}",
+                sched.guard_max_fixes,
+                sched.guard_window_ms / 1000,
+                check.message
+            );
+            // One escalation per window, not one per check.
+            let mut check = check;
+            if !store
+                .notified_since(host, &subject, now - sched.guard_window_ms)
+                .unwrap_or(false)
+            {
+                check.notifications.push((subject, body));
+            }
+            return record(check, Some("check"), JobAction::Done);
         }
-        return record(check, Some("check"), JobAction::Done);
-    }
-    if let (true, Some(last)) = (fixes > 0, last_fix) {
-        let wait = sched
-            .guard_backoff_ms
-            .saturating_mul(1 << (fixes - 1).clamp(0, 20));
-        if now < last + wait {
+        FixGuard::Backoff { until } => {
             info!(
                 job = job.id,
                 "fix held back by the guard's backoff until {}",
-                last + wait
+                crate::when::local(until)
             );
             return record(check, Some("check"), JobAction::Done);
         }
@@ -140,7 +193,7 @@ pub fn run_job(
     let check_message = check.message.clone();
     record(check, Some("check"), JobAction::Keep);
     let fix_run = env.execute(
-        &request(job, &fix_script, timeout),
+        &request(job, fix_script, timeout),
         Some(flags.cancel.clone()),
     );
     let fix_status = fix_run.status;

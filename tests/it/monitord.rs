@@ -668,3 +668,35 @@ fn two_daemons_share_a_thousand_jobs_without_running_one_twice() {
     let nodes: std::collections::HashSet<_> = runs.iter().filter_map(|r| r.node.clone()).collect();
     assert_eq!(nodes.len(), 2, "both daemons worked: {nodes:?}");
 }
+
+#[test]
+fn the_fix_guard_is_a_pure_decision() {
+    use hostler::monitord::{FixGuard, fix_guard};
+    assert_eq!(fix_guard(3, 30_000, 0, None, 1_000), FixGuard::Allowed);
+    // The backoff after a fix doubles with each fix in the window.
+    assert_eq!(
+        fix_guard(3, 30_000, 1, Some(1_000), 20_000),
+        FixGuard::Backoff { until: 31_000 }
+    );
+    assert_eq!(
+        fix_guard(3, 30_000, 1, Some(1_000), 31_000),
+        FixGuard::Allowed
+    );
+    assert_eq!(
+        fix_guard(3, 30_000, 2, Some(1_000), 50_000),
+        FixGuard::Backoff { until: 61_000 }
+    );
+    assert_eq!(
+        fix_guard(3, 30_000, 3, Some(1_000), 10_000_000),
+        FixGuard::Exhausted { fixes: 3 }
+    );
+    assert_eq!(
+        fix_guard(0, 30_000, 0, None, 0),
+        FixGuard::Exhausted { fixes: 0 }
+    );
+    // Absurd settings saturate instead of overflowing.
+    assert_eq!(
+        fix_guard(i64::MAX, i64::MAX, 100, Some(i64::MAX), 0),
+        FixGuard::Backoff { until: i64::MAX }
+    );
+}

@@ -25,7 +25,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("app", &["config", "script", "session", "store"]),
     (
         "monitord",
-        &["config", "health", "queue", "script", "session", "store"],
+        &[
+            "config", "health", "queue", "script", "session", "store", "when",
+        ],
     ),
     (
         "web",
