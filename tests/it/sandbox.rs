@@ -14,14 +14,10 @@ fn run(w: &Work, source: &str) -> NewRun {
 }
 
 fn run_with(w: &Work, source: &str, limits: Option<Sandbox>) -> NewRun {
-    let env = w.env(&["sh", "echo", "cat", "printf", "tty", "true"], limits);
-    w.script(&env.store, "main", source);
-    env.execute(
-        &RunRequest {
-            script: "main".into(),
-            ..RunRequest::default()
-        },
-        None,
+    w.run_script(
+        &["sh", "echo", "cat", "printf", "tty", "true"],
+        limits,
+        source,
     )
 }
 

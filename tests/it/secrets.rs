@@ -13,15 +13,7 @@ use hostler::store::{NewRun, Status};
 use crate::util::{Work, code, have, stderr, stdout};
 
 fn run_allowed(w: &Work, allowed: &[&str], limits: Option<Sandbox>, source: &str) -> NewRun {
-    let env = w.env(allowed, limits);
-    w.script(&env.store, "main", source);
-    env.execute(
-        &RunRequest {
-            script: "main".into(),
-            ..RunRequest::default()
-        },
-        None,
-    )
+    w.run_script(allowed, limits, source)
 }
 
 #[test]

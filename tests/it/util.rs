@@ -115,6 +115,25 @@ impl Work {
         }
     }
 
+    /// Saves `source` as the script `main` and runs it once, without a host, with these
+    /// commands allowed and these limits.
+    pub fn run_script(
+        &self,
+        allowed: &[&str],
+        limits: Option<Sandbox>,
+        source: &str,
+    ) -> hostler::store::NewRun {
+        let env = self.env(allowed, limits);
+        self.script(&env.store, "main", source);
+        env.execute(
+            &hostler::script::RunRequest {
+                script: "main".into(),
+                ..Default::default()
+            },
+            None,
+        )
+    }
+
     /// Saves a script.
     pub fn script(&self, store: &Store, name: &str, source: &str) {
         store

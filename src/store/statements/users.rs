@@ -70,6 +70,17 @@ pub fn token_insert(user_id: i64, name: &str, token_hash: &str, at: i64) -> Stat
     .into()
 }
 
+/// `api_tokens AS t` joined to the user it acts as, `users AS u` (section shared by the
+/// lookup and the listing).
+fn token_owner() -> Section {
+    Section::Join(Join {
+        kind: JoinKind::Inner,
+        table: "users",
+        alias: "u",
+        on: qcol("u", "id").eq(qcol("t", "user_id")),
+    })
+}
+
 /// The user a token belongs to, with the token's last use.
 pub fn token_user(token_hash: &str) -> Statement {
     Select::from_as("api_tokens", "t")
@@ -82,12 +93,7 @@ pub fn token_user(token_hash: &str) -> Statement {
             (qcol("t", "id"), Some("token_id")),
             (qcol("t", "last_used_at"), Some("last_used_at")),
         ]))
-        .with(Section::Join(Join {
-            kind: JoinKind::Inner,
-            table: "users",
-            alias: "u",
-            on: qcol("u", "id").eq(qcol("t", "user_id")),
-        }))
+        .with(token_owner())
         .filter(qcol("t", "token_hash").eq(param(token_hash)))
         .into()
 }
@@ -112,12 +118,7 @@ pub fn token_list(user: Option<&str>) -> Statement {
             (qcol("t", "created_at"), Some("created_at")),
             (qcol("t", "last_used_at"), Some("last_used_at")),
         ]))
-        .with(Section::Join(Join {
-            kind: JoinKind::Inner,
-            table: "users",
-            alias: "u",
-            on: qcol("u", "id").eq(qcol("t", "user_id")),
-        }))
+        .with(token_owner())
         .with(Section::OrderBy(vec![(qcol("t", "id"), Order::Desc)]));
     if let Some(u) = user {
         s = s.filter(qcol("u", "name").eq(param(u)));
