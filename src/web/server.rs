@@ -491,7 +491,7 @@ fn one_request(
         return After::Close;
     }
     if let Err(resp) = service.admit(&req, head.content_length) {
-        write_resp(stream, resp, &head, false, service);
+        write_resp(stream, resp, head.method == "HEAD", false, service);
         return After::Close;
     }
     // The body: exactly its length, in bounded chunks, by its deadline.
@@ -516,7 +516,7 @@ fn one_request(
     let resp = service.answer(req);
     busy.fetch_sub(1, Ordering::SeqCst);
     debug!(method = %head.method, target = %head.target, status = resp.status, "web");
-    if write_resp(stream, resp, &head, keep, service) && keep {
+    if write_resp(stream, resp, head.method == "HEAD", keep, service) && keep {
         After::KeepAlive
     } else {
         After::Close
@@ -550,22 +550,14 @@ fn fill_some(stream: &mut TcpStream, buf: &mut Vec<u8>, cap: usize, deadline: In
 
 fn send_error(stream: &mut TcpStream, status: u16, msg: &str, service: &dyn Service) {
     let resp = Resp::text(status, format!("{msg}\n"));
-    let head = Head {
-        method: "GET".into(),
-        target: "/".into(),
-        http11: true,
-        headers: Vec::new(),
-        content_length: 0,
-        len: 0,
-    };
-    write_resp(stream, resp, &head, false, service);
+    write_resp(stream, resp, false, false, service);
 }
 
 /// Writes an answer; false if the client is gone.
 fn write_resp(
     stream: &mut TcpStream,
     resp: Resp,
-    head: &Head,
+    head_only: bool,
     keep: bool,
     service: &dyn Service,
 ) -> bool {
@@ -592,7 +584,7 @@ fn write_resp(
     if stream.write_all(&out).is_err() {
         return false;
     }
-    if head.method == "HEAD" {
+    if head_only {
         return stream.flush().is_ok();
     }
     let mut body = resp.reader();
