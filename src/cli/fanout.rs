@@ -112,7 +112,10 @@ pub fn run(
                         ..RunRequest::default()
                     };
                     let run = env.execute(&req, None);
-                    let id = env.store.record_run(&run).map_err(|e| e.to_string());
+                    let id = env
+                        .store
+                        .record_run(&run, crate::store::JobAction::Keep)
+                        .map_err(|e| e.to_string());
                     if tx.send((run, id)).is_err() {
                         break;
                     }

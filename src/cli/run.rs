@@ -119,7 +119,7 @@ pub fn run(app: &App, cmd: RunCmd) -> anyhow::Result<u8> {
         ..RunRequest::default()
     };
     let run = env.execute(&req, None);
-    let id = store.record_run(&run)?;
+    let id = store.record_run(&run, crate::store::JobAction::Keep)?;
     if cmd.json {
         output::json(&RunJson::new(id, &run))?;
     } else {

@@ -33,7 +33,7 @@ pub use runner::{FixGuard, JobFlags, backoff, fix_guard, run_job};
 use crate::config::{Config, Notify};
 use crate::health::Health;
 use crate::script::Env;
-use crate::store::{StoreError, now_ms};
+use crate::store::{JobAction, StoreError, now_ms};
 
 /// The daemon's settings, from `[monitord]` and `[notify]`.
 #[derive(Debug, Clone)]
@@ -432,7 +432,7 @@ fn reap(env: &Env) {
             "cancelled; the node running it stopped before it could",
             now_ms(),
         );
-        if let Err(e) = env.store.record_run(&run) {
+        if let Err(e) = env.store.record_run(&run, JobAction::Reap) {
             warn!(job = job.id, "cannot reap a cancelled job: {e}");
         }
     }

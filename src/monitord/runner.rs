@@ -11,7 +11,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::script::{Env, RunRequest};
-use crate::store::{Job, JobAction, NewRun, Schedule, Status, now_ms};
+use crate::store::{Job, JobAction, NewRun, RunPhase, Schedule, Status, now_ms};
 
 /// Flags the daemon shares with a running job.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +39,7 @@ fn request(job: &Job, script: &str, timeout: Option<Duration>) -> RunRequest {
         schedule_id: job.schedule_id,
         attempt: job.attempts,
         args: job.args.clone(),
+        fix: false,
     }
 }
 
@@ -69,11 +70,10 @@ pub fn run_job(
         .timeout_ms
         .map(|ms| Duration::from_millis(ms.max(1) as u64));
     let store = &env.store;
-    let record = |mut run: NewRun, phase: Option<&str>, action: JobAction| -> Status {
-        run.phase = phase.map(str::to_string);
-        run.job_action = action;
+    let record = |mut run: NewRun, phase: Option<RunPhase>, action: JobAction| -> Status {
+        run.phase = phase;
         let status = run.status;
-        if let Err(e) = store.record_run(&run) {
+        if let Err(e) = store.record_run(&run, action) {
             // The lease will expire and another attempt will run and record it.
             warn!(job = job.id, "cannot record the run: {e}");
         }
@@ -92,7 +92,7 @@ pub fn run_job(
     let failing = !matches!(check.status, Status::Ok | Status::Cancelled);
     if !failing {
         let action = final_action(&check, job, flags, retry_base);
-        return record(check, Some("check"), action);
+        return record(check, Some(RunPhase::Check), action);
     }
 
     correct(env, job, sched, &fix_script, check, flags, timeout, &record)
@@ -141,7 +141,7 @@ fn correct(
     check: NewRun,
     flags: &JobFlags,
     timeout: Option<Duration>,
-    record: &dyn Fn(NewRun, Option<&str>, JobAction) -> Status,
+    record: &dyn Fn(NewRun, Option<RunPhase>, JobAction) -> Status,
 ) -> Status {
     let store = &env.store;
     let now = now_ms();
@@ -178,7 +178,7 @@ fn correct(
             {
                 check.notifications.push((subject, body));
             }
-            return record(check, Some("check"), JobAction::Done);
+            return record(check, Some(RunPhase::Check), JobAction::Done);
         }
         FixGuard::Backoff { until } => {
             info!(
@@ -186,19 +186,22 @@ fn correct(
                 "fix held back by the guard's backoff until {}",
                 crate::when::local(until)
             );
-            return record(check, Some("check"), JobAction::Done);
+            return record(check, Some(RunPhase::Check), JobAction::Done);
         }
     }
     let check_status = check.status;
     let check_message = check.message.clone();
-    record(check, Some("check"), JobAction::Keep);
+    record(check, Some(RunPhase::Check), JobAction::Keep);
     let fix_run = env.execute(
-        &request(job, fix_script, timeout),
+        &RunRequest {
+            fix: true,
+            ..request(job, fix_script, timeout)
+        },
         Some(flags.cancel.clone()),
     );
     let fix_status = fix_run.status;
     let fix_message = fix_run.message.clone();
-    record(fix_run, Some("fix"), JobAction::Keep);
+    record(fix_run, Some(RunPhase::Fix), JobAction::Keep);
     let mut recheck = env.execute(
         &request(job, &job.script, timeout),
         Some(flags.cancel.clone()),
@@ -227,5 +230,5 @@ fn correct(
     } else {
         JobAction::Done
     };
-    record(recheck, Some("recheck"), action)
+    record(recheck, Some(RunPhase::Recheck), action)
 }

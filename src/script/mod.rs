@@ -29,7 +29,7 @@ pub use resolver::{Cache, DbResolver};
 
 use crate::config::Sandbox;
 use crate::session::{Allowlist, Guard, Transcript};
-use crate::store::{JobAction, NewRun, Status, Store, now_ms};
+use crate::store::{NewRun, ScriptKind, Status, Store, now_ms};
 use api::{CheckResult, Ctx, HostRef};
 
 /// A script that does not compile.
@@ -68,7 +68,14 @@ pub struct RunRequest {
     pub attempt: i64,
     /// A JSON object handed to the script as `args`.
     pub args: Option<String>,
+    /// The run is a fix: the re-check after it judges it, so it may end without a result
+    /// (as may any script whose header says `//! kind: fix`).
+    pub fix: bool,
 }
+
+/// The message of a run that ended without a result call.
+pub const NO_RESULT: &str =
+    "script ended without a result (call ok(), warning(), critical() or unknown())";
 
 /// Checks a script's syntax with the same engine settings runs use.
 pub fn check_syntax(name: &str, source: &str) -> Result<(), ScriptError> {
@@ -150,7 +157,6 @@ impl Env {
             attempt: req.attempt.max(1),
             phase: None,
             notifications: Vec::new(),
-            job_action: JobAction::Keep,
         };
         let host = match &req.host {
             Some(h) => match self.store.host(h) {
@@ -187,10 +193,10 @@ impl Env {
         let c = ctx.clone();
         engine.on_debug(move |s, _, pos| c.out(&format!("debug {pos}: {s}")));
 
-        let ast = match resolver.load(&engine, &req.script) {
-            Ok(Some((ast, version))) => {
-                run.script_version = version;
-                ast
+        let (ast, kind) = match resolver.load(&engine, &req.script) {
+            Ok(Some(loaded)) => {
+                run.script_version = loaded.version;
+                (loaded.ast, loaded.kind)
             }
             Ok(None) => {
                 run.message = format!("script {:?} not found", req.script);
@@ -239,7 +245,8 @@ impl Env {
         });
         // Only a run that ended normally leaves its sessions in a known state for reuse.
         ctx.close_sessions(result.is_ok());
-        let (status, message, perfdata) = classify(&req.script, result, &self.limits, timeout);
+        let fix = req.fix || kind == ScriptKind::Fix;
+        let (status, message, perfdata) = classify(&req.script, result, fix, &self.limits, timeout);
         run.status = status;
         run.message = transcript
             .lock()
@@ -255,21 +262,35 @@ impl Env {
     }
 }
 
-/// Turns a script's value or error into a status, a message and perfdata.
+/// Turns a script's value or error into a status, a message and perfdata. A result is never
+/// made up: a check that ends without one is UNKNOWN; only a fix (judged by its re-check)
+/// may end without one, and is then recorded as having run to its end.
 fn classify(
     script: &str,
     result: Result<Dynamic, Box<EvalAltResult>>,
+    fix: bool,
     limits: &Sandbox,
     timeout: Duration,
 ) -> (Status, String, Option<String>) {
     match result {
         Ok(v) => {
             if let Some(r) = v.read_lock::<CheckResult>() {
-                (r.status, r.message.clone(), r.perfdata.clone())
-            } else if v.is_unit() {
-                (Status::Ok, String::new(), None)
-            } else {
-                (Status::Ok, v.to_string(), None)
+                return (r.status, r.message.clone(), r.perfdata.clone());
+            }
+            let last = (!v.is_unit()).then(|| v.to_string());
+            match (fix, last) {
+                (true, None) => (
+                    Status::Ok,
+                    "fix ran to its end (the re-check judges it)".into(),
+                    None,
+                ),
+                (true, Some(last)) => (Status::Ok, last, None),
+                (false, None) => (Status::Unknown, NO_RESULT.into(), None),
+                (false, Some(last)) => (
+                    Status::Unknown,
+                    format!("{NO_RESULT}; its last value was {last:?}"),
+                    None,
+                ),
             }
         }
         Err(e) => {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use rhai::{AST, Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 
 use crate::bundled;
-use crate::store::Store;
+use crate::store::{ScriptKind, Store};
 
 /// Where a script's source came from, and its version there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,27 +20,43 @@ pub enum Origin {
     Bundled,
 }
 
+/// A compiled script and what its header says it is.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub ast: AST,
+    pub kind: ScriptKind,
+}
+
+/// A script loaded for a run: compiled, with its version in the database (None for the
+/// bundled one).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub ast: AST,
+    pub kind: ScriptKind,
+    pub version: Option<i64>,
+}
+
 /// Compiled scripts, shared by every run of a process.
 #[derive(Debug, Default)]
 pub struct Cache {
-    asts: Mutex<HashMap<(String, Origin), AST>>,
+    asts: Mutex<HashMap<(String, Origin), Compiled>>,
 }
 
 impl Cache {
-    pub fn get(&self, name: &str, origin: &Origin) -> Option<AST> {
+    pub fn get(&self, name: &str, origin: &Origin) -> Option<Compiled> {
         self.lock()
             .get(&(name.to_string(), origin.clone()))
             .cloned()
     }
 
-    pub fn put(&self, name: &str, origin: Origin, ast: AST) {
+    pub fn put(&self, name: &str, origin: Origin, compiled: Compiled) {
         let mut m = self.lock();
         // Older versions of the same script will never be asked for again.
         m.retain(|(n, _), _| n != name);
-        m.insert((name.to_string(), origin), ast);
+        m.insert((name.to_string(), origin), compiled);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Origin), AST>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Origin), Compiled>> {
         self.asts.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -83,13 +99,8 @@ impl DbResolver {
         self.stack.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The compiled script `name`, from the database or the bundled library, with its version
-    /// in the database (None for the bundled one).
-    pub fn load(
-        &self,
-        engine: &Engine,
-        name: &str,
-    ) -> Result<Option<(AST, Option<i64>)>, Box<EvalAltResult>> {
+    /// The compiled script `name`, from the database or the bundled library.
+    pub fn load(&self, engine: &Engine, name: &str) -> Result<Option<Loaded>, Box<EvalAltResult>> {
         let rt = |msg: String| Box::new(EvalAltResult::ErrorRuntime(msg.into(), Position::NONE));
         let (origin, source) = match self
             .store
@@ -106,21 +117,33 @@ impl DbResolver {
             Origin::Db(v) => Some(v),
             Origin::Bundled => None,
         };
-        if let Some(ast) = self.cache.get(name, &origin) {
-            return Ok(Some((ast, version)));
+        if let Some(c) = self.cache.get(name, &origin) {
+            return Ok(Some(Loaded {
+                ast: c.ast,
+                kind: c.kind,
+                version,
+            }));
         }
-        let source = match source {
-            Some(s) => s,
+        let (source, kind) = match source {
+            Some(s) => {
+                let kind = bundled::header(&s).1.unwrap_or(ScriptKind::Task);
+                (s, kind)
+            }
             None => {
-                self.store
-                    .script(name)
-                    .map_err(|e| rt(e.to_string()))?
-                    .source
+                let s = self.store.script(name).map_err(|e| rt(e.to_string()))?;
+                (s.source, s.kind)
             }
         };
         let ast = compile(engine, name, &source).map_err(|e| rt(e.to_string()))?;
-        self.cache.put(name, origin, ast.clone());
-        Ok(Some((ast, version)))
+        self.cache.put(
+            name,
+            origin,
+            Compiled {
+                ast: ast.clone(),
+                kind,
+            },
+        );
+        Ok(Some(Loaded { ast, kind, version }))
     }
 }
 
@@ -147,7 +170,7 @@ impl ModuleResolver for DbResolver {
                 )));
             }
         }
-        let Some((ast, _)) = self.load(engine, path)? else {
+        let Some(Loaded { ast, .. }) = self.load(engine, path)? else {
             return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
                 format!("{path} (no script of that name in the database or the bundled library)"),
                 pos,

@@ -83,7 +83,10 @@ fn meta_run(shell: &Shell, args: &[&str]) -> anyhow::Result<()> {
     let run = shell
         .env
         .execute(&req, Some(shell.ctx.guard.cancel.clone()));
-    let id = shell.env.store.record_run(&run)?;
+    let id = shell
+        .env
+        .store
+        .record_run(&run, crate::store::JobAction::Keep)?;
     print!("{}", run.output);
     println!(
         "{}: {} (run {id})",

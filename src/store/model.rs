@@ -256,7 +256,48 @@ pub struct Run {
     pub finished_at: i64,
     pub attempt: i64,
     /// In a correction loop: check, fix or recheck.
-    pub phase: Option<String>,
+    pub phase: Option<RunPhase>,
+}
+
+/// Which step of a correction loop a run was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunPhase {
+    /// The scheduled check (of a schedule that has a fix).
+    Check,
+    /// The fix, after the check failed.
+    Fix,
+    /// The check again, after the fix: what judges the fix.
+    Recheck,
+}
+
+impl RunPhase {
+    /// The word the `runs.phase` column holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Check => "check",
+            RunPhase::Fix => "fix",
+            RunPhase::Recheck => "recheck",
+        }
+    }
+}
+
+impl std::fmt::Display for RunPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunPhase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "check" => Ok(RunPhase::Check),
+            "fix" => Ok(RunPhase::Fix),
+            "recheck" => Ok(RunPhase::Recheck),
+            other => Err(format!("unknown run phase {other:?}")),
+        }
+    }
 }
 
 /// Which runs to list.

@@ -2,7 +2,8 @@
 
 use super::statements as st;
 use super::{
-    ConnExt, JobAction, Notification, Row, Run, RunFilter, Status, Store, StoreError, now_ms,
+    ConnExt, JobAction, Notification, Row, Run, RunFilter, RunPhase, Status, Store, StoreError,
+    now_ms,
 };
 use crate::sql::param;
 
@@ -32,7 +33,11 @@ fn run_from_row(r: &Row) -> Result<Run, StoreError> {
         started_at: r.int("started_at")?,
         finished_at: r.int("finished_at")?,
         attempt: r.int("attempt")?,
-        phase: r.opt_text("phase")?,
+        phase: r
+            .opt_text("phase")?
+            .map(|p| p.parse())
+            .transpose()
+            .map_err(StoreError::Invalid)?,
     })
 }
 
@@ -85,15 +90,14 @@ pub struct NewRun {
     pub started_at: i64,
     pub finished_at: i64,
     pub attempt: i64,
-    pub phase: Option<String>,
+    /// Set by monitord alone, which knows the correction loop; a script never does.
+    pub phase: Option<RunPhase>,
     /// (subject, body)
     pub notifications: Vec<(String, String)>,
-    /// What becomes of the job row, in the same transaction.
-    pub job_action: JobAction,
 }
 
 impl NewRun {
-    /// The record of a job that ends cancelled without running (`Remove` deletes the row).
+    /// The record of a job that ends cancelled without running.
     pub fn cancelled(job: &super::Job, node: &str, message: &str, at: i64) -> NewRun {
         NewRun {
             job_id: Some(job.id),
@@ -112,7 +116,6 @@ impl NewRun {
             attempt: job.attempts,
             phase: None,
             notifications: Vec::new(),
-            job_action: JobAction::Reap,
         }
     }
 }
@@ -134,15 +137,16 @@ pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, S
         ("started_at", param(run.started_at)),
         ("finished_at", param(run.finished_at)),
         ("attempt", param(run.attempt)),
-        ("phase", param(run.phase.clone())),
+        ("phase", param(run.phase.map(RunPhase::as_str))),
     ]))
 }
 
 impl Store {
-    /// Records a run, its notifications, and what becomes of its job (deleted, retried or
-    /// released), all in one transaction: a job leaves the queue only when its run is in the
-    /// history.
-    pub fn record_run(&self, run: &NewRun) -> Result<i64, StoreError> {
+    /// Records a run, its notifications, and what becomes of its job (`action`: deleted,
+    /// retried or released), all in one transaction: a job leaves the queue only when its run
+    /// is in the history. The run says what ran; only the caller that owns the job (monitord,
+    /// the reaper) decides `action`. An ad-hoc run passes [`JobAction::Keep`].
+    pub fn record_run(&self, run: &NewRun, action: JobAction) -> Result<i64, StoreError> {
         let at = now_ms();
         let owner = run.node.as_deref().unwrap_or_default();
         self.write(|c| {
@@ -157,7 +161,7 @@ impl Store {
                 ))?;
             }
             if let Some(job) = run.job_id {
-                match run.job_action {
+                match action {
                     JobAction::Keep => {}
                     // Each is conditional on this node's lease: when another node took the job
                     // over, the run is still history, and the row is theirs.

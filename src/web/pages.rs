@@ -475,7 +475,7 @@ fn runs(web: &Web, who: &Who, req: &Req) -> Result<Resp, StoreError> {
                         td { ((r.finished_at - r.started_at).max(0)) " ms" }
                         td { (r.host.as_deref().unwrap_or("-")) }
                         td { (r.script) }
-                        td { (r.phase.as_deref().unwrap_or("")) }
+                        td { (r.phase.map_or("", |p| p.as_str())) }
                         td { (status(r.status)) }
                         td.msg { (r.message) }
                     }

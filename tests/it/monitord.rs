@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hostler::monitord::{self, Options, Shutdown, Summary};
 use hostler::store::{
-    Method, NewHost, NewJob, NewSchedule, Run, RunFilter, Status, Store, Timing, now_ms,
+    Method, NewHost, NewJob, NewSchedule, Run, RunFilter, RunPhase, Status, Store, Timing, now_ms,
 };
 
 use crate::util::{Work, wait_for};
@@ -426,7 +426,7 @@ fn the_correction_loop_restarts_a_real_process_and_stays_quiet() {
     let ok = wait_for(Duration::from_secs(15), || {
         all_runs(&store)
             .iter()
-            .any(|r| r.phase.as_deref() == Some("recheck"))
+            .any(|r| r.phase == Some(RunPhase::Recheck))
     });
     d.stop();
     assert!(ok, "{:?} {:?}", all_runs(&store), store.jobs());
@@ -435,7 +435,7 @@ fn the_correction_loop_restarts_a_real_process_and_stays_quiet() {
     let phases: Vec<(Option<&str>, Status)> = runs
         .iter()
         .take(3)
-        .map(|r| (r.phase.as_deref(), r.status))
+        .map(|r| (r.phase.map(|p| p.as_str()), r.status))
         .collect();
     assert_eq!(
         phases,
@@ -496,7 +496,7 @@ fn a_failed_fix_notifies_through_the_webhook_and_the_guard_escalates() {
     );
     let fixes = all_runs(&store)
         .iter()
-        .filter(|r| r.phase.as_deref() == Some("fix"))
+        .filter(|r| r.phase == Some(RunPhase::Fix))
         .count();
     assert_eq!(fixes, 1, "the guard allowed one fix");
 }

@@ -69,7 +69,9 @@ fn run(env: &Env, script: &str, host: &str) -> NewRun {
         },
         None,
     );
-    env.store.record_run(&run).expect("record");
+    env.store
+        .record_run(&run, hostler::store::JobAction::Keep)
+        .expect("record");
     run
 }
 

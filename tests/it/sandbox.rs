@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use hostler::config::Sandbox;
 use hostler::script::{RunRequest, check_syntax};
-use hostler::store::{Method, NewHost, NewRun, Status};
+use hostler::store::{Method, NewHost, NewRun, NewScript, ScriptKind, Status};
 
 use crate::util::Work;
 
@@ -40,6 +40,103 @@ fn results_map_to_nagios_states_with_perfdata() {
     assert_eq!(
         run(&w, r#"if true { return critical("early") } ok("late")"#).message,
         "early"
+    );
+}
+
+#[test]
+fn a_result_is_never_made_up() {
+    let w = Work::new();
+    // No result call: UNKNOWN, saying what to do, never OK.
+    let r = run(&w, r#"let x = 1 + 1; print("done")"#);
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (Status::Unknown, hostler::script::NO_RESULT)
+    );
+    let r = run(&w, r#""all fine""#);
+    assert_eq!(r.status, Status::Unknown, "{}", r.message);
+    assert!(r.message.contains("all fine"), "{}", r.message);
+    // The catch block's result is the script's result (it used to be dropped: OK).
+    let r = run(
+        &w,
+        r#"try { throw "connection refused"; ok("up") } catch (e) { critical(`down: ${e}`) }"#,
+    );
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (Status::Critical, "down: connection refused")
+    );
+    // A result ends the script at once: no try/catch, function or later line can change it.
+    let r = run(
+        &w,
+        r#"try { ok("up") } catch (e) { critical("swallowed") }"#,
+    );
+    assert_eq!((r.status, r.message.as_str()), (Status::Ok, "up"));
+    let r = run(
+        &w,
+        r#"fn probe() { try { critical("deep") } catch { } warning("after") }
+           probe(); ok("never")"#,
+    );
+    assert_eq!((r.status, r.message.as_str()), (Status::Critical, "deep"));
+    let r = run(&w, r#"ok("first"); critical("second")"#);
+    assert_eq!((r.status, r.message.as_str()), (Status::Ok, "first"));
+    // ... and from inside an imported module's function.
+    let env = w.env(&[], None);
+    w.script(
+        &env.store,
+        "probelib",
+        r#"fn probe() { try { unknown("from the library") } catch { } ok("no") }"#,
+    );
+    w.script(
+        &env.store,
+        "main",
+        r#"import "probelib" as p; try { p::probe() } catch { } critical("no")"#,
+    );
+    let r = env.execute(
+        &RunRequest {
+            script: "main".into(),
+            ..RunRequest::default()
+        },
+        None,
+    );
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (Status::Unknown, "from the library")
+    );
+}
+
+#[test]
+fn a_fix_may_end_without_a_result() {
+    let w = Work::new();
+    let env = w.env(&[], None);
+    env.store
+        .save_scripts(&[NewScript {
+            name: "restart_x",
+            source: "//! Restarts x.\n//! kind: fix\nlet done = true;",
+            description: None,
+            kind: ScriptKind::Fix,
+        }])
+        .expect("save");
+    let req = |script: &str, fix: bool| RunRequest {
+        script: script.into(),
+        fix,
+        ..RunRequest::default()
+    };
+    // Declared a fix: judged by the re-check, so no result is fine (and not made up as a
+    // check state: the message says so).
+    let r = env.execute(&req("restart_x", false), None);
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    assert!(r.message.contains("re-check"), "{}", r.message);
+    // Run as a fix by monitord: the same, whatever its header says.
+    w.script(&env.store, "plain", "let done = true;");
+    assert_eq!(env.execute(&req("plain", true), None).status, Status::Ok);
+    assert_eq!(
+        env.execute(&req("plain", false), None).status,
+        Status::Unknown
+    );
+    // A fix that fails is still a failure.
+    w.script(&env.store, "broken", r#"throw "cannot restart""#);
+    assert_eq!(
+        env.execute(&req("broken", true), None).status,
+        Status::Error
     );
 }
 

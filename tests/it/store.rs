@@ -189,9 +189,10 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
         attempt: 1,
         phase: None,
         notifications: vec![("subj".into(), "body".into())],
-        job_action: hostler::store::JobAction::Done,
     };
-    let run_id = s.record_run(&run).expect("record");
+    let run_id = s
+        .record_run(&run, hostler::store::JobAction::Done)
+        .expect("record");
     assert!(s.jobs().expect("jobs").iter().all(|j| j.id != high));
     assert_eq!(s.run(run_id).expect("run").message, "fine");
     let n = s.notifications(10).expect("notifications");
@@ -291,12 +292,13 @@ fn a_node_that_lost_its_lease_leaves_the_job_to_the_new_owner() {
         attempt: 1,
         phase: None,
         notifications: vec![],
-        job_action: hostler::store::JobAction::Done,
     };
-    s.record_run(&run("a")).expect("record a");
+    s.record_run(&run("a"), hostler::store::JobAction::Done)
+        .expect("record a");
     let j = s.job(id).expect("still there: b holds it");
     assert_eq!(j.lease_owner.as_deref(), Some("b"));
-    s.record_run(&run("b")).expect("record b");
+    s.record_run(&run("b"), hostler::store::JobAction::Done)
+        .expect("record b");
     assert!(s.job(id).is_err(), "b's record deletes it");
 }
 

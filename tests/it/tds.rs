@@ -514,25 +514,27 @@ fn exercise(s: &Store, tag: &str) {
         "one job per host at a time"
     );
     let run_id = s
-        .record_run(&NewRun {
-            job_id: Some(id),
-            schedule_id: None,
-            script: script.clone(),
-            script_version: Some(1),
-            host: Some(h.clone()),
-            node: Some("node-a".into()),
-            status: Status::Ok,
-            message: "fine".into(),
-            perfdata: Some("load=0.1".into()),
-            output: "out".into(),
-            transcript: "t".into(),
-            started_at: 1,
-            finished_at: 2,
-            attempt: 1,
-            phase: None,
-            notifications: vec![],
-            job_action: JobAction::Done,
-        })
+        .record_run(
+            &NewRun {
+                job_id: Some(id),
+                schedule_id: None,
+                script: script.clone(),
+                script_version: Some(1),
+                host: Some(h.clone()),
+                node: Some("node-a".into()),
+                status: Status::Ok,
+                message: "fine".into(),
+                perfdata: Some("load=0.1".into()),
+                output: "out".into(),
+                transcript: "t".into(),
+                started_at: 1,
+                finished_at: 2,
+                attempt: 1,
+                phase: None,
+                notifications: vec![],
+            },
+            JobAction::Done,
+        )
         .expect("record run");
     assert!(s.job(id).is_err(), "the run deleted its job");
     let runs = s

@@ -34,25 +34,27 @@ fn seeded(w: &Work) -> Arc<Store> {
 
 fn record(store: &Store, script: &str, status: Status, message: &str) -> i64 {
     store
-        .record_run(&NewRun {
-            job_id: None,
-            schedule_id: None,
-            script: script.into(),
-            script_version: Some(1),
-            host: Some("localhost".into()),
-            node: Some("t".into()),
-            status,
-            message: message.into(),
-            perfdata: None,
-            output: "line one\n<b>bold</b>\n".into(),
-            transcript: r#"{"t":0,"d":">","s":1,"b":"uptime\n"}"#.to_string() + "\n",
-            started_at: now_ms() - 5,
-            finished_at: now_ms(),
-            attempt: 1,
-            phase: None,
-            notifications: vec![],
-            job_action: JobAction::default(),
-        })
+        .record_run(
+            &NewRun {
+                job_id: None,
+                schedule_id: None,
+                script: script.into(),
+                script_version: Some(1),
+                host: Some("localhost".into()),
+                node: Some("t".into()),
+                status,
+                message: message.into(),
+                perfdata: None,
+                output: "line one\n<b>bold</b>\n".into(),
+                transcript: r#"{"t":0,"d":">","s":1,"b":"uptime\n"}"#.to_string() + "\n",
+                started_at: now_ms() - 5,
+                finished_at: now_ms(),
+                attempt: 1,
+                phase: None,
+                notifications: vec![],
+            },
+            JobAction::Keep,
+        )
         .expect("record run")
 }
 

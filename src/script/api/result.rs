@@ -1,7 +1,12 @@
 //! Check results: `ok`, `warning`, `critical`, `unknown`, the Nagios states, with optional
 //! perfdata given as a string (`"load=0.5;1;2"`) or a map (`#{load: 0.5}`).
+//!
+//! Each ends the script at once with its result, as a plugin's `exit` does: it raises Rhai's
+//! `Exit`, which no `try`/`catch` can catch and which passes straight through functions and
+//! imported modules. So `try { ...; ok("up") } catch { critical("down") }` says what the
+//! script meant, and `return ok(..)` or a result as the last expression work as before.
 
-use rhai::{Dynamic, Engine, EvalAltResult};
+use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
 use crate::store::Status;
 
@@ -42,12 +47,14 @@ fn perfdata(p: &Dynamic) -> Result<Option<String>, Box<EvalAltResult>> {
     )))
 }
 
-fn make(status: Status, msg: &str, perf: &Dynamic) -> Result<CheckResult, Box<EvalAltResult>> {
-    Ok(CheckResult {
+/// Ends the script with this result.
+fn make(status: Status, msg: &str, perf: &Dynamic) -> Result<(), Box<EvalAltResult>> {
+    let result = CheckResult {
         status,
         message: msg.to_string(),
         perfdata: perfdata(perf)?,
-    })
+    };
+    Err(EvalAltResult::Exit(Dynamic::from(result), Position::NONE).into())
 }
 
 pub fn register(engine: &mut Engine) {
