@@ -135,6 +135,9 @@ pub struct Monitord {
     pub grace: f64,
     /// Seconds before the first retry of a failed job; doubled per attempt, capped at 300.
     pub retry_backoff: f64,
+    /// Seconds after a fix during which the re-check keeps trying (0.5 s, 1 s, 2 s ... apart)
+    /// before the fix is judged to have failed: a service may take a while to start.
+    pub recheck_within: f64,
 }
 
 impl Default for Monitord {
@@ -148,6 +151,7 @@ impl Default for Monitord {
             site: None,
             grace: 30.0,
             retry_backoff: 5.0,
+            recheck_within: 30.0,
         }
     }
 }

@@ -64,3 +64,41 @@ pub fn local(ms: i64) -> String {
         })
         .unwrap_or_else(|_| ms.to_string())
 }
+
+/// A duration the way `parse_duration` takes it, largest units first: `1h`, `1h30m`, `45s`,
+/// `250ms`.
+pub fn span(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let mut secs = d.as_secs();
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Duration, parse_duration, span};
+
+    #[test]
+    fn a_span_is_written_largest_units_first() {
+        for (secs, text) in [
+            (3600, "1h"),
+            (5400, "1h30m"),
+            (45, "45s"),
+            (90_061, "1d1h1m1s"),
+        ] {
+            assert_eq!(span(Duration::from_secs(secs)), text);
+        }
+        assert_eq!(span(Duration::from_millis(250)), "250ms");
+        // A single unit reads back as itself.
+        assert_eq!(parse_duration("1h").ok(), Some(Duration::from_secs(3600)));
+    }
+}

@@ -28,7 +28,7 @@ use smol::channel::{Receiver, Sender};
 use tracing::{Instrument, info, info_span, warn};
 
 pub use deliver::deliver_pending;
-pub use runner::{FixGuard, JobFlags, backoff, fix_guard, run_job};
+pub use runner::{FixGuard, JobFlags, Pace, backoff, fix_guard, run_job};
 
 use crate::config::{Config, Notify};
 use crate::health::Health;
@@ -46,6 +46,8 @@ pub struct Options {
     pub site: Option<String>,
     pub grace: Duration,
     pub retry_base: Duration,
+    /// After a fix, how long the re-check may keep trying (`[monitord] recheck_within`).
+    pub recheck_within: Duration,
     pub notify: Notify,
     /// Where the loop beats, for `/healthz`.
     pub health: Arc<Health>,
@@ -66,6 +68,7 @@ impl Options {
             site: c.monitord.site.clone(),
             grace: secs(c.monitord.grace, 0.0),
             retry_base: secs(c.monitord.retry_backoff, 0.0),
+            recheck_within: secs(c.monitord.recheck_within, 0.0),
             notify: c.notify.clone(),
             health: Arc::default(),
         }
@@ -246,12 +249,11 @@ impl Daemon {
         let schedule = job
             .schedule_id
             .and_then(|id| self.env.store.schedule(id).ok());
-        let (env, flags2, done, retry) = (
-            self.env.clone(),
-            flags.clone(),
-            self.done_tx.clone(),
-            self.opts.retry_base,
-        );
+        let pace = Pace {
+            retry_base: self.opts.retry_base,
+            recheck_within: self.opts.recheck_within,
+        };
+        let (env, flags2, done) = (self.env.clone(), flags.clone(), self.done_tx.clone());
         let id = job.id;
         let span = info_span!("job", id, script = %job.script, host = job.host.as_deref().unwrap_or("-"), attempt = job.attempts);
         // The span is entered on the blocking thread too, so the job's logs carry it.
@@ -260,7 +262,7 @@ impl Daemon {
             async move {
                 smol::unblock(move || {
                     let _entered = inner.enter();
-                    let _ = run_job(&env, &job, schedule.as_ref(), &flags2, retry);
+                    let _ = run_job(&env, &job, schedule.as_ref(), &flags2, pace);
                 })
                 .await;
                 let _ = done.send(id).await;

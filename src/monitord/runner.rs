@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
@@ -23,6 +23,20 @@ pub struct JobFlags {
     /// Another node took the job over (our lease expired): leave its row alone.
     pub lost: Arc<AtomicBool>,
 }
+
+/// How a job's runs are paced: retries after an error, and re-checks after a fix.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// The first retry's wait after an error or timeout, doubled per attempt.
+    pub retry_base: Duration,
+    /// How long after a fix the re-check may keep trying before the fix is judged failed:
+    /// a service that takes a few seconds to start is not a false alarm.
+    pub recheck_within: Duration,
+}
+
+/// The first wait between re-checks, and the longest.
+const RECHECK_FIRST: Duration = Duration::from_millis(500);
+const RECHECK_MAX: Duration = Duration::from_secs(5);
 
 /// Retry backoff: `base` doubled per attempt, capped at five minutes.
 pub fn backoff(base: Duration, attempt: i64) -> Duration {
@@ -44,14 +58,14 @@ fn request(job: &Job, script: &str, timeout: Option<Duration>) -> RunRequest {
 }
 
 /// What becomes of the job after its final run.
-fn final_action(run: &NewRun, job: &Job, flags: &JobFlags, retry_base: Duration) -> JobAction {
+fn final_action(run: &NewRun, job: &Job, flags: &JobFlags, pace: Pace) -> JobAction {
     if flags.lost.load(Ordering::Relaxed) {
         return JobAction::Keep;
     }
     match run.status {
         Status::Cancelled if flags.stopping.load(Ordering::Relaxed) => JobAction::Release,
         Status::Error | Status::Timeout if job.attempts < job.max_attempts => JobAction::Retry {
-            due_at: now_ms() + backoff(retry_base, job.attempts).as_millis() as i64,
+            due_at: now_ms() + backoff(pace.retry_base, job.attempts).as_millis() as i64,
         },
         _ => JobAction::Done,
     }
@@ -64,7 +78,7 @@ pub fn run_job(
     job: &Job,
     schedule: Option<&Schedule>,
     flags: &JobFlags,
-    retry_base: Duration,
+    pace: Pace,
 ) -> Status {
     let timeout = job
         .timeout_ms
@@ -86,16 +100,26 @@ pub fn run_job(
     info!(job = job.id, script = %job.script, host = ?job.host, status = %check.status, "ran");
     let fix = schedule.and_then(|s| s.fix_script.clone().map(|f| (s, f)));
     let Some((sched, fix_script)) = fix else {
-        let action = final_action(&check, job, flags, retry_base);
+        let action = final_action(&check, job, flags, pace);
         return record(check, None, action);
     };
     let failing = !matches!(check.status, Status::Ok | Status::Cancelled);
     if !failing {
-        let action = final_action(&check, job, flags, retry_base);
+        let action = final_action(&check, job, flags, pace);
         return record(check, Some(RunPhase::Check), action);
     }
 
-    correct(env, job, sched, &fix_script, check, flags, timeout, &record)
+    correct(
+        env,
+        job,
+        sched,
+        &fix_script,
+        check,
+        flags,
+        timeout,
+        pace,
+        &record,
+    )
 }
 
 /// What the guard says about running a fix now.
@@ -141,6 +165,7 @@ fn correct(
     check: NewRun,
     flags: &JobFlags,
     timeout: Option<Duration>,
+    pace: Pace,
     record: &dyn Fn(NewRun, Option<RunPhase>, JobAction) -> Status,
 ) -> Status {
     let store = &env.store;
@@ -181,11 +206,26 @@ fn correct(
             return record(check, Some(RunPhase::Check), JobAction::Done);
         }
         FixGuard::Backoff { until } => {
-            info!(
-                job = job.id,
-                "fix held back by the guard's backoff until {}",
-                crate::when::local(until)
+            let held = format!(
+                "fix {fix_script} held back by the guard until {} ({fixes} fixes in the last {})",
+                crate::when::local(until),
+                crate::when::span(Duration::from_millis(sched.guard_window_ms.max(0) as u64)),
             );
+            info!(job = job.id, "{held}");
+            // Said at once, and once per window: the problem is not being corrected.
+            let subject = format!(
+                "{target}: {} is {}; the fix is held back by the guard",
+                job.script,
+                check.status.as_str().to_uppercase()
+            );
+            let mut check = check;
+            if !store
+                .notified_since(host, &subject, now - sched.guard_window_ms)
+                .unwrap_or(false)
+            {
+                let body = format!("{held}; the check said: {}", check.message);
+                check.notifications.push((subject, body));
+            }
             return record(check, Some(RunPhase::Check), JobAction::Done);
         }
     }
@@ -202,10 +242,7 @@ fn correct(
     let fix_status = fix_run.status;
     let fix_message = fix_run.message.clone();
     record(fix_run, Some(RunPhase::Fix), JobAction::Keep);
-    let mut recheck = env.execute(
-        &request(job, &job.script, timeout),
-        Some(flags.cancel.clone()),
-    );
+    let mut recheck = recheck_until_ok(env, job, flags, timeout, pace, record);
     info!(job = job.id, fix = %fix_status, recheck = %recheck.status, "correction loop");
     if !matches!(recheck.status, Status::Ok | Status::Cancelled) {
         recheck.notifications.push((
@@ -231,4 +268,47 @@ fn correct(
         JobAction::Done
     };
     record(recheck, Some(RunPhase::Recheck), action)
+}
+
+/// Re-checks after a fix until the check is OK or `pace.recheck_within` runs out, waiting
+/// 0.5 s, 1 s, 2 s ... (at most 5 s) between tries. Each failing try but the last is recorded
+/// as a re-check; the last is returned for the caller to judge and record.
+fn recheck_until_ok(
+    env: &Env,
+    job: &Job,
+    flags: &JobFlags,
+    timeout: Option<Duration>,
+    pace: Pace,
+    record: &dyn Fn(NewRun, Option<RunPhase>, JobAction) -> Status,
+) -> NewRun {
+    let deadline = Instant::now() + pace.recheck_within;
+    let mut wait = RECHECK_FIRST;
+    loop {
+        let run = env.execute(
+            &request(job, &job.script, timeout),
+            Some(flags.cancel.clone()),
+        );
+        let settled = matches!(run.status, Status::Ok | Status::Cancelled)
+            || flags.cancel.load(Ordering::Relaxed)
+            || Instant::now() + wait > deadline;
+        if settled {
+            return run;
+        }
+        info!(job = job.id, status = %run.status, "re-check not OK yet; again in {wait:?}");
+        record(run, Some(RunPhase::Recheck), JobAction::Keep);
+        sleep_unless(wait, &flags.cancel);
+        wait = (wait * 2).min(RECHECK_MAX);
+    }
+}
+
+/// Sleeps for `d`, or until `stop` is set.
+fn sleep_unless(d: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }

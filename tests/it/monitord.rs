@@ -20,6 +20,7 @@ fn opts(node: &str) -> Options {
     o.lease = Duration::from_secs(3);
     o.grace = Duration::from_secs(5);
     o.retry_base = Duration::from_millis(100);
+    o.recheck_within = Duration::from_secs(2);
     o
 }
 
@@ -381,6 +382,10 @@ impl Drop for Service {
 }
 
 fn correction_schedule(store: &Store, fix: &str, max_fixes: i64) -> i64 {
+    correction_schedule_with(store, fix, max_fixes, 0)
+}
+
+fn correction_schedule_with(store: &Store, fix: &str, max_fixes: i64, backoff_ms: i64) -> i64 {
     store
         .add_schedule(&NewSchedule {
             script: "svc_check".into(),
@@ -394,7 +399,7 @@ fn correction_schedule(store: &Store, fix: &str, max_fixes: i64) -> i64 {
             max_attempts: 1,
             guard_max_fixes: max_fixes,
             guard_window_ms: 3_600_000,
-            guard_backoff_ms: 0,
+            guard_backoff_ms: backoff_ms,
             allow_duplicate: false,
             next_due: now_ms(),
         })
@@ -450,6 +455,103 @@ fn the_correction_loop_restarts_a_real_process_and_stays_quiet() {
         "a successful fix tells nobody"
     );
     assert!(got.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn a_fix_that_starts_the_service_late_is_no_false_alarm() {
+    let w = Work::new();
+    let svc = Service {
+        pidfile: w.path("svc.pid"),
+    };
+    let pidfile = svc.pidfile.display().to_string();
+    let (url, got, _server) = webhook();
+    let mut o = opts("n1");
+    o.notify.webhook = Some(url);
+    o.recheck_within = Duration::from_secs(15);
+    let (d, store) = Daemon::start(&w, &["sh"], o);
+    host(&store, "localhost");
+    w.script(&store, "svc_check", &format!(
+        r#"let r = exec("sh", ["-c", "p=$(cat {pidfile}) && kill -0 $p && ! grep -q '^State:.*Z' /proc/$p/status"]);
+           if r.code == 0 {{ ok("running") }} else {{ critical("not running") }}"#
+    ));
+    // The service comes up two seconds after the fix ends, as a slow daemon does.
+    w.script(&store, "svc_fix", &format!(
+        r#"exec("sh", ["-c", "(sleep 2; setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {pidfile}) </dev/null >/dev/null 2>&1 &"])"#
+    ));
+    correction_schedule(&store, "svc_fix", 3);
+    let fixed = wait_for(Duration::from_secs(30), || {
+        all_runs(&store)
+            .iter()
+            .any(|r| r.phase == Some(RunPhase::Recheck) && r.status == Status::Ok)
+    });
+    d.stop();
+    let runs = all_runs(&store);
+    assert!(fixed, "{runs:?}");
+    assert!(svc.alive(), "the fix started the service");
+    let loop_runs: Vec<(RunPhase, Status)> = runs
+        .iter()
+        .filter_map(|r| r.phase.map(|p| (p, r.status)))
+        .take_while(|(p, s)| !(*p == RunPhase::Recheck && *s == Status::Ok))
+        .collect();
+    assert_eq!(
+        loop_runs[..2],
+        [
+            (RunPhase::Check, Status::Critical),
+            (RunPhase::Fix, Status::Ok)
+        ],
+        "{runs:?}"
+    );
+    assert!(
+        loop_runs[2..]
+            .iter()
+            .all(|r| *r == (RunPhase::Recheck, Status::Critical)),
+        "re-checks until it came up: {loop_runs:?}"
+    );
+    assert!(
+        loop_runs.len() > 2,
+        "the first re-check was too early to pass: {runs:?}"
+    );
+    assert!(store.notifications(10).expect("n").is_empty());
+    assert!(got.lock().expect("lock").is_empty(), "no false alarm");
+}
+
+#[test]
+fn a_fix_held_back_by_the_guard_is_said_at_once_and_once() {
+    let w = Work::new();
+    let (url, got, _server) = webhook();
+    let mut o = opts("n1");
+    o.notify.webhook = Some(url);
+    o.recheck_within = Duration::from_millis(200);
+    let (d, store) = Daemon::start(&w, &["sh"], o);
+    host(&store, "localhost");
+    w.script(&store, "svc_check", r#"critical("not running")"#);
+    w.script(&store, "svc_fix", "let tried = true;");
+    // Three fixes an hour, the second only a minute after the first.
+    correction_schedule_with(&store, "svc_fix", 3, 60_000);
+    assert!(wait_for(Duration::from_secs(20), || {
+        got.lock().expect("lock").len() >= 2
+    }));
+    // More failing checks while held back: still only the one message.
+    std::thread::sleep(Duration::from_millis(2500));
+    d.stop();
+    let bodies = got.lock().expect("lock").clone();
+    assert!(bodies[0].contains("svc_fix did not fix it"), "{bodies:?}");
+    let held: Vec<&String> = bodies.iter().filter(|b| b.contains("held back")).collect();
+    assert_eq!(held.len(), 1, "{bodies:?}");
+    let v: serde_json::Value = serde_json::from_str(held[0]).expect("JSON");
+    let text = v["body"].as_str().expect("body");
+    assert!(
+        text.starts_with("fix svc_fix held back by the guard until ")
+            && text.contains("(1 fixes in the last 1h)"),
+        "{text}"
+    );
+    // The time is a local clock time, not epoch milliseconds.
+    assert!(!text.contains(&now_ms().to_string()[..6]), "{text}");
+    let fixes = all_runs(&store)
+        .iter()
+        .filter(|r| r.phase == Some(RunPhase::Fix))
+        .count();
+    assert_eq!(fixes, 1, "the backoff held the second fix back");
 }
 
 #[test]
