@@ -59,12 +59,11 @@ pub enum Command {
     Host(host::HostCmd),
     Script(script::ScriptCmd),
     Run(run::RunCmd),
-    Jobs(queue::JobsCmd),
-    History(queue::HistoryCmd),
+    Queue(queue::QueueCmd),
+    Runs(queue::RunsCmd),
     ShowRun(queue::ShowRunCmd),
     Sql(sql::SqlCmd),
     Serve(serve::ServeCmd),
-    Monitord(serve::MonitordCmd),
     Schedule(schedule::ScheduleCmd),
     Schedules(schedule::SchedulesCmd),
     Cancel(schedule::CancelCmd),
@@ -104,11 +103,16 @@ pub fn parse(argv: &[String]) -> Result<Cli, u8> {
         .first()
         .map_or("hostler", |s| s.rsplit('/').next().unwrap_or("hostler"));
     // argh takes a lone `-` for an unknown option; as a FILE it means stdin.
-    let rest: Vec<&str> = argv
+    let mut rest: Vec<&str> = argv
         .iter()
         .skip(1)
         .map(|a| if a == "-" { "/dev/stdin" } else { a.as_str() })
         .collect();
+    if let Some(verb) = verb_index(&rest) {
+        if let Some((_, now)) = ALIASES.iter().find(|(old, _)| *old == rest[verb]) {
+            rest[verb] = now;
+        }
+    }
     Cli::from_args(&[name], &rest).map_err(|e| match e.status {
         Ok(()) => {
             println!("{}", e.output);
@@ -122,7 +126,29 @@ pub fn parse(argv: &[String]) -> Result<Cli, u8> {
     })
 }
 
-/// Whether an error is a closed stdout (`hostler history | head`), which is not a failure.
+/// Old or other names of subcommands: one word per thing across the CLI, the page and the
+/// API (`queue` is the page's `/queue`, `runs` its `/runs`), with the old words kept.
+const ALIASES: &[(&str, &str)] = &[
+    ("jobs", "queue"),
+    ("history", "runs"),
+    ("monitord", "serve"),
+];
+
+/// Where the subcommand is in the arguments: the first word that is not a top-level option
+/// or an option's value.
+fn verb_index(args: &[&str]) -> Option<usize> {
+    let mut i = 0;
+    while i < args.len() {
+        match args[i] {
+            "--db" | "--config" => i += 2,
+            a if a.starts_with('-') => i += 1,
+            _ => return Some(i),
+        }
+    }
+    None
+}
+
+/// Whether an error is a closed stdout (`hostler runs | head`), which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -162,7 +188,7 @@ fn init_logging(verbose: bool, daemon: bool) {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let daemon = matches!(cli.command, Command::Serve(_) | Command::Monitord(_));
+    let daemon = matches!(cli.command, Command::Serve(_));
     init_logging(cli.verbose, daemon);
     output::set_raw(cli.raw);
     let app = App::new(cli.db.clone(), cli.config.clone())?;
@@ -171,12 +197,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Host(c) => host::run(&app, c),
         Command::Script(c) => script::run(&app, c),
         Command::Run(c) => run::run(&app, c),
-        Command::Jobs(c) => queue::jobs(&app, c),
-        Command::History(c) => queue::history(&app, c),
+        Command::Queue(c) => queue::queue(&app, c),
+        Command::Runs(c) => queue::runs(&app, c),
         Command::ShowRun(c) => queue::show_run(&app, c),
         Command::Sql(c) => sql::run(&app, c),
         Command::Serve(c) => serve::run(&app, c),
-        Command::Monitord(c) => serve::run(&app, c.into()),
         Command::User(c) => user::run(&app, c),
         Command::Key(c) => key::run(&app, c),
         Command::Schedule(c) => schedule::schedule(&app, c),

@@ -1,23 +1,24 @@
-//! `hostler jobs`, `history` and `show-run`: the queue and the run history.
+//! `hostler queue`, `runs` and `show-run`: the queue and the run history (the page's
+//! `/queue` and `/runs`; the old names `jobs` and `history` still work).
 
 use argh::FromArgs;
 
 use super::{App, output};
 use crate::store::{RunFilter, Status};
 
-/// list queued and running jobs, in the order they run
+/// list queued and running jobs, in the order they run (also: jobs)
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "jobs")]
-pub struct JobsCmd {
+#[argh(subcommand, name = "queue")]
+pub struct QueueCmd {
     /// print JSON
     #[argh(switch)]
     pub json: bool,
 }
 
-/// list recent runs, newest first
+/// list recent runs, newest first (also: history)
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "history")]
-pub struct HistoryCmd {
+#[argh(subcommand, name = "runs")]
+pub struct RunsCmd {
     /// only runs on this host
     #[argh(option)]
     pub host: Option<String>,
@@ -50,7 +51,7 @@ pub struct ShowRunCmd {
     pub json: bool,
 }
 
-pub fn jobs(app: &App, cmd: JobsCmd) -> anyhow::Result<u8> {
+pub fn queue(app: &App, cmd: QueueCmd) -> anyhow::Result<u8> {
     let jobs = app.store()?.jobs()?;
     if cmd.json {
         output::json(&jobs)?;
@@ -80,7 +81,7 @@ pub fn jobs(app: &App, cmd: JobsCmd) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn history(app: &App, cmd: HistoryCmd) -> anyhow::Result<u8> {
+pub fn runs(app: &App, cmd: RunsCmd) -> anyhow::Result<u8> {
     let status: Option<Status> = cmd
         .status
         .as_deref()

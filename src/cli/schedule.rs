@@ -77,7 +77,7 @@ pub struct SchedulesCmd {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "cancel")]
 pub struct CancelCmd {
-    /// the job's id (see `hostler jobs`), or the schedule's with --schedule
+    /// the job's id (see `hostler queue`), or the schedule's with --schedule
     #[argh(positional)]
     pub id: i64,
     /// the id is a schedule's (see `hostler schedules`)

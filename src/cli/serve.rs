@@ -11,7 +11,8 @@ use crate::monitord::{self, Options, Shutdown};
 use crate::store::{NewSchedule, Store, Timing, now_ms};
 use crate::web;
 
-/// run monitord: claim and run due jobs, fire schedules, correct, notify (until SIGTERM/SIGINT)
+/// run monitord: claim and run due jobs, fire schedules, correct, notify (until SIGTERM/SIGINT;
+/// also: monitord)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "serve")]
 pub struct ServeCmd {
@@ -31,39 +32,6 @@ pub struct ServeCmd {
     /// run without the web page
     #[argh(switch)]
     pub no_web: bool,
-}
-
-/// the same as serve
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "monitord")]
-pub struct MonitordCmd {
-    /// run at most this many jobs at once
-    #[argh(option)]
-    pub max_concurrent: Option<usize>,
-    /// this node's name in leases and runs
-    #[argh(option)]
-    pub node: Option<String>,
-    /// do not seed the demo on an empty database
-    #[argh(switch)]
-    pub no_demo: bool,
-    /// serve the web page on this address
-    #[argh(option)]
-    pub listen: Option<String>,
-    /// run without the web page
-    #[argh(switch)]
-    pub no_web: bool,
-}
-
-impl From<MonitordCmd> for ServeCmd {
-    fn from(m: MonitordCmd) -> ServeCmd {
-        ServeCmd {
-            max_concurrent: m.max_concurrent,
-            node: m.node,
-            no_demo: m.no_demo,
-            listen: m.listen,
-            no_web: m.no_web,
-        }
-    }
 }
 
 /// On a database with no hosts and no schedules: the bundled scripts, a `localhost` host and
@@ -135,7 +103,7 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
         handle
     };
     eprintln!(
-        "hostler serve: node {}, database {}, up to {} jobs at once; results: hostler history; Ctrl-C or SIGTERM stops",
+        "hostler serve: node {}, database {}, up to {} jobs at once; results: hostler runs; Ctrl-C or SIGTERM stops",
         opts.node, app.db, opts.max_concurrent
     );
     let summary = monitord::run(Arc::new(env), opts, shutdown)?;

@@ -38,7 +38,7 @@ pub(super) fn refuse_with_jobs(
         .unwrap_or(0);
     if n > 0 {
         return Err(StoreError::Invalid(format!(
-            "{kind} {name:?} has {n} queued or running jobs; cancel them first (hostler jobs, hostler cancel ID)"
+            "{kind} {name:?} has {n} queued or running jobs; cancel them first (hostler queue, hostler cancel ID)"
         )));
     }
     Ok(())

@@ -144,7 +144,7 @@ pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
             },
         },
         (A::Schedules, false) => s.schedules().map(|l| Resp::json(200, &l)),
-        (A::Jobs, false) => s.jobs().map(|l| Resp::json(200, &l)),
+        (A::Queue, false) => s.jobs().map(|l| Resp::json(200, &l)),
         (A::JobCancel(id), true) => s.cancel_job(id, &format!("api:{}", who.user)).map(|c| {
             let result = match c {
                 Cancelled::Removed => "removed",

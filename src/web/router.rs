@@ -42,7 +42,8 @@ pub enum Api {
     Script(String),
     Schedule,
     Schedules,
-    Jobs,
+    /// `/api/queue` (also `/api/jobs`).
+    Queue,
     JobCancel(i64),
     JobPriority(i64),
     Runs,
@@ -139,9 +140,10 @@ fn api(segs: &[&str]) -> Option<Api> {
         ["scripts", s] => A::Script(name(s)?),
         ["schedule"] => A::Schedule,
         ["schedules"] => A::Schedules,
-        ["jobs"] => A::Jobs,
-        ["jobs", j, "cancel"] => A::JobCancel(id(j)?),
-        ["jobs", j, "priority"] => A::JobPriority(id(j)?),
+        // The page's word, and the old one.
+        ["queue" | "jobs"] => A::Queue,
+        ["queue" | "jobs", j, "cancel"] => A::JobCancel(id(j)?),
+        ["queue" | "jobs", j, "priority"] => A::JobPriority(id(j)?),
         ["runs"] => A::Runs,
         ["runs", r] => A::Run(id(r)?),
         ["notifications"] => A::Notifications,

@@ -86,8 +86,14 @@ fn the_bundled_disk_check_runs_against_localhost() {
             .starts_with("'/'="),
         "{v}"
     );
-    let o = w.run(&["history", "--json"]);
+    let o = w.run(&["runs", "--json"]);
     let h: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    // The old name is an alias: the same answer, also after top-level options.
+    let old = w.run(&["--db", &w.db(), "history", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&old.stdout).expect("json"),
+        h
+    );
     assert_eq!(h[0]["script"], "check_disk");
     let id = h[0]["id"].as_i64().expect("id").to_string();
     let o = w.run(&["show-run", &id]);
@@ -346,7 +352,7 @@ fn usage_errors_exit_2_and_help_exits_0() {
 }
 
 #[test]
-fn jobs_lists_what_scripts_scheduled() {
+fn queue_lists_what_scripts_scheduled() {
     let w = Work::new();
     init(&w);
     add_script(
@@ -355,8 +361,14 @@ fn jobs_lists_what_scripts_scheduled() {
         r#"schedule("check_disk", "localhost", 7, 3600); ok()"#,
     );
     assert_eq!(code(&w.run(&["run", "later"])), 0);
-    let o = w.run(&["jobs", "--json"]);
+    let o = w.run(&["queue", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let old = w.run(&["jobs", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&old.stdout).expect("json"),
+        v,
+        "jobs is queue's old name"
+    );
     assert_eq!(
         (
             v[0]["script"].as_str(),

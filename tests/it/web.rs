@@ -595,7 +595,7 @@ fn the_api_takes_tokens_checks_roles_and_answers_json_errors() {
     let r = c.api_post("/api/schedule", &viewer, r#"{"script": "check_x"}"#);
     assert_eq!(r.status, 403);
     let r = c.api_post(
-        &format!("/api/jobs/{job}/priority"),
+        &format!("/api/queue/{job}/priority"),
         &admin,
         r#"{"priority": 8}"#,
     );
