@@ -42,8 +42,7 @@
 //! queue    → store
 //! monitord → config health queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
-//! shell    → app bundled script session store   (and cli, whose `schedule` parser `:schedule`
-//!            reuses: the one known cycle)
+//! shell    → app bundled script session store   (`:schedule` is the CLI's verb, handed in)
 //! cli      → everything above
 //! ```
 //!

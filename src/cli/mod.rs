@@ -8,7 +8,7 @@ mod key;
 mod output;
 mod queue;
 mod run;
-pub(crate) mod schedule;
+mod schedule;
 mod script;
 mod serve;
 mod shell;
@@ -16,7 +16,6 @@ mod sql;
 mod user;
 
 pub use crate::app::App;
-pub use schedule::{ScheduleCmd, schedule as schedule_cmd};
 
 use std::path::PathBuf;
 

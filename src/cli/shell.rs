@@ -15,5 +15,16 @@ pub struct ShellCmd {
 }
 
 pub fn run(app: &App, cmd: ShellCmd) -> anyhow::Result<u8> {
-    crate::shell::run(app, cmd.command)
+    let verbs = crate::shell::Verbs {
+        schedule: schedule_verb,
+    };
+    crate::shell::run(app, verbs, cmd.command)
+}
+
+/// The shell's `:schedule ARGS`: `hostler schedule ARGS`, its errors on one line.
+fn schedule_verb(app: &App, args: &[&str]) -> anyhow::Result<()> {
+    match super::schedule::ScheduleCmd::from_args(&["schedule"], args) {
+        Ok(cmd) => super::schedule::schedule(app, cmd).map(|_| ()),
+        Err(e) => Err(anyhow::anyhow!("{}", e.output.trim())),
+    }
 }

@@ -2,8 +2,6 @@
 
 use std::io::Write;
 
-use argh::FromArgs;
-
 use super::Shell;
 use super::complete::META;
 use crate::app::App;
@@ -13,7 +11,7 @@ use crate::store::{Method, NewScript};
 
 /// Runs a meta-command; returns true to leave the shell. Errors are printed, not returned,
 /// except a broken terminal.
-pub fn run(app: &App, shell: &mut Shell, line: &str) -> anyhow::Result<bool> {
+pub fn run(app: &App, verbs: super::Verbs, shell: &mut Shell, line: &str) -> anyhow::Result<bool> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let result = match words.first().copied().unwrap_or_default() {
         ":quit" | ":q" | ":exit" => return Ok(true),
@@ -48,13 +46,7 @@ pub fn run(app: &App, shell: &mut Shell, line: &str) -> anyhow::Result<bool> {
                 }
             }),
         ":run" => meta_run(shell, &words[1..]),
-        ":schedule" => {
-            let args: Vec<&str> = words[1..].to_vec();
-            match crate::cli::ScheduleCmd::from_args(&["schedule"], &args) {
-                Ok(cmd) => crate::cli::schedule_cmd(app, cmd).map(|_| ()),
-                Err(e) => Err(anyhow::anyhow!("{}", e.output.trim())),
-            }
-        }
+        ":schedule" => (verbs.schedule)(app, &words[1..]),
         ":edit" => edit(shell, words.get(1).copied()),
         ":connect" => connect(shell, words.get(1).copied()),
         other => Err(anyhow::anyhow!("unknown command {other}; :help lists them")),

@@ -207,7 +207,14 @@ fn run_once(shell: &mut Shell, code: &str) -> u8 {
 }
 
 /// The shell: `-c CODE`, code on stdin, or the interactive prompt.
-pub fn run(app: &App, code: Option<String>) -> anyhow::Result<u8> {
+/// The CLI's verbs the shell offers as meta commands, handed in by the CLI so that the shell
+/// does not depend on it (`:schedule ARGS` takes `hostler schedule`'s arguments).
+#[derive(Clone, Copy)]
+pub struct Verbs {
+    pub schedule: fn(&App, &[&str]) -> anyhow::Result<()>,
+}
+
+pub fn run(app: &App, verbs: Verbs, code: Option<String>) -> anyhow::Result<u8> {
     let env = app.env(app.store()?)?;
     let mut shell = Shell::new(env)?;
     if let Some(code) = code {
@@ -245,7 +252,7 @@ pub fn run(app: &App, code: Option<String>) -> anyhow::Result<u8> {
                 }
                 let _ = editor.add_history_entry(line.as_str());
                 if line.trim_start().starts_with(':') {
-                    if meta::run(app, &mut shell, line.trim())? {
+                    if meta::run(app, verbs, &mut shell, line.trim())? {
                         break;
                     }
                     continue;

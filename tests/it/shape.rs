@@ -46,12 +46,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "when",
         ],
     ),
-    // The shell's `:schedule` reuses the CLI's verb (its argument parsing; the request goes
-    // through `queue` like every other): the one known cycle.
-    (
-        "shell",
-        &["app", "bundled", "cli", "script", "session", "store"],
-    ),
+    // The shell's `:schedule` is the CLI's verb, handed in by `cli` (`shell::Verbs`).
+    ("shell", &["app", "bundled", "script", "session", "store"]),
     (
         "cli",
         &[
