@@ -144,6 +144,29 @@ fn login_shell_mode_is_entered_through_argv0() {
 }
 
 #[test]
+fn schedule_in_the_shell_is_the_cli_verb() {
+    let w = setup();
+    let mut s = pty_shell(&w, &[hostler(), "shell"]);
+    s.read_until(PROMPT, None).expect("prompt");
+    s.write(":schedule check_disk --host webserver01 --priority 4\r")
+        .expect("schedule");
+    s.read_until(PROMPT, None).expect("prompt again");
+    // Its usage errors are the CLI's, on one line, and the shell goes on.
+    s.write(":schedule check_disk --bogus\r").expect("bad");
+    s.read_until("Unrecognized argument: --bogus", None)
+        .expect("the CLI's error");
+    s.write(":quit\r").expect("quit");
+    s.read_to_end(None).expect("exits");
+    let v: serde_json::Value =
+        serde_json::from_slice(&w.run(&["queue", "--json"]).stdout).expect("json");
+    assert_eq!(
+        (v[0]["script"].as_str(), v[0]["host"].as_str(), v[0]["priority"].as_i64()),
+        (Some("check_disk"), Some("webserver01"), Some(4)),
+        "{v}"
+    );
+}
+
+#[test]
 fn dash_c_and_stdin_run_once_with_the_status() {
     let w = setup();
     let o = w.run(&["shell", "-c", "critical(\"down\")"]);
