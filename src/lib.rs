@@ -39,7 +39,7 @@
 //! bundled  → store
 //! script   → bundled config redact session store
 //! app      → config script session store
-//! queue    → store
+//! queue    → store when
 //! monitord → config health queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
 //! shell    → app bundled script session store   (`:schedule` is the CLI's verb, handed in)

@@ -28,32 +28,6 @@ fn severity(s: Status) -> u8 {
     }
 }
 
-/// The hosts named and tagged, each once, in the order given (tags in name order).
-fn targets(store: &Store, cmd: &RunCmd) -> anyhow::Result<Vec<String>> {
-    let mut names: Vec<String> = Vec::new();
-    for h in &cmd.host {
-        store.host(h)?;
-        if !names.contains(h) {
-            names.push(h.clone());
-        }
-    }
-    if !cmd.tag.is_empty() {
-        let all = store.hosts()?;
-        for t in &cmd.tag {
-            let tagged: Vec<_> = all.iter().filter(|h| h.tags.contains(t)).collect();
-            if tagged.is_empty() {
-                anyhow::bail!("no host has the tag {t:?}");
-            }
-            for h in tagged {
-                if !names.contains(&h.name) {
-                    names.push(h.name.clone());
-                }
-            }
-        }
-    }
-    Ok(names)
-}
-
 pub fn run(
     app: &App,
     store: Arc<Store>,
@@ -69,7 +43,7 @@ pub fn run(
     let hosts = if cmd.host.is_empty() && cmd.tag.is_empty() {
         Vec::new()
     } else {
-        targets(&store, cmd)?
+        crate::queue::select_hosts(&store, &cmd.host, &cmd.tag)?
     };
     // No host at all (`--repeat` alone) runs the script once per round without one.
     let hosts: Vec<Option<String>> = if hosts.is_empty() {

@@ -5,7 +5,7 @@ use argh::FromArgs;
 
 use super::{App, output, parse_duration};
 use crate::queue::{Request, Submitted, When, submit};
-use crate::store::{Cancelled, Timing, now_ms};
+use crate::store::{Cancelled, now_ms};
 
 /// queue a script now, or at a time, every interval, or on a cron expression
 #[derive(FromArgs, Debug)]
@@ -171,14 +171,6 @@ pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn describe(t: &Timing) -> String {
-    match t {
-        Timing::At(at) => format!("at {}", output::time(*at)),
-        Timing::Every(ms) => format!("every {}s", ms / 1000),
-        Timing::Cron(c) => format!("cron {c}"),
-    }
-}
-
 pub fn schedules(app: &App, cmd: SchedulesCmd) -> anyhow::Result<u8> {
     let list = app.store()?.schedules()?;
     if cmd.json {
@@ -197,7 +189,7 @@ pub fn schedules(app: &App, cmd: SchedulesCmd) -> anyhow::Result<u8> {
                     .or(s.tag.clone().map(|t| format!("tag:{t}")))
                     .or(s.site.clone().map(|t| format!("site:{t}")))
                     .unwrap_or("-".into()),
-                describe(&s.timing),
+                crate::queue::timing::describe(&s.timing),
                 s.priority.to_string(),
                 s.next_due
                     .filter(|_| s.enabled)

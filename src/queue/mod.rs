@@ -217,6 +217,43 @@ impl<'a> Target<'a> {
     }
 }
 
+/// The hosts that named hosts and tags select (`hostler run --host A --tag T`), each once, in
+/// the order given, a tag's hosts in name order. A named host must exist; a tag must match at
+/// least one enabled host (a disabled host is left out, as schedules leave it out).
+pub fn select_hosts(
+    store: &Store,
+    hosts: &[String],
+    tags: &[String],
+) -> Result<Vec<String>, SubmitError> {
+    let mut names: Vec<String> = Vec::new();
+    for h in hosts {
+        store.host(h)?;
+        if !names.contains(h) {
+            names.push(h.clone());
+        }
+    }
+    if tags.is_empty() {
+        return Ok(names);
+    }
+    let all = store.hosts()?;
+    for t in tags {
+        let tagged = Target::Matching {
+            tag: Some(t),
+            site: None,
+        }
+        .resolve(&all);
+        if tagged.is_empty() {
+            return Err(invalid(format!("no enabled host has the tag {t:?}")));
+        }
+        for h in tagged.into_iter().flatten() {
+            if !names.contains(&h) {
+                names.push(h);
+            }
+        }
+    }
+    Ok(names)
+}
+
 /// One job per target host, due now.
 fn run_now(store: &Store, r: &Request, now: i64) -> Result<Submitted, SubmitError> {
     let hosts: Vec<Option<String>> = if r.tag.is_some() || r.site.is_some() {

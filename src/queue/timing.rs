@@ -26,6 +26,19 @@ pub fn next_due(timing: &Timing, seen_due: i64, now: i64) -> Result<Option<i64>,
     }
 }
 
+/// A timing as the CLI, the page and the API show it: `once at 2026-12-01 04:00:00`,
+/// `every 5m`, `cron 0 3 * * *`.
+pub fn describe(t: &Timing) -> String {
+    match t {
+        Timing::At(at) => format!("once at {}", crate::when::local(*at)),
+        Timing::Every(ms) => format!(
+            "every {}",
+            crate::when::span(std::time::Duration::from_millis((*ms).max(0) as u64))
+        ),
+        Timing::Cron(c) => format!("cron {c}"),
+    }
+}
+
 /// The first time after `after_ms` that a cron expression matches, in the system time zone.
 pub fn cron_next(expr: &str, after_ms: i64) -> Result<i64, String> {
     let cron = Cron::from_str(expr).map_err(|e| format!("bad cron expression {expr:?}: {e}"))?;

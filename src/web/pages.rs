@@ -386,7 +386,7 @@ fn queue(web: &Web, who: &Who, req: &Req) -> Result<Resp, StoreError> {
                             @else if let Some(x) = &s.site { "site " (x) }
                             @else { "-" }
                         }
-                        td { (describe(&s.timing)) }
+                        td { (crate::queue::timing::describe(&s.timing)) }
                         td { (s.priority) }
                         td { (s.next_due.map(time).unwrap_or_else(|| "done".into())) }
                         td {
@@ -403,14 +403,6 @@ fn queue(web: &Web, who: &Who, req: &Req) -> Result<Resp, StoreError> {
         }
     };
     Ok(page(who, "Queue", Some(10), body))
-}
-
-pub fn describe(t: &crate::store::Timing) -> String {
-    match t {
-        crate::store::Timing::At(at) => format!("once at {}", time(*at)),
-        crate::store::Timing::Every(ms) => format!("every {}s", ms / 1000),
-        crate::store::Timing::Cron(c) => format!("cron {c}"),
-    }
 }
 
 /// Runs, newest first, filtered by host, script and status; 100 a page, keyset paging.

@@ -438,7 +438,7 @@ fn serve_seeds_the_demo_runs_it_and_stops_on_sigterm() {
         "the password is not in the log: {err}"
     );
     let s = stdout(&w.run(&["schedules"]));
-    assert!(s.contains("check_disk") && s.contains("every 60s"), "{s}");
+    assert!(s.contains("check_disk") && s.contains("every 1m"), "{s}");
 }
 
 #[test]

@@ -653,7 +653,8 @@ fn fan_out_prints_a_line_per_host_and_exits_with_the_worst_status() {
     let o = w.run(&["run", "check", "--tag", "nosuchtag"]);
     assert_ne!(code(&o), 0);
     assert!(
-        stdout(&o).contains("no host has the tag") || stderr(&o).contains("no host has the tag")
+        stdout(&o).contains("no enabled host has the tag")
+            || stderr(&o).contains("no enabled host has the tag")
     );
 }
 

@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sqlxml", &["redact", "session", "sql", "urlencode"]),
     ("store", &["redact", "sql", "sqlxml", "urlencode"]),
     ("bundled", &["store"]),
-    ("queue", &["store"]),
+    ("queue", &["store", "when"]),
     (
         "script",
         &["bundled", "config", "redact", "session", "store"],

@@ -160,7 +160,11 @@ fn schedule_in_the_shell_is_the_cli_verb() {
     let v: serde_json::Value =
         serde_json::from_slice(&w.run(&["queue", "--json"]).stdout).expect("json");
     assert_eq!(
-        (v[0]["script"].as_str(), v[0]["host"].as_str(), v[0]["priority"].as_i64()),
+        (
+            v[0]["script"].as_str(),
+            v[0]["host"].as_str(),
+            v[0]["priority"].as_i64()
+        ),
         (Some("check_disk"), Some("webserver01"), Some(4)),
         "{v}"
     );

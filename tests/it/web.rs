@@ -459,7 +459,7 @@ fn the_schedule_form_queues_now_schedules_and_refuses_bad_input() {
     );
     let q = c.get("/queue");
     assert!(
-        q.body.contains("every 300s") && q.body.contains("tag lab"),
+        q.body.contains("every 5m") && q.body.contains("tag lab"),
         "{}",
         q.body
     );
