@@ -8,7 +8,7 @@
 //!   http), with transcripts that mask secrets, and the pool of logged-in sessions.
 //! - [`store`]: the only module that speaks to the database: a domain API over a driver trait
 //!   (SQLite embedded; SQL Server 2005+ over TDS in `store::tds`; SQL Server 2000 over SQLXML
-//!   in `store::sqlxml`).
+//!   in `store::mssql2000`, a client of [`sqlxml`]).
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
 //! - [`queue`]: the one way work enters the queue (a request, its target, its timing).

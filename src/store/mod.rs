@@ -3,7 +3,7 @@
 //! It exposes a domain API (hosts, scripts, jobs, schedules, runs, notifications, settings) and
 //! builds every statement with [`crate::sql`] (in [`statements`]). Behind it a [`Driver`]
 //! executes rendered statements: SQLite is the embedded default; [`tds`] (SQL Server 2005+)
-//! and [`sqlxml`] (SQL Server 2000 over its XML interface) plug in behind the same trait.
+//! and [`mssql2000`] (SQL Server 2000 over its XML interface) plug in behind the same trait.
 //!
 //! Invariants:
 //! - every write is one transaction: it all commits, or the database is left as it was;
@@ -21,10 +21,10 @@ mod runs;
 pub use jobs::Cancelled;
 pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::{Expect, NewScript};
+pub mod mssql2000;
 mod schedules;
 mod scripts;
 pub mod sqlite;
-pub mod sqlxml;
 pub mod tds;
 mod users;
 pub mod vault;
@@ -132,7 +132,7 @@ impl Store {
         let remote: Option<Box<dyn Driver>> = if url.starts_with("mssql://") {
             Some(Box::new(tds::Tds::open(url)?))
         } else if url.starts_with("sqlxml+") {
-            Some(Box::new(sqlxml::Sqlxml::open(url)?))
+            Some(Box::new(mssql2000::Mssql2000::open(url)?))
         } else {
             None
         };

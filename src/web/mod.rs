@@ -25,7 +25,7 @@ pub mod pages;
 pub mod router;
 pub mod scripts;
 pub mod server;
-pub mod sqlxml;
+pub mod sqlxml_endpoint;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -247,7 +247,7 @@ impl Web {
                         "set a new password first: log in on the web page (/account/password)\n",
                     ),
                     Some(w) if !req.is_post() || check_origin(req).is_ok() => {
-                        sqlxml::handle(self, &w, req)
+                        sqlxml_endpoint::handle(self, &w, req)
                     }
                     Some(_) => Resp::text(403, "cross-origin POST refused\n"),
                     None => Resp::text(401, "log in: HTTP basic authentication, or a token\n")

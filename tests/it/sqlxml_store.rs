@@ -12,7 +12,9 @@
 use std::sync::{Arc, Mutex};
 
 use hostler::sql::{Dialect, Statement, Value};
-use hostler::store::sqlxml::{FOR_XML, IDENTITY_SUFFIX, PRELUDE, Sqlxml, Written, inline, with_id};
+use hostler::store::mssql2000::{
+    FOR_XML, IDENTITY_SUFFIX, Mssql2000, PRELUDE, Written, inline, with_id,
+};
 use hostler::store::{ConnExt, Driver, Store, StoreError, statements};
 use proptest::prelude::*;
 use sqlparser::dialect::MsSqlDialect;
@@ -83,9 +85,9 @@ fn every_store_statement_inlines_and_batches_as_tsql() {
         unexpressed,
         ["job_claim", "job_claim_expired", "job_claim_site"]
     );
-    tsql_parses(&Sqlxml::lease_batch("node-1.example-42-00ff")).expect("lease batch");
-    tsql_parses(&Sqlxml::commit_batch("node-1", 7, &writes, true)).expect("commit batch");
-    tsql_parses(&Sqlxml::release_sql("node-1")).expect("release");
+    tsql_parses(&Mssql2000::lease_batch("node-1.example-42-00ff")).expect("lease batch");
+    tsql_parses(&Mssql2000::commit_batch("node-1", 7, &writes, true)).expect("commit batch");
+    tsql_parses(&Mssql2000::release_sql("node-1")).expect("release");
 }
 
 #[test]
@@ -128,7 +130,7 @@ proptest! {
         if let Some(c) = odd.and_then(char::from_u32) {
             s.push(c);
         }
-        let lit = hostler::store::sqlxml::literal(&Value::Text(s.clone())).expect("literal");
+        let lit = hostler::store::mssql2000::literal(&Value::Text(s.clone())).expect("literal");
         let parsed = Parser::parse_sql(&MsSqlDialect {}, &format!("SELECT {lit} AS [v]"))
             .map_err(|e| TestCaseError::fail(format!("{e}: {lit}")))?;
         let sqlparser::ast::Statement::Query(q) = &parsed[0] else { panic!("not a query") };
@@ -262,7 +264,7 @@ fn a_write_unit_rehearses_then_commits_once_with_its_ids_and_checks() {
     let store = Store::open(&peer.url).expect("store over SQLXML");
     assert_eq!(store.dialect(), Dialect::Mssql2000);
 
-    let mut db = Sqlxml::open(&peer.url).expect("driver");
+    let mut db = Mssql2000::open(&peer.url).expect("driver");
     let before = peer.batches().len();
     let mut got = Vec::new();
     db.write(&mut |c| {
@@ -341,7 +343,7 @@ fn failures_write_nothing_and_say_what_happened() {
             sql2000(b, &ids)
         }
     }));
-    let mut db = Sqlxml::open(&peer.url).expect("driver");
+    let mut db = Mssql2000::open(&peer.url).expect("driver");
     // The server refuses the commit: the unit's error is the server's, typed.
     let e = db
         .write(&mut |c| c.insert(catalog("host_insert")).map(|_| ()))
@@ -417,7 +419,7 @@ fn rows_name_every_column_from_xmldata_with_null_as_absence() {
             sql2000(b, &ids)
         }
     }));
-    let mut db = Sqlxml::open(&peer.url).expect("driver");
+    let mut db = Mssql2000::open(&peer.url).expect("driver");
     let mut seen = Vec::new();
     db.read(&mut |c| {
         seen = c.query(catalog("host_by_name"))?;
@@ -457,7 +459,7 @@ fn a_held_lease_is_waited_for_and_a_lost_commit_answer_is_not_called_a_failure()
         }
         sql2000(b, &ids)
     }));
-    let mut db = Sqlxml::open(&peer.url).expect("driver");
+    let mut db = Mssql2000::open(&peer.url).expect("driver");
     db.write(&mut |c| c.insert(catalog("host_insert")).map(|_| ()))
         .expect("written once the lease is free");
     let leases_sent = peer
@@ -523,7 +525,7 @@ fn a_lost_commit_answer_is_looked_up_on_the_lease_row() {
         }
         sql2000(b, &ids)
     }));
-    let mut db = Sqlxml::open(&peer.url).expect("driver");
+    let mut db = Mssql2000::open(&peer.url).expect("driver");
     db.write(&mut |c| c.insert(catalog("host_insert")).map(|_| ()))
         .expect("the mark says it committed");
     *shows_mark.lock().expect("flag") = false;
@@ -560,7 +562,7 @@ fn a_virtual_root_that_wraps_queries_in_transactions_is_refused() {
             row("n=\"1\"")
         }
     }));
-    let e = Sqlxml::open(&peer.url).err().map(|e| e.to_string());
+    let e = Mssql2000::open(&peer.url).err().map(|e| e.to_string());
     assert!(
         e.as_deref()
             .is_some_and(|e| e.contains("inside a transaction of its own")),

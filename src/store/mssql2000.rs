@@ -64,7 +64,7 @@ pub const PRELUDE: &str = "SET XACT_ABORT ON; SET NOCOUNT ON; IF @@TRANCOUNT > 0
 pub const IDENTITY_SUFFIX: &str = "; SELECT CAST(SCOPE_IDENTITY() AS BIGINT) AS ";
 
 /// The SQL Server 2000 driver over SQLXML.
-pub struct Sqlxml {
+pub struct Mssql2000 {
     client: Client,
     /// This process's commits, numbered: the commit batch leaves its number on the lease row,
     /// so a commit whose answer was lost can be looked up.
@@ -273,9 +273,9 @@ fn server_error(e: &crate::sqlxml::MssqlError) -> StoreError {
     }
 }
 
-impl Sqlxml {
+impl Mssql2000 {
     /// Connects to the virtual root and checks that it runs a batch.
-    pub fn open(url: &str) -> Result<Sqlxml, StoreError> {
+    pub fn open(url: &str) -> Result<Mssql2000, StoreError> {
         let shown = redact(url);
         let client = Client::new(url).map_err(|e| StoreError::Open {
             path: shown.clone(),
@@ -297,7 +297,7 @@ impl Sqlxml {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
         .collect();
-        let db = Sqlxml {
+        let db = Mssql2000 {
             client,
             commits: 0,
             owner,
@@ -568,7 +568,7 @@ pub struct Written {
 }
 
 struct Tx<'a> {
-    db: &'a Sqlxml,
+    db: &'a Mssql2000,
     write: bool,
     /// Whether this unit holds the write lease (false only while the schema is created).
     leased: bool,
@@ -587,7 +587,7 @@ impl Tx<'_> {
         }
         let mut b = PRELUDE.to_string();
         if self.leased {
-            b.push_str(&Sqlxml::renew_sql(&self.db.owner));
+            b.push_str(&Mssql2000::renew_sql(&self.db.owner));
             b.push_str(identity_resets());
         }
         b.push_str("BEGIN TRAN; ");
@@ -673,7 +673,7 @@ impl Conn for Tx<'_> {
     }
 }
 
-impl Driver for Sqlxml {
+impl Driver for Mssql2000 {
     fn dialect(&self) -> Dialect {
         D
     }
