@@ -107,10 +107,10 @@ pub fn parse(argv: &[String]) -> Result<Cli, u8> {
         .skip(1)
         .map(|a| if a == "-" { "/dev/stdin" } else { a.as_str() })
         .collect();
-    if let Some(verb) = verb_index(&rest) {
-        if let Some((_, now)) = ALIASES.iter().find(|(old, _)| *old == rest[verb]) {
-            rest[verb] = now;
-        }
+    if let Some(verb) = verb_index(&rest)
+        && let Some((_, now)) = ALIASES.iter().find(|(old, _)| *old == rest[verb])
+    {
+        rest[verb] = now;
     }
     Cli::from_args(&[name], &rest).map_err(|e| match e.status {
         Ok(()) => {

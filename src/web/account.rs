@@ -6,7 +6,7 @@ use maud::html;
 
 use super::auth::{self, COOKIE, SESSION_LIFETIME};
 use super::http::{Req, Resp};
-use super::pages::{csrf, form_page};
+use super::layout::{csrf, form_page};
 use super::{Web, Who};
 use crate::store::Store;
 

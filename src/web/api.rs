@@ -5,17 +5,12 @@
 
 use serde_json::{Value, json};
 
-use super::actions::{parse_schedule, submit_status};
 use super::http::{Form, Req, Resp};
-use super::pages::store_status;
+use super::queue::parse_schedule;
 use super::router::Api;
-use super::{Web, Who, hosts, scripts};
+use super::{Web, WebError, WebResult, Who, hosts, scripts};
 use crate::queue::submit;
 use crate::store::{Cancelled, Role, RunFilter, Status, StoreError};
-
-fn err(e: &StoreError) -> Resp {
-    Resp::json_error(store_status(e), &e.to_string())
-}
 
 /// A JSON object body as form pairs: strings and numbers as text, `true` as "on" (`false` and
 /// null are left out), a list as the field repeated.
@@ -58,21 +53,32 @@ pub fn body_form(req: &Req) -> Result<Form, String> {
     Ok(Form(pairs))
 }
 
+/// A 200 with `v` as JSON.
+fn ok<T: serde::Serialize>(v: &T) -> WebResult {
+    Ok(Resp::json(200, v))
+}
+
 pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
+    answer(web, who, route, req).unwrap_or_else(|e| Resp::json_error(e.status(), &e.to_string()))
+}
+
+fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
     use Api as A;
     let post = req.is_post();
     if post && !who.may(Role::Operator) {
-        return Resp::json_error(403, "viewers cannot change anything");
+        return Err(WebError::Forbidden("viewers cannot change anything".into()));
     }
     if post && matches!(route, A::Hosts | A::Host(_) | A::Script(_)) && !who.may(Role::Admin) {
-        return Resp::json_error(403, "only an admin can change hosts and scripts");
+        return Err(WebError::Forbidden(
+            "only an admin can change hosts and scripts".into(),
+        ));
     }
     let form = || body_form(req);
     let s = &web.store;
-    let r: Result<Resp, StoreError> = match (route, post) {
-        (A::Dashboard, false) => web.dashboard.get(s).map(|d| Resp::json(200, &*d)),
-        (A::Hosts, false) => s.hosts().map(|h| Resp::json(200, &h)),
-        (A::Host(n), false) => (|| {
+    match (route, post) {
+        (A::Dashboard, false) => ok(&*web.dashboard.get(s)?),
+        (A::Hosts, false) => ok(&s.hosts()?),
+        (A::Host(n), false) => {
             let host = s.host(&n)?;
             let keys = s.host_keys(&n)?;
             let runs = s.runs(&RunFilter::host_recent(&n))?;
@@ -80,20 +86,21 @@ pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
                 200,
                 &json!({"host": host, "keys": keys, "runs": runs}),
             ))
-        })(),
+        }
         (A::Hosts, true) => match form() {
-            Err(e) => Ok(Resp::json_error(400, &e)),
+            Err(e) => Err(WebError::Bad(e)),
             Ok(f) => match f.get("name").map(|n| hosts::parse(n, &f)) {
-                None => Ok(Resp::json_error(400, "the name is missing")),
-                Some(Err(e)) => Ok(Resp::json_error(400, &e)),
-                Some(Ok(h)) => s.add_host(&h).map(|h| {
+                None => Err(WebError::Bad("the name is missing".into())),
+                Some(Err(e)) => Err(WebError::Bad(e)),
+                Some(Ok(h)) => {
+                    let h = s.add_host(&h)?;
                     web.dashboard.invalidate();
-                    Resp::json(201, &h)
-                }),
+                    Ok(Resp::json(201, &h))
+                }
             },
         },
         // An update changes the fields it names; the others keep their values.
-        (A::Host(n), true) => (|| {
+        (A::Host(n), true) => {
             let current = hosts::values(&s.host(&n)?);
             let merged = form().map(|given| {
                 let mut all: Vec<(String, String)> = current
@@ -105,20 +112,19 @@ pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
                 Form(all)
             });
             match merged.and_then(|f| hosts::parse(&n, &f).map(|h| (h, f))) {
-                Err(e) => Ok(Resp::json_error(400, &e)),
-                Ok((h, f)) => s
-                    .update_host(&h, f.get("clear_password").is_some())
-                    .map(|h| {
-                        web.dashboard.invalidate();
-                        Resp::json(200, &h)
-                    }),
+                Err(e) => Err(WebError::Bad(e)),
+                Ok((h, f)) => {
+                    let h = s.update_host(&h, f.get("clear_password").is_some())?;
+                    web.dashboard.invalidate();
+                    Ok(Resp::json(200, &h))
+                }
             }
-        })(),
-        (A::Scripts, false) => s.scripts().map(|l| Resp::json(200, &l)),
-        (A::Script(n), false) => s.script(&n).map(|x| Resp::json(200, &x)),
+        }
+        (A::Scripts, false) => ok(&s.scripts()?),
+        (A::Script(n), false) => ok(&s.script(&n)?),
         (A::Script(n), true) => match form() {
-            Err(e) => Ok(Resp::json_error(400, &e)),
-            Ok(f) => (|| {
+            Err(e) => Err(WebError::Bad(e)),
+            Ok(f) => {
                 let existing = s.find_script(&n)?.map(|_| n.clone());
                 let mut f = f;
                 if existing.is_none() {
@@ -128,55 +134,54 @@ pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
                     Ok((name, version)) => {
                         Ok(Resp::json(200, &json!({"name": name, "version": version})))
                     }
-                    Err(scripts::Refused::Bad(m)) => Ok(Resp::json_error(400, &m)),
-                    Err(scripts::Refused::Store(e)) => Err(e),
+                    Err(scripts::Refused::Bad(m)) => Err(WebError::Bad(m)),
+                    Err(scripts::Refused::Store(e)) => Err(e.into()),
                 }
-            })(),
+            }
         },
         (A::Schedule, true) => match form().and_then(|f| parse_schedule(&f)) {
-            Err(e) => Ok(Resp::json_error(400, &e)),
+            Err(e) => Err(WebError::Bad(e)),
             Ok(request) => match submit(s, &request) {
                 Ok(done) => {
                     web.dashboard.invalidate();
                     Ok(Resp::json(201, &done))
                 }
-                Err(e) => Ok(Resp::json_error(submit_status(&e), &e.to_string())),
+                Err(e) => Err(e.into()),
             },
         },
-        (A::Schedules, false) => s.schedules().map(|l| Resp::json(200, &l)),
-        (A::Queue, false) => s.jobs().map(|l| Resp::json(200, &l)),
-        (A::JobCancel(id), true) => s.cancel_job(id, &format!("api:{}", who.user)).map(|c| {
-            let result = match c {
+        (A::Schedules, false) => ok(&s.schedules()?),
+        (A::Queue, false) => ok(&s.jobs()?),
+        (A::JobCancel(id), true) => {
+            let result = match s.cancel_job(id, &format!("api:{}", who.user))? {
                 Cancelled::Removed => "removed",
                 Cancelled::Requested => "requested",
                 Cancelled::AlreadyEnding => "already ending",
             };
             web.dashboard.invalidate();
-            Resp::json(200, &json!({"job": id, "result": result}))
-        }),
+            Ok(Resp::json(200, &json!({"job": id, "result": result})))
+        }
         (A::JobPriority(id), true) => {
             match form().and_then(|f| {
                 f.get("priority")
                     .and_then(|p| p.parse::<i64>().ok())
                     .ok_or_else(|| "priority must be a whole number".to_string())
             }) {
-                Err(e) => Ok(Resp::json_error(400, &e)),
+                Err(e) => Err(WebError::Bad(e)),
                 Ok(p) => match s.set_job_priority(id, p) {
                     Ok(()) => Ok(Resp::json(200, &json!({"job": id, "priority": p}))),
-                    Err(StoreError::Invalid(m)) => Ok(Resp::json_error(409, &m)),
-                    Err(e) => Err(e),
+                    Err(StoreError::Invalid(m)) => Err(WebError::Conflict(m)),
+                    Err(e) => Err(e.into()),
                 },
             }
         }
         (A::Runs, false) => runs(web, req),
-        (A::Run(id), false) => s.run(id).map(|r| Resp::json(200, &r)),
+        (A::Run(id), false) => ok(&s.run(id)?),
         (A::Notifications, false) => {
             let limit = req
                 .query("limit")
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(100);
-            s.notifications(limit.min(1000))
-                .map(|l| Resp::json(200, &l))
+            ok(&s.notifications(limit.min(1000))?)
         }
         (_, post) => Ok(Resp::json_error(
             405,
@@ -186,15 +191,14 @@ pub fn handle(web: &Web, who: &Who, route: Api, req: &Req) -> Resp {
                 "this API path only answers POST"
             },
         )),
-    };
-    r.unwrap_or_else(|e| err(&e))
+    }
 }
 
 /// `/api/runs?host=&script=&status=&before=&limit=` (limit up to 1000; `full=1` adds output
 /// and transcript).
-fn runs(web: &Web, req: &Req) -> Result<Resp, StoreError> {
+fn runs(web: &Web, req: &Req) -> WebResult {
     let status = match req.query("status").map(str::parse::<Status>) {
-        Some(Err(e)) => return Ok(Resp::json_error(400, &e)),
+        Some(Err(e)) => return Err(WebError::Bad(e)),
         Some(Ok(s)) => Some(s),
         None => None,
     };

@@ -6,9 +6,15 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use maud::{Markup, PreEscaped, html};
 use serde::Serialize;
 
-use crate::store::{Host, Job, Notification, Run, Status, Store, StoreError, now_ms};
+use super::http::Resp;
+use super::layout::{ago, page as frame, status, status_class, time};
+use super::queue::jobs_table;
+use super::runs::notification_table;
+use super::{Web, WebResult, Who};
+use crate::store::{Host, Job, JobState, Notification, Run, Status, Store, StoreError, now_ms};
 
 /// How long one read of the overview is shown.
 const TTL: Duration = Duration::from_secs(1);
@@ -225,8 +231,7 @@ fn reader(inner: &Inner, store: &Store) {
             st.asked
         };
         let read = Data::read(store).map(|d| {
-            d.grid
-                .get_or_init(|| Arc::new(super::pages::grid(&d).into_string()));
+            d.grid.get_or_init(|| Arc::new(grid(&d).into_string()));
             Arc::new(d)
         });
         let mut st = inner.lock();
@@ -240,5 +245,116 @@ fn reader(inner: &Inner, store: &Store) {
         st.read_at = Some(Instant::now());
         st.done = target;
         inner.cond.notify_all();
+    }
+}
+
+/// `/`: the overview page.
+pub fn page(web: &Web, who: &Who) -> WebResult {
+    let d = web.dashboard.get(&web.store)?;
+    let grid = d
+        .grid
+        .get_or_init(|| Arc::new(grid(&d).into_string()))
+        .clone();
+    let running = d
+        .jobs
+        .iter()
+        .filter(|j| j.state == JobState::Running)
+        .count();
+    let body = html! {
+        p.meta { "As of " (time(d.at)) ". " (d.hosts.len()) " hosts, " (running) " jobs running, "
+            (d.jobs.len() - running) " queued." }
+        section {
+            h2 { "Hosts" }
+            (PreEscaped(GRID_MARK))
+        }
+        section.split {
+            div {
+                h2 { "Running and queued" }
+                (jobs_table(who, &d.jobs[..d.jobs.len().min(DASHBOARD_JOBS)], false))
+                @if d.jobs.len() > DASHBOARD_JOBS {
+                    p { a href="/queue" { "All " (d.jobs.len()) " jobs in the queue" } }
+                }
+            }
+            div {
+                h2 { "Recent failures" }
+                @if d.failures.is_empty() { p.empty { "None." } } @else {
+                    table {
+                        tr { th { "Run" } th { "When" } th { "Host" } th { "Script" } th { "Status" } th { "Message" } }
+                        @for r in &d.failures {
+                            tr {
+                                td { a href={"/runs/" (r.id)} { (r.id) } }
+                                td { (ago(r.finished_at, d.at)) " ago" }
+                                td { (r.host.as_deref().unwrap_or("-")) }
+                                td { (r.script) }
+                                td { (status(r.status)) }
+                                td.msg { (r.message) }
+                            }
+                        }
+                    }
+                }
+                h2 { "Notifications" }
+                (notification_table(&d.notifications))
+            }
+        }
+    };
+    // The grid is spliced in where its mark is, without copying it into this response.
+    let mut r: Resp = frame(who, "Dashboard", Some(15), body);
+    if let Some(at) = r
+        .body
+        .windows(GRID_MARK.len())
+        .position(|w| w == GRID_MARK.as_bytes())
+    {
+        let tail = r.body.split_off(at + GRID_MARK.len());
+        r.body.truncate(at);
+        r.splice = Some((grid, tail));
+    }
+    Ok(r)
+}
+
+/// The dashboard lists this many jobs (running first, then in the order they will run).
+const DASHBOARD_JOBS: usize = 50;
+
+/// Where the dashboard's cached host grid goes.
+const GRID_MARK: &str = "<!--hostler:grid-->";
+
+/// A message cut for a tooltip.
+fn short(s: &str) -> &str {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+pub fn grid(d: &super::dashboard::Data) -> Markup {
+    html! {
+        @if d.hosts.is_empty() { p.empty { "No hosts yet. " a href="/hosts/new" { "Add one." } } }
+        @else {
+            table.grid {
+                tr { th { "Host" } th { "Address" } th { "Checks (latest run of each)" } }
+                @for h in &d.hosts {
+                    tr.disabled[!h.enabled] {
+                        td { a href={"/hosts/" (h.name)} { (h.name) } }
+                        td.addr { (h.method) " " (h.address) }
+                        td {
+                            @if h.checks.is_empty() { span.empty { "no runs yet" } }
+                            @for c in &h.checks {
+                                a class=(status_class(c.status)) href={"/runs/" (c.run)}
+                                    title={(ago(c.finished_at, d.at)) " ago: " (short(&c.message))} {
+                                    (c.script)
+                                }
+                                " "
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !d.other.is_empty() {
+            p.meta { "Without a host: "
+                @for c in &d.other {
+                    a class=(status_class(c.status)) href={"/runs/" (c.run)} { (c.script) } " "
+                }
+            }
+        }
     }
 }

@@ -5,11 +5,11 @@
 use maud::{Markup, html};
 
 use super::http::{Form, Req, Resp};
-use super::pages::{ago, csrf, error, form_page, page, posted_form, status_class, time};
-use super::{Web, Who};
+use super::layout::{ago, csrf, error, form_page, page, posted_form, status_class, time};
+use super::{Web, WebResult, Who};
 use crate::store::{Host, Method, NewHost, Role, RunFilter, Secret, StoreError, now_ms};
 
-pub fn hosts(web: &Web, who: &Who) -> Result<Resp, StoreError> {
+pub fn hosts(web: &Web, who: &Who) -> WebResult {
     let list = web.store.hosts()?;
     let body = html! {
         @if who.may(Role::Admin) { p { a.button href="/hosts/new" { "Add a host" } } }
@@ -33,7 +33,7 @@ pub fn hosts(web: &Web, who: &Who) -> Result<Resp, StoreError> {
     Ok(page(who, "Hosts", None, body))
 }
 
-pub fn host(web: &Web, who: &Who, name: &str) -> Result<Resp, StoreError> {
+pub fn host(web: &Web, who: &Who, name: &str) -> WebResult {
     let h = web.store.host(name)?;
     let keys = web.store.host_keys(name)?;
     let runs = web.store.runs(&RunFilter::host_recent(name))?;
@@ -113,7 +113,7 @@ pub fn values(h: &Host) -> Form {
     Form(v.into_iter().map(|(k, x)| (k.to_string(), x)).collect())
 }
 
-pub fn host_edit(web: &Web, who: &Who, name: &str) -> Result<Resp, StoreError> {
+pub fn host_edit(web: &Web, who: &Who, name: &str) -> WebResult {
     let h = web.store.host(name)?;
     Ok(host_form(who, Some(&h), &values(&h), None))
 }
@@ -214,16 +214,8 @@ pub fn parse(name: &str, f: &Form) -> Result<NewHost, String> {
     })
 }
 
-pub fn host_save(
-    web: &Web,
-    who: &Who,
-    req: &Req,
-    existing: Option<&str>,
-) -> Result<Resp, StoreError> {
-    let form = match posted_form(who, req, Role::Admin, "only an admin can add or edit hosts") {
-        Ok(f) => f,
-        Err(r) => return Ok(r),
-    };
+pub fn host_save(web: &Web, who: &Who, req: &Req, existing: Option<&str>) -> WebResult {
+    let form = posted_form(who, req, Role::Admin, "only an admin can add or edit hosts")?;
     let current = existing.map(|n| web.store.host(n)).transpose()?;
     // What the form shows again on an error: never the password.
     let mut shown = form.clone();
@@ -254,6 +246,6 @@ pub fn host_save(
             &shown,
             Some(&e.to_string()),
         )),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }

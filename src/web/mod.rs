@@ -3,9 +3,13 @@
 //! - [`server`] connections, limits and deadlines; [`http`] request/response types and the
 //!   form parser; [`router`] paths to routes;
 //! - [`auth`] passwords, sessions, CSRF and API tokens;
-//! - [`pages`] HTML (maud, so everything is escaped), [`actions`] the forms' POSTs,
-//!   [`api`] JSON under `/api/`, [`metrics`] Prometheus text, [`dashboard`] the cached
-//!   overview both the page and the API show.
+//! - one file per resource, each with its GET and POST handlers (HTML through maud, so
+//!   everything is escaped): [`dashboard`] (also the cached overview the API shows),
+//!   [`hosts`], [`scripts`], [`queue`] (and scheduling), [`runs`] (and notifications),
+//!   [`login`], [`account`]; [`pages`] dispatches page routes to them and [`layout`] is the
+//!   frame they share;
+//! - [`api`] JSON under `/api/`, [`metrics`] Prometheus text, [`sqlxml_endpoint`] `/sqlxml`;
+//! - [`WebError`]: every handler's error, and the one place a failure gets its HTTP status.
 //!
 //! Rules every request follows: nothing but `/login`, `/healthz`, the assets (and `/metrics`
 //! when configured public) answers without a login; every POST from a browser carries the
@@ -14,18 +18,24 @@
 //! goes on. Pages work without JavaScript; assets/app.js only refreshes them.
 
 pub mod account;
-pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+mod error;
 pub mod hosts;
 pub mod http;
+pub mod layout;
+pub mod login;
 pub mod metrics;
 pub mod pages;
+pub mod queue;
 pub mod router;
+pub mod runs;
 pub mod scripts;
 pub mod server;
 pub mod sqlxml_endpoint;
+
+pub use error::{WebError, WebResult};
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -43,8 +53,9 @@ use router::Route;
 /// login form is a few hundred bytes): a stranger cannot hold a worker with a slow body.
 const ANONYMOUS_BODY: usize = 4096;
 
+/// The page cannot start.
 #[derive(Debug, thiserror::Error)]
-pub enum WebError {
+pub enum StartError {
     #[error("cannot listen on {addr}: {msg} (set [web] listen, or serve --listen)")]
     Listen { addr: String, msg: String },
 }
@@ -119,9 +130,9 @@ impl Server {
 }
 
 /// Binds and starts accepting.
-pub fn start(web: Arc<Web>) -> Result<Server, WebError> {
+pub fn start(web: Arc<Web>) -> Result<Server, StartError> {
     let addr = web.opts.listen.clone();
-    let listen_err = |e: &dyn std::fmt::Display| WebError::Listen {
+    let listen_err = |e: &dyn std::fmt::Display| StartError::Listen {
         addr: addr.clone(),
         msg: e.to_string(),
     };
@@ -202,7 +213,7 @@ impl Web {
                 return Resp::new(200, ct, body.to_vec())
                     .with("cache-control", "public, max-age=3600");
             }
-            Route::Login => return actions::login(self, req),
+            Route::Login => return login::login(self, req),
             Route::Metrics if self.opts.public_metrics => return metrics::render(self),
             _ => {}
         }

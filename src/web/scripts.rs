@@ -5,11 +5,11 @@
 use maud::html;
 
 use super::http::{Form, Req, Resp};
-use super::pages::{ago, csrf, error, form_page, page, posted_form, status_class, time};
-use super::{Web, Who};
+use super::layout::{ago, csrf, error, form_page, page, posted_form, status_class, time};
+use super::{Web, WebResult, Who};
 use crate::store::{Expect, NewScript, Role, RunFilter, Script, ScriptKind, StoreError, now_ms};
 
-pub fn scripts(web: &Web, who: &Who) -> Result<Resp, StoreError> {
+pub fn scripts(web: &Web, who: &Who) -> WebResult {
     let list = web.store.scripts()?;
     let body = html! {
         @if who.may(Role::Admin) { p { a.button href="/scripts/new" { "New script" } } }
@@ -29,7 +29,7 @@ pub fn scripts(web: &Web, who: &Who) -> Result<Resp, StoreError> {
     Ok(page(who, "Scripts", None, body))
 }
 
-pub fn script(web: &Web, who: &Who, name: &str) -> Result<Resp, StoreError> {
+pub fn script(web: &Web, who: &Who, name: &str) -> WebResult {
     let s = web.store.script(name)?;
     let mut values = Form::default();
     values.0.push(("source".into(), s.source.clone()));
@@ -40,7 +40,7 @@ pub fn script(web: &Web, who: &Who, name: &str) -> Result<Resp, StoreError> {
     show(web, who, &s, &values, None)
 }
 
-fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> Result<Resp, StoreError> {
+fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> WebResult {
     let runs = web.store.runs(&RunFilter {
         host: None,
         script: Some(s.name.clone()),
@@ -117,20 +117,12 @@ pub fn script_form(who: &Who, _existing: Option<&Script>, v: &Form, err: Option<
     form_page(who, "New script", body, err)
 }
 
-pub fn script_save(
-    web: &Web,
-    who: &Who,
-    req: &Req,
-    existing: Option<&str>,
-) -> Result<Resp, StoreError> {
-    let form = match posted_form(who, req, Role::Admin, "only an admin can write scripts") {
-        Ok(f) => f,
-        Err(r) => return Ok(r),
-    };
+pub fn script_save(web: &Web, who: &Who, req: &Req, existing: Option<&str>) -> WebResult {
+    let form = posted_form(who, req, Role::Admin, "only an admin can write scripts")?;
     let current = existing.map(|n| web.store.script(n)).transpose()?;
     match save(web, existing, &form) {
         Ok((name, _)) => Ok(Resp::redirect(&format!("/scripts/{name}"))),
-        Err(Refused::Store(e)) => Err(e),
+        Err(Refused::Store(e)) => Err(e.into()),
         Err(Refused::Bad(msg)) => match &current {
             Some(s) => show(web, who, s, &form, Some(&msg)),
             None => Ok(script_form(who, None, &form, Some(&msg))),

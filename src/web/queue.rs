@@ -1,138 +1,101 @@
-//! The forms' POSTs that are not about hosts or scripts: login and logout, scheduling, and the
-//! queue's cancel, re-prioritise and remove-schedule buttons. Each answers a redirect on
-//! success (so a reload does not post again) and the form with a message on bad input.
+//! The queue: `/queue` (jobs in the order they run, and the schedules), `/schedule` (the form
+//! and its POST, through [`crate::queue::submit`]), and the queue's buttons: cancel,
+//! re-prioritise, remove a schedule. A POST answers a redirect on success (a reload does not
+//! post again) and the form with a message on bad input.
 
-use maud::html;
+use maud::{Markup, html};
 
-use super::auth::{self, COOKIE, LOGIN_COOKIE, SESSION_LIFETIME};
 use super::http::{Form, Req, Resp, encode};
-use super::pages::{self, csrf, error, form_page};
-use super::{Web, Who};
-use crate::queue::{Request, SubmitError, Submitted, When, submit};
-use crate::store::{Cancelled, Role, ScriptKind, StoreError};
+use super::layout::{ago, csrf, form_page, page, time};
+use super::{Web, WebError, WebResult, Who};
+use crate::queue::{Request, Submitted, When, submit};
+use crate::store::{Cancelled, JobState, Role, ScriptKind, StoreError};
 
-/// Only a local path may be a place to go after login: no `//host`, no scheme, and nothing
-/// but URL characters (a tab or line end could split the header or be dropped by a browser
-/// into `//host`).
-pub fn safe_next(next: Option<&str>) -> &str {
-    let url_char = |c: char| c.is_ascii_alphanumeric() || "/-._~%?=&+,;:@!$'()*".contains(c);
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && n.chars().all(url_char) =>
-        {
-            n
+pub fn jobs_table(who: &Who, jobs: &[crate::store::Job], controls: bool) -> Markup {
+    let now = crate::store::now_ms();
+    html! {
+        @if jobs.is_empty() { p.empty { "The queue is empty." } } @else {
+            table.jobs {
+                tr { th { "Job" } th { "Script" } th { "Host" } th { "State" } th { "Priority" } th { "Due" } th { "Attempts" }
+                     @if controls { th { "" } } }
+                @for j in jobs {
+                    tr {
+                        td { (j.id) }
+                        td { a href={"/scripts/" (j.script)} { (j.script) } }
+                        td { (j.host.as_deref().unwrap_or("-")) }
+                        td { (j.state.as_str()) @if let Some(o) = &j.lease_owner { " on " (o) } }
+                        td {
+                            @if controls && j.state == JobState::Queued && who.may(Role::Operator) {
+                                form.inline method="post" action={"/queue/" (j.id) "/priority"} {
+                                    (csrf(who))
+                                    input type="number" name="priority" value=(j.priority) aria-label="priority";
+                                    button type="submit" { "Set" }
+                                }
+                            } @else { (j.priority) }
+                        }
+                        td { @if j.due_at > now { "in " (ago(now, j.due_at)) } @else { (ago(j.due_at, now)) " ago" } }
+                        td { (j.attempts) "/" (j.max_attempts) }
+                        @if controls {
+                            td {
+                                @if who.may(Role::Operator) && matches!(j.state, JobState::Queued | JobState::Running) {
+                                    form.inline method="post" action={"/queue/" (j.id) "/cancel"} {
+                                        (csrf(who))
+                                        button.danger type="submit" { "Cancel" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        _ => "/",
     }
 }
 
-fn login_page(status: u16, next: &str, err: Option<&str>) -> Resp {
-    let token = match auth::random_hex(32) {
-        Ok(t) => t,
-        Err(e) => return Resp::text(500, format!("{e}\n")),
-    };
-    let mut r = Resp::html(status, pages::login(&token, next, err).into_string())
-        .with("cache-control", "no-store")
-        .with(
-            "set-cookie",
-            format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"),
-        );
-    r.status = status;
-    r
-}
-
-/// GET shows the form (and sets the login form's CSRF cookie); POST checks it.
-pub fn login(web: &Web, req: &Req) -> Resp {
-    let next = safe_next(req.query("next")).to_string();
-    if !req.is_post() {
-        return if req.method == "GET" || req.method == "HEAD" {
-            login_page(200, &next, None)
-        } else {
-            Resp::text(405, "use GET or POST\n").with("allow", "GET, POST")
-        };
-    }
-    if let Err(e) = super::check_origin(req) {
-        return Resp::text(403, format!("{e}\n"));
-    }
-    let form = match req.form() {
-        Ok(f) => f,
-        Err(e) => return login_page(400, &next, Some(&e.to_string())),
-    };
-    let next = safe_next(form.get("next")).to_string();
-    let token_ok = match (form.get("csrf_token"), req.cookie(LOGIN_COOKIE)) {
-        (Some(f), Some(c)) => auth::same(f, c),
-        _ => false,
-    };
-    if !token_ok {
-        return login_page(
-            403,
-            &next,
-            Some("the form expired or cookies are off: try again"),
-        );
-    }
-    let (Some(name), Some(password)) = (form.get("username"), form.raw("password")) else {
-        return login_page(400, &next, Some("give a user name and a password"));
-    };
-    let user = match web.sessions.login(&web.store, name, password, req.peer) {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::warn!(user = name, "web login refused: {e}");
-            return login_page(401, &next, Some(&e));
+pub fn queue(web: &Web, who: &Who, req: &Req) -> WebResult {
+    let jobs = web.store.jobs()?;
+    let schedules = web.store.schedules()?;
+    let body = html! {
+        @if let Some(msg) = req.query("done") { p.notice { (msg) } }
+        (jobs_table(who, &jobs, true))
+        h2 { "Schedules" }
+        @if schedules.is_empty() { p.empty { "No schedules." } } @else {
+            table {
+                tr { th { "Id" } th { "Script" } th { "Fix" } th { "Target" } th { "Timing" } th { "Priority" } th { "Next due" } th { "" } }
+                @for s in &schedules {
+                    tr {
+                        td { (s.id) }
+                        td { a href={"/scripts/" (s.script)} { (s.script) } }
+                        td { (s.fix_script.as_deref().unwrap_or("-")) }
+                        td {
+                            @if let Some(h) = &s.host { "host " a href={"/hosts/" (h)} { (h) } }
+                            @else if let Some(t) = &s.tag { "tag " (t) }
+                            @else if let Some(x) = &s.site { "site " (x) }
+                            @else { "-" }
+                        }
+                        td { (crate::queue::timing::describe(&s.timing)) }
+                        td { (s.priority) }
+                        td { (s.next_due.map(time).unwrap_or_else(|| "done".into())) }
+                        td {
+                            @if who.may(Role::Operator) {
+                                form.inline method="post" action={"/schedules/" (s.id) "/remove"} {
+                                    (csrf(who))
+                                    button.danger type="submit" { "Remove" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     };
-    let must_change = super::account::must_change(&web.store, &user.name);
-    let id = match web.sessions.start(&user, must_change) {
-        Ok(id) => id,
-        Err(e) => return Resp::text(500, format!("{e}\n")),
-    };
-    tracing::info!(user = %user.name, "web login");
-    // Behind a TLS proxy that says so, the cookie is never sent over plain HTTP.
-    let secure = if req.header("x-forwarded-proto") == Some("https") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let next = if must_change {
-        "/account/password".to_string()
-    } else {
-        next
-    };
-    Resp::redirect(&next)
-        .with(
-            "set-cookie",
-            format!(
-                "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-                SESSION_LIFETIME.as_secs()
-            ),
-        )
-        .with(
-            "set-cookie",
-            format!("{LOGIN_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"),
-        )
-}
-
-pub fn logout(web: &Web, req: &Req) -> Resp {
-    if let Some(id) = req.cookie(COOKIE) {
-        web.sessions.end(id);
-    }
-    Resp::redirect("/login").with(
-        "set-cookie",
-        format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    )
+    Ok(page(who, "Queue", Some(10), body))
 }
 
 /// The schedule form, pre-filled from `v` (the last post, or `?script=&host=` in a link).
-pub fn schedule_form(
-    web: &Web,
-    who: &Who,
-    v: &Form,
-    err: Option<&str>,
-) -> Result<Resp, StoreError> {
+pub fn schedule_form(web: &Web, who: &Who, v: &Form, err: Option<&str>) -> WebResult {
     if !who.may(Role::Operator) {
-        return Ok(error(who, 403, "viewers cannot schedule"));
+        return Err(WebError::Forbidden("viewers cannot schedule".into()));
     }
     let scripts = web.store.scripts()?;
     let hosts = web.store.hosts()?;
@@ -227,22 +190,10 @@ pub fn parse_schedule(f: &Form) -> Result<Request, String> {
     Ok(r)
 }
 
-/// A submit error as (status, message).
-pub fn submit_status(e: &SubmitError) -> u16 {
-    match e {
-        SubmitError::Invalid(_) => 400,
-        SubmitError::Store(s) => match pages::store_status(s) {
-            // A named host or script that does not exist is bad input here, not a bad URL.
-            404 => 400,
-            n => n,
-        },
-    }
-}
-
-pub fn schedule(web: &Web, who: &Who, req: &Req) -> Result<Resp, StoreError> {
+pub fn schedule(web: &Web, who: &Who, req: &Req) -> WebResult {
     let form = match req.form() {
         Ok(f) => f,
-        Err(e) => return Ok(error(who, 400, &e.to_string())),
+        Err(e) => return Err(WebError::Bad(e.to_string())),
     };
     let request = match parse_schedule(&form) {
         Ok(r) => r,
@@ -258,19 +209,21 @@ pub fn schedule(web: &Web, who: &Who, req: &Req) -> Result<Resp, StoreError> {
             request.script,
             ids.len(),
             if ids.len() == 1 { "" } else { "s" },
-            pages::time(next_due)
+            time(next_due)
         ),
-        Err(e) if submit_status(&e) == 400 => {
-            return schedule_form(web, who, &form, Some(&e.to_string()));
+        Err(e) => {
+            let e = WebError::from(e);
+            if e.status() == 400 {
+                return schedule_form(web, who, &form, Some(&e.to_string()));
+            }
+            return Err(e);
         }
-        Err(SubmitError::Store(e)) => return Err(e),
-        Err(e) => return Ok(error(who, 500, &e.to_string())),
     };
     web.dashboard.invalidate();
     Ok(Resp::redirect(&format!("/queue?done={}", encode(&done))))
 }
 
-pub fn cancel(web: &Web, who: &Who, id: i64) -> Result<Resp, StoreError> {
+pub fn cancel(web: &Web, who: &Who, id: i64) -> WebResult {
     let done = match web.store.cancel_job(id, &format!("web:{}", who.user))? {
         Cancelled::Removed => format!("Job {id} cancelled before it started."),
         Cancelled::Requested => format!("Job {id} was asked to stop."),
@@ -280,25 +233,25 @@ pub fn cancel(web: &Web, who: &Who, id: i64) -> Result<Resp, StoreError> {
     Ok(Resp::redirect(&format!("/queue?done={}", encode(&done))))
 }
 
-pub fn priority(web: &Web, who: &Who, req: &Req, id: i64) -> Result<Resp, StoreError> {
+pub fn priority(web: &Web, req: &Req, id: i64) -> WebResult {
     let form = match req.form() {
         Ok(f) => f,
-        Err(e) => return Ok(error(who, 400, &e.to_string())),
+        Err(e) => return Err(WebError::Bad(e.to_string())),
     };
     let Some(p) = form.get("priority").and_then(|p| p.parse::<i64>().ok()) else {
-        return Ok(error(who, 400, "the priority must be a whole number"));
+        return Err(WebError::Bad("the priority must be a whole number".into()));
     };
     match web.store.set_job_priority(id, p) {
         Ok(()) => Ok(Resp::redirect(&format!(
             "/queue?done={}",
             encode(&format!("Job {id} now has priority {p}."))
         ))),
-        Err(StoreError::Invalid(m)) => Ok(error(who, 409, &m)),
-        Err(e) => Err(e),
+        Err(StoreError::Invalid(m)) => Err(WebError::Conflict(m)),
+        Err(e) => Err(e.into()),
     }
 }
 
-pub fn schedule_remove(web: &Web, _who: &Who, id: i64) -> Result<Resp, StoreError> {
+pub fn schedule_remove(web: &Web, _who: &Who, id: i64) -> WebResult {
     web.store.schedule(id)?;
     web.store.remove_schedule(id)?;
     Ok(Resp::redirect(&format!(
