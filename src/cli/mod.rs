@@ -29,6 +29,8 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 ///
 /// Start with `hostler serve` (it seeds a demo on an empty database), or `hostler init` and
 /// `hostler run check_disk --host localhost` for one check.
+// The doc comments are argh's help text: `[database] url` is a config section, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(FromArgs, Debug)]
 pub struct Cli {
     /// the database: a SQLite file path, mssql://USER:PASSWORD@HOST/DATABASE (SQL Server
@@ -73,7 +75,7 @@ pub enum Command {
 
 /// Parses argv; on `--help` or a usage error, prints and returns the exit code to use.
 ///
-/// As a login shell: login(1) starts it with an argv[0] beginning with `-`, and `ssh host cmd`
+/// As a login shell: login(1) starts it with an `argv[0]` beginning with `-`, and `ssh host cmd`
 /// or `su -c cmd` run `hostler -c cmd`; both mean the shell.
 pub fn parse(argv: &[String]) -> Result<Cli, u8> {
     let login = argv.first().is_some_and(|a| a.starts_with('-'));

@@ -1,7 +1,7 @@
 //! SQL Server 2000's XML-over-HTTP interface (SQLXML): a client ([`client`]) that sends URL
-//! queries and templates and reads FOR XML results as they stream ([`parse`]), the name
+//! queries and templates and reads FOR XML results as they stream ([`parse`](mod@parse)), the name
 //! escaping both sides use ([`names`]), XDR types ([`types`]), and the writer hostler's own
-//! `/sqlxml` endpoint answers with ([`write`]). The protocol facts and their sources are in
+//! `/sqlxml` endpoint answers with ([`write`](mod@write)). The protocol facts and their sources are in
 //! `docs/SQLXML.md`.
 
 pub mod client;

@@ -104,7 +104,7 @@ impl Data {
 }
 
 /// The overview, read by one background thread while pages ask for it: at most once per
-/// [`TTL`], and at once after a change made through the page. A request shows the last read
+/// `TTL`, and at once after a change made through the page. A request shows the last read
 /// without waiting, unless there is none yet or a change it may have made is not in it.
 /// One thread doing the reads (and rendering the grid) also keeps their memory in one
 /// allocator arena instead of one per web worker.

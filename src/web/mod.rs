@@ -196,7 +196,7 @@ impl Web {
         }
     }
 
-    /// Answers one request. Never panics outward: see [`serve_one`].
+    /// Answers one request (the server calls it through `answer`, which contains a panic).
     pub fn handle(&self, req: &Req) -> Resp {
         if !self.host_allowed(req) {
             return Resp::text(

@@ -1,8 +1,6 @@
 //! The dispatch of page routes to the resource that answers them, one file per resource with
-//! its GET and POST handlers: [`dashboard`](super::dashboard), [`hosts`](super::hosts),
-//! [`scripts`](super::scripts), [`queue`](super::queue) (and scheduling), [`runs`](super::runs)
-//! (and notifications), [`login`](super::login), [`account`](super::account). GET shows, POST
-//! submits.
+//! its GET and POST handlers: [`dashboard`], [`hosts`], [`scripts`], [`queue`] (and
+//! scheduling), [`runs`] (and notifications), [`login`], [`account`]. GET shows, POST submits.
 
 use super::http::{Form, Req, Resp};
 use super::layout::{error, error_page};
