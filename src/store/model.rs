@@ -8,12 +8,14 @@ use serde::Serialize;
 /// An enum stored and typed as lowercase text: `as_str`, `FromStr` with an error that lists
 /// the choices, `Display`, and serde's lowercase names.
 macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident, $what:literal {
+        $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
         #[serde(rename_all = "lowercase")]
         pub enum $name {
-            $($variant),+
+            $($(#[$vmeta])* $variant),+
         }
 
         impl $name {
@@ -156,46 +158,18 @@ impl Status {
     }
 }
 
-/// Where a job is in the queue. The row goes when its run is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// Waiting for its due time and a free slot.
-    Queued,
-    /// Claimed by a node under a lease.
-    Running,
-    /// Running, and asked to stop: its node records a cancelled run.
-    Cancelling,
-}
-
-impl JobState {
-    /// The word the `jobs.state` column holds.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Cancelling => "cancelling",
-        }
+text_enum!(
+    /// Where a job is in the queue (the word the `jobs.state` column holds). The row goes
+    /// when its run is recorded.
+    JobState, "job state" {
+        /// Waiting for its due time and a free slot.
+        Queued => "queued",
+        /// Claimed by a node under a lease.
+        Running => "running",
+        /// Running, and asked to stop: its node records a cancelled run.
+        Cancelling => "cancelling",
     }
-}
-
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for JobState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "queued" => Ok(JobState::Queued),
-            "running" => Ok(JobState::Running),
-            "cancelling" => Ok(JobState::Cancelling),
-            other => Err(format!("unknown job state {other:?}")),
-        }
-    }
-}
+);
 
 /// A running job's lease as its node sees it on renewal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,46 +233,17 @@ pub struct Run {
     pub phase: Option<RunPhase>,
 }
 
-/// Which step of a correction loop a run was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunPhase {
-    /// The scheduled check (of a schedule that has a fix).
-    Check,
-    /// The fix, after the check failed.
-    Fix,
-    /// The check again, after the fix: what judges the fix.
-    Recheck,
-}
-
-impl RunPhase {
-    /// The word the `runs.phase` column holds.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunPhase::Check => "check",
-            RunPhase::Fix => "fix",
-            RunPhase::Recheck => "recheck",
-        }
+text_enum!(
+    /// Which step of a correction loop a run was (the word the `runs.phase` column holds).
+    RunPhase, "run phase" {
+        /// The scheduled check (of a schedule that has a fix).
+        Check => "check",
+        /// The fix, after the check failed.
+        Fix => "fix",
+        /// The check again, after the fix: what judges the fix.
+        Recheck => "recheck",
     }
-}
-
-impl std::fmt::Display for RunPhase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for RunPhase {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "check" => Ok(RunPhase::Check),
-            "fix" => Ok(RunPhase::Fix),
-            "recheck" => Ok(RunPhase::Recheck),
-            other => Err(format!("unknown run phase {other:?}")),
-        }
-    }
-}
+);
 
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
