@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::script::{Cache, Env};
+use crate::script::{Cache, Runner};
 use crate::session::Allowlist;
 use crate::store::Store;
 
@@ -36,7 +36,7 @@ impl App {
         Ok(Arc::new(Store::open(&self.db)?))
     }
 
-    pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Env> {
+    pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Runner> {
         let sandbox = &self.config.sandbox;
         let allow = Allowlist::new(&sandbox.allowed_commands)
             .and_then(|a| {
@@ -47,7 +47,7 @@ impl App {
                 )
             })
             .map_err(|e| anyhow::anyhow!("config [sandbox]: {e}"))?;
-        Ok(Env {
+        Ok(Runner {
             store,
             limits: self.config.sandbox.clone(),
             allow,

@@ -56,7 +56,7 @@
 //! 1. A job is claimed in one transaction that sets its lease; a job row is deleted only in the
 //!    transaction that writes its run ([`store::Store::record_run`]).
 //! 2. Every run ends in the runs table, including errors, timeouts and cancellations
-//!    ([`script::Env::execute`] never fails; failures are the record).
+//!    ([`script::Runner::execute`] never fails; failures are the record).
 //! 3. Secrets never leave the store except into a session's login; they are masked in output
 //!    and transcripts, never shown by the web page or API, and read as NULL through `/sqlxml`.
 //! 4. No database connection or lock is held across a script's execution or a network wait.

@@ -124,7 +124,7 @@ pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
         When::Now
     };
     let mut req = Request::new(cmd.script.clone(), when);
-    req.fix = cmd.fix.clone();
+    req.fix_script = cmd.fix.clone();
     req.hosts = cmd.host.iter().cloned().collect();
     req.tag = cmd.tag.clone();
     req.site = cmd.site.clone();
@@ -136,9 +136,9 @@ pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
         .transpose()?
         .map(|d| d.as_millis() as i64);
     req.max_attempts = cmd.max_attempts;
-    req.max_fixes = cmd.max_fixes;
-    req.fix_window_ms = ms(&cmd.fix_window, 3_600_000)?;
-    req.fix_backoff_ms = ms(&cmd.fix_backoff, 30_000)?;
+    req.guard_max_fixes = cmd.max_fixes;
+    req.guard_window_ms = ms(&cmd.fix_window, 3_600_000)?;
+    req.guard_backoff_ms = ms(&cmd.fix_backoff, 30_000)?;
     req.allow_duplicate = cmd.allow_duplicate;
     let store = app.store()?;
     match submit(&store, &req)? {

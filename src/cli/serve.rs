@@ -7,7 +7,7 @@ use argh::FromArgs;
 use tracing::{info, warn};
 
 use super::{App, output};
-use crate::monitord::{self, Options, Shutdown};
+use crate::monitord::{self, DaemonOptions, Shutdown};
 use crate::store::{NewSchedule, Store, Timing, now_ms};
 use crate::web;
 
@@ -72,7 +72,7 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
             app.db
         ))?;
     }
-    let mut opts = Options::from_config(&app.config);
+    let mut opts = DaemonOptions::from_config(&app.config);
     if let Some(n) = cmd.max_concurrent {
         opts.max_concurrent = n.max(1);
     }
@@ -126,7 +126,7 @@ fn start_web(
     listen: Option<String>,
     health: &Arc<crate::health::Health>,
 ) -> anyhow::Result<web::Server> {
-    let opts = web::Options {
+    let opts = web::WebOptions {
         listen: listen.unwrap_or_else(|| app.config.web.listen.clone()),
         public_metrics: app.config.web.public_metrics,
         allowed_hosts: app.config.web.allowed_hosts.clone(),

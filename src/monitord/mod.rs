@@ -32,12 +32,12 @@ pub use runner::{FixGuard, JobFlags, Pace, backoff, fix_guard, run_job};
 
 use crate::config::{Config, Notify};
 use crate::health::Health;
-use crate::script::Env;
+use crate::script::Runner;
 use crate::store::{JobAction, StoreError, now_ms};
 
 /// The daemon's settings, from `[monitord]` and `[notify]`.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct DaemonOptions {
     pub max_concurrent: usize,
     pub per_host: usize,
     pub poll_interval: Duration,
@@ -53,13 +53,13 @@ pub struct Options {
     pub health: Arc<Health>,
 }
 
-impl Options {
-    pub fn from_config(c: &Config) -> Options {
+impl DaemonOptions {
+    pub fn from_config(c: &Config) -> DaemonOptions {
         // try_from: an absurd value (inf, 1e300) in the config must not panic.
         let secs = |s: f64, min: f64| {
             Duration::try_from_secs_f64(s.max(min)).unwrap_or(Duration::from_secs(86_400 * 365))
         };
-        Options {
+        DaemonOptions {
             max_concurrent: c.monitord.max_concurrent.max(1),
             per_host: c.monitord.per_host.max(1),
             poll_interval: secs(c.monitord.poll_interval, 0.01),
@@ -117,7 +117,11 @@ struct Running {
 }
 
 /// Runs the daemon until `shutdown` is requested.
-pub fn run(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summary, StoreError> {
+pub fn run(
+    env: Arc<Runner>,
+    opts: DaemonOptions,
+    shutdown: Shutdown,
+) -> Result<Summary, StoreError> {
     // Runs are recorded under the node name that holds the leases.
     let mut env = (*env).clone();
     env.node = opts.node.clone();
@@ -126,8 +130,8 @@ pub fn run(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summary, 
 
 /// The daemon between passes: what runs here, and when each periodic step last ran.
 struct Daemon {
-    env: Arc<Env>,
-    opts: Options,
+    env: Arc<Runner>,
+    opts: DaemonOptions,
     running: HashMap<i64, Running>,
     summary: Summary,
     /// Set on shutdown: a job cancelled then goes back to the queue.
@@ -144,7 +148,11 @@ struct Daemon {
 }
 
 /// The loop itself: the module's list of steps, one method each.
-async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summary, StoreError> {
+async fn daemon(
+    env: Arc<Runner>,
+    opts: DaemonOptions,
+    shutdown: Shutdown,
+) -> Result<Summary, StoreError> {
     let mut d = Daemon::new(env, opts);
     // Every pass ends within the poll interval; many missed passes mean the loop is stuck.
     let stall_after = (d.opts.poll_interval * 10).max(Duration::from_secs(30));
@@ -168,7 +176,7 @@ async fn daemon(env: Arc<Env>, opts: Options, shutdown: Shutdown) -> Result<Summ
 }
 
 impl Daemon {
-    fn new(env: Arc<Env>, opts: Options) -> Daemon {
+    fn new(env: Arc<Runner>, opts: DaemonOptions) -> Daemon {
         let (wake_tx, wake_rx) = smol::channel::bounded::<()>(1);
         env.store.on_enqueue(Box::new(move || {
             let _ = wake_tx.try_send(());
@@ -391,7 +399,7 @@ impl Daemon {
     }
 }
 
-fn fire_schedules(env: &Env) {
+fn fire_schedules(env: &Runner) {
     let store = &env.store;
     let due = match store.due_schedules() {
         Ok(d) => d,
@@ -423,7 +431,7 @@ fn fire_schedules(env: &Env) {
 }
 
 /// Jobs asked to cancel whose node died: record them as cancelled and remove them.
-fn reap(env: &Env) {
+fn reap(env: &Runner) {
     let Ok(orphans) = env.store.orphaned_cancels() else {
         return;
     };
@@ -440,7 +448,7 @@ fn reap(env: &Env) {
     }
 }
 
-fn renew(env: &Env, opts: &Options, running: &HashMap<i64, Running>) {
+fn renew(env: &Runner, opts: &DaemonOptions, running: &HashMap<i64, Running>) {
     let ids: Vec<i64> = running.keys().copied().collect();
     match env
         .store

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::script::{Env, RunRequest};
+use crate::script::{RunRequest, Runner};
 use crate::store::{Job, JobAction, NewRun, RunPhase, Schedule, Status, now_ms};
 
 /// Flags the daemon shares with a running job.
@@ -74,7 +74,7 @@ fn final_action(run: &NewRun, job: &Job, flags: &JobFlags, pace: Pace) -> JobAct
 /// Runs a claimed job to its end and records every run: the script, and for a failing check
 /// of a schedule with a fix, the correction loop (`correct`). Returns the final status.
 pub fn run_job(
-    env: &Env,
+    env: &Runner,
     job: &Job,
     schedule: Option<&Schedule>,
     flags: &JobFlags,
@@ -158,7 +158,7 @@ pub fn fix_guard(
 /// notification when the fix did not fix it.
 #[allow(clippy::too_many_arguments)]
 fn correct(
-    env: &Env,
+    env: &Runner,
     job: &Job,
     sched: &Schedule,
     fix_script: &str,
@@ -274,7 +274,7 @@ fn correct(
 /// 0.5 s, 1 s, 2 s ... (at most 5 s) between tries. Each failing try but the last is recorded
 /// as a re-check; the last is returned for the caller to judge and record.
 fn recheck_until_ok(
-    env: &Env,
+    env: &Runner,
     job: &Job,
     flags: &JobFlags,
     timeout: Option<Duration>,

@@ -27,8 +27,8 @@ pub enum When {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub script: String,
-    /// The fix to run when the check is not OK (needs a timing).
-    pub fix: Option<String>,
+    /// The fix to run when the check is not OK (needs a timing); the CLI's `--fix`.
+    pub fix_script: Option<String>,
     /// Named hosts; empty with a tag, a site, or neither (a job without a host).
     pub hosts: Vec<String>,
     pub tag: Option<String>,
@@ -37,9 +37,12 @@ pub struct Request {
     pub when: When,
     pub timeout_ms: Option<i64>,
     pub max_attempts: i64,
-    pub max_fixes: i64,
-    pub fix_window_ms: i64,
-    pub fix_backoff_ms: i64,
+    /// The guard: at most this many fixes (`--max-fixes`) ...
+    pub guard_max_fixes: i64,
+    /// ... in this window (`--fix-window`) ...
+    pub guard_window_ms: i64,
+    /// ... each waiting twice as long as the one before it (`--fix-backoff`).
+    pub guard_backoff_ms: i64,
     pub allow_duplicate: bool,
 }
 
@@ -48,7 +51,7 @@ impl Request {
     pub fn new(script: impl Into<String>, when: When) -> Request {
         Request {
             script: script.into(),
-            fix: None,
+            fix_script: None,
             hosts: Vec::new(),
             tag: None,
             site: None,
@@ -56,9 +59,9 @@ impl Request {
             when,
             timeout_ms: None,
             max_attempts: 3,
-            max_fixes: 3,
-            fix_window_ms: 3_600_000,
-            fix_backoff_ms: 30_000,
+            guard_max_fixes: 3,
+            guard_window_ms: 3_600_000,
+            guard_backoff_ms: 30_000,
             allow_duplicate: false,
         }
     }
@@ -111,7 +114,7 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     }
     // Fail on a missing script or host before anything is written.
     store.script(&r.script)?;
-    if let Some(f) = &r.fix {
+    if let Some(f) = &r.fix_script {
         store.script(f)?;
     }
     for h in &r.hosts {
@@ -120,7 +123,7 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     let now = now_ms();
     let (timing, next_due) = match &r.when {
         When::Now => {
-            if r.fix.is_some() {
+            if r.fix_script.is_some() {
                 return Err(invalid(
                     "--fix needs a timing (--at, --in, --every or --cron): a correction loop is a schedule",
                 ));
@@ -154,7 +157,7 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     for host in hosts {
         ids.push(store.add_schedule(&NewSchedule {
             script: r.script.clone(),
-            fix_script: r.fix.clone(),
+            fix_script: r.fix_script.clone(),
             host,
             tag: r.tag.clone(),
             site: r.site.clone(),
@@ -162,9 +165,9 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
             timing: timing.clone(),
             timeout_ms: r.timeout_ms,
             max_attempts: r.max_attempts.max(1),
-            guard_max_fixes: r.max_fixes.max(0),
-            guard_window_ms: r.fix_window_ms,
-            guard_backoff_ms: r.fix_backoff_ms,
+            guard_max_fixes: r.guard_max_fixes.max(0),
+            guard_window_ms: r.guard_window_ms,
+            guard_backoff_ms: r.guard_backoff_ms,
             allow_duplicate: r.allow_duplicate,
             next_due,
         })?);

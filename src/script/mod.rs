@@ -30,7 +30,7 @@ pub use resolver::{Cache, DbResolver};
 use crate::config::Sandbox;
 use crate::session::{Allowlist, Guard, Transcript};
 use crate::store::{NewRun, ScriptKind, Status, Store, now_ms};
-use api::{CheckResult, Ctx, HostRef};
+use api::{CheckResult, HostRef, RunContext};
 
 /// A script that does not compile.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +44,10 @@ pub enum ScriptError {
     },
 }
 
-/// What runs share: the store, the sandbox settings and the compile cache.
+/// Runs scripts: what every run of this process shares (the store, the sandbox settings, the
+/// compile cache, the session pool). [`Runner::execute`] makes one run.
 #[derive(Clone)]
-pub struct Env {
+pub struct Runner {
     pub store: Arc<Store>,
     pub limits: Sandbox,
     pub allow: Allowlist,
@@ -90,7 +91,7 @@ pub fn api_function_names() -> Vec<String> {
         return Vec::new();
     };
     let mut engine = Engine::new_raw();
-    let ctx = Arc::new(Ctx::new(
+    let ctx = Arc::new(RunContext::new(
         Arc::new(store),
         Guard::default(),
         allow,
@@ -111,10 +112,10 @@ pub fn api_function_names() -> Vec<String> {
     names
 }
 
-impl Env {
+impl Runner {
     /// An engine for an interactive shell: the same sandbox and API as a run, with `print`
     /// going straight to the terminal and no deadline (Ctrl-C sets the guard's cancel flag).
-    pub fn shell_engine(&self, ctx: &Arc<Ctx>) -> Engine {
+    pub fn shell_engine(&self, ctx: &Arc<RunContext>) -> Engine {
         let mut engine = engine::base_engine();
         harden(&mut engine, &self.limits, ctx.guard.clone());
         api::register(&mut engine, ctx);
@@ -171,7 +172,7 @@ impl Env {
         };
         // Everything this thread allocates from here until the run is recorded counts.
         let budget = memory::Budget::start(self.limits.max_memory);
-        let mut ctx = Ctx::new(
+        let mut ctx = RunContext::new(
             self.store.clone(),
             guard.clone(),
             self.allow.clone(),

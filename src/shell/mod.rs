@@ -26,15 +26,15 @@ use rustyline::history::DefaultHistory;
 use rustyline::{Config, Editor};
 
 use crate::app::App;
-use crate::script::Env;
-use crate::script::api::{CheckResult, Ctx};
+use crate::script::Runner;
+use crate::script::api::{CheckResult, RunContext};
 use crate::session::{Guard, Transcript};
 use complete::{ShellHelper, Words};
 
 /// The shell's state: the engine, the scope and the functions defined so far.
 pub struct Shell {
-    pub env: Env,
-    pub ctx: Arc<Ctx>,
+    pub env: Runner,
+    pub ctx: Arc<RunContext>,
     engine: Engine,
     scope: Scope<'static>,
     functions: AST,
@@ -49,11 +49,11 @@ pub enum Outcome {
 }
 
 impl Shell {
-    pub fn new(env: Env) -> anyhow::Result<Shell> {
+    pub fn new(env: Runner) -> anyhow::Result<Shell> {
         let guard = Guard::new(None);
         // Ctrl-C while a line runs sets the cancel flag instead of killing the shell.
         signal_hook::flag::register(signal_hook::consts::SIGINT, guard.cancel.clone())?;
-        let mut ctx = Ctx::new(
+        let mut ctx = RunContext::new(
             env.store.clone(),
             guard,
             env.allow.clone(),

@@ -62,7 +62,7 @@ pub enum StartError {
 
 /// Settings from `[web]`.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct WebOptions {
     pub listen: String,
     pub public_metrics: bool,
     /// See `[web] allowed_hosts`.
@@ -77,7 +77,7 @@ pub struct Options {
 pub struct Web {
     pub store: Arc<Store>,
     pub sessions: Sessions,
-    pub opts: Options,
+    pub opts: WebOptions,
     pub limits: Sandbox,
     pub dashboard: dashboard::Cache,
     /// Requests answered, and those that panicked (for /metrics).
@@ -182,7 +182,7 @@ impl server::Service for Web {
 }
 
 impl Web {
-    pub fn new(store: Arc<Store>, opts: Options, limits: Sandbox) -> Web {
+    pub fn new(store: Arc<Store>, opts: WebOptions, limits: Sandbox) -> Web {
         Web {
             store,
             sessions: Sessions::default(),

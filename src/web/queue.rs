@@ -173,7 +173,7 @@ pub fn parse_schedule(f: &Form) -> Result<Request, String> {
     r.hosts = f.all("host").into_iter().map(String::from).collect();
     r.tag = f.get("tag").map(String::from);
     r.site = f.get("site").map(String::from);
-    r.fix = f.get("fix").map(String::from);
+    r.fix_script = f.get("fix").map(String::from);
     if let Some(p) = f.get("priority") {
         r.priority = p
             .parse()

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hostler::config::Sandbox;
-use hostler::monitord::{self, Options, Shutdown};
-use hostler::script::{Cache, Env};
+use hostler::monitord::{self, DaemonOptions, Shutdown};
+use hostler::script::{Cache, Runner};
 use hostler::session::Allowlist;
 use hostler::sql::{Dialect, Value, param};
 use hostler::store::statements as st;
 use hostler::store::{NewJob, NewScript, RunFilter, ScriptKind, Store, now_ms};
 
-fn env(path: &str) -> Env {
+fn env(path: &str) -> Runner {
     let store = Arc::new(Store::open(path).expect("store"));
     store
         .save_scripts(&[NewScript {
@@ -27,7 +27,7 @@ fn env(path: &str) -> Env {
             kind: ScriptKind::Task,
         }])
         .expect("script");
-    Env {
+    Runner {
         store,
         limits: Sandbox::default(),
         allow: Allowlist::new(&[]).expect("allowlist"),
@@ -50,8 +50,8 @@ fn job(due_at: i64) -> NewJob {
     }
 }
 
-fn opts() -> Options {
-    let mut o = Options::from_config(&hostler::config::Config::default());
+fn opts() -> DaemonOptions {
+    let mut o = DaemonOptions::from_config(&hostler::config::Config::default());
     o.node = "bench".into();
     o.max_concurrent = 4;
     o.poll_interval = Duration::from_secs(1);

@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hostler::monitord::{self, Options, Shutdown, Summary};
+use hostler::monitord::{self, DaemonOptions, Shutdown, Summary};
 use hostler::store::{
     Method, NewHost, NewJob, NewSchedule, Run, RunFilter, RunPhase, Status, Store, Timing, now_ms,
 };
 
 use crate::util::{Work, wait_for};
 
-fn opts(node: &str) -> Options {
-    let mut o = Options::from_config(&hostler::config::Config::default());
+fn opts(node: &str) -> DaemonOptions {
+    let mut o = DaemonOptions::from_config(&hostler::config::Config::default());
     o.node = node.into();
     o.poll_interval = Duration::from_millis(50);
     o.lease = Duration::from_secs(3);
@@ -31,7 +31,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(w: &Work, allowed: &[&str], o: Options) -> (Daemon, Arc<Store>) {
+    fn start(w: &Work, allowed: &[&str], o: DaemonOptions) -> (Daemon, Arc<Store>) {
         let env = w.env(allowed, None);
         let store = env.store.clone();
         let shutdown = Shutdown::default();

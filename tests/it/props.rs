@@ -230,7 +230,7 @@ fn fuzz_web() -> &'static (hostler::web::Web, String, String, tempfile::TempDir)
         let user = store.find_user("admin").expect("read").expect("user");
         let web = hostler::web::Web::new(
             std::sync::Arc::new(store),
-            hostler::web::Options {
+            hostler::web::WebOptions {
                 listen: "127.0.0.1:0".into(),
                 public_metrics: false,
                 allowed_hosts: Vec::new(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hostler::config::TrustNew;
-use hostler::script::{Env, Remote, RunRequest};
+use hostler::script::{Remote, RunRequest, Runner};
 use hostler::session::{MASK, Pool};
 use hostler::store::{Method, NewHost, NewRun, Secret, Status, Store};
 
@@ -52,13 +52,13 @@ fn remote(idle: Duration, trust_new: TrustNew) -> Arc<Remote> {
     })
 }
 
-fn env(w: &Work, remote: Arc<Remote>) -> Env {
+fn env(w: &Work, remote: Arc<Remote>) -> Runner {
     let mut e = w.env(&["sh"], None);
     e.remote = remote;
     e
 }
 
-fn run(env: &Env, script: &str, host: &str) -> NewRun {
+fn run(env: &Runner, script: &str, host: &str) -> NewRun {
     let run = env.execute(
         &RunRequest {
             script: script.into(),

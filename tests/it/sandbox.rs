@@ -1,5 +1,5 @@
 //! The Rhai sandbox: limits, the deadline, import from the database, and the first API,
-//! all through `Env::execute` exactly as `hostler run` and monitord use it.
+//! all through `Runner::execute` exactly as `hostler run` and monitord use it.
 
 use std::time::{Duration, Instant};
 

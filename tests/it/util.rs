@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use hostler::config::Sandbox;
-use hostler::script::{Cache, Env, Remote};
+use hostler::script::{Cache, Remote, Runner};
 use hostler::session::Allowlist;
 use hostler::store::{NewScript, ScriptKind, Store};
 
@@ -94,10 +94,10 @@ impl Work {
     }
 
     /// An environment for running scripts in-process, allowing `allowed` commands.
-    pub fn env(&self, allowed: &[&str], limits: Option<Sandbox>) -> Env {
+    pub fn env(&self, allowed: &[&str], limits: Option<Sandbox>) -> Runner {
         let mut limits = limits.unwrap_or_default();
         limits.allowed_commands = allowed.iter().map(|s| s.to_string()).collect();
-        Env {
+        Runner {
             store: self.store(),
             allow: Allowlist::new(&limits.allowed_commands)
                 .and_then(|a| {

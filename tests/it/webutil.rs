@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hostler::store::{Role, Store};
-use hostler::web::{self, Options, Server, Web, auth};
+use hostler::web::{self, Server, Web, WebOptions, auth};
 
 pub const ADMIN_PW: &str = "Admin-test-pw-42";
 
@@ -40,7 +40,7 @@ impl Site {
         }
         let w = Arc::new(Web::new(
             store,
-            Options {
+            WebOptions {
                 listen: "127.0.0.1:0".into(),
                 public_metrics,
                 allowed_hosts: vec!["hostler.example".into()],

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
-use super::{Ctx, json_to_dynamic, rt};
+use super::{RunContext, json_to_dynamic, rt};
 use crate::store::Host;
 
 /// A host as scripts see it.
@@ -17,11 +17,11 @@ impl HostRef {
     }
 }
 
-fn all(ctx: &Ctx) -> Result<Vec<Host>, Box<EvalAltResult>> {
+fn all(ctx: &RunContext) -> Result<Vec<Host>, Box<EvalAltResult>> {
     ctx.store.hosts().map_err(|e| rt(e.to_string()))
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     engine
         .register_type_with_name::<HostRef>("Host")
         .register_get("name", |h: &mut HostRef| h.0.name.clone())

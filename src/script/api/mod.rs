@@ -1,6 +1,6 @@
 //! The script API, registered per run, grouped by theme: host, result, util, session, notify.
 //!
-//! Every function reaches the run through one [`Ctx`]: the store, the guard (deadline and
+//! Every function reaches the run through one [`RunContext`]: the store, the guard (deadline and
 //! cancel flag), the command allowlist, the transcript and the captured output.
 
 mod host;
@@ -27,7 +27,7 @@ use crate::session::{Allowlist, Guard, Session, SessionError, Sink};
 use crate::store::{Host, Store};
 
 /// Everything a run's API functions share.
-pub struct Ctx {
+pub struct RunContext {
     pub store: Arc<Store>,
     pub guard: Guard,
     pub allow: Allowlist,
@@ -53,7 +53,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Ctx {
+impl RunContext {
     pub fn new(
         store: Arc<Store>,
         guard: Guard,
@@ -62,8 +62,8 @@ impl Ctx {
         host: Option<Host>,
         max_output: usize,
         remote: Arc<Remote>,
-    ) -> Ctx {
-        Ctx {
+    ) -> RunContext {
+        RunContext {
             store,
             guard,
             allow,
@@ -196,7 +196,7 @@ impl Ctx {
 }
 
 /// Registers the whole API on `engine`.
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     host::register(engine, ctx);
     result::register(engine);
     secret::register(engine);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, EvalAltResult};
 
-use super::{Ctx, HostRef, rt, secs};
+use super::{HostRef, RunContext, rt, secs};
 use crate::store::{NewJob, now_ms};
 
 fn host_name(h: &Dynamic) -> Result<Option<String>, Box<EvalAltResult>> {
@@ -24,7 +24,7 @@ fn host_name(h: &Dynamic) -> Result<Option<String>, Box<EvalAltResult>> {
 }
 
 fn schedule(
-    ctx: &Ctx,
+    ctx: &RunContext,
     script: &str,
     host: &Dynamic,
     priority: i64,
@@ -48,7 +48,7 @@ fn schedule(
         .map_err(|e| rt(format!("schedule: {e}")))
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     let c = ctx.clone();
     engine.register_fn("notify", move |subject: &str, body: &str| {
         c.notify(subject.to_string(), body.to_string());

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
-use super::{Ctx, HostRef, ScriptSecret, SessionRef, rt, secs, session_err};
+use super::{HostRef, RunContext, ScriptSecret, SessionRef, rt, secs, session_err};
 use crate::config::TrustNew;
 use crate::session::ssh::{self, Auth, HostKey, Target};
 use crate::session::{LocalProcess, Pool, Session, SessionError, Transport, http, telnet};
@@ -105,7 +105,7 @@ fn port(h: &Host, method: Method) -> u16 {
 /// Opens a new session to `h` by `method` on `port`, logging in with `secret` where the
 /// protocol does (SSH); an HTTP session comes with its response head.
 fn open(
-    ctx: &Ctx,
+    ctx: &RunContext,
     h: &Host,
     method: Method,
     port: u16,
@@ -170,7 +170,7 @@ fn open(
 
 /// `connect(host[, method])`.
 fn connect(
-    ctx: &Arc<Ctx>,
+    ctx: &Arc<RunContext>,
     host: &HostRef,
     method: Option<&str>,
 ) -> Result<SessionRef, Box<EvalAltResult>> {
@@ -232,7 +232,7 @@ fn connect(
 /// `credentials(host)`: `#{user, password, key_path}`, the password an opaque [`ScriptSecret`]
 /// (and registered with the run's masker). Only the run's own host, unless the config says
 /// otherwise.
-fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
+fn credentials(ctx: &RunContext, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
     let h = &host.0;
     let own = ctx.host.as_ref().is_some_and(|r| r.name == h.name);
     if !own && !ctx.any_credentials {
@@ -270,7 +270,11 @@ fn credentials(ctx: &Ctx, host: &HostRef) -> Result<Map, Box<EvalAltResult>> {
 
 /// `http`'s `basic_auth: #{user, password}` (what `credentials(host)` returns): the header
 /// built here, from the opaque secret, and masked in the run's records.
-fn basic_auth(ctx: &Ctx, url: &str, v: &Dynamic) -> Result<(String, String), Box<EvalAltResult>> {
+fn basic_auth(
+    ctx: &RunContext,
+    url: &str,
+    v: &Dynamic,
+) -> Result<(String, String), Box<EvalAltResult>> {
     use base64::Engine as _;
     let map = v.read_lock::<Map>().ok_or_else(|| {
         rt("http: basic_auth must be #{user, password}, as credentials(host) gives")
@@ -305,7 +309,11 @@ fn basic_auth(ctx: &Ctx, url: &str, v: &Dynamic) -> Result<(String, String), Box
     Ok(("authorization".into(), format!("Basic {encoded}")))
 }
 
-fn http_session(ctx: &Arc<Ctx>, url: &str, opts: &Map) -> Result<SessionRef, Box<EvalAltResult>> {
+fn http_session(
+    ctx: &Arc<RunContext>,
+    url: &str,
+    opts: &Map,
+) -> Result<SessionRef, Box<EvalAltResult>> {
     ctx.admit(false)?;
     let mut req = http::Request {
         method: "GET".into(),
@@ -366,7 +374,7 @@ fn headers_map(head: &http::ResponseHead) -> Map {
 
 /// `http_get(url)`: `#{status, body, headers, elapsed_ms}`. A body longer than the run's
 /// output limit is an error, not a daemon out of memory.
-fn http_get(ctx: &Arc<Ctx>, url: &str) -> Result<Map, Box<EvalAltResult>> {
+fn http_get(ctx: &Arc<RunContext>, url: &str) -> Result<Map, Box<EvalAltResult>> {
     let start = Instant::now();
     let s = http_session(ctx, url, &Map::new())?;
     let mut session = s.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -395,7 +403,7 @@ fn http_get(ctx: &Arc<Ctx>, url: &str) -> Result<Map, Box<EvalAltResult>> {
     Ok(m)
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     let c = ctx.clone();
     engine.register_fn("connect", move |h: HostRef| connect(&c, &h, None));
     let c = ctx.clone();

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
-use super::{Ctx, rt, secs, session_err};
+use super::{RunContext, rt, secs, session_err};
 use crate::session::{LocalProcess, Session, compile, exec};
 
 /// A session as scripts hold it.
@@ -39,7 +39,7 @@ fn opt_timeout(t: &Dynamic) -> Result<Option<std::time::Duration>, Box<EvalAltRe
 }
 
 fn spawn(
-    ctx: &Arc<Ctx>,
+    ctx: &Arc<RunContext>,
     cmd: &str,
     args: &Array,
     opts: &Map,
@@ -69,7 +69,7 @@ fn spawn(
     Ok(ctx.track_new(session))
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     let c = ctx.clone();
     engine.register_fn("spawn", move |cmd: &str, args: Array| {
         spawn(&c, cmd, &args, &Map::new())

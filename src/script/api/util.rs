@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
-use super::{Ctx, rt, secs, session_err};
+use super::{RunContext, rt, secs, session_err};
 
 /// A script's pattern may be this long, and compile to this much.
 const MAX_PATTERN: usize = 4 * 1024;
@@ -38,7 +38,7 @@ fn haystack(text: &str) -> Result<&str, Box<EvalAltResult>> {
     Ok(text)
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<Ctx>) {
+pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     // Rhai's time package has its own sleep(INT) and sleep(FLOAT), which ignore the deadline;
     // registering the exact signatures overrides both.
     let c = ctx.clone();
