@@ -3,7 +3,7 @@
 -- `hostler init --print-ddl sqlite|mssql2000|mssql2005|postgres|mysql`.
 -- Times are milliseconds since the Unix epoch (UTC), in BIGINT columns.
 -- Runs and notifications copy names instead of referencing rows: history outlives what it names.
--- schema_version: 1
+-- schema_version: 2
 
 CREATE TABLE settings (
     key         VARCHAR(255) PRIMARY KEY,
@@ -135,6 +135,29 @@ CREATE TABLE notifications (
     next_try_at BIGINT
 );
 
+-- A check: a (host, script) pair that a schedule runs, and its state. Its row changes in the
+-- transaction that records each of its runs (never a fix's); removing the host, the script or
+-- the last schedule that runs it removes it. Names, as in runs: a check reads like its history.
+-- Added in schema version 2.
+CREATE TABLE checks (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    host        VARCHAR(255),
+    script      VARCHAR(255) NOT NULL,
+    state       VARCHAR(16) NOT NULL CHECK (state IN ('ok', 'warning', 'critical', 'unknown')),
+    -- A problem is hard once it has held for the schedule's retries (today: at once).
+    hard        BOOLEAN NOT NULL DEFAULT FALSE,
+    -- Consecutive results that were not OK.
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    -- When the state last changed: "failing since".
+    since       BIGINT NOT NULL,
+    last_run_id BIGINT,
+    last_run_at BIGINT NOT NULL,
+    message     TEXT,
+    perfdata    TEXT,
+    -- A problem was told (a notification went out), so its recovery will be told too.
+    notified    BOOLEAN NOT NULL DEFAULT FALSE
+);
+
 CREATE TABLE users (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        VARCHAR(255) NOT NULL UNIQUE,
@@ -160,3 +183,4 @@ CREATE INDEX notifications_pending ON notifications (next_try_at);
 CREATE INDEX jobs_claim ON jobs (state, priority DESC, due_at, id);
 CREATE INDEX schedules_due ON schedules (enabled, next_due);
 CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at);
+CREATE UNIQUE INDEX checks_host_script ON checks (host, script);

@@ -35,7 +35,7 @@
 //! leaves     redact  when  password  urlencode  health  config  sql
 //! session  → config redact
 //! sqlxml   → redact session sql urlencode
-//! store    → redact sql sqlxml urlencode
+//! store    → redact sql sqlxml urlencode when
 //! bundled  → store
 //! script   → bundled config redact session store
 //! app      → config script session store

@@ -244,7 +244,12 @@ fn correct(
     record(fix_run, Some(RunPhase::Fix), JobAction::Keep);
     let mut recheck = recheck_until_ok(env, job, flags, timeout, pace, record);
     info!(job = job.id, fix = %fix_status, recheck = %recheck.status, "correction loop");
-    if !matches!(recheck.status, Status::Ok | Status::Cancelled) {
+    // One message per problem, not one per failed loop: once told, the fix goes on trying
+    // quietly until the check recovers (which is told) or the guard steps in.
+    let told = store
+        .check(host, &job.script)
+        .is_ok_and(|c| c.notified && c.state != crate::store::CheckState::Ok);
+    if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told {
         recheck.notifications.push((
             format!(
                 "{target}: {} is {} and {fix_script} did not fix it",

@@ -9,7 +9,8 @@ pub mod timing;
 
 use serde::Serialize;
 
-use crate::store::{Host, NewJob, NewSchedule, Schedule, Store, StoreError, Timing, now_ms};
+pub use crate::store::Target;
+use crate::store::{NewJob, NewSchedule, Store, StoreError, Timing, now_ms};
 
 /// When to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,51 +174,6 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
         })?);
     }
     Ok(Submitted::Schedules { ids, next_due })
-}
-
-/// What a job or schedule runs on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target<'a> {
-    /// No host: the script runs once, on its own.
-    Nothing,
-    /// One named host.
-    Host(&'a str),
-    /// Every enabled host with a tag, or in a site, or both.
-    Matching {
-        tag: Option<&'a str>,
-        site: Option<&'a str>,
-    },
-}
-
-impl<'a> Target<'a> {
-    /// A schedule's target.
-    pub fn of(s: &'a Schedule) -> Target<'a> {
-        match (&s.host, &s.tag, &s.site) {
-            (Some(h), _, _) => Target::Host(h),
-            (None, None, None) => Target::Nothing,
-            (None, tag, site) => Target::Matching {
-                tag: tag.as_deref(),
-                site: site.as_deref(),
-            },
-        }
-    }
-
-    /// The hosts it names now: `None` stands for "no host".
-    pub fn resolve(&self, hosts: &[Host]) -> Vec<Option<String>> {
-        match self {
-            Target::Nothing => vec![None],
-            Target::Host(h) => vec![Some(h.to_string())],
-            Target::Matching { tag, site } => hosts
-                .iter()
-                .filter(|h| {
-                    h.enabled
-                        && tag.is_none_or(|t| h.tags.iter().any(|x| x == t))
-                        && site.is_none_or(|s| h.site.as_deref() == Some(s))
-                })
-                .map(|h| Some(h.name.clone()))
-                .collect(),
-        }
-    }
 }
 
 /// The hosts that named hosts and tags select (`hostler run --host A --tag T`), each once, in

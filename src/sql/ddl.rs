@@ -395,21 +395,22 @@ impl Schema {
     /// The DDL statements that create this schema in `d`, in dependency order.
     pub fn ddl(&self, d: Dialect) -> Vec<String> {
         let mut out: Vec<String> = self.tables.iter().map(|t| table_ddl(t, d)).collect();
-        for i in &self.indexes {
-            let cols: Vec<String> = i
-                .columns
-                .iter()
-                .map(|(c, desc)| format!("{}{}", d.quote(c), if *desc { " DESC" } else { "" }))
-                .collect();
-            out.push(format!(
-                "CREATE {}INDEX {} ON {} ({})",
-                if i.unique { "UNIQUE " } else { "" },
-                d.quote(&i.name),
-                d.quote(&i.table),
-                cols.join(", ")
-            ));
-        }
+        out.extend(self.indexes.iter().map(|i| index_ddl(i, d)));
         out
+    }
+
+    /// The DDL that adds one table and its indexes (an upgrade step), or None if the schema
+    /// has no such table.
+    pub fn table_ddl(&self, table: &str, d: Dialect) -> Option<Vec<String>> {
+        let t = self.tables.iter().find(|t| t.name == table)?;
+        let mut out = vec![table_ddl(t, d)];
+        out.extend(
+            self.indexes
+                .iter()
+                .filter(|i| i.table == table)
+                .map(|i| index_ddl(i, d)),
+        );
+        Some(out)
     }
 
     /// The DDL as one script, as `hostler init --print-ddl` prints it.
@@ -498,6 +499,21 @@ fn column_ddl(c: &Column, d: Dialect) -> String {
         ));
     }
     s
+}
+
+fn index_ddl(i: &Index, d: Dialect) -> String {
+    let cols: Vec<String> = i
+        .columns
+        .iter()
+        .map(|(c, desc)| format!("{}{}", d.quote(c), if *desc { " DESC" } else { "" }))
+        .collect();
+    format!(
+        "CREATE {}INDEX {} ON {} ({})",
+        if i.unique { "UNIQUE " } else { "" },
+        d.quote(&i.name),
+        d.quote(&i.table),
+        cols.join(", ")
+    )
 }
 
 fn table_ddl(t: &Table, d: Dialect) -> String {

@@ -44,7 +44,7 @@ pub(super) fn refuse_with_jobs(
     Ok(())
 }
 
-fn host_from_row(r: &Row) -> Result<Host, StoreError> {
+pub(super) fn host_from_row(r: &Row) -> Result<Host, StoreError> {
     let method: Method = r.text("method")?.parse().map_err(StoreError::Db)?;
     let vars = match r.opt_text("vars")? {
         Some(v) if !v.is_empty() => serde_json::from_str(&v)
@@ -205,6 +205,7 @@ impl Store {
             let id = host_id(c, name)?;
             refuse_with_jobs(c, "host", name, "host_id", id)?;
             c.exec(st::host_delete(name))?;
+            c.exec(st::check_delete_of("host", name))?;
             Ok(())
         })
     }

@@ -21,12 +21,25 @@ pub fn schema() -> Result<&'static Schema, SchemaError> {
         .map_err(Clone::clone)
 }
 
-/// Upgrade steps from an older version to the next one, as DDL for each dialect.
-/// Version 1 is the first, so none exist yet; a step is added with every schema change.
-fn upgrade(_conn: &mut dyn Conn, from: i64) -> Result<(), StoreError> {
-    Err(StoreError::Db(format!(
-        "no upgrade path from schema version {from}"
-    )))
+/// The upgrade step from `from` to the next version, as DDL for the connection's dialect, taken
+/// from schema.sql itself (a step that adds a table creates it as a new database would).
+fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreError> {
+    let added_table = match from {
+        // 2: checks, a state per (host, script) pair.
+        1 => "checks",
+        _ => {
+            return Err(StoreError::Db(format!(
+                "no upgrade path from schema version {from}"
+            )));
+        }
+    };
+    let ddl = schema
+        .table_ddl(added_table, conn.dialect())
+        .ok_or_else(|| StoreError::Db(format!("schema.sql has no table {added_table}")))?;
+    for stmt in ddl {
+        conn.ddl(&stmt)?;
+    }
+    Ok(())
 }
 
 fn version(conn: &mut dyn Conn) -> Result<i64, StoreError> {
@@ -61,8 +74,9 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
             v = schema.version;
         }
         while v < schema.version {
-            upgrade(conn, v)?;
+            upgrade(conn, schema, v)?;
             v += 1;
+            tracing::info!("database schema upgraded to version {v}");
         }
         conn.exec(statements::setting_set(
             "schema_version",

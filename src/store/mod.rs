@@ -12,6 +12,7 @@
 //!   which never prints its contents;
 //! - the driver lock is held for one unit of work only, never across a script or a network wait.
 
+pub mod checks;
 mod driver;
 mod hosts;
 mod jobs;
@@ -23,6 +24,7 @@ pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::{Expect, NewScript};
 pub mod mssql2000;
 mod schedules;
+pub use schedules::Target;
 mod scripts;
 pub mod sqlite;
 pub mod tds;

@@ -159,6 +159,61 @@ impl Status {
 }
 
 text_enum!(
+    /// A check's state: the four Nagios states.
+    CheckState, "check state" {
+        Ok => "ok",
+        Warning => "warning",
+        Critical => "critical",
+        Unknown => "unknown",
+    }
+);
+
+impl CheckState {
+    /// The state a run's status puts its check in. An error or a timeout is UNKNOWN (the
+    /// check could not say); a cancelled run says nothing of the service.
+    pub fn of(s: Status) -> Option<CheckState> {
+        match s {
+            Status::Ok => Some(CheckState::Ok),
+            Status::Warning => Some(CheckState::Warning),
+            Status::Critical => Some(CheckState::Critical),
+            Status::Unknown | Status::Error | Status::Timeout => Some(CheckState::Unknown),
+            Status::Cancelled => None,
+        }
+    }
+
+    /// 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, as Nagios numbers them.
+    pub fn code(self) -> u8 {
+        match self {
+            CheckState::Ok => 0,
+            CheckState::Warning => 1,
+            CheckState::Critical => 2,
+            CheckState::Unknown => 3,
+        }
+    }
+}
+
+/// A check: a (host, script) pair that a schedule runs, and its state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub id: i64,
+    pub host: Option<String>,
+    pub script: String,
+    pub state: CheckState,
+    /// The problem has held for the schedule's retries: it is told, and fixed.
+    pub hard: bool,
+    /// Consecutive results that were not OK.
+    pub attempts: i64,
+    /// When the state last changed ("failing since").
+    pub since: i64,
+    pub last_run_id: Option<i64>,
+    pub last_run_at: i64,
+    pub message: String,
+    pub perfdata: Option<String>,
+    /// A problem was told, so its recovery will be told too.
+    pub notified: bool,
+}
+
+text_enum!(
     /// Where a job is in the queue (the word the `jobs.state` column holds). The row goes
     /// when its run is recorded.
     JobState, "job state" {

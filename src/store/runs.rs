@@ -151,6 +151,7 @@ impl Store {
         let owner = run.node.as_deref().unwrap_or_default();
         self.write(|c| {
             let id = insert_run(c, run)?;
+            super::checks::record(c, run, id, action)?;
             for (subject, body) in &run.notifications {
                 c.insert(st::notification_insert(
                     Some(id),

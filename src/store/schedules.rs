@@ -4,8 +4,53 @@
 use super::hosts::host_id;
 use super::scripts::script_id;
 use super::statements as st;
-use super::{ConnExt, NewSchedule, Row, Schedule, Store, StoreError, Timing, now_ms};
+use super::{ConnExt, Host, NewSchedule, Row, Schedule, Store, StoreError, Timing, now_ms};
 use crate::sql::param;
+
+/// What a job or schedule runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// No host: the script runs once, on its own.
+    Nothing,
+    /// One named host.
+    Host(&'a str),
+    /// Every enabled host with a tag, or in a site, or both.
+    Matching {
+        tag: Option<&'a str>,
+        site: Option<&'a str>,
+    },
+}
+
+impl<'a> Target<'a> {
+    /// A schedule's target.
+    pub fn of(s: &'a Schedule) -> Target<'a> {
+        match (&s.host, &s.tag, &s.site) {
+            (Some(h), _, _) => Target::Host(h),
+            (None, None, None) => Target::Nothing,
+            (None, tag, site) => Target::Matching {
+                tag: tag.as_deref(),
+                site: site.as_deref(),
+            },
+        }
+    }
+
+    /// The hosts it names now: `None` stands for "no host".
+    pub fn resolve(&self, hosts: &[Host]) -> Vec<Option<String>> {
+        match self {
+            Target::Nothing => vec![None],
+            Target::Host(h) => vec![Some(h.to_string())],
+            Target::Matching { tag, site } => hosts
+                .iter()
+                .filter(|h| {
+                    h.enabled
+                        && tag.is_none_or(|t| h.tags.iter().any(|x| x == t))
+                        && site.is_none_or(|s| h.site.as_deref() == Some(s))
+                })
+                .map(|h| Some(h.name.clone()))
+                .collect(),
+        }
+    }
+}
 
 fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
     let timing = match r.text("kind")?.as_str() {
@@ -118,13 +163,40 @@ impl Store {
         })
     }
 
+    /// Removes a schedule, and the checks of its script that no other schedule runs.
     pub fn remove_schedule(&self, id: i64) -> Result<(), StoreError> {
-        self.write(|c| match c.exec(st::schedule_delete(id))? {
-            0 => Err(StoreError::NotFound {
-                kind: "schedule",
-                name: id.to_string(),
-            }),
-            _ => Ok(()),
+        self.write(|c| {
+            let gone = c
+                .query_one(st::schedule_by_id(id))?
+                .map(|r| schedule_from_row(&r))
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "schedule",
+                    name: id.to_string(),
+                })?;
+            c.exec(st::schedule_delete(id))?;
+            let rest: Vec<Schedule> = c
+                .query(st::schedule_list())?
+                .iter()
+                .map(schedule_from_row)
+                .filter(|s| s.as_ref().map_or(true, |s| s.script == gone.script))
+                .collect::<Result<_, _>>()?;
+            let hosts: Vec<Host> = c
+                .query(st::host_list())?
+                .iter()
+                .map(super::hosts::host_from_row)
+                .collect::<Result<_, _>>()?;
+            let covered: Vec<Option<String>> = rest
+                .iter()
+                .flat_map(|s| Target::of(s).resolve(&hosts))
+                .collect();
+            for row in c.query(st::check_list())? {
+                let check = super::checks::check_from_row(&row)?;
+                if check.script == gone.script && !covered.contains(&check.host) {
+                    c.exec(st::check_delete(check.id))?;
+                }
+            }
+            Ok(())
         })
     }
 }

@@ -190,6 +190,7 @@ impl Store {
             let id = script_id(c, name)?;
             super::hosts::refuse_with_jobs(c, "script", name, "script_id", id)?;
             c.exec(st::script_delete(name))?;
+            c.exec(st::check_delete_of("script", name))?;
             Ok(())
         })
     }

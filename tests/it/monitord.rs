@@ -516,6 +516,113 @@ fn a_fix_that_starts_the_service_late_is_no_false_alarm() {
 }
 
 #[test]
+fn a_check_without_a_fix_tells_one_problem_and_one_recovery() {
+    let w = Work::new();
+    let (url, got, _server) = webhook();
+    let mut o = opts("n1");
+    o.notify.webhook = Some(url);
+    let (d, store) = Daemon::start(&w, &["sh"], o);
+    host(&store, "localhost");
+    let flag = w.path("down");
+    std::fs::write(&flag, "").expect("flag");
+    w.script(&store, "svc_check", &format!(
+        r#"if exec("sh", ["-c", "test -e {}"]).code == 0 {{ critical("flag is up") }} else {{ ok("fine") }}"#,
+        flag.display()
+    ));
+    store
+        .add_schedule(&NewSchedule {
+            script: "svc_check".into(),
+            fix_script: None,
+            host: Some("localhost".into()),
+            tag: None,
+            site: None,
+            priority: 0,
+            timing: Timing::Every(1_000),
+            timeout_ms: None,
+            max_attempts: 1,
+            guard_max_fixes: 3,
+            guard_window_ms: 3_600_000,
+            guard_backoff_ms: 0,
+            allow_duplicate: false,
+            next_due: now_ms(),
+        })
+        .expect("schedule");
+    // Failing for several runs: one message.
+    assert!(wait_for(Duration::from_secs(15), || {
+        all_runs(&store)
+            .iter()
+            .filter(|r| r.status == Status::Critical)
+            .count()
+            >= 3
+    }));
+    std::fs::remove_file(&flag).expect("repair");
+    assert!(wait_for(Duration::from_secs(15), || {
+        all_runs(&store)
+            .iter()
+            .rev()
+            .take(2)
+            .all(|r| r.status == Status::Ok)
+            && got.lock().expect("lock").len() >= 2
+    }));
+    d.stop();
+    let bodies = got.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(
+        bodies[0].contains("localhost: svc_check is CRITICAL"),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies[1].contains("localhost: svc_check is OK again"),
+        "{bodies:?}"
+    );
+    let c = store.check(Some("localhost"), "svc_check").expect("check");
+    assert_eq!(
+        (c.state, c.notified),
+        (hostler::store::CheckState::Ok, false)
+    );
+}
+
+#[test]
+fn a_fix_that_cannot_help_tells_once_then_the_recovery_once() {
+    let w = Work::new();
+    let (url, got, _server) = webhook();
+    let mut o = opts("n1");
+    o.notify.webhook = Some(url);
+    o.recheck_within = Duration::from_millis(100);
+    let (d, store) = Daemon::start(&w, &["sh"], o);
+    host(&store, "localhost");
+    let flag = w.path("down");
+    std::fs::write(&flag, "").expect("flag");
+    w.script(&store, "svc_check", &format!(
+        r#"if exec("sh", ["-c", "test -e {}"]).code == 0 {{ critical("flag is up") }} else {{ ok("fine") }}"#,
+        flag.display()
+    ));
+    w.script(&store, "svc_fix", "let tried = true;");
+    correction_schedule(&store, "svc_fix", 100);
+    // Several loops that fail: the first tells, the rest try quietly.
+    assert!(wait_for(Duration::from_secs(20), || {
+        all_runs(&store)
+            .iter()
+            .filter(|r| r.phase == Some(RunPhase::Fix))
+            .count()
+            >= 3
+    }));
+    std::fs::remove_file(&flag).expect("the operator repairs it");
+    assert!(wait_for(Duration::from_secs(15), || {
+        got.lock().expect("lock").len() >= 2
+    }));
+    std::thread::sleep(Duration::from_millis(1500));
+    d.stop();
+    let bodies = got.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(bodies[0].contains("svc_fix did not fix it"), "{bodies:?}");
+    assert!(
+        bodies[1].contains("localhost: svc_check is OK again"),
+        "{bodies:?}"
+    );
+}
+
+#[test]
 fn a_fix_held_back_by_the_guard_is_said_at_once_and_once() {
     let w = Work::new();
     let (url, got, _server) = webhook();

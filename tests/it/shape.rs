@@ -15,7 +15,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sql", &[]),
     ("session", &["config", "redact"]),
     ("sqlxml", &["redact", "session", "sql", "urlencode"]),
-    ("store", &["redact", "sql", "sqlxml", "urlencode"]),
+    ("store", &["redact", "sql", "sqlxml", "urlencode", "when"]),
     ("bundled", &["store"]),
     ("queue", &["store", "when"]),
     (

@@ -41,7 +41,45 @@ fn open_applies_schema_once_and_records_version() {
         )
         .expect("raw");
     assert_eq!(r.rows.len(), 1);
-    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("1"));
+    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("2"));
+}
+
+#[test]
+fn a_version_1_database_is_upgraded_in_place() {
+    let w = Work::new();
+    let s = w.store();
+    s.add_host(&NewHost {
+        name: "keep".into(),
+        address: "192.0.2.1".into(),
+        ..NewHost::default()
+    })
+    .expect("host");
+    // Version 1 was version 2 without the checks table.
+    s.raw("DROP TABLE checks", false).expect("drop");
+    s.raw(
+        "UPDATE settings SET value = '1' WHERE key = 'schema_version'",
+        false,
+    )
+    .expect("raw");
+    drop(s);
+    let s = w.store();
+    assert!(s.checks().expect("the checks table is there").is_empty());
+    assert_eq!(s.host("keep").expect("kept").address, "192.0.2.1");
+    let v = s
+        .raw(
+            "SELECT value FROM settings WHERE key = 'schema_version'",
+            false,
+        )
+        .expect("raw");
+    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("2"));
+    // The unique index came with it.
+    let idx = s
+        .raw(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'checks_host_script'",
+            false,
+        )
+        .expect("raw");
+    assert_eq!(idx.rows.len(), 1);
 }
 
 #[test]

@@ -65,6 +65,7 @@ pub const NOTIFICATION_COLUMNS: &[&str] = &[
     "next_try_at",
 ];
 
+mod checks;
 mod hosts;
 mod jobs;
 mod runs;
@@ -72,6 +73,7 @@ mod schedules;
 mod scripts;
 mod users;
 
+pub use checks::*;
 pub use hosts::*;
 pub use jobs::*;
 pub use runs::*;
@@ -209,6 +211,28 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "notification_count",
             notification_count(Some("web1"), "guard tripped", 1),
         ),
+        ("check_get", check_get(Some("web1"), "check_disk")),
+        ("check_get_no_host", check_get(None, "check_disk")),
+        ("check_list", check_list()),
+        (
+            "check_insert",
+            check_insert(vec![
+                ("host", param("web1")),
+                ("script", param("check_disk")),
+                ("state", param("critical")),
+                ("hard", param(true)),
+                ("attempts", param(1)),
+                ("since", param(1_700_000_000_000_i64)),
+                ("last_run_at", param(1_700_000_000_000_i64)),
+                ("notified", param(false)),
+            ]),
+        ),
+        (
+            "check_update",
+            check_update(4, vec![("state", param("ok")), ("attempts", param(0))]),
+        ),
+        ("check_delete_of", check_delete_of("script", "check_disk")),
+        ("check_delete", check_delete(4)),
         ("schedule_list", schedule_list().into()),
         ("schedule_due", schedule_due()),
         (

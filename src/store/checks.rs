@@ -1,0 +1,215 @@
+//! Checks as state: each (host, script) pair a schedule runs has a row with its state, kept in
+//! the transaction that records each of its runs, and the state machine ([`advance`]) that
+//! decides the row and the one message each change is worth.
+//!
+//! The rules:
+//! - a run of a schedule that is not a fix changes its check; a cancelled run changes nothing;
+//!   an error or a timeout is UNKNOWN;
+//! - a problem (any state but OK) is hard once it has held for `retries` results (1: at once);
+//! - a hard problem is told once (`problem`), unless the run is part of a correction loop or
+//!   will be retried: then monitord tells it, with what the fix did, and the run carries that
+//!   message; either way the check is marked told;
+//! - a check that was told and comes back OK tells its recovery once; one never told recovers
+//!   in silence (a fix that worked tells nobody).
+
+use super::statements as st;
+use super::{Check, CheckState, Conn, ConnExt, JobAction, NewRun, Row, Store, StoreError};
+use crate::sql::param;
+
+/// One result, as the state machine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub state: CheckState,
+    pub at: i64,
+    /// The run already carries a message about this problem (from the correction loop).
+    pub told: bool,
+    /// No one else will tell this problem: no fix or retry follows this run.
+    pub may_tell: bool,
+}
+
+/// A message a change of state is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A hard problem, told for the first time.
+    Problem,
+    /// Back to OK after a told problem that began at `since` in state `was`.
+    Recovery { was: CheckState, since: i64 },
+}
+
+/// A check's state after one more result, and the message the change is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Next {
+    pub state: CheckState,
+    pub hard: bool,
+    pub attempts: i64,
+    pub since: i64,
+    pub notified: bool,
+    pub event: Option<Event>,
+}
+
+/// The next state of a check after `o` (None: its first result). A pure function: the
+/// property tests drive it directly.
+pub fn advance(prev: Option<&Check>, o: &Observation, retries: i64) -> Next {
+    let ok = o.state == CheckState::Ok;
+    let attempts = if ok {
+        0
+    } else {
+        prev.map_or(0, |p| p.attempts).saturating_add(1)
+    };
+    let since = match prev {
+        Some(p) if p.state == o.state => p.since,
+        _ => o.at,
+    };
+    let hard = !ok && attempts >= retries.max(1);
+    let was_told = prev.is_some_and(|p| p.notified);
+    let (notified, event) = if ok {
+        let event = prev.filter(|p| p.notified).map(|p| Event::Recovery {
+            was: p.state,
+            since: p.since,
+        });
+        (false, event)
+    } else if o.told {
+        (true, None)
+    } else if hard && o.may_tell && !was_told {
+        (true, Some(Event::Problem))
+    } else {
+        (was_told, None)
+    };
+    Next {
+        state: o.state,
+        hard,
+        attempts,
+        since,
+        notified,
+        event,
+    }
+}
+
+pub(super) fn check_from_row(r: &Row) -> Result<Check, StoreError> {
+    Ok(Check {
+        id: r.int("id")?,
+        host: r.opt_text("host")?,
+        script: r.text("script")?,
+        state: r.text("state")?.parse().map_err(StoreError::Invalid)?,
+        hard: r.boolean("hard")?,
+        attempts: r.int("attempts")?,
+        since: r.int("since")?,
+        last_run_id: r.opt_int("last_run_id")?,
+        last_run_at: r.int("last_run_at")?,
+        message: r.opt_text("message")?.unwrap_or_default(),
+        perfdata: r.opt_text("perfdata")?,
+        notified: r.boolean("notified")?,
+    })
+}
+
+/// The notification (subject, body) an event is worth.
+fn message(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> (String, String) {
+    let target = host.unwrap_or("(no host)");
+    let state = CheckState::of(run.status).unwrap_or(CheckState::Unknown);
+    match event {
+        Event::Problem => (
+            format!("{target}: {script} is {}", state.as_str().to_uppercase()),
+            format!(
+                "{} since {}: {}",
+                state.as_str().to_uppercase(),
+                crate::when::local(run.finished_at),
+                run.message
+            ),
+        ),
+        Event::Recovery { was, since } => (
+            format!("{target}: {script} is OK again"),
+            format!(
+                "OK after {} {}: {}",
+                crate::when::span(std::time::Duration::from_millis(
+                    run.finished_at.saturating_sub(since).max(0) as u64
+                )),
+                was.as_str().to_uppercase(),
+                run.message
+            ),
+        ),
+    }
+}
+
+/// In the transaction that records `run` (as `run_id`): moves its check, and inserts the
+/// message the change is worth. Runs that are not a schedule's check change nothing.
+pub(super) fn record(
+    c: &mut dyn Conn,
+    run: &NewRun,
+    run_id: i64,
+    action: JobAction,
+) -> Result<(), StoreError> {
+    let (Some(_), Some(state)) = (run.schedule_id, CheckState::of(run.status)) else {
+        return Ok(());
+    };
+    if run.phase == Some(super::RunPhase::Fix) {
+        return Ok(());
+    }
+    let host = run.host.as_deref();
+    let prev = c
+        .query_one(st::check_get(host, &run.script))?
+        .map(|r| check_from_row(&r))
+        .transpose()?;
+    let o = Observation {
+        state,
+        at: run.finished_at,
+        told: !run.notifications.is_empty(),
+        may_tell: run.phase.is_none() && !matches!(action, JobAction::Retry { .. }),
+    };
+    let next = advance(prev.as_ref(), &o, 1);
+    let values = vec![
+        ("state", param(next.state.as_str())),
+        ("hard", param(next.hard)),
+        ("attempts", param(next.attempts)),
+        ("since", param(next.since)),
+        ("last_run_id", param(run_id)),
+        ("last_run_at", param(run.finished_at)),
+        ("message", param(run.message.as_str())),
+        ("perfdata", param(run.perfdata.clone())),
+        ("notified", param(next.notified)),
+    ];
+    match &prev {
+        Some(p) => {
+            c.exec(st::check_update(p.id, values))?;
+        }
+        None => {
+            let mut values = values;
+            values.push(("host", param(host)));
+            values.push(("script", param(run.script.as_str())));
+            c.insert(st::check_insert(values))?;
+        }
+    }
+    if let Some(event) = next.event {
+        let (subject, body) = message(host, &run.script, run, event);
+        c.insert(st::notification_insert(
+            Some(run_id),
+            host,
+            &subject,
+            &body,
+            run.finished_at,
+        ))?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Every check, by host then script.
+    pub fn checks(&self) -> Result<Vec<Check>, StoreError> {
+        self.read(|c| {
+            c.query(st::check_list())?
+                .iter()
+                .map(check_from_row)
+                .collect()
+        })
+    }
+
+    /// One check: a host's (or, with None, the host-less) check of a script.
+    pub fn check(&self, host: Option<&str>, script: &str) -> Result<Check, StoreError> {
+        self.read(|c| c.query_one(st::check_get(host, script)))?
+            .map(|r| check_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "check",
+                name: format!("{}/{script}", host.unwrap_or("-")),
+            })
+    }
+}
