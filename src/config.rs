@@ -74,6 +74,7 @@ impl Default for Sandbox {
             allowed_commands: vec![
                 "df".into(),
                 "uptime".into(),
+                "nproc".into(),
                 "/usr/lib/nagios/plugins/check_{disk,load,users,procs,swap,dummy,ping,tcp,http,dns,ntp_time,uptime}".into(),
             ],
             refused_arguments: Vec::new(),

@@ -28,6 +28,17 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+# Prometheus's promtool checks /metrics. It is taken out of Debian's prometheus package rather
+# than installing it, whose scripts would start a Prometheus server.
+promtool_dir="$PWD/target/promtool"
+if [ ! -x "$promtool_dir/usr/bin/promtool" ]; then
+  rm -rf "$promtool_dir" && mkdir -p "$promtool_dir"
+  ( cd "$promtool_dir"
+    apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }
+    dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb )
+fi
+export HOSTLER_PROMTOOL="$promtool_dir/usr/bin/promtool"
+
 export HOSTLER_REQUIRE_PEERS=1
 # Snapshots are checked, never rewritten, here.
 export INSTA_UPDATE=no

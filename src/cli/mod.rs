@@ -13,6 +13,7 @@ mod script;
 mod serve;
 mod shell;
 mod sql;
+mod status;
 mod user;
 
 pub use crate::app::App;
@@ -65,6 +66,7 @@ pub enum Command {
     ShowRun(queue::ShowRunCmd),
     Sql(sql::SqlCmd),
     Serve(serve::ServeCmd),
+    Status(status::StatusCmd),
     Schedule(schedule::ScheduleCmd),
     Schedules(schedule::SchedulesCmd),
     Cancel(schedule::CancelCmd),
@@ -205,6 +207,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(c) => serve::run(&app, c),
         Command::User(c) => user::run(&app, c),
         Command::Key(c) => key::run(&app, c),
+        Command::Status(c) => status::run(&app, c),
         Command::Schedule(c) => schedule::schedule(&app, c),
         Command::Schedules(c) => schedule::schedules(&app, c),
         Command::Cancel(c) => schedule::cancel(&app, c),

@@ -191,6 +191,29 @@ pub(super) fn record(
     Ok(())
 }
 
+/// Problems first: hard before soft, then the longest failing; then the OK checks, by host and
+/// script. How `hostler status`, the dashboard and the API list checks.
+pub fn problems_first(checks: &mut [Check]) {
+    checks.sort_by(|a, b| {
+        let rank = |c: &Check| match (c.state == CheckState::Ok, c.hard) {
+            (false, true) => 0,
+            (false, false) => 1,
+            (true, _) => 2,
+        };
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| {
+                if a.state == CheckState::Ok {
+                    std::cmp::Ordering::Equal
+                } else {
+                    a.since.cmp(&b.since)
+                }
+            })
+            .then_with(|| a.host.cmp(&b.host))
+            .then_with(|| a.script.cmp(&b.script))
+    });
+}
+
 impl Store {
     /// Every check, by host then script.
     pub fn checks(&self) -> Result<Vec<Check>, StoreError> {

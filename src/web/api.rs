@@ -149,6 +149,12 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
                 Err(e) => Err(e.into()),
             },
         },
+        (A::Checks, false) => {
+            let mut list = s.checks()?;
+            crate::store::checks::problems_first(&mut list);
+            ok(&list)
+        }
+        (A::Check(host, script), false) => check(web, host.as_deref(), &script),
         (A::Schedules, false) => ok(&s.schedules()?),
         (A::Queue, false) => ok(&s.jobs()?),
         (A::JobCancel(id), true) => {
@@ -192,6 +198,32 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
             },
         )),
     }
+}
+
+/// One check, its latest runs, and the changes of state among them (oldest first).
+fn check(web: &Web, host: Option<&str>, script: &str) -> WebResult {
+    let check = web.store.check(host, script)?;
+    let mut runs = web.store.runs(&RunFilter {
+        host: host.map(String::from),
+        script: Some(script.to_string()),
+        limit: 200,
+        summary: true,
+        ..RunFilter::default()
+    })?;
+    // Runs without a host are filtered by script only; keep those of this check.
+    runs.retain(|r| r.host.as_deref() == host && r.phase != Some(crate::store::RunPhase::Fix));
+    let mut changes = Vec::new();
+    let mut last = None;
+    for r in runs.iter().rev() {
+        let Some(state) = crate::store::CheckState::of(r.status) else {
+            continue;
+        };
+        if last != Some(state) {
+            changes.push(json!({"at": r.finished_at, "state": state, "run_id": r.id}));
+            last = Some(state);
+        }
+    }
+    ok(&json!({"check": check, "changes": changes, "runs": runs}))
 }
 
 /// `/api/runs?host=&script=&status=&before=&limit=` (limit up to 1000; `full=1` adds output

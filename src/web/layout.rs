@@ -31,6 +31,17 @@ pub fn status_class(s: Status) -> &'static str {
     }
 }
 
+/// A check state's badge class, the same colours as a run's status.
+pub fn state_class(s: crate::store::CheckState) -> &'static str {
+    use crate::store::CheckState as C;
+    match s {
+        C::Ok => "st ok",
+        C::Warning => "st warning",
+        C::Critical => "st critical",
+        C::Unknown => "st unknown",
+    }
+}
+
 pub fn status(s: Status) -> Markup {
     html! { span class=(status_class(s)) { (s.as_str().to_uppercase()) } }
 }

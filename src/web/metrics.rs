@@ -1,5 +1,6 @@
-//! `/metrics` in the Prometheus text format: the queue by state, runs by status with their
-//! summed duration, failed notifications, and the web server's own counters. Read from the
+//! `/metrics` in the Prometheus text format: each check's state (for alerting from
+//! Prometheus), the queue by state, runs by status with their summed duration, failed
+//! notifications, and the web server's own counters. Read from the
 //! database on each scrape, so every node of a shared database reports the same figures.
 
 use std::fmt::Write as _;
@@ -18,6 +19,7 @@ pub fn render(web: &Web) -> Resp {
 
 fn text(web: &Web) -> Result<String, crate::store::StoreError> {
     let jobs = web.store.jobs()?;
+    let checks = web.store.checks()?;
     let stats = web.store.run_stats()?;
     let runs = &stats.by_status;
     let failed = stats.failed_notifications;
@@ -30,6 +32,29 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
     for state in [JobState::Queued, JobState::Running, JobState::Cancelling] {
         let n = jobs.iter().filter(|j| j.state == state).count();
         let _ = writeln!(text, "hostler_jobs{{state=\"{state}\"}} {n}");
+    }
+    let now = crate::store::now_ms();
+    let _ = writeln!(
+        text,
+        "# HELP hostler_check_state A check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE hostler_check_state gauge"
+    );
+    for c in &checks {
+        let _ = writeln!(text, "hostler_check_state{} {}", labels(c), c.state.code());
+    }
+    let _ = writeln!(
+        text,
+        "# HELP hostler_check_hard 1 while a check's problem is hard (told, and fixed), else 0.\n# TYPE hostler_check_hard gauge"
+    );
+    for c in &checks {
+        let _ = writeln!(text, "hostler_check_hard{} {}", labels(c), u8::from(c.hard));
+    }
+    let _ = writeln!(
+        text,
+        "# HELP hostler_check_since_seconds Seconds since a check's state last changed.\n# TYPE hostler_check_since_seconds gauge"
+    );
+    for c in &checks {
+        let secs = now.saturating_sub(c.since).max(0) as f64 / 1000.0;
+        let _ = writeln!(text, "hostler_check_since_seconds{} {secs}", labels(c));
     }
     let _ = writeln!(
         text,
@@ -74,4 +99,19 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
         web.sessions.len()
     );
     Ok(text)
+}
+
+/// A check's labels: `{host="...",check="..."}` (host empty for none), values escaped as the
+/// text format requires.
+fn labels(c: &crate::store::Check) -> String {
+    let esc = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    format!(
+        "{{host=\"{}\",check=\"{}\"}}",
+        esc(c.host.as_deref().unwrap_or("")),
+        esc(&c.script)
+    )
 }

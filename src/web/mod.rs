@@ -27,6 +27,7 @@ pub mod http;
 pub mod layout;
 pub mod login;
 pub mod metrics;
+pub mod overview;
 pub mod pages;
 pub mod queue;
 pub mod router;
@@ -79,7 +80,7 @@ pub struct Web {
     pub sessions: Sessions,
     pub opts: WebOptions,
     pub limits: Sandbox,
-    pub dashboard: dashboard::Cache,
+    pub dashboard: overview::Cache,
     /// Requests answered, and those that panicked (for /metrics).
     pub requests: AtomicU64,
     pub panics: AtomicU64,
@@ -188,7 +189,7 @@ impl Web {
             sessions: Sessions::default(),
             opts,
             limits,
-            dashboard: dashboard::Cache::default(),
+            dashboard: overview::Cache::default(),
             requests: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             health: Arc::default(),

@@ -44,6 +44,9 @@ pub enum Api {
     Schedules,
     /// `/api/queue` (also `/api/jobs`).
     Queue,
+    Checks,
+    /// A host's check of a script (`/api/checks/HOST/SCRIPT`; host `-` for none).
+    Check(Option<String>, String),
     JobCancel(i64),
     JobPriority(i64),
     Runs,
@@ -134,6 +137,9 @@ fn api(segs: &[&str]) -> Option<Api> {
     use Api as A;
     Some(match segs {
         ["dashboard"] => A::Dashboard,
+        ["checks"] => A::Checks,
+        ["checks", "-", s] => A::Check(None, name(s)?),
+        ["checks", h, s] => A::Check(Some(name(h)?), name(s)?),
         ["hosts"] => A::Hosts,
         ["hosts", h] => A::Host(name(h)?),
         ["scripts"] => A::Scripts,

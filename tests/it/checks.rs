@@ -281,3 +281,62 @@ fn removing_a_host_or_script_removes_their_checks() {
     store.remove_script("check_x").expect("rm script");
     assert!(store.checks().expect("checks").is_empty());
 }
+
+#[test]
+fn status_lists_problems_first_and_only_problems_when_asked() {
+    let w = Work::new();
+    let store = w.store();
+    for h in ["a-ok", "b-bad"] {
+        store
+            .add_host(&hostler::store::NewHost {
+                name: h.into(),
+                address: "127.0.0.1".into(),
+                method: Some(hostler::store::Method::Local),
+                ..Default::default()
+            })
+            .expect("host");
+    }
+    w.script(&store, "check_x", "ok()");
+    let a = schedule(&store, "check_x", Some("a-ok"));
+    let b = schedule(&store, "check_x", Some("b-bad"));
+    let rec = |sid, host: &str, status| {
+        store
+            .record_run(
+                &NewRun {
+                    host: Some(host.into()),
+                    ..run(Some(sid), "check_x", status, hostler::store::now_ms())
+                },
+                JobAction::Keep,
+            )
+            .expect("record");
+    };
+    rec(a, "a-ok", Status::Ok);
+    rec(b, "b-bad", Status::Critical);
+    drop(store);
+    let o = w.run(&["status", "--json"]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let order: Vec<(&str, &str, bool)> = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| {
+            (
+                c["host"].as_str().unwrap_or(""),
+                c["state"].as_str().unwrap_or(""),
+                c["hard"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![("b-bad", "critical", true), ("a-ok", "ok", false)]
+    );
+    assert_eq!(v[0]["code"], 2);
+    let text = crate::util::stdout(&w.run(&["status", "--problems"]));
+    assert!(
+        text.contains("b-bad") && text.contains("CRITICAL") && text.contains("hard,told"),
+        "{text}"
+    );
+    assert!(!text.contains("a-ok"), "{text}");
+}

@@ -532,3 +532,32 @@ fn schedule_validates_and_lists_and_removes() {
     let h = stdout(&w.run(&["history", "--status", "cancelled"]));
     assert!(h.contains("CANCELLED"), "{h}");
 }
+
+#[test]
+fn the_bundled_load_check_judges_load_per_cpu_with_numeric_thresholds() {
+    let w = Work::new();
+    init(&w);
+    let store = w.store();
+    // Numbers, as the web form stores them: 0 per CPU warns whatever the load.
+    let vars: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(r#"{"warn": 0, "crit": 1000}"#).expect("vars");
+    store
+        .add_host(&hostler::store::NewHost {
+            name: "busy".into(),
+            address: "127.0.0.1".into(),
+            method: Some(hostler::store::Method::Local),
+            vars,
+            ..Default::default()
+        })
+        .expect("host");
+    drop(store);
+    let o = w.run(&["run", "check_load", "--host", "busy"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out} {}", stderr(&o));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        out.starts_with("WARNING: load ") && out.contains(&format!("on {cpus} CPUs")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("cpus={cpus}")), "{out}");
+}

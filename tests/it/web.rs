@@ -32,12 +32,40 @@ fn seeded(w: &Work) -> Arc<Store> {
     store
 }
 
+/// Records a run of `script` on localhost as its schedule's (made the first time, due in an
+/// hour so nothing runs it), so the run moves its check.
 fn record(store: &Store, script: &str, status: Status, message: &str) -> i64 {
+    let schedule = store
+        .schedules()
+        .expect("schedules")
+        .into_iter()
+        .find(|s| s.script == script)
+        .map(|s| s.id)
+        .unwrap_or_else(|| {
+            store
+                .add_schedule(&hostler::store::NewSchedule {
+                    script: script.into(),
+                    fix_script: None,
+                    host: Some("localhost".into()),
+                    tag: None,
+                    site: None,
+                    priority: 0,
+                    timing: hostler::store::Timing::Every(3_600_000),
+                    timeout_ms: None,
+                    max_attempts: 1,
+                    guard_max_fixes: 3,
+                    guard_window_ms: 3_600_000,
+                    guard_backoff_ms: 0,
+                    allow_duplicate: false,
+                    next_due: now_ms() + 3_600_000,
+                })
+                .expect("schedule")
+        });
     store
         .record_run(
             &NewRun {
                 job_id: None,
-                schedule_id: None,
+                schedule_id: Some(schedule),
                 script: script.into(),
                 script_version: Some(1),
                 host: Some("localhost".into()),
@@ -542,7 +570,16 @@ fn runs_filter_escape_and_unknown_ids_are_404() {
     assert!(r.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!r.body.contains("<script>alert"), "escaped everywhere");
     let d = c.get("/");
-    assert!(!d.body.contains("<script>alert") && d.body.contains("st critical"));
+    assert!(!d.body.contains("<script>alert"));
+    // The check's badge, and the problem listed with its escaped message.
+    assert!(
+        d.body
+            .contains(&format!(r#"<a class="st critical" href="/runs/{bad}""#))
+            && d.body.contains("1 critical")
+            && d.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        d.body
+    );
     let r = c.get(&format!("/runs/{bad}"));
     assert!(r.body.contains("&lt;b&gt;bold&lt;/b&gt;") && r.body.contains("Transcript"));
     assert!(r.body.contains("uptime"), "{}", r.body);
@@ -566,7 +603,26 @@ fn the_api_takes_tokens_checks_roles_and_answers_json_errors() {
     assert_eq!(r.json()[0]["name"], "localhost");
     assert_eq!(c.api_get("/api/hosts", "hst_wrong").status, 401);
     let d = c.api_get("/api/dashboard", &viewer).json();
-    assert_eq!(d["hosts"][0]["checks"][0]["status"], "warning");
+    assert_eq!(d["hosts"][0]["checks"][0]["state"], "warning");
+    assert_eq!(d["counts"]["warning"], 1);
+    assert_eq!(d["problems"][0]["script"], "check_x");
+    let list = c.api_get("/api/checks", &viewer).json();
+    assert_eq!(
+        (list[0]["host"].as_str(), list[0]["state"].as_str()),
+        (Some("localhost"), Some("warning"))
+    );
+    record(&store, "check_x", Status::Ok, "fine again");
+    let one = c.api_get("/api/checks/localhost/check_x", &viewer).json();
+    assert_eq!(one["check"]["state"], "ok");
+    let changes: Vec<&str> = one["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|x| x["state"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(changes, vec!["warning", "ok"]);
+    assert_eq!(c.api_get("/api/checks/localhost/nope", &viewer).status, 404);
+    assert_eq!(c.api_get("/api/checks/-/check_x", &viewer).status, 404);
     let r = c.api_post(
         "/api/schedule",
         &admin,
@@ -670,8 +726,35 @@ fn metrics_are_public_only_when_configured() {
         "hostler_run_duration_seconds_count{status=\"ok\"} 2",
         "hostler_notification_failures 0",
         "# TYPE hostler_runs_total counter",
+        "hostler_check_state{host=\"localhost\",check=\"check_x\"} 2",
+        "hostler_check_hard{host=\"localhost\",check=\"check_x\"} 1",
+        "hostler_check_since_seconds{host=\"localhost\",check=\"check_x\"} ",
     ] {
         assert!(m.body.contains(want), "{want} in {}", m.body);
+    }
+    // Prometheus's own checker takes it, lint warnings and all.
+    let promtool = std::env::var("HOSTLER_PROMTOOL").unwrap_or_else(|_| "/usr/bin/promtool".into());
+    if crate::util::have(&promtool, "Prometheus's promtool checks /metrics") {
+        let mut child = std::process::Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("promtool");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(m.body.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("promtool ran");
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool check metrics: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -1,0 +1,80 @@
+//! `hostler status`: one line per check, problems first, as `monit summary` shows services.
+
+use argh::FromArgs;
+
+use super::{App, output};
+use crate::store::CheckState;
+use crate::store::checks::problems_first;
+
+/// show every check's state, problems first (hard before soft, then longest failing)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+pub struct StatusCmd {
+    /// only the checks that are not OK
+    #[argh(switch)]
+    pub problems: bool,
+    /// print JSON (times in epoch milliseconds, with the state's Nagios code)
+    #[argh(switch)]
+    pub json: bool,
+}
+
+pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
+    let mut checks = app.store()?.checks()?;
+    if cmd.problems {
+        checks.retain(|c| c.state != CheckState::Ok);
+    }
+    problems_first(&mut checks);
+    if cmd.json {
+        let list: Vec<_> = checks
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "host": c.host, "check": c.script, "state": c.state,
+                    "code": c.state.code(), "hard": c.hard, "attempts": c.attempts,
+                    "since": c.since, "last_run_id": c.last_run_id,
+                    "last_run_at": c.last_run_at, "message": c.message,
+                    "perfdata": c.perfdata, "notified": c.notified,
+                })
+            })
+            .collect();
+        output::json(&list)?;
+        return Ok(0);
+    }
+    if checks.is_empty() {
+        let what = if cmd.problems {
+            "No problems."
+        } else {
+            "No checks yet: a check is a script a schedule runs on a host (hostler schedule SCRIPT --host H --every 1m)."
+        };
+        output::text(&format!("{what}\n"))?;
+        return Ok(0);
+    }
+    let rows: Vec<_> = checks
+        .iter()
+        .map(|c| {
+            let mut flags = Vec::new();
+            if c.state != CheckState::Ok {
+                flags.push(if c.hard { "hard" } else { "soft" });
+            }
+            if c.notified {
+                flags.push("told");
+            }
+            vec![
+                output::opt(&c.host),
+                c.script.clone(),
+                c.state.as_str().to_uppercase(),
+                output::time(c.since),
+                output::time(c.last_run_at),
+                flags.join(","),
+                c.message.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "HOST", "CHECK", "STATE", "SINCE", "LAST RUN", "FLAGS", "MESSAGE",
+        ],
+        &rows,
+    )?;
+    Ok(0)
+}
