@@ -132,7 +132,12 @@ CREATE TABLE notifications (
     error       TEXT,
     tries       INTEGER NOT NULL DEFAULT 0,
     -- When the next delivery attempt is due (NULL once delivered or given up).
-    next_try_at BIGINT
+    next_try_at BIGINT,
+    -- What it tells (problem, recovery, fix_failed, guard, downtime_start, ...; notify for a
+    -- script's own notify()), and its fields as a JSON object (check, state, previous_state,
+    -- since, message, perfdata). Added in schema version 2.
+    event       VARCHAR(32),
+    details     TEXT
 );
 
 -- A check: a (host, script) pair that a schedule runs, and its state. Its row changes in the
@@ -155,7 +160,25 @@ CREATE TABLE checks (
     message     TEXT,
     perfdata    TEXT,
     -- A problem was told (a notification went out), so its recovery will be told too.
-    notified    BOOLEAN NOT NULL DEFAULT FALSE
+    notified    BOOLEAN NOT NULL DEFAULT FALSE,
+    -- An operator acknowledged the problem: nothing more is told until it recovers.
+    acked       BOOLEAN NOT NULL DEFAULT FALSE,
+    ack_comment TEXT
+);
+
+-- A maintenance window: while it lasts, the checks it covers still run and record, but no fix
+-- runs and nothing is told. It covers a host, every host with a tag, or one check (host and
+-- script). Added in schema version 2.
+CREATE TABLE downtimes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    host        VARCHAR(255),
+    tag         VARCHAR(255),
+    script      VARCHAR(255),
+    starts_at   BIGINT NOT NULL,
+    ends_at     BIGINT NOT NULL,
+    reason      TEXT NOT NULL,
+    author      VARCHAR(255),
+    created_at  BIGINT NOT NULL
 );
 
 CREATE TABLE users (
@@ -184,3 +207,4 @@ CREATE INDEX jobs_claim ON jobs (state, priority DESC, due_at, id);
 CREATE INDEX schedules_due ON schedules (enabled, next_due);
 CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at);
 CREATE UNIQUE INDEX checks_host_script ON checks (host, script);
+CREATE INDEX downtimes_ends ON downtimes (ends_at);

@@ -170,6 +170,9 @@ pub struct Web {
     pub max_connections: usize,
     /// Open connections at once from one client address (raise it behind a proxy).
     pub max_connections_per_client: usize,
+    /// The page's address as people reach it (`https://hostler.example`): notifications
+    /// link to their run under it.
+    pub public_url: Option<String>,
 }
 
 impl Default for Web {
@@ -180,6 +183,7 @@ impl Default for Web {
             allowed_hosts: Vec::new(),
             max_connections: 512,
             max_connections_per_client: 64,
+            public_url: None,
         }
     }
 }
@@ -235,8 +239,13 @@ impl Default for Sessions {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Notify {
+    /// A URL that gets each notification as a JSON POST.
     pub webhook: Option<String>,
+    /// A command that gets each notification as a mail on stdin (`sendmail -t` sends it),
+    /// and its fields as `HOSTLER_*` environment variables.
     pub command: Option<String>,
+    /// The mail's `To:` for the command.
+    pub mail_to: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,16 @@
-//! Delivering notifications through the configured channels: a webhook (a JSON POST) and a
-//! command (the message on its stdin, as sendmail takes it). Each attempt is recorded on the
-//! notification's row; a failed delivery is retried with backoff, then given up.
+//! Delivering notifications through the configured channels: a webhook (a JSON POST of the
+//! event's fields) and a command (a complete mail on its stdin, as `sendmail -t` takes it, and
+//! the same fields as `HOSTLER_*` environment variables).
+//!
+//! Each channel is delivered on its own: the row keeps the channels that took the
+//! notification, so a retry after a failed webhook never makes the command send the same mail
+//! twice. A failed delivery is retried with backoff, then given up.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::config::Notify;
@@ -16,15 +21,41 @@ pub const MAX_TRIES: i64 = 8;
 /// How long a notify command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn webhook(url: &str, n: &Notification) -> Result<(), String> {
-    let body = serde_json::json!({
-        "id": n.id,
+/// Where notifications go, and the page's public address for links to runs.
+#[derive(Debug, Clone, Default)]
+pub struct Channels {
+    pub notify: Notify,
+    pub public_url: Option<String>,
+}
+
+/// A notification's fields, as the webhook's JSON keys and the command's environment.
+fn fields(n: &Notification, public_url: Option<&str>) -> Value {
+    let d = n.details.clone().unwrap_or(Value::Null);
+    let url = match (public_url, n.run_id) {
+        (Some(base), Some(run)) => {
+            Value::from(format!("{}/runs/{run}", base.trim_end_matches('/')))
+        }
+        _ => Value::Null,
+    };
+    json!({
+        "event": n.event.map_or("notify", |e| e.as_str()),
+        "host": n.host,
+        "check": d.get("check").cloned().unwrap_or(Value::Null),
+        "state": d.get("state").cloned().unwrap_or(Value::Null),
+        "previous_state": d.get("previous_state").cloned().unwrap_or(Value::Null),
+        "since": d.get("since").cloned().unwrap_or(Value::Null),
+        "message": d.get("message").cloned().unwrap_or(Value::Null),
+        "perfdata": d.get("perfdata").cloned().unwrap_or(Value::Null),
+        "run_id": n.run_id,
+        "url": url,
         "subject": n.subject,
         "body": n.body,
-        "host": n.host,
-        "run_id": n.run_id,
+        "id": n.id,
         "created_at": n.created_at,
-    });
+    })
+}
+
+fn webhook(url: &str, body: &Value) -> Result<(), String> {
     let agent = crate::session::http::agent(Duration::from_secs(10));
     let resp = agent
         .post(url)
@@ -40,22 +71,66 @@ fn webhook(url: &str, n: &Notification) -> Result<(), String> {
     }
 }
 
-fn command(cmdline: &str, n: &Notification) -> Result<(), String> {
+/// The mail the command gets: `To:` (from `[notify] mail_to`), `Subject:`, `Date:`, a body,
+/// and the link to the run. Header values are one line each, whatever a script wrote.
+pub fn mail(n: &Notification, mail_to: Option<&str>, url: Option<&str>) -> String {
+    let one = crate::script::api::one_line;
+    let mut m = String::new();
+    if let Some(to) = mail_to {
+        m.push_str(&format!("To: {}\n", one(to)));
+    }
+    m.push_str(&format!("Subject: {}\n", one(&n.subject)));
+    let date = jiff::Timestamp::from_millisecond(n.created_at)
+        .map(|t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%a, %d %b %Y %H:%M:%S %z")
+                .to_string()
+        })
+        .unwrap_or_default();
+    m.push_str(&format!("Date: {date}\n"));
+    m.push_str("Content-Type: text/plain; charset=utf-8\n");
+    m.push_str(&format!(
+        "X-Hostler-Event: {}\n\n{}\n",
+        n.event.map_or("notify", |e| e.as_str()),
+        n.body
+    ));
+    if let Some(u) = url {
+        m.push_str(&format!("\n{u}\n"));
+    }
+    m
+}
+
+/// `HOSTLER_EVENT`, `HOSTLER_HOST`, `HOSTLER_CHECK`, ...: each field that has a value.
+fn environment(f: &Value) -> Vec<(String, String)> {
+    let Some(map) = f.as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "subject" | "body"))
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::Null => return None,
+                Value::String(s) => crate::script::api::one_line(s),
+                other => other.to_string(),
+            };
+            Some((format!("HOSTLER_{}", k.to_uppercase()), text))
+        })
+        .collect()
+}
+
+fn command(cmdline: &str, mail: &str, env: &[(String, String)]) -> Result<(), String> {
     let mut words = cmdline.split_whitespace();
     let prog = words.next().ok_or("notify command is empty")?;
     let mut child = Command::new(prog)
         .args(words)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("notify command {prog}: {e}"))?;
-    // The subject again as one line: a header is never built from script text with a line
-    // end in it (a `Bcc:` smuggled into `sendmail -t`), whatever an older record holds.
-    let subject = crate::script::api::one_line(&n.subject);
-    let message = format!("Subject: {subject}\n\n{}\n", n.body);
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(message.as_bytes());
+        let _ = stdin.write_all(mail.as_bytes());
     }
     // A hung mailer must not hang delivery, or the daemon's shutdown.
     let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
@@ -86,8 +161,9 @@ fn command(cmdline: &str, n: &Notification) -> Result<(), String> {
     Err(format!("notify command {prog}: {status} {}", err.trim()))
 }
 
-/// Delivers every due notification once; returns how many were delivered.
-pub fn deliver_pending(store: &Store, cfg: &Notify) -> usize {
+/// Delivers every due notification once, to each channel that has not taken it yet; returns
+/// how many are now delivered to all.
+pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
     let pending = match store.pending_notifications(100) {
         Ok(p) => p,
         Err(e) => {
@@ -95,29 +171,44 @@ pub fn deliver_pending(store: &Store, cfg: &Notify) -> usize {
             return 0;
         }
     };
+    let cfg = &ch.notify;
     let mut delivered = 0;
     for n in pending {
         // Several daemons share the table: only the one that takes it delivers it.
         if !store.claim_notification(&n, 60_000).unwrap_or(false) {
             continue;
         }
-        let mut channels = Vec::new();
+        let mut took: Vec<String> = n
+            .channel
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect();
+        let f = fields(&n, ch.public_url.as_deref());
+        let url = f["url"].as_str().map(String::from);
         let mut errors = Vec::new();
-        if let Some(url) = &cfg.webhook {
-            channels.push("webhook");
-            if let Err(e) = webhook(url, &n) {
-                errors.push(e);
+        let mut attempt = |name: &str, send: &dyn Fn() -> Result<(), String>| {
+            if took.iter().any(|t| t == name) {
+                return;
             }
+            match send() {
+                Ok(()) => took.push(name.to_string()),
+                Err(e) => errors.push(e),
+            }
+        };
+        if let Some(hook) = &cfg.webhook {
+            attempt("webhook", &|| webhook(hook, &f));
         }
         if let Some(cmd) = &cfg.command {
-            channels.push("command");
-            if let Err(e) = command(cmd, &n) {
-                errors.push(e);
-            }
+            let m = mail(&n, cfg.mail_to.as_deref(), url.as_deref());
+            let env = environment(&f);
+            attempt("command", &|| command(cmd, &m, &env));
         }
-        if channels.is_empty() {
+        if cfg.webhook.is_none() && cfg.command.is_none() {
             // Nowhere to send it: the row and the log are the record.
-            channels.push("log");
+            attempt("log", &|| Ok(()));
             info!(subject = %n.subject, "notification (no channel configured)");
         }
         let result = if errors.is_empty() {
@@ -136,7 +227,7 @@ pub fn deliver_pending(store: &Store, cfg: &Notify) -> usize {
         } else {
             delivered += 1;
         }
-        if let Err(e) = store.notification_attempt(n.id, &channels.join(","), result, next) {
+        if let Err(e) = store.notification_attempt(n.id, &took.join(","), result, next) {
             warn!("cannot record a delivery attempt: {e}");
         }
     }

@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use smol::channel::{Receiver, Sender};
 use tracing::{Instrument, info, info_span, warn};
 
-pub use deliver::deliver_pending;
+pub use deliver::{Channels, deliver_pending};
 pub use runner::{FixGuard, JobFlags, Pace, backoff, fix_guard, run_job};
 
-use crate::config::{Config, Notify};
+use crate::config::Config;
 use crate::health::Health;
 use crate::script::Runner;
 use crate::store::{JobAction, StoreError, now_ms};
@@ -48,7 +48,8 @@ pub struct DaemonOptions {
     pub retry_base: Duration,
     /// After a fix, how long the re-check may keep trying (`[monitord] recheck_within`).
     pub recheck_within: Duration,
-    pub notify: Notify,
+    /// Where notifications go (`[notify]`, and `[web] public_url` for links).
+    pub channels: Channels,
     /// Where the loop beats, for `/healthz`.
     pub health: Arc<Health>,
 }
@@ -69,7 +70,10 @@ impl DaemonOptions {
             grace: secs(c.monitord.grace, 0.0),
             retry_base: secs(c.monitord.retry_backoff, 0.0),
             recheck_within: secs(c.monitord.recheck_within, 0.0),
-            notify: c.notify.clone(),
+            channels: Channels {
+                notify: c.notify.clone(),
+                public_url: c.web.public_url.clone(),
+            },
             health: Arc::default(),
         }
     }
@@ -298,7 +302,7 @@ impl Daemon {
         if let Some(t) = self.delivery.take() {
             t.await;
         }
-        let (store, cfg) = (self.env.store.clone(), self.opts.notify.clone());
+        let (store, cfg) = (self.env.store.clone(), self.opts.channels.clone());
         self.delivery = Some(smol::unblock(move || deliver_pending(&store, &cfg)));
     }
 

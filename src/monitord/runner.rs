@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::script::{RunRequest, Runner};
-use crate::store::{Job, JobAction, NewRun, RunPhase, Schedule, Status, now_ms};
+use crate::store::{Alert, Job, JobAction, NewRun, Notice, RunPhase, Schedule, Status, now_ms};
 
 /// Flags the daemon shares with a running job.
 #[derive(Debug, Clone, Default)]
@@ -201,7 +201,11 @@ fn correct(
                 .notified_since(host, &subject, now - sched.guard_window_ms)
                 .unwrap_or(false)
             {
-                check.notifications.push((subject, body));
+                check.notifications.push(Notice {
+                    event: Alert::Guard,
+                    subject,
+                    body,
+                });
             }
             return record(check, Some(RunPhase::Check), JobAction::Done);
         }
@@ -224,7 +228,11 @@ fn correct(
                 .unwrap_or(false)
             {
                 let body = format!("{held}; the check said: {}", check.message);
-                check.notifications.push((subject, body));
+                check.notifications.push(Notice {
+                    event: Alert::Guard,
+                    subject,
+                    body,
+                });
             }
             return record(check, Some(RunPhase::Check), JobAction::Done);
         }
@@ -250,20 +258,21 @@ fn correct(
         .check(host, &job.script)
         .is_ok_and(|c| c.notified && c.state != crate::store::CheckState::Ok);
     if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told {
-        recheck.notifications.push((
-            format!(
+        recheck.notifications.push(Notice {
+            event: Alert::FixFailed,
+            subject: format!(
                 "{target}: {} is {} and {fix_script} did not fix it",
                 job.script,
                 recheck.status.as_str().to_uppercase()
             ),
-            format!(
+            body: format!(
                 "check: {} {check_message}\nfix {fix_script}: {} {fix_message}\nre-check: {} {}",
                 check_status.as_str().to_uppercase(),
                 fix_status.as_str().to_uppercase(),
                 recheck.status.as_str().to_uppercase(),
                 recheck.message
             ),
-        ));
+        });
     }
     let action = if flags.lost.load(Ordering::Relaxed) {
         JobAction::Keep

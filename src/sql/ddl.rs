@@ -413,6 +413,19 @@ impl Schema {
         Some(out)
     }
 
+    /// The DDL that adds one column of a table to an older database (an upgrade step), or
+    /// None if the schema has no such column.
+    pub fn add_column_ddl(&self, table: &str, column: &str, d: Dialect) -> Option<String> {
+        let t = self.tables.iter().find(|t| t.name == table)?;
+        let c = t.columns.iter().find(|c| c.name == column)?;
+        let add = if d.is_mssql() { "ADD" } else { "ADD COLUMN" };
+        Some(format!(
+            "ALTER TABLE {} {add} {}",
+            d.quote(&t.name),
+            column_ddl(c, d)
+        ))
+    }
+
     /// The DDL as one script, as `hostler init --print-ddl` prints it.
     pub fn ddl_script(&self, d: Dialect) -> String {
         let sep = if d.is_mssql() { ";\nGO\n\n" } else { ";\n\n" };

@@ -13,7 +13,9 @@
 //!   in silence (a fix that worked tells nobody).
 
 use super::statements as st;
-use super::{Check, CheckState, Conn, ConnExt, JobAction, NewRun, Row, Store, StoreError};
+use super::{
+    Alert, Check, CheckState, Conn, ConnExt, JobAction, NewRun, Notice, Row, Store, StoreError,
+};
 use crate::sql::param;
 
 /// One result, as the state machine sees it.
@@ -102,23 +104,25 @@ pub(super) fn check_from_row(r: &Row) -> Result<Check, StoreError> {
     })
 }
 
-/// The notification (subject, body) an event is worth.
-fn message(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> (String, String) {
+/// The notice an event is worth.
+fn notice(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> Notice {
     let target = host.unwrap_or("(no host)");
     let state = CheckState::of(run.status).unwrap_or(CheckState::Unknown);
     match event {
-        Event::Problem => (
-            format!("{target}: {script} is {}", state.as_str().to_uppercase()),
-            format!(
+        Event::Problem => Notice {
+            event: Alert::Problem,
+            subject: format!("{target}: {script} is {}", state.as_str().to_uppercase()),
+            body: format!(
                 "{} since {}: {}",
                 state.as_str().to_uppercase(),
                 crate::when::local(run.finished_at),
                 run.message
             ),
-        ),
-        Event::Recovery { was, since } => (
-            format!("{target}: {script} is OK again"),
-            format!(
+        },
+        Event::Recovery { was, since } => Notice {
+            event: Alert::Recovery,
+            subject: format!("{target}: {script} is OK again"),
+            body: format!(
                 "OK after {} {}: {}",
                 crate::when::span(std::time::Duration::from_millis(
                     run.finished_at.saturating_sub(since).max(0) as u64
@@ -126,23 +130,33 @@ fn message(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> (Str
                 was.as_str().to_uppercase(),
                 run.message
             ),
-        ),
+        },
     }
 }
 
-/// In the transaction that records `run` (as `run_id`): moves its check, and inserts the
-/// message the change is worth. Runs that are not a schedule's check change nothing.
+/// What a run did to its check.
+#[derive(Debug, Clone)]
+pub(super) struct Moved {
+    pub previous: Option<CheckState>,
+    pub state: CheckState,
+    pub since: i64,
+    /// The message the change is worth, if any.
+    pub notice: Option<Notice>,
+}
+
+/// In the transaction that records `run` (as `run_id`): moves its check. Runs that are not a
+/// schedule's check (ad-hoc runs, fixes, cancelled runs) change nothing and give None.
 pub(super) fn record(
     c: &mut dyn Conn,
     run: &NewRun,
     run_id: i64,
     action: JobAction,
-) -> Result<(), StoreError> {
+) -> Result<Option<Moved>, StoreError> {
     let (Some(_), Some(state)) = (run.schedule_id, CheckState::of(run.status)) else {
-        return Ok(());
+        return Ok(None);
     };
     if run.phase == Some(super::RunPhase::Fix) {
-        return Ok(());
+        return Ok(None);
     }
     let host = run.host.as_deref();
     let prev = c
@@ -152,7 +166,10 @@ pub(super) fn record(
     let o = Observation {
         state,
         at: run.finished_at,
-        told: !run.notifications.is_empty(),
+        told: run
+            .notifications
+            .iter()
+            .any(|n| matches!(n.event, Alert::FixFailed | Alert::Guard)),
         may_tell: run.phase.is_none() && !matches!(action, JobAction::Retry { .. }),
     };
     let next = advance(prev.as_ref(), &o, 1);
@@ -178,17 +195,12 @@ pub(super) fn record(
             c.insert(st::check_insert(values))?;
         }
     }
-    if let Some(event) = next.event {
-        let (subject, body) = message(host, &run.script, run, event);
-        c.insert(st::notification_insert(
-            Some(run_id),
-            host,
-            &subject,
-            &body,
-            run.finished_at,
-        ))?;
-    }
-    Ok(())
+    Ok(Some(Moved {
+        previous: prev.as_ref().map(|p| p.state),
+        state: next.state,
+        since: next.since,
+        notice: next.event.map(|e| notice(host, &run.script, run, e)),
+    }))
 }
 
 /// Problems first: hard before soft, then the longest failing; then the OK checks, by host and

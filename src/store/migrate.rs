@@ -21,23 +21,40 @@ pub fn schema() -> Result<&'static Schema, SchemaError> {
         .map_err(Clone::clone)
 }
 
-/// The upgrade step from `from` to the next version, as DDL for the connection's dialect, taken
-/// from schema.sql itself (a step that adds a table creates it as a new database would).
+/// What an upgrade step adds, taken from schema.sql itself (a new table is created as a new
+/// database would create it, a new column as the schema declares it).
+enum Add {
+    Table(&'static str),
+    Column(&'static str, &'static str),
+}
+
+/// The upgrade step from `from` to the next version.
+fn step(from: i64) -> Option<&'static [Add]> {
+    match from {
+        // 2: checks and their state, downtimes, notifications that say what they tell.
+        1 => Some(&[
+            Add::Table("checks"),
+            Add::Table("downtimes"),
+            Add::Column("notifications", "event"),
+            Add::Column("notifications", "details"),
+        ]),
+        _ => None,
+    }
+}
+
 fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreError> {
-    let added_table = match from {
-        // 2: checks, a state per (host, script) pair.
-        1 => "checks",
-        _ => {
-            return Err(StoreError::Db(format!(
-                "no upgrade path from schema version {from}"
-            )));
+    let steps = step(from)
+        .ok_or_else(|| StoreError::Db(format!("no upgrade path from schema version {from}")))?;
+    let d = conn.dialect();
+    for add in steps {
+        let ddl = match add {
+            Add::Table(t) => schema.table_ddl(t, d),
+            Add::Column(t, c) => schema.add_column_ddl(t, c, d).map(|s| vec![s]),
         }
-    };
-    let ddl = schema
-        .table_ddl(added_table, conn.dialect())
-        .ok_or_else(|| StoreError::Db(format!("schema.sql has no table {added_table}")))?;
-    for stmt in ddl {
-        conn.ddl(&stmt)?;
+        .ok_or_else(|| StoreError::Db("schema.sql lacks what an upgrade step adds".into()))?;
+        for stmt in ddl {
+            conn.ddl(&stmt)?;
+        }
     }
     Ok(())
 }

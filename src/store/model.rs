@@ -325,14 +325,49 @@ impl RunFilter {
     }
 }
 
+text_enum!(
+    /// What a notification tells.
+    Alert, "alert" {
+        /// A check's hard problem, told once.
+        Problem => "problem",
+        /// A told problem is over.
+        Recovery => "recovery",
+        /// The fix ran and the check still fails.
+        FixFailed => "fix_failed",
+        /// The fix guard held a fix back or gave up.
+        Guard => "guard",
+        FlappingStart => "flapping_start",
+        FlappingEnd => "flapping_end",
+        /// An operator acknowledged a problem.
+        Acknowledgement => "acknowledgement",
+        DowntimeStart => "downtime_start",
+        DowntimeEnd => "downtime_end",
+        /// A script's own `notify()`.
+        Notify => "notify",
+    }
+);
+
+/// A message a run raises, stored with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub event: Alert,
+    pub subject: String,
+    pub body: String,
+}
+
 /// A notification, with its delivery state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notification {
     pub id: i64,
     pub run_id: Option<i64>,
     pub host: Option<String>,
+    /// What it tells (None for one stored before schema version 2).
+    pub event: Option<Alert>,
+    /// Its fields: check, state, previous_state, since, message, perfdata.
+    pub details: Option<serde_json::Value>,
     pub subject: String,
     pub body: String,
+    /// The channels that took it.
     pub channel: Option<String>,
     pub created_at: i64,
     pub delivered_at: Option<i64>,

@@ -2,8 +2,8 @@
 
 use super::statements as st;
 use super::{
-    ConnExt, JobAction, Notification, Row, Run, RunFilter, RunPhase, Status, Store, StoreError,
-    now_ms,
+    ConnExt, JobAction, Notice, Notification, Row, Run, RunFilter, RunPhase, Status, Store,
+    StoreError, now_ms,
 };
 use crate::sql::param;
 
@@ -46,6 +46,14 @@ fn notification_from_row(r: &Row) -> Result<Notification, StoreError> {
         id: r.int("id")?,
         run_id: r.opt_int("run_id")?,
         host: r.opt_text("host")?,
+        event: r
+            .opt_text("event")?
+            .map(|e| e.parse())
+            .transpose()
+            .map_err(StoreError::Invalid)?,
+        details: r
+            .opt_text("details")?
+            .and_then(|d| serde_json::from_str(&d).ok()),
         subject: r.text("subject")?,
         body: r.text("body")?,
         channel: r.opt_text("channel")?,
@@ -92,8 +100,8 @@ pub struct NewRun {
     pub attempt: i64,
     /// Set by monitord alone, which knows the correction loop; a script never does.
     pub phase: Option<RunPhase>,
-    /// (subject, body)
-    pub notifications: Vec<(String, String)>,
+    /// The messages it raised: a script's notify(), or monitord's about its correction loop.
+    pub notifications: Vec<Notice>,
 }
 
 impl NewRun {
@@ -118,6 +126,19 @@ impl NewRun {
             notifications: Vec::new(),
         }
     }
+}
+
+/// A notification's fields, from its run and what the run did to its check.
+fn details(run: &NewRun, moved: Option<&super::checks::Moved>) -> serde_json::Value {
+    let state = moved.map_or(run.status.as_str(), |m| m.state.as_str());
+    serde_json::json!({
+        "check": run.script,
+        "state": state,
+        "previous_state": moved.and_then(|m| m.previous).map(|p| p.as_str()),
+        "since": moved.map(|m| m.since),
+        "message": run.message,
+        "perfdata": run.perfdata,
+    })
 }
 
 /// Inserts a run's row (not its notifications, not its job action).
@@ -151,13 +172,18 @@ impl Store {
         let owner = run.node.as_deref().unwrap_or_default();
         self.write(|c| {
             let id = insert_run(c, run)?;
-            super::checks::record(c, run, id, action)?;
-            for (subject, body) in &run.notifications {
+            let moved = super::checks::record(c, run, id, action)?;
+            let details = details(run, moved.as_ref()).to_string();
+            let notices = run
+                .notifications
+                .iter()
+                .chain(moved.as_ref().and_then(|m| m.notice.as_ref()));
+            for notice in notices {
                 c.insert(st::notification_insert(
                     Some(id),
                     run.host.as_deref(),
-                    subject,
-                    body,
+                    notice,
+                    Some(&details),
                     at,
                 ))?;
             }
@@ -258,14 +284,9 @@ impl Store {
 
 impl Store {
     /// Records a notification that belongs to no run (the correction loop's escalations).
-    pub fn add_notification(
-        &self,
-        host: Option<&str>,
-        subject: &str,
-        body: &str,
-    ) -> Result<i64, StoreError> {
+    pub fn add_notification(&self, host: Option<&str>, notice: &Notice) -> Result<i64, StoreError> {
         let at = now_ms();
-        self.write(|c| c.insert(st::notification_insert(None, host, subject, body, at)))
+        self.write(|c| c.insert(st::notification_insert(None, host, notice, None, at)))
     }
 
     /// Notifications whose next delivery attempt is due.

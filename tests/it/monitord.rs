@@ -415,7 +415,7 @@ fn the_correction_loop_restarts_a_real_process_and_stays_quiet() {
     let pidfile = svc.pidfile.display().to_string();
     let (url, got, _server) = webhook();
     let mut o = opts("n1");
-    o.notify.webhook = Some(url);
+    o.channels.notify.webhook = Some(url);
     let (d, store) = Daemon::start(&w, &["sh"], o);
     host(&store, "localhost");
     // kill -0 on a zombie succeeds, so the check also reads the process state.
@@ -466,7 +466,7 @@ fn a_fix_that_starts_the_service_late_is_no_false_alarm() {
     let pidfile = svc.pidfile.display().to_string();
     let (url, got, _server) = webhook();
     let mut o = opts("n1");
-    o.notify.webhook = Some(url);
+    o.channels.notify.webhook = Some(url);
     o.recheck_within = Duration::from_secs(15);
     let (d, store) = Daemon::start(&w, &["sh"], o);
     host(&store, "localhost");
@@ -520,7 +520,8 @@ fn a_check_without_a_fix_tells_one_problem_and_one_recovery() {
     let w = Work::new();
     let (url, got, _server) = webhook();
     let mut o = opts("n1");
-    o.notify.webhook = Some(url);
+    o.channels.notify.webhook = Some(url);
+    o.channels.public_url = Some("https://hostler.example/".into());
     let (d, store) = Daemon::start(&w, &["sh"], o);
     host(&store, "localhost");
     let flag = w.path("down");
@@ -575,6 +576,31 @@ fn a_check_without_a_fix_tells_one_problem_and_one_recovery() {
         bodies[1].contains("localhost: svc_check is OK again"),
         "{bodies:?}"
     );
+    // The webhook's keys: what happened, to which check, from what, since when, and a link.
+    let problem: serde_json::Value = serde_json::from_str(&bodies[0]).expect("json");
+    let recovery: serde_json::Value = serde_json::from_str(&bodies[1]).expect("json");
+    for (k, v) in [
+        ("event", "problem"),
+        ("host", "localhost"),
+        ("check", "svc_check"),
+        ("state", "critical"),
+        ("message", "flag is up"),
+    ] {
+        assert_eq!(problem[k], serde_json::json!(v), "{k}: {problem}");
+    }
+    for (k, v) in [
+        ("event", "recovery"),
+        ("state", "ok"),
+        ("previous_state", "critical"),
+    ] {
+        assert_eq!(recovery[k], serde_json::json!(v), "{k}: {recovery}");
+    }
+    assert!(problem["since"].as_i64().is_some(), "{problem}");
+    let run = problem["run_id"].as_i64().expect("run id");
+    assert_eq!(
+        problem["url"],
+        serde_json::json!(format!("https://hostler.example/runs/{run}"))
+    );
     let c = store.check(Some("localhost"), "svc_check").expect("check");
     assert_eq!(
         (c.state, c.notified),
@@ -587,7 +613,7 @@ fn a_fix_that_cannot_help_tells_once_then_the_recovery_once() {
     let w = Work::new();
     let (url, got, _server) = webhook();
     let mut o = opts("n1");
-    o.notify.webhook = Some(url);
+    o.channels.notify.webhook = Some(url);
     o.recheck_within = Duration::from_millis(100);
     let (d, store) = Daemon::start(&w, &["sh"], o);
     host(&store, "localhost");
@@ -627,7 +653,7 @@ fn a_fix_held_back_by_the_guard_is_said_at_once_and_once() {
     let w = Work::new();
     let (url, got, _server) = webhook();
     let mut o = opts("n1");
-    o.notify.webhook = Some(url);
+    o.channels.notify.webhook = Some(url);
     o.recheck_within = Duration::from_millis(200);
     let (d, store) = Daemon::start(&w, &["sh"], o);
     host(&store, "localhost");
@@ -666,8 +692,8 @@ fn a_failed_fix_notifies_through_the_webhook_and_the_guard_escalates() {
     let w = Work::new();
     let (url, got, _server) = webhook();
     let mut o = opts("n1");
-    o.notify.webhook = Some(url);
-    o.notify.command = Some(format!("tee -a {}", w.path("mail.txt").display()));
+    o.channels.notify.webhook = Some(url);
+    o.channels.notify.command = Some(format!("tee -a {}", w.path("mail.txt").display()));
     let (d, store) = Daemon::start(&w, &["sh"], o);
     host(&store, "localhost");
     w.script(&store, "svc_check", r#"critical("not running")"#);
@@ -715,11 +741,22 @@ fn failed_deliveries_are_recorded_and_retried() {
     let w = Work::new();
     let store = w.store();
     let id = store
-        .add_notification(Some("h"), "subject", "body")
+        .add_notification(
+            Some("h"),
+            &hostler::store::Notice {
+                event: hostler::store::Alert::Notify,
+                subject: "subject".into(),
+                body: "body".into(),
+            },
+        )
         .expect("add");
-    let cfg = hostler::config::Notify {
-        webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
-        command: None,
+    let cfg = monitord::Channels {
+        notify: hostler::config::Notify {
+            webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
+            command: None,
+            mail_to: None,
+        },
+        public_url: None,
     };
     assert_eq!(monitord::deliver_pending(&store, &cfg), 0);
     let n = store.notifications(1).expect("n");
@@ -732,6 +769,69 @@ fn failed_deliveries_are_recorded_and_retried() {
         "{n:?}"
     );
     assert!(n[0].next_try_at.expect("a retry is planned") > now_ms());
+}
+
+#[test]
+fn each_channel_is_retried_on_its_own_and_the_command_gets_a_whole_mail() {
+    let w = Work::new();
+    let store = w.store();
+    store
+        .add_notification(
+            Some("web1"),
+            &hostler::store::Notice {
+                event: hostler::store::Alert::FixFailed,
+                subject: "web1: check_nginx is CRITICAL and restart_nginx did not fix it".into(),
+                body: "the body".into(),
+            },
+        )
+        .expect("add");
+    let mail = w.path("mail.txt");
+    let env_file = w.path("env.txt");
+    let script = w.path("mailer.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat >> {}\nenv | grep ^HOSTLER_ | sort >> {}\n",
+            mail.display(),
+            env_file.display()
+        ),
+    )
+    .expect("mailer");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let cfg = monitord::Channels {
+        notify: hostler::config::Notify {
+            webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
+            command: Some(script.display().to_string()),
+            mail_to: Some("ops@example.com".into()),
+        },
+        public_url: None,
+    };
+    // The webhook is down: the command takes it, the row remembers that.
+    assert_eq!(monitord::deliver_pending(&store, &cfg), 0);
+    let n = &store.notifications(1).expect("n")[0];
+    assert_eq!(
+        (n.channel.as_deref(), n.delivered_at),
+        (Some("command"), None)
+    );
+    // The retry goes to the webhook alone: the mail is not sent twice.
+    store
+        .raw("UPDATE notifications SET next_try_at = 0", false)
+        .expect("due now");
+    assert_eq!(monitord::deliver_pending(&store, &cfg), 0);
+    let text = std::fs::read_to_string(&mail).expect("mail");
+    assert_eq!(text.matches("Subject: ").count(), 1, "{text}");
+    assert!(
+        text.starts_with("To: ops@example.com\nSubject: web1: check_nginx is CRITICAL and restart_nginx did not fix it\nDate: ")
+            && text.contains("X-Hostler-Event: fix_failed\n\nthe body\n"),
+        "{text}"
+    );
+    let env = std::fs::read_to_string(&env_file).expect("env");
+    assert!(
+        env.contains("HOSTLER_EVENT=fix_failed\n") && env.contains("HOSTLER_HOST=web1\n"),
+        "{env}"
+    );
+    assert_eq!(store.notifications(1).expect("n")[0].tries, 2);
 }
 
 /// The real daemon; its log goes to NODE.log in the work folder (a pipe nobody reads would

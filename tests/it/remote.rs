@@ -360,7 +360,7 @@ fn credentials_never_reach_output_or_messages() {
     assert_eq!(r.message, format!("user {USER} pw {MASK}"));
     assert_eq!(r.output, format!("pw={MASK}\n"));
     assert_eq!(r.notifications.len(), 1);
-    assert!(r.notifications.iter().all(|(_, b)| !b.contains("sekrit")));
+    assert!(r.notifications.iter().all(|n| !n.body.contains("sekrit")));
 }
 
 #[test]

@@ -352,7 +352,11 @@ fn notify_is_recorded_and_schedule_queues_a_job() {
     assert_eq!(r.status, Status::Ok, "{}", r.message);
     assert_eq!(
         r.notifications,
-        vec![("disk full".to_string(), "on /".to_string())]
+        vec![hostler::store::Notice {
+            event: hostler::store::Alert::Notify,
+            subject: "disk full".to_string(),
+            body: "on /".to_string()
+        }]
     );
     let jobs = env.store.jobs().expect("jobs");
     assert_eq!(

@@ -210,7 +210,7 @@ fn a_notification_subject_is_one_line() {
         r#"notify("disk full\nBcc: thief@example.com\r\nX: y", "body"); ok()"#,
     );
     assert_eq!(r.notifications.len(), 1);
-    let subject = &r.notifications[0].0;
+    let subject = &r.notifications[0].subject;
     assert!(
         !subject.contains('\n') && !subject.contains('\r'),
         "{subject:?}"

@@ -54,8 +54,24 @@ fn a_version_1_database_is_upgraded_in_place() {
         ..NewHost::default()
     })
     .expect("host");
-    // Version 1 was version 2 without the checks table.
-    s.raw("DROP TABLE checks", false).expect("drop");
+    // Version 1 was version 2 without checks, downtimes and two columns of notifications.
+    s.add_notification(
+        None,
+        &hostler::store::Notice {
+            event: hostler::store::Alert::Notify,
+            subject: "old".into(),
+            body: "kept".into(),
+        },
+    )
+    .expect("notification");
+    for sql in [
+        "DROP TABLE checks",
+        "DROP TABLE downtimes",
+        "ALTER TABLE notifications DROP COLUMN event",
+        "ALTER TABLE notifications DROP COLUMN details",
+    ] {
+        s.raw(sql, false).expect(sql);
+    }
     s.raw(
         "UPDATE settings SET value = '1' WHERE key = 'schema_version'",
         false,
@@ -64,6 +80,10 @@ fn a_version_1_database_is_upgraded_in_place() {
     drop(s);
     let s = w.store();
     assert!(s.checks().expect("the checks table is there").is_empty());
+    let n = s
+        .notifications(5)
+        .expect("notifications read with the new columns");
+    assert_eq!((n[0].body.as_str(), n[0].event), ("kept", None));
     assert_eq!(s.host("keep").expect("kept").address, "192.0.2.1");
     let v = s
         .raw(
@@ -226,7 +246,11 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
         finished_at: 2,
         attempt: 1,
         phase: None,
-        notifications: vec![("subj".into(), "body".into())],
+        notifications: vec![hostler::store::Notice {
+            event: hostler::store::Alert::Notify,
+            subject: "subj".into(),
+            body: "body".into(),
+        }],
     };
     let run_id = s
         .record_run(&run, hostler::store::JobAction::Done)

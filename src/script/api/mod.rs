@@ -24,7 +24,7 @@ pub use secret::ScriptSecret;
 pub use session::SessionRef;
 
 use crate::session::{Allowlist, Guard, Session, SessionError, Sink};
-use crate::store::{Host, Store};
+use crate::store::{Alert, Host, Notice, Store};
 
 /// Everything a run's API functions share.
 pub struct RunContext {
@@ -44,7 +44,7 @@ pub struct RunContext {
     pub max_sockets: usize,
     output: Mutex<String>,
     elided: Mutex<usize>,
-    notifications: Mutex<Vec<(String, String)>>,
+    notifications: Mutex<Vec<Notice>>,
     sessions: Mutex<Vec<SessionRef>>,
     next_session: AtomicU32,
 }
@@ -121,14 +121,22 @@ impl RunContext {
 
     /// Records a notification; its subject is made one line (see [`one_line`]).
     pub fn notify(&self, subject: String, body: String) {
-        lock(&self.notifications).push((one_line(&subject), body));
+        lock(&self.notifications).push(Notice {
+            event: Alert::Notify,
+            subject: one_line(&subject),
+            body,
+        });
     }
 
     /// The notifications raised, with secrets masked.
-    pub fn take_notifications(&self) -> Vec<(String, String)> {
+    pub fn take_notifications(&self) -> Vec<Notice> {
         std::mem::take(&mut *lock(&self.notifications))
             .into_iter()
-            .map(|(s, b)| (self.mask(&s), self.mask(&b)))
+            .map(|n| Notice {
+                event: n.event,
+                subject: self.mask(&n.subject),
+                body: self.mask(&n.body),
+            })
             .collect()
     }
 

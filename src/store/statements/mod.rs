@@ -63,6 +63,8 @@ pub const NOTIFICATION_COLUMNS: &[&str] = &[
     "error",
     "tries",
     "next_try_at",
+    "event",
+    "details",
 ];
 
 mod checks;
@@ -269,7 +271,17 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("run_list", run_list(&filter)),
         (
             "notification_insert",
-            notification_insert(Some(1), Some("web1"), "down", "body", 1),
+            notification_insert(
+                Some(1),
+                Some("web1"),
+                &super::Notice {
+                    event: super::Alert::Problem,
+                    subject: "down".into(),
+                    body: "body".into(),
+                },
+                Some(r#"{"check":"check_disk"}"#),
+                1,
+            ),
         ),
         ("notification_list", notification_list(20)),
         ("run_latest", run_latest()),

@@ -42,11 +42,12 @@ pub fn run_list(f: &crate::store::RunFilter) -> Statement {
     s.into()
 }
 
+/// A notification to deliver: what it tells (`event`), its fields as JSON (`details`).
 pub fn notification_insert(
     run_id: Option<i64>,
     host: Option<&str>,
-    subject: &str,
-    body: &str,
+    notice: &crate::store::Notice,
+    details: Option<&str>,
     at: i64,
 ) -> Statement {
     Insert {
@@ -54,8 +55,10 @@ pub fn notification_insert(
         values: vec![
             ("run_id", param(run_id)),
             ("host", param(host)),
-            ("subject", param(subject)),
-            ("body", param(body)),
+            ("event", param(notice.event.as_str())),
+            ("details", param(details)),
+            ("subject", param(notice.subject.as_str())),
+            ("body", param(notice.body.as_str())),
             ("created_at", param(at)),
             ("tries", lit(0)),
             ("next_try_at", param(at)),
