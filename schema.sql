@@ -178,7 +178,10 @@ CREATE TABLE downtimes (
     ends_at     BIGINT NOT NULL,
     reason      TEXT NOT NULL,
     author      VARCHAR(255),
-    created_at  BIGINT NOT NULL
+    created_at  BIGINT NOT NULL,
+    -- Its start and its end were told (once, whichever node saw it first).
+    start_told  BOOLEAN NOT NULL DEFAULT FALSE,
+    end_told    BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 CREATE TABLE users (

@@ -1,6 +1,7 @@
 //! The command line: argh subcommands, one file per group, all thin. Each parses, calls the
 //! store or the script runner, and prints. `--json` on every listing.
 
+mod downtime;
 mod fanout;
 mod host;
 mod init;
@@ -67,6 +68,8 @@ pub enum Command {
     Sql(sql::SqlCmd),
     Serve(serve::ServeCmd),
     Status(status::StatusCmd),
+    Downtime(downtime::DowntimeCmd),
+    Ack(downtime::AckCmd),
     Schedule(schedule::ScheduleCmd),
     Schedules(schedule::SchedulesCmd),
     Cancel(schedule::CancelCmd),
@@ -208,6 +211,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::User(c) => user::run(&app, c),
         Command::Key(c) => key::run(&app, c),
         Command::Status(c) => status::run(&app, c),
+        Command::Downtime(c) => downtime::run(&app, c),
+        Command::Ack(c) => downtime::ack(&app, c),
         Command::Schedule(c) => schedule::schedule(&app, c),
         Command::Schedules(c) => schedule::schedules(&app, c),
         Command::Cancel(c) => schedule::cancel(&app, c),

@@ -6,7 +6,8 @@ use super::{App, output};
 use crate::store::CheckState;
 use crate::store::checks::problems_first;
 
-/// show every check's state, problems first (hard before soft, then longest failing)
+/// show every check's state, problems first (hard before soft, then longest failing), with
+/// flags: hard or soft, told (a notification went out), acked, downtime
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "status")]
 pub struct StatusCmd {
@@ -19,7 +20,9 @@ pub struct StatusCmd {
 }
 
 pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
-    let mut checks = app.store()?.checks()?;
+    let store = app.store()?;
+    let mut checks = store.checks()?;
+    let downtime = store.checks_in_downtime(&checks)?;
     if cmd.problems {
         checks.retain(|c| c.state != CheckState::Ok);
     }
@@ -34,6 +37,8 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
                     "since": c.since, "last_run_id": c.last_run_id,
                     "last_run_at": c.last_run_at, "message": c.message,
                     "perfdata": c.perfdata, "notified": c.notified,
+                    "acked": c.acked, "ack_comment": c.ack_comment,
+                    "downtime": downtime.contains(&c.id),
                 })
             })
             .collect();
@@ -58,6 +63,12 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
             }
             if c.notified {
                 flags.push("told");
+            }
+            if c.acked {
+                flags.push("acked");
+            }
+            if downtime.contains(&c.id) {
+                flags.push("downtime");
             }
             vec![
                 output::opt(&c.host),

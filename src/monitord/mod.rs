@@ -8,7 +8,8 @@
 //!    transaction, one claim statement (with its lease) per job so each sees the ones before
 //!    it, and run them on the blocking pool (scripts and sessions are synchronous);
 //! 4. renew the leases of running jobs (every third of the lease), and pass on cancellations;
-//! 5. deliver pending notifications (on the blocking pool, one batch at a time);
+//! 5. tell downtimes that began or ended, and deliver pending notifications (on the blocking
+//!    pool, one batch at a time);
 //! 6. sleep until the next job is due, a job finishes, a job is queued in this process, the
 //!    next lease renewal, or the poll interval, whichever comes first.
 //!
@@ -294,7 +295,8 @@ impl Daemon {
         }
     }
 
-    /// Step 5: deliver pending notifications, one batch at a time, on the blocking pool.
+    /// Step 5: tell downtimes that began or ended, and deliver pending notifications, one batch
+    /// at a time, on the blocking pool.
     async fn deliver(&mut self) {
         if self.delivery.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
@@ -303,7 +305,12 @@ impl Daemon {
             t.await;
         }
         let (store, cfg) = (self.env.store.clone(), self.opts.channels.clone());
-        self.delivery = Some(smol::unblock(move || deliver_pending(&store, &cfg)));
+        self.delivery = Some(smol::unblock(move || {
+            if let Err(e) = store.tell_downtimes() {
+                warn!("cannot tell downtimes: {e}");
+            }
+            deliver_pending(&store, &cfg)
+        }));
     }
 
     /// Step 6: sleep until the next job is due, a job finishes, a job is queued in this

@@ -108,6 +108,15 @@ pub fn run_job(
         let action = final_action(&check, job, flags, pace);
         return record(check, Some(RunPhase::Check), action);
     }
+    // Planned work: the operator stopped it on purpose. The check is recorded, nothing fixed.
+    if env
+        .store
+        .in_downtime(job.host.as_deref(), &job.script)
+        .unwrap_or(false)
+    {
+        info!(job = job.id, "in a downtime: the fix does not run");
+        return record(check, Some(RunPhase::Check), JobAction::Done);
+    }
 
     correct(
         env,
@@ -171,6 +180,8 @@ fn correct(
     let store = &env.store;
     let now = now_ms();
     let host = job.host.as_deref();
+    // An acknowledged problem tells nothing more until it recovers; the fix still tries.
+    let acked = store.check(host, &job.script).is_ok_and(|c| c.acked);
     let (fixes, last_fix) = store
         .count_runs(sched.id, host, fix_script, now - sched.guard_window_ms)
         .unwrap_or((0, None));
@@ -197,9 +208,10 @@ fn correct(
             );
             // One escalation per window, not one per check.
             let mut check = check;
-            if !store
-                .notified_since(host, &subject, now - sched.guard_window_ms)
-                .unwrap_or(false)
+            if !acked
+                && !store
+                    .notified_since(host, &subject, now - sched.guard_window_ms)
+                    .unwrap_or(false)
             {
                 check.notifications.push(Notice {
                     event: Alert::Guard,
@@ -223,9 +235,10 @@ fn correct(
                 check.status.as_str().to_uppercase()
             );
             let mut check = check;
-            if !store
-                .notified_since(host, &subject, now - sched.guard_window_ms)
-                .unwrap_or(false)
+            if !acked
+                && !store
+                    .notified_since(host, &subject, now - sched.guard_window_ms)
+                    .unwrap_or(false)
             {
                 let body = format!("{held}; the check said: {}", check.message);
                 check.notifications.push(Notice {
@@ -257,7 +270,7 @@ fn correct(
     let told = store
         .check(host, &job.script)
         .is_ok_and(|c| c.notified && c.state != crate::store::CheckState::Ok);
-    if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told {
+    if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told && !acked {
         recheck.notifications.push(Notice {
             event: Alert::FixFailed,
             subject: format!(

@@ -10,11 +10,14 @@
 //!   will be retried: then monitord tells it, with what the fix did, and the run carries that
 //!   message; either way the check is marked told;
 //! - a check that was told and comes back OK tells its recovery once; one never told recovers
-//!   in silence (a fix that worked tells nobody).
+//!   in silence (a fix that worked tells nobody);
+//! - in a downtime nothing is told (a recovery owed is told after it, a problem that still
+//!   holds is told then); an acknowledged problem tells nothing more until it recovers.
 
 use super::statements as st;
 use super::{
-    Alert, Check, CheckState, Conn, ConnExt, JobAction, NewRun, Notice, Row, Store, StoreError,
+    Alert, Check, CheckState, Conn, ConnExt, Downtime, JobAction, NewRun, Notice, Row, Store,
+    StoreError,
 };
 use crate::sql::param;
 
@@ -27,6 +30,8 @@ pub struct Observation {
     pub told: bool,
     /// No one else will tell this problem: no fix or retry follows this run.
     pub may_tell: bool,
+    /// A downtime covers the check: nothing is told.
+    pub quiet: bool,
 }
 
 /// A message a change of state is worth.
@@ -46,6 +51,8 @@ pub struct Next {
     pub attempts: i64,
     pub since: i64,
     pub notified: bool,
+    /// Acknowledged: kept while the problem lasts, cleared when it recovers.
+    pub acked: bool,
     pub event: Option<Event>,
 }
 
@@ -64,7 +71,10 @@ pub fn advance(prev: Option<&Check>, o: &Observation, retries: i64) -> Next {
     };
     let hard = !ok && attempts >= retries.max(1);
     let was_told = prev.is_some_and(|p| p.notified);
-    let (notified, event) = if ok {
+    let acked = !ok && prev.is_some_and(|p| p.acked);
+    let (notified, event) = if o.quiet {
+        (was_told, None)
+    } else if ok {
         let event = prev.filter(|p| p.notified).map(|p| Event::Recovery {
             was: p.state,
             since: p.since,
@@ -72,7 +82,7 @@ pub fn advance(prev: Option<&Check>, o: &Observation, retries: i64) -> Next {
         (false, event)
     } else if o.told {
         (true, None)
-    } else if hard && o.may_tell && !was_told {
+    } else if hard && o.may_tell && !was_told && !acked {
         (true, Some(Event::Problem))
     } else {
         (was_told, None)
@@ -83,6 +93,7 @@ pub fn advance(prev: Option<&Check>, o: &Observation, retries: i64) -> Next {
         attempts,
         since,
         notified,
+        acked,
         event,
     }
 }
@@ -101,6 +112,8 @@ pub(super) fn check_from_row(r: &Row) -> Result<Check, StoreError> {
         message: r.opt_text("message")?.unwrap_or_default(),
         perfdata: r.opt_text("perfdata")?,
         notified: r.boolean("notified")?,
+        acked: r.boolean("acked")?,
+        ack_comment: r.opt_text("ack_comment")?,
     })
 }
 
@@ -171,6 +184,7 @@ pub(super) fn record(
             .iter()
             .any(|n| matches!(n.event, Alert::FixFailed | Alert::Guard)),
         may_tell: run.phase.is_none() && !matches!(action, JobAction::Retry { .. }),
+        quiet: in_downtime(c, host, &run.script, run.finished_at)?,
     };
     let next = advance(prev.as_ref(), &o, 1);
     let values = vec![
@@ -183,6 +197,15 @@ pub(super) fn record(
         ("message", param(run.message.as_str())),
         ("perfdata", param(run.perfdata.clone())),
         ("notified", param(next.notified)),
+        ("acked", param(next.acked)),
+        (
+            "ack_comment",
+            param(
+                prev.as_ref()
+                    .and_then(|p| p.ack_comment.clone())
+                    .filter(|_| next.acked),
+            ),
+        ),
     ];
     match &prev {
         Some(p) => {
@@ -201,6 +224,47 @@ pub(super) fn record(
         since: next.since,
         notice: next.event.map(|e| notice(host, &run.script, run, e)),
     }))
+}
+
+/// Whether a downtime covers a host's check of a script at `at`, within a unit of work.
+pub(super) fn in_downtime(
+    c: &mut dyn Conn,
+    host: Option<&str>,
+    script: &str,
+    at: i64,
+) -> Result<bool, StoreError> {
+    let windows: Vec<Downtime> = c
+        .query(st::downtime_list(at))?
+        .iter()
+        .map(downtime_from_row)
+        .collect::<Result<_, _>>()?;
+    if windows.is_empty() {
+        return Ok(false);
+    }
+    let tags = match host {
+        Some(h) => c
+            .query_one(st::host_by_name(h))?
+            .map(|r| super::hosts::host_from_row(&r))
+            .transpose()?
+            .map(|h| h.tags)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    Ok(windows.iter().any(|d| d.covers(host, &tags, script, at)))
+}
+
+pub(super) fn downtime_from_row(r: &Row) -> Result<Downtime, StoreError> {
+    Ok(Downtime {
+        id: r.int("id")?,
+        host: r.opt_text("host")?,
+        tag: r.opt_text("tag")?,
+        script: r.opt_text("script")?,
+        starts_at: r.int("starts_at")?,
+        ends_at: r.int("ends_at")?,
+        reason: r.text("reason")?,
+        author: r.opt_text("author")?,
+        created_at: r.int("created_at")?,
+    })
 }
 
 /// Problems first: hard before soft, then the longest failing; then the OK checks, by host and

@@ -13,6 +13,7 @@
 //! - the driver lock is held for one unit of work only, never across a script or a network wait.
 
 pub mod checks;
+mod downtimes;
 mod driver;
 mod hosts;
 mod jobs;

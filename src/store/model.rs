@@ -211,6 +211,49 @@ pub struct Check {
     pub perfdata: Option<String>,
     /// A problem was told, so its recovery will be told too.
     pub notified: bool,
+    /// An operator acknowledged the problem: nothing more is told until it recovers.
+    pub acked: bool,
+    pub ack_comment: Option<String>,
+}
+
+/// A maintenance window: the checks it covers run and record, but no fix runs and nothing is
+/// told. It covers a host, every host with a tag, or one check (a host and a script).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Downtime {
+    pub id: i64,
+    pub host: Option<String>,
+    pub tag: Option<String>,
+    pub script: Option<String>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub reason: String,
+    pub author: Option<String>,
+    pub created_at: i64,
+}
+
+impl Downtime {
+    /// Whether it covers a host's check of a script at `at` (the host's tags given).
+    pub fn covers(&self, host: Option<&str>, tags: &[String], script: &str, at: i64) -> bool {
+        if !(self.starts_at <= at && at < self.ends_at) {
+            return false;
+        }
+        let host_ok = self.host.is_none() || self.host.as_deref() == host;
+        let tag_ok = self.tag.as_ref().is_none_or(|t| tags.contains(t));
+        let script_ok = self.script.as_deref().is_none_or(|s| s == script);
+        host_ok && tag_ok && script_ok
+    }
+}
+
+/// A new maintenance window.
+#[derive(Debug, Clone, Default)]
+pub struct NewDowntime {
+    pub host: Option<String>,
+    pub tag: Option<String>,
+    pub script: Option<String>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub reason: String,
+    pub author: Option<String>,
 }
 
 text_enum!(

@@ -155,6 +155,31 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
             ok(&list)
         }
         (A::Check(host, script), false) => check(web, host.as_deref(), &script),
+        (A::Ack(host, script), true) => {
+            let f = form().map_err(WebError::Bad)?;
+            let c = s.acknowledge(
+                host.as_deref(),
+                &script,
+                f.get("comment").unwrap_or(""),
+                &format!("api:{}", who.user),
+            )?;
+            web.dashboard.invalidate();
+            ok(&c)
+        }
+        (A::Downtimes, false) => ok(&s.downtimes()?),
+        (A::Downtimes, true) => {
+            let f = form().map_err(WebError::Bad)?;
+            let d =
+                super::downtimes::parse(&f, &format!("api:{}", who.user)).map_err(WebError::Bad)?;
+            let id = s.add_downtime(&d)?;
+            web.dashboard.invalidate();
+            Ok(Resp::json(201, &json!({"id": id})))
+        }
+        (A::DowntimeRemove(id), true) => {
+            s.remove_downtime(id)?;
+            web.dashboard.invalidate();
+            ok(&json!({"id": id, "removed": true}))
+        }
         (A::Schedules, false) => ok(&s.schedules()?),
         (A::Queue, false) => ok(&s.jobs()?),
         (A::JobCancel(id), true) => {

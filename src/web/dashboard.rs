@@ -7,12 +7,12 @@ use std::sync::Arc;
 use maud::{Markup, PreEscaped, html};
 
 use super::http::Resp;
-use super::layout::{ago, page as frame, state_class, time};
+use super::layout::{ago, csrf, page as frame, state_class, time};
 use super::overview::Data;
 use super::queue::jobs_table;
 use super::runs::notification_table;
 use super::{Web, WebResult, Who};
-use crate::store::JobState;
+use crate::store::{JobState, Role};
 
 /// `/`: the overview page.
 pub fn page(web: &Web, who: &Who) -> WebResult {
@@ -38,7 +38,7 @@ pub fn page(web: &Web, who: &Who) -> WebResult {
         }
         section {
             h2 { "Problems" }
-            (problems(&d))
+            (problems(&d, who))
         }
         section {
             h2 { "Hosts" }
@@ -72,8 +72,9 @@ pub fn page(web: &Web, who: &Who) -> WebResult {
     Ok(r)
 }
 
-/// The checks that are not OK, hard before soft, then the longest failing.
-fn problems(d: &Data) -> Markup {
+/// The checks that are not OK, hard before soft, then the longest failing, with their flags
+/// and, for an operator, a form to acknowledge one.
+fn problems(d: &Data, who: &Who) -> Markup {
     html! {
         @if d.problems.is_empty() { p.empty { "None: every check is OK." } } @else {
             table.problems {
@@ -84,7 +85,19 @@ fn problems(d: &Data) -> Markup {
                         td { (p.script) }
                         td { span class=(state_class(p.state)) { (p.state.as_str().to_uppercase()) } }
                         td title=(time(p.since)) { (ago(p.since, d.at)) }
-                        td { (if p.hard { "hard" } else { "soft" }) @if p.notified { ", told" } }
+                        td {
+                            (if p.hard { "hard" } else { "soft" }) @if p.notified { ", told" }
+                            @if d.in_downtime.contains(&p.id) { ", " a href="/downtimes" { "downtime" } }
+                            @if p.acked {
+                                ", " span title=(p.ack_comment.as_deref().unwrap_or("")) { "acked" }
+                            } @else if who.may(Role::Operator) {
+                                form.inline method="post" action={"/checks/" (p.host.as_deref().unwrap_or("-")) "/" (p.script) "/ack"} {
+                                    (csrf(who))
+                                    input type="text" name="comment" placeholder="comment" required aria-label="acknowledgement comment" size="12";
+                                    button type="submit" { "Ack" }
+                                }
+                            }
+                        }
                         td.msg {
                             @if let Some(run) = p.last_run_id { a href={"/runs/" (run)} { (p.message) } }
                             @else { (p.message) }

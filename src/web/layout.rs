@@ -58,6 +58,7 @@ const NAV: &[(&str, &str)] = &[
     ("/schedule", "Schedule"),
     ("/queue", "Queue"),
     ("/runs", "Runs"),
+    ("/downtimes", "Downtimes"),
     ("/notifications", "Notifications"),
 ];
 

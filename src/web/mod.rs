@@ -21,6 +21,7 @@ pub mod account;
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod downtimes;
 mod error;
 pub mod hosts;
 pub mod http;

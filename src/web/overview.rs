@@ -75,6 +75,8 @@ pub struct Data {
     pub other: Vec<Check>,
     /// The checks that are not OK: hard before soft, then the longest failing.
     pub problems: Vec<CheckRow>,
+    /// The ids of the checks a downtime covers now.
+    pub in_downtime: Vec<i64>,
     pub counts: Counts,
     pub jobs: Vec<Job>,
     pub failures: Vec<Run>,
@@ -89,6 +91,7 @@ impl Data {
         let hosts: Vec<Host> = store.hosts()?;
         let mut checks = store.checks()?;
         problems_first(&mut checks);
+        let in_downtime = store.checks_in_downtime(&checks)?;
         let mut out: Vec<HostStatus> = hosts
             .into_iter()
             .map(|h| HostStatus {
@@ -129,6 +132,7 @@ impl Data {
             hosts: out,
             other,
             problems: checks,
+            in_downtime,
             counts,
             jobs: store.jobs()?,
             failures: store.recent_failures(20)?,

@@ -4,7 +4,7 @@
 
 use hostler::store::checks::{Event, Observation, advance};
 use hostler::store::{
-    Check, CheckState, JobAction, NewRun, NewSchedule, RunPhase, Status, Store, Timing,
+    Check, CheckState, JobAction, NewDowntime, NewRun, NewSchedule, RunPhase, Status, Store, Timing,
 };
 use proptest::prelude::*;
 
@@ -19,16 +19,24 @@ fn state() -> impl Strategy<Value = CheckState> {
     ]
 }
 
+/// One step of a replay: a result, whether monitord told it, whether someone else will,
+/// whether a downtime covers it, and whether an operator acknowledged the problem before it.
+type Step = (CheckState, bool, bool, bool, bool);
+
 /// Feeds observations through the machine as the store does, keeping the row.
-fn replay(steps: &[(CheckState, bool, bool)], retries: i64) -> Vec<(Check, Option<Event>)> {
+fn replay(steps: &[Step], retries: i64) -> Vec<(Check, Option<Event>)> {
     let mut prev: Option<Check> = None;
     let mut out = Vec::new();
-    for (i, (state, told, may_tell)) in steps.iter().enumerate() {
+    for (i, (state, told, may_tell, quiet, ack)) in steps.iter().enumerate() {
+        if let Some(p) = prev.as_mut().filter(|p| *ack && p.state != CheckState::Ok) {
+            p.acked = true;
+        }
         let o = Observation {
             state: *state,
             at: 1000 * (i as i64 + 1),
             told: *told,
             may_tell: *may_tell,
+            quiet: *quiet,
         };
         let n = advance(prev.as_ref(), &o, retries);
         let check = Check {
@@ -44,6 +52,8 @@ fn replay(steps: &[(CheckState, bool, bool)], retries: i64) -> Vec<(Check, Optio
             message: String::new(),
             perfdata: None,
             notified: n.notified,
+            acked: n.acked,
+            ack_comment: None,
         };
         out.push((check.clone(), n.event));
         prev = Some(check);
@@ -55,21 +65,30 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Whatever the results: a problem is told at most once until it recovers, a recovery only
-    /// follows a told problem, "since" moves exactly when the state changes, and a hard problem
-    /// that nobody else tells is always told.
+    /// follows a told problem, nothing is told in a downtime or of an acknowledged problem,
+    /// "since" moves exactly when the state changes, and a hard problem that nobody else tells
+    /// is told as soon as no downtime or acknowledgement holds it back.
     #[test]
     fn the_state_machine_tells_each_change_once(
-        steps in prop::collection::vec((state(), any::<bool>(), any::<bool>()), 1..60),
+        steps in prop::collection::vec(
+            (state(), any::<bool>(), any::<bool>(), prop::bool::weighted(0.2), prop::bool::weighted(0.1)),
+            1..60,
+        ),
         retries in 1i64..4,
     ) {
         let run = replay(&steps, retries);
         let mut told = false;
         let mut prev: Option<&Check> = None;
-        for ((check, event), (state, by_run, may_tell)) in run.iter().zip(&steps) {
+        for ((check, event), (state, by_run, may_tell, quiet, ack)) in run.iter().zip(&steps) {
+            // Acknowledged before this result: earlier, or by the operator just now.
+            let was_acked = prev.is_some_and(|p| p.acked || (*ack && p.state != CheckState::Ok));
+            if *quiet {
+                prop_assert!(event.is_none(), "told in a downtime: {event:?}");
+            }
             match event {
                 Some(Event::Problem) => {
                     prop_assert!(!told, "a second problem message before a recovery");
-                    prop_assert!(check.hard && *may_tell && !*by_run);
+                    prop_assert!(check.hard && *may_tell && !*by_run && !was_acked);
                     told = true;
                 }
                 Some(Event::Recovery { was, since }) => {
@@ -80,10 +99,10 @@ proptest! {
                     told = false;
                 }
                 None => {
-                    if *by_run && *state != CheckState::Ok {
+                    if *by_run && *state != CheckState::Ok && !*quiet {
                         told = true;
                     }
-                    if *state == CheckState::Ok {
+                    if *state == CheckState::Ok && !*quiet {
                         prop_assert!(!told, "an OK after a told problem must tell its recovery");
                     }
                 }
@@ -91,7 +110,10 @@ proptest! {
             prop_assert_eq!(check.notified, told);
             prop_assert_eq!(check.attempts == 0, *state == CheckState::Ok);
             prop_assert_eq!(check.hard, *state != CheckState::Ok && check.attempts >= retries);
-            if check.hard && *may_tell {
+            if *state == CheckState::Ok {
+                prop_assert!(!check.acked, "an acknowledgement ends with its problem");
+            }
+            if check.hard && *may_tell && !*quiet && !was_acked {
                 prop_assert!(check.notified, "a hard problem nobody else tells is told");
             }
             match prev {
@@ -339,4 +361,270 @@ fn status_lists_problems_first_and_only_problems_when_asked() {
         "{text}"
     );
     assert!(!text.contains("a-ok"), "{text}");
+}
+
+fn host(store: &Store, name: &str, tags: &[&str]) {
+    store
+        .add_host(&hostler::store::NewHost {
+            name: name.into(),
+            address: "127.0.0.1".into(),
+            method: Some(hostler::store::Method::Local),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        })
+        .expect("host");
+}
+
+#[test]
+fn a_downtime_keeps_quiet_and_the_problem_is_told_once_it_ends() {
+    let w = Work::new();
+    let store = w.store();
+    host(&store, "localhost", &["web"]);
+    w.script(&store, "check_x", "ok()");
+    let sid = schedule(&store, "check_x", Some("localhost"));
+    let now = hostler::store::now_ms();
+    // Refused: no target, two targets, no reason, over already.
+    for (d, why) in [
+        (
+            NewDowntime {
+                reason: "r".into(),
+                starts_at: now,
+                ends_at: now + 1000,
+                ..Default::default()
+            },
+            "just one",
+        ),
+        (
+            NewDowntime {
+                host: Some("localhost".into()),
+                tag: Some("web".into()),
+                reason: "r".into(),
+                starts_at: now,
+                ends_at: now + 1000,
+                ..Default::default()
+            },
+            "just one",
+        ),
+        (
+            NewDowntime {
+                host: Some("localhost".into()),
+                reason: " ".into(),
+                starts_at: now,
+                ends_at: now + 1000,
+                ..Default::default()
+            },
+            "reason",
+        ),
+        (
+            NewDowntime {
+                host: Some("localhost".into()),
+                reason: "r".into(),
+                starts_at: now - 2000,
+                ends_at: now - 1000,
+                ..Default::default()
+            },
+            "over",
+        ),
+        (
+            NewDowntime {
+                tag: Some("web".into()),
+                script: Some("check_x".into()),
+                reason: "r".into(),
+                starts_at: now,
+                ends_at: now + 1000,
+                ..Default::default()
+            },
+            "HOST/CHECK",
+        ),
+    ] {
+        let e = store.add_downtime(&d).expect_err("refused").to_string();
+        assert!(e.contains(why), "{e}");
+    }
+    // By tag: it covers the host's checks now.
+    let id = store
+        .add_downtime(&NewDowntime {
+            tag: Some("web".into()),
+            reason: "kernel update".into(),
+            starts_at: now - 10,
+            ends_at: now + 60_000,
+            author: Some("ops".into()),
+            ..Default::default()
+        })
+        .expect("add");
+    assert!(store.in_downtime(Some("localhost"), "check_x").expect("in"));
+    assert!(!store.in_downtime(Some("elsewhere"), "check_x").expect("in"));
+    let at = hostler::store::now_ms();
+    store
+        .record_run(
+            &run(Some(sid), "check_x", Status::Critical, at),
+            JobAction::Keep,
+        )
+        .expect("record");
+    let c = store.check(Some("localhost"), "check_x").expect("check");
+    assert_eq!(
+        (c.state, c.hard, c.notified),
+        (CheckState::Critical, true, false)
+    );
+    assert_eq!(store.checks_in_downtime(&[c]).expect("ids").len(), 1);
+    // Its start is told once, whichever node looks first.
+    assert_eq!(store.tell_downtimes().expect("tell"), 1);
+    assert_eq!(store.tell_downtimes().expect("tell"), 0);
+    let n = store.notifications(10).expect("n");
+    assert_eq!(n.len(), 1, "only the downtime's start: {n:?}");
+    assert_eq!(n[0].event, Some(hostler::store::Alert::DowntimeStart));
+    // It ends: the problem that still holds is told at the next run.
+    store.remove_downtime(id).expect("rm");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    store
+        .record_run(
+            &run(
+                Some(sid),
+                "check_x",
+                Status::Critical,
+                hostler::store::now_ms(),
+            ),
+            JobAction::Keep,
+        )
+        .expect("record");
+    let n = store.notifications(10).expect("n");
+    assert_eq!(n[0].event, Some(hostler::store::Alert::Problem), "{n:?}");
+    let gone = store.remove_downtime(id).expect_err("gone").to_string();
+    assert!(gone.contains("downtime"), "{gone}");
+}
+
+#[test]
+fn an_acknowledged_problem_tells_nothing_more_until_it_recovers() {
+    let w = Work::new();
+    let store = w.store();
+    host(&store, "localhost", &[]);
+    w.script(&store, "check_x", "ok()");
+    let sid = schedule(&store, "check_x", Some("localhost"));
+    let rec = |status, at| {
+        store
+            .record_run(&run(Some(sid), "check_x", status, at), JobAction::Keep)
+            .expect("record");
+    };
+    rec(Status::Ok, 1_000);
+    drop(store);
+    // Nothing to acknowledge while it is OK: a one-line error and a non-zero exit.
+    let o = w.run(&["ack", "localhost", "check_x", "--comment", "looking"]);
+    assert_ne!(crate::util::code(&o), 0);
+    assert!(
+        crate::util::stderr(&o).contains("is OK"),
+        "{}",
+        crate::util::stderr(&o)
+    );
+    let store = w.store();
+    let rec = |status, at| {
+        store
+            .record_run(&run(Some(sid), "check_x", status, at), JobAction::Keep)
+            .expect("record");
+    };
+    rec(Status::Critical, 2_000);
+    let o = w.run(&["ack", "localhost", "check_x", "--comment", "disk ordered"]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    // A change to WARNING while acknowledged: still quiet. Then the recovery is told.
+    rec(Status::Warning, 3_000);
+    let c = store.check(Some("localhost"), "check_x").expect("check");
+    assert!(
+        c.acked
+            && c.ack_comment
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("disk ordered")
+    );
+    rec(Status::Ok, 4_000);
+    let c = store.check(Some("localhost"), "check_x").expect("check");
+    assert!(!c.acked && c.ack_comment.is_none());
+    let events: Vec<_> = store
+        .notifications(10)
+        .expect("n")
+        .into_iter()
+        .rev()
+        .filter_map(|n| n.event)
+        .collect();
+    use hostler::store::Alert::*;
+    assert_eq!(events, vec![Problem, Acknowledgement, Recovery]);
+    let text = crate::util::stdout(&w.run(&["status"]));
+    assert!(!text.contains("acked"), "{text}");
+}
+
+#[test]
+fn downtime_commands_add_list_and_remove_with_clear_errors() {
+    let w = Work::new();
+    let store = w.store();
+    host(&store, "web1", &[]);
+    w.script(&store, "check_x", "ok()");
+    drop(store);
+    let o = w.run(&[
+        "downtime",
+        "add",
+        "--host",
+        "web1",
+        "--for",
+        "2h",
+        "--reason",
+        "kernel update",
+    ]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    let o = w.run(&[
+        "downtime",
+        "add",
+        "--check",
+        "web1/check_x",
+        "--until",
+        "2099-01-01 00:00",
+        "--reason",
+        "migration",
+    ]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    for (args, why) in [
+        (
+            &["downtime", "add", "--host", "web1", "--reason", "x"][..],
+            "--for",
+        ),
+        (
+            &[
+                "downtime", "add", "--host", "nope", "--for", "1h", "--reason", "x",
+            ][..],
+            "nope",
+        ),
+        (
+            &[
+                "downtime", "add", "--check", "web1", "--for", "1h", "--reason", "x",
+            ][..],
+            "HOST/CHECK",
+        ),
+        (
+            &[
+                "downtime", "add", "--host", "web1", "--for", "soon", "--reason", "x",
+            ][..],
+            "bad duration",
+        ),
+        (&["downtime", "rm", "999"][..], "999"),
+    ] {
+        let o = w.run(args);
+        let err = crate::util::stderr(&o);
+        assert_ne!(crate::util::code(&o), 0, "{args:?}");
+        assert!(
+            err.contains(why) && err.trim().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&w.run(&["downtime", "list", "--json"]).stdout).expect("json");
+    let list = v.as_array().expect("list");
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (list[0]["host"].as_str(), list[0]["reason"].as_str()),
+        (Some("web1"), Some("kernel update"))
+    );
+    assert_eq!(list[1]["script"], "check_x");
+    let id = list[0]["id"].as_i64().expect("id").to_string();
+    assert_eq!(crate::util::code(&w.run(&["downtime", "rm", &id])), 0);
+    let text = crate::util::stdout(&w.run(&["downtime", "list"]));
+    assert!(
+        text.contains("check web1/check_x") && !text.contains("kernel update"),
+        "{text}"
+    );
 }

@@ -649,6 +649,72 @@ fn a_fix_that_cannot_help_tells_once_then_the_recovery_once() {
 }
 
 #[test]
+fn a_downtime_stops_fixes_and_messages_until_it_ends() {
+    let w = Work::new();
+    let (url, got, _server) = webhook();
+    let mut o = opts("n1");
+    o.channels.notify.webhook = Some(url);
+    o.recheck_within = Duration::from_millis(100);
+    let (d, store) = Daemon::start(&w, &["sh"], o);
+    host(&store, "localhost");
+    w.script(
+        &store,
+        "svc_check",
+        r#"critical("stopped for the upgrade")"#,
+    );
+    w.script(&store, "svc_fix", "let tried = true;");
+    let dt = store
+        .add_downtime(&hostler::store::NewDowntime {
+            host: Some("localhost".into()),
+            reason: "upgrade".into(),
+            starts_at: now_ms() - 1,
+            ends_at: now_ms() + 600_000,
+            ..Default::default()
+        })
+        .expect("downtime");
+    correction_schedule(&store, "svc_fix", 100);
+    assert!(wait_for(Duration::from_secs(15), || {
+        all_runs(&store)
+            .iter()
+            .filter(|r| r.phase == Some(RunPhase::Check))
+            .count()
+            >= 3
+    }));
+    let fixes = |store: &Store| {
+        all_runs(store)
+            .iter()
+            .filter(|r| r.phase == Some(RunPhase::Fix))
+            .count()
+    };
+    assert_eq!(fixes(&store), 0, "no fix runs in a downtime");
+    let events = |got: &Arc<std::sync::Mutex<Vec<String>>>| -> Vec<String> {
+        got.lock()
+            .expect("lock")
+            .iter()
+            .map(|b| {
+                serde_json::from_str::<serde_json::Value>(b).expect("json")["event"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        events(&got),
+        vec!["downtime_start"],
+        "only the downtime is told"
+    );
+    // It ends: the next failing check is fixed (in vain) and told.
+    store.remove_downtime(dt).expect("end it");
+    assert!(wait_for(Duration::from_secs(15), || events(&got)
+        .contains(&"fix_failed".to_string())));
+    d.stop();
+    assert!(fixes(&store) >= 1);
+    let told = events(&got);
+    assert_eq!(&told[..2], ["downtime_start", "downtime_end"], "{told:?}");
+}
+
+#[test]
 fn a_fix_held_back_by_the_guard_is_said_at_once_and_once() {
     let w = Work::new();
     let (url, got, _server) = webhook();

@@ -1032,3 +1032,103 @@ fn a_loopback_server_answers_only_to_its_own_host_names() {
         assert!(line.contains(want), "{host}: {line}");
     }
 }
+
+#[test]
+fn downtimes_and_acknowledgements_on_the_page_and_the_api() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("admin");
+    let r = c.submit(
+        "/downtimes",
+        &[
+            ("host", "localhost"),
+            ("for", "2h"),
+            ("reason", "kernel <update>"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = c.get("/downtimes");
+    assert!(
+        page.body.contains("kernel &lt;update&gt;") && page.body.contains("web:admin"),
+        "{}",
+        page.body
+    );
+    // Bad input: the form again, 400, saying what was wrong, nothing stored.
+    let r = c.submit("/downtimes", &[("host", "localhost"), ("reason", "x")]);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("give for"), "{}", r.body);
+    let r = c.submit(
+        "/downtimes",
+        &[("host", "nope"), ("for", "1h"), ("reason", "x")],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(store.downtimes().expect("list").len(), 1);
+    let id = store.downtimes().expect("list")[0].id;
+    assert_eq!(
+        c.submit(&format!("/downtimes/{id}/remove"), &[]).status,
+        303
+    );
+    assert!(store.downtimes().expect("list").is_empty());
+
+    // The API: a viewer reads, an operator writes.
+    let admin = auth::new_token(&store, "admin", "t").expect("token");
+    let viewer = auth::new_token(&store, "view", "t").expect("token");
+    let r = c.api_post(
+        "/api/downtimes",
+        &admin,
+        r#"{"check": "localhost/check_x", "for": "30m", "reason": "migration"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let list = c.api_get("/api/downtimes", &viewer).json();
+    assert_eq!(list[0]["script"], "check_x");
+    assert_eq!(
+        c.api_post(
+            "/api/downtimes",
+            &viewer,
+            r#"{"host": "localhost", "for": "1h", "reason": "x"}"#
+        )
+        .status,
+        403
+    );
+    let r = c.api_post(
+        "/api/downtimes",
+        &admin,
+        r#"{"host": "localhost", "reason": "x"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("give for")
+    );
+
+    // Acknowledging: refused while OK, shown once acknowledged.
+    record(&store, "check_x", Status::Ok, "fine");
+    let r = c.api_post(
+        "/api/checks/localhost/check_x/ack",
+        &admin,
+        r#"{"comment": "on it"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    record(&store, "check_x", Status::Critical, "down");
+    // The run was recorded behind the page's back: its overview is read again at once.
+    site.web.dashboard.invalidate();
+    let d = c.get("/");
+    assert!(
+        d.body.contains("/checks/localhost/check_x/ack"),
+        "an Ack form"
+    );
+    let r = c.submit("/checks/localhost/check_x/ack", &[("comment", "on it")]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let d = c.get("/");
+    assert!(
+        d.body.contains("title=\"on it (web:admin)\">acked</span>")
+            && d.body.contains("<a href=\"/downtimes\">downtime</a>"),
+        "{}",
+        d.body
+    );
+    let one = c.api_get("/api/checks/localhost/check_x", &viewer).json();
+    assert_eq!(one["check"]["acked"], true);
+}

@@ -235,6 +235,24 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         ("check_delete_of", check_delete_of("script", "check_disk")),
         ("check_delete", check_delete(4)),
+        ("downtime_list", downtime_list(1_700_000_000_000)),
+        (
+            "downtime_insert",
+            downtime_insert(vec![
+                ("host", param("web1")),
+                ("starts_at", param(1_700_000_000_000_i64)),
+                ("ends_at", param(1_700_003_600_000_i64)),
+                ("reason", param("kernel update")),
+                ("created_at", param(1_700_000_000_000_i64)),
+            ]),
+        ),
+        ("downtime_delete", downtime_delete(2, 1_700_000_000_000)),
+        ("downtime_end", downtime_end(2, 1_700_000_000_000)),
+        (
+            "downtime_due",
+            downtime_due("start_told", 1_700_000_000_000),
+        ),
+        ("downtime_told", downtime_told(2, "end_told")),
         ("schedule_list", schedule_list().into()),
         ("schedule_due", schedule_due()),
         (

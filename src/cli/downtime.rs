@@ -1,0 +1,185 @@
+//! `hostler downtime add|list|rm` and `hostler ack`: planned work and known problems, so
+//! hostler neither fixes what an operator stopped on purpose nor keeps telling what is known.
+
+use argh::FromArgs;
+
+use super::{App, output};
+use crate::store::NewDowntime;
+
+/// maintenance windows: the checks they cover run and record, but nothing is fixed or told
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "downtime")]
+pub struct DowntimeCmd {
+    #[argh(subcommand)]
+    pub action: DowntimeAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum DowntimeAction {
+    Add(AddCmd),
+    List(ListCmd),
+    Rm(RmCmd),
+}
+
+/// add a downtime for a host, a tag or one check, for a while or until a time
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "add",
+    example = "hostler downtime add --host web1 --for 2h --reason \"kernel update\"",
+    example = "hostler downtime add --check web1/check_nginx --until \"2026-12-01 06:00\" --reason migration"
+)]
+pub struct AddCmd {
+    /// a host: every check on it
+    #[argh(option)]
+    pub host: Option<String>,
+    /// every host with this tag
+    #[argh(option)]
+    pub tag: Option<String>,
+    /// one check: HOST/CHECK
+    #[argh(option)]
+    pub check: Option<String>,
+    /// how long, from now or --from: 30m, 2h, 1d
+    #[argh(option, long = "for")]
+    pub for_: Option<String>,
+    /// when it ends: 2026-12-01T06:00:00Z or local 2026-12-01 06:00
+    #[argh(option)]
+    pub until: Option<String>,
+    /// when it begins (default: now)
+    #[argh(option)]
+    pub from: Option<String>,
+    /// why: shown to operators and in the messages
+    #[argh(option)]
+    pub reason: String,
+}
+
+/// list the current and coming downtimes
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct ListCmd {
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// remove a downtime (end it now)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "rm")]
+pub struct RmCmd {
+    /// the downtime's id (see hostler downtime list)
+    #[argh(positional)]
+    pub id: i64,
+}
+
+/// acknowledge a check's problem: nothing more is told of it until it recovers
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "ack")]
+pub struct AckCmd {
+    /// the host
+    #[argh(positional)]
+    pub host: String,
+    /// the check (its script's name)
+    #[argh(positional)]
+    pub check: String,
+    /// what is being done about it
+    #[argh(option)]
+    pub comment: String,
+}
+
+/// Who is at the keyboard, for the record.
+fn author() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "cli".into())
+}
+
+pub fn run(app: &App, cmd: DowntimeCmd) -> anyhow::Result<u8> {
+    let store = app.store()?;
+    match cmd.action {
+        DowntimeAction::Add(c) => {
+            let starts_at = match &c.from {
+                Some(t) => crate::when::parse_time(t)?,
+                None => crate::store::now_ms(),
+            };
+            let ends_at = match (&c.for_, &c.until) {
+                (Some(d), None) => {
+                    let d = crate::when::parse_duration(d)?;
+                    starts_at.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                }
+                (None, Some(t)) => crate::when::parse_time(t)?,
+                _ => anyhow::bail!("give --for DURATION or --until TIME, one of them"),
+            };
+            let (host, script) = match (&c.check, &c.host) {
+                (Some(_), Some(_)) => anyhow::bail!("give --host, --tag or --check, just one"),
+                (Some(chk), None) => match chk.split_once('/') {
+                    Some((h, s)) if !h.is_empty() && !s.is_empty() => {
+                        (Some(h.to_string()), Some(s.to_string()))
+                    }
+                    _ => anyhow::bail!("--check takes HOST/CHECK, as in web1/check_nginx"),
+                },
+                (None, h) => (h.clone(), None),
+            };
+            let id = store.add_downtime(&NewDowntime {
+                host,
+                tag: c.tag,
+                script,
+                starts_at,
+                ends_at,
+                reason: c.reason,
+                author: Some(author()),
+            })?;
+            output::text(&format!(
+                "downtime {id}: from {} until {}",
+                output::time(starts_at),
+                output::time(ends_at)
+            ))?;
+        }
+        DowntimeAction::List(c) => {
+            let list = store.downtimes()?;
+            if c.json {
+                output::json(&list)?;
+                return Ok(0);
+            }
+            let rows: Vec<_> = list
+                .iter()
+                .map(|d| {
+                    let what = match (&d.host, &d.tag, &d.script) {
+                        (Some(h), _, Some(s)) => format!("check {h}/{s}"),
+                        (Some(h), _, None) => format!("host {h}"),
+                        (None, Some(t), _) => format!("tag {t}"),
+                        _ => "-".into(),
+                    };
+                    vec![
+                        d.id.to_string(),
+                        what,
+                        output::time(d.starts_at),
+                        output::time(d.ends_at),
+                        output::opt(&d.author),
+                        d.reason.clone(),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "COVERS", "FROM", "UNTIL", "BY", "REASON"], &rows)?;
+        }
+        DowntimeAction::Rm(c) => {
+            store.remove_downtime(c.id)?;
+            output::text(&format!("downtime {} removed", c.id))?;
+        }
+    }
+    Ok(0)
+}
+
+pub fn ack(app: &App, cmd: AckCmd) -> anyhow::Result<u8> {
+    let c = app
+        .store()?
+        .acknowledge(Some(&cmd.host), &cmd.check, &cmd.comment, &author())?;
+    output::text(&format!(
+        "{}/{} is {}: acknowledged ({})",
+        cmd.host,
+        cmd.check,
+        c.state.as_str().to_uppercase(),
+        c.ack_comment.as_deref().unwrap_or("")
+    ))?;
+    Ok(0)
+}
