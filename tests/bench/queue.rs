@@ -1,6 +1,8 @@
 //! monitord's queue benchmarks, in-process, each beside its peer in the same run:
 //! - throughput of no-op jobs end to end (enqueue, claim, run, record) against a bare loop of
-//!   the same SQLite transactions (the same rendered SQL, with rusqlite, no daemon, no script);
+//!   the same SQLite transactions (the same rendered SQL, with rusqlite, no daemon, no script),
+//!   both for a schedule's jobs (each run moves its check, in the run's transaction) and for
+//!   ad-hoc jobs (no check);
 //! - dispatch latency from the due time, for jobs queued in this process (woken at once) and
 //!   for jobs due in the future (the daemon sleeps until the next due time).
 //!
@@ -37,7 +39,33 @@ fn env(path: &str) -> Runner {
     }
 }
 
+/// A schedule of `noop` that never fires by itself: its jobs' runs move its check.
+fn schedule(store: &Store) -> i64 {
+    store
+        .add_schedule(&hostler::store::NewSchedule {
+            script: "noop".into(),
+            fix_script: None,
+            host: None,
+            tag: None,
+            site: None,
+            priority: 0,
+            timing: hostler::store::Timing::Every(3_600_000),
+            timeout_ms: None,
+            max_attempts: 1,
+            guard_max_fixes: 3,
+            guard_window_ms: 3_600_000,
+            guard_backoff_ms: 0,
+            allow_duplicate: true,
+            next_due: now_ms() + 86_400_000,
+        })
+        .expect("schedule")
+}
+
 fn job(due_at: i64) -> NewJob {
+    scheduled_job(due_at, None)
+}
+
+fn scheduled_job(due_at: i64, schedule_id: Option<i64>) -> NewJob {
     NewJob {
         script: "noop".into(),
         host: None,
@@ -45,7 +73,7 @@ fn job(due_at: i64) -> NewJob {
         due_at,
         max_attempts: 1,
         timeout_ms: None,
-        schedule_id: None,
+        schedule_id,
         args: None,
     }
 }
@@ -100,13 +128,21 @@ fn wait_runs(store: &Store, n: usize, limit: Duration) {
     }
 }
 
-fn hostler_throughput(dir: &std::path::Path, n: usize) -> f64 {
-    let env = Arc::new(env(&dir.join("hostler.db").display().to_string()));
+fn hostler_throughput(dir: &std::path::Path, n: usize, checks: bool) -> f64 {
+    let name = if checks {
+        "hostler-checks.db"
+    } else {
+        "hostler.db"
+    };
+    let env = Arc::new(env(&dir.join(name).display().to_string()));
     let store = env.store.clone();
+    let sched = checks.then(|| schedule(&store));
     let shutdown = Shutdown::default();
     let t = Instant::now();
     for _ in 0..n {
-        store.enqueue_with(&job(now_ms()), true).expect("enqueue");
+        store
+            .enqueue_with(&scheduled_job(now_ms(), sched), true)
+            .expect("enqueue");
     }
     let enqueued = t.elapsed();
     let (e, s) = (env.clone(), shutdown.clone());
@@ -120,6 +156,11 @@ fn hostler_throughput(dir: &std::path::Path, n: usize) -> f64 {
     shutdown.request();
     daemon.join().expect("join");
     assert_eq!(runs(&store).len(), n);
+    if checks {
+        let c = store.checks().expect("checks");
+        assert_eq!(c.len(), 1, "every run moved the one check");
+        assert_eq!(c[0].last_run_id, runs(&store).first().map(|r| r.id));
+    }
     eprintln!(
         "  (enqueue {:.0}/s, then claim+run+record {:.0}/s)",
         n as f64 / enqueued.as_secs_f64(),
@@ -144,10 +185,13 @@ fn exec(conn: &rusqlite::Connection, stmt: hostler::sql::Statement) -> Option<i6
 }
 
 /// The same three transactions per job, in a loop: insert the job; claim it; record its run
-/// and delete it.
-fn bare_throughput(dir: &std::path::Path, n: usize) -> f64 {
-    let path = dir.join("bare.db");
-    drop(env(&path.display().to_string()));
+/// (with `checks`: and move its check, as the store does) and delete it.
+fn bare_throughput(dir: &std::path::Path, n: usize, checks: bool) -> f64 {
+    let path = dir.join(if checks { "bare-checks.db" } else { "bare.db" });
+    let sched = {
+        let e = env(&path.display().to_string());
+        checks.then(|| schedule(&e.store))
+    };
     let conn = rusqlite::Connection::open(&path).expect("open");
     conn.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
@@ -157,7 +201,10 @@ fn bare_throughput(dir: &std::path::Path, n: usize) -> f64 {
     for _ in 0..n {
         let at = now_ms();
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
-        exec(&conn, st::job_insert(1, None, &job(at), at));
+        exec(
+            &conn,
+            st::job_insert(1, None, &scheduled_job(at, sched), at),
+        );
         conn.execute_batch("COMMIT").expect("commit");
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
         let id = exec(&conn, st::job_claim("bench", 60_000, 1, None, false)).expect("claimed");
@@ -177,6 +224,34 @@ fn bare_throughput(dir: &std::path::Path, n: usize) -> f64 {
                 ("attempt", param(1i64)),
             ]),
         );
+        if checks {
+            let done = now_ms();
+            exec(&conn, st::downtime_list(done));
+            let values = vec![
+                ("state", param("ok")),
+                ("hard", param(false)),
+                ("attempts", param(0i64)),
+                ("since", param(at)),
+                ("last_run_id", param(id)),
+                ("last_run_at", param(done)),
+                ("message", param("")),
+                ("perfdata", param(None::<String>)),
+                ("notified", param(false)),
+                ("acked", param(false)),
+                ("ack_comment", param(None::<String>)),
+            ];
+            match exec(&conn, st::check_get(None, "noop")) {
+                Some(check) => {
+                    exec(&conn, st::check_update(check, values));
+                }
+                None => {
+                    let mut values = values;
+                    values.push(("host", param(None::<String>)));
+                    values.push(("script", param("noop")));
+                    exec(&conn, st::check_insert(values));
+                }
+            }
+        }
         exec(&conn, st::job_delete(id, Some("bench")));
         conn.execute_batch("COMMIT").expect("commit");
     }
@@ -245,14 +320,23 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(5000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let bare = bare_throughput(dir.path(), n);
-    let ours = hostler_throughput(dir.path(), n);
     println!("throughput, {n} no-op jobs end to end:");
-    println!("  bare loop of the same SQLite transactions: {bare:.0} jobs/s");
-    println!(
-        "  hostler (enqueue, claim, run, record):     {ours:.0} jobs/s ({:.2}x of the bare loop)",
-        ours / bare
-    );
+    for (checks, what) in [
+        (
+            true,
+            "a schedule's jobs (each run moves its check in its transaction)",
+        ),
+        (false, "ad-hoc jobs (no check)"),
+    ] {
+        let bare = bare_throughput(dir.path(), n, checks);
+        let ours = hostler_throughput(dir.path(), n, checks);
+        println!("  {what}:");
+        println!("    bare loop of the same SQLite transactions: {bare:.0} jobs/s");
+        println!(
+            "    hostler (enqueue, claim, run, record):     {ours:.0} jobs/s ({:.2}x of the bare loop)",
+            ours / bare
+        );
+    }
     let ((p50, p99), (f50, f99)) = latency(dir.path(), 300);
     println!("dispatch latency from the due time, 300 jobs each:");
     println!("  queued in this process, due now: p50 {p50} ms, p99 {p99} ms");
