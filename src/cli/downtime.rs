@@ -87,6 +87,43 @@ pub struct AckCmd {
     pub comment: String,
 }
 
+/// the fix guard of a check: `hostler guard reset HOST CHECK` lets fixes run again at once
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "guard")]
+pub struct GuardCmd {
+    #[argh(subcommand)]
+    pub action: GuardAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum GuardAction {
+    Reset(GuardResetCmd),
+}
+
+/// clear a check's guard: the fixes run so far no longer count
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "reset")]
+pub struct GuardResetCmd {
+    /// the host
+    #[argh(positional)]
+    pub host: String,
+    /// the check (its script's name)
+    #[argh(positional)]
+    pub check: String,
+}
+
+pub fn guard(app: &App, cmd: GuardCmd) -> anyhow::Result<u8> {
+    let GuardAction::Reset(c) = cmd.action;
+    let store = app.store()?;
+    store.reset_guard(Some(&c.host), &c.check)?;
+    output::text(&format!(
+        "{}/{}: the guard is reset; the next failing check may run its fix at once",
+        c.host, c.check
+    ))?;
+    Ok(0)
+}
+
 /// Who is at the keyboard, for the record.
 fn author() -> String {
     std::env::var("SUDO_USER")

@@ -39,6 +39,7 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
                     "perfdata": c.perfdata, "notified": c.notified,
                     "acked": c.acked, "ack_comment": c.ack_comment,
                     "downtime": downtime.contains(&c.id),
+                    "guard": store.guard_state(c.host.as_deref(), &c.script).ok().flatten(),
                 })
             })
             .collect();
@@ -57,18 +58,31 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
     let rows: Vec<_> = checks
         .iter()
         .map(|c| {
-            let mut flags = Vec::new();
+            let mut flags: Vec<String> = Vec::new();
             if c.state != CheckState::Ok {
-                flags.push(if c.hard { "hard" } else { "soft" });
+                flags.push(if c.hard { "hard" } else { "soft" }.to_string());
             }
             if c.notified {
-                flags.push("told");
+                flags.push("told".into());
             }
             if c.acked {
-                flags.push("acked");
+                flags.push("acked".into());
             }
             if downtime.contains(&c.id) {
-                flags.push("downtime");
+                flags.push("downtime".into());
+            }
+            if let Ok(Some(g)) = store.guard_state(c.host.as_deref(), &c.script)
+                && g.fixes > 0
+            {
+                flags.push(match g.next_allowed {
+                    Some(t) => format!(
+                        "guard {}/{} until {}",
+                        g.fixes,
+                        g.max_fixes,
+                        output::time(t)
+                    ),
+                    None => format!("guard {}/{}", g.fixes, g.max_fixes),
+                });
             }
             vec![
                 output::opt(&c.host),

@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 use smol::channel::{Receiver, Sender};
 use tracing::{Instrument, info, info_span, warn};
 
+pub use crate::store::guard::{FixGuard, fix_guard};
 pub use deliver::{Channels, deliver_pending};
-pub use runner::{FixGuard, JobFlags, Pace, backoff, fix_guard, run_job};
+pub use runner::{JobFlags, Pace, backoff, run_job};
 
 use crate::config::Config;
 use crate::health::Health;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::script::{RunRequest, Runner};
+use crate::store::guard::{FixGuard, fix_guard};
 use crate::store::{Alert, Job, JobAction, NewRun, Notice, RunPhase, Schedule, Status, now_ms};
 
 /// Flags the daemon shares with a running job.
@@ -131,38 +132,6 @@ pub fn run_job(
     )
 }
 
-/// What the guard says about running a fix now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FixGuard {
-    /// Run it.
-    Allowed,
-    /// `fixes` already ran in the window, the most allowed: give up and escalate.
-    Exhausted { fixes: i64 },
-    /// The backoff after the last fix runs until `until` (epoch ms): hold it back.
-    Backoff { until: i64 },
-}
-
-/// May a fix run now? `fixes` ran in the guard's window, the last at `last_fix`; the backoff
-/// doubles with each fix in the window. A pure function: the tests call it directly.
-pub fn fix_guard(
-    max_fixes: i64,
-    backoff_ms: i64,
-    fixes: i64,
-    last_fix: Option<i64>,
-    now: i64,
-) -> FixGuard {
-    if fixes >= max_fixes {
-        return FixGuard::Exhausted { fixes };
-    }
-    if let (true, Some(last)) = (fixes > 0, last_fix) {
-        let until = last.saturating_add(backoff_ms.saturating_mul(1 << (fixes - 1).clamp(0, 20)));
-        if now < until {
-            return FixGuard::Backoff { until };
-        }
-    }
-    FixGuard::Allowed
-}
-
 /// The correction loop after a failing check: the guard, the fix, the re-check, and the
 /// notification when the fix did not fix it.
 #[allow(clippy::too_many_arguments)]
@@ -183,7 +152,7 @@ fn correct(
     // An acknowledged problem tells nothing more until it recovers; the fix still tries.
     let acked = store.check(host, &job.script).is_ok_and(|c| c.acked);
     let (fixes, last_fix) = store
-        .count_runs(sched.id, host, fix_script, now - sched.guard_window_ms)
+        .fixes_in_window(sched, host, fix_script, now)
         .unwrap_or((0, None));
     let target = host.unwrap_or("(no host)");
     match fix_guard(

@@ -15,6 +15,7 @@
 pub mod checks;
 mod downtimes;
 mod driver;
+pub mod guard;
 mod hosts;
 mod jobs;
 mod migrate;

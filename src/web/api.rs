@@ -248,7 +248,8 @@ fn check(web: &Web, host: Option<&str>, script: &str) -> WebResult {
             last = Some(state);
         }
     }
-    ok(&json!({"check": check, "changes": changes, "runs": runs}))
+    let guard = web.store.guard_state(host, script)?;
+    ok(&json!({"check": check, "guard": guard, "changes": changes, "runs": runs}))
 }
 
 /// `/api/runs?host=&script=&status=&before=&limit=` (limit up to 1000; `full=1` adds output

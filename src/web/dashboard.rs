@@ -79,7 +79,7 @@ fn problems(d: &Data, who: &Who) -> Markup {
         @if d.problems.is_empty() { p.empty { "None: every check is OK." } } @else {
             table.problems {
                 tr { th { "Host" } th { "Check" } th { "State" } th { "Failing since" } th { "" } th { "Message" } }
-                @for p in &d.problems {
+                @for (p, guard) in d.problems.iter().zip(&d.guards) {
                     tr {
                         td { @if let Some(h) = &p.host { a href={"/hosts/" (h)} { (h) } } @else { "-" } }
                         td { (p.script) }
@@ -88,6 +88,12 @@ fn problems(d: &Data, who: &Who) -> Markup {
                         td {
                             (if p.hard { "hard" } else { "soft" }) @if p.notified { ", told" }
                             @if d.in_downtime.contains(&p.id) { ", " a href="/downtimes" { "downtime" } }
+                            @if let Some(g) = guard.as_ref().filter(|g| g.fixes > 0) {
+                                ", " span title={"fix " (g.fix_script) ": " (g.fixes) " of " (g.max_fixes) " in the window"} {
+                                    "guard " (g.fixes) "/" (g.max_fixes)
+                                    @if let Some(t) = g.next_allowed { " until " (time(t)) }
+                                }
+                            }
                             @if p.acked {
                                 ", " span title=(p.ack_comment.as_deref().unwrap_or("")) { "acked" }
                             } @else if who.may(Role::Operator) {

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::dashboard::grid;
 use crate::store::checks::problems_first;
+use crate::store::guard::GuardState;
 use crate::store::{
     Check as CheckRow, CheckState, Host, Job, Notification, Run, Store, StoreError, now_ms,
 };
@@ -77,6 +78,8 @@ pub struct Data {
     pub problems: Vec<CheckRow>,
     /// The ids of the checks a downtime covers now.
     pub in_downtime: Vec<i64>,
+    /// Each problem's fix guard (None: no fix), in the order of `problems`.
+    pub guards: Vec<Option<GuardState>>,
     pub counts: Counts,
     pub jobs: Vec<Job>,
     pub failures: Vec<Run>,
@@ -127,12 +130,17 @@ impl Data {
             h.checks.sort_by(|a, b| a.script.cmp(&b.script));
         }
         checks.retain(|c| c.state != CheckState::Ok);
+        let guards = checks
+            .iter()
+            .map(|c| store.guard_state(c.host.as_deref(), &c.script))
+            .collect::<Result<_, _>>()?;
         Ok(Data {
             at: now_ms(),
             hosts: out,
             other,
             problems: checks,
             in_downtime,
+            guards,
             counts,
             jobs: store.jobs()?,
             failures: store.recent_failures(20)?,

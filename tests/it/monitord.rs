@@ -751,6 +751,24 @@ fn a_fix_held_back_by_the_guard_is_said_at_once_and_once() {
         .filter(|r| r.phase == Some(RunPhase::Fix))
         .count();
     assert_eq!(fixes, 1, "the backoff held the second fix back");
+    // Where the guard stands, in the store, the status and the API's check; then a reset.
+    let g = store
+        .guard_state(Some("localhost"), "svc_check")
+        .expect("guard")
+        .expect("a fix, so a guard");
+    assert_eq!((g.fixes, g.max_fixes, g.exhausted), (1, 3, false));
+    assert!(g.next_allowed.expect("held back") > now_ms());
+    let status = crate::util::stdout(&w.run(&["status"]));
+    assert!(status.contains("guard 1/3 until "), "{status}");
+    let o = w.run(&["guard", "reset", "localhost", "svc_check"]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    let g = store
+        .guard_state(Some("localhost"), "svc_check")
+        .expect("guard")
+        .expect("guard");
+    assert_eq!((g.fixes, g.next_allowed), (0, None));
+    let o = w.run(&["guard", "reset", "localhost", "nope"]);
+    assert_ne!(crate::util::code(&o), 0);
 }
 
 #[test]
