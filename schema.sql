@@ -76,7 +76,12 @@ CREATE TABLE schedules (
     -- Queue a job even when the same (script, host) is already queued.
     allow_duplicate BOOLEAN NOT NULL DEFAULT FALSE,
     enabled     BOOLEAN NOT NULL DEFAULT TRUE,
-    created_at  BIGINT NOT NULL
+    created_at  BIGINT NOT NULL,
+    -- Consecutive results that are not OK before a problem is hard (told, and fixed); until
+    -- then the check runs again every retry_every_ms (NULL: the interval, at most a minute).
+    -- Added in schema version 2.
+    retries     INTEGER NOT NULL DEFAULT 1,
+    retry_every_ms BIGINT
 );
 
 CREATE TABLE jobs (

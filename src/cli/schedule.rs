@@ -44,6 +44,12 @@ pub struct ScheduleCmd {
     /// at most this many fixes per host in the fix window (default 3)
     #[argh(option, default = "3")]
     pub max_fixes: i64,
+    /// results that are not OK before a problem is hard, told and fixed (default 1: at once)
+    #[argh(option, default = "1")]
+    pub retries: i64,
+    /// how soon a soft problem is checked again (default: the interval, at most 1m)
+    #[argh(option)]
+    pub retry_every: Option<String>,
     /// the fix window (default 1h)
     #[argh(option)]
     pub fix_window: Option<String>,
@@ -137,6 +143,11 @@ pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
         .map(|d| d.as_millis() as i64);
     req.max_attempts = cmd.max_attempts;
     req.guard_max_fixes = cmd.max_fixes;
+    req.retries = cmd.retries;
+    req.retry_every_ms = match &cmd.retry_every {
+        Some(_) => Some(ms(&cmd.retry_every, 0)?),
+        None => None,
+    };
     req.guard_window_ms = ms(&cmd.fix_window, 3_600_000)?;
     req.guard_backoff_ms = ms(&cmd.fix_backoff, 30_000)?;
     req.allow_duplicate = cmd.allow_duplicate;

@@ -58,6 +58,8 @@ fn seed_demo(store: &Store) -> anyhow::Result<bool> {
             guard_backoff_ms: 30_000,
             allow_duplicate: false,
             next_due: now_ms(),
+            retries: 1,
+            retry_every_ms: None,
         })?;
     }
     Ok(true)

@@ -58,6 +58,44 @@ fn request(job: &Job, script: &str, timeout: Option<Duration>) -> RunRequest {
     }
 }
 
+/// Whether a result is a problem that is not hard yet: not OK, and fewer consecutive such
+/// results than the schedule's retries.
+fn soft_problem(env: &Runner, job: &Job, sched: &Schedule, run: &NewRun) -> bool {
+    if sched.retries <= 1 || matches!(run.status, Status::Ok | Status::Cancelled) {
+        return false;
+    }
+    let attempts = match env.store.check(job.host.as_deref(), &job.script) {
+        Ok(c) if c.state != crate::store::CheckState::Ok => c.attempts.saturating_add(1),
+        _ => 1,
+    };
+    attempts < sched.retries
+}
+
+/// Queues the check again after the schedule's retry interval (`--retry-every`).
+fn recheck_soon(env: &Runner, job: &Job, sched: &Schedule) {
+    let again = crate::store::NewJob {
+        script: job.script.clone(),
+        host: job.host.clone(),
+        priority: job.priority,
+        due_at: now_ms().saturating_add(sched.retry_every()),
+        max_attempts: job.max_attempts,
+        timeout_ms: job.timeout_ms,
+        schedule_id: job.schedule_id,
+        args: job.args.clone(),
+    };
+    match env.store.enqueue_with(&again, false) {
+        Ok(_) => info!(
+            job = job.id,
+            "soft problem: checked again in {} ms",
+            sched.retry_every()
+        ),
+        Err(e) => warn!(
+            job = job.id,
+            "cannot queue the re-check of a soft problem: {e}"
+        ),
+    }
+}
+
 /// What becomes of the job after its final run.
 fn final_action(run: &NewRun, job: &Job, flags: &JobFlags, pace: Pace) -> JobAction {
     if flags.lost.load(Ordering::Relaxed) {
@@ -99,6 +137,16 @@ pub fn run_job(
         Some(flags.cancel.clone()),
     );
     info!(job = job.id, script = %job.script, host = ?job.host, status = %check.status, "ran");
+    if let Some(sched) = schedule.filter(|s| soft_problem(env, job, s, &check)) {
+        // Not hard yet: recorded as soft, told to no one, fixed by nobody; checked again soon.
+        let action = final_action(&check, job, flags, pace);
+        let phase = sched.fix_script.as_ref().map(|_| RunPhase::Check);
+        let status = record(check, phase, action);
+        if action == JobAction::Done {
+            recheck_soon(env, job, sched);
+        }
+        return status;
+    }
     let fix = schedule.and_then(|s| s.fix_script.clone().map(|f| (s, f)));
     let Some((sched, fix_script)) = fix else {
         let action = final_action(&check, job, flags, pace);

@@ -45,6 +45,10 @@ pub struct Request {
     /// ... each waiting twice as long as the one before it (`--fix-backoff`).
     pub guard_backoff_ms: i64,
     pub allow_duplicate: bool,
+    /// Results that are not OK before a problem is hard (`--retries`, default 1: at once).
+    pub retries: i64,
+    /// How soon a soft problem is checked again (`--retry-every`).
+    pub retry_every_ms: Option<i64>,
 }
 
 impl Request {
@@ -64,6 +68,8 @@ impl Request {
             guard_window_ms: 3_600_000,
             guard_backoff_ms: 30_000,
             allow_duplicate: false,
+            retries: 1,
+            retry_every_ms: None,
         }
     }
 }
@@ -112,6 +118,14 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     }
     if r.script.trim().is_empty() {
         return Err(invalid("the script is missing"));
+    }
+    if !(1..=100).contains(&r.retries) {
+        return Err(invalid("retries must be 1 to 100"));
+    }
+    if r.retry_every_ms
+        .is_some_and(|ms| !(1000..=MAX_INTERVAL_MS).contains(&ms))
+    {
+        return Err(invalid("the retry interval must be at least one second"));
     }
     // Fail on a missing script or host before anything is written.
     store.script(&r.script)?;
@@ -171,6 +185,8 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
             guard_backoff_ms: r.guard_backoff_ms,
             allow_duplicate: r.allow_duplicate,
             next_due,
+            retries: r.retries,
+            retry_every_ms: r.retry_every_ms,
         })?);
     }
     Ok(Submitted::Schedules { ids, next_due })

@@ -5,7 +5,8 @@
 //! The rules:
 //! - a run of a schedule that is not a fix changes its check; a cancelled run changes nothing;
 //!   an error or a timeout is UNKNOWN;
-//! - a problem (any state but OK) is hard once it has held for `retries` results (1: at once);
+//! - a problem (any state but OK) is hard once it has held for the schedule's `retries`
+//!   results (1: at once); until then it is soft, and monitord checks again sooner;
 //! - a hard problem is told once (`problem`), unless the run is part of a correction loop or
 //!   will be retried: then monitord tells it, with what the fix did, and the run carries that
 //!   message; either way the check is marked told;
@@ -165,7 +166,7 @@ pub(super) fn record(
     run_id: i64,
     action: JobAction,
 ) -> Result<Option<Moved>, StoreError> {
-    let (Some(_), Some(state)) = (run.schedule_id, CheckState::of(run.status)) else {
+    let (Some(schedule), Some(state)) = (run.schedule_id, CheckState::of(run.status)) else {
         return Ok(None);
     };
     if run.phase == Some(super::RunPhase::Fix) {
@@ -186,7 +187,13 @@ pub(super) fn record(
         may_tell: run.phase.is_none() && !matches!(action, JobAction::Retry { .. }),
         quiet: in_downtime(c, host, &run.script, run.finished_at)?,
     };
-    let next = advance(prev.as_ref(), &o, 1);
+    // A removed schedule's last runs judge as at once.
+    let retries = c
+        .query_one(st::schedule_retries(schedule))?
+        .map(|r| r.int("retries"))
+        .transpose()?
+        .unwrap_or(1);
+    let next = advance(prev.as_ref(), &o, retries);
     let values = vec![
         ("state", param(next.state.as_str())),
         ("hard", param(next.hard)),

@@ -37,6 +37,8 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Table("downtimes"),
             Add::Column("notifications", "event"),
             Add::Column("notifications", "details"),
+            Add::Column("schedules", "retries"),
+            Add::Column("schedules", "retry_every_ms"),
         ]),
         _ => None,
     }

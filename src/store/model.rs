@@ -466,6 +466,20 @@ pub struct Schedule {
     pub guard_backoff_ms: i64,
     pub allow_duplicate: bool,
     pub enabled: bool,
+    /// Results that are not OK before a problem is hard (1: at once).
+    pub retries: i64,
+    /// How soon a soft problem is checked again (None: the interval, at most a minute).
+    pub retry_every_ms: Option<i64>,
+}
+
+impl Schedule {
+    /// How soon a soft problem is checked again.
+    pub fn retry_every(&self) -> i64 {
+        self.retry_every_ms.unwrap_or(match self.timing {
+            Timing::Every(ms) => ms.min(60_000),
+            _ => 60_000,
+        })
+    }
 }
 
 /// A schedule to create.
@@ -486,4 +500,6 @@ pub struct NewSchedule {
     pub allow_duplicate: bool,
     /// The first due time.
     pub next_due: i64,
+    pub retries: i64,
+    pub retry_every_ms: Option<i64>,
 }

@@ -76,6 +76,8 @@ fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
         guard_backoff_ms: r.int("guard_backoff_ms")?,
         allow_duplicate: r.boolean("allow_duplicate")?,
         enabled: r.boolean("enabled")?,
+        retries: r.int("retries")?,
+        retry_every_ms: r.opt_int("retry_every_ms")?,
     })
 }
 
@@ -130,6 +132,8 @@ impl Store {
                 ("allow_duplicate", param(s.allow_duplicate)),
                 ("enabled", param(true)),
                 ("created_at", param(at_now)),
+                ("retries", param(s.retries.max(1))),
+                ("retry_every_ms", param(s.retry_every_ms)),
             ]))
         })
     }

@@ -141,6 +141,10 @@ pub fn schedule_form(web: &Web, who: &Who, v: &Form, err: Option<&str>) -> WebRe
                 @for s in &scripts { @if s.kind == ScriptKind::Fix || s.kind == ScriptKind::Task {
                     option selected[v.get("fix") == Some(s.name.as_str())] { (s.name) } } }
             } }
+            label { "Results that are not OK before a problem is hard (told, and fixed) "
+                input type="number" name="retries" min="1" max="100" value=(v.get("retries").unwrap_or("1")); }
+            label { "then checked again every (empty: the interval, at most 1m) "
+                input type="text" name="retry_every" placeholder="30s" size="6" value=[v.get("retry_every")]; }
             label { "Time limit (empty: the default) " input type="text" name="timeout" placeholder="60s" size="6" value=[v.get("timeout")]; }
             button type="submit" { "Schedule" }
         }
@@ -178,6 +182,19 @@ pub fn parse_schedule(f: &Form) -> Result<Request, String> {
         r.priority = p
             .parse()
             .map_err(|_| format!("bad priority {p:?}: use a whole number"))?;
+    }
+    if let Some(n) = f.get("retries") {
+        r.retries = n
+            .parse()
+            .map_err(|_| format!("bad retries {n:?}: use a whole number from 1"))?;
+    }
+    if let Some(d) = f.get("retry_every") {
+        let d = crate::when::parse_duration(d).map_err(|e| e.to_string())?;
+        r.retry_every_ms = Some(
+            d.as_millis()
+                .try_into()
+                .map_err(|_| "the retry interval is too long")?,
+        );
     }
     if let Some(t) = f.get("timeout") {
         let d = crate::when::parse_duration(t).map_err(|e| e.to_string())?;

@@ -57,6 +57,8 @@ fn schedule(store: &Store) -> i64 {
             guard_backoff_ms: 0,
             allow_duplicate: true,
             next_due: now_ms() + 86_400_000,
+            retries: 1,
+            retry_every_ms: None,
         })
         .expect("schedule")
 }

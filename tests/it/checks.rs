@@ -142,6 +142,8 @@ fn schedule(store: &Store, script: &str, host: Option<&str>) -> i64 {
             guard_backoff_ms: 0,
             allow_duplicate: false,
             next_due: hostler::store::now_ms() + 3_600_000,
+            retries: 1,
+            retry_every_ms: None,
         })
         .expect("schedule")
 }

@@ -475,6 +475,22 @@ fn schedule_validates_and_lists_and_removes() {
         "--host",
         "localhost",
         "--every",
+        "1m",
+        "--retries",
+        "0",
+    ]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("retries must be 1 to 100"),
+        "{}",
+        stderr(&o)
+    );
+    let o = w.run(&[
+        "schedule",
+        "check_disk",
+        "--host",
+        "localhost",
+        "--every",
         "5m",
         "--json",
     ]);

@@ -301,6 +301,8 @@ fn interval_schedules_fire_and_missed_runs_are_coalesced() {
             guard_backoff_ms: 1000,
             allow_duplicate: false,
             next_due: now_ms() - 3_600_000,
+            retries: 1,
+            retry_every_ms: None,
         })
         .expect("schedule");
     drop(store);
@@ -402,6 +404,8 @@ fn correction_schedule_with(store: &Store, fix: &str, max_fixes: i64, backoff_ms
             guard_backoff_ms: backoff_ms,
             allow_duplicate: false,
             next_due: now_ms(),
+            retries: 1,
+            retry_every_ms: None,
         })
         .expect("schedule")
 }
@@ -546,6 +550,8 @@ fn a_check_without_a_fix_tells_one_problem_and_one_recovery() {
             guard_backoff_ms: 0,
             allow_duplicate: false,
             next_due: now_ms(),
+            retries: 1,
+            retry_every_ms: None,
         })
         .expect("schedule");
     // Failing for several runs: one message.
@@ -712,6 +718,72 @@ fn a_downtime_stops_fixes_and_messages_until_it_ends() {
     assert!(fixes(&store) >= 1);
     let told = events(&got);
     assert_eq!(&told[..2], ["downtime_start", "downtime_end"], "{told:?}");
+}
+
+#[test]
+fn a_problem_is_hard_only_after_its_retries_and_soft_ones_are_checked_again_soon() {
+    let w = Work::new();
+    let (url, got, _server) = webhook();
+    let mut o = opts("n1");
+    o.channels.notify.webhook = Some(url);
+    let (d, store) = Daemon::start(&w, &["sh"], o);
+    host(&store, "localhost");
+    w.script(&store, "svc_check", r#"critical("down")"#);
+    // Every hour: only the retries, a second apart, make the later runs.
+    store
+        .add_schedule(&NewSchedule {
+            script: "svc_check".into(),
+            fix_script: None,
+            host: Some("localhost".into()),
+            tag: None,
+            site: None,
+            priority: 0,
+            timing: Timing::Every(3_600_000),
+            timeout_ms: None,
+            max_attempts: 1,
+            guard_max_fixes: 3,
+            guard_window_ms: 3_600_000,
+            guard_backoff_ms: 0,
+            allow_duplicate: false,
+            next_due: now_ms(),
+            retries: 3,
+            retry_every_ms: Some(1_000),
+        })
+        .expect("schedule");
+    let mut seen = Vec::new();
+    assert!(wait_for(Duration::from_secs(15), || {
+        if let Ok(c) = store.check(Some("localhost"), "svc_check")
+            && seen.last() != Some(&(c.attempts, c.hard, got.lock().expect("lock").len()))
+        {
+            seen.push((c.attempts, c.hard, got.lock().expect("lock").len()));
+        }
+        !got.lock().expect("lock").is_empty()
+    }));
+    std::thread::sleep(Duration::from_millis(500));
+    d.stop();
+    let runs = all_runs(&store);
+    assert_eq!(
+        runs.len(),
+        3,
+        "two soft results, checked again, then hard: {runs:?}"
+    );
+    let gaps: Vec<i64> = runs
+        .windows(2)
+        .map(|p| p[1].started_at - p[0].finished_at)
+        .collect();
+    assert!(
+        gaps.iter().all(|g| (900..5_000).contains(g)),
+        "a second apart: {gaps:?}"
+    );
+    // Soft results told nobody; the hard one told once.
+    assert!(
+        seen.contains(&(1, false, 0)) && seen.contains(&(2, false, 0)),
+        "{seen:?}"
+    );
+    let bodies = got.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let c = store.check(Some("localhost"), "svc_check").expect("check");
+    assert_eq!((c.attempts, c.hard, c.notified), (3, true, true));
 }
 
 #[test]

@@ -54,7 +54,34 @@ fn a_version_1_database_is_upgraded_in_place() {
         ..NewHost::default()
     })
     .expect("host");
-    // Version 1 was version 2 without checks, downtimes and two columns of notifications.
+    s.save_scripts(&[NewScript {
+        name: "c",
+        source: "ok()",
+        description: None,
+        kind: ScriptKind::Check,
+    }])
+    .expect("script");
+    s.add_schedule(&hostler::store::NewSchedule {
+        script: "c".into(),
+        fix_script: None,
+        host: Some("keep".into()),
+        tag: None,
+        site: None,
+        priority: 0,
+        timing: hostler::store::Timing::Every(60_000),
+        timeout_ms: None,
+        max_attempts: 1,
+        guard_max_fixes: 3,
+        guard_window_ms: 3_600_000,
+        guard_backoff_ms: 0,
+        allow_duplicate: false,
+        next_due: 0,
+        retries: 5,
+        retry_every_ms: Some(9_000),
+    })
+    .expect("schedule");
+    // Version 1 was version 2 without checks, downtimes, and two columns each of notifications
+    // and schedules.
     s.add_notification(
         None,
         &hostler::store::Notice {
@@ -69,6 +96,8 @@ fn a_version_1_database_is_upgraded_in_place() {
         "DROP TABLE downtimes",
         "ALTER TABLE notifications DROP COLUMN event",
         "ALTER TABLE notifications DROP COLUMN details",
+        "ALTER TABLE schedules DROP COLUMN retries",
+        "ALTER TABLE schedules DROP COLUMN retry_every_ms",
     ] {
         s.raw(sql, false).expect(sql);
     }

@@ -58,6 +58,8 @@ fn record(store: &Store, script: &str, status: Status, message: &str) -> i64 {
                     guard_backoff_ms: 0,
                     allow_duplicate: false,
                     next_due: now_ms() + 3_600_000,
+                    retries: 1,
+                    retry_every_ms: None,
                 })
                 .expect("schedule")
         });

@@ -260,6 +260,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             schedule_advance(3, 1_700_000_000_000, Some(1_700_000_060_000), true),
         ),
         ("schedule_delete", schedule_delete(3)),
+        ("schedule_retries", schedule_retries(3)),
         (
             "schedule_insert",
             schedule_insert(vec![

@@ -27,6 +27,8 @@ pub fn schedule_list() -> Select {
         "guard_backoff_ms",
         "allow_duplicate",
         "enabled",
+        "retries",
+        "retry_every_ms",
     ];
     Select::from_as("schedules", "sc")
         .with(Section::Columns(
@@ -96,4 +98,12 @@ pub fn schedule_delete(id: i64) -> Statement {
         conditions: vec![col("id").eq(param(id))],
     }
     .into()
+}
+
+/// A schedule's retries: what `record_run` needs to judge soft from hard.
+pub fn schedule_retries(id: i64) -> Statement {
+    Select::from("schedules")
+        .columns(&["retries"])
+        .filter(col("id").eq(param(id)))
+        .into()
 }
