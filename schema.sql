@@ -168,7 +168,11 @@ CREATE TABLE checks (
     notified    BOOLEAN NOT NULL DEFAULT FALSE,
     -- An operator acknowledged the problem: nothing more is told until it recovers.
     acked       BOOLEAN NOT NULL DEFAULT FALSE,
-    ack_comment TEXT
+    ack_comment TEXT,
+    -- The times of its recent changes of state (a JSON array), and whether that many changes
+    -- mark it flapping: then its problems and recoveries are held, and one message says so.
+    changes     TEXT,
+    flapping    BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 -- A maintenance window: while it lasts, the checks it covers still run and record, but no fix

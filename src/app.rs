@@ -33,7 +33,14 @@ impl App {
     }
 
     pub fn store(&self) -> anyhow::Result<Arc<Store>> {
-        Ok(Arc::new(Store::open(&self.db)?))
+        let mut store = Store::open(&self.db)?;
+        let m = &self.config.monitord;
+        store.policy.flap_changes = m.flap_changes;
+        store.policy.flap_window_ms =
+            std::time::Duration::try_from_secs_f64(m.flap_window.max(0.0)).map_or(i64::MAX, |d| {
+                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            });
+        Ok(Arc::new(store))
     }
 
     pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Runner> {

@@ -139,6 +139,11 @@ pub struct Monitord {
     /// Seconds after a fix during which the re-check keeps trying (0.5 s, 1 s, 2 s ... apart)
     /// before the fix is judged to have failed: a service may take a while to start.
     pub recheck_within: f64,
+    /// A check whose state changed this many times within `flap_window` seconds is flapping:
+    /// its problems and recoveries are held, and one message says so. It stops flapping when
+    /// the changes in the window fall to half that.
+    pub flap_changes: usize,
+    pub flap_window: f64,
 }
 
 impl Default for Monitord {
@@ -153,6 +158,8 @@ impl Default for Monitord {
             grace: 30.0,
             retry_backoff: 5.0,
             recheck_within: 30.0,
+            flap_changes: 6,
+            flap_window: 3600.0,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::store::CheckState;
 use crate::store::checks::problems_first;
 
 /// show every check's state, problems first (hard before soft, then longest failing), with
-/// flags: hard or soft, told (a notification went out), acked, downtime
+/// flags: hard or soft, told (a notification went out), acked, flapping, downtime, guard
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "status")]
 pub struct StatusCmd {
@@ -37,7 +37,7 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
                     "since": c.since, "last_run_id": c.last_run_id,
                     "last_run_at": c.last_run_at, "message": c.message,
                     "perfdata": c.perfdata, "notified": c.notified,
-                    "acked": c.acked, "ack_comment": c.ack_comment,
+                    "acked": c.acked, "ack_comment": c.ack_comment, "flapping": c.flapping,
                     "downtime": downtime.contains(&c.id),
                     "guard": store.guard_state(c.host.as_deref(), &c.script).ok().flatten(),
                 })
@@ -67,6 +67,9 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
             }
             if c.acked {
                 flags.push("acked".into());
+            }
+            if c.flapping {
+                flags.push("flapping".into());
             }
             if downtime.contains(&c.id) {
                 flags.push("downtime".into());

@@ -197,8 +197,11 @@ fn correct(
     let store = &env.store;
     let now = now_ms();
     let host = job.host.as_deref();
-    // An acknowledged problem tells nothing more until it recovers; the fix still tries.
-    let acked = store.check(host, &job.script).is_ok_and(|c| c.acked);
+    // An acknowledged problem tells nothing more until it recovers, and a flapping check's
+    // messages are held; the fix still tries.
+    let quiet = store
+        .check(host, &job.script)
+        .is_ok_and(|c| c.acked || c.flapping);
     let (fixes, last_fix) = store
         .fixes_in_window(sched, host, fix_script, now)
         .unwrap_or((0, None));
@@ -225,7 +228,7 @@ fn correct(
             );
             // One escalation per window, not one per check.
             let mut check = check;
-            if !acked
+            if !quiet
                 && !store
                     .notified_since(host, &subject, now - sched.guard_window_ms)
                     .unwrap_or(false)
@@ -252,7 +255,7 @@ fn correct(
                 check.status.as_str().to_uppercase()
             );
             let mut check = check;
-            if !acked
+            if !quiet
                 && !store
                     .notified_since(host, &subject, now - sched.guard_window_ms)
                     .unwrap_or(false)
@@ -287,7 +290,7 @@ fn correct(
     let told = store
         .check(host, &job.script)
         .is_ok_and(|c| c.notified && c.state != crate::store::CheckState::Ok);
-    if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told && !acked {
+    if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told && !quiet {
         recheck.notifications.push(Notice {
             event: Alert::FixFailed,
             subject: format!(

@@ -13,7 +13,10 @@
 //! - a check that was told and comes back OK tells its recovery once; one never told recovers
 //!   in silence (a fix that worked tells nobody);
 //! - in a downtime nothing is told (a recovery owed is told after it, a problem that still
-//!   holds is told then); an acknowledged problem tells nothing more until it recovers.
+//!   holds is told then); an acknowledged problem tells nothing more until it recovers;
+//! - a check that changed state `flap_changes` times within the flapping window is flapping:
+//!   one message says so, its problems and recoveries are held, and one message says when it
+//!   stops (at half that many changes in the window); what is owed is told after.
 
 use super::statements as st;
 use super::{
@@ -42,10 +45,34 @@ pub enum Event {
     Problem,
     /// Back to OK after a told problem that began at `since` in state `was`.
     Recovery { was: CheckState, since: i64 },
+    /// It began changing state too often (`changes` within the window).
+    FlappingStart { changes: usize },
+    /// It stopped.
+    FlappingEnd,
+}
+
+/// How the state machine judges: the schedule's retries, and when a check is flapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Results that are not OK before a problem is hard.
+    pub retries: i64,
+    /// Changes of state within `flap_window_ms` that make a check flapping (0: never).
+    pub flap_changes: usize,
+    pub flap_window_ms: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            retries: 1,
+            flap_changes: 6,
+            flap_window_ms: 3_600_000,
+        }
+    }
 }
 
 /// A check's state after one more result, and the message the change is worth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Next {
     pub state: CheckState,
     pub hard: bool,
@@ -54,12 +81,16 @@ pub struct Next {
     pub notified: bool,
     /// Acknowledged: kept while the problem lasts, cleared when it recovers.
     pub acked: bool,
+    /// The changes of state within the flapping window, this one included.
+    pub changes: Vec<i64>,
+    pub flapping: bool,
     pub event: Option<Event>,
 }
 
 /// The next state of a check after `o` (None: its first result). A pure function: the
 /// property tests drive it directly.
-pub fn advance(prev: Option<&Check>, o: &Observation, retries: i64) -> Next {
+pub fn advance(prev: Option<&Check>, o: &Observation, policy: &Policy) -> Next {
+    let retries = policy.retries;
     let ok = o.state == CheckState::Ok;
     let attempts = if ok {
         0
@@ -73,8 +104,36 @@ pub fn advance(prev: Option<&Check>, o: &Observation, retries: i64) -> Next {
     let hard = !ok && attempts >= retries.max(1);
     let was_told = prev.is_some_and(|p| p.notified);
     let acked = !ok && prev.is_some_and(|p| p.acked);
-    let (notified, event) = if o.quiet {
-        (was_told, None)
+    let mut changes: Vec<i64> = prev.map_or_else(Vec::new, |p| p.changes.clone());
+    if prev.is_some_and(|p| p.state != o.state) {
+        changes.push(o.at);
+    }
+    changes.retain(|t| *t > o.at.saturating_sub(policy.flap_window_ms));
+    let was_flapping = prev.is_some_and(|p| p.flapping);
+    // In a downtime nothing is told, so nothing starts or stops flapping either.
+    let flapping = if o.quiet {
+        was_flapping
+    } else {
+        policy.flap_changes > 0
+            && if was_flapping {
+                changes.len() > policy.flap_changes / 2
+            } else {
+                changes.len() >= policy.flap_changes
+            }
+    };
+    // The run carries its own message about the problem (from the correction loop).
+    let told_now = o.told && !ok;
+    let (notified, event) = if flapping && !was_flapping && !o.quiet {
+        (
+            was_told || told_now,
+            Some(Event::FlappingStart {
+                changes: changes.len(),
+            }),
+        )
+    } else if was_flapping && !flapping && !o.quiet {
+        (was_told || told_now, Some(Event::FlappingEnd))
+    } else if flapping || o.quiet {
+        (was_told || told_now, None)
     } else if ok {
         let event = prev.filter(|p| p.notified).map(|p| Event::Recovery {
             was: p.state,
@@ -95,6 +154,8 @@ pub fn advance(prev: Option<&Check>, o: &Observation, retries: i64) -> Next {
         since,
         notified,
         acked,
+        changes,
+        flapping,
         event,
     }
 }
@@ -115,6 +176,11 @@ pub(super) fn check_from_row(r: &Row) -> Result<Check, StoreError> {
         notified: r.boolean("notified")?,
         acked: r.boolean("acked")?,
         ack_comment: r.opt_text("ack_comment")?,
+        changes: r
+            .opt_text("changes")?
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default(),
+        flapping: r.boolean("flapping")?,
     })
 }
 
@@ -132,6 +198,20 @@ fn notice(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> Notic
                 crate::when::local(run.finished_at),
                 run.message
             ),
+        },
+        Event::FlappingStart { changes } => Notice {
+            event: Alert::FlappingStart,
+            subject: format!("{target}: {script} is flapping"),
+            body: format!(
+                "{changes} changes of state lately, now {}: its problems and recoveries are held until it settles. Last: {}",
+                state.as_str().to_uppercase(),
+                run.message
+            ),
+        },
+        Event::FlappingEnd => Notice {
+            event: Alert::FlappingEnd,
+            subject: format!("{target}: {script} is no longer flapping"),
+            body: format!("now {}: {}", state.as_str().to_uppercase(), run.message),
         },
         Event::Recovery { was, since } => Notice {
             event: Alert::Recovery,
@@ -165,6 +245,7 @@ pub(super) fn record(
     run: &NewRun,
     run_id: i64,
     action: JobAction,
+    policy: Policy,
 ) -> Result<Option<Moved>, StoreError> {
     let (Some(schedule), Some(state)) = (run.schedule_id, CheckState::of(run.status)) else {
         return Ok(None);
@@ -193,7 +274,8 @@ pub(super) fn record(
         .map(|r| r.int("retries"))
         .transpose()?
         .unwrap_or(1);
-    let next = advance(prev.as_ref(), &o, retries);
+    let policy = Policy { retries, ..policy };
+    let next = advance(prev.as_ref(), &o, &policy);
     let values = vec![
         ("state", param(next.state.as_str())),
         ("hard", param(next.hard)),
@@ -205,6 +287,11 @@ pub(super) fn record(
         ("perfdata", param(run.perfdata.clone())),
         ("notified", param(next.notified)),
         ("acked", param(next.acked)),
+        (
+            "changes",
+            param(serde_json::json!(next.changes).to_string()),
+        ),
+        ("flapping", param(next.flapping)),
         (
             "ack_comment",
             param(

@@ -116,6 +116,8 @@ pub struct Store {
     pub vault: vault::Vault,
     /// What the user named, for messages.
     pub location: String,
+    /// When a check is flapping (`[monitord] flap_changes`, `flap_window`).
+    pub policy: checks::Policy,
 }
 
 impl std::fmt::Debug for Store {
@@ -171,6 +173,7 @@ impl Store {
             // Made for the file or URL by `open`; a driver wrapped directly (tests) seals
             // with a key that lives as long as the process.
             vault: vault::Vault::for_database(None, true),
+            policy: checks::Policy::default(),
         };
         migrate::migrate(&store)?;
         Ok(store)

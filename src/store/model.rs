@@ -214,6 +214,10 @@ pub struct Check {
     /// An operator acknowledged the problem: nothing more is told until it recovers.
     pub acked: bool,
     pub ack_comment: Option<String>,
+    /// When its state changed lately (within the flapping window).
+    pub changes: Vec<i64>,
+    /// Changing state too often: its problems and recoveries are held.
+    pub flapping: bool,
 }
 
 /// A maintenance window: the checks it covers run and record, but no fix runs and nothing is

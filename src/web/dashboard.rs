@@ -88,6 +88,7 @@ fn problems(d: &Data, who: &Who) -> Markup {
                         td {
                             (if p.hard { "hard" } else { "soft" }) @if p.notified { ", told" }
                             @if d.in_downtime.contains(&p.id) { ", " a href="/downtimes" { "downtime" } }
+                            @if p.flapping { ", flapping" }
                             @if let Some(g) = guard.as_ref().filter(|g| g.fixes > 0) {
                                 ", " span title={"fix " (g.fix_script) ": " (g.fixes) " of " (g.max_fixes) " in the window"} {
                                     "guard " (g.fixes) "/" (g.max_fixes)

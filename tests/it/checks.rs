@@ -2,7 +2,7 @@
 //! store keeping a check with its run in one transaction, with one message per problem and
 //! one per recovery.
 
-use hostler::store::checks::{Event, Observation, advance};
+use hostler::store::checks::{Event, Observation, Policy, advance};
 use hostler::store::{
     Check, CheckState, JobAction, NewDowntime, NewRun, NewSchedule, RunPhase, Status, Store, Timing,
 };
@@ -24,7 +24,7 @@ fn state() -> impl Strategy<Value = CheckState> {
 type Step = (CheckState, bool, bool, bool, bool);
 
 /// Feeds observations through the machine as the store does, keeping the row.
-fn replay(steps: &[Step], retries: i64) -> Vec<(Check, Option<Event>)> {
+fn replay(steps: &[Step], policy: &Policy) -> Vec<(Check, Option<Event>)> {
     let mut prev: Option<Check> = None;
     let mut out = Vec::new();
     for (i, (state, told, may_tell, quiet, ack)) in steps.iter().enumerate() {
@@ -38,7 +38,7 @@ fn replay(steps: &[Step], retries: i64) -> Vec<(Check, Option<Event>)> {
             may_tell: *may_tell,
             quiet: *quiet,
         };
-        let n = advance(prev.as_ref(), &o, retries);
+        let n = advance(prev.as_ref(), &o, policy);
         let check = Check {
             id: 1,
             host: Some("h".into()),
@@ -54,6 +54,8 @@ fn replay(steps: &[Step], retries: i64) -> Vec<(Check, Option<Event>)> {
             notified: n.notified,
             acked: n.acked,
             ack_comment: None,
+            changes: n.changes,
+            flapping: n.flapping,
         };
         out.push((check.clone(), n.event));
         prev = Some(check);
@@ -75,8 +77,12 @@ proptest! {
             1..60,
         ),
         retries in 1i64..4,
+        flap_changes in prop_oneof![Just(0usize), Just(3), Just(6)],
+        flap_window_ms in prop_oneof![Just(5_000i64), Just(3_600_000)],
     ) {
-        let run = replay(&steps, retries);
+        let policy = Policy { retries, flap_changes, flap_window_ms };
+        let run = replay(&steps, &policy);
+        let mut flapping = false;
         let mut told = false;
         let mut prev: Option<&Check> = None;
         for ((check, event), (state, by_run, may_tell, quiet, ack)) in run.iter().zip(&steps) {
@@ -85,7 +91,33 @@ proptest! {
             if *quiet {
                 prop_assert!(event.is_none(), "told in a downtime: {event:?}");
             }
+            let was_flapping = prev.is_some_and(|p| p.flapping);
+            prop_assert_eq!(was_flapping, flapping);
             match event {
+                Some(Event::FlappingStart { changes }) => {
+                    prop_assert!(!flapping && check.flapping && *changes >= flap_changes);
+                    flapping = true;
+                }
+                Some(Event::FlappingEnd) => {
+                    prop_assert!(flapping && !check.flapping);
+                    flapping = false;
+                }
+                Some(Event::Problem | Event::Recovery { .. }) => {
+                    prop_assert!(!flapping && !check.flapping, "told while flapping: {event:?}");
+                }
+                None => {}
+            }
+            prop_assert_eq!(check.flapping, flapping, "flapping changes only with its message or in a downtime");
+            let settled = !flapping && !was_flapping;
+            if flap_changes == 0 {
+                prop_assert!(!check.flapping);
+            }
+            match event {
+                Some(Event::FlappingStart { .. } | Event::FlappingEnd) => {
+                    if *by_run && *state != CheckState::Ok {
+                        told = true;
+                    }
+                }
                 Some(Event::Problem) => {
                     prop_assert!(!told, "a second problem message before a recovery");
                     prop_assert!(check.hard && *may_tell && !*by_run && !was_acked);
@@ -99,10 +131,10 @@ proptest! {
                     told = false;
                 }
                 None => {
-                    if *by_run && *state != CheckState::Ok && !*quiet {
+                    if *by_run && *state != CheckState::Ok {
                         told = true;
                     }
-                    if *state == CheckState::Ok && !*quiet {
+                    if *state == CheckState::Ok && !*quiet && settled {
                         prop_assert!(!told, "an OK after a told problem must tell its recovery");
                     }
                 }
@@ -113,7 +145,8 @@ proptest! {
             if *state == CheckState::Ok {
                 prop_assert!(!check.acked, "an acknowledgement ends with its problem");
             }
-            if check.hard && *may_tell && !*quiet && !was_acked {
+            let flap_event = matches!(event, Some(Event::FlappingStart { .. } | Event::FlappingEnd));
+            if check.hard && *may_tell && !*quiet && !was_acked && settled && !flap_event {
                 prop_assert!(check.notified, "a hard problem nobody else tells is told");
             }
             match prev {
@@ -628,5 +661,67 @@ fn downtime_commands_add_list_and_remove_with_clear_errors() {
     assert!(
         text.contains("check web1/check_x") && !text.contains("kernel update"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_flapping_check_tells_one_start_and_one_end_and_holds_the_rest() {
+    let w = Work::new();
+    let mut store = Store::open(&w.db()).expect("store");
+    store.policy.flap_changes = 4;
+    store.policy.flap_window_ms = 10_000;
+    host(&store, "localhost", &[]);
+    w.script(&store, "check_x", "ok()");
+    let sid = schedule(&store, "check_x", Some("localhost"));
+    let rec = |status, at| {
+        store
+            .record_run(&run(Some(sid), "check_x", status, at), JobAction::Keep)
+            .expect("record");
+    };
+    // OK, then flipping every second: problem, recovery, problem, then flapping.
+    rec(Status::Ok, 1_000);
+    for (i, status) in [
+        Status::Critical,
+        Status::Ok,
+        Status::Critical,
+        Status::Ok,
+        Status::Critical,
+        Status::Ok,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        rec(status, 2_000 + 1_000 * i as i64);
+    }
+    let c = store.check(Some("localhost"), "check_x").expect("check");
+    assert!(c.flapping, "{c:?}");
+    // It settles: the changes age out of the window, and one message says it stopped.
+    rec(Status::Ok, 30_000);
+    rec(Status::Ok, 31_000);
+    let events: Vec<_> = store
+        .notifications(20)
+        .expect("n")
+        .into_iter()
+        .rev()
+        .filter_map(|n| n.event)
+        .collect();
+    use hostler::store::Alert::*;
+    assert_eq!(
+        events,
+        vec![
+            Problem,
+            Recovery,
+            Problem,
+            FlappingStart,
+            FlappingEnd,
+            Recovery
+        ],
+        "the recovery owed when it started flapping is told once it stopped"
+    );
+    assert!(
+        !store
+            .check(Some("localhost"), "check_x")
+            .expect("check")
+            .flapping
     );
 }

@@ -17,6 +17,8 @@ pub const CHECK_COLUMNS: &[&str] = &[
     "notified",
     "acked",
     "ack_comment",
+    "changes",
+    "flapping",
 ];
 
 pub const DOWNTIME_COLUMNS: &[&str] = &[
