@@ -243,7 +243,7 @@ impl Default for Sessions {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Notify {
     /// A URL that gets each notification as a JSON POST.
@@ -253,6 +253,20 @@ pub struct Notify {
     pub command: Option<String>,
     /// The mail's `To:` for the command.
     pub mail_to: Option<String>,
+    /// At most this many deliveries per channel in any minute, by this node (0: no limit);
+    /// the rest wait their turn, nothing is dropped.
+    pub max_per_minute: usize,
+}
+
+impl Default for Notify {
+    fn default() -> Notify {
+        Notify {
+            webhook: None,
+            command: None,
+            mail_to: None,
+            max_per_minute: 30,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

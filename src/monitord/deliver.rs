@@ -6,9 +6,11 @@
 //! notification, so a retry after a failed webhook never makes the command send the same mail
 //! twice. A failed delivery is retried with backoff, then given up.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -21,12 +23,46 @@ pub const MAX_TRIES: i64 = 8;
 /// How long a notify command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where notifications go, and the page's public address for links to runs.
+/// Where notifications go, the page's public address for links to runs, and this process's
+/// rate limit per channel.
 #[derive(Debug, Clone, Default)]
 pub struct Channels {
     pub notify: Notify,
     pub public_url: Option<String>,
+    pub limit: Arc<RateLimit>,
 }
+
+/// At most so many deliveries per channel in any minute (this process's own count).
+#[derive(Debug, Default)]
+pub struct RateLimit {
+    sent: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl RateLimit {
+    /// Whether `channel` may deliver one more now (`per_minute` 0: always); counts it if so.
+    fn allow(&self, channel: &str, per_minute: usize) -> bool {
+        if per_minute == 0 {
+            return true;
+        }
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let q = sent.entry(channel.to_string()).or_default();
+        let now = Instant::now();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            q.pop_front();
+        }
+        if q.len() >= per_minute {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+}
+
+/// How long a notification held by the rate limit waits before the next pass tries it.
+const HELD_FOR_MS: i64 = 5_000;
 
 /// A notification's fields, as the webhook's JSON keys and the command's environment.
 fn fields(n: &Notification, public_url: Option<&str>) -> Value {
@@ -189,8 +225,14 @@ pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
         let f = fields(&n, ch.public_url.as_deref());
         let url = f["url"].as_str().map(String::from);
         let mut errors = Vec::new();
+        let mut held = Vec::new();
+        let per_minute = cfg.max_per_minute;
         let mut attempt = |name: &str, send: &dyn Fn() -> Result<(), String>| {
             if took.iter().any(|t| t == name) {
+                return;
+            }
+            if !ch.limit.allow(name, per_minute) {
+                held.push(name.to_string());
                 return;
             }
             match send() {
@@ -210,6 +252,18 @@ pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
             // Nowhere to send it: the row and the log are the record.
             attempt("log", &|| Ok(()));
             info!(subject = %n.subject, "notification (no channel configured)");
+        }
+        if errors.is_empty() && !held.is_empty() {
+            // Held by the rate limit: nothing failed, no try is counted, nothing is dropped.
+            info!(
+                id = n.id,
+                "notification held by the rate limit of {} ({per_minute} a minute)",
+                held.join(", ")
+            );
+            if let Err(e) = store.hold_notification(n.id, &took.join(","), now_ms() + HELD_FOR_MS) {
+                warn!("cannot hold a notification: {e}");
+            }
+            continue;
         }
         let result = if errors.is_empty() {
             Ok(())

@@ -75,6 +75,7 @@ impl DaemonOptions {
             channels: Channels {
                 notify: c.notify.clone(),
                 public_url: c.web.public_url.clone(),
+                limit: Arc::default(),
             },
             health: Arc::default(),
         }

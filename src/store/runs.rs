@@ -310,6 +310,19 @@ impl Store {
         self.write(|c| Ok(c.exec(st::notification_claim(n.id, seen, until))? == 1))
     }
 
+    /// Keeps a notification for later without counting a try: `channel` took it so far.
+    pub fn hold_notification(
+        &self,
+        id: i64,
+        channel: &str,
+        next_try_at: i64,
+    ) -> Result<(), StoreError> {
+        self.write(|c| {
+            c.exec(st::notification_hold(id, channel, next_try_at))
+                .map(|_| ())
+        })
+    }
+
     /// Records a delivery attempt: delivered, or failed with the next try at `next_try_at`
     /// (None gives up).
     pub fn notification_attempt(

@@ -911,8 +911,10 @@ fn failed_deliveries_are_recorded_and_retried() {
             webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
             command: None,
             mail_to: None,
+            max_per_minute: 30,
         },
         public_url: None,
+        limit: Default::default(),
     };
     assert_eq!(monitord::deliver_pending(&store, &cfg), 0);
     let n = store.notifications(1).expect("n");
@@ -960,8 +962,10 @@ fn each_channel_is_retried_on_its_own_and_the_command_gets_a_whole_mail() {
             webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
             command: Some(script.display().to_string()),
             mail_to: Some("ops@example.com".into()),
+            max_per_minute: 30,
         },
         public_url: None,
+        limit: Default::default(),
     };
     // The webhook is down: the command takes it, the row remembers that.
     assert_eq!(monitord::deliver_pending(&store, &cfg), 0);
@@ -988,6 +992,62 @@ fn each_channel_is_retried_on_its_own_and_the_command_gets_a_whole_mail() {
         "{env}"
     );
     assert_eq!(store.notifications(1).expect("n")[0].tries, 2);
+}
+
+#[test]
+fn the_rate_limit_holds_notifications_back_and_drops_none() {
+    let w = Work::new();
+    let store = w.store();
+    for i in 0..5 {
+        store
+            .add_notification(
+                Some("web1"),
+                &hostler::store::Notice {
+                    event: hostler::store::Alert::Notify,
+                    subject: format!("message {i}"),
+                    body: "b".into(),
+                },
+            )
+            .expect("add");
+    }
+    let mail = w.path("mail.txt");
+    let cfg = monitord::Channels {
+        notify: hostler::config::Notify {
+            webhook: None,
+            command: Some(format!("tee -a {}", mail.display())),
+            mail_to: None,
+            max_per_minute: 2,
+        },
+        public_url: None,
+        limit: Default::default(),
+    };
+    assert_eq!(monitord::deliver_pending(&store, &cfg), 2);
+    let text = std::fs::read_to_string(&mail).expect("mail");
+    assert_eq!(text.matches("Subject: ").count(), 2, "{text}");
+    let all = store.notifications(10).expect("n");
+    let held: Vec<_> = all.iter().filter(|n| n.delivered_at.is_none()).collect();
+    assert_eq!(held.len(), 3);
+    assert!(
+        held.iter().all(|n| n.tries == 0
+            && n.error.is_none()
+            && n.next_try_at.is_some_and(|t| t > now_ms())),
+        "held, not failed: {held:?}"
+    );
+    // A later pass within the minute still holds them; none is ever given up for it.
+    store
+        .raw(
+            "UPDATE notifications SET next_try_at = 0 WHERE delivered_at IS NULL",
+            false,
+        )
+        .expect("due now");
+    assert_eq!(monitord::deliver_pending(&store, &cfg), 0);
+    assert!(
+        store
+            .notifications(10)
+            .expect("n")
+            .iter()
+            .all(|n| n.tries <= 1)
+    );
 }
 
 /// The real daemon; its log goes to NODE.log in the work folder (a pipe nobody reads would

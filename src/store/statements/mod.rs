@@ -209,6 +209,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             notification_attempt(1, "webhook", 1, Some("HTTP 500"), Some(2)),
         ),
         ("notification_claim", notification_claim(1, 2, 3)),
+        ("notification_hold", notification_hold(1, "command", 3)),
         (
             "notification_count",
             notification_count(Some("web1"), "guard tripped", 1),

@@ -133,6 +133,21 @@ pub fn notification_attempt(
 
 /// Takes a pending notification for one delivery attempt: moves its next try on, only if no
 /// other daemon did first (the next try it saw is still there).
+/// Records the channels that took a notification so far and when to go on, without counting
+/// a try (the rate limit held the rest back).
+pub fn notification_hold(id: i64, channel: &str, next_try_at: i64) -> Statement {
+    Update {
+        table: "notifications",
+        set: vec![
+            ("channel", param(channel)),
+            ("next_try_at", param(next_try_at)),
+        ],
+        conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
+    }
+    .into()
+}
+
 pub fn notification_claim(id: i64, seen_next_try: i64, until: i64) -> Statement {
     Update {
         table: "notifications",
