@@ -277,6 +277,18 @@ fn a_browser_logs_in_schedules_a_script_and_reads_its_transcript() {
     let file = w.path("browser_check.rhai").display().to_string();
     let o = w.run(&["script", "add", "browser_check", &file]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Two checks for the dashboard: one that says OK, one that is down.
+    std::fs::write(
+        w.path("browser_down.rhai"),
+        "//! kind: check\ncritical(\"the service is down, as this test wants\")\n",
+    )
+    .expect("script file");
+    let down = w.path("browser_down.rhai").display().to_string();
+    assert_eq!(code(&w.run(&["script", "add", "browser_down", &down])), 0);
+    for script in ["browser_check", "browser_down"] {
+        let o = w.run(&["schedule", script, "--host", "box1", "--every", "1m"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
     let (_serve, url) = serve(&w);
     let d = Driver::start();
 
@@ -320,4 +332,29 @@ fn a_browser_logs_in_schedules_a_script_and_reads_its_transcript() {
     );
     assert!(run.contains("id=\"transcript\""), "{run}");
     d.screenshot("6-run-transcript");
+
+    // The dashboard on a phone: the problem first, with its Ack button, and nothing wider
+    // than the screen.
+    d.call(
+        "POST",
+        "/window/rect",
+        Some(json!({"width": 390, "height": 844})),
+    );
+    d.go(&format!("{url}/"));
+    let page = d.wait_for("the service is down, as this test wants");
+    assert!(page.contains("/checks/box1/browser_down/ack"), "{page}");
+    let fits = d.call(
+        "POST",
+        "/execute/sync",
+        Some(json!({
+            "script": "return [document.documentElement.scrollWidth, window.innerWidth];",
+            "args": []
+        })),
+    );
+    let (wide, screen) = (fits[0].as_i64().unwrap_or(0), fits[1].as_i64().unwrap_or(0));
+    d.screenshot("7-dashboard-phone");
+    assert!(
+        screen > 0 && screen <= 400 && wide <= screen,
+        "the page is {wide}px wide on a {screen}px screen"
+    );
 }
