@@ -25,14 +25,15 @@
 //!   start from. [`config`]: the TOML configuration, plain data. [`bundled`]: the script
 //!   library compiled in. [`health`]: monitord's heartbeat, which `/healthz` reads.
 //! - Leaves that several parts share: [`redact`] (the one mask, URLs safe to show), [`when`]
-//!   (times and durations as people write and read them), [`password`] (argon2id hashes).
+//!   (times and durations as people write and read them), [`password`] (argon2id hashes),
+//!   [`perfdata`] (Nagios performance data).
 //!
 //! # Dependency direction
 //!
 //! Each part uses only the parts before it in this list (`tests/it/shape.rs` keeps it so):
 //!
 //! ```text
-//! leaves     redact  when  password  urlencode  health  config  sql
+//! leaves     redact  when  password  perfdata  urlencode  health  config  sql
 //! session  → config redact
 //! sqlxml   → redact session sql urlencode
 //! store    → redact sql sqlxml urlencode when
@@ -71,6 +72,7 @@ pub mod config;
 pub mod health;
 pub mod monitord;
 pub mod password;
+pub mod perfdata;
 pub mod queue;
 pub mod redact;
 pub mod script;

@@ -58,6 +58,27 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
     }
     let _ = writeln!(
         text,
+        "# HELP hostler_check_perfdata Each check's latest performance data, by label (the value as the plugin wrote it, in its unit).\n# TYPE hostler_check_perfdata gauge"
+    );
+    for c in &checks {
+        let points = crate::perfdata::parse(c.perfdata.as_deref().unwrap_or(""));
+        let mut seen = std::collections::HashSet::new();
+        for p in points {
+            // One sample per label: a plugin that repeats one keeps its first.
+            let Some(v) = p.value.filter(|_| seen.insert(p.label.clone())) else {
+                continue;
+            };
+            let l = labels(c);
+            let _ = writeln!(
+                text,
+                "hostler_check_perfdata{},label=\"{}\"}} {v}",
+                &l[..l.len() - 1],
+                escape(&p.label)
+            );
+        }
+    }
+    let _ = writeln!(
+        text,
         "# HELP hostler_runs_total Runs recorded, by status.\n# TYPE hostler_runs_total counter"
     );
     for s in Status::ALL {
@@ -104,14 +125,16 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
 /// A check's labels: `{host="...",check="..."}` (host empty for none), values escaped as the
 /// text format requires.
 fn labels(c: &crate::store::Check) -> String {
-    let esc = |v: &str| {
-        v.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-    };
     format!(
         "{{host=\"{}\",check=\"{}\"}}",
-        esc(c.host.as_deref().unwrap_or("")),
-        esc(&c.script)
+        escape(c.host.as_deref().unwrap_or("")),
+        escape(&c.script)
     )
+}
+
+/// A label value as the text format requires: backslash, quote and line end escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

@@ -1,6 +1,6 @@
 //! Property tests of the parsers of outside bytes: SQL literal rendering (checked against real
 //! SQLite and sqlparser), the schema parser, config parsing, transcript masking, the telnet
-//! codec and the web server's request heads.
+//! codec, the web server's request heads and Nagios perfdata (with real plugins' output).
 
 use hostler::config::Config;
 use hostler::session::Transcript;
@@ -519,4 +519,97 @@ proptest! {
         prop_assert_eq!(h.len, head_len);
         prop_assert_eq!(h.headers.len(), names.len() + 1);
     }
+}
+
+fn perf_label() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-z_][a-z0-9_]{0,12}", "[a-z /'=]{1,12}"]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any bytes: the perfdata parser returns, at most MAX_POINTS points, never an empty label.
+    #[test]
+    fn perfdata_parses_anything_within_bounds(s in "\\PC{0,400}") {
+        let points = hostler::perfdata::parse(&s);
+        prop_assert!(points.len() <= hostler::perfdata::MAX_POINTS);
+        prop_assert!(points.iter().all(|p| !p.label.is_empty()));
+    }
+
+    /// Points written as the guidelines say (labels quoted when they must be, quotes doubled)
+    /// read back as written.
+    #[test]
+    fn perfdata_round_trips(
+        points in prop::collection::vec(
+            (perf_label(), -1e9f64..1e9, prop_oneof![Just(""), Just("%"), Just("s"), Just("MB"), Just("c")],
+             prop::option::of(0u32..1000), prop::option::of(0f64..10.0)),
+            1..8,
+        )
+    ) {
+        let text: Vec<String> = points
+            .iter()
+            .map(|(label, value, uom, warn, min)| {
+                let label = if label.contains([' ', '=', '\'']) {
+                    format!("'{}'", label.replace('\'', "''"))
+                } else {
+                    label.clone()
+                };
+                format!(
+                    "{label}={value}{uom};{};;{}",
+                    warn.map(|w| w.to_string()).unwrap_or_default(),
+                    min.map(|m| m.to_string()).unwrap_or_default()
+                )
+            })
+            .collect();
+        let back = hostler::perfdata::parse(&text.join(" "));
+        prop_assert_eq!(back.len(), points.len(), "{}", text.join(" "));
+        for (p, (label, value, uom, warn, min)) in back.iter().zip(&points) {
+            prop_assert_eq!(&p.label, label);
+            prop_assert_eq!(p.value, Some(*value));
+            prop_assert_eq!(p.uom.as_str(), *uom);
+            prop_assert_eq!(p.warn.clone(), warn.map(|w| w.to_string()));
+            prop_assert_eq!(p.min, *min);
+        }
+    }
+}
+
+/// The real monitoring plugins' perfdata reads as they mean it.
+#[test]
+fn perfdata_of_real_monitoring_plugins() {
+    let dir = "/usr/lib/nagios/plugins";
+    if !crate::util::have(
+        &format!("{dir}/check_load"),
+        "Debian's monitoring-plugins-basic",
+    ) {
+        return;
+    }
+    let perf = |args: &[&str]| -> Vec<hostler::perfdata::Point> {
+        let o = std::process::Command::new(format!("{dir}/{}", args[0]))
+            .args(&args[1..])
+            .output()
+            .expect("plugin");
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let data = text
+            .split_once('|')
+            .map(|(_, p)| p.to_string())
+            .unwrap_or_default();
+        hostler::perfdata::parse(&data)
+    };
+    let load = perf(&["check_load", "-w", "999,999,999", "-c", "999,999,999"]);
+    let labels: Vec<&str> = load.iter().map(|p| p.label.as_str()).collect();
+    assert_eq!(labels, vec!["load1", "load5", "load15"], "{load:?}");
+    assert!(
+        load.iter()
+            .all(|p| p.value.is_some_and(|v| v >= 0.0) && p.warn.as_deref() == Some("999.000")),
+        "{load:?}"
+    );
+    let disk = perf(&["check_disk", "-w", "1%", "-c", "1%", "-p", "/"]);
+    assert_eq!(disk.len(), 1, "{disk:?}");
+    assert_eq!(disk[0].label, "/");
+    assert!(
+        disk[0].value.is_some() && disk[0].max.is_some_and(|m| m > 0.0),
+        "{disk:?}"
+    );
+    let dummy = perf(&["check_dummy", "0", "fine"]);
+    assert!(dummy.is_empty());
 }

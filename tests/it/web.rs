@@ -74,7 +74,7 @@ fn record(store: &Store, script: &str, status: Status, message: &str) -> i64 {
                 node: Some("t".into()),
                 status,
                 message: message.into(),
-                perfdata: None,
+                perfdata: Some("load1=0.5;1;2 'free \"space\"'=42%;;;0;100 bad==".into()),
                 output: "line one\n<b>bold</b>\n".into(),
                 transcript: r#"{"t":0,"d":">","s":1,"b":"uptime\n"}"#.to_string() + "\n",
                 started_at: now_ms() - 5,
@@ -731,6 +731,8 @@ fn metrics_are_public_only_when_configured() {
         "hostler_check_state{host=\"localhost\",check=\"check_x\"} 2",
         "hostler_check_hard{host=\"localhost\",check=\"check_x\"} 1",
         "hostler_check_since_seconds{host=\"localhost\",check=\"check_x\"} ",
+        "hostler_check_perfdata{host=\"localhost\",check=\"check_x\",label=\"load1\"} 0.5",
+        "hostler_check_perfdata{host=\"localhost\",check=\"check_x\",label=\"free \\\"space\\\"\"} 42",
     ] {
         assert!(m.body.contains(want), "{want} in {}", m.body);
     }
