@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::{App, output};
 use crate::monitord::{self, DaemonOptions, Shutdown};
-use crate::store::{NewSchedule, Store, Timing, now_ms};
+use crate::store::{NewSchedule, Store};
 use crate::web;
 
 /// run monitord: claim and run due jobs, fire schedules, correct, notify (until SIGTERM/SIGINT;
@@ -43,24 +43,7 @@ fn seed_demo(store: &Store) -> anyhow::Result<bool> {
     super::init::seed(store)?;
     super::init::add_localhost(store)?;
     for script in ["check_disk", "check_load"] {
-        store.add_schedule(&NewSchedule {
-            script: script.into(),
-            fix_script: None,
-            host: Some("localhost".into()),
-            tag: None,
-            site: None,
-            priority: 0,
-            timing: Timing::Every(60_000),
-            timeout_ms: None,
-            max_attempts: 3,
-            guard_max_fixes: 3,
-            guard_window_ms: 3_600_000,
-            guard_backoff_ms: 30_000,
-            allow_duplicate: false,
-            next_due: now_ms(),
-            retries: 1,
-            retry_every_ms: None,
-        })?;
+        store.add_schedule(&NewSchedule::every(script, Some("localhost"), 60_000))?;
     }
     Ok(true)
 }

@@ -507,3 +507,29 @@ pub struct NewSchedule {
     pub retries: i64,
     pub retry_every_ms: Option<i64>,
 }
+
+impl NewSchedule {
+    /// `script` on `host` (None: no host) every `every_ms`, first due now, with the defaults of
+    /// `hostler schedule`: three attempts, no fix, a guard of 3 fixes an hour 30 s apart,
+    /// hard at the first result that is not OK.
+    pub fn every(script: impl Into<String>, host: Option<&str>, every_ms: i64) -> NewSchedule {
+        NewSchedule {
+            script: script.into(),
+            fix_script: None,
+            host: host.map(String::from),
+            tag: None,
+            site: None,
+            priority: 0,
+            timing: Timing::Every(every_ms),
+            timeout_ms: None,
+            max_attempts: 3,
+            guard_max_fixes: 3,
+            guard_window_ms: 3_600_000,
+            guard_backoff_ms: 30_000,
+            allow_duplicate: false,
+            next_due: super::now_ms(),
+            retries: 1,
+            retry_every_ms: None,
+        }
+    }
+}

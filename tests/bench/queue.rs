@@ -43,22 +43,11 @@ fn env(path: &str) -> Runner {
 fn schedule(store: &Store) -> i64 {
     store
         .add_schedule(&hostler::store::NewSchedule {
-            script: "noop".into(),
-            fix_script: None,
-            host: None,
-            tag: None,
-            site: None,
-            priority: 0,
-            timing: hostler::store::Timing::Every(3_600_000),
-            timeout_ms: None,
             max_attempts: 1,
-            guard_max_fixes: 3,
-            guard_window_ms: 3_600_000,
             guard_backoff_ms: 0,
             allow_duplicate: true,
             next_due: now_ms() + 86_400_000,
-            retries: 1,
-            retry_every_ms: None,
+            ..hostler::store::NewSchedule::every("noop", None, 3_600_000)
         })
         .expect("schedule")
 }

@@ -4,7 +4,7 @@
 
 use hostler::store::checks::{Event, Observation, Policy, advance};
 use hostler::store::{
-    Check, CheckState, JobAction, NewDowntime, NewRun, NewSchedule, RunPhase, Status, Store, Timing,
+    Check, CheckState, JobAction, NewDowntime, NewRun, NewSchedule, RunPhase, Status, Store,
 };
 use proptest::prelude::*;
 
@@ -161,22 +161,10 @@ proptest! {
 fn schedule(store: &Store, script: &str, host: Option<&str>) -> i64 {
     store
         .add_schedule(&NewSchedule {
-            script: script.into(),
-            fix_script: None,
-            host: host.map(String::from),
-            tag: None,
-            site: None,
-            priority: 0,
-            timing: Timing::Every(60_000),
-            timeout_ms: None,
             max_attempts: 1,
-            guard_max_fixes: 3,
-            guard_window_ms: 3_600_000,
             guard_backoff_ms: 0,
-            allow_duplicate: false,
             next_due: hostler::store::now_ms() + 3_600_000,
-            retries: 1,
-            retry_every_ms: None,
+            ..NewSchedule::every(script, host, 60_000)
         })
         .expect("schedule")
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hostler::monitord::{self, DaemonOptions, Shutdown, Summary};
 use hostler::store::{
-    Method, NewHost, NewJob, NewSchedule, Run, RunFilter, RunPhase, Status, Store, Timing, now_ms,
+    Method, NewHost, NewJob, NewSchedule, Run, RunFilter, RunPhase, Status, Store, now_ms,
 };
 
 use crate::util::{Work, wait_for};
@@ -287,22 +287,11 @@ fn interval_schedules_fire_and_missed_runs_are_coalesced() {
     // Due an hour ago, every 10 minutes: six runs were missed; one fires now.
     let id = store
         .add_schedule(&NewSchedule {
-            script: "tick".into(),
-            fix_script: None,
-            host: None,
             tag: Some("web".into()),
-            site: None,
-            priority: 0,
-            timing: Timing::Every(600_000),
-            timeout_ms: None,
             max_attempts: 1,
-            guard_max_fixes: 3,
-            guard_window_ms: 3_600_000,
             guard_backoff_ms: 1000,
-            allow_duplicate: false,
             next_due: now_ms() - 3_600_000,
-            retries: 1,
-            retry_every_ms: None,
+            ..NewSchedule::every("tick", None, 600_000)
         })
         .expect("schedule");
     drop(store);
@@ -390,22 +379,11 @@ fn correction_schedule(store: &Store, fix: &str, max_fixes: i64) -> i64 {
 fn correction_schedule_with(store: &Store, fix: &str, max_fixes: i64, backoff_ms: i64) -> i64 {
     store
         .add_schedule(&NewSchedule {
-            script: "svc_check".into(),
             fix_script: Some(fix.into()),
-            host: Some("localhost".into()),
-            tag: None,
-            site: None,
-            priority: 0,
-            timing: Timing::Every(1_000),
-            timeout_ms: None,
             max_attempts: 1,
             guard_max_fixes: max_fixes,
-            guard_window_ms: 3_600_000,
             guard_backoff_ms: backoff_ms,
-            allow_duplicate: false,
-            next_due: now_ms(),
-            retries: 1,
-            retry_every_ms: None,
+            ..NewSchedule::every("svc_check", Some("localhost"), 1_000)
         })
         .expect("schedule")
 }
@@ -536,22 +514,9 @@ fn a_check_without_a_fix_tells_one_problem_and_one_recovery() {
     ));
     store
         .add_schedule(&NewSchedule {
-            script: "svc_check".into(),
-            fix_script: None,
-            host: Some("localhost".into()),
-            tag: None,
-            site: None,
-            priority: 0,
-            timing: Timing::Every(1_000),
-            timeout_ms: None,
             max_attempts: 1,
-            guard_max_fixes: 3,
-            guard_window_ms: 3_600_000,
             guard_backoff_ms: 0,
-            allow_duplicate: false,
-            next_due: now_ms(),
-            retries: 1,
-            retry_every_ms: None,
+            ..NewSchedule::every("svc_check", Some("localhost"), 1_000)
         })
         .expect("schedule");
     // Failing for several runs: one message.
@@ -732,22 +697,11 @@ fn a_problem_is_hard_only_after_its_retries_and_soft_ones_are_checked_again_soon
     // Every hour: only the retries, a second apart, make the later runs.
     store
         .add_schedule(&NewSchedule {
-            script: "svc_check".into(),
-            fix_script: None,
-            host: Some("localhost".into()),
-            tag: None,
-            site: None,
-            priority: 0,
-            timing: Timing::Every(3_600_000),
-            timeout_ms: None,
             max_attempts: 1,
-            guard_max_fixes: 3,
-            guard_window_ms: 3_600_000,
             guard_backoff_ms: 0,
-            allow_duplicate: false,
-            next_due: now_ms(),
             retries: 3,
             retry_every_ms: Some(1_000),
+            ..NewSchedule::every("svc_check", Some("localhost"), 3_600_000)
         })
         .expect("schedule");
     let mut seen = Vec::new();

@@ -62,22 +62,12 @@ fn a_version_1_database_is_upgraded_in_place() {
     }])
     .expect("script");
     s.add_schedule(&hostler::store::NewSchedule {
-        script: "c".into(),
-        fix_script: None,
-        host: Some("keep".into()),
-        tag: None,
-        site: None,
-        priority: 0,
-        timing: hostler::store::Timing::Every(60_000),
-        timeout_ms: None,
         max_attempts: 1,
-        guard_max_fixes: 3,
-        guard_window_ms: 3_600_000,
         guard_backoff_ms: 0,
-        allow_duplicate: false,
         next_due: 0,
         retries: 5,
         retry_every_ms: Some(9_000),
+        ..hostler::store::NewSchedule::every("c", Some("keep"), 60_000)
     })
     .expect("schedule");
     // Version 1 was version 2 without checks, downtimes, and two columns each of notifications

@@ -44,22 +44,10 @@ fn record(store: &Store, script: &str, status: Status, message: &str) -> i64 {
         .unwrap_or_else(|| {
             store
                 .add_schedule(&hostler::store::NewSchedule {
-                    script: script.into(),
-                    fix_script: None,
-                    host: Some("localhost".into()),
-                    tag: None,
-                    site: None,
-                    priority: 0,
-                    timing: hostler::store::Timing::Every(3_600_000),
-                    timeout_ms: None,
                     max_attempts: 1,
-                    guard_max_fixes: 3,
-                    guard_window_ms: 3_600_000,
                     guard_backoff_ms: 0,
-                    allow_duplicate: false,
                     next_due: now_ms() + 3_600_000,
-                    retries: 1,
-                    retry_every_ms: None,
+                    ..hostler::store::NewSchedule::every(script, Some("localhost"), 3_600_000)
                 })
                 .expect("schedule")
         });
