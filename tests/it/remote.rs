@@ -734,22 +734,41 @@ fn https_verifies_certificates_against_the_system_store() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let port = free_port();
-    let mut server = std::process::Command::new("openssl")
-        .args(["s_server", "-quiet", "-www", "-accept"])
-        .arg(port.to_string())
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("s_server");
-    assert!(crate::util::wait_for(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
+    // openssl s_server on a free loopback port; another test may take the port between our
+    // probe and its bind, so a server that exits at once is started again on another.
+    let log = w.path("s_server.log");
+    let (port, mut server) = (0..3)
+        .find_map(|_| {
+            let port = free_port();
+            let mut child = std::process::Command::new("openssl")
+                .args(["s_server", "-quiet", "-www", "-accept"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(&cert)
+                .arg("-key")
+                .arg(&key)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("log"))
+                .spawn()
+                .expect("s_server");
+            let up = crate::util::wait_for(Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    || child.try_wait().ok().flatten().is_some()
+            });
+            if up && child.try_wait().ok().flatten().is_none() {
+                return Some((port, child));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "openssl s_server did not listen: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
     assert_eq!(code(&w.run(&["init"])), 0);
     std::fs::write(
         w.path("tls.rhai"),
