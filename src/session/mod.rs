@@ -609,7 +609,10 @@ impl Session {
         self.prompt_seq += 1;
         let marker = format!("HOSTLER{}P{}>", std::process::id(), self.prompt_seq);
         let (a, b) = marker.split_at(4);
-        self.write(&format!("unset PROMPT_COMMAND; PS2=''; PS1='{a}''{b} '\n"))?;
+        // Bracketed paste (bash 5.1+ with TERM=xterm) would wrap every line in escapes; off.
+        self.write(&format!(
+            "unset PROMPT_COMMAND; PS2=''; PS1='{a}''{b} '; bind 'set enable-bracketed-paste off' 2>/dev/null\n"
+        ))?;
         let re = compile(&regex::escape(&format!("{marker} ")))?;
         self.expect(std::slice::from_ref(&re), timeout)?;
         self.prompt = Some(re);
@@ -624,7 +627,11 @@ impl Session {
         self.write(&format!("{line}\n"))?;
         let prompt = self.prompt.clone().ok_or(SessionError::Closed)?;
         self.expect(std::slice::from_ref(&prompt), timeout)?;
-        let text = self.before.replace("\r\n", "\n").replace('\r', "");
+        // Terminal escapes (bracketed paste, colours, titles) are for a screen, not a script;
+        // the transcript keeps them.
+        let text = strip_escapes(&self.before)
+            .replace("\r\n", "\n")
+            .replace('\r', "");
         let text = match text.strip_prefix(line) {
             Some(rest) => rest.strip_prefix('\n').unwrap_or(rest),
             None => &text,
@@ -646,6 +653,44 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Text without terminal escape sequences: CSI (`ESC [ ... final`, as bracketed paste's
+/// `ESC[?2004h` and colours), OSC (`ESC ] ... BEL` or `ESC ] ... ESC \`, as window titles) and
+/// two-character escapes.
+pub fn strip_escapes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                // Parameters and intermediates, then one final byte in @..~.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' {
+                        break;
+                    }
+                    if c == '\x1b' && chars.peek() == Some(&'\\') {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            // A two-character escape (ESC =, ESC >, ESC 7 ...): both go.
+            Some(_) | None => {}
+        }
+    }
+    out
 }
 
 /// Bytes as text, without a copy when they are valid UTF-8 (the common case).

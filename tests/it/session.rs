@@ -127,6 +127,46 @@ fn cmd_over_an_interactive_shell_strips_echo_and_prompt() {
 }
 
 #[test]
+fn cmd_on_stock_bash_with_bracketed_paste_gives_clean_output() {
+    // bash as a login shell would run it: a terminal, TERM=xterm, readline on.
+    let p = LocalProcess::spawn(
+        std::path::Path::new("/usr/bin/env"),
+        &[
+            "TERM=xterm".into(),
+            "/bin/bash".into(),
+            "--norc".into(),
+            "-i".into(),
+        ],
+        true,
+    )
+    .expect("spawn");
+    let mut s = Session::new(
+        1,
+        Box::new(p),
+        Guard::new(Some(Duration::from_secs(30))),
+        None,
+    );
+    assert_eq!(
+        s.cmd("df -P / | tail -n 1 | cut -c1-1", None).expect("cmd"),
+        "/"
+    );
+    // Turned on again on purpose (as an /etc/inputrc may): the escapes are still stripped.
+    s.cmd("bind 'set enable-bracketed-paste on'", None)
+        .expect("bind");
+    let out = s
+        .cmd("printf 'a\\033[1mb\\033[0mc\\n'; echo d", None)
+        .expect("cmd");
+    assert_eq!(out, "abc\nd", "{out:?}");
+    s.close().expect("close");
+    assert_eq!(
+        hostler::session::strip_escapes(
+            "\x1b[?2004hx\x1b]0;title\x07y\x1b]2;t\x1b\\z\x1b=w\x1b[?2004l"
+        ),
+        "xyzw"
+    );
+}
+
+#[test]
 fn pty_mode_gives_the_process_a_terminal() {
     let mut s = sh(true, "tty; test -t 0 && echo IS_A_TTY");
     let out = s.read_to_end(None).expect("output");
