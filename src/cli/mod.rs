@@ -85,26 +85,49 @@ pub enum Command {
 /// or `su -c cmd` run `hostler -c cmd`; both mean the shell.
 pub fn parse(argv: &[String]) -> Result<Cli, u8> {
     let login = argv.first().is_some_and(|a| a.starts_with('-'));
-    let dash_c = argv.get(1).is_some_and(|a| a == "-c");
+    // Global options may come before `-c`, as in `hostler --db x.db -c CODE`.
+    let mut global = Cli {
+        db: None,
+        config: None,
+        verbose: false,
+        raw: false,
+        command: Command::Shell(shell::ShellCmd { command: None }),
+    };
+    let mut i = 1;
+    while i < argv.len() {
+        match argv[i].as_str() {
+            "--db" if i + 1 < argv.len() => global.db = Some(argv[i + 1].clone()),
+            "--config" if i + 1 < argv.len() => global.config = Some(argv[i + 1].clone().into()),
+            "-v" | "--verbose" => global.verbose = true,
+            "--raw" => global.raw = true,
+            "--version" | "-V" => {
+                println!("hostler {}", env!("CARGO_PKG_VERSION"));
+                return Err(0);
+            }
+            _ => break,
+        }
+        i += if matches!(argv[i].as_str(), "--db" | "--config") {
+            2
+        } else {
+            1
+        };
+    }
+    let dash_c = argv.get(i).is_some_and(|a| a == "-c");
     if login || dash_c {
-        let command = if dash_c {
-            match argv.get(2) {
-                Some(c) => Some(c.clone()),
+        if dash_c {
+            match argv.get(i + 1) {
+                Some(c) => {
+                    global.command = Command::Shell(shell::ShellCmd {
+                        command: Some(c.clone()),
+                    })
+                }
                 None => {
                     eprintln!("hostler: -c needs code to run");
                     return Err(2);
                 }
             }
-        } else {
-            None
-        };
-        return Ok(Cli {
-            db: None,
-            config: None,
-            verbose: false,
-            raw: false,
-            command: Command::Shell(shell::ShellCmd { command }),
-        });
+        }
+        return Ok(global);
     }
     let name = argv
         .first()
@@ -126,11 +149,82 @@ pub fn parse(argv: &[String]) -> Result<Cli, u8> {
             0
         }
         Err(()) => {
-            eprintln!("{}", e.output.trim_end());
-            eprintln!("Run '{name} --help' for usage.");
+            let msg = e.output.trim_end();
+            eprintln!("{msg}");
+            let path = command_path(name, &rest);
+            if let Some(bad) = msg.strip_prefix("Unrecognized argument: ")
+                && let Some(good) = suggest(name, &path, bad)
+            {
+                eprintln!("Did you mean '{good}'?");
+            }
+            let mut help = vec![name];
+            help.extend(&path);
+            eprintln!("Run '{} --help' for usage.", help.join(" "));
             2
         }
     })
+}
+
+/// The subcommands named in `args` that argh knows (`host add` in `host add --hots x`).
+fn command_path<'a>(name: &str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut path: Vec<&'a str> = Vec::new();
+    let Some(start) = verb_index(args) else {
+        return path;
+    };
+    for word in &args[start..] {
+        if word.starts_with('-') {
+            break;
+        }
+        if !help_words(name, &path).iter().any(|(w, _)| w == word) {
+            break;
+        }
+        path.push(word);
+    }
+    path
+}
+
+/// The subcommands and options a command's help lists, each with whether it is an option.
+fn help_words(name: &str, path: &[&str]) -> Vec<(String, bool)> {
+    let mut args: Vec<&str> = path.to_vec();
+    args.push("--help");
+    let text = match Cli::from_args(&[name], &args) {
+        Err(e) => e.output,
+        Ok(_) => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    let mut section = "";
+    for line in text.lines() {
+        if !line.starts_with(' ') {
+            section = line.trim_end_matches(':');
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap_or("");
+        match section {
+            "Commands" if !first.is_empty() => out.push((first.to_string(), false)),
+            "Options" => {
+                for w in line.split_whitespace().take(2) {
+                    let w = w.trim_end_matches(',');
+                    if w.starts_with("--") {
+                        out.push((w.to_string(), true));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The closest subcommand or option to a mistyped one, if any is close enough.
+fn suggest(name: &str, path: &[&str], bad: &str) -> Option<String> {
+    let option = bad.starts_with('-');
+    help_words(name, path)
+        .into_iter()
+        .filter(|(_, is_option)| *is_option == option)
+        .map(|(w, _)| (strsim::damerau_levenshtein(bad, &w), w))
+        .filter(|(d, w)| *d <= (w.len() / 3).max(1))
+        .min()
+        .map(|(_, w)| w)
 }
 
 /// Old or other names of subcommands: one word per thing across the CLI, the page and the

@@ -577,3 +577,42 @@ fn the_bundled_load_check_judges_load_per_cpu_with_numeric_thresholds() {
     );
     assert!(out.contains(&format!("cpus={cpus}")), "{out}");
 }
+
+#[test]
+fn habits_version_did_you_mean_and_dash_c_after_global_options() {
+    let w = Work::new();
+    let o = w.run(&["--version"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("hostler {}", env!("CARGO_PKG_VERSION"))
+    );
+    for (args, hint, usage) in [
+        (
+            &["serv"][..],
+            "Did you mean 'serve'?",
+            "Run 'hostler --help' for usage.",
+        ),
+        (
+            &["host", "lst"][..],
+            "Did you mean 'list'?",
+            "Run 'hostler host --help' for usage.",
+        ),
+        (
+            &["schedule", "check_disk", "--evry", "1m"][..],
+            "Did you mean '--every'?",
+            "Run 'hostler schedule --help' for usage.",
+        ),
+    ] {
+        let o = w.run(args);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{args:?}");
+        assert!(err.contains(hint) && err.contains(usage), "{args:?}: {err}");
+    }
+    // Nothing close: no guess.
+    assert!(!stderr(&w.run(&["zzzzzz"])).contains("Did you mean"));
+    let db = w.path("other.db").display().to_string();
+    let o = w.run(&["--db", &db, "-c", "40 + 2"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "42");
+}
