@@ -32,6 +32,23 @@ impl App {
         Ok(App { config, db })
     }
 
+    /// Refuses a SQLite file that does not exist: a command that only reads must not create
+    /// an empty database at a mistyped path.
+    pub fn require_database(&self) -> anyhow::Result<()> {
+        let path = self
+            .db
+            .strip_prefix("sqlite://")
+            .or_else(|| self.db.strip_prefix("sqlite:"))
+            .unwrap_or(&self.db);
+        if path.contains("://") || path.is_empty() || path == ":memory:" {
+            return Ok(());
+        }
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!("no database at {path} (create one with `hostler init`, or give --db)");
+        }
+        Ok(())
+    }
+
     pub fn store(&self) -> anyhow::Result<Arc<Store>> {
         let mut store = Store::open(&self.db)?;
         let m = &self.config.monitord;

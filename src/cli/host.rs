@@ -134,6 +134,12 @@ fn read_password(cmd: &AddCmd) -> anyhow::Result<Option<Secret>> {
         return Ok(Some(Secret::new(pw)));
     }
     if cmd.ask_password {
+        // rpassword reads the controlling terminal; without one it fails with ENXIO.
+        if std::fs::File::open("/dev/tty").is_err() {
+            anyhow::bail!(
+                "--ask-password needs a terminal; without one, pipe the password to --password-stdin"
+            );
+        }
         let pw = rpassword::prompt_password(format!("password for {}: ", cmd.name))?;
         return Ok(Some(Secret::new(pw)));
     }

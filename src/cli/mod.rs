@@ -227,6 +227,30 @@ fn suggest(name: &str, path: &[&str], bad: &str) -> Option<String> {
         .map(|(_, w)| w)
 }
 
+/// Whether a command only reads the database, and so must not create one.
+fn reads_only(c: &Command) -> bool {
+    match c {
+        Command::Queue(_)
+        | Command::Runs(_)
+        | Command::ShowRun(_)
+        | Command::Schedules(_)
+        | Command::Status(_) => true,
+        Command::Host(h) => matches!(
+            h.action,
+            host::HostAction::List(_) | host::HostAction::Show(_)
+        ),
+        Command::Script(s) => matches!(
+            s.action,
+            script::ScriptAction::List(_)
+                | script::ScriptAction::Show(_)
+                | script::ScriptAction::Export(_)
+        ),
+        Command::Downtime(d) => matches!(d.action, downtime::DowntimeAction::List(_)),
+        Command::User(u) => matches!(u.action, user::UserAction::List(_)),
+        _ => false,
+    }
+}
+
 /// Old or other names of subcommands: one word per thing across the CLI, the page and the
 /// API (`queue` is the page's `/queue`, `runs` its `/runs`), with the old words kept.
 const ALIASES: &[(&str, &str)] = &[
@@ -293,6 +317,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     init_logging(cli.verbose, daemon);
     output::set_raw(cli.raw);
     let app = App::new(cli.db.clone(), cli.config.clone())?;
+    if reads_only(&cli.command) {
+        app.require_database()?;
+    }
     match cli.command {
         Command::Init(c) => init::run(&app, c),
         Command::Host(c) => host::run(&app, c),

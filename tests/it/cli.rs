@@ -616,3 +616,64 @@ fn habits_version_did_you_mean_and_dash_c_after_global_options() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "42");
 }
+
+#[test]
+fn read_commands_on_a_missing_database_say_so_and_create_nothing() {
+    let w = Work::new();
+    let missing = w.path("typo.db").display().to_string();
+    for args in [
+        &["status"][..],
+        &["runs"][..],
+        &["queue"][..],
+        &["host", "list"][..],
+        &["script", "show", "x"][..],
+        &["downtime", "list"][..],
+    ] {
+        let mut all = vec!["--db", missing.as_str()];
+        all.extend_from_slice(args);
+        let o = w.run(&all);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 1, "{args:?}");
+        assert!(
+            err.contains(&format!("no database at {missing}")) && err.contains("hostler init"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        !std::path::Path::new(&missing).exists(),
+        "nothing was created"
+    );
+    // A command that writes still creates it.
+    assert_eq!(code(&w.run(&["--db", &missing, "init"])), 0);
+    assert_eq!(code(&w.run(&["--db", &missing, "status"])), 0);
+}
+
+#[test]
+fn ask_password_without_a_terminal_is_a_clear_error() {
+    let w = Work::new();
+    init(&w);
+    // setsid: no controlling terminal, as under cron or systemd.
+    let o = w
+        .cmd_with(
+            "setsid",
+            &[
+                &crate::util::bin(),
+                "host",
+                "add",
+                "r1",
+                "--address",
+                "192.0.2.1",
+                "--ask-password",
+            ],
+        )
+        .output()
+        .expect("setsid");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--ask-password needs a terminal")
+            && stderr(&o).contains("--password-stdin"),
+        "{}",
+        stderr(&o)
+    );
+    assert_ne!(code(&w.run(&["host", "show", "r1"])), 0, "nothing added");
+}
