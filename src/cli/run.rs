@@ -119,7 +119,18 @@ pub fn run(app: &App, cmd: RunCmd) -> anyhow::Result<u8> {
         ..RunRequest::default()
     };
     let run = env.execute(&req, None);
-    let id = store.record_run(&run, crate::store::JobAction::Keep)?;
+    // A run that cannot be recorded (disk full, read-only file system) is UNKNOWN to whoever
+    // reads the exit status, whatever the script said: the history does not hold it.
+    let id = match store.record_run(&run, crate::store::JobAction::Keep) {
+        Ok(id) => id,
+        Err(e) => {
+            return unknown(format!(
+                "the run said {}: {}, but it could not be recorded: {e}",
+                label(run.status),
+                run.message
+            ));
+        }
+    };
     if cmd.json {
         output::json(&RunJson::new(id, &run))?;
     } else {

@@ -168,6 +168,32 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     } else {
         r.hosts.iter().cloned().map(Some).collect()
     };
+    // The same script, fix, target and timing again would run everything twice.
+    let existing = store.schedules()?;
+    for host in &hosts {
+        if let Some(same) = existing.iter().find(|s| {
+            s.enabled
+                && s.script == r.script
+                && s.fix_script == r.fix_script
+                && s.host == *host
+                && s.tag == r.tag
+                && s.site == r.site
+                && s.timing == timing
+        }) {
+            return Err(invalid(format!(
+                "schedule {} already runs {} {} {}; remove it first (hostler cancel --schedule {})",
+                same.id,
+                r.script,
+                host.as_deref()
+                    .map(|h| format!("on {h}"))
+                    .or_else(|| r.tag.as_ref().map(|t| format!("on tag {t}")))
+                    .or_else(|| r.site.as_ref().map(|s| format!("on site {s}")))
+                    .unwrap_or_else(|| "without a host".into()),
+                timing::describe(&timing),
+                same.id
+            )));
+        }
+    }
     let mut ids = Vec::new();
     for host in hosts {
         ids.push(store.add_schedule(&NewSchedule {

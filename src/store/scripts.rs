@@ -78,6 +78,19 @@ fn save_one(
         }
         _ => {}
     }
+    if let Some(v) = current {
+        // Saving what is already there changes nothing, not even the version.
+        let same = c
+            .query_one(st::script_by_name(s.name))?
+            .map(|r| script_from_row(&r))
+            .transpose()?
+            .is_some_and(|old| {
+                old.source == s.source && old.kind == s.kind && old.description == s.description
+            });
+        if same {
+            return Ok(v);
+        }
+    }
     if current.is_some() {
         c.exec(st::script_update(
             s.name,

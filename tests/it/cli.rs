@@ -677,3 +677,99 @@ fn ask_password_without_a_terminal_is_a_clear_error() {
     );
     assert_ne!(code(&w.run(&["host", "show", "r1"])), 0, "nothing added");
 }
+
+#[test]
+fn an_identical_schedule_is_refused_and_an_unchanged_import_keeps_its_version() {
+    let w = Work::new();
+    init(&w);
+    let args = [
+        "schedule",
+        "check_disk",
+        "--host",
+        "localhost",
+        "--every",
+        "5m",
+    ];
+    assert_eq!(code(&w.run(&args)), 0);
+    let o = w.run(&args);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("schedule 1 already runs check_disk on localhost every 5m")
+            && stderr(&o).contains("hostler cancel --schedule 1"),
+        "{}",
+        stderr(&o)
+    );
+    // Another timing is another schedule.
+    assert_eq!(
+        code(&w.run(&[
+            "schedule",
+            "check_disk",
+            "--host",
+            "localhost",
+            "--every",
+            "10m"
+        ])),
+        0
+    );
+
+    let dir = w.path("lib");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("mine.rhai"), "//! kind: check\nok(\"fine\")\n").expect("write");
+    let import = ["script", "import", dir.to_str().expect("path")];
+    let version = |w: &Work| -> i64 {
+        let v: serde_json::Value =
+            serde_json::from_slice(&w.run(&["script", "list", "--json"]).stdout).expect("json");
+        v.as_array()
+            .expect("list")
+            .iter()
+            .find(|s| s["name"] == "mine")
+            .and_then(|s| s["version"].as_i64())
+            .expect("mine")
+    };
+    assert_eq!(code(&w.run(&import)), 0);
+    assert_eq!(version(&w), 1);
+    assert_eq!(code(&w.run(&import)), 0);
+    assert_eq!(version(&w), 1, "unchanged: the same version");
+    std::fs::write(dir.join("mine.rhai"), "//! kind: check\nok(\"better\")\n").expect("write");
+    assert_eq!(code(&w.run(&import)), 0);
+    assert_eq!(version(&w), 2);
+}
+
+#[test]
+fn a_run_that_cannot_be_recorded_is_unknown_with_the_reason() {
+    let w = Work::new();
+    init(&w);
+    add_script(
+        &w,
+        "big",
+        r#"let s = ""; for i in 0..5000 { s += "0123456789012345678901234567890123456789"; } print(s); ok("fine")"#,
+    );
+    // Files may grow to 32 KiB (with SIGXFSZ ignored, a larger write fails as a full disk
+    // would): the database opens, the run's 200 KB of output cannot be written.
+    let o = w
+        .cmd_with(
+            "sh",
+            &[
+                "-c",
+                "trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\"",
+                &crate::util::bin(),
+                "run",
+                "big",
+            ],
+        )
+        .output()
+        .expect("sh");
+    let out = stdout(&o);
+    assert_eq!(code(&o), 3, "{out} {}", stderr(&o));
+    assert!(
+        out.starts_with(
+            "UNKNOWN: the run said OK: fine, but it could not be recorded: database error"
+        ),
+        "{}",
+        &out[..out.len().min(300)]
+    );
+    assert!(
+        !stdout(&w.run(&["runs"])).contains("big"),
+        "nothing half-written"
+    );
+}
