@@ -772,7 +772,10 @@ fn https_verifies_certificates_against_the_system_store() {
     assert_eq!(code(&w.run(&["init"])), 0);
     std::fs::write(
         w.path("tls.rhai"),
-        format!(r#"let r = http_get("https://localhost:{port}/"); ok(`status ${{r.status}}`)"#),
+        format!(
+            r#"let r = http_get("https://localhost:{port}/");
+               if r.status == 0 {{ unknown(r.error) }} else {{ ok(`status ${{r.status}}`) }}"#
+        ),
     )
     .expect("write");
     assert_eq!(code(&w.run(&["script", "add", "tls", "tls.rhai"])), 0);
@@ -881,4 +884,27 @@ fn fan_out_shows_progress_on_a_terminal_and_not_in_a_pipe() {
     assert!(text.contains("[1/3]") && text.contains("[3/3]"), "{text}");
     assert!(text.contains("3 runs on 3 hosts"), "{text}");
     assert!(text.contains("rested on p2"), "{text}");
+}
+
+#[test]
+fn a_service_that_is_down_is_data_to_http_get_not_an_error() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    let port = free_port();
+    std::fs::write(
+        w.path("web.rhai"),
+        format!(
+            r#"let r = http_get("http://127.0.0.1:{port}/");
+               if r.status != 200 {{ critical(`down: ${{r.error}}`) }} else {{ ok("up") }}"#
+        ),
+    )
+    .expect("write");
+    assert_eq!(code(&w.run(&["script", "add", "web", "web.rhai"])), 0);
+    let o = w.run(&["run", "web"]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 2, "CRITICAL, not an error: {out}{}", stderr(&o));
+    assert!(
+        out.starts_with("CRITICAL: down: ") && out.to_lowercase().contains("refused"),
+        "{out}"
+    );
 }

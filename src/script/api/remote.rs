@@ -314,6 +314,16 @@ fn http_session(
     url: &str,
     opts: &Map,
 ) -> Result<SessionRef, Box<EvalAltResult>> {
+    http_open(ctx, url, opts)?.map_err(session_err)
+}
+
+/// An HTTP request as a session: the outer error is the script's (a bad option, the sandbox),
+/// the inner one the network's (refused, unreachable, timed out, a bad certificate).
+fn http_open(
+    ctx: &Arc<RunContext>,
+    url: &str,
+    opts: &Map,
+) -> Result<Result<SessionRef, SessionError>, Box<EvalAltResult>> {
     ctx.admit(false)?;
     let mut req = http::Request {
         method: "GET".into(),
@@ -352,7 +362,11 @@ fn http_session(
     if let Some(d) = ctx.guard.deadline {
         req.timeout = req.timeout.min(d.saturating_duration_since(Instant::now()));
     }
-    let (head, body) = http::request(&req).map_err(session_err)?;
+    let (head, body) = match http::request(&req) {
+        Ok(r) => r,
+        Err(e @ (SessionError::Cancelled | SessionError::Deadline)) => return Err(session_err(e)),
+        Err(e) => return Ok(Err(e)),
+    };
     let mut s = Session::new(
         ctx.session_id(),
         Box::new(body),
@@ -361,7 +375,7 @@ fn http_session(
     );
     s.timeout = req.timeout;
     s.head = Some(head);
-    Ok(ctx.track_new(s))
+    Ok(Ok(ctx.track_new(s)))
 }
 
 fn headers_map(head: &http::ResponseHead) -> Map {
@@ -372,11 +386,27 @@ fn headers_map(head: &http::ResponseHead) -> Map {
     m
 }
 
-/// `http_get(url)`: `#{status, body, headers, elapsed_ms}`. A body longer than the run's
-/// output limit is an error, not a daemon out of memory.
+/// `http_get(url)`: `#{status, body, headers, elapsed_ms}`. A service that cannot be reached
+/// (refused, unreachable, timed out, a bad certificate) is data, not an error: `status` 0 and
+/// `error` saying why, so `if r.status != 200 { critical(...) }` needs no try/catch. A body
+/// longer than the run's output limit is an error, not a daemon out of memory.
 fn http_get(ctx: &Arc<RunContext>, url: &str) -> Result<Map, Box<EvalAltResult>> {
     let start = Instant::now();
-    let s = http_session(ctx, url, &Map::new())?;
+    let elapsed = |start: Instant| {
+        Dynamic::from(i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX))
+    };
+    let s = match http_open(ctx, url, &Map::new())? {
+        Ok(s) => s,
+        Err(e) => {
+            let mut m = Map::new();
+            m.insert("status".into(), Dynamic::from(0_i64));
+            m.insert("error".into(), Dynamic::from(ctx.mask(&e.to_string())));
+            m.insert("body".into(), Dynamic::from(String::new()));
+            m.insert("headers".into(), Dynamic::from_map(Map::new()));
+            m.insert("elapsed_ms".into(), elapsed(start));
+            return Ok(m);
+        }
+    };
     let mut session = s.0.lock().unwrap_or_else(|p| p.into_inner());
     let mut body = String::new();
     while !session.is_eof() {
@@ -396,10 +426,7 @@ fn http_get(ctx: &Arc<RunContext>, url: &str) -> Result<Map, Box<EvalAltResult>>
     m.insert("status".into(), Dynamic::from(i64::from(head.status)));
     m.insert("body".into(), Dynamic::from(body));
     m.insert("headers".into(), Dynamic::from_map(headers_map(&head)));
-    m.insert(
-        "elapsed_ms".into(),
-        Dynamic::from(i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)),
-    );
+    m.insert("elapsed_ms".into(), elapsed(start));
     Ok(m)
 }
 
