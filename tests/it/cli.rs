@@ -550,7 +550,7 @@ fn schedule_validates_and_lists_and_removes() {
 }
 
 #[test]
-fn the_bundled_load_check_judges_load_per_cpu_with_numeric_thresholds() {
+fn the_bundled_checks_take_numeric_thresholds_and_load_is_judged_per_cpu() {
     let w = Work::new();
     init(&w);
     let store = w.store();
@@ -567,6 +567,10 @@ fn the_bundled_load_check_judges_load_per_cpu_with_numeric_thresholds() {
         })
         .expect("host");
     drop(store);
+    // The disk check takes numbers too (it failed with "Function not found: parse_int (i64)").
+    let o = w.run(&["run", "check_disk", "--host", "busy"]);
+    assert_eq!(code(&o), 1, "{} {}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).starts_with("WARNING: / is "), "{}", stdout(&o));
     let o = w.run(&["run", "check_load", "--host", "busy"]);
     let out = stdout(&o);
     assert_eq!(code(&o), 1, "{out} {}", stderr(&o));
