@@ -62,7 +62,7 @@ impl App {
 
     pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Runner> {
         let sandbox = &self.config.sandbox;
-        let allow = Allowlist::new(&sandbox.allowed_commands)
+        let allow = Allowlist::new(&sandbox.commands())
             .and_then(|a| {
                 a.with_arguments(
                     &sandbox.refused_arguments,

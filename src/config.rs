@@ -41,6 +41,8 @@ pub struct Sandbox {
     /// Globs of the commands scripts may run with `exec` and `spawn` (see
     /// [`crate::session::Allowlist`]).
     pub allowed_commands: Vec<String>,
+    /// More commands on top of `allowed_commands` (which replaces the defaults when set).
+    pub extra_commands: Vec<String>,
     /// Options refused to every command, besides `--extra-opts` (always refused).
     pub refused_arguments: Vec<String>,
     /// `[sandbox.arguments."GLOB"]`: per command, more refused options, or the only ones.
@@ -55,6 +57,15 @@ pub struct Sandbox {
     pub max_sockets: usize,
     /// Bytes one run may allocate and hold (counted by the allocator; see `script::memory`).
     pub max_memory: usize,
+}
+
+impl Sandbox {
+    /// Every command scripts may run: `allowed_commands` and `extra_commands`.
+    pub fn commands(&self) -> Vec<String> {
+        let mut all = self.allowed_commands.clone();
+        all.extend(self.extra_commands.iter().cloned());
+        all
+    }
 }
 
 impl Default for Sandbox {
@@ -77,6 +88,7 @@ impl Default for Sandbox {
                 "nproc".into(),
                 "/usr/lib/nagios/plugins/check_{disk,load,users,procs,swap,dummy,ping,tcp,http,dns,ntp_time,uptime}".into(),
             ],
+            extra_commands: Vec::new(),
             refused_arguments: Vec::new(),
             arguments: std::collections::BTreeMap::new(),
             environment: Vec::new(),

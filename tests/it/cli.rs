@@ -777,3 +777,38 @@ fn a_run_that_cannot_be_recorded_is_unknown_with_the_reason() {
         "nothing half-written"
     );
 }
+
+#[test]
+fn extra_commands_add_to_the_defaults_and_allowed_commands_replaces_them() {
+    let w = Work::new();
+    init(&w);
+    add_script(
+        &w,
+        "both",
+        r#"let a = exec("true", []); let b = exec("df", ["-P", "/"]); ok(`${a.code} ${b.code}`)"#,
+    );
+    std::fs::write(
+        w.path("extra.toml"),
+        "[sandbox]\nextra_commands = [\"true\"]\n",
+    )
+    .expect("cfg");
+    let o = w.run(&["--config", "extra.toml", "run", "both"]);
+    assert_eq!(
+        (code(&o), stdout(&o).trim()),
+        (0, "OK: 0 0"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(
+        w.path("only.toml"),
+        "[sandbox]\nallowed_commands = [\"true\"]\n",
+    )
+    .expect("cfg");
+    let o = w.run(&["--config", "only.toml", "run", "both"]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        stdout(&o).contains("\"df\" is not allowed"),
+        "{}",
+        stdout(&o)
+    );
+}
