@@ -14,6 +14,8 @@ use crate::store::Store;
 /// What every command needs: the config and where the database is.
 pub struct App {
     pub config: Config,
+    /// Where the config came from (None: the defaults), for a reload.
+    pub config_path: Option<PathBuf>,
     pub db: String,
 }
 
@@ -22,14 +24,18 @@ impl App {
     /// `[database] url`).
     pub fn new(db: Option<String>, config: Option<PathBuf>) -> anyhow::Result<App> {
         let config_path = config.or_else(|| std::env::var_os("HOSTLER_CONFIG").map(PathBuf::from));
-        let config = match config_path {
-            Some(p) => Config::load(&p)?,
+        let config = match &config_path {
+            Some(p) => Config::load(p)?,
             None => Config::default(),
         };
         let db = db
             .or_else(|| std::env::var("HOSTLER_DB").ok())
             .unwrap_or_else(|| config.database.url.clone());
-        Ok(App { config, db })
+        Ok(App {
+            config,
+            config_path,
+            db,
+        })
     }
 
     /// Refuses a SQLite file that does not exist: a command that only reads must not create

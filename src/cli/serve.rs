@@ -7,7 +7,7 @@ use argh::FromArgs;
 use tracing::{info, warn};
 
 use super::{App, output};
-use crate::monitord::{self, DaemonOptions, Shutdown};
+use crate::monitord::{self, DaemonOptions, Reload, Shutdown};
 use crate::store::{NewSchedule, Store};
 use crate::web;
 
@@ -69,29 +69,46 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
     } else {
         Some(start_web(app, &store, cmd.listen.clone(), &opts.health)?)
     };
-    let mut env = app.env(store)?;
+    let mut env = app.env(store.clone())?;
     env.node = opts.node.clone();
     let shutdown = Shutdown::default();
+    let reload = Reload::default();
     let signals = {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
         let handle = signals.handle();
         let stop = shutdown.clone();
+        let (reload, db, path) = (reload.clone(), app.db.clone(), app.config_path.clone());
+        let (max_concurrent, node) = (cmd.max_concurrent, opts.node.clone());
         std::thread::spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    // A bad file keeps the running configuration, with the reason logged.
+                    match reloaded(&db, path.clone(), &store, max_concurrent, &node) {
+                        Ok((env, opts)) => {
+                            info!(config = ?path, "SIGHUP: configuration reloaded ([web] and [database] take a restart)");
+                            reload.offer(env, opts);
+                        }
+                        Err(e) => warn!(
+                            "SIGHUP: the configuration was not reloaded, the running one stays: {e:#}"
+                        ),
+                    }
+                    continue;
+                }
                 info!(signal = sig, "stopping");
                 stop.request();
                 // /sqlxml queries end now, not at their deadline.
                 crate::store::sqlite::interrupt_read_only();
+                break;
             }
         });
         handle
     };
     eprintln!(
-        "hostler serve: node {}, database {}, up to {} jobs at once; results: hostler runs; Ctrl-C or SIGTERM stops",
+        "hostler serve: node {}, database {}, up to {} jobs at once; results: hostler runs; SIGHUP reloads the config; Ctrl-C or SIGTERM stops",
         opts.node, app.db, opts.max_concurrent
     );
-    let summary = monitord::run(Arc::new(env), opts, shutdown)?;
+    let summary = monitord::run_with_reload(Arc::new(env), opts, shutdown, reload)?;
     signals.close();
     if let Some(w) = web {
         w.stop();
@@ -101,6 +118,25 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
         summary.jobs_run, summary.released
     );
     Ok(0)
+}
+
+/// The daemon's settings and script runner from the config file read again, with the command
+/// line's overrides.
+fn reloaded(
+    db: &str,
+    path: Option<std::path::PathBuf>,
+    store: &Arc<Store>,
+    max_concurrent: Option<usize>,
+    node: &str,
+) -> anyhow::Result<(crate::script::Runner, DaemonOptions)> {
+    let app = App::new(Some(db.to_string()), path)?;
+    let mut opts = DaemonOptions::from_config(&app.config);
+    if let Some(n) = max_concurrent {
+        opts.max_concurrent = n.max(1);
+    }
+    opts.node = node.to_string();
+    let env = app.env(store.clone())?;
+    Ok((env, opts))
 }
 
 /// Starts the web page; on a database without users, adds `admin` and prints its password

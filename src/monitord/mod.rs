@@ -111,6 +111,24 @@ impl Shutdown {
     }
 }
 
+/// A new configuration for a running daemon (SIGHUP), taken at the start of its next pass:
+/// the sandbox and sessions (a new `Runner` on the same store) and `[monitord]`/`[notify]`
+/// settings. The node's name stays; jobs already running finish with what they started with.
+#[derive(Clone, Default)]
+pub struct Reload {
+    next: Arc<std::sync::Mutex<Option<(Runner, DaemonOptions)>>>,
+}
+
+impl Reload {
+    pub fn offer(&self, env: Runner, opts: DaemonOptions) {
+        *self.next.lock().unwrap_or_else(|p| p.into_inner()) = Some((env, opts));
+    }
+
+    fn take(&self) -> Option<(Runner, DaemonOptions)> {
+        self.next.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 /// What the daemon did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -129,10 +147,20 @@ pub fn run(
     opts: DaemonOptions,
     shutdown: Shutdown,
 ) -> Result<Summary, StoreError> {
+    run_with_reload(env, opts, shutdown, Reload::default())
+}
+
+/// Runs the daemon until `shutdown` is requested, taking new configurations from `reload`.
+pub fn run_with_reload(
+    env: Arc<Runner>,
+    opts: DaemonOptions,
+    shutdown: Shutdown,
+    reload: Reload,
+) -> Result<Summary, StoreError> {
     // Runs are recorded under the node name that holds the leases.
     let mut env = (*env).clone();
     env.node = opts.node.clone();
-    smol::block_on(daemon(Arc::new(env), opts, shutdown))
+    smol::block_on(daemon(Arc::new(env), opts, shutdown, reload))
 }
 
 /// The daemon between passes: what runs here, and when each periodic step last ran.
@@ -159,11 +187,15 @@ async fn daemon(
     env: Arc<Runner>,
     opts: DaemonOptions,
     shutdown: Shutdown,
+    reload: Reload,
 ) -> Result<Summary, StoreError> {
     let mut d = Daemon::new(env, opts);
     // Every pass ends within the poll interval; many missed passes mean the loop is stuck.
     let stall_after = (d.opts.poll_interval * 10).max(Duration::from_secs(30));
     while !shutdown.requested() {
+        if let Some((env, opts)) = reload.take() {
+            d.reconfigure(env, opts);
+        }
         d.opts.health.beat(stall_after);
         // Housekeeping (schedules, orphans, expired leases, notifications) runs once per poll
         // interval; claims run on every pass, so a local enqueue or a finished job acts at once.
@@ -204,6 +236,21 @@ impl Daemon {
             last_housekeeping: None,
             delivery: None,
         }
+    }
+
+    /// Takes a new configuration: the node's name and heartbeat stay.
+    fn reconfigure(&mut self, mut env: Runner, mut opts: DaemonOptions) {
+        opts.node = self.opts.node.clone();
+        opts.health = self.opts.health.clone();
+        env.node = opts.node.clone();
+        self.renew_every = opts.lease / 3;
+        info!(
+            max_concurrent = opts.max_concurrent,
+            per_host = opts.per_host,
+            "configuration reloaded"
+        );
+        self.env = Arc::new(env);
+        self.opts = opts;
     }
 
     /// Whether a poll interval has passed since the last housekeeping (and marks it begun).

@@ -1179,3 +1179,67 @@ fn the_fix_guard_is_a_pure_decision() {
         FixGuard::Backoff { until: i64::MAX }
     );
 }
+
+#[test]
+fn sighup_reloads_the_config_and_a_bad_one_keeps_the_running_one() {
+    let w = Work::new();
+    let cfg = w.path("c.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[monitord]\npoll_interval = 0.05\n[sandbox]\nallowed_commands = [\"df\"{extra}]\n"
+            ),
+        )
+        .expect("config")
+    };
+    write("");
+    let store = w.store();
+    host(&store, "localhost");
+    w.script(
+        &store,
+        "ex",
+        r#"let r = exec("true", []); ok(`exit ${r.code}`)"#,
+    );
+    let mut child = serve(&w, "n1", "c.toml");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let run_once = |store: &Store| -> hostler::store::Run {
+        let before = all_runs(store).len();
+        let o = w.run(&["schedule", "ex", "--host", "localhost"]);
+        assert_eq!(code_of(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(wait_for(Duration::from_secs(15), || all_runs(store).len() > before));
+        all_runs(store).pop().expect("run")
+    };
+    let first = run_once(&store);
+    assert!(first.message.contains("not allowed"), "{first:?}");
+    // Allowed now: SIGHUP, and the next run may run it.
+    write(", \"true\"");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("hup");
+    assert!(wait_for(Duration::from_secs(10), || log(&w, "n1")
+        .contains("configuration reloaded")));
+    let second = run_once(&store);
+    assert_eq!(
+        (second.status, second.message.as_str()),
+        (Status::Ok, "exit 0"),
+        "{second:?}"
+    );
+    // A file that does not parse: the daemon lives on with what it had, and says why.
+    std::fs::write(&cfg, "[sandbox\nallowed_commands = 3\n").expect("bad config");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("hup");
+    assert!(wait_for(Duration::from_secs(10), || log(&w, "n1")
+        .contains("was not reloaded")));
+    let third = run_once(&store);
+    assert_eq!(third.status, Status::Ok, "{third:?}");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "alive: {}",
+        log(&w, "n1")
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("term");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}: {}", log(&w, "n1"));
+}
+
+fn code_of(o: &std::process::Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
