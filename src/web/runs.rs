@@ -4,9 +4,9 @@
 use maud::{Markup, html};
 
 use super::http::{Req, encode};
-use super::layout::{ago, page, status, time};
+use super::layout::{ago, csrf, page, status, time};
 use super::{Web, WebError, WebResult, Who};
-use crate::store::{RunFilter, Status};
+use crate::store::{Role, RunFilter, Status};
 
 /// Runs, newest first, filtered by host, script and status; 100 a page, keyset paging.
 pub fn runs(web: &Web, who: &Who, req: &Req) -> WebResult {
@@ -99,6 +99,15 @@ pub fn run(web: &Web, who: &Who, id: i64) -> WebResult {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let body = html! {
+        @if who.may(Role::Operator) {
+            form.inline method="post" action="/schedule" {
+                (csrf(who))
+                input type="hidden" name="script" value=(r.script);
+                @if let Some(h) = &r.host { input type="hidden" name="host" value=(h); }
+                input type="hidden" name="when" value="now";
+                button type="submit" { "Run again" }
+            }
+        }
         dl.fields {
             dt { "Status" } dd { (status(r.status)) " " (r.message) }
             dt { "Script" } dd { a href={"/scripts/" (r.script)} { (r.script) }

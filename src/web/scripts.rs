@@ -50,11 +50,21 @@ fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> WebRes
         summary: true,
     })?;
     let now = now_ms();
+    let hosts = web.store.hosts()?;
     let body = html! {
         p.meta { (s.kind) ", version " (s.version) ", saved " (time(s.updated_at))
             @if let Some(d) = &s.description { ". " (d) } }
         @if who.may(Role::Operator) && s.kind != ScriptKind::Library {
-            p { a.button href={"/schedule?script=" (s.name)} { "Schedule it" } }
+            form.inline method="post" action="/schedule" {
+                (csrf(who))
+                input type="hidden" name="script" value=(s.name);
+                input type="hidden" name="when" value="now";
+                label { "Run now on " select name="host" {
+                    @for h in &hosts { option { (h.name) } }
+                } }
+                button type="submit" { "Run now" }
+                " " a.button href={"/schedule?script=" (s.name)} { "Schedule it" }
+            }
         }
         @if let Some(e) = err { p.error role="alert" { (e) } }
         @if who.may(Role::Admin) {

@@ -1124,3 +1124,48 @@ fn downtimes_and_acknowledgements_on_the_page_and_the_api() {
     let one = c.api_get("/api/checks/localhost/check_x", &viewer).json();
     assert_eq!(one["check"]["acked"], true);
 }
+
+#[test]
+fn a_run_can_be_run_again_and_a_script_run_now_on_a_host() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let id = record(&store, "check_x", Status::Critical, "down");
+    let mut viewer = site.login("view");
+    assert!(
+        !viewer
+            .get(&format!("/runs/{id}"))
+            .body
+            .contains("Run again")
+    );
+    let mut c = site.login("oper");
+    let page = c.get(&format!("/runs/{id}"));
+    assert!(
+        page.body.contains("Run again")
+            && page.body.contains(r#"name="script" value="check_x""#)
+            && page.body.contains(r#"name="host" value="localhost""#),
+        "{}",
+        page.body
+    );
+    // What the button posts.
+    let r = c.submit(
+        "/schedule",
+        &[
+            ("script", "check_x"),
+            ("host", "localhost"),
+            ("when", "now"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let jobs = store.jobs().expect("jobs");
+    assert_eq!(
+        (jobs.len(), jobs[0].script.as_str(), jobs[0].host.as_deref()),
+        (1, "check_x", Some("localhost"))
+    );
+    let page = c.get("/scripts/check_x");
+    assert!(
+        page.body.contains("Run now on") && page.body.contains("<option>localhost</option>"),
+        "{}",
+        page.body
+    );
+}
