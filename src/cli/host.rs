@@ -20,6 +20,7 @@ pub struct HostCmd {
 #[argh(subcommand)]
 pub enum HostAction {
     Add(AddCmd),
+    Edit(super::host_edit::EditCmd),
     List(ListCmd),
     Show(ShowCmd),
     Rm(RmCmd),
@@ -120,11 +121,11 @@ pub struct RmCmd {
     pub name: String,
 }
 
-fn read_password(cmd: &AddCmd) -> anyhow::Result<Option<Secret>> {
-    if cmd.password_stdin && cmd.ask_password {
+pub(super) fn read_password(name: &str, stdin: bool, ask: bool) -> anyhow::Result<Option<Secret>> {
+    if stdin && ask {
         anyhow::bail!("use either --password-stdin or --ask-password, not both");
     }
-    if cmd.password_stdin {
+    if stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         let pw = line.trim_end_matches(['\n', '\r']).to_string();
@@ -133,14 +134,14 @@ fn read_password(cmd: &AddCmd) -> anyhow::Result<Option<Secret>> {
         }
         return Ok(Some(Secret::new(pw)));
     }
-    if cmd.ask_password {
+    if ask {
         // rpassword reads the controlling terminal; without one it fails with ENXIO.
         if std::fs::File::open("/dev/tty").is_err() {
             anyhow::bail!(
                 "--ask-password needs a terminal; without one, pipe the password to --password-stdin"
             );
         }
-        let pw = rpassword::prompt_password(format!("password for {}: ", cmd.name))?;
+        let pw = rpassword::prompt_password(format!("password for {name}: "))?;
         return Ok(Some(Secret::new(pw)));
     }
     Ok(None)
@@ -161,7 +162,7 @@ fn add(app: &App, cmd: AddCmd) -> anyhow::Result<u8> {
         vars.insert(k.to_string(), serde_json::Value::String(val.to_string()));
     }
     // Ask before touching the database, so a failed prompt writes nothing.
-    let secret = read_password(&cmd)?;
+    let secret = read_password(&cmd.name, cmd.password_stdin, cmd.ask_password)?;
     let store = app.store()?;
     let host = store.add_host(&NewHost {
         name: cmd.name,
@@ -201,6 +202,7 @@ fn row(h: &Host) -> Vec<String> {
 pub fn run(app: &App, cmd: HostCmd) -> anyhow::Result<u8> {
     match cmd.action {
         HostAction::Add(c) => add(app, c),
+        HostAction::Edit(c) => super::host_edit::run(app, c),
         HostAction::List(c) => {
             let hosts = app.store()?.hosts()?;
             if c.json {

@@ -4,6 +4,7 @@
 mod downtime;
 mod fanout;
 mod host;
+mod host_edit;
 mod init;
 mod key;
 mod output;

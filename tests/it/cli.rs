@@ -812,3 +812,79 @@ fn extra_commands_add_to_the_defaults_and_allowed_commands_replaces_them() {
         stdout(&o)
     );
 }
+
+#[test]
+fn host_edit_changes_only_what_it_is_given() {
+    let w = Work::new();
+    init(&w);
+    let o = w.run(&[
+        "host",
+        "add",
+        "web1",
+        "--address",
+        "192.0.2.10",
+        "--user",
+        "admin",
+        "--tag",
+        "web",
+        "--var",
+        "warn=70",
+        "--var",
+        "path=/srv",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let show = |w: &Work| -> serde_json::Value {
+        serde_json::from_slice(&w.run(&["host", "show", "web1", "--json"]).stdout).expect("json")
+    };
+    let o = w.run_with_input(
+        &[
+            "host",
+            "edit",
+            "web1",
+            "--address",
+            "192.0.2.11",
+            "--tag",
+            "web",
+            "--tag",
+            "eu",
+            "--var",
+            "path=",
+            "--password-stdin",
+        ],
+        "s3cret-Pass\n",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stdout(&o).contains("s3cret"), "{}", stdout(&o));
+    let h = show(&w);
+    let h = if h["host"].is_object() {
+        h["host"].clone()
+    } else {
+        h
+    };
+    assert_eq!(h["address"], "192.0.2.11");
+    assert_eq!(h["username"], "admin", "unchanged");
+    assert_eq!(h["tags"], serde_json::json!(["web", "eu"]));
+    assert_eq!(
+        h["vars"],
+        serde_json::json!({"warn": "70"}),
+        "path= removed it"
+    );
+    assert_eq!(h["has_secret"], true);
+    assert_eq!(
+        code(&w.run(&["host", "edit", "web1", "--clear-password"])),
+        0
+    );
+    let h = show(&w);
+    let h = if h["host"].is_object() {
+        h["host"].clone()
+    } else {
+        h
+    };
+    assert_eq!(
+        (h["has_secret"].clone(), h["address"].clone()),
+        (serde_json::json!(false), serde_json::json!("192.0.2.11"))
+    );
+    let o = w.run(&["host", "edit", "nope", "--address", "x"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+}
