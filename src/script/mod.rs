@@ -105,7 +105,8 @@ pub fn api_function_names() -> Vec<String> {
         .gen_fn_signatures(false)
         .into_iter()
         .filter_map(|s| s.split('(').next().map(str::to_string))
-        .filter(|n| !n.starts_with("__"))
+        // Property getters and setters (`get$address`) are not functions anyone calls.
+        .filter(|n| !n.starts_with("__") && !n.contains('$'))
         .collect();
     names.sort();
     names.dedup();

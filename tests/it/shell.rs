@@ -332,3 +332,15 @@ fn connect_logs_in_to_an_ssh_host_through_loginlib() {
     s.read_until("back in hostler", None).expect("back");
     s.read_until(PROMPT, None).expect("prompt again");
 }
+
+#[test]
+fn the_api_names_the_shell_offers_are_callable_names_only() {
+    let names = hostler::script::api_function_names();
+    assert!(names.iter().any(|n| n == "http_get") && names.iter().any(|n| n == "critical"));
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains('$') && !n.starts_with("__")),
+        "{names:?}"
+    );
+}
