@@ -626,7 +626,20 @@ impl Session {
         }
         self.write(&format!("{line}\n"))?;
         let prompt = self.prompt.clone().ok_or(SessionError::Closed)?;
-        self.expect(std::slice::from_ref(&prompt), timeout)?;
+        if let Err(e) = self.expect(std::slice::from_ref(&prompt), timeout) {
+            if matches!(
+                e,
+                SessionError::Cancelled | SessionError::Deadline | SessionError::Timeout { .. }
+            ) {
+                // The command may still run and its output still come: interrupt it, and
+                // forget the prompt, so the next cmd() syncs a fresh one past all of that
+                // instead of returning this command's late output as its own.
+                self.record(Direction::Sent, b"\x03", false);
+                let _ = self.transport.send(b"\x03");
+                self.prompt = None;
+            }
+            return Err(e);
+        }
         // Terminal escapes (bracketed paste, colours, titles) are for a screen, not a script;
         // the transcript keeps them.
         let text = strip_escapes(&self.before)

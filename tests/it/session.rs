@@ -329,3 +329,40 @@ fn a_secret_echoed_across_two_reads_is_masked() {
     assert!(!j.contains("hunter2") && !j.contains("ter2,"), "{j}");
     assert!(j.contains("********"), "{j}");
 }
+
+#[test]
+fn after_a_cancelled_or_timed_out_cmd_the_next_one_gets_its_own_output() {
+    let p =
+        LocalProcess::spawn(std::path::Path::new("/bin/sh"), &["-i".into()], true).expect("spawn");
+    let guard = Guard::new(Some(Duration::from_secs(60)));
+    let cancel = guard.cancel.clone();
+    let mut s = Session::new(1, Box::new(p), guard, None);
+    assert_eq!(s.cmd("echo ready", None).expect("cmd"), "ready");
+    // Ctrl-C in the shell sets the cancel flag while cmd() waits.
+    let setter = std::thread::spawn({
+        let cancel = cancel.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(300));
+            cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let t = Instant::now();
+    assert!(matches!(
+        s.cmd("sleep 30; echo late-one", None),
+        Err(SessionError::Cancelled)
+    ));
+    setter.join().expect("join");
+    cancel.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(s.cmd("echo mine", None).expect("cmd"), "mine");
+    // A timeout too.
+    assert!(
+        s.cmd("sleep 30; echo late-two", Some(Duration::from_millis(300)))
+            .is_err()
+    );
+    assert_eq!(s.cmd("echo also-mine", None).expect("cmd"), "also-mine");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "the sleeps were interrupted"
+    );
+    s.close().expect("close");
+}
