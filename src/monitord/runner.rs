@@ -1,5 +1,7 @@
-//! Running one claimed job on the blocking pool: the script, the correction loop (check, fix,
-//! re-check, notify), retries with backoff, and what becomes of the job row.
+//! Running one claimed job on the blocking pool: the script; a soft problem queued again after
+//! the schedule's retry interval; for a hard one of a schedule with a fix, unless a downtime
+//! covers it, the correction loop (the guard, the fix, re-checks until OK or `recheck_within`,
+//! one message per problem); retries with backoff; and what becomes of the job row.
 //!
 //! Every run is recorded; the job row is deleted, re-queued or released only in the
 //! transaction that records the job's last run.
