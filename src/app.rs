@@ -56,14 +56,22 @@ impl App {
     }
 
     pub fn store(&self) -> anyhow::Result<Arc<Store>> {
-        let mut store = Store::open(&self.db)?;
-        let m = &self.config.monitord;
-        store.policy.flap_changes = m.flap_changes;
-        store.policy.flap_window_ms =
-            std::time::Duration::try_from_secs_f64(m.flap_window.max(0.0)).map_or(i64::MAX, |d| {
-                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-            });
+        let store = Store::open(&self.db)?;
+        store.set_policy(self.policy());
         Ok(Arc::new(store))
+    }
+
+    /// When a check is flapping, from `[monitord] flap_changes` and `flap_window`.
+    pub fn policy(&self) -> crate::store::checks::Policy {
+        let m = &self.config.monitord;
+        crate::store::checks::Policy {
+            flap_changes: m.flap_changes,
+            flap_window_ms: std::time::Duration::try_from_secs_f64(m.flap_window.max(0.0))
+                .map_or(i64::MAX, |d| {
+                    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+                }),
+            ..Default::default()
+        }
     }
 
     pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Runner> {

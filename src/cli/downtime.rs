@@ -4,7 +4,7 @@
 use argh::FromArgs;
 
 use super::{App, output};
-use crate::store::NewDowntime;
+use crate::queue::downtime::DowntimeWords;
 
 /// maintenance windows: the checks they cover run and record, but nothing is fixed or told
 #[derive(FromArgs, Debug)]
@@ -135,37 +135,19 @@ pub fn run(app: &App, cmd: DowntimeCmd) -> anyhow::Result<u8> {
     let store = app.store()?;
     match cmd.action {
         DowntimeAction::Add(c) => {
-            let starts_at = match &c.from {
-                Some(t) => crate::when::parse_time(t)?,
-                None => crate::store::now_ms(),
-            };
-            let ends_at = match (&c.for_, &c.until) {
-                (Some(d), None) => {
-                    let d = crate::when::parse_duration(d)?;
-                    starts_at.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                }
-                (None, Some(t)) => crate::when::parse_time(t)?,
-                _ => anyhow::bail!("give --for DURATION or --until TIME, one of them"),
-            };
-            let (host, script) = match (&c.check, &c.host) {
-                (Some(_), Some(_)) => anyhow::bail!("give --host, --tag or --check, just one"),
-                (Some(chk), None) => match chk.split_once('/') {
-                    Some((h, s)) if !h.is_empty() && !s.is_empty() => {
-                        (Some(h.to_string()), Some(s.to_string()))
-                    }
-                    _ => anyhow::bail!("--check takes HOST/CHECK, as in web1/check_nginx"),
-                },
-                (None, h) => (h.clone(), None),
-            };
-            let id = store.add_downtime(&NewDowntime {
-                host,
-                tag: c.tag,
-                script,
-                starts_at,
-                ends_at,
-                reason: c.reason,
-                author: Some(author()),
-            })?;
+            let d = crate::queue::downtime::downtime(&DowntimeWords {
+                host: c.host.as_deref(),
+                tag: c.tag.as_deref(),
+                check: c.check.as_deref(),
+                from: c.from.as_deref(),
+                for_: c.for_.as_deref(),
+                until: c.until.as_deref(),
+                reason: &c.reason,
+                author: &author(),
+            })
+            .map_err(anyhow::Error::msg)?;
+            let (starts_at, ends_at) = (d.starts_at, d.ends_at);
+            let id = store.add_downtime(&d)?;
             output::text(&format!(
                 "downtime {id}: from {} until {}",
                 output::time(starts_at),
@@ -181,15 +163,9 @@ pub fn run(app: &App, cmd: DowntimeCmd) -> anyhow::Result<u8> {
             let rows: Vec<_> = list
                 .iter()
                 .map(|d| {
-                    let what = match (&d.host, &d.tag, &d.script) {
-                        (Some(h), _, Some(s)) => format!("check {h}/{s}"),
-                        (Some(h), _, None) => format!("host {h}"),
-                        (None, Some(t), _) => format!("tag {t}"),
-                        _ => "-".into(),
-                    };
                     vec![
                         d.id.to_string(),
-                        what,
+                        d.scope(),
                         output::time(d.starts_at),
                         output::time(d.ends_at),
                         output::opt(&d.author),

@@ -136,6 +136,8 @@ fn reloaded(
     }
     opts.node = node.to_string();
     let env = app.env(store.clone())?;
+    // Only once the whole file is good: a bad one keeps every running setting.
+    store.set_policy(app.policy());
     Ok((env, opts))
 }
 

@@ -27,10 +27,12 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
         checks.retain(|c| c.state != CheckState::Ok);
     }
     problems_first(&mut checks);
+    let guards = store.guard_states(&checks)?;
     if cmd.json {
         let list: Vec<_> = checks
             .iter()
-            .map(|c| {
+            .zip(&guards)
+            .map(|(c, guard)| {
                 serde_json::json!({
                     "host": c.host, "check": c.script, "state": c.state,
                     "code": c.state.code(), "hard": c.hard, "attempts": c.attempts,
@@ -39,7 +41,7 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
                     "perfdata": c.perfdata, "notified": c.notified,
                     "acked": c.acked, "ack_comment": c.ack_comment, "flapping": c.flapping,
                     "downtime": downtime.contains(&c.id),
-                    "guard": store.guard_state(c.host.as_deref(), &c.script).ok().flatten(),
+                    "guard": guard,
                 })
             })
             .collect();
@@ -57,7 +59,8 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
     }
     let rows: Vec<_> = checks
         .iter()
-        .map(|c| {
+        .zip(&guards)
+        .map(|(c, guard)| {
             let mut flags: Vec<String> = Vec::new();
             if c.state != CheckState::Ok {
                 flags.push(if c.hard { "hard" } else { "soft" }.to_string());
@@ -74,9 +77,7 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
             if downtime.contains(&c.id) {
                 flags.push("downtime".into());
             }
-            if let Ok(Some(g)) = store.guard_state(c.host.as_deref(), &c.script)
-                && g.fixes > 0
-            {
+            if let Some(g) = guard.as_ref().filter(|g| g.fixes > 0) {
                 flags.push(match g.next_allowed {
                     Some(t) => format!(
                         "guard {}/{} until {}",

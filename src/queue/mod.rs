@@ -3,8 +3,10 @@
 //! site ([`Target`], resolved in one place), now (one job per target) or on a timing ([`When`]:
 //! one schedule per named host, or one for the tag or site). Every front end goes through
 //! [`submit`], so they check and store the same way; monitord only takes work out.
-//! [`timing`] is when a schedule is due next.
+//! [`timing`] is when a schedule is due next; [`downtime`] reads a maintenance window as the
+//! CLI, the page and the API ask for one.
 
+pub mod downtime;
 pub mod timing;
 
 use serde::Serialize;

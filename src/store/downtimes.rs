@@ -13,16 +13,6 @@ fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
 }
 
-/// What a downtime covers, for its messages: `host web1`, `tag web`, `web1/check_nginx`.
-fn scope(d: &Downtime) -> String {
-    match (&d.host, &d.tag, &d.script) {
-        (Some(h), _, Some(s)) => format!("{h}/{s}"),
-        (Some(h), _, None) => format!("host {h}"),
-        (None, Some(t), _) => format!("tag {t}"),
-        _ => "everything".into(),
-    }
-}
-
 impl Store {
     /// Adds a downtime: a host, a tag, or one check (a host and a script), from `starts_at` to
     /// `ends_at`, with a reason.
@@ -141,7 +131,7 @@ impl Store {
                     if c.exec(st::downtime_told(d.id, flag))? == 0 {
                         continue;
                     }
-                    let what = scope(&d);
+                    let what = d.scope();
                     let notice = match event {
                         Alert::DowntimeStart => Notice {
                             event,

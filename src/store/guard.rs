@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{Schedule, Store, StoreError, Target, now_ms};
+use super::{Check, Host, Schedule, Store, StoreError, Target, now_ms};
 
 /// What the guard says about running a fix now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +83,30 @@ impl Store {
         host: Option<&str>,
         script: &str,
     ) -> Result<Option<GuardState>, StoreError> {
-        let hosts = self.hosts()?;
-        let sched = self.schedules()?.into_iter().find(|s| {
+        self.guard_state_in(host, script, &self.hosts()?, &self.schedules()?)
+    }
+
+    /// The guards of many checks, in their order, reading hosts and schedules once.
+    pub fn guard_states(&self, checks: &[Check]) -> Result<Vec<Option<GuardState>>, StoreError> {
+        let (hosts, schedules) = (self.hosts()?, self.schedules()?);
+        checks
+            .iter()
+            .map(|c| self.guard_state_in(c.host.as_deref(), &c.script, &hosts, &schedules))
+            .collect()
+    }
+
+    fn guard_state_in(
+        &self,
+        host: Option<&str>,
+        script: &str,
+        hosts: &[Host],
+        schedules: &[Schedule],
+    ) -> Result<Option<GuardState>, StoreError> {
+        let sched = schedules.iter().find(|s| {
             s.script == script
                 && s.fix_script.is_some()
                 && Target::of(s)
-                    .resolve(&hosts)
+                    .resolve(hosts)
                     .iter()
                     .any(|h| h.as_deref() == host)
         });
@@ -97,7 +115,7 @@ impl Store {
         };
         let fix = sched.fix_script.clone().unwrap_or_default();
         let now = now_ms();
-        let (fixes, last) = self.fixes_in_window(&sched, host, &fix, now)?;
+        let (fixes, last) = self.fixes_in_window(sched, host, &fix, now)?;
         let (next_allowed, exhausted) = match fix_guard(
             sched.guard_max_fixes,
             sched.guard_backoff_ms,

@@ -117,7 +117,8 @@ pub struct Store {
     /// What the user named, for messages.
     pub location: String,
     /// When a check is flapping (`[monitord] flap_changes`, `flap_window`).
-    pub policy: checks::Policy,
+    /// (Set again on a reload: behind a lock, as the store is shared.)
+    policy: Mutex<checks::Policy>,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,6 +163,16 @@ impl Store {
         Ok(store)
     }
 
+    /// When a check is flapping (`[monitord] flap_changes`, `flap_window`); the retries
+    /// come from each schedule.
+    pub fn set_policy(&self, policy: checks::Policy) {
+        *self.policy.lock().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    pub fn policy(&self) -> checks::Policy {
+        *self.policy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Wraps a driver and brings its schema up to date.
     pub fn with_driver(driver: Box<dyn Driver>, location: &str) -> Result<Store, StoreError> {
         let store = Store {
@@ -173,7 +184,7 @@ impl Store {
             // Made for the file or URL by `open`; a driver wrapped directly (tests) seals
             // with a key that lives as long as the process.
             vault: vault::Vault::for_database(None, true),
-            policy: checks::Policy::default(),
+            policy: Mutex::new(checks::Policy::default()),
         };
         migrate::migrate(&store)?;
         Ok(store)

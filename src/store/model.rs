@@ -236,6 +236,16 @@ pub struct Downtime {
 }
 
 impl Downtime {
+    /// What it covers, in words: `host web1`, `tag web`, `check web1/check_nginx`.
+    pub fn scope(&self) -> String {
+        match (&self.host, &self.tag, &self.script) {
+            (Some(h), _, Some(s)) => format!("check {h}/{s}"),
+            (Some(h), _, None) => format!("host {h}"),
+            (None, Some(t), _) => format!("tag {t}"),
+            _ => "everything".into(),
+        }
+    }
+
     /// Whether it covers a host's check of a script at `at` (the host's tags given).
     pub fn covers(&self, host: Option<&str>, tags: &[String], script: &str, at: i64) -> bool {
         if !(self.starts_at <= at && at < self.ends_at) {

@@ -172,7 +172,7 @@ impl Store {
         let owner = run.node.as_deref().unwrap_or_default();
         self.write(|c| {
             let id = insert_run(c, run)?;
-            let moved = super::checks::record(c, run, id, action, self.policy)?;
+            let moved = super::checks::record(c, run, id, action, self.policy())?;
             let details = details(run, moved.as_ref()).to_string();
             let notices = run
                 .notifications

@@ -7,42 +7,21 @@ use maud::html;
 use super::http::{Form, Req, Resp, encode};
 use super::layout::{csrf, form_page, time};
 use super::{Web, WebError, WebResult, Who};
+use crate::queue::downtime::DowntimeWords;
 use crate::store::{NewDowntime, Role, now_ms};
 
-/// Reads the downtime form (or the API's JSON as the same pairs): one of `host`, `tag` or
-/// `check` (HOST/CHECK), `for` (a duration) or `until` (a time), an optional `from`, and a
-/// `reason`.
+/// Reads the downtime form (or the API's JSON as the same pairs): `host`, `tag` or `check`,
+/// `for` or `until`, `from`, `reason` (see [`crate::queue::downtime`]).
 pub fn parse(f: &Form, author: &str) -> Result<NewDowntime, String> {
-    let starts_at = match f.get("from") {
-        Some(t) => crate::when::parse_time(t).map_err(|e| e.to_string())?,
-        None => now_ms(),
-    };
-    let ends_at = match (f.get("for"), f.get("until")) {
-        (Some(d), None) => {
-            let d = crate::when::parse_duration(d).map_err(|e| e.to_string())?;
-            starts_at.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        }
-        (None, Some(t)) => crate::when::parse_time(t).map_err(|e| e.to_string())?,
-        _ => return Err("give for (a duration such as 2h) or until (a time), one of them".into()),
-    };
-    let (host, script) = match (f.get("check"), f.get("host")) {
-        (Some(_), Some(_)) => return Err("give a host, a tag or a check, just one".into()),
-        (Some(c), None) => match c.split_once('/') {
-            Some((h, s)) if !h.is_empty() && !s.is_empty() => {
-                (Some(h.to_string()), Some(s.to_string()))
-            }
-            _ => return Err("a check is HOST/CHECK, as in web1/check_nginx".into()),
-        },
-        (None, h) => (h.map(String::from), None),
-    };
-    Ok(NewDowntime {
-        host,
-        tag: f.get("tag").map(String::from),
-        script,
-        starts_at,
-        ends_at,
-        reason: f.get("reason").unwrap_or("").to_string(),
-        author: Some(author.to_string()),
+    crate::queue::downtime::downtime(&DowntimeWords {
+        host: f.get("host"),
+        tag: f.get("tag"),
+        check: f.get("check"),
+        from: f.get("from"),
+        for_: f.get("for"),
+        until: f.get("until"),
+        reason: f.get("reason").unwrap_or(""),
+        author,
     })
 }
 
@@ -60,14 +39,7 @@ pub fn page(web: &Web, who: &Who, v: &Form, err: Option<&str>, done: Option<&str
                 @for d in &list {
                     tr {
                         td { (d.id) @if d.starts_at <= now { " (now)" } }
-                        td {
-                            @match (&d.host, &d.tag, &d.script) {
-                                (Some(h), _, Some(s)) => { "check " (h) "/" (s) },
-                                (Some(h), _, None) => { "host " a href={"/hosts/" (h)} { (h) } },
-                                (None, Some(t), _) => { "tag " (t) },
-                                _ => { "-" },
-                            }
-                        }
+                        td { (d.scope()) }
                         td { (time(d.starts_at)) }
                         td { (time(d.ends_at)) }
                         td { (d.author.as_deref().unwrap_or("-")) }

@@ -68,11 +68,10 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
             let Some(v) = p.value.filter(|_| seen.insert(p.label.clone())) else {
                 continue;
             };
-            let l = labels(c);
             let _ = writeln!(
                 text,
-                "hostler_check_perfdata{},label=\"{}\"}} {v}",
-                &l[..l.len() - 1],
+                "hostler_check_perfdata{{{},label=\"{}\"}} {v}",
+                check_labels(c),
                 escape(&p.label)
             );
         }
@@ -122,11 +121,15 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
     Ok(text)
 }
 
-/// A check's labels: `{host="...",check="..."}` (host empty for none), values escaped as the
-/// text format requires.
+/// A check's labels: `{host="...",check="..."}` (host empty for none).
 fn labels(c: &crate::store::Check) -> String {
+    format!("{{{}}}", check_labels(c))
+}
+
+/// `host="...",check="..."`, values escaped as the text format requires.
+fn check_labels(c: &crate::store::Check) -> String {
     format!(
-        "{{host=\"{}\",check=\"{}\"}}",
+        "host=\"{}\",check=\"{}\"",
         escape(c.host.as_deref().unwrap_or("")),
         escape(&c.script)
     )

@@ -130,10 +130,7 @@ impl Data {
             h.checks.sort_by(|a, b| a.script.cmp(&b.script));
         }
         checks.retain(|c| c.state != CheckState::Ok);
-        let guards = checks
-            .iter()
-            .map(|c| store.guard_state(c.host.as_deref(), &c.script))
-            .collect::<Result<_, _>>()?;
+        let guards = store.guard_states(&checks)?;
         Ok(Data {
             at: now_ms(),
             hosts: out,

@@ -406,56 +406,50 @@ fn a_downtime_keeps_quiet_and_the_problem_is_told_once_it_ends() {
     w.script(&store, "check_x", "ok()");
     let sid = schedule(&store, "check_x", Some("localhost"));
     let now = hostler::store::now_ms();
-    // Refused: no target, two targets, no reason, over already.
+    // Refused: no target, two targets, no reason, over already, a check without its host.
+    let base = NewDowntime {
+        host: Some("localhost".into()),
+        reason: "r".into(),
+        starts_at: now,
+        ends_at: now + 1000,
+        ..Default::default()
+    };
     for (d, why) in [
         (
             NewDowntime {
-                reason: "r".into(),
-                starts_at: now,
-                ends_at: now + 1000,
-                ..Default::default()
+                host: None,
+                ..base.clone()
             },
             "just one",
         ),
         (
             NewDowntime {
-                host: Some("localhost".into()),
                 tag: Some("web".into()),
-                reason: "r".into(),
-                starts_at: now,
-                ends_at: now + 1000,
-                ..Default::default()
+                ..base.clone()
             },
             "just one",
         ),
         (
             NewDowntime {
-                host: Some("localhost".into()),
                 reason: " ".into(),
-                starts_at: now,
-                ends_at: now + 1000,
-                ..Default::default()
+                ..base.clone()
             },
             "reason",
         ),
         (
             NewDowntime {
-                host: Some("localhost".into()),
-                reason: "r".into(),
                 starts_at: now - 2000,
                 ends_at: now - 1000,
-                ..Default::default()
+                ..base.clone()
             },
             "over",
         ),
         (
             NewDowntime {
+                host: None,
                 tag: Some("web".into()),
                 script: Some("check_x".into()),
-                reason: "r".into(),
-                starts_at: now,
-                ends_at: now + 1000,
-                ..Default::default()
+                ..base.clone()
             },
             "HOST/CHECK",
         ),
@@ -655,9 +649,12 @@ fn downtime_commands_add_list_and_remove_with_clear_errors() {
 #[test]
 fn a_flapping_check_tells_one_start_and_one_end_and_holds_the_rest() {
     let w = Work::new();
-    let mut store = Store::open(&w.db()).expect("store");
-    store.policy.flap_changes = 4;
-    store.policy.flap_window_ms = 10_000;
+    let store = Store::open(&w.db()).expect("store");
+    store.set_policy(Policy {
+        flap_changes: 4,
+        flap_window_ms: 10_000,
+        ..Policy::default()
+    });
     host(&store, "localhost", &[]);
     w.script(&store, "check_x", "ok()");
     let sid = schedule(&store, "check_x", Some("localhost"));
