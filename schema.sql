@@ -3,7 +3,7 @@
 -- `hostler init --print-ddl sqlite|mssql2000|mssql2005|postgres|mysql`.
 -- Times are milliseconds since the Unix epoch (UTC), in BIGINT columns.
 -- Runs and notifications copy names instead of referencing rows: history outlives what it names.
--- schema_version: 2
+-- schema_version: 3
 
 CREATE TABLE settings (
     key         VARCHAR(255) PRIMARY KEY,
@@ -81,7 +81,13 @@ CREATE TABLE schedules (
     -- then the check runs again every retry_every_ms (NULL: the interval, at most a minute).
     -- Added in schema version 2.
     retries     INTEGER NOT NULL DEFAULT 1,
-    retry_every_ms BIGINT
+    retry_every_ms BIGINT,
+    -- The check's name, when one script is scheduled twice on a host (NULL: the script's);
+    -- its arguments and its fix's, JSON objects handed to the scripts as `args`.
+    -- Added in schema version 3.
+    name        VARCHAR(255),
+    args        TEXT,
+    fix_args    TEXT
 );
 
 CREATE TABLE jobs (
@@ -101,7 +107,9 @@ CREATE TABLE jobs (
     schedule_id BIGINT,
     -- A JSON object handed to the script as `args`.
     args        TEXT,
-    created_at  BIGINT NOT NULL
+    created_at  BIGINT NOT NULL,
+    -- The check it runs (NULL: named after its script). Added in schema version 3.
+    name        VARCHAR(255)
 );
 
 CREATE TABLE runs (
@@ -122,7 +130,9 @@ CREATE TABLE runs (
     finished_at BIGINT NOT NULL,
     attempt     INTEGER NOT NULL DEFAULT 1,
     -- In a correction loop: 'check', 'fix' or 'recheck'.
-    phase       VARCHAR(16)
+    phase       VARCHAR(16),
+    -- The check it was a run of, when not named after its script. Added in schema version 3.
+    check_name  VARCHAR(255)
 );
 
 CREATE TABLE notifications (
@@ -152,6 +162,7 @@ CREATE TABLE notifications (
 CREATE TABLE checks (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     host        VARCHAR(255),
+    -- The check's name: its script's, or the name its schedule gives it (`--name`).
     script      VARCHAR(255) NOT NULL,
     state       VARCHAR(16) NOT NULL CHECK (state IN ('ok', 'warning', 'critical', 'unknown')),
     -- A problem is hard once it has held for the schedule's retries (today: at once).

@@ -32,3 +32,19 @@ pub fn request_url(url: &str) -> String {
         None => cut.to_string(),
     }
 }
+
+/// A script argument's value as it may be shown: masked when its name says it is a secret
+/// (password, secret, token, key), a URL's password masked.
+pub fn argument(name: &str, value: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if ["password", "passwd", "secret", "token", "key"]
+        .iter()
+        .any(|w| n.contains(w))
+    {
+        return MASK.to_string();
+    }
+    if value.contains("://") {
+        return database_url(value);
+    }
+    value.to_string()
+}

@@ -32,6 +32,7 @@ pub fn run(
     app: &App,
     store: Arc<Store>,
     cmd: &RunCmd,
+    args: Option<String>,
     timeout: Option<Duration>,
 ) -> anyhow::Result<u8> {
     if cmd.parallel == 0 {
@@ -74,6 +75,7 @@ pub fn run(
         for _ in 0..workers {
             let (env, hosts, next, tx) = (env.clone(), hosts.clone(), next.clone(), tx.clone());
             let script = cmd.script.clone();
+            let args = args.clone();
             handles.push(std::thread::spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -83,6 +85,7 @@ pub fn run(
                         host: host.clone(),
                         timeout,
                         attempt: 1,
+                        args: args.clone(),
                         ..RunRequest::default()
                     };
                     let run = env.execute(&req, None);

@@ -32,6 +32,9 @@ pub struct RunCmd {
     /// (default 1)
     #[argh(option, default = "1")]
     pub repeat: u32,
+    /// an argument for the script, NAME=VALUE (repeatable): --arg url=http://127.0.0.1/
+    #[argh(option)]
+    pub arg: Vec<String>,
     /// the run's time limit, e.g. 30s or 2m (default: [sandbox] timeout)
     #[argh(option)]
     pub timeout: Option<String>,
@@ -86,6 +89,10 @@ pub fn run(app: &App, cmd: RunCmd) -> anyhow::Result<u8> {
         Ok(t) => t,
         Err(e) => return unknown(format!("{e:#}")),
     };
+    let args = match crate::queue::parse_args(&cmd.arg) {
+        Ok(a) => crate::queue::args_json(&a),
+        Err(e) => return unknown(e.to_string()),
+    };
     let store = match app.store() {
         Ok(s) => s,
         Err(e) => return unknown(format!("{e:#}")),
@@ -98,7 +105,7 @@ pub fn run(app: &App, cmd: RunCmd) -> anyhow::Result<u8> {
     }
     if cmd.host.len() > 1 || !cmd.tag.is_empty() || cmd.repeat > 1 {
         // As a plugin would: a bad host, tag or option is UNKNOWN (3), never 1 (WARNING).
-        return match super::fanout::run(app, store, &cmd, timeout) {
+        return match super::fanout::run(app, store, &cmd, args, timeout) {
             Ok(code) => Ok(code),
             Err(e) => unknown(format!("{e:#}")),
         };
@@ -116,6 +123,7 @@ pub fn run(app: &App, cmd: RunCmd) -> anyhow::Result<u8> {
         host,
         timeout,
         attempt: 1,
+        args,
         ..RunRequest::default()
     };
     let run = env.execute(&req, None);

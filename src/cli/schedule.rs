@@ -38,9 +38,19 @@ pub struct ScheduleCmd {
     /// repeatedly, on a cron expression (5 fields, or 6 with seconds), local time
     #[argh(option)]
     pub cron: Option<String>,
+    /// an argument for the script, NAME=VALUE (repeatable); scripts read it with arg("NAME"),
+    /// which falls back on the host's vars. See `hostler script show SCRIPT` for its arguments.
+    #[argh(option)]
+    pub arg: Vec<String>,
+    /// the check's name, when one script is scheduled twice on a host (default: the script's)
+    #[argh(option)]
+    pub name: Option<String>,
     /// the fix to run when the check is not OK (then re-check, and notify if still failing)
     #[argh(option)]
     pub fix: Option<String>,
+    /// an argument for the fix, NAME=VALUE (repeatable), e.g. --fix-arg unit=nginx
+    #[argh(option)]
+    pub fix_arg: Vec<String>,
     /// at most this many fixes per host in the fix window (default 3)
     #[argh(option, default = "3")]
     pub max_fixes: i64,
@@ -131,6 +141,9 @@ pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
     };
     let mut req = Request::new(cmd.script.clone(), when);
     req.fix_script = cmd.fix.clone();
+    req.args = crate::queue::parse_args(&cmd.arg)?;
+    req.fix_args = crate::queue::parse_args(&cmd.fix_arg)?;
+    req.name = cmd.name.clone();
     req.hosts = cmd.host.iter().cloned().collect();
     req.tag = cmd.tag.clone();
     req.site = cmd.site.clone();
@@ -191,10 +204,21 @@ pub fn schedules(app: &App, cmd: SchedulesCmd) -> anyhow::Result<u8> {
     let rows: Vec<_> = list
         .iter()
         .map(|s| {
+            let with = |script: &str, args: Option<&str>| {
+                let words = crate::queue::describe_args(args);
+                if words.is_empty() {
+                    script.to_string()
+                } else {
+                    format!("{script} {words}")
+                }
+            };
             vec![
                 s.id.to_string(),
-                s.script.clone(),
-                output::opt(&s.fix_script),
+                s.check().to_string(),
+                with(&s.script, s.args.as_deref()),
+                s.fix_script
+                    .as_deref()
+                    .map_or("-".into(), |f| with(f, s.fix_args.as_deref())),
                 s.host
                     .clone()
                     .or(s.tag.clone().map(|t| format!("tag:{t}")))
@@ -209,7 +233,9 @@ pub fn schedules(app: &App, cmd: SchedulesCmd) -> anyhow::Result<u8> {
         })
         .collect();
     output::table(
-        &["ID", "SCRIPT", "FIX", "TARGET", "WHEN", "PRIO", "NEXT"],
+        &[
+            "ID", "CHECK", "SCRIPT", "FIX", "TARGET", "WHEN", "PRIO", "NEXT",
+        ],
         &rows,
     )?;
     Ok(0)

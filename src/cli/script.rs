@@ -58,7 +58,7 @@ pub struct ListCmd {
     pub json: bool,
 }
 
-/// print a script's source
+/// print a script's source (its header documents its arguments; --json lists them)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "show")]
 pub struct ShowCmd {
@@ -229,7 +229,15 @@ pub fn run(app: &App, cmd: ScriptCmd) -> anyhow::Result<u8> {
         ScriptAction::Show(c) => {
             let s = app.store()?.script(&c.name)?;
             if c.json {
-                output::json(&s)?;
+                // The arguments its header documents, read as the schedule form reads them.
+                let mut v = serde_json::to_value(&s)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "arguments".into(),
+                        serde_json::to_value(crate::bundled::arguments(&s.source))?,
+                    );
+                }
+                output::json(&v)?;
             } else {
                 output::text(&s.source)?;
             }

@@ -56,6 +56,7 @@ fn request(job: &Job, script: &str, timeout: Option<Duration>) -> RunRequest {
         schedule_id: job.schedule_id,
         attempt: job.attempts,
         args: job.args.clone(),
+        check_name: job.name.clone(),
         fix: false,
     }
 }
@@ -66,7 +67,7 @@ fn soft_problem(env: &Runner, job: &Job, sched: &Schedule, run: &NewRun) -> bool
     if sched.retries <= 1 || matches!(run.status, Status::Ok | Status::Cancelled) {
         return false;
     }
-    let attempts = match env.store.check(job.host.as_deref(), &job.script) {
+    let attempts = match env.store.check(job.host.as_deref(), job.check()) {
         Ok(c) if c.state != crate::store::CheckState::Ok => c.attempts.saturating_add(1),
         _ => 1,
     };
@@ -84,6 +85,7 @@ fn recheck_soon(env: &Runner, job: &Job, sched: &Schedule) {
         timeout_ms: job.timeout_ms,
         schedule_id: job.schedule_id,
         args: job.args.clone(),
+        name: job.name.clone(),
     };
     match env.store.enqueue_with(&again, false) {
         Ok(_) => info!(
@@ -162,7 +164,7 @@ pub fn run_job(
     // Planned work: the operator stopped it on purpose. The check is recorded, nothing fixed.
     if env
         .store
-        .in_downtime(job.host.as_deref(), &job.script)
+        .in_downtime(job.host.as_deref(), job.check())
         .unwrap_or(false)
     {
         info!(job = job.id, "in a downtime: the fix does not run");
@@ -202,7 +204,7 @@ fn correct(
     // An acknowledged problem tells nothing more until it recovers, and a flapping check's
     // messages are held; the fix still tries.
     let quiet = store
-        .check(host, &job.script)
+        .check(host, job.check())
         .is_ok_and(|c| c.acked || c.flapping);
     let (fixes, last_fix) = store
         .fixes_in_window(sched, host, fix_script, now)
@@ -219,7 +221,7 @@ fn correct(
         FixGuard::Exhausted { fixes } => {
             let subject = format!(
                 "{target}: {} still {} after {fixes} fixes; giving up for now",
-                job.script,
+                job.check(),
                 check.status.as_str().to_uppercase()
             );
             let body = format!(
@@ -253,7 +255,7 @@ fn correct(
             // Said at once, and once per window: the problem is not being corrected.
             let subject = format!(
                 "{target}: {} is {}; the fix is held back by the guard",
-                job.script,
+                job.check(),
                 check.status.as_str().to_uppercase()
             );
             let mut check = check;
@@ -278,6 +280,7 @@ fn correct(
     let fix_run = env.execute(
         &RunRequest {
             fix: true,
+            args: sched.fix_args.clone(),
             ..request(job, fix_script, timeout)
         },
         Some(flags.cancel.clone()),
@@ -290,14 +293,14 @@ fn correct(
     // One message per problem, not one per failed loop: once told, the fix goes on trying
     // quietly until the check recovers (which is told) or the guard steps in.
     let told = store
-        .check(host, &job.script)
+        .check(host, job.check())
         .is_ok_and(|c| c.notified && c.state != crate::store::CheckState::Ok);
     if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told && !quiet {
         recheck.notifications.push(Notice {
             event: Alert::FixFailed,
             subject: format!(
                 "{target}: {} is {} and {fix_script} did not fix it",
-                job.script,
+                job.check(),
                 recheck.status.as_str().to_uppercase()
             ),
             body: format!(

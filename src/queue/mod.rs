@@ -51,6 +51,70 @@ pub struct Request {
     pub retries: i64,
     /// How soon a soft problem is checked again (`--retry-every`).
     pub retry_every_ms: Option<i64>,
+    /// The check's name when one script is scheduled twice on a host (`--name`).
+    pub name: Option<String>,
+    /// The script's arguments (`--arg NAME=VALUE`) and the fix's (`--fix-arg`).
+    pub args: Args,
+    pub fix_args: Args,
+}
+
+/// A script's arguments by name, as given (`--arg url=http://...`); scripts read them with
+/// `arg("url")`, which falls back on the host's vars.
+pub type Args = std::collections::BTreeMap<String, String>;
+
+/// Reads `NAME=VALUE` (`--arg`, `--fix-arg`, the page's argument fields): the name is letters,
+/// digits and `_`, not starting with a digit; the value may be empty.
+pub fn parse_arg(s: &str) -> Result<(String, String), SubmitError> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| invalid(format!("argument {s:?}: write NAME=VALUE")))?;
+    let name = name.trim();
+    let good = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !good {
+        return Err(invalid(format!(
+            "argument name {name:?}: letters, digits and _ (at most 64), not starting with a digit"
+        )));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// Arguments from `NAME=VALUE` words, a name given twice refused.
+pub fn parse_args<S: AsRef<str>>(words: &[S]) -> Result<Args, SubmitError> {
+    let mut args = Args::new();
+    for w in words {
+        let (k, v) = parse_arg(w.as_ref())?;
+        if args.insert(k.clone(), v).is_some() {
+            return Err(invalid(format!("argument {k:?} is given twice")));
+        }
+    }
+    Ok(args)
+}
+
+/// Stored arguments in words, secrets masked: `url=http://127.0.0.1/ expect=200`.
+pub fn describe_args(json: Option<&str>) -> String {
+    let Some(serde_json::Value::Object(m)) = json.and_then(|j| serde_json::from_str(j).ok()) else {
+        return String::new();
+    };
+    m.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("{k}={}", crate::redact::argument(k, &v))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Arguments as the JSON object the store keeps (None: no arguments).
+pub fn args_json(args: &Args) -> Option<String> {
+    (!args.is_empty()).then(|| serde_json::to_string(args).unwrap_or_default())
 }
 
 impl Request {
@@ -72,6 +136,9 @@ impl Request {
             allow_duplicate: false,
             retries: 1,
             retry_every_ms: None,
+            name: None,
+            args: Args::new(),
+            fix_args: Args::new(),
         }
     }
 }
@@ -129,6 +196,16 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     {
         return Err(invalid("the retry interval must be at least one second"));
     }
+    if !r.fix_args.is_empty() && r.fix_script.is_none() {
+        return Err(invalid("--fix-arg needs a fix (--fix SCRIPT)"));
+    }
+    if r.name.is_some() && matches!(r.when, When::Now) {
+        return Err(invalid(
+            "--name names a scheduled check: it needs a timing (--at, --in, --every or --cron)",
+        ));
+    }
+    let args = args_json(&r.args);
+    let fix_args = args_json(&r.fix_args);
     // Fail on a missing script or host before anything is written.
     store.script(&r.script)?;
     if let Some(f) = &r.fix_script {
@@ -145,7 +222,7 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
                     "--fix needs a timing (--at, --in, --every or --cron): a correction loop is a schedule",
                 ));
             }
-            return run_now(store, r, now);
+            return run_now(store, r, args, now);
         }
         When::At(at) if !(0..=now.saturating_add(MAX_INTERVAL_MS)).contains(at) => {
             return Err(invalid(
@@ -170,16 +247,33 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     } else {
         r.hosts.iter().cloned().map(Some).collect()
     };
-    // The same script, fix, target and timing again would run everything twice.
+    // The same script, fix, target, name, arguments and timing again would run everything
+    // twice; the same check with other arguments would mix two checks' states in one.
     let existing = store.schedules()?;
+    let check = r.name.as_deref().unwrap_or(&r.script);
     for host in &hosts {
-        if let Some(same) = existing.iter().find(|s| {
-            s.enabled
-                && s.script == r.script
+        let same_target = |s: &&crate::store::Schedule| {
+            s.enabled && s.host == *host && s.tag == r.tag && s.site == r.site
+        };
+        if let Some(other) = existing
+            .iter()
+            .filter(same_target)
+            .find(|s| s.check() == check && (s.script != r.script || !same_json(&s.args, &args)))
+        {
+            return Err(invalid(format!(
+                "schedule {} already runs the check {check} {} with other arguments or another script; give this one a --name",
+                other.id,
+                host.as_deref()
+                    .map(|h| format!("on {h}"))
+                    .unwrap_or_default(),
+            )));
+        }
+        if let Some(same) = existing.iter().filter(same_target).find(|s| {
+            s.script == r.script
                 && s.fix_script == r.fix_script
-                && s.host == *host
-                && s.tag == r.tag
-                && s.site == r.site
+                && s.name == r.name
+                && same_json(&s.args, &args)
+                && same_json(&s.fix_args, &fix_args)
                 && s.timing == timing
         }) {
             return Err(invalid(format!(
@@ -215,6 +309,9 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
             next_due,
             retries: r.retries,
             retry_every_ms: r.retry_every_ms,
+            name: r.name.clone(),
+            args: args.clone(),
+            fix_args: fix_args.clone(),
         })?);
     }
     Ok(Submitted::Schedules { ids, next_due })
@@ -257,8 +354,22 @@ pub fn select_hosts(
     Ok(names)
 }
 
+/// Whether two stored argument objects say the same (key order and spacing aside).
+fn same_json(a: &Option<String>, b: &Option<String>) -> bool {
+    let parse = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+    };
+    parse(a) == parse(b)
+}
+
 /// One job per target host, due now.
-fn run_now(store: &Store, r: &Request, now: i64) -> Result<Submitted, SubmitError> {
+fn run_now(
+    store: &Store,
+    r: &Request,
+    args: Option<String>,
+    now: i64,
+) -> Result<Submitted, SubmitError> {
     let hosts: Vec<Option<String>> = if r.tag.is_some() || r.site.is_some() {
         let matching = Target::Matching {
             tag: r.tag.as_deref(),
@@ -285,7 +396,8 @@ fn run_now(store: &Store, r: &Request, now: i64) -> Result<Submitted, SubmitErro
                 max_attempts: r.max_attempts.max(1),
                 timeout_ms: r.timeout_ms,
                 schedule_id: None,
-                args: None,
+                args: args.clone(),
+                name: None,
             },
             r.allow_duplicate,
         )?;

@@ -69,6 +69,8 @@ pub struct RunRequest {
     pub attempt: i64,
     /// A JSON object handed to the script as `args`.
     pub args: Option<String>,
+    /// The check it is a run of, when not named after its script (a schedule's `--name`).
+    pub check_name: Option<String>,
     /// The run is a fix: the re-check after it judges it, so it may end without a result
     /// (as may any script whose header says `//! kind: fix`).
     pub fix: bool,
@@ -159,6 +161,7 @@ impl Runner {
             attempt: req.attempt.max(1),
             phase: None,
             notifications: Vec::new(),
+            check_name: req.check_name.clone(),
         };
         let host = match &req.host {
             Some(h) => match self.store.host(h) {
@@ -182,6 +185,13 @@ impl Runner {
             self.limits.max_output,
             self.remote.clone(),
         );
+        if let Some(serde_json::Value::Object(args)) = req
+            .args
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok())
+        {
+            ctx.args = args;
+        }
         ctx.any_credentials = self.limits.credentials_of_other_hosts;
         ctx.max_processes = self.limits.max_processes;
         ctx.max_sockets = self.limits.max_sockets;

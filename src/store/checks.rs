@@ -255,7 +255,7 @@ pub(super) fn record(
     }
     let host = run.host.as_deref();
     let prev = c
-        .query_one(st::check_get(host, &run.script))?
+        .query_one(st::check_get(host, run.check()))?
         .map(|r| check_from_row(&r))
         .transpose()?;
     let o = Observation {
@@ -266,7 +266,7 @@ pub(super) fn record(
             .iter()
             .any(|n| matches!(n.event, Alert::FixFailed | Alert::Guard)),
         may_tell: run.phase.is_none() && !matches!(action, JobAction::Retry { .. }),
-        quiet: in_downtime(c, host, &run.script, run.finished_at)?,
+        quiet: in_downtime(c, host, run.check(), run.finished_at)?,
     };
     // A removed schedule's last runs judge as at once.
     let retries = c
@@ -308,7 +308,7 @@ pub(super) fn record(
         None => {
             let mut values = values;
             values.push(("host", param(host)));
-            values.push(("script", param(run.script.as_str())));
+            values.push(("script", param(run.check())));
             c.insert(st::check_insert(values))?;
         }
     }
@@ -316,7 +316,7 @@ pub(super) fn record(
         previous: prev.as_ref().map(|p| p.state),
         state: next.state,
         since: next.since,
-        notice: next.event.map(|e| notice(host, &run.script, run, e)),
+        notice: next.event.map(|e| notice(host, run.check(), run, e)),
     }))
 }
 

@@ -69,7 +69,7 @@ impl Store {
         now: i64,
     ) -> Result<(i64, Option<i64>), StoreError> {
         let reset = self
-            .setting(&reset_key(host, &sched.script))?
+            .setting(&reset_key(host, sched.check()))?
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0);
         let since = now.saturating_sub(sched.guard_window_ms).max(reset);
@@ -103,7 +103,7 @@ impl Store {
         schedules: &[Schedule],
     ) -> Result<Option<GuardState>, StoreError> {
         let sched = schedules.iter().find(|s| {
-            s.script == script
+            s.check() == script
                 && s.fix_script.is_some()
                 && Target::of(s)
                     .resolve(hosts)

@@ -35,6 +35,7 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
         lease_until: r.opt_int("lease_until")?,
         schedule_id: r.opt_int("schedule_id")?,
         args: r.opt_text("args")?,
+        name: r.opt_text("name")?,
     })
 }
 
@@ -64,6 +65,46 @@ pub fn check_bounds(priority: i64, timeout_ms: Option<i64>) -> Result<(), StoreE
     Ok(())
 }
 
+/// A job's or a schedule's arguments: a JSON object of at most 64 KiB.
+pub(super) fn check_args(args: Option<&str>) -> Result<(), StoreError> {
+    let Some(a) = args else { return Ok(()) };
+    if a.len() > 64 * 1024 {
+        return Err(StoreError::Invalid(format!(
+            "arguments of {} bytes: at most 64 KiB",
+            a.len()
+        )));
+    }
+    match serde_json::from_str::<serde_json::Value>(a) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(_) => Err(StoreError::Invalid(
+            "arguments must be a JSON object (name: value)".into(),
+        )),
+        Err(e) => Err(StoreError::Invalid(format!("arguments are not JSON: {e}"))),
+    }
+}
+
+/// Whether two jobs' arguments say the same (as JSON: spacing and key order aside; no
+/// arguments and `{}` alike).
+fn same_args(a: Option<&str>, b: Option<&str>) -> bool {
+    let parse = |s: Option<&str>| {
+        s.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+    };
+    parse(a) == parse(b)
+}
+
+/// A check's name: what the schedule calls it when one script runs twice on a host.
+pub(super) fn check_name(name: Option<&str>) -> Result<(), StoreError> {
+    match name {
+        Some(n) if n.trim().is_empty() || n.len() > 255 || n.chars().any(char::is_control) => {
+            Err(StoreError::Invalid(format!(
+                "check name {n:?}: 1 to 255 characters, no control characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Inserts a job unless the same (script, host) is already queued or running and duplicates
 /// are not asked for. Returns the job's id and whether it is new.
 fn enqueue_in(
@@ -73,12 +114,16 @@ fn enqueue_in(
     at: i64,
 ) -> Result<(i64, bool), StoreError> {
     check_bounds(job.priority, job.timeout_ms)?;
+    check_args(job.args.as_deref())?;
+    check_name(job.name.as_deref())?;
     let script_id = script_id(c, &job.script)?;
     let host_id = job.host.as_deref().map(|h| host_id(c, h)).transpose()?;
-    if !allow_duplicate
-        && let Some(existing) = c.query_one(st::job_queued_for(script_id, host_id))?
-    {
-        return Ok((existing.int("id")?, false));
+    if !allow_duplicate {
+        for row in c.query(st::job_queued_for(script_id, host_id, job.name.as_deref()))? {
+            if same_args(row.opt_text("args")?.as_deref(), job.args.as_deref()) {
+                return Ok((row.int("id")?, false));
+            }
+        }
     }
     Ok((c.insert(st::job_insert(script_id, host_id, job, at))?, true))
 }
@@ -281,7 +326,8 @@ impl Store {
                     max_attempts: s.max_attempts,
                     timeout_ms: s.timeout_ms,
                     schedule_id: Some(s.id),
-                    args: None,
+                    args: s.args.clone(),
+                    name: s.name.clone(),
                 };
                 if enqueue_in(c, &job, s.allow_duplicate, at)?.1 {
                     queued += 1;

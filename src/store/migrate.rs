@@ -40,6 +40,14 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("schedules", "retries"),
             Add::Column("schedules", "retry_every_ms"),
         ]),
+        // 3: arguments per schedule (and its fix), named checks.
+        2 => Some(&[
+            Add::Column("schedules", "name"),
+            Add::Column("schedules", "args"),
+            Add::Column("schedules", "fix_args"),
+            Add::Column("jobs", "name"),
+            Add::Column("runs", "check_name"),
+        ]),
         _ => None,
     }
 }

@@ -308,6 +308,15 @@ pub struct Job {
     pub lease_until: Option<i64>,
     pub schedule_id: Option<i64>,
     pub args: Option<String>,
+    /// The check it runs when not named after its script.
+    pub name: Option<String>,
+}
+
+impl Job {
+    /// The name of the check it runs: its own, else its script's.
+    pub fn check(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.script)
+    }
 }
 
 /// A job to enqueue.
@@ -321,6 +330,7 @@ pub struct NewJob {
     pub timeout_ms: Option<i64>,
     pub schedule_id: Option<i64>,
     pub args: Option<String>,
+    pub name: Option<String>,
 }
 
 /// One finished run, as recorded in the history.
@@ -343,6 +353,15 @@ pub struct Run {
     pub attempt: i64,
     /// In a correction loop: check, fix or recheck.
     pub phase: Option<RunPhase>,
+    /// The check it was a run of, when not named after its script.
+    pub check_name: Option<String>,
+}
+
+impl Run {
+    /// The name of the check it was a run of.
+    pub fn check(&self) -> &str {
+        self.check_name.as_deref().unwrap_or(&self.script)
+    }
 }
 
 text_enum!(
@@ -484,9 +503,19 @@ pub struct Schedule {
     pub retries: i64,
     /// How soon a soft problem is checked again (None: the interval, at most a minute).
     pub retry_every_ms: Option<i64>,
+    /// The check's name when it is not the script's (one script scheduled twice on a host).
+    pub name: Option<String>,
+    /// The check's arguments and its fix's: JSON objects, the scripts' `args`.
+    pub args: Option<String>,
+    pub fix_args: Option<String>,
 }
 
 impl Schedule {
+    /// The name of the check it runs: its own, else its script's.
+    pub fn check(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.script)
+    }
+
     /// How soon a soft problem is checked again.
     pub fn retry_every(&self) -> i64 {
         self.retry_every_ms.unwrap_or(match self.timing {
@@ -516,6 +545,9 @@ pub struct NewSchedule {
     pub next_due: i64,
     pub retries: i64,
     pub retry_every_ms: Option<i64>,
+    pub name: Option<String>,
+    pub args: Option<String>,
+    pub fix_args: Option<String>,
 }
 
 impl NewSchedule {
@@ -540,6 +572,9 @@ impl NewSchedule {
             next_due: super::now_ms(),
             retries: 1,
             retry_every_ms: None,
+            name: None,
+            args: None,
+            fix_args: None,
         }
     }
 }

@@ -38,6 +38,7 @@ fn run_from_row(r: &Row) -> Result<Run, StoreError> {
             .map(|p| p.parse())
             .transpose()
             .map_err(StoreError::Invalid)?,
+        check_name: r.opt_text("check_name")?,
     })
 }
 
@@ -102,9 +103,16 @@ pub struct NewRun {
     pub phase: Option<RunPhase>,
     /// The messages it raised: a script's notify(), or monitord's about its correction loop.
     pub notifications: Vec<Notice>,
+    /// The check it is a run of, when not named after its script (a schedule's `--name`).
+    pub check_name: Option<String>,
 }
 
 impl NewRun {
+    /// The name of the check it is a run of: its own, else its script's.
+    pub fn check(&self) -> &str {
+        self.check_name.as_deref().unwrap_or(&self.script)
+    }
+
     /// The record of a job that ends cancelled without running.
     pub fn cancelled(job: &super::Job, node: &str, message: &str, at: i64) -> NewRun {
         NewRun {
@@ -124,6 +132,7 @@ impl NewRun {
             attempt: job.attempts,
             phase: None,
             notifications: Vec::new(),
+            check_name: job.name.clone(),
         }
     }
 }
@@ -132,7 +141,7 @@ impl NewRun {
 fn details(run: &NewRun, moved: Option<&super::checks::Moved>) -> serde_json::Value {
     let state = moved.map_or(run.status.as_str(), |m| m.state.as_str());
     serde_json::json!({
-        "check": run.script,
+        "check": run.check(),
         "state": state,
         "previous_state": moved.and_then(|m| m.previous).map(|p| p.as_str()),
         "since": moved.map(|m| m.since),
@@ -159,6 +168,7 @@ pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, S
         ("finished_at", param(run.finished_at)),
         ("attempt", param(run.attempt)),
         ("phase", param(run.phase.map(RunPhase::as_str))),
+        ("check_name", param(run.check_name.clone())),
     ]))
 }
 

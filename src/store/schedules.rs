@@ -78,6 +78,9 @@ fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
         enabled: r.boolean("enabled")?,
         retries: r.int("retries")?,
         retry_every_ms: r.opt_int("retry_every_ms")?,
+        name: r.opt_text("name")?,
+        args: r.opt_text("args")?,
+        fix_args: r.opt_text("fix_args")?,
     })
 }
 
@@ -90,6 +93,9 @@ impl Store {
                 "a schedule targets one host, or a tag, or a site".into(),
             ));
         }
+        super::jobs::check_args(s.args.as_deref())?;
+        super::jobs::check_args(s.fix_args.as_deref())?;
+        super::jobs::check_name(s.name.as_deref())?;
         let (kind, at, every, cron) = match &s.timing {
             Timing::At(t) => ("at", Some(*t), None, None),
             Timing::Every(ms) if *ms < 1000 => {
@@ -134,6 +140,9 @@ impl Store {
                 ("created_at", param(at_now)),
                 ("retries", param(s.retries.max(1))),
                 ("retry_every_ms", param(s.retry_every_ms)),
+                ("name", param(s.name.clone())),
+                ("args", param(s.args.clone())),
+                ("fix_args", param(s.fix_args.clone())),
             ]))
         })
     }

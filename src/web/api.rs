@@ -43,7 +43,9 @@ pub fn body_form(req: &Req) -> Result<Form, String> {
                 Value::Bool(true) => pairs.push((k.clone(), "on".into())),
                 // Present but empty: "off" for a checkbox, "none" for an optional field.
                 Value::Bool(false) | Value::Null => pairs.push((k.clone(), String::new())),
-                Value::Object(_) | Value::Array(_) if k == "vars" => {
+                Value::Object(_) | Value::Array(_)
+                    if k == "vars" || k == "args" || k == "fix_args" =>
+                {
                     pairs.push((k.clone(), item.to_string()));
                 }
                 _ => return Err(format!("field {k:?} must be a string, number or boolean")),

@@ -65,8 +65,17 @@ pub fn queue(web: &Web, who: &Who, req: &Req) -> WebResult {
                 @for s in &schedules {
                     tr {
                         td { (s.id) }
-                        td { a href={"/scripts/" (s.script)} { (s.script) } }
-                        td { (s.fix_script.as_deref().unwrap_or("-")) }
+                        td {
+                            a href={"/scripts/" (s.script)} { (s.script) }
+                            @if let Some(n) = &s.name { " as " (n) }
+                            @let words = crate::queue::describe_args(s.args.as_deref());
+                            @if !words.is_empty() { br; code.args { (words) } }
+                        }
+                        td {
+                            (s.fix_script.as_deref().unwrap_or("-"))
+                            @let words = crate::queue::describe_args(s.fix_args.as_deref());
+                            @if !words.is_empty() { br; code.args { (words) } }
+                        }
                         td {
                             @if let Some(h) = &s.host { "host " a href={"/hosts/" (h)} { (h) } }
                             @else if let Some(t) = &s.tag { "tag " (t) }
@@ -108,13 +117,42 @@ pub fn schedule_form(web: &Web, who: &Who, v: &Form, err: Option<&str>) -> WebRe
     let chosen = v.all("host");
     let when = v.get("when").unwrap_or("now");
     let runnable = scripts.iter().filter(|s| s.kind != ScriptKind::Library);
+    let fixes = scripts
+        .iter()
+        .filter(|s| s.kind == ScriptKind::Fix || s.kind == ScriptKind::Task);
+    // The fields of the chosen script's documented arguments (and its fix's); choosing another
+    // script reloads the form by the small GET form above it, so no JavaScript is needed.
+    let script = v
+        .get("script")
+        .and_then(|n| scripts.iter().find(|s| s.name == n))
+        .or_else(|| runnable.clone().next());
+    let fix = v
+        .get("fix")
+        .and_then(|n| scripts.iter().find(|s| s.name == n));
     let body = html! {
         @if let Some(e) = err { p.error role="alert" { (e) } }
+        form.inline method="get" action="/schedule" {
+            label { "Script " select name="script" {
+                @for s in runnable.clone() { option selected[script.is_some_and(|c| c.name == s.name)] { (s.name) } }
+            } }
+            label { " with the fix " select name="fix" {
+                option value="" { "none" }
+                @for s in fixes.clone() { option selected[fix.is_some_and(|f| f.name == s.name)] { (s.name) } }
+            } }
+            " " button type="submit" { "Show their arguments" }
+        }
         form.stacked method="post" action="/schedule" {
             (csrf(who))
             label { "Script " select name="script" required {
-                @for s in runnable.clone() { option selected[v.get("script") == Some(s.name.as_str())] { (s.name) } }
+                @for s in runnable.clone() { option selected[script.is_some_and(|c| c.name == s.name)] { (s.name) } }
             } }
+            @if let Some(s) = script {
+                (argument_fields(s, "arg.", v))
+            }
+            label { "More arguments, NAME=VALUE per line "
+                textarea name="args" rows="2" placeholder="url=http://127.0.0.1/" { (v.raw("args").unwrap_or("")) } }
+            label { "Check name, when this script is scheduled twice on a host (empty: the script's) "
+                input type="text" name="name" size="20" value=[v.get("name")]; }
             fieldset {
                 legend { "Where" }
                 label { "Hosts (one or more) " select name="host" multiple size=(hosts.len().clamp(2, 8)) {
@@ -138,9 +176,14 @@ pub fn schedule_form(web: &Web, who: &Who, v: &Form, err: Option<&str>) -> WebRe
             }
             label { "Fix, run when the check fails (needs a timing) " select name="fix" {
                 option value="" { "none" }
-                @for s in &scripts { @if s.kind == ScriptKind::Fix || s.kind == ScriptKind::Task {
-                    option selected[v.get("fix") == Some(s.name.as_str())] { (s.name) } } }
+                @for s in fixes.clone() {
+                    option selected[fix.is_some_and(|f| f.name == s.name)] { (s.name) } }
             } }
+            @if let Some(f) = fix {
+                (argument_fields(f, "fix_arg.", v))
+            }
+            label { "More arguments of the fix, NAME=VALUE per line "
+                textarea name="fix_args" rows="2" placeholder="unit=nginx" { (v.raw("fix_args").unwrap_or("")) } }
             label { "Results that are not OK before a problem is hard (told, and fixed) "
                 input type="number" name="retries" min="1" max="100" value=(v.get("retries").unwrap_or("1")); }
             label { "then checked again every (empty: the interval, at most 1m) "
@@ -150,6 +193,60 @@ pub fn schedule_form(web: &Web, who: &Who, v: &Form, err: Option<&str>) -> WebRe
         }
     };
     Ok(form_page(who, "Schedule a script", body, err))
+}
+
+/// A field per argument a script documents (`arg.NAME`, `fix_arg.NAME`), its default shown.
+fn argument_fields(s: &crate::store::Script, prefix: &str, v: &Form) -> Markup {
+    let docs = crate::bundled::arguments(&s.source);
+    html! {
+        @if !docs.is_empty() {
+            fieldset.args {
+                legend { "Arguments of " (s.name) }
+                @for a in &docs {
+                    @let field = format!("{prefix}{}", a.name);
+                    label {
+                        code { (a.name) } @if a.required { " (required)" } " " (a.help) " "
+                        input type="text" name=(field) size="24"
+                            placeholder=[a.default.as_deref()] value=[v.get(&field)];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Arguments from the form: the fields `PREFIX.NAME`, and the `text` field, either lines of
+/// NAME=VALUE (the page) or a JSON object (the API's `"args": {...}`).
+fn form_args(f: &Form, prefix: &str, text: &str) -> Result<crate::queue::Args, String> {
+    let mut words: Vec<String> = Vec::new();
+    if let Some(t) = f.get(text) {
+        if t.starts_with('{') {
+            let m: std::collections::BTreeMap<String, serde_json::Value> =
+                serde_json::from_str(t).map_err(|e| format!("{text}: not a JSON object: {e}"))?;
+            for (k, v) in m {
+                let v = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                words.push(format!("{k}={v}"));
+            }
+        } else {
+            words.extend(
+                t.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from),
+            );
+        }
+    }
+    for (k, v) in &f.0 {
+        if let Some(name) = k.strip_prefix(prefix)
+            && !v.trim().is_empty()
+        {
+            words.push(format!("{name}={}", v.trim()));
+        }
+    }
+    crate::queue::parse_args(&words).map_err(|e| e.to_string())
 }
 
 /// Reads the schedule form (or the API's JSON, turned into the same pairs) into a request.
@@ -178,6 +275,9 @@ pub fn parse_schedule(f: &Form) -> Result<Request, String> {
     r.tag = f.get("tag").map(String::from);
     r.site = f.get("site").map(String::from);
     r.fix_script = f.get("fix").map(String::from);
+    r.args = form_args(f, "arg.", "args")?;
+    r.fix_args = form_args(f, "fix_arg.", "fix_args")?;
+    r.name = f.get("name").map(String::from);
     if let Some(p) = f.get("priority") {
         r.priority = p
             .parse()

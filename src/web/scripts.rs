@@ -66,6 +66,20 @@ fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> WebRes
                 " " a.button href={"/schedule?script=" (s.name)} { "Schedule it" }
             }
         }
+        @let docs = crate::bundled::arguments(&s.source);
+        @if !docs.is_empty() {
+            h2 { "Arguments" }
+            table.args {
+                tr { th { "Name" } th { "Default" } th { "What it is" } }
+                @for a in &docs {
+                    tr {
+                        td { code { (a.name) } }
+                        td { @if a.required { "required" } @else { (a.default.as_deref().unwrap_or("-")) } }
+                        td { (a.help) }
+                    }
+                }
+            }
+        }
         @if let Some(e) = err { p.error role="alert" { (e) } }
         @if who.may(Role::Admin) {
             (editor(who, Some(s), v))

@@ -66,6 +66,7 @@ fn scheduled_job(due_at: i64, schedule_id: Option<i64>) -> NewJob {
         timeout_ms: None,
         schedule_id,
         args: None,
+        name: None,
     }
 }
 

@@ -305,10 +305,12 @@ fn a_browser_logs_in_schedules_a_script_and_reads_its_transcript() {
     // Scheduling: the script, one host, now.
     d.click(&d.xpath("//nav/a[text()='Schedule']"));
     d.wait_for("<h1>Schedule a script</h1>");
-    d.click(&d.xpath("//select[@name='script']/option[text()='browser_check']"));
+    d.click(
+        &d.xpath("//form[@method='post']//select[@name='script']/option[text()='browser_check']"),
+    );
     d.click(&d.xpath("//select[@name='host']/option[text()='box1']"));
     d.screenshot("3-schedule-form");
-    d.click(&d.xpath("//form[@action='/schedule']//button[@type='submit']"));
+    d.click(&d.xpath("//form[@method='post' and @action='/schedule']//button[@type='submit']"));
     d.wait_for("Queued browser_check as job");
     d.screenshot("4-queued");
 

@@ -171,6 +171,7 @@ fn schedule(store: &Store, script: &str, host: Option<&str>) -> i64 {
 
 fn run(schedule: Option<i64>, script: &str, status: Status, at: i64) -> NewRun {
     NewRun {
+        check_name: None,
         job_id: None,
         schedule_id: schedule,
         script: script.into(),

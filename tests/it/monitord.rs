@@ -75,6 +75,7 @@ fn host(store: &Store, name: &str) {
 
 fn job(script: &str, host: Option<&str>, priority: i64) -> NewJob {
     NewJob {
+        name: None,
         script: script.into(),
         host: host.map(str::to_string),
         priority,

@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sqlxml", &["redact", "session", "sql", "urlencode"]),
     ("store", &["redact", "sql", "sqlxml", "urlencode", "when"]),
     ("bundled", &["store"]),
-    ("queue", &["store", "when"]),
+    ("queue", &["redact", "store", "when"]),
     (
         "script",
         &["bundled", "config", "redact", "session", "store"],

@@ -16,6 +16,7 @@ fn host(name: &str) -> NewHost {
 
 fn job(script: &str, host: Option<&str>, priority: i64) -> NewJob {
     NewJob {
+        name: None,
         script: script.into(),
         host: host.map(str::to_string),
         priority,
@@ -41,7 +42,7 @@ fn open_applies_schema_once_and_records_version() {
         )
         .expect("raw");
     assert_eq!(r.rows.len(), 1);
-    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("2"));
+    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("3"));
 }
 
 #[test]
@@ -71,7 +72,7 @@ fn a_version_1_database_is_upgraded_in_place() {
     })
     .expect("schedule");
     // Version 1 was version 2 without checks, downtimes, and two columns each of notifications
-    // and schedules.
+    // and schedules; version 3 added names and arguments.
     s.add_notification(
         None,
         &hostler::store::Notice {
@@ -88,6 +89,11 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE notifications DROP COLUMN details",
         "ALTER TABLE schedules DROP COLUMN retries",
         "ALTER TABLE schedules DROP COLUMN retry_every_ms",
+        "ALTER TABLE schedules DROP COLUMN name",
+        "ALTER TABLE schedules DROP COLUMN args",
+        "ALTER TABLE schedules DROP COLUMN fix_args",
+        "ALTER TABLE jobs DROP COLUMN name",
+        "ALTER TABLE runs DROP COLUMN check_name",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -104,13 +110,18 @@ fn a_version_1_database_is_upgraded_in_place() {
         .expect("notifications read with the new columns");
     assert_eq!((n[0].body.as_str(), n[0].event), ("kept", None));
     assert_eq!(s.host("keep").expect("kept").address, "192.0.2.1");
+    let sched = &s.schedules().expect("schedules read with the new columns")[0];
+    assert_eq!(
+        (sched.retries, sched.name.as_deref(), sched.args.as_deref()),
+        (1, None, None)
+    );
     let v = s
         .raw(
             "SELECT value FROM settings WHERE key = 'schema_version'",
             false,
         )
         .expect("raw");
-    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("2"));
+    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("3"));
     // The unique index came with it.
     let idx = s
         .raw(
@@ -250,6 +261,7 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
     );
     // Recording the run deletes the job row in the same transaction.
     let run = hostler::store::NewRun {
+        check_name: None,
         job_id: Some(high),
         schedule_id: None,
         script: "c".into(),
@@ -357,6 +369,7 @@ fn a_node_that_lost_its_lease_leaves_the_job_to_the_new_owner() {
         .expect("claim")
         .expect("taken over");
     let run = |node: &str| hostler::store::NewRun {
+        check_name: None,
         job_id: Some(id),
         schedule_id: None,
         script: "c".into(),

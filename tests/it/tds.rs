@@ -489,6 +489,7 @@ fn exercise(s: &Store, tag: &str) {
         Some("a check with 'quotes' and ünïcode")
     );
     let job = NewJob {
+        name: None,
         script: script.clone(),
         host: Some(h.clone()),
         priority: 5,
@@ -516,6 +517,7 @@ fn exercise(s: &Store, tag: &str) {
     let run_id = s
         .record_run(
             &NewRun {
+                check_name: None,
                 job_id: Some(id),
                 schedule_id: None,
                 script: script.clone(),

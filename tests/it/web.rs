@@ -54,6 +54,7 @@ fn record(store: &Store, script: &str, status: Status, message: &str) -> i64 {
     store
         .record_run(
             &NewRun {
+                check_name: None,
                 job_id: None,
                 schedule_id: Some(schedule),
                 script: script.into(),
@@ -497,6 +498,7 @@ fn the_queue_cancels_and_reprioritises() {
     let (id, _) = store
         .enqueue_with(
             &NewJob {
+                name: None,
                 script: "check_x".into(),
                 host: Some("localhost".into()),
                 priority: 0,

@@ -40,6 +40,7 @@ fn schedule(
         timeout_ms: None,
         schedule_id: None,
         args: None,
+        name: None,
     };
     // An identical queued job is not duplicated: its id is returned instead.
     ctx.store

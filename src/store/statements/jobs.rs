@@ -58,6 +58,7 @@ pub fn job_with_names(j: &'static str) -> Section {
                 "lease_until",
                 "schedule_id",
                 "args",
+                "name",
             ]
             .iter()
             .map(|c| (qcol(j, c), None))
@@ -116,6 +117,7 @@ pub fn job_insert(
             ("schedule_id", param(job.schedule_id)),
             ("args", param(job.args.clone())),
             ("created_at", param(at)),
+            ("name", param(job.name.clone())),
         ],
         returning_id: Some("id"),
     }
@@ -288,19 +290,26 @@ pub fn job_delete_queued(id: i64) -> Statement {
     .into()
 }
 
-/// A queued job of the same script and host: enqueueing another would duplicate it. A running
-/// one does not count, so a script can queue its own follow-up.
-pub fn job_queued_for(script_id: i64, host_id: Option<i64>) -> Statement {
-    let host = match host_id {
-        Some(h) => col("host_id").eq(param(h)),
-        None => col("host_id").is_null(),
-    };
+/// `column` equal to `value`, or NULL with it.
+fn same(column: &'static str, value: Option<Expr>) -> Expr {
+    match value {
+        Some(v) => col(column).eq(v),
+        None => col(column).is_null(),
+    }
+}
+
+/// Queued jobs of the same script, host and check name, with their arguments: one with the
+/// same arguments too would be duplicated by another (arguments are compared by the caller:
+/// SQL Server 2000 cannot compare TEXT). A running one does not count, so a script can queue
+/// its own follow-up.
+pub fn job_queued_for(script_id: i64, host_id: Option<i64>, name: Option<&str>) -> Statement {
     Select::from("jobs")
-        .columns(&["id"])
+        .columns(&["id", "args"])
         .filter(col("script_id").eq(param(script_id)))
-        .filter(host)
+        .filter(same("host_id", host_id.map(param)))
+        .filter(same("name", name.map(param)))
         .filter(col("state").eq(lit(JobState::Queued.as_str())))
-        .with(Section::Limit(1))
+        .with(Section::Limit(16))
         .into()
 }
 

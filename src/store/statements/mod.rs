@@ -50,6 +50,7 @@ pub const RUN_COLUMNS: &[&str] = &[
     "finished_at",
     "attempt",
     "phase",
+    "check_name",
 ];
 pub const NOTIFICATION_COLUMNS: &[&str] = &[
     "id",
@@ -111,6 +112,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         timeout_ms: Some(30_000),
         schedule_id: None,
         args: Some("{}".into()),
+        name: Some("web".into()),
     };
     let filter = super::RunFilter {
         host: Some("web1".into()),
@@ -191,7 +193,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("job_states", job_states(&[7, 8])),
         ("job_cancel", job_cancel(7)),
         ("job_delete_queued", job_delete_queued(7)),
-        ("job_queued_for", job_queued_for(1, Some(2))),
+        ("job_queued_for", job_queued_for(1, Some(2), Some("web"))),
         ("job_next_due", job_next_due()),
         ("jobs_using_host", jobs_using("host_id", 2)),
         ("schedule_by_id", schedule_by_id(3)),

@@ -206,6 +206,7 @@ pub const RUN_SUMMARY_COLUMNS: &[&str] = &[
     "finished_at",
     "attempt",
     "phase",
+    "check_name",
 ];
 
 /// The latest runs that did not end OK.

@@ -29,6 +29,9 @@ pub fn schedule_list() -> Select {
         "enabled",
         "retries",
         "retry_every_ms",
+        "name",
+        "args",
+        "fix_args",
     ];
     Select::from_as("schedules", "sc")
         .with(Section::Columns(
