@@ -1,8 +1,10 @@
 //! The script library bundled from `scripts/` by build.rs. `init` and the first `serve` seed it
 //! into the database; `import` falls back to it when the database has no script of a name.
 //!
-//! A script's leading `//!` lines describe it: the first is its description, and a line
-//! `//! kind: check` (library, check, fix or task) sets its kind.
+//! A script's leading `//!` lines describe it: the first is its description, a line
+//! `//! kind: check` (library, check, fix or task) sets its kind, and each
+//! `//! arg NAME = DEFAULT: what it is` (or `//! arg NAME (required): ...`) documents an
+//! argument, for `hostler script show` and the schedule form.
 
 use crate::store::ScriptKind;
 
@@ -36,4 +38,43 @@ pub fn header(source: &str) -> (Option<String>, Option<ScriptKind>) {
         }
     }
     (description, kind)
+}
+
+/// One argument a script documents in its header.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArgDoc {
+    pub name: String,
+    /// The default, as written (None: no default).
+    pub default: Option<String>,
+    pub required: bool,
+    pub help: String,
+}
+
+/// The arguments a script's leading `//!` lines document, in order.
+pub fn arguments(source: &str) -> Vec<ArgDoc> {
+    source
+        .lines()
+        .map(str::trim)
+        .take_while(|l| l.starts_with("//!"))
+        .filter_map(|l| l.trim_start_matches("//!").trim().strip_prefix("arg "))
+        .filter_map(|rest| {
+            let (spec, help) = rest.split_once(':')?;
+            let (spec, required) = match spec.trim().strip_suffix("(required)") {
+                Some(s) => (s.trim(), true),
+                None => (spec.trim(), false),
+            };
+            let (name, default) = match spec.split_once('=') {
+                Some((n, d)) => (n.trim(), Some(d.trim().to_string())),
+                None => (spec, None),
+            };
+            let good =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            good.then(|| ArgDoc {
+                name: name.to_string(),
+                default,
+                required,
+                help: help.trim().to_string(),
+            })
+        })
+        .collect()
 }

@@ -86,11 +86,22 @@ impl Default for Sandbox {
                 "df".into(),
                 "uptime".into(),
                 "nproc".into(),
+                "ps".into(),
+                "free".into(),
+                "stat".into(),
+                "ping".into(),
                 "/usr/lib/nagios/plugins/check_{disk,load,users,procs,swap,dummy,ping,tcp,http,dns,ntp_time,uptime}".into(),
             ],
             extra_commands: Vec::new(),
             refused_arguments: Vec::new(),
-            arguments: std::collections::BTreeMap::new(),
+            // ping with a count and a deadline, never a flood (-f) or a pattern.
+            arguments: std::collections::BTreeMap::from([(
+                "ping".into(),
+                ArgumentRule {
+                    refuse: Vec::new(),
+                    only: Some(["-c", "-W", "-w", "-n", "-q", "-4", "-6"].map(String::from).to_vec()),
+                },
+            )]),
             environment: Vec::new(),
             credentials_of_other_hosts: false,
             max_processes: 16,

@@ -167,6 +167,9 @@ pub struct Session {
     pub pool_key: Option<String>,
     /// The session came from the pool: it is logged in and at its prompt.
     pub reused: bool,
+    /// The host, method, user and address it was opened for (`connect`), whether or not it
+    /// may be pooled: a second login to the same target in one run takes this session.
+    pub target: Option<String>,
     /// Something was sent or received (a shell was used).
     used: bool,
     /// A wait failed (timeout, end of stream, error): the state of the peer is unknown.
@@ -220,6 +223,7 @@ impl Session {
             prompt_seq: 0,
             head: None,
             pool_key: None,
+            target: None,
             reused: false,
             used: false,
             dirty: false,
@@ -259,6 +263,11 @@ impl Session {
     /// Whether the session can go back to the pool: open, no wait of it failed, nothing
     /// unread, and either at a prompt it knows (a shell after `set_prompt`/`sync_prompt`) or
     /// never used as a shell at all (an SSH connection used for `exec`).
+    /// Logged in and at a known prompt, with nothing pending: ready for the next `cmd`.
+    pub fn at_prompt(&self) -> bool {
+        self.prompt.is_some() && !self.closed && !self.eof && !self.dirty && self.buf.is_empty()
+    }
+
     pub fn reusable(&mut self) -> bool {
         !self.closed
             && !self.eof

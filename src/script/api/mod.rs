@@ -1,10 +1,13 @@
-//! The script API, registered per run, grouped by theme: host, result, util, session, notify.
+//! The script API, registered per run, grouped by theme: host, arguments, result, util,
+//! session, network probes, notify.
 //!
 //! Every function reaches the run through one [`RunContext`]: the store, the guard (deadline and
 //! cancel flag), the command allowlist, the transcript and the captured output.
 
+mod args;
 mod host;
 mod notify;
+mod probe;
 mod remote;
 mod result;
 mod secret;
@@ -33,6 +36,8 @@ pub struct RunContext {
     pub allow: Allowlist,
     pub transcript: Sink,
     pub host: Option<Host>,
+    /// The run's arguments (`arg(name)`); the host's vars are their defaults.
+    pub args: serde_json::Map<String, serde_json::Value>,
     pub max_output: usize,
     pub remote: Arc<Remote>,
     /// Whether `credentials()` answers for hosts other than the run's own
@@ -69,6 +74,7 @@ impl RunContext {
             allow,
             transcript,
             host,
+            args: serde_json::Map::new(),
             max_output,
             remote,
             any_credentials: false,
@@ -168,6 +174,17 @@ impl RunContext {
         Ok(())
     }
 
+    /// A session this run opened to `target` that is at its prompt, not in use right now.
+    pub fn session_at_prompt(&self, target: &str) -> Option<SessionRef> {
+        lock(&self.sessions)
+            .iter()
+            .find(|s| {
+                s.0.try_lock()
+                    .is_ok_and(|g| g.target.as_deref() == Some(target) && g.at_prompt())
+            })
+            .cloned()
+    }
+
     pub fn track(&self, s: SessionRef) {
         lock(&self.sessions).push(s);
     }
@@ -206,11 +223,13 @@ impl RunContext {
 /// Registers the whole API on `engine`.
 pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     host::register(engine, ctx);
+    args::register(engine, ctx);
     result::register(engine);
     secret::register(engine);
     util::register(engine, ctx);
     session::register(engine, ctx);
     remote::register(engine, ctx);
+    probe::register(engine, ctx);
     notify::register(engine, ctx);
 }
 

@@ -1,5 +1,5 @@
 //! Remote sessions from scripts: `connect(host[, method])`, `credentials(host)`,
-//! `http(url[, opts])`, `http_get(url)`, and `s.exec(cmd)` on an SSH session.
+//! `http(url[, opts])`, `http_get(url[, opts])`, and `s.exec(cmd)` on an SSH session.
 //!
 //! `connect` takes a pooled session of the host when one passes its health check (`s.reused`
 //! is then true: it is logged in and at its prompt), else opens a new one: telnet (at the
@@ -169,18 +169,13 @@ fn open(
 }
 
 /// `connect(host[, method])`.
-fn connect(
-    ctx: &Arc<RunContext>,
-    host: &HostRef,
-    method: Option<&str>,
-) -> Result<SessionRef, Box<EvalAltResult>> {
-    let h = &host.0;
+/// Everything that decides where and as whom a session logs in: a host re-added with a new
+/// address or user never gets the old connection.
+fn target(h: &Host, method: Option<&str>) -> Result<(Method, String), Box<EvalAltResult>> {
     let method = match method {
         Some(m) => m.parse::<Method>().map_err(rt)?,
         None => h.method,
     };
-    // Everything that decides where and as whom the session logs in: a host re-added with a
-    // new address or user never gets the old connection.
     let port = port(h, method);
     let key = format!(
         "{}/{}/{}@{}:{port}",
@@ -189,6 +184,30 @@ fn connect(
         h.username.as_deref().unwrap_or(""),
         h.address,
     );
+    Ok((method, key))
+}
+
+/// `run_session(host, method)`: the session this run already logged in to the host by that
+/// method, at its prompt (loginlib takes it instead of logging in again), else `()`.
+fn run_session(
+    ctx: &RunContext,
+    host: &HostRef,
+    method: &str,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let (_, key) = target(&host.0, Some(method))?;
+    Ok(ctx
+        .session_at_prompt(&key)
+        .map_or(Dynamic::UNIT, Dynamic::from))
+}
+
+fn connect(
+    ctx: &Arc<RunContext>,
+    host: &HostRef,
+    method: Option<&str>,
+) -> Result<SessionRef, Box<EvalAltResult>> {
+    let h = &host.0;
+    let (method, key) = target(h, method)?;
+    let port = port(h, method);
     // Read once: whatever this session is, the host's secret is masked in all the run
     // records; a new SSH session logs in with it.
     let secret = ctx
@@ -209,6 +228,7 @@ fn connect(
             );
             if s.health_check(ctx.remote.health_timeout) {
                 s.reused = true;
+                s.target = Some(key.clone());
                 s.pool_key = Some(key);
                 return Ok(ctx.track_new(s));
             }
@@ -223,6 +243,7 @@ fn connect(
         Some(ctx.transcript.clone()),
     );
     s.head = head;
+    s.target = Some(key.clone());
     if poolable {
         s.pool_key = Some(key);
     }
@@ -390,12 +411,12 @@ fn headers_map(head: &http::ResponseHead) -> Map {
 /// (refused, unreachable, timed out, a bad certificate) is data, not an error: `status` 0 and
 /// `error` saying why, so `if r.status != 200 { critical(...) }` needs no try/catch. A body
 /// longer than the run's output limit is an error, not a daemon out of memory.
-fn http_get(ctx: &Arc<RunContext>, url: &str) -> Result<Map, Box<EvalAltResult>> {
+fn http_get(ctx: &Arc<RunContext>, url: &str, opts: &Map) -> Result<Map, Box<EvalAltResult>> {
     let start = Instant::now();
     let elapsed = |start: Instant| {
         Dynamic::from(i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX))
     };
-    let s = match http_open(ctx, url, &Map::new())? {
+    let s = match http_open(ctx, url, opts)? {
         Ok(s) => s,
         Err(e) => {
             let mut m = Map::new();
@@ -440,13 +461,21 @@ pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     let c = ctx.clone();
     engine.register_fn("credentials", move |h: HostRef| credentials(&c, &h));
     let c = ctx.clone();
+    engine.register_fn("run_session", move |h: HostRef, m: &str| {
+        run_session(&c, &h, m)
+    });
+    let c = ctx.clone();
     engine.register_fn("http", move |url: &str| http_session(&c, url, &Map::new()));
     let c = ctx.clone();
     engine.register_fn("http", move |url: &str, opts: Map| {
         http_session(&c, url, &opts)
     });
     let c = ctx.clone();
-    engine.register_fn("http_get", move |url: &str| http_get(&c, url));
+    engine.register_fn("http_get", move |url: &str| http_get(&c, url, &Map::new()));
+    let c = ctx.clone();
+    engine.register_fn("http_get", move |url: &str, opts: Map| {
+        http_get(&c, url, &opts)
+    });
     let c = ctx.clone();
     engine.register_fn(
         "exec",

@@ -78,6 +78,11 @@ pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     engine.register_fn("spawn", move |cmd: &str, args: Array, opts: Map| {
         spawn(&c, cmd, &args, &opts)
     });
+    // Whether exec() may run a command here: the sandbox allows it and it is installed.
+    let c = ctx.clone();
+    engine.register_fn("command_allowed", move |cmd: &str| {
+        c.allow.check(cmd).is_ok()
+    });
     let c = ctx.clone();
     engine.register_fn(
         "exec",

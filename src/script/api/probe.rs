@@ -1,0 +1,223 @@
+//! Network probes that answer with data, never an error, so "down" is a result a check reads:
+//! `tcp_check(address, port[, opts])` (connect, optionally send and expect a banner) and
+//! `tls_check(address, port[, opts])` (the TLS handshake and the server's certificate).
+//!
+//! Each opens and closes its socket inside the call, within the run's deadline.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map};
+
+use super::{RunContext, secs, session_err};
+
+/// The longest banner a probe reads.
+const MAX_BANNER: usize = 4096;
+
+fn ms_since(start: Instant) -> Dynamic {
+    Dynamic::from(i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX))
+}
+
+fn opt_str(opts: &Map, key: &str) -> Option<String> {
+    opts.get(key)
+        .filter(|v| !v.is_unit())
+        .map(|v| v.to_string())
+}
+
+/// The probe's time limit: `opts.timeout` (seconds, default 10), within the run's deadline.
+fn limit(ctx: &RunContext, opts: &Map) -> Result<Duration, Box<EvalAltResult>> {
+    let want = match opts.get("timeout") {
+        Some(t) if !t.is_unit() => secs(t)?,
+        _ => Duration::from_secs(10),
+    };
+    ctx.guard.bound(want).map_err(session_err)
+}
+
+/// Connects to the first address that answers, within `timeout`.
+fn connect(address: &str, port: i64, timeout: Duration) -> Result<TcpStream, String> {
+    let port = u16::try_from(port).map_err(|_| format!("port {port} is out of range"))?;
+    let addrs = (address, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {address}: {e}"))?;
+    let mut last = format!("{address} has no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout.max(Duration::from_millis(1))) {
+            Ok(s) => {
+                let _ = s.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+                let _ = s.set_write_timeout(Some(timeout.max(Duration::from_millis(1))));
+                return Ok(s);
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+fn tcp_check(
+    ctx: &RunContext,
+    address: &str,
+    port: i64,
+    opts: &Map,
+) -> Result<Map, Box<EvalAltResult>> {
+    let timeout = limit(ctx, opts)?;
+    let start = Instant::now();
+    let mut m = Map::new();
+    let fail = |mut m: Map, error: String| {
+        m.insert("ok".into(), Dynamic::from(false));
+        m.insert("error".into(), Dynamic::from(ctx.mask(&error)));
+        m.insert("elapsed_ms".into(), ms_since(start));
+        Ok(m)
+    };
+    let mut stream = match connect(address, port, timeout) {
+        Ok(s) => s,
+        Err(e) => return fail(m, e),
+    };
+    m.insert("connect_ms".into(), ms_since(start));
+    if let Some(send) = opt_str(opts, "send")
+        && let Err(e) = stream.write_all(send.as_bytes())
+    {
+        return fail(m, format!("sending: {e}"));
+    }
+    let mut banner = String::new();
+    if let Some(pattern) = opt_str(opts, "expect") {
+        let re = regex::Regex::new(&pattern)
+            .map_err(|e| super::rt(format!("tcp_check: bad expect pattern: {e}")))?;
+        let mut buf = [0u8; 1024];
+        let mut seen = Vec::new();
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    seen.extend_from_slice(&buf[..n]);
+                    banner = String::from_utf8_lossy(&seen).into_owned();
+                    if re.is_match(&banner) || seen.len() >= MAX_BANNER {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    m.insert("banner".into(), Dynamic::from(ctx.mask(&banner)));
+                    return fail(m, format!("no {pattern:?} in the answer: {e}"));
+                }
+            }
+        }
+        m.insert("banner".into(), Dynamic::from(ctx.mask(&banner)));
+        if !re.is_match(&banner) {
+            return fail(m, format!("the answer does not match {pattern:?}"));
+        }
+    }
+    m.insert("ok".into(), Dynamic::from(true));
+    m.insert("error".into(), Dynamic::from(String::new()));
+    m.insert("elapsed_ms".into(), ms_since(start));
+    Ok(m)
+}
+
+/// An ASN.1 time as epoch milliseconds.
+fn epoch_ms(t: &openssl::asn1::Asn1TimeRef) -> Result<i64, String> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).map_err(|e| e.to_string())?;
+    let d = epoch.diff(t).map_err(|e| e.to_string())?;
+    Ok((i64::from(d.days) * 86_400 + i64::from(d.secs)) * 1000)
+}
+
+fn names(n: &openssl::x509::X509NameRef) -> String {
+    n.entries()
+        .filter_map(|e| {
+            let key = e.object().nid().short_name().ok()?;
+            let value = e.data().to_string().ok()?;
+            Some(format!("{key}={value}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn tls_check(
+    ctx: &RunContext,
+    address: &str,
+    port: i64,
+    opts: &Map,
+) -> Result<Map, Box<EvalAltResult>> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let timeout = limit(ctx, opts)?;
+    let start = Instant::now();
+    let mut m = Map::new();
+    let fail = |mut m: Map, error: String| {
+        m.insert("ok".into(), Dynamic::from(false));
+        m.insert("error".into(), Dynamic::from(ctx.mask(&error)));
+        m.insert("elapsed_ms".into(), ms_since(start));
+        Ok(m)
+    };
+    let name = opt_str(opts, "server_name").unwrap_or_else(|| address.to_string());
+    let stream = match connect(address, port, timeout) {
+        Ok(s) => s,
+        Err(e) => return fail(m, e),
+    };
+    // The handshake goes on whatever the chain says, so an expired or self-signed certificate
+    // is still read; `verified` and `verify_error` say what the check of the chain found.
+    let connector = match SslConnector::builder(SslMethod::tls_client()) {
+        Ok(mut b) => {
+            b.set_verify(SslVerifyMode::NONE);
+            b.build()
+        }
+        Err(e) => return fail(m, format!("TLS: {e}")),
+    };
+    let ssl = match connector
+        .configure()
+        .and_then(|c| c.verify_hostname(true).into_ssl(&name))
+    {
+        Ok(ssl) => ssl,
+        Err(e) => return fail(m, format!("TLS: {e}")),
+    };
+    let tls = match ssl.connect(stream) {
+        Ok(t) => t,
+        Err(e) => return fail(m, format!("TLS handshake with {address}:{port}: {e}")),
+    };
+    let Some(cert) = tls.ssl().peer_certificate() else {
+        return fail(m, "the server sent no certificate".into());
+    };
+    let verify = tls.ssl().verify_result();
+    let not_after = epoch_ms(cert.not_after()).map_err(|e| super::rt(format!("tls_check: {e}")))?;
+    let now = crate::store::now_ms();
+    m.insert("ok".into(), Dynamic::from(true));
+    m.insert("error".into(), Dynamic::from(String::new()));
+    m.insert(
+        "verified".into(),
+        Dynamic::from(verify == openssl::x509::X509VerifyResult::OK),
+    );
+    m.insert(
+        "verify_error".into(),
+        Dynamic::from(if verify == openssl::x509::X509VerifyResult::OK {
+            String::new()
+        } else {
+            verify.error_string().to_string()
+        }),
+    );
+    m.insert("not_after_ms".into(), Dynamic::from(not_after));
+    m.insert(
+        "days_left".into(),
+        Dynamic::from(not_after.saturating_sub(now).div_euclid(86_400_000)),
+    );
+    m.insert("subject".into(), Dynamic::from(names(cert.subject_name())));
+    m.insert("issuer".into(), Dynamic::from(names(cert.issuer_name())));
+    m.insert("elapsed_ms".into(), ms_since(start));
+    Ok(m)
+}
+
+pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
+    let c = ctx.clone();
+    engine.register_fn("tcp_check", move |a: &str, p: i64| {
+        tcp_check(&c, a, p, &Map::new())
+    });
+    let c = ctx.clone();
+    engine.register_fn("tcp_check", move |a: &str, p: i64, o: Map| {
+        tcp_check(&c, a, p, &o)
+    });
+    let c = ctx.clone();
+    engine.register_fn("tls_check", move |a: &str, p: i64| {
+        tls_check(&c, a, p, &Map::new())
+    });
+    let c = ctx.clone();
+    engine.register_fn("tls_check", move |a: &str, p: i64, o: Map| {
+        tls_check(&c, a, p, &o)
+    });
+}
