@@ -24,7 +24,7 @@ fn init_seeds_the_bundled_scripts_once() {
     let w = Work::new();
     let o = w.run(&["init"]);
     assert!(
-        stdout(&o).contains("added bundled scripts: check_disk"),
+        stdout(&o).contains("added bundled scripts: check_cert, check_disk"),
         "{}",
         stdout(&o)
     );

@@ -5,6 +5,7 @@ mod browser;
 mod checks;
 mod cli;
 mod hostile;
+mod library;
 mod monitord;
 mod peers;
 mod props;

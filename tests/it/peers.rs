@@ -14,9 +14,15 @@ use std::time::Duration;
 
 use crate::util::{have, wait_for};
 
-/// The account the peers log in to, created by the tests when missing.
+/// The account the peers log in to, created by the tests when missing (login shell /bin/sh,
+/// Debian's dash).
 pub const USER: &str = "hostlertest";
 pub const PASSWORD: &str = "Hostler-test-pw-7";
+/// Accounts with other stock login shells, same password: bash (with Debian's /etc/inputrc,
+/// so bracketed paste is on), busybox ash.
+pub const BASH_USER: &str = "hostlerbash";
+pub const ASH_USER: &str = "hostlerash";
+const ASH_DIR: &str = "/usr/local/lib/hostlertest";
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -58,30 +64,47 @@ pub fn can_run(program: &str, why: &str) -> bool {
 fn account() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let exists = Command::new("id")
-            .arg(USER)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !exists {
-            let ok = Command::new("useradd")
-                .args(["-m", "-s", "/bin/sh", USER])
-                .status()
-                .expect("useradd");
-            assert!(ok.success(), "useradd {USER} failed");
+        // busybox runs the applet its name says: ash as a login shell is a link named ash,
+        // listed in /etc/shells for login and sshd.
+        let _ = std::fs::create_dir_all(ASH_DIR);
+        let ash = format!("{ASH_DIR}/ash");
+        if std::fs::symlink_metadata(&ash).is_err() {
+            std::os::unix::fs::symlink("/bin/busybox", &ash).expect("link ash to busybox");
         }
-        let mut c = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("chpasswd");
-        use std::io::Write;
-        c.stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{USER}:{PASSWORD}\n").as_bytes())
-            .expect("write");
-        assert!(c.wait().expect("chpasswd").success(), "chpasswd failed");
+        let shells = std::fs::read_to_string("/etc/shells").unwrap_or_default();
+        if !shells.lines().any(|l| l.trim() == ash) {
+            let _ = std::fs::write("/etc/shells", format!("{shells}{ash}\n"));
+        }
+        for (user, shell) in [
+            (USER, "/bin/sh"),
+            (BASH_USER, "/bin/bash"),
+            (ASH_USER, ash.as_str()),
+        ] {
+            let exists = Command::new("id")
+                .arg(user)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !exists {
+                let ok = Command::new("useradd")
+                    .args(["-m", "-s", shell, user])
+                    .status()
+                    .expect("useradd");
+                assert!(ok.success(), "useradd {user} failed");
+            }
+            let mut c = Command::new("chpasswd")
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("chpasswd");
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{user}:{PASSWORD}\n").as_bytes())
+                .expect("write");
+            assert!(c.wait().expect("chpasswd").success(), "chpasswd failed");
+        }
     });
 }
 
@@ -118,7 +141,7 @@ impl Sshd {
             format!(
                 "ListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nUsePAM yes\n\
                  PasswordAuthentication yes\nKbdInteractiveAuthentication yes\n\
-                 PubkeyAuthentication yes\nAuthorizedKeysFile {}\nAllowUsers {USER}\n\
+                 PubkeyAuthentication yes\nAuthorizedKeysFile {}\nAllowUsers {USER} {BASH_USER} {ASH_USER}\n\
                  StrictModes no\nLogLevel INFO\nMaxStartups 200\nMaxSessions 50\n",
                 hk.display(),
                 dir.path().join("authorized_keys").display()
