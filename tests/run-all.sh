@@ -16,6 +16,11 @@ need_pkgs=()
 [ -x /bin/login ] || need_pkgs+=(login)
 # A real TLS peer (openssl s_server) for the HTTPS test.
 [ -x /usr/bin/openssl ] || need_pkgs+=(openssl)
+# What the bundled checks run here: ps, free and kill (procps), ping (iputils).
+[ -x /usr/bin/ps ] && [ -x /usr/bin/free ] && [ -x /usr/bin/kill ] || need_pkgs+=(procps)
+[ -x /usr/bin/ping ] || need_pkgs+=(iputils-ping)
+# Stock login shells for the session tests besides bash, dash and busybox ash: zsh.
+[ -x /usr/bin/zsh ] || need_pkgs+=(zsh)
 # A real browser for the web page's test: Debian's Chromium, driven through chromedriver.
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)

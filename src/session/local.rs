@@ -358,6 +358,19 @@ fn set_controlling_tty(cmd: &mut Command) {
 }
 
 impl Transport for LocalProcess {
+    fn resize(&mut self, cols: u16, rows: u16) -> io::Result<()> {
+        if !self.pty {
+            return Ok(());
+        }
+        let ws = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&self.output, ws).map_err(io::Error::from)
+    }
+
     fn send(&mut self, data: &[u8]) -> io::Result<()> {
         match &mut self.input {
             Some(f) => f.write_all(data),

@@ -263,6 +263,13 @@ impl Session {
     /// Whether the session can go back to the pool: open, no wait of it failed, nothing
     /// unread, and either at a prompt it knows (a shell after `set_prompt`/`sync_prompt`) or
     /// never used as a shell at all (an SSH connection used for `exec`).
+    /// Tells the peer's terminal its size (a pty, ssh, telnet with NAWS; others ignore it).
+    pub fn resize(&mut self, cols: u16, rows: u16) -> Result<(), SessionError> {
+        self.transport
+            .resize(cols, rows)
+            .map_err(|e| self.io_err(e))
+    }
+
     /// Logged in and at a known prompt, with nothing pending: ready for the next `cmd`.
     pub fn at_prompt(&self) -> bool {
         self.prompt.is_some() && !self.closed && !self.eof && !self.dirty && self.buf.is_empty()
@@ -618,14 +625,25 @@ impl Session {
         self.prompt_seq += 1;
         let marker = format!("HOSTLER{}P{}>", std::process::id(), self.prompt_seq);
         let (a, b) = marker.split_at(4);
-        // Bracketed paste (bash 5.1+ with TERM=xterm) would wrap every line in escapes; off.
-        self.write(&format!(
-            "unset PROMPT_COMMAND; PS2=''; PS1='{a}''{b} '; bind 'set enable-bracketed-paste off' 2>/dev/null\n"
-        ))?;
+        self.write(&format!("{}{a}''{b} ' {QUIET}\n", SYNC_PROMPT))?;
         let re = compile(&regex::escape(&format!("{marker} ")))?;
         self.expect(std::slice::from_ref(&re), timeout)?;
         self.prompt = Some(re);
         Ok(())
+    }
+
+    /// Gives the shell back the prompt it had before [`Session::sync_prompt`] (`:connect`
+    /// hands the session to a person), and the terminal type `term`.
+    pub fn restore_prompt(&mut self, term: &str) -> Result<(), SessionError> {
+        let term: String = term
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        self.prompt = None;
+        self.write(&format!(
+            "{RESTORE_PROMPT}; export TERM='{}' {QUIET}\n",
+            if term.is_empty() { "xterm" } else { &term }
+        ))
     }
 
     /// Sends a command line to a shell and returns its output, without the echo or the prompt.
@@ -721,6 +739,21 @@ fn text(bytes: Vec<u8>) -> String {
 }
 
 /// Compiles a pattern with a clear error.
+/// The shell line that sets hostler's prompt (followed by the quoted marker): it keeps the
+/// shell's own prompt settings once (for `:connect`), and quiets what would put escapes or
+/// extra lines around output: bash's PROMPT_COMMAND and bracketed paste, zsh's right prompt
+/// and its partial-line marker. Words a shell does not know fail quietly.
+const SYNC_PROMPT: &str = "[ -n \"${HOSTLER_PS1+x}\" ] || { HOSTLER_PS1=$PS1; HOSTLER_PS2=$PS2; HOSTLER_PC=$PROMPT_COMMAND; }; \
+unset PROMPT_COMMAND; RPROMPT=''; PS2=''; \
+bind 'set enable-bracketed-paste off' 2>/dev/null; unsetopt PROMPT_SP PROMPT_CR 2>/dev/null; PS1='";
+
+/// The shell line that gives back the prompt settings [`SYNC_PROMPT`] kept.
+const RESTORE_PROMPT: &str = "PS1=$HOSTLER_PS1; PS2=$HOSTLER_PS2; PROMPT_COMMAND=$HOSTLER_PC; \
+[ -n \"$PROMPT_COMMAND\" ] || unset PROMPT_COMMAND; unset HOSTLER_PS1 HOSTLER_PS2 HOSTLER_PC";
+
+/// Quiets the rest of a shell line's complaints.
+const QUIET: &str = "2>/dev/null";
+
 pub fn compile(pattern: &str) -> Result<Regex, SessionError> {
     Regex::new(pattern).map_err(|e| SessionError::BadPattern {
         pattern: pattern.to_string(),

@@ -247,7 +247,9 @@ impl Ssh {
         if self.shell.is_none() {
             self.sess.set_blocking(true);
             let mut ch = self.sess.channel_session().map_err(ssh_io)?;
-            ch.request_pty("xterm", None, Some(PTY)).map_err(ssh_io)?;
+            // A dumb terminal: no colours, no bracketed paste, no title escapes for scripts to
+            // read past (`:connect` tells the shell the operator's own terminal).
+            ch.request_pty("dumb", None, Some(PTY)).map_err(ssh_io)?;
             ch.handle_extended_data(ExtendedData::Merge)
                 .map_err(ssh_io)?;
             ch.shell().map_err(ssh_io)?;
@@ -282,6 +284,16 @@ impl Ssh {
 }
 
 impl Transport for Ssh {
+    fn resize(&mut self, cols: u16, rows: u16) -> io::Result<()> {
+        let (c, r) = (u32::from(cols), u32::from(rows));
+        self.sess.set_blocking(true);
+        self.sess.set_timeout(ms(self.timeout));
+        match self.shell.as_mut() {
+            Some(ch) => ch.request_pty_size(c, r, None, None).map_err(ssh_io),
+            None => Ok(()),
+        }
+    }
+
     fn send(&mut self, data: &[u8]) -> io::Result<()> {
         self.sess.set_blocking(true);
         self.sess.set_timeout(ms(self.timeout));

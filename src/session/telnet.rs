@@ -7,7 +7,7 @@
 //!
 //! What the codec does:
 //! - data: `IAC IAC` is a literal 255; `CR NUL` becomes `CR` (also across reads); `CR LF` stays;
-//! - options: the peer may ECHO and SGA (we answer DO); we will SGA, TTYPE (`XTERM`) and NAWS
+//! - options: the peer may ECHO and SGA (we answer DO); we will SGA, TTYPE (`DUMB`: no escapes for scripts to read past) and NAWS
 //!   (200x50); everything else is refused once per request (DONT/WONT);
 //! - a subnegotiation is capped at [`SB_MAX`] bytes; one cut short by a stray `IAC x` is dropped
 //!   and `x` is read as the command it is;
@@ -164,7 +164,7 @@ impl Codec {
         // TTYPE SEND (1) is answered with IS (0) and our terminal type.
         if opt == TTYPE && self.local[usize::from(TTYPE)] && self.sb.first() == Some(&1) {
             reply.extend_from_slice(&[IAC, SB, TTYPE, 0]);
-            reply.extend_from_slice(b"XTERM");
+            reply.extend_from_slice(b"DUMB");
             reply.extend_from_slice(&[IAC, SE]);
         }
         self.sb.clear();
@@ -227,6 +227,23 @@ impl Telnet {
 }
 
 impl Transport for Telnet {
+    /// NAWS, when the peer asked for it: the new size in a subnegotiation.
+    fn resize(&mut self, cols: u16, rows: u16) -> io::Result<()> {
+        if !self.codec.local[usize::from(NAWS)] {
+            return Ok(());
+        }
+        let mut msg = vec![IAC, SB, NAWS];
+        for b in cols.to_be_bytes().into_iter().chain(rows.to_be_bytes()) {
+            // A 255 in the size is doubled, as in any subnegotiation.
+            msg.push(b);
+            if b == IAC {
+                msg.push(IAC);
+            }
+        }
+        msg.extend_from_slice(&[IAC, SE]);
+        self.stream.write_all(&msg)
+    }
+
     fn send(&mut self, data: &[u8]) -> io::Result<()> {
         let mut out = Vec::with_capacity(data.len() + 8);
         Codec::encode(data, &mut out);

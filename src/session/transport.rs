@@ -38,6 +38,12 @@ pub trait Transport: Send {
     fn alive(&mut self) -> bool {
         true
     }
+    /// Tells the peer's terminal its new size (`:connect` follows the operator's window);
+    /// transports without a terminal ignore it.
+    fn resize(&mut self, cols: u16, rows: u16) -> io::Result<()> {
+        let _ = (cols, rows);
+        Ok(())
+    }
     /// A local process (counted against `[sandbox] max_processes`), not a socket.
     fn is_process(&self) -> bool {
         false

@@ -1,5 +1,5 @@
 //! `:connect HOST`: the terminal relayed to a session's transport until the escape key
-//! (Ctrl-]) or the end of the session. Written over [`Transport`], so every transport that
+//! (Ctrl-]) or the end of the session, the remote terminal sized as the operator's window. Written over [`Transport`], so every transport that
 //! hostler has can be connected to: local processes, telnet and ssh.
 
 use std::io::{Read, Write};
@@ -29,11 +29,29 @@ pub fn relay(t: &mut dyn Transport) -> anyhow::Result<()> {
     result
 }
 
+/// The operator's terminal size (columns, rows), if stdout is a terminal.
+fn window() -> Option<(u16, u16)> {
+    rustix::termios::tcgetwinsize(std::io::stdout())
+        .ok()
+        .filter(|w| w.ws_col > 0 && w.ws_row > 0)
+        .map(|w| (w.ws_col, w.ws_row))
+}
+
 fn pump(t: &mut dyn Transport) -> anyhow::Result<()> {
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     let mut buf = [0u8; 16 * 1024];
+    // The remote terminal takes the operator's size, and follows it when the window changes
+    // (read each turn of the loop: a cheap ioctl, and no signal handler to install).
+    let mut size = None;
     loop {
+        let now = window();
+        if now.is_some() && now != size {
+            size = now;
+            if let Some((cols, rows)) = now {
+                t.resize(cols, rows)?;
+            }
+        }
         if crate::session::local_wait_readable(&std::io::stdin(), Duration::from_millis(10))? {
             let n = stdin.read(&mut buf)?;
             if n == 0 {

@@ -164,15 +164,21 @@ fn connect(shell: &Shell, host: Option<&str>) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("{name}: loginlib::login returned no session"))?;
             let mut session = s.0.lock().unwrap_or_else(|p| p.into_inner());
             println!("{name}: {}; Ctrl-] returns to hostler\r", session.peer());
+            // A shell whose prompt loginlib replaced gets its own back, and the operator's
+            // terminal type; a host with its own prompt pattern (a router) just a new line.
+            if h.prompt.is_none() {
+                let term = std::env::var("TERM").unwrap_or_default();
+                session.restore_prompt(&term)?;
+            } else {
+                session.write("\n")?;
+            }
             let (pending, transport) = session.relay_parts();
             {
                 use std::io::Write;
                 let mut out = std::io::stdout().lock();
                 out.write_all(&pending)?;
-                // A fresh prompt, since loginlib consumed the last one.
                 out.flush()?;
             }
-            transport.send(b"\n")?;
             super::connect::relay(transport)?;
             let _ = session.close();
             println!("\r\nback in hostler");

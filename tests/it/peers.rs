@@ -22,6 +22,7 @@ pub const PASSWORD: &str = "Hostler-test-pw-7";
 /// so bracketed paste is on), busybox ash.
 pub const BASH_USER: &str = "hostlerbash";
 pub const ASH_USER: &str = "hostlerash";
+pub const ZSH_USER: &str = "hostlerzsh";
 const ASH_DIR: &str = "/usr/local/lib/hostlertest";
 
 /// A port nothing listens on right now.
@@ -79,7 +80,12 @@ fn account() {
             (USER, "/bin/sh"),
             (BASH_USER, "/bin/bash"),
             (ASH_USER, ash.as_str()),
+            (ZSH_USER, "/usr/bin/zsh"),
         ] {
+            if !Path::new(shell).exists() {
+                eprintln!("SKIPPED: account {user}: no {shell}");
+                continue;
+            }
             let exists = Command::new("id")
                 .arg(user)
                 .stdout(Stdio::null())
@@ -104,6 +110,13 @@ fn account() {
                 .write_all(format!("{user}:{PASSWORD}\n").as_bytes())
                 .expect("write");
             assert!(c.wait().expect("chpasswd").success(), "chpasswd failed");
+            // A stock zsh account has a .zshrc (else zsh runs its new-user menu at login).
+            if user == ZSH_USER {
+                let rc = format!("/home/{user}/.zshrc");
+                if !Path::new(&rc).exists() {
+                    let _ = std::fs::write(&rc, "# written by hostler's tests\n");
+                }
+            }
         }
     });
 }
@@ -141,7 +154,7 @@ impl Sshd {
             format!(
                 "ListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nUsePAM yes\n\
                  PasswordAuthentication yes\nKbdInteractiveAuthentication yes\n\
-                 PubkeyAuthentication yes\nAuthorizedKeysFile {}\nAllowUsers {USER} {BASH_USER} {ASH_USER}\n\
+                 PubkeyAuthentication yes\nAuthorizedKeysFile {}\nAllowUsers {USER} {BASH_USER} {ASH_USER} {ZSH_USER}\n\
                  StrictModes no\nLogLevel INFO\nMaxStartups 200\nMaxSessions 50\n",
                 hk.display(),
                 dir.path().join("authorized_keys").display()
@@ -229,12 +242,20 @@ pub struct Telnetd {
 
 impl Telnetd {
     pub fn start() -> Option<Telnetd> {
+        Telnetd::start_program(Path::new("/bin/login"))
+    }
+
+    /// busybox telnetd running `program` for each connection instead of /bin/login (a
+    /// router-style CLI, say).
+    pub fn start_program(program: &Path) -> Option<Telnetd> {
         if !can_run("/bin/busybox", "busybox telnetd for the telnet tests") {
             return None;
         }
         let port = free_port();
         let child = Command::new("/bin/busybox")
-            .args(["telnetd", "-F", "-b", "127.0.0.1", "-l", "/bin/login", "-p"])
+            .args(["telnetd", "-F", "-b", "127.0.0.1", "-l"])
+            .arg(program)
+            .arg("-p")
             .arg(port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

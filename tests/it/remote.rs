@@ -908,3 +908,125 @@ fn a_service_that_is_down_is_data_to_http_get_not_an_error() {
         "{out}"
     );
 }
+
+#[test]
+fn cmd_and_prompt_syncing_work_on_stock_login_shells() {
+    let Some(sshd) = Sshd::start(&[]) else { return };
+    let w = Work::new();
+    let store = w.store();
+    let shells = [
+        (USER, "dash"),
+        (crate::peers::BASH_USER, "bash"),
+        (crate::peers::ASH_USER, "busybox ash"),
+        (crate::peers::ZSH_USER, "zsh"),
+    ];
+    for (user, _) in shells {
+        store
+            .add_host(&NewHost {
+                username: Some(user.into()),
+                ..new_host(user, Method::Ssh, sshd.port, Some(PASSWORD))
+            })
+            .expect("host");
+    }
+    w.script(
+        &store,
+        "shells",
+        r#"import "loginlib" as l;
+           let s = l::login(host);
+           let a = s.cmd("echo one; echo two");
+           let b = s.cmd("printf 'no newline'");
+           let c = s.cmd("false; echo rc=$?");
+           let d = s.cmd("echo $TERM");
+           ok(`${a}|${b}|${c}|${d}`)"#,
+    );
+    let env = env(&w, remote(Duration::from_secs(60), TrustNew::Accept));
+    for (user, shell) in shells {
+        let r = run(&env, "shells", user);
+        assert_eq!(
+            r.status,
+            Status::Ok,
+            "{shell}: {}\n{}",
+            r.message,
+            r.transcript
+        );
+        assert_eq!(
+            r.message, "one\ntwo|no newline|rc=1|dumb",
+            "{shell}: {}",
+            r.transcript
+        );
+        let disk = run(&env, "check_disk", user);
+        assert!(
+            matches!(disk.status, Status::Ok | Status::Warning | Status::Critical),
+            "{shell}: {}\n{}",
+            disk.message,
+            disk.transcript
+        );
+    }
+}
+
+/// A router-style CLI: its own login dialogue, a `router>` prompt, a few show commands.
+const ROUTER: &str = r#"#!/bin/busybox sh
+printf 'User Access Verification\r\n\r\nUsername: '
+read -r user
+printf 'Password: '
+stty -echo
+read -r pass
+stty echo
+printf '\r\n'
+if [ "$user" != admin ] || [ "$pass" != router-pw ]; then
+  printf '%% Login invalid\r\n'
+  exit 1
+fi
+while printf 'router> '; read -r line; do
+  case "$line" in
+    "show version") printf 'RouterOS 1.0, uptime 5 weeks\r\n' ;;
+    "show interfaces") printf 'eth0 up\r\neth1 down\r\n' ;;
+    exit) exit 0 ;;
+    "") ;;
+    *) printf '%% Unknown command: %s\r\n' "$line" ;;
+  esac
+done
+"#;
+
+#[test]
+fn cmd_works_on_a_router_cli_behind_a_real_telnetd() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Work::new();
+    let program = w.path("router.sh");
+    std::fs::write(&program, ROUTER).expect("router");
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let Some(telnetd) = Telnetd::start_program(&program) else {
+        return;
+    };
+    let store = w.store();
+    store
+        .add_host(&NewHost {
+            username: Some("admin".into()),
+            prompt: Some(r"router> $".into()),
+            ..new_host("r1", Method::Telnet, telnetd.port, Some("router-pw"))
+        })
+        .expect("host");
+    w.script(
+        &store,
+        "router",
+        r#"import "loginlib" as l;
+           let s = l::login(host);
+           let v = s.cmd("show version");
+           let i = s.cmd("show interfaces");
+           let bad = s.cmd("reload");
+           if !i.contains("eth1 down") { critical(`eth1? ${i}`) }
+           ok(`${v}|${i}|${bad}`)"#,
+    );
+    let env = env(&w, remote(Duration::ZERO, TrustNew::Accept));
+    let r = run(&env, "router", "r1");
+    assert_eq!(r.status, Status::Ok, "{}\n{}", r.message, r.transcript);
+    assert_eq!(
+        r.message, "RouterOS 1.0, uptime 5 weeks|eth0 up\neth1 down|% Unknown command: reload",
+        "{}",
+        r.transcript
+    );
+    assert!(
+        !r.transcript.contains("router-pw"),
+        "the password is masked"
+    );
+}

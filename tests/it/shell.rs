@@ -321,6 +321,7 @@ fn connect_logs_in_to_an_ssh_host_through_loginlib() {
     );
     assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
     let mut s = pty_shell(&w, &[hostler(), "shell"]);
+    s.resize(97, 31).expect("size the terminal");
     s.read_until(PROMPT, None).expect("prompt");
     s.write(":connect box\r").expect("connect");
     s.read_until("Ctrl-] returns", None).expect("connected");
@@ -328,6 +329,17 @@ fn connect_logs_in_to_an_ssh_host_through_loginlib() {
         .expect("command");
     s.read_until(&format!("REMOTE_42 {}", crate::peers::USER), None)
         .expect("the remote shell answered");
+    // The operator's terminal: its size, its type, and the shell's own prompt (dash's "$ "),
+    // not the one loginlib set for scripts.
+    s.write("echo SIZE=$(stty size) T=$TERM P=[$PS1]\r")
+        .expect("command");
+    s.read_until("SIZE=31 97 T=xterm P=[$ ]", None)
+        .expect("the real size, type and prompt");
+    // A resized window resizes the remote terminal.
+    s.resize(120, 40).expect("resize");
+    std::thread::sleep(Duration::from_millis(200));
+    s.write("echo NOW=$(stty size)\r").expect("command");
+    s.read_until("NOW=40 120", None).expect("the new size");
     s.write("\x1d").expect("escape");
     s.read_until("back in hostler", None).expect("back");
     s.read_until(PROMPT, None).expect("prompt again");
