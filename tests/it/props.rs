@@ -189,7 +189,7 @@ fn telnet_codec_answers_the_usual_negotiation() {
     ];
     want.extend([IAC, 253, 1, IAC, 253, 3, IAC, 251, 24]);
     want.extend([IAC, SB, 24, 0]);
-    want.extend(b"XTERM");
+    want.extend(b"DUMB");
     want.extend([IAC, SE, IAC, 254, 99]);
     assert_eq!(reply, want);
     assert!(c.remote_echo());
