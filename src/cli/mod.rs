@@ -144,6 +144,7 @@ pub fn parse(argv: &[String]) -> Result<Cli, u8> {
     {
         rest[verb] = now;
     }
+    let rest = hoist_globals(name, rest);
     Cli::from_args(&[name], &rest).map_err(|e| match e.status {
         Ok(()) => {
             println!("{}", e.output);
@@ -164,6 +165,66 @@ pub fn parse(argv: &[String]) -> Result<Cli, u8> {
             2
         }
     })
+}
+
+/// The usage line of a subcommand's help (`Usage: hostler runs [--host <host>] ...`).
+fn usage(name: &str, path: &[&str]) -> String {
+    let mut args: Vec<&str> = path.to_vec();
+    args.push("--help");
+    match Cli::from_args(&[name], &args) {
+        Err(e) => e.output.lines().next().unwrap_or_default().to_string(),
+        Ok(_) => String::new(),
+    }
+}
+
+/// Global options given after the subcommand (`hostler runs --db x.db`, `hostler status -v`)
+/// moved before it, unless the subcommand has an option of that name: then it is the
+/// subcommand's. An option's value, and everything after `--`, stays where it is.
+fn hoist_globals<'a>(name: &str, rest: Vec<&'a str>) -> Vec<&'a str> {
+    let Some(verb) = verb_index(&rest) else {
+        return rest;
+    };
+    let is_global = |a: &str| matches!(a, "--db" | "--config" | "--raw" | "--verbose" | "-v");
+    if !rest[verb..].iter().any(|a| is_global(a)) {
+        return rest;
+    }
+    let path = command_path(name, &rest);
+    let usage = usage(name, &path);
+    let own =
+        |opt: &str| usage.contains(&format!("[{opt}]")) || usage.contains(&format!("[{opt} <"));
+    let takes_value = |opt: &str| usage.contains(&format!("{opt} <"));
+    let mut front: Vec<&str> = rest[..verb].to_vec();
+    let mut back: Vec<&str> = Vec::new();
+    let mut i = verb;
+    while i < rest.len() {
+        let a = rest[i];
+        if a == "--" {
+            back.extend(&rest[i..]);
+            break;
+        }
+        if is_global(a) && !own(a) {
+            let with_value = matches!(a, "--db" | "--config");
+            if with_value && i + 1 >= rest.len() {
+                back.push(a);
+                break;
+            }
+            front.push(a);
+            if with_value {
+                front.push(rest[i + 1]);
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        back.push(a);
+        if a.starts_with('-') && takes_value(a) && i + 1 < rest.len() {
+            back.push(rest[i + 1]);
+            i += 1;
+        }
+        i += 1;
+    }
+    front.extend(back);
+    front
 }
 
 /// The subcommands named in `args` that argh knows (`host add` in `host add --hots x`).

@@ -888,3 +888,33 @@ fn host_edit_changes_only_what_it_is_given() {
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
 }
+
+#[test]
+fn global_options_work_after_the_subcommand() {
+    let w = Work::new();
+    let other = w.path("other.db");
+    let other = other.to_str().expect("path");
+    // HOSTLER_DB names the work folder's database, which does not exist: only a hoisted
+    // --db reaches the other one.
+    let o = w.run(&["init", "--db", other]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = w.run(&["runs", "--json", "--db", other, "-v"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "[]");
+    let o = w.run(&["sql", "--db", other, "SELECT 7 AS x", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains('7'), "{}", stdout(&o));
+    // An option's value is never taken for a global option.
+    let o = w.run(&["host", "add", "h", "--address", "--db", "--db", other]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = w.run(&["host", "show", "h", "--db", other, "--json"]);
+    assert!(
+        stdout(&o).contains(r#""address": "--db""#),
+        "{}",
+        stdout(&o)
+    );
+    // A global option without its value is still an error that names it.
+    let o = w.run(&["runs", "--db"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("--db"), "{}", stderr(&o));
+}
