@@ -65,6 +65,42 @@ pub fn local(ms: i64) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
+/// Epoch milliseconds in RFC 3339, in UTC: `2026-11-27T17:04:51.123Z`.
+pub fn rfc3339(ms: i64) -> Option<String> {
+    jiff::Timestamp::from_millisecond(ms)
+        .ok()
+        .map(|t| format!("{t:.3}"))
+}
+
+/// Whether a JSON key names a time hostler keeps as epoch milliseconds.
+fn is_time_key(key: &str) -> bool {
+    key.ends_with("_at") || matches!(key, "since" | "next_due" | "lease_until" | "at_time")
+}
+
+/// Times in a JSON value as machines read them: each epoch-millisecond time (`started_at`,
+/// `since`, `next_due`...) becomes RFC 3339 in UTC, and the number stays beside it under the
+/// same name with `_ms` (`started_at_ms`).
+pub fn json_times(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let times: Vec<(String, i64)> = map
+                .iter()
+                .filter(|(k, _)| is_time_key(k))
+                .filter_map(|(k, v)| v.as_i64().map(|ms| (k.clone(), ms)))
+                .collect();
+            for (k, ms) in times {
+                if let Some(text) = rfc3339(ms) {
+                    map.insert(format!("{k}_ms"), ms.into());
+                    map.insert(k, text.into());
+                }
+            }
+            map.values_mut().for_each(json_times);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(json_times),
+        _ => {}
+    }
+}
+
 /// A duration the way `parse_duration` takes it, largest units first: `1h`, `1h30m`, `45s`,
 /// `250ms`.
 pub fn span(d: Duration) -> String {

@@ -37,6 +37,16 @@ use serde::Serialize;
 
 /// Prints a value as pretty JSON.
 pub fn json(v: &impl Serialize) -> anyhow::Result<()> {
+    let mut v = serde_json::to_value(v)?;
+    crate::when::json_times(&mut v);
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints a value as JSON exactly as it serializes (`hostler sql`: the database's own values).
+pub fn json_as_is(v: &impl Serialize) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;
@@ -45,8 +55,10 @@ pub fn json(v: &impl Serialize) -> anyhow::Result<()> {
 
 /// Prints a value as one line of JSON (JSON Lines, for streams of records).
 pub fn line_json(v: &impl Serialize) -> anyhow::Result<()> {
+    let mut v = serde_json::to_value(v)?;
+    crate::when::json_times(&mut v);
     let mut out = io::stdout().lock();
-    serde_json::to_writer(&mut out, v)?;
+    serde_json::to_writer(&mut out, &v)?;
     writeln!(out)?;
     out.flush()?;
     Ok(())

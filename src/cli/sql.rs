@@ -1,8 +1,9 @@
 //! `hostler sql "STATEMENT"`: run one statement on the database and print its rows.
 //!
-//! `--json` prints an array of row objects: each column maps to a string or null, and a
-//! `table` key names the row's table (when all its columns come from one table, else "row").
-//! Drivers whose results nest rows (SQLXML's FOR XML AUTO) put them under `children`.
+//! `--json` prints an array of row objects, each column's value typed as the driver gives it:
+//! a number, a boolean, a string, or null (a blob as base64). FOR XML answers (SQLXML, or FOR
+//! XML over TDS) are XML, all text: each row names its element as `table`, with nested rows
+//! (FOR XML AUTO) under `children`.
 
 use argh::FromArgs;
 
@@ -120,7 +121,7 @@ fn print_records(
     };
     if cmd.json {
         let rows: Vec<_> = response.records.iter().map(record_json).collect();
-        output::json(&rows)?;
+        output::json_as_is(&rows)?;
     } else {
         let (columns, rows) = crate::sqlxml::table(&response.records);
         let rows: Vec<Vec<String>> = rows
@@ -141,34 +142,33 @@ fn print_records(
     }
 }
 
-/// The JSON form of a raw result.
+/// A value as JSON, in its type: numbers as numbers, NULL as null, a blob as base64.
+fn value_json(v: &crate::sql::Value) -> serde_json::Value {
+    use crate::sql::Value as V;
+    use base64::Engine as _;
+    match v {
+        V::Null => serde_json::Value::Null,
+        V::Bool(b) => (*b).into(),
+        V::Int(i) => (*i).into(),
+        V::Real(f) => serde_json::Number::from_f64(*f)
+            .map_or_else(|| f.to_string().into(), serde_json::Value::Number),
+        V::Text(t) => t.clone().into(),
+        V::Blob(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
+    }
+}
+
+/// The JSON form of a raw result: one object per row, its columns in order.
 pub fn to_json(r: &RawResult) -> serde_json::Value {
-    let table = {
-        let mut names = r.tables.iter().flatten();
-        match names.next() {
-            Some(first)
-                if r.tables
-                    .iter()
-                    .all(|t| t.as_deref() == Some(first.as_str())) =>
-            {
-                first.clone()
-            }
-            _ => "row".to_string(),
-        }
-    };
     let rows: Vec<serde_json::Value> = r
         .rows
         .iter()
         .map(|row| {
-            let mut obj = serde_json::Map::new();
-            obj.insert("table".into(), serde_json::Value::String(table.clone()));
-            for (c, v) in r.columns.iter().zip(row) {
-                obj.insert(
-                    c.clone(),
-                    v.to_text()
-                        .map_or(serde_json::Value::Null, serde_json::Value::String),
-                );
-            }
+            let obj: serde_json::Map<String, serde_json::Value> = r
+                .columns
+                .iter()
+                .zip(row)
+                .map(|(c, v)| (c.clone(), value_json(v)))
+                .collect();
             serde_json::Value::Object(obj)
         })
         .collect();
@@ -197,7 +197,8 @@ pub fn run(app: &App, cmd: SqlCmd) -> anyhow::Result<u8> {
         return print_records(&cmd, crate::sqlxml::parse::parse(xml.as_bytes(), None));
     }
     if cmd.json {
-        output::json(&to_json(&r))?;
+        // The database's own values: no time conversion, no added keys.
+        output::json_as_is(&to_json(&r))?;
     } else if r.columns.is_empty() {
         output::text(&format!("{} rows changed", r.changed.unwrap_or(0)))?;
     } else {

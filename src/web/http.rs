@@ -198,8 +198,15 @@ impl Resp {
         Resp::new(status, "text/plain; charset=utf-8", body.into())
     }
 
+    /// JSON, its times in RFC 3339 (with the epoch milliseconds beside them, as `..._ms`).
     pub fn json(status: u16, v: &impl serde::Serialize) -> Resp {
-        let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+        let body = serde_json::to_value(v)
+            .map(|mut v| {
+                crate::when::json_times(&mut v);
+                v
+            })
+            .and_then(|v| serde_json::to_vec(&v))
+            .unwrap_or_else(|_| b"{}".to_vec());
         Resp::new(status, "application/json", body)
     }
 

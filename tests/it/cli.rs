@@ -225,9 +225,8 @@ fn passwords_come_from_stdin_and_are_never_shown() {
         let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
         let r1 = rows.as_array().and_then(|a| a.get(1)).expect("r1's row");
         assert!(
-            r1.as_object().is_some_and(|m| m
-                .iter()
-                .any(|(k, v)| k != "name" && k != "table" && v.is_null())),
+            r1.as_object()
+                .is_some_and(|m| m.iter().any(|(k, v)| k != "name" && v.is_null())),
             "{q}: {r1}"
         );
     }
@@ -240,16 +239,31 @@ fn passwords_come_from_stdin_and_are_never_shown() {
 }
 
 #[test]
-fn sql_json_is_an_array_of_row_objects_with_strings_or_null() {
+fn sql_json_is_an_array_of_row_objects_with_typed_values() {
     let w = Work::new();
     init(&w);
-    let o = w.run(&["sql", "SELECT name, port, site FROM hosts", "--json"]);
+    let o = w.run(&[
+        "sql",
+        "SELECT name, port, site, 2 + 3 AS n, 1.5 AS f, x'ff00' AS b FROM hosts",
+        "--json",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(
         v,
-        serde_json::json!([{"table": "hosts", "name": "localhost", "port": null, "site": null}])
+        serde_json::json!([{"name": "localhost", "port": null, "site": null, "n": 5, "f": 1.5, "b": "/wA="}])
     );
+    // Other listings give times in RFC 3339, the epoch milliseconds beside them.
+    assert_eq!(code(&w.run(&["run", "check_load"])), 0);
+    let o = w.run(&["runs", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let started = v[0]["started_at"].as_str().expect("a string");
+    assert!(
+        started.len() == 24 && started.ends_with('Z') && started.as_bytes()[10] == b'T',
+        "{started}"
+    );
+    let ms = v[0]["started_at_ms"].as_i64().expect("ms");
+    assert_eq!(hostler::when::rfc3339(ms).as_deref(), Some(started));
     let o = w.run(&["sql", "SELEKT nonsense"]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("syntax error"), "{}", stderr(&o));
