@@ -820,3 +820,56 @@ fn the_readme_monit_style_example_restarts_a_down_http_service() {
         "{told:?}"
     );
 }
+
+#[test]
+fn bundled_checks_run_over_telnet_through_busybox_telnetd_and_login() {
+    let Some(telnetd) = crate::peers::Telnetd::start() else {
+        return;
+    };
+    let w = Work::new();
+    let store = w.store();
+    store
+        .add_host(&NewHost {
+            name: "t1".into(),
+            address: "127.0.0.1".into(),
+            port: Some(telnetd.port),
+            method: Some(Method::Telnet),
+            username: Some(crate::peers::USER.into()),
+            secret: Some(Secret::new(PASSWORD)),
+            ..NewHost::default()
+        })
+        .expect("host");
+    let env = w.env(&[], None);
+    let run = |script: &str, args: &str| {
+        env.execute(
+            &RunRequest {
+                script: script.into(),
+                host: Some("t1".into()),
+                args: Some(args.into()),
+                timeout: Some(Duration::from_secs(60)),
+                ..RunRequest::default()
+            },
+            None,
+        )
+    };
+    let mem = run("check_mem", r#"{"warn": 100, "crit": 101}"#);
+    assert_eq!(
+        mem.status,
+        Status::Ok,
+        "{}\n{}",
+        mem.message,
+        mem.transcript
+    );
+    // telnetd itself runs as root; ps in the login shell sees it.
+    let p = run("check_process", r#"{"pattern": "telnetd"}"#);
+    assert_eq!(p.status, Status::Ok, "{}\n{}", p.message, p.transcript);
+    let f = run("check_file", r#"{"path": "/nonexistent/x"}"#);
+    assert_eq!(
+        f.status,
+        Status::Critical,
+        "{}\n{}",
+        f.message,
+        f.transcript
+    );
+    assert!(!mem.transcript.contains(PASSWORD), "the password is masked");
+}
