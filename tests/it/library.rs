@@ -873,3 +873,65 @@ fn bundled_checks_run_over_telnet_through_busybox_telnetd_and_login() {
     );
     assert!(!mem.transcript.contains(PASSWORD), "the password is masked");
 }
+
+/// A peer that accepts and then drips one byte every 200 ms, for as long as it is read.
+fn dripping_peer() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(4) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                use std::io::Write;
+                for _ in 0..100 {
+                    if conn.write_all(b"x").is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn probes_end_at_their_timeout_on_dripping_and_mute_peers() {
+    let w = Work::new();
+    let drip = dripping_peer();
+    let r = w.run_script(
+        &[],
+        None,
+        &format!(
+            r#"let t0 = now();
+               let a = tcp_check("127.0.0.1", {drip}, #{{expect: "^SSH-", timeout: 1}});
+               let b = tls_check("127.0.0.1", {drip}, #{{timeout: 1}});
+               let c = tcp_check("192.0.2.1", 9, #{{timeout: 1}});
+               ok(`${{a.ok}} ${{b.ok}} ${{c.ok}} ${{now() - t0}}|${{a.error}}|${{b.error}}`)"#
+        ),
+    );
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    let (flags, why) = r.message.split_once('|').expect("message");
+    let words: Vec<&str> = flags.split(' ').collect();
+    assert_eq!(&words[..3], ["false", "false", "false"], "{}", r.message);
+    let ms: i64 = words[3].parse().expect("ms");
+    assert!(
+        ms < 5_000,
+        "three probes of 1 s took {ms} ms: {}",
+        r.message
+    );
+    assert!(why.contains("within the timeout"), "{why}");
+    assert!(
+        why.contains("timed out") || why.contains("handshake"),
+        "{why}"
+    );
+    // A pattern that would compile too big is refused like any script regex.
+    let r = w.run_script(
+        &[],
+        None,
+        &format!(
+            r#"tcp_check("127.0.0.1", {drip}, #{{expect: "(a{{1000}}){{1000}}", timeout: 1}})"#
+        ),
+    );
+    assert_eq!(r.status, Status::Error, "{}", r.message);
+}

@@ -82,11 +82,22 @@ fn tcp_check(
     }
     let mut banner = String::new();
     if let Some(pattern) = opt_str(opts, "expect") {
-        let re = regex::Regex::new(&pattern)
-            .map_err(|e| super::rt(format!("tcp_check: bad expect pattern: {e}")))?;
+        let re = super::util::regex(&pattern)?;
         let mut buf = [0u8; 1024];
         let mut seen = Vec::new();
+        // One deadline for the whole answer: a peer that drips a byte at a time cannot hold
+        // the run longer than the timeout.
+        let end = start + timeout;
         loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                m.insert("banner".into(), Dynamic::from(ctx.mask(&banner)));
+                return fail(
+                    m,
+                    format!("no {pattern:?} in the answer within the timeout"),
+                );
+            }
+            let _ = stream.set_read_timeout(Some(left));
             match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -168,9 +179,34 @@ fn tls_check(
         Ok(ssl) => ssl,
         Err(e) => return fail(m, format!("TLS: {e}")),
     };
-    let tls = match ssl.connect(stream) {
-        Ok(t) => t,
-        Err(e) => return fail(m, format!("TLS handshake with {address}:{port}: {e}")),
+    // The handshake on a non-blocking socket, waited on with one deadline: a peer that drips
+    // its handshake cannot hold the run past the timeout.
+    if let Err(e) = stream.set_nonblocking(true) {
+        return fail(m, format!("TLS: {e}"));
+    }
+    let fd = match stream.try_clone() {
+        Ok(fd) => fd,
+        Err(e) => return fail(m, format!("TLS: {e}")),
+    };
+    let end = start + timeout;
+    let mut attempt = ssl.connect(stream);
+    let tls = loop {
+        match attempt {
+            Ok(t) => break t,
+            Err(openssl::ssl::HandshakeError::WouldBlock(mid)) => {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return fail(m, format!("TLS handshake with {address}:{port}: timed out"));
+                }
+                if mid.error().code() == openssl::ssl::ErrorCode::WANT_READ {
+                    let _ = crate::session::local_wait_readable(&fd, left);
+                } else {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                attempt = mid.handshake();
+            }
+            Err(e) => return fail(m, format!("TLS handshake with {address}:{port}: {e}")),
+        }
     };
     let Some(cert) = tls.ssl().peer_certificate() else {
         return fail(m, "the server sent no certificate".into());

@@ -13,7 +13,7 @@ const MAX_COMPILED: usize = 256 * 1024;
 /// deadline cannot interrupt, so its size (with the pattern's) bounds its time.
 const MAX_TEXT: usize = 1 << 20;
 
-fn regex(pattern: &str) -> Result<regex::Regex, Box<EvalAltResult>> {
+pub(super) fn regex(pattern: &str) -> Result<regex::Regex, Box<EvalAltResult>> {
     if pattern.len() > MAX_PATTERN {
         return Err(rt(format!(
             "regex of {} bytes: patterns are limited to {MAX_PATTERN}",
