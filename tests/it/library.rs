@@ -463,52 +463,12 @@ fn bundled_checks_judge_real_services_here() {
 
 #[test]
 fn check_cert_and_check_http_read_a_real_servers_certificate() {
-    if !have("/usr/bin/openssl", "openssl s_server as a real TLS peer") {
-        return;
-    }
     let w = Work::new();
+    let Some(server) = crate::peers::TlsServer::start(w.dir.path(), 30) else {
+        return;
+    };
     ready(&w);
-    let (key, cert) = (w.path("key.pem"), w.path("cert.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl req");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let port = free_port();
-    let mut server = Command::new("openssl")
-        .args(["s_server", "-quiet", "-www", "-accept"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-cert")
-        .arg(&cert)
-        .arg("-key")
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("s_server");
-    assert!(wait_for(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    }));
+    let (port, cert) = (server.port, server.cert.clone());
     let trusted = [("SSL_CERT_FILE", cert.to_str().expect("path"))];
     let untrusted = [("SSL_CERT_FILE", "/nonexistent")];
     let p = format!("port={port}");
@@ -546,8 +506,7 @@ fn check_cert_and_check_http_read_a_real_servers_certificate() {
         .env("SSL_CERT_FILE", &cert)
         .output()
         .expect("run");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     assert!(
         stdout(&o).contains("certificate expires in 29 days"),

@@ -274,3 +274,78 @@ impl Drop for Telnetd {
         let _ = self.child.wait();
     }
 }
+
+/// openssl s_server with a fresh self-signed certificate for `localhost` (valid `days`),
+/// answering HTTPS (`-www`) on a free loopback port; stopped on drop.
+pub struct TlsServer {
+    child: Child,
+    pub port: u16,
+    pub cert: PathBuf,
+}
+
+impl TlsServer {
+    pub fn start(dir: &Path, days: u32) -> Option<TlsServer> {
+        if !have("/usr/bin/openssl", "openssl s_server as a real TLS peer") {
+            return None;
+        }
+        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+        let made = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days"])
+            .arg(days.to_string())
+            .args([
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl req");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        // Another test may take the port between our probe and its bind: a server that exits
+        // at once is started again on another.
+        let log = dir.join("s_server.log");
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new("openssl")
+                .args(["s_server", "-quiet", "-www", "-accept"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(&cert)
+                .arg("-key")
+                .arg(&key)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("log"))
+                .spawn()
+                .expect("s_server");
+            let up = wait_for(Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    || child.try_wait().ok().flatten().is_some()
+            });
+            if up && child.try_wait().ok().flatten().is_none() {
+                return Some(TlsServer { child, port, cert });
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "openssl s_server did not listen: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -706,69 +706,11 @@ fn bundled_checks_run_on_an_ssh_host_through_loginlib() {
 
 #[test]
 fn https_verifies_certificates_against_the_system_store() {
-    if !crate::util::have("/usr/bin/openssl", "openssl s_server as a real TLS peer") {
-        return;
-    }
     let w = Work::new();
-    let (key, cert) = (w.path("key.pem"), w.path("cert.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl req");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    // openssl s_server on a free loopback port; another test may take the port between our
-    // probe and its bind, so a server that exits at once is started again on another.
-    let log = w.path("s_server.log");
-    let (port, mut server) = (0..3)
-        .find_map(|_| {
-            let port = free_port();
-            let mut child = std::process::Command::new("openssl")
-                .args(["s_server", "-quiet", "-www", "-accept"])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("-cert")
-                .arg(&cert)
-                .arg("-key")
-                .arg(&key)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("log"))
-                .spawn()
-                .expect("s_server");
-            let up = crate::util::wait_for(Duration::from_secs(10), || {
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    || child.try_wait().ok().flatten().is_some()
-            });
-            if up && child.try_wait().ok().flatten().is_none() {
-                return Some((port, child));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            None
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "openssl s_server did not listen: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
+    let Some(server) = crate::peers::TlsServer::start(w.dir.path(), 1) else {
+        return;
+    };
+    let (port, cert) = (server.port, server.cert.clone());
     assert_eq!(code(&w.run(&["init"])), 0);
     std::fs::write(
         w.path("tls.rhai"),
@@ -792,8 +734,7 @@ fn https_verifies_certificates_against_the_system_store() {
         .env("SSL_CERT_FILE", &cert)
         .output()
         .expect("run");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(code(&o), 3, "{refused}");
     assert!(refused.contains("certificate verify failed"), "{refused}");
     assert_eq!(code(&o2), 0, "{}{}", stdout(&o2), stderr(&o2));

@@ -35,6 +35,14 @@ fn limit(ctx: &RunContext, opts: &Map) -> Result<Duration, Box<EvalAltResult>> {
     ctx.guard.bound(want).map_err(session_err)
 }
 
+/// A probe's answer when it failed: `ok` false, `error` (secrets masked), `elapsed_ms`.
+fn failed(ctx: &RunContext, mut m: Map, start: Instant, error: &str) -> Map {
+    m.insert("ok".into(), Dynamic::from(false));
+    m.insert("error".into(), Dynamic::from(ctx.mask(error)));
+    m.insert("elapsed_ms".into(), ms_since(start));
+    m
+}
+
 /// Connects to the first address that answers, within `timeout`.
 fn connect(address: &str, port: i64, timeout: Duration) -> Result<TcpStream, String> {
     let port = u16::try_from(port).map_err(|_| format!("port {port} is out of range"))?;
@@ -64,12 +72,7 @@ fn tcp_check(
     let timeout = limit(ctx, opts)?;
     let start = Instant::now();
     let mut m = Map::new();
-    let fail = |mut m: Map, error: String| {
-        m.insert("ok".into(), Dynamic::from(false));
-        m.insert("error".into(), Dynamic::from(ctx.mask(&error)));
-        m.insert("elapsed_ms".into(), ms_since(start));
-        Ok(m)
-    };
+    let fail = |m: Map, error: String| Ok(failed(ctx, m, start, &error));
     let mut stream = match connect(address, port, timeout) {
         Ok(s) => s,
         Err(e) => return fail(m, e),
@@ -152,12 +155,7 @@ fn tls_check(
     let timeout = limit(ctx, opts)?;
     let start = Instant::now();
     let mut m = Map::new();
-    let fail = |mut m: Map, error: String| {
-        m.insert("ok".into(), Dynamic::from(false));
-        m.insert("error".into(), Dynamic::from(ctx.mask(&error)));
-        m.insert("elapsed_ms".into(), ms_since(start));
-        Ok(m)
-    };
+    let fail = |m: Map, error: String| Ok(failed(ctx, m, start, &error));
     let name = opt_str(opts, "server_name").unwrap_or_else(|| address.to_string());
     let stream = match connect(address, port, timeout) {
         Ok(s) => s,
