@@ -1,5 +1,6 @@
-//! Checks as state: each (host, script) pair a schedule runs has a row with its state, kept in
-//! the transaction that records each of its runs, and the state machine ([`advance`]) that
+//! Checks as state: each (host, check name) pair a schedule runs (the name is its script's
+//! unless the schedule gives one) has a row with its state, kept in the transaction that
+//! records each of its runs, and the state machine ([`advance`]) that
 //! decides the row and the one message each change is worth.
 //!
 //! The rules:
