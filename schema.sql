@@ -132,7 +132,10 @@ CREATE TABLE runs (
     -- In a correction loop: 'check', 'fix' or 'recheck'.
     phase       VARCHAR(16),
     -- The check it was a run of, when not named after its script. Added in schema version 3.
-    check_name  VARCHAR(255)
+    check_name  VARCHAR(255),
+    -- The run changed its check's state: kept as long as problems are ([history] keep_days).
+    -- Added in schema version 3.
+    changed     BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 CREATE TABLE notifications (
@@ -221,6 +224,39 @@ CREATE TABLE api_tokens (
     last_used_at BIGINT
 );
 
+-- Perfdata as time series. A series is one label of one check of one host ('' without a
+-- host), with its unit and the thresholds its latest point carried. Added in schema version 3.
+CREATE TABLE perf_series (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    host        VARCHAR(255) NOT NULL,
+    check_name  VARCHAR(255) NOT NULL,
+    label       VARCHAR(255) NOT NULL,
+    uom         VARCHAR(16),
+    warn        VARCHAR(64),
+    crit        VARCHAR(64),
+    UNIQUE (host, check_name, label)
+);
+
+-- Raw points (epoch ms, value), kept [history] keep_points_days. Added in schema version 3.
+CREATE TABLE perf_points (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    series_id   BIGINT NOT NULL,
+    t           BIGINT NOT NULL,
+    value       REAL NOT NULL
+);
+
+-- Hourly trends (the hour's start in epoch ms): count, minimum, maximum and sum (the average is
+-- sum / n), kept [history] keep_trends_days. Added in schema version 3.
+CREATE TABLE perf_trends (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    series_id   BIGINT NOT NULL,
+    hour        BIGINT NOT NULL,
+    n           INTEGER NOT NULL,
+    vmin        REAL NOT NULL,
+    vmax        REAL NOT NULL,
+    vsum        REAL NOT NULL
+);
+
 CREATE INDEX jobs_due ON jobs (state, due_at);
 CREATE INDEX jobs_host ON jobs (host_id, state);
 CREATE INDEX runs_host_script ON runs (host, script, id);
@@ -231,3 +267,7 @@ CREATE INDEX schedules_due ON schedules (enabled, next_due);
 CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at);
 CREATE UNIQUE INDEX checks_host_script ON checks (host, script);
 CREATE INDEX downtimes_ends ON downtimes (ends_at);
+CREATE INDEX perf_points_series ON perf_points (series_id, t);
+CREATE INDEX perf_points_t ON perf_points (t);
+CREATE UNIQUE INDEX perf_trends_series ON perf_trends (series_id, hour);
+CREATE INDEX notifications_created ON notifications (created_at);

@@ -19,6 +19,52 @@ pub struct Config {
     pub ssh: Ssh,
     pub sessions: Sessions,
     pub notify: Notify,
+    /// `[history]`: how long runs, transcripts, notifications and perfdata are kept.
+    pub history: History,
+}
+
+/// `[history]`: what housekeeping keeps, and for how long. The database's size is bounded by
+/// these and the number of checks (README: "Running for years").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct History {
+    /// Days a run that was not OK, or that changed its check's state, is kept.
+    pub keep_days: f64,
+    /// Hours an OK run that changed nothing is kept (its perfdata stays as points and trends).
+    pub keep_ok_hours: f64,
+    /// Days a transcript of a run that was not OK is kept (then the run stays without it).
+    pub keep_transcripts_days: f64,
+    /// Keep the transcripts of monitord's OK runs too (by default they are not stored).
+    pub ok_transcripts: bool,
+    /// Days notifications (problems, recoveries, fixes that failed) are kept.
+    pub keep_events_days: f64,
+    /// Days raw perfdata points are kept; after that only their hourly trends.
+    pub keep_points_days: f64,
+    /// Days hourly trends are kept.
+    pub keep_trends_days: f64,
+    /// Seconds between housekeeping passes in monitord (0: never; `hostler runs prune` by hand).
+    pub prune_every: f64,
+    /// Rows per transaction: each batch holds the write lock briefly, so the queue goes on.
+    pub batch: usize,
+    /// A warning is logged when the database's file system has less free space (MiB).
+    pub min_free_mb: u64,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            keep_days: 30.0,
+            keep_ok_hours: 24.0,
+            keep_transcripts_days: 7.0,
+            ok_transcripts: false,
+            keep_events_days: 365.0,
+            keep_points_days: 2.0,
+            keep_trends_days: 365.0,
+            prune_every: 600.0,
+            batch: 500,
+            min_free_mb: 1024,
+        }
+    }
 }
 
 /// The `[sandbox]` settings. Every field has a default, so a run with no config at all is bounded:

@@ -8,6 +8,7 @@ mod host_edit;
 mod init;
 mod key;
 mod output;
+mod prune;
 mod queue;
 mod run;
 mod schedule;

@@ -37,6 +37,14 @@ pub struct RunsCmd {
     /// print JSON
     #[argh(switch)]
     pub json: bool,
+    #[argh(subcommand)]
+    pub action: Option<RunsAction>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum RunsAction {
+    Prune(super::prune::PruneCmd),
 }
 
 /// print a run with its output and transcript
@@ -82,6 +90,9 @@ pub fn queue(app: &App, cmd: QueueCmd) -> anyhow::Result<u8> {
 }
 
 pub fn runs(app: &App, cmd: RunsCmd) -> anyhow::Result<u8> {
+    if let Some(RunsAction::Prune(p)) = cmd.action {
+        return super::prune::prune(app, p);
+    }
     let status: Option<Status> = cmd
         .status
         .as_deref()

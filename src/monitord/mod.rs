@@ -54,6 +54,8 @@ pub struct DaemonOptions {
     pub channels: Channels,
     /// Where the loop beats, for `/healthz`.
     pub health: Arc<Health>,
+    /// What history keeps (`[history]`): the daemon's housekeeping passes.
+    pub history: crate::config::History,
 }
 
 impl DaemonOptions {
@@ -78,6 +80,7 @@ impl DaemonOptions {
                 limit: Arc::default(),
             },
             health: Arc::default(),
+            history: c.history.clone(),
         }
     }
 }
@@ -180,6 +183,9 @@ struct Daemon {
     last_renew: Instant,
     last_housekeeping: Option<Instant>,
     delivery: Option<smol::Task<usize>>,
+    /// The last history pass (`[history] prune_every`), and the one running.
+    last_prune: Option<Instant>,
+    pruning: Option<smol::Task<()>>,
 }
 
 /// The loop itself: the module's list of steps, one method each.
@@ -207,6 +213,7 @@ async fn daemon(
         d.renew_if_due();
         if housekeeping {
             d.deliver().await;
+            d.prune_if_due();
         }
         d.sleep(&shutdown).await;
         d.collect_finished().await;
@@ -235,6 +242,8 @@ impl Daemon {
             last_renew: Instant::now(),
             last_housekeeping: None,
             delivery: None,
+            last_prune: None,
+            pruning: None,
         }
     }
 
@@ -314,6 +323,7 @@ impl Daemon {
         let pace = Pace {
             retry_base: self.opts.retry_base,
             recheck_within: self.opts.recheck_within,
+            ok_transcripts: self.opts.history.ok_transcripts,
         };
         let (env, flags2, done) = (self.env.clone(), flags.clone(), self.done_tx.clone());
         let id = job.id;
@@ -359,6 +369,54 @@ impl Daemon {
                 warn!("cannot tell downtimes: {e}");
             }
             deliver_pending(&store, &cfg)
+        }));
+    }
+
+    /// Step 5b: every `[history] prune_every`, one history pass on the blocking pool (batches
+    /// of short transactions with a pause between, so claims go on), and a warning when the
+    /// database's disk runs low.
+    fn prune_if_due(&mut self) {
+        let every = self.opts.history.prune_every;
+        if every <= 0.0 || self.pruning.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        if self
+            .last_prune
+            .is_some_and(|t| t.elapsed().as_secs_f64() < every)
+        {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let store = self.env.store.clone();
+        let history = self.opts.history.clone();
+        self.pruning = Some(smol::unblock(move || {
+            let r = crate::store::history::Retention::from_config(&history);
+            let pause = || std::thread::sleep(Duration::from_millis(5));
+            match store.prune(&r, now_ms(), false, &pause) {
+                Ok(p) if !p.is_empty() => info!(
+                    runs = p.runs,
+                    transcripts = p.transcripts,
+                    notifications = p.notifications,
+                    points = p.points,
+                    trends = p.trends,
+                    hours_rolled = p.hours_rolled,
+                    batches = p.batches,
+                    longest_batch_ms = p.longest_batch_ms,
+                    pages_freed = p.pages_freed,
+                    "history pruned"
+                ),
+                Ok(_) => {}
+                Err(e) => warn!("history pass failed: {e}"),
+            }
+            if let Some(free) = store.free_disk_bytes()
+                && free < history.min_free_mb.saturating_mul(1 << 20)
+            {
+                warn!(
+                    free_mb = free >> 20,
+                    "the database's disk is nearly full ([history] min_free_mb = {})",
+                    history.min_free_mb
+                );
+            }
         }));
     }
 

@@ -35,6 +35,9 @@ pub struct Pace {
     /// How long after a fix the re-check may keep trying before the fix is judged failed:
     /// a service that takes a few seconds to start is not a false alarm.
     pub recheck_within: Duration,
+    /// Keep the transcripts of OK runs (`[history] ok_transcripts`); by default only runs
+    /// that were not OK keep theirs.
+    pub ok_transcripts: bool,
 }
 
 /// The first wait between re-checks, and the longest.
@@ -130,6 +133,9 @@ pub fn run_job(
     let record = |mut run: NewRun, phase: Option<RunPhase>, action: JobAction| -> Status {
         run.phase = phase;
         let status = run.status;
+        if status == Status::Ok && !pace.ok_transcripts {
+            run.transcript.clear();
+        }
         if let Err(e) = store.record_run(&run, action) {
             // The lease will expire and another attempt will run and record it.
             warn!(job = job.id, "cannot record the run: {e}");

@@ -413,6 +413,15 @@ impl Schema {
         Some(out)
     }
 
+    /// The DDL that adds one index to an older database (an upgrade step), or None if the
+    /// schema has no index of that name.
+    pub fn index_ddl(&self, name: &str, d: Dialect) -> Option<String> {
+        self.indexes
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| index_ddl(i, d))
+    }
+
     /// The DDL that adds one column of a table to an older database (an upgrade step), or
     /// None if the schema has no such column.
     pub fn add_column_ddl(&self, table: &str, column: &str, d: Dialect) -> Option<String> {

@@ -33,6 +33,11 @@ impl From<i64> for Value {
         Value::Int(v)
     }
 }
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Real(v)
+    }
+}
 impl From<i32> for Value {
     fn from(v: i32) -> Self {
         Value::Int(v.into())
@@ -192,6 +197,9 @@ impl Expr {
     /// A long-text column (TEXT in schema.sql) in a comparison: see [`Expr::Comparable`].
     pub fn comparable(self) -> Expr {
         Expr::Comparable(Box::new(self))
+    }
+    pub fn sum(self) -> Expr {
+        Expr::Func(Func::Sum, vec![self])
     }
     pub fn min(self) -> Expr {
         Expr::Func(Func::Min, vec![self])

@@ -57,6 +57,19 @@ impl Row {
         Ok(self.get(name)?.to_text())
     }
 
+    pub fn real(&self, name: &str) -> Result<f64, StoreError> {
+        match self.get(name)? {
+            Value::Real(r) => Ok(*r),
+            Value::Int(i) => Ok(*i as f64),
+            Value::Text(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| StoreError::Db(format!("column {name} is not a number"))),
+            Value::Null => Err(StoreError::Db(format!("column {name} is NULL"))),
+            _ => Err(StoreError::Db(format!("column {name} is not a number"))),
+        }
+    }
+
     pub fn boolean(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self.opt_int(name)?.unwrap_or(0) != 0)
     }

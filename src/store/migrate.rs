@@ -26,6 +26,7 @@ pub fn schema() -> Result<&'static Schema, SchemaError> {
 enum Add {
     Table(&'static str),
     Column(&'static str, &'static str),
+    Index(&'static str),
 }
 
 /// The upgrade step from `from` to the next version.
@@ -40,13 +41,19 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("schedules", "retries"),
             Add::Column("schedules", "retry_every_ms"),
         ]),
-        // 3: arguments per schedule (and its fix), named checks.
+        // 3: arguments per schedule (and its fix), named checks; perfdata series; what
+        // housekeeping needs (runs that changed state, notifications by age).
         2 => Some(&[
             Add::Column("schedules", "name"),
             Add::Column("schedules", "args"),
             Add::Column("schedules", "fix_args"),
             Add::Column("jobs", "name"),
             Add::Column("runs", "check_name"),
+            Add::Column("runs", "changed"),
+            Add::Table("perf_series"),
+            Add::Table("perf_points"),
+            Add::Table("perf_trends"),
+            Add::Index("notifications_created"),
         ]),
         _ => None,
     }
@@ -60,6 +67,7 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
         let ddl = match add {
             Add::Table(t) => schema.table_ddl(t, d),
             Add::Column(t, c) => schema.add_column_ddl(t, c, d).map(|s| vec![s]),
+            Add::Index(i) => schema.index_ddl(i, d).map(|s| vec![s]),
         }
         .ok_or_else(|| StoreError::Db("schema.sql lacks what an upgrade step adds".into()))?;
         for stmt in ddl {

@@ -183,6 +183,10 @@ impl Store {
         self.write(|c| {
             let id = insert_run(c, run)?;
             let moved = super::checks::record(c, run, id, action, self.policy())?;
+            if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
+                c.exec(st::run_mark_changed(id))?;
+            }
+            super::series::record(c, run)?;
             let details = details(run, moved.as_ref()).to_string();
             let notices = run
                 .notifications

@@ -47,7 +47,18 @@ impl Sqlite {
             .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .map_err(|e| db.err(e))?;
-        if !mode.eq_ignore_ascii_case("wal") && !db.conn.is_readonly("main").unwrap_or(true) {
+        let writable = !db.conn.is_readonly("main").unwrap_or(true);
+        // A new file gives its free pages back to the file system when housekeeping asks
+        // (`incremental_vacuum`); this must be set before the first table exists. An older
+        // file reuses its free pages instead, so it does not grow either.
+        let pages: i64 = db
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .map_err(|e| db.err(e))?;
+        if pages == 0 && writable {
+            let _ = db.conn.pragma_update(None, "auto_vacuum", "INCREMENTAL");
+        }
+        if !mode.eq_ignore_ascii_case("wal") && writable {
             // Failing to switch (a read-only directory, say) leaves the old mode: not fatal.
             let _ = db.conn.pragma_update(None, "journal_mode", "WAL");
         }

@@ -4,6 +4,7 @@
 mod browser;
 mod checks;
 mod cli;
+mod history;
 mod hostile;
 mod library;
 mod monitord;

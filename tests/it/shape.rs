@@ -16,7 +16,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sql", &[]),
     ("session", &["config", "redact"]),
     ("sqlxml", &["redact", "session", "sql", "urlencode"]),
-    ("store", &["redact", "sql", "sqlxml", "urlencode", "when"]),
+    (
+        "store",
+        &["config", "perfdata", "redact", "sql", "sqlxml", "urlencode", "when"],
+    ),
     ("bundled", &["store"]),
     ("queue", &["redact", "store", "when"]),
     (

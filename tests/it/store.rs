@@ -94,6 +94,11 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE schedules DROP COLUMN fix_args",
         "ALTER TABLE jobs DROP COLUMN name",
         "ALTER TABLE runs DROP COLUMN check_name",
+        "ALTER TABLE runs DROP COLUMN changed",
+        "DROP TABLE perf_series",
+        "DROP TABLE perf_points",
+        "DROP TABLE perf_trends",
+        "DROP INDEX notifications_created",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -110,6 +115,7 @@ fn a_version_1_database_is_upgraded_in_place() {
         .expect("notifications read with the new columns");
     assert_eq!((n[0].body.as_str(), n[0].event), ("kept", None));
     assert_eq!(s.host("keep").expect("kept").address, "192.0.2.1");
+    assert!(s.series(Some("keep"), "c").expect("perfdata tables").is_empty());
     let sched = &s.schedules().expect("schedules read with the new columns")[0];
     assert_eq!(
         (sched.retries, sched.name.as_deref(), sched.args.as_deref()),

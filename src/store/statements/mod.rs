@@ -69,6 +69,7 @@ pub const NOTIFICATION_COLUMNS: &[&str] = &[
 ];
 
 mod checks;
+mod history;
 mod hosts;
 mod jobs;
 mod runs;
@@ -77,6 +78,7 @@ mod scripts;
 mod users;
 
 pub use checks::*;
+pub use history::*;
 pub use hosts::*;
 pub use jobs::*;
 pub use runs::*;
@@ -216,6 +218,71 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "notification_count",
             notification_count(Some("web1"), "guard tripped", 1),
         ),
+        ("run_mark_changed", run_mark_changed(9)),
+        (
+            "runs_expired",
+            runs_expired(1_700_000_000_000, 1_690_000_000_000, 500).into(),
+        ),
+        (
+            "runs_expired_count",
+            runs_expired_count(1_700_000_000_000, 1_690_000_000_000),
+        ),
+        (
+            "runs_delete_expired",
+            delete_ids(
+                "runs",
+                runs_expired(1_700_000_000_000, 1_690_000_000_000, 500),
+            ),
+        ),
+        (
+            "transcripts_due",
+            transcripts_due(1_600_000_000_000, 1_700_000_000_000, 500).into(),
+        ),
+        ("transcripts_clear", transcripts_clear(vec![1, 2, 3])),
+        (
+            "notifications_delete_expired",
+            delete_ids(
+                "notifications",
+                notifications_expired(1_600_000_000_000, 500),
+            ),
+        ),
+        (
+            "count_before",
+            count_before("perf_points", "t", 1_700_000_000_000),
+        ),
+        (
+            "points_delete_old",
+            delete_ids(
+                "perf_points",
+                rows_before("perf_points", "t", 1_700_000_000_000, 500),
+            ),
+        ),
+        ("series_get", series_get("web1", "check_http", "time")),
+        (
+            "series_insert",
+            series_insert("web1", "check_http", "time", "ms", Some("200"), None),
+        ),
+        (
+            "series_update",
+            series_update(1, "ms", Some("300"), Some("900")),
+        ),
+        ("series_of", series_of("web1", "check_http")),
+        ("point_insert", point_insert(1, 1_700_000_000_000, 12.5)),
+        (
+            "points",
+            points(1, 1_600_000_000_000, 1_700_000_000_000, 1000),
+        ),
+        (
+            "trends",
+            trends(1, 1_600_000_000_000, 1_700_000_000_000, 1000),
+        ),
+        ("hour_rollup", hour_rollup(1_699_999_200_000)),
+        (
+            "trend_upsert",
+            trend_upsert(1, 1_699_999_200_000, 60, 1.0, 9.5, 301.25),
+        ),
+        ("oldest_point", oldest_point()),
+        ("table_rows", table_rows("runs")),
         ("check_get", check_get(Some("web1"), "check_disk")),
         ("check_get_no_host", check_get(None, "check_disk")),
         ("check_list", check_list()),

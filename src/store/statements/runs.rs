@@ -245,3 +245,14 @@ pub fn notification_failures() -> Statement {
         .filter(col("delivered_at").is_null())
         .into()
 }
+
+/// Marks a run as the one that changed its check's state (housekeeping keeps it longer).
+pub fn run_mark_changed(id: i64) -> Statement {
+    Update {
+        table: "runs",
+        set: vec![("changed", lit(true))],
+        conditions: vec![col("id").eq(param(id))],
+        returning: Vec::new(),
+    }
+    .into()
+}

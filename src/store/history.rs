@@ -1,0 +1,310 @@
+//! Housekeeping: what `[history]` keeps, and for how long. One pass rolls raw perfdata up into
+//! hourly trends, then deletes what has expired (runs, transcripts, notifications, points,
+//! trends) in batches of a few hundred rows, each its own short transaction, so the queue
+//! never waits long for the write lock; then SQLite gives free pages back to the file system
+//! (`auto_vacuum = INCREMENTAL`) or reuses them.
+
+use serde::Serialize;
+
+use super::statements as st;
+use super::{ConnExt, Store, StoreError};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+/// A closed hour is rolled up this long after its end (a run finishing late lands in it).
+const ROLLUP_GRACE: i64 = 5 * 60_000;
+/// Hours one pass rolls up at most (a long-stopped node catches up over several passes).
+const MAX_HOURS_PER_PASS: i64 = 48;
+/// Settings keys of the marks housekeeping moves on.
+const ROLLED_TO: &str = "history.rolled_to";
+const TRANSCRIPTS_FROM: &str = "history.transcripts_from";
+
+/// How long each kind of row is kept, in milliseconds, and the batch size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention {
+    pub keep_ms: i64,
+    pub keep_ok_ms: i64,
+    pub keep_transcripts_ms: i64,
+    pub keep_events_ms: i64,
+    pub keep_points_ms: i64,
+    pub keep_trends_ms: i64,
+    pub batch: u64,
+}
+
+impl Retention {
+    pub fn from_config(h: &crate::config::History) -> Retention {
+        let ms = |days: f64, unit: i64| (days.max(0.0) * unit as f64) as i64;
+        Retention {
+            keep_ms: ms(h.keep_days, DAY),
+            keep_ok_ms: ms(h.keep_ok_hours, HOUR),
+            keep_transcripts_ms: ms(h.keep_transcripts_days, DAY),
+            keep_events_ms: ms(h.keep_events_days, DAY),
+            keep_points_ms: ms(h.keep_points_days, DAY),
+            keep_trends_ms: ms(h.keep_trends_days, DAY),
+            batch: h.batch.clamp(1, 100_000) as u64,
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::from_config(&crate::config::History::default())
+    }
+}
+
+/// What one pass did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Pruned {
+    pub runs: u64,
+    pub transcripts: u64,
+    pub notifications: u64,
+    pub points: u64,
+    pub trends: u64,
+    /// Hours of raw points rolled up into trends.
+    pub hours_rolled: u64,
+    /// Transactions the pass took, and the longest of them (ms): how long the queue could
+    /// have waited for the write lock.
+    pub batches: u64,
+    pub longest_batch_ms: u64,
+    /// Pages given back to the file system (SQLite with incremental auto-vacuum).
+    pub pages_freed: u64,
+}
+
+impl Pruned {
+    pub fn is_empty(&self) -> bool {
+        self.runs + self.transcripts + self.notifications + self.points + self.trends == 0
+            && self.hours_rolled == 0
+    }
+}
+
+impl Store {
+    fn mark(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.setting(key)?.and_then(|v| v.parse().ok()))
+    }
+
+    /// One write transaction of a pass, timed; `pause` runs after it (the daemon lets the
+    /// queue in between batches).
+    fn batch<T>(
+        &self,
+        done: &mut Pruned,
+        pause: &dyn Fn(),
+        f: impl FnOnce(&mut dyn super::Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let start = std::time::Instant::now();
+        let out = self.write(f)?;
+        done.batches += 1;
+        done.longest_batch_ms = done
+            .longest_batch_ms
+            .max(start.elapsed().as_millis() as u64);
+        pause();
+        Ok(out)
+    }
+
+    /// Deletes, batch by batch, the rows that `select` picks, until a batch comes back short.
+    fn delete_batches(
+        &self,
+        table: &'static str,
+        select: &dyn Fn() -> crate::sql::Select,
+        batch: u64,
+        done: &mut Pruned,
+        pause: &dyn Fn(),
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.batch(done, pause, |c| c.exec(st::delete_ids(table, select())))?;
+            total += n;
+            if n < batch {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Rolls closed hours of raw points up into trends, from the mark on.
+    fn roll_up(
+        &self,
+        now: i64,
+        r: &Retention,
+        dry: bool,
+        done: &mut Pruned,
+        pause: &dyn Fn(),
+    ) -> Result<i64, StoreError> {
+        let start = match self.mark(ROLLED_TO)? {
+            Some(h) => h,
+            None => match self.read(|c| c.query_one(st::oldest_point()))? {
+                Some(row) => match row.opt_int("t")? {
+                    Some(t) => t - t.rem_euclid(HOUR),
+                    None => return Ok(now - now.rem_euclid(HOUR) - HOUR),
+                },
+                None => return Ok(now - now.rem_euclid(HOUR) - HOUR),
+            },
+        };
+        let mut hour = start;
+        let mut rolled = 0;
+        // A dry run counts every hour there is to roll up, so its counts of what goes next
+        // are those of a full catch-up.
+        while hour + HOUR + ROLLUP_GRACE <= now && (dry || rolled < MAX_HOURS_PER_PASS) {
+            if !dry {
+                let rows = self.read(|c| c.query(st::hour_rollup(hour)))?;
+                for chunk in rows.chunks(r.batch as usize) {
+                    self.batch(done, pause, |c| {
+                        for row in chunk {
+                            c.exec(st::trend_upsert(
+                                row.int("series_id")?,
+                                hour,
+                                row.int("n")?,
+                                row.real("vmin")?,
+                                row.real("vmax")?,
+                                row.real("vsum")?,
+                            ))?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                self.set_setting(ROLLED_TO, &(hour + HOUR).to_string())?;
+            }
+            hour += HOUR;
+            rolled += 1;
+        }
+        done.hours_rolled = rolled as u64;
+        Ok(hour)
+    }
+
+    /// One housekeeping pass at `now`: roll up perfdata, then delete what `r` no longer
+    /// keeps. With `dry`, only counts what it would delete.
+    pub fn prune(
+        &self,
+        r: &Retention,
+        now: i64,
+        dry: bool,
+        pause: &dyn Fn(),
+    ) -> Result<Pruned, StoreError> {
+        let mut done = Pruned::default();
+        let rolled_to = self.roll_up(now, r, dry, &mut done, pause)?;
+        let (ok_before, all_before) = (now - r.keep_ok_ms, now - r.keep_ms);
+        let transcripts_before = now - r.keep_transcripts_ms;
+        let events_before = now - r.keep_events_ms;
+        // Raw points go only once their hour is in the trends.
+        let points_before = (now - r.keep_points_ms).min(rolled_to);
+        let trends_before = now - r.keep_trends_ms;
+        let count = |s: crate::sql::Statement| -> Result<u64, StoreError> {
+            Ok(self
+                .read(|c| c.query_one(s))?
+                .map(|row| row.int("n"))
+                .transpose()?
+                .unwrap_or(0) as u64)
+        };
+        let transcripts_from = self.mark(TRANSCRIPTS_FROM)?.unwrap_or(0);
+        if dry {
+            done.runs = count(st::runs_expired_count(ok_before, all_before))?;
+            done.transcripts =
+                count(st::count_before("runs", "started_at", transcripts_before))?.saturating_sub(
+                    count(st::count_before("runs", "started_at", transcripts_from))?,
+                );
+            done.notifications = count(st::count_before(
+                "notifications",
+                "created_at",
+                events_before,
+            ))?;
+            done.points = count(st::count_before("perf_points", "t", points_before))?;
+            done.trends = count(st::count_before("perf_trends", "hour", trends_before))?;
+            return Ok(done);
+        }
+        let b = r.batch;
+        done.runs = self.delete_batches(
+            "runs",
+            &|| st::runs_expired(ok_before, all_before, b),
+            b,
+            &mut done,
+            pause,
+        )?;
+        // Transcripts: by start time, from the mark on, so each run is cleared once.
+        let mut from = transcripts_from;
+        loop {
+            let due = self.read(|c| c.query(st::transcripts_due(from, transcripts_before, b)))?;
+            let Some(last) = due.last() else { break };
+            let next = last.int("started_at")?;
+            let ids = due
+                .iter()
+                .map(|r| r.int("id"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let n = ids.len() as u64;
+            self.batch(&mut done, pause, |c| c.exec(st::transcripts_clear(ids)))?;
+            done.transcripts += n;
+            // The last start time again next time (runs may share it): a few rows twice, none
+            // skipped; past a full batch of one start time, on to the next millisecond.
+            from = if next == from { next + 1 } else { next };
+            if n < b {
+                break;
+            }
+        }
+        if from != transcripts_from {
+            self.set_setting(TRANSCRIPTS_FROM, &from.to_string())?;
+        }
+        done.notifications = self.delete_batches(
+            "notifications",
+            &|| st::notifications_expired(events_before, b),
+            b,
+            &mut done,
+            pause,
+        )?;
+        done.points = self.delete_batches(
+            "perf_points",
+            &|| st::rows_before("perf_points", "t", points_before, b),
+            b,
+            &mut done,
+            pause,
+        )?;
+        done.trends = self.delete_batches(
+            "perf_trends",
+            &|| st::rows_before("perf_trends", "hour", trends_before, b),
+            b,
+            &mut done,
+            pause,
+        )?;
+        done.pages_freed = self.give_back_pages(&mut done, pause)?;
+        Ok(done)
+    }
+
+    /// SQLite in incremental auto-vacuum: gives the file's free pages back to the file
+    /// system, 1,000 pages (about 4 MiB) a transaction; other databases manage their own
+    /// space. Returns the pages freed.
+    fn give_back_pages(&self, done: &mut Pruned, pause: &dyn Fn()) -> Result<u64, StoreError> {
+        if self.dialect() != crate::sql::Dialect::Sqlite {
+            return Ok(0);
+        }
+        let pragma = |s: &Store, sql: &str| -> Result<u64, StoreError> {
+            let r = s.raw(sql, false)?;
+            Ok(r.rows
+                .first()
+                .and_then(|row| row.first())
+                .and_then(|v| v.to_text())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0))
+        };
+        // A file made before incremental auto-vacuum reuses its free pages instead.
+        if pragma(self, "PRAGMA auto_vacuum")? != 2 {
+            return Ok(0);
+        }
+        let first = pragma(self, "PRAGMA freelist_count")?;
+        let mut left = first;
+        // At most a few GiB a pass; the next pass goes on.
+        for _ in 0..1_000 {
+            if left == 0 {
+                break;
+            }
+            let start = std::time::Instant::now();
+            self.raw("PRAGMA incremental_vacuum(1000)", false)?;
+            done.batches += 1;
+            done.longest_batch_ms = done
+                .longest_batch_ms
+                .max(start.elapsed().as_millis() as u64);
+            pause();
+            let now = pragma(self, "PRAGMA freelist_count")?;
+            if now >= left {
+                break;
+            }
+            left = now;
+        }
+        Ok(first.saturating_sub(left))
+    }
+}

@@ -1,0 +1,241 @@
+//! Statements of housekeeping (what `[history]` keeps) and of perfdata series: written once
+//! here, rendered per dialect like every other statement, and each bounded by a batch size so
+//! no transaction holds the write lock for long.
+
+use super::*;
+
+/// Runs housekeeping may delete now, at most `limit`, oldest first: an OK run that changed
+/// nothing and was not part of a correction, finished before `ok_before`; any run finished
+/// before `all_before`. A check's last run is never among them (the dashboard links to it).
+pub fn runs_expired(ok_before: i64, all_before: i64, limit: u64) -> Select {
+    let quiet_ok = Expr::And(vec![
+        col("status").eq(lit("ok")),
+        col("changed").eq(lit(false)),
+        col("phase")
+            .is_null()
+            .or(col("phase").eq(lit(crate::store::RunPhase::Check.as_str()))),
+        col("finished_at").lt(param(ok_before)),
+    ]);
+    let last_runs = Select::from("checks")
+        .columns(&["last_run_id"])
+        .filter(col("last_run_id").is_not_null());
+    Select::from("runs")
+        .columns(&["id"])
+        .filter(quiet_ok.or(col("finished_at").lt(param(all_before))))
+        .filter(Expr::Not(Box::new(col("id").in_select(last_runs))))
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .with(Section::Limit(limit))
+}
+
+/// How many runs [`runs_expired`] would select, without a limit (`prune --dry-run`).
+pub fn runs_expired_count(ok_before: i64, all_before: i64) -> Statement {
+    let mut s = runs_expired(ok_before, all_before, 1);
+    s.columns = vec![(Expr::count_star(), Some("n"))];
+    s.order_by.clear();
+    s.limit = None;
+    s.into()
+}
+
+/// Deletes the rows of `table` whose `id` a selection lists.
+pub fn delete_ids(table: &'static str, ids: Select) -> Statement {
+    Delete {
+        table,
+        conditions: vec![col("id").in_select(ids)],
+    }
+    .into()
+}
+
+/// Runs whose transcripts housekeeping clears next: started in `[from, before)`, in start
+/// order, at most `limit` (their start times move the mark on).
+pub fn transcripts_due(from: i64, before: i64, limit: u64) -> Select {
+    Select::from("runs")
+        .columns(&["id", "started_at"])
+        .filter(col("started_at").ge(param(from)))
+        .filter(col("started_at").lt(param(before)))
+        .with(Section::OrderBy(vec![
+            (col("started_at"), Order::Asc),
+            (col("id"), Order::Asc),
+        ]))
+        .with(Section::Limit(limit))
+}
+
+/// Clears the transcripts of these runs (the runs stay).
+pub fn transcripts_clear(ids: Vec<i64>) -> Statement {
+    Update {
+        table: "runs",
+        set: vec![("transcript", lit(""))],
+        conditions: vec![col("id").in_list(ids.into_iter().map(param).collect())],
+        returning: Vec::new(),
+    }
+    .into()
+}
+
+/// Notifications created before `before`, at most `limit`, oldest first.
+pub fn notifications_expired(before: i64, limit: u64) -> Select {
+    Select::from("notifications")
+        .columns(&["id"])
+        .filter(col("created_at").lt(param(before)))
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .with(Section::Limit(limit))
+}
+
+/// How many rows of `table` have `column` before `before`.
+pub fn count_before(table: &'static str, column: &'static str, before: i64) -> Statement {
+    Select::from(table)
+        .with(Section::Columns(vec![(Expr::count_star(), Some("n"))]))
+        .filter(col(column).lt(param(before)))
+        .into()
+}
+
+/// Rows of `table` (points, trends) whose `column` is before `before`, at most `limit`,
+/// oldest first: a batch for [`delete_ids`].
+pub fn rows_before(table: &'static str, column: &'static str, before: i64, limit: u64) -> Select {
+    Select::from(table)
+        .columns(&["id"])
+        .filter(col(column).lt(param(before)))
+        .with(Section::OrderBy(vec![(col(column), Order::Asc)]))
+        .with(Section::Limit(limit))
+}
+
+/// A perfdata series by its key.
+pub fn series_get(host: &str, check: &str, label: &str) -> Statement {
+    Select::from("perf_series")
+        .columns(&["id", "uom", "warn", "crit"])
+        .filter(col("host").eq(param(host)))
+        .filter(col("check_name").eq(param(check)))
+        .filter(col("label").eq(param(label)))
+        .into()
+}
+
+pub fn series_insert(
+    host: &str,
+    check: &str,
+    label: &str,
+    uom: &str,
+    warn: Option<&str>,
+    crit: Option<&str>,
+) -> Statement {
+    Insert {
+        table: "perf_series",
+        values: vec![
+            ("host", param(host)),
+            ("check_name", param(check)),
+            ("label", param(label)),
+            ("uom", param(uom)),
+            ("warn", param(warn)),
+            ("crit", param(crit)),
+        ],
+        returning_id: Some("id"),
+    }
+    .into()
+}
+
+/// A series' unit and thresholds, as its latest point gave them.
+pub fn series_update(id: i64, uom: &str, warn: Option<&str>, crit: Option<&str>) -> Statement {
+    Update {
+        table: "perf_series",
+        set: vec![
+            ("uom", param(uom)),
+            ("warn", param(warn)),
+            ("crit", param(crit)),
+        ],
+        conditions: vec![col("id").eq(param(id))],
+        returning: Vec::new(),
+    }
+    .into()
+}
+
+/// Every series of a host's check (a host-less check: host '').
+pub fn series_of(host: &str, check: &str) -> Statement {
+    Select::from("perf_series")
+        .columns(&["id", "label", "uom", "warn", "crit"])
+        .filter(col("host").eq(param(host)))
+        .filter(col("check_name").eq(param(check)))
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .into()
+}
+
+pub fn point_insert(series: i64, t: i64, value: f64) -> Statement {
+    Insert {
+        table: "perf_points",
+        values: vec![
+            ("series_id", param(series)),
+            ("t", param(t)),
+            ("value", param(value)),
+        ],
+        returning_id: None,
+    }
+    .into()
+}
+
+/// A series' raw points in `[since, until)`, oldest first, at most `limit`.
+pub fn points(series: i64, since: i64, until: i64, limit: u64) -> Statement {
+    Select::from("perf_points")
+        .columns(&["t", "value"])
+        .filter(col("series_id").eq(param(series)))
+        .filter(col("t").ge(param(since)))
+        .filter(col("t").lt(param(until)))
+        .with(Section::OrderBy(vec![(col("t"), Order::Asc)]))
+        .with(Section::Limit(limit))
+        .into()
+}
+
+/// A series' hourly trends in `[since, until)`, oldest first, at most `limit`.
+pub fn trends(series: i64, since: i64, until: i64, limit: u64) -> Statement {
+    Select::from("perf_trends")
+        .columns(&["hour", "n", "vmin", "vmax", "vsum"])
+        .filter(col("series_id").eq(param(series)))
+        .filter(col("hour").ge(param(since)))
+        .filter(col("hour").lt(param(until)))
+        .with(Section::OrderBy(vec![(col("hour"), Order::Asc)]))
+        .with(Section::Limit(limit))
+        .into()
+}
+
+/// Per series, the count, minimum, maximum and sum of the raw points of one hour.
+pub fn hour_rollup(hour: i64) -> Statement {
+    Select::from("perf_points")
+        .with(Section::Columns(vec![
+            (col("series_id"), None),
+            (Expr::count_star(), Some("n")),
+            (col("value").min(), Some("vmin")),
+            (col("value").max(), Some("vmax")),
+            (col("value").sum(), Some("vsum")),
+        ]))
+        .filter(col("t").ge(param(hour)))
+        .filter(col("t").lt(param(hour + 3_600_000)))
+        .with(Section::GroupBy(vec![col("series_id")]))
+        .into()
+}
+
+/// One hour of one series' trend; written again (a re-run of the rollup) it replaces the row.
+pub fn trend_upsert(series: i64, hour: i64, n: i64, vmin: f64, vmax: f64, vsum: f64) -> Statement {
+    Upsert {
+        table: "perf_trends",
+        key: vec!["series_id", "hour"],
+        values: vec![
+            ("series_id", param(series)),
+            ("hour", param(hour)),
+            ("n", param(n)),
+            ("vmin", param(vmin)),
+            ("vmax", param(vmax)),
+            ("vsum", param(vsum)),
+        ],
+        update: vec!["n", "vmin", "vmax", "vsum"],
+    }
+    .into()
+}
+
+/// The oldest raw point's time (where a first rollup starts).
+pub fn oldest_point() -> Statement {
+    Select::from("perf_points")
+        .with(Section::Columns(vec![(col("t").min(), Some("t"))]))
+        .into()
+}
+
+/// Rows in a table (`/metrics`, the dashboard).
+pub fn table_rows(table: &'static str) -> Statement {
+    Select::from(table)
+        .with(Section::Columns(vec![(Expr::count_star(), Some("n"))]))
+        .into()
+}

@@ -1,0 +1,302 @@
+//! History that stays bounded: housekeeping keeps exactly what `[history]` says (runs by
+//! status and change, transcripts, notifications, perfdata points and trends), reuses the
+//! space it frees, and rolls perfdata up into hourly trends that match the raw points.
+
+use hostler::store::history::{Pruned, Retention};
+use hostler::store::{JobAction, NewRun, NewSchedule, Status, Store};
+use proptest::prelude::*;
+
+use crate::util::{Work, code, stdout};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+fn schedule(store: &Store) -> i64 {
+    if store.host("localhost").is_err() {
+        store
+            .add_host(&hostler::store::NewHost {
+                name: "localhost".into(),
+                address: "127.0.0.1".into(),
+                ..hostler::store::NewHost::default()
+            })
+            .expect("host");
+    }
+    store
+        .add_schedule(&NewSchedule {
+            next_due: hostler::store::now_ms() + HOUR,
+            ..NewSchedule::every("c", Some("localhost"), 60_000)
+        })
+        .expect("schedule")
+}
+
+fn run(schedule: i64, status: Status, at: i64, transcript: &str) -> NewRun {
+    NewRun {
+        check_name: None,
+        job_id: None,
+        schedule_id: Some(schedule),
+        script: "c".into(),
+        script_version: Some(1),
+        host: Some("localhost".into()),
+        node: Some("t".into()),
+        status,
+        message: format!("said {status}"),
+        perfdata: Some(format!("v={}", at % 1000)),
+        output: "out".into(),
+        transcript: transcript.into(),
+        started_at: at - 5,
+        finished_at: at,
+        attempt: 1,
+        phase: None,
+        notifications: vec![],
+    }
+}
+
+fn count(store: &Store, sql: &str) -> i64 {
+    let r = store.raw(sql, false).expect(sql);
+    r.rows[0][0]
+        .to_text()
+        .and_then(|t| t.parse().ok())
+        .expect("a count")
+}
+
+/// Passes until nothing is left to roll up (one pass rolls at most two days of hours).
+fn prune_fully(store: &Store, r: &Retention, now: i64) -> Pruned {
+    let mut all = Pruned::default();
+    for _ in 0..400 {
+        let p = store.prune(r, now, false, &|| {}).expect("prune");
+        all.runs += p.runs;
+        all.transcripts += p.transcripts;
+        all.notifications += p.notifications;
+        all.points += p.points;
+        all.trends += p.trends;
+        all.hours_rolled += p.hours_rolled;
+        if p.is_empty() {
+            return all;
+        }
+    }
+    panic!("housekeeping did not settle");
+}
+
+#[test]
+fn housekeeping_keeps_exactly_what_the_history_section_says() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    let sched = schedule(&store);
+    let now = hostler::store::now_ms();
+    // (age, status, kept?) in the order they ran. The first run changes the state (none to
+    // OK), as does every run whose status differs from the one before it.
+    let plan = [
+        (40 * DAY, Status::Ok, false), // changed, but older than keep_days (30)
+        (20 * DAY, Status::Ok, false), // OK, changed nothing: older than 24 h
+        (10 * DAY, Status::Critical, true), // a problem began: kept 30 days
+        (9 * DAY, Status::Critical, true), // not OK: kept 30 days
+        (8 * DAY, Status::Ok, true),   // the recovery: a change, kept
+        (3 * DAY, Status::Ok, false),  // OK, changed nothing, older than 24 h
+        (2 * HOUR, Status::Warning, true), // a change, recent
+        (HOUR, Status::Ok, true),      // the recovery
+        (30 * 60_000, Status::Ok, true), // OK, changed nothing, but within 24 h
+    ];
+    let mut ids = Vec::new();
+    for (age, status, _) in plan {
+        ids.push(
+            store
+                .record_run(&run(sched, status, now - age, "T"), JobAction::Keep)
+                .expect("record"),
+        );
+    }
+    let changed = count(&store, "SELECT count(*) FROM runs WHERE changed");
+    assert_eq!(changed, 5, "the runs that moved the check are marked");
+    // Notifications: the problems and recoveries told; two of them made a year and more old.
+    let told = count(&store, "SELECT count(*) FROM notifications");
+    store
+        .raw(
+            &format!(
+                "UPDATE notifications SET created_at = {} WHERE id IN (SELECT id FROM notifications ORDER BY id LIMIT 2)",
+                now - 400 * DAY
+            ),
+            false,
+        )
+        .expect("age notifications");
+    let r = Retention::default();
+    let dry = store.prune(&r, now, true, &|| {}).expect("dry run");
+    assert_eq!(dry.runs, 3, "{dry:?}");
+    assert_eq!(dry.notifications, 2, "{dry:?}");
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM runs"),
+        9,
+        "a dry run changes nothing"
+    );
+    let done = prune_fully(&store, &r, now);
+    assert_eq!(
+        (done.runs, done.notifications),
+        (dry.runs, dry.notifications),
+        "{done:?}"
+    );
+    let kept: Vec<i64> = ids
+        .iter()
+        .zip(plan)
+        .filter(|(_, (_, _, keep))| *keep)
+        .map(|(id, _)| *id)
+        .collect();
+    let left: Vec<i64> = store
+        .raw("SELECT id FROM runs ORDER BY id", false)
+        .expect("ids")
+        .rows
+        .iter()
+        .map(|r| r[0].to_text().and_then(|t| t.parse().ok()).expect("id"))
+        .collect();
+    assert_eq!(left, kept);
+    // Transcripts of runs older than 7 days are gone; the runs stay.
+    let with_transcript = count(&store, "SELECT count(*) FROM runs WHERE transcript <> ''");
+    assert_eq!(
+        with_transcript, 3,
+        "the three runs of the last day keep theirs"
+    );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM notifications"),
+        told - 2
+    );
+    // Perfdata: raw points only for the last two days, an hourly trend for every closed hour.
+    assert_eq!(count(&store, "SELECT count(*) FROM perf_points"), 3);
+    let closed_hours: std::collections::BTreeSet<i64> = plan
+        .iter()
+        .map(|(age, _, _)| {
+            let t = now - age;
+            t - t.rem_euclid(HOUR)
+        })
+        .filter(|h| h + HOUR + 5 * 60_000 <= now)
+        .collect();
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM perf_trends"),
+        closed_hours.len() as i64
+    );
+    // The check's last run is never removed, however old: the dashboard links to it.
+    let last = store
+        .check(Some("localhost"), "c")
+        .expect("check")
+        .last_run_id;
+    assert_eq!(last, Some(*ids.last().expect("ids")));
+    let later = store
+        .prune(&r, now + 60 * DAY, false, &|| {})
+        .expect("prune later");
+    assert!(later.runs >= 5, "{later:?}");
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM runs"),
+        1,
+        "only the last run"
+    );
+}
+
+#[test]
+fn housekeeping_gives_back_the_space_it_frees() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    let sched = schedule(&store);
+    let now = hostler::store::now_ms();
+    let big = "x".repeat(20_000);
+    let fill = |from: i64| {
+        for i in 0..1_500 {
+            let mut r = run(sched, Status::Critical, from + i, &big);
+            r.output = big.clone();
+            store.record_run(&r, JobAction::Keep).expect("record");
+        }
+    };
+    fill(now - 60 * DAY);
+    let full = store.database_bytes().expect("a file");
+    let r = Retention::default();
+    let done = prune_fully(&store, &r, now);
+    assert_eq!(done.runs, 1_499, "all but the check's last run: {done:?}");
+    let after = store.database_bytes().expect("a file");
+    assert!(after < full / 4, "the file shrank: {full} -> {after} bytes");
+    // Filled again with as much: it grows back to about what it was, not twice that.
+    fill(now - HOUR);
+    let again = store.database_bytes().expect("a file");
+    assert!(again < full + full / 5, "{full} -> {again} bytes");
+}
+
+#[test]
+fn prune_by_hand_says_what_it_removes() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    let sched = schedule(&store);
+    let now = hostler::store::now_ms();
+    for age in [50 * DAY, 40 * DAY, HOUR] {
+        store
+            .record_run(
+                &run(sched, Status::Critical, now - age, ""),
+                JobAction::Keep,
+            )
+            .expect("record");
+    }
+    drop(store);
+    let o = w.run(&["history", "prune", "--dry-run"]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        stdout(&o).starts_with("would remove: 2 runs,"),
+        "{}",
+        stdout(&o)
+    );
+    let o = w.run(&["runs", "prune", "--json"]);
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["runs"], 2, "{v}");
+    let o = w.run(&["history", "prune"]);
+    assert!(stdout(&o).starts_with("removed: 0 runs,"), "{}", stdout(&o));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    /// Each hourly trend equals the count, minimum, average and maximum computed here from
+    /// the raw points it rolled up.
+    #[test]
+    fn hourly_trends_match_the_raw_points(
+        points in proptest::collection::vec((0usize..3, 0i64..(5 * HOUR), -1e6f64..1e6), 1..120)
+    ) {
+        let w = Work::new();
+        let store = w.store();
+        let now = hostler::store::now_ms();
+        let base = now - now.rem_euclid(HOUR) - 6 * HOUR;
+        for s in 0..3 {
+            store
+                .raw(&format!("INSERT INTO perf_series (host, check_name, label, uom) VALUES ('h', 'c', 'l{s}', '')"), false)
+                .expect("series");
+        }
+        let mut want: std::collections::BTreeMap<(i64, i64), Vec<f64>> = Default::default();
+        for (s, dt, v) in &points {
+            let t = base + dt;
+            store
+                .raw(&format!("INSERT INTO perf_points (series_id, t, value) VALUES ({}, {t}, {v:?})", s + 1), false)
+                .expect("point");
+            want.entry((*s as i64 + 1, t - t.rem_euclid(HOUR))).or_default().push(*v);
+        }
+        let keep_all = Retention { keep_points_ms: 30 * DAY, ..Retention::default() };
+        prune_fully(&store, &keep_all, now);
+        let got = store
+            .raw("SELECT series_id, hour, n, vmin, vmax, vsum FROM perf_trends ORDER BY series_id, hour", false)
+            .expect("trends");
+        prop_assert_eq!(got.rows.len(), want.len());
+        for (row, ((series, hour), values)) in got.rows.iter().zip(&want) {
+            let num = |i: usize| row[i].to_text().and_then(|t| t.parse::<f64>().ok()).expect("number");
+            prop_assert_eq!((num(0) as i64, num(1) as i64, num(2) as usize), (*series, *hour, values.len()));
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = values.iter().sum();
+            prop_assert_eq!(num(3), min);
+            prop_assert_eq!(num(4), max);
+            prop_assert!((num(5) - sum).abs() <= 1e-6 * sum.abs().max(1.0));
+        }
+        // Read back by range: hourly for old ranges, the average of each hour.
+        let (res, samples) = store.samples(1, base, now, 0).expect("samples");
+        prop_assert_eq!(res, hostler::store::series::Resolution::Hourly);
+        for s in &samples {
+            let values = &want[&(1, s.t)];
+            let avg = values.iter().sum::<f64>() / values.len() as f64;
+            prop_assert!((s.avg - avg).abs() <= 1e-6 * avg.abs().max(1.0));
+        }
+    }
+}
