@@ -27,6 +27,8 @@ pub fn page(web: &Web, who: &Who) -> WebResult {
         .filter(|j| j.state == JobState::Running)
         .count();
     let c = d.counts;
+    // The database's size, a minute old at most; a failed count leaves the line out.
+    let size = web.size().ok();
     let body = html! {
         p.meta { "As of " (time(d.at)) ". " (d.hosts.len()) " hosts, " (running) " jobs running, "
             (d.jobs.len() - running) " queued." }
@@ -55,6 +57,17 @@ pub fn page(web: &Web, who: &Who) -> WebResult {
             div {
                 h2 { "Notifications" }
                 (notification_table(&d.notifications))
+            }
+        }
+        @if let Some(size) = &size {
+            p.meta.size {
+                "Database: "
+                @if let Some(b) = size.bytes { (format!("{:.1} MB", b as f64 / 1e6)) ", " }
+                @for (i, (table, n)) in size.rows.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (n) " " (table)
+                }
+                ". History is kept as [history] says."
             }
         }
     };

@@ -1,5 +1,5 @@
-//! `/metrics` in the Prometheus text format: each check's state (for alerting from
-//! Prometheus), the queue by state, runs by status with their summed duration, failed
+//! `/metrics` in the Prometheus text format: the database's size and rows per table, each
+//! check's state (for alerting from Prometheus), the queue by state, runs by status with their summed duration, failed
 //! notifications, and the web server's own counters. Read from the
 //! database on each scrape, so every node of a shared database reports the same figures.
 
@@ -24,6 +24,20 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
     let runs = &stats.by_status;
     let failed = stats.failed_notifications;
     let mut text = String::new();
+    let size = web.size()?;
+    if let Some(bytes) = size.bytes {
+        let _ = writeln!(
+            text,
+            "# HELP hostler_database_size_bytes The SQLite file with its write-ahead log.\n# TYPE hostler_database_size_bytes gauge\nhostler_database_size_bytes {bytes}"
+        );
+    }
+    let _ = writeln!(
+        text,
+        "# HELP hostler_table_rows Rows in the tables that grow (read at most once a minute).\n# TYPE hostler_table_rows gauge"
+    );
+    for (table, n) in &size.rows {
+        let _ = writeln!(text, "hostler_table_rows{{table=\"{table}\"}} {n}");
+    }
     let _ = writeln!(
         text,
         "# HELP hostler_jobs Jobs in the queue, by state.\n# TYPE hostler_jobs gauge"

@@ -89,6 +89,8 @@ pub struct Web {
     pub health: Arc<crate::health::Health>,
     /// Set while a /sqlxml request's queries run.
     pub sqlxml_busy: Arc<std::sync::atomic::AtomicBool>,
+    /// The database's size, read at most once a minute (row counts of big tables cost).
+    size: std::sync::Mutex<Option<(std::time::Instant, Arc<crate::store::size::Size>)>>,
 }
 
 /// Who is asking, once authenticated.
@@ -195,7 +197,21 @@ impl Web {
             panics: AtomicU64::new(0),
             health: Arc::default(),
             sqlxml_busy: Arc::default(),
+            size: std::sync::Mutex::default(),
         }
+    }
+
+    /// The database's size, as read within the last minute.
+    pub fn size(&self) -> Result<Arc<crate::store::size::Size>, crate::store::StoreError> {
+        let mut cached = self.size.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, size)) = cached.as_ref()
+            && at.elapsed() < std::time::Duration::from_secs(60)
+        {
+            return Ok(size.clone());
+        }
+        let size = Arc::new(self.store.size()?);
+        *cached = Some((std::time::Instant::now(), size.clone()));
+        Ok(size)
     }
 
     /// Answers one request (the server calls it through `answer`, which contains a panic).

@@ -711,7 +711,14 @@ fn metrics_are_public_only_when_configured() {
     let public = Site::start(store, true);
     let m = public.client().get("/metrics");
     assert_eq!(m.status, 200);
+    // The database's size, and its rows per table, here and on the dashboard.
+    let dash = public.login("view").get("/");
+    assert!(dash.body.contains("Database: "), "{}", dash.body);
+    assert!(dash.body.contains("3 runs"), "{}", dash.body);
     for want in [
+        "# TYPE hostler_database_size_bytes gauge",
+        "hostler_table_rows{table=\"runs\"} 3",
+        "hostler_table_rows{table=\"perf_series\"} 2",
         "hostler_runs_total{status=\"ok\"} 2",
         "hostler_runs_total{status=\"critical\"} 1",
         "hostler_jobs{state=\"queued\"} 0",
