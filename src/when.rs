@@ -74,7 +74,11 @@ pub fn rfc3339(ms: i64) -> Option<String> {
 
 /// Whether a JSON key names a time hostler keeps as epoch milliseconds.
 fn is_time_key(key: &str) -> bool {
-    key.ends_with("_at") || matches!(key, "since" | "next_due" | "lease_until" | "at_time")
+    key.ends_with("_at")
+        || matches!(
+            key,
+            "since" | "until" | "t" | "next_due" | "lease_until" | "at_time"
+        )
 }
 
 /// Times in a JSON value as machines read them: each epoch-millisecond time (`started_at`,

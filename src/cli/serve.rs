@@ -158,6 +158,8 @@ fn start_web(
     };
     let mut state = web::Web::new(store.clone(), opts, app.config.sandbox.clone());
     state.health = health.clone();
+    state.keep_points_ms =
+        crate::store::history::Retention::from_config(&app.config.history).keep_points_ms;
     let state = Arc::new(state);
     let server = web::start(state)?;
     if store.user_count()? == 0 {

@@ -157,6 +157,7 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
             ok(&list)
         }
         (A::Check(host, script), false) => check(web, host.as_deref(), &script),
+        (A::Perfdata, false) => perfdata(web, req),
         (A::Ack(host, script), true) => {
             let f = form().map_err(WebError::Bad)?;
             let c = s.acknowledge(
@@ -283,4 +284,46 @@ fn runs(web: &Web, req: &Req) -> WebResult {
         summary: req.query("full") != Some("1"),
     })?;
     Ok(Resp::json(200, &list))
+}
+
+/// A time in a query: epoch milliseconds, or a time as the CLI takes it (RFC 3339, local
+/// `2026-12-01 04:00`).
+fn query_time(req: &Req, name: &str, default: i64) -> Result<i64, WebError> {
+    match req.query(name).map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .or_else(|_| crate::when::parse_time(v))
+            .map_err(|e| WebError::Bad(format!("{name}: {e}"))),
+    }
+}
+
+/// `/api/perfdata`: a check's series with their points in a range (default: the last 24
+/// hours): raw while raw points are kept for the whole range, else hourly trends.
+fn perfdata(web: &Web, req: &Req) -> WebResult {
+    let check = req
+        .query("check")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| WebError::Bad("give check=NAME (and host=NAME)".into()))?;
+    let host = req.query("host").filter(|h| !h.is_empty() && *h != "-");
+    let now = crate::store::now_ms();
+    let until = query_time(req, "until", now)?;
+    let since = query_time(req, "since", until - 86_400_000)?;
+    if since >= until {
+        return Err(WebError::Bad("since must be before until".into()));
+    }
+    let raw_ms = web.keep_points_ms;
+    let label = req.query("label");
+    let mut out = Vec::new();
+    for s in web.store.series(host, check)? {
+        if label.is_some_and(|l| l != s.label) {
+            continue;
+        }
+        let (resolution, points) = web.store.samples(s.id, since, until, raw_ms)?;
+        out.push(json!({
+            "label": s.label, "uom": s.uom, "warn": s.warn, "crit": s.crit,
+            "resolution": resolution, "points": points,
+        }));
+    }
+    ok(&json!({"host": host, "check": check, "since": since, "until": until, "series": out}))
 }

@@ -89,6 +89,9 @@ pub struct Web {
     pub health: Arc<crate::health::Health>,
     /// Set while a /sqlxml request's queries run.
     pub sqlxml_busy: Arc<std::sync::atomic::AtomicBool>,
+    /// How far back raw perfdata points reach (`[history] keep_points_days`): `/api/perfdata`
+    /// and the charts read trends beyond it.
+    pub keep_points_ms: i64,
     /// The database's size, read at most once a minute (row counts of big tables cost).
     size: std::sync::Mutex<Option<(std::time::Instant, Arc<crate::store::size::Size>)>>,
 }
@@ -198,6 +201,7 @@ impl Web {
             health: Arc::default(),
             sqlxml_busy: Arc::default(),
             size: std::sync::Mutex::default(),
+            keep_points_ms: crate::store::history::Retention::default().keep_points_ms,
         }
     }
 

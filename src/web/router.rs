@@ -59,6 +59,8 @@ pub enum Api {
     Runs,
     Run(i64),
     Notifications,
+    /// `/api/perfdata?host=H&check=C[&label=L][&since=T&until=T]`.
+    Perfdata,
 }
 
 /// The files under assets/ that the page uses, compiled in.
@@ -168,6 +170,7 @@ fn api(segs: &[&str]) -> Option<Api> {
         ["runs"] => A::Runs,
         ["runs", r] => A::Run(id(r)?),
         ["notifications"] => A::Notifications,
+        ["perfdata"] => A::Perfdata,
         _ => return None,
     })
 }

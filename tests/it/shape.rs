@@ -18,7 +18,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("sqlxml", &["redact", "session", "sql", "urlencode"]),
     (
         "store",
-        &["config", "perfdata", "redact", "sql", "sqlxml", "urlencode", "when"],
+        &[
+            "config",
+            "perfdata",
+            "redact",
+            "sql",
+            "sqlxml",
+            "urlencode",
+            "when",
+        ],
     ),
     ("bundled", &["store"]),
     ("queue", &["redact", "store", "when"]),

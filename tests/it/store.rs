@@ -115,7 +115,11 @@ fn a_version_1_database_is_upgraded_in_place() {
         .expect("notifications read with the new columns");
     assert_eq!((n[0].body.as_str(), n[0].event), ("kept", None));
     assert_eq!(s.host("keep").expect("kept").address, "192.0.2.1");
-    assert!(s.series(Some("keep"), "c").expect("perfdata tables").is_empty());
+    assert!(
+        s.series(Some("keep"), "c")
+            .expect("perfdata tables")
+            .is_empty()
+    );
     let sched = &s.schedules().expect("schedules read with the new columns")[0];
     assert_eq!(
         (sched.retries, sched.name.as_deref(), sched.args.as_deref()),

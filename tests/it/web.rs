@@ -1178,3 +1178,51 @@ fn a_run_can_be_run_again_and_a_script_run_now_on_a_host() {
         page.body
     );
 }
+
+#[test]
+fn the_perfdata_api_gives_a_checks_series_raw_or_hourly() {
+    let w = Work::new();
+    let store = seeded(&w);
+    for m in ["a", "b", "c"] {
+        record(&store, "check_x", Status::Ok, m);
+    }
+    let site = Site::start(store.clone(), false);
+    let token = auth::new_token(&store, "view", "graphs").expect("token");
+    let mut c = site.client();
+    let r = c.api_get("/api/perfdata?host=localhost&check=check_x", &token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let series = v["series"].as_array().expect("series");
+    assert_eq!(series.len(), 2, "{v}");
+    assert_eq!(series[0]["label"], "load1");
+    assert_eq!(series[0]["resolution"], "raw");
+    assert_eq!(series[0]["warn"], "1");
+    let points = series[0]["points"].as_array().expect("points");
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[0]["avg"], 0.5);
+    assert!(
+        points[0]["t"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{v}"
+    );
+    // One label; a range older than the raw points reads the hourly trends.
+    let r = c.api_get(
+        "/api/perfdata?host=localhost&check=check_x&label=load1&since=2020-01-01T00:00:00Z&until=2020-01-02T00:00:00Z",
+        &token,
+    );
+    let v = r.json();
+    assert_eq!(v["series"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["series"][0]["resolution"], "hourly");
+    // Bad input is a 400 that says what was wrong.
+    for (q, says) in [
+        ("/api/perfdata?host=localhost", "check="),
+        ("/api/perfdata?check=check_x&since=yesterday-ish", "since"),
+        (
+            "/api/perfdata?check=check_x&since=2000&until=1000",
+            "before",
+        ),
+    ] {
+        let r = c.api_get(q, &token);
+        assert_eq!(r.status, 400, "{q}: {}", r.body);
+        assert!(r.body.contains(says), "{q}: {}", r.body);
+    }
+}
