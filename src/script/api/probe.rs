@@ -112,7 +112,15 @@ fn tcp_check(
                 }
                 Err(e) => {
                     m.insert("banner".into(), Dynamic::from(ctx.mask(&banner)));
-                    return fail(m, format!("no {pattern:?} in the answer: {e}"));
+                    let why = if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) {
+                        " within the timeout".to_string()
+                    } else {
+                        format!(": {e}")
+                    };
+                    return fail(m, format!("no {pattern:?} in the answer{why}"));
                 }
             }
         }
