@@ -117,6 +117,22 @@ fn series_from_row(r: &super::Row) -> Result<Series, StoreError> {
 pub const MAX_SAMPLES: u64 = 20_000;
 
 impl Store {
+    /// When a host's check changed state in `[since, until)`, and to what status.
+    pub fn state_changes(
+        &self,
+        host: Option<&str>,
+        check: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.read(|c| {
+            c.query(st::state_changes(host, check, since, until))?
+                .iter()
+                .map(|r| Ok((r.int("finished_at")?, r.text("status")?)))
+                .collect()
+        })
+    }
+
     /// The series of a host's check (None: the host-less check).
     pub fn series(&self, host: Option<&str>, check: &str) -> Result<Vec<Series>, StoreError> {
         self.read(|c| {

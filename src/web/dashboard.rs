@@ -40,7 +40,7 @@ pub fn page(web: &Web, who: &Who) -> WebResult {
         }
         section {
             h2 { "Problems" }
-            (problems(&d, who))
+            (problems(web, &d, who))
         }
         section {
             h2 { "Hosts" }
@@ -87,15 +87,30 @@ pub fn page(web: &Web, who: &Who) -> WebResult {
 
 /// The checks that are not OK, hard before soft, then the longest failing, with their flags
 /// and, for an operator, a form to acknowledge one.
-fn problems(d: &Data, who: &Who) -> Markup {
+/// The problems whose rows get sparklines (each reads its series' last day).
+const SPARKLINES: usize = 20;
+
+/// A sparkline per perfdata label (at most two) of a check's last 24 hours.
+fn sparks(web: &Web, host: Option<&str>, check: &str, now: i64) -> Markup {
+    let series = web.store.series(host, check).unwrap_or_default();
+    html! {
+        @for s in series.iter().take(2) {
+            @if let Ok((_, samples)) = web.store.samples(s.id, now - 86_400_000, now, web.keep_points_ms) {
+                (super::chart::sparkline(&samples, &s.label)) " "
+            }
+        }
+    }
+}
+
+fn problems(web: &Web, d: &Data, who: &Who) -> Markup {
     html! {
         @if d.problems.is_empty() { p.empty { "None: every check is OK." } } @else {
             table.problems {
-                tr { th { "Host" } th { "Check" } th { "State" } th { "Failing since" } th { "" } th { "Message" } }
-                @for (p, guard) in d.problems.iter().zip(&d.guards) {
+                tr { th { "Host" } th { "Check" } th { "State" } th { "Failing since" } th { "" } th { "Last day" } th { "Message" } }
+                @for (i, (p, guard)) in d.problems.iter().zip(&d.guards).enumerate() {
                     tr {
                         td { @if let Some(h) = &p.host { a href={"/hosts/" (h)} { (h) } } @else { "-" } }
-                        td { (p.script) }
+                        td { a href={"/checks/" (p.host.as_deref().unwrap_or("-")) "/" (p.script)} { (p.script) } }
                         td { span class=(state_class(p.state)) { (p.state.as_str().to_uppercase()) } }
                         td title=(time(p.since)) { (ago(p.since, d.at)) }
                         td {
@@ -118,6 +133,7 @@ fn problems(d: &Data, who: &Who) -> Markup {
                                 }
                             }
                         }
+                        td.trend { @if i < SPARKLINES { (sparks(web, p.host.as_deref(), &p.script, d.at)) } }
                         td.msg {
                             @if let Some(run) = p.last_run_id { a href={"/runs/" (run)} { (p.message) } }
                             @else { (p.message) }

@@ -20,6 +20,8 @@
 pub mod account;
 pub mod api;
 pub mod auth;
+pub mod chart;
+pub mod checks;
 pub mod dashboard;
 pub mod downtimes;
 mod error;

@@ -5,7 +5,7 @@
 use super::http::{Form, Req, Resp};
 use super::layout::{error, error_page};
 use super::router::Route;
-use super::{Web, Who, account, dashboard, downtimes, hosts, login, queue, runs, scripts};
+use super::{Web, Who, account, checks, dashboard, downtimes, hosts, login, queue, runs, scripts};
 use crate::store::Role;
 
 /// Page routes: GET shows, POST submits.
@@ -45,6 +45,7 @@ pub fn handle(web: &Web, who: &Who, route: Route, req: &Req) -> Resp {
         (R::Downtimes, true) => downtimes::add(web, who, req),
         (R::DowntimeRemove(id), true) => downtimes::remove(web, id),
         (R::Ack(host, script), true) => downtimes::ack(web, who, req, host.as_deref(), &script),
+        (R::Check(host, check), false) => checks::page_of(web, who, host.as_deref(), &check, req),
         _ => {
             return error(who, 405, &format!("{} is not allowed here", req.method))
                 .with("allow", if post { "GET" } else { "POST" });

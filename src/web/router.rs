@@ -28,6 +28,8 @@ pub enum Route {
     DowntimeRemove(i64),
     /// Acknowledge a host's (or, with None, the host-less) check of a script.
     Ack(Option<String>, String),
+    /// A check's page: its state and its perfdata charts.
+    Check(Option<String>, String),
     Metrics,
     Healthz,
     /// SQL Server 2000's XML-over-HTTP interface over hostler's database.
@@ -128,6 +130,8 @@ pub fn route(path: &str) -> Option<Route> {
         ["notifications"] => R::Notifications,
         ["downtimes"] => R::Downtimes,
         ["downtimes", d, "remove"] => R::DowntimeRemove(id(d)?),
+        ["checks", "-", s] => R::Check(None, name(s)?),
+        ["checks", h, s] => R::Check(Some(name(h)?), name(s)?),
         ["checks", "-", s, "ack"] => R::Ack(None, name(s)?),
         ["checks", h, s, "ack"] => R::Ack(Some(name(h)?), name(s)?),
         ["metrics"] => R::Metrics,

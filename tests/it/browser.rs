@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{Work, code, have, stderr};
+use crate::util::{Work, code, have, stderr, stdout};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const PW: &str = "Browser-test-pw-5";
@@ -271,7 +271,7 @@ fn a_browser_logs_in_schedules_a_script_and_reads_its_transcript() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     std::fs::write(
         w.path("browser_check.rhai"),
-        "//! kind: check\nlet s = spawn(\"uptime\", []);\nlet text = s.read_all();\nok(\"uptime answered: \" + text)\n",
+        "//! kind: check\nlet s = spawn(\"uptime\", []);\nlet text = s.read_all();\nlet load = captures(text, \"average: ([0-9.]+)\");\nok(\"uptime answered: \" + text, if load == () { () } else { `load1=${load[1]};4;8;0` })\n",
     )
     .expect("script file");
     let file = w.path("browser_check.rhai").display().to_string();
@@ -288,6 +288,12 @@ fn a_browser_logs_in_schedules_a_script_and_reads_its_transcript() {
     for script in ["browser_check", "browser_down"] {
         let o = w.run(&["schedule", script, "--host", "box1", "--every", "1m"]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    // A few points for the check's chart, run by hand before the daemon starts.
+    for _ in 0..4 {
+        let o = w.run(&["run", "browser_check", "--host", "box1"]);
+        assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+        std::thread::sleep(Duration::from_millis(300));
     }
     let (_serve, url) = serve(&w);
     let d = Driver::start();
@@ -334,6 +340,31 @@ fn a_browser_logs_in_schedules_a_script_and_reads_its_transcript() {
     );
     assert!(run.contains("id=\"transcript\""), "{run}");
     d.screenshot("6-run-transcript");
+
+    // The check's page: its perfdata drawn on the server, axes and thresholds, no JavaScript.
+    d.go(&format!("{url}/checks/box1/browser_check"));
+    let page = d.wait_for("<svg class=\"chart\"");
+    assert!(
+        page.contains("class=\"avg\""),
+        "the points are drawn: {page}"
+    );
+    assert!(
+        page.contains("class=\"warn\"") && page.contains("class=\"crit\""),
+        "{page}"
+    );
+    let drawn = d.call(
+        "POST",
+        "/execute/sync",
+        Some(json!({
+            "script": "const r = document.querySelector('svg.chart').getBoundingClientRect(); return [r.width, r.height];",
+            "args": []
+        })),
+    );
+    assert!(
+        drawn[0].as_f64().unwrap_or(0.0) > 300.0,
+        "the chart is drawn wide: {drawn}"
+    );
+    d.screenshot("6b-check-chart");
 
     // The dashboard on a phone: the problem first, with its Ack button, and nothing wider
     // than the screen.

@@ -300,3 +300,139 @@ proptest! {
         }
     }
 }
+
+fn sample(t: i64, v: f64) -> hostler::store::series::Sample {
+    hostler::store::series::Sample {
+        t,
+        n: 1,
+        min: v,
+        avg: v,
+        max: v,
+    }
+}
+
+/// Parses an SVG as XML (it must be well formed) and gives its elements' names in order.
+fn elements(svg: &str) -> Vec<String> {
+    let mut r = quick_xml::Reader::from_str(svg);
+    let mut names = Vec::new();
+    loop {
+        match r.read_event() {
+            Ok(quick_xml::events::Event::Start(e)) | Ok(quick_xml::events::Event::Empty(e)) => {
+                names.push(String::from_utf8_lossy(e.name().as_ref()).into_owned());
+            }
+            Ok(quick_xml::events::Event::Eof) => return names,
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed SVG: {e}\n{svg}"),
+        }
+    }
+}
+
+#[test]
+fn charts_draw_points_thresholds_bands_and_changes_as_well_formed_svg() {
+    use hostler::web::chart::{Chart, chart, sparkline, threshold_values};
+    assert_eq!(threshold_values(Some("@5:10")), vec![5.0, 10.0]);
+    assert_eq!(threshold_values(Some("~:20")), vec![20.0]);
+    assert_eq!(threshold_values(Some("80")), vec![80.0]);
+    assert!(threshold_values(None).is_empty());
+    let t0 = 1_790_000_000_000;
+    let raw: Vec<_> = (0..10)
+        .map(|i| sample(t0 + i * 60_000, i as f64 * 10.0))
+        .collect();
+    let changes = vec![(t0 + 300_000, "critical".to_string())];
+    let svg = chart(&Chart {
+        label: "time",
+        uom: "ms",
+        warn: Some("50"),
+        crit: Some("80"),
+        since: t0,
+        until: t0 + 600_000,
+        samples: &raw,
+        changes: &changes,
+    })
+    .into_string();
+    let names = elements(&svg);
+    assert_eq!(names[0], "svg");
+    assert!(names.contains(&"polyline".to_string()), "{svg}");
+    assert!(
+        svg.contains("class=\"warn\"") && svg.contains("class=\"crit\""),
+        "{svg}"
+    );
+    assert!(svg.contains("class=\"change critical\""), "{svg}");
+    assert!(
+        svg.contains("vector-effect=\"non-scaling-stroke\""),
+        "sharp at any zoom"
+    );
+    let points = svg
+        .split("class=\"avg\" points=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the average line");
+    assert_eq!(points.split(' ').count(), 10, "one vertex per point");
+    // The crit line (80) is above the warn line (50): smaller y.
+    let y_of = |class: &str| -> f64 {
+        let at = svg.find(&format!("class=\"{class}\"")).expect(class);
+        svg[at..]
+            .split("y1=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|v| v.parse().ok())
+            .expect("y1")
+    };
+    assert!(y_of("crit") < y_of("warn"), "{svg}");
+    assert!(!svg.contains("polygon"), "raw points have no band");
+    // Hourly trends get their min–max band.
+    let trends: Vec<_> = (0..5)
+        .map(|i| hostler::store::series::Sample {
+            t: t0 + i * 3_600_000,
+            n: 60,
+            min: 1.0,
+            avg: 2.0,
+            max: 3.0 + i as f64,
+        })
+        .collect();
+    let svg = chart(&Chart {
+        label: "load",
+        uom: "",
+        warn: None,
+        crit: None,
+        since: t0,
+        until: t0 + 5 * 3_600_000,
+        samples: &trends,
+        changes: &[],
+    })
+    .into_string();
+    assert!(elements(&svg).contains(&"polygon".to_string()), "{svg}");
+    // Nothing to draw says so; hostile values (NaN is never stored; huge, equal) still draw.
+    let empty = chart(&Chart {
+        label: "x",
+        uom: "",
+        warn: None,
+        crit: None,
+        since: t0,
+        until: t0 + 1,
+        samples: &[],
+        changes: &[],
+    })
+    .into_string();
+    assert!(empty.contains("no points in this range"));
+    let flat: Vec<_> = (0..3).map(|i| sample(t0 + i, 1e300)).collect();
+    let svg = chart(&Chart {
+        label: "x",
+        uom: "B",
+        warn: Some("@1e308:"),
+        crit: None,
+        since: t0,
+        until: t0 + 3,
+        samples: &flat,
+        changes: &[],
+    })
+    .into_string();
+    elements(&svg);
+    assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+    // A sparkline needs two points; labels are escaped.
+    let one = sparkline(&raw[..1], "x").into_string();
+    assert!(!one.contains("<svg"), "{one}");
+    let spark = sparkline(&raw, "<b>time</b>").into_string();
+    assert!(spark.contains("&lt;b&gt;time"), "{spark}");
+    elements(&spark);
+}

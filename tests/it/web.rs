@@ -1226,3 +1226,46 @@ fn the_perfdata_api_gives_a_checks_series_raw_or_hourly() {
         assert!(r.body.contains(says), "{q}: {}", r.body);
     }
 }
+
+#[test]
+fn a_checks_page_charts_its_perfdata_and_the_dashboard_its_last_day() {
+    let w = Work::new();
+    let store = seeded(&w);
+    for (status, m) in [
+        (Status::Ok, "a"),
+        (Status::Critical, "b"),
+        (Status::Critical, "c"),
+    ] {
+        record(&store, "check_x", status, m);
+    }
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("view");
+    let page = c.get("/checks/localhost/check_x");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.body.matches("<svg class=\"chart\"").count(),
+        2,
+        "one per label"
+    );
+    assert!(
+        page.body.contains("class=\"change critical\""),
+        "the change is marked"
+    );
+    for range in ["6h", "24h", "7d", "30d", "1y"] {
+        assert!(
+            page.body.contains(&format!("range={range}"))
+                || page.body.contains(&format!("<strong>{range}</strong>"))
+        );
+    }
+    let year = c.get("/checks/localhost/check_x?range=1y");
+    assert!(year.body.contains("hourly trends"), "{}", year.body);
+    assert_eq!(c.get("/checks/localhost/nosuch").status, 404);
+    // The problem's row on the dashboard: a sparkline of its last day, linked to its page.
+    let dash = c.get("/");
+    assert!(dash.body.contains("<svg class=\"spark\""), "{}", dash.body);
+    assert!(
+        dash.body.contains("href=\"/checks/localhost/check_x\""),
+        "{}",
+        dash.body
+    );
+}

@@ -283,6 +283,15 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         ("oldest_point", oldest_point()),
         ("table_rows", table_rows("runs")),
+        (
+            "state_changes",
+            state_changes(
+                Some("web1"),
+                "check_http",
+                1_600_000_000_000,
+                1_700_000_000_000,
+            ),
+        ),
         ("check_get", check_get(Some("web1"), "check_disk")),
         ("check_get_no_host", check_get(None, "check_disk")),
         ("check_list", check_list()),
