@@ -68,7 +68,11 @@ fn run(sched: i64, host: &str, check: usize, minute: i64, t: i64) -> NewRun {
         script_version: Some(1),
         host: Some(host.into()),
         node: Some("bench".into()),
-        status: if failing { Status::Critical } else { Status::Ok },
+        status: if failing {
+            Status::Critical
+        } else {
+            Status::Ok
+        },
         message: if failing {
             format!("http://{host}/ answered 503 in {ms} ms")
         } else {
@@ -210,7 +214,10 @@ fn charts() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let checks = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
     let days = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     charts();
