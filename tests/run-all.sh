@@ -19,6 +19,9 @@ need_pkgs=()
 # What the bundled checks run here: ps, free and kill (procps), ping (iputils).
 [ -x /usr/bin/ps ] && [ -x /usr/bin/free ] && [ -x /usr/bin/kill ] || need_pkgs+=(procps)
 [ -x /usr/bin/ping ] || need_pkgs+=(iputils-ping)
+# A real PostgreSQL server: each test starts a throwaway cluster with initdb (as the
+# unprivileged postgres user) on a free loopback port.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 # Stock login shells for the session tests besides bash, dash and busybox ash: zsh.
 [ -x /usr/bin/zsh ] || need_pkgs+=(zsh)
 # A real browser for the web page's test: Debian's Chromium, driven through chromedriver.

@@ -26,6 +26,7 @@ pub use jobs::Cancelled;
 pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::{Expect, NewScript};
 pub mod mssql2000;
+pub mod postgres;
 mod schedules;
 pub use schedules::Target;
 mod scripts;
@@ -139,7 +140,9 @@ impl Store {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        let remote: Option<Box<dyn Driver>> = if url.starts_with("mssql://") {
+        let remote: Option<Box<dyn Driver>> = if postgres::is_url(url) {
+            Some(Box::new(postgres::Postgres::open(url)?))
+        } else if url.starts_with("mssql://") {
             Some(Box::new(tds::Tds::open(url)?))
         } else if url.starts_with("sqlxml+") {
             Some(Box::new(mssql2000::Mssql2000::open(url)?))

@@ -9,6 +9,7 @@ mod hostile;
 mod library;
 mod monitord;
 mod peers;
+mod pg;
 mod props;
 mod remote;
 mod sandbox;

@@ -1,0 +1,328 @@
+//! A throwaway PostgreSQL cluster per test (Debian's postgresql): `initdb` in a temporary
+//! folder as the unprivileged `postgres` user (PostgreSQL refuses to run as root), started
+//! on a free loopback port with its socket in that folder, stopped and removed on drop; and
+//! the store's exercise run on it as it runs on SQLite.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use hostler::store::history::Retention;
+use hostler::store::{JobAction, NewHost, NewJob, NewRun, NewSchedule, NewScript, ScriptKind};
+use hostler::store::{Status, Store};
+
+use crate::peers::free_port;
+
+/// A running cluster; `url(db)` reaches it as the superuser `hostler`.
+pub struct Pg {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+/// The newest server's programs (`/usr/lib/postgresql/N/bin`).
+fn bin_dir() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// `program args` as the `postgres` user when we are root, else as ourselves.
+fn as_owner(program: &Path, args: &[&str]) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program).args(args);
+        c
+    } else {
+        let mut c = Command::new(program);
+        c.args(args);
+        c
+    }
+}
+
+impl Pg {
+    pub fn start() -> Option<Pg> {
+        let Some(bin) = bin_dir() else {
+            if std::env::var("HOSTLER_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+                panic!("no PostgreSQL server here (/usr/lib/postgresql/*/bin/initdb)");
+            }
+            eprintln!(
+                "SKIPPED: no PostgreSQL server (Debian's postgresql) for the PostgreSQL tests"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(ok.success(), "chown the cluster's folder");
+        }
+        let data = dir.path().join("data");
+        let data_s = data.to_str().expect("path");
+        let out = as_owner(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data_s,
+                "-A",
+                "trust",
+                "-U",
+                "hostler",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        )
+        .stdout(Stdio::null())
+        .output()
+        .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for _ in 0..3 {
+            let port = free_port();
+            let opts = format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+                dir.path().display()
+            );
+            let log = dir.path().join("log");
+            let st = as_owner(
+                &bin.join("pg_ctl"),
+                &[
+                    "-D",
+                    data_s,
+                    "-o",
+                    &opts,
+                    "-l",
+                    log.to_str().expect("path"),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("pg_ctl start");
+            if st.success() {
+                return Some(Pg { dir, bin, port });
+            }
+        }
+        panic!(
+            "PostgreSQL did not start: {}",
+            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://hostler@127.0.0.1:{}/{db}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// A new empty database.
+    pub fn createdb(&self, name: &str) -> String {
+        let out = Command::new(self.bin.join("createdb"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "hostler",
+                name,
+            ])
+            .output()
+            .expect("createdb");
+        assert!(
+            out.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.url(name)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = as_owner(
+            &self.bin.join("pg_ctl"),
+            &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "stop"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    }
+}
+
+fn run(schedule: i64, status: Status, at: i64) -> NewRun {
+    NewRun {
+        check_name: None,
+        job_id: None,
+        schedule_id: Some(schedule),
+        script: "c".into(),
+        script_version: Some(1),
+        host: Some("web1".into()),
+        node: Some("n1".into()),
+        status,
+        message: format!("said {status}"),
+        perfdata: Some("time=12ms;50;80;0 size=5B".into()),
+        output: "out".into(),
+        transcript: "T".into(),
+        started_at: at - 5,
+        finished_at: at,
+        attempt: 1,
+        phase: None,
+        notifications: vec![],
+    }
+}
+
+#[test]
+fn the_store_works_on_a_real_postgresql() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_store");
+    let store = Store::open(&url).expect("open: the schema applies on PostgreSQL");
+    // Opened again: the version is read, nothing applied twice.
+    drop(store);
+    let store = Store::open(&url).expect("reopen");
+    store
+        .add_host(&NewHost {
+            name: "web1".into(),
+            address: "192.0.2.1".into(),
+            tags: vec!["web".into()],
+            ..NewHost::default()
+        })
+        .expect("host");
+    store
+        .save_scripts(&[NewScript {
+            name: "c",
+            source: "ok()",
+            description: Some("a check".into()),
+            kind: ScriptKind::Check,
+        }])
+        .expect("script");
+    assert_eq!(
+        store.host("web1").expect("host").tags,
+        vec!["web".to_string()]
+    );
+    let sid = store
+        .add_schedule(&NewSchedule {
+            args: Some(r#"{"url":"http://x/"}"#.into()),
+            ..NewSchedule::every("c", Some("web1"), 60_000)
+        })
+        .expect("schedule");
+    assert_eq!(
+        store.schedule(sid).expect("schedule").args.as_deref(),
+        Some(r#"{"url":"http://x/"}"#)
+    );
+    // The queue: enqueue (a duplicate refused), claim with a lease, record.
+    let job = NewJob {
+        script: "c".into(),
+        host: Some("web1".into()),
+        priority: 5,
+        due_at: hostler::store::now_ms() - 1,
+        max_attempts: 3,
+        timeout_ms: None,
+        schedule_id: Some(sid),
+        args: None,
+        name: None,
+    };
+    let (id, new) = store.enqueue(&job).expect("enqueue");
+    assert!(new);
+    assert_eq!(store.enqueue(&job).expect("again"), (id, false));
+    let claimed = store
+        .claim_jobs("n1", 60_000, 1, None, false, 4)
+        .expect("claim: FOR UPDATE SKIP LOCKED on a real server");
+    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
+    assert!(
+        store
+            .claim_jobs("n2", 60_000, 1, None, false, 4)
+            .expect("claim")
+            .is_empty()
+    );
+    let now = hostler::store::now_ms();
+    let mut r = run(sid, Status::Critical, now);
+    r.job_id = Some(id);
+    let run_id = store.record_run(&r, JobAction::Done).expect("record");
+    assert!(
+        store.jobs().expect("jobs").is_empty(),
+        "the job left with its run"
+    );
+    let check = store.check(Some("web1"), "c").expect("the check moved");
+    assert_eq!(
+        (check.state.as_str(), check.last_run_id),
+        ("critical", Some(run_id))
+    );
+    assert_eq!(store.run(run_id).expect("run").message, "said critical");
+    // Perfdata series, and housekeeping's statements.
+    let series = store.series(Some("web1"), "c").expect("series");
+    assert_eq!(series.len(), 2);
+    let (_, samples) = store
+        .samples(series[0].id, now - 60_000, now + 1, 86_400_000)
+        .expect("samples");
+    assert_eq!(samples.len(), 1);
+    assert_eq!(samples[0].avg, 12.0);
+    store
+        .record_run(
+            &run(sid, Status::Ok, now - 40 * 86_400_000),
+            JobAction::Keep,
+        )
+        .expect("an old run");
+    // A newer run is the check's last one (the last run is never pruned).
+    store
+        .record_run(&run(sid, Status::Critical, now + 1), JobAction::Keep)
+        .expect("a new run");
+    let dry = store
+        .prune(&Retention::default(), now, true, &|| {})
+        .expect("dry run");
+    assert_eq!(dry.runs, 1, "{dry:?}");
+    let done = store
+        .prune(&Retention::default(), now, false, &|| {})
+        .expect("prune");
+    assert_eq!(done.runs, 1, "{done:?}");
+    let all = hostler::store::RunFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.runs(&all).expect("runs").len(), 2);
+    // Sizes, and `hostler sql`'s raw statements.
+    let size = store.size().expect("size");
+    assert!(
+        size.rows.iter().any(|(t, n)| t == "runs" && *n == 2),
+        "{size:?}"
+    );
+    let raw = store.raw("SELECT name FROM hosts", false).expect("raw");
+    assert_eq!(raw.rows[0][0].to_text().as_deref(), Some("web1"));
+}
+
+#[test]
+fn a_refused_postgresql_login_is_one_clear_line_without_the_password() {
+    let Some(pg) = Pg::start() else { return };
+    let url = format!(
+        "postgres://hostler:s3cret-pw@127.0.0.1:{}/no_such_db?sslmode=disable",
+        pg.port
+    );
+    let e = match Store::open(&url) {
+        Ok(_) => panic!("an unknown database opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("no_such_db"), "{e}");
+    assert!(!e.contains("s3cret-pw"), "the password is never shown: {e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
