@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The release build: a statically linked binary of at most 12 MiB that runs in an empty chroot.
+# The release build: a statically linked binary of at most 13 MiB (12 MiB before the PostgreSQL
+# driver; issue 19 allows 13 with it) that runs in an empty chroot.
 # Needs root for chroot; without it the chroot step says it is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +15,10 @@ if ! grep -q '^# *define OPENSSL_THREADS' "$conf"; then
 fi
 echo "OpenSSL: built with threads ($conf)"
 size=$(stat -c %s "$bin")
-limit=$((12 * 1024 * 1024))
+limit=$((13 * 1024 * 1024))
 echo "static binary: $bin, $size bytes (limit $limit)"
 if [ "$size" -gt "$limit" ]; then
-  echo "FAIL: the release binary is over 12 MiB" >&2
+  echo "FAIL: the release binary is over 13 MiB" >&2
   exit 1
 fi
 if ldd "$bin" 2>&1 | grep -q '=>'; then

@@ -37,8 +37,9 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 #[allow(rustdoc::broken_intra_doc_links)]
 #[derive(FromArgs, Debug)]
 pub struct Cli {
-    /// the database: a SQLite file path, mssql://USER:PASSWORD@HOST/DATABASE (SQL Server
-    /// 2005+) or sqlxml+http(s)://USER:PASSWORD@SERVER/VROOT (SQL Server 2000); default:
+    /// the database: a SQLite file path, postgres://USER:PASSWORD@HOST[:PORT]/DB,
+    /// mssql://USER:PASSWORD@HOST/DATABASE (SQL Server 2005+) or
+    /// sqlxml+http(s)://USER:PASSWORD@SERVER/VROOT (SQL Server 2000); default:
     /// $HOSTLER_DB, the config's [database] url, or ./hostler.db
     #[argh(option)]
     pub db: Option<String>,
