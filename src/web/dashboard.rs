@@ -91,7 +91,7 @@ pub fn page(web: &Web, who: &Who) -> WebResult {
 const SPARKLINES: usize = 20;
 
 /// A sparkline per perfdata label (at most two) of a check's last 24 hours.
-fn sparks(web: &Web, host: Option<&str>, check: &str, now: i64) -> Markup {
+fn sparks(web: &Web, host: Option<&str>, check: &str, now: i64) -> String {
     let series = web.store.series(host, check).unwrap_or_default();
     html! {
         @for s in series.iter().take(2) {
@@ -100,9 +100,27 @@ fn sparks(web: &Web, host: Option<&str>, check: &str, now: i64) -> Markup {
             }
         }
     }
+    .into_string()
+}
+
+/// The problems' sparklines, drawn once per read of the overview (not per request: the
+/// dashboard is the page under load).
+fn all_sparks(web: &Web, d: &Data) -> Arc<Vec<String>> {
+    d.sparks
+        .get_or_init(|| {
+            Arc::new(
+                d.problems
+                    .iter()
+                    .take(SPARKLINES)
+                    .map(|p| sparks(web, p.host.as_deref(), &p.script, d.at))
+                    .collect(),
+            )
+        })
+        .clone()
 }
 
 fn problems(web: &Web, d: &Data, who: &Who) -> Markup {
+    let sparks = all_sparks(web, d);
     html! {
         @if d.problems.is_empty() { p.empty { "None: every check is OK." } } @else {
             table.problems {
@@ -133,7 +151,7 @@ fn problems(web: &Web, d: &Data, who: &Who) -> Markup {
                                 }
                             }
                         }
-                        td.trend { @if i < SPARKLINES { (sparks(web, p.host.as_deref(), &p.script, d.at)) } }
+                        td.trend { @if let Some(s) = sparks.get(i) { (PreEscaped(s)) } }
                         td.msg {
                             @if let Some(run) = p.last_run_id { a href={"/runs/" (run)} { (p.message) } }
                             @else { (p.message) }

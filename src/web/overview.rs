@@ -87,6 +87,9 @@ pub struct Data {
     /// The host grid's HTML, rendered once per read and sent as is by every request.
     #[serde(skip)]
     pub grid: OnceLock<Arc<String>>,
+    /// The problems' sparklines (HTML, in the order of `problems`), drawn once per read.
+    #[serde(skip)]
+    pub sparks: OnceLock<Arc<Vec<String>>>,
 }
 
 impl Data {
@@ -143,6 +146,7 @@ impl Data {
             failures: store.recent_failures(20)?,
             notifications: store.notifications(10)?,
             grid: OnceLock::new(),
+            sparks: OnceLock::new(),
         })
     }
 }
