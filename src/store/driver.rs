@@ -117,6 +117,11 @@ pub trait Driver: Send {
     /// read as NULL where the database can enforce it (SQLite's authorizer); the store masks
     /// what is left by column name.
     fn raw(&mut self, sql: &str, show_secrets: bool) -> Result<RawResult, StoreError>;
+    /// Tells other nodes sharing the database that a job was queued (PostgreSQL's NOTIFY);
+    /// by default nothing, and they find it at their next poll.
+    fn announce_enqueue(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Renders and runs statements on a [`Conn`].

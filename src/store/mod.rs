@@ -115,7 +115,12 @@ pub struct Store {
     /// The SQLite file, for read-only queries on their own connection.
     sqlite_path: Option<std::path::PathBuf>,
     dialect: Dialect,
-    on_enqueue: Mutex<Vec<EnqueueHook>>,
+    /// Called after a job is queued, in this process or (on PostgreSQL, by `LISTEN`) by any
+    /// node: monitord's wake-up.
+    on_enqueue: std::sync::Arc<Mutex<Vec<EnqueueHook>>>,
+    /// A PostgreSQL URL: where the listener for other nodes' enqueues connects.
+    listen_url: Option<String>,
+    listening: std::sync::Once,
     /// The key that seals host secrets (see [`vault`]).
     pub vault: vault::Vault,
     /// What the user named, for messages.
@@ -140,9 +145,17 @@ impl Store {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        let remote: Option<Box<dyn Driver>> = if postgres::is_url(url) {
-            Some(Box::new(postgres::Postgres::open(url)?))
-        } else if url.starts_with("mssql://") {
+        if postgres::is_url(url) {
+            let mut store = Store::with_driver(
+                Box::new(postgres::Postgres::open(url)?),
+                &crate::redact::database_url(url),
+            )?;
+            store.vault = vault::Vault::for_database(None, false);
+            store.listen_url = Some(url.to_string());
+            store.seal_plain_secrets();
+            return Ok(store);
+        }
+        let remote: Option<Box<dyn Driver>> = if url.starts_with("mssql://") {
             Some(Box::new(tds::Tds::open(url)?))
         } else if url.starts_with("sqlxml+") {
             Some(Box::new(mssql2000::Mssql2000::open(url)?))
@@ -184,7 +197,9 @@ impl Store {
         let store = Store {
             dialect: driver.dialect(),
             driver: Mutex::new(driver),
-            on_enqueue: Mutex::new(Vec::new()),
+            on_enqueue: std::sync::Arc::default(),
+            listen_url: None,
+            listening: std::sync::Once::new(),
             location: location.to_string(),
             sqlite_path: None,
             // Made for the file or URL by `open`; a driver wrapped directly (tests) seals
@@ -252,9 +267,20 @@ impl Store {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(hook);
+        // On PostgreSQL, other nodes' enqueues call the hooks too (from the first hook on).
+        if let Some(url) = &self.listen_url {
+            self.listening.call_once(|| {
+                postgres::listen(url.clone(), std::sync::Arc::downgrade(&self.on_enqueue))
+            });
+        }
     }
 
     fn notify_enqueued(&self) {
+        // Other nodes hear of it (PostgreSQL's NOTIFY, after the commit); a failure only
+        // costs them their next poll.
+        if let Err(e) = self.lock().announce_enqueue() {
+            tracing::debug!("cannot tell other nodes of a queued job: {e}");
+        }
         for h in self
             .on_enqueue
             .lock()

@@ -7,14 +7,77 @@
 //! bound by the types the server gives the prepared statement (an `INTEGER` column takes an
 //! i32), and values read back by their column types. Writes run at the default isolation
 //! (READ COMMITTED): the claim's `FOR UPDATE SKIP LOCKED` and conditional updates carry the
-//! queue's rules, as the dialect's sections write them.
+//! queue's rules, as the dialect's sections write them. A queued job is announced with
+//! `NOTIFY hostler_queue`; a node's listener ([`listen`]) wakes its daemon at once.
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls};
 
 use super::StoreError;
 use super::driver::{Conn, Driver, RawResult, Row, Work};
 use crate::sql::{Dialect, Rendered, Value};
+
+/// The channel queued jobs are announced on.
+const CHANNEL: &str = "hostler_queue";
+
+/// Listens on its own connection for other nodes' enqueues and calls `hooks` for each (the
+/// daemon's wake-up), until the store is gone. A lost connection is logged, retried after a
+/// growing pause (up to 30 s), and in the meantime polling finds the jobs.
+pub fn listen(url: String, hooks: std::sync::Weak<std::sync::Mutex<Vec<super::EnqueueHook>>>) {
+    let shown = crate::redact::database_url(&url);
+    let spawned = std::thread::Builder::new()
+        .name("pg-listen".into())
+        .spawn(move || {
+            let mut pause = std::time::Duration::from_secs(1);
+            loop {
+                if hooks.strong_count() == 0 {
+                    return;
+                }
+                match Postgres::open(&url).and_then(|mut p| {
+                    p.client
+                        .batch_execute(&format!("LISTEN {CHANNEL}"))
+                        .map(|()| p)
+                        .map_err(|e| err(&shown, &e))
+                }) {
+                    Ok(mut p) => {
+                        tracing::debug!("listening for queued jobs on {shown}");
+                        pause = std::time::Duration::from_secs(1);
+                        loop {
+                            let Some(hooks) = hooks.upgrade() else { return };
+                            let mut woke = false;
+                            let mut notes = p.client.notifications();
+                            let mut it = notes.timeout_iter(std::time::Duration::from_secs(1));
+                            let next = it.next();
+                            drop(it);
+                            drop(notes);
+                            match next {
+                                Ok(Some(_)) => woke = true,
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::warn!(
+                                        "{shown}: the listener lost its connection: {e}"
+                                    );
+                                    break;
+                                }
+                            }
+                            if woke {
+                                for h in hooks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                                    h();
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot listen for queued jobs: {e}"),
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the listener for queued jobs: {e}");
+    }
+}
 
 pub struct Postgres {
     client: Client,
@@ -211,6 +274,13 @@ impl Driver for Postgres {
             shown: &shown,
         })?;
         tx.commit().map_err(|e| err(&shown, &e))
+    }
+
+    fn announce_enqueue(&mut self) -> Result<(), StoreError> {
+        let shown = self.shown.clone();
+        self.client
+            .batch_execute(&format!("NOTIFY {CHANNEL}"))
+            .map_err(|e| err(&shown, &e))
     }
 
     fn raw(&mut self, sql: &str, _show_secrets: bool) -> Result<RawResult, StoreError> {

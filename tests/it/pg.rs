@@ -326,3 +326,65 @@ fn a_refused_postgresql_login_is_one_clear_line_without_the_password() {
     assert!(!e.contains("s3cret-pw"), "the password is never shown: {e}");
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+#[test]
+fn a_job_queued_on_one_node_wakes_another_through_listen_notify() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_wake");
+    let a = Store::open(&url).expect("node a");
+    let b = Store::open(&url).expect("node b");
+    a.save_scripts(&[NewScript {
+        name: "c",
+        source: "ok()",
+        description: None,
+        kind: ScriptKind::Task,
+    }])
+    .expect("script");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Node b never polls here: only its listener can call the hook.
+    b.on_enqueue(Box::new(move || {
+        let _ = tx.send(std::time::Instant::now());
+    }));
+    let job = |i: i64| NewJob {
+        script: "c".into(),
+        host: None,
+        priority: 0,
+        due_at: hostler::store::now_ms() + i,
+        max_attempts: 1,
+        timeout_ms: None,
+        schedule_id: None,
+        args: Some(format!(r#"{{"i":{i}}}"#)),
+        name: None,
+    };
+    // The listener connects on its own thread: the first enqueues may come before it listens.
+    let mut heard = false;
+    for i in 0..50 {
+        a.enqueue(&job(i)).expect("enqueue");
+        if rx
+            .recv_timeout(std::time::Duration::from_millis(200))
+            .is_ok()
+        {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "node b never heard of node a's jobs");
+    while rx.try_recv().is_ok() {}
+    let mut waits = Vec::new();
+    for i in 100..120 {
+        let t0 = std::time::Instant::now();
+        a.enqueue(&job(i)).expect("enqueue");
+        let at = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("node b heard of the job");
+        waits.push(at.saturating_duration_since(t0));
+        while rx.try_recv().is_ok() {}
+    }
+    waits.sort();
+    eprintln!(
+        "LISTEN/NOTIFY wake-up across nodes: median {:?}, max {:?}",
+        waits[10], waits[19]
+    );
+    // A store opened for one command starts no listener: no hook, no thread.
+    drop(a);
+}
