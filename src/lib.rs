@@ -7,8 +7,9 @@
 //! - [`session`]: the expect engine over the `Transport` trait (local processes, telnet, ssh,
 //!   http), with transcripts that mask secrets, and the pool of logged-in sessions.
 //! - [`store`]: the only module that speaks to the database: a domain API over a driver trait
-//!   (SQLite embedded; SQL Server 2005+ over TDS in `store::tds`; SQL Server 2000 over SQLXML
-//!   in `store::mssql2000`, a client of [`sqlxml`]).
+//!   (SQLite embedded; PostgreSQL in `store::postgres`; SQL Server 2005+ over TDS in
+//!   `store::tds`; SQL Server 2000 over SQLXML in `store::mssql2000`, a client of [`sqlxml`]),
+//!   with perfdata series, housekeeping and sizes.
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
 //! - [`queue`]: the one way work enters the queue (a request, its target, its timing).
@@ -36,11 +37,11 @@
 //! leaves     redact  when  password  perfdata  urlencode  health  config  sql
 //! session  → config redact
 //! sqlxml   → redact session sql urlencode
-//! store    → redact sql sqlxml urlencode when
+//! store    → config perfdata redact sql sqlxml urlencode when
 //! bundled  → store
 //! script   → bundled config redact session store
 //! app      → config script session store
-//! queue    → store when
+//! queue    → redact store when
 //! monitord → config health queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
 //! shell    → app bundled script session store   (`:schedule` is the CLI's verb, handed in)
