@@ -12,7 +12,7 @@ pub mod timing;
 use serde::Serialize;
 
 pub use crate::store::Target;
-use crate::store::{NewJob, NewSchedule, Store, StoreError, Timing, now_ms};
+use crate::store::{NewJob, NewSchedule, Store, StoreError, Timing, now_ms, same_args};
 
 /// When to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,11 +255,10 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
         let same_target = |s: &&crate::store::Schedule| {
             s.enabled && s.host == *host && s.tag == r.tag && s.site == r.site
         };
-        if let Some(other) = existing
-            .iter()
-            .filter(same_target)
-            .find(|s| s.check() == check && (s.script != r.script || !same_json(&s.args, &args)))
-        {
+        if let Some(other) = existing.iter().filter(same_target).find(|s| {
+            s.check() == check
+                && (s.script != r.script || !same_args(s.args.as_deref(), args.as_deref()))
+        }) {
             return Err(invalid(format!(
                 "schedule {} already runs the check {check} {} with other arguments or another script; give this one a --name",
                 other.id,
@@ -272,8 +271,8 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
             s.script == r.script
                 && s.fix_script == r.fix_script
                 && s.name == r.name
-                && same_json(&s.args, &args)
-                && same_json(&s.fix_args, &fix_args)
+                && same_args(s.args.as_deref(), args.as_deref())
+                && same_args(s.fix_args.as_deref(), fix_args.as_deref())
                 && s.timing == timing
         }) {
             return Err(invalid(format!(
@@ -352,15 +351,6 @@ pub fn select_hosts(
         }
     }
     Ok(names)
-}
-
-/// Whether two stored argument objects say the same (key order and spacing aside).
-fn same_json(a: &Option<String>, b: &Option<String>) -> bool {
-    let parse = |s: &Option<String>| {
-        s.as_deref()
-            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-    };
-    parse(a) == parse(b)
 }
 
 /// One job per target host, due now.

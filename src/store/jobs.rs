@@ -83,9 +83,9 @@ pub(super) fn check_args(args: Option<&str>) -> Result<(), StoreError> {
     }
 }
 
-/// Whether two jobs' arguments say the same (as JSON: spacing and key order aside; no
-/// arguments and `{}` alike).
-fn same_args(a: Option<&str>, b: Option<&str>) -> bool {
+/// Whether two stored argument objects say the same (as JSON: spacing and key order aside;
+/// no arguments and `{}` alike). Queued jobs and schedules are compared by it.
+pub fn same_args(a: Option<&str>, b: Option<&str>) -> bool {
     let parse = |s: Option<&str>| {
         s.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
             .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))

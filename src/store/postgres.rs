@@ -181,16 +181,19 @@ struct Tx<'a, 'b> {
 }
 
 impl Tx<'_, '_> {
-    fn run(&mut self, q: &Rendered) -> Result<Vec<postgres::Row>, StoreError> {
+    /// The statement prepared, and its parameters bound as the server's types want them.
+    fn prepare(
+        &mut self,
+        q: &Rendered,
+    ) -> Result<(postgres::Statement, Vec<Box<dyn ToSql + Sync>>), StoreError> {
         let stmt = self.tx.prepare(&q.sql).map_err(|e| err(self.shown, &e))?;
-        let params: Vec<Box<dyn ToSql + Sync>> = q
+        let params = q
             .params
             .iter()
             .zip(stmt.params())
             .map(|(v, ty)| bind(v, ty))
             .collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
-        self.tx.query(&stmt, &refs).map_err(|e| err(self.shown, &e))
+        Ok((stmt, params))
     }
 }
 
@@ -217,17 +220,16 @@ impl Conn for Tx<'_, '_> {
     }
 
     fn rows(&mut self, q: &Rendered) -> Result<Vec<Row>, StoreError> {
-        self.run(q).map(rows_of)
+        let (stmt, params) = self.prepare(q)?;
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
+        self.tx
+            .query(&stmt, &refs)
+            .map(rows_of)
+            .map_err(|e| err(self.shown, &e))
     }
 
     fn count(&mut self, q: &Rendered) -> Result<u64, StoreError> {
-        let stmt = self.tx.prepare(&q.sql).map_err(|e| err(self.shown, &e))?;
-        let params: Vec<Box<dyn ToSql + Sync>> = q
-            .params
-            .iter()
-            .zip(stmt.params())
-            .map(|(v, ty)| bind(v, ty))
-            .collect();
+        let (stmt, params) = self.prepare(q)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
         self.tx
             .execute(&stmt, &refs)
