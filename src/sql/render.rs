@@ -54,6 +54,12 @@ impl Statement {
                 r.table_exists(name)?;
                 Returns::Rows
             }
+            Statement::Serialize(name) => {
+                if r.d == Dialect::Postgres {
+                    r.push(&format!("SELECT pg_advisory_xact_lock({})", lock_key(name)));
+                }
+                Returns::Rows
+            }
         };
         Ok(Rendered {
             sql: r.sql,
@@ -61,6 +67,16 @@ impl Statement {
             returns,
         })
     }
+}
+
+/// A lock's number from its name: FNV-1a, the same on every node and every release.
+fn lock_key(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
 }
 
 struct Renderer {

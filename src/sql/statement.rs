@@ -169,6 +169,11 @@ pub enum Statement {
     Upsert(Upsert),
     /// Does a table of this name exist? One row if it does.
     TableExists(&'static str),
+    /// Waits for, and holds until its transaction ends, the named lock that lets one
+    /// connection at a time do one kind of work (PostgreSQL's transaction-level advisory
+    /// lock). It renders as nothing (no statement to run) where the database already lets one
+    /// writer at a time in (SQLite), and where hostler has no such lock for the dialect yet.
+    Serialize(&'static str),
 }
 
 impl From<Select> for Statement {

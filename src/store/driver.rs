@@ -145,6 +145,10 @@ impl<C: Conn + ?Sized> ConnExt for C {
 
     fn exec(&mut self, stmt: impl Into<Statement>) -> Result<u64, StoreError> {
         let q = stmt.into().render(self.dialect())?;
+        if q.sql.is_empty() {
+            // Nothing to do on this database (a lock it does not need).
+            return Ok(0);
+        }
         match q.returns {
             Returns::Rows => Ok(self.rows(&q)?.len() as u64),
             _ => self.count(&q),

@@ -197,6 +197,7 @@ impl Store {
             &[false]
         };
         self.write(|c| {
+            c.exec(st::claim_lock())?;
             let mut claimed = Vec::new();
             for &expired in kinds {
                 while claimed.len() < max {

@@ -82,6 +82,11 @@ fn sqlite_renders_run_on_real_sqlite() {
     let conn = seeded_sqlite();
     for (name, stmt) in catalog() {
         let r = stmt.render(Dialect::Sqlite).expect("renders for sqlite");
+        if r.sql.is_empty() {
+            // A lock SQLite does not need (its writers already take turns): nothing to run.
+            assert!(name.ends_with("_lock"), "{name} renders as nothing");
+            continue;
+        }
         conn.execute_batch("SAVEPOINT t").expect("savepoint");
         let params = r.params.iter().map(|v| match v {
             hostler::sql::Value::Null => rusqlite::types::Value::Null,

@@ -143,6 +143,14 @@ pub fn next_job(per_host: i64, site: Option<&str>, expired: bool) -> Select {
     s
 }
 
+/// Taken first in a claim's transaction: one claim at a time across all nodes, so that a
+/// claim sees every other node's committed claim before it judges a host busy. (Row locks
+/// alone cannot: under READ COMMITTED, two nodes could each claim another job of one host,
+/// neither seeing the other's uncommitted one, and `per_host` would not hold across nodes.)
+pub fn claim_lock() -> Statement {
+    Statement::Serialize("hostler_claim")
+}
+
 /// Claims the next job for `owner` for `lease_ms`, counting the attempt.
 /// One statement, so the choice and the claim cannot be separated by another node.
 /// The lease is set and checked with the database's clock, so nodes' clocks need not agree.
