@@ -206,12 +206,14 @@ async fn daemon(
         // Housekeeping (schedules, orphans, expired leases, notifications) runs once per poll
         // interval; claims run on every pass, so a local enqueue or a finished job acts at once.
         let housekeeping = d.housekeeping_due();
-        if housekeeping {
+        // While the database cannot be written, only the claim (which fails at once until
+        // it works again) and the lease renewals try it; the rest waits.
+        if housekeeping && d.opts.health.database_works() {
             d.fire_and_reap();
         }
         d.claim(housekeeping);
         d.renew_if_due();
-        if housekeeping {
+        if housekeeping && d.opts.health.database_works() {
             d.deliver().await;
             d.prune_if_due();
         }
@@ -300,10 +302,19 @@ impl Daemon {
                 include_expired,
                 free,
             )
-            .inspect(|_| self.opts.health.database(Ok(())))
+            .inspect(|_| {
+                if self.opts.health.database(Ok(())) {
+                    info!("the database works again; claiming jobs");
+                }
+            })
             .unwrap_or_else(|e| {
-                warn!("claim failed: {e}");
-                self.opts.health.database(Err(e.to_string()));
+                // Logged when it starts failing (and at debug level after that): while the
+                // database cannot be reached, every pass fails at once.
+                if self.opts.health.database(Err(e.to_string())) {
+                    warn!("claim failed; no jobs are claimed until the database works: {e}");
+                } else {
+                    tracing::debug!("claim failed: {e}");
+                }
                 Vec::new()
             });
         for job in claimed {

@@ -136,8 +136,10 @@ pub fn run_job(
         if status == Status::Ok && !pace.ok_transcripts {
             run.transcript.clear();
         }
-        if let Err(e) = store.record_run(&run, action) {
-            // The lease will expire and another attempt will run and record it.
+        // While the database cannot be reached the run waits here, holding its slot, and is
+        // recorded once it is back (if its lease expired meanwhile, another node's attempt
+        // runs too, and the history shows both).
+        if let Err(e) = store.record_run_until(&run, action, &|| false) {
             warn!(job = job.id, "cannot record the run: {e}");
         }
         status

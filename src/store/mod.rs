@@ -76,9 +76,13 @@ pub enum StoreError {
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(
-        "unsupported database URL {0:?}: use a file path, sqlite:PATH or mssql://USER:PASSWORD@HOST/DATABASE"
+        "unsupported database URL {0:?}: use a file path, sqlite:PATH, postgres://USER:PASSWORD@HOST/DATABASE or mssql://USER:PASSWORD@HOST/DATABASE"
     )]
     Url(String),
+    /// The database server cannot be reached now (down, restarting, the connection lost);
+    /// the work can be tried again later.
+    #[error("database cannot be reached: {0}")]
+    Unreachable(String),
     #[error("database error: {0}")]
     Db(String),
 }

@@ -13,6 +13,7 @@
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls};
+use std::time::{Duration, Instant};
 
 use super::StoreError;
 use super::driver::{Conn, Driver, RawResult, Row, Work};
@@ -29,25 +30,25 @@ pub fn listen(url: String, hooks: std::sync::Weak<std::sync::Mutex<Vec<super::En
     let spawned = std::thread::Builder::new()
         .name("pg-listen".into())
         .spawn(move || {
-            let mut pause = std::time::Duration::from_secs(1);
+            let mut pause = Duration::from_secs(1);
             loop {
                 if hooks.strong_count() == 0 {
                     return;
                 }
-                match Postgres::open(&url).and_then(|mut p| {
-                    p.client
+                match connect(&url, &shown).and_then(|mut client| {
+                    client
                         .batch_execute(&format!("LISTEN {CHANNEL}"))
-                        .map(|()| p)
+                        .map(|()| client)
                         .map_err(|e| err(&shown, &e))
                 }) {
-                    Ok(mut p) => {
+                    Ok(mut client) => {
                         tracing::debug!("listening for queued jobs on {shown}");
-                        pause = std::time::Duration::from_secs(1);
+                        pause = Duration::from_secs(1);
                         loop {
                             let Some(hooks) = hooks.upgrade() else { return };
                             let mut woke = false;
-                            let mut notes = p.client.notifications();
-                            let mut it = notes.timeout_iter(std::time::Duration::from_secs(1));
+                            let mut notes = client.notifications();
+                            let mut it = notes.timeout_iter(Duration::from_secs(1));
                             let next = it.next();
                             drop(it);
                             drop(notes);
@@ -71,7 +72,7 @@ pub fn listen(url: String, hooks: std::sync::Weak<std::sync::Mutex<Vec<super::En
                     Err(e) => tracing::warn!("cannot listen for queued jobs: {e}"),
                 }
                 std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                pause = (pause * 2).min(Duration::from_secs(30));
             }
         });
     if let Err(e) = spawned {
@@ -80,9 +81,15 @@ pub fn listen(url: String, hooks: std::sync::Weak<std::sync::Mutex<Vec<super::En
 }
 
 pub struct Postgres {
-    client: Client,
+    /// The URL as given, to connect again after a lost connection.
+    url: String,
+    /// None while not connected (lost, and the next try not yet due).
+    client: Option<Client>,
     /// The URL with its password masked, for messages.
     shown: String,
+    /// After a failed connection: when the next try is due, and the pause before the one
+    /// after it (250 ms, doubling up to 10 s).
+    retry: Option<(Instant, Duration)>,
 }
 
 /// Whether a URL names a PostgreSQL database.
@@ -90,32 +97,186 @@ pub fn is_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Whether an error says the server cannot be used now (down, restarting, shutting down, a
+/// backend killed), as opposed to a refused statement or login.
+fn lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.is_closed()
+        || match e.code() {
+            Some(c) => {
+                *c == SqlState::ADMIN_SHUTDOWN
+                    || *c == SqlState::CRASH_SHUTDOWN
+                    || *c == SqlState::CANNOT_CONNECT_NOW
+            }
+            // No answer from a server at all: refused, reset, timed out.
+            None => e.as_db_error().is_none() && std::error::Error::source(e).is_some(),
+        }
+}
+
 fn err(shown: &str, e: &postgres::Error) -> StoreError {
     // The server's own message when there is one (a refused login, an unknown database),
     // else the client's; never the URL's password (only `shown` is used).
     let msg = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     };
-    StoreError::Db(format!("{shown}: {msg}"))
+    if lost(e) {
+        StoreError::Unreachable(format!("{shown}: {msg}"))
+    } else {
+        StoreError::Db(format!("{shown}: {msg}"))
+    }
+}
+
+/// Splits `name=value` off a URL's query (an option hostler reads itself, which the client
+/// crate's parser does not know).
+fn take_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut found = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.split_once('=') {
+            Some((k, v)) if k == name => {
+                found = Some(crate::urlencode::decode_part(v).unwrap_or_else(|_| v.to_string()));
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, found)
+}
+
+/// One new connection. TLS checks the server's certificate against the system's roots, or
+/// against `sslrootcert=PATH` from the URL; a dead network is noticed within 30 s (TCP
+/// keepalives and a user timeout) and a connection attempt gives up after 10 s, unless the
+/// URL says otherwise.
+fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
+    let (url, root) = take_param(url, "sslrootcert");
+    let mut config: Config = url
+        .parse()
+        .map_err(|e: postgres::Error| StoreError::Url(format!("{shown}: {e}")))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(15))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3);
+    if url.contains("sslmode=disable") {
+        return config.connect(NoTls).map_err(|e| err(shown, &e));
+    }
+    let mut tls = native_tls::TlsConnector::builder();
+    if let Some(path) = root {
+        let pem = std::fs::read(&path)
+            .map_err(|e| StoreError::Db(format!("{shown}: sslrootcert {path}: {e}")))?;
+        let cert = native_tls::Certificate::from_pem(&pem)
+            .map_err(|e| StoreError::Db(format!("{shown}: sslrootcert {path}: {e}")))?;
+        tls.add_root_certificate(cert);
+    }
+    let tls = tls
+        .build()
+        .map_err(|e| StoreError::Db(format!("{shown}: TLS: {e}")))?;
+    config
+        .connect(postgres_native_tls::MakeTlsConnector::new(tls))
+        .map_err(|e| err(shown, &e))
 }
 
 impl Postgres {
     pub fn open(url: &str) -> Result<Postgres, StoreError> {
         let shown = crate::redact::database_url(url);
-        let config: Config = url
-            .parse()
-            .map_err(|e: postgres::Error| StoreError::Url(format!("{shown}: {e}")))?;
-        let client = if url.contains("sslmode=disable") {
-            config.connect(NoTls)
-        } else {
-            let tls = native_tls::TlsConnector::new()
-                .map_err(|e| StoreError::Db(format!("{shown}: TLS: {e}")))?;
-            config.connect(postgres_native_tls::MakeTlsConnector::new(tls))
-        }
-        .map_err(|e| err(&shown, &e))?;
-        Ok(Postgres { client, shown })
+        let client = connect(url, &shown)?;
+        Ok(Postgres {
+            url: url.to_string(),
+            client: Some(client),
+            shown,
+            retry: None,
+        })
     }
+
+    /// The connection, made again if it was lost. While the server cannot be reached this
+    /// fails at once until the next try is due, so a daemon's loop does not wait on it.
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            tracing::warn!("{}: the connection was lost; connecting again", self.shown);
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let now = Instant::now();
+            if let Some((due, _)) = self.retry
+                && now < due
+            {
+                return Err(StoreError::Unreachable(format!(
+                    "{}: not connected; trying again in {} ms",
+                    self.shown,
+                    due.duration_since(now).as_millis()
+                )));
+            }
+            match connect(&self.url, &self.shown) {
+                Ok(c) => {
+                    if self.retry.take().is_some() {
+                        tracing::info!("{}: connected again", self.shown);
+                    }
+                    self.client = Some(c);
+                }
+                Err(e) => {
+                    let pause = self.retry.map_or(Duration::from_millis(250), |(_, p)| {
+                        (p * 2).min(Duration::from_secs(10))
+                    });
+                    self.retry = Some((now + pause, pause));
+                    tracing::warn!("{e}; trying again in {} ms", pause.as_millis());
+                    return Err(e);
+                }
+            }
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Unreachable(format!("{}: not connected", self.shown)))
+    }
+
+    /// Runs `f` on the connection. When it fails because the connection was lost while
+    /// idle (a restarted server, a killed backend), before anything was sent that could
+    /// have changed data, it runs once more on a new connection.
+    fn with_client<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Client, &str) -> Result<T, Attempt>,
+    ) -> Result<T, StoreError> {
+        let shown = self.shown.clone();
+        for _ in 0..2 {
+            match f(self.client()?, &shown) {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Unsent(e)) if lost(&e) => {
+                    tracing::warn!("{}; connecting again", err(&shown, &e));
+                    self.client = None;
+                }
+                Err(Attempt::Unsent(e)) => return Err(err(&shown, &e)),
+                Err(Attempt::Failed(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Unreachable(format!(
+            "{shown}: the connection was lost twice in a row"
+        )))
+    }
+}
+
+/// How one try on a connection failed.
+enum Attempt {
+    /// Before any statement of the work reached the server: safe to try again.
+    Unsent(postgres::Error),
+    /// During or after the work.
+    Failed(StoreError),
 }
 
 /// A value bound as the type the server expects for its parameter.
@@ -253,43 +414,43 @@ impl Driver for Postgres {
     }
 
     fn read(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        let shown = self.shown.clone();
-        let mut tx = self
-            .client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .map_err(|e| err(&shown, &e))?;
-        work(&mut Tx {
-            tx: &mut tx,
-            shown: &shown,
-        })?;
-        tx.commit().map_err(|e| err(&shown, &e))
+        self.with_client(|client, shown| {
+            let mut tx = client
+                .build_transaction()
+                .read_only(true)
+                .start()
+                .map_err(Attempt::Unsent)?;
+            work(&mut Tx { tx: &mut tx, shown }).map_err(Attempt::Failed)?;
+            tx.commit().map_err(|e| Attempt::Failed(err(shown, &e)))
+        })
     }
 
     fn write(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        let shown = self.shown.clone();
-        let mut tx = self.client.transaction().map_err(|e| err(&shown, &e))?;
-        // On error the transaction is dropped, which rolls it back.
-        work(&mut Tx {
-            tx: &mut tx,
-            shown: &shown,
-        })?;
-        tx.commit().map_err(|e| err(&shown, &e))
+        self.with_client(|client, shown| {
+            let mut tx = client.transaction().map_err(Attempt::Unsent)?;
+            // On error the transaction is dropped, which rolls it back.
+            work(&mut Tx { tx: &mut tx, shown }).map_err(Attempt::Failed)?;
+            tx.commit().map_err(|e| Attempt::Failed(err(shown, &e)))
+        })
     }
 
     fn announce_enqueue(&mut self) -> Result<(), StoreError> {
-        let shown = self.shown.clone();
-        self.client
-            .batch_execute(&format!("NOTIFY {CHANNEL}"))
-            .map_err(|e| err(&shown, &e))
+        self.with_client(|client, _| {
+            client
+                .batch_execute(&format!("NOTIFY {CHANNEL}"))
+                .map_err(Attempt::Unsent)
+        })
     }
 
     fn raw(&mut self, sql: &str, _show_secrets: bool) -> Result<RawResult, StoreError> {
         // The simple protocol: any statement, values as text. The store masks the secret
         // columns by name.
-        let shown = self.shown.clone();
-        let messages = self.client.simple_query(sql).map_err(|e| err(&shown, &e))?;
+        // Not run again after a lost connection: it may have changed data before it was lost.
+        let messages = self.with_client(|client, shown| {
+            client
+                .simple_query(sql)
+                .map_err(|e| Attempt::Failed(err(shown, &e)))
+        })?;
         let mut out = RawResult::default();
         for m in messages {
             match m {

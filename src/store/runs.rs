@@ -224,6 +224,56 @@ impl Store {
         })
     }
 
+    /// Records a run as [`Store::record_run`] does, trying again while the database cannot
+    /// be reached (a pause of 250 ms doubling up to 10 s) until it is recorded or `give_up`
+    /// says so. A try whose commit may have gone through before the connection was lost is
+    /// not recorded twice: each new try first looks for the run.
+    pub fn record_run_until(
+        &self,
+        run: &NewRun,
+        action: JobAction,
+        give_up: &dyn Fn() -> bool,
+    ) -> Result<i64, StoreError> {
+        let mut pause = std::time::Duration::from_millis(250);
+        let mut tries = 0u32;
+        loop {
+            let tried = if tries == 0 {
+                self.record_run(run, action)
+            } else {
+                match self.read(|c| {
+                    c.query_one(st::run_find(
+                        (run.started_at, run.finished_at),
+                        &run.script,
+                        run.node.as_deref().unwrap_or_default(),
+                        run.job_id,
+                    ))
+                }) {
+                    Ok(Some(row)) => row.int("id"),
+                    Ok(None) => self.record_run(run, action),
+                    Err(e) => Err(e),
+                }
+            };
+            match tried {
+                Err(StoreError::Unreachable(e)) if !give_up() => {
+                    if tries == 0 {
+                        tracing::warn!(
+                            job = run.job_id,
+                            "cannot record the run yet, trying until the database is back: {e}"
+                        );
+                    }
+                    tries += 1;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(10));
+                }
+                Ok(id) if tries > 0 => {
+                    tracing::info!(job = run.job_id, run = id, tries, "recorded the run");
+                    return Ok(id);
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub fn run(&self, id: i64) -> Result<Run, StoreError> {
         self.read(|c| c.query_one(st::run_by_id(id)))?
             .map(|r| run_from_row(&r))

@@ -17,6 +17,8 @@ pub struct Pg {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// The server's options (port, socket folder, settings), to start it again.
+    opts: String,
 }
 
 /// The newest server's programs (`/usr/lib/postgresql/N/bin`).
@@ -119,13 +121,68 @@ impl Pg {
             .status()
             .expect("pg_ctl start");
             if st.success() {
-                return Some(Pg { dir, bin, port });
+                return Some(Pg {
+                    dir,
+                    bin,
+                    port,
+                    opts,
+                });
             }
         }
         panic!(
             "PostgreSQL did not start: {}",
             std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
         );
+    }
+
+    /// Runs `pg_ctl` on this cluster, waiting for it; whether it succeeded.
+    fn pg_ctl(&self, args: &[&str]) -> bool {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let mut all = vec![
+            "-D",
+            data.to_str().expect("path"),
+            "-l",
+            log.to_str().expect("path"),
+            "-w",
+            "-t",
+            "30",
+        ];
+        all.extend_from_slice(args);
+        as_owner(&self.bin.join("pg_ctl"), &all)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Stops the server (`-m fast`: sessions are ended, as on a restart or a failover).
+    pub fn stop(&self) {
+        assert!(self.pg_ctl(&["-m", "fast", "stop"]), "pg_ctl stop");
+    }
+
+    /// Starts it again on the same port.
+    pub fn start_again(&self) {
+        assert!(
+            self.pg_ctl(&["-o", &self.opts, "start"]),
+            "pg_ctl start: {}",
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    /// Ends every other session of database `db` (`pg_terminate_backend`), as an operator
+    /// or a connection pooler's failover would; answers how many were ended.
+    pub fn kill_sessions(&self, url: &str) -> usize {
+        let admin = postgres::Client::connect(url, postgres::NoTls).expect("admin connection");
+        let mut admin = admin;
+        let rows = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .expect("terminate");
+        rows.len()
     }
 
     pub fn url(&self, db: &str) -> String {
@@ -387,4 +444,61 @@ fn a_job_queued_on_one_node_wakes_another_through_listen_notify() {
     );
     // A store opened for one command starts no listener: no hook, no thread.
     drop(a);
+}
+
+#[test]
+fn a_store_connects_again_after_a_killed_session_and_a_restarted_server() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_reconnect");
+    let secret_url = url.replace("hostler@", "hostler:pw-n0t-shown@");
+    let store = Store::open(&secret_url).expect("open");
+    store
+        .add_host(&NewHost {
+            name: "web1".into(),
+            address: "192.0.2.1".into(),
+            ..NewHost::default()
+        })
+        .expect("host");
+    // A killed session (pg_terminate_backend): the next unit of work connects again and goes
+    // through, since nothing of it reached the dead connection.
+    assert!(pg.kill_sessions(&url) >= 1, "the store's session was ended");
+    let hosts = store.hosts().expect("read after the session was killed");
+    assert_eq!(hosts.len(), 1);
+    assert!(pg.kill_sessions(&url) >= 1);
+    store
+        .add_host(&NewHost {
+            name: "web2".into(),
+            address: "192.0.2.2".into(),
+            ..NewHost::default()
+        })
+        .expect("write after the session was killed");
+    // The server stopped: work fails at once with a one-line "cannot be reached", never
+    // the password, and never a wrong answer.
+    pg.stop();
+    let t = std::time::Instant::now();
+    for _ in 0..3 {
+        match store.hosts() {
+            Ok(h) => panic!("hosts read from a stopped server: {h:?}"),
+            Err(e) => {
+                let m = e.to_string();
+                assert!(
+                    matches!(e, hostler::store::StoreError::Unreachable(_)),
+                    "{m}"
+                );
+                assert!(!m.contains("pw-n0t-shown"), "{m}");
+                assert_eq!(m.lines().count(), 1, "{m}");
+            }
+        }
+    }
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "failing while down took {:?}",
+        t.elapsed()
+    );
+    // Back up: the store connects again by itself (its next try is at most 10 s away).
+    pg.start_again();
+    let back = crate::util::wait_for(std::time::Duration::from_secs(30), || {
+        store.hosts().is_ok_and(|h| h.len() == 2)
+    });
+    assert!(back, "the store never connected again");
 }

@@ -366,6 +366,8 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             ]),
         ),
         ("run_by_id", run_by_id(1)),
+        ("claim_lock", claim_lock()),
+        ("run_find", run_find((1, 2), "check", "node1", Some(7))),
         ("run_list", run_list(&filter)),
         (
             "notification_insert",

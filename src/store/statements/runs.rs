@@ -18,6 +18,26 @@ pub fn run_by_id(id: i64) -> Statement {
         .into()
 }
 
+/// A run already recorded, found by what one run of a node has alone: its script, node,
+/// job and times (a record retried after its commit's answer was lost).
+pub fn run_find(
+    (started_at, finished_at): (i64, i64),
+    script: &str,
+    node: &str,
+    job_id: Option<i64>,
+) -> Statement {
+    let mut s = Select::from("runs")
+        .columns(&["id"])
+        .filter(col("started_at").eq(param(started_at)))
+        .filter(col("finished_at").eq(param(finished_at)))
+        .filter(col("script").eq(param(script)))
+        .filter(col("node").eq(param(node)));
+    if let Some(job) = job_id {
+        s = s.filter(col("job_id").eq(param(job)));
+    }
+    s.into()
+}
+
 pub fn run_list(f: &crate::store::RunFilter) -> Statement {
     let mut s = Select::from("runs")
         .columns(if f.summary {
