@@ -13,6 +13,7 @@ mod pg;
 mod props;
 mod remote;
 mod sandbox;
+mod scaleout;
 mod secrets;
 mod session;
 mod shape;
