@@ -330,3 +330,160 @@ fn the_jobs_of_a_node_killed_with_sigkill_run_on_the_others_after_its_lease() {
 fn nodes_go_on_after_postgresql_restarts_and_record_what_ran_meanwhile() {
     shared_queue(Fault::RestartServer);
 }
+
+/// A count from one `SELECT count(*) ...`.
+fn count(store: &Store, sql: &str) -> usize {
+    store
+        .raw(sql, false)
+        .ok()
+        .and_then(|r| match r.rows.first().map(|row| &row[0]) {
+            Some(hostler::sql::Value::Text(t)) => t.parse::<usize>().ok(),
+            Some(hostler::sql::Value::Int(i)) => Some(*i as usize),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn each_job_runs_on_a_node_of_its_hosts_site_and_hosts_without_one_wait_for_a_node_without_one() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_sites");
+    let store = Store::open(&url).expect("open");
+    let mut hosts: Vec<(String, Option<&str>)> = Vec::new();
+    for i in 0..8 {
+        hosts.push((format!("dc1-{i}"), Some("dc1")));
+        hosts.push((format!("dc2-{i}"), Some("dc2")));
+    }
+    hosts.push(("nosite-0".into(), None));
+    hosts.push(("nosite-1".into(), None));
+    let made = fill(&store, &hosts, 360);
+    let w = Work::new();
+    let base = "max_concurrent = 4\nper_host = 1\nlease = 10.0\npoll_interval = 0.5";
+    let nodes = [
+        Node::start(&w, &url, "a1", &format!("{base}\nsite = \"dc1\"")),
+        Node::start(&w, &url, "a2", &format!("{base}\nsite = \"dc1\"")),
+        Node::start(&w, &url, "b1", &format!("{base}\nsite = \"dc2\"")),
+    ];
+    let site_of: HashMap<&str, &str> = [("a1", "dc1"), ("a2", "dc1"), ("b1", "dc2")].into();
+    let left = made
+        .values()
+        .filter(|(h, _)| h.starts_with("nosite"))
+        .count();
+    let done = wait_for(Duration::from_secs(120), || {
+        count(&store, "SELECT count(*) FROM jobs") == left
+    });
+    // A moment more: nothing else may start.
+    std::thread::sleep(Duration::from_millis(1500));
+    let logs: Vec<String> = nodes.iter().map(Node::log).collect();
+    assert!(done, "the sites' jobs never all ran: {logs:#?}");
+    let ran = runs(&store);
+    assert_eq!(ran.len(), made.len() - left, "{logs:#?}");
+    for r in &ran {
+        let site = hosts
+            .iter()
+            .find(|(h, _)| *h == r.host)
+            .and_then(|(_, s)| *s);
+        assert_eq!(
+            site,
+            Some(site_of[r.node.as_str()]),
+            "a job of {} ran on {} of the other site",
+            r.host,
+            r.node
+        );
+    }
+    // Both nodes of dc1 took part.
+    for n in ["a1", "a2", "b1"] {
+        assert!(ran.iter().any(|r| r.node == n), "{n} ran nothing");
+    }
+    // Hosts without a site are no site's: nodes with a site leave them queued.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM jobs WHERE state = 'queued' AND lease_owner IS NULL"
+        ),
+        left
+    );
+}
+
+#[test]
+fn a_job_queued_while_node_a_is_busy_starts_on_node_b_at_once() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_wakeup");
+    let store = Store::open(&url).expect("open");
+    let hosts: Vec<(String, Option<&str>)> = (0..41).map(|i| (format!("x{i:02}"), None)).collect();
+    fill(&store, &hosts, 0);
+    store
+        .save_scripts(&[NewScript {
+            name: "long",
+            source: "sleep(60.0); ok()",
+            description: None,
+            kind: ScriptKind::Task,
+        }])
+        .expect("script");
+    let job = |script: &str, host: &str| NewJob {
+        script: script.into(),
+        host: Some(host.into()),
+        priority: 0,
+        due_at: hostler::store::now_ms(),
+        max_attempts: 1,
+        timeout_ms: Some(120_000),
+        schedule_id: None,
+        args: None,
+        name: None,
+    };
+    let w = Work::new();
+    // Polls every 30 s: only the wake-up can start a job sooner.
+    let slow = "per_host = 1\nlease = 60.0\npoll_interval = 30.0";
+    let a = Node::start(&w, &url, "a", &format!("{slow}\nmax_concurrent = 1"));
+    // A's one slot is taken by a long job before B starts.
+    store.enqueue(&job("long", "x40")).expect("enqueue");
+    assert!(
+        wait_for(Duration::from_secs(20), || count(
+            &store,
+            "SELECT count(*) FROM jobs WHERE lease_owner = 'a'"
+        ) == 1),
+        "node a never took its long job: {}",
+        a.log()
+    );
+    let b = Node::start(&w, &url, "b", &format!("{slow}\nmax_concurrent = 4"));
+    // B is listening once a job queued now runs on it within a second.
+    let ready = (0..20).any(|i| {
+        store.enqueue(&job("noop", &format!("x{:02}", i))).ok();
+        wait_for(Duration::from_secs(1), || {
+            count(&store, "SELECT count(*) FROM runs") > i
+        })
+    });
+    assert!(ready, "node b never woke for a queued job: {}", b.log());
+    let base = count(&store, "SELECT count(*) FROM runs");
+    let mut waits = Vec::new();
+    for i in 0..30 {
+        let t0 = hostler::store::now_ms();
+        store
+            .enqueue(&job("noop", &format!("x{:02}", 20 + (i % 20))))
+            .expect("enqueue");
+        assert!(
+            wait_for(Duration::from_secs(10), || count(
+                &store,
+                "SELECT count(*) FROM runs"
+            ) > base + i),
+            "job {i} never ran: {}",
+            b.log()
+        );
+        let started = count(&store, "SELECT max(started_at) FROM runs") as i64;
+        waits.push(started - t0);
+    }
+    let ran = runs(&store);
+    assert!(
+        ran.iter().skip(base).all(|r| r.node == "b"),
+        "a busy node a took a job: {ran:?}"
+    );
+    waits.sort();
+    let (p50, p99) = (waits[waits.len() / 2], waits[waits.len() - 1]);
+    eprintln!(
+        "enqueue to start on the other node, with node a busy: p50 {p50} ms, max {p99} ms ({} jobs)",
+        waits.len()
+    );
+    // Polling every 30 s could not do this: the wake-up did.
+    assert!(p99 < 1_000, "a job waited {p99} ms for node b: {waits:?}");
+    drop(a);
+}
