@@ -10,6 +10,7 @@ mod library;
 mod monitord;
 mod peers;
 mod pg;
+mod pgcluster;
 mod props;
 mod remote;
 mod sandbox;
