@@ -55,6 +55,11 @@ impl App {
         Ok(())
     }
 
+    /// The database as messages show it: a URL's password masked.
+    pub fn shown_db(&self) -> String {
+        crate::redact::database_url(&self.db)
+    }
+
     pub fn store(&self) -> anyhow::Result<Arc<Store>> {
         let store = Store::open(&self.db)?;
         store.set_policy(self.policy());

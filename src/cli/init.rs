@@ -64,12 +64,12 @@ pub fn run(app: &App, cmd: InitCmd) -> anyhow::Result<u8> {
     if added.is_empty() {
         output::text(&format!(
             "{}: schema version {version}; bundled scripts already present",
-            app.db
+            app.shown_db()
         ))?;
     } else {
         output::text(&format!(
             "{}: schema version {version}; added bundled scripts: {}",
-            app.db,
+            app.shown_db(),
             added.join(", ")
         ))?;
     }

@@ -54,7 +54,7 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
     if !cmd.no_demo && seed_demo(&store)? {
         output::text(&format!(
             "{}: empty database, seeded the demo: host localhost, check_disk and check_load every 60 s",
-            app.db
+            app.shown_db()
         ))?;
     }
     let mut opts = DaemonOptions::from_config(&app.config);
@@ -106,7 +106,9 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
     };
     eprintln!(
         "hostler serve: node {}, database {}, up to {} jobs at once; results: hostler runs; SIGHUP reloads the config; Ctrl-C or SIGTERM stops",
-        opts.node, app.db, opts.max_concurrent
+        opts.node,
+        app.shown_db(),
+        opts.max_concurrent
     );
     let summary = monitord::run_with_reload(Arc::new(env), opts, shutdown, reload)?;
     signals.close();

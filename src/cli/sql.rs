@@ -221,7 +221,10 @@ pub fn run(app: &App, cmd: SqlCmd) -> anyhow::Result<u8> {
 fn owner_only(db: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     if db.contains("://") {
-        anyhow::bail!("--show-secrets works on a SQLite file of your own, not on {db:?}");
+        anyhow::bail!(
+            "--show-secrets works on a SQLite file of your own, not on {:?}",
+            crate::redact::database_url(db)
+        );
     }
     let meta = std::fs::metadata(db).map_err(|e| anyhow::anyhow!("{db}: {e}"))?;
     if meta.uid() != nix::unistd::geteuid().as_raw() {

@@ -239,7 +239,7 @@ pub fn run(app: &App, verbs: Verbs, code: Option<String>) -> anyhow::Result<u8> 
     }
     println!(
         "hostler shell on {}: :help for commands, Tab completes, Ctrl-D leaves",
-        app.db
+        app.shown_db()
     );
     loop {
         if let Some(h) = editor.helper_mut() {

@@ -487,3 +487,148 @@ fn a_job_queued_while_node_a_is_busy_starts_on_node_b_at_once() {
     assert!(p99 < 1_000, "a job waited {p99} ms for node b: {waits:?}");
     drop(a);
 }
+
+/// `GET /healthz` on a node's web page: the status and the body.
+fn healthz(addr: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, "refused".into());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn a_node_cut_off_from_postgresql_says_so_and_records_its_running_job_once_back() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_cutoff");
+    let store = Store::open(&url).expect("open");
+    fill(&store, &[("h0".to_string(), None)], 0);
+    store
+        .save_scripts(&[NewScript {
+            name: "slow",
+            source: "sleep(3.0); ok()",
+            description: None,
+            kind: ScriptKind::Task,
+        }])
+        .expect("script");
+    let w = Work::new();
+    let config = w.path("n.toml");
+    std::fs::write(
+        &config,
+        "[monitord]\nlease = 60.0\npoll_interval = 0.2\n[web]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .expect("config");
+    let log = w.path("n.log");
+    let mut child = w
+        .cmd(&[
+            "--config",
+            config.to_str().expect("path"),
+            "serve",
+            "--no-demo",
+            "--node",
+            "n",
+        ])
+        // A password the server (trust) never asks for: it must show nowhere.
+        .env(
+            "HOSTLER_DB",
+            url.replace("hostler@", "hostler:pw-n0t-shown@"),
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut addr = String::new();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let l = read_log();
+            match l.split("web page on http://").nth(1) {
+                Some(rest) => {
+                    addr = rest
+                        .split(|c: char| c == '/' || c.is_whitespace())
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    true
+                }
+                None => false,
+            }
+        }),
+        "no web page: {}",
+        read_log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || healthz(&addr).0 == 200),
+        "{:?}",
+        healthz(&addr)
+    );
+    let (id, _) = store
+        .enqueue(&NewJob {
+            script: "slow".into(),
+            host: Some("h0".into()),
+            priority: 0,
+            due_at: hostler::store::now_ms(),
+            max_attempts: 1,
+            timeout_ms: Some(60_000),
+            schedule_id: None,
+            args: None,
+            name: None,
+        })
+        .expect("enqueue");
+    assert!(
+        wait_for(Duration::from_secs(10), || count(
+            &store,
+            "SELECT count(*) FROM jobs WHERE lease_owner = 'n'"
+        ) == 1),
+        "the node never claimed the job: {}",
+        read_log()
+    );
+    // The server goes away while the job runs; the job ends meanwhile.
+    pg.stop();
+    let degraded = wait_for(Duration::from_secs(10), || {
+        let (status, body) = healthz(&addr);
+        status == 503 && body.contains("database")
+    });
+    let said = healthz(&addr);
+    std::thread::sleep(Duration::from_secs(3));
+    pg.start_again();
+    let recorded = wait_for(Duration::from_secs(40), || {
+        count(&store, "SELECT count(*) FROM jobs") == 0
+    });
+    let healthy = wait_for(Duration::from_secs(10), || healthz(&addr).0 == 200);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let l = read_log();
+    assert!(
+        degraded,
+        "/healthz did not say the database is gone: {said:?}\n{l}"
+    );
+    assert!(!said.1.contains("pw-n0t-shown"), "{said:?}");
+    assert!(!l.contains("pw-n0t-shown"), "{l}");
+    assert!(recorded, "the job's run was never recorded: {l}");
+    assert!(
+        healthy,
+        "/healthz did not recover: {:?}\n{l}",
+        healthz(&addr)
+    );
+    let ran = runs(&store);
+    let of_job: Vec<&Ran> = ran.iter().filter(|r| r.job == id).collect();
+    assert_eq!(of_job.len(), 1, "recorded once: {ran:?}\n{l}");
+    assert_eq!(of_job[0].attempt, 1, "not run again: {ran:?}");
+    assert!(l.contains("trying until the database is back"), "{l}");
+}
