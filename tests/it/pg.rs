@@ -282,3 +282,44 @@ fn a_store_connects_again_after_a_killed_session_and_a_restarted_server() {
     });
     assert!(back, "the store never connected again");
 }
+
+#[test]
+fn tls_to_postgresql_checks_the_servers_certificate() {
+    if !crate::util::have("/usr/bin/openssl", "openssl makes the test's certificates") {
+        return;
+    }
+    let Some((pg, ca)) = Pg::start_tls() else {
+        return;
+    };
+    let plain = pg.createdb("hostler_tls");
+    let url = plain.replace("sslmode=disable", "sslmode=require");
+    // Signed by a CA the system does not trust: refused, in one line, without the password.
+    let with_pw = url.replace("hostler@", "hostler:pw-n0t-shown@");
+    let e = match Store::open(&with_pw) {
+        Ok(_) => panic!("a certificate from an unknown CA was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("certificate"), "{e}");
+    assert!(!e.contains("pw-n0t-shown"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    // With that CA named: the store works, over TLS.
+    let trusted = format!("{url}&sslrootcert={}", ca.display());
+    let store = Store::open(&trusted).expect("open over TLS with the CA");
+    let r = store
+        .raw(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            false,
+        )
+        .expect("pg_stat_ssl");
+    assert_eq!(
+        r.rows[0][0].to_text().as_deref(),
+        Some("t"),
+        "the session is encrypted"
+    );
+    // The same CA, but the name in the URL is not the certificate's.
+    let wrong = trusted.replace("127.0.0.1", "localhost");
+    match Store::open(&wrong) {
+        Ok(_) => panic!("a certificate for another name was accepted"),
+        Err(e) => assert!(e.to_string().contains("certificate"), "{e}"),
+    }
+}

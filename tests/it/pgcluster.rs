@@ -54,6 +54,96 @@ fn as_owner(program: &Path, args: &[&str]) -> Command {
 
 impl Pg {
     pub fn start() -> Option<Pg> {
+        Pg::start_with(|_| String::new())
+    }
+
+    /// A cluster that speaks TLS with a certificate for 127.0.0.1 signed by a CA of its own
+    /// (made with the `openssl` command); answers it and the CA's PEM file.
+    pub fn start_tls() -> Option<(Pg, PathBuf)> {
+        let mut ca = PathBuf::new();
+        let pg = Pg::start_with(|dir| {
+            let openssl = |args: &[&str]| {
+                let out = Command::new("openssl")
+                    .args(args)
+                    .current_dir(dir)
+                    .output()
+                    .expect("openssl");
+                assert!(
+                    out.status.success(),
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            let subj = |cn: &str| format!("/CN={cn}");
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                &subj("hostler test CA"),
+            ]);
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                &subj("127.0.0.1"),
+            ]);
+            std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ]);
+            if is_root() {
+                let _ = Command::new("chown")
+                    .args(["postgres:postgres", "server.key", "server.pem"])
+                    .current_dir(dir)
+                    .status();
+            }
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("key mode");
+            ca = dir.join("ca.pem");
+            format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+                dir.display()
+            )
+        })?;
+        Some((pg, ca))
+    }
+
+    /// Starts a cluster; `prepare` gets its folder before the server starts and answers
+    /// more server options.
+    fn start_with(prepare: impl FnOnce(&Path) -> String) -> Option<Pg> {
         let Some(bin) = bin_dir() else {
             if std::env::var("HOSTLER_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
                 panic!("no PostgreSQL server here (/usr/lib/postgresql/*/bin/initdb)");
@@ -96,10 +186,11 @@ impl Pg {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let extra = prepare(dir.path());
         for _ in 0..3 {
             let port = free_port();
             let opts = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off{extra}",
                 dir.path().display()
             );
             let log = dir.path().join("log");
