@@ -26,6 +26,7 @@ pub use jobs::{Cancelled, same_args};
 pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::{Expect, NewScript};
 pub mod mssql2000;
+pub mod pool;
 pub mod postgres;
 mod schedules;
 pub use schedules::Target;
@@ -40,7 +41,7 @@ pub use users::{TokenInfo, User};
 pub mod statements;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 pub use driver::{Conn, ConnExt, Driver, RawResult, Row};
 pub use hosts::valid_name;
@@ -115,7 +116,7 @@ pub type EnqueueHook = Box<dyn Fn() + Send + Sync>;
 
 /// The domain API over one database.
 pub struct Store {
-    driver: Mutex<Box<dyn Driver>>,
+    pool: pool::Pool,
     /// The SQLite file, for read-only queries on their own connection.
     sqlite_path: Option<std::path::PathBuf>,
     dialect: Dialect,
@@ -150,8 +151,14 @@ impl Store {
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
         if postgres::is_url(url) {
-            let mut store = Store::with_driver(
-                Box::new(postgres::Postgres::open(url)?),
+            let (first, size) = (postgres::Postgres::open(url)?, postgres::connections(url));
+            let again = url.to_string();
+            let connect: pool::Connect = Box::new(move || {
+                postgres::Postgres::open(&again).map(|d| Box::new(d) as Box<dyn Driver>)
+            });
+            let mut store = Store::with_pool(
+                pool::Pool::growing(Box::new(first), size, Some(connect)),
+                Dialect::Postgres,
                 &crate::redact::database_url(url),
             )?;
             store.vault = vault::Vault::for_database(None, false);
@@ -198,9 +205,15 @@ impl Store {
 
     /// Wraps a driver and brings its schema up to date.
     pub fn with_driver(driver: Box<dyn Driver>, location: &str) -> Result<Store, StoreError> {
+        let dialect = driver.dialect();
+        Store::with_pool(pool::Pool::one(driver), dialect, location)
+    }
+
+    /// Wraps connections and brings the schema up to date.
+    fn with_pool(pool: pool::Pool, dialect: Dialect, location: &str) -> Result<Store, StoreError> {
         let store = Store {
-            dialect: driver.dialect(),
-            driver: Mutex::new(driver),
+            dialect,
+            pool,
             on_enqueue: std::sync::Arc::default(),
             listen_url: None,
             listening: std::sync::Once::new(),
@@ -217,11 +230,6 @@ impl Store {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Box<dyn Driver>> {
-        // A panic while holding the lock left no transaction open (it rolled back on drop).
-        self.driver.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` in a read transaction.
@@ -255,13 +263,13 @@ impl Store {
             out = Some(f(c)?);
             Ok(())
         };
-        let mut driver = self.lock();
-        if write {
-            driver.write(&mut work)?;
-        } else {
-            driver.read(&mut work)?;
-        }
-        drop(driver);
+        self.pool.with(|driver| {
+            if write {
+                driver.write(&mut work)
+            } else {
+                driver.read(&mut work)
+            }
+        })?;
         out.ok_or_else(|| StoreError::Db("unit of work did not run".into()))
     }
 
@@ -282,7 +290,7 @@ impl Store {
     fn notify_enqueued(&self) {
         // Other nodes hear of it (PostgreSQL's NOTIFY, after the commit); a failure only
         // costs them their next poll.
-        if let Err(e) = self.lock().announce_enqueue() {
+        if let Err(e) = self.pool.with(|d| d.announce_enqueue()) {
             tracing::debug!("cannot tell other nodes of a queued job: {e}");
         }
         for h in self
@@ -316,7 +324,7 @@ impl Store {
     /// NULL (SQLite's authorizer; masked by column name on SQL Server), unless
     /// `show_secrets`, when a host's secret comes back opened.
     pub fn raw(&self, sql: &str, show_secrets: bool) -> Result<RawResult, StoreError> {
-        let mut r = self.lock().raw(sql, show_secrets)?;
+        let mut r = self.pool.with(|d| d.raw(sql, show_secrets))?;
         if show_secrets {
             // The owner asked: a host's secret is shown opened, not as its sealed form.
             for i in 0..r.columns.len() {

@@ -130,6 +130,14 @@ fn err(shown: &str, e: &postgres::Error) -> StoreError {
     }
 }
 
+/// How many connections a store may open (`connections=N` in the URL, 1 to 32; default 4).
+pub fn connections(url: &str) -> usize {
+    take_param(url, "connections")
+        .1
+        .and_then(|n| n.parse::<usize>().ok())
+        .map_or(4, |n| n.clamp(1, 32))
+}
+
 /// Splits `name=value` off a URL's query (an option hostler reads itself, which the client
 /// crate's parser does not know).
 fn take_param(url: &str, name: &str) -> (String, Option<String>) {
@@ -161,6 +169,7 @@ fn take_param(url: &str, name: &str) -> (String, Option<String>) {
 /// URL says otherwise.
 fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
     let (url, root) = take_param(url, "sslrootcert");
+    let (url, _) = take_param(&url, "connections");
     let mut config: Config = url
         .parse()
         .map_err(|e: postgres::Error| StoreError::Url(format!("{shown}: {e}")))?;

@@ -323,3 +323,34 @@ fn tls_to_postgresql_checks_the_servers_certificate() {
         Err(e) => assert!(e.to_string().contains("certificate"), "{e}"),
     }
 }
+
+#[test]
+fn a_slow_statement_does_not_hold_up_the_rest_of_a_node() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_pool");
+    // How long a quick read waits while another thread of the same store runs a 2 s one.
+    let quick_read_while_busy = |url: &str| {
+        let store = std::sync::Arc::new(Store::open(url).expect("open"));
+        let slow = {
+            let store = store.clone();
+            std::thread::spawn(move || store.raw("SELECT pg_sleep(2)", false).map(|_| ()))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        store.hosts().expect("hosts");
+        let took = t.elapsed();
+        slow.join().expect("thread").expect("slow statement");
+        took
+    };
+    let pooled = quick_read_while_busy(&url);
+    assert!(
+        pooled < std::time::Duration::from_millis(1_000),
+        "a read waited {pooled:?} behind another thread's statement"
+    );
+    // With one connection it must wait: the figure above is the pool's doing.
+    let single = quick_read_while_busy(&format!("{url}&connections=1"));
+    assert!(
+        single >= std::time::Duration::from_millis(1_000),
+        "one connection, yet no wait ({single:?})"
+    );
+}
