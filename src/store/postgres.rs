@@ -280,6 +280,38 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Statements through the simple protocol: any number, values as text.
+    fn simple(&mut self, sql: &str) -> Result<RawResult, StoreError> {
+        let messages = self.with_client(|client, shown| {
+            client
+                .simple_query(sql)
+                .map_err(|e| Attempt::Failed(err(shown, &e)))
+        })?;
+        let mut out = RawResult::default();
+        for m in messages {
+            match m {
+                postgres::SimpleQueryMessage::RowDescription(cols) => {
+                    out.columns = cols.iter().map(|c| c.name().to_string()).collect();
+                }
+                postgres::SimpleQueryMessage::Row(r) => {
+                    if out.columns.is_empty() {
+                        out.columns = r.columns().iter().map(|c| c.name().to_string()).collect();
+                    }
+                    out.rows.push(
+                        (0..r.len())
+                            .map(|i| r.get(i).map_or(Value::Null, |v| Value::Text(v.into())))
+                            .collect(),
+                    );
+                }
+                postgres::SimpleQueryMessage::CommandComplete(n) => out.changed = Some(n),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// How one try on a connection failed.
 enum Attempt {
     /// Before any statement of the work reached the server: safe to try again.
@@ -452,37 +484,47 @@ impl Driver for Postgres {
     }
 
     fn raw(&mut self, sql: &str, _show_secrets: bool) -> Result<RawResult, StoreError> {
-        // The simple protocol: any statement, values as text. The store masks the secret
-        // columns by name.
-        // Not run again after a lost connection: it may have changed data before it was lost.
-        let messages = self.with_client(|client, shown| {
-            client
-                .simple_query(sql)
-                .map_err(|e| Attempt::Failed(err(shown, &e)))
-        })?;
-        let mut out = RawResult::default();
-        for m in messages {
-            match m {
-                postgres::SimpleQueryMessage::RowDescription(cols) => {
-                    out.columns = cols.iter().map(|c| c.name().to_string()).collect();
-                }
-                postgres::SimpleQueryMessage::Row(r) => {
-                    if out.columns.is_empty() {
-                        out.columns = r.columns().iter().map(|c| c.name().to_string()).collect();
-                    }
-                    out.rows.push(
-                        (0..r.len())
-                            .map(|i| r.get(i).map_or(Value::Null, |v| Value::Text(v.into())))
-                            .collect(),
-                    );
-                }
-                postgres::SimpleQueryMessage::CommandComplete(n) => out.changed = Some(n),
-                _ => {}
+        // One statement goes through the extended protocol, so values come back in their
+        // types (`hostler sql --json` prints numbers as numbers); several at once, or what
+        // cannot be prepared, through the simple protocol, as text. The store masks the
+        // secret columns by name. Not run again after a lost connection: it may have
+        // changed data before it was lost.
+        let typed = self.with_client(|client, shown| {
+            let failed = |e: postgres::Error| Attempt::Failed(err(shown, &e));
+            let Ok(stmt) = client.prepare(sql) else {
+                return Ok(None);
+            };
+            if stmt.columns().is_empty() {
+                return client.execute(&stmt, &[]).map_err(failed).map(|n| {
+                    Some(RawResult {
+                        changed: Some(n),
+                        ..RawResult::default()
+                    })
+                });
             }
-        }
+            let rows = client.query(&stmt, &[]).map_err(failed)?;
+            let columns = stmt.columns();
+            Ok(Some(RawResult {
+                columns: columns.iter().map(|c| c.name().to_string()).collect(),
+                decl_types: columns
+                    .iter()
+                    .map(|c| Some(c.type_().name().to_string()))
+                    .collect(),
+                rows: rows
+                    .iter()
+                    .map(|r| (0..r.len()).map(|i| value(r, i)).collect())
+                    .collect(),
+                ..RawResult::default()
+            }))
+        });
+        let mut out = match typed {
+            Ok(Some(out)) => out,
+            Err(e) => return Err(e),
+            Ok(None) => self.simple(sql)?,
+        };
         out.tables = vec![None; out.columns.len()];
         out.origins = vec![None; out.columns.len()];
-        out.decl_types = vec![None; out.columns.len()];
+        out.decl_types.resize(out.columns.len(), None);
         Ok(out)
     }
 }

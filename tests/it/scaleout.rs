@@ -249,16 +249,7 @@ fn shared_queue(fault: Fault) {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let done_runs = |s: &Store| {
-        s.raw("SELECT count(*) FROM runs", false)
-            .ok()
-            .and_then(|r| match r.rows.first().map(|row| &row[0]) {
-                Some(hostler::sql::Value::Text(t)) => t.parse::<usize>().ok(),
-                Some(hostler::sql::Value::Int(i)) => Some(*i as usize),
-                _ => None,
-            })
-            .unwrap_or(0)
-    };
+    let done_runs = |s: &Store| count(s, "SELECT count(*) FROM runs");
     let mut spare = 0;
     match fault {
         Fault::None => {}
@@ -287,11 +278,7 @@ fn shared_queue(fault: Fault) {
         }
     }
     let finished = wait_for(Duration::from_secs(180), || {
-        store
-            .raw("SELECT count(*) FROM jobs", false)
-            .ok()
-            .and_then(|r| r.rows.first().map(|row| row[0].clone()))
-            .is_some_and(|v| matches!(v, hostler::sql::Value::Text(t) if t == "0"))
+        count(&store, "SELECT count(*) FROM jobs") == 0
     });
     let took = t.elapsed();
     for n in &nodes {
