@@ -4,6 +4,7 @@
 //!   `hostler serve` nodes (this build's binary), over 30 hosts with `per_host = 1`; beside a
 //!   bare loop of the same PostgreSQL transactions (the store's claim and record, no daemon,
 //!   no script) on 1 and on 3 connections;
+//! - jobs that wait 50 ms each (a check waiting on its peer) by 1, 2 and 3 nodes;
 //! - dispatch latency across nodes: a job queued by another client of the database while node
 //!   a is busy, to its start on node b (woken by LISTEN/NOTIFY; polling every 30 s).
 //!
@@ -45,7 +46,7 @@ fn job(host: usize) -> NewJob {
 }
 
 /// A new database with the hosts, the no-op script and `jobs` jobs due now.
-fn fill(pg: &pgcluster::Pg, name: &str, jobs: usize) -> (String, Store) {
+fn fill(pg: &pgcluster::Pg, name: &str, jobs: usize, script: &str) -> (String, Store) {
     let url = pg.createdb(name);
     let store = Store::open(&url).expect("open");
     for h in 0..HOSTS {
@@ -58,15 +59,24 @@ fn fill(pg: &pgcluster::Pg, name: &str, jobs: usize) -> (String, Store) {
             .expect("host");
     }
     store
-        .save_scripts(&[NewScript {
-            name: "noop",
-            source: "ok()",
-            description: None,
-            kind: ScriptKind::Task,
-        }])
+        .save_scripts(&[
+            NewScript {
+                name: "noop",
+                source: "ok()",
+                description: None,
+                kind: ScriptKind::Task,
+            },
+            NewScript {
+                name: "wait",
+                source: "sleep(0.05); ok()",
+                description: None,
+                kind: ScriptKind::Task,
+            },
+        ])
         .expect("script");
     for i in 0..jobs {
         let mut j = job(i % HOSTS);
+        j.script = script.into();
         j.args = Some(format!(r#"{{"i":{i}}}"#));
         store.enqueue(&j).expect("enqueue");
     }
@@ -103,6 +113,28 @@ fn node(home: &std::path::Path, url: &str, name: &str, monitord: &str) -> Node {
     Node(child)
 }
 
+/// The machine's CPU ticks so far: (busy, all), from /proc/stat.
+fn cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let all: u64 = ticks.iter().sum();
+    // idle and iowait
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (all - idle, all)
+}
+
+/// The share of the machine's CPU used between two readings.
+fn busy(before: (u64, u64), after: (u64, u64)) -> f64 {
+    (after.0 - before.0) as f64 / ((after.1 - before.1).max(1)) as f64
+}
+
 /// Jobs a second over the runs' own window (first start to last finish).
 fn window_rate(store: &Store, jobs: usize) -> f64 {
     let first = count(store, "SELECT min(started_at) FROM runs");
@@ -116,9 +148,11 @@ fn nodes_rate(
     n: usize,
     jobs: usize,
     round: usize,
-) -> f64 {
-    let (url, store) = fill(pg, &format!("nodes{n}_{round}"), jobs);
+    script: &str,
+) -> (f64, f64) {
+    let (url, store) = fill(pg, &format!("{script}{n}_{round}"), jobs, script);
     let monitord = "max_concurrent = 8\nper_host = 1\nlease = 60.0\npoll_interval = 1.0";
+    let before = cpu();
     let nodes: Vec<Node> = (0..n)
         .map(|i| node(home, &url, &format!("n{i}"), monitord))
         .collect();
@@ -127,15 +161,17 @@ fn nodes_rate(
         assert!(Instant::now() < end, "{n} nodes did not finish");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let used = busy(before, cpu());
     drop(nodes);
     assert_eq!(count(&store, "SELECT count(*) FROM runs"), jobs as i64);
-    window_rate(&store, jobs)
+    (window_rate(&store, jobs), used)
 }
 
 /// The same transactions as a node's, with nothing else: claim one job, record its run.
-fn bare_rate(pg: &pgcluster::Pg, conns: usize, jobs: usize, round: usize) -> f64 {
-    let (url, _store) = fill(pg, &format!("bare{conns}_{round}"), jobs);
+fn bare_rate(pg: &pgcluster::Pg, conns: usize, jobs: usize, round: usize) -> (f64, f64) {
+    let (url, _store) = fill(pg, &format!("bare{conns}_{round}"), jobs, "noop");
     let t = Instant::now();
+    let before = cpu();
     std::thread::scope(|s| {
         for c in 0..conns {
             let url = url.clone();
@@ -160,11 +196,11 @@ fn bare_rate(pg: &pgcluster::Pg, conns: usize, jobs: usize, round: usize) -> f64
             });
         }
     });
-    jobs as f64 / t.elapsed().as_secs_f64()
+    (jobs as f64 / t.elapsed().as_secs_f64(), busy(before, cpu()))
 }
 
 fn latency(pg: &pgcluster::Pg, home: &std::path::Path, samples: usize) -> Vec<i64> {
-    let (url, store) = fill(pg, "latency", 0);
+    let (url, store) = fill(pg, "latency", 0, "noop");
     store
         .save_scripts(&[NewScript {
             name: "long",
@@ -221,24 +257,49 @@ fn main() {
     println!(
         "scale-out on one PostgreSQL, {jobs} no-op jobs over {HOSTS} hosts (per_host = 1), median of {rounds} rounds"
     );
-    let (mut bare, mut nodes) = (vec![Vec::new(); 3], vec![Vec::new(); 3]);
+    let mut m = vec![[Vec::new(), Vec::new(), Vec::new(), Vec::new()]; 3];
     for round in 0..rounds {
         for n in 1..=3 {
-            bare[n - 1].push(bare_rate(&pg, n, jobs, round));
-            nodes[n - 1].push(nodes_rate(&pg, home.path(), n, jobs, round));
+            let (rate, cpu) = bare_rate(&pg, n, jobs, round);
+            m[n - 1][0].push(rate);
+            m[n - 1][1].push(cpu);
+            let (rate, cpu) = nodes_rate(&pg, home.path(), n, jobs, round, "noop");
+            m[n - 1][2].push(rate);
+            m[n - 1][3].push(cpu);
         }
     }
-    let bare: Vec<f64> = bare.into_iter().map(median).collect();
-    let nodes: Vec<f64> = nodes.into_iter().map(median).collect();
+    let m: Vec<Vec<f64>> = m
+        .into_iter()
+        .map(|v| v.into_iter().map(median).collect())
+        .collect();
     for n in 1..=3 {
         let s = if n == 1 { "" } else { "s" };
+        let (bare, bare_cpu, nodes, nodes_cpu) =
+            (m[n - 1][0], m[n - 1][1], m[n - 1][2], m[n - 1][3]);
         println!(
-            "  {n} hostler serve node{s}: {:>5.0} jobs/s ({:.2}x one node); bare loop of the same transactions on {n} connection{s}: {:>5.0} jobs/s ({:.2}x one); nodes/bare {:.2}",
-            nodes[n - 1],
-            nodes[n - 1] / nodes[0],
-            bare[n - 1],
-            bare[n - 1] / bare[0],
-            nodes[n - 1] / bare[n - 1],
+            "  {n} node{s}:  {nodes:>5.0} jobs/s ({:.2}x one node), machine CPU {:>3.0}% busy;  bare loop on {n} connection{s}: {bare:>5.0} jobs/s ({:.2}x one), CPU {:>3.0}%",
+            nodes / m[0][2],
+            nodes_cpu * 100.0,
+            bare / m[0][0],
+            bare_cpu * 100.0,
+        );
+    }
+    // Jobs that wait on the network, as checks do (50 ms each): a node's 8 slots are its
+    // limit, not the CPU.
+    let waiting = jobs / 2;
+    let mut w = vec![Vec::new(); 3];
+    for round in 0..rounds {
+        for n in 1..=3 {
+            w[n - 1].push(nodes_rate(&pg, home.path(), n, waiting, round, "wait").0);
+        }
+    }
+    let w: Vec<f64> = w.into_iter().map(median).collect();
+    for n in 1..=3 {
+        println!(
+            "  {waiting} jobs of 50 ms each, {n} node{}: {:>5.0} jobs/s ({:.2}x one node)",
+            if n == 1 { "" } else { "s" },
+            w[n - 1],
+            w[n - 1] / w[0]
         );
     }
     let waits = latency(&pg, home.path(), 200);
