@@ -619,3 +619,49 @@ fn a_node_cut_off_from_postgresql_says_so_and_records_its_running_job_once_back(
     assert_eq!(of_job[0].attempt, 1, "not run again: {ran:?}");
     assert!(l.contains("trying until the database is back"), "{l}");
 }
+
+#[test]
+fn a_schedule_fires_once_per_due_time_however_many_nodes_watch_it() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_fire");
+    let store = Store::open(&url).expect("open");
+    let hosts: Vec<(String, Option<&str>)> = (0..10).map(|i| (format!("s{i}"), None)).collect();
+    fill(&store, &hosts, 0);
+    for (h, _) in &hosts {
+        store
+            .add_schedule(&hostler::store::NewSchedule::every("noop", Some(h), 1_000))
+            .expect("schedule");
+    }
+    let w = Work::new();
+    let monitord = "max_concurrent = 4\nper_host = 1\nlease = 10.0\npoll_interval = 0.1";
+    let nodes: Vec<Node> = ["f1", "f2", "f3"]
+        .iter()
+        .map(|n| Node::start(&w, &url, n, monitord))
+        .collect();
+    assert!(
+        wait_for(Duration::from_secs(20), || count(
+            &store,
+            "SELECT count(*) FROM runs"
+        ) > 0),
+        "nothing ran: {}",
+        nodes[0].log()
+    );
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(6));
+    drop(nodes);
+    let secs = t.elapsed().as_secs_f64();
+    let ran = runs(&store);
+    let mut per_host: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &ran {
+        *per_host.entry(&r.host).or_default() += 1;
+    }
+    // One run a second per schedule (plus the first and the one under way), not one per node.
+    let most = secs.ceil() as usize + 2;
+    for (h, n) in &per_host {
+        assert!(
+            *n <= most && *n >= 3,
+            "{h} ran {n} times in {secs:.1} s with 3 nodes: {per_host:?}"
+        );
+    }
+    assert_eq!(per_host.len(), hosts.len(), "{per_host:?}");
+}
