@@ -9,7 +9,7 @@
 //! - [`store`]: the only module that speaks to the database: a domain API over a driver trait
 //!   (SQLite embedded; PostgreSQL in `store::postgres`; SQL Server 2005+ over TDS in
 //!   `store::tds`; SQL Server 2000 over SQLXML in `store::mssql2000`, a client of [`sqlxml`]),
-//!   with perfdata series, housekeeping and sizes.
+//!   with perfdata series, housekeeping and sizes; its connections in `store::pool`.
 //! - [`sql`]: the sectioned SQL abstraction; every statement is assembled from sections and
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
 //! - [`queue`]: the one way work enters the queue (a request, its target, its timing).

@@ -2,8 +2,9 @@
 //!
 //! It exposes a domain API (hosts, scripts, jobs, schedules, runs, notifications, settings) and
 //! builds every statement with [`crate::sql`] (in [`statements`]). Behind it a [`Driver`]
-//! executes rendered statements: SQLite is the embedded default; [`tds`] (SQL Server 2005+)
-//! and [`mssql2000`] (SQL Server 2000 over its XML interface) plug in behind the same trait.
+//! executes rendered statements: SQLite is the embedded default; [`postgres`] (many nodes on
+//! one database), [`tds`] (SQL Server 2005+) and [`mssql2000`] (SQL Server 2000 over its XML
+//! interface) plug in behind the same trait, and [`pool`] holds a store's connections.
 //!
 //! Invariants:
 //! - every write is one transaction: it all commits, or the database is left as it was;
