@@ -437,6 +437,65 @@ def bench_sqlxml():
     print((r.stdout + r.stderr).strip())
 
 
+def bench_history_web(work):
+    """The dashboard, a check's page and /api/perfdata under wrk on the database of the scaled
+    history soak (cargo bench --bench history, kept with HOSTLER_SOAK_KEEP)."""
+    if not shutil.which("wrk"):
+        print("SKIPPED history_web: wrk not installed (apt-get install wrk)")
+        return
+    checks, days = ("40", "1") if QUICK else ("200", "3")
+    db = os.path.join(work, "soak.db")
+    r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "history", "--", checks, days],
+                       env=dict(os.environ, HOSTLER_SOAK_KEEP=db), capture_output=True, text=True)
+    print("\n## History soak, then the web page at that size (cargo bench --bench history -- "
+          f"{checks} {days})\n")
+    print("```")
+    print((r.stdout + r.stderr).strip())
+    print("```")
+    if not os.path.exists(db):
+        print("SKIPPED: the soak kept no database")
+        return
+    env = dict(os.environ, HOSTLER_DB=db)
+    subprocess.run([HOSTLER, "user", "add", "bench", "--password-stdin"], input="Bench-pass-1234\n",
+                   env=env, capture_output=True, text=True, check=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = 5 if QUICK else 10
+    rows = []
+    try:
+        for _ in range(100):
+            try:
+                cookie = web_login(base, "bench", "Bench-pass-1234")
+                break
+            except OSError:
+                time.sleep(0.1)
+        header = f"Cookie: hostler_session={cookie}"
+        host, check = "web0000.example.com", "check_web_0"
+        pages = [
+            ("dashboard", "/"),
+            ("check page, 24 h chart", f"/checks/{host}/{check}"),
+            ("check page, 1 y chart", f"/checks/{host}/{check}?range=1y"),
+            ("/api/perfdata, last 24 h (raw points)", f"/api/perfdata?host={host}&check={check}"),
+        ]
+        for name, path in pages:
+            wrk(base + path, header, 2)  # warm-up
+            res = [wrk(base + path, header, seconds) for _ in range(3)]
+            rows.append((name, statistics.median(x[0] for x in res), statistics.median(x[1] for x in res),
+                         statistics.median(x[2] for x in res), sum(x[3] for x in res)))
+    finally:
+        p.terminate()
+        p.wait(10)
+    size = os.path.getsize(db)
+    print(f"\n## The web page on the soaked database ({size / 1e6:.0f} MB; 16 connections, {seconds} s, "
+          "median of 3; goal: dashboard p99 under 50 ms)\n")
+    print("| page | requests/s | p50 | p99 | non-2xx |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, rps, p50, p99, bad in rows:
+        print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
+
+
 def main():
     if not os.path.exists(HOSTLER):
         sys.exit(f"no hostler binary at {HOSTLER}; build it with cargo build --release")
@@ -452,6 +511,8 @@ def main():
             bench_fanout(work)
         if wanted("web"):
             bench_web(work)
+        if wanted("history_web"):
+            bench_history_web(work)
     if wanted("queue"):
         bench_queue()
     if wanted("sqlxml"):

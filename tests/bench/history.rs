@@ -7,7 +7,8 @@
 //! - the cost of drawing a year of hourly trends for one label (8,760 samples) as an SVG
 //!   chart, and a day of raw points (1,440) as a sparkline.
 //!
-//! Run: cargo bench --bench history [-- CHECKS DAYS]
+//! Run: cargo bench --bench history [-- CHECKS DAYS]   (`HOSTLER_SOAK_KEEP=PATH` keeps the soaked
+//! database there, for the web page's benchmark at that size)
 
 use std::time::Instant;
 
@@ -160,6 +161,12 @@ fn soak(checks: usize, days: i64) {
         median(prune_secs) * 1_000.0 / checks as f64,
         longest
     );
+    // For the web page's benchmark at this size (tests/bench/bench.py, history_web).
+    if let Ok(to) = std::env::var("HOSTLER_SOAK_KEEP") {
+        drop(store);
+        std::fs::copy(&kept, &to).expect("keep the soaked database");
+        println!("  kept the soaked database as {to}");
+    }
 }
 
 fn charts() {
