@@ -108,8 +108,10 @@ fn lost(e: &postgres::Error) -> bool {
                     || *c == SqlState::CRASH_SHUTDOWN
                     || *c == SqlState::CANNOT_CONNECT_NOW
             }
-            // No answer from a server at all: refused, reset, timed out.
-            None => e.as_db_error().is_none() && std::error::Error::source(e).is_some(),
+            // No answer from a server at all: refused, reset, timed out (an I/O error, not
+            // a certificate refused or a value the server's type cannot take).
+            None => std::error::Error::source(e)
+                .is_some_and(|cause| cause.downcast_ref::<std::io::Error>().is_some()),
         }
 }
 
@@ -278,9 +280,7 @@ impl Postgres {
             "{shown}: the connection was lost twice in a row"
         )))
     }
-}
 
-impl Postgres {
     /// Statements through the simple protocol: any number, values as text.
     fn simple(&mut self, sql: &str) -> Result<RawResult, StoreError> {
         let messages = self.with_client(|client, shown| {

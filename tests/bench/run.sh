@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the benchmark peers, builds the release binary and runs every benchmark.
-# Usage: bash tests/bench/run.sh [--quick] [--only trivial|expect|idle|fanout|queue|web|sqlxml]
+# Usage: bash tests/bench/run.sh [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
