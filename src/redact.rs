@@ -5,16 +5,38 @@
 pub const MASK: &str = "********";
 
 /// A database URL with its password masked and its user kept, so a message still says who
-/// logged in: `mssql://sa:********@db/hostler`.
+/// logged in: `mssql://sa:********@db/hostler`. A password given as a query option
+/// (`?password=...`, `sslpassword=`) is masked too, and an `@` in the query is not taken for
+/// the end of the user info.
 pub fn database_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:{MASK}@{}", &url[..s + 3], &url[at + 1..])
+    let Some(s) = url.find("://") else {
+        return url.to_string();
+    };
+    // The user info ends at the last `@` before the query; if there is none there but one
+    // after (a `?` in an unencoded password), at the last `@` of all.
+    let query = url[s..].find('?').map(|q| s + q);
+    let at = url[..query.unwrap_or(url.len())]
+        .rfind('@')
+        .filter(|&at| at > s)
+        .or_else(|| url.rfind('@').filter(|&at| at > s));
+    let (head, rest) = match at {
+        Some(at) => {
+            let user = url[s + 3..at].split(':').next().unwrap_or("");
+            (format!("{}{user}:{MASK}@", &url[..s + 3]), &url[at + 1..])
         }
-        _ => url.to_string(),
-    }
+        None => (String::new(), url),
+    };
+    let Some((base, query)) = rest.split_once('?') else {
+        return format!("{head}{rest}");
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}={MASK}"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{head}{base}?{}", query.join("&"))
 }
 
 /// A URL a script asked for, for messages about the request: without user info, query or
