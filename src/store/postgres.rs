@@ -103,11 +103,15 @@ fn lost(e: &postgres::Error) -> bool {
     use postgres::error::SqlState;
     e.is_closed()
         || match e.code() {
-            Some(c) => {
-                *c == SqlState::ADMIN_SHUTDOWN
-                    || *c == SqlState::CRASH_SHUTDOWN
-                    || *c == SqlState::CANNOT_CONNECT_NOW
-            }
+            Some(c) => [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::IDLE_SESSION_TIMEOUT,
+                SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(c),
             // No answer from a server at all: refused, reset, timed out (an I/O error, not
             // a certificate refused or a value the server's type cannot take).
             None => std::error::Error::source(e)
@@ -186,16 +190,28 @@ fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
         .keepalives_idle(Duration::from_secs(15))
         .keepalives_interval(Duration::from_secs(5))
         .keepalives_retries(3);
-    if url.contains("sslmode=disable") {
+    // No lock waited for without end (a node cut off inside a claim holds the claim lock
+    // until its session ends), and no session left inside a transaction for long.
+    if config.get_options().is_none() {
+        config.options("-c lock_timeout=10s -c idle_in_transaction_session_timeout=60s");
+    }
+    if config.get_ssl_mode() == postgres::config::SslMode::Disable {
         return config.connect(NoTls).map_err(|e| err(shown, &e));
     }
     let mut tls = native_tls::TlsConnector::builder();
     if let Some(path) = root {
         let pem = std::fs::read(&path)
             .map_err(|e| StoreError::Db(format!("{shown}: sslrootcert {path}: {e}")))?;
-        let cert = native_tls::Certificate::from_pem(&pem)
+        let certs = native_tls::Certificate::stack_from_pem(&pem)
             .map_err(|e| StoreError::Db(format!("{shown}: sslrootcert {path}: {e}")))?;
-        tls.add_root_certificate(cert);
+        if certs.is_empty() {
+            return Err(StoreError::Db(format!(
+                "{shown}: sslrootcert {path}: no certificate in it"
+            )));
+        }
+        for cert in certs {
+            tls.add_root_certificate(cert);
+        }
     }
     let tls = tls
         .build()
@@ -349,6 +365,25 @@ fn bind(v: &Value, ty: &Type) -> Box<dyn ToSql + Sync> {
     }
 }
 
+/// Whether [`value`] reads a column of this type as itself.
+fn typed_here(ty: &Type) -> bool {
+    [
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::BOOL,
+        Type::FLOAT4,
+        Type::FLOAT8,
+        Type::BYTEA,
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::NAME,
+        Type::UNKNOWN,
+    ]
+    .contains(ty)
+}
+
 /// One column of a row as a [`Value`], by its type.
 fn value(row: &postgres::Row, i: usize) -> Value {
     let ty = row.columns()[i].type_();
@@ -491,9 +526,17 @@ impl Driver for Postgres {
         // changed data before it was lost.
         let typed = self.with_client(|client, shown| {
             let failed = |e: postgres::Error| Attempt::Failed(err(shown, &e));
-            let Ok(stmt) = client.prepare(sql) else {
-                return Ok(None);
+            let stmt = match client.prepare(sql) {
+                Ok(stmt) => stmt,
+                // Preparing changes nothing: on a lost connection, once more on a new one.
+                Err(e) if lost(&e) => return Err(Attempt::Unsent(e)),
+                Err(_) => return Ok(None),
             };
+            // A column of a type read here only as text (numeric, timestamps, json...):
+            // the whole answer as text, rather than a NULL where a value is.
+            if !stmt.columns().iter().all(|c| typed_here(c.type_())) {
+                return Ok(None);
+            }
             if stmt.columns().is_empty() {
                 return client.execute(&stmt, &[]).map_err(failed).map(|n| {
                     Some(RawResult {
