@@ -45,21 +45,13 @@ impl Health {
         self.looping.store(true, Ordering::SeqCst);
     }
 
-    /// The outcome of monitord's last database write (its claim transaction). Answers
+    /// The outcome of monitord's last database write (its claim or its lease renewal). Answers
     /// whether that changed whether the database works (for logging the change once).
     pub fn database(&self, result: Result<(), String>) -> bool {
         let mut e = self.db_error.lock().unwrap_or_else(|p| p.into_inner());
         let changed = e.is_some() != result.is_err();
         *e = result.err();
         changed
-    }
-
-    /// Whether monitord's last database write went through.
-    pub fn database_works(&self) -> bool {
-        self.db_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
     }
 
     /// monitord is shutting down: a load balancer should stop sending work here.

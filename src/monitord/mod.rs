@@ -181,6 +181,10 @@ struct Daemon {
     wake_rx: Receiver<()>,
     renew_every: Duration,
     last_renew: Instant,
+    /// When this node last knew its leases good: a renewal that went through, or no jobs.
+    leases_good: Instant,
+    /// The last claim or renewal found the database unreachable: the steps that need it wait.
+    db_down: bool,
     last_housekeeping: Option<Instant>,
     delivery: Option<smol::Task<usize>>,
     /// The last history pass (`[history] prune_every`), and the one running.
@@ -206,14 +210,14 @@ async fn daemon(
         // Housekeeping (schedules, orphans, expired leases, notifications) runs once per poll
         // interval; claims run on every pass, so a local enqueue or a finished job acts at once.
         let housekeeping = d.housekeeping_due();
-        // While the database cannot be written, only the claim (which fails at once until
+        // While the database cannot be reached, only the claim (which fails at once until
         // it works again) and the lease renewals try it; the rest waits.
-        if housekeeping && d.opts.health.database_works() {
+        if housekeeping && !d.db_down {
             d.fire_and_reap();
         }
         d.claim(housekeeping);
         d.renew_if_due();
-        if housekeeping && d.opts.health.database_works() {
+        if housekeeping && !d.db_down {
             d.deliver().await;
             d.prune_if_due();
         }
@@ -242,6 +246,8 @@ impl Daemon {
             done_rx,
             wake_rx,
             last_renew: Instant::now(),
+            leases_good: Instant::now(),
+            db_down: false,
             last_housekeeping: None,
             delivery: None,
             last_prune: None,
@@ -303,11 +309,13 @@ impl Daemon {
                 free,
             )
             .inspect(|_| {
+                self.db_down = false;
                 if self.opts.health.database(Ok(())) {
                     info!("the database works again; claiming jobs");
                 }
             })
             .unwrap_or_else(|e| {
+                self.db_down = matches!(e, StoreError::Unreachable(_));
                 // Logged when it starts failing (and at debug level after that): while the
                 // database cannot be reached, every pass fails at once.
                 if self.opts.health.database(Err(e.to_string())) {
@@ -318,6 +326,15 @@ impl Daemon {
                 Vec::new()
             });
         for job in claimed {
+            // Our own job, claimed again after its lease ran out while the database was
+            // away: it still runs here, and its run will end the row. No second copy.
+            if self.running.contains_key(&job.id) {
+                info!(
+                    job = job.id,
+                    "claimed again while it still runs here; keeping the one copy"
+                );
+                continue;
+            }
             self.start(job);
         }
     }
@@ -359,9 +376,46 @@ impl Daemon {
     /// Step 4: renew the leases of running jobs every third of the lease, and pass on
     /// cancellations and lost leases.
     fn renew_if_due(&mut self) {
-        if !self.running.is_empty() && self.last_renew.elapsed() >= self.renew_every {
-            renew(&self.env, &self.opts, &self.running);
-            self.last_renew = Instant::now();
+        if self.running.is_empty() {
+            self.leases_good = Instant::now();
+            return;
+        }
+        if self.last_renew.elapsed() < self.renew_every {
+            return;
+        }
+        self.last_renew = Instant::now();
+        match renew(&self.env, &self.opts, &self.running) {
+            Ok(()) => {
+                self.leases_good = Instant::now();
+                self.db_down = false;
+                self.opts.health.database(Ok(()));
+            }
+            Err(e) => {
+                self.db_down = matches!(e, StoreError::Unreachable(_));
+                if self.opts.health.database(Err(e.to_string())) {
+                    warn!("cannot renew leases: {e}");
+                }
+                // Past the lease, another node may have taken our jobs over: stop our copies
+                // rather than run a host's job twice. Their runs are recorded once the
+                // database is back.
+                if self.leases_good.elapsed() > self.opts.lease {
+                    let live: Vec<&Running> = self
+                        .running
+                        .values()
+                        .filter(|r| !r.flags.lost.load(Ordering::SeqCst))
+                        .collect();
+                    if !live.is_empty() {
+                        warn!(
+                            jobs = live.len(),
+                            "no lease renewed for longer than the lease; stopping our jobs, which another node may now run"
+                        );
+                    }
+                    for r in live {
+                        r.flags.lost.store(true, Ordering::SeqCst);
+                        r.flags.cancel.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
         }
     }
 
@@ -577,30 +631,30 @@ fn reap(env: &Runner) {
     }
 }
 
-fn renew(env: &Runner, opts: &DaemonOptions, running: &HashMap<i64, Running>) {
+fn renew(
+    env: &Runner,
+    opts: &DaemonOptions,
+    running: &HashMap<i64, Running>,
+) -> Result<(), StoreError> {
     let ids: Vec<i64> = running.keys().copied().collect();
-    match env
+    let states = env
         .store
-        .renew_leases(&opts.node, &ids, opts.lease.as_millis() as i64)
-    {
-        Ok(states) => {
-            for lease in states {
-                let Some(r) = running.get(&lease.job) else {
-                    continue;
-                };
-                if lease.owner.as_deref() != Some(opts.node.as_str()) {
-                    warn!(
-                        job = lease.job,
-                        "lease lost to {:?}; stopping our copy", lease.owner
-                    );
-                    r.flags.lost.store(true, Ordering::SeqCst);
-                    r.flags.cancel.store(true, Ordering::SeqCst);
-                } else if lease.state == crate::store::JobState::Cancelling {
-                    info!(job = lease.job, "cancel requested");
-                    r.flags.cancel.store(true, Ordering::SeqCst);
-                }
-            }
+        .renew_leases(&opts.node, &ids, opts.lease.as_millis() as i64)?;
+    for lease in states {
+        let Some(r) = running.get(&lease.job) else {
+            continue;
+        };
+        if lease.owner.as_deref() != Some(opts.node.as_str()) {
+            warn!(
+                job = lease.job,
+                "lease lost to {:?}; stopping our copy", lease.owner
+            );
+            r.flags.lost.store(true, Ordering::SeqCst);
+            r.flags.cancel.store(true, Ordering::SeqCst);
+        } else if lease.state == crate::store::JobState::Cancelling {
+            info!(job = lease.job, "cancel requested");
+            r.flags.cancel.store(true, Ordering::SeqCst);
         }
-        Err(e) => warn!("cannot renew leases: {e}"),
     }
+    Ok(())
 }

@@ -138,8 +138,13 @@ pub fn run_job(
         }
         // While the database cannot be reached the run waits here, holding its slot, and is
         // recorded once it is back (if its lease expired meanwhile, another node's attempt
-        // runs too, and the history shows both).
-        if let Err(e) = store.record_run_until(&run, action, &|| false) {
+        // runs too, and the history shows both); it gives up only when a shutdown's grace
+        // period has run out, as a killed node would.
+        let shut_down = || {
+            flags.stopping.load(std::sync::atomic::Ordering::SeqCst)
+                && flags.cancel.load(std::sync::atomic::Ordering::SeqCst)
+        };
+        if let Err(e) = store.record_run_until(&run, action, &shut_down) {
             warn!(job = job.id, "cannot record the run: {e}");
         }
         status

@@ -64,7 +64,11 @@ pub fn host_not_busy(j: &'static str, per_host: i64) -> Section {
     let busy = Select::from_as("jobs", "busy")
         .with(Section::Columns(vec![(Expr::count_star(), None)]))
         .filter(qcol("busy", "host_id").eq(qcol(j, "host_id")))
-        .filter(qcol("busy", "state").eq(lit(crate::store::JobState::Running.as_str())))
+        // A job asked to cancel still runs until its node stops it: its host is busy too.
+        .filter(Expr::Or(vec![
+            qcol("busy", "state").eq(lit(crate::store::JobState::Running.as_str())),
+            qcol("busy", "state").eq(lit(crate::store::JobState::Cancelling.as_str())),
+        ]))
         .filter(qcol("busy", "lease_until").ge(now()));
     Section::Where(vec![Expr::Or(vec![
         qcol(j, "host_id").is_null(),
