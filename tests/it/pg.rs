@@ -337,7 +337,21 @@ fn a_slow_statement_does_not_hold_up_the_rest_of_a_node() {
             let store = store.clone();
             std::thread::spawn(move || store.raw("SELECT pg_sleep(2)", false).map(|_| ()))
         };
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Until the server runs it, so the quick read below comes second.
+        let plain = url.split("&connections=").next().unwrap_or(url);
+        let mut admin = postgres::Client::connect(plain, postgres::NoTls).expect("admin");
+        assert!(
+            crate::util::wait_for(std::time::Duration::from_secs(10), || {
+                admin
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%'",
+                        &[],
+                    )
+                    .is_ok_and(|r| r.get::<_, i64>(0) == 1)
+            }),
+            "the slow statement never started"
+        );
         let t = std::time::Instant::now();
         store.hosts().expect("hosts");
         let took = t.elapsed();

@@ -235,12 +235,19 @@ fn shared_queue(fault: Fault) {
     let made = fill(&store, &hosts, 3_000);
     let filled = t.elapsed();
     let w = Work::new();
-    // A short lease, so a dead node's jobs come back within the test.
-    let monitord = "max_concurrent = 6\nper_host = 1\nlease = 3.0\npoll_interval = 0.5";
+    // A short lease where a node dies, so its jobs come back within the test; a long one
+    // otherwise, so a stall of a loaded machine cannot make a re-run.
+    let lease = match fault {
+        Fault::None => 15.0,
+        Fault::KillNode => 5.0,
+        Fault::RestartServer => 3.0,
+    };
+    let monitord =
+        format!("max_concurrent = 6\nper_host = 1\nlease = {lease:.1}\npoll_interval = 0.5");
     let t = Instant::now();
     let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
         .iter()
-        .map(|n| Node::start(&w, &url, n, monitord))
+        .map(|n| Node::start(&w, &url, n, &monitord))
         .collect();
     let logs = |nodes: &[Node]| {
         nodes
@@ -249,7 +256,7 @@ fn shared_queue(fault: Fault) {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let done_runs = |s: &Store| count(s, "SELECT count(*) FROM runs");
+    let done_runs = |s: &Store| count(s, "SELECT count(*) FROM runs").unwrap_or(0);
     let mut spare = 0;
     match fault {
         Fault::None => {}
@@ -278,7 +285,7 @@ fn shared_queue(fault: Fault) {
         }
     }
     let finished = wait_for(Duration::from_secs(180), || {
-        count(&store, "SELECT count(*) FROM jobs") == 0
+        count(&store, "SELECT count(*) FROM jobs") == Some(0)
     });
     let took = t.elapsed();
     for n in &nodes {
@@ -318,17 +325,15 @@ fn nodes_go_on_after_postgresql_restarts_and_record_what_ran_meanwhile() {
     shared_queue(Fault::RestartServer);
 }
 
-/// A count from one `SELECT count(*) ...`.
-fn count(store: &Store, sql: &str) -> usize {
-    store
-        .raw(sql, false)
-        .ok()
-        .and_then(|r| match r.rows.first().map(|row| &row[0]) {
-            Some(hostler::sql::Value::Text(t)) => t.parse::<usize>().ok(),
-            Some(hostler::sql::Value::Int(i)) => Some(*i as usize),
-            _ => None,
-        })
-        .unwrap_or(0)
+/// A count from one `SELECT count(*) ...`; None when the database did not answer (a
+/// restarted server), which no wait below takes for an answer.
+fn count(store: &Store, sql: &str) -> Option<usize> {
+    let r = store.raw(sql, false).ok()?;
+    match r.rows.first().map(|row| &row[0]) {
+        Some(hostler::sql::Value::Text(t)) => t.parse::<usize>().ok(),
+        Some(hostler::sql::Value::Int(i)) => usize::try_from(*i).ok(),
+        _ => None,
+    }
 }
 
 #[test]
@@ -357,7 +362,7 @@ fn each_job_runs_on_a_node_of_its_hosts_site_and_hosts_without_one_wait_for_a_no
         .filter(|(h, _)| h.starts_with("nosite"))
         .count();
     let done = wait_for(Duration::from_secs(120), || {
-        count(&store, "SELECT count(*) FROM jobs") == left
+        count(&store, "SELECT count(*) FROM jobs") == Some(left)
     });
     // A moment more: nothing else may start.
     std::thread::sleep(Duration::from_millis(1500));
@@ -388,7 +393,7 @@ fn each_job_runs_on_a_node_of_its_hosts_site_and_hosts_without_one_wait_for_a_no
             &store,
             "SELECT count(*) FROM jobs WHERE state = 'queued' AND lease_owner IS NULL"
         ),
-        left
+        Some(left)
     );
 }
 
@@ -428,7 +433,7 @@ fn a_job_queued_while_node_a_is_busy_starts_on_node_b_at_once() {
         wait_for(Duration::from_secs(20), || count(
             &store,
             "SELECT count(*) FROM jobs WHERE lease_owner = 'a'"
-        ) == 1),
+        ) == Some(1)),
         "node a never took its long job: {}",
         a.log()
     );
@@ -437,11 +442,11 @@ fn a_job_queued_while_node_a_is_busy_starts_on_node_b_at_once() {
     let ready = (0..20).any(|i| {
         store.enqueue(&job("noop", &format!("x{:02}", i))).ok();
         wait_for(Duration::from_secs(1), || {
-            count(&store, "SELECT count(*) FROM runs") > i
+            count(&store, "SELECT count(*) FROM runs").unwrap_or(0) > i
         })
     });
     assert!(ready, "node b never woke for a queued job: {}", b.log());
-    let base = count(&store, "SELECT count(*) FROM runs");
+    let base = count(&store, "SELECT count(*) FROM runs").expect("runs");
     let mut waits = Vec::new();
     for i in 0..30 {
         let t0 = hostler::store::now_ms();
@@ -452,11 +457,13 @@ fn a_job_queued_while_node_a_is_busy_starts_on_node_b_at_once() {
             wait_for(Duration::from_secs(10), || count(
                 &store,
                 "SELECT count(*) FROM runs"
-            ) > base + i),
+            )
+            .unwrap_or(0)
+                > base + i),
             "job {i} never ran: {}",
             b.log()
         );
-        let started = count(&store, "SELECT max(started_at) FROM runs") as i64;
+        let started = count(&store, "SELECT max(started_at) FROM runs").expect("runs") as i64;
         waits.push(started - t0);
     }
     let ran = runs(&store);
@@ -470,8 +477,9 @@ fn a_job_queued_while_node_a_is_busy_starts_on_node_b_at_once() {
         "enqueue to start on the other node, with node a busy: p50 {p50} ms, max {p99} ms ({} jobs)",
         waits.len()
     );
-    // Polling every 30 s could not do this: the wake-up did.
-    assert!(p99 < 1_000, "a job waited {p99} ms for node b: {waits:?}");
+    // Polling every 30 s could not do this: the wake-up did (the figure is the benchmark's;
+    // this bound only has to rule polling out on a loaded machine).
+    assert!(p99 < 3_000, "a job waited {p99} ms for node b: {waits:?}");
     drop(a);
 }
 
@@ -505,7 +513,7 @@ fn a_node_cut_off_from_postgresql_says_so_and_records_its_running_job_once_back(
     store
         .save_scripts(&[NewScript {
             name: "slow",
-            source: "sleep(3.0); ok()",
+            source: "sleep(5.0); ok()",
             description: None,
             kind: ScriptKind::Task,
         }])
@@ -578,7 +586,7 @@ fn a_node_cut_off_from_postgresql_says_so_and_records_its_running_job_once_back(
         wait_for(Duration::from_secs(10), || count(
             &store,
             "SELECT count(*) FROM jobs WHERE lease_owner = 'n'"
-        ) == 1),
+        ) == Some(1)),
         "the node never claimed the job: {}",
         read_log()
     );
@@ -589,10 +597,10 @@ fn a_node_cut_off_from_postgresql_says_so_and_records_its_running_job_once_back(
         status == 503 && body.contains("database")
     });
     let said = healthz(&addr);
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(5));
     pg.start_again();
     let recorded = wait_for(Duration::from_secs(40), || {
-        count(&store, "SELECT count(*) FROM jobs") == 0
+        count(&store, "SELECT count(*) FROM jobs") == Some(0)
     });
     let healthy = wait_for(Duration::from_secs(10), || healthz(&addr).0 == 200);
     let _ = nix::sys::signal::kill(
@@ -642,7 +650,9 @@ fn a_schedule_fires_once_per_due_time_however_many_nodes_watch_it() {
         wait_for(Duration::from_secs(20), || count(
             &store,
             "SELECT count(*) FROM runs"
-        ) > 0),
+        )
+        .unwrap_or(0)
+            > 0),
         "nothing ran: {}",
         nodes[0].log()
     );

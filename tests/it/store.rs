@@ -424,3 +424,70 @@ fn hosts_and_scripts_with_jobs_are_not_removed() {
         "nothing was removed"
     );
 }
+
+/// SQLite whose next write commits and then says the connection was lost, as a commit whose
+/// answer never came back.
+struct AnswerLost {
+    inner: hostler::store::Sqlite,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+type DriverWork<'a> = &'a mut dyn FnMut(&mut dyn hostler::store::Conn) -> Result<(), StoreError>;
+
+impl hostler::store::Driver for AnswerLost {
+    fn dialect(&self) -> hostler::sql::Dialect {
+        self.inner.dialect()
+    }
+    fn read(&mut self, work: DriverWork<'_>) -> Result<(), StoreError> {
+        self.inner.read(work)
+    }
+    fn write(&mut self, work: DriverWork<'_>) -> Result<(), StoreError> {
+        let done = self.inner.write(work);
+        if done.is_ok() && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unreachable(
+                "the commit's answer was lost".into(),
+            ));
+        }
+        done
+    }
+    fn raw(
+        &mut self,
+        sql: &str,
+        show_secrets: bool,
+    ) -> Result<hostler::store::RawResult, StoreError> {
+        self.inner.raw(sql, show_secrets)
+    }
+}
+
+#[test]
+fn a_run_whose_commit_answer_was_lost_is_recorded_once() {
+    let w = crate::util::Work::new();
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let driver = AnswerLost {
+        inner: hostler::store::Sqlite::open(&w.path("lost.db")).expect("sqlite"),
+        armed: armed.clone(),
+    };
+    let s = Store::with_driver(Box::new(driver), "lost.db").expect("store");
+    w.script(&s, "c", "ok()");
+    s.add_host(&host("h1")).expect("h1");
+    s.enqueue(&job("c", Some("h1"), 0)).expect("enqueue");
+    let j = s
+        .claim_job("n1", 60_000, 1, None, false)
+        .expect("claim")
+        .expect("a job");
+    let mut run = hostler::store::NewRun::cancelled(&j, "n1", "ran", hostler::store::now_ms());
+    run.status = hostler::store::Status::Ok;
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let id = s
+        .record_run_until(&run, hostler::store::JobAction::Done, &|| false)
+        .expect("recorded");
+    let runs = s
+        .runs(&hostler::store::RunFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .expect("runs");
+    assert_eq!(runs.len(), 1, "recorded once, not again: {runs:?}");
+    assert_eq!(runs[0].id, id);
+    assert!(s.jobs().expect("jobs").is_empty(), "the job is done");
+}
