@@ -40,7 +40,7 @@
 //! store    → config perfdata redact sql sqlxml urlencode when
 //! bundled  → store
 //! script   → bundled config redact session store
-//! app      → config script session store
+//! app      → config redact script session store
 //! queue    → redact store when
 //! monitord → config health queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when

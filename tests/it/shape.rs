@@ -34,7 +34,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "script",
         &["bundled", "config", "redact", "session", "store"],
     ),
-    ("app", &["config", "script", "session", "store"]),
+    ("app", &["config", "redact", "script", "session", "store"]),
     (
         "monitord",
         &[
