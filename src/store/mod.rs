@@ -184,8 +184,21 @@ impl Store {
             return Err(StoreError::Url(crate::redact::database_url(url)));
         }
         let driver = Sqlite::open(Path::new(path))?;
-        let mut store = Store::with_driver(Box::new(driver), url)?;
         let in_memory = path == ":memory:" || path.is_empty();
+        let mut pool = pool::Pool::one(Box::new(driver));
+        // (Not for a `file:` URI either: it may name a shared in-memory database.)
+        if !in_memory && !path.starts_with("file:") {
+            // Readers for reads that would wait on the writer (the web page while monitord
+            // records runs): WAL lets them read at the same time.
+            let file = Path::new(path).to_path_buf();
+            pool = pool.with_readers(
+                3,
+                Box::new(move || {
+                    Sqlite::open_reader(&file).map(|d| Box::new(d) as Box<dyn Driver>)
+                }),
+            );
+        }
+        let mut store = Store::with_pool(pool, Dialect::Sqlite, url)?;
         if !in_memory {
             store.sqlite_path = Some(Path::new(path).to_path_buf());
         }
@@ -264,13 +277,11 @@ impl Store {
             out = Some(f(c)?);
             Ok(())
         };
-        self.pool.with(|driver| {
-            if write {
-                driver.write(&mut work)
-            } else {
-                driver.read(&mut work)
-            }
-        })?;
+        if write {
+            self.pool.with(|driver| driver.write(&mut work))?;
+        } else {
+            self.pool.with_read(|driver| driver.read(&mut work))?;
+        }
         out.ok_or_else(|| StoreError::Db("unit of work did not run".into()))
     }
 

@@ -1,6 +1,8 @@
-//! The store's connections. SQLite and the SQL Server drivers have one; on PostgreSQL a store
-//! opens more as they are needed (up to `connections`, 4 by default), so that a node's jobs,
-//! its web page and its housekeeping do not wait on each other's round trips.
+//! The store's connections. SQLite has one writer, and beside it up to a few read-only
+//! connections (WAL lets them read while it writes), opened when a read would otherwise
+//! wait; on PostgreSQL a store opens more connections as they are needed (up to
+//! `connections`, 4 by default); the SQL Server drivers have one. So a node's jobs, its web
+//! page and its housekeeping do not wait on each other's round trips.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -12,25 +14,38 @@ use super::driver::Driver;
 pub type Connect = Box<dyn Fn() -> Result<Box<dyn Driver>, StoreError> + Send + Sync>;
 
 type Slot = Mutex<Option<Box<dyn Driver>>>;
+type Guard<'a> = MutexGuard<'a, Option<Box<dyn Driver>>>;
 
 pub struct Pool {
-    /// The first is always connected; the others once they were first needed.
+    /// Connected once first needed (the first, of a store's main pool, from the start).
     slots: Vec<Slot>,
     connect: Option<Connect>,
     /// Whose turn it is to be waited for when every connection is busy.
     turn: AtomicUsize,
+    /// Connections that only read, for reads while every connection above is busy.
+    readers: Option<Box<Pool>>,
 }
 
 /// A slot's lock, whether or not a panic poisoned it: the driver rolled back on unwind.
-fn lock(slot: &Slot) -> MutexGuard<'_, Option<Box<dyn Driver>>> {
+fn lock(slot: &Slot) -> Guard<'_> {
     slot.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn try_lock(slot: &Slot) -> Option<MutexGuard<'_, Option<Box<dyn Driver>>>> {
+fn try_lock(slot: &Slot) -> Option<Guard<'_>> {
     match slot.try_lock() {
         Ok(g) => Some(g),
         Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
         Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+fn run<T>(
+    mut g: Guard<'_>,
+    f: impl FnOnce(&mut dyn Driver) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match g.as_mut() {
+        Some(d) => f(d.as_mut()),
+        None => Err(StoreError::Db("the store has no connection".into())),
     }
 }
 
@@ -48,52 +63,90 @@ impl Pool {
             slots,
             connect,
             turn: AtomicUsize::new(0),
+            readers: None,
         }
     }
 
+    /// Up to `size` read-only connections beside these, opened by `connect` when a read
+    /// finds every connection here busy.
+    pub fn with_readers(mut self, size: usize, connect: Connect) -> Pool {
+        self.readers = Some(Box::new(Pool {
+            slots: (0..size.max(1)).map(|_| Mutex::new(None)).collect(),
+            connect: Some(connect),
+            turn: AtomicUsize::new(0),
+            readers: None,
+        }));
+        self
+    }
+
+    /// A free connection without waiting: an open one, else a new one while there is room.
+    fn free(&self) -> Option<Guard<'_>> {
+        for slot in &self.slots {
+            if let Some(g) = try_lock(slot)
+                && g.is_some()
+            {
+                return Some(g);
+            }
+        }
+        let connect = self.connect.as_ref()?;
+        for slot in &self.slots {
+            let Some(mut g) = try_lock(slot) else {
+                continue;
+            };
+            if g.is_some() {
+                continue;
+            }
+            match connect() {
+                Ok(d) => {
+                    *g = Some(d);
+                    return Some(g);
+                }
+                Err(e) => {
+                    // The open ones go on; the error shows if they fail too.
+                    tracing::debug!("cannot open one more connection: {e}");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// The next connection to come free, taking turns (an open one).
+    fn wait(&self) -> Guard<'_> {
+        let i = self.turn.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let g = lock(&self.slots[i]);
+        if g.is_some() || i == 0 {
+            return g;
+        }
+        drop(g);
+        lock(&self.slots[0])
+    }
+
     /// Runs `f` on a free connection: an open one, else a new one while there is room, else
-    /// the next to come free (taking turns).
+    /// the next to come free.
     pub fn with<T>(
         &self,
         f: impl FnOnce(&mut dyn Driver) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        for slot in &self.slots {
-            if let Some(mut g) = try_lock(slot)
-                && let Some(d) = g.as_mut()
-            {
-                return f(d.as_mut());
-            }
+        let g = match self.free() {
+            Some(g) => g,
+            None => self.wait(),
+        };
+        run(g, f)
+    }
+
+    /// Runs a read: on a free connection here, else on a reader (opened if need be), else
+    /// on the next connection here to come free.
+    pub fn with_read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Driver) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(g) = self.free() {
+            return run(g, f);
         }
-        if let Some(connect) = &self.connect {
-            for slot in &self.slots[1..] {
-                let Some(mut g) = try_lock(slot) else {
-                    continue;
-                };
-                if g.is_some() {
-                    continue;
-                }
-                match connect() {
-                    Ok(d) => {
-                        let d = g.insert(d);
-                        return f(d.as_mut());
-                    }
-                    Err(e) => {
-                        // The open ones go on; the error shows if they fail too.
-                        tracing::debug!("cannot open one more connection: {e}");
-                        break;
-                    }
-                }
-            }
+        if let Some(g) = self.readers.as_ref().and_then(|r| r.free()) {
+            return run(g, f);
         }
-        let i = self.turn.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let mut g = lock(&self.slots[i]);
-        if g.is_none() {
-            drop(g);
-            g = lock(&self.slots[0]);
-        }
-        match g.as_mut() {
-            Some(d) => f(d.as_mut()),
-            None => Err(StoreError::Db("the store has no connection".into())),
-        }
+        run(self.wait(), f)
     }
 }

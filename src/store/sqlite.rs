@@ -73,6 +73,23 @@ impl Sqlite {
         Ok(db)
     }
 
+    /// A read-only connection to a file the store has open (a reader beside its writer).
+    pub fn open_reader(path: &Path) -> Result<Sqlite, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let db = Sqlite {
+            conn,
+            path: path.to_path_buf(),
+        };
+        db.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db.err(e))?;
+        Ok(db)
+    }
+
     /// Maps a SQLite error to a store error that names the file.
     fn err(&self, e: rusqlite::Error) -> StoreError {
         map_err(&self.path, e)

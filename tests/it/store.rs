@@ -491,3 +491,35 @@ fn a_run_whose_commit_answer_was_lost_is_recorded_once() {
     assert_eq!(runs[0].id, id);
     assert!(s.jobs().expect("jobs").is_empty(), "the job is done");
 }
+
+#[test]
+fn reads_do_not_wait_for_a_long_write_on_sqlite() {
+    let w = crate::util::Work::new();
+    let s = w.store();
+    s.add_host(&host("h1")).expect("h1");
+    let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            s.write(|_| {
+                let _ = inside_tx.send(());
+                std::thread::sleep(std::time::Duration::from_millis(1_500));
+                Ok(())
+            })
+        })
+    };
+    inside_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the write began");
+    // The writer's connection is busy for 1.5 s: a reader answers meanwhile, and sees what
+    // was committed.
+    let t = std::time::Instant::now();
+    let hosts = s.hosts().expect("hosts");
+    let took = t.elapsed();
+    writer.join().expect("writer").expect("write");
+    assert_eq!(hosts.len(), 1);
+    assert!(
+        took < std::time::Duration::from_millis(1_000),
+        "a read waited {took:?} for another thread's write"
+    );
+}
