@@ -33,15 +33,7 @@ impl Sqlite {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            msg: e.to_string(),
-        })?;
-        let db = Sqlite {
-            conn,
-            path: path.to_path_buf(),
-        };
-        db.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db.err(e))?;
+        let db = Sqlite::connect(path, flags)?;
         // The first real read: a file that is not a database fails here, clearly.
         let mode: String = db
             .conn
@@ -78,6 +70,11 @@ impl Sqlite {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
+        Sqlite::connect(path, flags)
+    }
+
+    /// A connection with these flags that waits for a busy writer up to [`BUSY_TIMEOUT`].
+    fn connect(path: &Path, flags: OpenFlags) -> Result<Sqlite, StoreError> {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
             path: path.display().to_string(),
             msg: e.to_string(),

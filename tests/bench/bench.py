@@ -351,6 +351,28 @@ def wrk(url, header, seconds, conns=16):
     return rps, p.get("50%"), p.get("99%"), non2xx, out
 
 
+def serve_logged_in(env):
+    """Adds the web user `bench`, starts `hostler serve` with its page on a free port and logs
+    in; answers the process, the base URL and the session cookie header."""
+    subprocess.run([HOSTLER, "user", "add", "bench", "--password-stdin"], input="Bench-pass-1234\n",
+                   env=env, capture_output=True, text=True, check=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cookie = None
+    for _ in range(100):
+        try:
+            cookie = web_login(base, "bench", "Bench-pass-1234")
+            break
+        except OSError:
+            time.sleep(0.1)
+    if cookie is None:
+        p.terminate()
+        raise RuntimeError("hostler serve's page never answered the login")
+    return p, base, f"Cookie: hostler_session={cookie}"
+
+
 def bench_web(work):
     """The dashboard under wrk (16 connections over loopback) with 1,000 hosts and 100,000
     runs; Monit's own status page (one check) under the same load, for reference."""
@@ -363,21 +385,9 @@ def bench_web(work):
     env = dict(os.environ, HOSTLER_DB=db)
     run([HOSTLER, "init"], env=env, check=True)
     seed_web(db, n_hosts, n_runs)
-    r = subprocess.run([HOSTLER, "user", "add", "bench", "--password-stdin"], input="Bench-pass-1234\n",
-                       env=env, capture_output=True, text=True, check=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p, base, header = serve_logged_in(env)
     rows = []
     try:
-        for _ in range(100):
-            try:
-                cookie = web_login(base, "bench", "Bench-pass-1234")
-                break
-            except OSError:
-                time.sleep(0.1)
-        header = f"Cookie: hostler_session={cookie}"
         size = len(subprocess.run(["curl", "-s", "-H", header, base + "/"], capture_output=True).stdout) if shutil.which("curl") else 0
         wrk(base + "/", header, 2)  # warm-up
         rss0 = memory(p.pid)[0]
@@ -456,22 +466,10 @@ def bench_history_web(work):
         print("SKIPPED: the soak kept no database")
         return
     env = dict(os.environ, HOSTLER_DB=db)
-    subprocess.run([HOSTLER, "user", "add", "bench", "--password-stdin"], input="Bench-pass-1234\n",
-                   env=env, capture_output=True, text=True, check=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p, base, header = serve_logged_in(env)
     seconds = 5 if QUICK else 10
     rows = []
     try:
-        for _ in range(100):
-            try:
-                cookie = web_login(base, "bench", "Bench-pass-1234")
-                break
-            except OSError:
-                time.sleep(0.1)
-        header = f"Cookie: hostler_session={cookie}"
         host, check = "web0000.example.com", "check_web_0"
         pages = [
             ("dashboard", "/"),
