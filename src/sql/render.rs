@@ -158,9 +158,11 @@ impl Renderer {
             self.push(" AS ");
             self.ident(a);
         }
-        if s.lock.is_some() && self.d.is_mssql() {
+        match (s.lock, self.d.is_mssql()) {
             // READPAST skips rows another claimer holds; UPDLOCK keeps ours until commit.
-            self.push(" WITH (UPDLOCK, READPAST)");
+            (Some(Lock::SkipLocked), true) => self.push(" WITH (UPDLOCK, READPAST)"),
+            (Some(Lock::ForUpdate), true) => self.push(" WITH (UPDLOCK, ROWLOCK)"),
+            _ => {}
         }
         for j in &s.joins {
             self.push(match j.kind {
@@ -204,8 +206,14 @@ impl Renderer {
                 },
                 (None, None) => {}
             }
-            if let (Some(Lock::SkipLocked), Dialect::Postgres | Dialect::Mysql) = (s.lock, self.d) {
-                self.push(" FOR UPDATE SKIP LOCKED");
+            match (s.lock, self.d) {
+                (Some(Lock::SkipLocked), Dialect::Postgres | Dialect::Mysql) => {
+                    self.push(" FOR UPDATE SKIP LOCKED")
+                }
+                (Some(Lock::ForUpdate), Dialect::Postgres | Dialect::Mysql) => {
+                    self.push(" FOR UPDATE")
+                }
+                _ => {}
             }
         }
         Ok(())

@@ -26,12 +26,15 @@ pub enum Order {
     Desc,
 }
 
-/// Row locking for queue claims: `WITH (UPDLOCK, READPAST)` on SQL Server,
-/// `FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL, nothing on SQLite (whose
-/// `BEGIN IMMEDIATE` already holds the write lock).
+/// Row locking, nothing on SQLite (whose `BEGIN IMMEDIATE` already holds the write lock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lock {
+    /// For queue claims: `WITH (UPDLOCK, READPAST)` on SQL Server, `FOR UPDATE SKIP LOCKED`
+    /// on PostgreSQL and MySQL.
     SkipLocked,
+    /// For a read, then a write of the same rows: `WITH (UPDLOCK, ROWLOCK)` on SQL Server,
+    /// `FOR UPDATE` on PostgreSQL and MySQL.
+    ForUpdate,
 }
 
 /// A named, reusable piece of a SELECT.
