@@ -3,7 +3,7 @@
 -- `hostler init --print-ddl sqlite|mssql2000|mssql2005|postgres|mysql`.
 -- Times are milliseconds since the Unix epoch (UTC), in BIGINT columns.
 -- Runs and notifications copy names instead of referencing rows: history outlives what it names.
--- schema_version: 3
+-- schema_version: 4
 
 CREATE TABLE settings (
     key         VARCHAR(255) PRIMARY KEY,
@@ -135,7 +135,11 @@ CREATE TABLE runs (
     check_name  VARCHAR(255),
     -- The run changed its check's state: kept as long as problems are ([history] keep_days).
     -- Added in schema version 3.
-    changed     BOOLEAN NOT NULL DEFAULT FALSE
+    changed     BOOLEAN NOT NULL DEFAULT FALSE,
+    -- How many runs the row stands for. OK runs of a check that changed nothing, one after
+    -- another, share one row ([history] collapse_ok): the latest of them, and their count.
+    -- Added in schema version 4.
+    repeats     INTEGER NOT NULL DEFAULT 1
 );
 
 CREATE TABLE notifications (
@@ -237,16 +241,9 @@ CREATE TABLE perf_series (
     UNIQUE (host, check_name, label)
 );
 
--- Raw points (epoch ms, value), kept [history] keep_points_days. Added in schema version 3.
-CREATE TABLE perf_points (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    series_id   BIGINT NOT NULL,
-    t           BIGINT NOT NULL,
-    value       REAL NOT NULL
-);
-
 -- Hourly trends (the hour's start in epoch ms): count, minimum, maximum and sum (the average is
--- sum / n), kept [history] keep_trends_days. Added in schema version 3.
+-- sum / n), kept [history] keep_trends_days. Added in schema version 3; since version 4 kept
+-- up to date as each point arrives (nothing is rolled up later).
 CREATE TABLE perf_trends (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     series_id   BIGINT NOT NULL,
@@ -257,6 +254,17 @@ CREATE TABLE perf_trends (
     vsum        REAL NOT NULL
 );
 
+-- Raw points: one row per series and hour, its points as text ("ms-into-the-hour:value",
+-- space-separated), kept [history] keep_points_days. A row of its own, apart from the trend,
+-- so that it is deleted whole (SQLite reuses a deleted row's page; it would not give back
+-- the space of a row that shrank). Added in schema version 4 (version 3 had a row per point).
+CREATE TABLE perf_raw (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    series_id   BIGINT NOT NULL,
+    hour        BIGINT NOT NULL,
+    points      TEXT NOT NULL
+);
+
 CREATE INDEX jobs_due ON jobs (state, due_at);
 CREATE INDEX jobs_host ON jobs (host_id, state);
 CREATE INDEX runs_host_script ON runs (host, script, id);
@@ -264,10 +272,11 @@ CREATE INDEX runs_started ON runs (started_at);
 CREATE INDEX notifications_pending ON notifications (next_try_at);
 CREATE INDEX jobs_claim ON jobs (state, priority DESC, due_at, id);
 CREATE INDEX schedules_due ON schedules (enabled, next_due);
-CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at);
 CREATE UNIQUE INDEX checks_host_script ON checks (host, script);
 CREATE INDEX downtimes_ends ON downtimes (ends_at);
-CREATE INDEX perf_points_series ON perf_points (series_id, t);
-CREATE INDEX perf_points_t ON perf_points (t);
 CREATE UNIQUE INDEX perf_trends_series ON perf_trends (series_id, hour);
 CREATE INDEX notifications_created ON notifications (created_at);
+CREATE INDEX perf_trends_hour ON perf_trends (hour);
+CREATE UNIQUE INDEX perf_raw_series ON perf_raw (series_id, hour);
+CREATE INDEX perf_raw_hour ON perf_raw (hour);
+CREATE INDEX notifications_run ON notifications (run_id);

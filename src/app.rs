@@ -75,6 +75,7 @@ impl App {
                 .map_or(i64::MAX, |d| {
                     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
                 }),
+            collapse_ok: self.config.history.collapse_ok,
             ..Default::default()
         }
     }

@@ -32,6 +32,9 @@ pub struct History {
     pub keep_days: f64,
     /// Hours an OK run that changed nothing is kept (its perfdata stays as points and trends).
     pub keep_ok_hours: f64,
+    /// OK runs of a check that change nothing, one after another, share one row: the latest
+    /// of them, and how many there were (false: a row each, kept `keep_ok_hours`).
+    pub collapse_ok: bool,
     /// Days a transcript of a run that was not OK is kept (then the run stays without it).
     pub keep_transcripts_days: f64,
     /// Keep the transcripts of monitord's OK runs too (by default they are not stored).
@@ -55,6 +58,7 @@ impl Default for History {
         History {
             keep_days: 30.0,
             keep_ok_hours: 24.0,
+            collapse_ok: true,
             keep_transcripts_days: 7.0,
             ok_transcripts: false,
             keep_events_days: 365.0,

@@ -35,13 +35,12 @@ pub fn prune(app: &App, cmd: PruneCmd) -> anyhow::Result<u8> {
         "removed"
     };
     output::text(&format!(
-        "{verb}: {} runs, {} transcripts, {} notifications, {} perfdata points, {} hourly trends",
+        "{verb}: {} runs, {} transcripts, {} notifications, {} hours of raw perfdata points, {} hourly trends",
         done.runs, done.transcripts, done.notifications, done.points, done.trends
     ))?;
     if !cmd.dry_run {
         output::text(&format!(
-            "rolled up {} hours of perfdata; {} transactions, the longest {} ms; {} pages given back{}",
-            done.hours_rolled,
+            "{} transactions, the longest {} ms; {} pages given back{}",
             done.batches,
             done.longest_batch_ms,
             done.pages_freed,

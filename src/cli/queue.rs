@@ -115,6 +115,7 @@ pub fn runs(app: &App, cmd: RunsCmd) -> anyhow::Result<u8> {
                     "id": r.id, "script": r.script, "host": r.host, "status": r.status,
                     "message": r.message, "perfdata": r.perfdata, "started_at": r.started_at,
                     "finished_at": r.finished_at, "attempt": r.attempt, "node": r.node,
+                    "repeats": r.repeats,
                 })
             })
             .collect();
@@ -130,7 +131,10 @@ pub fn runs(app: &App, cmd: RunsCmd) -> anyhow::Result<u8> {
                 format!("{}ms", r.finished_at - r.started_at),
                 r.script.clone(),
                 output::opt(&r.host),
-                r.status.as_str().to_uppercase(),
+                match r.repeats {
+                    1 => r.status.as_str().to_uppercase(),
+                    n => format!("{} x{n}", r.status.as_str().to_uppercase()),
+                },
                 r.message.lines().next().unwrap_or("").to_string(),
             ]
         })
@@ -151,11 +155,15 @@ pub fn show_run(app: &App, cmd: ShowRunCmd) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let mut s = format!(
-        "run {}: {} on {} — {}\nstarted  {}\nfinished {} ({} ms), attempt {}, node {}\nmessage  {}\n",
+        "run {}: {} on {} — {}{}\nstarted  {}\nfinished {} ({} ms), attempt {}, node {}\nmessage  {}\n",
         r.id,
         r.script,
         r.host.as_deref().unwrap_or("(no host)"),
         r.status.as_str().to_uppercase(),
+        match r.repeats {
+            1 => String::new(),
+            n => format!(" (the latest of {n} OK runs in a row that changed nothing)"),
+        },
         output::time(r.started_at),
         output::time(r.finished_at),
         r.finished_at - r.started_at,

@@ -464,7 +464,6 @@ impl Daemon {
                     notifications = p.notifications,
                     points = p.points,
                     trends = p.trends,
-                    hours_rolled = p.hours_rolled,
                     batches = p.batches,
                     longest_batch_ms = p.longest_batch_ms,
                     pages_freed = p.pages_freed,

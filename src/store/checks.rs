@@ -60,6 +60,8 @@ pub struct Policy {
     /// Changes of state within `flap_window_ms` that make a check flapping (0: never).
     pub flap_changes: usize,
     pub flap_window_ms: i64,
+    /// OK runs that change nothing, one after another, share one row ([history] collapse_ok).
+    pub collapse_ok: bool,
 }
 
 impl Default for Policy {
@@ -68,6 +70,7 @@ impl Default for Policy {
             retries: 1,
             flap_changes: 6,
             flap_window_ms: 3_600_000,
+            collapse_ok: true,
         }
     }
 }

@@ -1,8 +1,9 @@
-//! Housekeeping: what `[history]` keeps, and for how long. One pass rolls raw perfdata up into
-//! hourly trends, then deletes what has expired (runs, transcripts, notifications, points,
-//! trends) in batches of a few hundred rows, each its own short transaction, so the queue
-//! never waits long for the write lock; then SQLite gives free pages back to the file system
-//! (`auto_vacuum = INCREMENTAL`) or reuses them.
+//! Housekeeping: what `[history]` keeps, and for how long. One pass deletes what has expired
+//! (runs, transcripts, notifications, raw points, hourly trends) in batches of a few hundred
+//! rows, each its own short transaction, so the queue never waits long for the write lock;
+//! then SQLite gives free pages back to the file system (`auto_vacuum = INCREMENTAL`) or
+//! reuses them. There is nothing to roll up: an hour's trend is kept up to date as its points
+//! are recorded (`store::series`).
 
 use serde::Serialize;
 
@@ -11,12 +12,7 @@ use super::{ConnExt, Store, StoreError};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
-/// A closed hour is rolled up this long after its end (a run finishing late lands in it).
-const ROLLUP_GRACE: i64 = 5 * 60_000;
-/// Hours one pass rolls up at most (a long-stopped node catches up over several passes).
-const MAX_HOURS_PER_PASS: i64 = 48;
-/// Settings keys of the marks housekeeping moves on.
-const ROLLED_TO: &str = "history.rolled_to";
+/// The settings key of the mark housekeeping moves on: where the next pass starts clearing.
 const TRANSCRIPTS_FROM: &str = "history.transcripts_from";
 
 /// How long each kind of row is kept, in milliseconds, and the batch size.
@@ -58,10 +54,9 @@ pub struct Pruned {
     pub runs: u64,
     pub transcripts: u64,
     pub notifications: u64,
+    /// Hours of raw points of a series (their trends stay).
     pub points: u64,
     pub trends: u64,
-    /// Hours of raw points rolled up into trends.
-    pub hours_rolled: u64,
     /// Transactions the pass took, and the longest of them (ms): how long the queue could
     /// have waited for the write lock.
     pub batches: u64,
@@ -73,7 +68,6 @@ pub struct Pruned {
 impl Pruned {
     pub fn is_empty(&self) -> bool {
         self.runs + self.transcripts + self.notifications + self.points + self.trends == 0
-            && self.hours_rolled == 0
     }
 }
 
@@ -119,58 +113,7 @@ impl Store {
         }
     }
 
-    /// Rolls closed hours of raw points up into trends, from the mark on.
-    fn roll_up(
-        &self,
-        now: i64,
-        r: &Retention,
-        dry: bool,
-        done: &mut Pruned,
-        pause: &dyn Fn(),
-    ) -> Result<i64, StoreError> {
-        let start = match self.mark(ROLLED_TO)? {
-            Some(h) => h,
-            None => match self.read(|c| c.query_one(st::oldest_point()))? {
-                Some(row) => match row.opt_int("t")? {
-                    Some(t) => t - t.rem_euclid(HOUR),
-                    None => return Ok(now - now.rem_euclid(HOUR) - HOUR),
-                },
-                None => return Ok(now - now.rem_euclid(HOUR) - HOUR),
-            },
-        };
-        let mut hour = start;
-        let mut rolled = 0;
-        // A dry run counts every hour there is to roll up, so its counts of what goes next
-        // are those of a full catch-up.
-        while hour + HOUR + ROLLUP_GRACE <= now && (dry || rolled < MAX_HOURS_PER_PASS) {
-            if !dry {
-                let rows = self.read(|c| c.query(st::hour_rollup(hour)))?;
-                for chunk in rows.chunks(r.batch as usize) {
-                    self.batch(done, pause, |c| {
-                        for row in chunk {
-                            c.exec(st::trend_upsert(
-                                row.int("series_id")?,
-                                hour,
-                                row.int("n")?,
-                                row.real("vmin")?,
-                                row.real("vmax")?,
-                                row.real("vsum")?,
-                            ))?;
-                        }
-                        Ok(())
-                    })?;
-                }
-                self.set_setting(ROLLED_TO, &(hour + HOUR).to_string())?;
-            }
-            hour += HOUR;
-            rolled += 1;
-        }
-        done.hours_rolled = rolled as u64;
-        Ok(hour)
-    }
-
-    /// One housekeeping pass at `now`: roll up perfdata, then delete what `r` no longer
-    /// keeps. With `dry`, only counts what it would delete.
+    /// One housekeeping pass at `now`: deletes what `r` no longer keeps. With `dry`, only counts what it would delete.
     pub fn prune(
         &self,
         r: &Retention,
@@ -179,12 +122,11 @@ impl Store {
         pause: &dyn Fn(),
     ) -> Result<Pruned, StoreError> {
         let mut done = Pruned::default();
-        let rolled_to = self.roll_up(now, r, dry, &mut done, pause)?;
         let (ok_before, all_before) = (now - r.keep_ok_ms, now - r.keep_ms);
         let transcripts_before = now - r.keep_transcripts_ms;
         let events_before = now - r.keep_events_ms;
-        // Raw points go only once their hour is in the trends.
-        let points_before = (now - r.keep_points_ms).min(rolled_to);
+        // Whole hours: an hour's raw points are one row.
+        let points_before = (now - r.keep_points_ms).div_euclid(HOUR) * HOUR;
         let trends_before = now - r.keep_trends_ms;
         let count = |s: crate::sql::Statement| -> Result<u64, StoreError> {
             Ok(self
@@ -205,7 +147,7 @@ impl Store {
                 "created_at",
                 events_before,
             ))?;
-            done.points = count(st::count_before("perf_points", "t", points_before))?;
+            done.points = count(st::count_before("perf_raw", "hour", points_before))?;
             done.trends = count(st::count_before("perf_trends", "hour", trends_before))?;
             return Ok(done);
         }
@@ -248,8 +190,8 @@ impl Store {
             pause,
         )?;
         done.points = self.delete_batches(
-            "perf_points",
-            &|| st::rows_before("perf_points", "t", points_before, b),
+            "perf_raw",
+            &|| st::rows_before("perf_raw", "hour", points_before, b),
             b,
             &mut done,
             pause,

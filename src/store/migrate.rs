@@ -27,6 +27,23 @@ enum Add {
     Table(&'static str),
     Column(&'static str, &'static str),
     Index(&'static str),
+    /// Schema version 3's raw points, a row each, folded into their hours' rows.
+    FoldPoints,
+    /// An index no longer declared (table, index), dropped if it is there.
+    DropIndex(&'static str, &'static str),
+}
+
+/// `DROP INDEX` if the index is there, in a dialect's words.
+fn drop_index(d: crate::sql::Dialect, table: &str, index: &str) -> String {
+    use crate::sql::Dialect;
+    match d {
+        Dialect::Sqlite | Dialect::Postgres => format!("DROP INDEX IF EXISTS {index}"),
+        // sysindexes is there from 2000 on (a compatibility view since 2005).
+        Dialect::Mssql2000 | Dialect::Mssql2005 => format!(
+            "IF EXISTS (SELECT 1 FROM sysindexes WHERE name = '{index}') DROP INDEX {table}.{index}"
+        ),
+        Dialect::Mysql => format!("DROP INDEX {index} ON {table}"),
+    }
 }
 
 /// The upgrade step from `from` to the next version.
@@ -51,9 +68,19 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("runs", "check_name"),
             Add::Column("runs", "changed"),
             Add::Table("perf_series"),
-            Add::Table("perf_points"),
+            // Made as version 4 has it; version 3's perf_points is not needed.
             Add::Table("perf_trends"),
             Add::Index("notifications_created"),
+        ]),
+        // 4: OK runs that change nothing share a row; raw points kept a row per hour; trends
+        // by hour; notifications by run; no runs_schedule.
+        3 => Some(&[
+            Add::Column("runs", "repeats"),
+            Add::Table("perf_raw"),
+            Add::FoldPoints,
+            // The fix guard's count is served by runs_host_script (fixes are few per host).
+            Add::DropIndex("runs", "runs_schedule"),
+            Add::Index("notifications_run"),
         ]),
         _ => None,
     }
@@ -65,6 +92,11 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
     let d = conn.dialect();
     for add in steps {
         let ddl = match add {
+            Add::FoldPoints => {
+                fold_points(conn, schema)?;
+                continue;
+            }
+            Add::DropIndex(t, i) => Some(vec![drop_index(d, t, i)]),
             Add::Table(t) => schema.table_ddl(t, d),
             Add::Column(t, c) => schema.add_column_ddl(t, c, d).map(|s| vec![s]),
             Add::Index(i) => schema.index_ddl(i, d).map(|s| vec![s]),
@@ -74,6 +106,68 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
             conn.ddl(&stmt)?;
         }
     }
+    Ok(())
+}
+
+/// Version 3 kept a row per raw point in `perf_points`, and rolled closed hours up into
+/// `perf_trends` later: writes each series' points into their hours' rows of `perf_raw`, gives
+/// an hour not rolled up yet its trend from them (one already rolled up keeps its own), drops
+/// the old table and adds the index of trends by hour. A database that came from version 2 in
+/// this same upgrade has no `perf_points`, and its `perf_trends` was made as 4 has it.
+fn fold_points(conn: &mut dyn Conn, schema: &Schema) -> Result<(), StoreError> {
+    use crate::store::series::{MAX_POINTS_PER_HOUR, push_point};
+    const HOUR: i64 = 3_600_000;
+    if conn
+        .query(Statement::TableExists("perf_points"))?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let series = conn.query(statements::table_ids("perf_series"))?;
+    let mut folded = 0usize;
+    for row in &series {
+        let id = row.int("id")?;
+        let points = conn.query(statements::legacy_points(id))?;
+        let mut at = 0;
+        while at < points.len() {
+            let t0 = points[at].int("t")?;
+            let hour = t0 - t0.rem_euclid(HOUR);
+            let (mut text, mut n, mut vmin, mut vmax, mut vsum) =
+                (String::new(), 0, f64::INFINITY, f64::NEG_INFINITY, 0.0);
+            while let Some(p) = points.get(at) {
+                let t = p.int("t")?;
+                if t - t.rem_euclid(HOUR) != hour {
+                    break;
+                }
+                let v = p.real("value")?;
+                if n < MAX_POINTS_PER_HOUR {
+                    push_point(&mut text, t - hour, v);
+                }
+                (n, vmin, vmax, vsum) = (n + 1, vmin.min(v), vmax.max(v), vsum + v);
+                at += 1;
+            }
+            folded += n as usize;
+            if conn.query_one(statements::hour_get(id, hour))?.is_none() {
+                let figures = statements::HourRow {
+                    n,
+                    vmin,
+                    vmax,
+                    vsum,
+                };
+                conn.exec(statements::hour_insert(id, hour, &figures))?;
+            }
+            conn.exec(statements::raw_insert(id, hour, &text))?;
+        }
+    }
+    conn.ddl("DROP TABLE perf_points")?;
+    let index = schema
+        .index_ddl("perf_trends_hour", conn.dialect())
+        .ok_or_else(|| StoreError::Db("schema.sql lacks perf_trends_hour".into()))?;
+    conn.ddl(&index)?;
+    tracing::info!(
+        "{folded} raw perfdata points of {} series moved into their hours",
+        series.len()
+    );
     Ok(())
 }
 

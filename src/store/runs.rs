@@ -39,6 +39,7 @@ fn run_from_row(r: &Row) -> Result<Run, StoreError> {
             .transpose()
             .map_err(StoreError::Invalid)?,
         check_name: r.opt_text("check_name")?,
+        repeats: r.opt_int("repeats")?.unwrap_or(1),
     })
 }
 
@@ -66,11 +67,13 @@ fn notification_from_row(r: &Row) -> Result<Notification, StoreError> {
     })
 }
 
-/// How many runs ended with a status, and their summed duration.
+/// How many runs ended with a status, and the summed duration of the `timed` ones (a row
+/// that stands for several OK runs keeps the duration of its latest alone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusCount {
     pub status: Status,
     pub runs: i64,
+    pub timed: i64,
     pub ms: i64,
 }
 
@@ -150,16 +153,12 @@ fn details(run: &NewRun, moved: Option<&super::checks::Moved>) -> serde_json::Va
     })
 }
 
-/// Inserts a run's row (not its notifications, not its job action).
-pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, StoreError> {
-    c.insert(st::run_insert(vec![
+/// What a run's row says of it alone (a row that joins runs takes these again).
+fn run_values(run: &NewRun) -> Vec<(&'static str, crate::sql::Expr)> {
+    vec![
         ("job_id", param(run.job_id)),
-        ("schedule_id", param(run.schedule_id)),
-        ("script", param(run.script.as_str())),
         ("script_version", param(run.script_version)),
-        ("host", param(run.host.clone())),
         ("node", param(run.node.clone())),
-        ("status", param(run.status.as_str())),
         ("message", param(run.message.as_str())),
         ("perfdata", param(run.perfdata.clone())),
         ("output", param(run.output.as_str())),
@@ -167,9 +166,46 @@ pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, S
         ("started_at", param(run.started_at)),
         ("finished_at", param(run.finished_at)),
         ("attempt", param(run.attempt)),
+    ]
+}
+
+/// Inserts a run's row (not its notifications, not its job action).
+pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, StoreError> {
+    let mut values = run_values(run);
+    values.extend([
+        ("schedule_id", param(run.schedule_id)),
+        ("script", param(run.script.as_str())),
+        ("host", param(run.host.clone())),
+        ("status", param(run.status.as_str())),
         ("phase", param(run.phase.map(RunPhase::as_str))),
         ("check_name", param(run.check_name.clone())),
-    ]))
+    ]);
+    c.insert(st::run_insert(values))
+}
+
+/// The row an OK run that changes nothing joins instead of a row of its own: its check's last
+/// run, when that was such a run too. None: the run gets its own row.
+fn joins(c: &mut dyn super::Conn, run: &NewRun) -> Result<Option<i64>, StoreError> {
+    let Some(schedule) = run.schedule_id else {
+        return Ok(None);
+    };
+    if run.status != Status::Ok
+        || !matches!(run.phase, None | Some(RunPhase::Check))
+        || !run.notifications.is_empty()
+    {
+        return Ok(None);
+    }
+    let Some(check) = c.query_one(st::check_get(run.host.as_deref(), run.check()))? else {
+        return Ok(None);
+    };
+    let last = check.opt_int("last_run_id")?;
+    match last {
+        Some(last) if check.text("state")? == "ok" => Ok(c
+            .query_one(st::run_quiet(last, schedule))?
+            .map(|r| r.int("id"))
+            .transpose()?),
+        _ => Ok(None),
+    }
 }
 
 impl Store {
@@ -180,8 +216,15 @@ impl Store {
     pub fn record_run(&self, run: &NewRun, action: JobAction) -> Result<i64, StoreError> {
         let at = now_ms();
         let owner = run.node.as_deref().unwrap_or_default();
+        let collapse = self.policy().collapse_ok;
         self.write(|c| {
-            let id = insert_run(c, run)?;
+            let id = match joins(c, run)?.filter(|_| collapse) {
+                Some(id) => {
+                    c.exec(st::run_repeat(id, run_values(run)))?;
+                    id
+                }
+                None => insert_run(c, run)?,
+            };
             let moved = super::checks::record(c, run, id, action, self.policy())?;
             if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
                 c.exec(st::run_mark_changed(id))?;
@@ -321,7 +364,8 @@ impl Store {
             for r in c.query(st::run_stats())? {
                 by_status.push(StatusCount {
                     status: r.text("status")?.parse().map_err(StoreError::Db)?,
-                    runs: r.int("n")?,
+                    runs: r.opt_int("n")?.unwrap_or(0),
+                    timed: r.int("rows")?,
                     ms: r.opt_int("ms")?.unwrap_or(0),
                 });
             }

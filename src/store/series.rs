@@ -1,5 +1,8 @@
 //! Perfdata as time series: each run's perfdata becomes points of its check's series, in the
-//! transaction that records the run; reads give raw points or hourly trends by range.
+//! transaction that records the run. A series keeps two rows per hour: its trend (the hour's
+//! count, minimum, maximum and sum, kept up to date as each point arrives, so there is nothing
+//! to roll up later) and its raw points as text, until housekeeping deletes them. Reads give
+//! raw points or hourly trends by range.
 
 use serde::Serialize;
 
@@ -13,6 +16,10 @@ pub const MAX_POINTS_PER_RUN: usize = 32;
 pub const MAX_SERIES_PER_CHECK: usize = 64;
 /// The longest label kept.
 const MAX_LABEL: usize = 128;
+/// Raw points one series keeps for one hour (a point every 5 s): past it, the hour's count,
+/// minimum, average and maximum still take every point in, but its raw points stop growing.
+pub const MAX_POINTS_PER_HOUR: i64 = 720;
+const HOUR: i64 = 3_600_000;
 
 /// One series: a label of a host's check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +52,71 @@ pub enum Resolution {
 
 fn real(r: &super::Row, name: &str) -> Result<f64, StoreError> {
     r.real(name)
+}
+
+/// A point as an hour row keeps it: its milliseconds into the hour, then its value, in the
+/// shortest text that reads back as the same number.
+pub fn push_point(points: &mut String, offset_ms: i64, value: f64) {
+    use std::fmt::Write;
+    if !points.is_empty() {
+        points.push(' ');
+    }
+    let plain = value.to_string();
+    // Display never uses an exponent: 1e300 would take 301 digits.
+    if plain.len() > 24 {
+        let _ = write!(points, "{offset_ms}:{value:e}");
+    } else {
+        let _ = write!(points, "{offset_ms}:{plain}");
+    }
+}
+
+/// The points of an hour row's text, as (epoch ms, value); what does not read as a point
+/// (the text was edited by hand) is left out.
+pub fn parse_points(hour: i64, text: &str) -> impl Iterator<Item = (i64, f64)> + '_ {
+    text.split_ascii_whitespace().filter_map(move |p| {
+        let (offset, value) = p.split_once(':')?;
+        let offset: i64 = offset.parse().ok().filter(|o| (0..HOUR).contains(o))?;
+        let value: f64 = value.parse().ok().filter(|v: &f64| v.is_finite())?;
+        Some((hour + offset, value))
+    })
+}
+
+/// Adds one point to its series' hour: its trend's figures take it in, and its raw points
+/// gain it. An hour's raw points start with its trend, so a late point for an hour whose raw
+/// points are gone (deleted, or from before schema version 4) changes its trend alone.
+fn add_point(c: &mut dyn Conn, series: i64, t: i64, value: f64) -> Result<(), StoreError> {
+    let hour = t - t.rem_euclid(HOUR);
+    let mut point = String::new();
+    push_point(&mut point, t - hour, value);
+    match c.query_one(st::hour_get(series, hour))? {
+        Some(row) => {
+            let n = row.int("n")?;
+            let next = st::HourRow {
+                n: n + 1,
+                vmin: real(&row, "vmin")?.min(value),
+                vmax: real(&row, "vmax")?.max(value),
+                vsum: real(&row, "vsum")? + value,
+            };
+            c.exec(st::hour_update(row.int("id")?, &next))?;
+            if n < MAX_POINTS_PER_HOUR
+                && let Some(raw) = c.query_one(st::raw_get(series, hour))?
+            {
+                let points = format!("{} {point}", raw.text("points")?);
+                c.exec(st::raw_set(raw.int("id")?, &points))?;
+            }
+        }
+        None => {
+            let first = st::HourRow {
+                n: 1,
+                vmin: value,
+                vmax: value,
+                vsum: value,
+            };
+            c.exec(st::hour_insert(series, hour, &first))?;
+            c.exec(st::raw_insert(series, hour, &point))?;
+        }
+    }
+    Ok(())
 }
 
 /// Stores the perfdata of a recorded run as points, in its transaction. Runs of checks only:
@@ -98,7 +170,7 @@ pub(super) fn record(c: &mut dyn Conn, run: &NewRun) -> Result<(), StoreError> {
                 c.insert(st::series_insert(host, check, &p.label, &p.uom, warn, crit))?
             }
         };
-        c.exec(st::point_insert(id, run.finished_at, value))?;
+        add_point(c, id, run.finished_at, value)?;
     }
     Ok(())
 }
@@ -144,7 +216,8 @@ impl Store {
     }
 
     /// A series' samples in `[since, until)`: raw points while the range lies within what
-    /// raw points are kept for (`raw_ms` back from now), else hourly trends.
+    /// raw points are kept for (`raw_ms` back from now), else hourly trends. An hour whose raw
+    /// points are gone (deleted, or from before schema version 4) gives its trend either way.
     pub fn samples(
         &self,
         series: i64,
@@ -153,39 +226,64 @@ impl Store {
         raw_ms: i64,
     ) -> Result<(Resolution, Vec<Sample>), StoreError> {
         let raw = since >= super::now_ms().saturating_sub(raw_ms);
-        self.read(|c| {
-            if raw {
-                let rows = c.query(st::points(series, since, until, MAX_SAMPLES))?;
-                let samples = rows
-                    .iter()
-                    .map(|r| {
-                        let v = real(r, "value")?;
-                        Ok(Sample {
-                            t: r.int("t")?,
+        let (trends, points) = self.read(|c| {
+            let trends = c.query(st::hours(series, since, until, MAX_SAMPLES))?;
+            let points = if raw {
+                c.query(st::raw_hours(series, since, until, MAX_SAMPLES))?
+            } else {
+                Vec::new()
+            };
+            Ok((trends, points))
+        })?;
+        let mut points = points.iter().peekable();
+        let mut samples = Vec::new();
+        for r in &trends {
+            let hour = r.int("hour")?;
+            while points
+                .next_if(|p| p.int("hour").is_ok_and(|h| h < hour))
+                .is_some()
+            {}
+            let text = match points.next_if(|p| p.int("hour").is_ok_and(|h| h == hour)) {
+                Some(p) => Some(p.text("points")?),
+                None => None,
+            };
+            if let Some(text) = text {
+                let start = samples.len();
+                samples.extend(
+                    parse_points(hour, &text)
+                        .filter(|(t, _)| (since..until).contains(t))
+                        .map(|(t, v)| Sample {
+                            t,
                             n: 1,
                             min: v,
                             avg: v,
                             max: v,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                return Ok((Resolution::Raw, samples));
+                        }),
+                );
+                // Points arrive in order but for a late run's: each hour reads back in order.
+                samples[start..].sort_by_key(|s| s.t);
+            } else if hour >= since {
+                let n = r.int("n")?.max(1);
+                samples.push(Sample {
+                    t: hour,
+                    n,
+                    min: real(r, "vmin")?,
+                    avg: real(r, "vsum")? / n as f64,
+                    max: real(r, "vmax")?,
+                });
             }
-            let rows = c.query(st::trends(series, since, until, MAX_SAMPLES))?;
-            let samples = rows
-                .iter()
-                .map(|r| {
-                    let n = r.int("n")?.max(1);
-                    Ok(Sample {
-                        t: r.int("hour")?,
-                        n,
-                        min: real(r, "vmin")?,
-                        avg: real(r, "vsum")? / n as f64,
-                        max: real(r, "vmax")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            Ok((Resolution::Hourly, samples))
-        })
+            if samples.len() as u64 >= MAX_SAMPLES {
+                samples.truncate(MAX_SAMPLES as usize);
+                break;
+            }
+        }
+        Ok((
+            if raw {
+                Resolution::Raw
+            } else {
+                Resolution::Hourly
+            },
+            samples,
+        ))
     }
 }

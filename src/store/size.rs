@@ -13,7 +13,7 @@ pub const COUNTED: &[&str] = &[
     "checks",
     "jobs",
     "perf_series",
-    "perf_points",
+    "perf_raw",
     "perf_trends",
 ];
 

@@ -72,7 +72,8 @@ pub fn host(web: &Web, who: &Who, name: &str) -> WebResult {
                         td { a href={"/runs/" (r.id)} { (r.id) } }
                         td { (ago(r.started_at, now)) " ago" }
                         td { (r.script) }
-                        td { span class=(status_class(r.status)) { (r.status.as_str().to_uppercase()) } }
+                        td { span class=(status_class(r.status)) { (r.status.as_str().to_uppercase()) }
+                            @if r.repeats > 1 { " ×" (r.repeats) } }
                         td.msg { (r.message) }
                     }
                 }

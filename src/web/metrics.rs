@@ -106,7 +106,7 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
         let (n, ms) = runs
             .iter()
             .find(|r| r.status == *s)
-            .map_or((0, 0), |r| (r.runs, r.ms));
+            .map_or((0, 0), |r| (r.timed, r.ms));
         let _ = writeln!(
             text,
             "hostler_run_duration_seconds_sum{{status=\"{s}\"}} {}\nhostler_run_duration_seconds_count{{status=\"{s}\"}} {n}",

@@ -71,7 +71,8 @@ pub fn runs(web: &Web, who: &Who, req: &Req) -> WebResult {
                         td { (r.host.as_deref().unwrap_or("-")) }
                         td { (r.script) }
                         td { (r.phase.map_or("", |p| p.as_str())) }
-                        td { (status(r.status)) }
+                        td { (status(r.status))
+                            @if r.repeats > 1 { " " span.repeats title="OK runs that changed nothing, one after another: this is the latest" { "×" (r.repeats) } } }
                         td.msg { (r.message) }
                     }
                 }
@@ -110,6 +111,9 @@ pub fn run(web: &Web, who: &Who, id: i64) -> WebResult {
         }
         dl.fields {
             dt { "Status" } dd { (status(r.status)) " " (r.message) }
+            @if r.repeats > 1 {
+                dt { "Runs" } dd { "The latest of " (r.repeats) " OK runs in a row that changed nothing (they share this record)" }
+            }
             dt { "Script" } dd { a href={"/scripts/" (r.script)} { (r.script) }
                 @if let Some(v) = r.script_version { " (version " (v) ")" } }
             dt { "Host" } dd { @if let Some(h) = &r.host { a href={"/hosts/" (h)} { (h) } } @else { "-" } }

@@ -80,7 +80,7 @@ proptest! {
         flap_changes in prop_oneof![Just(0usize), Just(3), Just(6)],
         flap_window_ms in prop_oneof![Just(5_000i64), Just(3_600_000)],
     ) {
-        let policy = Policy { retries, flap_changes, flap_window_ms };
+        let policy = Policy { retries, flap_changes, flap_window_ms, collapse_ok: true };
         let run = replay(&steps, &policy);
         let mut flapping = false;
         let mut told = false;

@@ -59,7 +59,7 @@ fn count(store: &Store, sql: &str) -> i64 {
         .expect("a count")
 }
 
-/// Passes until nothing is left to roll up (one pass rolls at most two days of hours).
+/// Passes until a pass finds nothing more to do.
 fn prune_fully(store: &Store, r: &Retention, now: i64) -> Pruned {
     let mut all = Pruned::default();
     for _ in 0..400 {
@@ -69,7 +69,6 @@ fn prune_fully(store: &Store, r: &Retention, now: i64) -> Pruned {
         all.notifications += p.notifications;
         all.points += p.points;
         all.trends += p.trends;
-        all.hours_rolled += p.hours_rolled;
         if p.is_empty() {
             return all;
         }
@@ -157,19 +156,31 @@ fn housekeeping_keeps_exactly_what_the_history_section_says() {
         count(&store, "SELECT count(*) FROM notifications"),
         told - 2
     );
-    // Perfdata: raw points only for the last two days, an hourly trend for every closed hour.
-    assert_eq!(count(&store, "SELECT count(*) FROM perf_points"), 3);
-    let closed_hours: std::collections::BTreeSet<i64> = plan
+    // Perfdata: an hour of trend for every hour with a point; raw points only in the hours
+    // of the last two days.
+    let hours: std::collections::BTreeSet<i64> = plan
         .iter()
         .map(|(age, _, _)| {
             let t = now - age;
             t - t.rem_euclid(HOUR)
         })
-        .filter(|h| h + HOUR + 5 * 60_000 <= now)
         .collect();
     assert_eq!(
         count(&store, "SELECT count(*) FROM perf_trends"),
-        closed_hours.len() as i64
+        hours.len() as i64
+    );
+    let recent: std::collections::BTreeSet<i64> = plan
+        .iter()
+        .filter(|(age, _, _)| *age < 2 * DAY - HOUR)
+        .map(|(age, _, _)| {
+            let t = now - age;
+            t - t.rem_euclid(HOUR)
+        })
+        .collect();
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM perf_raw"),
+        recent.len() as i64,
+        "a row of raw points per hour of the last two days"
     );
     // The check's last run is never removed, however old: the dashboard links to it.
     let last = store
@@ -251,53 +262,94 @@ fn prune_by_hand_says_what_it_removes() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 
-    /// Each hourly trend equals the count, minimum, average and maximum computed here from
-    /// the raw points it rolled up.
+    /// Points recorded through runs' perfdata read back exactly, in time order, and each
+    /// hour's figures equal the count, minimum, average and maximum computed here from them.
     #[test]
     fn hourly_trends_match_the_raw_points(
         points in proptest::collection::vec((0usize..3, 0i64..(5 * HOUR), -1e6f64..1e6), 1..120)
     ) {
         let w = Work::new();
         let store = w.store();
+        w.script(&store, "c", "ok()");
+        let sched = schedule(&store);
         let now = hostler::store::now_ms();
         let base = now - now.rem_euclid(HOUR) - 6 * HOUR;
-        for s in 0..3 {
-            store
-                .raw(&format!("INSERT INTO perf_series (host, check_name, label, uom) VALUES ('h', 'c', 'l{s}', '')"), false)
-                .expect("series");
-        }
-        let mut want: std::collections::BTreeMap<(i64, i64), Vec<f64>> = Default::default();
+        let mut want: std::collections::BTreeMap<(usize, i64), Vec<(i64, f64)>> = Default::default();
         for (s, dt, v) in &points {
             let t = base + dt;
-            store
-                .raw(&format!("INSERT INTO perf_points (series_id, t, value) VALUES ({}, {t}, {v:?})", s + 1), false)
-                .expect("point");
-            want.entry((*s as i64 + 1, t - t.rem_euclid(HOUR))).or_default().push(*v);
+            let mut r = run(sched, Status::Ok, t, "");
+            r.perfdata = Some(format!("l{s}={v}"));
+            store.record_run(&r, JobAction::Keep).expect("record");
+            want.entry((*s, t - t.rem_euclid(HOUR))).or_default().push((t, *v));
         }
-        let keep_all = Retention { keep_points_ms: 30 * DAY, ..Retention::default() };
-        prune_fully(&store, &keep_all, now);
+        let series = store.series(Some("localhost"), "c").expect("series");
+        let id = |s: usize| series.iter().find(|x| x.label == format!("l{s}")).expect("a series").id;
         let got = store
             .raw("SELECT series_id, hour, n, vmin, vmax, vsum FROM perf_trends ORDER BY series_id, hour", false)
             .expect("trends");
         prop_assert_eq!(got.rows.len(), want.len());
-        for (row, ((series, hour), values)) in got.rows.iter().zip(&want) {
+        for ((s, hour), values) in &want {
+            let row = got.rows.iter().find(|r| {
+                let num = |i: usize| r[i].to_text().and_then(|t| t.parse::<f64>().ok()).expect("number") as i64;
+                (num(0), num(1)) == (id(*s), *hour)
+            }).expect("the hour's row");
             let num = |i: usize| row[i].to_text().and_then(|t| t.parse::<f64>().ok()).expect("number");
-            prop_assert_eq!((num(0) as i64, num(1) as i64, num(2) as usize), (*series, *hour, values.len()));
-            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = values.iter().sum();
+            let min = values.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+            let max = values.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = values.iter().map(|p| p.1).sum();
+            prop_assert_eq!(num(2) as usize, values.len());
             prop_assert_eq!(num(3), min);
             prop_assert_eq!(num(4), max);
             prop_assert!((num(5) - sum).abs() <= 1e-6 * sum.abs().max(1.0));
         }
-        // Read back by range: hourly for old ranges, the average of each hour.
-        let (res, samples) = store.samples(1, base, now, 0).expect("samples");
-        prop_assert_eq!(res, hostler::store::series::Resolution::Hourly);
-        for s in &samples {
-            let values = &want[&(1, s.t)];
-            let avg = values.iter().sum::<f64>() / values.len() as f64;
-            prop_assert!((s.avg - avg).abs() <= 1e-6 * avg.abs().max(1.0));
+        for s in 0..3 {
+            if !series.iter().any(|x| x.label == format!("l{s}")) {
+                continue;
+            }
+            // Raw: every point, exactly, in time order.
+            let (res, samples) = store.samples(id(s), base, now, 30 * DAY).expect("samples");
+            prop_assert_eq!(res, hostler::store::series::Resolution::Raw);
+            let mut expect: Vec<(i64, f64)> = want
+                .iter()
+                .filter(|((x, _), _)| *x == s)
+                .flat_map(|(_, v)| v.iter().copied())
+                .collect();
+            expect.sort_by_key(|p| p.0);
+            let read: Vec<(i64, f64)> = samples.iter().map(|x| (x.t, x.avg)).collect();
+            prop_assert_eq!(
+                read.iter().map(|p| p.0).collect::<Vec<_>>(),
+                expect.iter().map(|p| p.0).collect::<Vec<_>>()
+            );
+            let mut by_time = expect.clone();
+            by_time.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let mut read_sorted = read.clone();
+            read_sorted.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            prop_assert_eq!(read_sorted, by_time, "the same values, exactly");
+            // Hourly: each hour's average.
+            let (res, samples) = store.samples(id(s), base, now, 0).expect("samples");
+            prop_assert_eq!(res, hostler::store::series::Resolution::Hourly);
+            for x in &samples {
+                let values = &want[&(s, x.t)];
+                let avg = values.iter().map(|p| p.1).sum::<f64>() / values.len() as f64;
+                prop_assert!((x.avg - avg).abs() <= 1e-6 * avg.abs().max(1.0));
+            }
         }
+    }
+
+    /// An hour's text of points reads back as the points written, for any finite value.
+    #[test]
+    fn points_text_reads_back_exactly(
+        points in proptest::collection::vec((0i64..HOUR, proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO), 0..50)
+    ) {
+        use hostler::store::series::{parse_points, push_point};
+        let mut text = String::new();
+        for (o, v) in &points {
+            push_point(&mut text, *o, *v);
+        }
+        prop_assert!(text.len() <= points.len() * 40, "{text}");
+        let back: Vec<(i64, f64)> = parse_points(1_000 * HOUR, &text).collect();
+        let want: Vec<(i64, f64)> = points.iter().map(|(o, v)| (1_000 * HOUR + o, *v)).collect();
+        prop_assert_eq!(back, want);
     }
 }
 
@@ -435,4 +487,84 @@ fn charts_draw_points_thresholds_bands_and_changes_as_well_formed_svg() {
     let spark = sparkline(&raw, "<b>time</b>").into_string();
     assert!(spark.contains("&lt;b&gt;time"), "{spark}");
     elements(&spark);
+}
+
+/// OK runs that change nothing share one row (the latest, and how many); every other run
+/// keeps its own; with `collapse_ok` off each OK run has its own row again.
+#[test]
+fn ok_runs_that_change_nothing_share_one_row() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    let sched = schedule(&store);
+    let now = hostler::store::now_ms();
+    let mut t = now - 2 * HOUR;
+    let mut record = |status: Status, notify: bool| {
+        t += 60_000;
+        let mut r = run(sched, status, t, "");
+        if notify {
+            r.notifications.push(hostler::store::Notice {
+                event: hostler::store::Alert::Notify,
+                subject: "said so".into(),
+                body: String::new(),
+            });
+        }
+        (store.record_run(&r, JobAction::Keep).expect("record"), t)
+    };
+    let (first, _) = record(Status::Ok, false);
+    let streak: Vec<_> = (0..5).map(|_| record(Status::Ok, false)).collect();
+    let (crit, _) = record(Status::Critical, false);
+    let again: Vec<_> = (0..2).map(|_| record(Status::Critical, false)).collect();
+    let (recovery, _) = record(Status::Ok, false);
+    let (told, _) = record(Status::Ok, true);
+    let after: Vec<_> = (0..3).map(|_| record(Status::Ok, false)).collect();
+    // The first OK changed the state (none to OK): its own row. The five after it: one row.
+    assert!(
+        streak.iter().all(|(id, _)| *id == streak[0].0),
+        "{streak:?}"
+    );
+    assert_ne!(streak[0].0, first);
+    let row = store.run(streak[0].0).expect("the streak's row");
+    assert_eq!(row.repeats, 5);
+    assert_eq!(row.finished_at, streak[4].1, "the row is the latest run");
+    assert_ne!(
+        again[0].0, again[1].0,
+        "every run that is not OK has its own row"
+    );
+    assert!(![first, crit, again[0].0, recovery].contains(&told));
+    // A run that told something keeps its row; the OK runs after it get a new one.
+    assert!(after.iter().all(|(id, _)| *id == after[0].0 && *id != told));
+    assert_eq!(store.run(told).expect("told").repeats, 1);
+    assert_eq!(
+        store.run(after[0].0).expect("after").repeats,
+        3,
+        "counted from the run after the one that told"
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM runs"), 8);
+    assert_eq!(
+        count(&store, "SELECT sum(repeats) FROM runs"),
+        14,
+        "every run counted"
+    );
+    assert_eq!(
+        store
+            .check(Some("localhost"), "c")
+            .expect("check")
+            .last_run_id,
+        Some(after[0].0)
+    );
+    // Perfdata: a point per run, shared row or not.
+    let series = store.series(Some("localhost"), "c").expect("series");
+    let (_, points) = store
+        .samples(series[0].id, now - 3 * HOUR, now + HOUR, DAY)
+        .expect("points");
+    assert_eq!(points.len(), 14);
+    // Each run its own row when asked.
+    store.set_policy(hostler::store::checks::Policy {
+        collapse_ok: false,
+        ..Default::default()
+    });
+    let (a, _) = record(Status::Ok, false);
+    let (b, _) = record(Status::Ok, false);
+    assert!(a != b && a != after[0].0, "{a} {b}");
 }

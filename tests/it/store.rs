@@ -42,7 +42,7 @@ fn open_applies_schema_once_and_records_version() {
         )
         .expect("raw");
     assert_eq!(r.rows.len(), 1);
-    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("3"));
+    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("4"));
 }
 
 #[test]
@@ -96,9 +96,11 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE runs DROP COLUMN check_name",
         "ALTER TABLE runs DROP COLUMN changed",
         "DROP TABLE perf_series",
-        "DROP TABLE perf_points",
         "DROP TABLE perf_trends",
         "DROP INDEX notifications_created",
+        "DROP INDEX notifications_run",
+        "ALTER TABLE runs DROP COLUMN repeats",
+        "DROP TABLE perf_raw",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -131,7 +133,7 @@ fn a_version_1_database_is_upgraded_in_place() {
             false,
         )
         .expect("raw");
-    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("3"));
+    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("4"));
     // The unique index came with it.
     let idx = s
         .raw(
@@ -140,6 +142,65 @@ fn a_version_1_database_is_upgraded_in_place() {
         )
         .expect("raw");
     assert_eq!(idx.rows.len(), 1);
+}
+
+/// Version 3 kept a row per raw perfdata point: the upgrade moves them into their hours
+/// (exactly, and an hour already rolled up keeps its figures) and drops the old table.
+#[test]
+fn a_version_3_database_gets_its_points_moved_into_their_hours() {
+    const HOUR: i64 = 3_600_000;
+    let w = Work::new();
+    let s = w.store();
+    let now = hostler::store::now_ms();
+    let h0 = now - now.rem_euclid(HOUR) - 3 * HOUR;
+    for sql in [
+        "DROP INDEX perf_trends_hour".to_string(),
+        "DROP INDEX notifications_run".to_string(),
+        "ALTER TABLE runs DROP COLUMN repeats".to_string(),
+        "DROP TABLE perf_raw".to_string(),
+        "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),
+        "CREATE TABLE perf_points (id INTEGER PRIMARY KEY AUTOINCREMENT, series_id BIGINT NOT NULL, t BIGINT NOT NULL, value REAL NOT NULL)".to_string(),
+        "INSERT INTO perf_series (host, check_name, label, uom) VALUES ('h', 'c', 'load', '')".to_string(),
+        // Hour 0 was rolled up (its first point already deleted: the trend says 3 points);
+        // hour 1 was not.
+        format!("INSERT INTO perf_trends (series_id, hour, n, vmin, vmax, vsum) VALUES (1, {h0}, 3, 0.25, 2.5, 3.75)"),
+        format!("INSERT INTO perf_points (series_id, t, value) VALUES (1, {}, 1.0), (1, {}, 2.5)", h0 + 60_000, h0 + 120_000),
+        format!("INSERT INTO perf_points (series_id, t, value) VALUES (1, {}, 0.1), (1, {}, -7e-3), (1, {}, 1e300)", h0 + HOUR, h0 + HOUR + 1, h0 + 2 * HOUR - 1),
+        "UPDATE settings SET value = '3' WHERE key = 'schema_version'".to_string(),
+    ] {
+        s.raw(&sql, false).expect(&sql);
+    }
+    drop(s);
+    let s = w.store();
+    let (_, samples) = s.samples(1, h0, now, 30 * 24 * HOUR).expect("raw samples");
+    let got: Vec<(i64, f64)> = samples.iter().map(|x| (x.t - h0, x.avg)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (60_000, 1.0),
+            (120_000, 2.5),
+            (HOUR, 0.1),
+            (HOUR + 1, -7e-3),
+            (2 * HOUR - 1, 1e300)
+        ]
+    );
+    let (_, hourly) = s.samples(1, h0, now, 0).expect("hourly samples");
+    let figures: Vec<(i64, f64, f64)> = hourly.iter().map(|x| (x.n, x.min, x.max)).collect();
+    assert_eq!(figures, vec![(3, 0.25, 2.5), (3, -7e-3, 1e300)]);
+    let gone = s
+        .raw(
+            "SELECT name FROM sqlite_master WHERE name IN ('perf_points', 'perf_trends_hour', 'notifications_run', 'perf_raw', 'runs_schedule')",
+            false,
+        )
+        .expect("raw");
+    let names: Vec<_> = gone.rows.iter().filter_map(|r| r[0].to_text()).collect();
+    assert_eq!(
+        names.len(),
+        3,
+        "the old table and index dropped, the new ones made: {names:?}"
+    );
+    assert!(!names.contains(&"perf_points".to_string()));
+    assert!(!names.contains(&"runs_schedule".to_string()));
 }
 
 #[test]

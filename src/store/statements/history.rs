@@ -155,81 +155,133 @@ pub fn series_of(host: &str, check: &str) -> Statement {
         .into()
 }
 
-pub fn point_insert(series: i64, t: i64, value: f64) -> Statement {
-    Insert {
-        table: "perf_points",
-        values: vec![
-            ("series_id", param(series)),
-            ("t", param(t)),
-            ("value", param(value)),
-        ],
-        returning_id: None,
+/// The trend of one hour of a series, to add a point to: locked until the transaction ends
+/// where the database can (two nodes adding to one hour take turns instead of losing a point).
+pub fn hour_get(series: i64, hour: i64) -> Statement {
+    Select::from("perf_trends")
+        .columns(&["id", "n", "vmin", "vmax", "vsum"])
+        .filter(col("series_id").eq(param(series)))
+        .filter(col("hour").eq(param(hour)))
+        .with(Section::Lock(Lock::ForUpdate))
+        .into()
+}
+
+/// The figures of an hour of a series.
+pub struct HourRow {
+    pub n: i64,
+    pub vmin: f64,
+    pub vmax: f64,
+    pub vsum: f64,
+}
+
+impl HourRow {
+    fn values(&self) -> Vec<(&'static str, Expr)> {
+        vec![
+            ("n", param(self.n)),
+            ("vmin", param(self.vmin)),
+            ("vmax", param(self.vmax)),
+            ("vsum", param(self.vsum)),
+        ]
+    }
+}
+
+pub fn hour_update(id: i64, row: &HourRow) -> Statement {
+    Update {
+        table: "perf_trends",
+        set: row.values(),
+        conditions: vec![col("id").eq(param(id))],
+        returning: Vec::new(),
     }
     .into()
 }
 
-/// A series' raw points in `[since, until)`, oldest first, at most `limit`.
-pub fn points(series: i64, since: i64, until: i64, limit: u64) -> Statement {
-    Select::from("perf_points")
-        .columns(&["t", "value"])
+/// A new hour of a series. Should another transaction have made it meanwhile (a database
+/// without row locks before the row exists), this one's figures replace it.
+pub fn hour_insert(series: i64, hour: i64, row: &HourRow) -> Statement {
+    let mut values = vec![("series_id", param(series)), ("hour", param(hour))];
+    values.extend(row.values());
+    Upsert {
+        table: "perf_trends",
+        key: vec!["series_id", "hour"],
+        values,
+        update: vec!["n", "vmin", "vmax", "vsum"],
+    }
+    .into()
+}
+
+/// The raw points of one hour of a series.
+pub fn raw_get(series: i64, hour: i64) -> Statement {
+    Select::from("perf_raw")
+        .columns(&["id", "points"])
         .filter(col("series_id").eq(param(series)))
-        .filter(col("t").ge(param(since)))
-        .filter(col("t").lt(param(until)))
-        .with(Section::OrderBy(vec![(col("t"), Order::Asc)]))
-        .with(Section::Limit(limit))
+        .filter(col("hour").eq(param(hour)))
         .into()
 }
 
-/// A series' hourly trends in `[since, until)`, oldest first, at most `limit`.
-pub fn trends(series: i64, since: i64, until: i64, limit: u64) -> Statement {
+pub fn raw_set(id: i64, points: &str) -> Statement {
+    Update {
+        table: "perf_raw",
+        set: vec![("points", param(points))],
+        conditions: vec![col("id").eq(param(id))],
+        returning: Vec::new(),
+    }
+    .into()
+}
+
+/// The raw points of a new hour of a series (made with its trend, so under its lock).
+pub fn raw_insert(series: i64, hour: i64, points: &str) -> Statement {
+    Upsert {
+        table: "perf_raw",
+        key: vec!["series_id", "hour"],
+        values: vec![
+            ("series_id", param(series)),
+            ("hour", param(hour)),
+            ("points", param(points)),
+        ],
+        update: vec!["points"],
+    }
+    .into()
+}
+
+/// A series' hourly trends that overlap `[since, until)`, oldest first, at most `limit`.
+pub fn hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
     Select::from("perf_trends")
         .columns(&["hour", "n", "vmin", "vmax", "vsum"])
         .filter(col("series_id").eq(param(series)))
-        .filter(col("hour").ge(param(since)))
+        .filter(col("hour").gt(param(since - 3_600_000)))
         .filter(col("hour").lt(param(until)))
         .with(Section::OrderBy(vec![(col("hour"), Order::Asc)]))
         .with(Section::Limit(limit))
         .into()
 }
 
-/// Per series, the count, minimum, maximum and sum of the raw points of one hour.
-pub fn hour_rollup(hour: i64) -> Statement {
-    Select::from("perf_points")
-        .with(Section::Columns(vec![
-            (col("series_id"), None),
-            (Expr::count_star(), Some("n")),
-            (col("value").min(), Some("vmin")),
-            (col("value").max(), Some("vmax")),
-            (col("value").sum(), Some("vsum")),
-        ]))
-        .filter(col("t").ge(param(hour)))
-        .filter(col("t").lt(param(hour + 3_600_000)))
-        .with(Section::GroupBy(vec![col("series_id")]))
+/// A series' hours of raw points that overlap `[since, until)`, oldest first, at most `limit`.
+pub fn raw_hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
+    Select::from("perf_raw")
+        .columns(&["hour", "points"])
+        .filter(col("series_id").eq(param(series)))
+        .filter(col("hour").gt(param(since - 3_600_000)))
+        .filter(col("hour").lt(param(until)))
+        .with(Section::OrderBy(vec![(col("hour"), Order::Asc)]))
+        .with(Section::Limit(limit))
         .into()
 }
 
-/// One hour of one series' trend; written again (a re-run of the rollup) it replaces the row.
-pub fn trend_upsert(series: i64, hour: i64, n: i64, vmin: f64, vmax: f64, vsum: f64) -> Statement {
-    Upsert {
-        table: "perf_trends",
-        key: vec!["series_id", "hour"],
-        values: vec![
-            ("series_id", param(series)),
-            ("hour", param(hour)),
-            ("n", param(n)),
-            ("vmin", param(vmin)),
-            ("vmax", param(vmax)),
-            ("vsum", param(vsum)),
-        ],
-        update: vec!["n", "vmin", "vmax", "vsum"],
-    }
-    .into()
+/// Every id of a table.
+pub fn table_ids(table: &'static str) -> Statement {
+    Select::from(table)
+        .columns(&["id"])
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .into()
 }
 
-/// The oldest raw point's time (where a first rollup starts).
-pub fn oldest_point() -> Statement {
+/// A series' points in the table of schema version 3, oldest first (the upgrade to 4 folds
+/// them into their hours).
+pub fn legacy_points(series: i64) -> Statement {
     Select::from("perf_points")
-        .with(Section::Columns(vec![(col("t").min(), Some("t"))]))
+        .columns(&["t", "value"])
+        .filter(col("series_id").eq(param(series)))
+        .with(Section::OrderBy(vec![(col("t"), Order::Asc)]))
         .into()
 }
 

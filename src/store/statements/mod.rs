@@ -51,6 +51,7 @@ pub const RUN_COLUMNS: &[&str] = &[
     "attempt",
     "phase",
     "check_name",
+    "repeats",
 ];
 pub const NOTIFICATION_COLUMNS: &[&str] = &[
     "id",
@@ -219,6 +220,17 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             notification_count(Some("web1"), "guard tripped", 1),
         ),
         ("run_mark_changed", run_mark_changed(9)),
+        ("run_quiet", run_quiet(9, 2)),
+        (
+            "run_repeat",
+            run_repeat(
+                9,
+                vec![
+                    ("message", param("answered 200 in 12 ms")),
+                    ("finished_at", param(1_700_000_000_000i64)),
+                ],
+            ),
+        ),
         (
             "runs_expired",
             runs_expired(1_700_000_000_000, 1_690_000_000_000, 500).into(),
@@ -248,13 +260,13 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         (
             "count_before",
-            count_before("perf_points", "t", 1_700_000_000_000),
+            count_before("perf_trends", "hour", 1_700_000_000_000),
         ),
         (
-            "points_delete_old",
+            "trends_delete_old",
             delete_ids(
-                "perf_points",
-                rows_before("perf_points", "t", 1_700_000_000_000, 500),
+                "perf_trends",
+                rows_before("perf_trends", "hour", 1_700_000_000_000, 500),
             ),
         ),
         ("series_get", series_get("web1", "check_http", "time")),
@@ -267,21 +279,52 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             series_update(1, "ms", Some("300"), Some("900")),
         ),
         ("series_of", series_of("web1", "check_http")),
-        ("point_insert", point_insert(1, 1_700_000_000_000, 12.5)),
+        ("hour_get", hour_get(1, 1_699_999_200_000)),
         (
-            "points",
-            points(1, 1_600_000_000_000, 1_700_000_000_000, 1000),
+            "hour_update",
+            hour_update(
+                7,
+                &HourRow {
+                    n: 2,
+                    vmin: 1.0,
+                    vmax: 9.5,
+                    vsum: 10.5,
+                },
+            ),
         ),
         (
-            "trends",
-            trends(1, 1_600_000_000_000, 1_700_000_000_000, 1000),
+            "hour_insert",
+            hour_insert(
+                1,
+                1_699_999_200_000,
+                &HourRow {
+                    n: 1,
+                    vmin: 1.0,
+                    vmax: 1.0,
+                    vsum: 1.0,
+                },
+            ),
         ),
-        ("hour_rollup", hour_rollup(1_699_999_200_000)),
+        ("raw_get", raw_get(1, 1_699_999_200_000)),
+        ("raw_set", raw_set(7, "0:1 60000:9.5")),
+        ("raw_insert", raw_insert(1, 1_699_999_200_000, "0:1")),
         (
-            "trend_upsert",
-            trend_upsert(1, 1_699_999_200_000, 60, 1.0, 9.5, 301.25),
+            "hours",
+            hours(1, 1_600_000_000_000, 1_700_000_000_000, 1000),
         ),
-        ("oldest_point", oldest_point()),
+        (
+            "raw_hours",
+            raw_hours(1, 1_600_000_000_000, 1_700_000_000_000, 1000),
+        ),
+        (
+            "raw_delete_old",
+            delete_ids(
+                "perf_raw",
+                rows_before("perf_raw", "hour", 1_700_000_000_000, 500),
+            ),
+        ),
+        ("legacy_points", legacy_points(1)),
+        ("table_ids", table_ids("perf_series")),
         ("table_rows", table_rows("runs")),
         (
             "state_changes",

@@ -227,6 +227,7 @@ pub const RUN_SUMMARY_COLUMNS: &[&str] = &[
     "attempt",
     "phase",
     "check_name",
+    "repeats",
 ];
 
 /// The latest runs that did not end OK.
@@ -244,7 +245,12 @@ pub fn run_stats() -> Statement {
     Select::from("runs")
         .with(Section::Columns(vec![
             (col("status"), Some("status")),
-            (Expr::count_star(), Some("n")),
+            // A row may stand for several OK runs in a row (`repeats`).
+            (
+                Expr::Func(crate::sql::Func::Sum, vec![col("repeats")]),
+                Some("n"),
+            ),
+            (Expr::count_star(), Some("rows")),
             (
                 Expr::Func(
                     crate::sql::Func::Sum,
@@ -267,6 +273,40 @@ pub fn notification_failures() -> Statement {
 }
 
 /// Marks a run as the one that changed its check's state (housekeeping keeps it longer).
+/// The run a new OK run of the same check may join ([`run_repeat`]): `id`, if it is an OK run
+/// of `schedule` that changed nothing, outside a correction loop, with no notification.
+pub fn run_quiet(id: i64, schedule: i64) -> Statement {
+    let told = Select::from("notifications")
+        .columns(&["id"])
+        .filter(col("run_id").eq(param(id)));
+    Select::from("runs")
+        .columns(&["id"])
+        .filter(col("id").eq(param(id)))
+        .filter(col("schedule_id").eq(param(schedule)))
+        .filter(col("status").eq(lit("ok")))
+        .filter(col("changed").eq(lit(false)))
+        .filter(
+            col("phase")
+                .is_null()
+                .or(col("phase").eq(lit(crate::store::RunPhase::Check.as_str()))),
+        )
+        .filter(Expr::Not(Box::new(Expr::Exists(Box::new(told)))))
+        .into()
+}
+
+/// A run joins the row of the OK runs before it: the row takes its fields, and counts it.
+pub fn run_repeat(id: i64, values: Vec<(&'static str, Expr)>) -> Statement {
+    let mut set = values;
+    set.push(("repeats", col("repeats") + lit(1)));
+    Update {
+        table: "runs",
+        set,
+        conditions: vec![col("id").eq(param(id))],
+        returning: Vec::new(),
+    }
+    .into()
+}
+
 pub fn run_mark_changed(id: i64) -> Statement {
     Update {
         table: "runs",
