@@ -660,10 +660,17 @@ fn a_schedule_fires_once_per_due_time_however_many_nodes_watch_it() {
     std::thread::sleep(Duration::from_secs(6));
     drop(nodes);
     let secs = t.elapsed().as_secs_f64();
-    let ran = runs(&store);
-    let mut per_host: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &ran {
-        *per_host.entry(&r.host).or_default() += 1;
+    // OK runs that change nothing share a row: each row counts the runs it stands for.
+    let mut per_host: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, _) in hosts.iter().enumerate() {
+        let n = count(
+            &store,
+            &format!("SELECT CAST(sum(repeats) AS BIGINT) FROM runs WHERE host = 's{i}'"),
+        )
+        .unwrap_or(0);
+        if n > 0 {
+            per_host.insert(format!("s{i}"), n);
+        }
     }
     // One run a second per schedule (plus the first and the one under way), not one per node.
     let most = secs.ceil() as usize + 2;
