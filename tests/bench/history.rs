@@ -1,14 +1,20 @@
 //! History benchmarks, each beside its peer in the same run:
 //! - a scaled soak: CHECKS checks (default 200: 40 hosts × 5) each run once a simulated
 //!   minute for DAYS simulated days (default 3), recorded through the store's own
-//!   `record_run` (97% OK, 3% failing in bursts, two perfdata labels), housekeeping run at
-//!   each simulated day's end; beside the same load kept whole (no housekeeping): the file
-//!   sizes, the housekeeping time per simulated day, its longest transaction;
+//!   `record_run` (97% OK, 3% failing, two perfdata labels), housekeeping run at each
+//!   simulated day's end; beside the same load kept whole (no housekeeping, a row per run):
+//!   the file sizes, the housekeeping time per simulated day, its longest transaction. MIX
+//!   `flappy` (the default): every check fails ten minutes in every 333, four incidents a
+//!   day each; `steady`: ten hours in every 333, one incident a fortnight each (the same 3%
+//!   of runs fail, with 60 times fewer changes of state and notifications);
 //! - the cost of drawing a year of hourly trends for one label (8,760 samples) as an SVG
 //!   chart, and a day of raw points (1,440) as a sparkline.
 //!
-//! Run: cargo bench --bench history [-- CHECKS DAYS]   (`HOSTLER_SOAK_KEEP=PATH` keeps the soaked
-//! database there, for the web page's benchmark at that size)
+//! Run: cargo bench --bench history [-- CHECKS DAYS [MIX]]   (`HOSTLER_SOAK_KEEP=PATH` keeps the
+//! soaked database there, for the web page's benchmark at that size; `HOSTLER_SOAK_WHOLE=0`
+//! skips the store kept whole, for long soaks; `HOSTLER_SOAK_SHORT=1` keeps runs, events and
+//! trends one or two days instead of 30 and 365, so that from day 3 each pass deletes a full
+//! day of every kind of row, as at steady state, and the time per day is that of a steady day)
 
 use std::time::Instant;
 
@@ -58,9 +64,10 @@ fn setup(path: &str, checks: usize) -> (Store, Vec<(i64, String)>) {
     (store, scheds)
 }
 
-/// One simulated run: mostly OK, failing for ten minutes in every 333 for some checks.
-fn run(sched: i64, host: &str, check: usize, minute: i64, t: i64) -> NewRun {
-    let failing = (minute + check as i64 * 37) % 333 < 10;
+/// One simulated run: mostly OK, failing 3% of the time: ten minutes in every 333 (`scale`
+/// 1), or `scale` times as long in a cycle `scale` times as long.
+fn run(sched: i64, host: &str, check: usize, minute: i64, t: i64, scale: i64) -> NewRun {
+    let failing = (minute + check as i64 * 37 * scale) % (333 * scale) < 10 * scale;
     let ms = 20 + (minute * 7 + check as i64) % 180;
     NewRun {
         job_id: None,
@@ -101,11 +108,12 @@ fn bytes(store: &Store) -> u64 {
     store.database_bytes().unwrap_or(0)
 }
 
-fn soak(checks: usize, days: i64) {
+fn soak(checks: usize, days: i64, scale: i64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let kept = dir.path().join("kept.db");
     let whole = dir.path().join("whole.db");
     let (store, scheds) = setup(kept.to_str().expect("path"), checks);
+    let keep_whole = std::env::var("HOSTLER_SOAK_WHOLE").map_or(true, |v| v != "0");
     let (naive, _) = setup(whole.to_str().expect("path"), checks);
     // Kept whole: a row for every run, nothing pruned.
     naive.set_policy(hostler::store::checks::Policy {
@@ -113,7 +121,17 @@ fn soak(checks: usize, days: i64) {
         ..Default::default()
     });
     let start = hostler::store::now_ms() - days * DAY;
-    let r = Retention::default();
+    let short = std::env::var("HOSTLER_SOAK_SHORT").is_ok_and(|v| v == "1");
+    let r = if short {
+        Retention {
+            keep_ms: DAY,
+            keep_events_ms: DAY,
+            keep_trends_ms: 2 * DAY,
+            ..Retention::default()
+        }
+    } else {
+        Retention::default()
+    };
     let mut prune_secs = Vec::new();
     let mut longest = 0;
     let write = Instant::now();
@@ -122,9 +140,11 @@ fn soak(checks: usize, days: i64) {
             let minute = day * 1_440 + m;
             let t = start + minute * MINUTE;
             for (i, (sched, host)) in scheds.iter().enumerate() {
-                let run = run(*sched, host, i, minute, t);
+                let run = run(*sched, host, i, minute, t, scale);
                 store.record_run(&run, JobAction::Keep).expect("record");
-                naive.record_run(&run, JobAction::Keep).expect("record");
+                if keep_whole {
+                    naive.record_run(&run, JobAction::Keep).expect("record");
+                }
             }
         }
         let end_of_day = start + (day + 1) * DAY;
@@ -144,21 +164,30 @@ fn soak(checks: usize, days: i64) {
     let kept_bytes = bytes(&store) as f64;
     let whole_bytes = bytes(&naive) as f64;
     println!(
-        "soak: {checks} checks x {days} days ({:.0} runs a day), written at {:.0} runs/s (both stores)",
+        "soak: {checks} checks x {days} days ({:.0} runs a day, {} mix), written at {:.0} runs/s ({})",
         runs_per_day,
-        (runs_per_day * days as f64 * 2.0) / write.elapsed().as_secs_f64()
+        if scale == 1 { "flappy" } else { "steady" },
+        (runs_per_day * days as f64 * if keep_whole { 2.0 } else { 1.0 })
+            / write.elapsed().as_secs_f64(),
+        if keep_whole { "both stores" } else { "one store" }
     );
     println!(
-        "  size: {:.1} MB with the defaults vs {:.1} MB kept whole (ratio {:.2}); {:.0} KB per check",
+        "  size: {:.1} MB with {} vs {:.1} MB kept whole (ratio {:.2}); {:.0} KB per check",
         kept_bytes / 1e6,
+        if short { "short retention" } else { "the defaults" },
         whole_bytes / 1e6,
         kept_bytes / whole_bytes,
         kept_bytes / checks as f64 / 1e3
     );
+    // From day 3 on, raw points (kept two days) are deleted too.
+    let later: Vec<f64> = prune_secs.iter().skip(2).copied().collect();
+    let later = if later.is_empty() { prune_secs.clone() } else { later };
+    let most = later.iter().copied().fold(0.0, f64::max);
     println!(
-        "  housekeeping per simulated day: median {:.2} s ({:.2} s per 1,000 checks), longest transaction {} ms",
-        median(prune_secs.clone()),
-        median(prune_secs) * 1_000.0 / checks as f64,
+        "  housekeeping per simulated day from day 3: median {:.2} s ({:.2} s per 1,000 checks), at most {:.2} s; longest transaction {} ms",
+        median(later.clone()),
+        median(later) * 1_000.0 / checks as f64,
+        most,
         longest
     );
     // For the web page's benchmark at this size (tests/bench/bench.py, history_web).
@@ -227,6 +256,11 @@ fn main() {
         .collect();
     let checks = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
     let days = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let scale = match args.get(2).map(String::as_str) {
+        None | Some("flappy") => 1,
+        Some("steady") => 60,
+        Some(other) => panic!("MIX is flappy or steady, not {other}"),
+    };
     charts();
-    soak(checks, days);
+    soak(checks, days, scale);
 }
