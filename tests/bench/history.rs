@@ -169,19 +169,38 @@ fn soak(checks: usize, days: i64, scale: i64) {
         if scale == 1 { "flappy" } else { "steady" },
         (runs_per_day * days as f64 * if keep_whole { 2.0 } else { 1.0 })
             / write.elapsed().as_secs_f64(),
-        if keep_whole { "both stores" } else { "one store" }
+        if keep_whole {
+            "both stores"
+        } else {
+            "one store"
+        }
     );
+    let whole = if keep_whole {
+        format!(
+            "{:.1} MB kept whole (ratio {:.2})",
+            whole_bytes / 1e6,
+            kept_bytes / whole_bytes
+        )
+    } else {
+        "nothing kept whole (HOSTLER_SOAK_WHOLE=0)".to_string()
+    };
     println!(
-        "  size: {:.1} MB with {} vs {:.1} MB kept whole (ratio {:.2}); {:.0} KB per check",
+        "  size: {:.1} MB with {} vs {whole}; {:.0} KB per check",
         kept_bytes / 1e6,
-        if short { "short retention" } else { "the defaults" },
-        whole_bytes / 1e6,
-        kept_bytes / whole_bytes,
+        if short {
+            "short retention"
+        } else {
+            "the defaults"
+        },
         kept_bytes / checks as f64 / 1e3
     );
     // From day 3 on, raw points (kept two days) are deleted too.
     let later: Vec<f64> = prune_secs.iter().skip(2).copied().collect();
-    let later = if later.is_empty() { prune_secs.clone() } else { later };
+    let later = if later.is_empty() {
+        prune_secs.clone()
+    } else {
+        later
+    };
     let most = later.iter().copied().fold(0.0, f64::max);
     println!(
         "  housekeeping per simulated day from day 3: median {:.2} s ({:.2} s per 1,000 checks), at most {:.2} s; longest transaction {} ms",
