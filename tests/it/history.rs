@@ -336,6 +336,16 @@ proptest! {
         }
     }
 
+    /// Whatever an hour's text of points holds (edited by hand, cut short), reading it never
+    /// panics and gives only finite values inside the hour.
+    #[test]
+    fn any_points_text_reads_as_points_or_nothing(text in ".{0,200}", hour in 0i64..1_000_000) {
+        let hour = hour * HOUR;
+        for (t, v) in hostler::store::series::parse_points(hour, &text) {
+            prop_assert!((hour..hour + HOUR).contains(&t) && v.is_finite(), "{t} {v} from {text:?}");
+        }
+    }
+
     /// An hour's text of points reads back as the points written, for any finite value.
     #[test]
     fn points_text_reads_back_exactly(

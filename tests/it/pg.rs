@@ -146,6 +146,29 @@ fn the_store_works_on_a_real_postgresql() {
     );
     let raw = store.raw("SELECT name FROM hosts", false).expect("raw");
     assert_eq!(raw.rows[0][0].to_text().as_deref(), Some("web1"));
+    // OK runs that change nothing share a row here too (the recovery has its own), and each
+    // adds its point to its hour under the hour's row lock.
+    let ids: Vec<i64> = (2..5)
+        .map(|dt| {
+            store
+                .record_run(&run(sid, Status::Ok, now + dt), JobAction::Keep)
+                .expect("an OK run")
+        })
+        .collect();
+    assert!(ids[0] != ids[1] && ids[1] == ids[2], "{ids:?}");
+    assert_eq!(store.run(ids[2]).expect("shared").repeats, 2);
+    let (_, samples) = store
+        .samples(series[0].id, now - 60_000, now + 10, 86_400_000)
+        .expect("samples");
+    assert_eq!(
+        samples.iter().map(|x| x.t - now).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4],
+        "every run's point, in order"
+    );
+    let (_, hourly) = store
+        .samples(series[0].id, now - 3_600_000, now + 10, 0)
+        .expect("hourly");
+    assert_eq!(hourly.iter().map(|x| x.n).sum::<i64>(), 5, "{hourly:?}");
 }
 
 #[test]
