@@ -124,7 +124,7 @@ CREATE TABLE runs (
     message     TEXT,
     perfdata    TEXT,
     output      TEXT,
-    -- JSON lines: {"t": ms since start, "d": "<" received | ">" sent, "s": session, "b": text}.
+    -- Empty since schema version 4: a run's transcript is a row of run_transcripts.
     transcript  TEXT,
     started_at  BIGINT NOT NULL,
     finished_at BIGINT NOT NULL,
@@ -140,6 +140,17 @@ CREATE TABLE runs (
     -- another, share one row ([history] collapse_ok): the latest of them, and their count.
     -- Added in schema version 4.
     repeats     INTEGER NOT NULL DEFAULT 1
+);
+
+-- A run's transcript, JSON lines: {"t": ms since start, "d": "<" received | ">" sent,
+-- "s": session, "b": text}. A row apart from the run's, so that it is deleted whole after
+-- [history] keep_transcripts_days (SQLite would not give back the space of a row that shrank).
+-- Added in schema version 4 (before, runs.transcript held it).
+CREATE TABLE run_transcripts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      BIGINT NOT NULL,
+    started_at  BIGINT NOT NULL,
+    transcript  TEXT NOT NULL
 );
 
 CREATE TABLE notifications (
@@ -279,4 +290,6 @@ CREATE INDEX notifications_created ON notifications (created_at);
 CREATE INDEX perf_trends_hour ON perf_trends (hour);
 CREATE UNIQUE INDEX perf_raw_series ON perf_raw (series_id, hour);
 CREATE INDEX perf_raw_hour ON perf_raw (hour);
+CREATE INDEX run_transcripts_run ON run_transcripts (run_id);
+CREATE INDEX run_transcripts_started ON run_transcripts (started_at);
 CREATE INDEX notifications_run ON notifications (run_id);

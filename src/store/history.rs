@@ -12,9 +12,6 @@ use super::{ConnExt, Store, StoreError};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
-/// The settings key of the mark housekeeping moves on: where the next pass starts clearing.
-const TRANSCRIPTS_FROM: &str = "history.transcripts_from";
-
 /// How long each kind of row is kept, in milliseconds, and the batch size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Retention {
@@ -72,10 +69,6 @@ impl Pruned {
 }
 
 impl Store {
-    fn mark(&self, key: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self.setting(key)?.and_then(|v| v.parse().ok()))
-    }
-
     /// One write transaction of a pass, timed; `pause` runs after it (the daemon lets the
     /// queue in between batches).
     fn batch<T>(
@@ -135,13 +128,13 @@ impl Store {
                 .transpose()?
                 .unwrap_or(0) as u64)
         };
-        let transcripts_from = self.mark(TRANSCRIPTS_FROM)?.unwrap_or(0);
         if dry {
             done.runs = count(st::runs_expired_count(ok_before, all_before))?;
-            done.transcripts =
-                count(st::count_before("runs", "started_at", transcripts_before))?.saturating_sub(
-                    count(st::count_before("runs", "started_at", transcripts_from))?,
-                );
+            done.transcripts = count(st::count_before(
+                "run_transcripts",
+                "started_at",
+                transcripts_before,
+            ))?;
             done.notifications = count(st::count_before(
                 "notifications",
                 "created_at",
@@ -152,36 +145,36 @@ impl Store {
             return Ok(done);
         }
         let b = r.batch;
-        done.runs = self.delete_batches(
-            "runs",
-            &|| st::runs_expired(ok_before, all_before, b),
-            b,
-            &mut done,
-            pause,
-        )?;
-        // Transcripts: by start time, from the mark on, so each run is cleared once.
-        let mut from = transcripts_from;
+        // Runs go with their transcripts (kept longer than their runs, when so configured).
         loop {
-            let due = self.read(|c| c.query(st::transcripts_due(from, transcripts_before, b)))?;
-            let Some(last) = due.last() else { break };
-            let next = last.int("started_at")?;
+            let due = self.read(|c| {
+                c.query(crate::sql::Statement::from(st::runs_expired(
+                    ok_before, all_before, b,
+                )))
+            })?;
             let ids = due
                 .iter()
                 .map(|r| r.int("id"))
                 .collect::<Result<Vec<_>, _>>()?;
             let n = ids.len() as u64;
-            self.batch(&mut done, pause, |c| c.exec(st::transcripts_clear(ids)))?;
-            done.transcripts += n;
-            // The last start time again next time (runs may share it): a few rows twice, none
-            // skipped; past a full batch of one start time, on to the next millisecond.
-            from = if next == from { next + 1 } else { next };
+            if n > 0 {
+                self.batch(&mut done, pause, |c| {
+                    c.exec(st::delete_in("run_transcripts", "run_id", ids.clone()))?;
+                    c.exec(st::delete_in("runs", "id", ids))
+                })?;
+            }
+            done.runs += n;
             if n < b {
                 break;
             }
         }
-        if from != transcripts_from {
-            self.set_setting(TRANSCRIPTS_FROM, &from.to_string())?;
-        }
+        done.transcripts = self.delete_batches(
+            "run_transcripts",
+            &|| st::rows_before("run_transcripts", "started_at", transcripts_before, b),
+            b,
+            &mut done,
+            pause,
+        )?;
         done.notifications = self.delete_batches(
             "notifications",
             &|| st::notifications_expired(events_before, b),

@@ -29,6 +29,8 @@ enum Add {
     Index(&'static str),
     /// Schema version 3's raw points, a row each, folded into their hours' rows.
     FoldPoints,
+    /// Transcripts moved from their runs' rows into run_transcripts.
+    MoveTranscripts,
     /// An index no longer declared (table, index), dropped if it is there.
     DropIndex(&'static str, &'static str),
 }
@@ -73,11 +75,13 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Index("notifications_created"),
         ]),
         // 4: OK runs that change nothing share a row; raw points kept a row per hour; trends
-        // by hour; notifications by run; no runs_schedule.
+        // by hour; transcripts in rows of their own; notifications by run; no runs_schedule.
         3 => Some(&[
             Add::Column("runs", "repeats"),
             Add::Table("perf_raw"),
             Add::FoldPoints,
+            Add::Table("run_transcripts"),
+            Add::MoveTranscripts,
             // The fix guard's count is served by runs_host_script (fixes are few per host).
             Add::DropIndex("runs", "runs_schedule"),
             Add::Index("notifications_run"),
@@ -97,6 +101,10 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
                 continue;
             }
             Add::DropIndex(t, i) => Some(vec![drop_index(d, t, i)]),
+            Add::MoveTranscripts => {
+                move_transcripts(conn)?;
+                continue;
+            }
             Add::Table(t) => schema.table_ddl(t, d),
             Add::Column(t, c) => schema.add_column_ddl(t, c, d).map(|s| vec![s]),
             Add::Index(i) => schema.index_ddl(i, d).map(|s| vec![s]),
@@ -168,6 +176,34 @@ fn fold_points(conn: &mut dyn Conn, schema: &Schema) -> Result<(), StoreError> {
         "{folded} raw perfdata points of {} series moved into their hours",
         series.len()
     );
+    Ok(())
+}
+
+/// Moves the transcripts that runs' rows hold (schema version 3 and before) into rows of
+/// run_transcripts, 500 runs at a time, and empties the old column.
+fn move_transcripts(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    let (mut after, mut moved) = (0, 0usize);
+    loop {
+        let rows = conn.query(statements::legacy_transcripts(after, 500))?;
+        let Some(last) = rows.last() else { break };
+        after = last.int("id")?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id = r.int("id")?;
+            let text = r.opt_text("transcript")?.unwrap_or_default();
+            conn.exec(statements::transcript_insert(
+                id,
+                r.int("started_at")?,
+                &text,
+            ))?;
+            ids.push(id);
+        }
+        moved += ids.len();
+        conn.exec(statements::legacy_transcripts_clear(ids))?;
+    }
+    if moved > 0 {
+        tracing::info!("{moved} run transcripts moved into rows of their own");
+    }
     Ok(())
 }
 

@@ -162,7 +162,6 @@ fn run_values(run: &NewRun) -> Vec<(&'static str, crate::sql::Expr)> {
         ("message", param(run.message.as_str())),
         ("perfdata", param(run.perfdata.clone())),
         ("output", param(run.output.as_str())),
-        ("transcript", param(run.transcript.as_str())),
         ("started_at", param(run.started_at)),
         ("finished_at", param(run.finished_at)),
         ("attempt", param(run.attempt)),
@@ -179,8 +178,20 @@ pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, S
         ("status", param(run.status.as_str())),
         ("phase", param(run.phase.map(RunPhase::as_str))),
         ("check_name", param(run.check_name.clone())),
+        // In run_transcripts since schema version 4.
+        ("transcript", param("")),
     ]);
-    c.insert(st::run_insert(values))
+    let id = c.insert(st::run_insert(values))?;
+    add_transcript(c, id, run)?;
+    Ok(id)
+}
+
+/// A run's transcript, in a row of its own (none for an empty one).
+fn add_transcript(c: &mut dyn super::Conn, id: i64, run: &NewRun) -> Result<(), StoreError> {
+    if !run.transcript.is_empty() {
+        c.exec(st::transcript_insert(id, run.started_at, &run.transcript))?;
+    }
+    Ok(())
 }
 
 /// The row an OK run that changes nothing joins instead of a row of its own: its check's last
@@ -221,6 +232,8 @@ impl Store {
             let id = match joins(c, run)?.filter(|_| collapse) {
                 Some(id) => {
                     c.exec(st::run_repeat(id, run_values(run)))?;
+                    c.exec(st::transcript_delete(id))?;
+                    add_transcript(c, id, run)?;
                     id
                 }
                 None => insert_run(c, run)?,
@@ -318,13 +331,25 @@ impl Store {
     }
 
     pub fn run(&self, id: i64) -> Result<Run, StoreError> {
-        self.read(|c| c.query_one(st::run_by_id(id)))?
-            .map(|r| run_from_row(&r))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "run",
-                name: id.to_string(),
-            })
+        let (row, transcript) = self.read(|c| {
+            let row = c.query_one(st::run_by_id(id))?;
+            let transcript = match &row {
+                Some(_) => c.query_one(st::transcript_of(id))?,
+                None => None,
+            };
+            Ok((row, transcript))
+        })?;
+        let mut run =
+            row.map(|r| run_from_row(&r))
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "run",
+                    name: id.to_string(),
+                })?;
+        if let Some(t) = transcript {
+            run.transcript = t.text("transcript")?;
+        }
+        Ok(run)
     }
 
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {

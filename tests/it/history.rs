@@ -147,7 +147,7 @@ fn housekeeping_keeps_exactly_what_the_history_section_says() {
         .collect();
     assert_eq!(left, kept);
     // Transcripts of runs older than 7 days are gone; the runs stay.
-    let with_transcript = count(&store, "SELECT count(*) FROM runs WHERE transcript <> ''");
+    let with_transcript = count(&store, "SELECT count(*) FROM run_transcripts");
     assert_eq!(
         with_transcript, 3,
         "the three runs of the last day keep theirs"
@@ -197,6 +197,16 @@ fn housekeeping_keeps_exactly_what_the_history_section_says() {
         1,
         "only the last run"
     );
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM run_transcripts"),
+        0,
+        "no transcript outlives its days or its run"
+    );
+    // A transcript reads back with its run, from its own row.
+    let id = store
+        .record_run(&run(sched, Status::Critical, now, "T2"), JobAction::Keep)
+        .expect("record");
+    assert_eq!(store.run(id).expect("run").transcript, "T2");
 }
 
 #[test]

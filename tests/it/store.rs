@@ -101,6 +101,7 @@ fn a_version_1_database_is_upgraded_in_place() {
         "DROP INDEX notifications_run",
         "ALTER TABLE runs DROP COLUMN repeats",
         "DROP TABLE perf_raw",
+        "DROP TABLE run_transcripts",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -158,6 +159,8 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "DROP INDEX notifications_run".to_string(),
         "ALTER TABLE runs DROP COLUMN repeats".to_string(),
         "DROP TABLE perf_raw".to_string(),
+        "DROP TABLE run_transcripts".to_string(),
+        "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
         "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),
         "CREATE TABLE perf_points (id INTEGER PRIMARY KEY AUTOINCREMENT, series_id BIGINT NOT NULL, t BIGINT NOT NULL, value REAL NOT NULL)".to_string(),
         "INSERT INTO perf_series (host, check_name, label, uom) VALUES ('h', 'c', 'load', '')".to_string(),
@@ -184,6 +187,22 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
             (2 * HOUR - 1, 1e300)
         ]
     );
+    // The transcript left its run's row for a row of its own, and reads back with the run.
+    let run = s
+        .runs(&hostler::store::RunFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .expect("runs")[0]
+        .id;
+    assert_eq!(
+        s.run(run).expect("the old run").transcript,
+        r#"{"t":0,"d":"<","s":1,"b":"no"}"#
+    );
+    let left = s
+        .raw("SELECT count(*) FROM runs WHERE transcript <> ''", false)
+        .expect("raw");
+    assert_eq!(left.rows[0][0].to_text().as_deref(), Some("0"));
     let (_, hourly) = s.samples(1, h0, now, 0).expect("hourly samples");
     let figures: Vec<(i64, f64, f64)> = hourly.iter().map(|x| (x.n, x.min, x.max)).collect();
     assert_eq!(figures, vec![(3, 0.25, 2.5), (3, -7e-3, 1e300)]);

@@ -45,27 +45,11 @@ pub fn delete_ids(table: &'static str, ids: Select) -> Statement {
     .into()
 }
 
-/// Runs whose transcripts housekeeping clears next: started in `[from, before)`, in start
-/// order, at most `limit` (their start times move the mark on).
-pub fn transcripts_due(from: i64, before: i64, limit: u64) -> Select {
-    Select::from("runs")
-        .columns(&["id", "started_at"])
-        .filter(col("started_at").ge(param(from)))
-        .filter(col("started_at").lt(param(before)))
-        .with(Section::OrderBy(vec![
-            (col("started_at"), Order::Asc),
-            (col("id"), Order::Asc),
-        ]))
-        .with(Section::Limit(limit))
-}
-
-/// Clears the transcripts of these runs (the runs stay).
-pub fn transcripts_clear(ids: Vec<i64>) -> Statement {
-    Update {
-        table: "runs",
-        set: vec![("transcript", lit(""))],
-        conditions: vec![col("id").in_list(ids.into_iter().map(param).collect())],
-        returning: Vec::new(),
+/// Deletes the rows of `table` whose `column` is one of `ids`.
+pub fn delete_in(table: &'static str, column: &'static str, ids: Vec<i64>) -> Statement {
+    Delete {
+        table,
+        conditions: vec![col(column).in_list(ids.into_iter().map(param).collect())],
     }
     .into()
 }

@@ -232,25 +232,40 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             ),
         ),
         (
-            "runs_expired",
-            runs_expired(1_700_000_000_000, 1_690_000_000_000, 500).into(),
-        ),
-        (
             "runs_expired_count",
             runs_expired_count(1_700_000_000_000, 1_690_000_000_000),
         ),
         (
-            "runs_delete_expired",
-            delete_ids(
-                "runs",
-                runs_expired(1_700_000_000_000, 1_690_000_000_000, 500),
+            "runs_expired",
+            runs_expired(1_700_000_000_000, 1_690_000_000_000, 500).into(),
+        ),
+        ("transcript_of", transcript_of(9)),
+        (
+            "transcript_insert",
+            transcript_insert(
+                9,
+                1_700_000_000_000,
+                r#"{"t":0,"d":">","s":1,"b":"uptime\n"}"#,
             ),
         ),
+        ("transcript_delete", transcript_delete(9)),
         (
-            "transcripts_due",
-            transcripts_due(1_600_000_000_000, 1_700_000_000_000, 500).into(),
+            "transcripts_of_runs_delete",
+            delete_in("run_transcripts", "run_id", vec![1, 2, 3]),
         ),
-        ("transcripts_clear", transcripts_clear(vec![1, 2, 3])),
+        ("runs_delete", delete_in("runs", "id", vec![1, 2, 3])),
+        (
+            "transcripts_delete_old",
+            delete_ids(
+                "run_transcripts",
+                rows_before("run_transcripts", "started_at", 1_700_000_000_000, 500),
+            ),
+        ),
+        ("legacy_transcripts", legacy_transcripts(0, 500)),
+        (
+            "legacy_transcripts_clear",
+            legacy_transcripts_clear(vec![1, 2, 3]),
+        ),
         (
             "notifications_delete_expired",
             delete_ids(

@@ -273,6 +273,62 @@ pub fn notification_failures() -> Statement {
 }
 
 /// Marks a run as the one that changed its check's state (housekeeping keeps it longer).
+/// A run's transcript.
+pub fn transcript_of(run: i64) -> Statement {
+    Select::from("run_transcripts")
+        .columns(&["transcript"])
+        .filter(col("run_id").eq(param(run)))
+        .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
+        .with(Section::Limit(1))
+        .into()
+}
+
+pub fn transcript_insert(run: i64, started_at: i64, transcript: &str) -> Statement {
+    Insert {
+        table: "run_transcripts",
+        values: vec![
+            ("run_id", param(run)),
+            ("started_at", param(started_at)),
+            ("transcript", param(transcript)),
+        ],
+        returning_id: None,
+    }
+    .into()
+}
+
+/// The transcript of a run whose row another run takes over.
+pub fn transcript_delete(run: i64) -> Statement {
+    Delete {
+        table: "run_transcripts",
+        conditions: vec![col("run_id").eq(param(run))],
+    }
+    .into()
+}
+
+/// Runs that still hold a transcript in their own row (schema version 3 and before), a batch
+/// at a time from `after` on (the upgrade to 4 moves them).
+pub fn legacy_transcripts(after: i64, limit: u64) -> Statement {
+    Select::from("runs")
+        .columns(&["id", "started_at", "transcript"])
+        .filter(col("id").gt(param(after)))
+        // LIKE: SQL Server 2000 compares no NTEXT with `<>`.
+        .filter(col("transcript").like(lit("_%")))
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .with(Section::Limit(limit))
+        .into()
+}
+
+/// Empties the old transcript column of these runs.
+pub fn legacy_transcripts_clear(ids: Vec<i64>) -> Statement {
+    Update {
+        table: "runs",
+        set: vec![("transcript", lit(""))],
+        conditions: vec![col("id").in_list(ids.into_iter().map(param).collect())],
+        returning: Vec::new(),
+    }
+    .into()
+}
+
 /// The run a new OK run of the same check may join ([`run_repeat`]): `id`, if it is an OK run
 /// of `schedule` that changed nothing, outside a correction loop, with no notification.
 pub fn run_quiet(id: i64, schedule: i64) -> Statement {
