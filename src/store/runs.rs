@@ -229,7 +229,8 @@ impl Store {
         let owner = run.node.as_deref().unwrap_or_default();
         let collapse = self.policy().collapse_ok;
         self.write(|c| {
-            let id = match joins(c, run)?.filter(|_| collapse) {
+            let joined = if collapse { joins(c, run)? } else { None };
+            let id = match joined {
                 Some(id) => {
                     c.exec(st::run_repeat(id, run_values(run)))?;
                     c.exec(st::transcript_delete(id))?;

@@ -62,6 +62,13 @@ impl Sqlite {
         db.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| db.err(e))?;
+        // A checkpoint cuts the write-ahead log back to 16 MiB: a burst of writes (a
+        // housekeeping pass) does not leave it at its largest for good.
+        if writable {
+            let _ = db
+                .conn
+                .pragma_update(None, "journal_size_limit", 16 * 1024 * 1024);
+        }
         Ok(db)
     }
 
