@@ -6,9 +6,9 @@ use argh::FromArgs;
 use super::{App, output};
 use crate::store::history::Retention;
 
-/// remove what [history] no longer keeps (runs, transcripts, notifications, perfdata points
-/// and trends) after rolling perfdata up into hourly trends; monitord does this every
-/// [history] prune_every seconds. Example: hostler history prune --dry-run
+/// remove what [history] no longer keeps (runs, transcripts, notifications, hours of raw
+/// perfdata points, hourly trends); monitord does this every [history] prune_every seconds.
+/// Example: hostler history prune --dry-run
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "prune")]
 pub struct PruneCmd {

@@ -60,7 +60,7 @@ pub struct Policy {
     /// Changes of state within `flap_window_ms` that make a check flapping (0: never).
     pub flap_changes: usize,
     pub flap_window_ms: i64,
-    /// OK runs that change nothing, one after another, share one row ([history] collapse_ok).
+    /// OK runs that change nothing, one after another, share one row (`[history] collapse_ok`).
     pub collapse_ok: bool,
 }
 

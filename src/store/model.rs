@@ -356,7 +356,7 @@ pub struct Run {
     /// The check it was a run of, when not named after its script.
     pub check_name: Option<String>,
     /// How many runs the row stands for: OK runs that changed nothing, one after another,
-    /// share the row of the latest ([history] collapse_ok).
+    /// share the row of the latest (`[history] collapse_ok`).
     pub repeats: i64,
 }
 

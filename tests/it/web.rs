@@ -579,6 +579,23 @@ fn runs_filter_escape_and_unknown_ids_are_404() {
     assert_eq!(c.get("/runs/abc").status, 404);
     assert_eq!(c.get("/runs?status=bogus").status, 400);
     assert_eq!(c.get("/runs?host=localhost&script=check_x").status, 200);
+    // The recovery has its own row; the OK runs after it share one, and say how many.
+    let recovery = record(&store, "check_x", Status::Ok, "fine again");
+    let shared: Vec<i64> = (0..2)
+        .map(|_| record(&store, "check_x", Status::Ok, "still fine"))
+        .collect();
+    assert!(
+        shared[0] == shared[1] && shared[0] != recovery,
+        "{shared:?}"
+    );
+    let list = c.get("/runs");
+    assert!(list.body.contains("×2"), "{}", list.body);
+    let page = c.get(&format!("/runs/{}", shared[0]));
+    assert!(
+        page.body.contains("The latest of 2 OK runs in a row"),
+        "{}",
+        page.body
+    );
 }
 
 #[test]
