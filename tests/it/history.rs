@@ -158,28 +158,20 @@ fn housekeeping_keeps_exactly_what_the_history_section_says() {
     );
     // Perfdata: an hour of trend for every hour with a point; raw points only in the hours
     // of the last two days.
-    let hours: std::collections::BTreeSet<i64> = plan
-        .iter()
-        .map(|(age, _, _)| {
-            let t = now - age;
-            t - t.rem_euclid(HOUR)
-        })
-        .collect();
+    let hours_younger_than = |most: i64| {
+        plan.iter()
+            .filter(|(age, _, _)| *age < most)
+            .map(|(age, _, _)| (now - age) - (now - age).rem_euclid(HOUR))
+            .collect::<std::collections::BTreeSet<i64>>()
+            .len() as i64
+    };
     assert_eq!(
         count(&store, "SELECT count(*) FROM perf_trends"),
-        hours.len() as i64
+        hours_younger_than(i64::MAX)
     );
-    let recent: std::collections::BTreeSet<i64> = plan
-        .iter()
-        .filter(|(age, _, _)| *age < 2 * DAY - HOUR)
-        .map(|(age, _, _)| {
-            let t = now - age;
-            t - t.rem_euclid(HOUR)
-        })
-        .collect();
     assert_eq!(
         count(&store, "SELECT count(*) FROM perf_raw"),
-        recent.len() as i64,
+        hours_younger_than(2 * DAY - HOUR),
         "a row of raw points per hour of the last two days"
     );
     // The check's last run is never removed, however old: the dashboard links to it.

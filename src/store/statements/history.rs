@@ -227,10 +227,17 @@ pub fn raw_insert(series: i64, hour: i64, points: &str) -> Statement {
     .into()
 }
 
-/// A series' hourly trends that overlap `[since, until)`, oldest first, at most `limit`.
-pub fn hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
-    Select::from("perf_trends")
-        .columns(&["hour", "n", "vmin", "vmax", "vsum"])
+/// The rows of a per-hour table (`perf_trends`, `perf_raw`) of a series whose hours overlap
+/// `[since, until)`, oldest first, at most `limit`.
+fn by_hour(
+    table: &'static str,
+    columns: &[&'static str],
+    series: i64,
+    (since, until): (i64, i64),
+    limit: u64,
+) -> Statement {
+    Select::from(table)
+        .columns(columns)
         .filter(col("series_id").eq(param(series)))
         .filter(col("hour").gt(param(since - 3_600_000)))
         .filter(col("hour").lt(param(until)))
@@ -239,16 +246,21 @@ pub fn hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
         .into()
 }
 
-/// A series' hours of raw points that overlap `[since, until)`, oldest first, at most `limit`.
+/// A series' hourly trends that overlap `[since, until)`.
+pub fn hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
+    let columns = ["hour", "n", "vmin", "vmax", "vsum"];
+    by_hour("perf_trends", &columns, series, (since, until), limit)
+}
+
+/// A series' hours of raw points that overlap `[since, until)`.
 pub fn raw_hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
-    Select::from("perf_raw")
-        .columns(&["hour", "points"])
-        .filter(col("series_id").eq(param(series)))
-        .filter(col("hour").gt(param(since - 3_600_000)))
-        .filter(col("hour").lt(param(until)))
-        .with(Section::OrderBy(vec![(col("hour"), Order::Asc)]))
-        .with(Section::Limit(limit))
-        .into()
+    by_hour(
+        "perf_raw",
+        &["hour", "points"],
+        series,
+        (since, until),
+        limit,
+    )
 }
 
 /// Every id of a table.
