@@ -233,7 +233,7 @@ impl Store {
             let id = match joined {
                 Some(id) => {
                     c.exec(st::run_repeat(id, run_values(run)))?;
-                    c.exec(st::transcript_delete(id))?;
+                    c.exec(st::delete_in("run_transcripts", "run_id", vec![id]))?;
                     add_transcript(c, id, run)?;
                     id
                 }

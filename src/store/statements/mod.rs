@@ -248,7 +248,6 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
                 r#"{"t":0,"d":">","s":1,"b":"uptime\n"}"#,
             ),
         ),
-        ("transcript_delete", transcript_delete(9)),
         (
             "transcripts_of_runs_delete",
             delete_in("run_transcripts", "run_id", vec![1, 2, 3]),

@@ -296,15 +296,6 @@ pub fn transcript_insert(run: i64, started_at: i64, transcript: &str) -> Stateme
     .into()
 }
 
-/// The transcript of a run whose row another run takes over.
-pub fn transcript_delete(run: i64) -> Statement {
-    Delete {
-        table: "run_transcripts",
-        conditions: vec![col("run_id").eq(param(run))],
-    }
-    .into()
-}
-
 /// Runs that still hold a transcript in their own row (schema version 3 and before), a batch
 /// at a time from `after` on (the upgrade to 4 moves them).
 pub fn legacy_transcripts(after: i64, limit: u64) -> Statement {
