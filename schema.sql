@@ -3,7 +3,7 @@
 -- `hostler init --print-ddl sqlite|mssql2000|mssql2005|postgres|mysql`.
 -- Times are milliseconds since the Unix epoch (UTC), in BIGINT columns.
 -- Runs and notifications copy names instead of referencing rows: history outlives what it names.
--- schema_version: 4
+-- schema_version: 5
 
 CREATE TABLE settings (
     key         VARCHAR(255) PRIMARY KEY,
@@ -252,17 +252,17 @@ CREATE TABLE perf_series (
     UNIQUE (host, check_name, label)
 );
 
--- Hourly trends (the hour's start in epoch ms): count, minimum, maximum and sum (the average is
--- sum / n), kept [history] keep_trends_days. Added in schema version 3; since version 4 kept
--- up to date as each point arrives (nothing is rolled up later).
-CREATE TABLE perf_trends (
+-- Hourly trends, one row per series and UTC day (the day's start in epoch ms): each hour of the
+-- day that had a point as "hour:count:minimum:maximum:sum" (the average is sum / count; the
+-- numbers in the shortest text that reads back exactly), space-separated, kept [history]
+-- keep_trends_days. Kept up to date as each point arrives: nothing is rolled up later. Added in
+-- schema version 5 (versions 3 and 4 kept a row per hour in perf_trends, about 77 bytes an
+-- hour with its indexes; a day row takes about 20 bytes an hour).
+CREATE TABLE perf_days (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     series_id   BIGINT NOT NULL,
-    hour        BIGINT NOT NULL,
-    n           INTEGER NOT NULL,
-    vmin        REAL NOT NULL,
-    vmax        REAL NOT NULL,
-    vsum        REAL NOT NULL
+    day         BIGINT NOT NULL,
+    hours       TEXT NOT NULL
 );
 
 -- Raw points: one row per series and hour, its points as text ("ms-into-the-hour:value",
@@ -285,9 +285,9 @@ CREATE INDEX jobs_claim ON jobs (state, priority DESC, due_at, id);
 CREATE INDEX schedules_due ON schedules (enabled, next_due);
 CREATE UNIQUE INDEX checks_host_script ON checks (host, script);
 CREATE INDEX downtimes_ends ON downtimes (ends_at);
-CREATE UNIQUE INDEX perf_trends_series ON perf_trends (series_id, hour);
+CREATE UNIQUE INDEX perf_days_series ON perf_days (series_id, day);
 CREATE INDEX notifications_created ON notifications (created_at);
-CREATE INDEX perf_trends_hour ON perf_trends (hour);
+CREATE INDEX perf_days_day ON perf_days (day);
 CREATE UNIQUE INDEX perf_raw_series ON perf_raw (series_id, hour);
 CREATE INDEX perf_raw_hour ON perf_raw (hour);
 CREATE INDEX run_transcripts_run ON run_transcripts (run_id);

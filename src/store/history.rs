@@ -53,6 +53,7 @@ pub struct Pruned {
     pub notifications: u64,
     /// Hours of raw points of a series (their trends stay).
     pub points: u64,
+    /// Days of hourly trends of a series.
     pub trends: u64,
     /// Transactions the pass took, and the longest of them (ms): how long the queue could
     /// have waited for the write lock.
@@ -120,7 +121,9 @@ impl Store {
         let events_before = now - r.keep_events_ms;
         // Whole hours: an hour's raw points are one row.
         let points_before = (now - r.keep_points_ms).div_euclid(HOUR) * HOUR;
-        let trends_before = now - r.keep_trends_ms;
+        // Whole days: a day's trends are one row, deleted once its last hour started before
+        // the hours kept (as each hour would be on its own).
+        let trends_before = now - r.keep_trends_ms - 23 * HOUR;
         let count = |s: crate::sql::Statement| -> Result<u64, StoreError> {
             Ok(self
                 .read(|c| c.query_one(s))?
@@ -141,7 +144,7 @@ impl Store {
                 events_before,
             ))?;
             done.points = count(st::count_before("perf_raw", "hour", points_before))?;
-            done.trends = count(st::count_before("perf_trends", "hour", trends_before))?;
+            done.trends = count(st::count_before("perf_days", "day", trends_before))?;
             return Ok(done);
         }
         let b = r.batch;
@@ -190,8 +193,8 @@ impl Store {
             pause,
         )?;
         done.trends = self.delete_batches(
-            "perf_trends",
-            &|| st::rows_before("perf_trends", "hour", trends_before, b),
+            "perf_days",
+            &|| st::rows_before("perf_days", "day", trends_before, b),
             b,
             &mut done,
             pause,

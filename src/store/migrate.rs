@@ -31,6 +31,8 @@ enum Add {
     FoldPoints,
     /// Transcripts moved from their runs' rows into run_transcripts.
     MoveTranscripts,
+    /// Schema versions 3 and 4's hourly trends, a row each, packed into rows per day.
+    PackTrends,
     /// An index no longer declared (table, index), dropped if it is there.
     DropIndex(&'static str, &'static str),
 }
@@ -70,8 +72,7 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("runs", "check_name"),
             Add::Column("runs", "changed"),
             Add::Table("perf_series"),
-            // Made as version 4 has it; version 3's perf_points is not needed.
-            Add::Table("perf_trends"),
+            // Trends come with version 5's perf_days; version 3's tables are not needed.
             Add::Index("notifications_created"),
         ]),
         // 4: OK runs that change nothing share a row; raw points kept a row per hour; trends
@@ -86,6 +87,8 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::DropIndex("runs", "runs_schedule"),
             Add::Index("notifications_run"),
         ]),
+        // 5: hourly trends packed a row per series and day.
+        4 => Some(&[Add::Table("perf_days"), Add::PackTrends]),
         _ => None,
     }
 }
@@ -97,12 +100,16 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
     for add in steps {
         let ddl = match add {
             Add::FoldPoints => {
-                fold_points(conn, schema)?;
+                fold_points(conn)?;
                 continue;
             }
             Add::DropIndex(t, i) => Some(vec![drop_index(d, t, i)]),
             Add::MoveTranscripts => {
                 move_transcripts(conn)?;
+                continue;
+            }
+            Add::PackTrends => {
+                pack_trends(conn)?;
                 continue;
             }
             Add::Table(t) => schema.table_ddl(t, d),
@@ -119,10 +126,10 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
 
 /// Version 3 kept a row per raw point in `perf_points`, and rolled closed hours up into
 /// `perf_trends` later: writes each series' points into their hours' rows of `perf_raw`, gives
-/// an hour not rolled up yet its trend from them (one already rolled up keeps its own), drops
-/// the old table and adds the index of trends by hour. A database that came from version 2 in
-/// this same upgrade has no `perf_points`, and its `perf_trends` was made as 4 has it.
-fn fold_points(conn: &mut dyn Conn, schema: &Schema) -> Result<(), StoreError> {
+/// an hour not rolled up yet its trend from them (one already rolled up keeps its own), and
+/// drops the old table. A database that came from version 2 in this same upgrade has neither
+/// table; the upgrade to 5 packs `perf_trends` into days.
+fn fold_points(conn: &mut dyn Conn) -> Result<(), StoreError> {
     use crate::store::series::{MAX_POINTS_PER_HOUR, push_point};
     const HOUR: i64 = 3_600_000;
     if conn
@@ -155,25 +162,69 @@ fn fold_points(conn: &mut dyn Conn, schema: &Schema) -> Result<(), StoreError> {
                 at += 1;
             }
             folded += n as usize;
-            if conn.query_one(statements::hour_get(id, hour))?.is_none() {
+            if conn
+                .query_one(statements::legacy_hour_get(id, hour))?
+                .is_none()
+            {
                 let figures = statements::HourRow {
                     n,
                     vmin,
                     vmax,
                     vsum,
                 };
-                conn.exec(statements::hour_insert(id, hour, &figures))?;
+                conn.exec(statements::legacy_hour_insert(id, hour, &figures))?;
             }
             conn.exec(statements::raw_insert(id, hour, &text))?;
         }
     }
     conn.ddl("DROP TABLE perf_points")?;
-    let index = schema
-        .index_ddl("perf_trends_hour", conn.dialect())
-        .ok_or_else(|| StoreError::Db("schema.sql lacks perf_trends_hour".into()))?;
-    conn.ddl(&index)?;
     tracing::info!(
         "{folded} raw perfdata points of {} series moved into their hours",
+        series.len()
+    );
+    Ok(())
+}
+
+/// Versions 3 and 4 kept a row per series and hour in `perf_trends`: writes each series'
+/// hours into its days' rows of `perf_days`, then drops the old table (a database that came
+/// from version 2 in this same upgrade has none).
+fn pack_trends(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    use crate::store::series::{Day, Trend, format_day};
+    const DAY: i64 = 86_400_000;
+    if conn
+        .query(Statement::TableExists("perf_trends"))?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let series = conn.query(statements::table_ids("perf_series"))?;
+    let mut packed = 0usize;
+    for row in &series {
+        let id = row.int("id")?;
+        let hours = conn.query(statements::legacy_hours(id))?;
+        let mut day: Option<(i64, Day)> = None;
+        for h in &hours {
+            let hour = h.int("hour")?;
+            let start = hour - hour.rem_euclid(DAY);
+            if let Some((d, text)) = day.take_if(|(d, _)| *d != start) {
+                conn.exec(statements::day_insert(id, d, &format_day(&text)))?;
+            }
+            let (_, hours) = day.get_or_insert((start, [None; 24]));
+            hours[((hour - start) / 3_600_000) as usize] = Some(Trend {
+                n: h.int("n")?,
+                min: h.real("vmin")?,
+                max: h.real("vmax")?,
+                sum: h.real("vsum")?,
+            });
+            packed += 1;
+        }
+        if let Some((d, text)) = day {
+            conn.exec(statements::day_insert(id, d, &format_day(&text)))?;
+        }
+    }
+    conn.ddl("DROP TABLE perf_trends")?;
+    tracing::info!(
+        "{packed} hourly trends of {} series packed into rows per day",
         series.len()
     );
     Ok(())

@@ -1,8 +1,8 @@
 //! Perfdata as time series: each run's perfdata becomes points of its check's series, in the
-//! transaction that records the run. A series keeps two rows per hour: its trend (the hour's
-//! count, minimum, maximum and sum, kept up to date as each point arrives, so there is nothing
-//! to roll up later) and its raw points as text, until housekeeping deletes them. Reads give
-//! raw points or hourly trends by range.
+//! transaction that records the run. A series keeps a row per day of hourly trends (each
+//! hour's count, minimum, maximum and sum, kept up to date as each point arrives, so there is
+//! nothing to roll up later) and a row per hour of raw points as text, until housekeeping
+//! deletes them. Reads give raw points or hourly trends by range.
 
 use serde::Serialize;
 
@@ -20,6 +20,7 @@ const MAX_LABEL: usize = 128;
 /// minimum, average and maximum still take every point in, but its raw points stop growing.
 pub const MAX_POINTS_PER_HOUR: i64 = 720;
 const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
 
 /// One series: a label of a host's check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,8 +51,16 @@ pub enum Resolution {
     Hourly,
 }
 
-fn real(r: &super::Row, name: &str) -> Result<f64, StoreError> {
-    r.real(name)
+/// A number in the shortest text that reads back as the same number. Display never uses an
+/// exponent, so 1e300 would take 301 digits: past 24 characters the exponent form is used.
+fn push_number(out: &mut String, value: f64) {
+    use std::fmt::Write;
+    let plain = value.to_string();
+    if plain.len() > 24 {
+        let _ = write!(out, "{value:e}");
+    } else {
+        out.push_str(&plain);
+    }
 }
 
 /// A point as an hour row keeps it: its milliseconds into the hour, then its value, in the
@@ -61,13 +70,8 @@ pub fn push_point(points: &mut String, offset_ms: i64, value: f64) {
     if !points.is_empty() {
         points.push(' ');
     }
-    let plain = value.to_string();
-    // Display never uses an exponent: 1e300 would take 301 digits.
-    if plain.len() > 24 {
-        let _ = write!(points, "{offset_ms}:{value:e}");
-    } else {
-        let _ = write!(points, "{offset_ms}:{plain}");
-    }
+    let _ = write!(points, "{offset_ms}:");
+    push_number(points, value);
 }
 
 /// The points of an hour row's text, as (epoch ms, value); what does not read as a point
@@ -81,24 +85,111 @@ pub fn parse_points(hour: i64, text: &str) -> impl Iterator<Item = (i64, f64)> +
     })
 }
 
-/// Adds one point to its series' hour: its trend's figures take it in, and its raw points
-/// gain it. An hour's raw points start with its trend, so a late point for an hour whose raw
-/// points are gone (deleted, or from before schema version 4) changes its trend alone.
+/// An hour's trend: how many points, their minimum, maximum and sum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trend {
+    pub n: i64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+}
+
+impl Trend {
+    pub fn of(value: f64) -> Trend {
+        Trend {
+            n: 1,
+            min: value,
+            max: value,
+            sum: value,
+        }
+    }
+
+    pub fn add(&mut self, value: f64) {
+        self.n += 1;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        self.sum += value;
+    }
+}
+
+/// The 24 hours of a day (UTC) of a series, `None` where the hour had no point.
+pub type Day = [Option<Trend>; 24];
+
+/// A day row's text: "hour:n:min:max:sum" for each hour that had a point, in order.
+pub fn format_day(day: &Day) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (h, t) in day.iter().enumerate() {
+        let Some(t) = t else { continue };
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let _ = write!(out, "{h}:{}:", t.n);
+        push_number(&mut out, t.min);
+        out.push(':');
+        push_number(&mut out, t.max);
+        out.push(':');
+        push_number(&mut out, t.sum);
+    }
+    out
+}
+
+/// The hours of a day row's text; what does not read as an hour's trend (the text was edited
+/// by hand) is left out.
+pub fn parse_day(text: &str) -> Day {
+    let mut day: Day = [None; 24];
+    for entry in text.split_ascii_whitespace() {
+        let mut f = entry.split(':');
+        let (Some(h), Some(n), Some(min), Some(max), Some(sum), None) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let num = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
+        let (Ok(h), Ok(n), Some(min), Some(max), Some(sum)) = (
+            h.parse::<usize>(),
+            n.parse::<i64>(),
+            num(min),
+            num(max),
+            num(sum),
+        ) else {
+            continue;
+        };
+        if h < 24 && n > 0 && min <= max {
+            day[h] = Some(Trend { n, min, max, sum });
+        }
+    }
+    day
+}
+
+/// Adds one point to its series: the trend of its hour (in its day's row) takes it in, and
+/// the hour's raw points gain it. An hour's raw points start with its trend, so a late point
+/// for an hour whose raw points are gone (deleted, or from before schema version 4) changes
+/// its trend alone.
 fn add_point(c: &mut dyn Conn, series: i64, t: i64, value: f64) -> Result<(), StoreError> {
-    let hour = t - t.rem_euclid(HOUR);
+    let day = t - t.rem_euclid(DAY);
+    let h = ((t - day) / HOUR) as usize;
+    let hour = day + h as i64 * HOUR;
     let mut point = String::new();
     push_point(&mut point, t - hour, value);
-    match c.query_one(st::hour_get(series, hour))? {
-        Some(row) => {
-            let n = row.int("n")?;
-            let next = st::HourRow {
-                n: n + 1,
-                vmin: real(&row, "vmin")?.min(value),
-                vmax: real(&row, "vmax")?.max(value),
-                vsum: real(&row, "vsum")? + value,
-            };
-            c.exec(st::hour_update(row.int("id")?, &next))?;
-            if n < MAX_POINTS_PER_HOUR
+    let row = c.query_one(st::day_get(series, day))?;
+    let mut hours = match &row {
+        Some(row) => parse_day(&row.text("hours")?),
+        None => [None; 24],
+    };
+    let before = hours[h];
+    match &mut hours[h] {
+        Some(trend) => trend.add(value),
+        empty => *empty = Some(Trend::of(value)),
+    }
+    let text = format_day(&hours);
+    match &row {
+        Some(row) => c.exec(st::day_set(row.int("id")?, &text))?,
+        None => c.exec(st::day_insert(series, day, &text))?,
+    };
+    match before {
+        Some(trend) => {
+            if trend.n < MAX_POINTS_PER_HOUR
                 && let Some(raw) = c.query_one(st::raw_get(series, hour))?
             {
                 let points = format!("{} {point}", raw.text("points")?);
@@ -106,13 +197,6 @@ fn add_point(c: &mut dyn Conn, series: i64, t: i64, value: f64) -> Result<(), St
             }
         }
         None => {
-            let first = st::HourRow {
-                n: 1,
-                vmin: value,
-                vmax: value,
-                vsum: value,
-            };
-            c.exec(st::hour_insert(series, hour, &first))?;
             c.exec(st::raw_insert(series, hour, &point))?;
         }
     }
@@ -226,19 +310,28 @@ impl Store {
         raw_ms: i64,
     ) -> Result<(Resolution, Vec<Sample>), StoreError> {
         let raw = since >= super::now_ms().saturating_sub(raw_ms);
-        let (trends, points) = self.read(|c| {
-            let trends = c.query(st::hours(series, since, until, MAX_SAMPLES))?;
+        let (days, points) = self.read(|c| {
+            let days = c.query(st::days(series, since, until, MAX_SAMPLES / 24 + 2))?;
             let points = if raw {
                 c.query(st::raw_hours(series, since, until, MAX_SAMPLES))?
             } else {
                 Vec::new()
             };
-            Ok((trends, points))
+            Ok((days, points))
         })?;
+        let mut trends = Vec::new();
+        for r in &days {
+            let day = r.int("day")?;
+            let hours = parse_day(&r.text("hours")?);
+            trends.extend(
+                (0..24)
+                    .filter_map(|h| Some((day + h as i64 * HOUR, hours[h]?)))
+                    .filter(|(hour, _)| *hour > since - HOUR && *hour < until),
+            );
+        }
         let mut points = points.iter().peekable();
         let mut samples = Vec::new();
-        for r in &trends {
-            let hour = r.int("hour")?;
+        for (hour, trend) in trends {
             while points
                 .next_if(|p| p.int("hour").is_ok_and(|h| h < hour))
                 .is_some()
@@ -263,13 +356,12 @@ impl Store {
                 // Points arrive in order but for a late run's: each hour reads back in order.
                 samples[start..].sort_by_key(|s| s.t);
             } else if hour >= since {
-                let n = r.int("n")?.max(1);
                 samples.push(Sample {
                     t: hour,
-                    n,
-                    min: real(r, "vmin")?,
-                    avg: real(r, "vsum")? / n as f64,
-                    max: real(r, "vmax")?,
+                    n: trend.n,
+                    min: trend.min,
+                    avg: trend.sum / trend.n as f64,
+                    max: trend.max,
                 });
             }
             if samples.len() as u64 >= MAX_SAMPLES {

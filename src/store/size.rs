@@ -14,7 +14,8 @@ pub const COUNTED: &[&str] = &[
     "jobs",
     "perf_series",
     "perf_raw",
-    "perf_trends",
+    "perf_days",
+    "run_transcripts",
 ];
 
 /// The database's size as one reading.

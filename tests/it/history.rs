@@ -165,10 +165,14 @@ fn housekeeping_keeps_exactly_what_the_history_section_says() {
             .collect::<std::collections::BTreeSet<i64>>()
             .len() as i64
     };
-    assert_eq!(
-        count(&store, "SELECT count(*) FROM perf_trends"),
-        hours_younger_than(i64::MAX)
-    );
+    let trend_hours: i64 = store
+        .raw("SELECT hours FROM perf_days", false)
+        .expect("days")
+        .rows
+        .iter()
+        .map(|r| r[0].to_text().expect("hours").split_whitespace().count() as i64)
+        .sum();
+    assert_eq!(trend_hours, hours_younger_than(i64::MAX));
     assert_eq!(
         count(&store, "SELECT count(*) FROM perf_raw"),
         hours_younger_than(2 * DAY - HOUR),
@@ -286,24 +290,24 @@ proptest! {
         }
         let series = store.series(Some("localhost"), "c").expect("series");
         let id = |s: usize| series.iter().find(|x| x.label == format!("l{s}")).expect("a series").id;
-        let got = store
-            .raw("SELECT series_id, hour, n, vmin, vmax, vsum FROM perf_trends ORDER BY series_id, hour", false)
-            .expect("trends");
-        prop_assert_eq!(got.rows.len(), want.len());
-        for ((s, hour), values) in &want {
-            let row = got.rows.iter().find(|r| {
-                let num = |i: usize| r[i].to_text().and_then(|t| t.parse::<f64>().ok()).expect("number") as i64;
-                (num(0), num(1)) == (id(*s), *hour)
-            }).expect("the hour's row");
-            let num = |i: usize| row[i].to_text().and_then(|t| t.parse::<f64>().ok()).expect("number");
-            let min = values.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-            let max = values.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = values.iter().map(|p| p.1).sum();
-            prop_assert_eq!(num(2) as usize, values.len());
-            prop_assert_eq!(num(3), min);
-            prop_assert_eq!(num(4), max);
-            prop_assert!((num(5) - sum).abs() <= 1e-6 * sum.abs().max(1.0));
+        // Hourly: each hour's count, minimum, maximum and average, as its day's row keeps it.
+        let mut hours = 0;
+        for x in &series {
+            let s: usize = x.label[1..].parse().expect("label");
+            let (res, samples) = store.samples(x.id, base, now, 0).expect("samples");
+            prop_assert_eq!(res, hostler::store::series::Resolution::Hourly);
+            for got in &samples {
+                let values = &want[&(s, got.t)];
+                let min = values.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+                let max = values.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+                let avg = values.iter().map(|p| p.1).sum::<f64>() / values.len() as f64;
+                prop_assert_eq!(got.n as usize, values.len());
+                prop_assert_eq!((got.min, got.max), (min, max));
+                prop_assert!((got.avg - avg).abs() <= 1e-6 * avg.abs().max(1.0));
+            }
+            hours += samples.len();
         }
+        prop_assert_eq!(hours, want.len(), "an hour's trend for every hour with a point");
         for s in 0..3 {
             if !series.iter().any(|x| x.label == format!("l{s}")) {
                 continue;
@@ -327,14 +331,33 @@ proptest! {
             let mut read_sorted = read.clone();
             read_sorted.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
             prop_assert_eq!(read_sorted, by_time, "the same values, exactly");
-            // Hourly: each hour's average.
-            let (res, samples) = store.samples(id(s), base, now, 0).expect("samples");
-            prop_assert_eq!(res, hostler::store::series::Resolution::Hourly);
-            for x in &samples {
-                let values = &want[&(s, x.t)];
-                let avg = values.iter().map(|p| p.1).sum::<f64>() / values.len() as f64;
-                prop_assert!((x.avg - avg).abs() <= 1e-6 * avg.abs().max(1.0));
-            }
+        }
+    }
+
+    /// A day row's text of hourly trends reads back as the hours written, exactly, for any
+    /// finite figures, and an hour with no point stays empty.
+    #[test]
+    fn day_text_reads_back_exactly(
+        hours in proptest::collection::vec(
+            proptest::option::of((1i64..1_000_000, proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO, proptest::num::f64::NORMAL | proptest::num::f64::ZERO, proptest::num::f64::NORMAL)),
+            24,
+        )
+    ) {
+        use hostler::store::series::{Day, Trend, format_day, parse_day};
+        let mut day: Day = [None; 24];
+        for (h, t) in hours.iter().enumerate() {
+            day[h] = t.map(|(n, a, b, sum)| Trend { n, min: a.min(b), max: a.max(b), sum });
+        }
+        let text = format_day(&day);
+        prop_assert_eq!(parse_day(&text), day, "{}", text);
+    }
+
+    /// Whatever a day row's text holds (edited by hand, cut short), reading it never panics
+    /// and gives only hours with a count and finite figures, the minimum not above the maximum.
+    #[test]
+    fn any_day_text_reads_as_hours_or_nothing(text in "([0-9:.e -]|[a-z]){0,200}") {
+        for t in hostler::store::series::parse_day(&text).iter().flatten() {
+            prop_assert!(t.n > 0 && t.min <= t.max && t.sum.is_finite(), "{t:?} from {text:?}");
         }
     }
 

@@ -91,7 +91,9 @@ fn sqlite_renders_run_on_real_sqlite() {
         if name.starts_with("legacy_") {
             // A table of an older schema, read only by the upgrade.
             conn.execute_batch(
-                "CREATE TABLE perf_points (id INTEGER PRIMARY KEY, series_id BIGINT, t BIGINT, value REAL)",
+                "CREATE TABLE perf_points (id INTEGER PRIMARY KEY, series_id BIGINT, t BIGINT, value REAL);
+                 CREATE TABLE perf_trends (id INTEGER PRIMARY KEY, series_id BIGINT, hour BIGINT,
+                     n INTEGER, vmin REAL, vmax REAL, vsum REAL);",
             )
             .expect("the old table");
         }

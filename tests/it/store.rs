@@ -42,7 +42,7 @@ fn open_applies_schema_once_and_records_version() {
         )
         .expect("raw");
     assert_eq!(r.rows.len(), 1);
-    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("4"));
+    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("5"));
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE runs DROP COLUMN check_name",
         "ALTER TABLE runs DROP COLUMN changed",
         "DROP TABLE perf_series",
-        "DROP TABLE perf_trends",
+        "DROP TABLE perf_days",
         "DROP INDEX notifications_created",
         "DROP INDEX notifications_run",
         "ALTER TABLE runs DROP COLUMN repeats",
@@ -134,7 +134,7 @@ fn a_version_1_database_is_upgraded_in_place() {
             false,
         )
         .expect("raw");
-    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("4"));
+    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("5"));
     // The unique index came with it.
     let idx = s
         .raw(
@@ -145,8 +145,9 @@ fn a_version_1_database_is_upgraded_in_place() {
     assert_eq!(idx.rows.len(), 1);
 }
 
-/// Version 3 kept a row per raw perfdata point: the upgrade moves them into their hours
-/// (exactly, and an hour already rolled up keeps its figures) and drops the old table.
+/// Version 3 kept a row per raw perfdata point, and a row per hour of trends: the upgrade
+/// moves the points into their hours (exactly, and an hour already rolled up keeps its
+/// figures), packs the hours' trends into their days, and drops the old tables.
 #[test]
 fn a_version_3_database_gets_its_points_moved_into_their_hours() {
     const HOUR: i64 = 3_600_000;
@@ -155,7 +156,9 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
     let now = hostler::store::now_ms();
     let h0 = now - now.rem_euclid(HOUR) - 3 * HOUR;
     for sql in [
-        "DROP INDEX perf_trends_hour".to_string(),
+        "DROP TABLE perf_days".to_string(),
+        "CREATE TABLE perf_trends (id INTEGER PRIMARY KEY AUTOINCREMENT, series_id BIGINT NOT NULL, hour BIGINT NOT NULL, n INTEGER NOT NULL, vmin REAL NOT NULL, vmax REAL NOT NULL, vsum REAL NOT NULL)".to_string(),
+        "CREATE UNIQUE INDEX perf_trends_series ON perf_trends (series_id, hour)".to_string(),
         "DROP INDEX notifications_run".to_string(),
         "ALTER TABLE runs DROP COLUMN repeats".to_string(),
         "DROP TABLE perf_raw".to_string(),
@@ -208,7 +211,7 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
     assert_eq!(figures, vec![(3, 0.25, 2.5), (3, -7e-3, 1e300)]);
     let gone = s
         .raw(
-            "SELECT name FROM sqlite_master WHERE name IN ('perf_points', 'perf_trends_hour', 'notifications_run', 'perf_raw', 'runs_schedule')",
+            "SELECT name FROM sqlite_master WHERE name IN ('perf_points', 'perf_trends', 'perf_trends_hour', 'notifications_run', 'perf_raw', 'perf_days', 'runs_schedule')",
             false,
         )
         .expect("raw");
@@ -216,7 +219,12 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
     assert_eq!(
         names.len(),
         3,
-        "the old table and index dropped, the new ones made: {names:?}"
+        "the old tables and index dropped, the new ones made: {names:?}"
+    );
+    let days = s.raw("SELECT hours FROM perf_days", false).expect("raw");
+    assert_eq!(
+        days.rows.len(),
+        1 + usize::from(h0.rem_euclid(24 * HOUR) == 23 * HOUR)
     );
     assert!(!names.contains(&"perf_points".to_string()));
     assert!(!names.contains(&"runs_schedule".to_string()));

@@ -139,18 +139,44 @@ pub fn series_of(host: &str, check: &str) -> Statement {
         .into()
 }
 
-/// The trend of one hour of a series, to add a point to: locked until the transaction ends
-/// where the database can (two nodes adding to one hour take turns instead of losing a point).
-pub fn hour_get(series: i64, hour: i64) -> Statement {
-    Select::from("perf_trends")
-        .columns(&["id", "n", "vmin", "vmax", "vsum"])
+/// The trends of one day of a series, to add a point to: locked until the transaction ends
+/// where the database can (two nodes adding to one day take turns instead of losing a point).
+pub fn day_get(series: i64, day: i64) -> Statement {
+    Select::from("perf_days")
+        .columns(&["id", "hours"])
         .filter(col("series_id").eq(param(series)))
-        .filter(col("hour").eq(param(hour)))
+        .filter(col("day").eq(param(day)))
         .with(Section::Lock(Lock::ForUpdate))
         .into()
 }
 
-/// The figures of an hour of a series.
+pub fn day_set(id: i64, hours: &str) -> Statement {
+    Update {
+        table: "perf_days",
+        set: vec![("hours", param(hours))],
+        conditions: vec![col("id").eq(param(id))],
+        returning: Vec::new(),
+    }
+    .into()
+}
+
+/// A new day of a series. Should another transaction have made it meanwhile (a database
+/// without row locks before the row exists), this one's hours replace it.
+pub fn day_insert(series: i64, day: i64, hours: &str) -> Statement {
+    Upsert {
+        table: "perf_days",
+        key: vec!["series_id", "day"],
+        values: vec![
+            ("series_id", param(series)),
+            ("day", param(day)),
+            ("hours", param(hours)),
+        ],
+        update: vec!["hours"],
+    }
+    .into()
+}
+
+/// The figures of an hour of a series in the table of schema versions 3 and 4.
 pub struct HourRow {
     pub n: i64,
     pub vmin: f64,
@@ -158,39 +184,39 @@ pub struct HourRow {
     pub vsum: f64,
 }
 
-impl HourRow {
-    fn values(&self) -> Vec<(&'static str, Expr)> {
-        vec![
-            ("n", param(self.n)),
-            ("vmin", param(self.vmin)),
-            ("vmax", param(self.vmax)),
-            ("vsum", param(self.vsum)),
-        ]
-    }
+/// An hour's trend in the table of schema versions 3 and 4 (the upgrade from 3 adds to it
+/// the hours that were not rolled up yet, and the upgrade to 5 packs it into days).
+pub fn legacy_hour_get(series: i64, hour: i64) -> Statement {
+    Select::from("perf_trends")
+        .columns(&["id"])
+        .filter(col("series_id").eq(param(series)))
+        .filter(col("hour").eq(param(hour)))
+        .into()
 }
 
-pub fn hour_update(id: i64, row: &HourRow) -> Statement {
-    Update {
+pub fn legacy_hour_insert(series: i64, hour: i64, row: &HourRow) -> Statement {
+    Insert {
         table: "perf_trends",
-        set: row.values(),
-        conditions: vec![col("id").eq(param(id))],
-        returning: Vec::new(),
+        values: vec![
+            ("series_id", param(series)),
+            ("hour", param(hour)),
+            ("n", param(row.n)),
+            ("vmin", param(row.vmin)),
+            ("vmax", param(row.vmax)),
+            ("vsum", param(row.vsum)),
+        ],
+        returning_id: None,
     }
     .into()
 }
 
-/// A new hour of a series. Should another transaction have made it meanwhile (a database
-/// without row locks before the row exists), this one's figures replace it.
-pub fn hour_insert(series: i64, hour: i64, row: &HourRow) -> Statement {
-    let mut values = vec![("series_id", param(series)), ("hour", param(hour))];
-    values.extend(row.values());
-    Upsert {
-        table: "perf_trends",
-        key: vec!["series_id", "hour"],
-        values,
-        update: vec!["n", "vmin", "vmax", "vsum"],
-    }
-    .into()
+/// A series' hourly trends in the table of schema versions 3 and 4, oldest first.
+pub fn legacy_hours(series: i64) -> Statement {
+    Select::from("perf_trends")
+        .columns(&["hour", "n", "vmin", "vmax", "vsum"])
+        .filter(col("series_id").eq(param(series)))
+        .with(Section::OrderBy(vec![(col("hour"), Order::Asc)]))
+        .into()
 }
 
 /// The raw points of one hour of a series.
@@ -227,10 +253,10 @@ pub fn raw_insert(series: i64, hour: i64, points: &str) -> Statement {
     .into()
 }
 
-/// The rows of a per-hour table (`perf_trends`, `perf_raw`) of a series whose hours overlap
+/// A series' rows of `table` whose `span` (`perf_days` by day, `perf_raw` by hour) overlaps
 /// `[since, until)`, oldest first, at most `limit`.
-fn by_hour(
-    table: &'static str,
+fn spanning(
+    (table, column, span): (&'static str, &'static str, i64),
     columns: &[&'static str],
     series: i64,
     (since, until): (i64, i64),
@@ -239,28 +265,23 @@ fn by_hour(
     Select::from(table)
         .columns(columns)
         .filter(col("series_id").eq(param(series)))
-        .filter(col("hour").gt(param(since - 3_600_000)))
-        .filter(col("hour").lt(param(until)))
-        .with(Section::OrderBy(vec![(col("hour"), Order::Asc)]))
+        .filter(col(column).gt(param(since - span)))
+        .filter(col(column).lt(param(until)))
+        .with(Section::OrderBy(vec![(col(column), Order::Asc)]))
         .with(Section::Limit(limit))
         .into()
 }
 
-/// A series' hourly trends that overlap `[since, until)`.
-pub fn hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
-    let columns = ["hour", "n", "vmin", "vmax", "vsum"];
-    by_hour("perf_trends", &columns, series, (since, until), limit)
+/// A series' days of hourly trends that overlap `[since, until)`.
+pub fn days(series: i64, since: i64, until: i64, limit: u64) -> Statement {
+    let table = ("perf_days", "day", 86_400_000);
+    spanning(table, &["day", "hours"], series, (since, until), limit)
 }
 
 /// A series' hours of raw points that overlap `[since, until)`.
 pub fn raw_hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
-    by_hour(
-        "perf_raw",
-        &["hour", "points"],
-        series,
-        (since, until),
-        limit,
-    )
+    let table = ("perf_raw", "hour", 3_600_000);
+    spanning(table, &["hour", "points"], series, (since, until), limit)
 }
 
 /// Every id of a table.

@@ -274,13 +274,13 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         (
             "count_before",
-            count_before("perf_trends", "hour", 1_700_000_000_000),
+            count_before("perf_days", "day", 1_700_000_000_000),
         ),
         (
             "trends_delete_old",
             delete_ids(
-                "perf_trends",
-                rows_before("perf_trends", "hour", 1_700_000_000_000, 500),
+                "perf_days",
+                rows_before("perf_days", "day", 1_700_000_000_000, 500),
             ),
         ),
         ("series_get", series_get("web1", "check_http", "time")),
@@ -293,22 +293,13 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             series_update(1, "ms", Some("300"), Some("900")),
         ),
         ("series_of", series_of("web1", "check_http")),
-        ("hour_get", hour_get(1, 1_699_999_200_000)),
+        ("day_get", day_get(1, 1_699_920_000_000)),
+        ("day_set", day_set(7, "0:2:1:9.5:10.5")),
+        ("day_insert", day_insert(1, 1_699_920_000_000, "3:1:1:1:1")),
+        ("legacy_hour_get", legacy_hour_get(1, 1_699_999_200_000)),
         (
-            "hour_update",
-            hour_update(
-                7,
-                &HourRow {
-                    n: 2,
-                    vmin: 1.0,
-                    vmax: 9.5,
-                    vsum: 10.5,
-                },
-            ),
-        ),
-        (
-            "hour_insert",
-            hour_insert(
+            "legacy_hour_insert",
+            legacy_hour_insert(
                 1,
                 1_699_999_200_000,
                 &HourRow {
@@ -319,13 +310,11 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
                 },
             ),
         ),
+        ("legacy_hours", legacy_hours(1)),
         ("raw_get", raw_get(1, 1_699_999_200_000)),
         ("raw_set", raw_set(7, "0:1 60000:9.5")),
         ("raw_insert", raw_insert(1, 1_699_999_200_000, "0:1")),
-        (
-            "hours",
-            hours(1, 1_600_000_000_000, 1_700_000_000_000, 1000),
-        ),
+        ("days", days(1, 1_600_000_000_000, 1_700_000_000_000, 1000)),
         (
             "raw_hours",
             raw_hours(1, 1_600_000_000_000, 1_700_000_000_000, 1000),
