@@ -33,6 +33,8 @@ enum Add {
     MoveTranscripts,
     /// Schema versions 3 and 4's hourly trends, a row each, packed into rows per day.
     PackTrends,
+    /// Runs recorded before schema version 5 given the key of their names.
+    KeyRuns,
     /// An index no longer declared (table, index), dropped if it is there.
     DropIndex(&'static str, &'static str),
 }
@@ -87,8 +89,18 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::DropIndex("runs", "runs_schedule"),
             Add::Index("notifications_run"),
         ]),
-        // 5: hourly trends packed a row per series and day.
-        4 => Some(&[Add::Table("perf_days"), Add::PackTrends]),
+        // 5: hourly trends packed a row per series and day; runs found by a key of their
+        // names instead of by an index of the names, and no index by start.
+        4 => Some(&[
+            Add::Table("perf_days"),
+            Add::PackTrends,
+            Add::Column("runs", "key_id"),
+            Add::Table("run_keys"),
+            Add::KeyRuns,
+            Add::DropIndex("runs", "runs_host_script"),
+            Add::DropIndex("runs", "runs_started"),
+            Add::Index("runs_key"),
+        ]),
         _ => None,
     }
 }
@@ -110,6 +122,10 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
             }
             Add::PackTrends => {
                 pack_trends(conn)?;
+                continue;
+            }
+            Add::KeyRuns => {
+                key_runs(conn)?;
                 continue;
             }
             Add::Table(t) => schema.table_ddl(t, d),
@@ -227,6 +243,24 @@ fn pack_trends(conn: &mut dyn Conn) -> Result<(), StoreError> {
         "{packed} hourly trends of {} series packed into rows per day",
         series.len()
     );
+    Ok(())
+}
+
+/// Gives each run recorded before schema version 5 the key of its host, script and check
+/// (one UPDATE per key, served by the old index of the names, dropped after).
+fn key_runs(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    let names = conn.query(statements::legacy_run_names())?;
+    for n in &names {
+        let host = n.opt_text("host")?;
+        let script = n.text("script")?;
+        let check = n.opt_text("check_name")?;
+        let (h, c) = (host.as_deref(), check.as_deref());
+        let key = conn.insert(statements::run_key_insert(h, &script, c))?;
+        conn.exec(statements::legacy_key_runs(key, h, &script, c))?;
+    }
+    if !names.is_empty() {
+        tracing::info!("runs of {} checks given their keys", names.len());
+    }
     Ok(())
 }
 

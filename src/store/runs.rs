@@ -178,12 +178,28 @@ pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, S
         ("status", param(run.status.as_str())),
         ("phase", param(run.phase.map(RunPhase::as_str))),
         ("check_name", param(run.check_name.clone())),
+        ("key_id", param(run_key(c, run)?)),
         // In run_transcripts since schema version 4.
         ("transcript", param("")),
     ]);
     let id = c.insert(st::run_insert(values))?;
     add_transcript(c, id, run)?;
     Ok(id)
+}
+
+/// The key of a run's host, script and check (made with its first run). Two nodes making
+/// the first run of one check at once may make two keys for it: runs are found by names
+/// through their keys, so both are found.
+fn run_key(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, StoreError> {
+    let names = (
+        run.host.as_deref(),
+        run.script.as_str(),
+        run.check_name.as_deref(),
+    );
+    match c.query_one(st::run_key_get(names.0, names.1, names.2))? {
+        Some(row) => row.int("id"),
+        None => c.insert(st::run_key_insert(names.0, names.1, names.2)),
+    }
 }
 
 /// A run's transcript, in a row of its own (none for an empty one).
@@ -300,7 +316,7 @@ impl Store {
                 match self.read(|c| {
                     c.query_one(st::run_find(
                         (run.started_at, run.finished_at),
-                        &run.script,
+                        (run.host.as_deref(), &run.script),
                         run.node.as_deref().unwrap_or_default(),
                         run.job_id,
                     ))

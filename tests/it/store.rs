@@ -97,6 +97,11 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE runs DROP COLUMN changed",
         "DROP TABLE perf_series",
         "DROP TABLE perf_days",
+        "DROP INDEX runs_key",
+        "ALTER TABLE runs DROP COLUMN key_id",
+        "DROP TABLE run_keys",
+        "CREATE INDEX runs_host_script ON runs (host, script, id)",
+        "CREATE INDEX runs_started ON runs (started_at)",
         "DROP INDEX notifications_created",
         "DROP INDEX notifications_run",
         "ALTER TABLE runs DROP COLUMN repeats",
@@ -161,6 +166,11 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "CREATE UNIQUE INDEX perf_trends_series ON perf_trends (series_id, hour)".to_string(),
         "DROP INDEX notifications_run".to_string(),
         "ALTER TABLE runs DROP COLUMN repeats".to_string(),
+        "DROP INDEX runs_key".to_string(),
+        "ALTER TABLE runs DROP COLUMN key_id".to_string(),
+        "DROP TABLE run_keys".to_string(),
+        "CREATE INDEX runs_host_script ON runs (host, script, id)".to_string(),
+        "CREATE INDEX runs_started ON runs (started_at)".to_string(),
         "DROP TABLE perf_raw".to_string(),
         "DROP TABLE run_transcripts".to_string(),
         "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
@@ -191,9 +201,11 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         ]
     );
     // The transcript left its run's row for a row of its own, and reads back with the run.
+    // Found by its script: the upgrade gave it the key of its names.
     let run = s
         .runs(&hostler::store::RunFilter {
             limit: 1,
+            script: Some("c".into()),
             ..Default::default()
         })
         .expect("runs")[0]
@@ -211,15 +223,15 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
     assert_eq!(figures, vec![(3, 0.25, 2.5), (3, -7e-3, 1e300)]);
     let gone = s
         .raw(
-            "SELECT name FROM sqlite_master WHERE name IN ('perf_points', 'perf_trends', 'perf_trends_hour', 'notifications_run', 'perf_raw', 'perf_days', 'runs_schedule')",
+            "SELECT name FROM sqlite_master WHERE name IN ('perf_points', 'perf_trends', 'perf_trends_hour', 'notifications_run', 'perf_raw', 'perf_days', 'runs_schedule', 'runs_host_script', 'runs_started', 'runs_key', 'run_keys')",
             false,
         )
         .expect("raw");
     let names: Vec<_> = gone.rows.iter().filter_map(|r| r[0].to_text()).collect();
     assert_eq!(
         names.len(),
-        3,
-        "the old tables and index dropped, the new ones made: {names:?}"
+        5,
+        "the old tables and indexes dropped, the new ones made: {names:?}"
     );
     let days = s.raw("SELECT hours FROM perf_days", false).expect("raw");
     assert_eq!(

@@ -312,18 +312,13 @@ pub fn table_rows(table: &'static str) -> Statement {
 /// The runs of a host's check that changed its state in `[since, until)`, oldest first (the
 /// chart's marks): at most 500.
 pub fn state_changes(host: Option<&str>, check: &str, since: i64, until: i64) -> Statement {
-    let host = match host {
-        Some(h) => col("host").eq(param(h)),
-        None => col("host").is_null(),
-    };
     let named = col("check_name").eq(param(check)).or(col("check_name")
         .is_null()
         .and(col("script").eq(param(check))));
     Select::from("runs")
         .columns(&["finished_at", "status"])
+        .filter(keyed(host_is(host).and(named)))
         .filter(col("changed").eq(lit(true)))
-        .filter(host)
-        .filter(named)
         .filter(col("finished_at").ge(param(since)))
         .filter(col("finished_at").lt(param(until)))
         .with(Section::OrderBy(vec![(col("finished_at"), Order::Asc)]))

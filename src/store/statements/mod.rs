@@ -413,7 +413,20 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         ("run_by_id", run_by_id(1)),
         ("claim_lock", claim_lock()),
-        ("run_find", run_find((1, 2), "check", "node1", Some(7))),
+        (
+            "run_find",
+            run_find((1, 2), (Some("web1"), "check"), "node1", Some(7)),
+        ),
+        ("run_key_get", run_key_get(Some("web1"), "check_http", None)),
+        (
+            "run_key_insert",
+            run_key_insert(None, "backup", Some("nightly")),
+        ),
+        ("legacy_run_names", legacy_run_names()),
+        (
+            "legacy_key_runs",
+            legacy_key_runs(3, Some("web1"), "check_http", None),
+        ),
         ("run_list", run_list(&filter)),
         (
             "notification_insert",

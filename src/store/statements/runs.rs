@@ -18,19 +18,19 @@ pub fn run_by_id(id: i64) -> Statement {
         .into()
 }
 
-/// A run already recorded, found by what one run of a node has alone: its script, node,
-/// job and times (a record retried after its commit's answer was lost).
+/// A run already recorded, found by what one run of a node has alone: its host, script,
+/// node, job and times (a record retried after its commit's answer was lost).
 pub fn run_find(
     (started_at, finished_at): (i64, i64),
-    script: &str,
+    (host, script): (Option<&str>, &str),
     node: &str,
     job_id: Option<i64>,
 ) -> Statement {
     let mut s = Select::from("runs")
         .columns(&["id"])
+        .filter(keyed(host_is(host).and(col("script").eq(param(script)))))
         .filter(col("started_at").eq(param(started_at)))
         .filter(col("finished_at").eq(param(finished_at)))
-        .filter(col("script").eq(param(script)))
         .filter(col("node").eq(param(node)));
     if let Some(job) = job_id {
         s = s.filter(col("job_id").eq(param(job)));
@@ -47,11 +47,12 @@ pub fn run_list(f: &crate::store::RunFilter) -> Statement {
         })
         .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
         .with(Section::Limit(f.limit.max(1)));
-    if let Some(h) = &f.host {
-        s = s.filter(col("host").eq(param(h.as_str())));
-    }
-    if let Some(sc) = &f.script {
-        s = s.filter(col("script").eq(param(sc.as_str())));
+    let names = [
+        f.host.as_deref().map(|h| col("host").eq(param(h))),
+        f.script.as_deref().map(|sc| col("script").eq(param(sc))),
+    ];
+    if let Some(names) = names.into_iter().flatten().reduce(Expr::and) {
+        s = s.filter(keyed(names));
     }
     if let Some(st) = f.status {
         s = s.filter(col("status").eq(param(st.as_str())));
@@ -103,14 +104,89 @@ pub fn run_count(schedule_id: i64, host: Option<&str>, script: &str, since: i64)
             (Expr::count_star(), Some("n")),
             (col("started_at").max(), Some("latest")),
         ]))
+        .filter(keyed(host_is(host).and(col("script").eq(param(script)))))
         .filter(col("schedule_id").eq(param(schedule_id)))
-        .filter(match host {
-            Some(h) => col("host").eq(param(h)),
-            None => col("host").is_null(),
-        })
-        .filter(col("script").eq(param(script)))
         .filter(col("started_at").ge(param(since)))
         .into()
+}
+
+/// `host = ?`, or `host IS NULL` for a host-less run.
+pub fn host_is(host: Option<&str>) -> Expr {
+    match host {
+        Some(h) => col("host").eq(param(h)),
+        None => col("host").is_null(),
+    }
+}
+
+/// Runs whose key's names match `names` (columns of run_keys): how runs are found by host,
+/// script or check, through the runs_key index.
+pub fn keyed(names: Expr) -> Expr {
+    col("key_id").in_select(Select::from("run_keys").columns(&["id"]).filter(names))
+}
+
+/// The key of a host's script and check, if runs of it were recorded before.
+pub fn run_key_get(host: Option<&str>, script: &str, check_name: Option<&str>) -> Statement {
+    Select::from("run_keys")
+        .columns(&["id"])
+        .filter(host_is(host))
+        .filter(col("script").eq(param(script)))
+        .filter(match check_name {
+            Some(c) => col("check_name").eq(param(c)),
+            None => col("check_name").is_null(),
+        })
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .with(Section::Limit(1))
+        .into()
+}
+
+pub fn run_key_insert(host: Option<&str>, script: &str, check_name: Option<&str>) -> Statement {
+    Insert {
+        table: "run_keys",
+        values: vec![
+            ("host", param(host)),
+            ("script", param(script)),
+            ("check_name", param(check_name)),
+        ],
+        returning_id: Some("id"),
+    }
+    .into()
+}
+
+/// The names of runs recorded before schema version 5, each once (the upgrade gives them keys).
+pub fn legacy_run_names() -> Statement {
+    Select::from("runs")
+        .columns(&["host", "script", "check_name"])
+        .filter(col("key_id").is_null())
+        .with(Section::GroupBy(vec![
+            col("host"),
+            col("script"),
+            col("check_name"),
+        ]))
+        .into()
+}
+
+/// Gives the runs of a host's script and check recorded before schema version 5 their key.
+pub fn legacy_key_runs(
+    key: i64,
+    host: Option<&str>,
+    script: &str,
+    check_name: Option<&str>,
+) -> Statement {
+    Update {
+        table: "runs",
+        set: vec![("key_id", param(key))],
+        conditions: vec![
+            col("key_id").is_null(),
+            host_is(host),
+            col("script").eq(param(script)),
+            match check_name {
+                Some(c) => col("check_name").eq(param(c)),
+                None => col("check_name").is_null(),
+            },
+        ],
+        returning: Vec::new(),
+    }
+    .into()
 }
 
 pub fn notification_pending(at: i64, limit: u64) -> Statement {
@@ -194,12 +270,12 @@ pub fn notification_count(host: Option<&str>, subject: &str, since: i64) -> Stat
         .into()
 }
 
-/// The latest run of each (host, script): the dashboard's status grid. The inner GROUP BY is
-/// served by the `runs_host_script` index.
+/// The latest run of each (host, script, check). The inner GROUP BY is served by the
+/// `runs_key` index.
 pub fn run_latest() -> Statement {
     let latest = Select::from("runs")
         .with(Section::Columns(vec![(col("id").max(), None)]))
-        .with(Section::GroupBy(vec![col("host"), col("script")]));
+        .with(Section::GroupBy(vec![col("key_id")]));
     Select::from("runs")
         .columns(RUN_SUMMARY_COLUMNS)
         .filter(col("id").in_select(latest))
