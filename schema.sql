@@ -2,7 +2,8 @@
 -- The accepted SQL subset is documented in src/sql/ddl.rs; see every dialect's rendering with
 -- `hostler init --print-ddl sqlite|mssql2000|mssql2005|postgres|mysql`.
 -- Times are milliseconds since the Unix epoch (UTC), in BIGINT columns.
--- Runs and notifications copy names instead of referencing rows: history outlives what it names.
+-- Runs and notifications keep names instead of referencing rows: history outlives what it names
+-- (a run names them through run_keys, which only history uses).
 -- schema_version: 5
 
 CREATE TABLE settings (
@@ -116,9 +117,7 @@ CREATE TABLE runs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id      BIGINT,
     schedule_id BIGINT,
-    script      VARCHAR(255) NOT NULL,
     script_version INTEGER,
-    host        VARCHAR(255),
     node        VARCHAR(255),
     status      VARCHAR(16) NOT NULL CHECK (status IN ('ok', 'warning', 'critical', 'unknown', 'error', 'timeout', 'cancelled')),
     message     TEXT,
@@ -131,8 +130,6 @@ CREATE TABLE runs (
     attempt     INTEGER NOT NULL DEFAULT 1,
     -- In a correction loop: 'check', 'fix' or 'recheck'.
     phase       VARCHAR(16),
-    -- The check it was a run of, when not named after its script. Added in schema version 3.
-    check_name  VARCHAR(255),
     -- The run changed its check's state: kept as long as problems are ([history] keep_days).
     -- Added in schema version 3.
     changed     BOOLEAN NOT NULL DEFAULT FALSE,
@@ -140,15 +137,16 @@ CREATE TABLE runs (
     -- another, share one row ([history] collapse_ok): the latest of them, and their count.
     -- Added in schema version 4.
     repeats     INTEGER NOT NULL DEFAULT 1,
-    -- Its host, script and check as a row of run_keys: what a check's runs are found by.
-    -- Added in schema version 5.
+    -- Its host, script and check: a row of run_keys. Added in schema version 5 (before, each
+    -- run's row held the three names, and an index of them).
     key_id      BIGINT
 );
 
--- The (host, script, check name) of runs, each once. Runs are found by it (runs.key_id and
--- the runs_key index, about 12 bytes a run) instead of by an index of the names (about 45);
--- the names stay in the runs' rows too, since history outlives what it names. Added in
--- schema version 5.
+-- The names of runs, each (host, script, check) once: its host (NULL for a host-less run),
+-- its script, and the check it was a run of when not named after its script. Runs name
+-- their key, and are found by it (the runs_key index): about 12 bytes a run, where the names
+-- in each row and their index took about 85. A key is history's own: deleting a host or a
+-- script leaves it, so history still says what it ran. Added in schema version 5.
 CREATE TABLE run_keys (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     host        VARCHAR(255),

@@ -37,6 +37,10 @@ enum Add {
     KeyRuns,
     /// An index no longer declared (table, index), dropped if it is there.
     DropIndex(&'static str, &'static str),
+    /// A column that a later version drops (table, column, type), so no longer in schema.sql.
+    OldColumn(&'static str, &'static str, &'static str),
+    /// A column no longer declared (table, column), dropped.
+    DropColumn(&'static str, &'static str),
 }
 
 /// `DROP INDEX` if the index is there, in a dialect's words.
@@ -71,7 +75,7 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("schedules", "args"),
             Add::Column("schedules", "fix_args"),
             Add::Column("jobs", "name"),
-            Add::Column("runs", "check_name"),
+            Add::OldColumn("runs", "check_name", "VARCHAR(255)"),
             Add::Column("runs", "changed"),
             Add::Table("perf_series"),
             // Trends come with version 5's perf_days; version 3's tables are not needed.
@@ -89,8 +93,9 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::DropIndex("runs", "runs_schedule"),
             Add::Index("notifications_run"),
         ]),
-        // 5: hourly trends packed a row per series and day; runs found by a key of their
-        // names instead of by an index of the names, and no index by start.
+        // 5: hourly trends packed a row per series and day; a run names its host, script and
+        // check by a key (run_keys), and is found by it instead of by an index of the names;
+        // no index by start.
         4 => Some(&[
             Add::Table("perf_days"),
             Add::PackTrends,
@@ -99,6 +104,9 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::KeyRuns,
             Add::DropIndex("runs", "runs_host_script"),
             Add::DropIndex("runs", "runs_started"),
+            Add::DropColumn("runs", "host"),
+            Add::DropColumn("runs", "script"),
+            Add::DropColumn("runs", "check_name"),
             Add::Index("runs_key"),
         ]),
         _ => None,
@@ -116,6 +124,9 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
                 continue;
             }
             Add::DropIndex(t, i) => Some(vec![drop_index(d, t, i)]),
+            // `ADD` without `COLUMN`: the words every dialect takes.
+            Add::OldColumn(t, c, ty) => Some(vec![format!("ALTER TABLE {t} ADD {c} {ty}")]),
+            Add::DropColumn(t, c) => Some(vec![format!("ALTER TABLE {t} DROP COLUMN {c}")]),
             Add::MoveTranscripts => {
                 move_transcripts(conn)?;
                 continue;
@@ -247,7 +258,8 @@ fn pack_trends(conn: &mut dyn Conn) -> Result<(), StoreError> {
 }
 
 /// Gives each run recorded before schema version 5 the key of its host, script and check
-/// (one UPDATE per key, served by the old index of the names, dropped after).
+/// (one UPDATE per key, served by the old index of the names; the names' columns and their
+/// index are dropped after).
 fn key_runs(conn: &mut dyn Conn) -> Result<(), StoreError> {
     let names = conn.query(statements::legacy_run_names())?;
     for n in &names {

@@ -173,11 +173,9 @@ pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, S
     let mut values = run_values(run);
     values.extend([
         ("schedule_id", param(run.schedule_id)),
-        ("script", param(run.script.as_str())),
-        ("host", param(run.host.clone())),
         ("status", param(run.status.as_str())),
         ("phase", param(run.phase.map(RunPhase::as_str))),
-        ("check_name", param(run.check_name.clone())),
+        // Its host, script and check, by their key.
         ("key_id", param(run_key(c, run)?)),
         // In run_transcripts since schema version 4.
         ("transcript", param("")),
@@ -188,8 +186,8 @@ pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, S
 }
 
 /// The key of a run's host, script and check (made with its first run). Two nodes making
-/// the first run of one check at once may make two keys for it: runs are found by names
-/// through their keys, so both are found.
+/// the first run of one check at once may make two keys for it: both name the same, and
+/// runs are found by the names of their keys, so the runs of both are found.
 fn run_key(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, StoreError> {
     let names = (
         run.host.as_deref(),

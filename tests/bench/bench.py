@@ -316,13 +316,16 @@ def seed_web(db, n_hosts, n_runs):
                   [(f"host{i:04d}", now, now) for i in range(n_hosts)])
     checks = ["check_disk", "check_load", "check_http", "check_ntp", "check_users"]
     statuses = ["ok"] * 17 + ["warning", "critical", "unknown"]
+    # Each (host, check) has its key (schema 5), as hostler's first run of it would make.
+    c.executemany("INSERT INTO run_keys (id, host, script) VALUES (?, ?, ?)",
+                  [(h * len(checks) + k + 1, f"host{h:04d}", checks[k]) for h in range(n_hosts) for k in range(len(checks))])
     rows = []
     for i in range(n_runs):
         h, k = i % n_hosts, (i // n_hosts) % len(checks)
         st = statuses[i % len(statuses)]
         t = now - (n_runs - i) * 1000
-        rows.append((checks[k], f"host{h:04d}", st, f"{st.upper()}: {checks[k]} said something {i}", t - 120, t))
-    c.executemany("INSERT INTO runs (script, host, status, message, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        rows.append((h * len(checks) + k + 1, st, f"{st.upper()}: {checks[k]} said something {i}", t - 120, t))
+    c.executemany("INSERT INTO runs (key_id, status, message, started_at, finished_at) VALUES (?, ?, ?, ?, ?)", rows)
     c.commit()
     c.close()
 

@@ -78,7 +78,7 @@ struct Ran {
 fn runs(store: &Store) -> Vec<Ran> {
     let r = store
         .raw(
-            "SELECT job_id, host, node, started_at, finished_at, attempt FROM runs ORDER BY id",
+            "SELECT r.job_id, k.host, r.node, r.started_at, r.finished_at, r.attempt FROM runs r JOIN run_keys k ON k.id = r.key_id ORDER BY r.id",
             false,
         )
         .expect("runs");
@@ -665,7 +665,9 @@ fn a_schedule_fires_once_per_due_time_however_many_nodes_watch_it() {
     for (i, _) in hosts.iter().enumerate() {
         let n = count(
             &store,
-            &format!("SELECT CAST(sum(repeats) AS BIGINT) FROM runs WHERE host = 's{i}'"),
+            &format!(
+                "SELECT CAST(sum(repeats) AS BIGINT) FROM runs r JOIN run_keys k ON k.id = r.key_id WHERE k.host = 's{i}'"
+            ),
         )
         .unwrap_or(0);
         if n > 0 {

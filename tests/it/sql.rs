@@ -93,7 +93,10 @@ fn sqlite_renders_run_on_real_sqlite() {
             conn.execute_batch(
                 "CREATE TABLE perf_points (id INTEGER PRIMARY KEY, series_id BIGINT, t BIGINT, value REAL);
                  CREATE TABLE perf_trends (id INTEGER PRIMARY KEY, series_id BIGINT, hour BIGINT,
-                     n INTEGER, vmin REAL, vmax REAL, vsum REAL);",
+                     n INTEGER, vmin REAL, vmax REAL, vsum REAL);
+                 ALTER TABLE runs ADD host VARCHAR(255);
+                 ALTER TABLE runs ADD script VARCHAR(255);
+                 ALTER TABLE runs ADD check_name VARCHAR(255);",
             )
             .expect("the old table");
         }

@@ -93,13 +93,15 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE schedules DROP COLUMN args",
         "ALTER TABLE schedules DROP COLUMN fix_args",
         "ALTER TABLE jobs DROP COLUMN name",
-        "ALTER TABLE runs DROP COLUMN check_name",
         "ALTER TABLE runs DROP COLUMN changed",
         "DROP TABLE perf_series",
         "DROP TABLE perf_days",
         "DROP INDEX runs_key",
         "ALTER TABLE runs DROP COLUMN key_id",
         "DROP TABLE run_keys",
+        // Versions 1 to 4 kept the names in each run's row.
+        "ALTER TABLE runs ADD host VARCHAR(255)",
+        "ALTER TABLE runs ADD script VARCHAR(255)",
         "CREATE INDEX runs_host_script ON runs (host, script, id)",
         "CREATE INDEX runs_started ON runs (started_at)",
         "DROP INDEX notifications_created",
@@ -169,11 +171,15 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "DROP INDEX runs_key".to_string(),
         "ALTER TABLE runs DROP COLUMN key_id".to_string(),
         "DROP TABLE run_keys".to_string(),
+        "ALTER TABLE runs ADD host VARCHAR(255)".to_string(),
+        "ALTER TABLE runs ADD script VARCHAR(255)".to_string(),
+        "ALTER TABLE runs ADD check_name VARCHAR(255)".to_string(),
         "CREATE INDEX runs_host_script ON runs (host, script, id)".to_string(),
         "CREATE INDEX runs_started ON runs (started_at)".to_string(),
         "DROP TABLE perf_raw".to_string(),
         "DROP TABLE run_transcripts".to_string(),
         "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
+        "INSERT INTO runs (script, host, check_name, status, message, transcript, started_at, finished_at) VALUES ('c', 'h', 'named', 'warning', 'hosted', '', 7, 8)".to_string(),
         "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),
         "CREATE TABLE perf_points (id INTEGER PRIMARY KEY AUTOINCREMENT, series_id BIGINT NOT NULL, t BIGINT NOT NULL, value REAL NOT NULL)".to_string(),
         "INSERT INTO perf_series (host, check_name, label, uom) VALUES ('h', 'c', 'load', '')".to_string(),
@@ -201,14 +207,40 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         ]
     );
     // The transcript left its run's row for a row of its own, and reads back with the run.
-    // Found by its script: the upgrade gave it the key of its names.
+    // Each run keeps its names: the upgrade gave it the key of them, and dropped the columns.
+    let by_host = s
+        .runs(&hostler::store::RunFilter {
+            limit: 5,
+            host: Some("h".into()),
+            ..Default::default()
+        })
+        .expect("runs of h");
+    let names: Vec<_> = by_host
+        .iter()
+        .map(|r| {
+            (
+                r.host.as_deref(),
+                r.script.as_str(),
+                r.check_name.as_deref(),
+                r.message.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(names, vec![(Some("h"), "c", Some("named"), "hosted")]);
+    assert!(
+        s.raw("SELECT host FROM runs", false).is_err(),
+        "the names' columns are gone from runs"
+    );
     let run = s
         .runs(&hostler::store::RunFilter {
-            limit: 1,
+            limit: 5,
             script: Some("c".into()),
             ..Default::default()
         })
-        .expect("runs")[0]
+        .expect("runs")
+        .iter()
+        .find(|r| r.host.is_none())
+        .expect("the host-less run")
         .id;
     assert_eq!(
         s.run(run).expect("the old run").transcript,

@@ -404,7 +404,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         (
             "run_insert",
             run_insert(vec![
-                ("script", param("check")),
+                ("key_id", param(1i64)),
                 ("status", param("ok")),
                 ("message", param("it's fine")),
                 ("started_at", param(1i64)),

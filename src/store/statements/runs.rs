@@ -11,10 +11,31 @@ pub fn run_insert(values: Vec<(&'static str, Expr)>) -> Statement {
     .into()
 }
 
+/// The columns of a run that its key holds.
+const KEY_COLUMNS: &[&str] = &["host", "script", "check_name"];
+
+/// Runs (as `r`) with their names (their key, as `k`), the columns `names` selected.
+fn named(names: &[&'static str]) -> Select {
+    let columns = names
+        .iter()
+        .map(|n| {
+            let table = if KEY_COLUMNS.contains(n) { "k" } else { "r" };
+            (qcol(table, n), Some(*n))
+        })
+        .collect();
+    Select::from_as("runs", "r")
+        .with(Section::Columns(columns))
+        .with(Section::Join(Join {
+            kind: JoinKind::Inner,
+            table: "run_keys",
+            alias: "k",
+            on: qcol("k", "id").eq(qcol("r", "key_id")),
+        }))
+}
+
 pub fn run_by_id(id: i64) -> Statement {
-    Select::from("runs")
-        .columns(RUN_COLUMNS)
-        .filter(col("id").eq(param(id)))
+    named(RUN_COLUMNS)
+        .filter(qcol("r", "id").eq(param(id)))
         .into()
 }
 
@@ -39,26 +60,24 @@ pub fn run_find(
 }
 
 pub fn run_list(f: &crate::store::RunFilter) -> Statement {
-    let mut s = Select::from("runs")
-        .columns(if f.summary {
-            RUN_SUMMARY_COLUMNS
-        } else {
-            RUN_COLUMNS
-        })
-        .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
-        .with(Section::Limit(f.limit.max(1)));
-    let names = [
-        f.host.as_deref().map(|h| col("host").eq(param(h))),
-        f.script.as_deref().map(|sc| col("script").eq(param(sc))),
-    ];
-    if let Some(names) = names.into_iter().flatten().reduce(Expr::and) {
-        s = s.filter(keyed(names));
+    let mut s = named(if f.summary {
+        RUN_SUMMARY_COLUMNS
+    } else {
+        RUN_COLUMNS
+    })
+    .with(Section::OrderBy(vec![(qcol("r", "id"), Order::Desc)]))
+    .with(Section::Limit(f.limit.max(1)));
+    if let Some(h) = &f.host {
+        s = s.filter(qcol("k", "host").eq(param(h.as_str())));
+    }
+    if let Some(sc) = &f.script {
+        s = s.filter(qcol("k", "script").eq(param(sc.as_str())));
     }
     if let Some(st) = f.status {
-        s = s.filter(col("status").eq(param(st.as_str())));
+        s = s.filter(qcol("r", "status").eq(param(st.as_str())));
     }
     if let Some(b) = f.before_id {
-        s = s.filter(col("id").lt(param(b)));
+        s = s.filter(qcol("r", "id").lt(param(b)));
     }
     s.into()
 }
@@ -152,7 +171,8 @@ pub fn run_key_insert(host: Option<&str>, script: &str, check_name: Option<&str>
     .into()
 }
 
-/// The names of runs recorded before schema version 5, each once (the upgrade gives them keys).
+/// The names of runs recorded before schema version 5, each once (the upgrade gives them keys,
+/// then drops the columns).
 pub fn legacy_run_names() -> Statement {
     Select::from("runs")
         .columns(&["host", "script", "check_name"])
@@ -276,12 +296,11 @@ pub fn run_latest() -> Statement {
     let latest = Select::from("runs")
         .with(Section::Columns(vec![(col("id").max(), None)]))
         .with(Section::GroupBy(vec![col("key_id")]));
-    Select::from("runs")
-        .columns(RUN_SUMMARY_COLUMNS)
-        .filter(col("id").in_select(latest))
+    named(RUN_SUMMARY_COLUMNS)
+        .filter(qcol("r", "id").in_select(latest))
         .with(Section::OrderBy(vec![
-            (col("host"), Order::Asc),
-            (col("script"), Order::Asc),
+            (qcol("k", "host"), Order::Asc),
+            (qcol("k", "script"), Order::Asc),
         ]))
         .into()
 }
@@ -308,10 +327,9 @@ pub const RUN_SUMMARY_COLUMNS: &[&str] = &[
 
 /// The latest runs that did not end OK.
 pub fn run_failures(limit: u64) -> Statement {
-    Select::from("runs")
-        .columns(RUN_SUMMARY_COLUMNS)
-        .filter(col("status").ne(lit("ok")))
-        .with(Section::OrderBy(vec![(col("id"), Order::Desc)]))
+    named(RUN_SUMMARY_COLUMNS)
+        .filter(qcol("r", "status").ne(lit("ok")))
+        .with(Section::OrderBy(vec![(qcol("r", "id"), Order::Desc)]))
         .with(Section::Limit(limit.max(1)))
         .into()
 }
