@@ -154,6 +154,16 @@ CREATE TABLE run_keys (
     check_name  VARCHAR(255)
 );
 
+-- Runs recorded, by status, since the database was made: how many, and their summed duration
+-- in ms. Brought up to date with each run, in its transaction, so housekeeping does not make
+-- them go down (/metrics `hostler_runs_total` is a counter), and /metrics reads 7 rows instead
+-- of the whole runs table. Added in schema version 5, from the runs kept then.
+CREATE TABLE run_totals (
+    status      VARCHAR(16) PRIMARY KEY,
+    runs        BIGINT NOT NULL DEFAULT 0,
+    ms          BIGINT NOT NULL DEFAULT 0
+);
+
 -- A run's transcript, JSON lines: {"t": ms since start, "d": "<" received | ">" sent,
 -- "s": session, "b": text}. A row apart from the run's, so that it is deleted whole after
 -- [history] keep_transcripts_days (SQLite would not give back the space of a row that shrank).

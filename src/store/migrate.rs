@@ -35,6 +35,8 @@ enum Add {
     PackTrends,
     /// Runs recorded before schema version 5 given the key of their names.
     KeyRuns,
+    /// The run totals started from the runs kept.
+    SeedTotals,
     /// An index no longer declared (table, index), dropped if it is there.
     DropIndex(&'static str, &'static str),
     /// A column that a later version drops (table, column, type), so no longer in schema.sql.
@@ -108,6 +110,8 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::DropColumn("runs", "script"),
             Add::DropColumn("runs", "check_name"),
             Add::Index("runs_key"),
+            Add::Table("run_totals"),
+            Add::SeedTotals,
         ]),
         _ => None,
     }
@@ -137,6 +141,10 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
             }
             Add::KeyRuns => {
                 key_runs(conn)?;
+                continue;
+            }
+            Add::SeedTotals => {
+                seed_totals(conn)?;
                 continue;
             }
             Add::Table(t) => schema.table_ddl(t, d),
@@ -276,6 +284,23 @@ fn key_runs(conn: &mut dyn Conn) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Gives every status its row of run totals, started from the runs kept (all zero in a new
+/// database; a row that stands for several OK runs counts them, with its latest's duration).
+fn seed_totals(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    let kept = conn.query(statements::run_stats())?;
+    for status in crate::store::Status::ALL {
+        let row = kept
+            .iter()
+            .find(|r| r.text("status").is_ok_and(|s| s == status.as_str()));
+        let (runs, ms) = match row {
+            Some(r) => (r.opt_int("n")?.unwrap_or(0), r.opt_int("ms")?.unwrap_or(0)),
+            None => (0, 0),
+        };
+        conn.exec(statements::run_total_insert(status.as_str(), runs, ms))?;
+    }
+    Ok(())
+}
+
 /// Moves the transcripts that runs' rows hold (schema version 3 and before) into rows of
 /// run_transcripts, 500 runs at a time, and empties the old column.
 fn move_transcripts(conn: &mut dyn Conn) -> Result<(), StoreError> {
@@ -333,6 +358,7 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
             for ddl in schema.ddl(conn.dialect()) {
                 conn.ddl(&ddl)?;
             }
+            seed_totals(conn)?;
             v = schema.version;
         }
         while v < schema.version {

@@ -92,7 +92,7 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
     }
     let _ = writeln!(
         text,
-        "# HELP hostler_runs_total Runs recorded, by status.\n# TYPE hostler_runs_total counter"
+        "# HELP hostler_runs_total Runs recorded, by status, since the database was made (since its schema 5: the runs kept then, and every run after).\n# TYPE hostler_runs_total counter"
     );
     for s in Status::ALL {
         let n = runs.iter().find(|r| r.status == *s).map_or(0, |r| r.runs);
@@ -106,7 +106,7 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
         let (n, ms) = runs
             .iter()
             .find(|r| r.status == *s)
-            .map_or((0, 0), |r| (r.timed, r.ms));
+            .map_or((0, 0), |r| (r.runs, r.ms));
         let _ = writeln!(
             text,
             "hostler_run_duration_seconds_sum{{status=\"{s}\"}} {}\nhostler_run_duration_seconds_count{{status=\"{s}\"}} {n}",

@@ -265,6 +265,51 @@ fn prune_by_hand_says_what_it_removes() {
     assert!(stdout(&o).starts_with("removed: 0 runs,"), "{}", stdout(&o));
 }
 
+/// /metrics' run counters count every run recorded, with its duration, however many OK runs
+/// share a row and however many rows housekeeping deletes: they never go down.
+#[test]
+fn run_totals_outlive_housekeeping_and_shared_rows() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    let sched = schedule(&store);
+    let now = hostler::store::now_ms();
+    let plan = [
+        Status::Ok,
+        Status::Ok,
+        Status::Ok,
+        Status::Critical,
+        Status::Critical,
+    ];
+    for (i, status) in plan.iter().enumerate() {
+        let r = run(sched, *status, now - 40 * DAY + i as i64 * 60_000, "");
+        store.record_run(&r, JobAction::Keep).expect("record");
+    }
+    store
+        .record_run(&run(sched, Status::Ok, now, ""), JobAction::Keep)
+        .expect("record");
+    let totals = |store: &Store| -> Vec<(String, i64, i64)> {
+        let mut t: Vec<_> = store
+            .run_stats()
+            .expect("stats")
+            .by_status
+            .iter()
+            .filter(|s| s.runs > 0)
+            .map(|s| (s.status.to_string(), s.runs, s.ms))
+            .collect();
+        t.sort();
+        t
+    };
+    // Each run of the helper lasts 5 ms.
+    let want = vec![("critical".to_string(), 2, 10), ("ok".to_string(), 4, 20)];
+    assert_eq!(totals(&store), want);
+    let rows = count(&store, "SELECT count(*) FROM runs");
+    assert!(rows < 6, "OK runs share rows: {rows}");
+    let done = prune_fully(&store, &Retention::default(), now);
+    assert!(done.runs >= 2, "{done:?}");
+    assert_eq!(totals(&store), want, "housekeeping lowers no counter");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 

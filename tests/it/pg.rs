@@ -171,6 +171,140 @@ fn the_store_works_on_a_real_postgresql() {
     assert_eq!(hourly.iter().map(|x| x.n).sum::<i64>(), 5, "{hourly:?}");
 }
 
+/// A database of schema version 4 on a real PostgreSQL: the upgrade to 5 packs hourly trends
+/// into days, gives runs the key of their names and drops the names' columns, and starts the
+/// run totals, all in PostgreSQL's own words.
+#[test]
+fn a_version_4_database_on_postgresql_is_upgraded_to_5() {
+    const HOUR: i64 = 3_600_000;
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_v4");
+    let store = Store::open(&url).expect("open");
+    store
+        .add_host(&NewHost {
+            name: "web1".into(),
+            address: "192.0.2.1".into(),
+            ..NewHost::default()
+        })
+        .expect("host");
+    store
+        .save_scripts(&[NewScript {
+            name: "c",
+            source: "ok()",
+            description: None,
+            kind: ScriptKind::Check,
+        }])
+        .expect("script");
+    let now = hostler::store::now_ms();
+    let h0 = now - now.rem_euclid(24 * HOUR) - 2 * 24 * HOUR;
+    let v4 = [
+        "DROP TABLE perf_days".to_string(),
+        "DROP TABLE run_totals".to_string(),
+        "DROP INDEX runs_key".to_string(),
+        "ALTER TABLE runs DROP COLUMN key_id".to_string(),
+        "DROP TABLE run_keys".to_string(),
+        "ALTER TABLE runs ADD host VARCHAR(255)".to_string(),
+        "ALTER TABLE runs ADD script VARCHAR(255) NOT NULL DEFAULT ''".to_string(),
+        "ALTER TABLE runs ADD check_name VARCHAR(255)".to_string(),
+        "CREATE INDEX runs_host_script ON runs (host, script, id)".to_string(),
+        "CREATE INDEX runs_started ON runs (started_at)".to_string(),
+        "CREATE TABLE perf_trends (id BIGSERIAL PRIMARY KEY, series_id BIGINT NOT NULL, hour BIGINT NOT NULL, n INTEGER NOT NULL, vmin DOUBLE PRECISION NOT NULL, vmax DOUBLE PRECISION NOT NULL, vsum DOUBLE PRECISION NOT NULL)".to_string(),
+        "CREATE UNIQUE INDEX perf_trends_series ON perf_trends (series_id, hour)".to_string(),
+        "INSERT INTO perf_series (host, check_name, label, uom) VALUES ('web1', 'c', 'time', 'ms')".to_string(),
+        format!("INSERT INTO perf_trends (series_id, hour, n, vmin, vmax, vsum) VALUES (1, {h0}, 2, 1.5, 2.5, 4), (1, {}, 60, 0.25, 9, 120), (1, {}, 1, 7, 7, 7)", h0 + 23 * HOUR, h0 + 24 * HOUR),
+        "INSERT INTO runs (host, script, check_name, status, message, started_at, finished_at, repeats) VALUES ('web1', 'c', NULL, 'critical', 'down', 10, 15, 1), ('web1', 'c', NULL, 'ok', 'up', 20, 22, 3), (NULL, 'backup', 'nightly', 'warning', 'slow', 30, 40, 1)".to_string(),
+        "UPDATE settings SET value = '4' WHERE key = 'schema_version'".to_string(),
+    ];
+    for sql in &v4 {
+        store
+            .raw(sql, false)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    drop(store);
+    let store = Store::open(&url).expect("the upgrade from 4 runs on PostgreSQL");
+    let runs = |host: Option<&str>, script: Option<&str>| {
+        let f = hostler::store::RunFilter {
+            limit: 10,
+            host: host.map(Into::into),
+            script: script.map(Into::into),
+            ..Default::default()
+        };
+        let mut got: Vec<_> = store
+            .runs(&f)
+            .expect("runs")
+            .iter()
+            .map(|r| {
+                (
+                    r.host.clone(),
+                    r.script.clone(),
+                    r.check_name.clone(),
+                    r.message.clone(),
+                )
+            })
+            .collect();
+        got.sort();
+        got
+    };
+    assert_eq!(
+        runs(Some("web1"), None),
+        vec![
+            (Some("web1".into()), "c".into(), None, "down".into()),
+            (Some("web1".into()), "c".into(), None, "up".into()),
+        ]
+    );
+    assert_eq!(
+        runs(None, Some("backup")),
+        vec![(None, "backup".into(), Some("nightly".into()), "slow".into())]
+    );
+    assert!(
+        store.raw("SELECT host FROM runs", false).is_err(),
+        "the names' columns are gone"
+    );
+    let (_, hourly) = store.samples(1, h0, now, 0).expect("hourly");
+    let got: Vec<_> = hourly
+        .iter()
+        .map(|x| (x.t - h0, x.n, x.min, x.avg, x.max))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, 2, 1.5, 2.0, 2.5),
+            (23 * HOUR, 60, 0.25, 2.0, 9.0),
+            (24 * HOUR, 1, 7.0, 7.0, 7.0)
+        ],
+        "each hour in its day's row"
+    );
+    let stats = store.run_stats().expect("totals");
+    let n = |s: Status| {
+        stats
+            .by_status
+            .iter()
+            .find(|x| x.status == s)
+            .map_or(0, |x| x.runs)
+    };
+    assert_eq!(
+        (n(Status::Ok), n(Status::Critical), n(Status::Warning)),
+        (3, 1, 1)
+    );
+    // And it goes on: a new run of the same check finds its key, and counts.
+    let sid = store
+        .add_schedule(&NewSchedule::every("c", Some("web1"), 60_000))
+        .expect("schedule");
+    store
+        .record_run(&run(sid, Status::Critical, now), JobAction::Keep)
+        .expect("record");
+    assert_eq!(runs(Some("web1"), Some("c")).len(), 3);
+    let stats = store.run_stats().expect("totals");
+    assert_eq!(
+        stats
+            .by_status
+            .iter()
+            .find(|x| x.status == Status::Critical)
+            .map(|x| x.runs),
+        Some(2)
+    );
+}
+
 #[test]
 fn a_refused_postgresql_login_is_one_clear_line_without_the_password() {
     let Some(pg) = Pg::start() else { return };

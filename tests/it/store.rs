@@ -96,6 +96,7 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE runs DROP COLUMN changed",
         "DROP TABLE perf_series",
         "DROP TABLE perf_days",
+        "DROP TABLE run_totals",
         "DROP INDEX runs_key",
         "ALTER TABLE runs DROP COLUMN key_id",
         "DROP TABLE run_keys",
@@ -164,6 +165,7 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
     let h0 = now - now.rem_euclid(HOUR) - 3 * HOUR;
     for sql in [
         "DROP TABLE perf_days".to_string(),
+        "DROP TABLE run_totals".to_string(),
         "CREATE TABLE perf_trends (id INTEGER PRIMARY KEY AUTOINCREMENT, series_id BIGINT NOT NULL, hour BIGINT NOT NULL, n INTEGER NOT NULL, vmin REAL NOT NULL, vmax REAL NOT NULL, vsum REAL NOT NULL)".to_string(),
         "CREATE UNIQUE INDEX perf_trends_series ON perf_trends (series_id, hour)".to_string(),
         "DROP INDEX notifications_run".to_string(),
