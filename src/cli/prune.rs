@@ -35,7 +35,7 @@ pub fn prune(app: &App, cmd: PruneCmd) -> anyhow::Result<u8> {
         "removed"
     };
     output::text(&format!(
-        "{verb}: {} runs, {} transcripts, {} notifications, {} hours of raw perfdata points, {} hourly trends",
+        "{verb}: {} runs, {} transcripts, {} notifications, {} hours of raw perfdata points, {} days of hourly trends",
         done.runs, done.transcripts, done.notifications, done.points, done.trends
     ))?;
     if !cmd.dry_run {
