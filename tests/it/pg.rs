@@ -30,6 +30,14 @@ fn run(schedule: i64, status: Status, at: i64) -> NewRun {
     }
 }
 
+fn add_host(store: &Store, name: &str) -> Result<hostler::store::Host, hostler::store::StoreError> {
+    store.add_host(&NewHost {
+        name: name.into(),
+        address: "192.0.2.1".into(),
+        ..NewHost::default()
+    })
+}
+
 #[test]
 fn the_store_works_on_a_real_postgresql() {
     let Some(pg) = Pg::start() else { return };
@@ -180,13 +188,7 @@ fn a_version_4_database_on_postgresql_is_upgraded_to_5() {
     let Some(pg) = Pg::start() else { return };
     let url = pg.createdb("hostler_v4");
     let store = Store::open(&url).expect("open");
-    store
-        .add_host(&NewHost {
-            name: "web1".into(),
-            address: "192.0.2.1".into(),
-            ..NewHost::default()
-        })
-        .expect("host");
+    add_host(&store, "web1").expect("host");
     store
         .save_scripts(&[NewScript {
             name: "c",
@@ -389,26 +391,14 @@ fn a_store_connects_again_after_a_killed_session_and_a_restarted_server() {
     let url = pg.createdb("hostler_reconnect");
     let secret_url = url.replace("hostler@", "hostler:pw-n0t-shown@");
     let store = Store::open(&secret_url).expect("open");
-    store
-        .add_host(&NewHost {
-            name: "web1".into(),
-            address: "192.0.2.1".into(),
-            ..NewHost::default()
-        })
-        .expect("host");
+    add_host(&store, "web1").expect("host");
     // A killed session (pg_terminate_backend): the next unit of work connects again and goes
     // through, since nothing of it reached the dead connection.
     assert!(pg.kill_sessions(&url) >= 1, "the store's session was ended");
     let hosts = store.hosts().expect("read after the session was killed");
     assert_eq!(hosts.len(), 1);
     assert!(pg.kill_sessions(&url) >= 1);
-    store
-        .add_host(&NewHost {
-            name: "web2".into(),
-            address: "192.0.2.2".into(),
-            ..NewHost::default()
-        })
-        .expect("write after the session was killed");
+    add_host(&store, "web2").expect("write after the session was killed");
     // The server stopped: work fails at once with a one-line "cannot be reached", never
     // the password, and never a wrong answer.
     pg.stop();
