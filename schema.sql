@@ -156,12 +156,17 @@ CREATE TABLE run_keys (
 
 -- Runs recorded, by status, since the database was made: how many, and their summed duration
 -- in ms. Brought up to date with each run, in its transaction, so housekeeping does not make
--- them go down (/metrics `hostler_runs_total` is a counter), and /metrics reads 7 rows instead
--- of the whole runs table. Added in schema version 5, from the runs kept then.
+-- them go down (/metrics `hostler_runs_total` is a counter), and /metrics reads these rows
+-- instead of the whole runs table. Each status has 16 rows (`stripe`, the run's id modulo
+-- 16), so that runs recorded at once on several nodes seldom wait for one row's lock; a
+-- reader adds them up. Added in schema version 5, from the runs kept then.
 CREATE TABLE run_totals (
-    status      VARCHAR(16) PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    status      VARCHAR(16) NOT NULL,
+    stripe      INTEGER NOT NULL,
     runs        BIGINT NOT NULL DEFAULT 0,
-    ms          BIGINT NOT NULL DEFAULT 0
+    ms          BIGINT NOT NULL DEFAULT 0,
+    UNIQUE (status, stripe)
 );
 
 -- A run's transcript, JSON lines: {"t": ms since start, "d": "<" received | ">" sent,

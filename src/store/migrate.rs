@@ -284,8 +284,9 @@ fn key_runs(conn: &mut dyn Conn) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Gives every status its row of run totals, started from the runs kept (all zero in a new
-/// database; a row that stands for several OK runs counts them, with its latest's duration).
+/// Gives every status its rows of run totals, one per stripe, started from the runs kept (in
+/// stripe 0; all zero in a new database; a row that stands for several OK runs counts them,
+/// with its latest's duration).
 fn seed_totals(conn: &mut dyn Conn) -> Result<(), StoreError> {
     let kept = conn.query(statements::run_stats())?;
     for status in crate::store::Status::ALL {
@@ -296,7 +297,15 @@ fn seed_totals(conn: &mut dyn Conn) -> Result<(), StoreError> {
             Some(r) => (r.opt_int("n")?.unwrap_or(0), r.opt_int("ms")?.unwrap_or(0)),
             None => (0, 0),
         };
-        conn.exec(statements::run_total_insert(status.as_str(), runs, ms))?;
+        for stripe in 0..statements::TOTAL_STRIPES {
+            let (runs, ms) = if stripe == 0 { (runs, ms) } else { (0, 0) };
+            conn.exec(statements::run_total_insert(
+                status.as_str(),
+                stripe,
+                runs,
+                ms,
+            ))?;
+        }
     }
     Ok(())
 }

@@ -270,9 +270,6 @@ impl Store {
                     at,
                 ))?;
             }
-            // Last: the one row every run writes, so its lock is held the shortest.
-            let ms = (run.finished_at - run.started_at).max(0);
-            c.exec(st::run_total_add(run.status.as_str(), ms))?;
             if let Some(job) = run.job_id {
                 match action {
                     JobAction::Keep => {}
@@ -292,6 +289,9 @@ impl Store {
                     }
                 }
             }
+            // Last: the one row every run writes, so its lock is held the shortest.
+            let ms = (run.finished_at - run.started_at).max(0);
+            c.exec(st::run_total_add(run.status.as_str(), id, ms))?;
             Ok(id)
         })
     }
@@ -402,13 +402,14 @@ impl Store {
     /// them); and the number of notifications whose delivery failed.
     pub fn run_stats(&self) -> Result<RunStats, StoreError> {
         self.read(|c| {
-            let mut by_status = Vec::new();
+            let mut by_status: Vec<StatusCount> = Vec::new();
             for r in c.query(st::run_totals())? {
-                by_status.push(StatusCount {
-                    status: r.text("status")?.parse().map_err(StoreError::Db)?,
-                    runs: r.int("runs")?,
-                    ms: r.int("ms")?,
-                });
+                let status: Status = r.text("status")?.parse().map_err(StoreError::Db)?;
+                let (runs, ms) = (r.int("runs")?, r.int("ms")?);
+                match by_status.iter_mut().find(|s| s.status == status) {
+                    Some(s) => (s.runs, s.ms) = (s.runs + runs, s.ms + ms),
+                    None => by_status.push(StatusCount { status, runs, ms }),
+                }
             }
             let failed_notifications = match c.query_one(st::notification_failures())? {
                 Some(r) => r.int("n")?,

@@ -412,8 +412,8 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             ]),
         ),
         ("run_by_id", run_by_id(1)),
-        ("run_total_add", run_total_add("ok", 1_250)),
-        ("run_total_insert", run_total_insert("critical", 0, 0)),
+        ("run_total_add", run_total_add("ok", 1_234, 1_250)),
+        ("run_total_insert", run_total_insert("critical", 3, 0, 0)),
         ("run_totals", run_totals()),
         ("claim_lock", claim_lock()),
         (

@@ -334,26 +334,33 @@ pub fn run_failures(limit: u64) -> Statement {
         .into()
 }
 
-/// One more run of a status, `ms` long, in the totals.
-pub fn run_total_add(status: &str, ms: i64) -> Statement {
+/// Rows of the totals per status: a run counts in the row of its id modulo this.
+pub const TOTAL_STRIPES: i64 = 16;
+
+/// One more run of a status, `ms` long, in the totals (the row of run `id`'s stripe).
+pub fn run_total_add(status: &str, id: i64, ms: i64) -> Statement {
     Update {
         table: "run_totals",
         set: vec![
             ("runs", col("runs") + lit(1)),
             ("ms", col("ms") + param(ms)),
         ],
-        conditions: vec![col("status").eq(param(status))],
+        conditions: vec![
+            col("status").eq(param(status)),
+            col("stripe").eq(param(id.rem_euclid(TOTAL_STRIPES))),
+        ],
         returning: Vec::new(),
     }
     .into()
 }
 
-/// A status's row of the totals, made with the schema (or its upgrade) for every status.
-pub fn run_total_insert(status: &str, runs: i64, ms: i64) -> Statement {
+/// A row of the totals, made with the schema (or its upgrade) for every status and stripe.
+pub fn run_total_insert(status: &str, stripe: i64, runs: i64, ms: i64) -> Statement {
     Insert {
         table: "run_totals",
         values: vec![
             ("status", param(status)),
+            ("stripe", param(stripe)),
             ("runs", param(runs)),
             ("ms", param(ms)),
         ],
@@ -362,6 +369,8 @@ pub fn run_total_insert(status: &str, runs: i64, ms: i64) -> Statement {
     .into()
 }
 
+/// Every row of the totals (a reader adds each status's stripes up: a SUM of BIGINT would
+/// come back from PostgreSQL as NUMERIC).
 pub fn run_totals() -> Statement {
     Select::from("run_totals")
         .columns(&["status", "runs", "ms"])
