@@ -264,7 +264,7 @@ impl Store {
             if c.exec(st::job_delete_queued(id))? == 1 {
                 // The row is already gone; only the run is written.
                 let run = NewRun::cancelled(&job, node, "cancelled before it started", at);
-                super::runs::insert_run(c, &run)?;
+                super::runs::insert_run_keyed(c, &run)?;
                 return Ok(Cancelled::Removed);
             }
             if c.exec(st::job_cancel(id))? == 1 {

@@ -134,6 +134,9 @@ pub struct Store {
     /// When a check is flapping (`[monitord] flap_changes`, `flap_window`).
     /// (Set again on a reload: behind a lock, as the store is shared.)
     policy: Mutex<checks::Policy>,
+    /// Run keys known to be committed (keys are never deleted), so that recording a run of a
+    /// known check costs no look-up.
+    run_keys: Mutex<runs::KeyCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -237,6 +240,7 @@ impl Store {
             // with a key that lives as long as the process.
             vault: vault::Vault::for_database(None, true),
             policy: Mutex::new(checks::Policy::default()),
+            run_keys: Mutex::default(),
         };
         migrate::migrate(&store)?;
         Ok(store)

@@ -166,15 +166,15 @@ fn run_values(run: &NewRun) -> Vec<(&'static str, crate::sql::Expr)> {
     ]
 }
 
-/// Inserts a run's row (not its notifications, not its job action).
-pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, StoreError> {
+/// Inserts a run's row (not its notifications, not its job action), naming its host, script
+/// and check by `key`.
+fn insert_run(c: &mut dyn super::Conn, run: &NewRun, key: i64) -> Result<i64, StoreError> {
     let mut values = run_values(run);
     values.extend([
         ("schedule_id", param(run.schedule_id)),
         ("status", param(run.status.as_str())),
         ("phase", param(run.phase.map(RunPhase::as_str))),
-        // Its host, script and check, by their key.
-        ("key_id", param(run_key(c, run)?)),
+        ("key_id", param(key)),
         // In run_transcripts since schema version 4.
         ("transcript", param("")),
     ]);
@@ -183,19 +183,44 @@ pub(super) fn insert_run(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, S
     Ok(id)
 }
 
-/// The key of a run's host, script and check (made with its first run). Two nodes making
-/// the first run of one check at once may make two keys for it: both name the same, and
-/// runs are found by the names of their keys, so the runs of both are found.
-fn run_key(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, StoreError> {
-    let names = (
-        run.host.as_deref(),
-        run.script.as_str(),
-        run.check_name.as_deref(),
-    );
-    match c.query_one(st::run_key_get(names.0, names.1, names.2))? {
-        Some(row) => row.int("id"),
-        None => c.insert(st::run_key_insert(names.0, names.1, names.2)),
+/// A run's host, script and check name: what its key stands for.
+type KeyNames = (Option<String>, String, Option<String>);
+
+/// Run keys known to be committed, by their names. At most [`KeyCache::MOST`]; past that it
+/// starts again (a look-up per new check, as without it).
+#[derive(Debug, Default)]
+pub struct KeyCache(std::collections::HashMap<KeyNames, i64>);
+
+impl KeyCache {
+    const MOST: usize = 100_000;
+
+    fn put(&mut self, names: KeyNames, key: i64) {
+        if self.0.len() >= Self::MOST {
+            self.0.clear();
+        }
+        self.0.insert(names, key);
     }
+}
+
+fn key_names(run: &NewRun) -> KeyNames {
+    (run.host.clone(), run.script.clone(), run.check_name.clone())
+}
+
+/// The key of a run's host, script and check (made with its check's first run). Two nodes
+/// making the first run of one check at once may make two keys for it: both name the same,
+/// and runs are found by the names of their keys, so the runs of both are found.
+fn run_key(c: &mut dyn super::Conn, names: &KeyNames) -> Result<i64, StoreError> {
+    let (host, script, check) = (names.0.as_deref(), names.1.as_str(), names.2.as_deref());
+    match c.query_one(st::run_key_get(host, script, check))? {
+        Some(row) => row.int("id"),
+        None => c.insert(st::run_key_insert(host, script, check)),
+    }
+}
+
+/// Inserts a run's row, looking its key up (or making it).
+pub(super) fn insert_run_keyed(c: &mut dyn super::Conn, run: &NewRun) -> Result<i64, StoreError> {
+    let key = run_key(c, &key_names(run))?;
+    insert_run(c, run, key)
 }
 
 /// A run's transcript, in a row of its own (none for an empty one).
@@ -240,7 +265,10 @@ impl Store {
         let at = now_ms();
         let owner = run.node.as_deref().unwrap_or_default();
         let collapse = self.policy().collapse_ok;
-        self.write(|c| {
+        let names = key_names(run);
+        let known = self.known_key(&names);
+        let mut looked_up = None;
+        let recorded = self.write(|c| {
             let joined = if collapse { joins(c, run)? } else { None };
             let id = match joined {
                 Some(id) => {
@@ -249,7 +277,17 @@ impl Store {
                     add_transcript(c, id, run)?;
                     id
                 }
-                None => insert_run(c, run)?,
+                None => {
+                    let key = match known {
+                        Some(key) => key,
+                        None => {
+                            let key = run_key(c, &names)?;
+                            looked_up = Some(key);
+                            key
+                        }
+                    };
+                    insert_run(c, run, key)?
+                }
             };
             let moved = super::checks::record(c, run, id, action, self.policy())?;
             if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
@@ -293,7 +331,22 @@ impl Store {
             let ms = (run.finished_at - run.started_at).max(0);
             c.exec(st::run_total_add(run.status.as_str(), id, ms))?;
             Ok(id)
-        })
+        });
+        // Only a committed key is remembered: one made by a transaction that rolled back
+        // would name nothing.
+        if let (Ok(_), Some(key)) = (&recorded, looked_up) {
+            self.run_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .put(names, key);
+        }
+        recorded
+    }
+
+    /// A run key known to be committed, if this process has seen it.
+    fn known_key(&self, names: &KeyNames) -> Option<i64> {
+        let keys = self.run_keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.0.get(names).copied()
     }
 
     /// Records a run as [`Store::record_run`] does, trying again while the database cannot
