@@ -430,16 +430,6 @@ impl Store {
         })
     }
 
-    /// The latest run of each (host, script), without output and transcript.
-    pub fn latest_runs(&self) -> Result<Vec<Run>, StoreError> {
-        self.read(|c| {
-            c.query(st::run_latest())?
-                .iter()
-                .map(run_from_row)
-                .collect()
-        })
-    }
-
     /// The latest runs that did not end OK, without output and transcript.
     pub fn recent_failures(&self, limit: u64) -> Result<Vec<Run>, StoreError> {
         self.read(|c| {

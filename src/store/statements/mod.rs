@@ -446,7 +446,6 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             ),
         ),
         ("notification_list", notification_list(20)),
-        ("run_latest", run_latest()),
         ("run_failures", run_failures(20)),
         ("run_stats", run_stats()),
         ("notification_failures", notification_failures()),

@@ -290,21 +290,6 @@ pub fn notification_count(host: Option<&str>, subject: &str, since: i64) -> Stat
         .into()
 }
 
-/// The latest run of each (host, script, check). The inner GROUP BY is served by the
-/// `runs_key` index.
-pub fn run_latest() -> Statement {
-    let latest = Select::from("runs")
-        .with(Section::Columns(vec![(col("id").max(), None)]))
-        .with(Section::GroupBy(vec![col("key_id")]));
-    named(RUN_SUMMARY_COLUMNS)
-        .filter(qcol("r", "id").in_select(latest))
-        .with(Section::OrderBy(vec![
-            (qcol("k", "host"), Order::Asc),
-            (qcol("k", "script"), Order::Asc),
-        ]))
-        .into()
-}
-
 /// The run columns without output and transcript, for lists.
 pub const RUN_SUMMARY_COLUMNS: &[&str] = &[
     "id",
