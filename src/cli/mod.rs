@@ -378,6 +378,7 @@ fn init_logging(verbose: bool, daemon: bool) {
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let daemon = matches!(cli.command, Command::Serve(_));
+    crate::script::memory::return_large_blocks();
     init_logging(cli.verbose, daemon);
     output::set_raw(cli.raw);
     let app = App::new(cli.db.clone(), cli.config.clone())?;

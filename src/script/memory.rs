@@ -101,6 +101,18 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// Blocks of 1 MiB and more are mapped on their own and given back to the kernel when freed.
+/// glibc would otherwise raise that threshold to the largest block freed so far (up to 32
+/// MiB), after which an argon2 check's 19 MiB, or a flooded session buffer, stays in the
+/// thread's arena after it is freed: with a thread per web connection that is an arena, and
+/// its high-water mark, per thread.
+pub fn return_large_blocks() {
+    // SAFETY: mallopt only sets a tunable of the C allocator; any value is valid for it.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// A run's budget on this thread, from [`Budget::start`] until dropped.
 #[derive(Debug)]
 pub struct Budget {

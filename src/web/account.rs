@@ -84,6 +84,9 @@ pub fn handle(web: &Web, who: &Who, req: &Req) -> Resp {
     }
     let hash = match auth::hash_password(pw) {
         Ok(h) => h,
+        Err(e @ crate::password::PasswordError::Busy) => {
+            return Resp::text(503, format!("{e}\n")).with("retry-after", "1");
+        }
         Err(e) => return Resp::text(500, format!("{e}\n")),
     };
     // API tokens are kept: the person changing it is logged in with the old one.

@@ -23,9 +23,22 @@ const MAX_SESSIONS: usize = 10_000;
 /// Failed logins for one (name, address) before each next try must wait: 1 s after the
 /// third, doubling with each failure up to [`MAX_DELAY`].
 const FREE_TRIES: u32 = 3;
+/// Failed logins for one name, from all addresses together, before the name is braked for
+/// every address that has not logged in as it before: a name guessed at from many addresses
+/// is slowed too.
+const NAME_FREE_TRIES: u32 = 20;
 const MAX_DELAY: Duration = Duration::from_secs(300);
 /// A (name, address) with no failure for this long is forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(900);
+/// An address that logged in as a name passes that name's brake for this long.
+const TRUST_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// At most this many sessions per user: one user (a viewer) cannot fill the table and log
+/// everyone else out; their own oldest session goes first.
+const SESSIONS_PER_USER: usize = 32;
+/// A successful HTTP basic login is remembered this long, so that a SQLXML client sending
+/// its credentials with each request costs one argon2 check, not one a request.
+const BASIC_CACHE_FOR: Duration = Duration::from_secs(300);
+const BASIC_CACHE_SIZE: usize = 1024;
 /// The `settings` key whose value (epoch ms) `hostler user unlock NAME` sets.
 pub fn unlock_key(name: &str) -> String {
     format!("login_unlock:{name}")
@@ -94,94 +107,188 @@ pub fn hash_key(password_hash: &str) -> String {
     token_hash(password_hash)
 }
 
-/// The sessions, and recent login failures per (name, client address).
+/// The sessions, recent login failures, and recent HTTP basic logins.
 #[derive(Debug, Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Session>>,
     pub throttle: Throttle,
+    /// BLAKE2b of an `Authorization: Basic` value → (user, [`hash_key`], when checked).
+    basic: Mutex<HashMap<String, (String, String, Instant)>>,
 }
 
-/// Failed logins per (name, client address), with growing delays: one client's guesses
-/// slow that client down, never lock the name for everyone. A success clears its entry and is
-/// never counted. The form, HTTP basic and API tokens (under the name `token`) share it.
+/// Why a login was refused; [`LoginError::status`] is the HTTP status it answers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    #[error("too many failed logins for this name from this address; try again in {0} s")]
+    Throttled(u64),
+    #[error(
+        "too many failed logins for this name from many addresses; try again in {0} s, from an address that logged in before, or after hostler user unlock"
+    )]
+    NameThrottled(u64),
+    #[error("too many password checks at once; try again in a second")]
+    Busy,
+    #[error("wrong user name or password")]
+    Wrong,
+    #[error("cannot check the login now: {0}")]
+    Store(String),
+}
+
+impl LoginError {
+    pub fn status(&self) -> u16 {
+        match self {
+            LoginError::Throttled(_) | LoginError::NameThrottled(_) => 429,
+            LoginError::Busy | LoginError::Store(_) => 503,
+            LoginError::Wrong => 401,
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, when trying later can help.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            LoginError::Throttled(s) | LoginError::NameThrottled(s) => Some(*s),
+            LoginError::Busy | LoginError::Store(_) => Some(1),
+            LoginError::Wrong => None,
+        }
+    }
+}
+
+/// The brake on guessing. Failed logins count per (name, client address), with growing
+/// delays: one client's guesses slow that client down. They also count per name across all
+/// addresses, which slows a name guessed at from many addresses, except for addresses that
+/// logged in as it before. A success clears its (name, address) entry and is never counted.
+/// The form and HTTP basic share it by user name; API tokens by [`token_key`] and address
+/// only, so a stranger's wrong token never refuses a right one.
 #[derive(Debug, Default)]
 pub struct Throttle {
     map: Mutex<HashMap<(String, Option<IpAddr>), Failures>>,
+    names: Mutex<HashMap<String, Failures>>,
+    trusted: Mutex<HashMap<(String, Option<IpAddr>), Instant>>,
+}
+
+/// The brake's key for a bearer token: its first 12 characters (`hst_` and 8 of its random
+/// ones), never the whole token.
+pub fn token_key(token: &str) -> String {
+    format!("token:{}", token.chars().take(12).collect::<String>())
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
     last: Instant,
-    /// When the entry began, in epoch ms (for `hostler user unlock`).
+    /// When the last failure was, in epoch ms (for `hostler user unlock`).
     last_ms: i64,
 }
 
 impl Failures {
-    fn wait(&self) -> Duration {
-        if self.count < FREE_TRIES {
+    fn wait(&self, free: u32) -> Duration {
+        if self.count < free {
             return Duration::ZERO;
         }
-        let delay = Duration::from_secs(1u64 << (self.count - FREE_TRIES).min(16)).min(MAX_DELAY);
+        let delay = Duration::from_secs(1u64 << (self.count - free).min(16)).min(MAX_DELAY);
         delay.saturating_sub(self.last.elapsed())
+    }
+
+    fn add(&mut self) {
+        self.count = self.count.saturating_add(1);
+        self.last = Instant::now();
+        self.last_ms = crate::store::now_ms();
     }
 }
 
+fn new_failures() -> Failures {
+    Failures {
+        count: 0,
+        last: Instant::now(),
+        last_ms: 0,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Adds `key` to a bounded map, forgetting what is older than `keep` and then the oldest.
+fn bounded_entry<'a, K: std::hash::Hash + Eq + Clone>(
+    m: &'a mut HashMap<K, Failures>,
+    key: K,
+) -> &'a mut Failures {
+    m.retain(|_, f| f.last.elapsed() < FORGET_AFTER);
+    if !m.contains_key(&key)
+        && m.len() >= MAX_SESSIONS
+        && let Some(oldest) = m.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone())
+    {
+        m.remove(&oldest);
+    }
+    m.entry(key).or_insert_with(new_failures)
+}
+
 impl Throttle {
-    /// How long this client must still wait before trying this name again (zero: go on).
-    /// `unlocked_ms` is when an admin last ran `hostler user unlock` for the name.
+    /// Ok when this client may try this name now; else how long it must wait, and why.
+    /// `by_name` applies the brake across addresses too (user names, not token keys).
+    /// `unlocked_ms` is when an admin last ran `hostler user unlock` for the name; it is
+    /// read only when a brake would refuse.
     pub fn wait(
         &self,
         name: &str,
         peer: Option<IpAddr>,
+        by_name: bool,
         unlocked_ms: impl FnOnce() -> i64,
-    ) -> Duration {
-        let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+    ) -> Result<(), LoginError> {
         let key = (name.to_string(), peer);
-        let Some(f) = m.get(&key).copied() else {
-            return Duration::ZERO;
+        let mine = lock(&self.map).get(&key).copied();
+        let theirs = if by_name && !self.trusted(&key) {
+            lock(&self.names).get(name).copied()
+        } else {
+            None
         };
-        let wait = f.wait();
-        if wait.is_zero() {
-            return wait;
+        let wait_mine = mine.map_or(Duration::ZERO, |f| f.wait(FREE_TRIES));
+        let wait_name = theirs.map_or(Duration::ZERO, |f| f.wait(NAME_FREE_TRIES));
+        if wait_mine.is_zero() && wait_name.is_zero() {
+            return Ok(());
         }
-        drop(m);
         // Only a refusal reads the database.
-        if unlocked_ms() >= f.last_ms {
-            self.map
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            return Duration::ZERO;
-        }
-        wait
-    }
-
-    pub fn failed(&self, name: &str, peer: Option<IpAddr>) {
-        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, f| f.last.elapsed() < FORGET_AFTER);
-        let key = (name.to_string(), peer);
-        if !m.contains_key(&key)
-            && m.len() >= MAX_SESSIONS
-            && let Some(oldest) = m.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone())
+        let unlocked = unlocked_ms();
+        if mine.is_some_and(|f| unlocked >= f.last_ms)
+            || theirs.is_some_and(|f| unlocked >= f.last_ms)
         {
-            m.remove(&oldest);
+            lock(&self.map).remove(&key);
+            lock(&self.names).remove(name);
+            return Ok(());
         }
-        let f = m.entry(key).or_insert(Failures {
-            count: 0,
-            last: Instant::now(),
-            last_ms: 0,
-        });
-        f.count = f.count.saturating_add(1);
-        f.last = Instant::now();
-        f.last_ms = crate::store::now_ms();
+        let secs = |d: Duration| d.as_secs().max(1);
+        if !wait_mine.is_zero() {
+            return Err(LoginError::Throttled(secs(wait_mine)));
+        }
+        Err(LoginError::NameThrottled(secs(wait_name)))
     }
 
+    fn trusted(&self, key: &(String, Option<IpAddr>)) -> bool {
+        lock(&self.trusted)
+            .get(key)
+            .is_some_and(|t| t.elapsed() < TRUST_FOR)
+    }
+
+    /// Counts a failure of this (name, address), and of the name when `by_name`.
+    pub fn failed(&self, name: &str, peer: Option<IpAddr>, by_name: bool) {
+        bounded_entry(&mut lock(&self.map), (name.to_string(), peer)).add();
+        if by_name {
+            bounded_entry(&mut lock(&self.names), name.to_string()).add();
+        }
+    }
+
+    /// A success: clears this (name, address), and trusts the address for the name.
     pub fn succeeded(&self, name: &str, peer: Option<IpAddr>) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(name.to_string(), peer));
+        let key = (name.to_string(), peer);
+        lock(&self.map).remove(&key);
+        let mut t = lock(&self.trusted);
+        t.retain(|_, at| at.elapsed() < TRUST_FOR);
+        if !t.contains_key(&key)
+            && t.len() >= MAX_SESSIONS
+            && let Some(oldest) = t.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone())
+        {
+            t.remove(&oldest);
+        }
+        t.insert(key, Instant::now());
     }
 }
 
@@ -197,7 +304,17 @@ impl Sessions {
             key: hash_key(&user.password_hash),
             must_change,
         };
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.map);
+        let theirs: Vec<(String, Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.user == user.name)
+            .map(|(k, s)| (k.clone(), s.started))
+            .collect();
+        if theirs.len() >= SESSIONS_PER_USER
+            && let Some((oldest, _)) = theirs.iter().min_by_key(|(_, at)| *at)
+        {
+            map.remove(oldest);
+        }
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, s| s.started.elapsed() < SESSION_LIFETIME);
             if map.len() >= MAX_SESSIONS
@@ -249,40 +366,78 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Checks a name and password from a client, under the [`Throttle`].
+    /// Checks a name and password from a client, under the [`Throttle`] and the bound on
+    /// password hashing: a refusal by either costs no hashing.
     pub fn login(
         &self,
         store: &Store,
         name: &str,
         password: &str,
         peer: Option<IpAddr>,
-    ) -> Result<User, String> {
-        let wait = self.throttle.wait(name, peer, || unlocked_at(store, name));
-        if !wait.is_zero() {
-            return Err(format!(
-                "too many failed logins for this name from this address; try again in {} s",
-                wait.as_secs().max(1)
-            ));
-        }
-        let user = store.find_user(name).map_err(|e| e.to_string())?;
+    ) -> Result<User, LoginError> {
+        self.throttle
+            .wait(name, peer, true, || unlocked_at(store, name))?;
+        let user = store
+            .find_user(name)
+            .map_err(|e| LoginError::Store(e.to_string()))?;
         // Without a user, hash anyway so the answer takes as long.
-        let ok = match &user {
-            Some(u) => verify_password(password, &u.password_hash),
-            None => {
-                let _ = verify_password(password, DUMMY_HASH);
-                false
-            }
-        };
+        let hash = user
+            .as_ref()
+            .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+        let ok = verify_password(password, hash).map_err(|e| match e {
+            crate::password::PasswordError::Busy => LoginError::Busy,
+            other => LoginError::Store(other.to_string()),
+        })?;
         match user {
             Some(u) if ok => {
                 self.throttle.succeeded(name, peer);
                 Ok(u)
             }
             _ => {
-                self.throttle.failed(name, peer);
-                Err("wrong user name or password".into())
+                self.throttle.failed(name, peer, true);
+                Err(LoginError::Wrong)
             }
         }
+    }
+
+    /// An `Authorization: Basic` login: remembered for [`BASIC_CACHE_FOR`] once it
+    /// succeeds (as long as the user keeps the same role and password), so that a client
+    /// sending it with every request is hashed once.
+    pub fn basic_login(
+        &self,
+        store: &Store,
+        header: &str,
+        name: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<User, LoginError> {
+        let key = token_hash(header);
+        let cached = lock(&self.basic).get(&key).cloned();
+        if let Some((user, hkey, at)) = cached
+            && at.elapsed() < BASIC_CACHE_FOR
+            && user == name
+        {
+            match store.find_user(name) {
+                Ok(Some(u)) if same(&hash_key(&u.password_hash), &hkey) => return Ok(u),
+                Ok(_) => {
+                    lock(&self.basic).remove(&key);
+                }
+                Err(e) => return Err(LoginError::Store(e.to_string())),
+            }
+        }
+        let u = self.login(store, name, password, peer)?;
+        let mut m = lock(&self.basic);
+        m.retain(|_, (_, _, at)| at.elapsed() < BASIC_CACHE_FOR);
+        if m.len() >= BASIC_CACHE_SIZE
+            && let Some(oldest) = m.iter().min_by_key(|(_, e)| e.2).map(|(k, _)| k.clone())
+        {
+            m.remove(&oldest);
+        }
+        m.insert(
+            key,
+            (u.name.clone(), hash_key(&u.password_hash), Instant::now()),
+        );
+        Ok(u)
     }
 }
 
@@ -306,6 +461,10 @@ pub fn first_admin(store: &Store) -> Result<Option<String>, AuthError> {
         return Ok(None);
     }
     let password = random_password()?;
-    store.add_user("admin", &hash_password(&password)?, Role::Admin, false)?;
-    Ok(Some(password))
+    match store.add_user("admin", &hash_password(&password)?, Role::Admin, false) {
+        Ok(()) => Ok(Some(password)),
+        // Another node starting on the same fresh database made its admin first.
+        Err(_) if store.user_count()? > 0 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

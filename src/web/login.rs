@@ -100,7 +100,11 @@ pub fn login(web: &Web, req: &Req) -> Resp {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!(user = name, "web login refused: {e}");
-            return login_page(401, &next, Some(&e));
+            let page = login_page(e.status(), &next, Some(&e.to_string()));
+            return match e.retry_after() {
+                Some(s) => page.with("retry-after", s.to_string()),
+                None => page,
+            };
         }
     };
     let must_change = super::account::must_change(&web.store, &user.name);

@@ -275,21 +275,26 @@ impl Web {
             }
             Route::Sqlxml => {
                 // SQLXML clients log in as they did to IIS: HTTP basic authentication.
-                let who = who.or_else(|| self.basic(req));
+                let who = match who {
+                    Some(w) => Some(Ok(w)),
+                    None => self.basic(req),
+                };
                 match who {
-                    Some(w) if w.must_change => Resp::text(
+                    Some(Ok(w)) if w.must_change => Resp::text(
                         403,
                         "set a new password first: log in on the web page (/account/password)\n",
                     ),
-                    Some(w) if !req.is_post() || check_origin(req).is_ok() => {
+                    Some(Ok(w)) if !req.is_post() || check_origin(req).is_ok() => {
                         sqlxml_endpoint::handle(self, &w, req)
                     }
-                    Some(_) => Resp::text(403, "cross-origin POST refused\n"),
-                    None => Resp::text(401, "log in: HTTP basic authentication, or a token\n")
-                        .with(
+                    Some(Ok(_)) => Resp::text(403, "cross-origin POST refused\n"),
+                    Some(Err(e)) if e.retry_after().is_some() => login_refused(&e),
+                    Some(Err(_)) | None => {
+                        Resp::text(401, "log in: HTTP basic authentication, or a token\n").with(
                             "www-authenticate",
                             "Basic realm=\"hostler\", charset=\"UTF-8\"",
-                        ),
+                        )
+                    }
                 }
             }
             Route::Metrics => match who {
@@ -350,10 +355,7 @@ impl Web {
     /// Whether a request comes from a session, a valid token or basic credentials (checked
     /// from its headers alone, before its body is read).
     fn known(&self, req: &Req) -> bool {
-        self.identify(req).is_some()
-            || req
-                .header("authorization")
-                .is_some_and(|a| a.starts_with("Basic ") && self.basic(req).is_some())
+        self.identify(req).is_some() || self.basic(req).is_some_and(|r| r.is_ok())
     }
 
     /// A session cookie, or an API bearer token.
@@ -362,16 +364,19 @@ impl Web {
             .header("authorization")
             .and_then(|a| a.strip_prefix("Bearer "))
         {
-            // Token guesses share the login brake, under the name "token".
-            if !self
+            // Token guesses share the login brake, keyed by the token's first characters
+            // and the address: a stranger's wrong token never brakes a right one.
+            let token = token.trim();
+            let key = auth::token_key(token);
+            if self
                 .sessions
                 .throttle
-                .wait("token", req.peer, || 0)
-                .is_zero()
+                .wait(&key, req.peer, false, || 0)
+                .is_err()
             {
                 return None;
             }
-            return match self.store.token_user(&auth::token_hash(token.trim())) {
+            return match self.store.token_user(&auth::token_hash(token)) {
                 Ok(Some(u)) => Some(Who {
                     user: u.name,
                     role: u.role,
@@ -379,7 +384,7 @@ impl Web {
                     must_change: false,
                 }),
                 Ok(None) => {
-                    self.sessions.throttle.failed("token", req.peer);
+                    self.sessions.throttle.failed(&key, req.peer, false);
                     None
                 }
                 Err(e) => {
@@ -418,27 +423,40 @@ impl Web {
     }
 
     /// HTTP basic authentication (only for /sqlxml: a browser would send cached basic
-    /// credentials with a forged form, and pages rely on CSRF tokens instead).
-    fn basic(&self, req: &Req) -> Option<Who> {
+    /// credentials with a forged form, and pages rely on CSRF tokens instead). None when the
+    /// request carries no basic credentials.
+    fn basic(&self, req: &Req) -> Option<Result<Who, auth::LoginError>> {
         use base64::Engine as _;
-        let encoded = req.header("authorization")?.strip_prefix("Basic ")?;
-        let bytes = base64::engine::general_purpose::STANDARD
+        let header = req.header("authorization")?;
+        let encoded = header.strip_prefix("Basic ")?;
+        let Some((user, password)) = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
-            .ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let (user, password) = text.split_once(':')?;
-        match self.sessions.login(&self.store, user, password, req.peer) {
-            Ok(u) => Some(Who {
-                must_change: account::must_change(&self.store, &u.name),
-                user: u.name,
-                role: u.role,
-                csrf: None,
-            }),
-            Err(e) => {
-                warn!(user, "sqlxml basic login refused: {e}");
-                None
-            }
-        }
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| {
+                t.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+            })
+        else {
+            return Some(Err(auth::LoginError::Wrong));
+        };
+        Some(
+            match self
+                .sessions
+                .basic_login(&self.store, header, &user, &password, req.peer)
+            {
+                Ok(u) => Ok(Who {
+                    must_change: account::must_change(&self.store, &u.name),
+                    user: u.name,
+                    role: u.role,
+                    csrf: None,
+                }),
+                Err(e) => {
+                    warn!(user, "sqlxml basic login refused: {e}");
+                    Err(e)
+                }
+            },
+        )
     }
 
     /// A browser POST: same origin (when the browser says), and the session's CSRF token.
@@ -493,6 +511,16 @@ pub fn check_origin(req: &Req) -> Result<(), &'static str> {
         return Err("cross-site POST refused");
     }
     Ok(())
+}
+
+/// A login refused for now (a brake, every hashing slot busy, the store away): its status
+/// and a `Retry-After`.
+pub fn login_refused(e: &auth::LoginError) -> Resp {
+    let r = Resp::text(e.status(), format!("{e}\n"));
+    match e.retry_after() {
+        Some(s) => r.with("retry-after", s.to_string()),
+        None => r,
+    }
 }
 
 fn not_found(req: &Req) -> Resp {

@@ -452,10 +452,7 @@ fn serve_seeds_the_demo_runs_it_and_stops_on_sigterm() {
     let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let admin = w.store().find_user("admin").expect("read").expect("admin");
-    assert!(hostler::web::auth::verify_password(
-        password,
-        &admin.password_hash
-    ));
+    assert!(hostler::web::auth::verify_password(password, &admin.password_hash).expect("not busy"));
     assert!(
         !err.contains(password),
         "the password is not in the log: {err}"

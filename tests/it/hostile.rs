@@ -517,11 +517,11 @@ fn guessing_from_one_address_never_locks_the_admin_out() {
     }
     for _ in 0..5 {
         let (status, _) = sqlxml_get(d.addr, 1, &wrong, "SELECT 1 AS x FOR XML RAW");
-        assert_eq!(status, 401);
+        assert_eq!(status, 429);
     }
     // The guesser's address now waits (4 s), even with the right password...
     let (status, _) = sqlxml_get(d.addr, 1, &right, "SELECT 1 AS x FOR XML RAW");
-    assert_eq!(status, 401, "the guessing address was not slowed down");
+    assert_eq!(status, 429, "the guessing address was not slowed down");
     assert!(d.log().contains("too many failed logins"), "{}", d.log());
     // ...while the admin elsewhere gets in, by basic auth and by the form.
     let (status, body) = sqlxml_get(d.addr, 2, &right, "SELECT 1 AS x FOR XML RAW");
@@ -586,4 +586,184 @@ fn healthz_says_degraded_while_the_database_cannot_be_written() {
         "never recovered"
     );
     d.assert_healthy(2, "after the lock was released");
+}
+
+/// The peak resident memory (VmHWM) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A memory cgroup (v1) of this process's own with a limit, removed on drop; None where the
+/// hierarchy is not there or not writable.
+struct MemoryCgroup(std::path::PathBuf);
+
+impl MemoryCgroup {
+    fn new(limit: u64) -> Option<MemoryCgroup> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let rel = own
+            .lines()
+            .find_map(|l| l.split_once(":memory:").map(|(_, p)| p.to_string()))?;
+        let dir = std::path::Path::new("/sys/fs/cgroup/memory")
+            .join(rel.trim_start_matches('/'))
+            .join(format!("hostler-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let cg = MemoryCgroup(dir);
+        std::fs::write(cg.0.join("memory.limit_in_bytes"), limit.to_string()).ok()?;
+        Some(cg)
+    }
+
+    fn add(&self, pid: u32) -> bool {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).is_ok()
+    }
+
+    fn ooms(&self) -> u64 {
+        std::fs::read_to_string(self.0.join("memory.failcnt"))
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // The daemon is killed before this runs (it was declared after); wait for it to leave.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.0).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_flood_of_password_checks_keeps_memory_bounded() {
+    let w = Work::new();
+    // A 1 GiB VM: the daemon runs in a memory cgroup of 1 GiB where this machine has one.
+    let cgroup = MemoryCgroup::new(1 << 30);
+    let mut d = Daemon::start(&w, "", None);
+    match &cgroup {
+        Some(cg) => assert!(
+            cg.add(d.child.id()),
+            "cannot move the daemon into its cgroup"
+        ),
+        None => eprintln!("no writable memory cgroup here: checking the peak RSS only"),
+    }
+    // 64 connections from 8 addresses, each with a name never seen before (the brake per
+    // name and address never applies), 4 rounds each: before the bound on hashing, each
+    // took 19 MiB at once.
+    let addr = d.addr;
+    let flood: Vec<_> = (0..64u32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                for round in 0..4 {
+                    let auth = basic(&format!("stranger{i}x{round}"), "guess");
+                    got.push(
+                        sqlxml_get(addr, 10 + (i % 8) as u8, &auth, "SELECT 1 AS x FOR XML RAW").0,
+                    );
+                }
+                got
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    d.assert_healthy(2, "during a flood of password checks");
+    let mut statuses = Vec::new();
+    for t in flood {
+        statuses.extend(t.join().expect("flood thread"));
+    }
+    assert!(
+        statuses.iter().all(|s| [401, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&503),
+        "64 clients at once never met the bound on hashing: {statuses:?}"
+    );
+    let peak = peak_rss_kib(d.child.id());
+    assert!(
+        peak < 300 * 1024,
+        "the daemon's peak RSS was {peak} KiB under the flood"
+    );
+    if let Some(cg) = &cgroup {
+        assert_eq!(cg.ooms(), 0, "the 1 GiB cgroup hit its limit");
+    }
+    d.assert_healthy(2, "after a flood of password checks");
+    // The admin still gets in.
+    let right = basic("admin", &d.admin_password);
+    let (status, body) = sqlxml_get(d.addr, 3, &right, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 200, "{body}");
+    drop(d);
+}
+
+#[test]
+fn one_name_guessed_from_many_addresses_is_slowed_and_the_admin_still_gets_in() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let right = basic("admin", &d.admin_password);
+    // The admin has logged in from 127.0.0.3 before.
+    assert_eq!(
+        sqlxml_get(d.addr, 3, &right, "SELECT 1 AS x FOR XML RAW").0,
+        200
+    );
+    // 60 addresses, two guesses each (never enough to brake one address).
+    let wrong = basic("admin", "not-the-password");
+    let mut refused = 0;
+    let mut checked = 0;
+    for from in 20..80u8 {
+        for _ in 0..2 {
+            match sqlxml_get(d.addr, from, &wrong, "SELECT 1 AS x FOR XML RAW").0 {
+                401 => checked += 1,
+                429 => refused += 1,
+                other => panic!("a guess got {other}"),
+            }
+        }
+    }
+    assert!(
+        checked <= 25,
+        "{checked} of 120 guesses from 60 addresses were checked: the name was never slowed"
+    );
+    assert!(refused >= 95, "{refused} guesses refused");
+    // An address that never logged in as admin waits too, with the reason (its guess is not
+    // checked)...
+    let (status, body) = sqlxml_get(d.addr, 4, &wrong, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("many addresses"), "{body}");
+    // ...but the one the admin used before gets in, and so does a token.
+    let (status, body) = sqlxml_get(d.addr, 3, &right, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 200, "{body}");
+    let out = w.run(&["user", "token", "add", "admin"]);
+    assert_eq!(code(&out), 0, "{}", crate::util::stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    let get = |from: u8, token: &str| {
+        request(
+            d.addr,
+            from,
+            format!("GET /api/checks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    assert_eq!(get(4, &token).0, 200);
+    // Wrong tokens from one shared address, fast: a scraper's right token from the same
+    // address is never refused.
+    for i in 0..20 {
+        let (status, _) = get(5, &format!("hst_{:048x}", i));
+        assert_eq!(status, 401);
+    }
+    let (status, body) = get(5, &token);
+    assert_eq!(
+        status, 200,
+        "a right token was refused after wrong ones: {body}"
+    );
+    // `hostler user unlock` lifts the name's brake everywhere: a guess is checked again.
+    let out = w.run(&["user", "unlock", "admin"]);
+    assert_eq!(code(&out), 0, "{}", crate::util::stderr(&out));
+    let (status, body) = sqlxml_get(d.addr, 4, &wrong, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 401, "{body}");
+    d.assert_healthy(2, "after the distributed guessing");
 }

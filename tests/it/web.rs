@@ -883,7 +883,7 @@ fn user_cli_adds_lists_tokens_and_removes() {
     assert!(stdout(&o).contains("1 API tokens ended"), "{}", stdout(&o));
     assert_eq!(user_of(&token), None, "a new password ends the tokens");
     let u = w.store().find_user("alice").expect("read").expect("alice");
-    assert!(auth::verify_password("Alice-new-pass-1", &u.password_hash));
+    assert!(auth::verify_password("Alice-new-pass-1", &u.password_hash).expect("not busy"));
     assert_eq!(u.role.as_str(), "operator", "--replace keeps the role");
     // One token revoked by its id, the other kept.
     let a = stdout(&w.run(&["user", "token", "add", "alice", "--label", "a"]))
@@ -978,13 +978,16 @@ fn sessions_end_when_the_user_changes_and_guessing_is_braked() {
         );
     }
 
-    // Five wrong passwords, then even the right one waits.
+    // Three wrong passwords are answered 401; then every try waits, even the right one,
+    // with 429 and a Retry-After.
     let mut g = site.client();
-    for _ in 0..5 {
+    for _ in 0..3 {
         assert_eq!(g.login("admin", "wrong-password").status, 401);
     }
+    assert_eq!(g.login("admin", "wrong-password").status, 429);
     let r = g.login("admin", ADMIN_PW);
-    assert_eq!(r.status, 401);
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
     assert!(r.body.contains("too many failed logins"), "{}", r.body);
 
     // A stranger cannot make a worker read a large body.
@@ -1285,4 +1288,33 @@ fn a_checks_page_charts_its_perfdata_and_the_dashboard_its_last_day() {
         "{}",
         dash.body
     );
+}
+
+#[test]
+fn the_brake_on_a_name_spares_addresses_that_logged_in_before() {
+    use std::net::{IpAddr, Ipv4Addr};
+    let t = auth::Throttle::default();
+    let ip = |n: u8| Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)));
+    t.succeeded("admin", ip(1));
+    // Twenty addresses, one failure each: no address is braked on its own...
+    for n in 20..40 {
+        assert_eq!(t.wait("admin", ip(n), true, || 0), Ok(()));
+        t.failed("admin", ip(n), true);
+    }
+    // ...but the name is, for every address that never logged in as it,
+    assert!(matches!(
+        t.wait("admin", ip(2), true, || 0),
+        Err(auth::LoginError::NameThrottled(_))
+    ));
+    // not for the one that did, nor for another name, nor for token keys.
+    assert_eq!(t.wait("admin", ip(1), true, || 0), Ok(()));
+    assert_eq!(t.wait("alice", ip(2), true, || 0), Ok(()));
+    assert_eq!(t.wait("admin", ip(2), false, || 0), Ok(()));
+    // `hostler user unlock` (a time after the failures) lifts it.
+    let later = hostler::store::now_ms() + 1;
+    assert_eq!(t.wait("admin", ip(2), true, || later), Ok(()));
+    assert_eq!(t.wait("admin", ip(3), true, || 0), Ok(()));
+    // A token's brake key is its first characters, never the whole token.
+    let key = auth::token_key("hst_0123456789abcdef");
+    assert_eq!(key, "token:hst_01234567");
 }
