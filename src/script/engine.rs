@@ -49,6 +49,7 @@ pub fn harden(engine: &mut Engine, limits: &Sandbox, guard: Guard) {
             Err(crate::session::SessionError::Cancelled) => {
                 Some(Dynamic::from(TERMINATED_CANCELLED))
             }
+            Err(crate::session::SessionError::Memory) => Some(Dynamic::from(TERMINATED_MEMORY)),
             Err(_) => Some(Dynamic::from(TERMINATED_TIMEOUT)),
         }
     });

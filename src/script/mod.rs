@@ -143,6 +143,10 @@ impl Runner {
         if let Some(c) = cancel {
             guard.cancel = c;
         }
+        // A session's buffer counts against the run's memory (the allocator charges it to
+        // this thread), and on its own holds at most a quarter of it.
+        guard.over_budget = Some(memory::over_budget);
+        guard.max_buffer = Some((self.limits.max_memory / 4).max(1 << 20));
         let transcript = Transcript::sink(self.limits.max_output);
         let mut run = NewRun {
             job_id: req.job_id,

@@ -60,6 +60,21 @@ pub enum SessionError {
     },
     #[error("cancelled")]
     Cancelled,
+    #[error(
+        "a command line holds control character 0x{code:02x} at byte {at}: refused, since a terminal would read it as a key (send keys with write)"
+    )]
+    ControlCharacter { code: u32, at: usize },
+    #[error("the run's memory limit ([sandbox] max_memory) was reached")]
+    Memory,
+    #[error(
+        "{peer} sent more than {limit} bytes while waiting for {what}, and nothing matched; last received: {last:?}"
+    )]
+    BufferFull {
+        what: String,
+        peer: String,
+        limit: usize,
+        last: String,
+    },
     #[error("the script's time limit ran out")]
     Deadline,
     #[error("command {cmd:?} is not allowed by [sandbox] allowed_commands ({allowed})")]
@@ -82,11 +97,22 @@ pub enum SessionError {
     Io { peer: String, msg: String },
 }
 
-/// The run's wall-clock deadline and cancel flag, shared by everything the run waits on.
+/// A session's receive buffer holds at most this much unless its guard says otherwise.
+pub const DEFAULT_MAX_BUFFER: usize = 64 << 20;
+
+/// The run's wall-clock deadline, cancel flag and memory bounds, shared by everything the run
+/// waits on.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
     pub deadline: Option<Instant>,
     pub cancel: Arc<AtomicBool>,
+    /// The most a session may hold received and not yet read ([`DEFAULT_MAX_BUFFER`] when
+    /// None): a host that floods output fails the wait instead of growing the daemon.
+    pub max_buffer: Option<usize>,
+    /// Whether the run on this thread is over its memory budget (`[sandbox] max_memory`,
+    /// kept by the script's allocator): a wait checks it as the engine's progress check
+    /// would, since no script operation runs while a native call waits.
+    pub over_budget: Option<fn() -> bool>,
 }
 
 impl Guard {
@@ -94,13 +120,18 @@ impl Guard {
         Guard {
             deadline: timeout.map(|t| Instant::now() + t),
             cancel: Arc::new(AtomicBool::new(false)),
+            max_buffer: None,
+            over_budget: None,
         }
     }
 
-    /// Err if the run was cancelled or its deadline passed.
+    /// Err if the run was cancelled, its deadline passed or it is over its memory budget.
     pub fn check(&self) -> Result<(), SessionError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(SessionError::Cancelled);
+        }
+        if self.over_budget.is_some_and(|over| over()) {
+            return Err(SessionError::Memory);
         }
         match self.deadline {
             Some(d) if Instant::now() >= d => Err(SessionError::Deadline),
@@ -432,6 +463,15 @@ impl Session {
                     msg: e.to_string(),
                 })? {
                 Recv::Data(n) => {
+                    let limit = self.guard.max_buffer.unwrap_or(DEFAULT_MAX_BUFFER);
+                    if self.buf.len() + n > limit {
+                        return Err(SessionError::BufferFull {
+                            what: String::new(),
+                            peer: self.transport.describe(),
+                            limit,
+                            last: self.tail(),
+                        });
+                    }
                     let data = &self.scratch[..n];
                     if let Some(t) = &self.transcript {
                         t.lock().unwrap_or_else(|p| p.into_inner()).record(
@@ -533,6 +573,19 @@ impl Session {
                 other => {
                     self.searched = 0;
                     self.dirty = true;
+                    if let Err(SessionError::BufferFull {
+                        peer, limit, last, ..
+                    }) = other
+                    {
+                        // What was received is dropped: the session is dirty and never reused.
+                        self.buf = Vec::new();
+                        return Err(SessionError::BufferFull {
+                            what: what.to_string(),
+                            peer,
+                            limit,
+                            last,
+                        });
+                    }
                     other?;
                     return Err(SessionError::Timeout {
                         what: what.to_string(),
@@ -647,7 +700,16 @@ impl Session {
     }
 
     /// Sends a command line to a shell and returns its output, without the echo or the prompt.
+    /// A line with a control character is refused before anything is sent: a shell on a
+    /// terminal reads Ctrl-U, Ctrl-C, a line end or a tab as keys, not as text, and what
+    /// followed would run as a command of its own. Control keys go through `write`.
     pub fn cmd(&mut self, line: &str, timeout: Option<Duration>) -> Result<String, SessionError> {
+        if let Some((at, c)) = line.char_indices().find(|(_, c)| is_control_key(*c)) {
+            return Err(SessionError::ControlCharacter {
+                code: u32::from(c),
+                at,
+            });
+        }
         if self.prompt.is_none() {
             self.sync_prompt(timeout)?;
         }
@@ -693,6 +755,11 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Whether a character acts as a key on a terminal rather than as text: C0 controls and DEL.
+pub fn is_control_key(c: char) -> bool {
+    (c as u32) < 0x20 || c == '\x7f'
 }
 
 /// Text without terminal escape sequences: CSI (`ESC [ ... final`, as bracketed paste's

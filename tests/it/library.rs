@@ -894,3 +894,121 @@ fn probes_end_at_their_timeout_on_dripping_and_mute_peers() {
     );
     assert_eq!(r.status, Status::Error, "{}", r.message);
 }
+
+#[test]
+fn no_control_character_in_an_argument_becomes_a_keystroke_on_a_host() {
+    let Some(sshd) = Sshd::start(&[]) else { return };
+    let Some(telnetd) = crate::peers::Telnetd::start() else {
+        return;
+    };
+    let w = Work::new();
+    let store = w.store();
+    for (name, port, method, user) in [
+        ("bash1", sshd.port, Method::Ssh, BASH_USER),
+        ("dash1", sshd.port, Method::Ssh, crate::peers::USER),
+        ("tel1", telnetd.port, Method::Telnet, crate::peers::USER),
+    ] {
+        store
+            .add_host(&NewHost {
+                name: name.into(),
+                address: "127.0.0.1".into(),
+                port: Some(port),
+                method: Some(method),
+                username: Some(user.into()),
+                secret: Some(Secret::new(PASSWORD)),
+                ..NewHost::default()
+            })
+            .expect("host");
+    }
+    let mut env = w.env(&[], None);
+    env.remote = std::sync::Arc::new(hostler::script::api::Remote {
+        pool: hostler::session::Pool::new(Duration::from_secs(60), Duration::from_secs(3600)),
+        ..hostler::script::api::Remote::default()
+    });
+    // What each bundled script puts on a remote command line.
+    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        ("check_file", "path", &[]),
+        ("check_file", "text", &[("path", "/etc/hostname")]),
+        ("check_process", "pidfile", &[]),
+        ("check_service", "unit", &[]),
+        (
+            "check_service",
+            "init_dir",
+            &[("unit", "x"), ("manager", "sysv")],
+        ),
+        ("restart_service", "unit", &[]),
+        ("kill_process", "pidfile", &[]),
+        ("check_disk", "path", &[]),
+        ("run_command", "command", &[]),
+    ];
+    let marker = w.path("pwned");
+    let controls: Vec<char> = (0u8..0x20).chain([0x7f]).map(char::from).collect();
+    let mut runs = 0;
+    for host in ["bash1", "dash1", "tel1"] {
+        for (script, arg, others) in cases {
+            for c in &controls {
+                let value = format!("/etc/hostname{c}touch {} #", marker.display());
+                let mut map = serde_json::Map::new();
+                for (k, v) in *others {
+                    map.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+                }
+                map.insert(arg.to_string(), serde_json::Value::String(value));
+                let run = env.execute(
+                    &RunRequest {
+                        script: script.to_string(),
+                        host: Some(host.into()),
+                        args: Some(serde_json::Value::Object(map).to_string()),
+                        timeout: Some(Duration::from_secs(30)),
+                        ..RunRequest::default()
+                    },
+                    None,
+                );
+                runs += 1;
+                assert!(
+                    matches!(run.status, Status::Unknown | Status::Error),
+                    "{host} {script} {arg}={c:?}: {:?} {}\n{}",
+                    run.status,
+                    run.message,
+                    run.transcript
+                );
+                assert!(
+                    run.message.contains("control character"),
+                    "{host} {script} {arg}={c:?}: {}",
+                    run.message
+                );
+                assert!(
+                    !run.transcript.contains("touch"),
+                    "{host} {script} {arg}={c:?} sent the argument:\n{}",
+                    run.transcript
+                );
+                assert!(
+                    !marker.exists(),
+                    "{host} {script} {arg}={c:?} ran a command on the host"
+                );
+            }
+        }
+    }
+    assert_eq!(runs, 3 * cases.len() * controls.len());
+
+    // A host that floods output while cmd() waits for the prompt: the wait fails at the
+    // buffer's cap (a quarter of max_memory), and this process stays small.
+    w.script(
+        &store,
+        "flood",
+        r#"import "loginlib" as l; let s = l::login(host); s.cmd("yes", 60)"#,
+    );
+    let before = crate::util::rss_kib();
+    let run = env.execute(
+        &RunRequest {
+            script: "flood".into(),
+            host: Some("bash1".into()),
+            timeout: Some(Duration::from_secs(60)),
+            ..RunRequest::default()
+        },
+        None,
+    );
+    assert_eq!(run.status, Status::Error, "{}", run.message);
+    assert!(run.message.contains("sent more than"), "{}", run.message);
+    let grown = crate::util::rss_kib().saturating_sub(before);
+    assert!(grown < 512 * 1024, "grew by {grown} KiB during the flood");
+}

@@ -413,3 +413,30 @@ fn a_panic_inside_the_engine_becomes_this_runs_error_not_a_crash() {
     // The next run in the same process is unaffected.
     assert_eq!(run(&w, r#"ok("after")"#).status, Status::Ok);
 }
+
+#[test]
+fn a_process_that_floods_output_fails_the_wait_within_the_runs_memory() {
+    let w = Work::new();
+    let limits = Sandbox {
+        max_memory: 32 << 20,
+        timeout: 60.0,
+        ..Sandbox::default()
+    };
+    // `yes` never prints the awaited text: before the cap the buffer grew without end.
+    let started = Instant::now();
+    let run = w.run_script(
+        &["yes"],
+        Some(limits.clone()),
+        r#"let p = spawn("yes", []); p.read_until("never comes", 50)"#,
+    );
+    assert_eq!(run.status, Status::Error, "{}", run.message);
+    assert!(
+        run.message.contains("sent more than") && run.message.contains("never comes"),
+        "{}",
+        run.message
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the wait ran to its timeout"
+    );
+}

@@ -191,3 +191,13 @@ pub fn wait_for(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> b
 pub fn bin() -> String {
     std::env::var("HOSTLER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hostler").to_string())
 }
+
+/// This test process's resident memory in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}

@@ -252,6 +252,10 @@ pub fn session_err(e: SessionError) -> Box<EvalAltResult> {
             Dynamic::from(super::engine::TERMINATED_CANCELLED),
             Position::NONE,
         )),
+        SessionError::Memory => Box::new(EvalAltResult::ErrorTerminated(
+            Dynamic::from(super::engine::TERMINATED_MEMORY),
+            Position::NONE,
+        )),
         other => rt(other.to_string()),
     }
 }
