@@ -350,6 +350,32 @@ pub enum ConfigError {
     Parse { path: String, msg: String },
 }
 
+/// Err naming the first key whose number is NaN or infinite.
+fn finite(table: &toml::Table, prefix: &str) -> Result<(), String> {
+    fn value(v: &toml::Value, key: &str) -> Result<(), String> {
+        match v {
+            toml::Value::Float(f) if !f.is_finite() => Err(format!(
+                "{key} = {f}: give a finite number (nan and inf are not accepted)"
+            )),
+            toml::Value::Table(t) => finite(t, key),
+            toml::Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, v)| value(v, &format!("{key}[{i}]"))),
+            _ => Ok(()),
+        }
+    }
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        value(v, &key)?;
+    }
+    Ok(())
+}
+
 impl Config {
     /// Loads a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -363,8 +389,13 @@ impl Config {
         })
     }
 
-    /// Parses config text; the error is one line naming the key.
+    /// Parses config text; the error is one line naming the key. A number that is not
+    /// finite (`nan`, `inf`) is refused wherever it stands: no setting means "no limit" or
+    /// "never" by one.
     pub fn parse(text: &str) -> Result<Config, String> {
+        if let Ok(table) = toml::from_str::<toml::Table>(text) {
+            finite(&table, "")?;
+        }
         toml::from_str(text).map_err(|e: toml::de::Error| {
             let at = e
                 .span()

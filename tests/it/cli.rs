@@ -308,6 +308,31 @@ fn config_rejects_unknown_keys_by_name() {
 }
 
 #[test]
+fn config_refuses_numbers_that_are_not_finite_by_key() {
+    let w = Work::new();
+    for (text, key) in [
+        (
+            "[sessions]\nconnect_timeout = nan\n",
+            "sessions.connect_timeout",
+        ),
+        ("[sandbox]\ntimeout = inf\n", "sandbox.timeout"),
+        (
+            "[monitord]\npoll_interval = -inf\n",
+            "monitord.poll_interval",
+        ),
+        ("[history]\nkeep_days = +nan\n", "history.keep_days"),
+    ] {
+        std::fs::write(w.path("c.toml"), text).expect("write");
+        let o = w.run(&["--config", "c.toml", "serve", "--no-demo"]);
+        assert_eq!(code(&o), 1, "{text}");
+        let e = stderr(&o);
+        assert!(e.contains(key) && e.contains("finite"), "{text}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}
+
+#[test]
 fn config_limits_apply_to_runs() {
     let w = Work::new();
     init(&w);
