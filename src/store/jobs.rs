@@ -213,12 +213,22 @@ impl Store {
                             }
                             id
                         }
-                        _ => match c
-                            .query_one(st::job_claim(owner, lease_ms, per_host, site, expired))?
-                        {
-                            Some(row) => row.int("id")?,
-                            None => break,
-                        },
+                        _ => {
+                            let rows =
+                                c.query(st::job_claim(owner, lease_ms, per_host, site, expired))?;
+                            // One claim is one job: more would be jobs marked running that
+                            // nobody starts. Refused, the transaction rolls back whole.
+                            if rows.len() > 1 {
+                                return Err(StoreError::Invalid(format!(
+                                    "a claim took {} jobs at once; none is taken",
+                                    rows.len()
+                                )));
+                            }
+                            match rows.first() {
+                                Some(row) => row.int("id")?,
+                                None => break,
+                            }
+                        }
                     };
                     if let Some(row) = c.query_one(st::job_by_id(id))? {
                         claimed.push(job_from_row(&row)?);

@@ -558,3 +558,70 @@ fn init_and_sql_json_work_on_postgresql_through_the_binary() {
     let o = run(&["sql", "SELECT 1 AS a; SELECT 2 AS a"]);
     assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
 }
+
+/// One claim takes one job, whatever plan PostgreSQL picks. With the planner steered to the
+/// plan it picks on its own for a small or freshly vacuumed queue (a Nested Loop Semi Join
+/// that rescans the claim's subquery per row of `jobs`), `id IN (SELECT ... LIMIT 1 FOR
+/// UPDATE SKIP LOCKED)` claimed all 20 jobs at once: all but one sat "running" with nobody
+/// running them, several of one host at `per_host = 1` (issue 27's phantom runs).
+#[test]
+fn one_claim_takes_one_job_whatever_plan_postgresql_picks() {
+    let Some(pg) = Pg::start() else { return };
+    let db = "hostler_claim_plan";
+    let url = pg.createdb(db);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET enable_material = off; \
+             ALTER DATABASE {db} SET enable_hashjoin = off; \
+             ALTER DATABASE {db} SET enable_mergejoin = off; \
+             ALTER DATABASE {db} SET enable_hashagg = off; \
+             ALTER DATABASE {db} SET enable_sort = off;"
+        ))
+        .expect("planner settings");
+    let store = Store::open(&url).expect("open");
+    store
+        .save_scripts(&[NewScript {
+            name: "c",
+            source: "ok()",
+            description: None,
+            kind: ScriptKind::Task,
+        }])
+        .expect("script");
+    add_host(&store, "h1").expect("host");
+    add_host(&store, "h2").expect("host");
+    for i in 0..20 {
+        store
+            .enqueue(&NewJob {
+                script: "c".into(),
+                host: Some(if i % 2 == 0 { "h1" } else { "h2" }.into()),
+                priority: 0,
+                due_at: hostler::store::now_ms() - 1000 + i,
+                max_attempts: 1,
+                timeout_ms: None,
+                schedule_id: None,
+                args: Some(format!(r#"{{"i":{i}}}"#)),
+                name: None,
+            })
+            .expect("enqueue");
+    }
+    admin.batch_execute("ANALYZE jobs").expect("analyze");
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        let job = store
+            .claim_job("n1", 60_000, 1, None, false)
+            .expect("claim");
+        taken.extend(job.map(|j| j.id));
+        let running: i64 = admin
+            .query_one("SELECT count(*) FROM jobs WHERE state = 'running'", &[])
+            .expect("count")
+            .get(0);
+        assert_eq!(
+            running as usize,
+            taken.len(),
+            "jobs running that no claim returned"
+        );
+    }
+    // Two hosts at per_host = 1: the third claim finds both busy.
+    assert_eq!(taken.len(), 2, "{taken:?}");
+}

@@ -154,6 +154,13 @@ pub fn claim_lock() -> Statement {
 /// Claims the next job for `owner` for `lease_ms`, counting the attempt.
 /// One statement, so the choice and the claim cannot be separated by another node.
 /// The lease is set and checked with the database's clock, so nodes' clocks need not agree.
+///
+/// The choice is a scalar subquery (`id = (SELECT ... LIMIT 1)`), evaluated once. With
+/// `id IN (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a semi-join that
+/// runs the subquery again for each row it scans: each run skips the rows this statement
+/// already updated and locks the next, so one claim took several jobs, of one host too (its
+/// busy count reads the statement's snapshot), and only the first was started. The others sat
+/// "running" under a live lease until it ran out, then ran as attempt 2.
 pub fn job_claim(
     owner: &str,
     lease_ms: i64,
@@ -164,7 +171,7 @@ pub fn job_claim(
     Update {
         table: "jobs",
         set: claim_set(owner, lease_ms),
-        conditions: vec![col("id").in_select(next_job(per_host, site, expired))],
+        conditions: vec![col("id").eq(Expr::Sub(Box::new(next_job(per_host, site, expired))))],
         returning: vec!["id"],
     }
     .into()
