@@ -69,6 +69,21 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
     } else {
         Some(start_web(app, &store, cmd.listen.clone(), &opts.health)?)
     };
+    // A node without the key file (another machine than the one that made it) says so once,
+    // here, rather than in every check that logs in.
+    if !store.vault.key_present() {
+        match store.stored_secrets() {
+            Ok(n) if n > 0 => tracing::error!(
+                "key file {} is missing: the stored secrets of {n} hosts cannot be opened, so their logins fail; copy the key file from the node that made it (README: Scaling out), or set $HOSTLER_KEY_FILE",
+                store
+                    .vault
+                    .key_path()
+                    .map_or_else(String::new, |p| p.display().to_string())
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot count the stored secrets: {e}"),
+        }
+    }
     let mut env = app.env(store.clone())?;
     env.node = opts.node.clone();
     let shutdown = Shutdown::default();

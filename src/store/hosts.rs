@@ -320,20 +320,56 @@ impl Store {
     /// and the new key's id.
     pub fn rotate_key(&self) -> Result<(usize, String), StoreError> {
         self.vault.begin_rotation()?;
-        let rows = self.read(|c| {
-            let mut out = Vec::new();
-            for r in c.query(st::host_secrets())? {
-                out.push((r.text("name")?, r.opt_text("secret")?.unwrap_or_default()));
-            }
-            Ok(out)
-        })?;
-        let mut resealed = Vec::new();
-        for (name, stored) in &rows {
-            let plain = self.vault.open(stored)?;
-            resealed.push((name.clone(), self.vault.seal(&plain)?));
+        let done = self.reseal_all();
+        if done.is_err() {
+            self.vault.abandon_rotation();
         }
-        self.store_sealed(&resealed)?;
+        let resealed = done?;
         let id = self.vault.finish_rotation()?;
-        Ok((resealed.len(), id))
+        Ok((resealed, id))
+    }
+
+    /// How many hosts have a stored secret (`serve` says at start when they cannot be
+    /// opened because the key file is missing).
+    pub fn stored_secrets(&self) -> Result<usize, StoreError> {
+        self.read(|c| Ok(c.query(st::host_secrets())?.len()))
+    }
+
+    /// Re-seals every secret not sealed with the new key, until a pass finds none: a secret
+    /// another process sealed with the old key just before the rotation began, and committed
+    /// after this read the secrets, is caught by the next pass.
+    fn reseal_all(&self) -> Result<usize, StoreError> {
+        let new_id = self.vault.sealing_id()?;
+        let mut total = 0;
+        for _pass in 0..10 {
+            let rows = self.read(|c| {
+                let mut out = Vec::new();
+                for r in c.query(st::host_secrets())? {
+                    out.push((r.text("name")?, r.opt_text("secret")?.unwrap_or_default()));
+                }
+                Ok(out)
+            })?;
+            let mut resealed = Vec::new();
+            for (name, stored) in &rows {
+                if stored.is_empty() || self.vault.sealed_with(stored, &new_id) {
+                    continue;
+                }
+                let plain = self.vault.open(stored)?;
+                resealed.push((name.clone(), stored.clone(), self.vault.seal(&plain)?));
+            }
+            if resealed.is_empty() {
+                return Ok(total);
+            }
+            total += self.write(|c| {
+                let mut n = 0;
+                for (name, old, new) in &resealed {
+                    n += c.exec(st::host_reseal(name, old, new))? as usize;
+                }
+                Ok(n)
+            })?;
+        }
+        Err(StoreError::Invalid(
+            "secrets kept being sealed with the old key during the rotation; try again".into(),
+        ))
     }
 }

@@ -361,6 +361,9 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
         });
     }
     store.write(|conn| {
+        // Nodes starting together on a fresh PostgreSQL: one makes the schema, the others
+        // wait here and then find it made (SQLite's write lock already serialises this).
+        conn.exec(crate::sql::Statement::Serialize("hostler_migrate"))?;
         // Another process may have migrated between our read and our write lock.
         let mut v = version(conn)?;
         if v == 0 {

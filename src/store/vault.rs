@@ -57,6 +57,9 @@ pub struct Vault {
     path: Option<PathBuf>,
     /// The sealing key first, then any other that opens (a rotation's).
     keys: Mutex<Option<Vec<Key>>>,
+    /// `KEY.lock`, held from [`Vault::begin_rotation`] to [`Vault::finish_rotation`]: one
+    /// rotation at a time.
+    rotation: Mutex<Option<nix::fcntl::Flock<std::fs::File>>>,
 }
 
 fn err(path: &Path, what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -84,6 +87,7 @@ impl Vault {
         Vault {
             path,
             keys: Mutex::new(None),
+            rotation: Mutex::new(None),
         }
     }
 
@@ -91,42 +95,58 @@ impl Vault {
         self.path.as_deref()
     }
 
+    /// Whether the key file is there (an in-memory vault always has its key).
+    pub fn key_present(&self) -> bool {
+        self.path.as_ref().is_none_or(|p| p.exists())
+    }
+
     /// The keys, read (or, with `create`, made) on first use.
     fn keys(&self, create: bool) -> Result<Vec<Key>, StoreError> {
-        let mut cached = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = &*cached {
+        if let Some(k) = &*self.keys.lock().unwrap_or_else(|p| p.into_inner()) {
             return Ok(k.clone());
         }
+        self.from_disk(create)
+    }
+
+    /// The keys as the files hold them now, remembered: a rotation's `KEY.new` first (it
+    /// seals from now on, in every process, since it becomes the key), then `KEY`.
+    fn from_disk(&self, create: bool) -> Result<Vec<Key>, StoreError> {
+        let mut cached = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         let Some(path) = &self.path else {
+            if let Some(k) = &*cached {
+                return Ok(k.clone());
+            }
             let k = vec![Key::random()?];
             *cached = Some(k.clone());
             return Ok(k);
         };
-        let mut keys = Vec::new();
-        match read_key(path)? {
-            Some(k) => keys.push(k),
-            None if create => keys.push(write_key(path, &Key::random()?)?),
+        let new = read_key(&rotating(path))?;
+        let current = match read_key(path)? {
+            Some(k) => Some(k),
+            None if create && new.is_none() => Some(write_key(path, &Key::random()?)?),
+            None if new.is_some() => None,
             None => {
                 return Err(StoreError::Invalid(format!(
-                    "key file {} is missing: the stored secrets cannot be read without it (restore it from a backup, or set $HOSTLER_KEY_FILE)",
+                    "key file {} is missing: the stored secrets cannot be read without it (copy it from the node that made it, restore it from a backup, or set $HOSTLER_KEY_FILE)",
                     path.display()
                 )));
             }
-        }
-        if let Some(k) = read_key(&rotating(path))? {
-            keys.push(k);
-        }
+        };
+        let keys: Vec<Key> = new.into_iter().chain(current).collect();
         *cached = Some(keys.clone());
         Ok(keys)
     }
 
-    /// Seals a secret with the current key (made if there is none yet).
+    /// Seals a secret with the key the files hold now (made if there is none yet), never
+    /// with one remembered from before: another process may have rotated it away.
     pub fn seal(&self, plain: &str) -> Result<String, StoreError> {
-        let key = self.keys(true)?.remove(0);
+        let key = self.from_disk(true)?.remove(0);
         seal_with(&key, plain)
     }
 
-    /// The plain text of a stored value: sealed ones are opened, older plain ones pass.
+    /// The plain text of a stored value: sealed ones are opened, older plain ones pass. A key
+    /// id this process does not hold makes it read the key files again (`hostler key
+    /// rotate` in another process).
     pub fn open(&self, stored: &str) -> Result<String, StoreError> {
         let Some(rest) = stored.strip_prefix(SEALED) else {
             return Ok(stored.to_string());
@@ -134,7 +154,10 @@ impl Vault {
         let (id, data) = rest
             .split_once(':')
             .ok_or_else(|| StoreError::Invalid("a sealed secret is malformed".into()))?;
-        let keys = self.keys(false)?;
+        let mut keys = self.keys(false)?;
+        if !keys.iter().any(|k| k.id == id) {
+            keys = self.from_disk(false)?;
+        }
         let key = keys.iter().find(|k| k.id == id).ok_or_else(|| {
             StoreError::Invalid(format!(
                 "a secret is sealed with key {id}, which is not in {}",
@@ -146,8 +169,9 @@ impl Vault {
         open_with(key, data)
     }
 
-    /// Starts a rotation: a new key in `KEY.new` (or the one an interrupted rotation left),
-    /// which seals from now on; [`Vault::finish_rotation`] makes it the key once the
+    /// Starts a rotation: takes `KEY.lock` (a second rotation is refused while one runs),
+    /// then a new key in `KEY.new` (or the one an interrupted rotation left), which seals
+    /// from now on in every process; [`Vault::finish_rotation`] makes it the key once the
     /// re-sealed values are committed.
     pub fn begin_rotation(&self) -> Result<(), StoreError> {
         let Some(path) = &self.path else {
@@ -155,15 +179,45 @@ impl Vault {
                 "an in-memory database has no key file to rotate".into(),
             ));
         };
-        let mut keys = self.keys(true)?;
-        let new = match read_key(&rotating(path))? {
-            Some(k) => k,
-            None => write_key(&rotating(path), &Key::random()?)?,
+        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW)
+                .mode(0o600)
+                .open(&lock_path)
+                .map_err(|e| err(&lock_path, "cannot open it", e))?
         };
-        keys.retain(|k| k.id != new.id);
-        keys.insert(0, new);
-        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| {
+                StoreError::Invalid(format!(
+                    "another key rotation is running (it holds {}: {e}); wait for it to end",
+                    lock_path.display()
+                ))
+            })?;
+        *self.rotation.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+        self.keys(true)?;
+        if read_key(&rotating(path))?.is_none() {
+            write_key(&rotating(path), &Key::random()?)?;
+        }
+        self.from_disk(false)?;
         Ok(())
+    }
+
+    /// The id of the key that seals now (a rotation's new key while one is under way).
+    pub fn sealing_id(&self) -> Result<String, StoreError> {
+        Ok(self.from_disk(false)?.remove(0).id)
+    }
+
+    /// Whether a stored value is sealed with the key that seals now.
+    pub fn sealed_with(&self, stored: &str, id: &str) -> bool {
+        stored
+            .strip_prefix(SEALED)
+            .and_then(|r| r.split_once(':'))
+            .is_some_and(|(k, _)| k == id)
     }
 
     pub fn finish_rotation(&self) -> Result<String, StoreError> {
@@ -171,15 +225,15 @@ impl Vault {
             StoreError::Invalid("an in-memory database has no key file to rotate".into())
         })?;
         std::fs::rename(rotating(path), path).map_err(|e| err(path, "cannot replace it", e))?;
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = keys.as_mut() {
-            k.truncate(1);
-        }
-        Ok(keys
-            .as_ref()
-            .and_then(|k| k.first())
-            .map(|k| k.id.clone())
-            .unwrap_or_default())
+        let id = self.from_disk(false)?.remove(0).id;
+        *self.rotation.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(id)
+    }
+
+    /// Gives up a rotation that failed: `KEY.new` stays (it seals, and opens what it sealed;
+    /// the next rotation takes it up), the lock goes.
+    pub fn abandon_rotation(&self) {
+        *self.rotation.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The id of the key that seals now.

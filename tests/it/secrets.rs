@@ -940,3 +940,148 @@ fn basic_auth_sends_a_password_only_to_its_own_host() {
     );
     assert_eq!(seen.lock().expect("seen").len(), before);
 }
+
+#[test]
+fn a_process_that_holds_the_old_key_reads_and_seals_after_a_rotation() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    add_host_with_password(&w, "r1", "pw-before-rotation");
+    // The daemon's store: it has read the key.
+    let daemon = w.store();
+    let secret = |s: &hostler::store::Store, name: &str| {
+        s.host_secret(name)
+            .expect("secret")
+            .expect("some")
+            .expose()
+            .to_string()
+    };
+    assert_eq!(secret(&daemon, "r1"), "pw-before-rotation");
+    let out = w.run(&["key", "rotate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // It opens what the rotation re-sealed, with the key now on disk...
+    assert_eq!(secret(&daemon, "r1"), "pw-before-rotation");
+    // ...and seals a new secret with it, never with the key it remembered.
+    daemon
+        .add_host(&hostler::store::NewHost {
+            name: "r2".into(),
+            address: "192.0.2.2".into(),
+            secret: Some(hostler::store::Secret::new("pw-after-rotation")),
+            ..hostler::store::NewHost::default()
+        })
+        .expect("add");
+    let out = w.run(&["key", "rotate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("re-sealed 2 host secrets"),
+        "{}",
+        stdout(&out)
+    );
+    let fresh = w.store();
+    assert_eq!(secret(&fresh, "r2"), "pw-after-rotation");
+    assert_eq!(secret(&daemon, "r2"), "pw-after-rotation");
+    // A rotation holds KEY.lock: a second one at the same time is refused, and says why.
+    let holder = w.store();
+    holder.vault.begin_rotation().expect("begin");
+    let out = w.run(&["key", "rotate"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("another key rotation is running"),
+        "{}",
+        stderr(&out)
+    );
+    holder.vault.abandon_rotation();
+    let out = w.run(&["key", "rotate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(secret(&w.store(), "r1"), "pw-before-rotation");
+    assert_eq!(secret(&w.store(), "r2"), "pw-after-rotation");
+}
+
+#[test]
+fn hosts_added_through_the_api_during_rotations_keep_their_secrets() {
+    let w = Work::new();
+    let d = crate::hostile::Daemon::start(&w, "", None);
+    let out = w.run(&["user", "token", "add", "admin"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    let addr = d.addr;
+    let add = move |name: String| -> u16 {
+        let body = serde_json::json!({
+            "name": name, "address": "192.0.2.7", "method": "ssh", "username": "u",
+            "password": format!("pw-{name}"),
+        })
+        .to_string();
+        let got = crate::hostile::request(
+            addr,
+            2,
+            format!(
+                "POST /api/hosts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        if got.0 != 201 {
+            eprintln!("adding {name}: {} {}", got.0, got.1);
+        }
+        got.0
+    };
+    // The daemon makes the key and seals with it.
+    assert_eq!(add("a0".into()), 201);
+    for i in 0..40 {
+        add_host_with_password(&w, &format!("c{i}"), &format!("pw-c{i}"));
+    }
+    // Hosts added through the daemon while rotations run, two of them at a time.
+    let add2 = add.clone();
+    let adder = std::thread::spawn(move || {
+        (1..40)
+            .map(|i| add2(format!("a{i}")))
+            .filter(|s| *s != 201)
+            .count()
+    });
+    let mut refused = 0;
+    for _ in 0..3 {
+        let rotations: Vec<_> = (0..2)
+            .map(|_| {
+                let mut cmd = w.cmd(&["key", "rotate"]);
+                std::thread::spawn(move || cmd.output().expect("rotate"))
+            })
+            .collect();
+        for r in rotations {
+            let out = r.join().expect("rotation");
+            if code(&out) != 0 {
+                assert!(
+                    stderr(&out).contains("another key rotation is running"),
+                    "{}",
+                    stderr(&out)
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(adder.join().expect("adder"), 0, "some API adds failed");
+    eprintln!("{refused} of 6 rotations were refused because another ran");
+    // Every secret opens, in a fresh process and in the daemon's (one more rotation opens
+    // them all there too).
+    let fresh = w.store();
+    for name in (0..40)
+        .map(|i| format!("a{i}"))
+        .chain((0..40).map(|i| format!("c{i}")))
+    {
+        let got = fresh
+            .host_secret(&name)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .expect("some");
+        assert_eq!(got.expose(), format!("pw-{name}"));
+    }
+    let out = w.run(&["key", "rotate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(add("z1".into()), 201);
+    assert_eq!(
+        w.store()
+            .host_secret("z1")
+            .expect("z1")
+            .expect("some")
+            .expose(),
+        "pw-z1"
+    );
+    drop(d);
+}

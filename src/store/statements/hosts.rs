@@ -50,6 +50,26 @@ pub fn host_update(name: &str, set: Vec<(&'static str, Expr)>) -> Statement {
     .into()
 }
 
+/// A secret sealed again under a new key, only if it still holds the value that was re-sealed
+/// (a secret changed meanwhile, by another process, is left as that process wrote it).
+///
+/// `LIKE`, not `=`: SQL Server 2000 keeps the secret as NTEXT, which `=` cannot compare. A
+/// sealed value (`hostler-aead-v1:ID:BASE64`) holds no LIKE wildcard, so for one the pattern
+/// is the value itself; anything else is matched by name alone.
+pub fn host_reseal(name: &str, old: &str, new: &str) -> Statement {
+    let mut conditions = vec![col("name").eq(param(name))];
+    if !old.contains(['%', '_', '[', ']', '\\']) {
+        conditions.push(col("secret").like(param(old)));
+    }
+    Update {
+        table: "hosts",
+        set: vec![("secret", param(new))],
+        conditions,
+        returning: vec![],
+    }
+    .into()
+}
+
 pub fn host_delete(name: &str) -> Statement {
     Delete {
         table: "hosts",

@@ -453,6 +453,14 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "host_update",
             host_update("web1", vec![("address", param("192.0.2.2"))]),
         ),
+        (
+            "host_reseal",
+            host_reseal(
+                "web1",
+                "hostler-aead-v1:old:AAAA",
+                "hostler-aead-v1:new:BBBB",
+            ),
+        ),
         ("job_set_priority", job_set_priority(7, 10)),
         ("user_list", user_list()),
         ("user_by_name", user_by_name("alice")),
