@@ -182,7 +182,21 @@ fn start_web(
     if store.user_count()? == 0 {
         // Where the password goes is settled before the user exists: a password nobody can
         // read is worse than no user.
-        let mut sink = AdminPassword::open(app)?;
+        let mut sink = match AdminPassword::open(app) {
+            Ok(sink) => sink,
+            Err(e) => {
+                // Another node started at the same moment in this folder may be making the
+                // first admin (its file is there before its user): wait a little for it.
+                let made = (0..50).any(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    store.user_count().is_ok_and(|n| n > 0)
+                });
+                if !made {
+                    return Err(e);
+                }
+                return finish_web(server);
+            }
+        };
         match web::auth::first_admin(store) {
             Ok(Some(password)) => {
                 // One-time: its first login must set a new password, which removes the file.
@@ -201,6 +215,11 @@ fn start_web(
             }
         }
     }
+    finish_web(server)
+}
+
+/// Says where the page listens.
+fn finish_web(server: web::Server) -> anyhow::Result<web::Server> {
     let addr = server.addr;
     if !addr.ip().is_loopback() {
         warn!(%addr, "the web page listens beyond loopback: put TLS in front of it");

@@ -684,3 +684,60 @@ fn a_schedule_fires_once_per_due_time_however_many_nodes_watch_it() {
     }
     assert_eq!(per_host.len(), hosts.len(), "{per_host:?}");
 }
+
+/// README's "Scaling out" on a fresh database: three nodes with web pages started at once.
+/// One makes the schema and the first admin; none exits with "already exists".
+#[test]
+fn nodes_started_together_on_a_fresh_database_all_come_up() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_together");
+    let w = Work::new();
+    let mut nodes: Vec<Node> = ["t1", "t2", "t3"]
+        .iter()
+        .map(|name| {
+            let log = w.path(&format!("{name}.log"));
+            let child = w
+                .cmd(&[
+                    "serve",
+                    "--no-demo",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--node",
+                    name,
+                ])
+                .env("HOSTLER_DB", &url)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("log"))
+                .spawn()
+                .expect("hostler serve");
+            Node {
+                name: name.to_string(),
+                child,
+                log,
+            }
+        })
+        .collect();
+    for n in &mut nodes {
+        let up = wait_for(Duration::from_secs(30), || {
+            n.log().contains("web page on http://") || n.child.try_wait().ok().flatten().is_some()
+        });
+        assert!(up, "{} never came up: {}", n.name, n.log());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for n in &mut nodes {
+        assert!(
+            n.child.try_wait().expect("try_wait").is_none(),
+            "{} exited: {}",
+            n.name,
+            n.log()
+        );
+        assert!(
+            !n.log().contains("already exists"),
+            "{}: {}",
+            n.name,
+            n.log()
+        );
+    }
+    let store = Store::open(&url).expect("open");
+    assert_eq!(store.user_count().expect("users"), 1);
+}
