@@ -4,7 +4,8 @@
 //! A script's leading `//!` lines describe it: the first is its description, a line
 //! `//! kind: check` (library, check, fix or task) sets its kind, and each
 //! `//! arg NAME = DEFAULT: what it is` (or `//! arg NAME (required): ...`) documents an
-//! argument, for `hostler script show` and the schedule form.
+//! argument, for `hostler script show` and the schedule form. An argument declared
+//! `(command)` (`(required, command)`) is a command to run: only an admin may give it.
 
 use crate::store::ScriptKind;
 
@@ -47,6 +48,8 @@ pub struct ArgDoc {
     /// The default, as written (None: no default).
     pub default: Option<String>,
     pub required: bool,
+    /// Declared `(command)`: its value is a command to run, which only an admin may give.
+    pub command: bool,
     pub help: String,
 }
 
@@ -59,10 +62,17 @@ pub fn arguments(source: &str) -> Vec<ArgDoc> {
         .filter_map(|l| l.trim_start_matches("//!").trim().strip_prefix("arg "))
         .filter_map(|rest| {
             let (spec, help) = rest.split_once(':')?;
-            let (spec, required) = match spec.trim().strip_suffix("(required)") {
-                Some(s) => (s.trim(), true),
-                None => (spec.trim(), false),
+            // Flags in one trailing parenthesis: `(required)`, `(command)`, `(required, command)`.
+            let (spec, flags) = match spec
+                .trim()
+                .strip_suffix(')')
+                .and_then(|s| s.rsplit_once('('))
+            {
+                Some((s, flags)) => (s.trim(), flags.split(',').map(str::trim).collect()),
+                None => (spec.trim(), Vec::new()),
             };
+            let required = flags.contains(&"required");
+            let command = flags.contains(&"command");
             let (name, default) = match spec.split_once('=') {
                 Some((n, d)) => (n.trim(), Some(d.trim().to_string())),
                 None => (spec, None),
@@ -73,6 +83,7 @@ pub fn arguments(source: &str) -> Vec<ArgDoc> {
                 name: name.to_string(),
                 default,
                 required,
+                command,
                 help: help.trim().to_string(),
             })
         })

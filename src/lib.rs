@@ -41,7 +41,7 @@
 //! bundled  → store
 //! script   → bundled config redact session store
 //! app      → config redact script session store
-//! queue    → redact store when
+//! queue    → bundled redact store when
 //! monitord → config health queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
 //! shell    → app bundled script session store   (`:schedule` is the CLI's verb, handed in)

@@ -55,14 +55,18 @@ pub fn request_url(url: &str) -> String {
     }
 }
 
+/// Whether an argument's (or a host var's) name says its value is a secret.
+pub fn secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "key"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
 /// A script argument's value as it may be shown: masked when its name says it is a secret
 /// (password, secret, token, key), a URL's password masked.
 pub fn argument(name: &str, value: &str) -> String {
-    let n = name.to_ascii_lowercase();
-    if ["password", "passwd", "secret", "token", "key"]
-        .iter()
-        .any(|w| n.contains(w))
-    {
+    if secret_name(name) {
         return MASK.to_string();
     }
     if value.contains("://") {

@@ -56,6 +56,9 @@ pub struct Request {
     /// The script's arguments (`--arg NAME=VALUE`) and the fix's (`--fix-arg`).
     pub args: Args,
     pub fix_args: Args,
+    /// Whether the requester may give an argument that a script declares `(command)`: an
+    /// admin on the page or the API, anyone on this machine's command line.
+    pub may_give_commands: bool,
 }
 
 /// A script's arguments by name, as given (`--arg url=http://...`); scripts read them with
@@ -93,6 +96,36 @@ pub fn parse_args<S: AsRef<str>>(words: &[S]) -> Result<Args, SubmitError> {
         }
     }
     Ok(args)
+}
+
+/// Stored arguments (a JSON object) with each value whose name looks secret masked, and a
+/// URL's password: what a viewer is shown, through the page and the API alike
+/// ([`crate::redact::argument`] decides). Anything but an object is masked whole.
+pub fn mask_args(json: &str) -> String {
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return serde_json::Value::String(crate::redact::MASK.into()).to_string();
+    };
+    serde_json::Value::Object(mask_map(m)).to_string()
+}
+
+/// A map of arguments or host vars, masked as [`mask_args`] masks.
+pub fn mask_map(
+    m: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    m.into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                _ if crate::redact::secret_name(&k) => {
+                    serde_json::Value::String(crate::redact::MASK.into())
+                }
+                serde_json::Value::String(s) => {
+                    serde_json::Value::String(crate::redact::argument(&k, &s))
+                }
+                other => other,
+            };
+            (k, v)
+        })
+        .collect()
 }
 
 /// Stored arguments in words, secrets masked: `url=http://127.0.0.1/ expect=200`.
@@ -139,6 +172,7 @@ impl Request {
             name: None,
             args: Args::new(),
             fix_args: Args::new(),
+            may_give_commands: true,
         }
     }
 }
@@ -168,8 +202,33 @@ pub enum Submitted {
 pub enum SubmitError {
     #[error("{0}")]
     Invalid(String),
+    /// The requester's role does not allow what the request holds.
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Err when `args` gives an argument that the script declares `(command)` and the requester
+/// may not give commands.
+fn commands_allowed(
+    script: &crate::store::Script,
+    args: &Args,
+    may: bool,
+) -> Result<(), SubmitError> {
+    if may {
+        return Ok(());
+    }
+    match crate::bundled::arguments(&script.source)
+        .into_iter()
+        .find(|a| a.command && args.contains_key(&a.name))
+    {
+        Some(a) => Err(SubmitError::Forbidden(format!(
+            "argument {} of {} is a command to run: only an admin may give one",
+            a.name, script.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The longest interval, and how far ahead a one-off may be: ten years.
@@ -207,9 +266,10 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     let args = args_json(&r.args);
     let fix_args = args_json(&r.fix_args);
     // Fail on a missing script or host before anything is written.
-    store.script(&r.script)?;
+    let script = store.script(&r.script)?;
+    commands_allowed(&script, &r.args, r.may_give_commands)?;
     if let Some(f) = &r.fix_script {
-        store.script(f)?;
+        commands_allowed(&store.script(f)?, &r.fix_args, r.may_give_commands)?;
     }
     for h in &r.hosts {
         store.host(h)?;

@@ -346,6 +346,10 @@ pub struct QueryLimits {
     pub budget: std::cell::Cell<usize>,
     /// Whether the web users and their tokens ([`ACCOUNT_TABLES`]) may be read: admins only.
     pub accounts: bool,
+    /// Whether scripts' arguments and host vars ([`ARGUMENT_COLUMNS`]) may be read: operators
+    /// and admins. For a viewer they read as NULL: a query cannot mask the secret-looking
+    /// names inside them as the page does, so it sees none of them.
+    pub arguments: bool,
 }
 
 /// Tables only admins read through outside queries: who can log in, with which role, and the
@@ -361,6 +365,7 @@ impl QueryLimits {
             max_bytes,
             budget: std::cell::Cell::new(max_bytes),
             accounts: false,
+            arguments: false,
         }
     }
 }
@@ -381,6 +386,14 @@ pub const HIDDEN: &[(&str, &str)] = &[
     ("api_tokens", "token_hash"),
 ];
 
+/// Columns that hold scripts' arguments and host vars, hidden from viewers' queries.
+pub const ARGUMENT_COLUMNS: &[(&str, &str)] = &[
+    ("schedules", "args"),
+    ("schedules", "fix_args"),
+    ("jobs", "args"),
+    ("hosts", "vars"),
+];
+
 /// Runs one read-only SELECT from outside (hostler's SQLXML endpoint) on its own read-only
 /// connection, so it neither waits for nor holds the store's lock. SQLite's authorizer allows
 /// only reading and functions, and reads of secret columns yield NULL, however the query is
@@ -398,6 +411,7 @@ pub fn read_only_query(
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| map_err(path, e))?;
     let accounts = limits.accounts;
+    let arguments = limits.arguments;
     conn.authorizer(Some(move |ctx: AuthContext<'_>| match ctx.action {
         AuthAction::Read { table_name, .. }
             if !accounts
@@ -411,7 +425,12 @@ pub fn read_only_query(
             table_name,
             column_name,
         } => {
-            if hidden(table_name, column_name) {
+            if hidden(table_name, column_name)
+                || (!arguments
+                    && ARGUMENT_COLUMNS.iter().any(|(t, c)| {
+                        t.eq_ignore_ascii_case(table_name) && c.eq_ignore_ascii_case(column_name)
+                    }))
+            {
                 Authorization::Ignore
             } else {
                 Authorization::Allow

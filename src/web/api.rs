@@ -79,9 +79,20 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
     let s = &web.store;
     match (route, post) {
         (A::Dashboard, false) => ok(&*web.dashboard.get(s)?),
-        (A::Hosts, false) => ok(&s.hosts()?),
+        (A::Hosts, false) => {
+            let mut list = s.hosts()?;
+            if !who.may(Role::Operator) {
+                for h in &mut list {
+                    h.vars = crate::queue::mask_map(std::mem::take(&mut h.vars));
+                }
+            }
+            ok(&list)
+        }
         (A::Host(n), false) => {
-            let host = s.host(&n)?;
+            let mut host = s.host(&n)?;
+            if !who.may(Role::Operator) {
+                host.vars = crate::queue::mask_map(std::mem::take(&mut host.vars));
+            }
             let keys = s.host_keys(&n)?;
             let runs = s.runs(&RunFilter::host_recent(&n))?;
             Ok(Resp::json(
@@ -141,7 +152,10 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
                 }
             }
         },
-        (A::Schedule, true) => match form().and_then(|f| parse_schedule(&f)) {
+        (A::Schedule, true) => match form().and_then(|f| parse_schedule(&f)).map(|mut r| {
+            r.may_give_commands = who.may(Role::Admin);
+            r
+        }) {
             Err(e) => Err(WebError::Bad(e)),
             Ok(request) => match submit(s, &request) {
                 Ok(done) => {
@@ -183,8 +197,26 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
             web.dashboard.invalidate();
             ok(&json!({"id": id, "removed": true}))
         }
-        (A::Schedules, false) => ok(&s.schedules()?),
-        (A::Queue, false) => ok(&s.jobs()?),
+        // A viewer sees arguments as the page shows them: secret-looking ones masked.
+        (A::Schedules, false) => {
+            let mut list = s.schedules()?;
+            if !who.may(Role::Operator) {
+                for sch in &mut list {
+                    sch.args = sch.args.as_deref().map(crate::queue::mask_args);
+                    sch.fix_args = sch.fix_args.as_deref().map(crate::queue::mask_args);
+                }
+            }
+            ok(&list)
+        }
+        (A::Queue, false) => {
+            let mut list = s.jobs()?;
+            if !who.may(Role::Operator) {
+                for job in &mut list {
+                    job.args = job.args.as_deref().map(crate::queue::mask_args);
+                }
+            }
+            ok(&list)
+        }
         (A::JobCancel(id), true) => {
             let result = match s.cancel_job(id, &format!("api:{}", who.user))? {
                 Cancelled::Removed => "removed",

@@ -30,6 +30,7 @@ impl WebError {
             WebError::Conflict(_) => 409,
             WebError::Store(e) => store_status(e),
             WebError::Submit(SubmitError::Invalid(_)) => 400,
+            WebError::Submit(SubmitError::Forbidden(_)) => 403,
             // A named host or script that does not exist is bad input here, not a bad URL.
             WebError::Submit(SubmitError::Store(e)) => match store_status(e) {
                 404 => 400,

@@ -54,7 +54,14 @@ pub fn host(web: &Web, who: &Who, name: &str) -> WebResult {
             dt { "Site" } dd { (h.site.as_deref().unwrap_or("-")) }
             dt { "Tags" } dd { (h.tags.join(" ")) }
             dt { "Sessions" } dd { (if h.keep_session { "kept for reuse" } else { "closed after each run" }) }
-            @if !h.vars.is_empty() { dt { "Vars" } dd { code { (serde_json::Value::Object(h.vars.clone())) } } }
+            @if !h.vars.is_empty() {
+                dt { "Vars" }
+                dd { code { (if who.may(Role::Operator) {
+                    serde_json::Value::Object(h.vars.clone())
+                } else {
+                    serde_json::Value::Object(crate::queue::mask_map(h.vars.clone()))
+                }) } }
+            }
         }
         h2 { "Pinned SSH host keys" }
         @if keys.is_empty() { p.empty { "None pinned yet (the first login pins the key, unless [ssh] trust_new = \"reject\")." } } @else {

@@ -312,10 +312,11 @@ pub fn schedule(web: &Web, who: &Who, req: &Req) -> WebResult {
         Ok(f) => f,
         Err(e) => return Err(WebError::Bad(e.to_string())),
     };
-    let request = match parse_schedule(&form) {
+    let mut request = match parse_schedule(&form) {
         Ok(r) => r,
         Err(e) => return schedule_form(web, who, &form, Some(&e)),
     };
+    request.may_give_commands = who.may(crate::store::Role::Admin);
     let done = match submit(&web.store, &request) {
         Ok(Submitted::Jobs(q)) => {
             let ids: Vec<String> = q.iter().map(|j| j.job.to_string()).collect();
@@ -330,7 +331,7 @@ pub fn schedule(web: &Web, who: &Who, req: &Req) -> WebResult {
         ),
         Err(e) => {
             let e = WebError::from(e);
-            if e.status() == 400 {
+            if e.status() == 400 || e.status() == 403 {
                 return schedule_form(web, who, &form, Some(&e.to_string()));
             }
             return Err(e);

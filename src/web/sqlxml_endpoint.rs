@@ -153,12 +153,13 @@ pub fn handle(web: &Web, who: &Who, req: &Req) -> Resp {
     };
     let store = web.store.clone();
     let accounts = who.may(crate::store::Role::Admin);
+    let arguments = who.may(crate::store::Role::Operator);
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name("sqlxml".into())
         .spawn(move || {
             let _turn = turn;
-            let _ = tx.send(answer(&store, &form, all, accounts));
+            let _ = tx.send(answer(&store, &form, all, accounts, arguments));
         });
     if let Err(e) = spawned {
         return Resp::text(503, format!("cannot start the query: {e}\n"));
@@ -193,9 +194,11 @@ fn answer(
     form: &Form,
     all: Vec<(String, String)>,
     accounts: bool,
+    arguments: bool,
 ) -> Result<String, Resp> {
     let mut limits = QueryLimits::new(REQUEST_TIME, MAX_ROWS, MAX_VALUE, MAX_BYTES);
     limits.accounts = accounts;
+    limits.arguments = arguments;
     let params: Vec<(String, String)> = all
         .into_iter()
         .filter(|(k, _)| !KEYWORDS.contains(&k.to_ascii_lowercase().as_str()))

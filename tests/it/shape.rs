@@ -29,7 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("bundled", &["store"]),
-    ("queue", &["redact", "store", "when"]),
+    ("queue", &["bundled", "redact", "store", "when"]),
     (
         "script",
         &["bundled", "config", "redact", "session", "store"],

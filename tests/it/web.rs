@@ -1318,3 +1318,134 @@ fn the_brake_on_a_name_spares_addresses_that_logged_in_before() {
     let key = auth::token_key("hst_0123456789abcdef");
     assert_eq!(key, "token:hst_01234567");
 }
+
+#[test]
+fn only_an_admin_gives_a_command_and_viewers_never_see_secret_arguments() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let run_command = hostler::bundled::find("run_command").expect("bundled");
+    w.script(&store, "run_command", run_command.source);
+    let site = Site::start(store.clone(), false);
+    let admin = auth::new_token(&store, "admin", "t").expect("token");
+    let oper = auth::new_token(&store, "oper", "t").expect("token");
+    let view = auth::new_token(&store, "view", "t").expect("token");
+    let mut c = site.client();
+    // An operator may schedule checks, but not give a command to run: API and page alike.
+    let cmd = r#"{"script": "run_command", "host": ["localhost"], "args": {"command": "id"}}"#;
+    let r = c.api_post("/api/schedule", &oper, cmd);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("only an admin"), "{}", r.body);
+    let r = c.api_post(
+        "/api/schedule",
+        &oper,
+        r#"{"script": "check_x", "host": ["localhost"], "when": "every", "every": "1h", "fix": "run_command", "fix_args": {"command": "id"}}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let mut op = site.login("oper");
+    let r = op.submit(
+        "/schedule",
+        &[
+            ("script", "run_command"),
+            ("host", "localhost"),
+            ("when", "now"),
+            ("arg.command", "id"),
+        ],
+    );
+    // The form comes back with the reason.
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("only an admin"), "{}", r.body);
+    assert!(
+        store.jobs().expect("jobs").is_empty(),
+        "a refused request queued a job"
+    );
+    let r = c.api_post("/api/schedule", &admin, cmd);
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Arguments and host vars whose names look secret, and a URL's password.
+    let r = c.api_post(
+        "/api/schedule",
+        &admin,
+        r#"{"script": "check_x", "host": ["localhost"], "when": "every", "every": "1h", "args": {"url": "http://u:Url-pw-9@x/", "api_token": "Tok-secret-9", "warn": "70"}}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    store
+        .update_host(
+            &NewHost {
+                name: "localhost".into(),
+                address: "127.0.0.1".into(),
+                method: Some(Method::Local),
+                vars: serde_json::from_str(r#"{"db_password": "Var-pw-9", "disk": "/"}"#)
+                    .expect("vars"),
+                ..Default::default()
+            },
+            false,
+        )
+        .expect("vars");
+    for path in [
+        "/api/schedules",
+        "/api/queue",
+        "/api/hosts",
+        "/api/hosts/localhost",
+    ] {
+        let seen = c.api_get(path, &view);
+        assert_eq!(seen.status, 200, "{path}");
+        for secret in ["Url-pw-9", "Tok-secret-9", "Var-pw-9"] {
+            assert!(
+                !seen.body.contains(secret),
+                "a viewer saw {secret} in {path}: {}",
+                seen.body
+            );
+        }
+        let full = c.api_get(path, &oper);
+        assert_eq!(full.status, 200, "{path}");
+    }
+    let seen = c.api_get("/api/schedules", &view).body;
+    assert!(seen.contains("warn") && seen.contains("70"), "{seen}");
+    assert!(
+        c.api_get("/api/schedules", &oper)
+            .body
+            .contains("Tok-secret-9")
+    );
+    let page = site.login("view").get("/hosts/localhost");
+    assert!(!page.body.contains("Var-pw-9"), "{}", page.body);
+    assert!(page.body.contains("disk"), "{}", page.body);
+    // /sqlxml: a viewer's query reads the argument columns as NULL, an operator's does not.
+    let q = hostler::urlencode::encode(
+        "SELECT args FROM schedules UNION ALL SELECT vars FROM hosts FOR XML RAW",
+    );
+    let seen = c.get_with(
+        &format!("/sqlxml?sql={q}"),
+        "authorization",
+        &format!("Bearer {view}"),
+    );
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    for secret in ["Url-pw-9", "Tok-secret-9", "Var-pw-9"] {
+        assert!(!seen.body.contains(secret), "{}", seen.body);
+    }
+    let full = c.get_with(
+        &format!("/sqlxml?sql={q}"),
+        "authorization",
+        &format!("Bearer {oper}"),
+    );
+    assert!(full.body.contains("Tok-secret-9"), "{}", full.body);
+}
+
+#[test]
+fn one_user_cannot_fill_the_session_table() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store, false);
+    let mut admin = site.login("admin");
+    assert_eq!(admin.get("/").status, 200);
+    let first_viewer = site.login("view");
+    for _ in 0..40 {
+        site.login("view");
+    }
+    assert_eq!(admin.get("/").status, 200, "the admin was logged out");
+    // The viewer's own oldest session went.
+    let mut first_viewer = first_viewer;
+    let r = first_viewer.get("/");
+    assert_eq!(
+        r.status, 303,
+        "the viewer's 41st login kept its first session"
+    );
+}
