@@ -209,6 +209,18 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+/// A check's name (`--name`) is a path segment in the page's links and the API's URLs, as
+/// host and script names are: letters, digits, `-`, `_` and `.` (so no `/`, `?`, `#`, `%` or
+/// control character), and never `..`.
+pub fn check_name(name: &str) -> Result<(), SubmitError> {
+    if !crate::store::valid_name(name) || name.contains("..") {
+        return Err(invalid(format!(
+            "check name {name:?}: letters, digits, - _ and . (at most 255), without .."
+        )));
+    }
+    Ok(())
+}
+
 /// Err when `args` gives an argument that the script declares `(command)` and the requester
 /// may not give commands.
 fn commands_allowed(
@@ -257,6 +269,9 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     }
     if !r.fix_args.is_empty() && r.fix_script.is_none() {
         return Err(invalid("--fix-arg needs a fix (--fix SCRIPT)"));
+    }
+    if let Some(n) = &r.name {
+        check_name(n)?;
     }
     if r.name.is_some() && matches!(r.when, When::Now) {
         return Err(invalid(

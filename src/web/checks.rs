@@ -45,7 +45,7 @@ pub fn page_of(web: &Web, who: &Who, host: Option<&str>, check: &str, req: &Req)
         nav.ranges {
             @for (name, _) in RANGES {
                 @if *name == range { strong { (name) } } @else {
-                    a href={"/checks/" (target) "/" (check) "?range=" (name)} { (name) }
+                    a href={"/checks/" (crate::urlencode::encode(target)) "/" (crate::urlencode::encode(check)) "?range=" (name)} { (name) }
                 }
                 " "
             }

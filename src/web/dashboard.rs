@@ -127,8 +127,8 @@ fn problems(web: &Web, d: &Data, who: &Who) -> Markup {
                 tr { th { "Host" } th { "Check" } th { "State" } th { "Failing since" } th { "" } th { "Last day" } th { "Message" } }
                 @for (i, (p, guard)) in d.problems.iter().zip(&d.guards).enumerate() {
                     tr {
-                        td { @if let Some(h) = &p.host { a href={"/hosts/" (h)} { (h) } } @else { "-" } }
-                        td { a href={"/checks/" (p.host.as_deref().unwrap_or("-")) "/" (p.script)} { (p.script) } }
+                        td { @if let Some(h) = &p.host { a href={"/hosts/" (crate::urlencode::encode(h))} { (h) } } @else { "-" } }
+                        td { a href={"/checks/" (crate::urlencode::encode(p.host.as_deref().unwrap_or("-"))) "/" (crate::urlencode::encode(&p.script))} { (p.script) } }
                         td { span class=(state_class(p.state)) { (p.state.as_str().to_uppercase()) } }
                         td title=(time(p.since)) { (ago(p.since, d.at)) }
                         td {
@@ -144,7 +144,7 @@ fn problems(web: &Web, d: &Data, who: &Who) -> Markup {
                             @if p.acked {
                                 ", " span title=(p.ack_comment.as_deref().unwrap_or("")) { "acked" }
                             } @else if who.may(Role::Operator) {
-                                form.inline method="post" action={"/checks/" (p.host.as_deref().unwrap_or("-")) "/" (p.script) "/ack"} {
+                                form.inline method="post" action={"/checks/" (crate::urlencode::encode(p.host.as_deref().unwrap_or("-"))) "/" (crate::urlencode::encode(&p.script)) "/ack"} {
                                     (csrf(who))
                                     input type="text" name="comment" placeholder="comment" required aria-label="acknowledgement comment" size="12";
                                     button type="submit" { "Ack" }
@@ -187,7 +187,7 @@ pub fn grid(d: &Data) -> Markup {
                 tr { th { "Host" } th { "Address" } th { "Checks" } }
                 @for h in &d.hosts {
                     tr.disabled[!h.enabled] {
-                        td { a href={"/hosts/" (h.name)} { (h.name) } }
+                        td { a href={"/hosts/" (crate::urlencode::encode(&h.name))} { (h.name) } }
                         td.addr { (h.method) " " (h.address) }
                         td {
                             @if h.checks.is_empty() { span.empty { "no checks scheduled" } }

@@ -18,7 +18,7 @@ pub fn hosts(web: &Web, who: &Who) -> WebResult {
                 tr { th { "Name" } th { "Method" } th { "Address" } th { "User" } th { "Site" } th { "Tags" } th { "Secret" } }
                 @for h in &list {
                     tr.disabled[!h.enabled] {
-                        td { a href={"/hosts/" (h.name)} { (h.name) } }
+                        td { a href={"/hosts/" (crate::urlencode::encode(&h.name))} { (h.name) } }
                         td { (h.method) }
                         td { (h.address) @if let Some(p) = h.port { ":" (p) } }
                         td { (h.username.as_deref().unwrap_or("-")) }
@@ -40,9 +40,9 @@ pub fn host(web: &Web, who: &Who, name: &str) -> WebResult {
     let now = now_ms();
     let body = html! {
         p {
-            @if who.may(Role::Admin) { a.button href={"/hosts/" (h.name) "/edit"} { "Edit" } " " }
-            @if who.may(Role::Operator) { a.button href={"/schedule?host=" (h.name)} { "Schedule a script here" } " " }
-            a href={"/runs?host=" (h.name)} { "All runs" }
+            @if who.may(Role::Admin) { a.button href={"/hosts/" (crate::urlencode::encode(&h.name)) "/edit"} { "Edit" } " " }
+            @if who.may(Role::Operator) { a.button href={"/schedule?host=" (crate::urlencode::encode(&h.name))} { "Schedule a script here" } " " }
+            a href={"/runs?host=" (crate::urlencode::encode(&h.name))} { "All runs" }
         }
         dl.fields {
             dt { "Method" } dd { (h.method) }
@@ -134,7 +134,7 @@ pub fn host_form(who: &Who, existing: Option<&Host>, v: &Form, err: Option<&str>
     let new = existing.is_none();
     let is_new_default = new && v.0.is_empty();
     let action = match existing {
-        Some(h) => format!("/hosts/{}/edit", h.name),
+        Some(h) => format!("/hosts/{}/edit", crate::urlencode::encode(&h.name)),
         None => "/hosts/new".into(),
     };
     let method = v.get("method").unwrap_or("ssh");
@@ -246,7 +246,10 @@ pub fn host_save(web: &Web, who: &Who, req: &Req, existing: Option<&str>) -> Web
     match saved {
         Ok(h) => {
             web.dashboard.invalidate();
-            Ok(Resp::redirect(&format!("/hosts/{}", h.name)))
+            Ok(Resp::redirect(&format!(
+                "/hosts/{}",
+                crate::urlencode::encode(&h.name)
+            )))
         }
         Err(e @ (StoreError::Invalid(_) | StoreError::Exists { .. })) => Ok(host_form(
             who,

@@ -21,7 +21,7 @@ pub fn jobs_table(who: &Who, jobs: &[crate::store::Job], controls: bool) -> Mark
                 @for j in jobs {
                     tr {
                         td { (j.id) }
-                        td { a href={"/scripts/" (j.script)} { (j.script) } }
+                        td { a href={"/scripts/" (crate::urlencode::encode(&j.script))} { (j.script) } }
                         td { (j.host.as_deref().unwrap_or("-")) }
                         td { (j.state.as_str()) @if let Some(o) = &j.lease_owner { " on " (o) } }
                         td {
@@ -66,7 +66,7 @@ pub fn queue(web: &Web, who: &Who, req: &Req) -> WebResult {
                     tr {
                         td { (s.id) }
                         td {
-                            a href={"/scripts/" (s.script)} { (s.script) }
+                            a href={"/scripts/" (crate::urlencode::encode(&s.script))} { (s.script) }
                             @if let Some(n) = &s.name { " as " (n) }
                             @let words = crate::queue::describe_args(s.args.as_deref());
                             @if !words.is_empty() { br; code.args { (words) } }
@@ -77,7 +77,7 @@ pub fn queue(web: &Web, who: &Who, req: &Req) -> WebResult {
                             @if !words.is_empty() { br; code.args { (words) } }
                         }
                         td {
-                            @if let Some(h) = &s.host { "host " a href={"/hosts/" (h)} { (h) } }
+                            @if let Some(h) = &s.host { "host " a href={"/hosts/" (crate::urlencode::encode(h))} { (h) } }
                             @else if let Some(t) = &s.tag { "tag " (t) }
                             @else if let Some(x) = &s.site { "site " (x) }
                             @else { "-" }

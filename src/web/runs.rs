@@ -114,9 +114,9 @@ pub fn run(web: &Web, who: &Who, id: i64) -> WebResult {
             @if r.repeats > 1 {
                 dt { "Runs" } dd { "The latest of " (r.repeats) " OK runs in a row that changed nothing (they share this record)" }
             }
-            dt { "Script" } dd { a href={"/scripts/" (r.script)} { (r.script) }
+            dt { "Script" } dd { a href={"/scripts/" (crate::urlencode::encode(&r.script))} { (r.script) }
                 @if let Some(v) = r.script_version { " (version " (v) ")" } }
-            dt { "Host" } dd { @if let Some(h) = &r.host { a href={"/hosts/" (h)} { (h) } } @else { "-" } }
+            dt { "Host" } dd { @if let Some(h) = &r.host { a href={"/hosts/" (crate::urlencode::encode(h))} { (h) } } @else { "-" } }
             dt { "Started" } dd { (time(r.started_at)) ", took " ((r.finished_at - r.started_at).max(0)) " ms" }
             dt { "Job" } dd { (r.job_id.map(|j| j.to_string()).unwrap_or_else(|| "-".into()))
                 ", attempt " (r.attempt) @if let Some(p) = &r.phase { ", phase " (p) }

@@ -17,7 +17,7 @@ pub fn scripts(web: &Web, who: &Who) -> WebResult {
             tr { th { "Name" } th { "Kind" } th { "Version" } th { "Updated" } th { "Description" } }
             @for s in &list {
                 tr {
-                    td { a href={"/scripts/" (s.name)} { (s.name) } }
+                    td { a href={"/scripts/" (crate::urlencode::encode(&s.name))} { (s.name) } }
                     td { (s.kind) }
                     td { (s.version) }
                     td { (time(s.updated_at)) }
@@ -63,7 +63,7 @@ fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> WebRes
                     @for h in &hosts { option { (h.name) } }
                 } }
                 button type="submit" { "Run now" }
-                " " a.button href={"/schedule?script=" (s.name)} { "Schedule it" }
+                " " a.button href={"/schedule?script=" (crate::urlencode::encode(&s.name))} { "Schedule it" }
             }
         }
         @let docs = crate::bundled::arguments(&s.source);
@@ -107,7 +107,7 @@ fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> WebRes
 
 fn editor(who: &Who, existing: Option<&Script>, v: &Form) -> maud::Markup {
     let action = match existing {
-        Some(s) => format!("/scripts/{}", s.name),
+        Some(s) => format!("/scripts/{}", crate::urlencode::encode(&s.name)),
         None => "/scripts/new".into(),
     };
     let kind = v.get("kind").unwrap_or("check");
@@ -145,7 +145,10 @@ pub fn script_save(web: &Web, who: &Who, req: &Req, existing: Option<&str>) -> W
     let form = posted_form(who, req, Role::Admin, "only an admin can write scripts")?;
     let current = existing.map(|n| web.store.script(n)).transpose()?;
     match save(web, existing, &form) {
-        Ok((name, _)) => Ok(Resp::redirect(&format!("/scripts/{name}"))),
+        Ok((name, _)) => Ok(Resp::redirect(&format!(
+            "/scripts/{}",
+            crate::urlencode::encode(&name)
+        ))),
         Err(Refused::Store(e)) => Err(e.into()),
         Err(Refused::Bad(msg)) => match &current {
             Some(s) => show(web, who, s, &form, Some(&msg)),
