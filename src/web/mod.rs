@@ -159,14 +159,10 @@ pub fn start(web: Arc<Web>) -> Result<Server, StartError> {
 }
 
 impl server::Service for Web {
-    /// A body larger than a login form is read only for someone logged in: a stranger
-    /// cannot make the server read a megabyte.
+    /// A body larger than a login form is read only for someone logged in, whatever the
+    /// method: a stranger cannot make the server read a megabyte.
     fn admit(&self, req: &Req, content_length: usize) -> Result<(), Resp> {
-        if content_length > ANONYMOUS_BODY
-            && req.method != "GET"
-            && req.method != "HEAD"
-            && !self.known(req)
-        {
+        if content_length > ANONYMOUS_BODY && !self.known(req) {
             return Err(Resp::text(401, "log in before sending a large body\n"));
         }
         Ok(())

@@ -12,7 +12,10 @@
 //! backed off and retried), and one thread per connection, under a limit per client address
 //! and in total. A slow or stalled client holds only its own thread, and only until its
 //! deadline: the head must arrive within [`Limits::head_time`] and the body within
-//! [`Limits::body_time`].
+//! [`Limits::body_time`]. At the limit in total, a newcomer takes the place of the connection
+//! waiting longest for a request head from the address that holds the most connections (if
+//! that address holds more than the newcomer's would): idle connections from a few addresses
+//! never lock out another client, `/healthz` and the admin included.
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -234,47 +237,125 @@ pub trait Service: Send + Sync + 'static {
     fn headers(&self) -> &'static [(&'static str, &'static str)];
 }
 
-/// Connections open now, in all and per client address.
+/// Connections open now, in all and per client address, and those waiting for a request
+/// head (the only ones that may be closed to make room).
 #[derive(Debug, Default)]
 struct Conns {
     total: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    state: Mutex<ConnState>,
 }
+
+#[derive(Debug, Default)]
+struct ConnState {
+    per_ip: HashMap<IpAddr, usize>,
+    open: HashMap<u64, Open>,
+    next: u64,
+    /// Connections told to close that have not closed yet: past the limit by this many.
+    leaving: usize,
+}
+
+/// An open connection, as the acceptor sees it.
+#[derive(Debug)]
+struct Open {
+    ip: IpAddr,
+    since: Instant,
+    /// Waiting for a request's head (not in the middle of one).
+    waiting: Arc<AtomicBool>,
+    /// Set to make it close while it waits for a head (it looks at least every
+    /// [`EVICT_CHECK`]).
+    evict: Arc<AtomicBool>,
+}
+
+/// How often a connection waiting for a head looks whether it must make room.
+const EVICT_CHECK: Duration = Duration::from_millis(250);
 
 /// One counted connection; uncounted when dropped.
 struct Slot {
     conns: Arc<Conns>,
     ip: IpAddr,
+    id: u64,
+    /// Set while the connection waits for a request head.
+    waiting: Arc<AtomicBool>,
+    /// Set when it must close to make room.
+    evict: Arc<AtomicBool>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.conns.total.fetch_sub(1, Ordering::SeqCst);
-        let mut m = self.conns.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
+        let mut st = self.conns.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.open.remove(&self.id);
+        if self.evict.load(Ordering::SeqCst) {
+            st.leaving = st.leaving.saturating_sub(1);
+        }
+        if let Some(n) = st.per_ip.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.ip);
+                st.per_ip.remove(&self.ip);
             }
         }
     }
 }
 
 impl Conns {
+    /// A slot for a new connection. At the limit, the connection that waits longest for a
+    /// head, from the address holding the most connections, is closed to make room, if that
+    /// address holds more than the newcomer's would: a stranger's idle connections from a
+    /// few addresses never lock out a client from another (`/healthz`, the admin).
     fn take(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Slot> {
-        let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = m.get(&ip).copied().unwrap_or(0);
-        if mine >= limits.per_client || self.total.load(Ordering::SeqCst) >= limits.connections {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = st.per_ip.get(&ip).copied().unwrap_or(0);
+        if mine >= limits.per_client {
             return None;
         }
-        m.insert(ip, mine + 1);
+        if self.total.load(Ordering::SeqCst) >= limits.connections + st.leaving {
+            // Those told to close count as gone, but never more than a few at once.
+            if st.leaving >= MAX_LEAVING {
+                return None;
+            }
+            let victim = st
+                .open
+                .iter()
+                .filter(|(_, o)| {
+                    o.waiting.load(Ordering::SeqCst) && !o.evict.load(Ordering::SeqCst)
+                })
+                .map(|(id, o)| (*id, st.per_ip.get(&o.ip).copied().unwrap_or(0), o.since))
+                .max_by_key(|(_, held, since)| (*held, std::cmp::Reverse(*since)))
+                .filter(|(_, held, _)| *held > mine + 1);
+            let (id, _, _) = victim?;
+            if let Some(o) = st.open.get(&id) {
+                debug!(victim = %o.ip, newcomer = %ip, "web: at the connection limit, closing an idle connection");
+                o.evict.store(true, Ordering::SeqCst);
+                st.leaving += 1;
+            }
+        }
+        *st.per_ip.entry(ip).or_insert(0) += 1;
         self.total.fetch_add(1, Ordering::SeqCst);
+        st.next += 1;
+        let id = st.next;
+        let waiting = Arc::new(AtomicBool::new(true));
+        let evict = Arc::new(AtomicBool::new(false));
+        st.open.insert(
+            id,
+            Open {
+                ip,
+                since: Instant::now(),
+                waiting: waiting.clone(),
+                evict: evict.clone(),
+            },
+        );
         Some(Slot {
             conns: self.clone(),
             ip,
+            id,
+            waiting,
+            evict,
         })
     }
 }
+
+/// At most this many connections may be on their way out at once, each past the limit.
+const MAX_LEAVING: usize = 64;
 
 /// A running listener.
 pub struct Listener {
@@ -357,8 +438,7 @@ fn accept_loop(
                     std::thread::Builder::new()
                         .name("web-conn".into())
                         .spawn(move || {
-                            let _slot = slot;
-                            connection(stream, peer, &limits, service.as_ref(), &busy);
+                            connection(stream, peer, &limits, service.as_ref(), &busy, &slot);
                         });
                 if let Err(e) = spawned {
                     warn!("cannot start a thread for a web connection: {e}");
@@ -404,13 +484,15 @@ fn connection(
     limits: &Limits,
     service: &dyn Service,
     busy: &AtomicUsize,
+    slot: &Slot,
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(limits.write_time));
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     for _ in 0..limits.requests_per_connection {
-        match one_request(&mut stream, peer, &mut buf, limits, service, busy) {
+        slot.waiting.store(true, Ordering::SeqCst);
+        match one_request(&mut stream, peer, &mut buf, limits, service, busy, slot) {
             After::KeepAlive => {}
             After::Close => break,
         }
@@ -422,7 +504,7 @@ fn connection(
 /// peer closed, failed, or ran out of time.
 fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, want: usize, deadline: Instant) -> bool {
     while buf.len() < want {
-        if !fill_some(stream, buf, want, deadline) {
+        if !fill_some(stream, buf, want, deadline, None) {
             return false;
         }
     }
@@ -436,6 +518,7 @@ fn one_request(
     limits: &Limits,
     service: &dyn Service,
     busy: &AtomicUsize,
+    slot: &Slot,
 ) -> After {
     let head_deadline = Instant::now() + limits.head_time;
     // The head: read in chunks and refused as soon as a limit is passed. It is parsed again
@@ -454,7 +537,13 @@ fn one_request(
             }
         }
         let before = buf.len();
-        if !fill_some(stream, buf, limits.head + 1, head_deadline) {
+        if !fill_some(
+            stream,
+            buf,
+            limits.head + 1,
+            head_deadline,
+            Some(&slot.evict),
+        ) {
             if !buf.is_empty() && Instant::now() >= head_deadline {
                 send_error(stream, 408, "request head not received in time", service);
             }
@@ -477,6 +566,8 @@ fn one_request(
             }
         }
     };
+    // From here the connection is in a request: never closed to make room.
+    slot.waiting.store(false, Ordering::SeqCst);
     let mut req = match Req::new(&head.method, &head.target) {
         Ok(r) => r,
         Err(e) => {
@@ -523,18 +614,32 @@ fn one_request(
     }
 }
 
-/// Reads whatever arrives next (at least one byte) without taking `buf` past `cap`.
-fn fill_some(stream: &mut TcpStream, buf: &mut Vec<u8>, cap: usize, deadline: Instant) -> bool {
+/// Reads whatever arrives next (at least one byte) without taking `buf` past `cap`; false
+/// at the deadline, at the end of the stream, or once `evict` is set.
+fn fill_some(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    cap: usize,
+    deadline: Instant,
+    evict: Option<&AtomicBool>,
+) -> bool {
     if buf.len() >= cap {
         return false;
     }
     let mut chunk = [0u8; 16 * 1024];
     loop {
+        if evict.is_some_and(|e| e.load(Ordering::SeqCst)) {
+            return false;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return false;
         }
-        let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        let slice = match evict {
+            Some(_) => left.min(EVICT_CHECK),
+            None => left,
+        };
+        let _ = stream.set_read_timeout(Some(slice.max(Duration::from_millis(1))));
         let room = (cap - buf.len()).min(chunk.len());
         match stream.read(&mut chunk[..room]) {
             Ok(0) => return false,
@@ -543,6 +648,8 @@ fn fill_some(stream: &mut TcpStream, buf: &mut Vec<u8>, cap: usize, deadline: In
                 return true;
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // A slice ran out: look at the deadline and the eviction flag again.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(_) => return false,
         }
     }

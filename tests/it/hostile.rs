@@ -767,3 +767,81 @@ fn one_name_guessed_from_many_addresses_is_slowed_and_the_admin_still_gets_in() 
     assert_eq!(status, 401, "{body}");
     d.assert_healthy(2, "after the distributed guessing");
 }
+
+#[test]
+fn idle_connections_from_a_few_addresses_never_lock_out_another() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    // 512 idle connections (the default limit) from nine addresses, within each address's 64.
+    let mut idle = Vec::new();
+    for from in 0..9u8 {
+        for _ in 0..57 {
+            if let Ok(s) = connect_quick(d.addr, 100 + from) {
+                idle.push(s);
+            }
+        }
+    }
+    assert!(idle.len() >= 500, "only {} connections opened", idle.len());
+    std::thread::sleep(Duration::from_millis(300));
+    // Another address still gets /healthz at once, and the admin logs in.
+    d.assert_healthy(2, "with 512 idle connections open");
+    let right = basic("admin", &d.admin_password);
+    let (status, body) = sqlxml_get(d.addr, 3, &right, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 200, "{body}");
+    // A stranger's address at its share cannot take a place from another stranger's.
+    let extra = connect_quick(d.addr, 100);
+    if let Ok(mut s) = extra {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(
+            n == 0 || text.contains(" 503 ") || text.contains(" 200 "),
+            "{text}"
+        );
+    }
+    drop(idle);
+    d.assert_healthy(2, "after the idle connections closed");
+}
+
+#[test]
+fn anonymous_bodies_are_refused_for_every_method() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"] {
+        let mut s = connect(d.addr, 4).expect("connect");
+        let head = format!(
+            "{method} /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048576\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).expect("head");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let line = String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            line.contains(" 401 "),
+            "{method} with a 1 MiB body was read: {line:?}"
+        );
+    }
+    let before = d.rss_kib();
+    // 200 anonymous GETs announcing 1 MiB each, at once: none is read.
+    let held: Vec<_> = (0..200)
+        .filter_map(|i| {
+            let mut s = connect(d.addr, 10 + (i % 8) as u8).ok()?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048576\r\n\r\n")
+                .ok()?;
+            s.write_all(&[b'x'; 65536]).ok()?;
+            Some(s)
+        })
+        .collect();
+    assert!(held.len() > 100);
+    std::thread::sleep(Duration::from_millis(500));
+    let grown = d.rss_kib().saturating_sub(before);
+    assert!(grown < 100 * 1024, "grew by {grown} KiB");
+    drop(held);
+    d.assert_healthy(2, "after anonymous bodies");
+}
