@@ -149,6 +149,39 @@ impl Guard {
         })
     }
 
+    /// Runs a wait that cannot be interrupted where it blocks (a DNS lookup, a connect, an
+    /// HTTP request's head) on a thread of its own, and waits for it in slices of 100 ms: a
+    /// cancellation, the deadline or the memory budget ends the wait at once. The thread is
+    /// left to end at its own timeout, which the caller bounds.
+    pub fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, SessionError> {
+        self.check()?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("wait".into())
+            .spawn(move || {
+                let _ = tx.send(f());
+            })
+            .map_err(|e| SessionError::Io {
+                peer: "this process".into(),
+                msg: format!("cannot start a thread to wait on: {e}"),
+            })?;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(v) => return Ok(v),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.check()?,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(SessionError::Io {
+                        peer: "this process".into(),
+                        msg: "a wait ended without an answer".into(),
+                    });
+                }
+            }
+        }
+    }
+
     /// Sleeps for `d`, waking early (with an error) on cancellation or the deadline.
     pub fn sleep(&self, d: Duration) -> Result<(), SessionError> {
         let end = Instant::now() + d;

@@ -834,6 +834,31 @@ fn bundled_checks_run_over_telnet_through_busybox_telnetd_and_login() {
 }
 
 /// A peer that accepts and then drips one byte every 200 ms, for as long as it is read.
+/// A loopback port whose listener never accepts and whose queue is full: a connect to it
+/// gets no answer (its SYN is dropped) until the connect's own timeout. Keep the second value
+/// alive as long as the port is used.
+fn unanswered_peer() -> (u16, (socket2::Socket, Vec<std::net::TcpStream>)) {
+    use socket2::{Domain, Socket, Type};
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .expect("addr")
+            .into(),
+    )
+    .expect("bind");
+    l.listen(0).expect("listen");
+    let addr = l.local_addr().expect("addr").as_socket().expect("inet");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    (addr.port(), (l, fillers))
+}
+
 fn dripping_peer() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -858,6 +883,7 @@ fn dripping_peer() -> u16 {
 fn probes_end_at_their_timeout_on_dripping_and_mute_peers() {
     let w = Work::new();
     let drip = dripping_peer();
+    let (silent, _held) = unanswered_peer();
     let r = w.run_script(
         &[],
         None,
@@ -865,7 +891,7 @@ fn probes_end_at_their_timeout_on_dripping_and_mute_peers() {
             r#"let t0 = now();
                let a = tcp_check("127.0.0.1", {drip}, #{{expect: "^SSH-", timeout: 1}});
                let b = tls_check("127.0.0.1", {drip}, #{{timeout: 1}});
-               let c = tcp_check("192.0.2.1", 9, #{{timeout: 1}});
+               let c = tcp_check("127.0.0.1", {silent}, #{{timeout: 1}});
                ok(`${{a.ok}} ${{b.ok}} ${{c.ok}} ${{now() - t0}}|${{a.error}}|${{b.error}}`)"#
         ),
     );
@@ -1011,4 +1037,63 @@ fn no_control_character_in_an_argument_becomes_a_keystroke_on_a_host() {
     assert!(run.message.contains("sent more than"), "{}", run.message);
     let grown = crate::util::rss_kib().saturating_sub(before);
     assert!(grown < 512 * 1024, "grew by {grown} KiB during the flood");
+}
+
+#[test]
+fn a_cancel_interrupts_probes_and_requests_to_mute_peers_within_a_second() {
+    let w = Work::new();
+    // Accepts and never says a word.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mute_port = mute.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in mute.incoming().take(16) {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    let (silent, _held) = unanswered_peer();
+    let env = w.env(&[], None);
+    for (what, source) in [
+        (
+            "a banner wait",
+            format!(r#"tcp_check("127.0.0.1", {mute_port}, #{{expect: "x", timeout: 60}})"#),
+        ),
+        (
+            "a connect",
+            format!(r#"tcp_check("127.0.0.1", {silent}, #{{timeout: 60}})"#),
+        ),
+        (
+            "a TLS handshake",
+            format!(r#"tls_check("127.0.0.1", {mute_port}, #{{timeout: 60}})"#),
+        ),
+        (
+            "an HTTP answer",
+            format!(r#"http_get("http://127.0.0.1:{mute_port}/", #{{timeout: 60}})"#),
+        ),
+    ] {
+        w.script(&env.store, "probe", &source);
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cancel.clone();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let t0 = std::time::Instant::now();
+        let run = env.execute(
+            &RunRequest {
+                script: "probe".into(),
+                timeout: Some(Duration::from_secs(120)),
+                ..RunRequest::default()
+            },
+            Some(cancel),
+        );
+        let took = t0.elapsed();
+        canceller.join().expect("canceller");
+        assert_eq!(run.status, Status::Cancelled, "{what}: {}", run.message);
+        assert!(
+            took < Duration::from_millis(1500),
+            "{what} ended {took:?} after its start, a cancel at 0.5 s"
+        );
+    }
 }

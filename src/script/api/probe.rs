@@ -43,6 +43,23 @@ fn failed(ctx: &RunContext, mut m: Map, start: Instant, error: &str) -> Map {
     m
 }
 
+/// The longest a probe waits before it looks whether its run was cancelled or ran out.
+const SLICE: Duration = Duration::from_millis(200);
+
+/// [`connect`] (the name's lookup included) on a thread of its own, so that a cancellation or
+/// the run's end interrupts it at once: the outer Err ends the run, the inner is the probe's.
+fn interruptible_connect(
+    ctx: &RunContext,
+    address: &str,
+    port: i64,
+    timeout: Duration,
+) -> Result<Result<TcpStream, String>, Box<EvalAltResult>> {
+    let address = address.to_string();
+    ctx.guard
+        .blocking(move || connect(&address, port, timeout))
+        .map_err(session_err)
+}
+
 /// Connects to the first address that answers, within `timeout`.
 fn connect(address: &str, port: i64, timeout: Duration) -> Result<TcpStream, String> {
     let port = u16::try_from(port).map_err(|_| format!("port {port} is out of range"))?;
@@ -73,7 +90,7 @@ fn tcp_check(
     let start = Instant::now();
     let mut m = Map::new();
     let fail = |m: Map, error: String| Ok(failed(ctx, m, start, &error));
-    let mut stream = match connect(address, port, timeout) {
+    let mut stream = match interruptible_connect(ctx, address, port, timeout)? {
         Ok(s) => s,
         Err(e) => return fail(m, e),
     };
@@ -100,8 +117,18 @@ fn tcp_check(
                     format!("no {pattern:?} in the answer within the timeout"),
                 );
             }
-            let _ = stream.set_read_timeout(Some(left));
+            // In slices, so a cancellation or the run's end interrupts the wait.
+            ctx.guard.check().map_err(session_err)?;
+            let _ = stream.set_read_timeout(Some(left.min(SLICE)));
             match stream.read(&mut buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) && Instant::now() < end =>
+                {
+                    continue;
+                }
                 Ok(0) => break,
                 Ok(n) => {
                     seen.extend_from_slice(&buf[..n]);
@@ -165,7 +192,7 @@ fn tls_check(
     let mut m = Map::new();
     let fail = |m: Map, error: String| Ok(failed(ctx, m, start, &error));
     let name = opt_str(opts, "server_name").unwrap_or_else(|| address.to_string());
-    let stream = match connect(address, port, timeout) {
+    let stream = match interruptible_connect(ctx, address, port, timeout)? {
         Ok(s) => s,
         Err(e) => return fail(m, e),
     };
@@ -204,8 +231,9 @@ fn tls_check(
                 if left.is_zero() {
                     return fail(m, format!("TLS handshake with {address}:{port}: timed out"));
                 }
+                ctx.guard.check().map_err(session_err)?;
                 if mid.error().code() == openssl::ssl::ErrorCode::WANT_READ {
-                    let _ = crate::session::local_wait_readable(&fd, left);
+                    let _ = crate::session::local_wait_readable(&fd, left.min(SLICE));
                 } else {
                     std::thread::sleep(Duration::from_millis(1));
                 }

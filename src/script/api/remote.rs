@@ -122,13 +122,17 @@ fn open(
                 LocalProcess::spawn_command(ctx.allow.command(&sh, &["-i".to_string()])?, true)?;
             Ok((Box::new(p), None))
         }
+        // Connects (the name's lookup included) wait on a thread of their own, so that a
+        // cancellation or the run's end interrupts them at once.
         Method::Telnet => {
-            let t = telnet::Telnet::connect(&h.address, port, timeout).map_err(|e| {
-                SessionError::Io {
+            let address = h.address.clone();
+            let t = ctx
+                .guard
+                .blocking(move || telnet::Telnet::connect(&address, port, timeout))?
+                .map_err(|e| SessionError::Io {
                     peer: peer.clone(),
                     msg: e.to_string(),
-                }
-            })?;
+                })?;
             Ok((Box::new(t), None))
         }
         Method::Ssh => {
@@ -157,12 +161,13 @@ fn open(
             Ok((Box::new(ssh::connect(&target, &mut verify)?), None))
         }
         Method::Http => {
-            let (head, body) = http::request(&http::Request {
+            let req = http::Request {
                 method: "GET".into(),
                 url: format!("http://{}:{port}/", h.address),
                 timeout,
                 ..http::Request::default()
-            })?;
+            };
+            let (head, body) = ctx.guard.blocking(move || http::request(&req))??;
             Ok((Box::new(body), Some(head)))
         }
     }
@@ -383,7 +388,14 @@ fn http_open(
     if let Some(d) = ctx.guard.deadline {
         req.timeout = req.timeout.min(d.saturating_duration_since(Instant::now()));
     }
-    let (head, body) = match http::request(&req) {
+    // The connect and the answer's head on a thread of their own: a cancellation or the
+    // run's end interrupts the wait at once (the body then comes through the session).
+    let sent = req.clone();
+    let (head, body) = match ctx
+        .guard
+        .blocking(move || http::request(&sent))
+        .and_then(|r| r)
+    {
         Ok(r) => r,
         Err(e @ (SessionError::Cancelled | SessionError::Deadline)) => return Err(session_err(e)),
         Err(e) => return Ok(Err(e)),
