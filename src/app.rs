@@ -29,7 +29,7 @@ impl App {
             None => Config::default(),
         };
         let db = db
-            .or_else(|| std::env::var("HOSTLER_DB").ok())
+            .or_else(crate::environ::database_url)
             .unwrap_or_else(|| config.database.url.clone());
         Ok(App {
             config,
@@ -80,6 +80,24 @@ impl App {
         }
     }
 
+    /// The files commands that scripts start may never touch: the database file (and its
+    /// journal, key and one-time password, which share its name), the key file, the config.
+    pub fn protected(&self, store: &Store) -> crate::session::sandbox_fs::Protected {
+        let mut p = crate::session::sandbox_fs::Protected::default();
+        match store.sqlite_file() {
+            Some(db) => p.add(db),
+            // A server's database: the first admin's password file is made here.
+            None => p.add(std::path::Path::new("hostler.admin-password")),
+        }
+        if let Some(key) = store.vault.key_path() {
+            p.add(key);
+        }
+        if let Some(c) = &self.config_path {
+            p.add(c);
+        }
+        p
+    }
+
     pub fn env(&self, store: Arc<Store>) -> anyhow::Result<Runner> {
         let sandbox = &self.config.sandbox;
         let allow = Allowlist::new(&sandbox.commands())
@@ -90,7 +108,8 @@ impl App {
                     &sandbox.environment,
                 )
             })
-            .map_err(|e| anyhow::anyhow!("config [sandbox]: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("config [sandbox]: {e}"))?
+            .with_protected(self.protected(&store));
         Ok(Runner {
             store,
             limits: self.config.sandbox.clone(),

@@ -144,14 +144,38 @@ impl Default for Sandbox {
             ],
             extra_commands: Vec::new(),
             refused_arguments: Vec::new(),
-            // ping with a count and a deadline, never a flood (-f) or a pattern.
-            arguments: std::collections::BTreeMap::from([(
-                "ping".into(),
-                ArgumentRule {
-                    refuse: Vec::new(),
-                    only: Some(["-c", "-W", "-w", "-n", "-q", "-4", "-6"].map(String::from).to_vec()),
-                },
-            )]),
+            // ping with a count and a deadline, never a flood (-f) or a pattern; ps with the
+            // processes and columns to show, never BSD's `e` (every process's environment).
+            arguments: std::collections::BTreeMap::from([
+                (
+                    "ping".into(),
+                    ArgumentRule {
+                        refuse: Vec::new(),
+                        only: Some(["-c", "-W", "-w", "-n", "-q", "-4", "-6"].map(String::from).to_vec()),
+                        values: None,
+                    },
+                ),
+                (
+                    "ps".into(),
+                    ArgumentRule {
+                        refuse: Vec::new(),
+                        only: Some(
+                            [
+                                "-e", "-A", "-o", "-p", "-C", "-u", "-U", "-f", "-l", "-w",
+                                "-ww", "-h", "-q", "-H", "--no-headers", "--pid", "--ppid",
+                                "--sort",
+                            ]
+                            .map(String::from)
+                            .to_vec(),
+                        ),
+                        values: Some(
+                            ["-o", "-p", "-C", "-u", "-U", "-q", "--pid", "--ppid", "--sort"]
+                                .map(String::from)
+                                .to_vec(),
+                        ),
+                    },
+                ),
+            ]),
             environment: Vec::new(),
             credentials_of_other_hosts: false,
             max_processes: 16,
@@ -175,6 +199,9 @@ pub struct ArgumentRule {
     pub refuse: Vec<String>,
     /// When given, the only options (arguments starting with `-`) allowed; values pass.
     pub only: Option<Vec<String>>,
+    /// When given, the options that take the next word as their value; any other word that
+    /// is not an option is refused (so `ps e`, BSD's "show the environment", is refused).
+    pub values: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

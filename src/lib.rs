@@ -27,6 +27,7 @@
 //!   library compiled in. [`health`]: monitord's heartbeat, which `/healthz` reads.
 //! - Leaves that several parts share: [`redact`] (the one mask, URLs safe to show), [`when`]
 //!   (times and durations as people write and read them), [`password`] (argon2id hashes),
+//!   [`environ`] (a password in `$HOSTLER_DB` taken out of the process's environment),
 //!   [`perfdata`] (Nagios performance data).
 //!
 //! # Dependency direction
@@ -35,12 +36,13 @@
 //!
 //! ```text
 //! leaves     redact  when  password  perfdata  urlencode  health  config  sql
+//! environ  → redact
 //! session  → config redact
 //! sqlxml   → redact session sql urlencode
 //! store    → config perfdata redact sql sqlxml urlencode when
 //! bundled  → store
 //! script   → bundled config redact session store
-//! app      → config redact script session store
+//! app      → config environ redact script session store
 //! queue    → bundled redact store when
 //! monitord → config health queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
@@ -70,6 +72,7 @@ pub mod app;
 pub mod bundled;
 pub mod cli;
 pub mod config;
+pub mod environ;
 pub mod health;
 pub mod monitord;
 pub mod password;

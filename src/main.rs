@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A password in $HOSTLER_DB leaves this process's environment before anything else runs.
+    hostler::environ::scrub();
     let argv: Vec<String> = std::env::args().collect();
     let cli = match hostler::cli::parse(&argv) {
         Ok(cli) => cli,

@@ -39,6 +39,28 @@ pub fn database_url(url: &str) -> String {
     format!("{head}{base}?{}", query.join("&"))
 }
 
+/// Whether a database URL carries a password: in its user info (`user:password@`) or as a
+/// query option whose name holds "password".
+pub fn has_password(url: &str) -> bool {
+    let Some(s) = url.find("://") else {
+        return false;
+    };
+    let rest = &url[s + 3..];
+    let (authority, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, q),
+        None => (rest, ""),
+    };
+    let in_user_info = authority
+        .rfind('@')
+        .is_some_and(|at| authority[..at].contains(':'));
+    in_user_info
+        || query.split('&').any(|kv| {
+            kv.split('=')
+                .next()
+                .is_some_and(|k| k.to_ascii_lowercase().contains("password"))
+        })
+}
+
 /// A URL a script asked for, for messages about the request: without user info, query or
 /// fragment (a query often carries a token).
 pub fn request_url(url: &str) -> String {

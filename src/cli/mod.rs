@@ -379,7 +379,19 @@ fn init_logging(verbose: bool, daemon: bool) {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     let daemon = matches!(cli.command, Command::Serve(_));
     crate::script::memory::return_large_blocks();
+    // Not dumpable: no other process of this user (nor a command a script starts, which also
+    // loses CAP_SYS_PTRACE) can read this one's environment (a database URL with its
+    // password) or memory through /proc, and no core file holds a secret.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::debug!("cannot make the process non-dumpable: {e}");
+    }
     init_logging(cli.verbose, daemon);
+    // Any local user reads a command line (`ps`): a password never goes there.
+    if cli.db.as_deref().is_some_and(crate::redact::has_password) {
+        anyhow::bail!(
+            "--db holds a password, which every user of this machine can read in ps: put the URL in $HOSTLER_DB or the config's [database] url instead (a PostgreSQL password may also come from ~/.pgpass)"
+        );
+    }
     output::set_raw(cli.raw);
     let app = App::new(cli.db.clone(), cli.config.clone())?;
     if reads_only(&cli.command) {

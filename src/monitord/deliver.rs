@@ -157,8 +157,15 @@ fn environment(f: &Value) -> Vec<(String, String)> {
 fn command(cmdline: &str, mail: &str, env: &[(String, String)]) -> Result<(), String> {
     let mut words = cmdline.split_whitespace();
     let prog = words.next().ok_or("notify command is empty")?;
+    // Its own HOSTLER_* variables, PATH and LANG: never the daemon's environment (a database
+    // URL with its password, the key file's path).
+    let inherited = ["PATH", "LANG"]
+        .into_iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)));
     let mut child = Command::new(prog)
         .args(words)
+        .env_clear()
+        .envs(inherited)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

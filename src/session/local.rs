@@ -30,6 +30,9 @@ pub struct Allowlist {
     rules: Vec<(globset::GlobMatcher, crate::config::ArgumentRule)>,
     /// The environment commands run with: PATH and LANG, plus `[sandbox] environment`.
     env: Vec<(String, String)>,
+    /// Files no command may touch (the database, the key, the config): see
+    /// [`super::sandbox_fs`].
+    protected: super::sandbox_fs::Protected,
 }
 
 /// Options refused to every command by default: the monitoring plugins' `--extra-opts`
@@ -103,7 +106,14 @@ impl Allowlist {
             refused: REFUSED_ARGUMENTS.iter().map(|s| s.to_string()).collect(),
             rules: Vec::new(),
             env,
+            protected: super::sandbox_fs::Protected::default(),
         })
+    }
+
+    /// Files no command a script starts may read or write (see [`super::sandbox_fs`]).
+    pub fn with_protected(mut self, protected: super::sandbox_fs::Protected) -> Allowlist {
+        self.protected = protected;
+        self
     }
 
     /// `[sandbox] refused_arguments`, `[sandbox.arguments]` and `[sandbox] environment`.
@@ -162,7 +172,23 @@ impl Allowlist {
                     .iter()
                     .any(|r| r.refuse.iter().any(|o| spells(arg, o)))
         };
+        // With `values`, a word that is not an option must be the value of the one before.
+        let mut value_next = false;
         for arg in args {
+            let takes_value = |a: &str| {
+                rules
+                    .iter()
+                    .any(|r| r.values.as_ref().is_some_and(|v| v.iter().any(|o| o == a)))
+            };
+            let stray_word =
+                !arg.starts_with('-') && !value_next && rules.iter().any(|r| r.values.is_some());
+            value_next = arg.starts_with('-') && takes_value(arg);
+            if stray_word {
+                return Err(SessionError::ArgumentRefused {
+                    cmd: path.display().to_string(),
+                    arg: arg.clone(),
+                });
+            }
             let not_listed = arg.starts_with('-')
                 && arg != "-"
                 && rules.iter().any(|r| {
@@ -192,6 +218,15 @@ impl Allowlist {
         for (n, v) in &self.env {
             cmd.env(n, v);
         }
+        // Fail closed: a command that cannot be confined does not start.
+        let ruleset = self
+            .protected
+            .ruleset()
+            .map_err(|msg| SessionError::Spawn {
+                cmd: path.display().to_string(),
+                msg,
+            })?;
+        confine(&mut cmd, ruleset);
         Ok(cmd)
     }
 
@@ -336,6 +371,35 @@ impl LocalProcess {
             pty,
             label,
         })
+    }
+}
+
+/// Linux's CAP_SYS_PTRACE (linux/capability.h).
+const CAP_SYS_PTRACE: libc::c_ulong = 19;
+
+/// As the command starts: it can never trace the daemon (CAP_SYS_PTRACE leaves its bounding
+/// set, so even a command run as root cannot read the non-dumpable daemon's
+/// `/proc/PID/environ` or memory), and it is put under `ruleset` (see [`super::sandbox_fs`]).
+#[allow(unsafe_code)]
+fn confine(cmd: &mut Command, ruleset: Option<landlock::RulesetCreated>) {
+    use std::os::unix::process::CommandExt;
+    let mut ruleset = ruleset;
+    // SAFETY: between fork and exec only prctl(2), landlock_restrict_self(2) and close(2) are
+    // called: restrict_self allocates nothing and takes no lock on success, and a failure is
+    // reported as a plain OS error (no allocation either).
+    unsafe {
+        cmd.pre_exec(move || {
+            // Dropping a capability needs CAP_SETPCAP: a command that is not root never had
+            // CAP_SYS_PTRACE, so a refusal here changes nothing.
+            let _ = libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0);
+            match ruleset.take() {
+                Some(r) => match r.restrict_self() {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(io::Error::from_raw_os_error(libc::EPERM)),
+                },
+                None => Ok(()),
+            }
+        });
     }
 }
 

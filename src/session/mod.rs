@@ -18,6 +18,7 @@
 pub mod http;
 mod local;
 mod pool;
+pub mod sandbox_fs;
 pub mod ssh;
 pub mod telnet;
 mod transcript;

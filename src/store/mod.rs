@@ -319,6 +319,11 @@ impl Store {
         }
     }
 
+    /// The SQLite file behind this store (None for a server or an in-memory database).
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_path.as_deref()
+    }
+
     /// One read-only SELECT from outside, on its own read-only connection, with secret columns
     /// read as NULL, within the request's limits (see [`sqlite::read_only_query`]).
     pub fn read_only_query(

@@ -360,6 +360,9 @@ fn bind(v: &Value, ty: &Type) -> Box<dyn ToSql + Sync> {
         (Value::Real(r), &Type::FLOAT4) => Box::new(*r as f32),
         (Value::Real(r), _) => Box::new(*r),
         (Value::Text(t), &Type::INT8) => Box::new(t.parse::<i64>().unwrap_or_default()),
+        // PostgreSQL's text cannot hold NUL: a run whose output holds one (a process's
+        // environment, a binary file) is stored with U+FFFD in its place, not lost.
+        (Value::Text(t), _) if t.contains('\0') => Box::new(t.replace('\0', "\u{FFFD}")),
         (Value::Text(t), _) => Box::new(t.clone()),
         (Value::Blob(b), _) => Box::new(b.clone()),
     }

@@ -270,29 +270,52 @@ fn read_key(path: &Path) -> Result<Option<Key>, StoreError> {
     Ok(Some(Key::new(bytes)))
 }
 
-/// Writes a new key file: created new, mode 0600, never through a symlink.
+/// Writes a new key file: mode 0600, never through a symlink, and whole or not at all: it is
+/// written to a file of its own first and then linked into place, so a process reading it
+/// meanwhile (another node, the daemon during `key rotate`) never sees it half written. If
+/// another process made the file first, its key is the one returned.
 fn write_key(path: &Path, key: &Key) -> Result<Key, StoreError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
+    let mut suffix = [0u8; 8];
+    getrandom::getrandom(&mut suffix)
+        .map_err(|e| StoreError::Invalid(format!("cannot make a key: {e}")))?;
+    let tmp = PathBuf::from(format!(
+        "{}.{}.tmp",
+        path.display(),
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| err(path, "cannot create it", e))?;
-    writeln!(
-        f,
-        "{}",
-        base64::engine::general_purpose::STANDARD.encode(key.bytes)
-    )
-    .and_then(|()| f.sync_all())
-    .map_err(|e| err(path, "cannot write it", e))?;
-    tracing::info!(
-        "made the key file {} for stored secrets; back it up with the database",
-        path.display()
-    );
-    Ok(key.clone())
+        .open(&tmp)
+        .and_then(|mut f| {
+            writeln!(
+                f,
+                "{}",
+                base64::engine::general_purpose::STANDARD.encode(key.bytes)
+            )?;
+            f.sync_all()
+        })
+        .and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {
+            tracing::info!(
+                "made the key file {} for stored secrets; back it up with the database",
+                path.display()
+            );
+            Ok(key.clone())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path)?
+            .ok_or_else(|| err(path, "cannot create it", "it appeared and went away")),
+        Err(e) => Err(err(path, "cannot create it", e)),
+    }
 }
 
 fn seal_with(key: &Key, plain: &str) -> Result<String, StoreError> {

@@ -904,9 +904,10 @@ fn each_channel_is_retried_on_its_own_and_the_command_gets_a_whole_mail() {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\ncat >> {}\nenv | grep ^HOSTLER_ | sort >> {}\n",
+            "#!/bin/sh\ncat >> {}\nenv | grep ^HOSTLER_ | sort >> {}\nenv >> {}\n",
             mail.display(),
-            env_file.display()
+            env_file.display(),
+            w.path("env-all.txt").display()
         ),
     )
     .expect("mailer");
@@ -946,6 +947,17 @@ fn each_channel_is_retried_on_its_own_and_the_command_gets_a_whole_mail() {
         env.contains("HOSTLER_EVENT=fix_failed\n") && env.contains("HOSTLER_HOST=web1\n"),
         "{env}"
     );
+    // Nothing of the daemon's own environment (this test runner's CARGO_*, HOME, ...): only
+    // its HOSTLER_* variables, PATH and LANG, and what sh sets itself.
+    let all = std::fs::read_to_string(w.path("env-all.txt")).expect("env");
+    for line in all.lines() {
+        let name = line.split('=').next().unwrap_or("");
+        assert!(
+            name.starts_with("HOSTLER_")
+                || ["PATH", "LANG", "PWD", "SHLVL", "_", "OLDPWD"].contains(&name),
+            "the notify command got {name}: {all}"
+        );
+    }
     assert_eq!(store.notifications(1).expect("n")[0].tries, 2);
 }
 

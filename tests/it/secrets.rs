@@ -88,6 +88,7 @@ fn the_config_refuses_or_restricts_more_arguments_per_command() {
         hostler::config::ArgumentRule {
             refuse: Vec::new(),
             only: Some(vec!["--".into()]),
+            values: None,
         },
     );
     let r = run_allowed(
@@ -1084,4 +1085,162 @@ fn hosts_added_through_the_api_during_rotations_keep_their_secrets() {
         "pw-z1"
     );
     drop(d);
+}
+
+#[test]
+fn ps_shows_processes_but_never_their_environment() {
+    let w = Work::new();
+    let env = w.env(&["ps"], None);
+    // ps as the bundled checks run it.
+    w.script(
+        &env.store,
+        "main",
+        r#"let r = exec("ps", ["-e", "-o", "pid=", "-o", "comm="]); ok(`${r.code}`)"#,
+    );
+    let run = env.execute(&main_run(), None);
+    assert_eq!(run.status, Status::Ok, "{}", run.message);
+    assert_eq!(run.message, "0");
+    // Every spelling of BSD's e (the environment) is refused before ps starts.
+    for args in [
+        r#"["eww", "-e"]"#,
+        r#"["e"]"#,
+        r#"["-e", "e"]"#,
+        r#"["axe"]"#,
+        r#"["-ef"]"#,
+    ] {
+        w.script(
+            &env.store,
+            "main",
+            &format!(r#"exec("ps", {args}); ok("ran")"#),
+        );
+        let run = env.execute(&main_run(), None);
+        assert_eq!(run.status, Status::Error, "ps {args}: {}", run.message);
+        assert!(
+            run.message.contains("is refused"),
+            "ps {args}: {}",
+            run.message
+        );
+    }
+}
+
+#[test]
+fn commands_scripts_start_cannot_read_the_database_the_key_or_the_config() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    add_host_with_password(&w, "r1", "Landlock-secret-1");
+    std::fs::write(w.path("hostler.toml"), "[sandbox]\ntimeout = 10\n").expect("config");
+    std::fs::write(w.path("notes.txt"), "readable beside it\n").expect("notes");
+    let key = format!("{}.key", w.db());
+    let app = hostler::app::App::new(Some(w.db()), Some(w.path("hostler.toml"))).expect("app");
+    let mut env = app.env(w.store()).expect("env");
+    env.allow = hostler::session::Allowlist::new(&["cat".to_string(), "grep".to_string()])
+        .expect("allowlist")
+        .with_protected(app.protected(&env.store));
+    let cat = |path: &str| {
+        w.script(
+            &env.store,
+            "main",
+            &format!(
+                r#"let r = exec("cat", [{path:?}]); ok(`${{r.code}}|${{r.stdout}}|${{r.stderr}}`)"#
+            ),
+        );
+        env.execute(&main_run(), None).message
+    };
+    let wal = format!("{}-wal", w.db());
+    for path in [
+        w.db(),
+        wal,
+        key.clone(),
+        w.path("hostler.toml").display().to_string(),
+    ] {
+        if !std::path::Path::new(&path).exists() {
+            continue;
+        }
+        let said = cat(&path);
+        assert!(
+            said.starts_with("1|") && said.contains("Permission denied"),
+            "cat {path}: {said}"
+        );
+    }
+    // What is not protected still reads: a file beside the database, and the system's.
+    assert!(cat(&w.path("notes.txt").display().to_string()).starts_with("0|readable beside it"));
+    assert!(cat("/etc/hostname").starts_with("0|"));
+    // grep, which README suggests for check_file, cannot read the key either.
+    w.script(
+        &env.store,
+        "main",
+        &format!(r#"let r = exec("grep", ["-r", "", {key:?}]); ok(`${{r.code}}`)"#),
+    );
+    assert_eq!(env.execute(&main_run(), None).message, "2");
+}
+
+#[test]
+fn a_password_never_goes_on_the_command_line() {
+    let w = Work::new();
+    for url in [
+        "postgres://hostler:Pw-on-argv-1@127.0.0.1:1/x",
+        "postgres://hostler@127.0.0.1:1/x?password=Pw-on-argv-1",
+        "mssql://sa:Pw-on-argv-1@127.0.0.1:1/x",
+    ] {
+        let out = w.run(&["--db", url, "status"]);
+        assert_eq!(code(&out), 1, "{url}");
+        let e = stderr(&out);
+        assert!(
+            e.contains("--db holds a password") && e.contains("HOSTLER_DB"),
+            "{e}"
+        );
+        assert!(!e.contains("Pw-on-argv-1"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    // Without a password, --db is taken as before (here: nothing listens).
+    let out = w.run(&["--db", "postgres://hostler@127.0.0.1:1/x", "status"]);
+    assert!(
+        !stderr(&out).contains("--db holds a password"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_script_cannot_read_the_database_password_from_hostlers_environment() {
+    let Some(pg) = crate::pgcluster::Pg::start() else {
+        return;
+    };
+    let url = pg
+        .createdb("hostler_environ")
+        .replace("hostler@", "hostler:Env-secret-77@");
+    let w = Work::new();
+    let hostler = |args: &[&str]| {
+        w.cmd(args)
+            .env("HOSTLER_DB", &url)
+            .output()
+            .expect("hostler")
+    };
+    assert_eq!(code(&hostler(&["init"])), 0);
+    std::fs::write(
+        w.path("hostler.toml"),
+        "[sandbox]\nallowed_commands = [\"sh\", \"cat\"]\n",
+    )
+    .expect("config");
+    // A job that reads its parent's (hostler's) environment, as `ps eww` did.
+    std::fs::write(
+        w.path("peek.rhai"),
+        r#"let r = exec("sh", ["-c", "cat /proc/$PPID/environ"]); ok(`${r.stdout}|${r.stderr}`)"#,
+    )
+    .expect("script");
+    let out = hostler(&["script", "add", "peek", "peek.rhai"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = hostler(&["--config", "hostler.toml", "run", "peek"]);
+    let said = stdout(&out);
+    assert!(said.starts_with("OK"), "{said}{}", stderr(&out));
+    // It read the environment (the run worked on that database), without the password.
+    assert!(said.contains("HOSTLER_DB_FD="), "{said}");
+    assert!(!said.contains("Env-secret-77"), "{said}");
+}
+
+fn main_run() -> RunRequest {
+    RunRequest {
+        script: "main".into(),
+        ..RunRequest::default()
+    }
 }

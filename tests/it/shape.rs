@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("health", &[]),
     ("config", &[]),
     ("sql", &[]),
+    ("environ", &["redact"]),
     ("session", &["config", "redact"]),
     ("sqlxml", &["redact", "session", "sql", "urlencode"]),
     (
@@ -34,7 +35,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "script",
         &["bundled", "config", "redact", "session", "store"],
     ),
-    ("app", &["config", "redact", "script", "session", "store"]),
+    (
+        "app",
+        &["config", "environ", "redact", "script", "session", "store"],
+    ),
     (
         "monitord",
         &[

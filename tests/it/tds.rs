@@ -23,6 +23,14 @@ use mssql_mock_tds::{
 
 use crate::util::{Work, code, stderr, stdout};
 
+/// The CLI on a database URL with a password: through $HOSTLER_DB, as `--db` refuses one.
+fn run_db(w: &Work, url: &str, args: &[&str]) -> std::process::Output {
+    w.cmd(args)
+        .env("HOSTLER_DB", url)
+        .output()
+        .expect("hostler")
+}
+
 /// Microsoft's mock TDS server on a free loopback port, on its own tokio runtime; stopped on
 /// drop.
 struct Mock {
@@ -190,28 +198,29 @@ fn mock_login_queries_for_xml_and_errors() {
 
     // `hostler sql` joins the FOR XML chunks and prints the rows, as over SQLXML.
     let w = Work::new();
-    let o = w.run(&[
-        "--db",
+    let o = run_db(
+        &w,
         &url,
-        "sql",
-        "--json",
-        "SELECT name, address FROM hosts FOR XML RAW",
-    ]);
+        &[
+            "sql",
+            "--json",
+            "SELECT name, address FROM hosts FOR XML RAW",
+        ],
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: serde_json::Value =
         serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
     assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
     assert_eq!(v[1]["name"], "db&1");
     assert_eq!(v[1]["address"], "192.0.2.2");
-    let o = w.run(&[
-        "--db",
+    let o = run_db(
+        &w,
         &url,
-        "sql",
-        "SELECT name, address FROM hosts FOR XML RAW",
-    ]);
+        &["sql", "SELECT name, address FROM hosts FOR XML RAW"],
+    );
     assert!(stdout(&o).contains("web1") && stdout(&o).contains("db&1"));
     // An error is one line, with the server's number, and a non-zero exit.
-    let o = w.run(&["--db", &url, "sql", "SELECT * FROM nope"]);
+    let o = run_db(&w, &url, &["sql", "SELECT * FROM nope"]);
     assert_eq!(code(&o), 1);
     let err = stderr(&o);
     assert!(
@@ -291,12 +300,11 @@ fn tls_is_required_and_a_bad_handshake_is_an_error_not_a_panic() {
         assert_eq!(msg.lines().count(), 1, "{msg}");
     }
     // The same through the command line: exit code 1 and one line, not a panic's 101.
-    let o = w.run(&[
-        "--db",
+    let o = run_db(
+        &w,
         &tls.url("localhost", "?trust_server_certificate=true"),
-        "sql",
-        "SELECT 1",
-    ]);
+        &["sql", "SELECT 1"],
+    );
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("hostler: cannot open database mssql://sa:********@localhost"));
 }
@@ -336,12 +344,11 @@ fn bad_tds_urls_get_one_line_errors_without_the_password() {
         .expect("free port")
         .port();
     let w = Work::new();
-    let o = w.run(&[
-        "--db",
+    let o = run_db(
+        &w,
         &format!("mssql://sa:hunter2@127.0.0.1:{port}/x?encrypt=off"),
-        "sql",
-        "SELECT 1",
-    ]);
+        &["sql", "SELECT 1"],
+    );
     assert_eq!(code(&o), 1);
     let err = stderr(&o);
     assert!(
