@@ -621,59 +621,67 @@ fn base64_of(s: &str) -> String {
 
 #[test]
 fn hostler_sql_works_over_sqlxml() {
+    // The URL holds a password: through $HOSTLER_DB, as --db refuses one.
     let (w, _store, site) = endpoint();
     let db = site
         .base
         .replace("http://", &format!("sqlxml+http://admin:{ADMIN_PW}@"))
         + "/sqlxml";
-    let o = w.run(&[
-        "--db",
-        &db,
-        "sql",
-        "SELECT name, username FROM hosts ORDER BY name FOR XML RAW",
-    ]);
+    let o = w
+        .cmd(&[
+            "sql",
+            "SELECT name, username FROM hosts ORDER BY name FOR XML RAW",
+        ])
+        .env("HOSTLER_DB", &db)
+        .output()
+        .expect("hostler");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
         out.contains("box") && out.contains("NULL") && out.contains("web1"),
         "{out}"
     );
-    let o = w.run(&[
-        "--db",
-        &db,
-        "sql",
-        "--json",
-        "SELECT h.name, s.name FROM hosts h, scripts s WHERE h.name = ? FOR XML AUTO",
-        "--param",
-        "box",
-    ]);
+    let o = w
+        .cmd(&[
+            "sql",
+            "--json",
+            "SELECT h.name, s.name FROM hosts h, scripts s WHERE h.name = ? FOR XML AUTO",
+            "--param",
+            "box",
+        ])
+        .env("HOSTLER_DB", &db)
+        .output()
+        .expect("hostler");
     let v: serde_json::Value =
         serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
     assert_eq!(v[0]["table"], "hosts");
     assert_eq!(v[0]["children"][0]["table"], "scripts");
     std::fs::write(w.path("t.xml"), r#"<ROOT xmlns:sql="urn:schemas-microsoft-com:xml-sql"><sql:header><sql:param name="N"/></sql:header><sql:query>SELECT address FROM hosts WHERE name = @N FOR XML RAW</sql:query></ROOT>"#).unwrap();
     let file = w.path("t.xml").display().to_string();
-    let o = w.run(&[
-        "--db",
-        &db,
-        "sql",
-        "--template",
-        &file,
-        "--param",
-        "N=web1",
-        "--json",
-    ]);
+    let o = w
+        .cmd(&["sql", "--template", &file, "--param", "N=web1", "--json"])
+        .env("HOSTLER_DB", &db)
+        .output()
+        .expect("hostler");
     assert!(
         stdout(&o).contains("192.0.2.1"),
         "{} {}",
         stdout(&o),
         stderr(&o)
     );
-    let o = w.run(&["--db", &db, "sql", "SELECT nope FROM hosts FOR XML RAW"]);
+    let o = w
+        .cmd(&["sql", "SELECT nope FROM hosts FOR XML RAW"])
+        .env("HOSTLER_DB", &db)
+        .output()
+        .expect("hostler");
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("no such column"), "{}", stderr(&o));
     assert!(!stderr(&o).contains(ADMIN_PW), "the password never shows");
-    let o = w.run(&["--db", &db, "serve"]);
+    let o = w
+        .cmd(&["serve"])
+        .env("HOSTLER_DB", &db)
+        .output()
+        .expect("hostler");
     assert_ne!(code(&o), 0);
     assert!(
         // hostler's endpoint is SQLite: the store needs a SQL Server behind the interface.
