@@ -105,12 +105,12 @@ impl Vault {
         if let Some(k) = &*self.keys.lock().unwrap_or_else(|p| p.into_inner()) {
             return Ok(k.clone());
         }
-        self.from_disk(create)
+        self.read_files(create)
     }
 
     /// The keys as the files hold them now, remembered: a rotation's `KEY.new` first (it
     /// seals from now on, in every process, since it becomes the key), then `KEY`.
-    fn from_disk(&self, create: bool) -> Result<Vec<Key>, StoreError> {
+    fn read_files(&self, create: bool) -> Result<Vec<Key>, StoreError> {
         let mut cached = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         let Some(path) = &self.path else {
             if let Some(k) = &*cached {
@@ -140,7 +140,7 @@ impl Vault {
     /// Seals a secret with the key the files hold now (made if there is none yet), never
     /// with one remembered from before: another process may have rotated it away.
     pub fn seal(&self, plain: &str) -> Result<String, StoreError> {
-        let key = self.from_disk(true)?.remove(0);
+        let key = self.read_files(true)?.remove(0);
         seal_with(&key, plain)
     }
 
@@ -156,7 +156,7 @@ impl Vault {
             .ok_or_else(|| StoreError::Invalid("a sealed secret is malformed".into()))?;
         let mut keys = self.keys(false)?;
         if !keys.iter().any(|k| k.id == id) {
-            keys = self.from_disk(false)?;
+            keys = self.read_files(false)?;
         }
         let key = keys.iter().find(|k| k.id == id).ok_or_else(|| {
             StoreError::Invalid(format!(
@@ -203,13 +203,13 @@ impl Vault {
         if read_key(&rotating(path))?.is_none() {
             write_key(&rotating(path), &Key::random()?)?;
         }
-        self.from_disk(false)?;
+        self.read_files(false)?;
         Ok(())
     }
 
     /// The id of the key that seals now (a rotation's new key while one is under way).
     pub fn sealing_id(&self) -> Result<String, StoreError> {
-        Ok(self.from_disk(false)?.remove(0).id)
+        Ok(self.read_files(false)?.remove(0).id)
     }
 
     /// Whether a stored value is sealed with the key that seals now.
@@ -225,7 +225,7 @@ impl Vault {
             StoreError::Invalid("an in-memory database has no key file to rotate".into())
         })?;
         std::fs::rename(rotating(path), path).map_err(|e| err(path, "cannot replace it", e))?;
-        let id = self.from_disk(false)?.remove(0).id;
+        let id = self.read_files(false)?.remove(0).id;
         *self.rotation.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(id)
     }

@@ -208,10 +208,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Adds `key` to a bounded map, forgetting what is older than `keep` and then the oldest.
-fn bounded_entry<'a, K: std::hash::Hash + Eq + Clone>(
-    m: &'a mut HashMap<K, Failures>,
+fn bounded_entry<K: std::hash::Hash + Eq + Clone>(
+    m: &mut HashMap<K, Failures>,
     key: K,
-) -> &'a mut Failures {
+) -> &mut Failures {
     m.retain(|_, f| f.last.elapsed() < FORGET_AFTER);
     if !m.contains_key(&key)
         && m.len() >= MAX_SESSIONS
@@ -400,7 +400,7 @@ impl Sessions {
         }
     }
 
-    /// An `Authorization: Basic` login: remembered for [`BASIC_CACHE_FOR`] once it
+    /// An `Authorization: Basic` login: remembered for 5 minutes once it
     /// succeeds (as long as the user keeps the same role and password), so that a client
     /// sending it with every request is hashed once.
     pub fn basic_login(

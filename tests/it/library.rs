@@ -921,6 +921,14 @@ fn probes_end_at_their_timeout_on_dripping_and_mute_peers() {
     assert_eq!(r.status, Status::Error, "{}", r.message);
 }
 
+/// A bundled script, the argument it quotes onto a remote command line, and the other
+/// arguments it needs.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
 #[test]
 fn no_control_character_in_an_argument_becomes_a_keystroke_on_a_host() {
     let Some(sshd) = Sshd::start(&[]) else { return };
@@ -952,7 +960,7 @@ fn no_control_character_in_an_argument_becomes_a_keystroke_on_a_host() {
         ..hostler::script::api::Remote::default()
     });
     // What each bundled script puts on a remote command line.
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    let cases: &[Case] = &[
         ("check_file", "path", &[]),
         ("check_file", "text", &[("path", "/etc/hostname")]),
         ("check_process", "pidfile", &[]),
