@@ -80,6 +80,8 @@ pub struct Sandbox {
     pub max_operations: u64,
     /// Wall-clock seconds per run, including every network wait.
     pub timeout: f64,
+    /// The longest a run may take whatever its job asks (`--timeout`), in seconds.
+    pub max_timeout: f64,
     pub max_call_levels: usize,
     pub max_expr_depth: usize,
     pub max_string_size: usize,
@@ -123,6 +125,7 @@ impl Default for Sandbox {
         Sandbox {
             max_operations: 10_000_000,
             timeout: 10.0,
+            max_timeout: 3600.0,
             max_call_levels: 48,
             max_expr_depth: 64,
             max_string_size: 4 << 20,
@@ -188,6 +191,13 @@ impl Default for Sandbox {
 impl Sandbox {
     pub fn timeout(&self) -> Duration {
         Duration::try_from_secs_f64(self.timeout.max(0.001)).unwrap_or(Duration::from_secs(10))
+    }
+
+    /// What a run may take at most: its job's timeout, or `timeout`, cut to `max_timeout`.
+    pub fn run_timeout(&self, asked: Option<Duration>) -> Duration {
+        let max = Duration::try_from_secs_f64(self.max_timeout.max(0.001))
+            .unwrap_or(Duration::from_secs(3600));
+        asked.unwrap_or_else(|| self.timeout()).min(max)
     }
 }
 

@@ -138,7 +138,7 @@ impl Runner {
     /// Runs a script and returns the record of the run. Never fails: failures are the record.
     pub fn execute(&self, req: &RunRequest, cancel: Option<Arc<AtomicBool>>) -> NewRun {
         let started_at = now_ms();
-        let timeout = req.timeout.unwrap_or_else(|| self.limits.timeout());
+        let timeout = self.limits.run_timeout(req.timeout);
         let mut guard = Guard::new(Some(timeout));
         if let Some(c) = cancel {
             guard.cancel = c;

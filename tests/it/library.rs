@@ -1104,4 +1104,50 @@ fn a_cancel_interrupts_probes_and_requests_to_mute_peers_within_a_second() {
             "{what} ended {took:?} after its start, a cancel at 0.5 s"
         );
     }
+    // An SSH login whose connect gets no answer, and a telnet one to a peer that never
+    // speaks: a cancel ends them too.
+    for (name, port, method) in [
+        ("ssh-silent", silent, Method::Ssh),
+        ("tel-mute", mute_port, Method::Telnet),
+    ] {
+        env.store
+            .add_host(&NewHost {
+                name: name.into(),
+                address: "127.0.0.1".into(),
+                port: Some(port),
+                method: Some(method),
+                username: Some("nobody".into()),
+                secret: Some(Secret::new("x")),
+                ..NewHost::default()
+            })
+            .expect("host");
+        w.script(
+            &env.store,
+            "probe",
+            r#"import "loginlib" as l; l::login(host).cmd("true")"#,
+        );
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cancel.clone();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let t0 = std::time::Instant::now();
+        let run = env.execute(
+            &RunRequest {
+                script: "probe".into(),
+                host: Some(name.into()),
+                timeout: Some(Duration::from_secs(120)),
+                ..RunRequest::default()
+            },
+            Some(cancel),
+        );
+        let took = t0.elapsed();
+        canceller.join().expect("canceller");
+        assert_eq!(run.status, Status::Cancelled, "{name}: {}", run.message);
+        assert!(
+            took < Duration::from_millis(1500),
+            "{name} ended after {took:?}"
+        );
+    }
 }

@@ -440,3 +440,29 @@ fn a_process_that_floods_output_fails_the_wait_within_the_runs_memory() {
         "the wait ran to its timeout"
     );
 }
+
+#[test]
+fn a_jobs_own_timeout_stays_inside_the_sandbox_maximum() {
+    let w = Work::new();
+    let limits = Sandbox {
+        max_timeout: 1.0,
+        ..Sandbox::default()
+    };
+    let env = w.env(&[], Some(limits));
+    w.script(&env.store, "main", "sleep(30); ok(\"slept\")");
+    let started = Instant::now();
+    let run = env.execute(
+        &RunRequest {
+            script: "main".into(),
+            timeout: Some(Duration::from_secs(600)),
+            ..RunRequest::default()
+        },
+        None,
+    );
+    assert_eq!(run.status, Status::Timeout, "{}", run.message);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -135,30 +135,35 @@ fn open(
                 })?;
             Ok((Box::new(t), None))
         }
+        // The TCP connect, the handshake and the login wait on a thread of their own too.
         Method::Ssh => {
-            let user = h.username.as_deref().ok_or_else(|| SessionError::Auth {
+            let user = h.username.clone().ok_or_else(|| SessionError::Auth {
                 peer: peer.clone(),
                 msg: format!("host {} has no user (hostler host add --user)", h.name),
             })?;
-            let key_path = h.key_path.as_deref().map(std::path::Path::new);
-            let auth = match (key_path, secret) {
-                (Some(path), s) => Auth::Key {
-                    path,
-                    passphrase: s.map(Secret::expose),
-                },
-                (None, Some(s)) => Auth::Password(s.expose()),
-                (None, None) => Auth::Agent,
-            };
-            let target = Target {
-                address: &h.address,
-                port,
-                user,
-                auth,
-                timeout,
-            };
-            let mut verify =
-                |k: &HostKey| verify_host_key(&ctx.store, &h.name, remote.trust_new, k, &peer);
-            Ok((Box::new(ssh::connect(&target, &mut verify)?), None))
+            let (address, key_path, secret) =
+                (h.address.clone(), h.key_path.clone(), secret.cloned());
+            let (store, name, trust_new) = (ctx.store.clone(), h.name.clone(), remote.trust_new);
+            let ssh = ctx.guard.blocking(move || {
+                let auth = match (key_path.as_deref().map(std::path::Path::new), &secret) {
+                    (Some(path), s) => Auth::Key {
+                        path,
+                        passphrase: s.as_ref().map(Secret::expose),
+                    },
+                    (None, Some(s)) => Auth::Password(s.expose()),
+                    (None, None) => Auth::Agent,
+                };
+                let target = Target {
+                    address: &address,
+                    port,
+                    user: &user,
+                    auth,
+                    timeout,
+                };
+                let mut verify = |k: &HostKey| verify_host_key(&store, &name, trust_new, k, &peer);
+                ssh::connect(&target, &mut verify)
+            })??;
+            Ok((Box::new(ssh), None))
         }
         Method::Http => {
             let req = http::Request {
