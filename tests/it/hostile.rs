@@ -845,3 +845,39 @@ fn anonymous_bodies_are_refused_for_every_method() {
     drop(held);
     d.assert_healthy(2, "after anonymous bodies");
 }
+
+#[test]
+fn sigterm_ends_a_job_waiting_on_a_mute_peer_within_the_grace() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "[sandbox]\ntimeout = 120.0\n", None);
+    // A peer that accepts and never says a word.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = mute.local_addr().expect("addr").port();
+    std::fs::write(
+        w.path("probe.rhai"),
+        format!(r#"let r = tcp_check("127.0.0.1", {port}, #{{expect: "never", timeout: 100}}); ok(`${{r.ok}}`)"#),
+    )
+    .expect("script");
+    let out = w.run(&["script", "add", "probe", "probe.rhai"]);
+    assert_eq!(code(&out), 0, "{}", crate::util::stderr(&out));
+    let out = w.run(&["schedule", "probe"]);
+    assert_eq!(code(&out), 0, "{}", crate::util::stderr(&out));
+    assert!(
+        wait_for(Duration::from_secs(20), || stdout(&w.run(&["queue", "--json"]))
+            .contains("\"running\"")),
+        "the job never started: {}",
+        d.log()
+    );
+    let _accepted = mute.accept().expect("the probe connected");
+    let t0 = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("sigterm");
+    let ended = wait_for(Duration::from_secs(10), || !d.alive());
+    let took = t0.elapsed();
+    assert!(ended, "serve still runs {took:?} after SIGTERM: {}", d.log());
+    // The grace is 2 s; the cancel that follows it ends the wait at once.
+    assert!(took < Duration::from_secs(4), "serve took {took:?} to stop");
+}
