@@ -7,7 +7,9 @@ use crate::store::CheckState;
 use crate::store::checks::problems_first;
 
 /// show every check's state, problems first (hard before soft, then longest failing), with
-/// flags: hard or soft, told (a notification went out), acked, flapping, downtime, guard
+/// flags: hard or soft, told (a notification went out), acked, flapping, downtime, guard;
+/// with --problems it exits as a Nagios plugin does: 2 for a critical, else 1 for a
+/// warning, else 3 for an unknown, 0 when there is no problem
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "status")]
 pub struct StatusCmd {
@@ -27,6 +29,18 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
         checks.retain(|c| c.state != CheckState::Ok);
     }
     problems_first(&mut checks);
+    // As Nagios: CRITICAL > WARNING > UNKNOWN > OK.
+    let exit = if !cmd.problems {
+        0
+    } else if checks.iter().any(|c| c.state == CheckState::Critical) {
+        2
+    } else if checks.iter().any(|c| c.state == CheckState::Warning) {
+        1
+    } else if checks.iter().any(|c| c.state == CheckState::Unknown) {
+        3
+    } else {
+        0
+    };
     let guards = store.guard_states(&checks)?;
     if cmd.json {
         let list: Vec<_> = checks
@@ -46,7 +60,7 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
             })
             .collect();
         output::json(&list)?;
-        return Ok(0);
+        return Ok(exit);
     }
     if checks.is_empty() {
         let what = if cmd.problems {
@@ -105,5 +119,5 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
         ],
         &rows,
     )?;
-    Ok(0)
+    Ok(exit)
 }

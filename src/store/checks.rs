@@ -13,8 +13,12 @@
 //!   message; either way the check is marked told;
 //! - a check that was told and comes back OK tells its recovery once; one never told recovers
 //!   in silence (a fix that worked tells nobody);
+//! - a told problem that changes state (WARNING to CRITICAL and back) tells the change, with
+//!   the state before; "since" of a problem is when the check began to fail;
 //! - in a downtime nothing is told (a recovery owed is told after it, a problem that still
-//!   holds is told then); an acknowledged problem tells nothing more until it recovers;
+//!   holds is told then); an acknowledged problem tells nothing more until it recovers, and
+//!   an acknowledgement of a flapping check lasts while it flaps and silences its flapping
+//!   messages;
 //! - a check that changed state `flap_changes` times within the flapping window is flapping:
 //!   one message says so, its problems and recoveries are held, and one message says when it
 //!   stops (at half that many changes in the window); what is owed is told after.
@@ -42,8 +46,10 @@ pub struct Observation {
 /// A message a change of state is worth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A hard problem, told for the first time.
-    Problem,
+    /// A hard problem, told for the first time; failing since `since`.
+    Problem { since: i64 },
+    /// A told hard problem that changed state (WARNING to CRITICAL and back).
+    Changed { was: CheckState, since: i64 },
     /// Back to OK after a told problem that began at `since` in state `was`.
     Recovery { was: CheckState, since: i64 },
     /// It began changing state too often (`changes` within the window).
@@ -101,13 +107,14 @@ pub fn advance(prev: Option<&Check>, o: &Observation, policy: &Policy) -> Next {
     } else {
         prev.map_or(0, |p| p.attempts).saturating_add(1)
     };
+    // Since when it is in this state, or, for a problem, since it began to fail: WARNING
+    // then CRITICAL is one problem, since the WARNING.
     let since = match prev {
-        Some(p) if p.state == o.state => p.since,
+        Some(p) if p.state == o.state || (p.state != CheckState::Ok && !ok) => p.since,
         _ => o.at,
     };
     let hard = !ok && attempts >= retries.max(1);
     let was_told = prev.is_some_and(|p| p.notified);
-    let acked = !ok && prev.is_some_and(|p| p.acked);
     let mut changes: Vec<i64> = prev.map_or_else(Vec::new, |p| p.changes.clone());
     if prev.is_some_and(|p| p.state != o.state) {
         changes.push(o.at);
@@ -125,9 +132,15 @@ pub fn advance(prev: Option<&Check>, o: &Observation, policy: &Policy) -> Next {
                 changes.len() >= policy.flap_changes
             }
     };
+    // An acknowledgement lasts while the problem does, and while the check flaps (its OK
+    // results do not end it); it silences the flapping messages too.
+    let prev_acked = prev.is_some_and(|p| p.acked);
+    let acked = prev_acked && (!ok || flapping);
     // The run carries its own message about the problem (from the correction loop).
     let told_now = o.told && !ok;
-    let (notified, event) = if flapping && !was_flapping && !o.quiet {
+    let (notified, event) = if flapping != was_flapping && prev_acked && !o.quiet {
+        (was_told || told_now, None)
+    } else if flapping && !was_flapping && !o.quiet {
         (
             was_told || told_now,
             Some(Event::FlappingStart {
@@ -147,7 +160,13 @@ pub fn advance(prev: Option<&Check>, o: &Observation, policy: &Policy) -> Next {
     } else if o.told {
         (true, None)
     } else if hard && o.may_tell && !was_told && !acked {
-        (true, Some(Event::Problem))
+        (true, Some(Event::Problem { since }))
+    } else if let Some(was) = prev
+        .map(|p| p.state)
+        .filter(|s| hard && was_told && !acked && o.may_tell && *s != o.state)
+    {
+        // Every change of a told problem's state is told, with the one before.
+        (true, Some(Event::Changed { was, since }))
     } else {
         (was_told, None)
     };
@@ -193,13 +212,28 @@ fn notice(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> Notic
     let target = host.unwrap_or("(no host)");
     let state = CheckState::of(run.status).unwrap_or(CheckState::Unknown);
     match event {
-        Event::Problem => Notice {
+        Event::Problem { since } => Notice {
             event: Alert::Problem,
             subject: format!("{target}: {script} is {}", state.as_str().to_uppercase()),
             body: format!(
                 "{} since {}: {}",
                 state.as_str().to_uppercase(),
-                crate::when::local(run.finished_at),
+                crate::when::local(since),
+                run.message
+            ),
+        },
+        Event::Changed { was, since } => Notice {
+            event: Alert::Problem,
+            subject: format!(
+                "{target}: {script} is {} (was {})",
+                state.as_str().to_uppercase(),
+                was.as_str().to_uppercase()
+            ),
+            body: format!(
+                "{}, was {}; failing since {}: {}",
+                state.as_str().to_uppercase(),
+                was.as_str().to_uppercase(),
+                crate::when::local(since),
                 run.message
             ),
         },

@@ -102,10 +102,17 @@ proptest! {
                     prop_assert!(flapping && !check.flapping);
                     flapping = false;
                 }
-                Some(Event::Problem | Event::Recovery { .. }) => {
+                Some(Event::Problem { .. } | Event::Changed { .. } | Event::Recovery { .. }) => {
                     prop_assert!(!flapping && !check.flapping, "told while flapping: {event:?}");
                 }
-                None => {}
+                None => {
+                    // Flapping starts and stops only with its message, or in silence when an
+                    // acknowledgement holds it back.
+                    if check.flapping != flapping {
+                        prop_assert!(was_acked, "flapping changed without its message");
+                        flapping = check.flapping;
+                    }
+                }
             }
             prop_assert_eq!(check.flapping, flapping, "flapping changes only with its message or in a downtime");
             let settled = !flapping && !was_flapping;
@@ -118,10 +125,18 @@ proptest! {
                         told = true;
                     }
                 }
-                Some(Event::Problem) => {
+                Some(Event::Problem { since }) => {
                     prop_assert!(!told, "a second problem message before a recovery");
                     prop_assert!(check.hard && *may_tell && !*by_run && !was_acked);
+                    prop_assert_eq!(*since, check.since);
                     told = true;
+                }
+                Some(Event::Changed { was, since }) => {
+                    prop_assert!(told, "a change of a problem never told");
+                    let p = prev.expect("a change has a before");
+                    prop_assert!(*was == p.state && p.state != *state && *state != CheckState::Ok);
+                    prop_assert!(check.hard && *may_tell && !*by_run && !was_acked);
+                    prop_assert_eq!(*since, check.since);
                 }
                 Some(Event::Recovery { was, since }) => {
                     prop_assert!(told, "a recovery of a problem never told");
@@ -142,16 +157,29 @@ proptest! {
             prop_assert_eq!(check.notified, told);
             prop_assert_eq!(check.attempts == 0, *state == CheckState::Ok);
             prop_assert_eq!(check.hard, *state != CheckState::Ok && check.attempts >= retries);
-            if *state == CheckState::Ok {
+            if *state == CheckState::Ok && !check.flapping {
                 prop_assert!(!check.acked, "an acknowledgement ends with its problem");
             }
             let flap_event = matches!(event, Some(Event::FlappingStart { .. } | Event::FlappingEnd));
             if check.hard && *may_tell && !*quiet && !was_acked && settled && !flap_event {
                 prop_assert!(check.notified, "a hard problem nobody else tells is told");
             }
+            // "since": the state's start, or for a problem, when the check began to fail.
             match prev {
                 Some(p) if p.state == check.state => prop_assert_eq!(check.since, p.since),
+                Some(p) if p.state != CheckState::Ok && check.state != CheckState::Ok => {
+                    prop_assert_eq!(check.since, p.since)
+                }
                 _ => prop_assert_eq!(check.since, check.last_run_at),
+            }
+            // Every change of a told hard problem's state is told, unless something holds
+            // it back (a downtime, an acknowledgement, flapping, the run's own message).
+            if let Some(p) = prev
+                && p.notified && p.state != CheckState::Ok && *state != CheckState::Ok
+                && p.state != *state && check.hard && *may_tell && !*quiet && !was_acked
+                && !*by_run && settled
+            {
+                prop_assert!(matches!(event, Some(Event::Changed { .. })), "{:?} to {state:?} untold", p.state);
             }
             prev = Some(check);
         }
@@ -226,12 +254,13 @@ fn the_check_moves_with_its_run_and_tells_a_problem_and_its_recovery_once() {
     for at in [3_000, 4_000, 5_000] {
         record(run(Some(sid), "check_x", Status::Critical, at));
     }
-    // A timeout is UNKNOWN: a change of state, but the problem was told already.
+    // A timeout is UNKNOWN: a change of the told problem's state, told with the state
+    // before; the problem is still failing since 3,000.
     record(run(Some(sid), "check_x", Status::Timeout, 6_000));
     let c = store.check(Some("localhost"), "check_x").expect("check");
     assert_eq!(
         (c.state, c.hard, c.attempts, c.since, c.notified),
-        (CheckState::Unknown, true, 4, 6_000, true)
+        (CheckState::Unknown, true, 4, 3_000, true)
     );
     // A cancelled run says nothing.
     record(run(Some(sid), "check_x", Status::Cancelled, 6_500));
@@ -255,6 +284,7 @@ fn the_check_moves_with_its_run_and_tells_a_problem_and_its_recovery_once() {
         subjects,
         vec![
             "localhost: check_x is CRITICAL".to_string(),
+            "localhost: check_x is UNKNOWN (was CRITICAL)".to_string(),
             "localhost: check_x is OK again".to_string()
         ]
     );
@@ -276,7 +306,7 @@ fn the_check_moves_with_its_run_and_tells_a_problem_and_its_recovery_once() {
     });
     assert_eq!(
         store.notifications(10).expect("n").len(),
-        3,
+        4,
         "the 9,000 error told"
     );
 
@@ -379,12 +409,104 @@ fn status_lists_problems_first_and_only_problems_when_asked() {
         vec![("b-bad", "critical", true), ("a-ok", "ok", false)]
     );
     assert_eq!(v[0]["code"], 2);
-    let text = crate::util::stdout(&w.run(&["status", "--problems"]));
+    let o = w.run(&["status", "--problems"]);
+    let text = crate::util::stdout(&o);
     assert!(
         text.contains("b-bad") && text.contains("CRITICAL") && text.contains("hard,told"),
         "{text}"
     );
     assert!(!text.contains("a-ok"), "{text}");
+    // As a Nagios plugin: 2 with a critical among the problems.
+    assert_eq!(crate::util::code(&o), 2);
+    assert_eq!(
+        crate::util::code(&w.run(&["status", "--problems", "--json"])),
+        2
+    );
+    let store = w.store();
+    store
+        .record_run(
+            &NewRun {
+                host: Some("b-bad".into()),
+                ..run(
+                    Some(b),
+                    "check_x",
+                    Status::Warning,
+                    hostler::store::now_ms(),
+                )
+            },
+            JobAction::Keep,
+        )
+        .expect("record");
+    assert_eq!(crate::util::code(&w.run(&["status", "--problems"])), 1);
+    store
+        .record_run(
+            &NewRun {
+                host: Some("b-bad".into()),
+                ..run(Some(b), "check_x", Status::Ok, hostler::store::now_ms())
+            },
+            JobAction::Keep,
+        )
+        .expect("record");
+    assert_eq!(crate::util::code(&w.run(&["status", "--problems"])), 0);
+    // Without --problems, the listing itself succeeds.
+    assert_eq!(crate::util::code(&w.run(&["status"])), 0);
+}
+
+#[test]
+fn every_change_of_a_told_problem_is_told_with_the_state_before() {
+    let w = Work::new();
+    let store = w.store();
+    store
+        .add_host(&hostler::store::NewHost {
+            name: "localhost".into(),
+            address: "127.0.0.1".into(),
+            method: Some(hostler::store::Method::Local),
+            ..Default::default()
+        })
+        .expect("host");
+    w.script(&store, "check_x", "ok()");
+    let sid = schedule(&store, "check_x", Some("localhost"));
+    let record = |status, at| {
+        store
+            .record_run(&run(Some(sid), "check_x", status, at), JobAction::Keep)
+            .expect("record")
+    };
+    record(Status::Ok, 1_000);
+    record(Status::Warning, 2_000);
+    record(Status::Warning, 3_000);
+    record(Status::Critical, 4_000);
+    record(Status::Critical, 5_000);
+    record(Status::Warning, 6_000);
+    record(Status::Ok, 7_000);
+    let told: Vec<(String, String)> = store
+        .notifications(10)
+        .expect("n")
+        .into_iter()
+        .rev()
+        .map(|n| (n.subject, n.body))
+        .collect();
+    let subjects: Vec<&str> = told.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        subjects,
+        vec![
+            "localhost: check_x is WARNING",
+            "localhost: check_x is CRITICAL (was WARNING)",
+            "localhost: check_x is WARNING (was CRITICAL)",
+            "localhost: check_x is OK again",
+        ]
+    );
+    // "since" is when the check began to fail (2,000), in every message of the problem.
+    let began = hostler::when::local(2_000);
+    for (subject, body) in &told[..3] {
+        assert!(body.contains(&began), "{subject}: {body}");
+    }
+    assert_eq!(
+        store
+            .check(Some("localhost"), "check_x")
+            .expect("check")
+            .since,
+        7_000
+    );
 }
 
 fn host(store: &Store, name: &str, tags: &[&str]) {
