@@ -214,14 +214,37 @@ fn correct(
     let store = &env.store;
     let now = now_ms();
     let host = job.host.as_deref();
-    // An acknowledged problem tells nothing more until it recovers, and a flapping check's
-    // messages are held; the fix still tries.
-    let quiet = store
-        .check(host, job.check())
-        .is_ok_and(|c| c.acked || c.flapping);
-    let (fixes, last_fix) = store
-        .fixes_in_window(sched, host, fix_script, now)
-        .unwrap_or((0, None));
+    // An acknowledged problem tells nothing more until it recovers; the fix still tries.
+    // Flapping holds back no message of this loop: a problem the fix cannot mend, or one the
+    // guard holds back, is told whether or not the check flaps.
+    // Fail safe: without these reads nothing is decided. No fix runs, nothing is told, and
+    // the job is tried again once the store answers (it is recorded as a retry).
+    let acked = match store.check(host, job.check()) {
+        Ok(c) => Ok(c.acked),
+        Err(crate::store::StoreError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    };
+    let reads = acked.and_then(|acked| {
+        store
+            .fixes_in_window(sched, host, fix_script, now)
+            .map(|f| (acked, f))
+    });
+    let (quiet, (fixes, last_fix)) = match reads {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(
+                job = job.id,
+                "the correction loop cannot read the check or its fixes ({e}): no fix, nothing told; trying again in 30 s"
+            );
+            return record(
+                check,
+                Some(RunPhase::Check),
+                JobAction::Retry {
+                    due_at: now + 30_000,
+                },
+            );
+        }
+    };
     let target = host.unwrap_or("(no host)");
     match fix_guard(
         sched.guard_max_fixes,
@@ -305,9 +328,10 @@ fn correct(
     info!(job = job.id, fix = %fix_status, recheck = %recheck.status, "correction loop");
     // One message per problem, not one per failed loop: once told, the fix goes on trying
     // quietly until the check recovers (which is told) or the guard steps in.
-    let told = store
-        .check(host, job.check())
-        .is_ok_and(|c| c.notified && c.state != crate::store::CheckState::Ok);
+    // A failed read counts as told: a message is never sent on a guess.
+    let told = store.check(host, job.check()).map_or(true, |c| {
+        c.notified && c.state != crate::store::CheckState::Ok
+    });
     if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told && !quiet {
         recheck.notifications.push(Notice {
             event: Alert::FixFailed,

@@ -621,6 +621,57 @@ fn a_fix_that_cannot_help_tells_once_then_the_recovery_once() {
 }
 
 #[test]
+fn flapping_never_hides_a_fix_that_cannot_help() {
+    let w = Work::new();
+    let (url, got, _server) = webhook();
+    let mut o = opts("n1");
+    o.channels.notify.webhook = Some(url);
+    o.recheck_within = Duration::from_millis(100);
+    let (d, store) = Daemon::start(&w, &["sh"], o);
+    host(&store, "localhost");
+    let flag = w.path("down");
+    w.script(&store, "svc_check", &format!(
+        r#"if exec("sh", ["-c", "test -e {}"]).code == 0 {{ critical("flag is up") }} else {{ ok("fine") }}"#,
+        flag.display()
+    ));
+    w.script(&store, "svc_fix", "let tried = true;");
+    correction_schedule(&store, "svc_fix", 100);
+    assert!(wait_for(Duration::from_secs(20), || store
+        .check(Some("localhost"), "svc_check")
+        .is_ok()));
+    // The check has flapped lately (its crashes were mended by the fix, say).
+    let now = now_ms();
+    let changes: Vec<i64> = (1..=8).map(|i| now - i * 1000).collect();
+    store
+        .raw(
+            &format!(
+                "UPDATE checks SET flapping = 1, changes = '{}'",
+                serde_json::json!(changes)
+            ),
+            false,
+        )
+        .expect("flapping");
+    // Now the fix stops working: that is told, flapping or not.
+    std::fs::write(&flag, "").expect("flag");
+    assert!(
+        wait_for(Duration::from_secs(20), || got
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|b| b.contains("svc_fix did not fix it"))),
+        "a failing fix was hidden by flapping: {:?}",
+        got.lock().expect("lock")
+    );
+    assert!(
+        store
+            .check(Some("localhost"), "svc_check")
+            .expect("check")
+            .flapping
+    );
+    d.stop();
+}
+
+#[test]
 fn a_downtime_stops_fixes_and_messages_until_it_ends() {
     let w = Work::new();
     let (url, got, _server) = webhook();
