@@ -219,17 +219,26 @@ fn correct(
     // guard holds back, is told whether or not the check flaps.
     // Fail safe: without these reads nothing is decided. No fix runs, nothing is told, and
     // the job is tried again once the store answers (it is recorded as a retry).
-    let acked = match store.check(host, job.check()) {
-        Ok(c) => Ok(c.acked),
-        Err(crate::store::StoreError::NotFound { .. }) => Ok(false),
+    // The incident began when the check began to fail (now, if this is its first failure):
+    // guard and give-up messages are said once per incident.
+    let prev = match store.check(host, job.check()) {
+        Ok(c) => Ok((
+            c.acked,
+            if c.state == crate::store::CheckState::Ok {
+                now
+            } else {
+                c.since
+            },
+        )),
+        Err(crate::store::StoreError::NotFound { .. }) => Ok((false, now)),
         Err(e) => Err(e),
     };
-    let reads = acked.and_then(|acked| {
+    let reads = prev.and_then(|prev| {
         store
             .fixes_in_window(sched, host, fix_script, now)
-            .map(|f| (acked, f))
+            .map(|f| (prev, f))
     });
-    let (quiet, (fixes, last_fix)) = match reads {
+    let ((quiet, incident), (fixes, last_fix)) = match reads {
         Ok(r) => r,
         Err(e) => {
             warn!(
@@ -266,12 +275,13 @@ fn correct(
                 sched.guard_window_ms / 1000,
                 check.message
             );
-            // One escalation per window, not one per check.
+            // One escalation per incident, not one per check nor one per window; a failed
+            // read tells nothing.
             let mut check = check;
             if !quiet
                 && !store
-                    .notified_since(host, &subject, now - sched.guard_window_ms)
-                    .unwrap_or(false)
+                    .notified_since(host, &subject, incident.min(now - 1))
+                    .unwrap_or(true)
             {
                 check.notifications.push(Notice {
                     event: Alert::Guard,
@@ -288,7 +298,7 @@ fn correct(
                 crate::when::span(Duration::from_millis(sched.guard_window_ms.max(0) as u64)),
             );
             info!(job = job.id, "{held}");
-            // Said at once, and once per window: the problem is not being corrected.
+            // Said at once, and once per incident: the problem is not being corrected.
             let subject = format!(
                 "{target}: {} is {}; the fix is held back by the guard",
                 job.check(),
@@ -297,8 +307,8 @@ fn correct(
             let mut check = check;
             if !quiet
                 && !store
-                    .notified_since(host, &subject, now - sched.guard_window_ms)
-                    .unwrap_or(false)
+                    .notified_since(host, &subject, incident.min(now - 1))
+                    .unwrap_or(true)
             {
                 let body = format!("{held}; the check said: {}", check.message);
                 check.notifications.push(Notice {

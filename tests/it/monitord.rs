@@ -672,6 +672,62 @@ fn flapping_never_hides_a_fix_that_cannot_help() {
 }
 
 #[test]
+fn the_guard_gives_up_once_per_incident_not_once_per_window() {
+    let w = Work::new();
+    let (url, got, _server) = webhook();
+    let mut o = opts("n1");
+    o.channels.notify.webhook = Some(url);
+    o.recheck_within = Duration::from_millis(100);
+    let (d, store) = Daemon::start(&w, &["sh"], o);
+    host(&store, "localhost");
+    let flag = w.path("down");
+    std::fs::write(&flag, "").expect("flag");
+    w.script(&store, "svc_check", &format!(
+        r#"if exec("sh", ["-c", "test -e {}"]).code == 0 {{ critical("flag is up") }} else {{ ok("fine") }}"#,
+        flag.display()
+    ));
+    w.script(&store, "svc_fix", "let tried = true;");
+    // One fix an hour: the second failing check gives up.
+    correction_schedule(&store, "svc_fix", 1);
+    let gave_up = || {
+        got.lock()
+            .expect("lock")
+            .iter()
+            .filter(|b| b.contains("giving up for now"))
+            .count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || gave_up() == 1),
+        "{:?}",
+        got.lock().expect("lock")
+    );
+    // Repaired, then broken again within the hour: a new incident, told again, with its cause.
+    std::fs::remove_file(&flag).expect("repair");
+    assert!(wait_for(Duration::from_secs(20), || got
+        .lock()
+        .expect("lock")
+        .iter()
+        .any(|b| b.contains("is OK again"))));
+    std::fs::write(&flag, "").expect("break again");
+    assert!(
+        wait_for(Duration::from_secs(20), || gave_up() == 2),
+        "the second incident's give-up was not told: {:?}",
+        got.lock().expect("lock")
+    );
+    // Within one incident it is said once.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(gave_up(), 2, "{:?}", got.lock().expect("lock"));
+    assert!(
+        got.lock()
+            .expect("lock")
+            .iter()
+            .filter(|b| b.contains("giving up for now"))
+            .all(|b| b.contains("flag is up"))
+    );
+    d.stop();
+}
+
+#[test]
 fn a_downtime_stops_fixes_and_messages_until_it_ends() {
     let w = Work::new();
     let (url, got, _server) = webhook();
