@@ -345,9 +345,13 @@ impl Daemon {
             stopping: self.stopping.clone(),
             ..JobFlags::default()
         };
-        let schedule = job
-            .schedule_id
-            .and_then(|id| self.env.store.schedule(id).ok());
+        // A schedule removed meanwhile is none; one that cannot be read is an error, and
+        // the job decides nothing on a guess (see run_job).
+        let schedule = match job.schedule_id.map(|id| self.env.store.schedule(id)) {
+            None | Some(Err(crate::store::StoreError::NotFound { .. })) => Ok(None),
+            Some(Ok(s)) => Ok(Some(s)),
+            Some(Err(e)) => Err(e.to_string()),
+        };
         let pace = Pace {
             retry_base: self.opts.retry_base,
             recheck_within: self.opts.recheck_within,
@@ -362,7 +366,16 @@ impl Daemon {
             async move {
                 smol::unblock(move || {
                     let _entered = inner.enter();
-                    let _ = run_job(&env, &job, schedule.as_ref(), &flags2, pace);
+                    let _ = run_job(
+                        &env,
+                        &job,
+                        schedule
+                            .as_ref()
+                            .map(Option::as_ref)
+                            .map_err(String::as_str),
+                        &flags2,
+                        pace,
+                    );
                 })
                 .await;
                 let _ = done.send(id).await;
@@ -593,7 +606,15 @@ fn fire_schedules(env: &Runner) {
     if due.is_empty() {
         return;
     }
-    let hosts = store.hosts().unwrap_or_default();
+    // Without the host list a tag's or a site's schedule would fire with no job and move on:
+    // nothing fires until it can be read.
+    let hosts = match store.hosts() {
+        Ok(h) => h,
+        Err(e) => {
+            warn!("cannot read hosts, no schedule fires this pass: {e}");
+            return;
+        }
+    };
     let now = now_ms();
     for s in due {
         let Some(seen) = s.next_due else { continue };

@@ -122,7 +122,7 @@ fn final_action(run: &NewRun, job: &Job, flags: &JobFlags, pace: Pace) -> JobAct
 pub fn run_job(
     env: &Runner,
     job: &Job,
-    schedule: Option<&Schedule>,
+    schedule: Result<Option<&Schedule>, &str>,
     flags: &JobFlags,
     pace: Pace,
 ) -> Status {
@@ -154,6 +154,24 @@ pub fn run_job(
         Some(flags.cancel.clone()),
     );
     info!(job = job.id, script = %job.script, host = ?job.host, status = %check.status, "ran");
+    // Without its schedule the job cannot know its fix, retries or guard: the result is
+    // recorded as the job's, nothing is fixed or told, and the job is tried again.
+    let schedule = match schedule {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(
+                job = job.id,
+                "cannot read the job's schedule ({e}): no fix, nothing told; trying again in 30 s"
+            );
+            return record(
+                check,
+                None,
+                JobAction::Retry {
+                    due_at: now_ms() + 30_000,
+                },
+            );
+        }
+    };
     if let Some(sched) = schedule.filter(|s| soft_problem(env, job, s, &check)) {
         // Not hard yet: recorded as soft, told to no one, fixed by nobody; checked again soon.
         let action = final_action(&check, job, flags, pace);
@@ -175,13 +193,26 @@ pub fn run_job(
         return record(check, Some(RunPhase::Check), action);
     }
     // Planned work: the operator stopped it on purpose. The check is recorded, nothing fixed.
-    if env
-        .store
-        .in_downtime(job.host.as_deref(), job.check())
-        .unwrap_or(false)
-    {
-        info!(job = job.id, "in a downtime: the fix does not run");
-        return record(check, Some(RunPhase::Check), JobAction::Done);
+    // A downtime that cannot be read is taken as one: no fix runs on a guess.
+    match env.store.in_downtime(job.host.as_deref(), job.check()) {
+        Ok(false) => {}
+        Ok(true) => {
+            info!(job = job.id, "in a downtime: the fix does not run");
+            return record(check, Some(RunPhase::Check), JobAction::Done);
+        }
+        Err(e) => {
+            warn!(
+                job = job.id,
+                "cannot read downtimes ({e}): no fix, nothing told; trying again in 30 s"
+            );
+            return record(
+                check,
+                Some(RunPhase::Check),
+                JobAction::Retry {
+                    due_at: now_ms() + 30_000,
+                },
+            );
+        }
     }
 
     correct(
