@@ -159,17 +159,7 @@ pub fn run_job(
     let schedule = match schedule {
         Ok(s) => s,
         Err(e) => {
-            warn!(
-                job = job.id,
-                "cannot read the job's schedule ({e}): no fix, nothing told; trying again in 30 s"
-            );
-            return record(
-                check,
-                None,
-                JobAction::Retry {
-                    due_at: now_ms() + 30_000,
-                },
-            );
+            return decide_later(job, &record, check, None, "the job's schedule", &e);
         }
     };
     if let Some(sched) = schedule.filter(|s| soft_problem(env, job, s, &check)) {
@@ -201,17 +191,7 @@ pub fn run_job(
             return record(check, Some(RunPhase::Check), JobAction::Done);
         }
         Err(e) => {
-            warn!(
-                job = job.id,
-                "cannot read downtimes ({e}): no fix, nothing told; trying again in 30 s"
-            );
-            return record(
-                check,
-                Some(RunPhase::Check),
-                JobAction::Retry {
-                    due_at: now_ms() + 30_000,
-                },
-            );
+            return decide_later(job, &record, check, Some(RunPhase::Check), "downtimes", &e);
         }
     }
 
@@ -226,6 +206,27 @@ pub fn run_job(
         pace,
         &record,
     )
+}
+
+/// How long a job whose decision lacks its data waits before it is tried again.
+const DECIDE_LATER: Duration = Duration::from_secs(30);
+
+/// Records a run whose decision could not read what it needs (`what`): nothing is fixed or
+/// told on a guess, and the job is tried again once the store may answer.
+fn decide_later(
+    job: &Job,
+    record: &dyn Fn(NewRun, Option<RunPhase>, JobAction) -> Status,
+    check: NewRun,
+    phase: Option<RunPhase>,
+    what: &str,
+    e: &dyn std::fmt::Display,
+) -> Status {
+    warn!(
+        job = job.id,
+        "cannot read {what} ({e}): no fix, nothing told; trying again in {DECIDE_LATER:?}"
+    );
+    let due_at = now_ms() + DECIDE_LATER.as_millis() as i64;
+    record(check, phase, JobAction::Retry { due_at })
 }
 
 /// The correction loop after a failing check: the guard, the fix, the re-check, and the
@@ -272,16 +273,13 @@ fn correct(
     let ((quiet, incident), (fixes, last_fix)) = match reads {
         Ok(r) => r,
         Err(e) => {
-            warn!(
-                job = job.id,
-                "the correction loop cannot read the check or its fixes ({e}): no fix, nothing told; trying again in 30 s"
-            );
-            return record(
+            return decide_later(
+                job,
+                record,
                 check,
                 Some(RunPhase::Check),
-                JobAction::Retry {
-                    due_at: now + 30_000,
-                },
+                "the check or its fixes",
+                &e,
             );
         }
     };

@@ -1047,6 +1047,33 @@ fn no_control_character_in_an_argument_becomes_a_keystroke_on_a_host() {
     assert!(grown < 512 * 1024, "grew by {grown} KiB during the flood");
 }
 
+/// Runs the script `probe` (on `host`) with a 120 s limit and cancels it at 0.5 s: the run,
+/// and how long it took.
+fn cancelled_at_half_a_second(
+    env: &hostler::script::Runner,
+    host: Option<&str>,
+) -> (hostler::store::NewRun, Duration) {
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = cancel.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let t0 = std::time::Instant::now();
+    let run = env.execute(
+        &RunRequest {
+            script: "probe".into(),
+            host: host.map(String::from),
+            timeout: Some(Duration::from_secs(120)),
+            ..RunRequest::default()
+        },
+        Some(cancel),
+    );
+    let took = t0.elapsed();
+    canceller.join().expect("canceller");
+    (run, took)
+}
+
 #[test]
 fn a_cancel_interrupts_probes_and_requests_to_mute_peers_within_a_second() {
     let w = Work::new();
@@ -1081,23 +1108,7 @@ fn a_cancel_interrupts_probes_and_requests_to_mute_peers_within_a_second() {
         ),
     ] {
         w.script(&env.store, "probe", &source);
-        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = cancel.clone();
-        let canceller = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
-        let t0 = std::time::Instant::now();
-        let run = env.execute(
-            &RunRequest {
-                script: "probe".into(),
-                timeout: Some(Duration::from_secs(120)),
-                ..RunRequest::default()
-            },
-            Some(cancel),
-        );
-        let took = t0.elapsed();
-        canceller.join().expect("canceller");
+        let (run, took) = cancelled_at_half_a_second(&env, None);
         assert_eq!(run.status, Status::Cancelled, "{what}: {}", run.message);
         assert!(
             took < Duration::from_millis(1500),
@@ -1126,24 +1137,7 @@ fn a_cancel_interrupts_probes_and_requests_to_mute_peers_within_a_second() {
             "probe",
             r#"import "loginlib" as l; l::login(host).cmd("true")"#,
         );
-        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = cancel.clone();
-        let canceller = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
-        let t0 = std::time::Instant::now();
-        let run = env.execute(
-            &RunRequest {
-                script: "probe".into(),
-                host: Some(name.into()),
-                timeout: Some(Duration::from_secs(120)),
-                ..RunRequest::default()
-            },
-            Some(cancel),
-        );
-        let took = t0.elapsed();
-        canceller.join().expect("canceller");
+        let (run, took) = cancelled_at_half_a_second(&env, Some(name));
         assert_eq!(run.status, Status::Cancelled, "{name}: {}", run.message);
         assert!(
             took < Duration::from_millis(1500),

@@ -580,38 +580,76 @@ fn a_check_without_a_fix_tells_one_problem_and_one_recovery() {
     );
 }
 
+/// A service that is down while the file `down` exists, checked by `svc_check` every second
+/// with the do-nothing fix `svc_fix` (at most `max_fixes` an hour), under a daemon whose
+/// messages go to a webhook receiver.
+struct FlagService {
+    _w: Work,
+    d: Daemon,
+    store: Arc<Store>,
+    flag: std::path::PathBuf,
+    got: Arc<std::sync::Mutex<Vec<String>>>,
+    _server: Arc<tiny_http::Server>,
+}
+
+impl FlagService {
+    fn start(max_fixes: i64, down: bool) -> FlagService {
+        let w = Work::new();
+        let (url, got, server) = webhook();
+        let mut o = opts("n1");
+        o.channels.notify.webhook = Some(url);
+        o.recheck_within = Duration::from_millis(100);
+        let (d, store) = Daemon::start(&w, &["sh"], o);
+        host(&store, "localhost");
+        let flag = w.path("down");
+        if down {
+            std::fs::write(&flag, "").expect("flag");
+        }
+        w.script(&store, "svc_check", &format!(
+            r#"if exec("sh", ["-c", "test -e {}"]).code == 0 {{ critical("flag is up") }} else {{ ok("fine") }}"#,
+            flag.display()
+        ));
+        w.script(&store, "svc_fix", "let tried = true;");
+        correction_schedule(&store, "svc_fix", max_fixes);
+        FlagService {
+            _w: w,
+            d,
+            store,
+            flag,
+            got,
+            _server: server,
+        }
+    }
+
+    /// The messages received so far that contain `text`.
+    fn told(&self, text: &str) -> usize {
+        self.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|b| b.contains(text))
+            .count()
+    }
+}
+
 #[test]
 fn a_fix_that_cannot_help_tells_once_then_the_recovery_once() {
-    let w = Work::new();
-    let (url, got, _server) = webhook();
-    let mut o = opts("n1");
-    o.channels.notify.webhook = Some(url);
-    o.recheck_within = Duration::from_millis(100);
-    let (d, store) = Daemon::start(&w, &["sh"], o);
-    host(&store, "localhost");
-    let flag = w.path("down");
-    std::fs::write(&flag, "").expect("flag");
-    w.script(&store, "svc_check", &format!(
-        r#"if exec("sh", ["-c", "test -e {}"]).code == 0 {{ critical("flag is up") }} else {{ ok("fine") }}"#,
-        flag.display()
-    ));
-    w.script(&store, "svc_fix", "let tried = true;");
-    correction_schedule(&store, "svc_fix", 100);
+    let f = FlagService::start(100, true);
     // Several loops that fail: the first tells, the rest try quietly.
     assert!(wait_for(Duration::from_secs(20), || {
-        all_runs(&store)
+        all_runs(&f.store)
             .iter()
             .filter(|r| r.phase == Some(RunPhase::Fix))
             .count()
             >= 3
     }));
-    std::fs::remove_file(&flag).expect("the operator repairs it");
+    std::fs::remove_file(&f.flag).expect("the operator repairs it");
     assert!(wait_for(Duration::from_secs(15), || {
-        got.lock().expect("lock").len() >= 2
+        f.got.lock().expect("lock").len() >= 2
     }));
     std::thread::sleep(Duration::from_millis(1500));
-    d.stop();
-    let bodies = got.lock().expect("lock").clone();
+    f.d.stop();
+    let bodies = f.got.lock().expect("lock").clone();
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert!(bodies[0].contains("svc_fix did not fix it"), "{bodies:?}");
     assert!(
@@ -622,27 +660,15 @@ fn a_fix_that_cannot_help_tells_once_then_the_recovery_once() {
 
 #[test]
 fn flapping_never_hides_a_fix_that_cannot_help() {
-    let w = Work::new();
-    let (url, got, _server) = webhook();
-    let mut o = opts("n1");
-    o.channels.notify.webhook = Some(url);
-    o.recheck_within = Duration::from_millis(100);
-    let (d, store) = Daemon::start(&w, &["sh"], o);
-    host(&store, "localhost");
-    let flag = w.path("down");
-    w.script(&store, "svc_check", &format!(
-        r#"if exec("sh", ["-c", "test -e {}"]).code == 0 {{ critical("flag is up") }} else {{ ok("fine") }}"#,
-        flag.display()
-    ));
-    w.script(&store, "svc_fix", "let tried = true;");
-    correction_schedule(&store, "svc_fix", 100);
-    assert!(wait_for(Duration::from_secs(20), || store
+    let f = FlagService::start(100, false);
+    assert!(wait_for(Duration::from_secs(20), || f
+        .store
         .check(Some("localhost"), "svc_check")
         .is_ok()));
     // The check has flapped lately (its crashes were mended by the fix, say).
     let now = now_ms();
     let changes: Vec<i64> = (1..=8).map(|i| now - i * 1000).collect();
-    store
+    f.store
         .raw(
             &format!(
                 "UPDATE checks SET flapping = 1, changes = '{}'",
@@ -652,79 +678,53 @@ fn flapping_never_hides_a_fix_that_cannot_help() {
         )
         .expect("flapping");
     // Now the fix stops working: that is told, flapping or not.
-    std::fs::write(&flag, "").expect("flag");
+    std::fs::write(&f.flag, "").expect("flag");
     assert!(
-        wait_for(Duration::from_secs(20), || got
-            .lock()
-            .expect("lock")
-            .iter()
-            .any(|b| b.contains("svc_fix did not fix it"))),
+        wait_for(Duration::from_secs(20), || f.told("svc_fix did not fix it")
+            > 0),
         "a failing fix was hidden by flapping: {:?}",
-        got.lock().expect("lock")
+        f.got.lock().expect("lock")
     );
     assert!(
-        store
+        f.store
             .check(Some("localhost"), "svc_check")
             .expect("check")
             .flapping
     );
-    d.stop();
+    f.d.stop();
 }
 
 #[test]
 fn the_guard_gives_up_once_per_incident_not_once_per_window() {
-    let w = Work::new();
-    let (url, got, _server) = webhook();
-    let mut o = opts("n1");
-    o.channels.notify.webhook = Some(url);
-    o.recheck_within = Duration::from_millis(100);
-    let (d, store) = Daemon::start(&w, &["sh"], o);
-    host(&store, "localhost");
-    let flag = w.path("down");
-    std::fs::write(&flag, "").expect("flag");
-    w.script(&store, "svc_check", &format!(
-        r#"if exec("sh", ["-c", "test -e {}"]).code == 0 {{ critical("flag is up") }} else {{ ok("fine") }}"#,
-        flag.display()
-    ));
-    w.script(&store, "svc_fix", "let tried = true;");
     // One fix an hour: the second failing check gives up.
-    correction_schedule(&store, "svc_fix", 1);
-    let gave_up = || {
-        got.lock()
-            .expect("lock")
-            .iter()
-            .filter(|b| b.contains("giving up for now"))
-            .count()
-    };
+    let f = FlagService::start(1, true);
+    let gave_up = || f.told("giving up for now");
     assert!(
         wait_for(Duration::from_secs(20), || gave_up() == 1),
         "{:?}",
-        got.lock().expect("lock")
+        f.got.lock().expect("lock")
     );
     // Repaired, then broken again within the hour: a new incident, told again, with its cause.
-    std::fs::remove_file(&flag).expect("repair");
-    assert!(wait_for(Duration::from_secs(20), || got
-        .lock()
-        .expect("lock")
-        .iter()
-        .any(|b| b.contains("is OK again"))));
-    std::fs::write(&flag, "").expect("break again");
+    std::fs::remove_file(&f.flag).expect("repair");
+    assert!(wait_for(Duration::from_secs(20), || f.told("is OK again") > 0));
+    std::fs::write(&f.flag, "").expect("break again");
     assert!(
         wait_for(Duration::from_secs(20), || gave_up() == 2),
         "the second incident's give-up was not told: {:?}",
-        got.lock().expect("lock")
+        f.got.lock().expect("lock")
     );
     // Within one incident it is said once.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(gave_up(), 2, "{:?}", got.lock().expect("lock"));
+    assert_eq!(gave_up(), 2, "{:?}", f.got.lock().expect("lock"));
     assert!(
-        got.lock()
+        f.got
+            .lock()
             .expect("lock")
             .iter()
             .filter(|b| b.contains("giving up for now"))
             .all(|b| b.contains("flag is up"))
     );
-    d.stop();
+    f.d.stop();
 }
 
 #[test]
