@@ -25,9 +25,7 @@ pub fn scrub() {
         .and_then(|v| v.parse::<i32>().ok())
     {
         let mut url = String::new();
-        // The pipe, read through its /proc name: no unsafe descriptor handling.
-        let read = std::fs::File::open(format!("/proc/self/fd/{fd}"))
-            .and_then(|mut f| f.read_to_string(&mut url));
+        let read = take_pipe(fd).and_then(|mut f| f.read_to_string(&mut url));
         match read {
             Ok(_) => {
                 let _ = HANDED.set(url.trim_end_matches('\n').to_string());
@@ -49,6 +47,23 @@ pub fn scrub() {
     eprintln!(
         "hostler: warning: cannot start again without the password in $HOSTLER_DB ({err}); it stays in this process's environment"
     );
+}
+
+/// Takes the handed-over pipe as this process's own file, so it is closed once read and no
+/// command started later inherits it. Refused unless the descriptor is a pipe.
+#[allow(unsafe_code)]
+fn take_pipe(fd: i32) -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    let what = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
+    if !what.to_string_lossy().starts_with("pipe:") {
+        return Err(std::io::Error::other(format!(
+            "{FD_VAR}={fd} is not a pipe"
+        )));
+    }
+    // SAFETY: the descriptor is open (its /proc link exists) and is the pipe the process that
+    // exec'd this one left for it; nothing else in this process has taken it, since this runs
+    // first in main.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// Execs this program again with `$HOSTLER_DB` taken out and handed over through a pipe.
