@@ -4,7 +4,7 @@
 -- Times are milliseconds since the Unix epoch (UTC), in BIGINT columns.
 -- Runs and notifications keep names instead of referencing rows: history outlives what it names
 -- (a run names them through run_keys, which only history uses).
--- schema_version: 5
+-- schema_version: 6
 
 CREATE TABLE settings (
     key         VARCHAR(255) PRIMARY KEY,
@@ -246,7 +246,27 @@ CREATE TABLE downtimes (
     created_at  BIGINT NOT NULL,
     -- Its start and its end were told (once, whichever node saw it first).
     start_told  BOOLEAN NOT NULL DEFAULT FALSE,
-    end_told    BOOLEAN NOT NULL DEFAULT FALSE
+    end_told    BOOLEAN NOT NULL DEFAULT FALSE,
+    -- It covers the hosts and checks that depend on what it covers too. Added in schema
+    -- version 6.
+    children    BOOLEAN NOT NULL DEFAULT FALSE
+);
+
+-- A dependency: the child (every check of a host, or one check) is cut off while its parent
+-- check is in a hard problem; parents that share a group are redundant (the child is cut off
+-- only when all of them are down). A cut-off check still runs and records, but is neither
+-- fixed nor told. Added in schema version 6.
+CREATE TABLE dependencies (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    child_host  VARCHAR(255) NOT NULL,
+    -- NULL: every check of the child host (but the parent itself).
+    child_check VARCHAR(255),
+    parent_host VARCHAR(255) NOT NULL,
+    parent_check VARCHAR(255) NOT NULL,
+    -- Redundant parents share a group; NULL: this parent cuts the child off on its own.
+    grp         VARCHAR(255),
+    author      VARCHAR(255),
+    created_at  BIGINT NOT NULL
 );
 
 CREATE TABLE users (
@@ -320,3 +340,5 @@ CREATE INDEX perf_raw_hour ON perf_raw (hour);
 CREATE INDEX run_transcripts_run ON run_transcripts (run_id);
 CREATE INDEX run_transcripts_started ON run_transcripts (started_at);
 CREATE INDEX notifications_run ON notifications (run_id);
+CREATE INDEX dependencies_child ON dependencies (child_host);
+CREATE INDEX dependencies_parent ON dependencies (parent_host, parent_check);

@@ -66,15 +66,19 @@ impl App {
         Ok(Arc::new(store))
     }
 
-    /// When a check is flapping, from `[monitord] flap_changes` and `flap_window`.
+    /// When a check is flapping, from `[monitord] flap_changes` and `flap_window`; how long
+    /// a failing child waits for its parents (`dependency_settle`).
     pub fn policy(&self) -> crate::store::checks::Policy {
         let m = &self.config.monitord;
+        let ms = |secs: f64| {
+            std::time::Duration::try_from_secs_f64(secs.max(0.0)).map_or(i64::MAX, |d| {
+                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            })
+        };
         crate::store::checks::Policy {
             flap_changes: m.flap_changes,
-            flap_window_ms: std::time::Duration::try_from_secs_f64(m.flap_window.max(0.0))
-                .map_or(i64::MAX, |d| {
-                    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-                }),
+            flap_window_ms: ms(m.flap_window),
+            settle: crate::store::depends::Settle::of(ms(m.dependency_settle)),
             collapse_ok: self.config.history.collapse_ok,
             ..Default::default()
         }

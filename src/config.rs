@@ -254,6 +254,11 @@ pub struct Monitord {
     /// the changes in the window fall to half that.
     pub flap_changes: usize,
     pub flap_window: f64,
+    /// Seconds after a check began to fail before its parents' OK counts (see `hostler
+    /// depend`): a failing child waits that long (and its parents are checked at once) before
+    /// it is fixed or told, so a router that goes down a moment after its hosts still cuts
+    /// them off. It waits at most 12 times this, and at least a minute.
+    pub dependency_settle: f64,
 }
 
 impl Default for Monitord {
@@ -270,6 +275,7 @@ impl Default for Monitord {
             recheck_within: 30.0,
             flap_changes: 6,
             flap_window: 3600.0,
+            dependency_settle: 5.0,
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct AddCmd {
     /// why: shown to operators and in the messages
     #[argh(option)]
     pub reason: String,
+    /// cover the checks that depend on it too (hostler depend): the hosts behind a router
+    #[argh(switch)]
+    pub children: bool,
 }
 
 /// list the current and coming downtimes
@@ -144,6 +147,7 @@ pub fn run(app: &App, cmd: DowntimeCmd) -> anyhow::Result<u8> {
                 until: c.until.as_deref(),
                 reason: &c.reason,
                 author: &author(),
+                children: c.children,
             })
             .map_err(anyhow::Error::msg)?;
             let (starts_at, ends_at) = (d.starts_at, d.ends_at);
@@ -165,7 +169,11 @@ pub fn run(app: &App, cmd: DowntimeCmd) -> anyhow::Result<u8> {
                 .map(|d| {
                     vec![
                         d.id.to_string(),
-                        d.scope(),
+                        if d.children {
+                            format!("{} and its children", d.scope())
+                        } else {
+                            d.scope()
+                        },
                         output::time(d.starts_at),
                         output::time(d.ends_at),
                         output::opt(&d.author),

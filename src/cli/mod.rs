@@ -1,6 +1,7 @@
 //! The command line: argh subcommands, one file per group, all thin. Each parses, calls the
 //! store or the script runner, and prints. `--json` on every listing.
 
+mod depend;
 mod downtime;
 mod fanout;
 mod host;
@@ -71,6 +72,7 @@ pub enum Command {
     Sql(sql::SqlCmd),
     Serve(serve::ServeCmd),
     Status(status::StatusCmd),
+    Depend(depend::DependCmd),
     Downtime(downtime::DowntimeCmd),
     Ack(downtime::AckCmd),
     Guard(downtime::GuardCmd),
@@ -310,6 +312,7 @@ fn reads_only(c: &Command) -> bool {
                 | script::ScriptAction::Export(_)
         ),
         Command::Downtime(d) => matches!(d.action, downtime::DowntimeAction::List(_)),
+        Command::Depend(d) => matches!(d.action, depend::DependAction::List(_)),
         Command::User(u) => matches!(u.action, user::UserAction::List(_)),
         _ => false,
     }
@@ -410,6 +413,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::User(c) => user::run(&app, c),
         Command::Key(c) => key::run(&app, c),
         Command::Status(c) => status::run(&app, c),
+        Command::Depend(c) => depend::run(&app, c),
         Command::Downtime(c) => downtime::run(&app, c),
         Command::Ack(c) => downtime::ack(&app, c),
         Command::Guard(c) => downtime::guard(&app, c),

@@ -55,6 +55,7 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
                     "perfdata": c.perfdata, "notified": c.notified,
                     "acked": c.acked, "ack_comment": c.ack_comment, "flapping": c.flapping,
                     "downtime": downtime.contains(&c.id),
+                    "unreachable": c.unreachable, "parent": c.parent,
                     "guard": guard,
                 })
             })
@@ -90,6 +91,9 @@ pub fn run(app: &App, cmd: StatusCmd) -> anyhow::Result<u8> {
             }
             if downtime.contains(&c.id) {
                 flags.push("downtime".into());
+            }
+            if let Some(p) = &c.parent {
+                flags.push(format!("unreachable behind {p}"));
             }
             if let Some(g) = guard.as_ref().filter(|g| g.fixes > 0) {
                 flags.push(match g.next_allowed {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::script::{RunRequest, Runner};
+use crate::store::depends::Reach;
 use crate::store::guard::{FixGuard, fix_guard};
 use crate::store::{Alert, Job, JobAction, NewRun, Notice, RunPhase, Schedule, Status, now_ms};
 
@@ -77,13 +78,14 @@ fn soft_problem(env: &Runner, job: &Job, sched: &Schedule, run: &NewRun) -> bool
     attempts < sched.retries
 }
 
-/// Queues the check again after the schedule's retry interval (`--retry-every`).
-fn recheck_soon(env: &Runner, job: &Job, sched: &Schedule) {
+/// Queues the check again `after` ms (a soft problem: the schedule's `--retry-every`), and
+/// says `why` in the log.
+fn recheck_soon(env: &Runner, job: &Job, after: i64, why: &str) {
     let again = crate::store::NewJob {
         script: job.script.clone(),
         host: job.host.clone(),
         priority: job.priority,
-        due_at: now_ms().saturating_add(sched.retry_every()),
+        due_at: now_ms().saturating_add(after),
         max_attempts: job.max_attempts,
         timeout_ms: job.timeout_ms,
         schedule_id: job.schedule_id,
@@ -91,15 +93,8 @@ fn recheck_soon(env: &Runner, job: &Job, sched: &Schedule) {
         name: job.name.clone(),
     };
     match env.store.enqueue_with(&again, false) {
-        Ok(_) => info!(
-            job = job.id,
-            "soft problem: checked again in {} ms",
-            sched.retry_every()
-        ),
-        Err(e) => warn!(
-            job = job.id,
-            "cannot queue the re-check of a soft problem: {e}"
-        ),
+        Ok(_) => info!(job = job.id, "{why}: checked again in {after} ms"),
+        Err(e) => warn!(job = job.id, "{why}: cannot queue the re-check: {e}"),
     }
 }
 
@@ -168,9 +163,45 @@ pub fn run_job(
         let phase = sched.fix_script.as_ref().map(|_| RunPhase::Check);
         let status = record(check, phase, action);
         if action == JobAction::Done {
-            recheck_soon(env, job, sched);
+            recheck_soon(env, job, sched.retry_every(), "soft problem");
         }
         return status;
+    }
+    // Behind its parents: the problem of a check whose parent is down is recorded, neither
+    // fixed nor told; one whose parents are not known to be up waits for their word (they
+    // are checked at once, and so is it, a settle time later).
+    if let (Some(sched), Some(host)) = (schedule, job.host.as_deref())
+        && !matches!(check.status, Status::Ok | Status::Cancelled)
+    {
+        let phase = sched.fix_script.as_ref().map(|_| RunPhase::Check);
+        match env.store.reach(host, job.check(), check.finished_at) {
+            Ok(Reach::Reachable) => {}
+            Ok(Reach::Unreachable { parent }) => {
+                info!(job = job.id, %parent, "unreachable behind a parent that is down: no fix, nothing told");
+                let action = final_action(&check, job, flags, pace);
+                return record(check, phase, action);
+            }
+            Ok(Reach::Pending { parents }) => {
+                for (h, c) in &parents {
+                    if let Err(e) = env.store.recheck_now(h, c) {
+                        warn!(
+                            job = job.id,
+                            "cannot queue the check of parent {h}/{c}: {e}"
+                        );
+                    }
+                }
+                let action = final_action(&check, job, flags, pace);
+                let status = record(check, phase, action);
+                if action == JobAction::Done {
+                    let settle = env.store.policy().settle.settle_ms.max(1_000);
+                    recheck_soon(env, job, settle, "waiting for its parents");
+                }
+                return status;
+            }
+            Err(e) => {
+                return decide_later(job, &record, check, phase, "the check's parents", &e);
+            }
+        }
     }
     let fix = schedule.and_then(|s| s.fix_script.clone().map(|f| (s, f)));
     let Some((sched, fix_script)) = fix else {

@@ -15,6 +15,8 @@ pub struct DowntimeWords<'a> {
     pub until: Option<&'a str>,
     pub reason: &'a str,
     pub author: &'a str,
+    /// Cover what depends on the target too.
+    pub children: bool,
 }
 
 /// The downtime the words ask for, or what is wrong with them (the store checks the rest:
@@ -55,5 +57,6 @@ pub fn downtime(w: &DowntimeWords) -> Result<NewDowntime, String> {
         ends_at,
         reason: w.reason.to_string(),
         author: Some(w.author.to_string()),
+        children: w.children,
     })
 }

@@ -41,6 +41,10 @@ pub struct Observation {
     pub may_tell: bool,
     /// A downtime covers the check: nothing is told.
     pub quiet: bool,
+    /// A parent is down (see [`super::depends`]): it records, but nothing is told.
+    pub unreachable: bool,
+    /// Waiting for a parent's word: the problem stays soft.
+    pub hold: bool,
 }
 
 /// A message a change of state is worth.
@@ -68,6 +72,8 @@ pub struct Policy {
     pub flap_window_ms: i64,
     /// OK runs that change nothing, one after another, share one row (`[history] collapse_ok`).
     pub collapse_ok: bool,
+    /// How long a failing check waits for its parents' word (`[monitord] dependency_settle`).
+    pub settle: super::depends::Settle,
 }
 
 impl Default for Policy {
@@ -77,6 +83,7 @@ impl Default for Policy {
             flap_changes: 6,
             flap_window_ms: 3_600_000,
             collapse_ok: true,
+            settle: super::depends::Settle::default(),
         }
     }
 }
@@ -113,7 +120,9 @@ pub fn advance(prev: Option<&Check>, o: &Observation, policy: &Policy) -> Next {
         Some(p) if p.state == o.state || (p.state != CheckState::Ok && !ok) => p.since,
         _ => o.at,
     };
-    let hard = !ok && attempts >= retries.max(1);
+    let hard = !ok && attempts >= retries.max(1) && !o.hold;
+    // Behind a parent that is down, nothing is told, as in a downtime.
+    let quiet = o.quiet || o.unreachable;
     let was_told = prev.is_some_and(|p| p.notified);
     let mut changes: Vec<i64> = prev.map_or_else(Vec::new, |p| p.changes.clone());
     if prev.is_some_and(|p| p.state != o.state) {
@@ -122,7 +131,7 @@ pub fn advance(prev: Option<&Check>, o: &Observation, policy: &Policy) -> Next {
     changes.retain(|t| *t > o.at.saturating_sub(policy.flap_window_ms));
     let was_flapping = prev.is_some_and(|p| p.flapping);
     // In a downtime nothing is told, so nothing starts or stops flapping either.
-    let flapping = if o.quiet {
+    let flapping = if quiet {
         was_flapping
     } else {
         policy.flap_changes > 0
@@ -138,18 +147,18 @@ pub fn advance(prev: Option<&Check>, o: &Observation, policy: &Policy) -> Next {
     let acked = prev_acked && (!ok || flapping);
     // The run carries its own message about the problem (from the correction loop).
     let told_now = o.told && !ok;
-    let (notified, event) = if flapping != was_flapping && prev_acked && !o.quiet {
+    let (notified, event) = if flapping != was_flapping && prev_acked && !quiet {
         (was_told || told_now, None)
-    } else if flapping && !was_flapping && !o.quiet {
+    } else if flapping && !was_flapping && !quiet {
         (
             was_told || told_now,
             Some(Event::FlappingStart {
                 changes: changes.len(),
             }),
         )
-    } else if was_flapping && !flapping && !o.quiet {
+    } else if was_flapping && !flapping && !quiet {
         (was_told || told_now, Some(Event::FlappingEnd))
-    } else if flapping || o.quiet {
+    } else if flapping || quiet {
         (was_told || told_now, None)
     } else if ok {
         let event = prev.filter(|p| p.notified).map(|p| Event::Recovery {
@@ -204,6 +213,8 @@ pub(super) fn check_from_row(r: &Row) -> Result<Check, StoreError> {
             .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or_default(),
         flapping: r.boolean("flapping")?,
+        unreachable: false,
+        parent: None,
     })
 }
 
@@ -274,6 +285,8 @@ pub(super) struct Moved {
     pub since: i64,
     /// The message the change is worth, if any.
     pub notice: Option<Notice>,
+    /// Checks queued at once: the children of a parent that recovered.
+    pub rechecks: usize,
 }
 
 /// In the transaction that records `run` (as `run_id`): moves its check. Runs that are not a
@@ -296,9 +309,22 @@ pub(super) fn record(
         .query_one(st::check_get(host, run.check()))?
         .map(|r| check_from_row(&r))
         .transpose()?;
+    // Behind its parents: a problem is judged by them in this same transaction.
+    let reach = match host {
+        Some(h) if state != CheckState::Ok => {
+            let since = prev
+                .as_ref()
+                .filter(|p| p.state != CheckState::Ok)
+                .map_or(run.finished_at, |p| p.since);
+            super::depends::reach_in(c, h, run.check(), since, run.finished_at, policy.settle)?
+        }
+        _ => super::depends::Reach::Reachable,
+    };
     let o = Observation {
         state,
         at: run.finished_at,
+        unreachable: matches!(reach, super::depends::Reach::Unreachable { .. }),
+        hold: matches!(reach, super::depends::Reach::Pending { .. }),
         told: run
             .notifications
             .iter()
@@ -350,7 +376,18 @@ pub(super) fn record(
             c.insert(st::check_insert(values))?;
         }
     }
+    // A parent back from a hard problem: its children that still fail are checked at once
+    // (those that recovered with it were never told, so nothing is said of them).
+    let rechecks = match (host, &prev) {
+        (Some(h), Some(p))
+            if p.hard && p.state != CheckState::Ok && next.state == CheckState::Ok =>
+        {
+            super::depends::recheck_children_in(c, h, run.check(), run.finished_at)?
+        }
+        _ => 0,
+    };
     Ok(Some(Moved {
+        rechecks,
         previous: prev.as_ref().map(|p| p.state),
         state: next.state,
         since: next.since,
@@ -358,7 +395,8 @@ pub(super) fn record(
     }))
 }
 
-/// Whether a downtime covers a host's check of a script at `at`, within a unit of work.
+/// Whether a downtime covers a host's check of a script at `at`, within a unit of work: one
+/// of the check itself, or (`--children`) of a check it depends on.
 pub(super) fn in_downtime(
     c: &mut dyn Conn,
     host: Option<&str>,
@@ -370,19 +408,45 @@ pub(super) fn in_downtime(
         .iter()
         .map(downtime_from_row)
         .collect::<Result<_, _>>()?;
-    if windows.is_empty() {
+    if windows
+        .iter()
+        .all(|d| !(d.starts_at <= at && at < d.ends_at))
+    {
         return Ok(false);
     }
-    let tags = match host {
-        Some(h) => c
-            .query_one(st::host_by_name(h))?
-            .map(|r| super::hosts::host_from_row(&r))
-            .transpose()?
-            .map(|h| h.tags)
-            .unwrap_or_default(),
-        None => Vec::new(),
+    let tags_of = |c: &mut dyn Conn, h: Option<&str>| -> Result<Vec<String>, StoreError> {
+        Ok(match h {
+            Some(h) => c
+                .query_one(st::host_by_name(h))?
+                .map(|r| super::hosts::host_from_row(&r))
+                .transpose()?
+                .map(|h| h.tags)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        })
     };
-    Ok(windows.iter().any(|d| d.covers(host, &tags, script, at)))
+    let tags = tags_of(c, host)?;
+    if windows.iter().any(|d| d.covers(host, &tags, script, at)) {
+        return Ok(true);
+    }
+    let (Some(host), true) = (host, windows.iter().any(|d| d.children)) else {
+        return Ok(false);
+    };
+    let deps: Vec<super::Dependency> = c
+        .query(st::dependency_list())?
+        .iter()
+        .map(super::depends::dependency_from_row)
+        .collect::<Result<_, _>>()?;
+    for (h, s) in super::depends::ancestors(&deps, host, script) {
+        let tags = tags_of(c, Some(&h))?;
+        if windows
+            .iter()
+            .any(|d| d.children && d.covers(Some(&h), &tags, &s, at))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 pub(super) fn downtime_from_row(r: &Row) -> Result<Downtime, StoreError> {
@@ -396,6 +460,7 @@ pub(super) fn downtime_from_row(r: &Row) -> Result<Downtime, StoreError> {
         reason: r.text("reason")?,
         author: r.opt_text("author")?,
         created_at: r.int("created_at")?,
+        children: r.boolean("children")?,
     })
 }
 
@@ -425,12 +490,21 @@ pub fn problems_first(checks: &mut [Check]) {
 impl Store {
     /// Every check, by host then script.
     pub fn checks(&self) -> Result<Vec<Check>, StoreError> {
-        self.read(|c| {
-            c.query(st::check_list())?
+        let (mut checks, deps) = self.read(|c| {
+            let checks = c
+                .query(st::check_list())?
                 .iter()
                 .map(check_from_row)
-                .collect()
-        })
+                .collect::<Result<Vec<_>, _>>()?;
+            let deps = c
+                .query(st::dependency_list())?
+                .iter()
+                .map(super::depends::dependency_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((checks, deps))
+        })?;
+        super::depends::mark_unreachable(&mut checks, &deps);
+        Ok(checks)
     }
 
     /// One check: a host's (or, with None, the host-less) check of a script.

@@ -52,6 +52,7 @@ impl Store {
                 ("reason", param(d.reason.as_str())),
                 ("author", param(d.author.clone())),
                 ("created_at", param(at)),
+                ("children", param(d.children)),
             ]))
         })
     }
@@ -89,21 +90,33 @@ impl Store {
             return Ok(Vec::new());
         }
         let hosts = self.hosts()?;
+        let deps = if windows.iter().any(|d| d.children) {
+            self.dependencies()?
+        } else {
+            Vec::new()
+        };
         let tags = |h: Option<&str>| {
             hosts
                 .iter()
                 .find(|x| Some(x.name.as_str()) == h)
                 .map_or(&[][..], |x| &x.tags[..])
         };
-        Ok(checks
-            .iter()
-            .filter(|c| {
-                windows
-                    .iter()
-                    .any(|d| d.covers(c.host.as_deref(), tags(c.host.as_deref()), &c.script, at))
-            })
-            .map(|c| c.id)
-            .collect())
+        let covered = |c: &Check| {
+            let host = c.host.as_deref();
+            windows
+                .iter()
+                .any(|d| d.covers(host, tags(host), &c.script, at))
+                || host.is_some_and(|h| {
+                    super::depends::ancestors(&deps, h, &c.script)
+                        .iter()
+                        .any(|(ph, ps)| {
+                            windows
+                                .iter()
+                                .any(|d| d.children && d.covers(Some(ph), tags(Some(ph)), ps, at))
+                        })
+                })
+        };
+        Ok(checks.iter().filter(|c| covered(c)).map(|c| c.id).collect())
     }
 
     /// Whether a downtime covers a host's check of a script now.

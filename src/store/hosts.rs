@@ -198,7 +198,7 @@ impl Store {
             })
     }
 
-    /// Removes a host with its schedules and pinned keys. Refused while jobs of the host are
+    /// Removes a host with its schedules, pinned keys, checks and dependencies. Refused while jobs of the host are
     /// queued or running: they would vanish without a run in the history.
     pub fn remove_host(&self, name: &str) -> Result<(), StoreError> {
         self.write(|c| {
@@ -206,6 +206,8 @@ impl Store {
             refuse_with_jobs(c, "host", name, "host_id", id)?;
             c.exec(st::host_delete(name))?;
             c.exec(st::check_delete_of("host", name))?;
+            c.exec(st::dependency_delete_of("child_host", name))?;
+            c.exec(st::dependency_delete_of("parent_host", name))?;
             Ok(())
         })
     }

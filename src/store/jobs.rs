@@ -107,7 +107,7 @@ pub(super) fn check_name(name: Option<&str>) -> Result<(), StoreError> {
 
 /// Inserts a job unless the same (script, host) is already queued or running and duplicates
 /// are not asked for. Returns the job's id and whether it is new.
-fn enqueue_in(
+pub(super) fn enqueue_in(
     c: &mut dyn Conn,
     job: &NewJob,
     allow_duplicate: bool,

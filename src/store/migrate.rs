@@ -113,11 +113,23 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Table("run_totals"),
             Add::SeedTotals,
         ]),
+        // 6: dependencies between checks; downtimes that cover children too.
+        5 => Some(&[
+            Add::Table("dependencies"),
+            Add::Column("downtimes", "children"),
+        ]),
         _ => None,
     }
 }
 
-fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreError> {
+/// Runs the step from `from`. `made` lists the tables this migration created whole (from
+/// schema.sql, so with every later column): a later step's column of one is there already.
+fn upgrade(
+    conn: &mut dyn Conn,
+    schema: &Schema,
+    from: i64,
+    made: &mut Vec<&'static str>,
+) -> Result<(), StoreError> {
     let steps = step(from)
         .ok_or_else(|| StoreError::Db(format!("no upgrade path from schema version {from}")))?;
     let d = conn.dialect();
@@ -147,7 +159,11 @@ fn upgrade(conn: &mut dyn Conn, schema: &Schema, from: i64) -> Result<(), StoreE
                 seed_totals(conn)?;
                 continue;
             }
-            Add::Table(t) => schema.table_ddl(t, d),
+            Add::Table(t) => {
+                made.push(t);
+                schema.table_ddl(t, d)
+            }
+            Add::Column(t, _) if made.contains(t) => continue,
             Add::Column(t, c) => schema.add_column_ddl(t, c, d).map(|s| vec![s]),
             Add::Index(i) => schema.index_ddl(i, d).map(|s| vec![s]),
         }
@@ -373,8 +389,9 @@ pub fn migrate(store: &Store) -> Result<(), StoreError> {
             seed_totals(conn)?;
             v = schema.version;
         }
+        let mut made = Vec::new();
         while v < schema.version {
-            upgrade(conn, schema, v)?;
+            upgrade(conn, schema, v, &mut made)?;
             v += 1;
             tracing::info!("database schema upgraded to version {v}");
         }

@@ -14,6 +14,7 @@
 //! - the driver lock is held for one unit of work only, never across a script or a network wait.
 
 pub mod checks;
+pub mod depends;
 mod downtimes;
 mod driver;
 pub mod guard;

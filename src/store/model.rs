@@ -218,6 +218,11 @@ pub struct Check {
     pub changes: Vec<i64>,
     /// Changing state too often: its problems and recoveries are held.
     pub flapping: bool,
+    /// A problem behind a parent that is down (see [`Dependency`]): it is neither fixed nor
+    /// told. Worked out when the checks are read, from the parents' states now.
+    pub unreachable: bool,
+    /// The parent that cuts it off (`HOST/CHECK`), when unreachable.
+    pub parent: Option<String>,
 }
 
 /// A maintenance window: the checks it covers run and record, but no fix runs and nothing is
@@ -233,6 +238,8 @@ pub struct Downtime {
     pub reason: String,
     pub author: Option<String>,
     pub created_at: i64,
+    /// It covers the checks that depend on what it covers too (`--children`).
+    pub children: bool,
 }
 
 impl Downtime {
@@ -267,6 +274,35 @@ pub struct NewDowntime {
     pub starts_at: i64,
     pub ends_at: i64,
     pub reason: String,
+    pub author: Option<String>,
+    /// Cover the checks that depend on what it covers too.
+    pub children: bool,
+}
+
+/// A dependency: the child (every check of a host but the parent itself, or one check) is
+/// cut off while its parent check is in a hard problem. Parents that share a group are
+/// redundant: the child is cut off only when every one of them is down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    pub id: i64,
+    pub child_host: String,
+    /// None: every check of the child host.
+    pub child_check: Option<String>,
+    pub parent_host: String,
+    pub parent_check: String,
+    pub group: Option<String>,
+    pub author: Option<String>,
+    pub created_at: i64,
+}
+
+/// A new dependency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewDependency {
+    pub child_host: String,
+    pub child_check: Option<String>,
+    pub parent_host: String,
+    pub parent_check: String,
+    pub group: Option<String>,
     pub author: Option<String>,
 }
 

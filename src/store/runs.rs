@@ -268,6 +268,7 @@ impl Store {
         let names = key_names(run);
         let known = self.known_key(&names);
         let mut looked_up = None;
+        let rechecks = std::cell::Cell::new(0);
         let recorded = self.write(|c| {
             let joined = if collapse { joins(c, run)? } else { None };
             let id = match joined {
@@ -290,6 +291,7 @@ impl Store {
                 }
             };
             let moved = super::checks::record(c, run, id, action, self.policy())?;
+            rechecks.set(moved.as_ref().map_or(0, |m| m.rechecks));
             if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
                 c.exec(st::run_mark_changed(id))?;
             }
@@ -332,6 +334,9 @@ impl Store {
             c.exec(st::run_total_add(run.status.as_str(), id, ms))?;
             Ok(id)
         });
+        if recorded.is_ok() && rechecks.get() > 0 {
+            self.notify_enqueued();
+        }
         // Only a committed key is remembered: one made by a transaction that rolled back
         // would name nothing.
         if let (Ok(_), Some(key)) = (&recorded, looked_up) {

@@ -52,7 +52,7 @@ impl<'a> Target<'a> {
     }
 }
 
-fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
+pub(super) fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
     let timing = match r.text("kind")?.as_str() {
         "at" => Timing::At(r.opt_int("at_time")?.unwrap_or(0)),
         "every" => Timing::Every(r.opt_int("every_ms")?.unwrap_or(60_000)),

@@ -192,6 +192,19 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
             web.dashboard.invalidate();
             Ok(Resp::json(201, &json!({"id": id})))
         }
+        (A::Dependencies, false) => ok(&s.dependencies()?),
+        (A::Dependencies, true) => {
+            let f = form().map_err(WebError::Bad)?;
+            let d = super::depends::parse(&f, &format!("api:{}", who.user))?;
+            let id = s.add_dependency(&d)?;
+            web.dashboard.invalidate();
+            Ok(Resp::json(201, &json!({"id": id})))
+        }
+        (A::DependencyRemove(id), true) => {
+            s.remove_dependency(id)?;
+            web.dashboard.invalidate();
+            ok(&json!({"id": id, "removed": true}))
+        }
         (A::DowntimeRemove(id), true) => {
             s.remove_downtime(id)?;
             web.dashboard.invalidate();

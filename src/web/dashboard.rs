@@ -122,7 +122,22 @@ fn all_sparks(web: &Web, d: &Data) -> Arc<Vec<String>> {
 fn problems(web: &Web, d: &Data, who: &Who) -> Markup {
     let sparks = all_sparks(web, d);
     html! {
-        @if d.problems.is_empty() { p.empty { "None: every check is OK." } } @else {
+        @if d.problems.is_empty() && d.unreachable.is_empty() { p.empty { "None: every check is OK." } }
+        @for (parent, behind) in &d.unreachable {
+            details.unreachable {
+                summary { (behind.len()) @if behind.len() == 1 { " check" } @else { " checks" } " unreachable behind " (parent) }
+                ul {
+                    @for c in behind {
+                        li {
+                            (c.host.as_deref().unwrap_or("-")) "/" (c.script) ": "
+                            span class=(state_class(c.state)) { (c.state.as_str().to_uppercase()) }
+                            " since " (time(c.since))
+                        }
+                    }
+                }
+            }
+        }
+        @if !d.problems.is_empty() {
             table.problems {
                 tr { th { "Host" } th { "Check" } th { "State" } th { "Failing since" } th { "" } th { "Last day" } th { "Message" } }
                 @for (i, (p, guard)) in d.problems.iter().zip(&d.guards).enumerate() {

@@ -11,7 +11,7 @@ use crate::queue::downtime::DowntimeWords;
 use crate::store::{NewDowntime, Role, now_ms};
 
 /// Reads the downtime form (or the API's JSON as the same pairs): `host`, `tag` or `check`,
-/// `for` or `until`, `from`, `reason` (see [`crate::queue::downtime`]).
+/// `for` or `until`, `from`, `reason`, `children` (see [`crate::queue::downtime`]).
 pub fn parse(f: &Form, author: &str) -> Result<NewDowntime, String> {
     crate::queue::downtime::downtime(&DowntimeWords {
         host: f.get("host"),
@@ -22,6 +22,7 @@ pub fn parse(f: &Form, author: &str) -> Result<NewDowntime, String> {
         until: f.get("until"),
         reason: f.get("reason").unwrap_or(""),
         author,
+        children: matches!(f.get("children"), Some("on" | "true" | "1")),
     })
 }
 
@@ -39,7 +40,7 @@ pub fn page(web: &Web, who: &Who, v: &Form, err: Option<&str>, done: Option<&str
                 @for d in &list {
                     tr {
                         td { (d.id) @if d.starts_at <= now { " (now)" } }
-                        td { (d.scope()) }
+                        td { (d.scope()) @if d.children { " and its children" } }
                         td { (time(d.starts_at)) }
                         td { (time(d.ends_at)) }
                         td { (d.author.as_deref().unwrap_or("-")) }
@@ -70,6 +71,7 @@ pub fn page(web: &Web, who: &Who, v: &Form, err: Option<&str>, done: Option<&str
                 label { "For " input type="text" name="for" placeholder="2h" size="6" value=[v.get("for")]; }
                 label { "or until " input type="datetime-local" name="until" value=[v.get("until")]; }
                 label { "Reason " input type="text" name="reason" required value=[v.get("reason")]; }
+                label { input type="checkbox" name="children" checked[v.get("children").is_some()]; " and what depends on it" }
                 button type="submit" { "Add downtime" }
             }
         }

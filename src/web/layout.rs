@@ -59,6 +59,7 @@ const NAV: &[(&str, &str)] = &[
     ("/queue", "Queue"),
     ("/runs", "Runs"),
     ("/downtimes", "Downtimes"),
+    ("/dependencies", "Dependencies"),
     ("/notifications", "Notifications"),
 ];
 

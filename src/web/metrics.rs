@@ -64,6 +64,18 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
     }
     let _ = writeln!(
         text,
+        "# HELP hostler_check_unreachable 1 while a check's problem is behind a parent that is down (neither fixed nor told), else 0.\n# TYPE hostler_check_unreachable gauge"
+    );
+    for c in &checks {
+        let _ = writeln!(
+            text,
+            "hostler_check_unreachable{} {}",
+            labels(c),
+            u8::from(c.unreachable)
+        );
+    }
+    let _ = writeln!(
+        text,
         "# HELP hostler_check_since_seconds Seconds since a check's state last changed.\n# TYPE hostler_check_since_seconds gauge"
     );
     for c in &checks {

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod chart;
 pub mod checks;
 pub mod dashboard;
+pub mod depends;
 pub mod downtimes;
 mod error;
 pub mod hosts;

@@ -30,6 +30,8 @@ pub struct Check {
     /// The run that said so last.
     pub run: Option<i64>,
     pub last_run_at: i64,
+    /// The parent that cuts it off, when it is unreachable.
+    pub parent: Option<String>,
 }
 
 impl From<&CheckRow> for Check {
@@ -42,6 +44,7 @@ impl From<&CheckRow> for Check {
             message: c.message.clone(),
             run: c.last_run_id,
             last_run_at: c.last_run_at,
+            parent: c.parent.clone(),
         }
     }
 }
@@ -74,8 +77,11 @@ pub struct Data {
     pub hosts: Vec<HostStatus>,
     /// Checks without a host.
     pub other: Vec<Check>,
-    /// The checks that are not OK: hard before soft, then the longest failing.
+    /// The checks that are not OK and not unreachable: hard before soft, then the longest
+    /// failing.
     pub problems: Vec<CheckRow>,
+    /// The unreachable checks, folded under the parent that cuts them off (by parent).
+    pub unreachable: Vec<(String, Vec<CheckRow>)>,
     /// The ids of the checks a downtime covers now.
     pub in_downtime: Vec<i64>,
     /// Each problem's fix guard (None: no fix), in the order of `problems`.
@@ -133,12 +139,22 @@ impl Data {
             h.checks.sort_by(|a, b| a.script.cmp(&b.script));
         }
         checks.retain(|c| c.state != CheckState::Ok);
+        let mut unreachable: std::collections::BTreeMap<String, Vec<CheckRow>> =
+            std::collections::BTreeMap::new();
+        checks.retain(|c| match &c.parent {
+            Some(p) => {
+                unreachable.entry(p.clone()).or_default().push(c.clone());
+                false
+            }
+            None => true,
+        });
         let guards = store.guard_states(&checks)?;
         Ok(Data {
             at: now_ms(),
             hosts: out,
             other,
             problems: checks,
+            unreachable: unreachable.into_iter().collect(),
             in_downtime,
             guards,
             counts,

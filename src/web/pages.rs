@@ -5,7 +5,9 @@
 use super::http::{Form, Req, Resp};
 use super::layout::{error, error_page};
 use super::router::Route;
-use super::{Web, Who, account, checks, dashboard, downtimes, hosts, login, queue, runs, scripts};
+use super::{
+    Web, Who, account, checks, dashboard, depends, downtimes, hosts, login, queue, runs, scripts,
+};
 use crate::store::Role;
 
 /// Page routes: GET shows, POST submits.
@@ -44,6 +46,11 @@ pub fn handle(web: &Web, who: &Who, route: Route, req: &Req) -> Resp {
         }
         (R::Downtimes, true) => downtimes::add(web, who, req),
         (R::DowntimeRemove(id), true) => downtimes::remove(web, id),
+        (R::Dependencies, false) => {
+            depends::page(web, who, &Form::default(), None, req.query("done"))
+        }
+        (R::Dependencies, true) => depends::add(web, who, req),
+        (R::DependencyRemove(id), true) => depends::remove(web, id),
         (R::Ack(host, script), true) => downtimes::ack(web, who, req, host.as_deref(), &script),
         (R::Check(host, check), false) => checks::page_of(web, who, host.as_deref(), &check, req),
         _ => {

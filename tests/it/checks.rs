@@ -37,6 +37,8 @@ fn replay(steps: &[Step], policy: &Policy) -> Vec<(Check, Option<Event>)> {
             told: *told,
             may_tell: *may_tell,
             quiet: *quiet,
+            unreachable: false,
+            hold: false,
         };
         let n = advance(prev.as_ref(), &o, policy);
         let check = Check {
@@ -56,6 +58,8 @@ fn replay(steps: &[Step], policy: &Policy) -> Vec<(Check, Option<Event>)> {
             ack_comment: None,
             changes: n.changes,
             flapping: n.flapping,
+            unreachable: false,
+            parent: None,
         };
         out.push((check.clone(), n.event));
         prev = Some(check);
@@ -80,7 +84,7 @@ proptest! {
         flap_changes in prop_oneof![Just(0usize), Just(3), Just(6)],
         flap_window_ms in prop_oneof![Just(5_000i64), Just(3_600_000)],
     ) {
-        let policy = Policy { retries, flap_changes, flap_window_ms, collapse_ok: true };
+        let policy = Policy { retries, flap_changes, flap_window_ms, ..Policy::default() };
         let run = replay(&steps, &policy);
         let mut flapping = false;
         let mut told = false;

@@ -4,6 +4,7 @@
 mod browser;
 mod checks;
 mod cli;
+mod depends;
 mod history;
 mod hostile;
 mod library;

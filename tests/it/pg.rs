@@ -183,7 +183,7 @@ fn the_store_works_on_a_real_postgresql() {
 /// into days, gives runs the key of their names and drops the names' columns, and starts the
 /// run totals, all in PostgreSQL's own words.
 #[test]
-fn a_version_4_database_on_postgresql_is_upgraded_to_5() {
+fn a_version_4_database_on_postgresql_is_upgraded_to_6() {
     const HOUR: i64 = 3_600_000;
     let Some(pg) = Pg::start() else { return };
     let url = pg.createdb("hostler_v4");
@@ -205,6 +205,8 @@ fn a_version_4_database_on_postgresql_is_upgraded_to_5() {
         "DROP INDEX runs_key".to_string(),
         "ALTER TABLE runs DROP COLUMN key_id".to_string(),
         "DROP TABLE run_keys".to_string(),
+        "DROP TABLE dependencies".to_string(),
+        "ALTER TABLE downtimes DROP COLUMN children".to_string(),
         "ALTER TABLE runs ADD host VARCHAR(255)".to_string(),
         "ALTER TABLE runs ADD script VARCHAR(255) NOT NULL DEFAULT ''".to_string(),
         "ALTER TABLE runs ADD check_name VARCHAR(255)".to_string(),

@@ -42,7 +42,7 @@ fn open_applies_schema_once_and_records_version() {
         )
         .expect("raw");
     assert_eq!(r.rows.len(), 1);
-    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("5"));
+    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("6"));
 }
 
 #[test]
@@ -110,6 +110,7 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE runs DROP COLUMN repeats",
         "DROP TABLE perf_raw",
         "DROP TABLE run_transcripts",
+        "DROP TABLE dependencies",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -142,7 +143,7 @@ fn a_version_1_database_is_upgraded_in_place() {
             false,
         )
         .expect("raw");
-    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("5"));
+    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("6"));
     // The unique index came with it.
     let idx = s
         .raw(
@@ -180,6 +181,8 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "CREATE INDEX runs_started ON runs (started_at)".to_string(),
         "DROP TABLE perf_raw".to_string(),
         "DROP TABLE run_transcripts".to_string(),
+        "DROP TABLE dependencies".to_string(),
+        "ALTER TABLE downtimes DROP COLUMN children".to_string(),
         "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
         "INSERT INTO runs (script, host, check_name, status, message, transcript, started_at, finished_at) VALUES ('c', 'h', 'named', 'warning', 'hosted', '', 7, 8)".to_string(),
         "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),

@@ -31,6 +31,18 @@ pub const DOWNTIME_COLUMNS: &[&str] = &[
     "reason",
     "author",
     "created_at",
+    "children",
+];
+
+pub const DEPENDENCY_COLUMNS: &[&str] = &[
+    "id",
+    "child_host",
+    "child_check",
+    "parent_host",
+    "parent_check",
+    "grp",
+    "author",
+    "created_at",
 ];
 
 /// A host's (or no host's) check of a script.
@@ -60,6 +72,14 @@ pub fn check_list() -> Statement {
             (col("host"), Order::Asc),
             (col("script"), Order::Asc),
         ]))
+        .into()
+}
+
+/// A host's checks.
+pub fn check_list_of_host(host: &str) -> Statement {
+    Select::from("checks")
+        .columns(CHECK_COLUMNS)
+        .filter(col("host").eq(param(host)))
         .into()
 }
 
@@ -165,6 +185,63 @@ pub fn downtime_told(id: i64, flag: &'static str) -> Statement {
         set: vec![(flag, lit(true))],
         conditions: vec![col("id").eq(param(id)), col(flag).eq(lit(false))],
         returning: vec![],
+    }
+    .into()
+}
+
+/// Every dependency, by child then parent.
+pub fn dependency_list() -> Statement {
+    Select::from("dependencies")
+        .columns(DEPENDENCY_COLUMNS)
+        .with(Section::OrderBy(vec![
+            (col("child_host"), Order::Asc),
+            (col("child_check"), Order::Asc),
+            (col("parent_host"), Order::Asc),
+            (col("parent_check"), Order::Asc),
+        ]))
+        .into()
+}
+
+/// The dependencies of a host's checks (whole-host ones and each check's).
+pub fn dependency_of_child(host: &str) -> Statement {
+    Select::from("dependencies")
+        .columns(DEPENDENCY_COLUMNS)
+        .filter(col("child_host").eq(param(host)))
+        .into()
+}
+
+/// The dependencies on one parent check.
+pub fn dependency_of_parent(host: &str, check: &str) -> Statement {
+    Select::from("dependencies")
+        .columns(DEPENDENCY_COLUMNS)
+        .filter(col("parent_host").eq(param(host)))
+        .filter(col("parent_check").eq(param(check)))
+        .into()
+}
+
+pub fn dependency_insert(values: Vec<(&'static str, Expr)>) -> Statement {
+    Insert {
+        table: "dependencies",
+        values,
+        returning_id: Some("id"),
+    }
+    .into()
+}
+
+pub fn dependency_delete(id: i64) -> Statement {
+    Delete {
+        table: "dependencies",
+        conditions: vec![col("id").eq(param(id))],
+    }
+    .into()
+}
+
+/// The dependencies of a host or on a host (`column` is `child_host` or `parent_host`), which
+/// go with it.
+pub fn dependency_delete_of(column: &'static str, host: &str) -> Statement {
+    Delete {
+        table: "dependencies",
+        conditions: vec![col(column).eq(param(host))],
     }
     .into()
 }

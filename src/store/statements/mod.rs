@@ -341,6 +341,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("check_get", check_get(Some("web1"), "check_disk")),
         ("check_get_no_host", check_get(None, "check_disk")),
         ("check_list", check_list()),
+        ("check_list_of_host", check_list_of_host("web1")),
         (
             "check_insert",
             check_insert(vec![
@@ -378,6 +379,28 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             downtime_due("start_told", 1_700_000_000_000),
         ),
         ("downtime_told", downtime_told(2, "end_told")),
+        ("dependency_list", dependency_list()),
+        ("dependency_of_child", dependency_of_child("web1")),
+        (
+            "dependency_of_parent",
+            dependency_of_parent("r1", "check_ping"),
+        ),
+        (
+            "dependency_insert",
+            dependency_insert(vec![
+                ("child_host", param("web1")),
+                ("child_check", param(None::<String>)),
+                ("parent_host", param("r1")),
+                ("parent_check", param("check_ping")),
+                ("grp", param("uplinks")),
+                ("created_at", param(1_700_000_000_000_i64)),
+            ]),
+        ),
+        ("dependency_delete", dependency_delete(5)),
+        (
+            "dependency_delete_of",
+            dependency_delete_of("parent_host", "r1"),
+        ),
         ("schedule_list", schedule_list().into()),
         ("schedule_due", schedule_due()),
         (
