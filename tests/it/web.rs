@@ -1540,3 +1540,112 @@ fn check_names_are_checked_and_encoded_in_links() {
     let r = admin_page.get("/checks/localhost/disk-root.v2");
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[test]
+fn dependencies_on_the_page_and_the_api_and_unreachable_checks_folded_under_their_parent() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.login("admin");
+    let admin = auth::new_token(&store, "admin", "t").expect("token");
+    let viewer = auth::new_token(&store, "view", "t").expect("token");
+    // The page: added, refused with the reason (nothing stored), removed.
+    let r = c.submit(
+        "/dependencies",
+        &[("child", "localhost"), ("on", "localhost/check_x")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(c.get("/dependencies").body.contains("localhost/check_x"));
+    for (form, says) in [
+        (
+            [("child", "localhost"), ("on", "localhost")],
+            "HOST/CHECK",
+        ),
+        ([("child", "nohost"), ("on", "localhost/check_x")], "nohost"),
+        (
+            [("child", "localhost"), ("on", "localhost/check_x")],
+            "already",
+        ),
+    ] {
+        let r = c.submit("/dependencies", &form);
+        assert!(
+            r.status == 400 || r.status == 404,
+            "{form:?}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(r.body.contains(says), "{form:?}: {}", r.body);
+    }
+    let id = store.dependencies().expect("list")[0].id;
+    assert_eq!(
+        c.submit(&format!("/dependencies/{id}/remove"), &[]).status,
+        303
+    );
+    assert!(store.dependencies().expect("list").is_empty());
+
+    // The API: an operator writes, a viewer reads; a cycle is a 400 naming it.
+    let r = c.api_post(
+        "/api/dependencies",
+        &admin,
+        r#"{"child": "localhost/fix_x", "on": "localhost/check_x"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = c.api_post(
+        "/api/dependencies",
+        &admin,
+        r#"{"child": "localhost/check_x", "on": "localhost/fix_x"}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap_or("").contains("cycle"), "{}", r.body);
+    assert_eq!(
+        c.api_post(
+            "/api/dependencies",
+            &viewer,
+            r#"{"child": "localhost", "on": "localhost/check_x"}"#
+        )
+        .status,
+        403
+    );
+    let list = c.api_get("/api/dependencies", &viewer).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["child_check"], "fix_x");
+
+    // The parent is down: the child's problem is unreachable, folded under it everywhere.
+    record(&store, "check_x", Status::Critical, "router gone");
+    record(&store, "fix_x", Status::Critical, "no route");
+    site.web.dashboard.invalidate();
+    let d = c.get("/");
+    assert!(
+        d.body
+            .contains("1 check unreachable behind localhost/check_x"),
+        "{}",
+        d.body
+    );
+    let checks = c.api_get("/api/checks", &viewer).json();
+    let child = checks
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|k| k["script"] == "fix_x")
+        .cloned()
+        .expect("fix_x");
+    assert_eq!(child["unreachable"], true, "{child}");
+    assert_eq!(child["parent"], "localhost/check_x");
+    let m = c.api_get("/metrics", &viewer).body;
+    assert!(
+        m.contains("hostler_check_unreachable{host=\"localhost\",check=\"fix_x\"} 1")
+            && m.contains("hostler_check_unreachable{host=\"localhost\",check=\"check_x\"} 0"),
+        "{m}"
+    );
+    // Nothing was told of the child: only the parent's problem.
+    let told: Vec<String> = store
+        .notifications(10)
+        .expect("notifications")
+        .into_iter()
+        .map(|n| n.subject)
+        .collect();
+    assert!(
+        told.iter().all(|s| !s.contains("fix_x")) && told.iter().any(|s| s.contains("check_x")),
+        "{told:?}"
+    );
+}
