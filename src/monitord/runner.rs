@@ -167,38 +167,23 @@ pub fn run_job(
         }
         return status;
     }
-    // Behind its parents: the problem of a check whose parent is down is recorded, neither
-    // fixed nor told; one whose parents are not known to be up waits for their word (they
-    // are checked at once, and so is it, a settle time later).
+    // Behind its parents (decided, with what it asks for, in the run's transaction): the
+    // problem of a check whose parent is down is recorded, neither fixed nor told; one whose
+    // parents are not known to be up waits for their word (the record queues them at once,
+    // and the check again a settle time later). Only a fix needs to know before the record.
     if let (Some(sched), Some(host)) = (schedule, job.host.as_deref())
+        && sched.fix_script.is_some()
         && !matches!(check.status, Status::Ok | Status::Cancelled)
     {
-        let phase = sched.fix_script.as_ref().map(|_| RunPhase::Check);
         match env.store.reach(host, job.check(), check.finished_at) {
             Ok(Reach::Reachable) => {}
-            Ok(Reach::Unreachable { parent }) => {
-                info!(job = job.id, %parent, "unreachable behind a parent that is down: no fix, nothing told");
+            Ok(reach) => {
+                info!(job = job.id, ?reach, "behind its parents: no fix");
                 let action = final_action(&check, job, flags, pace);
-                return record(check, phase, action);
-            }
-            Ok(Reach::Pending { parents }) => {
-                for (h, c) in &parents {
-                    if let Err(e) = env.store.recheck_now(h, c) {
-                        warn!(
-                            job = job.id,
-                            "cannot queue the check of parent {h}/{c}: {e}"
-                        );
-                    }
-                }
-                let action = final_action(&check, job, flags, pace);
-                let status = record(check, phase, action);
-                if action == JobAction::Done {
-                    let settle = env.store.policy().settle.settle_ms.max(1_000);
-                    recheck_soon(env, job, settle, "waiting for its parents");
-                }
-                return status;
+                return record(check, Some(RunPhase::Check), action);
             }
             Err(e) => {
+                let phase = Some(RunPhase::Check);
                 return decide_later(job, &record, check, phase, "the check's parents", &e);
             }
         }

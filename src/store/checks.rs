@@ -287,6 +287,9 @@ pub(super) struct Moved {
     pub notice: Option<Notice>,
     /// Checks queued at once: the children of a parent that recovered.
     pub rechecks: usize,
+    /// Waiting for these parents' word (host, check): the caller queues them at once, and
+    /// this check again after the settle time, once the job is done.
+    pub waiting: Vec<(String, String)>,
 }
 
 /// In the transaction that records `run` (as `run_id`): moves its check. Runs that are not a
@@ -386,8 +389,13 @@ pub(super) fn record(
         }
         _ => 0,
     };
+    let waiting = match reach {
+        super::depends::Reach::Pending { parents } => parents,
+        _ => Vec::new(),
+    };
     Ok(Some(Moved {
         rechecks,
+        waiting,
         previous: prev.as_ref().map(|p| p.state),
         state: next.state,
         since: next.since,

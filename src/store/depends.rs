@@ -223,6 +223,10 @@ pub fn mark_unreachable(checks: &mut [Check], deps: &[Dependency]) {
         })
         .collect();
     let parent = |h: &str, c: &str| states.get(&(h, c)).copied();
+    let mut by_child: HashMap<&str, Vec<&Dependency>> = HashMap::new();
+    for d in deps {
+        by_child.entry(d.child_host.as_str()).or_default().push(d);
+    }
     let marks: Vec<Option<String>> = checks
         .iter()
         .map(|c| {
@@ -230,9 +234,11 @@ pub fn mark_unreachable(checks: &mut [Check], deps: &[Dependency]) {
             if c.state == CheckState::Ok {
                 return None;
             }
-            let mine: Vec<&Dependency> = deps
+            let mine: Vec<&Dependency> = by_child
+                .get(host)?
                 .iter()
                 .filter(|d| d.applies_to(host, &c.script))
+                .copied()
                 .collect();
             cut_off(&mine, &parent)
         })
@@ -353,14 +359,15 @@ pub(super) fn reach_in(
     Ok(judge(&mine, &parent, since, at, settle))
 }
 
-/// Queues a host's check to run at once, as its schedule would (the schedule of its latest
-/// run, else one that names the check on the host). Returns whether a job was queued (one
-/// already queued is left as it is).
+/// Queues a host's check to run at `due_at`, as its schedule would (the schedule of its
+/// latest run, else one that names the check on the host). Returns whether a job was queued
+/// (one already queued is left as it is).
 pub(super) fn recheck_in(
     c: &mut dyn Conn,
     host: &str,
     check: &str,
     at: i64,
+    due_at: i64,
 ) -> Result<bool, StoreError> {
     let mut schedule_id = None;
     if let Some(run) = state_in(c, host, check)?.and_then(|k| k.last_run_id) {
@@ -408,7 +415,7 @@ pub(super) fn recheck_in(
         script: s.script.clone(),
         host: Some(host.to_string()),
         priority: s.priority,
-        due_at: at,
+        due_at,
         max_attempts: s.max_attempts,
         timeout_ms: s.timeout_ms,
         schedule_id: Some(s.id),
@@ -450,7 +457,7 @@ pub(super) fn recheck_children_in(
     let mut queued = 0;
     for (h, ch) in children {
         let failing = state_in(c, &h, &ch)?.is_some_and(|k| k.state != CheckState::Ok);
-        if failing && recheck_in(c, &h, &ch, at)? {
+        if failing && recheck_in(c, &h, &ch, at, at)? {
             queued += 1;
         }
     }
@@ -572,16 +579,5 @@ impl Store {
                 .map_or(at, |k| k.since);
             reach_in(c, host, check, since, at, settle)
         })
-    }
-
-    /// Queues host's check to run at once (see [`recheck_in`]); false when it has no schedule
-    /// or is queued already.
-    pub fn recheck_now(&self, host: &str, check: &str) -> Result<bool, StoreError> {
-        let at = super::now_ms();
-        let queued = self.write(|c| recheck_in(c, host, check, at))?;
-        if queued {
-            self.notify_enqueued();
-        }
-        Ok(queued)
     }
 }

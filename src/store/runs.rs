@@ -329,6 +329,20 @@ impl Store {
                     }
                 }
             }
+            // A check waiting for its parents' word: they run at once, and it again after the
+            // settle time (once its job is done; a retry or the loop's next run comes anyway).
+            if let (Some(m), Some(host), JobAction::Done) =
+                (moved.as_ref(), run.host.as_deref(), action)
+                && !m.waiting.is_empty()
+            {
+                let mut n = 0;
+                for (h, ch) in &m.waiting {
+                    n += usize::from(super::depends::recheck_in(c, h, ch, at, at)?);
+                }
+                let again = at.saturating_add(self.policy().settle.settle_ms.max(1_000));
+                n += usize::from(super::depends::recheck_in(c, host, run.check(), at, again)?);
+                rechecks.set(rechecks.get() + n);
+            }
             // Last: the one row every run writes, so its lock is held the shortest.
             let ms = (run.finished_at - run.started_at).max(0);
             c.exec(st::run_total_add(run.status.as_str(), id, ms))?;

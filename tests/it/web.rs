@@ -1557,10 +1557,7 @@ fn dependencies_on_the_page_and_the_api_and_unreachable_checks_folded_under_thei
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(c.get("/dependencies").body.contains("localhost/check_x"));
     for (form, says) in [
-        (
-            [("child", "localhost"), ("on", "localhost")],
-            "HOST/CHECK",
-        ),
+        ([("child", "localhost"), ("on", "localhost")], "HOST/CHECK"),
         ([("child", "nohost"), ("on", "localhost/check_x")], "nohost"),
         (
             [("child", "localhost"), ("on", "localhost/check_x")],
@@ -1596,7 +1593,11 @@ fn dependencies_on_the_page_and_the_api_and_unreachable_checks_folded_under_thei
         r#"{"child": "localhost/check_x", "on": "localhost/fix_x"}"#,
     );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.json()["error"].as_str().unwrap_or("").contains("cycle"), "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap_or("").contains("cycle"),
+        "{}",
+        r.body
+    );
     assert_eq!(
         c.api_post(
             "/api/dependencies",
