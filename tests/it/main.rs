@@ -5,6 +5,7 @@ mod browser;
 mod checks;
 mod cli;
 mod depends;
+mod failsafe;
 mod history;
 mod hostile;
 mod library;
