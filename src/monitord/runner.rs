@@ -245,6 +245,35 @@ fn decide_later(
     record(check, phase, JobAction::Retry { due_at })
 }
 
+/// What the latest fix said (its status, message and the start of its output), for the
+/// guard's messages: the cause, not only that the guard stepped in.
+fn last_fix_said(env: &Runner, host: Option<&str>, fix_script: &str) -> String {
+    let latest = env.store.runs(&crate::store::RunFilter {
+        host: host.map(String::from),
+        script: Some(fix_script.to_string()),
+        limit: 1,
+        ..Default::default()
+    });
+    match latest.as_deref() {
+        Ok([fix, ..]) => {
+            let output: String = fix.output.chars().take(2000).collect();
+            format!(
+                "the last fix ({fix_script}, {}) said: {} {}{}",
+                crate::when::local(fix.started_at),
+                fix.status.as_str().to_uppercase(),
+                fix.message,
+                if output.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!("\n{}", output.trim_end())
+                }
+            )
+        }
+        Ok([]) => format!("{fix_script} has not run in the history kept"),
+        Err(e) => format!("the last fix's output could not be read: {e}"),
+    }
+}
+
 /// The correction loop after a failing check: the guard, the fix, the re-check, and the
 /// notification when the fix did not fix it.
 #[allow(clippy::too_many_arguments)]
@@ -315,10 +344,11 @@ fn correct(
                 check.status.as_str().to_uppercase()
             );
             let body = format!(
-                "The guard allows {} fixes by {fix_script} per {} s; the last check said: {}",
+                "The guard allows {} fixes by {fix_script} per {} s; the last check said: {}\n{}",
                 sched.guard_max_fixes,
                 sched.guard_window_ms / 1000,
-                check.message
+                check.message,
+                last_fix_said(env, host, fix_script)
             );
             // One escalation per incident, not one per check nor one per window; a failed
             // read tells nothing.
@@ -355,7 +385,11 @@ fn correct(
                     .notified_since(host, &subject, incident.min(now - 1))
                     .unwrap_or(true)
             {
-                let body = format!("{held}; the check said: {}", check.message);
+                let body = format!(
+                    "{held}; the check said: {}\n{}",
+                    check.message,
+                    last_fix_said(env, host, fix_script)
+                );
                 check.notifications.push(Notice {
                     event: Alert::Guard,
                     subject,

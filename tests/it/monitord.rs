@@ -858,7 +858,11 @@ fn a_fix_held_back_by_the_guard_is_said_at_once_and_once() {
     let (d, store) = Daemon::start(&w, &["sh"], o);
     host(&store, "localhost");
     w.script(&store, "svc_check", r#"critical("not running")"#);
-    w.script(&store, "svc_fix", "let tried = true;");
+    w.script(
+        &store,
+        "svc_fix",
+        r#"print("bind: Address already in use"); critical("restart refused")"#,
+    );
     // Three fixes an hour, the second only a minute after the first.
     correction_schedule_with(&store, "svc_fix", 3, 60_000);
     assert!(wait_for(Duration::from_secs(20), || {
@@ -876,6 +880,14 @@ fn a_fix_held_back_by_the_guard_is_said_at_once_and_once() {
     assert!(
         text.starts_with("fix svc_fix held back by the guard until ")
             && text.contains("(1 fixes in the last 1h)"),
+        "{text}"
+    );
+    // It carries the cause: what the check said, and what the last fix said and printed.
+    assert!(
+        text.contains("the check said: not running")
+            && text.contains("the last fix (svc_fix, ")
+            && text.contains("CRITICAL restart refused")
+            && text.contains("bind: Address already in use"),
         "{text}"
     );
     // The time is a local clock time, not epoch milliseconds.
