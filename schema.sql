@@ -88,7 +88,12 @@ CREATE TABLE schedules (
     -- Added in schema version 3.
     name        VARCHAR(255),
     args        TEXT,
-    fix_args    TEXT
+    fix_args    TEXT,
+    -- Quorum across sites: each time it is due, the check runs once on a node of each of these
+    -- sites (comma-separated), and is a problem only when at least `quorum` of them see one in
+    -- their latest result (NULL: no quorum). Added in schema version 6.
+    sites       TEXT,
+    quorum      INTEGER
 );
 
 CREATE TABLE jobs (
@@ -110,7 +115,10 @@ CREATE TABLE jobs (
     args        TEXT,
     created_at  BIGINT NOT NULL,
     -- The check it runs (NULL: named after its script). Added in schema version 3.
-    name        VARCHAR(255)
+    name        VARCHAR(255),
+    -- Only a node of this site runs it (a quorum schedule's job per site; NULL: any node that
+    -- may run the host's jobs). Added in schema version 6.
+    site        VARCHAR(255)
 );
 
 CREATE TABLE runs (
@@ -228,7 +236,10 @@ CREATE TABLE checks (
     -- The times of its recent changes of state (a JSON array), and whether that many changes
     -- mark it flapping: then its problems and recoveries are held, and one message says so.
     changes     TEXT,
-    flapping    BOOLEAN NOT NULL DEFAULT FALSE
+    flapping    BOOLEAN NOT NULL DEFAULT FALSE,
+    -- Under a quorum: each site's latest result (a JSON object: site -> state, at, message).
+    -- Added in schema version 6.
+    sites       TEXT
 );
 
 -- A maintenance window: while it lasts, the checks it covers still run and record, but no fix

@@ -59,6 +59,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: boxing the larger commands' options would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 pub enum Command {

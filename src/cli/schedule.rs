@@ -75,6 +75,14 @@ pub struct ScheduleCmd {
     /// queue even when the same script is already queued for the host
     #[argh(switch)]
     pub allow_duplicate: bool,
+    /// quorum across sites: each time it is due, the check runs once on a node of each of
+    /// these sites (comma-separated: dc1,dc2,dc3); give --quorum too
+    #[argh(option)]
+    pub sites: Option<String>,
+    /// how many of the --sites must see a problem in their latest result for the check to be
+    /// one (the message names which site saw what; the fix runs once)
+    #[argh(option)]
+    pub quorum: Option<i64>,
     /// print JSON
     #[argh(switch)]
     pub json: bool,
@@ -164,6 +172,8 @@ pub fn schedule(app: &App, cmd: ScheduleCmd) -> anyhow::Result<u8> {
     req.guard_window_ms = ms(&cmd.fix_window, 3_600_000)?;
     req.guard_backoff_ms = ms(&cmd.fix_backoff, 30_000)?;
     req.allow_duplicate = cmd.allow_duplicate;
+    req.sites = crate::store::split_sites(cmd.sites.as_deref());
+    req.quorum = cmd.quorum;
     let store = app.store()?;
     match submit(&store, &req)? {
         Submitted::Jobs(queued) if cmd.json => output::json(&queued)?,
@@ -223,7 +233,13 @@ pub fn schedules(app: &App, cmd: SchedulesCmd) -> anyhow::Result<u8> {
                     .clone()
                     .or(s.tag.clone().map(|t| format!("tag:{t}")))
                     .or(s.site.clone().map(|t| format!("site:{t}")))
-                    .unwrap_or("-".into()),
+                    .map_or_else(
+                        || "-".to_string(),
+                        |t| match s.quorum {
+                            Some(q) => format!("{t} ({q} of {})", s.sites.join(",")),
+                            None => t,
+                        },
+                    ),
                 crate::queue::timing::describe(&s.timing),
                 s.priority.to_string(),
                 s.next_due

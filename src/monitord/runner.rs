@@ -92,7 +92,10 @@ fn recheck_soon(env: &Runner, job: &Job, after: i64, why: &str) {
         args: job.args.clone(),
         name: job.name.clone(),
     };
-    match env.store.enqueue_with(&again, false) {
+    match env
+        .store
+        .enqueue_for_site(&again, false, job.site.as_deref())
+    {
         Ok(_) => info!(job = job.id, "{why}: checked again in {after} ms"),
         Err(e) => warn!(job = job.id, "{why}: cannot queue the re-check: {e}"),
     }
@@ -166,6 +169,36 @@ pub fn run_job(
             recheck_soon(env, job, sched.retry_every(), "soft problem");
         }
         return status;
+    }
+    // Under a quorum the check is a problem only when enough sites see one, and one site
+    // fixes it: the first, in the schedule's order, that sees it. The others record.
+    if let Some(sched) = schedule.filter(|s| s.quorum.is_some() && s.fix_script.is_some())
+        && !matches!(check.status, Status::Ok | Status::Cancelled)
+    {
+        let result = crate::store::quorum::SiteResult {
+            state: crate::store::CheckState::of(check.status)
+                .unwrap_or(crate::store::CheckState::Unknown),
+            at: check.finished_at,
+            message: check.message.clone(),
+        };
+        let view = match job.site.as_deref() {
+            Some(site) => env
+                .store
+                .quorum_after(job.host.as_deref(), job.check(), sched, site, result)
+                .map(|v| v.fixer.filter(|f| f == site).is_some()),
+            None => Ok(false),
+        };
+        match view {
+            Ok(true) => {}
+            Ok(false) => {
+                let action = final_action(&check, job, flags, pace);
+                return record(check, Some(RunPhase::Check), action);
+            }
+            Err(e) => {
+                let phase = Some(RunPhase::Check);
+                return decide_later(job, &record, check, phase, "the other sites' results", &e);
+            }
+        }
     }
     // Behind its parents (decided, with what it asks for, in the run's transaction): the
     // problem of a check whose parent is down is recorded, neither fixed nor told; one whose
@@ -418,9 +451,15 @@ fn correct(
     // One message per problem, not one per failed loop: once told, the fix goes on trying
     // quietly until the check recovers (which is told) or the guard steps in.
     // A failed read counts as told: a message is never sent on a guess.
-    let told = store.check(host, job.check()).map_or(true, |c| {
+    let row = store.check(host, job.check());
+    let told = row.as_ref().map_or(true, |c| {
         c.notified && c.state != crate::store::CheckState::Ok
     });
+    // Under a quorum: which site saw what.
+    let sites_said = match (&row, sched.quorum) {
+        (Ok(c), Some(_)) => format!("\nsites: {}", c.message),
+        _ => String::new(),
+    };
     if !matches!(recheck.status, Status::Ok | Status::Cancelled) && !told && !quiet {
         recheck.notifications.push(Notice {
             event: Alert::FixFailed,
@@ -430,7 +469,7 @@ fn correct(
                 recheck.status.as_str().to_uppercase()
             ),
             body: format!(
-                "check: {} {check_message}\nfix {fix_script}: {} {fix_message}\nre-check: {} {}",
+                "check: {} {check_message}\nfix {fix_script}: {} {fix_message}\nre-check: {} {}{sites_said}",
                 check_status.as_str().to_uppercase(),
                 fix_status.as_str().to_uppercase(),
                 recheck.status.as_str().to_uppercase(),

@@ -59,6 +59,9 @@ pub struct Request {
     /// Whether the requester may give an argument that a script declares `(command)`: an
     /// admin on the page or the API, anyone on this machine's command line.
     pub may_give_commands: bool,
+    /// Quorum across sites: run on a node of each site, a problem when `quorum` agree.
+    pub sites: Vec<String>,
+    pub quorum: Option<i64>,
 }
 
 /// A script's arguments by name, as given (`--arg url=http://...`); scripts read them with
@@ -173,6 +176,8 @@ impl Request {
             args: Args::new(),
             fix_args: Args::new(),
             may_give_commands: true,
+            sites: Vec::new(),
+            quorum: None,
         }
     }
 }
@@ -272,6 +277,11 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
     }
     if let Some(n) = &r.name {
         check_name(n)?;
+    }
+    if (r.quorum.is_some() || !r.sites.is_empty()) && matches!(r.when, When::Now) {
+        return Err(invalid(
+            "--sites and --quorum make a scheduled check: give a timing (--at, --in, --every or --cron)",
+        ));
     }
     if r.name.is_some() && matches!(r.when, When::Now) {
         return Err(invalid(
@@ -386,6 +396,8 @@ pub fn submit(store: &Store, r: &Request) -> Result<Submitted, SubmitError> {
             name: r.name.clone(),
             args: args.clone(),
             fix_args: fix_args.clone(),
+            sites: r.sites.clone(),
+            quorum: r.quorum,
         })?);
     }
     Ok(Submitted::Schedules { ids, next_due })

@@ -219,9 +219,17 @@ pub(super) fn check_from_row(r: &Row) -> Result<Check, StoreError> {
 }
 
 /// The notice an event is worth.
-fn notice(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> Notice {
+/// The notice an event is worth: the check is in `state`, saying `message` (under a quorum,
+/// the sites' results taken together), as of `at`.
+fn notice(
+    host: Option<&str>,
+    script: &str,
+    state: CheckState,
+    message: &str,
+    at: i64,
+    event: Event,
+) -> Notice {
     let target = host.unwrap_or("(no host)");
-    let state = CheckState::of(run.status).unwrap_or(CheckState::Unknown);
     match event {
         Event::Problem { since } => Notice {
             event: Alert::Problem,
@@ -230,7 +238,7 @@ fn notice(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> Notic
                 "{} since {}: {}",
                 state.as_str().to_uppercase(),
                 crate::when::local(since),
-                run.message
+                message
             ),
         },
         Event::Changed { was, since } => Notice {
@@ -245,7 +253,7 @@ fn notice(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> Notic
                 state.as_str().to_uppercase(),
                 was.as_str().to_uppercase(),
                 crate::when::local(since),
-                run.message
+                message
             ),
         },
         Event::FlappingStart { changes } => Notice {
@@ -254,13 +262,13 @@ fn notice(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> Notic
             body: format!(
                 "{changes} changes of state lately, now {}: its problems and recoveries are held until it settles. Last: {}",
                 state.as_str().to_uppercase(),
-                run.message
+                message
             ),
         },
         Event::FlappingEnd => Notice {
             event: Alert::FlappingEnd,
             subject: format!("{target}: {script} is no longer flapping"),
-            body: format!("now {}: {}", state.as_str().to_uppercase(), run.message),
+            body: format!("now {}: {}", state.as_str().to_uppercase(), message),
         },
         Event::Recovery { was, since } => Notice {
             event: Alert::Recovery,
@@ -268,10 +276,10 @@ fn notice(host: Option<&str>, script: &str, run: &NewRun, event: Event) -> Notic
             body: format!(
                 "OK after {} {}: {}",
                 crate::when::span(std::time::Duration::from_millis(
-                    run.finished_at.saturating_sub(since).max(0) as u64
+                    at.saturating_sub(since).max(0) as u64
                 )),
                 was.as_str().to_uppercase(),
-                run.message
+                message
             ),
         },
     }
@@ -308,10 +316,69 @@ pub(super) fn record(
         return Ok(None);
     }
     let host = run.host.as_deref();
-    let prev = c
-        .query_one(st::check_get(host, run.check()))?
-        .map(|r| check_from_row(&r))
-        .transpose()?;
+    let prev_row = c.query_one(st::check_get(host, run.check()))?;
+    let prev = prev_row.as_ref().map(check_from_row).transpose()?;
+    // A removed schedule's last runs judge as at once.
+    let sched = c.query_one(st::schedule_retries(schedule))?;
+    let retries = sched
+        .as_ref()
+        .map(|r| r.int("retries"))
+        .transpose()?
+        .unwrap_or(1);
+    // Under a quorum the check is the sites' results taken together: this run is its site's.
+    let (state, message, sites) = match sched
+        .as_ref()
+        .map(|r| r.opt_int("quorum"))
+        .transpose()?
+        .flatten()
+    {
+        Some(quorum) => {
+            let job_site = match run.job_id {
+                Some(j) => c
+                    .query_one(st::job_by_id(j))?
+                    .map(|r| r.opt_text("site"))
+                    .transpose()?
+                    .flatten(),
+                None => None,
+            };
+            // A run that is no site's (an ad-hoc one) does not move a quorum's check.
+            let Some(site) = job_site else {
+                return Ok(None);
+            };
+            let names = super::split_sites(
+                sched
+                    .as_ref()
+                    .map(|r| r.opt_text("sites"))
+                    .transpose()?
+                    .flatten()
+                    .as_deref(),
+            );
+            let mut results = super::quorum::parse(
+                prev_row
+                    .as_ref()
+                    .map(|r| r.opt_text("sites"))
+                    .transpose()?
+                    .flatten()
+                    .as_deref(),
+            );
+            results.retain(|s, _| names.contains(s));
+            results.insert(
+                site,
+                super::quorum::SiteResult {
+                    state,
+                    at: run.finished_at,
+                    message: run.message.clone(),
+                },
+            );
+            let v = super::quorum::view(&results, &names, quorum);
+            (
+                v.state,
+                v.message,
+                Some(serde_json::json!(results).to_string()),
+            )
+        }
+        None => (state, run.message.clone(), None),
+    };
     // Behind its parents: a problem is judged by them in this same transaction.
     let reach = match host {
         Some(h) if state != CheckState::Ok => {
@@ -335,12 +402,6 @@ pub(super) fn record(
         may_tell: run.phase.is_none() && !matches!(action, JobAction::Retry { .. }),
         quiet: in_downtime(c, host, run.check(), run.finished_at)?,
     };
-    // A removed schedule's last runs judge as at once.
-    let retries = c
-        .query_one(st::schedule_retries(schedule))?
-        .map(|r| r.int("retries"))
-        .transpose()?
-        .unwrap_or(1);
     let policy = Policy { retries, ..policy };
     let next = advance(prev.as_ref(), &o, &policy);
     let values = vec![
@@ -350,8 +411,9 @@ pub(super) fn record(
         ("since", param(next.since)),
         ("last_run_id", param(run_id)),
         ("last_run_at", param(run.finished_at)),
-        ("message", param(run.message.as_str())),
+        ("message", param(message.as_str())),
         ("perfdata", param(run.perfdata.clone())),
+        ("sites", param(sites)),
         ("notified", param(next.notified)),
         ("acked", param(next.acked)),
         (
@@ -399,7 +461,9 @@ pub(super) fn record(
         previous: prev.as_ref().map(|p| p.state),
         state: next.state,
         since: next.since,
-        notice: next.event.map(|e| notice(host, run.check(), run, e)),
+        notice: next
+            .event
+            .map(|e| notice(host, run.check(), next.state, &message, run.finished_at, e)),
     }))
 }
 

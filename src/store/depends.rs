@@ -422,7 +422,17 @@ pub(super) fn recheck_in(
         args: s.args.clone(),
         name: s.name.clone(),
     };
-    Ok(super::jobs::enqueue_in(c, &job, false, at)?.1)
+    // A quorum's check runs on a node of each of its sites.
+    let sites: Vec<Option<&str>> = if s.quorum.is_some() {
+        s.sites.iter().map(|x| Some(x.as_str())).collect()
+    } else {
+        vec![None]
+    };
+    let mut queued = false;
+    for site in sites {
+        queued |= super::jobs::enqueue_in(c, &job, false, at, site)?.1;
+    }
+    Ok(queued)
 }
 
 /// After a parent check recovered: queues each of its children that is not OK to run at

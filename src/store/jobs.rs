@@ -36,6 +36,7 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
         schedule_id: r.opt_int("schedule_id")?,
         args: r.opt_text("args")?,
         name: r.opt_text("name")?,
+        site: r.opt_text("site")?,
     })
 }
 
@@ -105,13 +106,14 @@ pub(super) fn check_name(name: Option<&str>) -> Result<(), StoreError> {
     }
 }
 
-/// Inserts a job unless the same (script, host) is already queued or running and duplicates
-/// are not asked for. Returns the job's id and whether it is new.
+/// Inserts a job (for a node of `site`, or any) unless the same (script, host, site) is
+/// already queued and duplicates are not asked for. Returns the job's id and whether it is new.
 pub(super) fn enqueue_in(
     c: &mut dyn Conn,
     job: &NewJob,
     allow_duplicate: bool,
     at: i64,
+    site: Option<&str>,
 ) -> Result<(i64, bool), StoreError> {
     check_bounds(job.priority, job.timeout_ms)?;
     check_args(job.args.as_deref())?;
@@ -119,13 +121,21 @@ pub(super) fn enqueue_in(
     let script_id = script_id(c, &job.script)?;
     let host_id = job.host.as_deref().map(|h| host_id(c, h)).transpose()?;
     if !allow_duplicate {
-        for row in c.query(st::job_queued_for(script_id, host_id, job.name.as_deref()))? {
+        for row in c.query(st::job_queued_for(
+            script_id,
+            host_id,
+            job.name.as_deref(),
+            site,
+        ))? {
             if same_args(row.opt_text("args")?.as_deref(), job.args.as_deref()) {
                 return Ok((row.int("id")?, false));
             }
         }
     }
-    Ok((c.insert(st::job_insert(script_id, host_id, job, at))?, true))
+    Ok((
+        c.insert(st::job_insert(script_id, host_id, job, at, site))?,
+        true,
+    ))
 }
 
 impl Store {
@@ -140,8 +150,18 @@ impl Store {
         job: &NewJob,
         allow_duplicate: bool,
     ) -> Result<(i64, bool), StoreError> {
+        self.enqueue_for_site(job, allow_duplicate, None)
+    }
+
+    /// Queues a job that only a node of `site` may run (None: any that may run its host's).
+    pub fn enqueue_for_site(
+        &self,
+        job: &NewJob,
+        allow_duplicate: bool,
+        site: Option<&str>,
+    ) -> Result<(i64, bool), StoreError> {
         let at = now_ms();
-        let r = self.write(|c| enqueue_in(c, job, allow_duplicate, at))?;
+        let r = self.write(|c| enqueue_in(c, job, allow_duplicate, at, site))?;
         if r.1 {
             self.notify_enqueued();
         }
@@ -340,8 +360,16 @@ impl Store {
                     args: s.args.clone(),
                     name: s.name.clone(),
                 };
-                if enqueue_in(c, &job, s.allow_duplicate, at)?.1 {
-                    queued += 1;
+                // A quorum: one job per site, each run by a node of its site.
+                let sites: Vec<Option<&str>> = if s.quorum.is_some() {
+                    s.sites.iter().map(|x| Some(x.as_str())).collect()
+                } else {
+                    vec![None]
+                };
+                for site in sites {
+                    if enqueue_in(c, &job, s.allow_duplicate, at, site)?.1 {
+                        queued += 1;
+                    }
                 }
             }
             Ok(queued)

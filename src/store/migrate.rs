@@ -117,6 +117,10 @@ fn step(from: i64) -> Option<&'static [Add]> {
         5 => Some(&[
             Add::Table("dependencies"),
             Add::Column("downtimes", "children"),
+            Add::Column("schedules", "sites"),
+            Add::Column("schedules", "quorum"),
+            Add::Column("jobs", "site"),
+            Add::Column("checks", "sites"),
         ]),
         _ => None,
     }

@@ -346,6 +346,8 @@ pub struct Job {
     pub args: Option<String>,
     /// The check it runs when not named after its script.
     pub name: Option<String>,
+    /// Only a node of this site runs it (a quorum schedule's job per site).
+    pub site: Option<String>,
 }
 
 impl Job {
@@ -547,6 +549,10 @@ pub struct Schedule {
     /// The check's arguments and its fix's: JSON objects, the scripts' `args`.
     pub args: Option<String>,
     pub fix_args: Option<String>,
+    /// Quorum across sites: the check runs on a node of each of these sites each time it is
+    /// due, and is a problem only when at least `quorum` of them see one.
+    pub sites: Vec<String>,
+    pub quorum: Option<i64>,
 }
 
 impl Schedule {
@@ -587,6 +593,9 @@ pub struct NewSchedule {
     pub name: Option<String>,
     pub args: Option<String>,
     pub fix_args: Option<String>,
+    /// Quorum across sites (see [`Schedule::sites`]).
+    pub sites: Vec<String>,
+    pub quorum: Option<i64>,
 }
 
 impl NewSchedule {
@@ -614,6 +623,8 @@ impl NewSchedule {
             name: None,
             args: None,
             fix_args: None,
+            sites: Vec::new(),
+            quorum: None,
         }
     }
 }

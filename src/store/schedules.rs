@@ -52,6 +52,43 @@ impl<'a> Target<'a> {
     }
 }
 
+/// A schedule's sites as stored (comma-separated).
+pub fn split_sites(s: Option<&str>) -> Vec<String> {
+    s.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// A quorum names its sites (each once, valid names), and asks for 1 to all of them.
+fn check_quorum(sites: &[String], quorum: Option<i64>) -> Result<(), StoreError> {
+    let bad = |m: String| Err(StoreError::Invalid(m));
+    match quorum {
+        None if sites.is_empty() => Ok(()),
+        None => bad("--sites goes with --quorum N: how many sites must see a problem".into()),
+        Some(_) if sites.is_empty() => {
+            bad("--quorum goes with --sites: the sites that each run the check".into())
+        }
+        Some(q) if q < 1 || q > sites.len() as i64 => bad(format!(
+            "--quorum {q}: give 1 to {} (the number of sites)",
+            sites.len()
+        )),
+        Some(_) => {
+            for (i, site) in sites.iter().enumerate() {
+                if !super::valid_name(site) || site.contains(',') {
+                    return bad(format!("site {site:?}: letters, digits, '.', '-' and '_'"));
+                }
+                if sites[..i].contains(site) {
+                    return bad(format!("site {site} is named twice"));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 pub(super) fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
     let timing = match r.text("kind")?.as_str() {
         "at" => Timing::At(r.opt_int("at_time")?.unwrap_or(0)),
@@ -81,6 +118,8 @@ pub(super) fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
         name: r.opt_text("name")?,
         args: r.opt_text("args")?,
         fix_args: r.opt_text("fix_args")?,
+        sites: split_sites(r.opt_text("sites")?.as_deref()),
+        quorum: r.opt_int("quorum")?,
     })
 }
 
@@ -96,6 +135,7 @@ impl Store {
         super::jobs::check_args(s.args.as_deref())?;
         super::jobs::check_args(s.fix_args.as_deref())?;
         super::jobs::check_name(s.name.as_deref())?;
+        check_quorum(&s.sites, s.quorum)?;
         let (kind, at, every, cron) = match &s.timing {
             Timing::At(t) => ("at", Some(*t), None, None),
             Timing::Every(ms) if *ms < 1000 => {
@@ -143,6 +183,11 @@ impl Store {
                 ("name", param(s.name.clone())),
                 ("args", param(s.args.clone())),
                 ("fix_args", param(s.fix_args.clone())),
+                (
+                    "sites",
+                    param((!s.sites.is_empty()).then(|| s.sites.join(","))),
+                ),
+                ("quorum", param(s.quorum)),
             ]))
         })
     }

@@ -189,6 +189,8 @@ pub fn schedule_form(web: &Web, who: &Who, v: &Form, err: Option<&str>) -> WebRe
             label { "then checked again every (empty: the interval, at most 1m) "
                 input type="text" name="retry_every" placeholder="30s" size="6" value=[v.get("retry_every")]; }
             label { "Time limit (empty: the default) " input type="text" name="timeout" placeholder="60s" size="6" value=[v.get("timeout")]; }
+            label { "Quorum across sites: run on a node of each of the sites " input type="text" name="sites" placeholder="dc1,dc2,dc3" value=[v.get("sites")]; }
+            label { "a problem when this many agree " input type="number" name="quorum" min="1" size="3" value=[v.get("quorum")]; }
             button type="submit" { "Schedule" }
         }
     };
@@ -287,6 +289,14 @@ pub fn parse_schedule(f: &Form) -> Result<Request, String> {
         r.retries = n
             .parse()
             .map_err(|_| format!("bad retries {n:?}: use a whole number from 1"))?;
+    }
+    r.sites = crate::store::split_sites(f.get("sites"));
+    if let Some(q) = f.get("quorum").filter(|q| !q.trim().is_empty()) {
+        r.quorum = Some(
+            q.trim()
+                .parse()
+                .map_err(|_| format!("bad quorum {q:?}: use a whole number from 1"))?,
+        );
     }
     if let Some(d) = f.get("retry_every") {
         let d = crate::when::parse_duration(d).map_err(|e| e.to_string())?;

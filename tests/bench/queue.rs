@@ -206,7 +206,7 @@ fn bare_throughput(dir: &std::path::Path, n: usize, checks: bool) -> f64 {
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
         exec(
             &conn,
-            st::job_insert(1, None, &scheduled_job(at, sched), at),
+            st::job_insert(1, None, &scheduled_job(at, sched), at, None),
         );
         conn.execute_batch("COMMIT").expect("commit");
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");

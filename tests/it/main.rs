@@ -14,6 +14,7 @@ mod peers;
 mod pg;
 mod pgcluster;
 mod props;
+mod quorum;
 mod remote;
 mod sandbox;
 mod scaleout;

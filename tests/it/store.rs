@@ -111,6 +111,9 @@ fn a_version_1_database_is_upgraded_in_place() {
         "DROP TABLE perf_raw",
         "DROP TABLE run_transcripts",
         "DROP TABLE dependencies",
+        "ALTER TABLE schedules DROP COLUMN sites",
+        "ALTER TABLE schedules DROP COLUMN quorum",
+        "ALTER TABLE jobs DROP COLUMN site",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -183,6 +186,10 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "DROP TABLE run_transcripts".to_string(),
         "DROP TABLE dependencies".to_string(),
         "ALTER TABLE downtimes DROP COLUMN children".to_string(),
+        "ALTER TABLE schedules DROP COLUMN sites".to_string(),
+        "ALTER TABLE schedules DROP COLUMN quorum".to_string(),
+        "ALTER TABLE jobs DROP COLUMN site".to_string(),
+        "ALTER TABLE checks DROP COLUMN sites".to_string(),
         "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
         "INSERT INTO runs (script, host, check_name, status, message, transcript, started_at, finished_at) VALUES ('c', 'h', 'named', 'warning', 'hosted', '', 7, 8)".to_string(),
         "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),

@@ -19,6 +19,7 @@ pub const CHECK_COLUMNS: &[&str] = &[
     "ack_comment",
     "changes",
     "flapping",
+    "sites",
 ];
 
 pub const DOWNTIME_COLUMNS: &[&str] = &[

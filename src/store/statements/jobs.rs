@@ -34,12 +34,20 @@ pub fn queue_order(j: &'static str) -> Section {
     ])
 }
 
-/// A node with a site claims only jobs of hosts in its site.
-pub fn in_site(j: &'static str, site: &str) -> Section {
-    let hosts = Select::from("hosts")
-        .columns(&["id"])
-        .filter(col("site").eq(param(site)));
-    Section::Where(vec![qcol(j, "host_id").in_select(hosts)])
+/// Which jobs a node may claim: one with a site, the jobs of hosts in its site and the jobs
+/// meant for its site (a quorum schedule's); one without, the jobs meant for no site.
+pub fn in_site(j: &'static str, site: Option<&str>) -> Section {
+    Section::Where(vec![match site {
+        Some(site) => {
+            let hosts = Select::from("hosts")
+                .columns(&["id"])
+                .filter(col("site").eq(param(site)));
+            qcol(j, "site").eq(param(site)).or(qcol(j, "site")
+                .is_null()
+                .and(qcol(j, "host_id").in_select(hosts)))
+        }
+        None => qcol(j, "site").is_null(),
+    }])
 }
 
 /// Job rows with their script and host names.
@@ -59,6 +67,7 @@ pub fn job_with_names(j: &'static str) -> Section {
                 "schedule_id",
                 "args",
                 "name",
+                "site",
             ]
             .iter()
             .map(|c| (qcol(j, c), None))
@@ -102,6 +111,7 @@ pub fn job_insert(
     host_id: Option<i64>,
     job: &crate::store::NewJob,
     at: i64,
+    site: Option<&str>,
 ) -> Statement {
     Insert {
         table: "jobs",
@@ -118,6 +128,7 @@ pub fn job_insert(
             ("args", param(job.args.clone())),
             ("created_at", param(at)),
             ("name", param(job.name.clone())),
+            ("site", param(site)),
         ],
         returning_id: Some("id"),
     }
@@ -126,7 +137,7 @@ pub fn job_insert(
 
 /// The next job to start: due (or `expired`), host not busy, in queue order.
 pub fn next_job(per_host: i64, site: Option<&str>, expired: bool) -> Select {
-    let mut s = Select::from_as("jobs", "j")
+    let s = Select::from_as("jobs", "j")
         .with(Section::Columns(vec![(qcol("j", "id"), None)]))
         .with(if expired {
             expired_jobs("j")
@@ -137,10 +148,7 @@ pub fn next_job(per_host: i64, site: Option<&str>, expired: bool) -> Select {
         .with(queue_order("j"))
         .with(Section::Limit(1))
         .with(Section::Lock(Lock::SkipLocked));
-    if let Some(site) = site {
-        s = s.with(in_site("j", site));
-    }
-    s
+    s.with(in_site("j", site))
 }
 
 /// Taken first in a claim's transaction: one claim at a time across all nodes, so that a
@@ -317,12 +325,18 @@ fn same(column: &'static str, value: Option<Expr>) -> Expr {
 /// same arguments too would be duplicated by another (arguments are compared by the caller:
 /// SQL Server 2000 cannot compare TEXT). A running one does not count, so a script can queue
 /// its own follow-up.
-pub fn job_queued_for(script_id: i64, host_id: Option<i64>, name: Option<&str>) -> Statement {
+pub fn job_queued_for(
+    script_id: i64,
+    host_id: Option<i64>,
+    name: Option<&str>,
+    site: Option<&str>,
+) -> Statement {
     Select::from("jobs")
         .columns(&["id", "args"])
         .filter(col("script_id").eq(param(script_id)))
         .filter(same("host_id", host_id.map(param)))
         .filter(same("name", name.map(param)))
+        .filter(same("site", site.map(param)))
         .filter(col("state").eq(lit(JobState::Queued.as_str())))
         .with(Section::Limit(16))
         .into()

@@ -172,7 +172,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("job_by_id", job_by_id(7)),
         (
             "job_insert",
-            job_insert(1, Some(2), &job, 1_700_000_000_000),
+            job_insert(1, Some(2), &job, 1_700_000_000_000, Some("dc1")),
         ),
         ("job_claim", job_claim("node-a", 60_000, 1, None, false)),
         (
@@ -184,6 +184,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             job_claim("node-a", 60_000, 2, Some("dc1"), false),
         ),
         ("job_next", next_job(1, None, false).into()),
+        ("job_next_in_site", next_job(1, Some("dc1"), false).into()),
         (
             "job_requeue",
             job_requeue(7, 1_700_000_000_000, false, "node-a"),
@@ -196,7 +197,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("job_states", job_states(&[7, 8])),
         ("job_cancel", job_cancel(7)),
         ("job_delete_queued", job_delete_queued(7)),
-        ("job_queued_for", job_queued_for(1, Some(2), Some("web"))),
+        (
+            "job_queued_for",
+            job_queued_for(1, Some(2), Some("web"), None),
+        ),
         ("job_next_due", job_next_due()),
         ("jobs_using_host", jobs_using("host_id", 2)),
         ("schedule_by_id", schedule_by_id(3)),

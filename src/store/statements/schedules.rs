@@ -32,6 +32,8 @@ pub fn schedule_list() -> Select {
         "name",
         "args",
         "fix_args",
+        "sites",
+        "quorum",
     ];
     Select::from_as("schedules", "sc")
         .with(Section::Columns(
@@ -106,7 +108,7 @@ pub fn schedule_delete(id: i64) -> Statement {
 /// A schedule's retries: what `record_run` needs to judge soft from hard.
 pub fn schedule_retries(id: i64) -> Statement {
     Select::from("schedules")
-        .columns(&["retries"])
+        .columns(&["retries", "sites", "quorum"])
         .filter(col("id").eq(param(id)))
         .into()
 }
