@@ -1,7 +1,8 @@
-//! Running one claimed job on the blocking pool: the script; a soft problem queued again after
-//! the schedule's retry interval; for a hard one of a schedule with a fix, unless a downtime
-//! covers it, the correction loop (the guard, the fix, re-checks until OK or `recheck_within`,
-//! one message per problem); retries with backoff; and what becomes of the job row.
+//! Running one claimed job on the blocking pool: the script, then what [`policy::decide`]
+//! says of its result, carried out: a soft problem queued again after the schedule's retry
+//! interval; a decision that lacks a read recorded as a retry; the guard's message; the
+//! correction loop (the fix, re-checks until OK or `recheck_within`, one message per
+//! problem); retries with backoff; and what becomes of the job row.
 //!
 //! Every run is recorded; the job row is deleted, re-queued or released only in the
 //! transaction that records the job's last run.
@@ -12,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::policy::{self, Decision, Rules};
 use crate::script::{RunRequest, Runner};
 use crate::store::depends::Reach;
-use crate::store::guard::{FixGuard, fix_guard};
+use crate::store::guard::FixGuard;
 use crate::store::{Alert, Job, JobAction, NewRun, Notice, RunPhase, Schedule, Status, now_ms};
 
 /// Flags the daemon shares with a running job.
@@ -152,109 +154,164 @@ pub fn run_job(
         Some(flags.cancel.clone()),
     );
     info!(job = job.id, script = %job.script, host = ?job.host, status = %check.status, "ran");
-    // Without its schedule the job cannot know its fix, retries or guard: the result is
-    // recorded as the job's, nothing is fixed or told, and the job is tried again.
-    let schedule = match schedule {
-        Ok(s) => s,
-        Err(e) => {
-            return decide_later(job, &record, check, None, "the job's schedule", &e);
-        }
-    };
-    if let Some(sched) = schedule.filter(|s| soft_problem(env, job, s, &check)) {
-        // Not hard yet: recorded as soft, told to no one, fixed by nobody; checked again soon.
-        let action = final_action(&check, job, flags, pace);
-        let phase = sched.fix_script.as_ref().map(|_| RunPhase::Check);
-        let status = record(check, phase, action);
-        if action == JobAction::Done {
-            recheck_soon(env, job, sched.retry_every(), "soft problem");
-        }
-        return status;
-    }
-    // Under a quorum the check is a problem only when enough sites see one, and one site
-    // fixes it: the first, in the schedule's order, that sees it. The others record.
-    if let Some(sched) = schedule.filter(|s| s.quorum.is_some() && s.fix_script.is_some())
-        && !matches!(check.status, Status::Ok | Status::Cancelled)
-    {
-        let result = crate::store::quorum::SiteResult {
-            state: crate::store::CheckState::of(check.status)
-                .unwrap_or(crate::store::CheckState::Unknown),
-            at: check.finished_at,
-            message: check.message.clone(),
-        };
-        let view = match job.site.as_deref() {
-            Some(site) => env
-                .store
-                .quorum_after(job.host.as_deref(), job.check(), sched, site, result)
-                .map(|v| v.fixer.filter(|f| f == site).is_some()),
-            None => Ok(false),
-        };
-        match view {
-            Ok(true) => {}
-            Ok(false) => {
-                let action = final_action(&check, job, flags, pace);
-                return record(check, Some(RunPhase::Check), action);
-            }
-            Err(e) => {
-                let phase = Some(RunPhase::Check);
-                return decide_later(job, &record, check, phase, "the other sites' results", &e);
-            }
-        }
-    }
-    // Behind its parents (decided, with what it asks for, in the run's transaction): the
-    // problem of a check whose parent is down is recorded, neither fixed nor told; one whose
-    // parents are not known to be up waits for their word (the record queues them at once,
-    // and the check again a settle time later). Only a fix needs to know before the record.
-    if let (Some(sched), Some(host)) = (schedule, job.host.as_deref())
-        && sched.fix_script.is_some()
-        && !matches!(check.status, Status::Ok | Status::Cancelled)
-    {
-        match env.store.reach(host, job.check(), check.finished_at) {
-            Ok(Reach::Reachable) => {}
-            Ok(reach) => {
-                info!(job = job.id, ?reach, "behind its parents: no fix");
-                let action = final_action(&check, job, flags, pace);
-                return record(check, Some(RunPhase::Check), action);
-            }
-            Err(e) => {
-                let phase = Some(RunPhase::Check);
-                return decide_later(job, &record, check, phase, "the check's parents", &e);
-            }
-        }
-    }
-    let fix = schedule.and_then(|s| s.fix_script.clone().map(|f| (s, f)));
-    let Some((sched, fix_script)) = fix else {
-        let action = final_action(&check, job, flags, pace);
-        return record(check, None, action);
-    };
+    let now = now_ms();
+    let sched = schedule.ok().flatten();
     let failing = !matches!(check.status, Status::Ok | Status::Cancelled);
-    if !failing {
-        let action = final_action(&check, job, flags, pace);
-        return record(check, Some(RunPhase::Check), action);
-    }
-    // Planned work: the operator stopped it on purpose. The check is recorded, nothing fixed.
-    // A downtime that cannot be read is taken as one: no fix runs on a guess.
-    match env.store.in_downtime(job.host.as_deref(), job.check()) {
-        Ok(false) => {}
-        Ok(true) => {
-            info!(job = job.id, "in a downtime: the fix does not run");
-            return record(check, Some(RunPhase::Check), JobAction::Done);
-        }
-        Err(e) => {
-            return decide_later(job, &record, check, Some(RunPhase::Check), "downtimes", &e);
-        }
-    }
-
-    correct(
+    let facts = Live {
         env,
         job,
         sched,
-        &fix_script,
-        check,
-        flags,
-        timeout,
-        pace,
-        &record,
-    )
+        run: &check,
+    };
+    let rules = schedule.map(|s| s.map(Rules::of)).map_err(String::from);
+    let decision = policy::decide(failing, rules, &facts, now);
+    // A schedule with a fix records its check's runs as the loop's first phase.
+    let phase = sched
+        .and_then(|s| s.fix_script.as_ref())
+        .map(|_| RunPhase::Check);
+    match decision {
+        Decision::Record => {
+            let action = final_action(&check, job, flags, pace);
+            record(check, phase, action)
+        }
+        Decision::Soft => {
+            // Not hard yet: recorded as soft, told to no one, fixed by nobody; checked again.
+            let action = final_action(&check, job, flags, pace);
+            let status = record(check, phase, action);
+            if let Some(s) = sched.filter(|_| action == JobAction::Done) {
+                recheck_soon(env, job, s.retry_every(), "soft problem");
+            }
+            status
+        }
+        Decision::Later { what, error } => {
+            // Without its schedule the job cannot know its fix, retries or guard.
+            let phase = if sched.is_some() { phase } else { None };
+            decide_later(job, &record, check, phase, what, &error)
+        }
+        Decision::Behind(reach) => {
+            info!(job = job.id, ?reach, "behind its parents: no fix");
+            let action = final_action(&check, job, flags, pace);
+            record(check, phase, action)
+        }
+        Decision::Downtime => {
+            // Planned work: the operator stopped it on purpose.
+            info!(job = job.id, "in a downtime: the fix does not run");
+            record(check, phase, JobAction::Done)
+        }
+        Decision::Held {
+            guard,
+            fixes,
+            acked,
+            incident,
+        } => match sched.and_then(|s| s.fix_script.as_deref().map(|f| (s, f))) {
+            Some((s, fix)) => {
+                let held_by = Held {
+                    guard,
+                    fixes,
+                    acked,
+                    incident,
+                    now,
+                };
+                held(env, job, s, fix, check, held_by, &record)
+            }
+            None => record(check, phase, JobAction::Done),
+        },
+        Decision::Fix { acked, .. } => {
+            match sched.and_then(|s| s.fix_script.as_deref().map(|f| (s, f))) {
+                Some((s, fix)) => correct(
+                    env, job, s, fix, check, flags, timeout, pace, acked, &record,
+                ),
+                None => record(check, phase, JobAction::Done),
+            }
+        }
+    }
+}
+
+/// The facts [`policy::decide`] asks for, read from the store as it asks.
+struct Live<'a> {
+    env: &'a Runner,
+    job: &'a Job,
+    sched: Option<&'a Schedule>,
+    run: &'a NewRun,
+}
+
+impl policy::Facts for Live<'_> {
+    fn soft(&self) -> bool {
+        self.sched
+            .is_some_and(|s| soft_problem(self.env, self.job, s, self.run))
+    }
+
+    fn quorum_fixer(&self) -> Option<policy::Read<bool>> {
+        let sched = self.sched.filter(|s| s.quorum.is_some())?;
+        let Some(site) = self.job.site.as_deref() else {
+            return Some(Ok(false));
+        };
+        let result = crate::store::quorum::SiteResult {
+            state: crate::store::CheckState::of(self.run.status)
+                .unwrap_or(crate::store::CheckState::Unknown),
+            at: self.run.finished_at,
+            message: self.run.message.clone(),
+        };
+        Some(
+            self.env
+                .store
+                .quorum_after(
+                    self.job.host.as_deref(),
+                    self.job.check(),
+                    sched,
+                    site,
+                    result,
+                )
+                .map(|v| v.fixer.is_some_and(|f| f == site))
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    fn reach(&self) -> policy::Read<Reach> {
+        match self.job.host.as_deref() {
+            Some(host) => self
+                .env
+                .store
+                .reach(host, self.job.check(), self.run.finished_at)
+                .map_err(|e| e.to_string()),
+            None => Ok(Reach::Reachable),
+        }
+    }
+
+    fn in_downtime(&self) -> policy::Read<bool> {
+        self.env
+            .store
+            .in_downtime(self.job.host.as_deref(), self.job.check())
+            .map_err(|e| e.to_string())
+    }
+
+    fn check(&self) -> policy::Read<(bool, Option<i64>)> {
+        match self
+            .env
+            .store
+            .check(self.job.host.as_deref(), self.job.check())
+        {
+            Ok(c) => Ok((
+                c.acked,
+                (c.state != crate::store::CheckState::Ok).then_some(c.since),
+            )),
+            Err(crate::store::StoreError::NotFound { .. }) => Ok((false, None)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn fixes(&self) -> policy::Read<(i64, Option<i64>)> {
+        let Some((sched, fix)) = self
+            .sched
+            .and_then(|s| s.fix_script.as_deref().map(|f| (s, f)))
+        else {
+            return Ok((0, None));
+        };
+        self.env
+            .store
+            .fixes_in_window(sched, self.job.host.as_deref(), fix, now_ms())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// How long a job whose decision lacks its data waits before it is tried again.
@@ -307,8 +364,92 @@ fn last_fix_said(env: &Runner, host: Option<&str>, fix_script: &str) -> String {
     }
 }
 
-/// The correction loop after a failing check: the guard, the fix, the re-check, and the
-/// notification when the fix did not fix it.
+/// What the policy said of a fix the guard holds back, and when.
+struct Held {
+    guard: FixGuard,
+    fixes: i64,
+    acked: bool,
+    incident: i64,
+    now: i64,
+}
+
+/// The guard holds the fix back (`guard`): the check is recorded, and the guard's message is
+/// said once for the incident (since the check began to fail), unless acknowledged, with the
+/// cause: what the check and the last fix said.
+fn held(
+    env: &Runner,
+    job: &Job,
+    sched: &Schedule,
+    fix_script: &str,
+    mut check: NewRun,
+    by: Held,
+    record: &dyn Fn(NewRun, Option<RunPhase>, JobAction) -> Status,
+) -> Status {
+    let Held {
+        guard,
+        fixes,
+        acked,
+        incident,
+        now,
+    } = by;
+    let store = &env.store;
+    let host = job.host.as_deref();
+    let target = host.unwrap_or("(no host)");
+    let state = check.status.as_str().to_uppercase();
+    let (subject, body) = match guard {
+        FixGuard::Allowed => return record(check, Some(RunPhase::Check), JobAction::Done),
+        FixGuard::Exhausted { .. } => (
+            format!(
+                "{target}: {} still {state} after {fixes} fixes; giving up for now",
+                job.check()
+            ),
+            format!(
+                "The guard allows {} fixes by {fix_script} per {} s; the last check said: {}\n{}",
+                sched.guard_max_fixes,
+                sched.guard_window_ms / 1000,
+                check.message,
+                last_fix_said(env, host, fix_script)
+            ),
+        ),
+        FixGuard::Backoff { until } => {
+            let held = format!(
+                "fix {fix_script} held back by the guard until {} ({fixes} fixes in the last {})",
+                crate::when::local(until),
+                crate::when::span(Duration::from_millis(sched.guard_window_ms.max(0) as u64)),
+            );
+            info!(job = job.id, "{held}");
+            (
+                format!(
+                    "{target}: {} is {state}; the fix is held back by the guard",
+                    job.check()
+                ),
+                format!(
+                    "{held}; the check said: {}\n{}",
+                    check.message,
+                    last_fix_said(env, host, fix_script)
+                ),
+            )
+        }
+    };
+    // Said at once, and once per incident: the problem is not being corrected. A failed
+    // read tells nothing.
+    if !acked
+        && !store
+            .notified_since(host, &subject, incident.min(now - 1))
+            .unwrap_or(true)
+    {
+        check.notifications.push(Notice {
+            event: Alert::Guard,
+            subject,
+            body,
+        });
+    }
+    record(check, Some(RunPhase::Check), JobAction::Done)
+}
+
+/// The correction loop after a failing check the policy lets fix: the fix, the re-checks,
+/// and the message when the fix did not fix it (unless the problem is acknowledged:
+/// `quiet`). Flapping holds back no message of this loop.
 #[allow(clippy::too_many_arguments)]
 fn correct(
     env: &Runner,
@@ -319,119 +460,12 @@ fn correct(
     flags: &JobFlags,
     timeout: Option<Duration>,
     pace: Pace,
+    quiet: bool,
     record: &dyn Fn(NewRun, Option<RunPhase>, JobAction) -> Status,
 ) -> Status {
     let store = &env.store;
-    let now = now_ms();
     let host = job.host.as_deref();
-    // An acknowledged problem tells nothing more until it recovers; the fix still tries.
-    // Flapping holds back no message of this loop: a problem the fix cannot mend, or one the
-    // guard holds back, is told whether or not the check flaps.
-    // Fail safe: without these reads nothing is decided. No fix runs, nothing is told, and
-    // the job is tried again once the store answers (it is recorded as a retry).
-    // The incident began when the check began to fail (now, if this is its first failure):
-    // guard and give-up messages are said once per incident.
-    let prev = match store.check(host, job.check()) {
-        Ok(c) => Ok((
-            c.acked,
-            if c.state == crate::store::CheckState::Ok {
-                now
-            } else {
-                c.since
-            },
-        )),
-        Err(crate::store::StoreError::NotFound { .. }) => Ok((false, now)),
-        Err(e) => Err(e),
-    };
-    let reads = prev.and_then(|prev| {
-        store
-            .fixes_in_window(sched, host, fix_script, now)
-            .map(|f| (prev, f))
-    });
-    let ((quiet, incident), (fixes, last_fix)) = match reads {
-        Ok(r) => r,
-        Err(e) => {
-            return decide_later(
-                job,
-                record,
-                check,
-                Some(RunPhase::Check),
-                "the check or its fixes",
-                &e,
-            );
-        }
-    };
     let target = host.unwrap_or("(no host)");
-    match fix_guard(
-        sched.guard_max_fixes,
-        sched.guard_backoff_ms,
-        fixes,
-        last_fix,
-        now,
-    ) {
-        FixGuard::Allowed => {}
-        FixGuard::Exhausted { fixes } => {
-            let subject = format!(
-                "{target}: {} still {} after {fixes} fixes; giving up for now",
-                job.check(),
-                check.status.as_str().to_uppercase()
-            );
-            let body = format!(
-                "The guard allows {} fixes by {fix_script} per {} s; the last check said: {}\n{}",
-                sched.guard_max_fixes,
-                sched.guard_window_ms / 1000,
-                check.message,
-                last_fix_said(env, host, fix_script)
-            );
-            // One escalation per incident, not one per check nor one per window; a failed
-            // read tells nothing.
-            let mut check = check;
-            if !quiet
-                && !store
-                    .notified_since(host, &subject, incident.min(now - 1))
-                    .unwrap_or(true)
-            {
-                check.notifications.push(Notice {
-                    event: Alert::Guard,
-                    subject,
-                    body,
-                });
-            }
-            return record(check, Some(RunPhase::Check), JobAction::Done);
-        }
-        FixGuard::Backoff { until } => {
-            let held = format!(
-                "fix {fix_script} held back by the guard until {} ({fixes} fixes in the last {})",
-                crate::when::local(until),
-                crate::when::span(Duration::from_millis(sched.guard_window_ms.max(0) as u64)),
-            );
-            info!(job = job.id, "{held}");
-            // Said at once, and once per incident: the problem is not being corrected.
-            let subject = format!(
-                "{target}: {} is {}; the fix is held back by the guard",
-                job.check(),
-                check.status.as_str().to_uppercase()
-            );
-            let mut check = check;
-            if !quiet
-                && !store
-                    .notified_since(host, &subject, incident.min(now - 1))
-                    .unwrap_or(true)
-            {
-                let body = format!(
-                    "{held}; the check said: {}\n{}",
-                    check.message,
-                    last_fix_said(env, host, fix_script)
-                );
-                check.notifications.push(Notice {
-                    event: Alert::Guard,
-                    subject,
-                    body,
-                });
-            }
-            return record(check, Some(RunPhase::Check), JobAction::Done);
-        }
-    }
     let check_status = check.status;
     let check_message = check.message.clone();
     record(check, Some(RunPhase::Check), JobAction::Keep);

@@ -13,6 +13,7 @@ mod monitord;
 mod peers;
 mod pg;
 mod pgcluster;
+mod policy;
 mod props;
 mod quorum;
 mod remote;
