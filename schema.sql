@@ -201,7 +201,7 @@ CREATE TABLE notifications (
     tries       INTEGER NOT NULL DEFAULT 0,
     -- When the next delivery attempt is due (NULL once delivered or given up).
     next_try_at BIGINT,
-    -- What it tells (problem, recovery, fix_failed, guard, downtime_start, ...; notify for a
+    -- What it tells (problem, recovery, fix_failed, guard, give_up, downtime_start, ...; notify for a
     -- script's own notify()), and its fields as a JSON object (check, state, previous_state,
     -- since, message, perfdata). Added in schema version 2.
     event       VARCHAR(32),
@@ -239,7 +239,10 @@ CREATE TABLE checks (
     flapping    BOOLEAN NOT NULL DEFAULT FALSE,
     -- Under a quorum: each site's latest result (a JSON object: site -> state, at, message).
     -- Added in schema version 6.
-    sites       TEXT
+    sites       TEXT,
+    -- The correction loop's messages told in the current incident (a JSON object: event ->
+    -- the incident's "since"), so each is told once per incident. Added in schema version 6.
+    told        TEXT
 );
 
 -- A maintenance window: while it lasts, the checks it covers still run and record, but no fix

@@ -30,8 +30,8 @@ pub trait Facts {
     /// How the check stands behind its parents.
     fn reach(&self) -> Read<Reach>;
     fn in_downtime(&self) -> Read<bool>;
-    /// The check's row: acknowledged, and since when it fails (None: OK, or not there yet).
-    fn check(&self) -> Read<(bool, Option<i64>)>;
+    /// Whether the check's problem is acknowledged (a check not there yet is not).
+    fn acked(&self) -> Read<bool>;
     /// The guard's count: fixes in its window, and the latest's start.
     fn fixes(&self) -> Read<(i64, Option<i64>)>;
 }
@@ -67,17 +67,16 @@ pub enum Decision {
     Behind(Reach),
     /// In a downtime: record it, no fix.
     Downtime,
-    /// The guard holds the fix back: record it, and say so (unless acknowledged) once for
-    /// the incident that began at `incident`.
+    /// The guard holds the fix back: record it, and say so unless acknowledged (the store
+    /// tells each of the guard's messages once per incident, in the run's transaction).
     Held {
         guard: FixGuard,
         /// Fixes in the guard's window.
         fixes: i64,
         acked: bool,
-        incident: i64,
     },
     /// Run the fix (an acknowledged problem is still fixed, but its messages are not sent).
-    Fix { acked: bool, incident: i64 },
+    Fix { acked: bool },
 }
 
 /// The decision for a result (`failing`: neither OK nor cancelled) of a job whose schedule
@@ -113,8 +112,8 @@ pub fn decide(failing: bool, rules: Read<Option<Rules>>, facts: &dyn Facts, now:
         Ok(true) => return Decision::Downtime,
         Err(e) => return later("downtimes", e),
     }
-    let (acked, incident) = match facts.check() {
-        Ok((acked, since)) => (acked, since.unwrap_or(now)),
+    let acked = match facts.acked() {
+        Ok(a) => a,
         Err(e) => return later("the check", e),
     };
     let (fixes, last) = match facts.fixes() {
@@ -128,12 +127,11 @@ pub fn decide(failing: bool, rules: Read<Option<Rules>>, facts: &dyn Facts, now:
         last,
         now,
     ) {
-        FixGuard::Allowed => Decision::Fix { acked, incident },
+        FixGuard::Allowed => Decision::Fix { acked },
         guard => Decision::Held {
             guard,
             fixes,
             acked,
-            incident,
         },
     }
 }

@@ -202,15 +202,12 @@ pub fn run_job(
             guard,
             fixes,
             acked,
-            incident,
         } => match sched.and_then(|s| s.fix_script.as_deref().map(|f| (s, f))) {
             Some((s, fix)) => {
                 let held_by = Held {
                     guard,
                     fixes,
                     acked,
-                    incident,
-                    now,
                 };
                 held(env, job, s, fix, check, held_by, &record)
             }
@@ -285,17 +282,14 @@ impl policy::Facts for Live<'_> {
             .map_err(|e| e.to_string())
     }
 
-    fn check(&self) -> policy::Read<(bool, Option<i64>)> {
+    fn acked(&self) -> policy::Read<bool> {
         match self
             .env
             .store
             .check(self.job.host.as_deref(), self.job.check())
         {
-            Ok(c) => Ok((
-                c.acked,
-                (c.state != crate::store::CheckState::Ok).then_some(c.since),
-            )),
-            Err(crate::store::StoreError::NotFound { .. }) => Ok((false, None)),
+            Ok(c) => Ok(c.acked),
+            Err(crate::store::StoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -364,18 +358,16 @@ fn last_fix_said(env: &Runner, host: Option<&str>, fix_script: &str) -> String {
     }
 }
 
-/// What the policy said of a fix the guard holds back, and when.
+/// What the policy said of a fix the guard holds back.
 struct Held {
     guard: FixGuard,
     fixes: i64,
     acked: bool,
-    incident: i64,
-    now: i64,
 }
 
-/// The guard holds the fix back (`guard`): the check is recorded, and the guard's message is
-/// said once for the incident (since the check began to fail), unless acknowledged, with the
-/// cause: what the check and the last fix said.
+/// The guard holds the fix back (`guard`): the check is recorded with the guard's message
+/// (unless acknowledged; told once per incident by the store), which carries the cause: what
+/// the check and the last fix said.
 fn held(
     env: &Runner,
     job: &Job,
@@ -389,16 +381,14 @@ fn held(
         guard,
         fixes,
         acked,
-        incident,
-        now,
     } = by;
-    let store = &env.store;
     let host = job.host.as_deref();
     let target = host.unwrap_or("(no host)");
     let state = check.status.as_str().to_uppercase();
-    let (subject, body) = match guard {
+    let (event, subject, body) = match guard {
         FixGuard::Allowed => return record(check, Some(RunPhase::Check), JobAction::Done),
         FixGuard::Exhausted { .. } => (
+            Alert::GiveUp,
             format!(
                 "{target}: {} still {state} after {fixes} fixes; giving up for now",
                 job.check()
@@ -419,6 +409,7 @@ fn held(
             );
             info!(job = job.id, "{held}");
             (
+                Alert::Guard,
                 format!(
                     "{target}: {} is {state}; the fix is held back by the guard",
                     job.check()
@@ -431,15 +422,12 @@ fn held(
             )
         }
     };
-    // Said at once, and once per incident: the problem is not being corrected. A failed
-    // read tells nothing.
-    if !acked
-        && !store
-            .notified_since(host, &subject, incident.min(now - 1))
-            .unwrap_or(true)
-    {
+    // Said at once, unless acknowledged: the problem is not being corrected. The store tells
+    // each of these once per incident (since the check began to fail), in the run's
+    // transaction, keyed by the event.
+    if !acked {
         check.notifications.push(Notice {
-            event: Alert::Guard,
+            event,
             subject,
             body,
         });

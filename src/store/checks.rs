@@ -298,6 +298,8 @@ pub(super) struct Moved {
     /// Waiting for these parents' word (host, check): the caller queues them at once, and
     /// this check again after the settle time, once the job is done.
     pub waiting: Vec<(String, String)>,
+    /// The loop's messages the run carries that this incident already told: not told again.
+    pub told_before: Vec<Alert>,
 }
 
 /// In the transaction that records `run` (as `run_id`): moves its check. Runs that are not a
@@ -398,12 +400,32 @@ pub(super) fn record(
         told: run
             .notifications
             .iter()
-            .any(|n| matches!(n.event, Alert::FixFailed | Alert::Guard)),
+            .any(|n| matches!(n.event, Alert::FixFailed | Alert::Guard | Alert::GiveUp)),
         may_tell: run.phase.is_none() && !matches!(action, JobAction::Retry { .. }),
         quiet: in_downtime(c, host, run.check(), run.finished_at)?,
     };
     let policy = Policy { retries, ..policy };
     let next = advance(prev.as_ref(), &o, &policy);
+    // The guard's messages, once per incident (keyed by event and the incident's "since").
+    let mut told: std::collections::BTreeMap<String, i64> = prev_row
+        .as_ref()
+        .map(|r| r.opt_text("told"))
+        .transpose()?
+        .flatten()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    told.retain(|_, since| *since == next.since && next.state != CheckState::Ok);
+    let mut told_before = Vec::new();
+    for n in &run.notifications {
+        if matches!(n.event, Alert::Guard | Alert::GiveUp) {
+            let key = n.event.as_str().to_string();
+            if told.get(&key) == Some(&next.since) {
+                told_before.push(n.event);
+            } else {
+                told.insert(key, next.since);
+            }
+        }
+    }
     let values = vec![
         ("state", param(next.state.as_str())),
         ("hard", param(next.hard)),
@@ -414,6 +436,10 @@ pub(super) fn record(
         ("message", param(message.as_str())),
         ("perfdata", param(run.perfdata.clone())),
         ("sites", param(sites)),
+        (
+            "told",
+            param((!told.is_empty()).then(|| serde_json::json!(told).to_string())),
+        ),
         ("notified", param(next.notified)),
         ("acked", param(next.acked)),
         (
@@ -458,6 +484,7 @@ pub(super) fn record(
     Ok(Some(Moved {
         rechecks,
         waiting,
+        told_before,
         previous: prev.as_ref().map(|p| p.state),
         state: next.state,
         since: next.since,

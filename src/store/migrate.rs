@@ -121,6 +121,7 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("schedules", "quorum"),
             Add::Column("jobs", "site"),
             Add::Column("checks", "sites"),
+            Add::Column("checks", "told"),
         ]),
         _ => None,
     }

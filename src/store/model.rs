@@ -451,8 +451,10 @@ text_enum!(
         Recovery => "recovery",
         /// The fix ran and the check still fails.
         FixFailed => "fix_failed",
-        /// The fix guard held a fix back or gave up.
+        /// The fix guard held a fix back.
         Guard => "guard",
+        /// The fix guard gave up: no more fixes within its window.
+        GiveUp => "give_up",
         FlappingStart => "flapping_start",
         FlappingEnd => "flapping_end",
         /// An operator acknowledged a problem.

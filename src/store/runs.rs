@@ -297,9 +297,11 @@ impl Store {
             }
             super::series::record(c, run)?;
             let details = details(run, moved.as_ref()).to_string();
+            let told_before = moved.as_ref().map_or(&[][..], |m| &m.told_before[..]);
             let notices = run
                 .notifications
                 .iter()
+                .filter(|n| !told_before.contains(&n.event))
                 .chain(moved.as_ref().and_then(|m| m.notice.as_ref()));
             for notice in notices {
                 c.insert(st::notification_insert(
@@ -570,16 +572,5 @@ impl Store {
             Some(r) => Ok((r.int("n")?, r.opt_int("latest")?)),
             None => Ok((0, None)),
         }
-    }
-
-    /// Whether a notification with this subject was raised for the host since `since`.
-    pub fn notified_since(
-        &self,
-        host: Option<&str>,
-        subject: &str,
-        since: i64,
-    ) -> Result<bool, StoreError> {
-        let row = self.read(|c| c.query_one(st::notification_count(host, subject, since)))?;
-        Ok(row.map(|r| r.int("n")).transpose()?.unwrap_or(0) > 0)
     }
 }

@@ -17,7 +17,7 @@ struct Given {
     quorum: Option<Read<bool>>,
     reach: Read<Reach>,
     downtime: Read<bool>,
-    check: Read<(bool, Option<i64>)>,
+    acked: Read<bool>,
     fixes: Read<(i64, Option<i64>)>,
     asked: RefCell<Vec<&'static str>>,
 }
@@ -39,9 +39,9 @@ impl Facts for Given {
         self.asked.borrow_mut().push("downtime");
         self.downtime.clone()
     }
-    fn check(&self) -> Read<(bool, Option<i64>)> {
-        self.asked.borrow_mut().push("check");
-        self.check.clone()
+    fn acked(&self) -> Read<bool> {
+        self.asked.borrow_mut().push("acked");
+        self.acked.clone()
     }
     fn fixes(&self) -> Read<(i64, Option<i64>)> {
         self.asked.borrow_mut().push("fixes");
@@ -75,15 +75,15 @@ fn given() -> impl Strategy<Value = Given> {
         ],
         read(reach()),
         read(prop::bool::weighted(0.2)),
-        read((any::<bool>(), prop::option::of(0i64..100_000))),
+        read(any::<bool>()),
         read((0i64..6, prop::option::of(0i64..200_000))),
     )
-        .prop_map(|(soft, quorum, reach, downtime, check, fixes)| Given {
+        .prop_map(|(soft, quorum, reach, downtime, acked, fixes)| Given {
             soft,
             quorum,
             reach,
             downtime,
-            check,
+            acked,
             fixes,
             asked: RefCell::default(),
         })
@@ -107,7 +107,7 @@ proptest! {
         let d = decide(failing, given, &g, now);
         let asked = g.asked.borrow().clone();
         // The reads are asked in one order, each at most once, and only as far as needed.
-        let order = ["soft", "quorum", "reach", "downtime", "check", "fixes"];
+        let order = ["soft", "quorum", "reach", "downtime", "acked", "fixes"];
         prop_assert!(asked.iter().zip(order).all(|(a, o)| *a == o), "{asked:?}");
         if !schedule_read {
             prop_assert!(matches!(d, Decision::Later { .. }), "{d:?}");
@@ -124,7 +124,7 @@ proptest! {
             "quorum" => matches!(g.quorum, Some(Err(_))),
             "reach" => g.reach.is_err(),
             "downtime" => g.downtime.is_err(),
-            "check" => g.check.is_err(),
+            "acked" => g.acked.is_err(),
             "fixes" => g.fixes.is_err(),
             _ => false,
         });
@@ -134,21 +134,20 @@ proptest! {
             && matches!(g.quorum, None | Some(Ok(true)))
             && g.reach == Ok(Reach::Reachable)
             && g.downtime == Ok(false)
-            && g.check.is_ok()
+            && g.acked.is_ok()
             && g.fixes.is_ok();
         match &d {
-            Decision::Fix { incident, acked } => {
+            Decision::Fix { acked } => {
                 prop_assert!(may_fix, "a fix on {g:?}");
                 let (fixes, last) = g.fixes.clone().unwrap_or_default();
                 let guard = hostler::store::guard::fix_guard(
                     guard_max_fixes, guard_backoff_ms, fixes, last, now);
                 prop_assert_eq!(guard, FixGuard::Allowed);
-                let (was_acked, since) = g.check.clone().unwrap_or_default();
-                prop_assert_eq!(*acked, was_acked);
-                prop_assert_eq!(*incident, since.unwrap_or(now), "the incident began when it began to fail");
+                prop_assert_eq!(Ok(*acked), g.acked.clone());
             }
-            Decision::Held { guard, .. } => {
+            Decision::Held { guard, acked, .. } => {
                 prop_assert!(may_fix, "held where no fix could run: {g:?}");
+                prop_assert_eq!(Ok(*acked), g.acked.clone());
                 prop_assert_ne!(*guard, FixGuard::Allowed);
             }
             Decision::Soft => prop_assert!(g.soft),

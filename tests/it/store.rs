@@ -190,6 +190,7 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "ALTER TABLE schedules DROP COLUMN quorum".to_string(),
         "ALTER TABLE jobs DROP COLUMN site".to_string(),
         "ALTER TABLE checks DROP COLUMN sites".to_string(),
+        "ALTER TABLE checks DROP COLUMN told".to_string(),
         "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
         "INSERT INTO runs (script, host, check_name, status, message, transcript, started_at, finished_at) VALUES ('c', 'h', 'named', 'warning', 'hosted', '', 7, 8)".to_string(),
         "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),

@@ -20,6 +20,7 @@ pub const CHECK_COLUMNS: &[&str] = &[
     "changes",
     "flapping",
     "sites",
+    "told",
 ];
 
 pub const DOWNTIME_COLUMNS: &[&str] = &[

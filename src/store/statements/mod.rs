@@ -219,10 +219,6 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         ("notification_claim", notification_claim(1, 2, 3)),
         ("notification_hold", notification_hold(1, "command", 3)),
-        (
-            "notification_count",
-            notification_count(Some("web1"), "guard tripped", 1),
-        ),
         ("run_mark_changed", run_mark_changed(9)),
         ("run_quiet", run_quiet(9, 2)),
         (

@@ -277,19 +277,6 @@ pub fn notification_claim(id: i64, seen_next_try: i64, until: i64) -> Statement 
     .into()
 }
 
-pub fn notification_count(host: Option<&str>, subject: &str, since: i64) -> Statement {
-    Select::from("notifications")
-        .with(Section::Columns(vec![(Expr::count_star(), Some("n"))]))
-        .filter(match host {
-            Some(h) => col("host").eq(param(h)),
-            None => col("host").is_null(),
-        })
-        // NTEXT on SQL Server 2000, which cannot compare it with `=`.
-        .filter(col("subject").comparable().eq(param(subject)))
-        .filter(col("created_at").ge(param(since)))
-        .into()
-}
-
 /// The run columns without output and transcript, for lists.
 pub const RUN_SUMMARY_COLUMNS: &[&str] = &[
     "id",
