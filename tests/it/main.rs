@@ -10,6 +10,7 @@ mod history;
 mod hostile;
 mod library;
 mod monitord;
+mod operator;
 mod peers;
 mod pg;
 mod pgcluster;
