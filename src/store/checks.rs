@@ -311,17 +311,22 @@ pub(super) fn record(
     action: JobAction,
     policy: Policy,
 ) -> Result<Option<Moved>, StoreError> {
-    let (Some(schedule), Some(state)) = (run.schedule_id, CheckState::of(run.status)) else {
+    let Some(state) = CheckState::of(run.status) else {
         return Ok(None);
     };
-    if run.phase == Some(super::RunPhase::Fix) {
+    // A schedule's run, or a result pushed from outside (no schedule: hard at once).
+    let passive = run.phase == Some(super::RunPhase::Passive);
+    if run.phase == Some(super::RunPhase::Fix) || (run.schedule_id.is_none() && !passive) {
         return Ok(None);
     }
     let host = run.host.as_deref();
     let prev_row = c.query_one(st::check_get(host, run.check()))?;
     let prev = prev_row.as_ref().map(check_from_row).transpose()?;
     // A removed schedule's last runs judge as at once.
-    let sched = c.query_one(st::schedule_retries(schedule))?;
+    let sched = match run.schedule_id {
+        Some(schedule) => c.query_one(st::schedule_retries(schedule))?,
+        None => None,
+    };
     let retries = sched
         .as_ref()
         .map(|r| r.int("retries"))
@@ -401,7 +406,7 @@ pub(super) fn record(
             .notifications
             .iter()
             .any(|n| matches!(n.event, Alert::FixFailed | Alert::Guard | Alert::GiveUp)),
-        may_tell: run.phase.is_none() && !matches!(action, JobAction::Retry { .. }),
+        may_tell: (run.phase.is_none() || passive) && !matches!(action, JobAction::Retry { .. }),
         quiet: in_downtime(c, host, run.check(), run.finished_at)?,
     };
     let policy = Policy { retries, ..policy };

@@ -28,6 +28,7 @@ pub use jobs::{Cancelled, same_args};
 pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::{Expect, NewScript};
 pub mod mssql2000;
+pub mod passive;
 pub mod pool;
 pub mod postgres;
 pub mod quorum;

@@ -414,6 +414,9 @@ text_enum!(
         Fix => "fix",
         /// The check again, after the fix: what judges the fix.
         Recheck => "recheck",
+        /// A result pushed from outside (`POST /api/checks/HOST/CHECK/result`): it moves its
+        /// check with no schedule (hard at once, never fixed).
+        Passive => "passive",
     }
 );
 

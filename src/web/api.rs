@@ -192,6 +192,21 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
             web.dashboard.invalidate();
             Ok(Resp::json(201, &json!({"id": id})))
         }
+        (A::CheckResult(host, check), true) => {
+            let f = form().map_err(WebError::Bad)?;
+            let status = crate::store::passive::parse_status(f.get("status").unwrap_or(""))?;
+            let by = format!("api:{}", who.user);
+            let (run, check) = s.record_passive(&crate::store::passive::Passive {
+                host: host.as_deref(),
+                check: &check,
+                status,
+                message: f.get("message").unwrap_or(""),
+                perfdata: f.get("perfdata").filter(|p| !p.is_empty()),
+                by: &by,
+            })?;
+            web.dashboard.invalidate();
+            Ok(Resp::json(201, &json!({"run_id": run, "check": check})))
+        }
         (A::Dependencies, false) => ok(&s.dependencies()?),
         (A::Dependencies, true) => {
             let f = form().map_err(WebError::Bad)?;

@@ -56,6 +56,8 @@ pub enum Api {
     /// A host's check of a script (`/api/checks/HOST/SCRIPT`; host `-` for none).
     Check(Option<String>, String),
     Ack(Option<String>, String),
+    /// A result pushed from outside (a passive check).
+    CheckResult(Option<String>, String),
     Downtimes,
     DowntimeRemove(i64),
     Dependencies,
@@ -165,6 +167,8 @@ fn api(segs: &[&str]) -> Option<Api> {
         ["checks", h, s] => A::Check(Some(name(h)?), name(s)?),
         ["checks", "-", s, "ack"] => A::Ack(None, name(s)?),
         ["checks", h, s, "ack"] => A::Ack(Some(name(h)?), name(s)?),
+        ["checks", "-", s, "result"] => A::CheckResult(None, name(s)?),
+        ["checks", h, s, "result"] => A::CheckResult(Some(name(h)?), name(s)?),
         ["downtimes"] => A::Downtimes,
         ["downtimes", d, "remove"] => A::DowntimeRemove(id(d)?),
         ["dependencies"] => A::Dependencies,

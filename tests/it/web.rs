@@ -1650,3 +1650,80 @@ fn dependencies_on_the_page_and_the_api_and_unreachable_checks_folded_under_thei
         "{told:?}"
     );
 }
+
+#[test]
+fn a_result_pushed_to_the_api_moves_its_check_as_a_passive_check() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.client();
+    let op = auth::new_token(&store, "admin", "t").expect("token");
+    let viewer = auth::new_token(&store, "view", "t").expect("token");
+    let url = "/api/checks/localhost/backup_nightly/result";
+    let r = c.api_post(
+        url,
+        &op,
+        r#"{"status": "critical", "message": "tar: exit 2", "perfdata": "time=512s"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["check"]["state"], "critical");
+    assert_eq!(
+        v["check"]["hard"], true,
+        "hard at once: no retries for a pushed result"
+    );
+    let told = store.notifications(10).expect("notifications");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].subject, "localhost: backup_nightly is CRITICAL");
+    // Nagios's numbers too; the recovery is told once.
+    let r = c.api_post(url, &op, r#"{"status": 0, "message": "done in 300 s"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["check"]["state"], "ok");
+    let told = store.notifications(10).expect("notifications");
+    assert!(told[0].subject.contains("is OK again"), "{told:?}");
+    let runs = c
+        .api_get("/api/checks/localhost/backup_nightly", &viewer)
+        .json();
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2), "{runs}");
+    assert_eq!(runs["runs"][0]["phase"], "passive");
+    assert_eq!(runs["runs"][0]["node"], "api:admin");
+    // Bad input: a clear 4xx, nothing recorded.
+    let before = store.checks().expect("checks").len();
+    for (body, status, says) in [
+        (r#"{"status": "fine"}"#, 400, "status"),
+        (r#"{"status": 7}"#, 400, "status"),
+        (r#"{"message": "no status"}"#, 400, "status"),
+        ("not json", 400, "JSON"),
+    ] {
+        let r = c.api_post(url, &op, body);
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(r.body.contains(says), "{body}: {}", r.body);
+    }
+    let long = format!(r#"{{"status": "ok", "message": "{}"}}"#, "x".repeat(5000));
+    let r = c.api_post(url, &op, &long);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = c.api_post(
+        "/api/checks/nohost/backup_nightly/result",
+        &op,
+        r#"{"status": "ok"}"#,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        c.api_post(url, &viewer, r#"{"status": "ok"}"#).status,
+        403,
+        "a viewer cannot push"
+    );
+    assert_eq!(store.checks().expect("checks").len(), before);
+    // A check without a host.
+    let r = c.api_post(
+        "/api/checks/-/nightly_report/result",
+        &op,
+        r#"{"status": "warning", "message": "late"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        store
+            .check(None, "nightly_report")
+            .is_ok_and(|k| k.state == hostler::store::CheckState::Warning)
+    );
+}
