@@ -102,6 +102,7 @@ pub fn runs(app: &App, cmd: RunsCmd) -> anyhow::Result<u8> {
     let runs = app.store()?.runs(&RunFilter {
         host: cmd.host,
         script: cmd.script,
+        check: None,
         status,
         before_id: cmd.before,
         limit: cmd.limit,

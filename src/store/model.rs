@@ -425,6 +425,8 @@ text_enum!(
 pub struct RunFilter {
     pub host: Option<String>,
     pub script: Option<String>,
+    /// The runs of one check: its name (`--name`), or its script's when it has none.
+    pub check: Option<String>,
     pub status: Option<Status>,
     /// Only runs with an id below this (keyset paging).
     pub before_id: Option<i64>,

@@ -293,7 +293,7 @@ fn check(web: &Web, host: Option<&str>, script: &str) -> WebResult {
     let check = web.store.check(host, script)?;
     let mut runs = web.store.runs(&RunFilter {
         host: host.map(String::from),
-        script: Some(script.to_string()),
+        check: Some(script.to_string()),
         limit: 200,
         summary: true,
         ..RunFilter::default()
@@ -338,6 +338,7 @@ fn runs(web: &Web, req: &Req) -> WebResult {
     let list = web.store.runs(&RunFilter {
         host: req.query("host").map(String::from),
         script: req.query("script").map(String::from),
+        check: req.query("check").map(String::from),
         status,
         before_id: before,
         limit: limit.unwrap_or(100).clamp(1, 1000) as u64,

@@ -23,6 +23,7 @@ pub fn runs(web: &Web, who: &Who, req: &Req) -> WebResult {
     let filter = RunFilter {
         host: req.query("host").map(String::from),
         script: req.query("script").map(String::from),
+        check: None,
         status: wanted,
         before_id: before,
         limit: 100,

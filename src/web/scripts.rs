@@ -44,6 +44,7 @@ fn show(web: &Web, who: &Who, s: &Script, v: &Form, err: Option<&str>) -> WebRes
     let runs = web.store.runs(&RunFilter {
         host: None,
         script: Some(s.name.clone()),
+        check: None,
         status: None,
         before_id: None,
         limit: 20,

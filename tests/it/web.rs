@@ -1727,3 +1727,58 @@ fn a_result_pushed_to_the_api_moves_its_check_as_a_passive_check() {
             .is_ok_and(|k| k.state == hostler::store::CheckState::Warning)
     );
 }
+
+#[test]
+fn a_named_checks_runs_and_changes_show_under_its_name() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.client();
+    let viewer = auth::new_token(&store, "view", "t").expect("token");
+    // check_x scheduled twice on localhost, once as disk_root.
+    let id = store
+        .add_schedule(&hostler::store::NewSchedule {
+            name: Some("disk_root".into()),
+            max_attempts: 1,
+            next_due: now_ms() + 3_600_000,
+            ..hostler::store::NewSchedule::every("check_x", Some("localhost"), 3_600_000)
+        })
+        .expect("schedule");
+    for (status, message) in [(Status::Ok, "fine"), (Status::Critical, "full")] {
+        let at = now_ms();
+        store
+            .record_run(
+                &NewRun {
+                    check_name: Some("disk_root".into()),
+                    job_id: None,
+                    schedule_id: Some(id),
+                    script: "check_x".into(),
+                    script_version: Some(1),
+                    host: Some("localhost".into()),
+                    node: Some("t".into()),
+                    status,
+                    message: message.into(),
+                    perfdata: None,
+                    output: String::new(),
+                    transcript: String::new(),
+                    started_at: at,
+                    finished_at: at,
+                    attempt: 1,
+                    phase: None,
+                    notifications: vec![],
+                },
+                JobAction::Keep,
+            )
+            .expect("record");
+    }
+    record(&store, "check_x", Status::Ok, "the other one");
+    let v = c.api_get("/api/checks/localhost/disk_root", &viewer).json();
+    assert_eq!(v["check"]["state"], "critical", "{v}");
+    assert_eq!(v["runs"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(2), "{v}");
+    // The script's own check does not take the named one's runs.
+    let v = c.api_get("/api/checks/localhost/check_x", &viewer).json();
+    assert_eq!(v["runs"].as_array().map(Vec::len), Some(1), "{v}");
+    let v = c.api_get("/api/runs?check=disk_root", &viewer).json();
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+}

@@ -120,6 +120,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
     let filter = super::RunFilter {
         host: Some("web1".into()),
         script: Some("check".into()),
+        check: None,
         status: Some(super::Status::Critical),
         before_id: Some(100),
         limit: 50,
@@ -454,6 +455,16 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             legacy_key_runs(3, Some("web1"), "check_http", None),
         ),
         ("run_list", run_list(&filter)),
+        (
+            "run_list_of_check",
+            run_list(&super::RunFilter {
+                host: Some("web1".into()),
+                check: Some("disk_root".into()),
+                limit: 200,
+                summary: true,
+                ..Default::default()
+            }),
+        ),
         (
             "notification_insert",
             notification_insert(

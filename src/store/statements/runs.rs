@@ -73,6 +73,15 @@ pub fn run_list(f: &crate::store::RunFilter) -> Statement {
     if let Some(sc) = &f.script {
         s = s.filter(qcol("k", "script").eq(param(sc.as_str())));
     }
+    if let Some(c) = &f.check {
+        s = s.filter(
+            qcol("k", "check_name")
+                .eq(param(c.as_str()))
+                .or(qcol("k", "check_name")
+                    .is_null()
+                    .and(qcol("k", "script").eq(param(c.as_str())))),
+        );
+    }
     if let Some(st) = f.status {
         s = s.filter(qcol("r", "status").eq(param(st.as_str())));
     }
