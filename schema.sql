@@ -283,6 +283,25 @@ CREATE TABLE dependencies (
     created_at  BIGINT NOT NULL
 );
 
+-- A heartbeat: a check fed from outside. Whatever it watches (a cron job, a backup) pings
+-- /ping/TOKEN; no ping within every_ms + grace_ms of the last one (or of its making) is a
+-- CRITICAL result of its check (host, name). The token is kept as its hash. Added in schema
+-- version 6.
+CREATE TABLE heartbeats (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        VARCHAR(255) NOT NULL,
+    host        VARCHAR(255),
+    token_hash  VARCHAR(64) NOT NULL UNIQUE,
+    every_ms    BIGINT NOT NULL,
+    grace_ms    BIGINT NOT NULL,
+    last_ping_at BIGINT,
+    last_start_at BIGINT,
+    -- When the missing ping was recorded (NULL: none missed since the last ping).
+    missed_at   BIGINT,
+    author      VARCHAR(255),
+    created_at  BIGINT NOT NULL
+);
+
 CREATE TABLE users (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        VARCHAR(255) NOT NULL UNIQUE,

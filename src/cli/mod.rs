@@ -4,6 +4,7 @@
 mod depend;
 mod downtime;
 mod fanout;
+mod heartbeat;
 mod host;
 mod host_edit;
 mod init;
@@ -75,6 +76,8 @@ pub enum Command {
     Serve(serve::ServeCmd),
     Status(status::StatusCmd),
     Depend(depend::DependCmd),
+    Heartbeat(heartbeat::HeartbeatCmd),
+    Exec(heartbeat::ExecCmd),
     Downtime(downtime::DowntimeCmd),
     Ack(downtime::AckCmd),
     Guard(downtime::GuardCmd),
@@ -315,6 +318,7 @@ fn reads_only(c: &Command) -> bool {
         ),
         Command::Downtime(d) => matches!(d.action, downtime::DowntimeAction::List(_)),
         Command::Depend(d) => matches!(d.action, depend::DependAction::List(_)),
+        Command::Heartbeat(h) => matches!(h.action, heartbeat::HeartbeatAction::List(_)),
         Command::User(u) => matches!(u.action, user::UserAction::List(_)),
         _ => false,
     }
@@ -416,6 +420,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Key(c) => key::run(&app, c),
         Command::Status(c) => status::run(&app, c),
         Command::Depend(c) => depend::run(&app, c),
+        Command::Heartbeat(c) => heartbeat::run(&app, c),
+        Command::Exec(c) => heartbeat::exec(&app, c),
         Command::Downtime(c) => downtime::run(&app, c),
         Command::Ack(c) => downtime::ack(&app, c),
         Command::Guard(c) => downtime::guard(&app, c),

@@ -447,6 +447,10 @@ impl Daemon {
             if let Err(e) = store.tell_downtimes() {
                 warn!("cannot tell downtimes: {e}");
             }
+            // Heartbeats whose ping is overdue: a CRITICAL result each, once.
+            if let Err(e) = store.check_heartbeats(crate::store::now_ms()) {
+                warn!("cannot check the heartbeats: {e}");
+            }
             deliver_pending(&store, &cfg)
         }));
     }

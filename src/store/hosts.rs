@@ -208,6 +208,7 @@ impl Store {
             c.exec(st::check_delete_of("host", name))?;
             c.exec(st::dependency_delete_of("child_host", name))?;
             c.exec(st::dependency_delete_of("parent_host", name))?;
+            c.exec(st::heartbeat_delete_of(name))?;
             Ok(())
         })
     }

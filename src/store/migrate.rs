@@ -116,6 +116,7 @@ fn step(from: i64) -> Option<&'static [Add]> {
         // 6: dependencies between checks; downtimes that cover children too.
         5 => Some(&[
             Add::Table("dependencies"),
+            Add::Table("heartbeats"),
             Add::Column("downtimes", "children"),
             Add::Column("schedules", "sites"),
             Add::Column("schedules", "quorum"),

@@ -18,6 +18,7 @@ pub mod depends;
 mod downtimes;
 mod driver;
 pub mod guard;
+pub mod heartbeats;
 pub mod history;
 mod hosts;
 mod jobs;

@@ -33,6 +33,7 @@ pub mod login;
 pub mod metrics;
 pub mod overview;
 pub mod pages;
+pub mod ping;
 pub mod queue;
 pub mod router;
 pub mod runs;
@@ -97,6 +98,8 @@ pub struct Web {
     pub keep_points_ms: i64,
     /// The database's size, read at most once a minute (row counts of big tables cost).
     size: std::sync::Mutex<Option<(std::time::Instant, Arc<crate::store::size::Size>)>>,
+    /// Pings per token in the current second.
+    pings: ping::Throttle,
 }
 
 /// Who is asking, once authenticated.
@@ -163,6 +166,13 @@ impl server::Service for Web {
     /// A body larger than a login form is read only for someone logged in, whatever the
     /// method: a stranger cannot make the server read a megabyte.
     fn admit(&self, req: &Req, content_length: usize) -> Result<(), Resp> {
+        // A ping's body is its run's output: up to 100 KB, read for anyone with the path.
+        if req.path.starts_with("/ping/") {
+            if content_length > crate::store::heartbeats::MAX_BODY {
+                return Err(Resp::text(413, "a ping's body takes at most 100 KB\n"));
+            }
+            return Ok(());
+        }
         if content_length > ANONYMOUS_BODY && !self.known(req) {
             return Err(Resp::text(401, "log in before sending a large body\n"));
         }
@@ -201,6 +211,7 @@ impl Web {
             sqlxml_busy: Arc::default(),
             size: std::sync::Mutex::default(),
             keep_points_ms: crate::store::history::Retention::default().keep_points_ms,
+            pings: ping::Throttle::default(),
         }
     }
 
@@ -230,6 +241,7 @@ impl Web {
         };
         match &route {
             Route::Healthz => return self.healthz(),
+            Route::Ping(token, ping) => return ping::answer(self, req, token, *ping),
             Route::Asset(_, ct, body) => {
                 return Resp::new(200, ct, body.to_vec())
                     .with("cache-control", "public, max-age=3600");

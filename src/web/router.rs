@@ -34,6 +34,8 @@ pub enum Route {
     Check(Option<String>, String),
     Metrics,
     Healthz,
+    /// A heartbeat's ping: the token, and what it says.
+    Ping(String, crate::store::heartbeats::Ping),
     /// SQL Server 2000's XML-over-HTTP interface over hostler's database.
     Sqlxml,
     Asset(&'static str, &'static str, &'static [u8]),
@@ -144,6 +146,8 @@ pub fn route(path: &str) -> Option<Route> {
         ["checks", h, s, "ack"] => R::Ack(Some(name(h)?), name(s)?),
         ["metrics"] => R::Metrics,
         ["healthz"] => R::Healthz,
+        ["ping", t] => R::Ping(t.to_string(), super::ping::parse(None)?),
+        ["ping", t, k] => R::Ping(t.to_string(), super::ping::parse(Some(k))?),
         ["sqlxml"] => R::Sqlxml,
         ["assets", f] => {
             let (n, ct, body) = ASSETS.iter().find(|(n, _, _)| n == f)?;

@@ -6,6 +6,7 @@ mod checks;
 mod cli;
 mod depends;
 mod failsafe;
+mod heartbeat;
 mod history;
 mod hostile;
 mod library;

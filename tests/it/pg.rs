@@ -206,6 +206,7 @@ fn a_version_4_database_on_postgresql_is_upgraded_to_6() {
         "ALTER TABLE runs DROP COLUMN key_id".to_string(),
         "DROP TABLE run_keys".to_string(),
         "DROP TABLE dependencies".to_string(),
+        "DROP TABLE heartbeats".to_string(),
         "ALTER TABLE downtimes DROP COLUMN children".to_string(),
         "ALTER TABLE schedules DROP COLUMN sites".to_string(),
         "ALTER TABLE schedules DROP COLUMN quorum".to_string(),

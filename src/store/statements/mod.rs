@@ -70,6 +70,7 @@ pub const NOTIFICATION_COLUMNS: &[&str] = &[
 ];
 
 mod checks;
+mod heartbeats;
 mod history;
 mod hosts;
 mod jobs;
@@ -79,6 +80,7 @@ mod scripts;
 mod users;
 
 pub use checks::*;
+pub use heartbeats::*;
 pub use history::*;
 pub use hosts::*;
 pub use jobs::*;
@@ -381,6 +383,30 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         ("downtime_told", downtime_told(2, "end_told")),
         ("dependency_list", dependency_list()),
+        ("heartbeat_list", heartbeat_list()),
+        ("heartbeat_by_token", heartbeat_by_token("ab12")),
+        (
+            "heartbeat_insert",
+            heartbeat_insert(vec![
+                ("name", param("backup")),
+                ("host", param("db1")),
+                ("token_hash", param("ab12")),
+                ("every_ms", param(86_400_000_i64)),
+                ("grace_ms", param(3_600_000_i64)),
+                ("created_at", param(1_700_000_000_000_i64)),
+            ]),
+        ),
+        ("heartbeat_delete", heartbeat_delete(3)),
+        ("heartbeat_delete_of", heartbeat_delete_of("db1")),
+        (
+            "heartbeat_pinged",
+            heartbeat_pinged(3, 1_700_000_000_000, false),
+        ),
+        (
+            "heartbeat_started",
+            heartbeat_pinged(3, 1_700_000_000_000, true),
+        ),
+        ("heartbeat_missed", heartbeat_missed(3, 1_700_000_000_000)),
         ("dependency_of_child", dependency_of_child("web1")),
         (
             "dependency_of_parent",

@@ -1,0 +1,285 @@
+//! Heartbeats: checks fed from outside. A cron job or a backup pings `/ping/TOKEN` (or runs
+//! under `hostler exec`); each ping is a result of the heartbeat's check (host, name),
+//! recorded as a passive run through the same state machine as any check. No ping within
+//! `every` + `grace` of the last one (or of the heartbeat's making) is a CRITICAL result,
+//! recorded once by whichever node sees it first, until the next ping.
+//!
+//! The token is the credential: it is shown once, and kept only as its hash.
+
+use serde::Serialize;
+
+use super::statements as st;
+use super::{ConnExt, JobAction, NewRun, Row, RunPhase, Status, Store, StoreError, now_ms};
+use crate::sql::param;
+
+/// The most output a ping keeps (a larger body is refused by the web server with 413).
+pub const MAX_BODY: usize = 100 * 1024;
+
+/// A heartbeat, without its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Heartbeat {
+    pub id: i64,
+    pub name: String,
+    pub host: Option<String>,
+    pub every_ms: i64,
+    pub grace_ms: i64,
+    pub last_ping_at: Option<i64>,
+    pub last_start_at: Option<i64>,
+    pub missed_at: Option<i64>,
+    pub author: Option<String>,
+    pub created_at: i64,
+}
+
+impl Heartbeat {
+    /// When a ping is due at the latest.
+    pub fn deadline(&self) -> i64 {
+        self.last_ping_at
+            .unwrap_or(self.created_at)
+            .saturating_add(self.every_ms)
+            .saturating_add(self.grace_ms)
+    }
+}
+
+/// A new heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct NewHeartbeat {
+    pub name: String,
+    pub host: Option<String>,
+    pub every_ms: i64,
+    pub grace_ms: i64,
+    pub author: Option<String>,
+}
+
+/// What a ping says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    /// It ran and succeeded (`/ping/TOKEN`).
+    Success,
+    /// It started (`/ping/TOKEN/start`): the next result's run begins here.
+    Start,
+    /// It failed (`/ping/TOKEN/fail`).
+    Fail,
+    /// It ended with this exit status (`/ping/TOKEN/N`): 0 is OK, anything else CRITICAL.
+    Exit(i64),
+}
+
+fn heartbeat_from_row(r: &Row) -> Result<Heartbeat, StoreError> {
+    Ok(Heartbeat {
+        id: r.int("id")?,
+        name: r.text("name")?,
+        host: r.opt_text("host")?,
+        every_ms: r.int("every_ms")?,
+        grace_ms: r.int("grace_ms")?,
+        last_ping_at: r.opt_int("last_ping_at")?,
+        last_start_at: r.opt_int("last_start_at")?,
+        missed_at: r.opt_int("missed_at")?,
+        author: r.opt_text("author")?,
+        created_at: r.int("created_at")?,
+    })
+}
+
+/// What a token is kept as.
+pub fn token_hash(token: &str) -> String {
+    use blake2::{Blake2b512, Digest};
+    Blake2b512::digest(token.as_bytes())[..32]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn new_token() -> Result<String, StoreError> {
+    let mut buf = [0u8; 20];
+    getrandom::getrandom(&mut buf).map_err(|e| StoreError::Db(format!("no randomness: {e}")))?;
+    Ok(format!(
+        "hb_{}",
+        buf.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+fn span(ms: i64) -> String {
+    crate::when::span(std::time::Duration::from_millis(ms.max(0) as u64))
+}
+
+impl Store {
+    /// Makes a heartbeat and returns its id and its token (shown once, kept as its hash).
+    pub fn add_heartbeat(&self, h: &NewHeartbeat) -> Result<(i64, String), StoreError> {
+        let bad = |m: String| Err(StoreError::Invalid(m));
+        if !super::valid_name(&h.name) || h.name.contains("..") {
+            return bad(format!(
+                "heartbeat {:?}: letters, digits, '.', '-' and '_'",
+                h.name
+            ));
+        }
+        if h.every_ms < 1000 {
+            return bad("--every: at least one second".into());
+        }
+        if h.grace_ms < 0 {
+            return bad("--grace: not negative".into());
+        }
+        if let Some(host) = &h.host {
+            self.host(host)?;
+        }
+        if self
+            .heartbeats()?
+            .iter()
+            .any(|x| x.name == h.name && x.host == h.host)
+        {
+            return bad(format!("heartbeat {} exists already", h.name));
+        }
+        let token = new_token()?;
+        let at = now_ms();
+        let id = self.write(|c| {
+            c.insert(st::heartbeat_insert(vec![
+                ("name", param(h.name.as_str())),
+                ("host", param(h.host.clone())),
+                ("token_hash", param(token_hash(&token))),
+                ("every_ms", param(h.every_ms)),
+                ("grace_ms", param(h.grace_ms)),
+                ("author", param(h.author.clone())),
+                ("created_at", param(at)),
+            ]))
+        })?;
+        Ok((id, token))
+    }
+
+    /// Every heartbeat, by host then name.
+    pub fn heartbeats(&self) -> Result<Vec<Heartbeat>, StoreError> {
+        self.read(|c| {
+            c.query(st::heartbeat_list())?
+                .iter()
+                .map(heartbeat_from_row)
+                .collect()
+        })
+    }
+
+    /// A heartbeat by its name (and host).
+    pub fn heartbeat(&self, name: &str, host: Option<&str>) -> Result<Heartbeat, StoreError> {
+        self.heartbeats()?
+            .into_iter()
+            .find(|h| h.name == name && h.host.as_deref() == host)
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "heartbeat",
+                name: name.to_string(),
+            })
+    }
+
+    /// Removes a heartbeat (its check and runs stay until the check is removed).
+    pub fn remove_heartbeat(&self, name: &str, host: Option<&str>) -> Result<(), StoreError> {
+        let h = self.heartbeat(name, host)?;
+        self.write(|c| c.exec(st::heartbeat_delete(h.id)).map(|_| ()))
+    }
+
+    /// The heartbeat a token opens (NotFound for any other token).
+    pub fn heartbeat_by_token(&self, token: &str) -> Result<Heartbeat, StoreError> {
+        let hash = token_hash(token);
+        self.read(|c| c.query_one(st::heartbeat_by_token(&hash)))?
+            .map(|r| heartbeat_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "heartbeat",
+                name: "(that token)".into(),
+            })
+    }
+
+    /// Records a ping of `h`: a start, or a result with `body` as its output. Returns the
+    /// status recorded (None for a start).
+    pub fn ping(
+        &self,
+        h: &Heartbeat,
+        ping: Ping,
+        body: &str,
+    ) -> Result<Option<Status>, StoreError> {
+        let at = now_ms();
+        if ping == Ping::Start {
+            self.write(|c| c.exec(st::heartbeat_pinged(h.id, at, true)).map(|_| ()))?;
+            return Ok(None);
+        }
+        let (status, what) = match ping {
+            Ping::Success | Ping::Exit(0) => (Status::Ok, "ping".to_string()),
+            Ping::Fail => (Status::Critical, "failure reported (/fail)".to_string()),
+            Ping::Exit(n) => (Status::Critical, format!("exit status {n}")),
+            Ping::Start => unreachable!("handled above"),
+        };
+        // A start since the last result begins this run: its duration is known.
+        let started = h
+            .last_start_at
+            .filter(|s| h.last_ping_at.is_none_or(|p| *s >= p) && *s <= at);
+        let message = match started {
+            Some(s) => format!("{what} after {}", span(at - s)),
+            None => what,
+        };
+        let mut cut = body.len().min(MAX_BODY);
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let run = NewRun {
+            job_id: None,
+            schedule_id: None,
+            script: h.name.clone(),
+            script_version: None,
+            host: h.host.clone(),
+            node: Some("ping".into()),
+            status,
+            message,
+            perfdata: started.map(|s| format!("duration={}ms;;;0", at - s)),
+            output: body[..cut].to_string(),
+            transcript: String::new(),
+            started_at: started.unwrap_or(at),
+            finished_at: at,
+            attempt: 1,
+            phase: Some(RunPhase::Passive),
+            notifications: Vec::new(),
+            check_name: None,
+        };
+        self.write(|c| c.exec(st::heartbeat_pinged(h.id, at, false)).map(|_| ()))?;
+        self.record_run(&run, JobAction::Keep)?;
+        Ok(Some(status))
+    }
+
+    /// Records a CRITICAL result for each heartbeat whose ping is overdue at `now`, once until
+    /// its next ping (one node records it; the others find it marked). Returns how many.
+    pub fn check_heartbeats(&self, now: i64) -> Result<usize, StoreError> {
+        let mut told = 0;
+        for h in self.heartbeats()? {
+            if h.missed_at.is_some() || h.deadline() > now {
+                continue;
+            }
+            if self.write(|c| c.exec(st::heartbeat_missed(h.id, now)))? == 0 {
+                continue;
+            }
+            let since = match h.last_ping_at {
+                Some(p) => format!("no ping since {}", crate::when::local(p)),
+                None => format!(
+                    "no ping since it was made at {}",
+                    crate::when::local(h.created_at)
+                ),
+            };
+            let run = NewRun {
+                job_id: None,
+                schedule_id: None,
+                script: h.name.clone(),
+                script_version: None,
+                host: h.host.clone(),
+                node: Some("heartbeat".into()),
+                status: Status::Critical,
+                message: format!(
+                    "{since} (expected every {}, grace {})",
+                    span(h.every_ms),
+                    span(h.grace_ms)
+                ),
+                perfdata: None,
+                output: String::new(),
+                transcript: String::new(),
+                started_at: now,
+                finished_at: now,
+                attempt: 1,
+                phase: Some(RunPhase::Passive),
+                notifications: Vec::new(),
+                check_name: None,
+            };
+            self.record_run(&run, JobAction::Keep)?;
+            told += 1;
+        }
+        Ok(told)
+    }
+}

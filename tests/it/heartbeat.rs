@@ -1,0 +1,182 @@
+//! Heartbeats against the real `hostler serve` (the static release binary in CI): a ping, a
+//! missed ping turning the check CRITICAL and a late one recovering it, `/fail`, an exit
+//! status, a start (the run's duration), an oversized body, a wrong token, a flood on one
+//! token, and `hostler exec` of a failing command. Requests are raw HTTP over TCP.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use hostler::store::{CheckState, Method, NewHost};
+
+use crate::hostile::Daemon;
+use crate::util::{Work, code, stderr, stdout, wait_for};
+
+/// One request; the status code and the body.
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    // A refused body may close the connection before all of it is written.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+#[test]
+fn heartbeats_pinged_missed_failed_and_run_by_hostler_exec() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "poll_interval = 0.1\n", None);
+    let store = w.store();
+    store
+        .add_host(&NewHost {
+            name: "db1".into(),
+            address: "127.0.0.1".into(),
+            method: Some(Method::Local),
+            ..NewHost::default()
+        })
+        .expect("host");
+    let o = w.run(&[
+        "heartbeat",
+        "add",
+        "backup",
+        "--host",
+        "db1",
+        "--every",
+        "2s",
+        "--grace",
+        "1s",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let url = v["url"].as_str().expect("url");
+    let token = url.rsplit('/').next().expect("token").to_string();
+    assert!(token.len() >= 40, "an unguessable token: {token}");
+    let ping = |kind: &str, method: &str, body: &[u8]| {
+        request(d.addr, method, &format!("/ping/{token}{kind}"), body)
+    };
+    let check = || store.check(Some("db1"), "backup").ok();
+    // A ping: OK, no login needed.
+    assert_eq!(ping("", "GET", b"").0, 200);
+    assert_eq!(check().expect("made").state, CheckState::Ok);
+    // No ping for every + grace: CRITICAL, told, naming what was expected.
+    assert!(
+        wait_for(Duration::from_secs(15), || check()
+            .is_some_and(|c| c.state == CheckState::Critical)),
+        "a missed ping was not recorded: {:?}",
+        check()
+    );
+    let c = check().expect("check");
+    assert!(
+        c.message.contains("no ping since") && c.message.contains("expected every 2s, grace 1s"),
+        "{}",
+        c.message
+    );
+    let told = store.notifications(10).expect("notifications");
+    assert!(
+        told.iter().any(|n| n.subject == "db1: backup is CRITICAL"),
+        "{told:?}"
+    );
+    // A late ping: recovered, and the recovery told.
+    assert_eq!(ping("", "POST", b"backup done: 4 GB").0, 200);
+    assert_eq!(check().expect("check").state, CheckState::Ok);
+    assert!(
+        store
+            .notifications(10)
+            .expect("notifications")
+            .iter()
+            .any(|n| n.subject == "db1: backup is OK again")
+    );
+    // /fail and exit statuses.
+    assert_eq!(ping("/fail", "HEAD", b"").0, 200);
+    assert_eq!(check().expect("check").state, CheckState::Critical);
+    assert_eq!(ping("/0", "GET", b"").0, 200);
+    assert_eq!(check().expect("check").state, CheckState::Ok);
+    assert_eq!(ping("/3", "GET", b"").0, 200);
+    let c = check().expect("check");
+    assert_eq!(c.state, CheckState::Critical);
+    assert_eq!(c.message, "exit status 3");
+    // A start, then the result: the run lasts from the start.
+    assert_eq!(ping("/start", "GET", b"").0, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ping("", "POST", b"all good").0, 200);
+    let c = check().expect("check");
+    assert!(c.message.starts_with("ping after "), "{}", c.message);
+    assert!(
+        c.perfdata
+            .as_deref()
+            .is_some_and(|p| p.starts_with("duration=")),
+        "{:?}",
+        c.perfdata
+    );
+    let run = store.run(c.last_run_id.expect("run")).expect("run");
+    assert_eq!(run.output, "all good");
+    assert!(run.finished_at - run.started_at >= 300, "{run:?}");
+    // Hostile: an oversized body, a wrong token, a bad kind, another method, a flood.
+    let big = vec![b'x'; 101 * 1024];
+    assert_eq!(ping("", "POST", &big).0, 413);
+    assert_eq!(request(d.addr, "GET", "/ping/hb_nope", b"").0, 404);
+    assert_eq!(ping("/sometimes", "GET", b"").0, 404);
+    assert_eq!(ping("/256", "GET", b"").0, 404);
+    assert_eq!(ping("", "DELETE", b"").0, 405);
+    let codes: Vec<u16> = (0..40).map(|_| ping("", "GET", b"").0).collect();
+    assert!(codes.contains(&429), "no brake on a flood: {codes:?}");
+    assert_eq!(request(d.addr, "GET", "/healthz", b"").0, 200);
+    // hostler exec: the start, the exit status and the output, and its own exit status.
+    std::thread::sleep(Duration::from_millis(1100));
+    let o = w.run(&[
+        "exec",
+        "backup",
+        "--host",
+        "db1",
+        "--",
+        "sh",
+        "-c",
+        "echo copying; echo disk full >&2; exit 4",
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    let c = check().expect("check");
+    assert_eq!(c.state, CheckState::Critical);
+    assert!(
+        c.message.starts_with("exit status 4 after "),
+        "{}",
+        c.message
+    );
+    let run = store.run(c.last_run_id.expect("run")).expect("run");
+    assert!(
+        run.output.contains("copying") && run.output.contains("disk full"),
+        "{run:?}"
+    );
+    let o = w.run(&["exec", "backup", "--host", "db1", "--", "/nonexistent/tool"]);
+    assert_eq!(code(&o), 127, "{}", stderr(&o));
+    let o = w.run(&["exec", "nosuch", "--", "true"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("nosuch"), "{}", stderr(&o));
+    // Listed without its token; removed, the token stops working.
+    let o = w.run(&["heartbeat", "list", "--json"]);
+    assert!(
+        !stdout(&o).contains(&token),
+        "the token is never shown again"
+    );
+    assert_eq!(
+        code(&w.run(&["heartbeat", "rm", "backup", "--host", "db1"])),
+        0
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(ping("", "GET", b"").0, 404);
+    assert!(d.alive());
+}
