@@ -82,6 +82,7 @@ pub enum Command {
     Ack(downtime::AckCmd),
     Guard(downtime::GuardCmd),
     Schedule(schedule::ScheduleCmd),
+    ScheduleEdit(schedule::EditCmd),
     Schedules(schedule::SchedulesCmd),
     Cancel(schedule::CancelCmd),
     Shell(shell::ShellCmd),
@@ -152,6 +153,15 @@ pub fn parse(argv: &[String]) -> Result<Cli, u8> {
         && let Some((_, now)) = ALIASES.iter().find(|(old, _)| *old == rest[verb])
     {
         rest[verb] = now;
+    }
+    // `hostler schedule edit ID` is `schedule-edit` (so a script named "edit" is scheduled
+    // from the page or the API, not from this verb).
+    if let Some(verb) = verb_index(&rest)
+        && rest[verb] == "schedule"
+        && rest.get(verb + 1) == Some(&"edit")
+    {
+        rest[verb] = "schedule-edit";
+        rest.remove(verb + 1);
     }
     let rest = hoist_globals(name, rest);
     Cli::from_args(&[name], &rest).map_err(|e| match e.status {
@@ -426,6 +436,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ack(c) => downtime::ack(&app, c),
         Command::Guard(c) => downtime::guard(&app, c),
         Command::Schedule(c) => schedule::schedule(&app, c),
+        Command::ScheduleEdit(c) => schedule::edit(&app, c),
         Command::Schedules(c) => schedule::schedules(&app, c),
         Command::Cancel(c) => schedule::cancel(&app, c),
         Command::Shell(c) => shell::run(&app, c),

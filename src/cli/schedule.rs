@@ -272,3 +272,120 @@ pub fn cancel(app: &App, cmd: CancelCmd) -> anyhow::Result<u8> {
     output::text(&msg)?;
     Ok(0)
 }
+
+/// change a schedule in place: its check keeps its state, acknowledgement and "failing since"
+#[derive(FromArgs, Debug)]
+#[argh(
+    subcommand,
+    name = "schedule-edit",
+    example = "hostler schedule edit 4 --every 30s",
+    example = "hostler schedule edit 4 --arg warn=85 --unset-arg path",
+    note = "Also written `hostler schedule edit ID`. The script, the target and the check's name stay; to change them, remove the schedule and add another."
+)]
+pub struct EditCmd {
+    /// the schedule's id (see hostler schedules)
+    #[argh(positional)]
+    pub id: i64,
+    /// repeatedly, this often (the next run is due at once)
+    #[argh(option)]
+    pub every: Option<String>,
+    /// on a cron expression
+    #[argh(option)]
+    pub cron: Option<String>,
+    /// once, at this time
+    #[argh(option)]
+    pub at: Option<String>,
+    /// set an argument, NAME=VALUE (repeatable); the others stay
+    #[argh(option)]
+    pub arg: Vec<String>,
+    /// drop an argument (repeatable)
+    #[argh(option)]
+    pub unset_arg: Vec<String>,
+    /// the fix to run (replaces the one it has)
+    #[argh(option)]
+    pub fix: Option<String>,
+    /// no fix any more: only check
+    #[argh(switch)]
+    pub no_fix: bool,
+    /// set an argument of the fix, NAME=VALUE (repeatable)
+    #[argh(option)]
+    pub fix_arg: Vec<String>,
+    /// at most this many fixes per host in the fix window
+    #[argh(option)]
+    pub max_fixes: Option<i64>,
+    /// the fix window
+    #[argh(option)]
+    pub fix_window: Option<String>,
+    /// the wait after the first fix, doubled for each further fix in the window
+    #[argh(option)]
+    pub fix_backoff: Option<String>,
+    /// results that are not OK before a problem is hard
+    #[argh(option)]
+    pub retries: Option<i64>,
+    /// how soon a soft problem is checked again
+    #[argh(option)]
+    pub retry_every: Option<String>,
+    /// the time limit of each run
+    #[argh(option)]
+    pub timeout: Option<String>,
+    /// attempts for errors and timeouts
+    #[argh(option)]
+    pub max_attempts: Option<i64>,
+    /// higher runs first
+    #[argh(option)]
+    pub priority: Option<i64>,
+    /// print the schedule as JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+pub fn edit(app: &App, cmd: EditCmd) -> anyhow::Result<u8> {
+    let dur = |d: &Option<String>| -> anyhow::Result<Option<i64>> {
+        d.as_ref()
+            .map(|s| Ok(parse_duration(s)?.as_millis() as i64))
+            .transpose()
+    };
+    let timings = [cmd.every.is_some(), cmd.cron.is_some(), cmd.at.is_some()];
+    if timings.iter().filter(|t| **t).count() > 1 {
+        anyhow::bail!("give one of --every, --cron and --at");
+    }
+    let when = if let Some(e) = &cmd.every {
+        Some(When::Every(parse_duration(e)?.as_millis() as i64))
+    } else if let Some(c) = &cmd.cron {
+        Some(When::Cron(c.clone()))
+    } else if let Some(a) = &cmd.at {
+        Some(When::At(parse_time(a)?))
+    } else {
+        None
+    };
+    let e = crate::queue::edit::Edit {
+        when,
+        args: crate::queue::parse_args(&cmd.arg)?,
+        unset_args: cmd.unset_arg.clone(),
+        fix: cmd.fix.clone(),
+        no_fix: cmd.no_fix,
+        fix_args: crate::queue::parse_args(&cmd.fix_arg)?,
+        priority: cmd.priority,
+        timeout_ms: dur(&cmd.timeout)?,
+        max_attempts: cmd.max_attempts,
+        guard_max_fixes: cmd.max_fixes,
+        guard_window_ms: dur(&cmd.fix_window)?,
+        guard_backoff_ms: dur(&cmd.fix_backoff)?,
+        retries: cmd.retries,
+        retry_every_ms: dur(&cmd.retry_every)?,
+        may_give_commands: true,
+    };
+    let s = crate::queue::edit::edit(&*app.store()?, cmd.id, &e)?;
+    if cmd.json {
+        output::json(&s)?;
+    } else {
+        output::text(&format!(
+            "schedule {}: {} {}, next {}",
+            s.id,
+            s.check(),
+            crate::queue::timing::describe(&s.timing),
+            s.next_due.map_or("-".into(), output::time)
+        ))?;
+    }
+    Ok(0)
+}

@@ -7,6 +7,7 @@
 //! CLI, the page and the API ask for one.
 
 pub mod downtime;
+pub mod edit;
 pub mod timing;
 
 use serde::Serialize;

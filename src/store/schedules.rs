@@ -192,6 +192,61 @@ impl Store {
         })
     }
 
+    /// Changes schedule `id` in place to `s` (its script, target, name and sites stay): its
+    /// checks keep their state, acknowledgement and "failing since".
+    pub fn update_schedule(&self, id: i64, s: &NewSchedule) -> Result<(), StoreError> {
+        super::jobs::check_bounds(s.priority, s.timeout_ms)?;
+        super::jobs::check_args(s.args.as_deref())?;
+        super::jobs::check_args(s.fix_args.as_deref())?;
+        check_quorum(&s.sites, s.quorum)?;
+        let (kind, at, every, cron) = match &s.timing {
+            Timing::At(t) => ("at", Some(*t), None, None),
+            Timing::Every(ms) if *ms < 1000 => {
+                return Err(StoreError::Invalid(
+                    "an interval must be at least one second".into(),
+                ));
+            }
+            Timing::Every(ms) => ("every", None, Some(*ms), None),
+            Timing::Cron(c) => ("cron", None, None, Some(c.clone())),
+        };
+        self.write(|c| {
+            let fix = s
+                .fix_script
+                .as_deref()
+                .map(|f| script_id(c, f))
+                .transpose()?;
+            let changed = c.exec(st::schedule_update(
+                id,
+                vec![
+                    ("fix_script_id", param(fix)),
+                    ("priority", param(s.priority)),
+                    ("kind", param(kind)),
+                    ("at_time", param(at)),
+                    ("every_ms", param(every)),
+                    ("cron", param(cron.clone())),
+                    ("timeout_ms", param(s.timeout_ms)),
+                    ("max_attempts", param(s.max_attempts)),
+                    ("next_due", param(s.next_due)),
+                    ("enabled", param(true)),
+                    ("guard_max_fixes", param(s.guard_max_fixes)),
+                    ("guard_window_ms", param(s.guard_window_ms)),
+                    ("guard_backoff_ms", param(s.guard_backoff_ms)),
+                    ("retries", param(s.retries.max(1))),
+                    ("retry_every_ms", param(s.retry_every_ms)),
+                    ("args", param(s.args.clone())),
+                    ("fix_args", param(s.fix_args.clone())),
+                ],
+            ))?;
+            match changed {
+                0 => Err(StoreError::NotFound {
+                    kind: "schedule",
+                    name: id.to_string(),
+                }),
+                _ => Ok(()),
+            }
+        })
+    }
+
     pub fn schedules(&self) -> Result<Vec<Schedule>, StoreError> {
         self.read(|c| {
             c.query(st::schedule_list())?

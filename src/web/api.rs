@@ -207,6 +207,16 @@ fn answer(web: &Web, who: &Who, route: Api, req: &Req) -> WebResult {
             web.dashboard.invalidate();
             Ok(Resp::json(201, &json!({"run_id": run, "check": check})))
         }
+        (A::ScheduleEdit(id), true) => {
+            let f = form().map_err(WebError::Bad)?;
+            let mut e = schedule_edit(&f).map_err(WebError::Bad)?;
+            e.may_give_commands = who.may(Role::Admin);
+            // The URL's schedule: 404 when there is none (a missing script it names is 400).
+            s.schedule(id)?;
+            let done = crate::queue::edit::edit(s, id, &e)?;
+            web.dashboard.invalidate();
+            ok(&done)
+        }
         (A::Dependencies, false) => ok(&s.dependencies()?),
         (A::Dependencies, true) => {
             let f = form().map_err(WebError::Bad)?;
@@ -313,6 +323,75 @@ fn check(web: &Web, host: Option<&str>, script: &str) -> WebResult {
     }
     let guard = web.store.guard_state(host, script)?;
     ok(&json!({"check": check, "guard": guard, "changes": changes, "runs": runs}))
+}
+
+/// The fields of `POST /api/schedules/ID`: `every`, `cron` or `at`; `args` and `fix_args`
+/// (objects: each given is set), `unset_args` (names); `fix` or `no_fix`; `priority`,
+/// `timeout`, `max_attempts`, `max_fixes`, `fix_window`, `fix_backoff`, `retries`,
+/// `retry_every`.
+fn schedule_edit(f: &super::http::Form) -> Result<crate::queue::edit::Edit, String> {
+    use crate::queue::When;
+    let dur = |k: &str| -> Result<Option<i64>, String> {
+        f.get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                crate::when::parse_duration(v)
+                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    .map_err(|e| format!("{k}: {e}"))
+            })
+            .transpose()
+    };
+    let int = |k: &str| -> Result<Option<i64>, String> {
+        f.get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse().map_err(|_| format!("{k} {v:?}: a whole number")))
+            .transpose()
+    };
+    let args = |k: &str| -> Result<crate::queue::Args, String> {
+        match f.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(Default::default()),
+            Some(j) => {
+                let m: std::collections::BTreeMap<String, serde_json::Value> =
+                    serde_json::from_str(j).map_err(|_| format!("{k}: give an object"))?;
+                let words: Vec<String> = m
+                    .into_iter()
+                    .map(|(n, v)| match v {
+                        serde_json::Value::String(s) => format!("{n}={s}"),
+                        other => format!("{n}={other}"),
+                    })
+                    .collect();
+                crate::queue::parse_args(&words).map_err(|e| e.to_string())
+            }
+        }
+    };
+    let when = match (f.get("every"), f.get("cron"), f.get("at")) {
+        (Some(e), None, None) => Some(When::Every(
+            dur("every")?.ok_or_else(|| format!("every {e:?}: a duration"))?,
+        )),
+        (None, Some(c), None) => Some(When::Cron(c.to_string())),
+        (None, None, Some(a)) => Some(When::At(
+            crate::when::parse_time(a).map_err(|e| format!("at: {e}"))?,
+        )),
+        (None, None, None) => None,
+        _ => return Err("give one of every, cron and at".into()),
+    };
+    Ok(crate::queue::edit::Edit {
+        when,
+        args: args("args")?,
+        unset_args: f.all("unset_args").into_iter().map(String::from).collect(),
+        fix: f.get("fix").filter(|v| !v.is_empty()).map(String::from),
+        no_fix: f.get("no_fix").is_some_and(|v| v == "on"),
+        fix_args: args("fix_args")?,
+        priority: int("priority")?,
+        timeout_ms: dur("timeout")?,
+        max_attempts: int("max_attempts")?,
+        guard_max_fixes: int("max_fixes")?,
+        guard_window_ms: dur("fix_window")?,
+        guard_backoff_ms: dur("fix_backoff")?,
+        retries: int("retries")?,
+        retry_every_ms: dur("retry_every")?,
+        may_give_commands: false,
+    })
 }
 
 /// `/api/runs?host=&script=&status=&before=&limit=` (limit up to 1000; `full=1` adds output

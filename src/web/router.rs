@@ -52,6 +52,8 @@ pub enum Api {
     Script(String),
     Schedule,
     Schedules,
+    /// Change a schedule in place (POST `/api/schedules/ID`).
+    ScheduleEdit(i64),
     /// `/api/queue` (also `/api/jobs`).
     Queue,
     Checks,
@@ -183,6 +185,7 @@ fn api(segs: &[&str]) -> Option<Api> {
         ["scripts", s] => A::Script(name(s)?),
         ["schedule"] => A::Schedule,
         ["schedules"] => A::Schedules,
+        ["schedules", s] => A::ScheduleEdit(id(s)?),
         // The page's word, and the old one.
         ["queue" | "jobs"] => A::Queue,
         ["queue" | "jobs", j, "cancel"] => A::JobCancel(id(j)?),

@@ -837,3 +837,108 @@ fn a_flapping_check_tells_one_start_and_one_end_and_holds_the_rest() {
             .flapping
     );
 }
+
+#[test]
+fn a_schedule_edited_in_place_keeps_its_checks_state_and_acknowledgement() {
+    let w = Work::new();
+    let store = w.store();
+    host(&store, "localhost", &[]);
+    w.script(&store, "check_x", "ok(\"fine\")");
+    w.script(&store, "fix_x", "ok(\"fixed\")");
+    let o = w.run(&[
+        "schedule",
+        "check_x",
+        "--host",
+        "localhost",
+        "--every",
+        "1h",
+        "--arg",
+        "path=/",
+        "--arg",
+        "warn=80",
+        "--json",
+    ]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    let id = store.schedules().expect("schedules")[0].id;
+    let at = hostler::store::now_ms();
+    store
+        .record_run(
+            &run(Some(id), "check_x", Status::Critical, at),
+            JobAction::Keep,
+        )
+        .expect("record");
+    let o = w.run(&["ack", "localhost", "check_x", "--comment", "ticket 4711"]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    let before = store.check(Some("localhost"), "check_x").expect("check");
+    let o = w.run(&[
+        "schedule",
+        "edit",
+        &id.to_string(),
+        "--every",
+        "30s",
+        "--arg",
+        "warn=85",
+        "--unset-arg",
+        "path",
+        "--fix",
+        "fix_x",
+        "--json",
+    ]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    let s: serde_json::Value = serde_json::from_str(&crate::util::stdout(&o)).expect("json");
+    assert_eq!(s["id"], id, "the same schedule");
+    let s = store.schedule(id).expect("schedule");
+    assert_eq!(s.timing, hostler::store::Timing::Every(30_000));
+    assert_eq!(s.args.as_deref(), Some(r#"{"warn":"85"}"#));
+    assert_eq!(s.fix_script.as_deref(), Some("fix_x"));
+    let after = store.check(Some("localhost"), "check_x").expect("check");
+    assert_eq!(
+        (
+            after.state,
+            after.since,
+            after.acked,
+            after.ack_comment.clone()
+        ),
+        (before.state, before.since, true, before.ack_comment.clone()),
+        "the check keeps its state, its since and its acknowledgement"
+    );
+    // Bad input: a clear error, nothing changed.
+    for (args, says) in [
+        (vec!["schedule", "edit", "999", "--every", "1m"], "999"),
+        (
+            vec!["schedule", "edit", &id.to_string(), "--every", "10ms"],
+            "second",
+        ),
+        (
+            vec!["schedule", "edit", &id.to_string()],
+            "nothing to change",
+        ),
+        (
+            vec!["schedule", "edit", &id.to_string(), "--unset-arg", "nope"],
+            "nope",
+        ),
+        (
+            vec![
+                "schedule",
+                "edit",
+                &id.to_string(),
+                "--every",
+                "1m",
+                "--cron",
+                "* * * * *",
+            ],
+            "one of",
+        ),
+        (
+            vec!["schedule", "edit", &id.to_string(), "--fix", "nosuch"],
+            "nosuch",
+        ),
+    ] {
+        let o = w.run(&args);
+        assert_ne!(crate::util::code(&o), 0, "{args:?}");
+        let err = crate::util::stderr(&o);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    assert_eq!(store.schedule(id).expect("schedule"), s, "nothing changed");
+}

@@ -1782,3 +1782,57 @@ fn a_named_checks_runs_and_changes_show_under_its_name() {
     let v = c.api_get("/api/runs?check=disk_root", &viewer).json();
     assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
 }
+
+#[test]
+fn the_api_edits_a_schedule_in_place() {
+    let w = Work::new();
+    let store = seeded(&w);
+    let site = Site::start(store.clone(), false);
+    let mut c = site.client();
+    let op = auth::new_token(&store, "admin", "t").expect("token");
+    let viewer = auth::new_token(&store, "view", "t").expect("token");
+    record(&store, "check_x", Status::Critical, "down");
+    let id = store.schedules().expect("schedules")[0].id;
+    let since = store
+        .check(Some("localhost"), "check_x")
+        .expect("check")
+        .since;
+    let r = c.api_post(
+        &format!("/api/schedules/{id}"),
+        &op,
+        r#"{"every": "2m", "args": {"warn": 90}, "retries": 3}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["id"], id);
+    assert_eq!(v["retries"], 3);
+    assert_eq!(v["args"], r#"{"warn":"90"}"#);
+    assert_eq!(
+        store
+            .check(Some("localhost"), "check_x")
+            .expect("check")
+            .since,
+        since
+    );
+    for (body, says) in [
+        (r#"{"every": "soon"}"#, "every"),
+        (r#"{"retries": 0}"#, "retries"),
+        (r#"{"args": [1]}"#, "args"),
+        ("{}", "nothing to change"),
+    ] {
+        let r = c.api_post(&format!("/api/schedules/{id}"), &op, body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(says), "{body}: {}", r.body);
+    }
+    let r = c.api_post("/api/schedules/999", &op, r#"{"every": "1m"}"#);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        c.api_post(
+            &format!("/api/schedules/{id}"),
+            &viewer,
+            r#"{"every": "1m"}"#
+        )
+        .status,
+        403
+    );
+}

@@ -435,6 +435,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             schedule_advance(3, 1_700_000_000_000, Some(1_700_000_060_000), true),
         ),
         ("schedule_delete", schedule_delete(3)),
+        (
+            "schedule_update",
+            schedule_update(3, vec![("every_ms", param(30_000)), ("args", param("{}"))]),
+        ),
         ("schedule_retries", schedule_retries(3)),
         (
             "schedule_insert",

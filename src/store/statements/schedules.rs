@@ -97,6 +97,17 @@ pub fn schedule_advance(id: i64, seen_due: i64, next_due: Option<i64>, enabled: 
     .into()
 }
 
+/// Changes a schedule in place (its id, and so its checks, stay).
+pub fn schedule_update(id: i64, set: Vec<(&'static str, Expr)>) -> Statement {
+    Update {
+        table: "schedules",
+        set,
+        conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
+    }
+    .into()
+}
+
 pub fn schedule_delete(id: i64) -> Statement {
     Delete {
         table: "schedules",
