@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
 monitoring-plugins, Monit, OpenSSH's sshd, parallel-ssh, wrk) and builds the release binary.
 """
+import json
 import os
+import urllib.request
 import shutil
 import statistics
 import subprocess
@@ -15,7 +17,7 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
 # --only NAME runs one benchmark: trivial, expect, idle, fanout, queue, web or sqlxml.
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
@@ -436,6 +438,61 @@ def bench_web(work):
     print(f"\nhostler RSS: {rss0 / 1024:.1f} MB before the measured runs, {rss1 / 1024:.1f} MB after: growth {(rss1 - rss0) / 1024:.1f} MB")
 
 
+def bench_ping(work):
+    """Heartbeat pings under wrk (16 connections): 500 heartbeats, each request a ping of one
+    of them in turn (a Lua script), beside /healthz in the same run."""
+    if not shutil.which("wrk"):
+        print("SKIPPED ping: wrk not installed (apt-get install wrk)")
+        return
+    seconds = 5 if QUICK else 10
+    db = os.path.join(work, "ping.db")
+    env = dict(os.environ, HOSTLER_DB=db)
+    run([HOSTLER, "init"], env=env, check=True)
+    paths = []
+    for i in range(500):
+        r = run([HOSTLER, "heartbeat", "add", f"job{i}", "--every", "1d", "--json"], env=env, check=True)
+        paths.append("/ping/" + json.loads(r.stdout)["url"].rsplit("/", 1)[1])
+    lua = os.path.join(work, "ping.lua")
+    with open(lua, "w") as f:
+        f.write("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
+                "i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz").read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        runs = []
+        for _ in range(3):
+            r = run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", lua, base + "/"])
+            out = r.stdout
+            rps = float(next(l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")))
+            def ms(v):
+                return float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-1]) * 1000
+            lat = {l.split()[0]: ms(l.split()[1]) for l in out.splitlines() if l.strip().startswith(("50%", "99%"))}
+            bad = next((int(l.split()[-1]) for l in out.splitlines() if "Non-2xx" in l), 0)
+            runs.append((rps, lat.get("50%"), lat.get("99%"), bad))
+        rows.append(("hostler /ping/TOKEN (500 heartbeats in turn; each a run recorded on SQLite)",
+                     statistics.median(x[0] for x in runs), statistics.median(x[1] for x in runs),
+                     statistics.median(x[2] for x in runs), sum(x[3] for x in runs)))
+        health = wrk(base + "/healthz", "X-Nothing: 1", seconds)
+        rows.append(("hostler /healthz, same run", health[0], health[1], health[2], health[3]))
+    finally:
+        p.terminate()
+        p.wait(10)
+    print(f"\n## Heartbeat pings under wrk (16 connections, {seconds} s, median of 3; goal >= 10,000 pings/s, p99 < 50 ms)\n")
+    print("| endpoint | requests/s | p50 | p99 | non-2xx |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, rps, p50, p99, bad in rows:
+        print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
+
+
 def bench_queue():
     print("\n## monitord queue (cargo bench --bench queue)\n")
     r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "queue", "--", "2000" if QUICK else "5000"],
@@ -524,6 +581,9 @@ def main():
             bench_history_web(work)
     if wanted("queue"):
         bench_queue()
+    if wanted("ping"):
+        with tempfile.TemporaryDirectory() as w:
+            bench_ping(w)
     if wanted("sqlxml"):
         bench_sqlxml()
 

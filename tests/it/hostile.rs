@@ -892,3 +892,61 @@ fn sigterm_ends_a_job_waiting_on_a_mute_peer_within_the_grace() {
     // The grace is 2 s; the cancel that follows it ends the wait at once.
     assert!(took < Duration::from_secs(4), "serve took {took:?} to stop");
 }
+
+#[test]
+fn pings_with_many_tokens_huge_and_stalled_bodies_hold_nothing() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let o = w.run(&["heartbeat", "add", "job", "--every", "1h", "--json"]);
+    assert_eq!(crate::util::code(&o), 0, "{}", crate::util::stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&crate::util::stdout(&o)).expect("json");
+    let token = v["url"]
+        .as_str()
+        .and_then(|u| u.rsplit('/').next())
+        .expect("token")
+        .to_string();
+    // A thousand tokens that open nothing: 404 each, answered at once.
+    let started = Instant::now();
+    for i in 0..1000 {
+        let (code, _) = request(
+            d.addr,
+            (i % 8 + 1) as u8,
+            format!("GET /ping/hb_{i:040} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(code, 404);
+    }
+    eprintln!("1,000 wrong tokens in {:?}", started.elapsed());
+    d.assert_healthy(2, "after 1,000 wrong tokens");
+    // A body announced past 100 KB: 413 before it is read.
+    let (code, _) = request(
+        d.addr,
+        2,
+        format!(
+            "POST /ping/{token} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(code, 413);
+    // Stalled bodies on the right token hold nothing: others are answered meanwhile.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut s = connect(d.addr, 3).expect("connect");
+        s.write_all(
+            format!(
+                "POST /ping/{token} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50000\r\n\r\nstarted"
+            )
+            .as_bytes(),
+        )
+        .expect("send");
+        held.push(s);
+    }
+    d.assert_healthy(2, "with 20 stalled ping bodies");
+    let (code, _) = request(
+        d.addr,
+        4,
+        format!("GET /ping/{token} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200, "the token still pings");
+    drop(held);
+    assert!(d.alive());
+}
