@@ -60,6 +60,18 @@ pub fn run(app: &App, cmd: InitCmd) -> anyhow::Result<u8> {
         add_localhost(&store)?;
         output::text("added host localhost (local processes on this machine)")?;
     }
+    // Nothing changes silently: a bundled script this binary has newer is only named.
+    let stale = super::upgrade::differing(&store)?;
+    if !stale.is_empty() {
+        output::text(&format!(
+            "bundled scripts that differ from this binary's copies: {} (see hostler script upgrade --dry-run)",
+            stale
+                .iter()
+                .map(|(b, _)| b.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+    }
     let version = crate::store::schema()?.version;
     if added.is_empty() {
         output::text(&format!(

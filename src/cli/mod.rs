@@ -19,6 +19,7 @@ mod serve;
 mod shell;
 mod sql;
 mod status;
+mod upgrade;
 mod user;
 
 pub use crate::app::App;

@@ -29,6 +29,7 @@ pub enum ScriptAction {
     Rm(RmCmd),
     Import(ImportCmd),
     Export(ExportCmd),
+    Upgrade(super::upgrade::UpgradeCmd),
 }
 
 /// add a script, or replace it (its version goes up)
@@ -182,6 +183,7 @@ fn export(app: &App, dir: &Path) -> anyhow::Result<u8> {
 
 pub fn run(app: &App, cmd: ScriptCmd) -> anyhow::Result<u8> {
     match cmd.action {
+        ScriptAction::Upgrade(c) => super::upgrade::run(app, c),
         ScriptAction::Add(c) => {
             let source = read_source(&c.file)?;
             let script = new_script(&c.name, &source, c.kind.as_deref(), c.description)?;

@@ -963,3 +963,63 @@ fn global_options_work_after_the_subcommand() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--db"), "{}", stderr(&o));
 }
+
+#[test]
+fn bundled_scripts_that_differ_are_named_by_init_and_upgraded_only_when_asked() {
+    let w = Work::new();
+    let o = w.run(&["init"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stdout(&o).contains("differ"), "{}", stdout(&o));
+    // An operator's edit of a bundled script (or an older binary's copy).
+    let store = w.store();
+    let original = store.script("check_disk").expect("bundled").source;
+    let edited = original.replacen(
+        "import \"checklib\"",
+        "// local tweak\nimport \"checklib\"",
+        1,
+    );
+    assert_ne!(edited, original);
+    std::fs::write(w.path("check_disk.rhai"), &edited).expect("write");
+    let o = w.run(&["script", "add", "check_disk", "check_disk.rhai"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let version = store.script("check_disk").expect("script").version;
+    let o = w.run(&["init"]);
+    assert!(
+        stdout(&o).contains("differ from this binary's copies: check_disk"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        store.script("check_disk").expect("script").source,
+        edited,
+        "init changes nothing"
+    );
+    let o = w.run(&["script", "upgrade", "--dry-run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("--- check_disk (stored)")
+            && out.contains("-    // local tweak")
+            && out.contains("nothing changed"),
+        "{out}"
+    );
+    assert_eq!(store.script("check_disk").expect("script").version, version);
+    let o = w.run(&["script", "upgrade", "nosuch"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("nosuch"), "{}", stderr(&o));
+    let o = w.run(&["script", "upgrade", "check_disk"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("upgraded: check_disk"),
+        "{}",
+        stdout(&o)
+    );
+    let s = store.script("check_disk").expect("script");
+    assert_eq!((s.source, s.version), (original, version + 1));
+    let o = w.run(&["script", "upgrade"]);
+    assert!(
+        stdout(&o).contains("every bundled script is as this binary has it"),
+        "{}",
+        stdout(&o)
+    );
+}
