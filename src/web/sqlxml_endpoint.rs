@@ -158,8 +158,10 @@ pub fn handle(web: &Web, who: &Who, req: &Req) -> Resp {
     let spawned = std::thread::Builder::new()
         .name("sqlxml".into())
         .spawn(move || {
-            let _turn = turn;
-            let _ = tx.send(answer(&store, &form, all, accounts, arguments));
+            let out = answer(&store, &form, all, accounts, arguments);
+            // Free before the answer goes out: the client's next request may come at once.
+            drop(turn);
+            let _ = tx.send(out);
         });
     if let Err(e) = spawned {
         return Resp::text(503, format!("cannot start the query: {e}\n"));
