@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The release build: a statically linked binary of at most 13 MiB (12 MiB before the PostgreSQL
-# driver; issue 19 allows 13 with it) that runs in an empty chroot.
+# The release build: a statically linked binary of at most 14 MiB (12 MiB before the PostgreSQL
+# driver; issue 19 allowed 13 with it; issue 31 moves the limit to 14 for round 3's network
+# and team work: dependencies, quorum, heartbeats, passive results) that runs in an empty
+# chroot.
 # Needs root for chroot; without it the chroot step says it is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +17,10 @@ if ! grep -q '^# *define OPENSSL_THREADS' "$conf"; then
 fi
 echo "OpenSSL: built with threads ($conf)"
 size=$(stat -c %s "$bin")
-limit=$((13 * 1024 * 1024))
+limit=$((14 * 1024 * 1024))
 echo "static binary: $bin, $size bytes (limit $limit)"
 if [ "$size" -gt "$limit" ]; then
-  echo "FAIL: the release binary is over 13 MiB" >&2
+  echo "FAIL: the release binary is over 14 MiB" >&2
   exit 1
 fi
 if ldd "$bin" 2>&1 | grep -q '=>'; then
