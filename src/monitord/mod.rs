@@ -18,7 +18,6 @@
 //! grace period, then cancels the rest and gives their jobs back to the queue.
 
 mod deliver;
-pub mod policy;
 mod runner;
 
 use std::collections::HashMap;

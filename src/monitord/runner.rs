@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::policy::{self, Decision, Rules};
 use crate::script::{RunRequest, Runner};
 use crate::store::depends::Reach;
 use crate::store::guard::FixGuard;
+use crate::store::policy::{self, Decision, Rules};
 use crate::store::{Alert, Job, JobAction, NewRun, Notice, RunPhase, Schedule, Status, now_ms};
 
 /// Flags the daemon shares with a running job.

@@ -30,6 +30,7 @@ pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::{Expect, NewScript};
 pub mod mssql2000;
 pub mod passive;
+pub mod policy;
 pub mod pool;
 pub mod postgres;
 pub mod quorum;

@@ -1,13 +1,13 @@
-//! The correction loop's decision (`monitord::policy::decide`) as a pure function: a property
+//! The correction loop's decision (`store::policy::decide`) as a pure function: a property
 //! test over any facts (each read answered or failed, any guard count) and any time, with no
 //! store and no clock: a fix only when every read it needs answered and allowed it, never on
 //! a failed read, and no read asked for that the decision did not need.
 
 use std::cell::RefCell;
 
-use hostler::monitord::policy::{Decision, Facts, Read, Rules, decide};
 use hostler::store::depends::Reach;
 use hostler::store::guard::FixGuard;
+use hostler::store::policy::{Decision, Facts, Read, Rules, decide};
 use proptest::prelude::*;
 
 /// Answers given in advance, and the reads asked for, in order.

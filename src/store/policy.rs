@@ -1,22 +1,30 @@
-//! The correction loop's decision, as one pure function ([`decide`]) of what monitord knows
-//! about a result ([`Facts`], each read only when the decision gets to it) and the time:
-//! record it, check it again soon (a soft problem), decide later (a read it needs failed:
-//! nothing on a guess), leave it to its parents or to a downtime, hold the fix back (the
-//! guard), or run the fix. monitord reads the facts from the store and carries the answer out
-//! (`runner.rs`); the tests answer the facts themselves, with no store and no clock.
+//! The correction policy, in one place: every rule that decides what happens to a check is a
+//! pure function of (the check's state, the event, the time), and each is reached from here.
 //!
-//! What the result then does to the check (soft or hard, which message) is the store's state
-//! machine's (`store::checks::advance`), decided in the run's transaction with the parents
-//! (`store::depends`) and the sites (`store::quorum`); the guard's rule is
-//! `store::guard::fix_guard`. All of them are pure, and take the time as an argument.
+//! - [`advance`]: a result moves the check: soft or hard, since when, flapping, and the one
+//!   message the change is worth (`store::checks`, run in the run's transaction);
+//! - [`judge`] and [`cut_off`]: how a failing check stands behind its parents: unreachable,
+//!   waiting for their word, or reachable (`store::depends`);
+//! - [`view`]: under a quorum, the sites' latest results taken together (`store::quorum`);
+//! - [`fix_guard`]: whether the guard lets a fix run now (`store::guard`);
+//! - [`decide`] (here): what monitord does with a result: record it, check it again soon,
+//!   decide later (a read it needs failed: nothing on a guess), leave it to its parents or to
+//!   a downtime, hold the fix back, or run the fix.
 //!
-//! The order: a result that is not a failure is recorded; a soft problem is checked again
-//! soon; without a fix the result is only recorded; under a quorum only the first site that
-//! sees the problem goes on; behind a parent that is down, or one whose word is awaited,
-//! nothing is fixed; in a downtime nothing is fixed; then the guard decides.
+//! [`decide`] asks for the facts it needs ([`Facts`]), each only when it gets to it; monitord
+//! reads them from the store and carries the answer out (`monitord/runner.rs`), and the tests
+//! answer them themselves, with no store and no clock. The store then judges the run in its
+//! transaction with [`advance`], [`judge`] and [`view`], and keys the messages by event.
+//!
+//! The order of [`decide`]: a result that is not a failure is recorded; a soft problem is
+//! checked again soon; without a fix the result is only recorded; under a quorum only the
+//! first site that sees the problem goes on; behind a parent that is down, or one whose word
+//! is awaited, nothing is fixed; in a downtime nothing is fixed; then the guard decides.
 
-use crate::store::depends::Reach;
-use crate::store::guard::{FixGuard, fix_guard};
+pub use super::checks::{Event, Next, Observation, Policy, advance};
+pub use super::depends::{ParentState, Reach, Settle, cut_off, judge};
+pub use super::guard::{FixGuard, fix_guard};
+pub use super::quorum::{SiteResult, Sites, View, view};
 
 /// A read's answer, or why it failed.
 pub type Read<T> = Result<T, String>;
@@ -45,7 +53,7 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn of(s: &crate::store::Schedule) -> Rules {
+    pub fn of(s: &super::Schedule) -> Rules {
         Rules {
             has_fix: s.fix_script.is_some(),
             guard_max_fixes: s.guard_max_fixes,
