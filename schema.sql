@@ -294,6 +294,8 @@ CREATE TABLE heartbeats (
     token_hash  VARCHAR(64) NOT NULL UNIQUE,
     every_ms    BIGINT NOT NULL,
     grace_ms    BIGINT NOT NULL,
+    -- When pings are expected, as a cron expression (local time); then every_ms is 0.
+    cron        VARCHAR(255),
     last_ping_at BIGINT,
     last_start_at BIGINT,
     -- When the missing ping was recorded (NULL: none missed since the last ping).

@@ -40,7 +40,10 @@ pub struct AddCmd {
     pub name: String,
     /// how often a ping is expected: 5m, 1d
     #[argh(option)]
-    pub every: String,
+    pub every: Option<String>,
+    /// when pings are expected instead, a cron expression (local time): "0 2 * * *"
+    #[argh(option)]
+    pub cron: Option<String>,
     /// how late a ping may come before it is missed (default 0)
     #[argh(option)]
     pub grace: Option<String>,
@@ -108,10 +111,16 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
     let store = app.store()?;
     match cmd.action {
         HeartbeatAction::Add(c) => {
+            let every_ms = match (&c.every, &c.cron) {
+                (Some(e), None) => ms(e, "--every")?,
+                (None, Some(_)) => 0,
+                _ => anyhow::bail!("give --every or --cron, one of them"),
+            };
             let h = NewHeartbeat {
                 name: c.name.clone(),
                 host: c.host.clone(),
-                every_ms: ms(&c.every, "--every")?,
+                every_ms,
+                cron: c.cron.clone(),
                 grace_ms: c.grace.as_deref().map_or(Ok(0), |g| ms(g, "--grace"))?,
                 author: Some(author()),
             };
@@ -148,7 +157,7 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
                     vec![
                         output::opt(&h.host),
                         h.name.clone(),
-                        span(h.every_ms),
+                        h.expected(),
                         span(h.grace_ms),
                         h.last_ping_at.map_or("never".into(), output::time),
                         output::time(h.deadline()),
@@ -157,7 +166,15 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
                 })
                 .collect();
             output::table(
-                &["HOST", "NAME", "EVERY", "GRACE", "LAST PING", "DUE BY", ""],
+                &[
+                    "HOST",
+                    "NAME",
+                    "EXPECTED",
+                    "GRACE",
+                    "LAST PING",
+                    "DUE BY",
+                    "",
+                ],
                 &rows,
             )?;
         }

@@ -1,10 +1,6 @@
 //! When a schedule is due next. Missed runs are coalesced: after downtime an interval or cron
 //! schedule fires once, then continues from now.
 
-use std::str::FromStr;
-
-use croner::Cron;
-
 use crate::store::Timing;
 
 /// The next due time after `now`, for a schedule that was due at `seen_due`; None for a
@@ -39,13 +35,4 @@ pub fn describe(t: &Timing) -> String {
     }
 }
 
-/// The first time after `after_ms` that a cron expression matches, in the system time zone.
-pub fn cron_next(expr: &str, after_ms: i64) -> Result<i64, String> {
-    let cron = Cron::from_str(expr).map_err(|e| format!("bad cron expression {expr:?}: {e}"))?;
-    let ts = jiff::Timestamp::from_millisecond(after_ms).map_err(|e| e.to_string())?;
-    let zoned = ts.to_zoned(jiff::tz::TimeZone::system());
-    let next = cron
-        .find_next_occurrence(&zoned, false)
-        .map_err(|e| format!("cron expression {expr:?} never matches: {e}"))?;
-    Ok(next.timestamp().as_millisecond())
-}
+pub use crate::when::cron_next;

@@ -23,6 +23,8 @@ pub struct Heartbeat {
     pub host: Option<String>,
     pub every_ms: i64,
     pub grace_ms: i64,
+    /// When pings are expected (a cron expression, local time), instead of every `every_ms`.
+    pub cron: Option<String>,
     pub last_ping_at: Option<i64>,
     pub last_start_at: Option<i64>,
     pub missed_at: Option<i64>,
@@ -31,12 +33,24 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// When a ping is due at the latest.
+    /// When a ping is due at the latest: the next expected time after the last ping (or the
+    /// heartbeat's making), plus the grace. A cron expression that never matches again is
+    /// never due.
     pub fn deadline(&self) -> i64 {
-        self.last_ping_at
-            .unwrap_or(self.created_at)
-            .saturating_add(self.every_ms)
-            .saturating_add(self.grace_ms)
+        let from = self.last_ping_at.unwrap_or(self.created_at);
+        let expected = match &self.cron {
+            Some(c) => crate::when::cron_next(c, from).unwrap_or(i64::MAX),
+            None => from.saturating_add(self.every_ms),
+        };
+        expected.saturating_add(self.grace_ms)
+    }
+
+    /// What it expects, as its messages say: "every 1d" or "at cron 0 2 * * *".
+    pub fn expected(&self) -> String {
+        match &self.cron {
+            Some(c) => format!("at cron {c}"),
+            None => format!("every {}", span(self.every_ms)),
+        }
     }
 }
 
@@ -47,6 +61,8 @@ pub struct NewHeartbeat {
     pub host: Option<String>,
     pub every_ms: i64,
     pub grace_ms: i64,
+    /// Expected at these times instead (then `every_ms` is ignored).
+    pub cron: Option<String>,
     pub author: Option<String>,
 }
 
@@ -70,6 +86,7 @@ fn heartbeat_from_row(r: &Row) -> Result<Heartbeat, StoreError> {
         host: r.opt_text("host")?,
         every_ms: r.int("every_ms")?,
         grace_ms: r.int("grace_ms")?,
+        cron: r.opt_text("cron")?,
         last_ping_at: r.opt_int("last_ping_at")?,
         last_start_at: r.opt_int("last_start_at")?,
         missed_at: r.opt_int("missed_at")?,
@@ -110,8 +127,16 @@ impl Store {
                 h.name
             ));
         }
-        if h.every_ms < 1000 {
-            return bad("--every: at least one second".into());
+        match &h.cron {
+            Some(c) => {
+                if let Err(e) = crate::when::cron_next(c, now_ms()) {
+                    return bad(format!("--cron: {e}"));
+                }
+            }
+            None if h.every_ms < 1000 => {
+                return bad("--every: at least one second (or give --cron)".into());
+            }
+            None => {}
         }
         if h.grace_ms < 0 {
             return bad("--grace: not negative".into());
@@ -133,7 +158,11 @@ impl Store {
                 ("name", param(h.name.as_str())),
                 ("host", param(h.host.clone())),
                 ("token_hash", param(token_hash(&token))),
-                ("every_ms", param(h.every_ms)),
+                (
+                    "every_ms",
+                    param(if h.cron.is_some() { 0 } else { h.every_ms }),
+                ),
+                ("cron", param(h.cron.clone())),
                 ("grace_ms", param(h.grace_ms)),
                 ("author", param(h.author.clone())),
                 ("created_at", param(at)),
@@ -263,8 +292,8 @@ impl Store {
                 node: Some("heartbeat".into()),
                 status: Status::Critical,
                 message: format!(
-                    "{since} (expected every {}, grace {})",
-                    span(h.every_ms),
+                    "{since} (expected {}, grace {})",
+                    h.expected(),
                     span(h.grace_ms)
                 ),
                 perfdata: None,

@@ -180,3 +180,64 @@ fn heartbeats_pinged_missed_failed_and_run_by_hostler_exec() {
     assert_eq!(ping("", "GET", b"").0, 404);
     assert!(d.alive());
 }
+
+#[test]
+fn a_heartbeat_expected_on_a_cron_expression_is_missed_after_its_grace() {
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "poll_interval = 0.1\n", None);
+    let store = w.store();
+    for (args, says) in [
+        (
+            vec![
+                "heartbeat",
+                "add",
+                "x",
+                "--every",
+                "1m",
+                "--cron",
+                "* * * * *",
+            ],
+            "one of them",
+        ),
+        (vec!["heartbeat", "add", "x"], "one of them"),
+        (
+            vec!["heartbeat", "add", "x", "--cron", "61 * * * *"],
+            "--cron",
+        ),
+        (
+            vec!["heartbeat", "add", "x y", "--every", "1m"],
+            "heartbeat",
+        ),
+    ] {
+        let o = w.run(&args);
+        assert_ne!(code(&o), 0, "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    assert!(store.heartbeats().expect("list").is_empty(), "nothing made");
+    // Every second, with a second's grace: missed within a few seconds of no ping.
+    let o = w.run(&[
+        "heartbeat",
+        "add",
+        "tick",
+        "--cron",
+        "* * * * * *",
+        "--grace",
+        "1s",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        wait_for(Duration::from_secs(15), || store
+            .check(None, "tick")
+            .is_ok_and(|c| c.state == CheckState::Critical)),
+        "the cron heartbeat was never missed"
+    );
+    let c = store.check(None, "tick").expect("check");
+    assert!(
+        c.message.contains("expected at cron * * * * * *, grace 1s"),
+        "{}",
+        c.message
+    );
+    let o = w.run(&["heartbeat", "list"]);
+    assert!(stdout(&o).contains("at cron * * * * * *"), "{}", stdout(&o));
+    assert!(d.alive());
+}

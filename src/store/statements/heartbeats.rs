@@ -8,6 +8,7 @@ pub const HEARTBEAT_COLUMNS: &[&str] = &[
     "host",
     "every_ms",
     "grace_ms",
+    "cron",
     "last_ping_at",
     "last_start_at",
     "missed_at",

@@ -393,6 +393,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
                 ("token_hash", param("ab12")),
                 ("every_ms", param(86_400_000_i64)),
                 ("grace_ms", param(3_600_000_i64)),
+                ("cron", param("0 2 * * *")),
                 ("created_at", param(1_700_000_000_000_i64)),
             ]),
         ),
