@@ -123,6 +123,19 @@ pub fn span(d: Duration) -> String {
     out
 }
 
+/// The first time after `after_ms` that a cron expression matches, in the system time zone.
+pub fn cron_next(expr: &str, after_ms: i64) -> Result<i64, String> {
+    use std::str::FromStr;
+    let cron =
+        croner::Cron::from_str(expr).map_err(|e| format!("bad cron expression {expr:?}: {e}"))?;
+    let ts = jiff::Timestamp::from_millisecond(after_ms).map_err(|e| e.to_string())?;
+    let zoned = ts.to_zoned(jiff::tz::TimeZone::system());
+    let next = cron
+        .find_next_occurrence(&zoned, false)
+        .map_err(|e| format!("cron expression {expr:?} never matches: {e}"))?;
+    Ok(next.timestamp().as_millisecond())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Duration, parse_duration, span};
@@ -141,17 +154,4 @@ mod tests {
         // A single unit reads back as itself.
         assert_eq!(parse_duration("1h").ok(), Some(Duration::from_secs(3600)));
     }
-}
-
-/// The first time after `after_ms` that a cron expression matches, in the system time zone.
-pub fn cron_next(expr: &str, after_ms: i64) -> Result<i64, String> {
-    use std::str::FromStr;
-    let cron =
-        croner::Cron::from_str(expr).map_err(|e| format!("bad cron expression {expr:?}: {e}"))?;
-    let ts = jiff::Timestamp::from_millisecond(after_ms).map_err(|e| e.to_string())?;
-    let zoned = ts.to_zoned(jiff::tz::TimeZone::system());
-    let next = cron
-        .find_next_occurrence(&zoned, false)
-        .map_err(|e| format!("cron expression {expr:?} never matches: {e}"))?;
-    Ok(next.timestamp().as_millisecond())
 }
