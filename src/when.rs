@@ -1,6 +1,6 @@
 //! Times and durations as people write and read them: what the CLI, the page and the API
-//! take (`30s`, `5m`, `2026-12-01 04:00`, cron expressions), and how they show a time. A leaf: it depends on
-//! nothing in the crate.
+//! take (`30s`, `5m`, `2026-12-01 04:00`, cron expressions), and how they show a time. A
+//! leaf: it depends on nothing in the crate.
 
 use std::time::Duration;
 
