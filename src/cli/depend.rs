@@ -71,13 +71,6 @@ pub struct RmCmd {
     pub on: Option<String>,
 }
 
-/// Who is at the keyboard, for the record.
-fn author() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "cli".into())
-}
-
 pub fn run(app: &App, cmd: DependCmd) -> anyhow::Result<u8> {
     let store = app.store()?;
     match cmd.action {
@@ -90,7 +83,7 @@ pub fn run(app: &App, cmd: DependCmd) -> anyhow::Result<u8> {
                 parent_host,
                 parent_check: parent_check.unwrap_or_default(),
                 group: c.group,
-                author: Some(author()),
+                author: Some(super::downtime::author()),
             };
             let id = store.add_dependency(&d)?;
             output::text(&format!(

@@ -127,8 +127,9 @@ pub fn guard(app: &App, cmd: GuardCmd) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Who is at the keyboard, for the record.
-fn author() -> String {
+/// Who is at the keyboard, for the record (downtimes, acknowledgements, dependencies,
+/// heartbeats).
+pub(super) fn author() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "cli".into())

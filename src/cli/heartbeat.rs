@@ -95,13 +95,6 @@ pub struct ExecCmd {
     pub host: Option<String>,
 }
 
-/// Who is at the keyboard, for the record.
-fn author() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "cli".into())
-}
-
 fn ms(s: &str, what: &str) -> anyhow::Result<i64> {
     let d = crate::when::parse_duration(s).map_err(|e| anyhow::anyhow!("{what} {s:?}: {e}"))?;
     Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -122,7 +115,7 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
                 every_ms,
                 cron: c.cron.clone(),
                 grace_ms: c.grace.as_deref().map_or(Ok(0), |g| ms(g, "--grace"))?,
-                author: Some(author()),
+                author: Some(super::downtime::author()),
             };
             let (id, token) = store.add_heartbeat(&h)?;
             let base = app
@@ -186,6 +179,27 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// The last 100 KB a stream gives, read to its end.
+fn tail(s: Option<Box<dyn Read + Send>>) -> Vec<u8> {
+    let max = crate::store::heartbeats::MAX_BODY;
+    let mut buf = Vec::new();
+    let Some(mut s) = s else {
+        return buf;
+    };
+    let mut chunk = [0u8; 8192];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return buf,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > 2 * max {
+                    buf.drain(..buf.len() - max);
+                }
+            }
+        }
+    }
+}
+
 /// Runs the command, reports it, and exits with its exit status (127 when it cannot start).
 pub fn exec(app: &App, cmd: ExecCmd) -> anyhow::Result<u8> {
     let Some((program, args)) = cmd.command.split_first() else {
@@ -203,20 +217,21 @@ pub fn exec(app: &App, cmd: ExecCmd) -> anyhow::Result<u8> {
         .spawn();
     let (code, output) = match child {
         Ok(mut child) => {
-            // Both streams, read as they come (one thread each), keeping the last 100 KB.
-            let out = child.stdout.take();
-            let err = child.stderr.take();
-            let read = |s: Option<Box<dyn Read + Send>>| {
-                std::thread::spawn(move || {
-                    let mut buf = Vec::new();
-                    if let Some(mut s) = s {
-                        let _ = s.read_to_end(&mut buf);
-                    }
-                    buf
-                })
-            };
-            let o = read(out.map(|s| Box::new(s) as Box<dyn Read + Send>));
-            let e = read(err.map(|s| Box::new(s) as Box<dyn Read + Send>));
+            // Both streams, read as they come (one thread each), each keeping only its last
+            // 100 KB: a command that prints gigabytes costs no more memory.
+            let read = |s: Option<Box<dyn Read + Send>>| std::thread::spawn(move || tail(s));
+            let o = read(
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            );
+            let e = read(
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            );
             let status = child.wait()?;
             let mut all = o.join().unwrap_or_default();
             all.extend(e.join().unwrap_or_default());

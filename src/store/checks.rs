@@ -518,7 +518,15 @@ pub(super) fn in_downtime(
     {
         return Ok(false);
     }
-    let tags_of = |c: &mut dyn Conn, h: Option<&str>| -> Result<Vec<String>, StoreError> {
+    let deps: Vec<super::Dependency> = if host.is_some() && windows.iter().any(|d| d.children) {
+        c.query(st::dependency_list())?
+            .iter()
+            .map(super::depends::dependency_from_row)
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    let mut tags = |h: Option<&str>| -> Result<Vec<String>, StoreError> {
         Ok(match h {
             Some(h) => c
                 .query_one(st::host_by_name(h))?
@@ -529,28 +537,7 @@ pub(super) fn in_downtime(
             None => Vec::new(),
         })
     };
-    let tags = tags_of(c, host)?;
-    if windows.iter().any(|d| d.covers(host, &tags, script, at)) {
-        return Ok(true);
-    }
-    let (Some(host), true) = (host, windows.iter().any(|d| d.children)) else {
-        return Ok(false);
-    };
-    let deps: Vec<super::Dependency> = c
-        .query(st::dependency_list())?
-        .iter()
-        .map(super::depends::dependency_from_row)
-        .collect::<Result<_, _>>()?;
-    for (h, s) in super::depends::ancestors(&deps, host, script) {
-        let tags = tags_of(c, Some(&h))?;
-        if windows
-            .iter()
-            .any(|d| d.children && d.covers(Some(&h), &tags, &s, at))
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    super::downtimes::covered(&windows, &deps, host, script, at, &mut tags)
 }
 
 pub(super) fn downtime_from_row(r: &Row) -> Result<Downtime, StoreError> {

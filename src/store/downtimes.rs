@@ -13,6 +13,42 @@ fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
 }
 
+/// A host's tags (no host: none), as a reader finds them.
+pub(super) type TagsOf<'a> = dyn FnMut(Option<&str>) -> Result<Vec<String>, StoreError> + 'a;
+
+/// Whether one of `windows` covers a host's check of `script` at `at`: the check itself, or,
+/// for a window with `children`, a check it depends on (through `deps`). `tags` gives a
+/// host's tags. How the correction loop, the record and the dashboard all judge a downtime.
+pub(super) fn covered(
+    windows: &[Downtime],
+    deps: &[super::Dependency],
+    host: Option<&str>,
+    script: &str,
+    at: i64,
+    tags: &mut TagsOf<'_>,
+) -> Result<bool, StoreError> {
+    if !windows.iter().any(|d| d.starts_at <= at && at < d.ends_at) {
+        return Ok(false);
+    }
+    let own = tags(host)?;
+    if windows.iter().any(|d| d.covers(host, &own, script, at)) {
+        return Ok(true);
+    }
+    let Some(host) = host.filter(|_| windows.iter().any(|d| d.children)) else {
+        return Ok(false);
+    };
+    for (h, s) in super::depends::ancestors(deps, host, script) {
+        let theirs = tags(Some(&h))?;
+        if windows
+            .iter()
+            .any(|d| d.children && d.covers(Some(&h), &theirs, &s, at))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 impl Store {
     /// Adds a downtime: a host, a tag, or one check (a host and a script), from `starts_at` to
     /// `ends_at`, with a reason.
@@ -95,28 +131,19 @@ impl Store {
         } else {
             Vec::new()
         };
-        let tags = |h: Option<&str>| {
-            hosts
+        let mut tags = |h: Option<&str>| -> Result<Vec<String>, StoreError> {
+            Ok(hosts
                 .iter()
                 .find(|x| Some(x.name.as_str()) == h)
-                .map_or(&[][..], |x| &x.tags[..])
+                .map_or_else(Vec::new, |x| x.tags.clone()))
         };
-        let covered = |c: &Check| {
-            let host = c.host.as_deref();
-            windows
-                .iter()
-                .any(|d| d.covers(host, tags(host), &c.script, at))
-                || host.is_some_and(|h| {
-                    super::depends::ancestors(&deps, h, &c.script)
-                        .iter()
-                        .any(|(ph, ps)| {
-                            windows
-                                .iter()
-                                .any(|d| d.children && d.covers(Some(ph), tags(Some(ph)), ps, at))
-                        })
-                })
-        };
-        Ok(checks.iter().filter(|c| covered(c)).map(|c| c.id).collect())
+        let mut out = Vec::new();
+        for c in checks {
+            if covered(&windows, &deps, c.host.as_deref(), &c.script, at, &mut tags)? {
+                out.push(c.id);
+            }
+        }
+        Ok(out)
     }
 
     /// Whether a downtime covers a host's check of a script now.

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::statements as st;
-use super::{ConnExt, JobAction, NewRun, Row, RunPhase, Status, Store, StoreError, now_ms};
+use super::{ConnExt, JobAction, NewRun, Row, Status, Store, StoreError, now_ms};
 use crate::sql::param;
 
 /// The most output a ping keeps (a larger body is refused by the web server with 413).
@@ -242,23 +242,10 @@ impl Store {
             cut -= 1;
         }
         let run = NewRun {
-            job_id: None,
-            schedule_id: None,
-            script: h.name.clone(),
-            script_version: None,
-            host: h.host.clone(),
-            node: Some("ping".into()),
-            status,
-            message,
             perfdata: started.map(|s| format!("duration={}ms;;;0", at - s)),
             output: body[..cut].to_string(),
-            transcript: String::new(),
             started_at: started.unwrap_or(at),
-            finished_at: at,
-            attempt: 1,
-            phase: Some(RunPhase::Passive),
-            notifications: Vec::new(),
-            check_name: None,
+            ..NewRun::passive(h.host.as_deref(), &h.name, "ping", status, message, at)
         };
         self.write(|c| c.exec(st::heartbeat_pinged(h.id, at, false)).map(|_| ()))?;
         self.record_run(&run, JobAction::Keep)?;
@@ -283,29 +270,19 @@ impl Store {
                     crate::when::local(h.created_at)
                 ),
             };
-            let run = NewRun {
-                job_id: None,
-                schedule_id: None,
-                script: h.name.clone(),
-                script_version: None,
-                host: h.host.clone(),
-                node: Some("heartbeat".into()),
-                status: Status::Critical,
-                message: format!(
-                    "{since} (expected {}, grace {})",
-                    h.expected(),
-                    span(h.grace_ms)
-                ),
-                perfdata: None,
-                output: String::new(),
-                transcript: String::new(),
-                started_at: now,
-                finished_at: now,
-                attempt: 1,
-                phase: Some(RunPhase::Passive),
-                notifications: Vec::new(),
-                check_name: None,
-            };
+            let message = format!(
+                "{since} (expected {}, grace {})",
+                h.expected(),
+                span(h.grace_ms)
+            );
+            let run = NewRun::passive(
+                h.host.as_deref(),
+                &h.name,
+                "heartbeat",
+                Status::Critical,
+                message,
+                now,
+            );
             self.record_run(&run, JobAction::Keep)?;
             told += 1;
         }

@@ -4,7 +4,7 @@
 //! in the same transaction: hard at once, told, recovered, never fixed; downtimes,
 //! acknowledgements and dependencies hold as for any check.
 
-use super::{Check, JobAction, NewRun, RunPhase, Status, Store, StoreError, now_ms};
+use super::{Check, JobAction, NewRun, Status, Store, StoreError, now_ms};
 
 /// The longest message and perfdata a pushed result may carry.
 pub const MAX_MESSAGE: usize = 4096;
@@ -66,25 +66,16 @@ impl Store {
         if let Some(h) = p.host {
             self.host(h)?;
         }
-        let at = now_ms();
         let run = NewRun {
-            job_id: None,
-            schedule_id: None,
-            script: p.check.to_string(),
-            script_version: None,
-            host: p.host.map(String::from),
-            node: Some(p.by.to_string()),
-            status: p.status,
-            message: p.message.to_string(),
             perfdata: p.perfdata.map(String::from),
-            output: String::new(),
-            transcript: String::new(),
-            started_at: at,
-            finished_at: at,
-            attempt: 1,
-            phase: Some(RunPhase::Passive),
-            notifications: Vec::new(),
-            check_name: None,
+            ..NewRun::passive(
+                p.host,
+                p.check,
+                p.by,
+                p.status,
+                p.message.to_string(),
+                now_ms(),
+            )
         };
         let id = self.record_run(&run, JobAction::Keep)?;
         Ok((id, self.check(p.host, p.check)?))

@@ -136,6 +136,37 @@ impl NewRun {
             check_name: job.name.clone(),
         }
     }
+
+    /// A result from outside at `at` (a pushed result, a heartbeat's ping or its missing),
+    /// recorded by `node`: it moves its check (host, name) with no schedule.
+    pub fn passive(
+        host: Option<&str>,
+        check: &str,
+        node: &str,
+        status: Status,
+        message: String,
+        at: i64,
+    ) -> NewRun {
+        NewRun {
+            job_id: None,
+            schedule_id: None,
+            script: check.to_string(),
+            script_version: None,
+            host: host.map(String::from),
+            node: Some(node.to_string()),
+            status,
+            message,
+            perfdata: None,
+            output: String::new(),
+            transcript: String::new(),
+            started_at: at,
+            finished_at: at,
+            attempt: 1,
+            phase: Some(RunPhase::Passive),
+            notifications: Vec::new(),
+            check_name: None,
+        }
+    }
 }
 
 /// A notification's fields, from its run and what the run did to its check.

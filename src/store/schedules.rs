@@ -62,6 +62,22 @@ pub fn split_sites(s: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// A timing as the schedule's columns: kind, at_time, every_ms, cron.
+type TimingColumns = (&'static str, Option<i64>, Option<i64>, Option<String>);
+
+fn timing_columns(t: &Timing) -> Result<TimingColumns, StoreError> {
+    Ok(match t {
+        Timing::At(t) => ("at", Some(*t), None, None),
+        Timing::Every(ms) if *ms < 1000 => {
+            return Err(StoreError::Invalid(
+                "an interval must be at least one second".into(),
+            ));
+        }
+        Timing::Every(ms) => ("every", None, Some(*ms), None),
+        Timing::Cron(c) => ("cron", None, None, Some(c.clone())),
+    })
+}
+
 /// A quorum names its sites (each once, valid names), and asks for 1 to all of them.
 fn check_quorum(sites: &[String], quorum: Option<i64>) -> Result<(), StoreError> {
     let bad = |m: String| Err(StoreError::Invalid(m));
@@ -136,16 +152,7 @@ impl Store {
         super::jobs::check_args(s.fix_args.as_deref())?;
         super::jobs::check_name(s.name.as_deref())?;
         check_quorum(&s.sites, s.quorum)?;
-        let (kind, at, every, cron) = match &s.timing {
-            Timing::At(t) => ("at", Some(*t), None, None),
-            Timing::Every(ms) if *ms < 1000 => {
-                return Err(StoreError::Invalid(
-                    "an interval must be at least one second".into(),
-                ));
-            }
-            Timing::Every(ms) => ("every", None, Some(*ms), None),
-            Timing::Cron(c) => ("cron", None, None, Some(c.clone())),
-        };
+        let (kind, at, every, cron) = timing_columns(&s.timing)?;
         let at_now = now_ms();
         self.write(|c| {
             let script = script_id(c, &s.script)?;
@@ -199,16 +206,7 @@ impl Store {
         super::jobs::check_args(s.args.as_deref())?;
         super::jobs::check_args(s.fix_args.as_deref())?;
         check_quorum(&s.sites, s.quorum)?;
-        let (kind, at, every, cron) = match &s.timing {
-            Timing::At(t) => ("at", Some(*t), None, None),
-            Timing::Every(ms) if *ms < 1000 => {
-                return Err(StoreError::Invalid(
-                    "an interval must be at least one second".into(),
-                ));
-            }
-            Timing::Every(ms) => ("every", None, Some(*ms), None),
-            Timing::Cron(c) => ("cron", None, None, Some(c.clone())),
-        };
+        let (kind, at, every, cron) = timing_columns(&s.timing)?;
         self.write(|c| {
             let fix = s
                 .fix_script

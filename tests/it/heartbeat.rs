@@ -161,6 +161,25 @@ fn heartbeats_pinged_missed_failed_and_run_by_hostler_exec() {
         run.output.contains("copying") && run.output.contains("disk full"),
         "{run:?}"
     );
+    // 5 MB of output: the run keeps its last 100 KB.
+    let o = w.run(&[
+        "exec",
+        "backup",
+        "--host",
+        "db1",
+        "--",
+        "sh",
+        "-c",
+        "head -c 5000000 /dev/zero | tr '\\0' x; echo the end",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let c = check().expect("check");
+    let run = store.run(c.last_run_id.expect("run")).expect("run");
+    assert!(
+        run.output.len() <= 100 * 1024 && run.output.ends_with("the end\n"),
+        "{} bytes",
+        run.output.len()
+    );
     let o = w.run(&["exec", "backup", "--host", "db1", "--", "/nonexistent/tool"]);
     assert_eq!(code(&o), 127, "{}", stderr(&o));
     let o = w.run(&["exec", "nosuch", "--", "true"]);
