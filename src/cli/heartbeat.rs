@@ -153,7 +153,8 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
                         h.expected(),
                         span(h.grace_ms),
                         h.last_ping_at.map_or("never".into(), output::time),
-                        output::time(h.deadline()),
+                        h.deadline()
+                            .map_or_else(|e| format!("? ({e})"), output::time),
                         if h.missed_at.is_some() { "missed" } else { "" }.to_string(),
                     ]
                 })

@@ -34,15 +34,15 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// When a ping is due at the latest: the next expected time after the last ping (or the
-    /// heartbeat's making), plus the grace. A cron expression that never matches again is
-    /// never due.
-    pub fn deadline(&self) -> i64 {
+    /// heartbeat's making), plus the grace; or why that cannot be told (a cron expression
+    /// that no longer reads, or never matches again).
+    pub fn deadline(&self) -> Result<i64, String> {
         let from = self.last_ping_at.unwrap_or(self.created_at);
         let expected = match &self.cron {
-            Some(c) => crate::when::cron_next(c, from).unwrap_or(i64::MAX),
+            Some(c) => crate::when::cron_next(c, from)?,
             None => from.saturating_add(self.every_ms),
         };
-        expected.saturating_add(self.grace_ms)
+        Ok(expected.saturating_add(self.grace_ms))
     }
 
     /// What it expects, as its messages say: "every 1d" or "at cron 0 2 * * *".
@@ -252,15 +252,32 @@ impl Store {
         Ok(Some(status))
     }
 
-    /// Records a CRITICAL result for each heartbeat whose ping is overdue at `now`, once until
-    /// its next ping (one node records it; the others find it marked). Returns how many.
+    /// Records a CRITICAL result for each heartbeat whose ping is overdue at `now` (UNKNOWN,
+    /// saying why, for one whose due time cannot be told), once until its next ping (one node
+    /// records it; the others find it marked). Returns how many.
     pub fn check_heartbeats(&self, now: i64) -> Result<usize, StoreError> {
         let mut told = 0;
         for h in self.heartbeats()? {
-            if h.missed_at.is_some() || h.deadline() > now {
+            let unknown = match h.deadline() {
+                _ if h.missed_at.is_some() => continue,
+                Ok(due) if due > now => continue,
+                Ok(_) => None,
+                Err(e) => Some(format!("cannot tell when a ping is due: {e}")),
+            };
+            if self.write(|c| c.exec(st::heartbeat_missed(h.id, now)))? == 0 {
                 continue;
             }
-            if self.write(|c| c.exec(st::heartbeat_missed(h.id, now)))? == 0 {
+            if let Some(message) = unknown {
+                let run = NewRun::passive(
+                    h.host.as_deref(),
+                    &h.name,
+                    "heartbeat",
+                    Status::Unknown,
+                    message,
+                    now,
+                );
+                self.record_run(&run, JobAction::Keep)?;
+                told += 1;
                 continue;
             }
             let since = match h.last_ping_at {

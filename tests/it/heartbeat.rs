@@ -260,3 +260,31 @@ fn a_heartbeat_expected_on_a_cron_expression_is_missed_after_its_grace() {
     assert!(stdout(&o).contains("at cron * * * * * *"), "{}", stdout(&o));
     assert!(d.alive());
 }
+
+#[test]
+fn a_heartbeat_whose_due_time_cannot_be_told_is_unknown_not_forgotten() {
+    let w = Work::new();
+    let store = w.store();
+    store
+        .add_heartbeat(&hostler::store::heartbeats::NewHeartbeat {
+            name: "report".into(),
+            cron: Some("0 6 * * *".into()),
+            ..Default::default()
+        })
+        .expect("heartbeat");
+    // A cron expression that no longer reads (an older binary's syntax, a hand edit).
+    store
+        .raw("UPDATE heartbeats SET cron = 'every morning'", false)
+        .expect("raw");
+    let now = hostler::store::now_ms();
+    assert_eq!(store.check_heartbeats(now).expect("pass"), 1);
+    let c = store.check(None, "report").expect("check");
+    assert_eq!(c.state, CheckState::Unknown);
+    assert!(
+        c.message.contains("cannot tell when a ping is due"),
+        "{}",
+        c.message
+    );
+    // Once, until the next ping.
+    assert_eq!(store.check_heartbeats(now + 1000).expect("pass"), 0);
+}
