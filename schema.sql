@@ -4,7 +4,7 @@
 -- Times are milliseconds since the Unix epoch (UTC), in BIGINT columns.
 -- Runs and notifications keep names instead of referencing rows: history outlives what it names
 -- (a run names them through run_keys, which only history uses).
--- schema_version: 6
+-- schema_version: 7
 
 CREATE TABLE settings (
     key         VARCHAR(255) PRIMARY KEY,
@@ -205,7 +205,10 @@ CREATE TABLE notifications (
     -- script's own notify()), and its fields as a JSON object (check, state, previous_state,
     -- since, message, perfdata). Added in schema version 2.
     event       VARCHAR(32),
-    details     TEXT
+    details     TEXT,
+    -- The channels that took it (or passed it over), comma-separated; `channel` before schema
+    -- version 7, which holds only 64 characters. Added in schema version 7.
+    sent        TEXT
 );
 
 -- A check: a (host, script) pair that a schedule runs, and its state. Its row changes in the
@@ -242,7 +245,10 @@ CREATE TABLE checks (
     sites       TEXT,
     -- The correction loop's messages told in the current incident (a JSON object: event ->
     -- the incident's "since"), so each is told once per incident. Added in schema version 6.
-    told        TEXT
+    told        TEXT,
+    -- When a reminder of its problem last went out (routes with `repeat`). Added in schema
+    -- version 7.
+    reminded_at BIGINT
 );
 
 -- A maintenance window: while it lasts, the checks it covers still run and record, but no fix

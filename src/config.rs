@@ -19,6 +19,10 @@ pub struct Config {
     pub ssh: Ssh,
     pub sessions: Sessions,
     pub notify: Notify,
+    /// `[channel.NAME]`: where notifications can go, each a service of its kind.
+    pub channel: std::collections::BTreeMap<String, Channel>,
+    /// `[[route]]`: which notifications go to which channels, read in order.
+    pub route: Vec<Route>,
     /// `[history]`: how long runs, transcripts, notifications and perfdata are kept.
     pub history: History,
 }
@@ -372,6 +376,9 @@ pub struct Notify {
     /// At most this many deliveries per channel in any minute, by this node (0: no limit);
     /// the rest wait their turn, nothing is dropped.
     pub max_per_minute: usize,
+    /// Events that come to one channel within this long go out as one message that lists
+    /// them ("0s": each on its own). A window's first event waits at most this long.
+    pub group_window: String,
 }
 
 impl Default for Notify {
@@ -381,8 +388,126 @@ impl Default for Notify {
             command: None,
             mail_to: None,
             max_per_minute: 30,
+            group_window: "10s".into(),
         }
     }
+}
+
+/// What kind of service a channel sends to; each has its own documented message shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Webhook,
+    Command,
+    Smtp,
+    Slack,
+    Teams,
+    Discord,
+    Mattermost,
+    Ntfy,
+    Gotify,
+    Telegram,
+    Pagerduty,
+    Opsgenie,
+}
+
+/// How an SMTP channel speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (a relay on the same host or network).
+    None,
+    /// Plain, then STARTTLS before anything else; refused if the server does not offer it.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// `[channel.NAME]`: one place notifications can go. Which keys a kind takes is checked when
+/// the config is read (`hostler::notify`); secrets can live in files (`*_file`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    pub kind: ChannelKind,
+    /// The service's URL: a webhook's, or a server's base (ntfy, gotify, telegram, pagerduty,
+    /// opsgenie have defaults where the service has one).
+    pub url: Option<String>,
+    /// A file holding the URL, for webhook URLs that carry their secret (Slack, Teams, ...).
+    pub url_file: Option<String>,
+    /// The service's token: a bot token, an app token, PagerDuty's routing key, Opsgenie's
+    /// API key, an ntfy access token.
+    pub token: Option<String>,
+    pub token_file: Option<String>,
+    /// `command`: the command line that gets the mail on stdin.
+    pub command: Option<String>,
+    /// `smtp`: the server as HOST:PORT.
+    pub server: Option<String>,
+    pub tls: Option<SmtpTls>,
+    /// `smtp`: extra CA certificates (PEM) to trust, for a private CA.
+    pub ca_file: Option<String>,
+    pub user: Option<String>,
+    pub password_file: Option<String>,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// `telegram`: the chat to post to.
+    pub chat_id: Option<String>,
+    /// `ntfy`: the topic.
+    pub topic: Option<String>,
+    /// At most this many deliveries in any minute (default: `[notify] max_per_minute`).
+    pub max_per_minute: Option<usize>,
+}
+
+impl Channel {
+    /// A channel of a kind with nothing else set.
+    pub fn new(kind: ChannelKind) -> Channel {
+        Channel {
+            kind,
+            url: None,
+            url_file: None,
+            token: None,
+            token_file: None,
+            command: None,
+            server: None,
+            tls: None,
+            ca_file: None,
+            user: None,
+            password_file: None,
+            from: None,
+            to: Vec::new(),
+            chat_id: None,
+            topic: None,
+            max_per_minute: None,
+        }
+    }
+}
+
+/// `[[route]]`: notifications that match go to its channels. Every list that is given must
+/// match (an empty or absent list matches anything).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Route {
+    /// The host has one of these tags.
+    pub tags: Vec<String>,
+    /// The host's name matches one of these (`*` and `?` as in a shell).
+    pub hosts: Vec<String>,
+    /// The check's name matches one of these.
+    pub checks: Vec<String>,
+    /// The check's state is one of these (ok, warning, critical, unknown).
+    pub states: Vec<String>,
+    /// The event is one of these (problem, recovery, fix_failed, ...).
+    pub events: Vec<String>,
+    pub channels: Vec<String>,
+    /// Later routes are read too (otherwise the first match wins).
+    #[serde(rename = "continue")]
+    pub continue_: bool,
+    /// Sent only if the problem still holds, unacknowledged, this long after it was told.
+    pub after: Option<String>,
+    /// Reminded this often while the problem holds unacknowledged.
+    pub repeat: Option<String>,
+    /// Only within these hours, in the node's time zone: "Mon-Fri 08:00-18:00".
+    pub hours: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -75,6 +75,7 @@ pub mod config;
 pub mod environ;
 pub mod health;
 pub mod monitord;
+pub mod notify;
 pub mod password;
 pub mod perfdata;
 pub mod queue;

@@ -2,6 +2,7 @@
 //! store or the script runner, and prints. `--json` on every listing.
 
 mod depend;
+mod notify;
 mod downtime;
 mod fanout;
 mod heartbeat;
@@ -78,6 +79,7 @@ pub enum Command {
     Status(status::StatusCmd),
     Depend(depend::DependCmd),
     Heartbeat(heartbeat::HeartbeatCmd),
+    Notify(notify::NotifyCmd),
     Exec(heartbeat::ExecCmd),
     Downtime(downtime::DowntimeCmd),
     Ack(downtime::AckCmd),
@@ -432,6 +434,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(c) => status::run(&app, c),
         Command::Depend(c) => depend::run(&app, c),
         Command::Heartbeat(c) => heartbeat::run(&app, c),
+        Command::Notify(c) => notify::run(&app, c),
         Command::Exec(c) => heartbeat::exec(&app, c),
         Command::Downtime(c) => downtime::run(&app, c),
         Command::Ack(c) => downtime::ack(&app, c),

@@ -58,6 +58,9 @@ pub fn run(app: &App, cmd: ServeCmd) -> anyhow::Result<u8> {
         ))?;
     }
     let mut opts = DaemonOptions::from_config(&app.config);
+    // Channels and routes are checked before anything starts: a typo is told now, not at
+    // the first problem.
+    opts.channels.plan()?.check_files()?;
     if let Some(n) = cmd.max_concurrent {
         opts.max_concurrent = n.max(1);
     }
@@ -148,6 +151,7 @@ fn reloaded(
 ) -> anyhow::Result<(crate::script::Runner, DaemonOptions)> {
     let app = App::new(Some(db.to_string()), path)?;
     let mut opts = DaemonOptions::from_config(&app.config);
+    opts.channels.plan()?.check_files()?;
     if let Some(n) = max_concurrent {
         opts.max_concurrent = n.max(1);
     }

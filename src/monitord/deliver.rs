@@ -1,35 +1,67 @@
-//! Delivering notifications through the configured channels: a webhook (a JSON POST of the
-//! event's fields) and a command (a complete mail on its stdin, as `sendmail -t` takes it, and
-//! the same fields as `HOSTLER_*` environment variables).
+//! Delivering notifications: each pending one goes to the channels its routes name
+//! ([`crate::notify`]), at once or, for an escalation, later and only if its problem still
+//! holds unacknowledged. Events for one channel within `[notify] group_window` go out as one
+//! message. Reminders are made here for problems that hold unacknowledged.
 //!
 //! Each channel is delivered on its own: the row keeps the channels that took the
-//! notification, so a retry after a failed webhook never makes the command send the same mail
-//! twice. A failed delivery is retried with backoff, then given up.
+//! notification, so a retry after a failed webhook never makes the mail go twice. A failed
+//! delivery is retried with backoff, then given up; a rate limit or a window only waits.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::config::Notify;
-use crate::store::{Notification, Store, now_ms};
+use crate::config::{self, Config, Notify};
+use crate::notify::{self, Facts, Plan};
+use crate::store::{Alert, Check, CheckState, Notice, Notification, Store, StoreError, now_ms};
 
 /// Attempts before a notification is given up.
 pub const MAX_TRIES: i64 = 8;
-/// How long a notify command may run.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a notification held by the rate limit waits before the next pass tries it.
+const HELD_FOR_MS: i64 = 5_000;
+/// How often reminders are looked for.
+const REMIND_EVERY_MS: i64 = 5_000;
 
-/// Where notifications go, the page's public address for links to runs, and this process's
-/// rate limit per channel.
+/// The notification settings (`[notify]`, `[channel.*]`, `[[route]]`), the page's public
+/// address for links to runs, and this process's rate limit per channel.
 #[derive(Debug, Clone, Default)]
 pub struct Channels {
     pub notify: Notify,
+    pub channel: BTreeMap<String, config::Channel>,
+    pub route: Vec<config::Route>,
     pub public_url: Option<String>,
+    /// This node's name, for SMTP's greeting and Message-IDs.
+    pub node: String,
     pub limit: Arc<RateLimit>,
+    /// When reminders were last looked for (epoch ms).
+    last_remind: Arc<AtomicI64>,
+}
+
+impl Channels {
+    pub fn from_config(c: &Config) -> Channels {
+        Channels {
+            notify: c.notify.clone(),
+            channel: c.channel.clone(),
+            route: c.route.clone(),
+            public_url: c.web.public_url.clone(),
+            node: c.node(),
+            ..Channels::default()
+        }
+    }
+
+    /// The channels and routes, read and checked.
+    pub fn plan(&self) -> Result<Plan, notify::NotifyError> {
+        Plan::new(
+            &self.notify,
+            &self.channel,
+            &self.route,
+            self.public_url.clone(),
+        )
+    }
 }
 
 /// At most so many deliveries per channel in any minute (this process's own count).
@@ -61,167 +93,94 @@ impl RateLimit {
     }
 }
 
-/// How long a notification held by the rate limit waits before the next pass tries it.
-const HELD_FOR_MS: i64 = 5_000;
-
-/// A notification's fields, as the webhook's JSON keys and the command's environment.
-fn fields(n: &Notification, public_url: Option<&str>) -> Value {
-    let d = n.details.clone().unwrap_or(Value::Null);
-    let url = match (public_url, n.run_id) {
-        (Some(base), Some(run)) => {
-            Value::from(format!("{}/runs/{run}", base.trim_end_matches('/')))
-        }
-        _ => Value::Null,
-    };
-    json!({
-        "event": n.event.map_or("notify", |e| e.as_str()),
-        "host": n.host,
-        "check": d.get("check").cloned().unwrap_or(Value::Null),
-        "state": d.get("state").cloned().unwrap_or(Value::Null),
-        "previous_state": d.get("previous_state").cloned().unwrap_or(Value::Null),
-        "since": d.get("since").cloned().unwrap_or(Value::Null),
-        "message": d.get("message").cloned().unwrap_or(Value::Null),
-        "perfdata": d.get("perfdata").cloned().unwrap_or(Value::Null),
-        "run_id": n.run_id,
-        "url": url,
-        "subject": n.subject,
-        "body": n.body,
-        "id": n.id,
-        "created_at": n.created_at,
-    })
+/// One pending notification in this pass: what took it, what it waits for, what failed.
+struct Pending {
+    n: Notification,
+    fields: Value,
+    took: Vec<String>,
+    errors: Vec<String>,
+    /// The earliest time it must be looked at again (a window, an escalation, a rate limit).
+    wait_until: Option<i64>,
 }
 
-fn webhook(url: &str, body: &Value) -> Result<(), String> {
-    let agent = crate::session::http::agent(Duration::from_secs(10));
-    let resp = agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body.to_string().as_bytes())
-        // The URL often carries a token: it goes into no error message or log.
-        .map_err(|e| format!("webhook: {}", e.to_string().replace(url, "(webhook URL)")))?;
-    let status = resp.status().as_u16();
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(format!("webhook: HTTP {status}"))
+impl Pending {
+    fn wait(&mut self, until: i64) {
+        self.wait_until = Some(self.wait_until.map_or(until, |w| w.min(until)));
     }
 }
 
-/// The mail the command gets: `To:` (from `[notify] mail_to`), `Subject:`, `Date:`, a body,
-/// and the link to the run. Header values are one line each, whatever a script wrote.
-pub fn mail(n: &Notification, mail_to: Option<&str>, url: Option<&str>) -> String {
-    let one = crate::script::api::one_line;
-    let mut m = String::new();
-    if let Some(to) = mail_to {
-        m.push_str(&format!("To: {}\n", one(to)));
-    }
-    m.push_str(&format!("Subject: {}\n", one(&n.subject)));
-    let date = jiff::Timestamp::from_millisecond(n.created_at)
-        .map(|t| {
-            t.to_zoned(jiff::tz::TimeZone::system())
-                .strftime("%a, %d %b %Y %H:%M:%S %z")
-                .to_string()
-        })
-        .unwrap_or_default();
-    m.push_str(&format!("Date: {date}\n"));
-    m.push_str("Content-Type: text/plain; charset=utf-8\n");
-    m.push_str(&format!(
-        "X-Hostler-Event: {}\n\n{}\n",
-        n.event.map_or("notify", |e| e.as_str()),
-        n.body
-    ));
-    if let Some(u) = url {
-        m.push_str(&format!("\n{u}\n"));
-    }
-    m
+/// The host's tags, read once a pass.
+fn tags_of<'a>(hosts: &'a HashMap<String, Vec<String>>, host: Option<&str>) -> &'a [String] {
+    host.and_then(|h| hosts.get(h)).map_or(&[], Vec::as_slice)
 }
 
-/// `HOSTLER_EVENT`, `HOSTLER_HOST`, `HOSTLER_CHECK`, ...: each field that has a value.
-fn environment(f: &Value) -> Vec<(String, String)> {
-    let Some(map) = f.as_object() else {
-        return Vec::new();
-    };
-    map.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "subject" | "body"))
-        .filter_map(|(k, v)| {
-            let text = match v {
-                Value::Null => return None,
-                Value::String(s) => crate::script::api::one_line(s),
-                other => other.to_string(),
-            };
-            Some((format!("HOSTLER_{}", k.to_uppercase()), text))
-        })
-        .collect()
-}
-
-fn command(cmdline: &str, mail: &str, env: &[(String, String)]) -> Result<(), String> {
-    let mut words = cmdline.split_whitespace();
-    let prog = words.next().ok_or("notify command is empty")?;
-    // Its own HOSTLER_* variables, PATH and LANG: never the daemon's environment (a database
-    // URL with its password, the key file's path).
-    let inherited = ["PATH", "LANG"]
+fn host_tags(store: &Store) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    Ok(store
+        .hosts()?
         .into_iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)));
-    let mut child = Command::new(prog)
-        .args(words)
-        .env_clear()
-        .envs(inherited)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("notify command {prog}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(mail.as_bytes());
-    }
-    // A hung mailer must not hang delivery, or the daemon's shutdown.
-    let deadline = std::time::Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        match child
-            .try_wait()
-            .map_err(|e| format!("notify command {prog}: {e}"))?
-        {
-            Some(st) => break st,
-            None if std::time::Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "notify command {prog}: no exit after {COMMAND_TIMEOUT:?}; killed"
-                ));
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
+        .map(|h| (h.name, h.tags))
+        .collect())
+}
+
+/// Whether an escalation still stands: its check still has a problem nobody acknowledged.
+/// Err when the check cannot be read (then the escalation waits; it is never dropped on a
+/// failed read).
+fn escalation_stands(store: &Store, n: &Notification, f: &Value) -> Result<bool, StoreError> {
+    let Some(check) = f.get("check").and_then(Value::as_str) else {
+        return Ok(true);
     };
-    if status.success() {
-        return Ok(());
+    match store.check(n.host.as_deref(), check) {
+        Ok(c) => Ok(c.state != CheckState::Ok && !c.acked),
+        // The check is gone (its host or schedule removed): nothing left to escalate.
+        Err(StoreError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut err);
-    }
-    Err(format!("notify command {prog}: {status} {}", err.trim()))
 }
 
 /// Delivers every due notification once, to each channel that has not taken it yet; returns
 /// how many are now delivered to all.
 pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
-    let pending = match store.pending_notifications(100) {
+    let plan = match ch.plan() {
+        Ok(p) => p,
+        Err(e) => {
+            warn!("notifications wait: {e}");
+            return 0;
+        }
+    };
+    let now = now_ms();
+    if let Err(e) = remind(store, ch, &plan, now) {
+        warn!("cannot look for reminders: {e}");
+    }
+    let pending = match store.pending_notifications(500) {
         Ok(p) => p,
         Err(e) => {
             warn!("cannot read pending notifications: {e}");
             return 0;
         }
     };
-    let cfg = &ch.notify;
-    let mut delivered = 0;
+    if pending.is_empty() {
+        return 0;
+    }
+    let hosts = if plan.rules.is_empty() {
+        HashMap::new()
+    } else {
+        match host_tags(store) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!("cannot read the hosts' tags for routes: {e}");
+                return 0;
+            }
+        }
+    };
+    let mut rows: Vec<Pending> = Vec::new();
+    // Channel -> (row, when it became due) for this pass.
+    let mut by_channel: BTreeMap<String, Vec<(usize, i64)>> = BTreeMap::new();
     for n in pending {
         // Several daemons share the table: only the one that takes it delivers it.
         if !store.claim_notification(&n, 60_000).unwrap_or(false) {
             continue;
         }
-        let mut took: Vec<String> = n
+        let took: Vec<String> = n
             .channel
             .as_deref()
             .unwrap_or("")
@@ -229,68 +188,212 @@ pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
             .filter(|c| !c.is_empty())
             .map(String::from)
             .collect();
-        let f = fields(&n, ch.public_url.as_deref());
-        let url = f["url"].as_str().map(String::from);
-        let mut errors = Vec::new();
-        let mut held = Vec::new();
-        let per_minute = cfg.max_per_minute;
-        let mut attempt = |name: &str, send: &dyn Fn() -> Result<(), String>| {
-            if took.iter().any(|t| t == name) {
-                return;
-            }
-            if !ch.limit.allow(name, per_minute) {
-                held.push(name.to_string());
-                return;
-            }
-            match send() {
-                Ok(()) => took.push(name.to_string()),
-                Err(e) => errors.push(e),
-            }
+        let fields = notify::message::fields(&n, plan.public_url.as_deref());
+        let mut p = Pending {
+            n,
+            fields,
+            took,
+            errors: Vec::new(),
+            wait_until: None,
         };
-        if let Some(hook) = &cfg.webhook {
-            attempt("webhook", &|| webhook(hook, &f));
-        }
-        if let Some(cmd) = &cfg.command {
-            let m = mail(&n, cfg.mail_to.as_deref(), url.as_deref());
-            let env = environment(&f);
-            attempt("command", &|| command(cmd, &m, &env));
-        }
-        if cfg.webhook.is_none() && cfg.command.is_none() {
+        let idx = rows.len();
+        if plan.channels.is_empty() {
             // Nowhere to send it: the row and the log are the record.
-            attempt("log", &|| Ok(()));
-            info!(subject = %n.subject, "notification (no channel configured)");
+            info!(subject = %p.n.subject, "notification (no channel configured)");
+            if !p.took.iter().any(|t| t == "log") {
+                p.took.push("log".into());
+            }
+            rows.push(p);
+            continue;
         }
-        if errors.is_empty() && !held.is_empty() {
-            // Held by the rate limit: nothing failed, no try is counted, nothing is dropped.
-            info!(
-                id = n.id,
-                "notification held by the rate limit of {} ({per_minute} a minute)",
-                held.join(", ")
-            );
-            if let Err(e) = store.hold_notification(n.id, &took.join(","), now_ms() + HELD_FOR_MS) {
-                warn!("cannot hold a notification: {e}");
+        let event = p.n.event.map_or("notify", |e| e.as_str());
+        let state = p.fields["state"].as_str().map(str::to_ascii_lowercase);
+        let facts = Facts {
+            host: p.n.host.as_deref(),
+            tags: tags_of(&hosts, p.n.host.as_deref()),
+            check: p.fields["check"].as_str(),
+            state: state.as_deref(),
+            event,
+        };
+        let targets = plan.targets(&facts, now);
+        if targets.is_empty() && p.took.is_empty() {
+            info!(id = p.n.id, subject = %p.n.subject, "notification matched no route");
+            p.took.push("unrouted".into());
+        }
+        for t in targets {
+            if p.took.contains(&t.channel) {
+                continue;
+            }
+            let due = p.n.created_at.saturating_add(t.after_ms);
+            if due > now {
+                p.wait(due);
+                continue;
+            }
+            if t.after_ms > 0 {
+                match escalation_stands(store, &p.n, &p.fields) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        info!(
+                            id = p.n.id,
+                            channel = %t.channel,
+                            "escalation not sent: the problem recovered or was acknowledged"
+                        );
+                        p.took.push(t.channel.clone());
+                        continue;
+                    }
+                    Err(e) => {
+                        warn!(id = p.n.id, "escalation waits: cannot read its check: {e}");
+                        p.wait(now + HELD_FOR_MS);
+                        continue;
+                    }
+                }
+            }
+            by_channel.entry(t.channel).or_default().push((idx, due));
+        }
+        rows.push(p);
+    }
+    for (name, entries) in by_channel {
+        let Some(def) = plan.channel(&name) else {
+            continue;
+        };
+        let window = if notify::message::groups(def.kind) {
+            plan.group_window_ms
+        } else {
+            0
+        };
+        let first = entries.iter().map(|(_, due)| *due).min().unwrap_or(now);
+        if window > 0 && first + window > now {
+            for (i, _) in &entries {
+                rows[*i].wait(first + window);
             }
             continue;
         }
-        let result = if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        };
-        let next =
-            (n.tries + 1 < MAX_TRIES).then(|| now_ms() + 10_000 * (1 << n.tries.clamp(0, 12)));
-        if let Err(e) = &result {
-            warn!(
-                id = n.id,
-                tries = n.tries + 1,
-                "notification not delivered: {e}"
+        if !ch.limit.allow(&name, def.per_minute) {
+            info!(
+                channel = %name,
+                "notifications held by the channel's rate limit ({} a minute)",
+                def.per_minute
             );
-        } else {
-            delivered += 1;
+            for (i, _) in &entries {
+                rows[*i].wait(now + HELD_FOR_MS);
+            }
+            continue;
         }
-        if let Err(e) = store.notification_attempt(n.id, &took.join(","), result, next) {
+        let items: Vec<Value> = entries.iter().map(|(i, _)| rows[*i].fields.clone()).collect();
+        match def.send(&items, &ch.node) {
+            Ok(answer) => {
+                info!(channel = %name, events = items.len(), "notified: {answer}");
+                for (i, _) in &entries {
+                    rows[*i].took.push(name.clone());
+                }
+            }
+            Err(e) => {
+                for (i, _) in &entries {
+                    rows[*i].errors.push(format!("{name}: {e}"));
+                }
+            }
+        }
+    }
+    let mut delivered = 0;
+    for p in rows {
+        let took = p.took.join(",");
+        if p.errors.is_empty() {
+            if let Some(until) = p.wait_until {
+                // Waiting for a window, an escalation or the rate limit: no try is counted.
+                if let Err(e) = store.hold_notification(p.n.id, &took, until) {
+                    warn!("cannot hold a notification: {e}");
+                }
+                continue;
+            }
+            delivered += 1;
+            if let Err(e) = store.notification_attempt(p.n.id, &took, Ok(()), None) {
+                warn!("cannot record a delivery: {e}");
+            }
+            continue;
+        }
+        let err = p.errors.join("; ");
+        let backoff = now_ms() + 10_000 * (1 << p.n.tries.clamp(0, 12));
+        let next = (p.n.tries + 1 < MAX_TRIES).then(|| p.wait_until.map_or(backoff, |w| w.min(backoff)));
+        warn!(
+            id = p.n.id,
+            tries = p.n.tries + 1,
+            "notification not delivered: {err}"
+        );
+        if let Err(e) = store.notification_attempt(p.n.id, &took, Err(err), next) {
             warn!("cannot record a delivery attempt: {e}");
         }
     }
     delivered
+}
+
+/// Makes a reminder for each problem that holds unacknowledged past the `repeat` of a route
+/// that takes it (at most every few seconds a pass, and only when some route repeats).
+fn remind(store: &Store, ch: &Channels, plan: &Plan, now: i64) -> Result<(), StoreError> {
+    if !plan.rules.iter().any(|r| r.repeat.is_some()) {
+        return Ok(());
+    }
+    let last = ch.last_remind.load(Ordering::Relaxed);
+    if now - last < REMIND_EVERY_MS {
+        return Ok(());
+    }
+    ch.last_remind.store(now, Ordering::Relaxed);
+    let checks = store.checks()?;
+    let candidates: Vec<&Check> = checks
+        .iter()
+        .filter(|c| {
+            c.hard && c.state != CheckState::Ok && c.notified && !c.acked && !c.flapping
+                && !c.unreachable
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let quiet = store.checks_in_downtime(&checks)?;
+    let hosts = host_tags(store)?;
+    for c in candidates {
+        if quiet.contains(&c.id) {
+            continue;
+        }
+        let state = c.state.as_str();
+        let facts = Facts {
+            host: c.host.as_deref(),
+            tags: tags_of(&hosts, c.host.as_deref()),
+            check: Some(&c.script),
+            state: Some(state),
+            event: "reminder",
+        };
+        let Some(every) = plan.repeat_ms(&facts, now) else {
+            continue;
+        };
+        let last = c.reminded_at.filter(|t| *t >= c.since).unwrap_or(c.since);
+        if now - last < every {
+            continue;
+        }
+        let target = format!("{}/{}", c.host.as_deref().unwrap_or("(no host)"), c.script);
+        let upper = state.to_ascii_uppercase();
+        let notice = Notice {
+            event: Alert::Reminder,
+            subject: format!(
+                "REMINDER: {target} still {upper} since {}: {}",
+                crate::when::local(c.since),
+                c.message
+            ),
+            body: format!(
+                "{target} has been {upper} since {}, and nobody has acknowledged it.\n{}",
+                crate::when::local(c.since),
+                c.message
+            ),
+        };
+        let details = json!({
+            "check": c.script,
+            "state": state,
+            "since": c.since,
+            "message": c.message,
+            "perfdata": c.perfdata,
+        });
+        if store.remind(c, &notice, &details, now)? {
+            info!(check = %target, "reminder made");
+        }
+    }
+    Ok(())
 }

@@ -74,11 +74,7 @@ impl DaemonOptions {
             grace: secs(c.monitord.grace, 0.0),
             retry_base: secs(c.monitord.retry_backoff, 0.0),
             recheck_within: secs(c.monitord.recheck_within, 0.0),
-            channels: Channels {
-                notify: c.notify.clone(),
-                public_url: c.web.public_url.clone(),
-                limit: Arc::default(),
-            },
+            channels: Channels::from_config(c),
             health: Arc::default(),
             history: c.history.clone(),
         }

@@ -213,6 +213,7 @@ pub(super) fn check_from_row(r: &Row) -> Result<Check, StoreError> {
             .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or_default(),
         flapping: r.boolean("flapping")?,
+        reminded_at: r.opt_int("reminded_at")?,
         unreachable: false,
         parent: None,
     })

@@ -124,6 +124,11 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("checks", "sites"),
             Add::Column("checks", "told"),
         ]),
+        // 7: named channels (more than `channel`'s 64 characters of them) and reminders.
+        6 => Some(&[
+            Add::Column("notifications", "sent"),
+            Add::Column("checks", "reminded_at"),
+        ]),
         _ => None,
     }
 }

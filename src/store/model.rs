@@ -218,6 +218,8 @@ pub struct Check {
     pub changes: Vec<i64>,
     /// Changing state too often: its problems and recoveries are held.
     pub flapping: bool,
+    /// When a reminder of its problem last went out.
+    pub reminded_at: Option<i64>,
     /// A problem behind a parent that is down (see [`Dependency`]): it is neither fixed nor
     /// told. Worked out when the checks are read, from the parents' states now.
     pub unreachable: bool,
@@ -468,6 +470,8 @@ text_enum!(
         DowntimeEnd => "downtime_end",
         /// A script's own `notify()`.
         Notify => "notify",
+        /// A problem still holds, unacknowledged (routes with `repeat`).
+        Reminder => "reminder",
     }
 );
 

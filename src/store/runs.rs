@@ -2,7 +2,7 @@
 
 use super::statements as st;
 use super::{
-    ConnExt, JobAction, Notice, Notification, Row, Run, RunFilter, RunPhase, Status, Store,
+    Check, ConnExt, JobAction, Notice, Notification, Row, Run, RunFilter, RunPhase, Status, Store,
     StoreError, now_ms,
 };
 use crate::sql::param;
@@ -58,7 +58,7 @@ fn notification_from_row(r: &Row) -> Result<Notification, StoreError> {
             .and_then(|d| serde_json::from_str(&d).ok()),
         subject: r.text("subject")?,
         body: r.text("body")?,
-        channel: r.opt_text("channel")?,
+        channel: r.opt_text("sent")?.or(r.opt_text("channel")?),
         created_at: r.int("created_at")?,
         delivered_at: r.opt_int("delivered_at")?,
         error: r.opt_text("error")?,
@@ -532,6 +532,30 @@ impl Store {
     pub fn add_notification(&self, host: Option<&str>, notice: &Notice) -> Result<i64, StoreError> {
         let at = now_ms();
         self.write(|c| c.insert(st::notification_insert(None, host, notice, None, at)))
+    }
+
+    /// Records a reminder of a check's problem, unless another node reminded since
+    /// `check.reminded_at`; true when this one did.
+    pub fn remind(
+        &self,
+        check: &Check,
+        notice: &Notice,
+        details: &serde_json::Value,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(|c| {
+            if c.exec(st::check_reminded(check.id, check.reminded_at, at))? != 1 {
+                return Ok(false);
+            }
+            c.insert(st::notification_insert(
+                check.last_run_id,
+                check.host.as_deref(),
+                notice,
+                Some(&details.to_string()),
+                at,
+            ))?;
+            Ok(true)
+        })
     }
 
     /// Notifications whose next delivery attempt is due.

@@ -58,6 +58,7 @@ fn replay(steps: &[Step], policy: &Policy) -> Vec<(Check, Option<Event>)> {
             ack_comment: None,
             changes: n.changes,
             flapping: n.flapping,
+            reminded_at: None,
             unreachable: false,
             parent: None,
         };

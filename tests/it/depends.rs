@@ -125,6 +125,7 @@ proptest! {
                 ack_comment: None,
                 changes: n.changes,
                 flapping: n.flapping,
+                reminded_at: None,
                 unreachable: false,
                 parent: None,
             });

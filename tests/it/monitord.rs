@@ -21,6 +21,8 @@ fn opts(node: &str) -> DaemonOptions {
     o.grace = Duration::from_secs(5);
     o.retry_base = Duration::from_millis(100);
     o.recheck_within = Duration::from_secs(2);
+    // Each event on its own, at once (the grouping test sets a window).
+    o.channels.notify.group_window = "0s".into();
     o
 }
 
@@ -980,15 +982,13 @@ fn failed_deliveries_are_recorded_and_retried() {
             },
         )
         .expect("add");
-    let cfg = monitord::Channels {
-        notify: hostler::config::Notify {
-            webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
-            command: None,
-            mail_to: None,
-            max_per_minute: 30,
-        },
-        public_url: None,
-        limit: Default::default(),
+    let mut cfg = monitord::Channels::default();
+    cfg.notify = hostler::config::Notify {
+        webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
+        command: None,
+        mail_to: None,
+        max_per_minute: 30,
+        group_window: "0s".into(),
     };
     assert_eq!(monitord::deliver_pending(&store, &cfg), 0);
     let n = store.notifications(1).expect("n");
@@ -1032,15 +1032,13 @@ fn each_channel_is_retried_on_its_own_and_the_command_gets_a_whole_mail() {
     .expect("mailer");
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let cfg = monitord::Channels {
-        notify: hostler::config::Notify {
-            webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
-            command: Some(script.display().to_string()),
-            mail_to: Some("ops@example.com".into()),
-            max_per_minute: 30,
-        },
-        public_url: None,
-        limit: Default::default(),
+    let mut cfg = monitord::Channels::default();
+    cfg.notify = hostler::config::Notify {
+        webhook: Some("http://127.0.0.1:9/nothing-listens-here".into()),
+        command: Some(script.display().to_string()),
+        mail_to: Some("ops@example.com".into()),
+        max_per_minute: 30,
+        group_window: "0s".into(),
     };
     // The webhook is down: the command takes it, the row remembers that.
     assert_eq!(monitord::deliver_pending(&store, &cfg), 0);
@@ -1097,15 +1095,13 @@ fn the_rate_limit_holds_notifications_back_and_drops_none() {
             .expect("add");
     }
     let mail = w.path("mail.txt");
-    let cfg = monitord::Channels {
-        notify: hostler::config::Notify {
-            webhook: None,
-            command: Some(format!("tee -a {}", mail.display())),
-            mail_to: None,
-            max_per_minute: 2,
-        },
-        public_url: None,
-        limit: Default::default(),
+    let mut cfg = monitord::Channels::default();
+    cfg.notify = hostler::config::Notify {
+        webhook: None,
+        command: Some(format!("tee -a {}", mail.display())),
+        mail_to: None,
+        max_per_minute: 2,
+        group_window: "0s".into(),
     };
     assert_eq!(monitord::deliver_pending(&store, &cfg), 2);
     let text = std::fs::read_to_string(&mail).expect("mail");

@@ -42,7 +42,7 @@ fn open_applies_schema_once_and_records_version() {
         )
         .expect("raw");
     assert_eq!(r.rows.len(), 1);
-    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("6"));
+    assert_eq!(r.rows[0][0].to_text().as_deref(), Some("7"));
 }
 
 #[test]
@@ -115,6 +115,7 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE schedules DROP COLUMN sites",
         "ALTER TABLE schedules DROP COLUMN quorum",
         "ALTER TABLE jobs DROP COLUMN site",
+        "ALTER TABLE notifications DROP COLUMN sent",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -147,7 +148,7 @@ fn a_version_1_database_is_upgraded_in_place() {
             false,
         )
         .expect("raw");
-    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("6"));
+    assert_eq!(v.rows[0][0].to_text().as_deref(), Some("7"));
     // The unique index came with it.
     let idx = s
         .raw(
@@ -193,6 +194,8 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "ALTER TABLE jobs DROP COLUMN site".to_string(),
         "ALTER TABLE checks DROP COLUMN sites".to_string(),
         "ALTER TABLE checks DROP COLUMN told".to_string(),
+        "ALTER TABLE checks DROP COLUMN reminded_at".to_string(),
+        "ALTER TABLE notifications DROP COLUMN sent".to_string(),
         "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
         "INSERT INTO runs (script, host, check_name, status, message, transcript, started_at, finished_at) VALUES ('c', 'h', 'named', 'warning', 'hosted', '', 7, 8)".to_string(),
         "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),

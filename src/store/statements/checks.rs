@@ -21,6 +21,7 @@ pub const CHECK_COLUMNS: &[&str] = &[
     "flapping",
     "sites",
     "told",
+    "reminded_at",
 ];
 
 pub const DOWNTIME_COLUMNS: &[&str] = &[

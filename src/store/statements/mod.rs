@@ -67,6 +67,7 @@ pub const NOTIFICATION_COLUMNS: &[&str] = &[
     "next_try_at",
     "event",
     "details",
+    "sent",
 ];
 
 mod checks;

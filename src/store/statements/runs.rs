@@ -236,7 +236,7 @@ pub fn notification_attempt(
     next_try_at: Option<i64>,
 ) -> Statement {
     let mut set = vec![
-        ("channel", param(channel)),
+        ("sent", param(channel)),
         ("tries", col("tries") + lit(1)),
         ("error", param(error)),
         (
@@ -264,10 +264,27 @@ pub fn notification_hold(id: i64, channel: &str, next_try_at: i64) -> Statement 
     Update {
         table: "notifications",
         set: vec![
-            ("channel", param(channel)),
+            ("sent", param(channel)),
             ("next_try_at", param(next_try_at)),
         ],
         conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Marks a check reminded at `at`, if nobody else did since `seen` (one node reminds).
+pub fn check_reminded(id: i64, seen: Option<i64>, at: i64) -> Statement {
+    Update {
+        table: "checks",
+        set: vec![("reminded_at", param(at))],
+        conditions: vec![
+            col("id").eq(param(id)),
+            match seen {
+                Some(t) => col("reminded_at").eq(param(t)),
+                None => col("reminded_at").is_null(),
+            },
+        ],
         returning: vec![],
     }
     .into()
