@@ -14,7 +14,10 @@
 //!   rendered per dialect. The DDL of every dialect derives from `schema.sql`.
 //! - [`queue`]: the one way work enters the queue (a request, its target, its timing).
 //! - [`monitord`]: the daemon (`hostler serve`): fires schedules, claims with leases, the
-//!   correction loop, notifications.
+//!   correction loop, the delivery of notifications.
+//! - [`notify`]: where notifications go: channels of each kind (webhook, command, SMTP, Slack,
+//!   Teams, Discord, Mattermost, ntfy, Gotify, Telegram, PagerDuty, Opsgenie), routes with
+//!   escalation, reminders and hours, and each service's message shape.
 //! - [`shell`]: the interactive script shell (rustyline), also a login shell.
 //! - [`web`]: the web page, JSON API, `/metrics` and `/sqlxml` that `serve` answers (its own
 //!   HTTP/1.1 connection handling in `web::server`, maud), with logins, sessions and CSRF
@@ -41,10 +44,11 @@
 //! sqlxml   → redact session sql urlencode
 //! store    → config perfdata redact sql sqlxml urlencode when
 //! bundled  → store
+//! notify   → config redact session store urlencode when
 //! script   → bundled config redact session store
 //! app      → config environ redact script session store
 //! queue    → bundled redact store when
-//! monitord → config health queue script session store when
+//! monitord → config health notify queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
 //! shell    → app bundled script session store   (`:schedule` is the CLI's verb, handed in)
 //! cli      → everything above

@@ -1,5 +1,6 @@
-//! Secrets out of text: the one mask every part prints instead of a secret, and URLs made safe
-//! to show. A leaf: it depends on nothing in the crate.
+//! Secrets out of text: the one mask every part prints instead of a secret, URLs made safe
+//! to show, and text made one line (nothing outside can add a mail header). A leaf: it
+//! depends on nothing in the crate.
 
 /// What is shown in place of a secret.
 pub const MASK: &str = "********";
@@ -95,4 +96,15 @@ pub fn argument(name: &str, value: &str) -> String {
         return database_url(value);
     }
     value.to_string()
+}
+
+/// A subject as one line of at most 200 characters: control characters (line ends among
+/// them) become spaces, so script text can never add a header to a mail.
+pub fn one_line(s: &str) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    flat.trim().to_string()
 }

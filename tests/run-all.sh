@@ -24,6 +24,8 @@ need_pkgs=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 # Stock login shells for the session tests besides bash, dash and busybox ash: zsh.
 [ -x /usr/bin/zsh ] || need_pkgs+=(zsh)
+# A real SMTP server for the smtp channel's tests (plain, STARTTLS with a login).
+[ -f /usr/lib/python3/dist-packages/aiosmtpd/__init__.py ] || need_pkgs+=(python3-aiosmtpd)
 # A real browser for the web page's test: Debian's Chromium, driven through chromedriver.
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)

@@ -2,7 +2,6 @@
 //! store or the script runner, and prints. `--json` on every listing.
 
 mod depend;
-mod notify;
 mod downtime;
 mod fanout;
 mod heartbeat;
@@ -10,6 +9,7 @@ mod host;
 mod host_edit;
 mod init;
 mod key;
+mod notify;
 mod output;
 mod prune;
 mod queue;

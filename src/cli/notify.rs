@@ -130,7 +130,11 @@ fn test(app: &App, plan: &Plan, c: TestCmd) -> anyhow::Result<()> {
         anyhow::bail!(
             "no channel {:?} (there are: {})",
             c.channel,
-            if names.is_empty() { "none".into() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
         );
     };
     let node = app.config.node();
@@ -228,7 +232,8 @@ fn routes(app: &App, plan: &Plan, c: RoutesCmd) -> anyhow::Result<()> {
             .map(|r| {
                 vec![
                     r.channel.clone(),
-                    r.route.map_or("(no routes: every channel)".into(), |n| format!("#{n}")),
+                    r.route
+                        .map_or("(no routes: every channel)".into(), |n| format!("#{n}")),
                     if r.after_s == 0 {
                         "at once".into()
                     } else {

@@ -140,6 +140,12 @@ fn escalation_stands(store: &Store, n: &Notification, f: &Value) -> Result<bool,
 /// Delivers every due notification once, to each channel that has not taken it yet; returns
 /// how many are now delivered to all.
 pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
+    deliver_at(store, ch, now_ms())
+}
+
+/// [`deliver_pending`] as of `now` (epoch ms): windows, escalations, reminders and routes'
+/// hours are judged by it.
+pub fn deliver_at(store: &Store, ch: &Channels, now: i64) -> usize {
     let plan = match ch.plan() {
         Ok(p) => p,
         Err(e) => {
@@ -147,11 +153,10 @@ pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
             return 0;
         }
     };
-    let now = now_ms();
     if let Err(e) = remind(store, ch, &plan, now) {
         warn!("cannot look for reminders: {e}");
     }
-    let pending = match store.pending_notifications(500) {
+    let pending = match store.pending_notifications(now, 500) {
         Ok(p) => p,
         Err(e) => {
             warn!("cannot read pending notifications: {e}");
@@ -174,7 +179,7 @@ pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
     };
     let mut rows: Vec<Pending> = Vec::new();
     // Channel -> (row, when it became due) for this pass.
-    let mut by_channel: BTreeMap<String, Vec<(usize, i64)>> = BTreeMap::new();
+    let mut by_channel: HashMap<String, Vec<(usize, i64)>> = HashMap::new();
     for n in pending {
         // Several daemons share the table: only the one that takes it delivers it.
         if !store.claim_notification(&n, 60_000).unwrap_or(false) {
@@ -252,10 +257,12 @@ pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
         }
         rows.push(p);
     }
-    for (name, entries) in by_channel {
-        let Some(def) = plan.channel(&name) else {
+    // In the config's order (the old webhook before the old command).
+    for def in &plan.channels {
+        let Some(entries) = by_channel.remove(&def.name) else {
             continue;
         };
+        let name = def.name.clone();
         let window = if notify::message::groups(def.kind) {
             plan.group_window_ms
         } else {
@@ -268,28 +275,36 @@ pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
             }
             continue;
         }
-        if !ch.limit.allow(&name, def.per_minute) {
-            info!(
-                channel = %name,
-                "notifications held by the channel's rate limit ({} a minute)",
-                def.per_minute
-            );
-            for (i, _) in &entries {
-                rows[*i].wait(now + HELD_FOR_MS);
-            }
-            continue;
-        }
-        let items: Vec<Value> = entries.iter().map(|(i, _)| rows[*i].fields.clone()).collect();
-        match def.send(&items, &ch.node) {
-            Ok(answer) => {
-                info!(channel = %name, events = items.len(), "notified: {answer}");
-                for (i, _) in &entries {
-                    rows[*i].took.push(name.clone());
+        // With no window, each event is a message of its own.
+        let batches: Vec<&[(usize, i64)]> = if window > 0 {
+            vec![&entries[..]]
+        } else {
+            entries.chunks(1).collect()
+        };
+        for batch in batches {
+            if !ch.limit.allow(&name, def.per_minute) {
+                info!(
+                    channel = %name,
+                    "notifications held by the channel's rate limit ({} a minute)",
+                    def.per_minute
+                );
+                for (i, _) in batch {
+                    rows[*i].wait(now + HELD_FOR_MS);
                 }
+                continue;
             }
-            Err(e) => {
-                for (i, _) in &entries {
-                    rows[*i].errors.push(format!("{name}: {e}"));
+            let items: Vec<Value> = batch.iter().map(|(i, _)| rows[*i].fields.clone()).collect();
+            match def.send(&items, &ch.node) {
+                Ok(answer) => {
+                    info!(channel = %name, events = items.len(), "notified: {answer}");
+                    for (i, _) in batch {
+                        rows[*i].took.push(name.clone());
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in batch {
+                        rows[*i].errors.push(format!("{name}: {e}"));
+                    }
                 }
             }
         }
@@ -312,8 +327,9 @@ pub fn deliver_pending(store: &Store, ch: &Channels) -> usize {
             continue;
         }
         let err = p.errors.join("; ");
-        let backoff = now_ms() + 10_000 * (1 << p.n.tries.clamp(0, 12));
-        let next = (p.n.tries + 1 < MAX_TRIES).then(|| p.wait_until.map_or(backoff, |w| w.min(backoff)));
+        let backoff = now + 10_000 * (1 << p.n.tries.clamp(0, 12));
+        let next =
+            (p.n.tries + 1 < MAX_TRIES).then(|| p.wait_until.map_or(backoff, |w| w.min(backoff)));
         warn!(
             id = p.n.id,
             tries = p.n.tries + 1,
@@ -341,7 +357,11 @@ fn remind(store: &Store, ch: &Channels, plan: &Plan, now: i64) -> Result<(), Sto
     let candidates: Vec<&Check> = checks
         .iter()
         .filter(|c| {
-            c.hard && c.state != CheckState::Ok && c.notified && !c.acked && !c.flapping
+            c.hard
+                && c.state != CheckState::Ok
+                && c.notified
+                && !c.acked
+                && !c.flapping
                 && !c.unreachable
         })
         .collect();

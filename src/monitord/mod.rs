@@ -29,7 +29,7 @@ use smol::channel::{Receiver, Sender};
 use tracing::{Instrument, info, info_span, warn};
 
 pub use crate::store::guard::{FixGuard, fix_guard};
-pub use deliver::{Channels, deliver_pending};
+pub use deliver::{Channels, deliver_at, deliver_pending};
 pub use runner::{JobFlags, Pace, backoff, run_job};
 
 use crate::config::Config;

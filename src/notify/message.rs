@@ -40,15 +40,7 @@ pub struct Shape {
     pub mail_to: Option<String>,
 }
 
-/// A header value or a list line: control characters become spaces, at most 200 characters.
-pub fn one_line(s: &str) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    flat.trim().to_string()
-}
+pub use crate::redact::one_line;
 
 /// A notification's fields, as the webhook's JSON keys and the command's environment.
 pub fn fields(n: &Notification, public_url: Option<&str>) -> Value {
@@ -142,7 +134,10 @@ pub fn dedup_key(item: &Value) -> String {
         item.get("host").and_then(Value::as_str).unwrap_or("-"),
         item.get("check")
             .and_then(Value::as_str)
-            .unwrap_or_else(|| item.get("event").and_then(Value::as_str).unwrap_or("notify"))
+            .unwrap_or_else(|| item
+                .get("event")
+                .and_then(Value::as_str)
+                .unwrap_or("notify"))
     )
 }
 

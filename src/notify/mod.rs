@@ -56,12 +56,23 @@ fn keys(kind: ChannelKind) -> (&'static [&'static str], &'static [&'static str])
         Webhook | Slack | Teams | Discord | Mattermost => (&["url", "url_file"], &["url"]),
         Command => (&["command"], &["command"]),
         Smtp => (
-            &["server", "tls", "ca_file", "user", "password_file", "from", "to"],
+            &[
+                "server",
+                "tls",
+                "ca_file",
+                "user",
+                "password_file",
+                "from",
+                "to",
+            ],
             &["server", "from", "to"],
         ),
         Ntfy => (&["url", "topic", "token", "token_file"], &["topic"]),
         Gotify => (&["url", "token", "token_file"], &["url", "token"]),
-        Telegram => (&["url", "token", "token_file", "chat_id"], &["token", "chat_id"]),
+        Telegram => (
+            &["url", "token", "token_file", "chat_id"],
+            &["token", "chat_id"],
+        ),
         Pagerduty | Opsgenie => (&["url", "token", "token_file"], &["token"]),
     }
 }
@@ -118,7 +129,11 @@ fn secret(inline: &Option<String>, file: &Option<String>, key: &str) -> Result<S
 }
 
 impl ChannelDef {
-    fn check(name: &str, cfg: &config::Channel, default_per_minute: usize) -> Result<ChannelDef, NotifyError> {
+    fn check(
+        name: &str,
+        cfg: &config::Channel,
+        default_per_minute: usize,
+    ) -> Result<ChannelDef, NotifyError> {
         let bad = |m: String| NotifyError::Channel(name.to_string(), m);
         if name.is_empty()
             || name == "log"
@@ -126,13 +141,18 @@ impl ChannelDef {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(bad("a channel's name is letters, digits, - and _ (and not \"log\")".into()));
+            return Err(bad(
+                "a channel's name is letters, digits, - and _ (and not \"log\")".into(),
+            ));
         }
         let (takes, needs) = keys(cfg.kind);
         let kind = kind_name(cfg.kind);
         for k in given(cfg) {
             if !takes.contains(&k) {
-                return Err(bad(format!("{kind} does not take {k} (it takes {})", takes.join(", "))));
+                return Err(bad(format!(
+                    "{kind} does not take {k} (it takes {})",
+                    takes.join(", ")
+                )));
             }
         }
         let has = |k: &str| match k {
@@ -150,7 +170,9 @@ impl ChannelDef {
                 return Err(bad(format!("{kind} needs {k}{also}")));
             }
         }
-        if cfg.url.is_some() && cfg.url_file.is_some() || cfg.token.is_some() && cfg.token_file.is_some() {
+        if cfg.url.is_some() && cfg.url_file.is_some()
+            || cfg.token.is_some() && cfg.token_file.is_some()
+        {
             return Err(bad("give a secret inline or in a file, not both".into()));
         }
         if cfg.user.is_some() != cfg.password_file.is_some() {
@@ -159,7 +181,10 @@ impl ChannelDef {
         if let Some(u) = &cfg.url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return Err(bad(format!("url {:?} is not http:// or https://", crate::redact::request_url(u))));
+            return Err(bad(format!(
+                "url {:?} is not http:// or https://",
+                crate::redact::request_url(u)
+            )));
         }
         Ok(ChannelDef {
             name: name.to_string(),
@@ -227,7 +252,12 @@ impl ChannelDef {
             .collect();
         let mut answers = Vec::new();
         for o in message::build(self.kind, &shape, items) {
-            answers.push(send::outbound(&o, c.command.as_deref(), smtp.as_ref(), &secrets)?);
+            answers.push(send::outbound(
+                &o,
+                c.command.as_deref(),
+                smtp.as_ref(),
+                &secrets,
+            )?);
         }
         Ok(answers.join("; "))
     }
@@ -323,7 +353,10 @@ impl Plan {
 
     /// The shortest `repeat` of the routes a reminder for these facts would take, in ms.
     pub fn repeat_ms(&self, f: &Facts, at_ms: i64) -> Option<i64> {
-        let reminder = Facts { event: "reminder", ..*f };
+        let reminder = Facts {
+            event: "reminder",
+            ..*f
+        };
         let targets = self.targets(&reminder, at_ms);
         targets
             .iter()

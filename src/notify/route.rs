@@ -76,8 +76,9 @@ const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn day(s: &str) -> Option<u8> {
     let s = s.trim().to_ascii_lowercase();
+    let head = s.get(..3)?;
     DAYS.iter()
-        .position(|d| s.len() >= 3 && d.starts_with(&s[..3]) && (s.len() == 3 || s.starts_with(d)))
+        .position(|d| *d == head && (s.len() == 3 || s.starts_with(d)))
         .map(|i| i as u8)
 }
 
@@ -190,7 +191,10 @@ fn duration(text: &Option<String>, key: &str, n: usize) -> Result<Option<Duratio
                 .map_err(|e| NotifyError::Route(n, format!("{key}: {e}")))
                 .and_then(|d| {
                     if d.is_zero() && key == "repeat" {
-                        Err(NotifyError::Route(n, "repeat = \"0s\": give a duration above zero".into()))
+                        Err(NotifyError::Route(
+                            n,
+                            "repeat = \"0s\": give a duration above zero".into(),
+                        ))
                     } else {
                         Ok(d)
                     }
@@ -217,7 +221,10 @@ impl Rule {
             ));
         }
         if r.channels.is_empty() {
-            return Err(NotifyError::Route(n, "channels = [...] names no channel".into()));
+            return Err(NotifyError::Route(
+                n,
+                "channels = [...] names no channel".into(),
+            ));
         }
         for c in &r.channels {
             if !channels.contains(c) {
@@ -225,7 +232,11 @@ impl Rule {
                     n,
                     format!(
                         "no channel {c:?} (there are: {})",
-                        if channels.is_empty() { "none".to_string() } else { channels.join(", ") }
+                        if channels.is_empty() {
+                            "none".to_string()
+                        } else {
+                            channels.join(", ")
+                        }
                     ),
                 ));
             }
@@ -274,7 +285,10 @@ impl Rule {
                 .is_none_or(|g| f.check.is_some_and(|c| g.is_match(c)))
             && (self.states.is_empty()
                 || f.state.is_some_and(|s| self.states.iter().any(|x| x == s)))
-            && self.hours.as_ref().is_none_or(|h| h.contains(weekday, minute))
+            && self
+                .hours
+                .as_ref()
+                .is_none_or(|h| h.contains(weekday, minute))
     }
 }
 
@@ -303,7 +317,9 @@ pub fn targets(
         if !r.matches(f, weekday, minute) {
             continue;
         }
-        let after_ms = r.after.map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64);
+        let after_ms = r
+            .after
+            .map_or(0, |d| d.as_millis().min(i64::MAX as u128) as i64);
         for c in &r.channels {
             match out.iter_mut().find(|t| &t.channel == c) {
                 Some(t) if t.after_ms > after_ms => {

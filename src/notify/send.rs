@@ -41,7 +41,12 @@ fn hide(text: String, secrets: &[&str]) -> String {
 }
 
 /// Sends one request; `secrets` are masked in any error.
-pub fn http(url: &str, headers: &[(String, String)], body: &Value, secrets: &[&str]) -> Result<String, String> {
+pub fn http(
+    url: &str,
+    headers: &[(String, String)],
+    body: &Value,
+    secrets: &[&str],
+) -> Result<String, String> {
     let agent = crate::session::http::agent(HTTP_TIMEOUT);
     let mut req = agent.post(url).header("content-type", "application/json");
     for (k, v) in headers {
@@ -107,7 +112,10 @@ pub fn command(cmdline: &str, mail: &str, env: &[(String, String)]) -> Result<St
     if status.success() {
         Ok(format!("{prog}: {status}"))
     } else {
-        Err(format!("{prog}: {status} {}", super::message::one_line(&err)))
+        Err(format!(
+            "{prog}: {status} {}",
+            super::message::one_line(&err)
+        ))
     }
 }
 
@@ -126,7 +134,10 @@ pub fn smtp(s: &Smtp, subject: &str, body: &str) -> Result<String, String> {
             p.parse::<u16>()
                 .map_err(|_| format!("server {:?}: the port is not a number", s.server))?,
         ),
-        None => (s.server.as_str(), if s.tls == SmtpTls::Tls { 465 } else { 587 }),
+        None => (
+            s.server.as_str(),
+            if s.tls == SmtpTls::Tls { 465 } else { 587 },
+        ),
     };
     let mailbox = |a: &str| -> Result<Mailbox, String> {
         a.parse().map_err(|e| format!("address {a:?}: {e}"))
@@ -145,7 +156,9 @@ pub fn smtp(s: &Smtp, subject: &str, body: &str) -> Result<String, String> {
     for to in &s.to {
         m = m.to(mailbox(to)?);
     }
-    let mail = m.body(body.to_string()).map_err(|e| format!("the mail: {e}"))?;
+    let mail = m
+        .body(body.to_string())
+        .map_err(|e| format!("the mail: {e}"))?;
     let tls = || -> Result<TlsParameters, String> {
         let mut b = TlsParameters::builder(host.to_string());
         if let Some(pem) = &s.ca_pem {

@@ -558,9 +558,12 @@ impl Store {
         })
     }
 
-    /// Notifications whose next delivery attempt is due.
-    pub fn pending_notifications(&self, limit: u64) -> Result<Vec<Notification>, StoreError> {
-        let at = now_ms();
+    /// Notifications whose next delivery attempt is due at `at`.
+    pub fn pending_notifications(
+        &self,
+        at: i64,
+        limit: u64,
+    ) -> Result<Vec<Notification>, StoreError> {
         self.read(|c| {
             c.query(st::notification_pending(at, limit))?
                 .iter()

@@ -2,6 +2,7 @@
 //! and Rhai on a 2-core machine). Modules are named after what they test.
 
 mod browser;
+mod channels;
 mod checks;
 mod cli;
 mod depends;

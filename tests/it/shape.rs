@@ -30,6 +30,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("bundled", &["store"]),
+    (
+        "notify",
+        &["config", "redact", "session", "store", "urlencode", "when"],
+    ),
     ("queue", &["bundled", "redact", "store", "when"]),
     (
         "script",
@@ -42,7 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "monitord",
         &[
-            "config", "health", "queue", "script", "session", "store", "when",
+            "config", "health", "notify", "queue", "script", "session", "store", "when",
         ],
     ),
     (
@@ -68,8 +72,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "app", "bundled", "config", "health", "monitord", "password", "queue", "redact",
-            "script", "session", "shell", "sql", "sqlxml", "store", "web", "when",
+            "app", "bundled", "config", "health", "monitord", "notify", "password", "queue",
+            "redact", "script", "session", "shell", "sql", "sqlxml", "store", "web", "when",
         ],
     ),
 ];

@@ -299,13 +299,4 @@ pub fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
     }
 }
 
-/// A subject as one line of at most 200 characters: control characters (line ends among
-/// them) become spaces, so script text can never add a header to a mail.
-pub fn one_line(s: &str) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    flat.trim().to_string()
-}
+pub use crate::redact::one_line;
