@@ -307,7 +307,10 @@ CREATE TABLE heartbeats (
     -- When the missing ping was recorded (NULL: none missed since the last ping).
     missed_at   BIGINT,
     author      VARCHAR(255),
-    created_at  BIGINT NOT NULL
+    created_at  BIGINT NOT NULL,
+    -- The fix queued (on the heartbeat's host) when its problem begins. Added in schema
+    -- version 7.
+    fix         VARCHAR(255)
 );
 
 CREATE TABLE users (

@@ -32,7 +32,8 @@ pub enum HeartbeatAction {
     name = "add",
     example = "hostler heartbeat add backup_nightly --host db1 --every 1d --grace 1h",
     example = "0 2 * * * hostler exec backup_nightly --host db1 -- /usr/local/bin/backup",
-    note = "Ping the URL with GET, POST or HEAD when the job succeeds; /start when it starts (so its duration is known), /fail when it fails, /N with its exit status. A POST's body (up to 100 KB) is kept as the run's output. No ping within --every plus --grace is a CRITICAL result of the check, which is fixed never and told as any check's."
+    example = "hostler heartbeat add sync --host files1 --every 15m --grace 5m --fix restart_sync",
+    note = "Ping the URL with GET, POST or HEAD when the job succeeds; /start when it starts (so its duration is known), /fail when it fails, /N with its exit status. A POST's body (up to 100 KB) is kept as the run's output. No ping within --every plus --grace is a CRITICAL result of the check, told as any check's. With --fix, the fix script is queued on the host when the problem begins (once per problem, not during a downtime); only the next ping can tell that it worked."
 )]
 pub struct AddCmd {
     /// the check's name
@@ -50,6 +51,9 @@ pub struct AddCmd {
     /// the host the check belongs to (default: none)
     #[argh(option)]
     pub host: Option<String>,
+    /// a fix script to queue on the host when the problem begins
+    #[argh(option)]
+    pub fix: Option<String>,
     /// print JSON: {"id", "name", "host", "url"}
     #[argh(switch)]
     pub json: bool,
@@ -116,6 +120,7 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
                 cron: c.cron.clone(),
                 grace_ms: c.grace.as_deref().map_or(Ok(0), |g| ms(g, "--grace"))?,
                 author: Some(super::downtime::author()),
+                fix: c.fix.clone(),
             };
             let (id, token) = store.add_heartbeat(&h)?;
             let base = app
@@ -155,6 +160,7 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
                         h.last_ping_at.map_or("never".into(), output::time),
                         h.deadline()
                             .map_or_else(|e| format!("? ({e})"), output::time),
+                        h.fix.clone().unwrap_or_default(),
                         if h.missed_at.is_some() { "missed" } else { "" }.to_string(),
                     ]
                 })
@@ -167,6 +173,7 @@ pub fn run(app: &App, cmd: HeartbeatCmd) -> anyhow::Result<u8> {
                     "GRACE",
                     "LAST PING",
                     "DUE BY",
+                    "FIX",
                     "",
                 ],
                 &rows,
@@ -242,7 +249,10 @@ pub fn exec(app: &App, cmd: ExecCmd) -> anyhow::Result<u8> {
         }
         Err(e) => (127, format!("cannot start {program}: {e}")),
     };
-    store.ping(&h, Ping::Exit(i64::from(code)), &output)?;
+    let pinged = store.ping(&h, Ping::Exit(i64::from(code)), &output)?;
+    if let Some(fix) = pinged.fix {
+        crate::queue::heartbeat_fix(&store, &fix)?;
+    }
     if code == 127 {
         eprintln!("hostler: {output}");
     }

@@ -443,8 +443,15 @@ impl Daemon {
                 warn!("cannot tell downtimes: {e}");
             }
             // Heartbeats whose ping is overdue: a CRITICAL result each, once.
-            if let Err(e) = store.check_heartbeats(crate::store::now_ms()) {
-                warn!("cannot check the heartbeats: {e}");
+            match store.check_heartbeats(crate::store::now_ms()) {
+                Ok(missed) => {
+                    for fix in missed.fixes {
+                        if let Err(e) = crate::queue::heartbeat_fix(&store, &fix) {
+                            warn!(heartbeat = %fix.heartbeat, "cannot queue its fix {}: {e}", fix.script);
+                        }
+                    }
+                }
+                Err(e) => warn!("cannot check the heartbeats: {e}"),
             }
             deliver_pending(&store, &cfg)
         }));

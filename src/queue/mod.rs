@@ -215,6 +215,28 @@ pub enum SubmitError {
     Store(#[from] StoreError),
 }
 
+/// Queues a heartbeat's fix on its host, to run now (once: not beside the same fix already
+/// queued there).
+pub fn heartbeat_fix(
+    store: &Store,
+    fix: &crate::store::heartbeats::FixDue,
+) -> Result<Submitted, SubmitError> {
+    let r = Request {
+        hosts: fix.host.iter().cloned().collect(),
+        max_attempts: 1,
+        priority: 10,
+        ..Request::new(fix.script.clone(), When::Now)
+    };
+    let done = submit(store, &r)?;
+    tracing::info!(
+        heartbeat = %fix.heartbeat,
+        host = fix.host.as_deref().unwrap_or("-"),
+        "its problem began: fix {} queued",
+        fix.script
+    );
+    Ok(done)
+}
+
 /// A check's name (`--name`) is a path segment in the page's links and the API's URLs, as
 /// host and script names are: letters, digits, `-`, `_` and `.` (so no `/`, `?`, `#`, `%` or
 /// control character), and never `..`.

@@ -30,6 +30,32 @@ pub struct Heartbeat {
     pub missed_at: Option<i64>,
     pub author: Option<String>,
     pub created_at: i64,
+    /// The fix queued on its host when its problem begins.
+    pub fix: Option<String>,
+}
+
+/// A heartbeat's fix to queue now: its problem began (the caller queues it, the store knows
+/// no queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixDue {
+    pub heartbeat: String,
+    pub host: Option<String>,
+    pub script: String,
+}
+
+/// What a ping recorded: its status (None for a start), and the fix its problem calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinged {
+    pub status: Option<Status>,
+    pub fix: Option<FixDue>,
+}
+
+/// What a pass over the heartbeats recorded: how many missed pings, and the fixes they call
+/// for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Missed {
+    pub told: usize,
+    pub fixes: Vec<FixDue>,
 }
 
 impl Heartbeat {
@@ -64,6 +90,8 @@ pub struct NewHeartbeat {
     /// Expected at these times instead (then `every_ms` is ignored).
     pub cron: Option<String>,
     pub author: Option<String>,
+    /// A fix script to queue on the host when the heartbeat's problem begins.
+    pub fix: Option<String>,
 }
 
 /// What a ping says.
@@ -92,6 +120,7 @@ fn heartbeat_from_row(r: &Row) -> Result<Heartbeat, StoreError> {
         missed_at: r.opt_int("missed_at")?,
         author: r.opt_text("author")?,
         created_at: r.int("created_at")?,
+        fix: r.opt_text("fix")?,
     })
 }
 
@@ -144,6 +173,9 @@ impl Store {
         if let Some(host) = &h.host {
             self.host(host)?;
         }
+        if let Some(fix) = &h.fix {
+            self.script(fix)?;
+        }
         if self
             .heartbeats()?
             .iter()
@@ -166,6 +198,7 @@ impl Store {
                 ("grace_ms", param(h.grace_ms)),
                 ("author", param(h.author.clone())),
                 ("created_at", param(at)),
+                ("fix", param(h.fix.clone())),
             ]))
         })?;
         Ok((id, token))
@@ -210,18 +243,49 @@ impl Store {
             })
     }
 
-    /// Records a ping of `h`: a start, or a result with `body` as its output. Returns the
-    /// status recorded (None for a start).
-    pub fn ping(
+    /// The state of a heartbeat's check before a result (None: it has none yet).
+    fn state_before(&self, h: &Heartbeat) -> Result<Option<super::CheckState>, StoreError> {
+        match self.check(h.host.as_deref(), &h.name) {
+            Ok(c) => Ok(Some(c.state)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The fix a result calls for: the heartbeat has one, the result begins a problem (its
+    /// check was OK, or new), and no downtime covers it.
+    fn fix_due(
         &self,
         h: &Heartbeat,
-        ping: Ping,
-        body: &str,
-    ) -> Result<Option<Status>, StoreError> {
+        before: Option<super::CheckState>,
+        status: Status,
+    ) -> Result<Option<FixDue>, StoreError> {
+        let Some(script) = &h.fix else {
+            return Ok(None);
+        };
+        if status == Status::Ok || before.is_some_and(|s| s != super::CheckState::Ok) {
+            return Ok(None);
+        }
+        if self.in_downtime(h.host.as_deref(), &h.name)? {
+            return Ok(None);
+        }
+        Ok(Some(FixDue {
+            heartbeat: h.name.clone(),
+            host: h.host.clone(),
+            script: script.clone(),
+        }))
+    }
+
+    /// Records a ping of `h`: a start, or a result with `body` as its output. Returns the
+    /// status recorded (None for a start) and the fix to queue, if its problem began.
+    pub fn ping(&self, h: &Heartbeat, ping: Ping, body: &str) -> Result<Pinged, StoreError> {
         let at = now_ms();
         if ping == Ping::Start {
             self.write(|c| c.exec(st::heartbeat_pinged(h.id, at, true)).map(|_| ()))?;
-            return Ok(None);
+            return Ok(Pinged {
+                status: None,
+                fix: None,
+            });
         }
         let (status, what) = match ping {
             Ping::Success | Ping::Exit(0) => (Status::Ok, "ping".to_string()),
@@ -247,22 +311,35 @@ impl Store {
             started_at: started.unwrap_or(at),
             ..NewRun::passive(h.host.as_deref(), &h.name, "ping", status, message, at)
         };
+        let before = if h.fix.is_some() {
+            self.state_before(h)?
+        } else {
+            None
+        };
         self.write(|c| c.exec(st::heartbeat_pinged(h.id, at, false)).map(|_| ()))?;
         self.record_run(&run, JobAction::Keep)?;
-        Ok(Some(status))
+        Ok(Pinged {
+            status: Some(status),
+            fix: self.fix_due(h, before, status)?,
+        })
     }
 
     /// Records a CRITICAL result for each heartbeat whose ping is overdue at `now` (UNKNOWN,
     /// saying why, for one whose due time cannot be told), once until its next ping (one node
     /// records it; the others find it marked). Returns how many.
-    pub fn check_heartbeats(&self, now: i64) -> Result<usize, StoreError> {
-        let mut told = 0;
+    pub fn check_heartbeats(&self, now: i64) -> Result<Missed, StoreError> {
+        let mut missed = Missed::default();
         for h in self.heartbeats()? {
             let unknown = match h.deadline() {
                 _ if h.missed_at.is_some() => continue,
                 Ok(due) if due > now => continue,
                 Ok(_) => None,
                 Err(e) => Some(format!("cannot tell when a ping is due: {e}")),
+            };
+            let before = if h.fix.is_some() {
+                self.state_before(&h)?
+            } else {
+                None
             };
             if self.write(|c| c.exec(st::heartbeat_missed(h.id, now)))? == 0 {
                 continue;
@@ -277,7 +354,7 @@ impl Store {
                     now,
                 );
                 self.record_run(&run, JobAction::Keep)?;
-                told += 1;
+                missed.told += 1;
                 continue;
             }
             let since = match h.last_ping_at {
@@ -301,8 +378,11 @@ impl Store {
                 now,
             );
             self.record_run(&run, JobAction::Keep)?;
-            told += 1;
+            missed.told += 1;
+            if let Some(fix) = self.fix_due(&h, before, Status::Critical)? {
+                missed.fixes.push(fix);
+            }
         }
-        Ok(told)
+        Ok(missed)
     }
 }

@@ -128,6 +128,7 @@ fn step(from: i64) -> Option<&'static [Add]> {
         6 => Some(&[
             Add::Column("notifications", "sent"),
             Add::Column("checks", "reminded_at"),
+            Add::Column("heartbeats", "fix"),
         ]),
         _ => None,
     }

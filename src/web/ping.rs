@@ -77,7 +77,12 @@ pub fn answer(web: &Web, req: &Req, token: &str, ping: Ping) -> Resp {
     };
     let body = String::from_utf8_lossy(&req.body);
     match web.store.ping(&heartbeat, ping, &body) {
-        Ok(_) => {
+        Ok(pinged) => {
+            if let Some(fix) = pinged.fix
+                && let Err(e) = crate::queue::heartbeat_fix(&web.store, &fix)
+            {
+                tracing::warn!(heartbeat = %fix.heartbeat, "cannot queue its fix {}: {e}", fix.script);
+            }
             web.dashboard.invalidate();
             Resp::text(200, "OK\n").with("cache-control", "no-store")
         }

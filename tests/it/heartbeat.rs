@@ -277,7 +277,7 @@ fn a_heartbeat_whose_due_time_cannot_be_told_is_unknown_not_forgotten() {
         .raw("UPDATE heartbeats SET cron = 'every morning'", false)
         .expect("raw");
     let now = hostler::store::now_ms();
-    assert_eq!(store.check_heartbeats(now).expect("pass"), 1);
+    assert_eq!(store.check_heartbeats(now).expect("pass").told, 1);
     let c = store.check(None, "report").expect("check");
     assert_eq!(c.state, CheckState::Unknown);
     assert!(
@@ -286,5 +286,108 @@ fn a_heartbeat_whose_due_time_cannot_be_told_is_unknown_not_forgotten() {
         c.message
     );
     // Once, until the next ping.
-    assert_eq!(store.check_heartbeats(now + 1000).expect("pass"), 0);
+    assert_eq!(store.check_heartbeats(now + 1000).expect("pass").told, 0);
+}
+
+/// `--fix`: a missed ping queues the fix on the heartbeat's host, once per problem; a failure
+/// while the problem holds queues nothing more; after a recovery, the next failure does again.
+#[test]
+fn a_heartbeat_with_a_fix_queues_it_once_per_problem() {
+    let w = Work::new();
+    let d = Daemon::start(&w, "poll_interval = 0.1\n", None);
+    let store = w.store();
+    store
+        .add_host(&NewHost {
+            name: "files1".into(),
+            address: "127.0.0.1".into(),
+            method: Some(Method::Local),
+            ..NewHost::default()
+        })
+        .expect("host");
+    w.script(&store, "restart_sync", r#"ok("sync restarted")"#);
+    let o = w.run(&[
+        "heartbeat",
+        "add",
+        "sync",
+        "--host",
+        "files1",
+        "--every",
+        "1s",
+        "--grace",
+        "1s",
+        "--fix",
+        "nosuchscript",
+        "--json",
+    ]);
+    assert_ne!(code(&o), 0, "a fix that is no script is refused");
+    assert!(stderr(&o).contains("nosuchscript"), "{}", stderr(&o));
+    let o = w.run(&[
+        "heartbeat",
+        "add",
+        "sync",
+        "--host",
+        "files1",
+        "--every",
+        "1s",
+        "--grace",
+        "1s",
+        "--fix",
+        "restart_sync",
+        "--json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let token = v["url"]
+        .as_str()
+        .expect("url")
+        .rsplit('/')
+        .next()
+        .expect("token")
+        .to_string();
+    let fixes = || {
+        store
+            .runs(&hostler::store::RunFilter {
+                script: Some("restart_sync".into()),
+                limit: 50,
+                ..Default::default()
+            })
+            .expect("runs")
+            .len()
+    };
+    // No ping within 2 s: CRITICAL, and the fix runs on files1.
+    assert!(
+        wait_for(Duration::from_secs(20), || fixes() == 1),
+        "{}",
+        d.log()
+    );
+    let run = &store
+        .runs(&hostler::store::RunFilter {
+            script: Some("restart_sync".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .expect("runs")[0];
+    assert_eq!(run.host.as_deref(), Some("files1"));
+    assert_eq!(run.message, "sync restarted");
+    // A failure while the problem holds queues nothing more.
+    assert_eq!(
+        request(d.addr, "GET", &format!("/ping/{token}/fail"), b"").0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(fixes(), 1);
+    // A ping recovers it; the next failure begins a new problem, and its fix.
+    assert_eq!(
+        request(d.addr, "GET", &format!("/ping/{token}"), b"").0,
+        200
+    );
+    assert_eq!(
+        request(d.addr, "GET", &format!("/ping/{token}/3"), b"").0,
+        200
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || fixes() == 2),
+        "{}",
+        d.log()
+    );
 }

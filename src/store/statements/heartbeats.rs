@@ -14,6 +14,7 @@ pub const HEARTBEAT_COLUMNS: &[&str] = &[
     "missed_at",
     "author",
     "created_at",
+    "fix",
 ];
 
 /// Every heartbeat, by host then name.
