@@ -279,49 +279,81 @@ impl Store {
     /// Records a ping of `h`: a start, or a result with `body` as its output. Returns the
     /// status recorded (None for a start) and the fix to queue, if its problem began.
     pub fn ping(&self, h: &Heartbeat, ping: Ping, body: &str) -> Result<Pinged, StoreError> {
+        let mut out = self.ping_many(&[(h.clone(), ping, body.to_string())])?;
+        out.pop()
+            .ok_or_else(|| StoreError::Db("a ping recorded nothing".into()))
+    }
+
+    /// Records pings in one transaction (group commit: the web server gathers the pings that
+    /// come in together), in order; all or none.
+    pub fn ping_many(&self, pings: &[(Heartbeat, Ping, String)]) -> Result<Vec<Pinged>, StoreError> {
         let at = now_ms();
-        if ping == Ping::Start {
-            self.write(|c| c.exec(st::heartbeat_pinged(h.id, at, true)).map(|_| ()))?;
-            return Ok(Pinged {
-                status: None,
-                fix: None,
-            });
+        // The heartbeats as each ping finds them: a start earlier in the batch counts.
+        let mut seen: std::collections::HashMap<i64, Heartbeat> = Default::default();
+        let mut marks = Vec::new();
+        let mut runs = Vec::new();
+        let mut results = Vec::new();
+        for (h, ping, body) in pings {
+            let h = seen.entry(h.id).or_insert_with(|| h.clone());
+            if *ping == Ping::Start {
+                marks.push(st::heartbeat_pinged(h.id, at, true));
+                h.last_start_at = Some(at);
+                results.push((None, None));
+                continue;
+            }
+            let (status, what) = match ping {
+                Ping::Success | Ping::Exit(0) => (Status::Ok, "ping".to_string()),
+                Ping::Fail => (Status::Critical, "failure reported (/fail)".to_string()),
+                Ping::Exit(n) => (Status::Critical, format!("exit status {n}")),
+                Ping::Start => unreachable!("handled above"),
+            };
+            // A start since the last result begins this run: its duration is known.
+            let started = h
+                .last_start_at
+                .filter(|s| h.last_ping_at.is_none_or(|p| *s >= p) && *s <= at);
+            let message = match started {
+                Some(s) => format!("{what} after {}", span(at - s)),
+                None => what,
+            };
+            let mut cut = body.len().min(MAX_BODY);
+            while !body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            runs.push((
+                NewRun {
+                    perfdata: started.map(|s| format!("duration={}ms;;;0", at - s)),
+                    output: body[..cut].to_string(),
+                    started_at: started.unwrap_or(at),
+                    ..NewRun::passive(h.host.as_deref(), &h.name, "ping", status, message, at)
+                },
+                JobAction::Keep,
+            ));
+            marks.push(st::heartbeat_pinged(h.id, at, false));
+            // Only a heartbeat with a fix needs its check's state from before.
+            let before = if h.fix.is_some() {
+                Some(self.state_before(h)?)
+            } else {
+                None
+            };
+            h.last_ping_at = Some(at);
+            results.push((Some(status), before.map(|b| (h.clone(), b))));
         }
-        let (status, what) = match ping {
-            Ping::Success | Ping::Exit(0) => (Status::Ok, "ping".to_string()),
-            Ping::Fail => (Status::Critical, "failure reported (/fail)".to_string()),
-            Ping::Exit(n) => (Status::Critical, format!("exit status {n}")),
-            Ping::Start => unreachable!("handled above"),
-        };
-        // A start since the last result begins this run: its duration is known.
-        let started = h
-            .last_start_at
-            .filter(|s| h.last_ping_at.is_none_or(|p| *s >= p) && *s <= at);
-        let message = match started {
-            Some(s) => format!("{what} after {}", span(at - s)),
-            None => what,
-        };
-        let mut cut = body.len().min(MAX_BODY);
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let run = NewRun {
-            perfdata: started.map(|s| format!("duration={}ms;;;0", at - s)),
-            output: body[..cut].to_string(),
-            started_at: started.unwrap_or(at),
-            ..NewRun::passive(h.host.as_deref(), &h.name, "ping", status, message, at)
-        };
-        let before = if h.fix.is_some() {
-            self.state_before(h)?
-        } else {
-            None
-        };
-        self.write(|c| c.exec(st::heartbeat_pinged(h.id, at, false)).map(|_| ()))?;
-        self.record_run(&run, JobAction::Keep)?;
-        Ok(Pinged {
-            status: Some(status),
-            fix: self.fix_due(h, before, status)?,
-        })
+        self.record_runs(&runs, &|c| {
+            for m in &marks {
+                c.exec(m.clone())?;
+            }
+            Ok(())
+        })?;
+        results
+            .into_iter()
+            .map(|(status, fix)| {
+                let fix = match (status, fix) {
+                    (Some(s), Some((h, before))) => self.fix_due(&h, before, s)?,
+                    _ => None,
+                };
+                Ok(Pinged { status, fix })
+            })
+            .collect()
     }
 
     /// Records a CRITICAL result for each heartbeat whose ping is overdue at `now` (UNKNOWN,

@@ -2,7 +2,7 @@
 
 use super::statements as st;
 use super::{
-    Check, ConnExt, JobAction, Notice, Notification, Row, Run, RunFilter, RunPhase, Status, Store,
+    Check, Conn, ConnExt, JobAction, Notice, Notification, Row, Run, RunFilter, RunPhase, Status, Store,
     StoreError, now_ms,
 };
 use crate::sql::param;
@@ -169,6 +169,15 @@ impl NewRun {
     }
 }
 
+/// What recording runs in one transaction leaves for after its commit.
+#[derive(Default)]
+struct Recorded {
+    /// Run keys made in the transaction.
+    keys: Vec<(KeyNames, i64)>,
+    /// Checks queued again at once (their parents', or their own after the settle time).
+    rechecks: usize,
+}
+
 /// A notification's fields, from its run and what the run did to its check.
 fn details(run: &NewRun, moved: Option<&super::checks::Moved>) -> serde_json::Value {
     let state = moved.map_or(run.status.as_str(), |m| m.state.as_str());
@@ -293,106 +302,143 @@ impl Store {
     /// is in the history. The run says what ran; only the caller that owns the job (monitord,
     /// the reaper) decides `action`. An ad-hoc run passes [`JobAction::Keep`].
     pub fn record_run(&self, run: &NewRun, action: JobAction) -> Result<i64, StoreError> {
+        let mut done = Recorded::default();
+        let recorded = self.write(|c| self.record_in(c, run, action, &mut done));
+        self.after_record(recorded.is_ok(), done);
+        recorded
+    }
+
+    /// Records several runs in one transaction (group commit): each is recorded as
+    /// [`Store::record_run`] records it, and `before` runs first in the same transaction.
+    /// All or none: an error rolls every one back.
+    pub fn record_runs(
+        &self,
+        runs: &[(NewRun, JobAction)],
+        before: &dyn Fn(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut done = Recorded::default();
+        let recorded = self.write(|c| {
+            before(c)?;
+            runs.iter()
+                .map(|(run, action)| self.record_in(c, run, *action, &mut done))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        self.after_record(recorded.is_ok(), done);
+        recorded
+    }
+
+    /// What a committed record leaves to do: wake the queue for rechecks, remember new keys
+    /// (only a committed key is remembered: one made by a transaction that rolled back would
+    /// name nothing).
+    fn after_record(&self, committed: bool, done: Recorded) {
+        if !committed {
+            return;
+        }
+        if done.rechecks > 0 {
+            self.notify_enqueued();
+        }
+        if !done.keys.is_empty() {
+            let mut keys = self.run_keys.lock().unwrap_or_else(|p| p.into_inner());
+            for (names, key) in done.keys {
+                keys.put(names, key);
+            }
+        }
+    }
+
+    /// Records one run on a connection inside a write transaction.
+    fn record_in(
+        &self,
+        c: &mut dyn Conn,
+        run: &NewRun,
+        action: JobAction,
+        done: &mut Recorded,
+    ) -> Result<i64, StoreError> {
         let at = now_ms();
         let owner = run.node.as_deref().unwrap_or_default();
         let collapse = self.policy().collapse_ok;
         let names = key_names(run);
-        let known = self.known_key(&names);
-        let mut looked_up = None;
-        let rechecks = std::cell::Cell::new(0);
-        let recorded = self.write(|c| {
-            let joined = if collapse { joins(c, run)? } else { None };
-            let id = match joined {
-                Some(id) => {
-                    c.exec(st::run_repeat(id, run_values(run)))?;
-                    c.exec(st::delete_in("run_transcripts", "run_id", vec![id]))?;
-                    add_transcript(c, id, run)?;
-                    id
-                }
-                None => {
-                    let key = match known {
-                        Some(key) => key,
-                        None => {
-                            let key = run_key(c, &names)?;
-                            looked_up = Some(key);
-                            key
-                        }
-                    };
-                    insert_run(c, run, key)?
-                }
-            };
-            let moved = super::checks::record(c, run, id, action, self.policy())?;
-            rechecks.set(moved.as_ref().map_or(0, |m| m.rechecks));
-            if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
-                c.exec(st::run_mark_changed(id))?;
+        let known = self
+            .known_key(&names)
+            .or_else(|| done.keys.iter().find(|(n, _)| *n == names).map(|(_, k)| *k));
+        let joined = if collapse { joins(c, run)? } else { None };
+        let id = match joined {
+            Some(id) => {
+                c.exec(st::run_repeat(id, run_values(run)))?;
+                c.exec(st::delete_in("run_transcripts", "run_id", vec![id]))?;
+                add_transcript(c, id, run)?;
+                id
             }
-            super::series::record(c, run)?;
-            let details = details(run, moved.as_ref()).to_string();
-            let told_before = moved.as_ref().map_or(&[][..], |m| &m.told_before[..]);
-            let notices = run
-                .notifications
-                .iter()
-                .filter(|n| !told_before.contains(&n.event))
-                .chain(moved.as_ref().and_then(|m| m.notice.as_ref()));
-            for notice in notices {
-                c.insert(st::notification_insert(
-                    Some(id),
-                    run.host.as_deref(),
-                    notice,
-                    Some(&details),
-                    at,
-                ))?;
+            None => {
+                let key = match known {
+                    Some(key) => key,
+                    None => {
+                        let key = run_key(c, &names)?;
+                        done.keys.push((names.clone(), key));
+                        key
+                    }
+                };
+                insert_run(c, run, key)?
             }
-            if let Some(job) = run.job_id {
-                match action {
-                    JobAction::Keep => {}
-                    // Each is conditional on this node's lease: when another node took the job
-                    // over, the run is still history, and the row is theirs.
-                    JobAction::Done => {
-                        c.exec(st::job_delete(job, Some(owner)))?;
-                    }
-                    JobAction::Retry { due_at } => {
-                        c.exec(st::job_requeue(job, due_at, false, owner))?;
-                    }
-                    JobAction::Release => {
-                        c.exec(st::job_requeue(job, at, true, owner))?;
-                    }
-                    JobAction::Reap => {
-                        c.exec(st::job_delete(job, None))?;
-                    }
-                }
-            }
-            // A check waiting for its parents' word: they run at once, and it again after the
-            // settle time (once its job is done; a retry or the loop's next run comes anyway).
-            if let (Some(m), Some(host), JobAction::Done) =
-                (moved.as_ref(), run.host.as_deref(), action)
-                && !m.waiting.is_empty()
-            {
-                let mut n = 0;
-                for (h, ch) in &m.waiting {
-                    n += usize::from(super::depends::recheck_in(c, h, ch, at, at)?);
-                }
-                let again = at.saturating_add(self.policy().settle.settle_ms.max(1_000));
-                n += usize::from(super::depends::recheck_in(c, host, run.check(), at, again)?);
-                rechecks.set(rechecks.get() + n);
-            }
-            // Last: the one row every run writes, so its lock is held the shortest.
-            let ms = (run.finished_at - run.started_at).max(0);
-            c.exec(st::run_total_add(run.status.as_str(), id, ms))?;
-            Ok(id)
-        });
-        if recorded.is_ok() && rechecks.get() > 0 {
-            self.notify_enqueued();
+        };
+        let moved = super::checks::record(c, run, id, action, self.policy())?;
+        done.rechecks += moved.as_ref().map_or(0, |m| m.rechecks);
+        if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
+            c.exec(st::run_mark_changed(id))?;
         }
-        // Only a committed key is remembered: one made by a transaction that rolled back
-        // would name nothing.
-        if let (Ok(_), Some(key)) = (&recorded, looked_up) {
-            self.run_keys
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .put(names, key);
+        super::series::record(c, run)?;
+        let details = details(run, moved.as_ref()).to_string();
+        let told_before = moved.as_ref().map_or(&[][..], |m| &m.told_before[..]);
+        let notices = run
+            .notifications
+            .iter()
+            .filter(|n| !told_before.contains(&n.event))
+            .chain(moved.as_ref().and_then(|m| m.notice.as_ref()));
+        for notice in notices {
+            c.insert(st::notification_insert(
+                Some(id),
+                run.host.as_deref(),
+                notice,
+                Some(&details),
+                at,
+            ))?;
         }
-        recorded
+        if let Some(job) = run.job_id {
+            match action {
+                JobAction::Keep => {}
+                // Each is conditional on this node's lease: when another node took the job
+                // over, the run is still history, and the row is theirs.
+                JobAction::Done => {
+                    c.exec(st::job_delete(job, Some(owner)))?;
+                }
+                JobAction::Retry { due_at } => {
+                    c.exec(st::job_requeue(job, due_at, false, owner))?;
+                }
+                JobAction::Release => {
+                    c.exec(st::job_requeue(job, at, true, owner))?;
+                }
+                JobAction::Reap => {
+                    c.exec(st::job_delete(job, None))?;
+                }
+            }
+        }
+        // A check waiting for its parents' word: they run at once, and it again after the
+        // settle time (once its job is done; a retry or the loop's next run comes anyway).
+        if let (Some(m), Some(host), JobAction::Done) =
+            (moved.as_ref(), run.host.as_deref(), action)
+            && !m.waiting.is_empty()
+        {
+            let mut n = 0;
+            for (h, ch) in &m.waiting {
+                n += usize::from(super::depends::recheck_in(c, h, ch, at, at)?);
+            }
+            let again = at.saturating_add(self.policy().settle.settle_ms.max(1_000));
+            n += usize::from(super::depends::recheck_in(c, host, run.check(), at, again)?);
+            done.rechecks += n;
+        }
+        // Last: the one row every run writes, so its lock is held the shortest.
+        let ms = (run.finished_at - run.started_at).max(0);
+        c.exec(st::run_total_add(run.status.as_str(), id, ms))?;
+        Ok(id)
     }
 
     /// A run key known to be committed, if this process has seen it.

@@ -100,6 +100,8 @@ pub struct Web {
     size: std::sync::Mutex<Option<(std::time::Instant, Arc<crate::store::size::Size>)>>,
     /// Pings per token in the current second.
     pings: ping::Throttle,
+    /// Records pings many to a transaction.
+    ping_writer: ping::Writer,
 }
 
 /// Who is asking, once authenticated.
@@ -200,7 +202,7 @@ impl server::Service for Web {
 impl Web {
     pub fn new(store: Arc<Store>, opts: WebOptions, limits: Sandbox) -> Web {
         Web {
-            store,
+            store: store.clone(),
             sessions: Sessions::default(),
             opts,
             limits,
@@ -212,6 +214,7 @@ impl Web {
             size: std::sync::Mutex::default(),
             keep_points_ms: crate::store::history::Retention::default().keep_points_ms,
             pings: ping::Throttle::default(),
+            ping_writer: ping::Writer::start(store.clone()),
         }
     }
 

@@ -2,15 +2,99 @@
 //! GET, POST and HEAD all count; a POST's body (at most 100 KB, more is refused with 413 before
 //! it is read) is kept as the run's output. An unknown token gets 404. Each token may ping 20
 //! times a second; more get 429, so a flood on one token cannot fill the history.
+//!
+//! Pings are recorded many to a transaction: each handler hands its ping to one writer thread
+//! and waits for the commit that holds it (group commit), so a 200 still means "recorded".
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use super::Web;
 use super::http::{Req, Resp};
-use crate::store::StoreError;
-use crate::store::heartbeats::Ping;
+use crate::store::heartbeats::{Heartbeat, Ping, Pinged};
+use crate::store::{Store, StoreError};
+
+/// The most pings in one transaction.
+const BATCH: usize = 512;
+
+/// A ping handed to the writer, and where its outcome goes.
+struct Job {
+    ping: (Heartbeat, Ping, String),
+    reply: mpsc::SyncSender<Result<Pinged, String>>,
+}
+
+/// The thread that records pings, as many as came in together in one transaction.
+#[derive(Debug)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("heartbeat", &self.ping.0.name).finish()
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread; it ends when the web server (every sender) is gone.
+    pub fn start(store: Arc<Store>) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("hostler-pings".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    write(&store, jobs);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the ping writer: {e}");
+        }
+        Writer { tx }
+    }
+
+    /// Records one ping; returns once its transaction committed (or failed).
+    fn record(&self, ping: (Heartbeat, Ping, String)) -> Result<Pinged, String> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.tx
+            .send(Job { ping, reply })
+            .map_err(|_| "the ping writer is gone".to_string())?;
+        rx.recv()
+            .map_err(|_| "the ping writer is gone".to_string())?
+    }
+}
+
+/// Records a batch in one transaction; when it fails, each ping again on its own, so that one
+/// bad ping fails only itself.
+fn write(store: &Store, jobs: Vec<Job>) {
+    let (pings, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.ping, j.reply)).unzip();
+    match store.ping_many(&pings) {
+        Ok(done) => {
+            for (r, d) in replies.into_iter().zip(done) {
+                let _ = r.send(Ok(d));
+            }
+        }
+        Err(e) if pings.len() == 1 => {
+            let _ = replies[0].send(Err(e.to_string()));
+        }
+        Err(_) => {
+            for (p, r) in pings.into_iter().zip(replies) {
+                let one = store.ping_many(std::slice::from_ref(&p));
+                let _ = r.send(
+                    one.map_err(|e| e.to_string())
+                        .and_then(|mut v| v.pop().ok_or_else(|| "nothing recorded".into())),
+                );
+            }
+        }
+    }
+}
 
 /// Pings one token may send in a second.
 const PER_SECOND: u32 = 20;
@@ -75,8 +159,8 @@ pub fn answer(web: &Web, req: &Req, token: &str, ping: Ping) -> Resp {
         }
         Err(e) => return Resp::text(503, format!("database: {e}\n")),
     };
-    let body = String::from_utf8_lossy(&req.body);
-    match web.store.ping(&heartbeat, ping, &body) {
+    let body = String::from_utf8_lossy(&req.body).into_owned();
+    match web.ping_writer.record((heartbeat, ping, body)) {
         Ok(pinged) => {
             if let Some(fix) = pinged.fix
                 && let Err(e) = crate::queue::heartbeat_fix(&web.store, &fix)
