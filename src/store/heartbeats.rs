@@ -279,81 +279,95 @@ impl Store {
     /// Records a ping of `h`: a start, or a result with `body` as its output. Returns the
     /// status recorded (None for a start) and the fix to queue, if its problem began.
     pub fn ping(&self, h: &Heartbeat, ping: Ping, body: &str) -> Result<Pinged, StoreError> {
-        let mut out = self.ping_many(&[(h.clone(), ping, body.to_string())])?;
-        out.pop()
-            .ok_or_else(|| StoreError::Db("a ping recorded nothing".into()))
+        self.ping_many(&[(h.id, ping, body.to_string())])?
+            .pop()
+            .flatten()
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "heartbeat",
+                name: h.name.clone(),
+            })
     }
 
-    /// Records pings in one transaction (group commit: the web server gathers the pings that
-    /// come in together), in order; all or none.
-    pub fn ping_many(&self, pings: &[(Heartbeat, Ping, String)]) -> Result<Vec<Pinged>, StoreError> {
+    /// Records pings (heartbeat id, what it says, its body) in one transaction, in order:
+    /// group commit, for the pings the web server gathers as they come in together. Each
+    /// heartbeat is read as it stands in the transaction (a start earlier in the batch counts);
+    /// None for one that is gone. All or none.
+    pub fn ping_many(
+        &self,
+        pings: &[(i64, Ping, String)],
+    ) -> Result<Vec<Option<Pinged>>, StoreError> {
         let at = now_ms();
-        // The heartbeats as each ping finds them: a start earlier in the batch counts.
-        let mut seen: std::collections::HashMap<i64, Heartbeat> = Default::default();
-        let mut marks = Vec::new();
-        let mut runs = Vec::new();
-        let mut results = Vec::new();
-        for (h, ping, body) in pings {
-            let h = seen.entry(h.id).or_insert_with(|| h.clone());
-            if *ping == Ping::Start {
-                marks.push(st::heartbeat_pinged(h.id, at, true));
-                h.last_start_at = Some(at);
-                results.push((None, None));
-                continue;
-            }
-            let (status, what) = match ping {
-                Ping::Success | Ping::Exit(0) => (Status::Ok, "ping".to_string()),
-                Ping::Fail => (Status::Critical, "failure reported (/fail)".to_string()),
-                Ping::Exit(n) => (Status::Critical, format!("exit status {n}")),
-                Ping::Start => unreachable!("handled above"),
-            };
-            // A start since the last result begins this run: its duration is known.
-            let started = h
-                .last_start_at
-                .filter(|s| h.last_ping_at.is_none_or(|p| *s >= p) && *s <= at);
-            let message = match started {
-                Some(s) => format!("{what} after {}", span(at - s)),
-                None => what,
-            };
-            let mut cut = body.len().min(MAX_BODY);
-            while !body.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            runs.push((
-                NewRun {
+        let mut done = super::runs::Recorded::default();
+        let mut due = Vec::new();
+        let out = self.write(|c| {
+            let mut out = Vec::with_capacity(pings.len());
+            for (id, ping, body) in pings {
+                let Some(row) = c.query_one(st::heartbeat_get(*id))? else {
+                    out.push(None);
+                    continue;
+                };
+                let h = heartbeat_from_row(&row)?;
+                if *ping == Ping::Start {
+                    c.exec(st::heartbeat_pinged(h.id, at, true))?;
+                    out.push(Some(Pinged {
+                        status: None,
+                        fix: None,
+                    }));
+                    continue;
+                }
+                let (status, what) = match ping {
+                    Ping::Success | Ping::Exit(0) => (Status::Ok, "ping".to_string()),
+                    Ping::Fail => (Status::Critical, "failure reported (/fail)".to_string()),
+                    Ping::Exit(n) => (Status::Critical, format!("exit status {n}")),
+                    Ping::Start => unreachable!("handled above"),
+                };
+                // A start since the last result begins this run: its duration is known.
+                let started = h
+                    .last_start_at
+                    .filter(|s| h.last_ping_at.is_none_or(|p| *s >= p) && *s <= at);
+                let message = match started {
+                    Some(s) => format!("{what} after {}", span(at - s)),
+                    None => what,
+                };
+                let mut cut = body.len().min(MAX_BODY);
+                while !body.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let run = NewRun {
                     perfdata: started.map(|s| format!("duration={}ms;;;0", at - s)),
                     output: body[..cut].to_string(),
                     started_at: started.unwrap_or(at),
                     ..NewRun::passive(h.host.as_deref(), &h.name, "ping", status, message, at)
-                },
-                JobAction::Keep,
-            ));
-            marks.push(st::heartbeat_pinged(h.id, at, false));
-            // Only a heartbeat with a fix needs its check's state from before.
-            let before = if h.fix.is_some() {
-                Some(self.state_before(h)?)
-            } else {
-                None
-            };
-            h.last_ping_at = Some(at);
-            results.push((Some(status), before.map(|b| (h.clone(), b))));
-        }
-        self.record_runs(&runs, &|c| {
-            for m in &marks {
-                c.exec(m.clone())?;
-            }
-            Ok(())
-        })?;
-        results
-            .into_iter()
-            .map(|(status, fix)| {
-                let fix = match (status, fix) {
-                    (Some(s), Some((h, before))) => self.fix_due(&h, before, s)?,
-                    _ => None,
                 };
-                Ok(Pinged { status, fix })
-            })
-            .collect()
+                // Only a heartbeat with a fix needs its check's state from before.
+                let before = match &h.fix {
+                    Some(_) => Some(
+                        c.query_one(st::check_get(h.host.as_deref(), &h.name))?
+                            .map(|r| super::checks::check_from_row(&r).map(|c| c.state))
+                            .transpose()?,
+                    ),
+                    None => None,
+                };
+                c.exec(st::heartbeat_pinged(h.id, at, false))?;
+                self.record_in(c, &run, JobAction::Keep, &mut done)?;
+                if let Some(before) = before {
+                    due.push((out.len(), h, before, status));
+                }
+                out.push(Some(Pinged {
+                    status: Some(status),
+                    fix: None,
+                }));
+            }
+            Ok(out)
+        });
+        self.after_record(out.is_ok(), done);
+        let mut out = out?;
+        for (i, h, before, status) in due {
+            if let Some(Some(p)) = out.get_mut(i) {
+                p.fix = self.fix_due(&h, before, status)?;
+            }
+        }
+        Ok(out)
     }
 
     /// Records a CRITICAL result for each heartbeat whose ping is overdue at `now` (UNKNOWN,

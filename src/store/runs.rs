@@ -2,8 +2,8 @@
 
 use super::statements as st;
 use super::{
-    Check, Conn, ConnExt, JobAction, Notice, Notification, Row, Run, RunFilter, RunPhase, Status, Store,
-    StoreError, now_ms,
+    Check, Conn, ConnExt, JobAction, Notice, Notification, Row, Run, RunFilter, RunPhase, Status,
+    Store, StoreError, now_ms,
 };
 use crate::sql::param;
 
@@ -171,7 +171,7 @@ impl NewRun {
 
 /// What recording runs in one transaction leaves for after its commit.
 #[derive(Default)]
-struct Recorded {
+pub(super) struct Recorded {
     /// Run keys made in the transaction.
     keys: Vec<(KeyNames, i64)>,
     /// Checks queued again at once (their parents', or their own after the settle time).
@@ -330,7 +330,7 @@ impl Store {
     /// What a committed record leaves to do: wake the queue for rechecks, remember new keys
     /// (only a committed key is remembered: one made by a transaction that rolled back would
     /// name nothing).
-    fn after_record(&self, committed: bool, done: Recorded) {
+    pub(super) fn after_record(&self, committed: bool, done: Recorded) {
         if !committed {
             return;
         }
@@ -346,7 +346,7 @@ impl Store {
     }
 
     /// Records one run on a connection inside a write transaction.
-    fn record_in(
+    pub(super) fn record_in(
         &self,
         c: &mut dyn Conn,
         run: &NewRun,

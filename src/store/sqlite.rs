@@ -91,6 +91,10 @@ impl Sqlite {
             path: path.to_path_buf(),
         };
         db.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db.err(e))?;
+        // Every statement hostler runs stays prepared: rusqlite keeps 16 by default, fewer
+        // than one run's record, the claims and the daemon's other steps take in turn.
+        db.conn
+            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(db)
     }
 
@@ -99,6 +103,9 @@ impl Sqlite {
         map_err(&self.path, e)
     }
 }
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
 
 /// The database holds every host's login: a new file is created readable by its owner only
 /// (SQLite gives its `-wal` and `-shm` files the same mode), and an existing one that others

@@ -102,6 +102,8 @@ pub struct Web {
     pings: ping::Throttle,
     /// Records pings many to a transaction.
     ping_writer: ping::Writer,
+    /// Ping tokens seen lately.
+    ping_tokens: ping::Tokens,
 }
 
 /// Who is asking, once authenticated.
@@ -215,6 +217,7 @@ impl Web {
             keep_points_ms: crate::store::history::Retention::default().keep_points_ms,
             pings: ping::Throttle::default(),
             ping_writer: ping::Writer::start(store.clone()),
+            ping_tokens: ping::Tokens::default(),
         }
     }
 

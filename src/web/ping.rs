@@ -12,16 +12,17 @@ use std::time::{Duration, Instant};
 
 use super::Web;
 use super::http::{Req, Resp};
-use crate::store::heartbeats::{Heartbeat, Ping, Pinged};
+use crate::store::heartbeats::{Ping, Pinged};
 use crate::store::{Store, StoreError};
 
 /// The most pings in one transaction.
 const BATCH: usize = 512;
 
-/// A ping handed to the writer, and where its outcome goes.
+/// A ping handed to the writer (heartbeat id, what it says, its body), and where its outcome
+/// goes (None: the heartbeat is gone).
 struct Job {
-    ping: (Heartbeat, Ping, String),
-    reply: mpsc::SyncSender<Result<Pinged, String>>,
+    ping: (i64, Ping, String),
+    reply: mpsc::SyncSender<Result<Option<Pinged>, String>>,
 }
 
 /// The thread that records pings, as many as came in together in one transaction.
@@ -32,7 +33,9 @@ pub struct Writer {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("heartbeat", &self.ping.0.name).finish()
+        f.debug_struct("Job")
+            .field("heartbeat", &self.ping.0)
+            .finish()
     }
 }
 
@@ -61,7 +64,7 @@ impl Writer {
     }
 
     /// Records one ping; returns once its transaction committed (or failed).
-    fn record(&self, ping: (Heartbeat, Ping, String)) -> Result<Pinged, String> {
+    fn record(&self, ping: (i64, Ping, String)) -> Result<Option<Pinged>, String> {
         let (reply, rx) = mpsc::sync_channel(1);
         self.tx
             .send(Job { ping, reply })
@@ -122,6 +125,39 @@ impl Throttle {
     }
 }
 
+/// How long a token's heartbeat is taken from memory before it is read again. A heartbeat
+/// removed meanwhile is still caught: the writer reads each one in its transaction.
+const TOKEN_TTL: Duration = Duration::from_secs(2);
+
+/// Tokens seen lately and their heartbeats' ids (None: no heartbeat has it), so that a ping
+/// costs no read of its own.
+#[derive(Debug, Default)]
+pub struct Tokens(Mutex<HashMap<String, (Instant, Option<i64>)>>);
+
+impl Tokens {
+    fn get(&self, token: &str) -> Option<Option<i64>> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(token)
+            .filter(|(at, _)| at.elapsed() < TOKEN_TTL)
+            .map(|(_, id)| *id)
+    }
+
+    fn put(&self, token: &str, id: Option<i64>) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= TRACKED && !map.contains_key(token) {
+            map.clear();
+        }
+        map.insert(token.to_string(), (Instant::now(), id));
+    }
+
+    fn forget(&self, token: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token);
+    }
+}
+
 /// What the path after `/ping/TOKEN` says: nothing, `start`, `fail` or an exit status.
 pub fn parse(kind: Option<&str>) -> Option<Ping> {
     match kind {
@@ -152,16 +188,30 @@ pub fn answer(web: &Web, req: &Req, token: &str, ping: Ping) -> Resp {
         return Resp::text(429, "too many pings for this token: at most 20 a second\n")
             .with("retry-after", "1");
     }
-    let heartbeat = match web.store.heartbeat_by_token(token) {
-        Ok(h) => h,
-        Err(StoreError::NotFound { .. }) => {
-            return Resp::text(404, "no heartbeat has that token\n");
-        }
-        Err(e) => return Resp::text(503, format!("database: {e}\n")),
+    let id = match web.ping_tokens.get(token) {
+        Some(id) => id,
+        None => match web.store.heartbeat_by_token(token) {
+            Ok(h) => {
+                web.ping_tokens.put(token, Some(h.id));
+                Some(h.id)
+            }
+            Err(StoreError::NotFound { .. }) => {
+                web.ping_tokens.put(token, None);
+                None
+            }
+            Err(e) => return Resp::text(503, format!("database: {e}\n")),
+        },
+    };
+    let Some(id) = id else {
+        return Resp::text(404, "no heartbeat has that token\n");
     };
     let body = String::from_utf8_lossy(&req.body).into_owned();
-    match web.ping_writer.record((heartbeat, ping, body)) {
-        Ok(pinged) => {
+    match web.ping_writer.record((id, ping, body)) {
+        Ok(None) => {
+            web.ping_tokens.forget(token);
+            Resp::text(404, "no heartbeat has that token\n")
+        }
+        Ok(Some(pinged)) => {
             if let Some(fix) = pinged.fix
                 && let Err(e) = crate::queue::heartbeat_fix(&web.store, &fix)
             {

@@ -391,3 +391,54 @@ fn a_heartbeat_with_a_fix_queues_it_once_per_problem() {
         d.log()
     );
 }
+
+/// Group commit: pings recorded together are one transaction, in order; a start earlier in the
+/// batch gives a later result its duration; each ping's result is its own.
+#[test]
+fn pings_recorded_together_are_one_transaction_in_order() {
+    use hostler::store::heartbeats::{NewHeartbeat, Ping};
+    let w = Work::new();
+    let store = w.store();
+    let mut hs = Vec::new();
+    for name in ["a", "b"] {
+        store
+            .add_heartbeat(&NewHeartbeat {
+                name: name.into(),
+                every_ms: 60_000,
+                ..Default::default()
+            })
+            .expect("heartbeat");
+        hs.push(store.heartbeat(name, None).expect("read"));
+    }
+    let out = store
+        .ping_many(&[
+            (hs[0].id, Ping::Start, String::new()),
+            (hs[1].id, Ping::Fail, "disk full".into()),
+            (hs[0].id, Ping::Exit(0), "done".into()),
+            (9_999, Ping::Fail, String::new()),
+        ])
+        .expect("batch");
+    let statuses: Vec<_> = out.iter().map(|p| p.as_ref().map(|p| p.status)).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            Some(None),
+            Some(Some(hostler::store::Status::Critical)),
+            Some(Some(hostler::store::Status::Ok)),
+            None
+        ],
+        "a heartbeat that is gone records nothing, the others record"
+    );
+    let a = store.check(None, "a").expect("a");
+    assert_eq!(a.state, CheckState::Ok);
+    assert!(a.message.starts_with("ping after"), "{}", a.message);
+    let b = store.check(None, "b").expect("b");
+    assert_eq!(b.state, CheckState::Critical);
+    assert!(
+        store
+            .heartbeat("a", None)
+            .expect("a")
+            .last_ping_at
+            .is_some()
+    );
+}

@@ -17,6 +17,14 @@ pub const HEARTBEAT_COLUMNS: &[&str] = &[
     "fix",
 ];
 
+/// One heartbeat, as it stands.
+pub fn heartbeat_get(id: i64) -> Statement {
+    Select::from("heartbeats")
+        .columns(HEARTBEAT_COLUMNS)
+        .filter(col("id").eq(param(id)))
+        .into()
+}
+
 /// Every heartbeat, by host then name.
 pub fn heartbeat_list() -> Statement {
     Select::from("heartbeats")
