@@ -274,22 +274,28 @@ fn add_transcript(c: &mut dyn super::Conn, id: i64, run: &NewRun) -> Result<(), 
 /// The row an OK run that changes nothing joins instead of a row of its own: its check's last
 /// run, when that was such a run too. None: the run gets its own row.
 fn joins(c: &mut dyn super::Conn, run: &NewRun) -> Result<Option<i64>, StoreError> {
-    let Some(schedule) = run.schedule_id else {
-        return Ok(None);
-    };
-    if run.status != Status::Ok
-        || !matches!(run.phase, None | Some(RunPhase::Check))
-        || !run.notifications.is_empty()
-    {
+    if run.status != Status::Ok || !run.notifications.is_empty() {
         return Ok(None);
     }
+    // Pushed results (pings, passive results) have no schedule: their quiet OK runs share a
+    // row as a schedule's do.
+    let passive = run.schedule_id.is_none() && run.phase == Some(RunPhase::Passive);
+    let schedule = match run.schedule_id {
+        Some(s) if matches!(run.phase, None | Some(RunPhase::Check)) => s,
+        _ if passive => 0,
+        _ => return Ok(None),
+    };
     let Some(check) = c.query_one(st::check_get(run.host.as_deref(), run.check()))? else {
         return Ok(None);
     };
     let last = check.opt_int("last_run_id")?;
     match last {
         Some(last) if check.text("state")? == "ok" => Ok(c
-            .query_one(st::run_quiet(last, schedule))?
+            .query_one(if passive {
+                st::run_quiet_passive(last)
+            } else {
+                st::run_quiet(last, schedule)
+            })?
             .map(|r| r.int("id"))
             .transpose()?),
         _ => Ok(None),

@@ -476,6 +476,23 @@ pub fn run_quiet(id: i64, schedule: i64) -> Statement {
         .into()
 }
 
+/// Run `id` if it is a pushed OK result (a ping, a passive result) that changed nothing and
+/// told nothing: the next such result of its check may join its row.
+pub fn run_quiet_passive(id: i64) -> Statement {
+    let told = Select::from("notifications")
+        .columns(&["id"])
+        .filter(col("run_id").eq(param(id)));
+    Select::from("runs")
+        .columns(&["id"])
+        .filter(col("id").eq(param(id)))
+        .filter(col("schedule_id").is_null())
+        .filter(col("status").eq(lit("ok")))
+        .filter(col("changed").eq(lit(false)))
+        .filter(col("phase").eq(lit(crate::store::RunPhase::Passive.as_str())))
+        .filter(Expr::Not(Box::new(Expr::Exists(Box::new(told)))))
+        .into()
+}
+
 /// A run joins the row of the OK runs before it: the row takes its fields, and counts it.
 pub fn run_repeat(id: i64, values: Vec<(&'static str, Expr)>) -> Statement {
     let mut set = values;
