@@ -31,7 +31,10 @@ CREATE TABLE hosts (
     keep_session BOOLEAN NOT NULL DEFAULT TRUE,
     enabled     BOOLEAN NOT NULL DEFAULT TRUE,
     created_at  BIGINT NOT NULL,
-    updated_at  BIGINT NOT NULL
+    updated_at  BIGINT NOT NULL,
+    -- The site file manages it (`hostler apply`); false: made by hand. Added in schema
+    -- version 7.
+    managed     BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 CREATE TABLE host_keys (
@@ -93,7 +96,10 @@ CREATE TABLE schedules (
     -- sites (comma-separated), and is a problem only when at least `quorum` of them see one in
     -- their latest result (NULL: no quorum). Added in schema version 6.
     sites       TEXT,
-    quorum      INTEGER
+    quorum      INTEGER,
+    -- The site file manages it (`hostler apply`); false: made by hand. Added in schema
+    -- version 7.
+    managed     BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 CREATE TABLE jobs (
@@ -286,7 +292,10 @@ CREATE TABLE dependencies (
     -- Redundant parents share a group; NULL: this parent cuts the child off on its own.
     grp         VARCHAR(255),
     author      VARCHAR(255),
-    created_at  BIGINT NOT NULL
+    created_at  BIGINT NOT NULL,
+    -- The site file manages it (`hostler apply`); false: made by hand. Added in schema
+    -- version 7.
+    managed     BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 -- A heartbeat: a check fed from outside. Whatever it watches (a cron job, a backup) pings
@@ -310,7 +319,10 @@ CREATE TABLE heartbeats (
     created_at  BIGINT NOT NULL,
     -- The fix queued (on the heartbeat's host) when its problem begins. Added in schema
     -- version 7.
-    fix         VARCHAR(255)
+    fix         VARCHAR(255),
+    -- The site file manages it (`hostler apply`); false: made by hand. Added in schema
+    -- version 7.
+    managed     BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 CREATE TABLE users (

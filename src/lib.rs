@@ -15,6 +15,8 @@
 //! - [`queue`]: the one way work enters the queue (a request, its target, its timing).
 //! - [`monitord`]: the daemon (`hostler serve`): fires schedules, claims with leases, the
 //!   correction loop, the delivery of notifications.
+//! - [`site`]: configuration as code: the site file (hosts, checks and rules by tag,
+//!   dependencies, heartbeats, scripts), the plan of what an apply changes, and the export.
 //! - [`notify`]: where notifications go: channels of each kind (webhook, command, SMTP, Slack,
 //!   Teams, Discord, Mattermost, ntfy, Gotify, Telegram, PagerDuty, Opsgenie), routes with
 //!   escalation, reminders and hours, and each service's message shape.
@@ -48,6 +50,7 @@
 //! script   → bundled config redact session store
 //! app      → config environ redact script session store
 //! queue    → bundled redact store when
+//! site     → queue store when
 //! monitord → config health notify queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
 //! shell    → app bundled script session store   (`:schedule` is the CLI's verb, handed in)
@@ -87,6 +90,7 @@ pub mod redact;
 pub mod script;
 pub mod session;
 pub mod shell;
+pub mod site;
 pub mod sql;
 pub mod sqlxml;
 pub mod store;

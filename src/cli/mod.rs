@@ -1,6 +1,7 @@
 //! The command line: argh subcommands, one file per group, all thin. Each parses, calls the
 //! store or the script runner, and prints. `--json` on every listing.
 
+mod apply;
 mod depend;
 mod downtime;
 mod fanout;
@@ -80,6 +81,8 @@ pub enum Command {
     Depend(depend::DependCmd),
     Heartbeat(heartbeat::HeartbeatCmd),
     Notify(notify::NotifyCmd),
+    Apply(apply::ApplyCmd),
+    Export(apply::ExportCmd),
     Exec(heartbeat::ExecCmd),
     Downtime(downtime::DowntimeCmd),
     Ack(downtime::AckCmd),
@@ -331,6 +334,7 @@ fn reads_only(c: &Command) -> bool {
         ),
         Command::Downtime(d) => matches!(d.action, downtime::DowntimeAction::List(_)),
         Command::Depend(d) => matches!(d.action, depend::DependAction::List(_)),
+        Command::Export(_) => true,
         Command::Heartbeat(h) => matches!(h.action, heartbeat::HeartbeatAction::List(_)),
         Command::User(u) => matches!(u.action, user::UserAction::List(_)),
         _ => false,
@@ -435,6 +439,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Depend(c) => depend::run(&app, c),
         Command::Heartbeat(c) => heartbeat::run(&app, c),
         Command::Notify(c) => notify::run(&app, c),
+        Command::Apply(c) => apply::apply(&app, c),
+        Command::Export(c) => apply::export(&app, c),
         Command::Exec(c) => heartbeat::exec(&app, c),
         Command::Downtime(c) => downtime::run(&app, c),
         Command::Ack(c) => downtime::ack(&app, c),

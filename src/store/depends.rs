@@ -63,6 +63,7 @@ impl NewDependency {
             group: self.group.clone(),
             author: self.author.clone(),
             created_at: 0,
+            managed: false,
         }
     }
 }
@@ -306,6 +307,7 @@ pub(super) fn dependency_from_row(r: &Row) -> Result<Dependency, StoreError> {
         group: r.opt_text("grp")?,
         author: r.opt_text("author")?,
         created_at: r.int("created_at")?,
+        managed: r.boolean("managed")?,
     })
 }
 
@@ -491,71 +493,84 @@ pub fn parse_target(s: &str, host_allowed: bool) -> Result<(String, Option<Strin
     }
 }
 
+/// Checks a new dependency's names (not that its hosts exist).
+pub(super) fn check_dependency(d: &NewDependency) -> Result<(), StoreError> {
+    for name in [
+        Some(&d.parent_check),
+        d.child_check.as_ref(),
+        d.group.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        super::jobs::check_name(Some(name))?;
+    }
+    if d.child_check.as_deref() == Some(d.parent_check.as_str()) && d.child_host == d.parent_host {
+        return Err(invalid(format!(
+            "{}/{} cannot depend on itself",
+            d.child_host, d.parent_check
+        )));
+    }
+    Ok(())
+}
+
+/// Inserts a checked dependency, refusing a duplicate or a cycle (under a lock that makes two
+/// nodes adding the two halves of a cycle wait for each other); its id.
+pub(super) fn insert_dependency(
+    c: &mut dyn Conn,
+    d: &NewDependency,
+    managed: bool,
+) -> Result<i64, StoreError> {
+    let at = super::now_ms();
+    let new = d.as_dependency();
+    // Two nodes adding the two halves of a cycle at once: one waits for the other.
+    c.exec(crate::sql::Statement::Serialize("hostler_depend"))?;
+    let all: Vec<Dependency> = c
+        .query(st::dependency_list())?
+        .iter()
+        .map(dependency_from_row)
+        .collect::<Result<_, _>>()?;
+    if all.iter().any(|x| {
+        x.child_host == new.child_host
+            && x.child_check == new.child_check
+            && x.parent_host == new.parent_host
+            && x.parent_check == new.parent_check
+    }) {
+        return Err(invalid(format!(
+            "{} already depends on {}",
+            new.child(),
+            new.parent()
+        )));
+    }
+    if let Some(path) = find_cycle(&all, d) {
+        return Err(invalid(format!(
+            "{} on {} would make a cycle: {} depends on {}",
+            new.child(),
+            new.parent(),
+            path.last().cloned().unwrap_or_default(),
+            path.join(", which depends on ")
+        )));
+    }
+    c.insert(st::dependency_insert(vec![
+        ("child_host", param(d.child_host.as_str())),
+        ("child_check", param(d.child_check.clone())),
+        ("parent_host", param(d.parent_host.as_str())),
+        ("parent_check", param(d.parent_check.as_str())),
+        ("grp", param(d.group.clone())),
+        ("author", param(d.author.clone())),
+        ("created_at", param(at)),
+        ("managed", param(managed)),
+    ]))
+}
+
 impl Store {
     /// Adds a dependency. Both hosts must exist; a check cannot depend on itself; the same
     /// dependency twice, and one that would close a cycle, are refused (the cycle named).
     pub fn add_dependency(&self, d: &NewDependency) -> Result<i64, StoreError> {
-        for name in [
-            Some(&d.parent_check),
-            d.child_check.as_ref(),
-            d.group.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            super::jobs::check_name(Some(name))?;
-        }
-        if d.child_check.as_deref() == Some(d.parent_check.as_str())
-            && d.child_host == d.parent_host
-        {
-            return Err(invalid(format!(
-                "{}/{} cannot depend on itself",
-                d.child_host, d.parent_check
-            )));
-        }
+        check_dependency(d)?;
         self.host(&d.child_host)?;
         self.host(&d.parent_host)?;
-        let at = super::now_ms();
-        let new = d.as_dependency();
-        self.write(|c| {
-            // Two nodes adding the two halves of a cycle at once: one waits for the other.
-            c.exec(crate::sql::Statement::Serialize("hostler_depend"))?;
-            let all: Vec<Dependency> = c
-                .query(st::dependency_list())?
-                .iter()
-                .map(dependency_from_row)
-                .collect::<Result<_, _>>()?;
-            if all.iter().any(|x| {
-                x.child_host == new.child_host
-                    && x.child_check == new.child_check
-                    && x.parent_host == new.parent_host
-                    && x.parent_check == new.parent_check
-            }) {
-                return Err(invalid(format!(
-                    "{} already depends on {}",
-                    new.child(),
-                    new.parent()
-                )));
-            }
-            if let Some(path) = find_cycle(&all, d) {
-                return Err(invalid(format!(
-                    "{} on {} would make a cycle: {} depends on {}",
-                    new.child(),
-                    new.parent(),
-                    path.last().cloned().unwrap_or_default(),
-                    path.join(", which depends on ")
-                )));
-            }
-            c.insert(st::dependency_insert(vec![
-                ("child_host", param(d.child_host.as_str())),
-                ("child_check", param(d.child_check.clone())),
-                ("parent_host", param(d.parent_host.as_str())),
-                ("parent_check", param(d.parent_check.as_str())),
-                ("grp", param(d.group.clone())),
-                ("author", param(d.author.clone())),
-                ("created_at", param(at)),
-            ]))
-        })
+        self.write(|c| insert_dependency(c, d, false))
     }
 
     /// Every dependency, by child then parent.

@@ -32,6 +32,8 @@ pub struct Heartbeat {
     pub created_at: i64,
     /// The fix queued on its host when its problem begins.
     pub fix: Option<String>,
+    /// The site file manages it (`hostler apply`).
+    pub managed: bool,
 }
 
 /// A heartbeat's fix to queue now: its problem began (the caller queues it, the store knows
@@ -121,6 +123,7 @@ fn heartbeat_from_row(r: &Row) -> Result<Heartbeat, StoreError> {
         author: r.opt_text("author")?,
         created_at: r.int("created_at")?,
         fix: r.opt_text("fix")?,
+        managed: r.boolean("managed")?,
     })
 }
 
@@ -133,7 +136,77 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
-fn new_token() -> Result<String, StoreError> {
+/// Checks a new heartbeat's name and timing.
+pub(super) fn check_heartbeat(h: &NewHeartbeat) -> Result<(), StoreError> {
+    let bad = |m: String| Err(StoreError::Invalid(m));
+    if !super::valid_name(&h.name) || h.name.contains("..") {
+        return bad(format!(
+            "heartbeat {:?}: letters, digits, '.', '-' and '_'",
+            h.name
+        ));
+    }
+    match &h.cron {
+        Some(c) => {
+            if let Err(e) = crate::when::cron_next(c, now_ms()) {
+                return bad(format!("--cron: {e}"));
+            }
+        }
+        None if h.every_ms < 1000 => {
+            return bad("--every: at least one second (or give --cron)".into());
+        }
+        None => {}
+    }
+    if h.grace_ms < 0 {
+        return bad("--grace: not negative".into());
+    }
+    Ok(())
+}
+
+/// The columns a heartbeat's settings write, on insert and update alike.
+fn heartbeat_values(h: &NewHeartbeat, managed: bool) -> Vec<(&'static str, crate::sql::Expr)> {
+    vec![
+        (
+            "every_ms",
+            param(if h.cron.is_some() { 0 } else { h.every_ms }),
+        ),
+        ("cron", param(h.cron.clone())),
+        ("grace_ms", param(h.grace_ms)),
+        ("fix", param(h.fix.clone())),
+        ("managed", param(managed)),
+    ]
+}
+
+/// Inserts a checked heartbeat with its token (kept as its hash); its id.
+pub(super) fn insert_heartbeat(
+    c: &mut dyn super::Conn,
+    h: &NewHeartbeat,
+    token: &str,
+    managed: bool,
+) -> Result<i64, StoreError> {
+    let mut values = vec![
+        ("name", param(h.name.as_str())),
+        ("host", param(h.host.clone())),
+        ("token_hash", param(token_hash(token))),
+        ("author", param(h.author.clone())),
+        ("created_at", param(now_ms())),
+    ];
+    values.extend(heartbeat_values(h, managed));
+    c.insert(st::heartbeat_insert(values))
+}
+
+/// Changes a heartbeat's timing and fix in place (its token and pings stay).
+pub(super) fn update_heartbeat_in(
+    c: &mut dyn super::Conn,
+    id: i64,
+    h: &NewHeartbeat,
+    managed: bool,
+) -> Result<(), StoreError> {
+    c.exec(st::heartbeat_update(id, heartbeat_values(h, managed)))?;
+    Ok(())
+}
+
+/// A new heartbeat's token.
+pub(super) fn new_token() -> Result<String, StoreError> {
     let mut buf = [0u8; 20];
     getrandom::getrandom(&mut buf).map_err(|e| StoreError::Db(format!("no randomness: {e}")))?;
     Ok(format!(
@@ -149,27 +222,7 @@ fn span(ms: i64) -> String {
 impl Store {
     /// Makes a heartbeat and returns its id and its token (shown once, kept as its hash).
     pub fn add_heartbeat(&self, h: &NewHeartbeat) -> Result<(i64, String), StoreError> {
-        let bad = |m: String| Err(StoreError::Invalid(m));
-        if !super::valid_name(&h.name) || h.name.contains("..") {
-            return bad(format!(
-                "heartbeat {:?}: letters, digits, '.', '-' and '_'",
-                h.name
-            ));
-        }
-        match &h.cron {
-            Some(c) => {
-                if let Err(e) = crate::when::cron_next(c, now_ms()) {
-                    return bad(format!("--cron: {e}"));
-                }
-            }
-            None if h.every_ms < 1000 => {
-                return bad("--every: at least one second (or give --cron)".into());
-            }
-            None => {}
-        }
-        if h.grace_ms < 0 {
-            return bad("--grace: not negative".into());
-        }
+        check_heartbeat(h)?;
         if let Some(host) = &h.host {
             self.host(host)?;
         }
@@ -181,26 +234,13 @@ impl Store {
             .iter()
             .any(|x| x.name == h.name && x.host == h.host)
         {
-            return bad(format!("heartbeat {} exists already", h.name));
+            return Err(StoreError::Invalid(format!(
+                "heartbeat {} exists already",
+                h.name
+            )));
         }
         let token = new_token()?;
-        let at = now_ms();
-        let id = self.write(|c| {
-            c.insert(st::heartbeat_insert(vec![
-                ("name", param(h.name.as_str())),
-                ("host", param(h.host.clone())),
-                ("token_hash", param(token_hash(&token))),
-                (
-                    "every_ms",
-                    param(if h.cron.is_some() { 0 } else { h.every_ms }),
-                ),
-                ("cron", param(h.cron.clone())),
-                ("grace_ms", param(h.grace_ms)),
-                ("author", param(h.author.clone())),
-                ("created_at", param(at)),
-                ("fix", param(h.fix.clone())),
-            ]))
-        })?;
+        let id = self.write(|c| insert_heartbeat(c, h, &token, false))?;
         Ok((id, token))
     }
 

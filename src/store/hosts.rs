@@ -70,12 +70,13 @@ pub(super) fn host_from_row(r: &Row) -> Result<Host, StoreError> {
             .collect(),
         vars,
         keep_session: r.boolean("keep_session")?,
+        managed: r.boolean("managed")?,
         enabled: r.boolean("enabled")?,
     })
 }
 
 /// Checks a host's fields before any write.
-fn validate(h: &NewHost) -> Result<(), StoreError> {
+pub(super) fn validate(h: &NewHost) -> Result<(), StoreError> {
     if !valid_name(&h.name) {
         return Err(StoreError::Invalid(format!(
             "invalid host name {:?}: use letters, digits, '-', '_' and '.'",
@@ -121,32 +122,93 @@ fn host_values(h: &NewHost) -> Vec<(&'static str, Expr)> {
     ]
 }
 
+/// Inserts a validated host with its sealed secret.
+pub(super) fn insert_host(
+    c: &mut dyn super::Conn,
+    h: &NewHost,
+    sealed: Option<String>,
+    managed: bool,
+) -> Result<(), StoreError> {
+    if c.query_one(st::host_by_name(&h.name))?.is_some() {
+        return Err(StoreError::Exists {
+            kind: "host",
+            name: h.name.clone(),
+        });
+    }
+    let at = now_ms();
+    let mut values = host_values(h);
+    values.extend([
+        ("secret", param(sealed)),
+        ("enabled", param(true)),
+        ("created_at", param(at)),
+        ("updated_at", param(at)),
+        ("managed", param(managed)),
+    ]);
+    c.insert(st::host_insert(values))?;
+    Ok(())
+}
+
+/// What becomes of a host's stored secret when its settings change.
+#[derive(Debug, Clone)]
+pub enum SecretChange {
+    Keep,
+    /// Replaced by this sealed one.
+    Set(String),
+    Clear,
+}
+
+/// Changes a validated host's settings (`managed`: Some marks it so, None leaves the mark).
+pub(super) fn update_host_in(
+    c: &mut dyn super::Conn,
+    h: &NewHost,
+    secret: &SecretChange,
+    managed: Option<bool>,
+) -> Result<(), StoreError> {
+    let mut values = host_values(h);
+    values.push(("updated_at", param(now_ms())));
+    match secret {
+        SecretChange::Keep => {}
+        SecretChange::Set(s) => values.push(("secret", param(s.clone()))),
+        SecretChange::Clear => values.push(("secret", param(None::<String>))),
+    }
+    if let Some(m) = managed {
+        values.push(("managed", param(m)));
+    }
+    match c.exec(st::host_update(&h.name, values))? {
+        0 => Err(StoreError::NotFound {
+            kind: "host",
+            name: h.name.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a host with its checks, dependencies and heartbeats (schedules and pinned keys go
+/// by cascade); refused while its jobs are queued or running.
+pub(super) fn delete_host(c: &mut dyn super::Conn, name: &str) -> Result<(), StoreError> {
+    let id = host_id(c, name)?;
+    refuse_with_jobs(c, "host", name, "host_id", id)?;
+    c.exec(st::host_delete(name))?;
+    c.exec(st::check_delete_of("host", name))?;
+    c.exec(st::dependency_delete_of("child_host", name))?;
+    c.exec(st::dependency_delete_of("parent_host", name))?;
+    c.exec(st::heartbeat_delete_of(name))?;
+    Ok(())
+}
+
 impl Store {
-    pub fn add_host(&self, h: &NewHost) -> Result<Host, StoreError> {
-        validate(h)?;
-        let sealed = h
-            .secret
+    /// A host's new secret, sealed (None: none given).
+    pub(super) fn seal_of(&self, h: &NewHost) -> Result<Option<String>, StoreError> {
+        h.secret
             .as_ref()
             .map(|s| self.vault.seal(s.expose()))
-            .transpose()?;
-        let at = now_ms();
-        self.write(|c| {
-            if c.query_one(st::host_by_name(&h.name))?.is_some() {
-                return Err(StoreError::Exists {
-                    kind: "host",
-                    name: h.name.clone(),
-                });
-            }
-            let mut values = host_values(h);
-            values.extend([
-                ("secret", param(sealed)),
-                ("enabled", param(true)),
-                ("created_at", param(at)),
-                ("updated_at", param(at)),
-            ]);
-            c.insert(st::host_insert(values))?;
-            Ok(())
-        })?;
+            .transpose()
+    }
+
+    pub fn add_host(&self, h: &NewHost) -> Result<Host, StoreError> {
+        validate(h)?;
+        let sealed = self.seal_of(h)?;
+        self.write(|c| insert_host(c, h, sealed, false))?;
         self.host(&h.name)
     }
 
@@ -154,27 +216,12 @@ impl Store {
     /// removed when `clear_secret`; otherwise the stored one is kept (a form never shows it).
     pub fn update_host(&self, h: &NewHost, clear_secret: bool) -> Result<Host, StoreError> {
         validate(h)?;
-        let sealed = h
-            .secret
-            .as_ref()
-            .map(|s| self.vault.seal(s.expose()))
-            .transpose()?;
-        self.write(|c| {
-            let mut values = host_values(h);
-            values.push(("updated_at", param(now_ms())));
-            if let Some(secret) = &sealed {
-                values.push(("secret", param(secret.clone())));
-            } else if clear_secret {
-                values.push(("secret", param(None::<String>)));
-            }
-            match c.exec(st::host_update(&h.name, values))? {
-                0 => Err(StoreError::NotFound {
-                    kind: "host",
-                    name: h.name.clone(),
-                }),
-                _ => Ok(()),
-            }
-        })?;
+        let secret = match self.seal_of(h)? {
+            Some(s) => SecretChange::Set(s),
+            None if clear_secret => SecretChange::Clear,
+            None => SecretChange::Keep,
+        };
+        self.write(|c| update_host_in(c, h, &secret, None))?;
         self.host(&h.name)
     }
 
@@ -201,16 +248,7 @@ impl Store {
     /// Removes a host with its schedules, pinned keys, checks and dependencies. Refused while jobs of the host are
     /// queued or running: they would vanish without a run in the history.
     pub fn remove_host(&self, name: &str) -> Result<(), StoreError> {
-        self.write(|c| {
-            let id = host_id(c, name)?;
-            refuse_with_jobs(c, "host", name, "host_id", id)?;
-            c.exec(st::host_delete(name))?;
-            c.exec(st::check_delete_of("host", name))?;
-            c.exec(st::dependency_delete_of("child_host", name))?;
-            c.exec(st::dependency_delete_of("parent_host", name))?;
-            c.exec(st::heartbeat_delete_of(name))?;
-            Ok(())
-        })
+        self.write(|c| delete_host(c, name))
     }
 
     /// The SSH host keys pinned for a host.

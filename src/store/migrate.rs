@@ -124,11 +124,16 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("checks", "sites"),
             Add::Column("checks", "told"),
         ]),
-        // 7: named channels (more than `channel`'s 64 characters of them) and reminders.
+        // 7: named channels (more than `channel`'s 64 characters of them), reminders, heartbeats'
+        // fixes, and what the site file manages.
         6 => Some(&[
             Add::Column("notifications", "sent"),
             Add::Column("checks", "reminded_at"),
             Add::Column("heartbeats", "fix"),
+            Add::Column("hosts", "managed"),
+            Add::Column("schedules", "managed"),
+            Add::Column("dependencies", "managed"),
+            Add::Column("heartbeats", "managed"),
         ]),
         _ => None,
     }

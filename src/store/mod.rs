@@ -38,6 +38,7 @@ mod schedules;
 pub use schedules::{Target, split_sites};
 mod scripts;
 pub mod series;
+pub mod site;
 pub mod size;
 pub mod sqlite;
 pub mod tds;

@@ -80,6 +80,8 @@ pub struct Host {
     pub vars: serde_json::Map<String, serde_json::Value>,
     pub keep_session: bool,
     pub enabled: bool,
+    /// The site file manages it (`hostler apply`).
+    pub managed: bool,
 }
 
 /// An SSH host key pinned for a host.
@@ -295,6 +297,8 @@ pub struct Dependency {
     pub group: Option<String>,
     pub author: Option<String>,
     pub created_at: i64,
+    /// The site file manages it (`hostler apply`).
+    pub managed: bool,
 }
 
 /// A new dependency.
@@ -564,6 +568,8 @@ pub struct Schedule {
     /// due, and is a problem only when at least `quorum` of them see one.
     pub sites: Vec<String>,
     pub quorum: Option<i64>,
+    /// The site file manages it (`hostler apply`).
+    pub managed: bool,
 }
 
 impl Schedule {

@@ -136,113 +136,170 @@ pub(super) fn schedule_from_row(r: &Row) -> Result<Schedule, StoreError> {
         fix_args: r.opt_text("fix_args")?,
         sites: split_sites(r.opt_text("sites")?.as_deref()),
         quorum: r.opt_int("quorum")?,
+        managed: r.boolean("managed")?,
     })
+}
+
+/// Checks a schedule before it is written.
+pub(super) fn check_schedule(s: &NewSchedule) -> Result<(), StoreError> {
+    super::jobs::check_bounds(s.priority, s.timeout_ms)?;
+    let targets = [s.host.is_some(), s.tag.is_some(), s.site.is_some()];
+    if targets.iter().filter(|t| **t).count() > 1 {
+        return Err(StoreError::Invalid(
+            "a schedule targets one host, or a tag, or a site".into(),
+        ));
+    }
+    super::jobs::check_args(s.args.as_deref())?;
+    super::jobs::check_args(s.fix_args.as_deref())?;
+    super::jobs::check_name(s.name.as_deref())?;
+    check_quorum(&s.sites, s.quorum)?;
+    timing_columns(&s.timing).map(|_| ())
+}
+
+/// Inserts a checked schedule; its id.
+pub(super) fn insert_schedule(
+    c: &mut dyn super::Conn,
+    s: &NewSchedule,
+    managed: bool,
+) -> Result<i64, StoreError> {
+    let (kind, at, every, cron) = timing_columns(&s.timing)?;
+    let at_now = now_ms();
+    let script = script_id(c, &s.script)?;
+    let fix = s
+        .fix_script
+        .as_deref()
+        .map(|f| script_id(c, f))
+        .transpose()?;
+    let host = match &s.host {
+        Some(h) => Some(host_id(c, h)?),
+        None => None,
+    };
+    c.insert(st::schedule_insert(vec![
+        ("script_id", param(script)),
+        ("fix_script_id", param(fix)),
+        ("host_id", param(host)),
+        ("tag", param(s.tag.clone())),
+        ("site", param(s.site.clone())),
+        ("priority", param(s.priority)),
+        ("kind", param(kind)),
+        ("at_time", param(at)),
+        ("every_ms", param(every)),
+        ("cron", param(cron.clone())),
+        ("timeout_ms", param(s.timeout_ms)),
+        ("max_attempts", param(s.max_attempts)),
+        ("next_due", param(s.next_due)),
+        ("guard_max_fixes", param(s.guard_max_fixes)),
+        ("guard_window_ms", param(s.guard_window_ms)),
+        ("guard_backoff_ms", param(s.guard_backoff_ms)),
+        ("allow_duplicate", param(s.allow_duplicate)),
+        ("enabled", param(true)),
+        ("created_at", param(at_now)),
+        ("retries", param(s.retries.max(1))),
+        ("retry_every_ms", param(s.retry_every_ms)),
+        ("name", param(s.name.clone())),
+        ("args", param(s.args.clone())),
+        ("fix_args", param(s.fix_args.clone())),
+        (
+            "sites",
+            param((!s.sites.is_empty()).then(|| s.sites.join(","))),
+        ),
+        ("quorum", param(s.quorum)),
+        ("managed", param(managed)),
+    ]))
+}
+
+/// Changes schedule `id` in place to a checked `s` (its script, target, name and sites stay).
+pub(super) fn update_schedule_in(
+    c: &mut dyn super::Conn,
+    id: i64,
+    s: &NewSchedule,
+    managed: bool,
+) -> Result<(), StoreError> {
+    let (kind, at, every, cron) = timing_columns(&s.timing)?;
+    let fix = s
+        .fix_script
+        .as_deref()
+        .map(|f| script_id(c, f))
+        .transpose()?;
+    let changed = c.exec(st::schedule_update(
+        id,
+        vec![
+            ("fix_script_id", param(fix)),
+            ("priority", param(s.priority)),
+            ("kind", param(kind)),
+            ("at_time", param(at)),
+            ("every_ms", param(every)),
+            ("cron", param(cron.clone())),
+            ("timeout_ms", param(s.timeout_ms)),
+            ("max_attempts", param(s.max_attempts)),
+            ("next_due", param(s.next_due)),
+            ("enabled", param(true)),
+            ("guard_max_fixes", param(s.guard_max_fixes)),
+            ("guard_window_ms", param(s.guard_window_ms)),
+            ("guard_backoff_ms", param(s.guard_backoff_ms)),
+            ("retries", param(s.retries.max(1))),
+            ("retry_every_ms", param(s.retry_every_ms)),
+            ("args", param(s.args.clone())),
+            ("fix_args", param(s.fix_args.clone())),
+            ("managed", param(managed)),
+        ],
+    ))?;
+    match changed {
+        0 => Err(StoreError::NotFound {
+            kind: "schedule",
+            name: id.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a schedule, and the checks of its script that no other schedule runs.
+pub(super) fn delete_schedule(c: &mut dyn super::Conn, id: i64) -> Result<(), StoreError> {
+    let gone = c
+        .query_one(st::schedule_by_id(id))?
+        .map(|r| schedule_from_row(&r))
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "schedule",
+            name: id.to_string(),
+        })?;
+    c.exec(st::schedule_delete(id))?;
+    let rest: Vec<Schedule> = c
+        .query(st::schedule_list())?
+        .iter()
+        .map(schedule_from_row)
+        .filter(|s| s.as_ref().map_or(true, |s| s.script == gone.script))
+        .collect::<Result<_, _>>()?;
+    let hosts: Vec<Host> = c
+        .query(st::host_list())?
+        .iter()
+        .map(super::hosts::host_from_row)
+        .collect::<Result<_, _>>()?;
+    let covered: Vec<Option<String>> = rest
+        .iter()
+        .flat_map(|s| Target::of(s).resolve(&hosts))
+        .collect();
+    for row in c.query(st::check_list())? {
+        let check = super::checks::check_from_row(&row)?;
+        if check.script == gone.script && !covered.contains(&check.host) {
+            c.exec(st::check_delete(check.id))?;
+        }
+    }
+    Ok(())
 }
 
 impl Store {
     pub fn add_schedule(&self, s: &NewSchedule) -> Result<i64, StoreError> {
-        super::jobs::check_bounds(s.priority, s.timeout_ms)?;
-        let targets = [s.host.is_some(), s.tag.is_some(), s.site.is_some()];
-        if targets.iter().filter(|t| **t).count() > 1 {
-            return Err(StoreError::Invalid(
-                "a schedule targets one host, or a tag, or a site".into(),
-            ));
-        }
-        super::jobs::check_args(s.args.as_deref())?;
-        super::jobs::check_args(s.fix_args.as_deref())?;
-        super::jobs::check_name(s.name.as_deref())?;
-        check_quorum(&s.sites, s.quorum)?;
-        let (kind, at, every, cron) = timing_columns(&s.timing)?;
-        let at_now = now_ms();
-        self.write(|c| {
-            let script = script_id(c, &s.script)?;
-            let fix = s
-                .fix_script
-                .as_deref()
-                .map(|f| script_id(c, f))
-                .transpose()?;
-            let host = match &s.host {
-                Some(h) => Some(host_id(c, h)?),
-                None => None,
-            };
-            c.insert(st::schedule_insert(vec![
-                ("script_id", param(script)),
-                ("fix_script_id", param(fix)),
-                ("host_id", param(host)),
-                ("tag", param(s.tag.clone())),
-                ("site", param(s.site.clone())),
-                ("priority", param(s.priority)),
-                ("kind", param(kind)),
-                ("at_time", param(at)),
-                ("every_ms", param(every)),
-                ("cron", param(cron.clone())),
-                ("timeout_ms", param(s.timeout_ms)),
-                ("max_attempts", param(s.max_attempts)),
-                ("next_due", param(s.next_due)),
-                ("guard_max_fixes", param(s.guard_max_fixes)),
-                ("guard_window_ms", param(s.guard_window_ms)),
-                ("guard_backoff_ms", param(s.guard_backoff_ms)),
-                ("allow_duplicate", param(s.allow_duplicate)),
-                ("enabled", param(true)),
-                ("created_at", param(at_now)),
-                ("retries", param(s.retries.max(1))),
-                ("retry_every_ms", param(s.retry_every_ms)),
-                ("name", param(s.name.clone())),
-                ("args", param(s.args.clone())),
-                ("fix_args", param(s.fix_args.clone())),
-                (
-                    "sites",
-                    param((!s.sites.is_empty()).then(|| s.sites.join(","))),
-                ),
-                ("quorum", param(s.quorum)),
-            ]))
-        })
+        check_schedule(s)?;
+        self.write(|c| insert_schedule(c, s, false))
     }
 
     /// Changes schedule `id` in place to `s` (its script, target, name and sites stay): its
     /// checks keep their state, acknowledgement and "failing since".
     pub fn update_schedule(&self, id: i64, s: &NewSchedule) -> Result<(), StoreError> {
-        super::jobs::check_bounds(s.priority, s.timeout_ms)?;
-        super::jobs::check_args(s.args.as_deref())?;
-        super::jobs::check_args(s.fix_args.as_deref())?;
-        check_quorum(&s.sites, s.quorum)?;
-        let (kind, at, every, cron) = timing_columns(&s.timing)?;
-        self.write(|c| {
-            let fix = s
-                .fix_script
-                .as_deref()
-                .map(|f| script_id(c, f))
-                .transpose()?;
-            let changed = c.exec(st::schedule_update(
-                id,
-                vec![
-                    ("fix_script_id", param(fix)),
-                    ("priority", param(s.priority)),
-                    ("kind", param(kind)),
-                    ("at_time", param(at)),
-                    ("every_ms", param(every)),
-                    ("cron", param(cron.clone())),
-                    ("timeout_ms", param(s.timeout_ms)),
-                    ("max_attempts", param(s.max_attempts)),
-                    ("next_due", param(s.next_due)),
-                    ("enabled", param(true)),
-                    ("guard_max_fixes", param(s.guard_max_fixes)),
-                    ("guard_window_ms", param(s.guard_window_ms)),
-                    ("guard_backoff_ms", param(s.guard_backoff_ms)),
-                    ("retries", param(s.retries.max(1))),
-                    ("retry_every_ms", param(s.retry_every_ms)),
-                    ("args", param(s.args.clone())),
-                    ("fix_args", param(s.fix_args.clone())),
-                ],
-            ))?;
-            match changed {
-                0 => Err(StoreError::NotFound {
-                    kind: "schedule",
-                    name: id.to_string(),
-                }),
-                _ => Ok(()),
-            }
-        })
+        check_schedule(s)?;
+        let managed = self.schedule(id)?.managed;
+        self.write(|c| update_schedule_in(c, id, s, managed))
     }
 
     pub fn schedules(&self) -> Result<Vec<Schedule>, StoreError> {
@@ -276,38 +333,6 @@ impl Store {
 
     /// Removes a schedule, and the checks of its script that no other schedule runs.
     pub fn remove_schedule(&self, id: i64) -> Result<(), StoreError> {
-        self.write(|c| {
-            let gone = c
-                .query_one(st::schedule_by_id(id))?
-                .map(|r| schedule_from_row(&r))
-                .transpose()?
-                .ok_or_else(|| StoreError::NotFound {
-                    kind: "schedule",
-                    name: id.to_string(),
-                })?;
-            c.exec(st::schedule_delete(id))?;
-            let rest: Vec<Schedule> = c
-                .query(st::schedule_list())?
-                .iter()
-                .map(schedule_from_row)
-                .filter(|s| s.as_ref().map_or(true, |s| s.script == gone.script))
-                .collect::<Result<_, _>>()?;
-            let hosts: Vec<Host> = c
-                .query(st::host_list())?
-                .iter()
-                .map(super::hosts::host_from_row)
-                .collect::<Result<_, _>>()?;
-            let covered: Vec<Option<String>> = rest
-                .iter()
-                .flat_map(|s| Target::of(s).resolve(&hosts))
-                .collect();
-            for row in c.query(st::check_list())? {
-                let check = super::checks::check_from_row(&row)?;
-                if check.script == gone.script && !covered.contains(&check.host) {
-                    c.exec(st::check_delete(check.id))?;
-                }
-            }
-            Ok(())
-        })
+        self.write(|c| delete_schedule(c, id))
     }
 }

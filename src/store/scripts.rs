@@ -25,7 +25,7 @@ fn script_from_row(r: &Row) -> Result<Script, StoreError> {
     })
 }
 
-fn check_name(name: &str) -> Result<(), StoreError> {
+pub(super) fn check_name(name: &str) -> Result<(), StoreError> {
     if super::hosts::valid_name(name) {
         return Ok(());
     }
@@ -46,7 +46,7 @@ pub enum Expect {
 }
 
 /// Creates or replaces one script inside a write; returns its version.
-fn save_one(
+pub(super) fn save_one(
     c: &mut dyn super::Conn,
     s: &NewScript<'_>,
     expect: Expect,

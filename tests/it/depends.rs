@@ -29,6 +29,7 @@ fn dep(child: &str, check: Option<&str>, parent: &str, group: Option<&str>) -> D
         group: group.map(String::from),
         author: None,
         created_at: 0,
+        managed: false,
     }
 }
 

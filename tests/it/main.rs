@@ -26,6 +26,7 @@ mod secrets;
 mod session;
 mod shape;
 mod shell;
+mod site;
 mod sql;
 mod sqlxml;
 mod sqlxml_store;

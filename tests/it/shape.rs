@@ -30,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("bundled", &["store"]),
+    ("site", &["queue", "store", "when"]),
     (
         "notify",
         &["config", "redact", "session", "store", "urlencode", "when"],
@@ -73,7 +74,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "app", "bundled", "config", "health", "monitord", "notify", "password", "queue",
-            "redact", "script", "session", "shell", "sql", "sqlxml", "store", "web", "when",
+            "redact", "site", "script", "session", "shell", "sql", "sqlxml", "store", "web",
+            "when",
         ],
     ),
 ];

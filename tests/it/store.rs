@@ -116,6 +116,8 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE schedules DROP COLUMN quorum",
         "ALTER TABLE jobs DROP COLUMN site",
         "ALTER TABLE notifications DROP COLUMN sent",
+        "ALTER TABLE hosts DROP COLUMN managed",
+        "ALTER TABLE schedules DROP COLUMN managed",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -196,6 +198,8 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "ALTER TABLE checks DROP COLUMN told".to_string(),
         "ALTER TABLE checks DROP COLUMN reminded_at".to_string(),
         "ALTER TABLE notifications DROP COLUMN sent".to_string(),
+        "ALTER TABLE hosts DROP COLUMN managed".to_string(),
+        "ALTER TABLE schedules DROP COLUMN managed".to_string(),
         "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
         "INSERT INTO runs (script, host, check_name, status, message, transcript, started_at, finished_at) VALUES ('c', 'h', 'named', 'warning', 'hosted', '', 7, 8)".to_string(),
         "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),

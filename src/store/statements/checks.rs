@@ -46,6 +46,7 @@ pub const DEPENDENCY_COLUMNS: &[&str] = &[
     "grp",
     "author",
     "created_at",
+    "managed",
 ];
 
 /// A host's (or no host's) check of a script.

@@ -15,6 +15,7 @@ pub const HEARTBEAT_COLUMNS: &[&str] = &[
     "author",
     "created_at",
     "fix",
+    "managed",
 ];
 
 /// One heartbeat, as it stands.
@@ -49,6 +50,17 @@ pub fn heartbeat_insert(values: Vec<(&'static str, Expr)>) -> Statement {
         table: "heartbeats",
         values,
         returning_id: Some("id"),
+    }
+    .into()
+}
+
+/// Changes a heartbeat's settings.
+pub fn heartbeat_update(id: i64, set: Vec<(&'static str, Expr)>) -> Statement {
+    Update {
+        table: "heartbeats",
+        set,
+        conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
     }
     .into()
 }

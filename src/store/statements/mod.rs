@@ -23,6 +23,7 @@ pub const HOST_COLUMNS: &[&str] = &[
     "vars",
     "keep_session",
     "enabled",
+    "managed",
 ];
 pub const SCRIPT_COLUMNS: &[&str] = &[
     "id",
@@ -225,6 +226,8 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("notification_hold", notification_hold(1, "command", 3)),
         ("run_mark_changed", run_mark_changed(9)),
         ("run_quiet", run_quiet(9, 2)),
+        ("run_quiet_passive", run_quiet_passive(9)),
+        ("check_reminded", check_reminded(3, Some(5), 9)),
         (
             "run_repeat",
             run_repeat(
@@ -386,6 +389,14 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("dependency_list", dependency_list()),
         ("heartbeat_list", heartbeat_list()),
         ("heartbeat_by_token", heartbeat_by_token("ab12")),
+        ("heartbeat_get", heartbeat_get(4)),
+        (
+            "heartbeat_update",
+            heartbeat_update(
+                4,
+                vec![("grace_ms", param(60_000)), ("managed", param(true))],
+            ),
+        ),
         (
             "heartbeat_insert",
             heartbeat_insert(vec![

@@ -34,6 +34,7 @@ pub fn schedule_list() -> Select {
         "fix_args",
         "sites",
         "quorum",
+        "managed",
     ];
     Select::from_as("schedules", "sc")
         .with(Section::Columns(

@@ -1,0 +1,152 @@
+//! Carrying out a site file's plan (`hostler apply`): every change in one transaction, all or
+//! nothing, with the same inserts, updates and removals the CLI's commands make. What the
+//! file names is marked managed. The plan itself is made by `crate::site`.
+
+use super::heartbeats::NewHeartbeat;
+use super::hosts::SecretChange;
+use super::scripts::{Expect, NewScript};
+use super::{ConnExt, NewDependency, NewHost, NewSchedule, ScriptKind, Store, StoreError};
+use crate::sql::{Update, col, param};
+
+/// One change of a plan.
+#[derive(Debug, Clone)]
+pub enum SiteOp {
+    /// A script from the site's scripts folder: made, or a new version.
+    PutScript {
+        name: String,
+        source: String,
+    },
+    AddHost(NewHost),
+    /// New settings; the secret only when the file gives a password.
+    UpdateHost(NewHost),
+    RemoveHost(String),
+    AddSchedule(NewSchedule),
+    UpdateSchedule(i64, NewSchedule),
+    RemoveSchedule(i64),
+    AddDependency(NewDependency),
+    RemoveDependency(i64),
+    AddHeartbeat(NewHeartbeat),
+    UpdateHeartbeat(i64, NewHeartbeat),
+    RemoveHeartbeat(i64),
+    /// An object the file names as it already is: only marked managed.
+    Manage {
+        table: &'static str,
+        id: i64,
+    },
+}
+
+/// What an apply made that is shown once: each new heartbeat's token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// (name, host, token) of each heartbeat made.
+    pub tokens: Vec<(String, Option<String>, String)>,
+}
+
+fn mark(table: &'static str, id: i64) -> crate::sql::Statement {
+    Update {
+        table,
+        set: vec![("managed", param(true))],
+        conditions: vec![col("id").eq(param(id))],
+        returning: vec![],
+    }
+    .into()
+}
+
+impl Store {
+    /// Carries out `ops` in one transaction; an error rolls every one back.
+    pub fn apply_site(&self, ops: &[SiteOp]) -> Result<Applied, StoreError> {
+        // Everything that can be checked without the database, before it is touched.
+        let mut sealed = Vec::new();
+        for op in ops {
+            match op {
+                SiteOp::PutScript { name, .. } => super::scripts::check_name(name)?,
+                SiteOp::AddHost(h) | SiteOp::UpdateHost(h) => {
+                    super::hosts::validate(h)?;
+                    sealed.push(self.seal_of(h)?);
+                }
+                SiteOp::AddSchedule(s) | SiteOp::UpdateSchedule(_, s) => {
+                    super::schedules::check_schedule(s)?
+                }
+                SiteOp::AddDependency(d) => super::depends::check_dependency(d)?,
+                SiteOp::AddHeartbeat(h) | SiteOp::UpdateHeartbeat(_, h) => {
+                    super::heartbeats::check_heartbeat(h)?
+                }
+                _ => {}
+            }
+        }
+        let mut tokens = Vec::new();
+        for op in ops {
+            if let SiteOp::AddHeartbeat(h) = op {
+                tokens.push((
+                    h.name.clone(),
+                    h.host.clone(),
+                    super::heartbeats::new_token()?,
+                ));
+            }
+        }
+        let at = super::now_ms();
+        self.write(|c| {
+            let (mut seals, mut toks) = (sealed.iter(), tokens.iter());
+            for op in ops {
+                match op {
+                    SiteOp::PutScript { name, source } => {
+                        let kind = if source.contains("//! kind: fix") {
+                            ScriptKind::Fix
+                        } else if source.contains("//! kind: library") {
+                            ScriptKind::Library
+                        } else {
+                            ScriptKind::Check
+                        };
+                        let s = NewScript {
+                            name,
+                            source,
+                            description: None,
+                            kind,
+                        };
+                        super::scripts::save_one(c, &s, Expect::Any, at)?;
+                    }
+                    SiteOp::AddHost(h) => {
+                        let seal = seals.next().cloned().flatten();
+                        super::hosts::insert_host(c, h, seal, true)?;
+                    }
+                    SiteOp::UpdateHost(h) => {
+                        let secret = match seals.next().cloned().flatten() {
+                            Some(s) => SecretChange::Set(s),
+                            None => SecretChange::Keep,
+                        };
+                        super::hosts::update_host_in(c, h, &secret, Some(true))?;
+                    }
+                    SiteOp::RemoveHost(name) => super::hosts::delete_host(c, name)?,
+                    SiteOp::AddSchedule(s) => {
+                        super::schedules::insert_schedule(c, s, true)?;
+                    }
+                    SiteOp::UpdateSchedule(id, s) => {
+                        super::schedules::update_schedule_in(c, *id, s, true)?
+                    }
+                    SiteOp::RemoveSchedule(id) => super::schedules::delete_schedule(c, *id)?,
+                    SiteOp::AddDependency(d) => {
+                        super::depends::insert_dependency(c, d, true)?;
+                    }
+                    SiteOp::RemoveDependency(id) => {
+                        c.exec(super::statements::dependency_delete(*id))?;
+                    }
+                    SiteOp::AddHeartbeat(h) => {
+                        let token = toks.next().map(|t| t.2.clone()).unwrap_or_default();
+                        super::heartbeats::insert_heartbeat(c, h, &token, true)?;
+                    }
+                    SiteOp::UpdateHeartbeat(id, h) => {
+                        super::heartbeats::update_heartbeat_in(c, *id, h, true)?
+                    }
+                    SiteOp::RemoveHeartbeat(id) => {
+                        c.exec(super::statements::heartbeat_delete(*id))?;
+                    }
+                    SiteOp::Manage { table, id } => {
+                        c.exec(mark(table, *id))?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Applied { tokens })
+    }
+}
