@@ -584,6 +584,7 @@ pub fn plan(
     // Checks.
     let schedules = store.schedules()?;
     let mut wanted: Vec<(CheckKey, NewSchedule)> = Vec::new();
+    let mut wanted_keys: HashSet<CheckKey> = HashSet::new();
     for c in &site.checks {
         for s in [Some(&c.script), c.fix.as_ref()].into_iter().flatten() {
             if !script_known(s) {
@@ -605,7 +606,7 @@ pub fn plan(
                 s.host.clone(),
                 s.tag.clone(),
             );
-            if wanted.iter().any(|(k, _)| *k == key) {
+            if !wanted_keys.insert(key.clone()) {
                 return Err(invalid(format!("check {} is named twice", describe(&key))));
             }
             wanted.push((key, s));
@@ -614,10 +615,14 @@ pub fn plan(
     let n_checks = wanted.len();
     let mut matched = HashSet::new();
     let mut schedule_changes = Vec::new();
+    let mut by_key: HashMap<CheckKey, Vec<&Schedule>> = HashMap::new();
+    for s in schedules.iter().filter(|s| s.site.is_none()) {
+        by_key.entry(key_of(s)).or_default().push(s);
+    }
     for (key, new) in wanted {
-        let old = schedules
-            .iter()
-            .find(|s| s.site.is_none() && key_of(s) == key && !matched.contains(&s.id));
+        let old = by_key
+            .get(&key)
+            .and_then(|v| v.iter().find(|s| !matched.contains(&s.id)).copied());
         match old {
             None => schedule_changes.push(change(
                 Action::Add,
@@ -671,6 +676,10 @@ pub fn plan(
 
     // Heartbeats.
     let beats = store.heartbeats()?;
+    let beat_by_key: HashMap<(Option<String>, String), &Heartbeat> = beats
+        .iter()
+        .map(|b| ((b.host.clone(), b.name.clone()), b))
+        .collect();
     let mut beat_changes = Vec::new();
     let mut beat_seen = HashSet::new();
     let mut beat_matched = HashSet::new();
@@ -694,7 +703,7 @@ pub fn plan(
             return Err(invalid(format!("heartbeat {what}: no script {f}")));
         }
         let new = new_heartbeat(h)?;
-        match beats.iter().find(|b| b.host == key.0 && b.name == key.1) {
+        match beat_by_key.get(&key) {
             None => beat_changes.push(change(
                 Action::Add,
                 "heartbeat",
@@ -740,6 +749,7 @@ pub fn plan(
 
     // Dependencies: their identity is all they are (a changed group is a removal and an add).
     let deps = store.dependencies()?;
+    let dep_by_key: HashMap<DepKey, &Dependency> = deps.iter().map(|d| (dep_key(d), d)).collect();
     let mut dep_changes = Vec::new();
     let mut dep_matched = HashSet::new();
     let mut dep_keys = HashSet::new();
@@ -760,7 +770,7 @@ pub fn plan(
                 )));
             }
         }
-        match deps.iter().find(|x| dep_key(x) == key) {
+        match dep_by_key.get(&key) {
             Some(old) => {
                 dep_matched.insert(old.id);
                 if !old.managed {
@@ -797,8 +807,9 @@ pub fn plan(
         .filter(|d| !prune || dep_matched.contains(&d.id))
         .cloned()
         .collect();
+    let mut standing_keys: HashSet<DepKey> = standing.iter().map(dep_key).collect();
     for d in &wanted_deps {
-        if standing.iter().any(|x| dep_key(x) == dep_key_new(d)) {
+        if !standing_keys.insert(dep_key_new(d)) {
             continue;
         }
         if let Some(path) = crate::store::depends::find_cycle(&standing, d) {

@@ -37,7 +37,7 @@ pub fn page(web: &Web, who: &Who, v: &Form, err: Option<&str>, done: Option<&str
         p { "A check behind a parent in a hard problem is unreachable: it still runs and records, but it is neither fixed nor told. Parents in one group are redundant: the child is cut off only when all of them are down." }
         @if list.is_empty() { p.empty { "No dependencies." } } @else {
             table.dependencies {
-                tr { th { "Id" } th { "Child" } th { "On" } th { "Group" } th { "By" } th { "" } }
+                tr { th { "Id" } th { "Child" } th { "On" } th { "Group" } th { "By" } th { "Managed" } th { "" } }
                 @for d in &list {
                     tr {
                         td { (d.id) }
@@ -45,6 +45,7 @@ pub fn page(web: &Web, who: &Who, v: &Form, err: Option<&str>, done: Option<&str
                         td { (d.parent()) }
                         td { (d.group.as_deref().unwrap_or("-")) }
                         td { (d.author.as_deref().unwrap_or("-")) }
+                        td { (super::hosts::managed(d.managed)) }
                         td {
                             @if who.may(Role::Operator) {
                                 form.inline method="post" action={"/dependencies/" (d.id) "/remove"} {

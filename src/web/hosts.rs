@@ -9,13 +9,18 @@ use super::layout::{ago, csrf, error, form_page, page, posted_form, status_class
 use super::{Web, WebResult, Who};
 use crate::store::{Host, Method, NewHost, Role, RunFilter, Secret, StoreError, now_ms};
 
+/// Whether the site file manages an object, as a table cell says it.
+pub fn managed(yes: bool) -> &'static str {
+    if yes { "site file" } else { "by hand" }
+}
+
 pub fn hosts(web: &Web, who: &Who) -> WebResult {
     let list = web.store.hosts()?;
     let body = html! {
         @if who.may(Role::Admin) { p { a.button href="/hosts/new" { "Add a host" } } }
         @if list.is_empty() { p.empty { "No hosts." } } @else {
             table {
-                tr { th { "Name" } th { "Method" } th { "Address" } th { "User" } th { "Site" } th { "Tags" } th { "Secret" } }
+                tr { th { "Name" } th { "Method" } th { "Address" } th { "User" } th { "Site" } th { "Tags" } th { "Secret" } th { "Managed" } }
                 @for h in &list {
                     tr.disabled[!h.enabled] {
                         td { a href={"/hosts/" (crate::urlencode::encode(&h.name))} { (h.name) } }
@@ -25,6 +30,7 @@ pub fn hosts(web: &Web, who: &Who) -> WebResult {
                         td { (h.site.as_deref().unwrap_or("-")) }
                         td { (h.tags.join(" ")) }
                         td { (if h.has_secret { "stored" } else { "-" }) }
+                        td { (managed(h.managed)) }
                     }
                 }
             }
@@ -54,6 +60,7 @@ pub fn host(web: &Web, who: &Who, name: &str) -> WebResult {
             dt { "Site" } dd { (h.site.as_deref().unwrap_or("-")) }
             dt { "Tags" } dd { (h.tags.join(" ")) }
             dt { "Sessions" } dd { (if h.keep_session { "kept for reuse" } else { "closed after each run" }) }
+            dt { "Managed" } dd { (if h.managed { "by the site file (hostler apply): change it there" } else { "made by hand" }) }
             @if !h.vars.is_empty() {
                 dt { "Vars" }
                 dd { code { (if who.may(Role::Operator) {

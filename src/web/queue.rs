@@ -61,7 +61,7 @@ pub fn queue(web: &Web, who: &Who, req: &Req) -> WebResult {
         h2 { "Schedules" }
         @if schedules.is_empty() { p.empty { "No schedules." } } @else {
             table {
-                tr { th { "Id" } th { "Script" } th { "Fix" } th { "Target" } th { "Timing" } th { "Priority" } th { "Next due" } th { "" } }
+                tr { th { "Id" } th { "Script" } th { "Fix" } th { "Target" } th { "Timing" } th { "Priority" } th { "Next due" } th { "Managed" } th { "" } }
                 @for s in &schedules {
                     tr {
                         td { (s.id) }
@@ -85,6 +85,7 @@ pub fn queue(web: &Web, who: &Who, req: &Req) -> WebResult {
                         td { (crate::queue::timing::describe(&s.timing)) }
                         td { (s.priority) }
                         td { (s.next_due.map(time).unwrap_or_else(|| "done".into())) }
+                        td { (super::hosts::managed(s.managed)) }
                         td {
                             @if who.may(Role::Operator) {
                                 form.inline method="post" action={"/schedules/" (s.id) "/remove"} {

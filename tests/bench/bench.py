@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
 # --only NAME runs one benchmark: trivial, expect, idle, fanout, queue, web or sqlxml.
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
@@ -494,6 +494,54 @@ def bench_ping(work):
         print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
 
 
+def bench_apply(work):
+    """hostler apply of a site file with 10,000 hosts and 50,000 checks (five [[check]] blocks
+    of 10,000 hosts each) on SQLite: the first apply, a second (no change), one with a changed
+    interval (10,000 checks changed in place); beside `hostler host add` and `hostler schedule`
+    looped, timed over 200 of each and scaled to the same 60,000 objects."""
+    n_hosts = 1000 if QUICK else 10000
+    hosts = [f"h{i:05}" for i in range(n_hosts)]
+    parts = [f'[[host]]\nname = "{h}"\naddress = "127.0.0.1"\nmethod = "local"\ntags = ["t{i % 10}"]\n'
+             for i, h in enumerate(hosts)]
+    for c in range(5):
+        parts.append(f'[[check]]\nscript = "check_ping"\nname = "c{c}"\nevery = "{c + 1}m"\nhosts = ['
+                     + ", ".join(f'"{h}"' for h in hosts) + "]\n")
+    site = os.path.join(work, "site.toml")
+    with open(site, "w") as f:
+        f.write("\n".join(parts))
+    env = dict(os.environ, HOSTLER_DB=os.path.join(work, "a.db"))
+    run([HOSTLER, "init"], env=env, check=True)
+    def timed(args, e):
+        t = time.perf_counter()
+        r = run(args, env=e)
+        if r.returncode != 0:
+            raise SystemExit(f"{args}: {r.stderr}")
+        return time.perf_counter() - t
+    first = timed([HOSTLER, "apply", site, "--prune"], env)
+    again = timed([HOSTLER, "apply", site], env)
+    with open(site) as f:
+        text = f.read().replace('every = "1m"', 'every = "30s"', 1)
+    with open(site, "w") as f:
+        f.write(text)
+    changed = timed([HOSTLER, "apply", site], env)
+    env2 = dict(os.environ, HOSTLER_DB=os.path.join(work, "b.db"))
+    run([HOSTLER, "init"], env=env2, check=True)
+    sample = 200
+    t_hosts = sum(timed([HOSTLER, "host", "add", f"h{i}", "--address", "127.0.0.1", "--method", "local"], env2)
+                  for i in range(sample))
+    t_checks = sum(timed([HOSTLER, "schedule", "check_ping", "--host", f"h{i}", "--every", "1m", "--name", "c0"], env2)
+                   for i in range(sample))
+    loop = t_hosts / sample * n_hosts + t_checks / sample * n_hosts * 5
+    print(f"\n## Configuration as code: {n_hosts:,} hosts and {5 * n_hosts:,} checks (goal: under 10 s; a re-apply with a change under 2 s)\n")
+    print("| what | time |")
+    print("| --- | ---: |")
+    print(f"| hostler apply, first (one transaction) | {first:.2f} s |")
+    print(f"| hostler apply, again (no change) | {again:.2f} s |")
+    print(f"| hostler apply, one [[check]] block's interval changed ({n_hosts:,} checks in place) | {changed:.2f} s |")
+    print(f"| hostler host add + hostler schedule looped (200 of each timed, scaled) | {loop:.0f} s |")
+    print(f"\nratio: apply is {loop / first:.0f}x faster than the CLI loop")
+
+
 def bench_queue():
     print("\n## monitord queue (cargo bench --bench queue)\n")
     r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "queue", "--", "2000" if QUICK else "5000"],
@@ -585,6 +633,9 @@ def main():
     if wanted("ping"):
         with tempfile.TemporaryDirectory() as w:
             bench_ping(w)
+    if wanted("apply"):
+        with tempfile.TemporaryDirectory() as w:
+            bench_apply(w)
     if wanted("sqlxml"):
         bench_sqlxml()
 
