@@ -519,3 +519,21 @@ fn a_running_daemon_follows_an_apply() {
         d.log()
     );
 }
+
+#[test]
+fn the_readme_site_file_parses() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("### Configuration as code")
+        .nth(1)
+        .expect("the README's section");
+    let text = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|t| t.split("```").next())
+        .expect("its TOML example");
+    let f = hostler::site::file::parse(std::path::Path::new("README.md"), text)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((f.host.len(), f.check.len(), f.depend.len(), f.heartbeat.len()), (2, 2, 1, 1));
+    assert_eq!(f.check[1].tags, vec!["web".to_string()]);
+}
