@@ -275,7 +275,28 @@ CREATE TABLE downtimes (
     end_told    BOOLEAN NOT NULL DEFAULT FALSE,
     -- It covers the hosts and checks that depend on what it covers too. Added in schema
     -- version 6.
-    children    BOOLEAN NOT NULL DEFAULT FALSE
+    children    BOOLEAN NOT NULL DEFAULT FALSE,
+    -- The recurring downtime it is an occurrence of (NULL: made once). Added in schema
+    -- version 7.
+    recurring_id BIGINT
+);
+
+-- A downtime that recurs: each time its cron expression fires (local time) a downtime of
+-- `duration_ms` is made from it, at most a day ahead, as an occurrence (`downtimes`
+-- .recurring_id). Added in schema version 7.
+CREATE TABLE recurring_downtimes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    host        VARCHAR(255),
+    tag         VARCHAR(255),
+    script      VARCHAR(255),
+    cron        VARCHAR(255) NOT NULL,
+    duration_ms BIGINT NOT NULL,
+    reason      TEXT NOT NULL,
+    author      VARCHAR(255),
+    created_at  BIGINT NOT NULL,
+    children    BOOLEAN NOT NULL DEFAULT FALSE,
+    -- The site file manages it (`hostler apply`).
+    managed     BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 -- A dependency: the child (every check of a host, or one check) is cut off while its parent

@@ -147,6 +147,7 @@ pub fn export(app: &App, cmd: ExportCmd) -> anyhow::Result<u8> {
         &store.schedules()?,
         &store.dependencies()?,
         &store.heartbeats()?,
+        &store.recurring_downtimes()?,
     );
     if cmd.json {
         let v: toml::Table = toml::from_str(&text)?;

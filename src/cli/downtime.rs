@@ -28,7 +28,9 @@ pub enum DowntimeAction {
     subcommand,
     name = "add",
     example = "hostler downtime add --host web1 --for 2h --reason \"kernel update\"",
-    example = "hostler downtime add --check web1/check_nginx --until \"2026-12-01 06:00\" --reason migration"
+    example = "hostler downtime add --check web1/check_nginx --until \"2026-12-01 06:00\" --reason migration",
+    example = "hostler downtime add --tag db --cron \"0 2 * * SUN\" --for 2h --reason \"weekly backup window\"",
+    note = "With --cron, the downtime recurs: each time the expression fires (local time) a downtime of --for begins, made a day ahead at most (hostler downtime list shows the next). hostler downtime rm --recurring ID ends the series."
 )]
 pub struct AddCmd {
     /// a host: every check on it
@@ -55,6 +57,9 @@ pub struct AddCmd {
     /// cover the checks that depend on it too (hostler depend): the hosts behind a router
     #[argh(switch)]
     pub children: bool,
+    /// recur each time this cron expression fires (local time), each time --for long
+    #[argh(option)]
+    pub cron: Option<String>,
 }
 
 /// list the current and coming downtimes
@@ -66,13 +71,16 @@ pub struct ListCmd {
     pub json: bool,
 }
 
-/// remove a downtime (end it now)
+/// remove a downtime (end it now), or with --recurring a recurring one and its coming occurrences
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "rm")]
 pub struct RmCmd {
     /// the downtime's id (see hostler downtime list)
     #[argh(positional)]
     pub id: i64,
+    /// the id is a recurring downtime's (the R column of hostler downtime list)
+    #[argh(switch)]
+    pub recurring: bool,
 }
 
 /// acknowledge a check's problem: nothing more is told of it until it recovers
@@ -138,6 +146,42 @@ pub(super) fn author() -> String {
 pub fn run(app: &App, cmd: DowntimeCmd) -> anyhow::Result<u8> {
     let store = app.store()?;
     match cmd.action {
+        DowntimeAction::Add(c) if c.cron.is_some() => {
+            let cron = c.cron.clone().unwrap_or_default();
+            if c.from.is_some() || c.until.is_some() {
+                anyhow::bail!(
+                    "--cron goes with --for only: each occurrence begins when the expression fires"
+                );
+            }
+            let Some(for_) = c.for_.as_deref() else {
+                anyhow::bail!("--cron needs --for: how long each occurrence lasts (2h)");
+            };
+            let (host, script) = match c.check.as_deref() {
+                Some(chk) => {
+                    let (h, s) = chk
+                        .split_once('/')
+                        .ok_or_else(|| anyhow::anyhow!("--check {chk:?}: give HOST/CHECK"))?;
+                    (Some(h.to_string()), Some(s.to_string()))
+                }
+                None => (c.host.clone(), None),
+            };
+            let r = crate::store::recurring::NewRecurring {
+                host,
+                tag: c.tag.clone(),
+                script,
+                cron,
+                duration_ms: i64::try_from(crate::when::parse_duration(for_)?.as_millis())
+                    .unwrap_or(i64::MAX),
+                reason: c.reason.clone(),
+                author: Some(author()),
+                children: c.children,
+            };
+            let id = store.add_recurring(&r)?;
+            output::text(&format!(
+                "recurring downtime R{id}: at cron {} for {for_}; the next occurrences show in hostler downtime list",
+                r.cron
+            ))?;
+        }
         DowntimeAction::Add(c) => {
             let d = crate::queue::downtime::downtime(&DowntimeWords {
                 host: c.host.as_deref(),
@@ -161,9 +205,34 @@ pub fn run(app: &App, cmd: DowntimeCmd) -> anyhow::Result<u8> {
         }
         DowntimeAction::List(c) => {
             let list = store.downtimes()?;
+            let recurring = store.recurring_downtimes()?;
             if c.json {
                 output::json(&list)?;
                 return Ok(0);
+            }
+            if !recurring.is_empty() {
+                let rows: Vec<_> = recurring
+                    .iter()
+                    .map(|r| {
+                        let covers = match (&r.host, &r.tag, &r.script) {
+                            (Some(h), _, Some(s)) => format!("{h}/{s}"),
+                            (Some(h), _, None) => format!("host {h}"),
+                            (None, Some(t), _) => format!("tag {t}"),
+                            _ => "-".into(),
+                        };
+                        vec![
+                            format!("R{}", r.id),
+                            covers,
+                            format!("cron {}", r.cron),
+                            crate::when::span(std::time::Duration::from_millis(
+                                r.duration_ms.max(0) as u64,
+                            )),
+                            output::opt(&r.author),
+                            r.reason.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["R", "COVERS", "WHEN", "FOR", "BY", "REASON"], &rows)?;
             }
             let rows: Vec<_> = list
                 .iter()
@@ -183,6 +252,13 @@ pub fn run(app: &App, cmd: DowntimeCmd) -> anyhow::Result<u8> {
                 })
                 .collect();
             output::table(&["ID", "COVERS", "FROM", "UNTIL", "BY", "REASON"], &rows)?;
+        }
+        DowntimeAction::Rm(c) if c.recurring => {
+            store.remove_recurring(c.id)?;
+            output::text(&format!(
+                "recurring downtime R{} removed, with its occurrences to come",
+                c.id
+            ))?;
         }
         DowntimeAction::Rm(c) => {
             store.remove_downtime(c.id)?;

@@ -439,6 +439,9 @@ impl Daemon {
         }
         let (store, cfg) = (self.env.store.clone(), self.opts.channels.clone());
         self.delivery = Some(smol::unblock(move || {
+            if let Err(e) = store.make_occurrences(crate::store::now_ms()) {
+                warn!("cannot make the recurring downtimes' occurrences: {e}");
+            }
             if let Err(e) = store.tell_downtimes() {
                 warn!("cannot tell downtimes: {e}");
             }

@@ -1,6 +1,7 @@
 //! `hostler export`: the whole site as a site file, from the database: hosts (never their
 //! secrets), checks (one `[[check]]` for the schedules that differ only in their host or
-//! tag, so rules stay rules), dependencies and heartbeats. Export, apply on an empty
+//! tag, so rules stay rules), dependencies, heartbeats and recurring downtimes (a one-off
+//! downtime is an operation, not configuration: it is not exported). Export, apply on an empty
 //! database, and export again gives the same text.
 
 use std::collections::BTreeMap;
@@ -8,6 +9,7 @@ use std::fmt::Write;
 
 use super::duration_text;
 use crate::store::heartbeats::Heartbeat;
+use crate::store::recurring::Recurring;
 use crate::store::{Dependency, Host, Method, Schedule, Timing};
 
 /// A TOML string (JSON's escapes are TOML's; DEL, which TOML refuses raw, escaped too).
@@ -128,6 +130,7 @@ pub fn export(
     schedules: &[Schedule],
     deps: &[Dependency],
     beats: &[Heartbeat],
+    windows: &[Recurring],
 ) -> String {
     let mut out = String::from(
         "# hostler site file (hostler export). Passwords are never exported: give each host\n# password_env or password_file.\n",
@@ -259,6 +262,40 @@ pub fn export(
         }
         if let Some(f) = &b.fix {
             let _ = writeln!(out, "fix = {}", quote(f));
+        }
+    }
+    let mut windows: Vec<&Recurring> = windows.iter().collect();
+    windows.sort_by_key(|w| {
+        (
+            w.host.clone(),
+            w.tag.clone(),
+            w.script.clone(),
+            w.cron.clone(),
+        )
+    });
+    for w in windows {
+        let _ = writeln!(out, "\n[[downtime]]");
+        match (&w.host, &w.tag, &w.script) {
+            (Some(h), _, Some(s)) => {
+                let _ = writeln!(out, "check = {}", quote(&format!("{h}/{s}")));
+            }
+            (Some(h), _, None) => {
+                let _ = writeln!(out, "host = {}", quote(h));
+            }
+            (None, Some(t), _) => {
+                let _ = writeln!(out, "tag = {}", quote(t));
+            }
+            _ => {}
+        }
+        let _ = writeln!(
+            out,
+            "cron = {}\nduration = {}\nreason = {}",
+            quote(&w.cron),
+            quote(&duration_text(w.duration_ms)),
+            quote(&w.reason)
+        );
+        if w.children {
+            let _ = writeln!(out, "children = true");
         }
     }
     if !skipped.is_empty() {

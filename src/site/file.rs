@@ -88,6 +88,21 @@ pub struct HeartbeatDef {
     pub fix: Option<String>,
 }
 
+/// A `[[downtime]]` that recurs: a host, a tag or a check (`HOST/CHECK`) quiet each time a
+/// cron expression fires, for `duration`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DowntimeDef {
+    pub host: Option<String>,
+    pub tag: Option<String>,
+    pub check: Option<String>,
+    pub cron: String,
+    pub duration: String,
+    pub reason: String,
+    #[serde(default)]
+    pub children: bool,
+}
+
 /// `[scripts]`: a folder of `NAME.rhai` files, relative to the site file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +122,8 @@ pub struct SiteFile {
     pub depend: Vec<DependDef>,
     #[serde(default)]
     pub heartbeat: Vec<HeartbeatDef>,
+    #[serde(default)]
+    pub downtime: Vec<DowntimeDef>,
     pub scripts: Option<ScriptsDef>,
 }
 
@@ -124,6 +141,7 @@ pub struct Site {
     pub checks: Vec<CheckDef>,
     pub depends: Vec<DependDef>,
     pub heartbeats: Vec<HeartbeatDef>,
+    pub downtimes: Vec<DowntimeDef>,
     pub scripts: Vec<ScriptSource>,
 }
 
@@ -216,6 +234,7 @@ pub fn load(path: &Path) -> Result<Site, SiteError> {
         site.checks.extend(f.check);
         site.depends.extend(f.depend);
         site.heartbeats.extend(f.heartbeat);
+        site.downtimes.extend(f.downtime);
     }
     Ok(site)
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::file::{CheckDef, HostDef, Site};
 use super::{SiteError, duration_text};
 use crate::store::heartbeats::{Heartbeat, NewHeartbeat};
+use crate::store::recurring::NewRecurring;
 use crate::store::site::SiteOp;
 use crate::store::{
     Dependency, Host, Method, NewDependency, NewHost, NewSchedule, Schedule, Secret, Store, Timing,
@@ -441,6 +442,46 @@ fn new_heartbeat(h: &super::file::HeartbeatDef) -> Result<NewHeartbeat, SiteErro
     })
 }
 
+type WindowKey = (Option<String>, Option<String>, Option<String>, String);
+
+fn window_text(k: &WindowKey) -> String {
+    let covers = match (&k.0, &k.1, &k.2) {
+        (Some(h), _, Some(s)) => format!("{h}/{s}"),
+        (Some(h), _, None) => format!("host {h}"),
+        (None, Some(t), _) => format!("tag {t}"),
+        _ => "-".into(),
+    };
+    format!("{covers} at cron {}", k.3)
+}
+
+fn new_recurring(d: &super::file::DowntimeDef) -> Result<NewRecurring, SiteError> {
+    let of = format!("downtime at cron {}", d.cron);
+    let (host, script) = match (&d.check, &d.host) {
+        (Some(c), None) => {
+            let (h, s) = c
+                .split_once('/')
+                .ok_or_else(|| invalid(format!("{of}: check {c:?}: give HOST/CHECK")))?;
+            (Some(h.to_string()), Some(s.to_string()))
+        }
+        (None, h) => (h.clone(), None),
+        (Some(_), Some(_)) => {
+            return Err(invalid(format!("{of}: give host, tag or check, just one")));
+        }
+    };
+    let r = NewRecurring {
+        host,
+        tag: d.tag.clone(),
+        script,
+        cron: d.cron.clone(),
+        duration_ms: ms(&d.duration, "duration", &of)?,
+        reason: d.reason.clone(),
+        author: Some("site file".into()),
+        children: d.children,
+    };
+    crate::store::recurring::check_recurring(&r).map_err(|e| invalid(format!("{of}: {e}")))?;
+    Ok(r)
+}
+
 fn heartbeat_diff(old: &Heartbeat, new: &NewHeartbeat) -> Vec<String> {
     let mut d = Vec::new();
     let expected = |cron: &Option<String>, every: i64| match cron {
@@ -832,10 +873,100 @@ pub fn plan(
         });
     }
 
+    // Recurring downtimes: their identity is what they cover and when; the rest changes in
+    // place.
+    let windows = store.recurring_downtimes()?;
+    let mut win_changes = Vec::new();
+    let mut win_matched = HashSet::new();
+    let mut win_keys = HashSet::new();
+    for d in &site.downtimes {
+        let r = new_recurring(d)?;
+        let key = (
+            r.host.clone(),
+            r.tag.clone(),
+            r.script.clone(),
+            r.cron.clone(),
+        );
+        let what = window_text(&key);
+        if !win_keys.insert(key.clone()) {
+            return Err(invalid(format!("downtime {what} is named twice")));
+        }
+        if let Some(h) = &r.host
+            && !host_known(h)
+        {
+            return Err(invalid(format!("downtime {what}: no host {h}")));
+        }
+        match windows.iter().find(|w| {
+            (
+                w.host.clone(),
+                w.tag.clone(),
+                w.script.clone(),
+                w.cron.clone(),
+            ) == key
+        }) {
+            None => win_changes.push(change(
+                Action::Add,
+                "downtime",
+                what,
+                vec![],
+                SiteOp::AddRecurring(r),
+            )),
+            Some(old) => {
+                win_matched.insert(old.id);
+                let mut diff = Vec::new();
+                if old.duration_ms != r.duration_ms {
+                    diff.push(format!(
+                        "for {} -> {}",
+                        duration_text(old.duration_ms),
+                        duration_text(r.duration_ms)
+                    ));
+                }
+                if old.reason != r.reason {
+                    diff.push(format!("reason {:?} -> {:?}", old.reason, r.reason));
+                }
+                if old.children != r.children {
+                    diff.push(format!("children {} -> {}", old.children, r.children));
+                }
+                if !diff.is_empty() {
+                    win_changes.push(change(
+                        Action::Change,
+                        "downtime",
+                        what,
+                        diff,
+                        SiteOp::UpdateRecurring(old.id, r),
+                    ));
+                } else if !old.managed {
+                    p.marks.push(SiteOp::Manage {
+                        table: "recurring_downtimes",
+                        id: old.id,
+                    });
+                }
+            }
+        }
+    }
+    let win_removals: Vec<Change> = windows
+        .iter()
+        .filter(|w| !win_matched.contains(&w.id))
+        .map(|w| Change {
+            action: Action::Remove,
+            kind: "downtime",
+            what: window_text(&(
+                w.host.clone(),
+                w.tag.clone(),
+                w.script.clone(),
+                w.cron.clone(),
+            )),
+            detail: String::new(),
+            managed: w.managed,
+            op: Some(SiteOp::RemoveRecurring(w.id)),
+        })
+        .collect();
+
     // Removals first (a dependency removed before one is added cannot make a false cycle),
     // hosts last (their checks and heartbeats are gone by then).
     let removals: Vec<Change> = dep_removals
         .into_iter()
+        .chain(win_removals)
         .chain(beat_removals)
         .chain(schedule_removals)
         .collect();
@@ -848,12 +979,17 @@ pub fn plan(
     ordered.extend(schedule_changes);
     ordered.extend(beat_changes);
     ordered.extend(dep_changes);
+    ordered.extend(win_changes);
     if prune {
         ordered.extend(host_removals);
     } else {
         p.held.extend(host_removals);
     }
     p.changes = ordered;
-    p.managed = site.hosts.len() + n_checks + site.heartbeats.len() + wanted_deps.len();
+    p.managed = site.hosts.len()
+        + n_checks
+        + site.heartbeats.len()
+        + wanted_deps.len()
+        + site.downtimes.len();
     Ok(p)
 }

@@ -134,6 +134,8 @@ fn step(from: i64) -> Option<&'static [Add]> {
             Add::Column("schedules", "managed"),
             Add::Column("dependencies", "managed"),
             Add::Column("heartbeats", "managed"),
+            Add::Column("downtimes", "recurring_id"),
+            Add::Table("recurring_downtimes"),
         ]),
         _ => None,
     }

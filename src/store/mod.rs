@@ -36,6 +36,7 @@ pub mod postgres;
 pub mod quorum;
 mod schedules;
 pub use schedules::{Target, split_sites};
+pub mod recurring;
 mod scripts;
 pub mod series;
 pub mod site;

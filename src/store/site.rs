@@ -4,6 +4,7 @@
 
 use super::heartbeats::NewHeartbeat;
 use super::hosts::SecretChange;
+use super::recurring::NewRecurring;
 use super::scripts::{Expect, NewScript};
 use super::{ConnExt, NewDependency, NewHost, NewSchedule, ScriptKind, Store, StoreError};
 use crate::sql::{Update, col, param};
@@ -28,6 +29,9 @@ pub enum SiteOp {
     AddHeartbeat(NewHeartbeat),
     UpdateHeartbeat(i64, NewHeartbeat),
     RemoveHeartbeat(i64),
+    AddRecurring(NewRecurring),
+    UpdateRecurring(i64, NewRecurring),
+    RemoveRecurring(i64),
     /// An object the file names as it already is: only marked managed.
     Manage {
         table: &'static str,
@@ -70,6 +74,9 @@ impl Store {
                 SiteOp::AddDependency(d) => super::depends::check_dependency(d)?,
                 SiteOp::AddHeartbeat(h) | SiteOp::UpdateHeartbeat(_, h) => {
                     super::heartbeats::check_heartbeat(h)?
+                }
+                SiteOp::AddRecurring(r) | SiteOp::UpdateRecurring(_, r) => {
+                    super::recurring::check_recurring(r)?
                 }
                 _ => {}
             }
@@ -140,6 +147,13 @@ impl Store {
                     SiteOp::RemoveHeartbeat(id) => {
                         c.exec(super::statements::heartbeat_delete(*id))?;
                     }
+                    SiteOp::AddRecurring(r) => {
+                        super::recurring::insert_recurring(c, r, true)?;
+                    }
+                    SiteOp::UpdateRecurring(id, r) => {
+                        super::recurring::update_recurring_in(c, *id, r, true)?
+                    }
+                    SiteOp::RemoveRecurring(id) => super::recurring::delete_recurring(c, *id)?,
                     SiteOp::Manage { table, id } => {
                         c.exec(mark(table, *id))?;
                     }
@@ -147,6 +161,7 @@ impl Store {
             }
             Ok(())
         })?;
+        self.make_occurrences(at)?;
         Ok(Applied { tokens })
     }
 }

@@ -217,6 +217,8 @@ fn a_version_4_database_on_postgresql_is_upgraded_to_6() {
         "ALTER TABLE notifications DROP COLUMN sent".to_string(),
         "ALTER TABLE hosts DROP COLUMN managed".to_string(),
         "ALTER TABLE schedules DROP COLUMN managed".to_string(),
+        "ALTER TABLE downtimes DROP COLUMN recurring_id".to_string(),
+        "DROP TABLE recurring_downtimes".to_string(),
         "ALTER TABLE runs ADD host VARCHAR(255)".to_string(),
         "ALTER TABLE runs ADD script VARCHAR(255) NOT NULL DEFAULT ''".to_string(),
         "ALTER TABLE runs ADD check_name VARCHAR(255)".to_string(),

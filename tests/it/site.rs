@@ -534,6 +534,143 @@ fn the_readme_site_file_parses() {
         .expect("its TOML example");
     let f = hostler::site::file::parse(std::path::Path::new("README.md"), text)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((f.host.len(), f.check.len(), f.depend.len(), f.heartbeat.len()), (2, 2, 1, 1));
+    assert_eq!(
+        (
+            f.host.len(),
+            f.check.len(),
+            f.depend.len(),
+            f.heartbeat.len()
+        ),
+        (2, 2, 1, 1)
+    );
     assert_eq!(f.check[1].tags, vec!["web".to_string()]);
+}
+
+/// Recurring downtimes: from the CLI (`--cron --for`) and from the site file; each occurrence
+/// made once, a day ahead at most, and it covers its checks while it runs.
+#[test]
+fn recurring_downtimes_from_the_cli_and_the_site_file() {
+    let w = Work::new();
+    assert_eq!(code(&w.run(&["init"])), 0);
+    let store = w.store();
+    store
+        .add_host(&NewHost {
+            name: "db1".into(),
+            address: "127.0.0.1".into(),
+            tags: vec!["db".into()],
+            ..NewHost::default()
+        })
+        .expect("host");
+    // Every minute for two minutes: one is under way now.
+    let o = w.run(&[
+        "downtime",
+        "add",
+        "--tag",
+        "db",
+        "--cron",
+        "* * * * *",
+        "--for",
+        "2m",
+        "--reason",
+        "rolling backup",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("recurring downtime R1"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(store.in_downtime(Some("db1"), "check_disk").expect("read"));
+    let now = hostler::store::now_ms();
+    let n = store.downtimes().expect("list").len();
+    assert_eq!(store.make_occurrences(now).expect("make"), 0, "made once");
+    assert_eq!(store.downtimes().expect("list").len(), n);
+    let o = w.run(&["downtime", "list"]);
+    assert!(
+        stdout(&o).contains("cron * * * * *") && stdout(&o).contains("rolling backup"),
+        "{}",
+        stdout(&o)
+    );
+    for (args, want) in [
+        (
+            vec!["--tag", "db", "--cron", "* * * * *", "--reason", "x"],
+            "--cron needs --for",
+        ),
+        (
+            vec![
+                "--tag",
+                "db",
+                "--cron",
+                "61 * * * *",
+                "--for",
+                "1h",
+                "--reason",
+                "x",
+            ],
+            "--cron",
+        ),
+        (
+            vec![
+                "--tag",
+                "db",
+                "--cron",
+                "* * * * *",
+                "--for",
+                "10s",
+                "--reason",
+                "x",
+            ],
+            "at least a minute",
+        ),
+    ] {
+        let mut a = vec!["downtime", "add"];
+        a.extend(args);
+        let o = w.run(&a);
+        assert_ne!(code(&o), 0);
+        assert!(stderr(&o).contains(want), "{want}: {}", stderr(&o));
+    }
+    let o = w.run(&["downtime", "rm", "--recurring", "1"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(store.recurring_downtimes().expect("list").is_empty());
+
+    // From the site file: made, changed in place, exported, pruned.
+    let f = site(
+        &w,
+        "[[host]]\nname = \"db1\"\naddress = \"127.0.0.1\"\ntags = [\"db\"]\n\n[[downtime]]\ntag = \"db\"\ncron = \"0 2 * * SUN\"\nduration = \"2h\"\nreason = \"weekly backup window\"\n",
+    );
+    let o = apply(&w, &f, &[]);
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l == "+ downtime tag db at cron 0 2 * * SUN"),
+        "{}",
+        stdout(&o)
+    );
+    let text = export(&w);
+    assert!(
+        text.contains("[[downtime]]\ntag = \"db\"\ncron = \"0 2 * * SUN\"\nduration = \"2h\""),
+        "{text}"
+    );
+    std::fs::write(
+        &f,
+        std::fs::read_to_string(&f)
+            .expect("f")
+            .replace("\"2h\"", "\"3h\""),
+    )
+    .expect("f");
+    let o = apply(&w, &f, &[]);
+    assert!(
+        stdout(&o).contains("~ downtime tag db at cron 0 2 * * SUN: for 2h -> 3h"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        store.recurring_downtimes().expect("list")[0].duration_ms,
+        3 * 3_600_000
+    );
+    let week = 7 * 86_400_000;
+    let made = store
+        .make_occurrences(hostler::store::now_ms() + week)
+        .expect("make");
+    assert!(made <= 1);
 }

@@ -118,6 +118,7 @@ fn a_version_1_database_is_upgraded_in_place() {
         "ALTER TABLE notifications DROP COLUMN sent",
         "ALTER TABLE hosts DROP COLUMN managed",
         "ALTER TABLE schedules DROP COLUMN managed",
+        "DROP TABLE recurring_downtimes",
     ] {
         s.raw(sql, false).expect(sql);
     }
@@ -200,6 +201,8 @@ fn a_version_3_database_gets_its_points_moved_into_their_hours() {
         "ALTER TABLE notifications DROP COLUMN sent".to_string(),
         "ALTER TABLE hosts DROP COLUMN managed".to_string(),
         "ALTER TABLE schedules DROP COLUMN managed".to_string(),
+        "ALTER TABLE downtimes DROP COLUMN recurring_id".to_string(),
+        "DROP TABLE recurring_downtimes".to_string(),
         "INSERT INTO runs (script, status, message, transcript, started_at, finished_at) VALUES ('c', 'critical', 'old', '{\"t\":0,\"d\":\"<\",\"s\":1,\"b\":\"no\"}', 5, 6)".to_string(),
         "INSERT INTO runs (script, host, check_name, status, message, transcript, started_at, finished_at) VALUES ('c', 'h', 'named', 'warning', 'hosted', '', 7, 8)".to_string(),
         "CREATE INDEX runs_schedule ON runs (schedule_id, host, started_at)".to_string(),
