@@ -263,6 +263,9 @@ pub struct Monitord {
     /// it is fixed or told, so a router that goes down a moment after its hosts still cuts
     /// them off. It waits at most 12 times this, and at least a minute.
     pub dependency_settle: f64,
+    /// Seconds the oldest due job may wait in the queue before the node says it is behind: a
+    /// warning (at most once a minute) and a degraded `/healthz`.
+    pub max_lag: f64,
 }
 
 impl Default for Monitord {
@@ -280,6 +283,7 @@ impl Default for Monitord {
             flap_changes: 6,
             flap_window: 3600.0,
             dependency_settle: 5.0,
+            max_lag: 60.0,
         }
     }
 }

@@ -17,6 +17,10 @@ pub struct Health {
     last_beat_ms: AtomicU64,
     stall_after_ms: AtomicU64,
     db_error: Mutex<Option<String>>,
+    /// How long the oldest due job has waited (ms), as monitord last read it, and how long
+    /// may be waited before `/healthz` says the node is behind.
+    lag_ms: AtomicU64,
+    max_lag_ms: AtomicU64,
 }
 
 impl Default for Health {
@@ -28,6 +32,8 @@ impl Default for Health {
             last_beat_ms: AtomicU64::new(0),
             stall_after_ms: AtomicU64::new(u64::MAX),
             db_error: Mutex::new(None),
+            lag_ms: AtomicU64::new(0),
+            max_lag_ms: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -54,6 +60,18 @@ impl Health {
         changed
     }
 
+    /// How long the oldest due job has waited (ms), and the most `/healthz` lets pass.
+    pub fn lag(&self, lag_ms: i64, max_lag_ms: u64) {
+        self.lag_ms
+            .store(u64::try_from(lag_ms).unwrap_or(0), Ordering::SeqCst);
+        self.max_lag_ms.store(max_lag_ms, Ordering::SeqCst);
+    }
+
+    /// The last queue lag read, in seconds.
+    pub fn lag_seconds(&self) -> f64 {
+        self.lag_ms.load(Ordering::SeqCst) as f64 / 1000.0
+    }
+
     /// monitord is shutting down: a load balancer should stop sending work here.
     pub fn stopping(&self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -66,6 +84,17 @@ impl Health {
         }
         if let Some(e) = &*self.db_error.lock().unwrap_or_else(|p| p.into_inner()) {
             return Some(format!("database cannot be written: {e}"));
+        }
+        let (lag, max) = (
+            self.lag_ms.load(Ordering::SeqCst),
+            self.max_lag_ms.load(Ordering::SeqCst),
+        );
+        if lag > max {
+            return Some(format!(
+                "behind: the oldest due job has waited {} s ([monitord] max_lag = {} s)",
+                lag / 1000,
+                max / 1000
+            ));
         }
         if self.looping.load(Ordering::SeqCst) {
             let since = self

@@ -18,6 +18,7 @@
 //! grace period, then cancels the rest and gives their jobs back to the queue.
 
 mod deliver;
+mod progress;
 mod runner;
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use smol::channel::{Receiver, Sender};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 pub use crate::store::guard::{FixGuard, fix_guard};
 pub use deliver::{Channels, deliver_at, deliver_pending};
@@ -56,6 +57,8 @@ pub struct DaemonOptions {
     pub health: Arc<Health>,
     /// What history keeps (`[history]`): the daemon's housekeeping passes.
     pub history: crate::config::History,
+    /// How long the oldest due job may wait before the node says it is behind.
+    pub max_lag: Duration,
 }
 
 impl DaemonOptions {
@@ -77,6 +80,7 @@ impl DaemonOptions {
             channels: Channels::from_config(c),
             health: Arc::default(),
             history: c.history.clone(),
+            max_lag: secs(c.monitord.max_lag, 1.0),
         }
     }
 }
@@ -186,6 +190,8 @@ struct Daemon {
     /// The last history pass (`[history] prune_every`), and the one running.
     last_prune: Option<Instant>,
     pruning: Option<smol::Task<()>>,
+    /// Whether it keeps up: runs, skipped runs, the queue's lag.
+    progress: Arc<progress::Progress>,
 }
 
 /// The loop itself: the module's list of steps, one method each.
@@ -248,6 +254,7 @@ impl Daemon {
             delivery: None,
             last_prune: None,
             pruning: None,
+            progress: Arc::default(),
         }
     }
 
@@ -280,7 +287,7 @@ impl Daemon {
     /// Steps 1 and 2: fire due schedules into jobs; reap orphaned cancellations; close kept
     /// sessions past their idle time (on the blocking pool: a dead peer can take seconds).
     fn fire_and_reap(&self) {
-        fire_schedules(&self.env);
+        fire_schedules(&self.env, &self.progress);
         reap(&self.env);
         let remote = self.env.remote.clone();
         smol::unblock(move || remote.pool.reap()).detach();
@@ -354,6 +361,7 @@ impl Daemon {
             ok_transcripts: self.opts.history.ok_transcripts,
         };
         let (env, flags2, done) = (self.env.clone(), flags.clone(), self.done_tx.clone());
+        let progress = self.progress.clone();
         let id = job.id;
         let span = info_span!("job", id, script = %job.script, host = job.host.as_deref().unwrap_or("-"), attempt = job.attempts);
         // The span is entered on the blocking thread too, so the job's logs carry it.
@@ -362,7 +370,7 @@ impl Daemon {
             async move {
                 smol::unblock(move || {
                     let _entered = inner.enter();
-                    let _ = run_job(
+                    let status = run_job(
                         &env,
                         &job,
                         schedule
@@ -372,6 +380,7 @@ impl Daemon {
                         &flags2,
                         pace,
                     );
+                    progress.ran(status);
                 })
                 .await;
                 let _ = done.send(id).await;
@@ -438,7 +447,13 @@ impl Daemon {
             t.await;
         }
         let (store, cfg) = (self.env.store.clone(), self.opts.channels.clone());
+        let (health, max_lag, pace) = (
+            self.opts.health.clone(),
+            self.opts.max_lag,
+            self.progress.clone(),
+        );
         self.delivery = Some(smol::unblock(move || {
+            pace.report(&store, &health, max_lag);
             if let Err(e) = store.make_occurrences(crate::store::now_ms()) {
                 warn!("cannot make the recurring downtimes' occurrences: {e}");
             }
@@ -604,7 +619,7 @@ impl Daemon {
     }
 }
 
-fn fire_schedules(env: &Runner) {
+fn fire_schedules(env: &Runner, pace: &progress::Progress) {
     let store = &env.store;
     let due = match store.due_schedules() {
         Ok(d) => d,
@@ -637,7 +652,10 @@ fn fire_schedules(env: &Runner) {
         };
         let targets = crate::queue::Target::of(&s).resolve(&hosts);
         match store.fire_schedule(&s, seen, &targets, next) {
-            Ok(n) => info!(schedule = s.id, script = %s.script, queued = n, "schedule fired"),
+            Ok(n) => {
+                debug!(schedule = s.id, script = %s.script, queued = n, "schedule fired");
+                pace.skipped(targets.len().saturating_sub(n));
+            }
             Err(e) => warn!(schedule = s.id, "cannot fire schedule: {e}"),
         }
     }

@@ -139,6 +139,19 @@ pub(super) fn enqueue_in(
 }
 
 impl Store {
+    /// How long the oldest due job has waited in the queue at `now` (ms; 0 when none waits):
+    /// how far behind the nodes are.
+    pub fn queue_lag(&self, now: i64) -> Result<i64, StoreError> {
+        let oldest = self
+            .read(|c| c.query_one(st::job_oldest_due(now)))?
+            .map(|r| r.opt_int("oldest"))
+            .transpose()?
+            .flatten();
+        Ok(oldest.map_or(0, |o| (now - o).max(0)))
+    }
+}
+
+impl Store {
     /// Queues a job, unless the same (script, host) is already queued or running.
     /// Returns the job's id and whether it is new.
     pub fn enqueue(&self, job: &NewJob) -> Result<(i64, bool), StoreError> {
