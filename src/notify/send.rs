@@ -119,13 +119,82 @@ pub fn command(cmdline: &str, mail: &str, env: &[(String, String)]) -> Result<St
     }
 }
 
-/// Sends a mail: Date, Message-ID, From, To and a one-line Subject, in UTF-8 plain text.
+/// The address in `Name <user@host>` or `user@host`.
+fn address(a: &str) -> Result<lettre::Address, String> {
+    let bare = match (a.rfind('<'), a.rfind('>')) {
+        (Some(i), Some(j)) if i < j => &a[i + 1..j],
+        _ => a,
+    };
+    bare.trim()
+        .parse()
+        .map_err(|e| format!("address {a:?}: {e}"))
+}
+
+/// A header's text: one line, and RFC 2047's encoded word when it is not plain ASCII.
+fn header_text(s: &str) -> String {
+    use base64::Engine;
+    let one = super::message::one_line(s);
+    if one.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        one
+    } else {
+        format!(
+            "=?utf-8?b?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(one.as_bytes())
+        )
+    }
+}
+
+/// The whole mail, with CRLF line ends: Date, Message-ID, From, To, a one-line Subject, and
+/// the body as plain UTF-8 (7bit when it can be, base64 otherwise).
+pub fn mail_bytes(s: &Smtp, subject: &str, body: &str, now_ms: i64) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    for a in std::iter::once(&s.from).chain(&s.to) {
+        address(a)?;
+        if a.contains(['\r', '\n']) {
+            return Err(format!("address {a:?}: one line"));
+        }
+    }
+    let date = jiff::Timestamp::from_millisecond(now_ms)
+        .map_err(|e| e.to_string())?
+        .to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%a, %d %b %Y %H:%M:%S %z")
+        .to_string();
+    let mut id = [0u8; 12];
+    getrandom::getrandom(&mut id).map_err(|e| format!("no randomness: {e}"))?;
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let mut m = format!(
+        "Date: {date}\r\nMessage-ID: <{now_ms}.{id}@{}>\r\nFrom: {}\r\nTo: {}\r\nSubject: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n",
+        header_text(&s.node),
+        s.from,
+        s.to.join(", "),
+        header_text(subject)
+    );
+    let plain = body.is_ascii() && body.lines().all(|l| l.len() <= 998);
+    if plain {
+        m.push_str("Content-Transfer-Encoding: 7bit\r\n\r\n");
+        for line in body.lines() {
+            m.push_str(line);
+            m.push_str("\r\n");
+        }
+    } else {
+        m.push_str("Content-Transfer-Encoding: base64\r\n\r\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
+        for chunk in b64.as_bytes().chunks(76) {
+            m.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            m.push_str("\r\n");
+        }
+    }
+    Ok(m.into_bytes())
+}
+
+/// Sends a mail over SMTP (see [`mail_bytes`]).
 pub fn smtp(s: &Smtp, subject: &str, body: &str) -> Result<String, String> {
-    use lettre::message::{Mailbox, header::ContentType};
+    use lettre::Transport;
+    use lettre::address::Envelope;
+    use lettre::transport::smtp::SmtpTransport;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::transport::smtp::extension::ClientId;
-    use lettre::{Message, SmtpTransport, Transport};
 
     let secrets: Vec<&str> = s.password.as_deref().into_iter().collect();
     let (host, port) = match s.server.rsplit_once(':') {
@@ -139,26 +208,12 @@ pub fn smtp(s: &Smtp, subject: &str, body: &str) -> Result<String, String> {
             if s.tls == SmtpTls::Tls { 465 } else { 587 },
         ),
     };
-    let mailbox = |a: &str| -> Result<Mailbox, String> {
-        a.parse().map_err(|e| format!("address {a:?}: {e}"))
-    };
-    let mut m = Message::builder()
-        .from(mailbox(&s.from)?)
-        .subject(super::message::one_line(subject))
-        .date_now()
-        .message_id(Some(format!(
-            "<{}.{}@{}>",
-            crate::store::now_ms(),
-            std::process::id(),
-            s.node
-        )))
-        .header(ContentType::TEXT_PLAIN);
-    for to in &s.to {
-        m = m.to(mailbox(to)?);
-    }
-    let mail = m
-        .body(body.to_string())
-        .map_err(|e| format!("the mail: {e}"))?;
+    let envelope = Envelope::new(
+        Some(address(&s.from)?),
+        s.to.iter().map(|t| address(t)).collect::<Result<_, _>>()?,
+    )
+    .map_err(|e| format!("the envelope: {e}"))?;
+    let mail = mail_bytes(s, subject, body, crate::store::now_ms())?;
     let tls = || -> Result<TlsParameters, String> {
         let mut b = TlsParameters::builder(host.to_string());
         if let Some(pem) = &s.ca_pem {
@@ -181,7 +236,7 @@ pub fn smtp(s: &Smtp, subject: &str, body: &str) -> Result<String, String> {
     }
     let resp = t
         .build()
-        .send(&mail)
+        .send_raw(&envelope, &mail)
         .map_err(|e| hide(format!("SMTP {}: {e}", s.server), &secrets))?;
     Ok(format!(
         "SMTP {} {}",

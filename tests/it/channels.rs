@@ -957,3 +957,46 @@ fn the_readme_channels_example_is_a_valid_config() {
     assert_eq!(plan.channels.len(), 3);
     assert_eq!(plan.rules.len(), 3);
 }
+
+#[test]
+fn a_mail_is_one_header_each_whatever_the_subject_says() {
+    use hostler::notify::send::{Smtp, mail_bytes};
+    let s = Smtp {
+        server: "127.0.0.1:25".into(),
+        tls: hostler::config::SmtpTls::None,
+        ca_pem: None,
+        user: None,
+        password: None,
+        from: "Hostler <hostler@example.net>".into(),
+        to: vec!["ops@example.net".into()],
+        node: "mon1".into(),
+    };
+    let m = mail_bytes(
+        &s,
+        "Störung\r\nBcc: evil@example.net",
+        "Grüße\nzweite Zeile",
+        1_700_000_000_000,
+    )
+    .expect("mail");
+    let text = String::from_utf8(m).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+    assert!(!head.lines().any(|l| l.starts_with("Bcc:")), "{head}");
+    let subject = head
+        .lines()
+        .find(|l| l.starts_with("Subject: "))
+        .expect("subject");
+    assert!(subject.starts_with("Subject: =?utf-8?b?"), "{subject}");
+    assert!(head.contains("Content-Transfer-Encoding: base64"));
+    assert!(body.lines().all(|l| l.len() <= 76));
+    assert!(
+        text.split("\r\n").all(|l| !l.contains('\n')),
+        "bare LF in {text:?}"
+    );
+    for bad in ["not an address", "a@b\r\nBcc: c@d"] {
+        let s = Smtp {
+            from: bad.into(),
+            ..s.clone()
+        };
+        assert!(mail_bytes(&s, "x", "y", 0).is_err(), "{bad}");
+    }
+}

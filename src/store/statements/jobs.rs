@@ -95,7 +95,10 @@ pub fn job_with_names(j: &'static str) -> Section {
 /// When the oldest queued job that is due was due (NULL: none waits).
 pub fn job_oldest_due(at: i64) -> Statement {
     Select::from("jobs")
-        .with(Section::Columns(vec![(col("due_at").min(), Some("oldest"))]))
+        .with(Section::Columns(vec![(
+            col("due_at").min(),
+            Some("oldest"),
+        )]))
         .filter(col("state").eq(lit("queued")))
         .filter(col("due_at").le(param(at)))
         .into()
