@@ -1,5 +1,5 @@
 //! Configuration as code: the site file (hosts, checks and rules by tag, dependencies,
-//! heartbeats, a scripts folder) read ([`file`]), compared with the database into a plan of
+//! heartbeats, a scripts folder) read ([`file`](mod@file)), compared with the database into a plan of
 //! changes ([`plan`]), carried out all or nothing ([`crate::store::site`]), and written back
 //! from the database ([`export`]). `hostler apply` and `hostler export` are its commands.
 

@@ -48,6 +48,18 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
         let _ = writeln!(text, "hostler_jobs{{state=\"{state}\"}} {n}");
     }
     let now = crate::store::now_ms();
+    // How far behind the nodes are: the oldest due job's wait, from the queue itself.
+    let lag = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Queued && j.due_at <= now)
+        .map(|j| now - j.due_at)
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(
+        text,
+        "# HELP hostler_queue_lag_seconds How long the oldest due job has waited in the queue.\n# TYPE hostler_queue_lag_seconds gauge\nhostler_queue_lag_seconds {:.3}",
+        lag as f64 / 1000.0
+    );
     let _ = writeln!(
         text,
         "# HELP hostler_check_state A check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE hostler_check_state gauge"

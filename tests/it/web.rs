@@ -1836,3 +1836,49 @@ fn the_api_edits_a_schedule_in_place() {
         403
     );
 }
+
+/// A node that falls behind says so: `/metrics` has the queue's lag (the oldest due job's
+/// wait), and monitord's health, past `[monitord] max_lag`, makes `/healthz` say "behind".
+#[test]
+fn the_queue_lag_is_in_metrics_and_past_its_limit_in_healthz() {
+    let w = Work::new();
+    let store = seeded(&w);
+    store
+        .enqueue(&hostler::store::NewJob {
+            name: None,
+            script: "check_x".into(),
+            host: Some("localhost".into()),
+            priority: 0,
+            due_at: hostler::store::now_ms() - 90_000,
+            max_attempts: 1,
+            timeout_ms: None,
+            schedule_id: None,
+            args: None,
+        })
+        .expect("job");
+    let lag = store.queue_lag(hostler::store::now_ms()).expect("lag");
+    assert!((90_000..100_000).contains(&lag), "{lag}");
+    let site = Site::start(store, true);
+    let m = site.client().get("/metrics");
+    let line = m
+        .body
+        .lines()
+        .find(|l| l.starts_with("hostler_queue_lag_seconds "))
+        .unwrap_or_else(|| panic!("no lag in {}", m.body));
+    let secs: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .expect("value")
+        .parse()
+        .expect("number");
+    assert!((90.0..100.0).contains(&secs), "{line}");
+    let health = hostler::health::Health::default();
+    health.lag(lag, 60_000);
+    let why = health.problem().expect("behind");
+    assert!(
+        why.starts_with("behind: the oldest due job has waited 9"),
+        "{why}"
+    );
+    health.lag(1_000, 60_000);
+    assert_eq!(health.problem(), None);
+}
