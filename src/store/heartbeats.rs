@@ -398,6 +398,7 @@ impl Store {
                     fix: None,
                 }));
             }
+            done.add_totals(c)?;
             Ok(out)
         });
         self.after_record(out.is_ok(), done);

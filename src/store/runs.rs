@@ -176,6 +176,34 @@ pub(super) struct Recorded {
     keys: Vec<(KeyNames, i64)>,
     /// Checks queued again at once (their parents', or their own after the settle time).
     rechecks: usize,
+    /// What the runs add to the totals: (status, stripe) -> (runs, ms).
+    totals: Vec<((&'static str, i64), (i64, i64))>,
+}
+
+impl Recorded {
+    fn total(&mut self, status: &str, id: i64, ms: i64) {
+        let status = super::Status::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .find(|s| *s == status)
+            .unwrap_or("error");
+        let key = (status, id.rem_euclid(st::TOTAL_STRIPES));
+        match self.totals.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, (n, t))) => {
+                *n += 1;
+                *t += ms;
+            }
+            None => self.totals.push((key, (1, ms))),
+        }
+    }
+
+    /// Adds the runs recorded to the totals, a statement per status and stripe.
+    pub(super) fn add_totals(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
+        for ((status, stripe), (n, ms)) in self.totals.drain(..) {
+            c.exec(st::run_totals_add(status, stripe, n, ms))?;
+        }
+        Ok(())
+    }
 }
 
 /// A notification's fields, from its run and what the run did to its check.
@@ -309,7 +337,11 @@ impl Store {
     /// the reaper) decides `action`. An ad-hoc run passes [`JobAction::Keep`].
     pub fn record_run(&self, run: &NewRun, action: JobAction) -> Result<i64, StoreError> {
         let mut done = Recorded::default();
-        let recorded = self.write(|c| self.record_in(c, run, action, &mut done));
+        let recorded = self.write(|c| {
+            let id = self.record_in(c, run, action, &mut done)?;
+            done.add_totals(c)?;
+            Ok(id)
+        });
         self.after_record(recorded.is_ok(), done);
         recorded
     }
@@ -325,9 +357,12 @@ impl Store {
         let mut done = Recorded::default();
         let recorded = self.write(|c| {
             before(c)?;
-            runs.iter()
+            let ids = runs
+                .iter()
                 .map(|(run, action)| self.record_in(c, run, *action, &mut done))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            done.add_totals(c)?;
+            Ok(ids)
         });
         self.after_record(recorded.is_ok(), done);
         recorded
@@ -370,8 +405,11 @@ impl Store {
         let id = match joined {
             Some(id) => {
                 c.exec(st::run_repeat(id, run_values(run)))?;
-                c.exec(st::delete_in("run_transcripts", "run_id", vec![id]))?;
-                add_transcript(c, id, run)?;
+                // A pushed result's row never has a transcript to replace.
+                if run.phase != Some(RunPhase::Passive) || !run.transcript.is_empty() {
+                    c.exec(st::delete_in("run_transcripts", "run_id", vec![id]))?;
+                    add_transcript(c, id, run)?;
+                }
                 id
             }
             None => {
@@ -441,9 +479,10 @@ impl Store {
             n += usize::from(super::depends::recheck_in(c, host, run.check(), at, again)?);
             done.rechecks += n;
         }
-        // Last: the one row every run writes, so its lock is held the shortest.
+        // The totals are added by the caller at the end of the transaction (once for all the
+        // runs of a batch): the one row every run writes, so its lock is held the shortest.
         let ms = (run.finished_at - run.started_at).max(0);
-        c.exec(st::run_total_add(run.status.as_str(), id, ms))?;
+        done.total(run.status.as_str(), id, ms);
         Ok(id)
     }
 

@@ -441,4 +441,41 @@ fn pings_recorded_together_are_one_transaction_in_order() {
             .last_ping_at
             .is_some()
     );
+    // Quiet OK pings share one row, as a schedule's quiet OK runs do: history does not grow
+    // by a row a ping.
+    for _ in 0..5 {
+        store.ping(&hs[0], Ping::Success, "").expect("ping");
+    }
+    let runs_of_a = || {
+        store
+            .runs(&hostler::store::RunFilter {
+                check: Some("a".into()),
+                limit: 50,
+                ..Default::default()
+            })
+            .expect("runs")
+    };
+    let runs = runs_of_a();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0].repeats, 5, "{runs:?}");
+    // A failure gets a row of its own, and so does the recovery after it.
+    store.ping(&hs[0], Ping::Fail, "").expect("ping");
+    store.ping(&hs[0], Ping::Success, "").expect("ping");
+    assert_eq!(runs_of_a().len(), 4);
+    // Every result is counted in the totals, a batch's as a single run's.
+    let stats = store.run_stats().expect("stats");
+    let count = |st: hostler::store::Status| {
+        stats
+            .by_status
+            .iter()
+            .find(|c| c.status == st)
+            .map_or(0, |c| c.runs)
+    };
+    assert_eq!(
+        (
+            count(hostler::store::Status::Ok),
+            count(hostler::store::Status::Critical)
+        ),
+        (7, 2)
+    );
 }

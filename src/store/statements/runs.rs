@@ -337,15 +337,20 @@ pub const TOTAL_STRIPES: i64 = 16;
 
 /// One more run of a status, `ms` long, in the totals (the row of run `id`'s stripe).
 pub fn run_total_add(status: &str, id: i64, ms: i64) -> Statement {
+    run_totals_add(status, id.rem_euclid(TOTAL_STRIPES), 1, ms)
+}
+
+/// Adds `runs` runs that took `ms` in all to a status's totals, on one stripe.
+pub fn run_totals_add(status: &str, stripe: i64, runs: i64, ms: i64) -> Statement {
     Update {
         table: "run_totals",
         set: vec![
-            ("runs", col("runs") + lit(1)),
+            ("runs", col("runs") + param(runs)),
             ("ms", col("ms") + param(ms)),
         ],
         conditions: vec![
             col("status").eq(param(status)),
-            col("stripe").eq(param(id.rem_euclid(TOTAL_STRIPES))),
+            col("stripe").eq(param(stripe)),
         ],
         returning: Vec::new(),
     }
