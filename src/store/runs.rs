@@ -176,9 +176,12 @@ pub(super) struct Recorded {
     keys: Vec<(KeyNames, i64)>,
     /// Checks queued again at once (their parents', or their own after the settle time).
     rechecks: usize,
-    /// What the runs add to the totals: (status, stripe) -> (runs, ms).
-    totals: Vec<((&'static str, i64), (i64, i64))>,
+    /// What the runs add to the totals.
+    totals: Vec<(TotalKey, (i64, i64))>,
 }
+
+/// A status and a stripe of the totals; with it, the runs and their milliseconds.
+type TotalKey = (&'static str, i64);
 
 impl Recorded {
     fn total(&mut self, status: &str, id: i64, ms: i64) {
