@@ -311,6 +311,8 @@ pub(super) fn record(
     run_id: i64,
     action: JobAction,
     policy: Policy,
+    // The check's row, when the caller read it in this transaction (Some(None): there is none).
+    known: Option<Option<Row>>,
 ) -> Result<Option<Moved>, StoreError> {
     let Some(state) = CheckState::of(run.status) else {
         return Ok(None);
@@ -321,7 +323,10 @@ pub(super) fn record(
         return Ok(None);
     }
     let host = run.host.as_deref();
-    let prev_row = c.query_one(st::check_get(host, run.check()))?;
+    let prev_row = match known {
+        Some(row) => row,
+        None => c.query_one(st::check_get(host, run.check()))?,
+    };
     let prev = prev_row.as_ref().map(check_from_row).transpose()?;
     // A removed schedule's last runs judge as at once.
     let sched = match run.schedule_id {

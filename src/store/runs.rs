@@ -303,10 +303,14 @@ fn add_transcript(c: &mut dyn super::Conn, id: i64, run: &NewRun) -> Result<(), 
 }
 
 /// The row an OK run that changes nothing joins instead of a row of its own: its check's last
-/// run, when that was such a run too. None: the run gets its own row.
-fn joins(c: &mut dyn super::Conn, run: &NewRun) -> Result<Option<i64>, StoreError> {
+/// run, when that was such a run too. None: the run gets its own row. Also the check's row as
+/// it stands, when it was read (the state machine then needs no read of its own).
+fn joins(
+    c: &mut dyn super::Conn,
+    run: &NewRun,
+) -> Result<(Option<i64>, Option<Option<Row>>), StoreError> {
     if run.status != Status::Ok || !run.notifications.is_empty() {
-        return Ok(None);
+        return Ok((None, None));
     }
     // Pushed results (pings, passive results) have no schedule: their quiet OK runs share a
     // row as a schedule's do.
@@ -314,23 +318,24 @@ fn joins(c: &mut dyn super::Conn, run: &NewRun) -> Result<Option<i64>, StoreErro
     let schedule = match run.schedule_id {
         Some(s) if matches!(run.phase, None | Some(RunPhase::Check)) => s,
         _ if passive => 0,
-        _ => return Ok(None),
+        _ => return Ok((None, None)),
     };
     let Some(check) = c.query_one(st::check_get(run.host.as_deref(), run.check()))? else {
-        return Ok(None);
+        return Ok((None, Some(None)));
     };
     let last = check.opt_int("last_run_id")?;
-    match last {
-        Some(last) if check.text("state")? == "ok" => Ok(c
+    let joined = match last {
+        Some(last) if check.text("state")? == "ok" => c
             .query_one(if passive {
                 st::run_quiet_passive(last)
             } else {
                 st::run_quiet(last, schedule)
             })?
             .map(|r| r.int("id"))
-            .transpose()?),
-        _ => Ok(None),
-    }
+            .transpose()?,
+        _ => None,
+    };
+    Ok((joined, Some(Some(check))))
 }
 
 impl Store {
@@ -404,7 +409,11 @@ impl Store {
         let known = self
             .known_key(&names)
             .or_else(|| done.keys.iter().find(|(n, _)| *n == names).map(|(_, k)| *k));
-        let joined = if collapse { joins(c, run)? } else { None };
+        let (joined, check_row) = if collapse {
+            joins(c, run)?
+        } else {
+            (None, None)
+        };
         let id = match joined {
             Some(id) => {
                 c.exec(st::run_repeat(id, run_values(run)))?;
@@ -427,7 +436,7 @@ impl Store {
                 insert_run(c, run, key)?
             }
         };
-        let moved = super::checks::record(c, run, id, action, self.policy())?;
+        let moved = super::checks::record(c, run, id, action, self.policy(), check_row)?;
         done.rechecks += moved.as_ref().map_or(0, |m| m.rechecks);
         if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
             c.exec(st::run_mark_changed(id))?;
