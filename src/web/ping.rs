@@ -116,7 +116,11 @@ impl Throttle {
             map.clear();
         }
         let now = Instant::now();
-        let slot = map.entry(token.to_string()).or_insert((now, 0));
+        // A token seen before costs no allocation.
+        let slot = match map.get_mut(token) {
+            Some(slot) => slot,
+            None => map.entry(token.to_string()).or_insert((now, 0)),
+        };
         if now.duration_since(slot.0) >= Duration::from_secs(1) {
             *slot = (now, 0);
         }
