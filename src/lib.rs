@@ -50,7 +50,7 @@
 //! script   → bundled config redact session store
 //! app      → config environ redact script session store
 //! queue    → bundled redact store when
-//! site     → queue store when
+//! site     → bundled queue store when
 //! monitord → config health notify queue script session store when
 //! web      → bundled config health password queue redact script sql sqlxml store urlencode when
 //! shell    → app bundled script session store   (`:schedule` is the CLI's verb, handed in)

@@ -67,6 +67,17 @@ fn print_plan(plan: &Plan, prune: bool) -> anyhow::Result<()> {
 
 pub fn apply(app: &App, cmd: ApplyCmd) -> anyhow::Result<u8> {
     let site = crate::site::file::load(&cmd.file)?;
+    // A script that does not compile is refused before anything is planned, as `hostler
+    // script add` refuses it.
+    for s in &site.scripts {
+        crate::script::check_syntax(&s.name, &s.source).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: script {}: {e}; nothing changed",
+                cmd.file.display(),
+                s.name
+            )
+        })?;
+    }
     let store = app.store()?;
     let shown = cmd.file.display();
     let plan = crate::site::plan::plan(&store, &site, cmd.prune, &|v| std::env::var(v).ok())

@@ -543,9 +543,13 @@ pub fn plan(
                 s.name
             )));
         }
+        // Kind and description from the header, as `hostler script add` reads them.
+        let (description, kind) = crate::bundled::header(&s.source);
         let op = SiteOp::PutScript {
             name: s.name.clone(),
             source: s.source.clone(),
+            kind: kind.unwrap_or(crate::store::ScriptKind::Task),
+            description,
         };
         match stored.get(&s.name) {
             Some(src) if *src == s.source => {}

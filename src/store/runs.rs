@@ -181,15 +181,10 @@ pub(super) struct Recorded {
 }
 
 /// A status and a stripe of the totals; with it, the runs and their milliseconds.
-type TotalKey = (&'static str, i64);
+type TotalKey = (Status, i64);
 
 impl Recorded {
-    fn total(&mut self, status: &str, id: i64, ms: i64) {
-        let status = super::Status::ALL
-            .iter()
-            .map(|s| s.as_str())
-            .find(|s| *s == status)
-            .unwrap_or("error");
+    fn total(&mut self, status: Status, id: i64, ms: i64) {
         let key = (status, id.rem_euclid(st::TOTAL_STRIPES));
         match self.totals.iter_mut().find(|(k, _)| *k == key) {
             Some((_, (n, t))) => {
@@ -203,7 +198,7 @@ impl Recorded {
     /// Adds the runs recorded to the totals, a statement per status and stripe.
     pub(super) fn add_totals(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
         for ((status, stripe), (n, ms)) in self.totals.drain(..) {
-            c.exec(st::run_totals_add(status, stripe, n, ms))?;
+            c.exec(st::run_totals_add(status.as_str(), stripe, n, ms))?;
         }
         Ok(())
     }
@@ -494,7 +489,7 @@ impl Store {
         // The totals are added by the caller at the end of the transaction (once for all the
         // runs of a batch): the one row every run writes, so its lock is held the shortest.
         let ms = (run.finished_at - run.started_at).max(0);
-        done.total(run.status.as_str(), id, ms);
+        done.total(run.status, id, ms);
         Ok(id)
     }
 

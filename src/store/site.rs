@@ -12,10 +12,13 @@ use crate::sql::{Update, col, param};
 /// One change of a plan.
 #[derive(Debug, Clone)]
 pub enum SiteOp {
-    /// A script from the site's scripts folder: made, or a new version.
+    /// A script from the site's scripts folder: made, or a new version (its kind and
+    /// description as its header declares them).
     PutScript {
         name: String,
         source: String,
+        kind: ScriptKind,
+        description: Option<String>,
     },
     AddHost(NewHost),
     /// New settings; the secret only when the file gives a password.
@@ -96,19 +99,17 @@ impl Store {
             let (mut seals, mut toks) = (sealed.iter(), tokens.iter());
             for op in ops {
                 match op {
-                    SiteOp::PutScript { name, source } => {
-                        let kind = if source.contains("//! kind: fix") {
-                            ScriptKind::Fix
-                        } else if source.contains("//! kind: library") {
-                            ScriptKind::Library
-                        } else {
-                            ScriptKind::Check
-                        };
+                    SiteOp::PutScript {
+                        name,
+                        source,
+                        kind,
+                        description,
+                    } => {
                         let s = NewScript {
                             name,
                             source,
-                            description: None,
-                            kind,
+                            description: description.clone(),
+                            kind: *kind,
                         };
                         super::scripts::save_one(c, &s, Expect::Any, at)?;
                     }

@@ -30,7 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("bundled", &["store"]),
-    ("site", &["queue", "store", "when"]),
+    ("site", &["bundled", "queue", "store", "when"]),
     (
         "notify",
         &["config", "redact", "session", "store", "urlencode", "when"],

@@ -268,6 +268,27 @@ fn a_bad_site_file_is_refused_whole_and_changes_nothing() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert_eq!(export(&w), before, "{want}: something was written");
     }
+    // A script that does not compile is refused as `hostler script add` refuses it.
+    std::fs::write(&f, SITE).expect("site");
+    let broken = w.path("site/scripts/broken.rhai");
+    std::fs::write(&broken, "let x = ;").expect("script");
+    let o = apply(&w, &f, &[]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("script broken"), "{}", stderr(&o));
+    assert!(w.store().find_script("broken").expect("read").is_none());
+    // A script's kind and description come from its header.
+    std::fs::write(
+        &broken,
+        "//! Restarts nginx.\n//! kind: fix\nok(\"restarted\")",
+    )
+    .expect("script");
+    let o = apply(&w, &f, &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = w.store().script("broken").expect("script");
+    assert_eq!(
+        (s.kind, s.description.as_deref()),
+        (hostler::store::ScriptKind::Fix, Some("Restarts nginx."))
+    );
 }
 
 #[test]
