@@ -42,24 +42,58 @@ impl Dialect {
 
     /// Quotes an identifier, doubling the closing quote character inside it.
     pub fn quote(self, ident: &str) -> String {
-        match self {
-            Dialect::Sqlite | Dialect::Postgres => format!("\"{}\"", ident.replace('"', "\"\"")),
-            Dialect::Mssql2000 | Dialect::Mssql2005 => format!("[{}]", ident.replace(']', "]]")),
-            Dialect::Mysql => format!("`{}`", ident.replace('`', "``")),
+        let mut out = String::with_capacity(ident.len() + 2);
+        self.quote_into(&mut out, ident);
+        out
+    }
+
+    /// [`Dialect::quote`], appended to `out` (the renderer's path: no allocation of its own).
+    pub fn quote_into(self, out: &mut String, ident: &str) {
+        let (open, close) = match self {
+            Dialect::Sqlite | Dialect::Postgres => ('"', '"'),
+            Dialect::Mssql2000 | Dialect::Mssql2005 => ('[', ']'),
+            Dialect::Mysql => ('`', '`'),
+        };
+        out.push(open);
+        // The three quote characters are ASCII, so a byte scan finds them.
+        if ident.bytes().any(|b| char::from(b) == close) {
+            for part in ident.split_inclusive(close) {
+                out.push_str(part);
+                if part.ends_with(close) {
+                    out.push(close);
+                }
+            }
+        } else {
+            out.push_str(ident);
         }
+        out.push(close);
     }
 
     /// The placeholder for the `n`th (1-based) bound parameter.
     pub fn placeholder(self, n: usize) -> String {
-        match self {
+        let mut out = String::new();
+        self.placeholder_into(&mut out, n);
+        out
+    }
+
+    /// [`Dialect::placeholder`], appended to `out`.
+    pub fn placeholder_into(self, out: &mut String, n: usize) {
+        use std::fmt::Write as _;
+        let prefix = match self {
             // Numbered so that a parameter can never shift position silently.
-            Dialect::Sqlite => format!("?{n}"),
-            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite => "?",
+            Dialect::Postgres => "$",
             // tiberius binds @P1, @P2, ...
-            Dialect::Mssql2005 => format!("@P{n}"),
+            Dialect::Mssql2005 => "@P",
             // SQLXML URL queries and MySQL take positional question marks.
-            Dialect::Mssql2000 | Dialect::Mysql => "?".to_string(),
-        }
+            Dialect::Mssql2000 | Dialect::Mysql => {
+                out.push('?');
+                return;
+            }
+        };
+        out.push_str(prefix);
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{n}");
     }
 
     /// A boolean literal.

@@ -91,8 +91,7 @@ impl Renderer {
     }
 
     fn ident(&mut self, name: &str) {
-        let q = self.d.quote(name);
-        self.push(&q);
+        self.d.quote_into(&mut self.sql, name);
     }
 
     fn unsupported(&self, what: &str) -> RenderError {
@@ -456,8 +455,7 @@ impl Renderer {
             }
             Expr::Param(v) => {
                 self.params.push(v.clone());
-                let p = self.d.placeholder(self.params.len());
-                self.push(&p);
+                self.d.placeholder_into(&mut self.sql, self.params.len());
             }
             Expr::Lit(v) => self.literal(v)?,
             Expr::Now => self.push(self.d.now_ms()),

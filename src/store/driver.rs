@@ -17,9 +17,16 @@ pub struct Row {
 
 impl Row {
     fn get(&self, name: &str) -> Result<&Value, StoreError> {
+        // Names come back as the statement spelled them, so an exact match is the usual case;
+        // a database that changes their case (SQL Server's, PostgreSQL's) is still found.
         self.columns
             .iter()
-            .position(|c| c.eq_ignore_ascii_case(name))
+            .position(|c| c == name)
+            .or_else(|| {
+                self.columns
+                    .iter()
+                    .position(|c| c.eq_ignore_ascii_case(name))
+            })
             .map(|i| &self.values[i])
             .ok_or_else(|| StoreError::Db(format!("result has no column {name}")))
     }

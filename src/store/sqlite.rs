@@ -6,6 +6,7 @@
 //! The PRAGMAs here are connection settings, not statements of the data model, which is why
 //! they are the only SQL text outside [`crate::sql`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,36 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Sqlite {
     conn: Connection,
     path: PathBuf,
+    names: ColumnNames,
+}
+
+/// The column names of each statement's result, shared by its rows and kept between its runs,
+/// so that a read allocates no names of its own. An entry is checked against the prepared
+/// statement on each use (a schema change can change `SELECT *`), and the map is bounded.
+#[derive(Default)]
+struct ColumnNames(HashMap<String, Arc<[String]>>);
+
+/// Statements whose column names are kept (hostler's own statements are fewer).
+const NAMES_KEPT: usize = 512;
+
+impl ColumnNames {
+    fn of(&mut self, sql: &str, stmt: &rusqlite::Statement<'_>) -> Arc<[String]> {
+        if let Some(names) = self.0.get(sql)
+            && names.len() == stmt.column_count()
+            && names
+                .iter()
+                .zip(stmt.column_names())
+                .all(|(kept, now)| kept == now)
+        {
+            return names.clone();
+        }
+        let names: Arc<[String]> = stmt.column_names().map(|s| s.to_string()).collect();
+        if self.0.len() >= NAMES_KEPT {
+            self.0.clear();
+        }
+        self.0.insert(sql.to_string(), names.clone());
+        names
+    }
 }
 
 impl Sqlite {
@@ -89,6 +120,7 @@ impl Sqlite {
         let db = Sqlite {
             conn,
             path: path.to_path_buf(),
+            names: ColumnNames::default(),
         };
         db.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db.err(e))?;
         // Every statement hostler runs stays prepared: rusqlite keeps 16 by default, fewer
@@ -182,6 +214,7 @@ fn from_sql(v: ValueRef<'_>) -> Value {
 struct Tx<'a> {
     tx: &'a Connection,
     path: &'a Path,
+    names: &'a mut ColumnNames,
 }
 
 impl Conn for Tx<'_> {
@@ -195,7 +228,7 @@ impl Conn for Tx<'_> {
             .tx
             .prepare_cached(&q.sql)
             .map_err(|e| map_err(path, e))?;
-        let columns: Arc<[String]> = stmt.column_names().map(|s| s.to_string()).collect();
+        let columns = self.names.of(&q.sql, &stmt);
         let n = columns.len();
         let mut rows = stmt
             .query(rusqlite::params_from_iter(q.params.iter().map(to_sql)))
@@ -243,30 +276,32 @@ impl Driver for Sqlite {
     }
 
     fn read(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        let path = self.path.clone();
+        let path = &self.path;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(|e| map_err(&path, e))?;
+            .map_err(|e| map_err(path, e))?;
         work(&mut Tx {
             tx: &tx,
-            path: &path,
+            path,
+            names: &mut self.names,
         })?;
-        tx.finish().map_err(|e| map_err(&path, e))
+        tx.finish().map_err(|e| map_err(path, e))
     }
 
     fn write(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        let path = self.path.clone();
+        let path = &self.path;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| map_err(&path, e))?;
+            .map_err(|e| map_err(path, e))?;
         // On error the transaction is dropped, which rolls it back.
         work(&mut Tx {
             tx: &tx,
-            path: &path,
+            path,
+            names: &mut self.names,
         })?;
-        tx.commit().map_err(|e| map_err(&path, e))
+        tx.commit().map_err(|e| map_err(path, e))
     }
 
     fn raw(&mut self, sql: &str, show_secrets: bool) -> Result<RawResult, StoreError> {

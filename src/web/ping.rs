@@ -130,8 +130,12 @@ impl Throttle {
 }
 
 /// How long a token's heartbeat is taken from memory before it is read again. A heartbeat
-/// removed meanwhile is still caught: the writer reads each one in its transaction.
-const TOKEN_TTL: Duration = Duration::from_secs(2);
+/// removed meanwhile is still caught: the writer reads each one in its transaction, and a
+/// ping whose remembered heartbeat is gone looks its token up again at once.
+const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// How long a token that no heartbeat has is remembered as such: short, so that a heartbeat
+/// made with that token (an apply of a site file that names it) is pinged within seconds.
+const UNKNOWN_TTL: Duration = Duration::from_secs(2);
 
 /// Tokens seen lately and their heartbeats' ids (None: no heartbeat has it), so that a ping
 /// costs no read of its own.
@@ -142,7 +146,7 @@ impl Tokens {
     fn get(&self, token: &str) -> Option<Option<i64>> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.get(token)
-            .filter(|(at, _)| at.elapsed() < TOKEN_TTL)
+            .filter(|(at, id)| at.elapsed() < if id.is_some() { TOKEN_TTL } else { UNKNOWN_TTL })
             .map(|(_, id)| *id)
     }
 
@@ -175,6 +179,21 @@ pub fn parse(kind: Option<&str>) -> Option<Ping> {
     }
 }
 
+/// Reads which heartbeat has this token (None: none has), and remembers it.
+fn lookup(web: &Web, token: &str) -> Result<Option<i64>, Resp> {
+    match web.store.heartbeat_by_token(token) {
+        Ok(h) => {
+            web.ping_tokens.put(token, Some(h.id));
+            Ok(Some(h.id))
+        }
+        Err(StoreError::NotFound { .. }) => {
+            web.ping_tokens.put(token, None);
+            Ok(None)
+        }
+        Err(e) => Err(Resp::text(503, format!("database: {e}\n"))),
+    }
+}
+
 /// Answers a ping.
 pub fn answer(web: &Web, req: &Req, token: &str, ping: Ping) -> Resp {
     if !matches!(req.method.as_str(), "GET" | "POST" | "HEAD") {
@@ -192,25 +211,32 @@ pub fn answer(web: &Web, req: &Req, token: &str, ping: Ping) -> Resp {
         return Resp::text(429, "too many pings for this token: at most 20 a second\n")
             .with("retry-after", "1");
     }
-    let id = match web.ping_tokens.get(token) {
-        Some(id) => id,
-        None => match web.store.heartbeat_by_token(token) {
-            Ok(h) => {
-                web.ping_tokens.put(token, Some(h.id));
-                Some(h.id)
-            }
-            Err(StoreError::NotFound { .. }) => {
-                web.ping_tokens.put(token, None);
-                None
-            }
-            Err(e) => return Resp::text(503, format!("database: {e}\n")),
+    let (mut id, mut remembered) = match web.ping_tokens.get(token) {
+        Some(id) => (id, true),
+        None => match lookup(web, token) {
+            Ok(id) => (id, false),
+            Err(resp) => return resp,
         },
     };
-    let Some(id) = id else {
-        return Resp::text(404, "no heartbeat has that token\n");
-    };
     let body = String::from_utf8_lossy(&req.body).into_owned();
-    match web.ping_writer.record((id, ping, body)) {
+    let recorded = loop {
+        let Some(heartbeat) = id else {
+            return Resp::text(404, "no heartbeat has that token\n");
+        };
+        match web.ping_writer.record((heartbeat, ping, body.clone())) {
+            // The remembered heartbeat is gone: the token may belong to a new one now.
+            Ok(None) if remembered => {
+                web.ping_tokens.forget(token);
+                remembered = false;
+                id = match lookup(web, token) {
+                    Ok(id) => id,
+                    Err(resp) => return resp,
+                };
+            }
+            other => break other,
+        }
+    };
+    match recorded {
         Ok(None) => {
             web.ping_tokens.forget(token);
             Resp::text(404, "no heartbeat has that token\n")

@@ -33,6 +33,24 @@ proptest! {
         }
     }
 
+    /// Any identifier, quoted for SQLite, names that very column in real SQLite (its quote
+    /// character doubled inside), and each dialect doubles its own closing quote.
+    #[test]
+    fn identifiers_quote_for_every_dialect(name in "[a-z\"\\]\\[` ]{1,12}") {
+        let q = Dialect::Sqlite.quote(&name);
+        let db = rusqlite::Connection::open_in_memory().expect("sqlite");
+        db.execute_batch(&format!("CREATE TABLE t ({q} TEXT)")).expect("create");
+        let cols: Vec<String> = db
+            .prepare("SELECT * FROM t").expect("prepare")
+            .column_names().map(String::from).collect();
+        prop_assert_eq!(cols, vec![name.clone()]);
+        prop_assert_eq!(Dialect::Mssql2005.quote(&name), format!("[{}]", name.replace(']', "]]")));
+        prop_assert_eq!(Dialect::Mysql.quote(&name), format!("`{}`", name.replace('`', "``")));
+        let mut out = String::from("x.");
+        Dialect::Postgres.quote_into(&mut out, &name);
+        prop_assert_eq!(out, format!("x.\"{}\"", name.replace('"', "\"\"")));
+    }
+
     /// Any text rendered as an SQLite literal reads back as the same text.
     #[test]
     fn sqlite_literals_round_trip(s in "\\PC*") {
