@@ -92,9 +92,11 @@ pub fn apply(app: &App, cmd: ApplyCmd) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", app.config.web.listen));
     let mut beats = Vec::new();
+    let mut held_ms = None;
     let applied = !cmd.dry_run && !plan.ops().is_empty();
     if applied {
         let done = store.apply_site(&plan.ops())?;
+        held_ms = Some(done.held_ms);
         for (name, host, token) in done.tokens {
             beats.push(json!({
                 "name": name,
@@ -109,6 +111,7 @@ pub fn apply(app: &App, cmd: ApplyCmd) -> anyhow::Result<u8> {
             "held": plan.held,
             "managed": plan.managed,
             "applied": applied,
+            "transaction_ms": held_ms,
             "heartbeats": beats,
         }))?;
         return Ok(0);
@@ -137,8 +140,9 @@ pub fn apply(app: &App, cmd: ApplyCmd) -> anyhow::Result<u8> {
         output::text("dry run: nothing changed")?;
     } else if !plan.changes.is_empty() {
         output::text(&format!(
-            "applied {} changes in one transaction",
-            plan.changes.len()
+            "applied {} changes in one transaction ({} ms)",
+            plan.changes.len(),
+            held_ms.unwrap_or_default()
         ))?;
     }
     for b in beats {

@@ -123,13 +123,17 @@ fn host_values(h: &NewHost) -> Vec<(&'static str, Expr)> {
 }
 
 /// Inserts a validated host with its sealed secret.
+/// Inserts a validated host; its id. (`known_new`: the caller has seen that no host has the
+/// name, as an apply's plan has, and the unique index refuses one made since; otherwise it
+/// is read first, for a clearer error.)
 pub(super) fn insert_host(
     c: &mut dyn super::Conn,
     h: &NewHost,
     sealed: Option<String>,
     managed: bool,
-) -> Result<(), StoreError> {
-    if c.query_one(st::host_by_name(&h.name))?.is_some() {
+    known_new: bool,
+) -> Result<i64, StoreError> {
+    if !known_new && c.query_one(st::host_by_name(&h.name))?.is_some() {
         return Err(StoreError::Exists {
             kind: "host",
             name: h.name.clone(),
@@ -144,8 +148,7 @@ pub(super) fn insert_host(
         ("updated_at", param(at)),
         ("managed", param(managed)),
     ]);
-    c.insert(st::host_insert(values))?;
-    Ok(())
+    c.insert(st::host_insert(values))
 }
 
 /// What becomes of a host's stored secret when its settings change.
@@ -208,7 +211,7 @@ impl Store {
     pub fn add_host(&self, h: &NewHost) -> Result<Host, StoreError> {
         validate(h)?;
         let sealed = self.seal_of(h)?;
-        self.write(|c| insert_host(c, h, sealed, false))?;
+        self.write(|c| insert_host(c, h, sealed, false, false).map(drop))?;
         self.host(&h.name)
     }
 

@@ -1,6 +1,8 @@
 //! Schedules: one-shot, interval and cron timings of a script (or a check with its fix) on a
 //! host, a tag or a site.
 
+use std::collections::HashMap;
+
 use super::hosts::host_id;
 use super::scripts::script_id;
 use super::statements as st;
@@ -156,22 +158,65 @@ pub(super) fn check_schedule(s: &NewSchedule) -> Result<(), StoreError> {
     timing_columns(&s.timing).map(|_| ())
 }
 
+/// Scripts' and hosts' ids by name, read once within one transaction: an apply of many
+/// schedules reads each script and host once, not once a schedule.
+#[derive(Debug, Default)]
+pub(super) struct Ids {
+    scripts: HashMap<String, i64>,
+    hosts: HashMap<String, i64>,
+}
+
+impl Ids {
+    fn script(&mut self, c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.scripts.get(name) {
+            return Ok(*id);
+        }
+        let id = script_id(c, name)?;
+        self.scripts.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn host(&mut self, c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.hosts.get(name) {
+            return Ok(*id);
+        }
+        let id = host_id(c, name)?;
+        self.hosts.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// A host made in this transaction.
+    pub(super) fn made_host(&mut self, name: &str, id: i64) {
+        self.hosts.insert(name.to_string(), id);
+    }
+}
+
 /// Inserts a checked schedule; its id.
 pub(super) fn insert_schedule(
     c: &mut dyn super::Conn,
     s: &NewSchedule,
     managed: bool,
 ) -> Result<i64, StoreError> {
+    insert_schedule_with(c, s, managed, &mut Ids::default())
+}
+
+/// [`insert_schedule`], with the ids read before in this transaction.
+pub(super) fn insert_schedule_with(
+    c: &mut dyn super::Conn,
+    s: &NewSchedule,
+    managed: bool,
+    ids: &mut Ids,
+) -> Result<i64, StoreError> {
     let (kind, at, every, cron) = timing_columns(&s.timing)?;
     let at_now = now_ms();
-    let script = script_id(c, &s.script)?;
+    let script = ids.script(c, &s.script)?;
     let fix = s
         .fix_script
         .as_deref()
-        .map(|f| script_id(c, f))
+        .map(|f| ids.script(c, f))
         .transpose()?;
     let host = match &s.host {
-        Some(h) => Some(host_id(c, h)?),
+        Some(h) => Some(ids.host(c, h)?),
         None => None,
     };
     c.insert(st::schedule_insert(vec![
@@ -329,6 +374,15 @@ impl Store {
                 .map(schedule_from_row)
                 .collect()
         })
+    }
+
+    /// When the next enabled schedule falls due (None: none will).
+    pub fn next_schedule_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .read(|c| c.query_one(st::schedule_next_due()))?
+            .map(|r| r.opt_int("due"))
+            .transpose()?
+            .flatten())
     }
 
     /// Removes a schedule, and the checks of its script that no other schedule runs.

@@ -42,11 +42,14 @@ pub enum SiteOp {
     },
 }
 
-/// What an apply made that is shown once: each new heartbeat's token.
+/// What an apply made that is shown once: each new heartbeat's token, and how long its
+/// transaction held the database (while it does, a running daemon's claims wait on SQLite).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// (name, host, token) of each heartbeat made.
     pub tokens: Vec<(String, Option<String>, String)>,
+    /// From the transaction's start to its commit, in milliseconds.
+    pub held_ms: u64,
 }
 
 fn mark(table: &'static str, id: i64) -> crate::sql::Statement {
@@ -95,8 +98,10 @@ impl Store {
             }
         }
         let at = super::now_ms();
+        let began = std::time::Instant::now();
         self.write(|c| {
             let (mut seals, mut toks) = (sealed.iter(), tokens.iter());
+            let mut ids = super::schedules::Ids::default();
             for op in ops {
                 match op {
                     SiteOp::PutScript {
@@ -115,7 +120,8 @@ impl Store {
                     }
                     SiteOp::AddHost(h) => {
                         let seal = seals.next().cloned().flatten();
-                        super::hosts::insert_host(c, h, seal, true)?;
+                        let id = super::hosts::insert_host(c, h, seal, true, true)?;
+                        ids.made_host(&h.name, id);
                     }
                     SiteOp::UpdateHost(h) => {
                         let secret = match seals.next().cloned().flatten() {
@@ -126,7 +132,7 @@ impl Store {
                     }
                     SiteOp::RemoveHost(name) => super::hosts::delete_host(c, name)?,
                     SiteOp::AddSchedule(s) => {
-                        super::schedules::insert_schedule(c, s, true)?;
+                        super::schedules::insert_schedule_with(c, s, true, &mut ids)?;
                     }
                     SiteOp::UpdateSchedule(id, s) => {
                         super::schedules::update_schedule_in(c, *id, s, true)?
@@ -162,7 +168,8 @@ impl Store {
             }
             Ok(())
         })?;
+        let held_ms = began.elapsed().as_millis() as u64;
         self.make_occurrences(at)?;
-        Ok(Applied { tokens })
+        Ok(Applied { tokens, held_ms })
     }
 }
