@@ -21,6 +21,41 @@ pub struct Health {
     /// may be waited before `/healthz` says the node is behind.
     lag_ms: AtomicU64,
     max_lag_ms: AtomicU64,
+    /// How late this node's jobs started against their due time.
+    pub lateness: Lateness,
+}
+
+/// The upper bounds (ms) of the start-lateness histogram's buckets; one more counts the rest.
+pub const LATENESS_BOUNDS_MS: [u64; 14] = [
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 60_000,
+];
+
+/// A histogram of how late jobs started (Icinga's `check_latency`): counts per bucket and
+/// the sum, each an atomic, so that recording costs no lock.
+#[derive(Debug, Default)]
+pub struct Lateness {
+    buckets: [AtomicU64; LATENESS_BOUNDS_MS.len() + 1],
+    sum_ms: AtomicU64,
+}
+
+impl Lateness {
+    /// A job started `ms` after it was due (0 when on time or early).
+    pub fn record(&self, ms: u64) {
+        let i = LATENESS_BOUNDS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(LATENESS_BOUNDS_MS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// The counts per bucket (not cumulative; the last is past every bound) and the sum in ms.
+    pub fn read(&self) -> ([u64; LATENESS_BOUNDS_MS.len() + 1], u64) {
+        (
+            std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            self.sum_ms.load(Ordering::Relaxed),
+        )
+    }
 }
 
 impl Default for Health {
@@ -34,6 +69,7 @@ impl Default for Health {
             db_error: Mutex::new(None),
             lag_ms: AtomicU64::new(0),
             max_lag_ms: AtomicU64::new(u64::MAX),
+            lateness: Lateness::default(),
         }
     }
 }

@@ -186,6 +186,9 @@ struct Daemon {
     /// The last claim or renewal found the database unreachable: the steps that need it wait.
     db_down: bool,
     last_housekeeping: Option<Instant>,
+    /// When the next schedule falls due, as the last pass read it: the loop wakes then and
+    /// fires it, not at the next poll.
+    next_fire: Option<i64>,
     delivery: Option<smol::Task<usize>>,
     /// The last history pass (`[history] prune_every`), and the one running.
     last_prune: Option<Instant>,
@@ -216,6 +219,8 @@ async fn daemon(
         // it works again) and the lease renewals try it; the rest waits.
         if housekeeping && !d.db_down {
             d.fire_and_reap();
+        } else if !d.db_down && d.next_fire.is_some_and(|t| t <= now_ms()) {
+            fire_schedules(&d.env, &d.progress);
         }
         d.claim(housekeeping);
         d.renew_if_due();
@@ -251,6 +256,7 @@ impl Daemon {
             leases_good: Instant::now(),
             db_down: false,
             last_housekeeping: None,
+            next_fire: None,
             delivery: None,
             last_prune: None,
             pruning: None,
@@ -344,6 +350,8 @@ impl Daemon {
 
     /// Runs one claimed job on the blocking pool; it reports its id when done.
     fn start(&mut self, job: crate::store::Job) {
+        let late = u64::try_from(now_ms().saturating_sub(job.due_at)).unwrap_or(0);
+        self.opts.health.lateness.record(late);
         let flags = JobFlags {
             stopping: self.stopping.clone(),
             ..JobFlags::default()
@@ -540,6 +548,18 @@ impl Daemon {
             && due > now_ms()
         {
             sleep = sleep.min(Duration::from_millis((due - now_ms()) as u64));
+        }
+        // The next schedule: its job is queued at its due time. One still due after this
+        // pass fired it (its firing failed) waits for the next poll, so a failure never spins.
+        self.next_fire = self
+            .env
+            .store
+            .next_schedule_due()
+            .ok()
+            .flatten()
+            .filter(|due| *due > now_ms());
+        if let Some(due) = self.next_fire {
+            sleep = sleep.min(Duration::from_millis((due - now_ms()).max(0) as u64));
         }
         let (wake_rx, done_rx, running) = (&self.wake_rx, &self.done_rx, &mut self.running);
         let wait = async {

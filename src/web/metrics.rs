@@ -60,6 +60,27 @@ fn text(web: &Web) -> Result<String, crate::store::StoreError> {
         "# HELP hostler_queue_lag_seconds How long the oldest due job has waited in the queue.\n# TYPE hostler_queue_lag_seconds gauge\nhostler_queue_lag_seconds {:.3}",
         lag as f64 / 1000.0
     );
+    // This node's own: how late its jobs started against their due time.
+    let (counts, sum_ms) = web.health.lateness.read();
+    let _ = writeln!(
+        text,
+        "# HELP hostler_job_start_lateness_seconds How late this node's jobs started after their due time.\n# TYPE hostler_job_start_lateness_seconds histogram"
+    );
+    let mut seen = 0;
+    for (bound, n) in crate::health::LATENESS_BOUNDS_MS.iter().zip(counts) {
+        seen += n;
+        let _ = writeln!(
+            text,
+            "hostler_job_start_lateness_seconds_bucket{{le=\"{}\"}} {seen}",
+            *bound as f64 / 1000.0
+        );
+    }
+    let total: u64 = counts.iter().sum();
+    let _ = writeln!(
+        text,
+        "hostler_job_start_lateness_seconds_bucket{{le=\"+Inf\"}} {total}\nhostler_job_start_lateness_seconds_sum {:.3}\nhostler_job_start_lateness_seconds_count {total}",
+        sum_ms as f64 / 1000.0
+    );
     let _ = writeln!(
         text,
         "# HELP hostler_check_state A check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n# TYPE hostler_check_state gauge"

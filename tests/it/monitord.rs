@@ -319,6 +319,52 @@ fn interval_schedules_fire_and_missed_runs_are_coalesced() {
     assert!(next > now_ms() && next <= now_ms() + 600_000);
 }
 
+/// A schedule fires at its due time, not at the next poll: with a 30 s poll interval, one
+/// due in 1.5 s runs within a second of it, and this node's lateness histogram counts the start.
+#[test]
+fn a_schedule_fires_at_its_due_time_not_at_the_next_poll() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    host(&store, "a");
+    let due = now_ms() + 1_500;
+    store
+        .add_schedule(&NewSchedule {
+            max_attempts: 1,
+            next_due: due,
+            ..NewSchedule::every("tick", Some("a"), 600_000)
+        })
+        .expect("schedule");
+    drop(store);
+    let mut o = opts("n1");
+    o.poll_interval = Duration::from_secs(30);
+    let health = o.health.clone();
+    let (d, store) = Daemon::start(&w, &[], o);
+    assert!(
+        wait_for(Duration::from_secs(10), || !all_runs(&store).is_empty()),
+        "no run within 10 s of a schedule due in 1.5 s (the poll is every 30 s)"
+    );
+    let started = all_runs(&store)[0].started_at;
+    d.stop();
+    assert!(
+        (due..due + 1_000).contains(&started),
+        "started {} ms after its due time",
+        started - due
+    );
+    let (counts, _) = health.lateness.read();
+    let within_1s: u64 = hostler::health::LATENESS_BOUNDS_MS
+        .iter()
+        .zip(counts)
+        .filter(|(b, _)| **b <= 1_000)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        (counts.iter().sum::<u64>(), within_1s),
+        (1, 1),
+        "{counts:?}"
+    );
+}
+
 /// A real local webhook receiver on a free port; collects request bodies.
 fn webhook() -> (
     String,

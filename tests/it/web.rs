@@ -1872,6 +1872,15 @@ fn the_queue_lag_is_in_metrics_and_past_its_limit_in_healthz() {
         .parse()
         .expect("number");
     assert!((90.0..100.0).contains(&secs), "{line}");
+    // This node's start lateness is a histogram (no job started here: all zero).
+    for line in [
+        "# TYPE hostler_job_start_lateness_seconds histogram",
+        "hostler_job_start_lateness_seconds_bucket{le=\"0.1\"} 0",
+        "hostler_job_start_lateness_seconds_bucket{le=\"+Inf\"} 0",
+        "hostler_job_start_lateness_seconds_count 0",
+    ] {
+        assert!(m.body.lines().any(|l| l == line), "no {line} in {}", m.body);
+    }
     let health = hostler::health::Health::default();
     health.lag(lag, 60_000);
     let why = health.problem().expect("behind");

@@ -76,6 +76,14 @@ pub fn schedule_due() -> Statement {
         .into()
 }
 
+/// When the next enabled schedule falls due, so the daemon wakes then and fires it on time.
+pub fn schedule_next_due() -> Statement {
+    Select::from("schedules")
+        .with(Section::Columns(vec![(col("next_due").min(), Some("due"))]))
+        .filter(col("enabled").eq(lit(true)))
+        .into()
+}
+
 pub fn schedule_insert(values: Vec<(&'static str, Expr)>) -> Statement {
     Insert {
         table: "schedules",
