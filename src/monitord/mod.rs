@@ -652,13 +652,24 @@ fn fire_schedules(env: &Runner, pace: &progress::Progress) {
         return;
     }
     // Without the host list a tag's or a site's schedule would fire with no job and move on:
-    // nothing fires until it can be read.
-    let hosts = match store.hosts() {
-        Ok(h) => h,
-        Err(e) => {
-            warn!("cannot read hosts, no schedule fires this pass: {e}");
-            return;
+    // nothing fires until it can be read. It is read only when such a schedule is due (a
+    // site of thousands of hosts is not read each second for one host's check).
+    let matching = due.iter().any(|s| {
+        matches!(
+            crate::queue::Target::of(s),
+            crate::queue::Target::Matching { .. }
+        )
+    });
+    let hosts = if matching {
+        match store.hosts() {
+            Ok(h) => h,
+            Err(e) => {
+                warn!("cannot read hosts, no schedule fires this pass: {e}");
+                return;
+            }
         }
+    } else {
+        Vec::new()
     };
     let now = now_ms();
     for s in due {

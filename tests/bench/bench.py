@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply", "apply_latency")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
 # --only NAME runs one benchmark: trivial, expect, idle, fanout, queue, web or sqlxml.
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
@@ -542,6 +542,108 @@ def bench_apply(work):
     print(f"\nratio: apply is {loop / first:.0f}x faster than the CLI loop")
 
 
+def lateness(base):
+    """This node's start-lateness histogram from /metrics: {upper bound in ms: cumulative count}."""
+    text = urllib.request.urlopen(base + "/metrics").read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("hostler_job_start_lateness_seconds_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            out[float("inf") if le == "+Inf" else round(float(le) * 1000)] = int(line.split()[-1])
+    return out
+
+
+def lateness_between(h0, h1):
+    """(jobs started, p50 bound, p99 bound, worst bound) between two readings, in ms: each
+    percentile is the upper bound of the bucket it falls in."""
+    n = h1[float("inf")] - h0[float("inf")]
+    def bound(q):
+        for b in sorted(h1):
+            if n and h1[b] - h0[b] >= q * n:
+                return b
+        return float("nan")
+    return n, bound(0.5), bound(0.99), bound(1.0)
+
+
+def bench_apply_latency(work):
+    """Dispatch latency of a running `hostler serve` before, during and after an apply of the
+    10,000-host, 50,000-check site on the same SQLite database: 20 probe checks every second
+    (a script that only says OK), their start lateness read from /metrics. The site's checks
+    run on a yearly cron, so that they are not due during the measurement."""
+    n_hosts = 1000 if QUICK else 10000
+    hosts = [f"h{i:05}" for i in range(n_hosts)]
+    parts = [f'[[host]]\nname = "{h}"\naddress = "127.0.0.1"\nmethod = "local"\ntags = ["t{i % 10}"]\n'
+             for i, h in enumerate(hosts)]
+    for c in range(5):
+        parts.append(f'[[check]]\nscript = "check_ping"\nname = "c{c}"\ncron = "0 3 1 1 *"\nhosts = ['
+                     + ", ".join(f'"{h}"' for h in hosts) + "]\n")
+    site = os.path.join(work, "site.toml")
+    with open(site, "w") as f:
+        f.write("\n".join(parts))
+    conf = os.path.join(work, "hostler.toml")
+    with open(conf, "w") as f:
+        f.write("[web]\npublic_metrics = true\n[monitord]\nmax_concurrent = 32\n")
+    env = dict(os.environ, HOSTLER_DB=os.path.join(work, "l.db"), HOSTLER_CONFIG=conf)
+    run([HOSTLER, "init"], env=env, check=True)
+    probe = os.path.join(work, "probe.rhai")
+    with open(probe, "w") as f:
+        f.write('//! kind: check\nok("up")\n')
+    run([HOSTLER, "script", "add", "probe", probe], env=env, check=True)
+    run([HOSTLER, "host", "add", "probe", "--address", "127.0.0.1", "--method", "local"], env=env, check=True)
+    for i in range(20):
+        run([HOSTLER, "schedule", "probe", "--host", "probe", "--every", "1s", "--name", f"p{i}"], env=env, check=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = []
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz").read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(3)
+        def phase(name, action):
+            h0 = lateness(base)
+            t = time.perf_counter()
+            held = action()
+            took = time.perf_counter() - t
+            h1 = lateness(base)
+            rows.append((name, took, held) + lateness_between(h0, h1))
+        quiet = lambda: time.sleep(10) or ""
+        def apply(changed):
+            def go():
+                if changed:
+                    with open(site) as f:
+                        text = f.read().replace('cron = "0 3 1 1 *"', 'cron = "0 4 1 1 *"', 1)
+                    with open(site, "w") as f:
+                        f.write(text)
+                r = run([HOSTLER, "apply", site, "--json"], env=env)
+                if r.returncode != 0:
+                    raise SystemExit(f"apply: {r.stderr}")
+                held = json.loads(r.stdout).get("transaction_ms")
+                time.sleep(0.5)  # the jobs that waited on it start now
+                return f"{held} ms"
+            return go
+        phase("before (10 s)", quiet)
+        phase(f"during the first apply ({6 * n_hosts:,} changes) and 0.5 s after", apply(False))
+        phase("after (10 s)", quiet)
+        phase(f"during an apply of {n_hosts:,} checks changed in place, and 0.5 s after", apply(True))
+        phase("after (10 s)", quiet)
+    finally:
+        p.terminate()
+        p.wait(10)
+    print(f"\n## Dispatch latency of a running daemon around an apply of {n_hosts:,} hosts and {5 * n_hosts:,} checks "
+          "(20 probe checks a second; goal: p99 under 100 ms during the apply)\n")
+    print("| window | length | apply's transaction | jobs started | p50 | p99 | worst |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, took, held, n, p50, p99, worst in rows:
+        print(f"| {name} | {took:.2f} s | {held or '-'} | {n} | <= {p50:g} ms | <= {p99:g} ms | <= {worst:g} ms |")
+    print("\n(Each percentile is the upper bound of its bucket in hostler_job_start_lateness_seconds.)")
+
+
 def bench_queue():
     print("\n## monitord queue (cargo bench --bench queue)\n")
     r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "queue", "--", "2000" if QUICK else "5000"],
@@ -636,6 +738,9 @@ def main():
     if wanted("apply"):
         with tempfile.TemporaryDirectory() as w:
             bench_apply(w)
+    if wanted("apply") or wanted("apply_latency"):
+        with tempfile.TemporaryDirectory() as w:
+            bench_apply_latency(w)
     if wanted("sqlxml"):
         bench_sqlxml()
 
