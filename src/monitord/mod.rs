@@ -20,6 +20,7 @@
 mod deliver;
 mod progress;
 mod runner;
+mod writer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -195,6 +196,8 @@ struct Daemon {
     pruning: Option<smol::Task<()>>,
     /// Whether it keeps up: runs, skipped runs, the queue's lag.
     progress: Arc<progress::Progress>,
+    /// Records finished runs many to a transaction (None: each on its own).
+    writer: Option<Arc<writer::RunWriter>>,
 }
 
 /// The loop itself: the module's list of steps, one method each.
@@ -242,6 +245,7 @@ impl Daemon {
         }));
         let (done_tx, done_rx) = smol::channel::unbounded::<i64>();
         info!(node = %opts.node, max_concurrent = opts.max_concurrent, per_host = opts.per_host, "monitord started");
+        let writer = writer::RunWriter::start(env.store.clone()).map(Arc::new);
         Daemon {
             renew_every: opts.lease / 3,
             env,
@@ -261,6 +265,7 @@ impl Daemon {
             last_prune: None,
             pruning: None,
             progress: Arc::default(),
+            writer,
         }
     }
 
@@ -277,6 +282,9 @@ impl Daemon {
         );
         self.env = Arc::new(env);
         self.opts = opts;
+        // The runs of jobs started from now on go to the new store's writer; the old one ends
+        // with the last job that holds it.
+        self.writer = writer::RunWriter::start(self.env.store.clone()).map(Arc::new);
     }
 
     /// Whether a poll interval has passed since the last housekeeping (and marks it begun).
@@ -354,6 +362,7 @@ impl Daemon {
         self.opts.health.lateness.record(late);
         let flags = JobFlags {
             stopping: self.stopping.clone(),
+            writer: self.writer.clone(),
             ..JobFlags::default()
         };
         // A schedule removed meanwhile is none; one that cannot be read is an error, and

@@ -28,6 +28,8 @@ pub struct JobFlags {
     pub stopping: Arc<AtomicBool>,
     /// Another node took the job over (our lease expired): leave its row alone.
     pub lost: Arc<AtomicBool>,
+    /// Where its runs are recorded, many to a transaction (None: each on its own).
+    pub writer: Option<Arc<super::writer::RunWriter>>,
 }
 
 /// How a job's runs are paced: retries after an error, and re-checks after a fix.
@@ -144,7 +146,20 @@ pub fn run_job(
             flags.stopping.load(std::sync::atomic::Ordering::SeqCst)
                 && flags.cancel.load(std::sync::atomic::Ordering::SeqCst)
         };
-        if let Err(e) = store.record_run_until(&run, action, &shut_down) {
+        let recorded = match &flags.writer {
+            None => store.record_run_until(&run, action, &shut_down, false),
+            Some(w) => match w.record(run, action) {
+                Ok(id) => Ok(id),
+                // Not recorded with the others: on its own, looking for it first when the
+                // database went away (its commit may have gone through).
+                Err((e, Some(run))) => {
+                    let unsure = matches!(e, crate::store::StoreError::Unreachable(_));
+                    store.record_run_until(&run, action, &shut_down, unsure)
+                }
+                Err((e, None)) => Err(e),
+            },
+        };
+        if let Err(e) = recorded {
             warn!(job = job.id, "cannot record the run: {e}");
         }
         status

@@ -502,15 +502,19 @@ impl Store {
     /// Records a run as [`Store::record_run`] does, trying again while the database cannot
     /// be reached (a pause of 250 ms doubling up to 10 s) until it is recorded or `give_up`
     /// says so. A try whose commit may have gone through before the connection was lost is
-    /// not recorded twice: each new try first looks for the run.
+    /// not recorded twice: each new try first looks for the run (the first too, when
+    /// `tried_before`).
     pub fn record_run_until(
         &self,
         run: &NewRun,
         action: JobAction,
         give_up: &dyn Fn() -> bool,
+        tried_before: bool,
     ) -> Result<i64, StoreError> {
         let mut pause = std::time::Duration::from_millis(250);
-        let mut tries = 0u32;
+        // A run tried before may be in already: it is looked for first.
+        let mut tries = u32::from(tried_before);
+        let mut warned = false;
         loop {
             let tried = if tries == 0 {
                 self.record_run(run, action)
@@ -530,7 +534,8 @@ impl Store {
             };
             match tried {
                 Err(StoreError::Unreachable(e)) if !give_up() => {
-                    if tries == 0 {
+                    if !warned {
+                        warned = true;
                         tracing::warn!(
                             job = run.job_id,
                             "cannot record the run yet, trying until the database is back: {e}"

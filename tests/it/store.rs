@@ -636,7 +636,7 @@ fn a_run_whose_commit_answer_was_lost_is_recorded_once() {
     run.status = hostler::store::Status::Ok;
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
     let id = s
-        .record_run_until(&run, hostler::store::JobAction::Done, &|| false)
+        .record_run_until(&run, hostler::store::JobAction::Done, &|| false, false)
         .expect("recorded");
     let runs = s
         .runs(&hostler::store::RunFilter {
