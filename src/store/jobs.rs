@@ -355,6 +355,19 @@ impl Store {
         next_due: Option<i64>,
     ) -> Result<usize, StoreError> {
         let at = now_ms();
+        // A rule's hosts (a tag's, a site's) on an interval: each at its own offset in the
+        // interval from the due time; one whose offset has passed already (a late or missed
+        // firing) at once.
+        let spread = match (&s.timing, super::schedules::Target::of(s)) {
+            (super::Timing::Every(ms), super::schedules::Target::Matching { .. }) => Some(*ms),
+            _ => None,
+        };
+        let due_of = |host: Option<&str>| match (spread, host) {
+            (Some(ms), Some(h)) => seen_due
+                .saturating_add(super::schedules::splay(s.id, h, ms))
+                .max(at),
+            _ => at,
+        };
         let n = self.write(|c| {
             let enabled = next_due.is_some();
             if c.exec(st::schedule_advance(s.id, seen_due, next_due, enabled))? == 0 {
@@ -366,7 +379,7 @@ impl Store {
                     script: s.script.clone(),
                     host: h.clone(),
                     priority: s.priority,
-                    due_at: at,
+                    due_at: due_of(h.as_deref()),
                     max_attempts: s.max_attempts,
                     timeout_ms: s.timeout_ms,
                     schedule_id: Some(s.id),

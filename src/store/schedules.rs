@@ -54,6 +54,22 @@ impl<'a> Target<'a> {
     }
 }
 
+/// Where in its interval a host's run of a tag's or a site's schedule falls: a stable offset
+/// in `0..every_ms` from the schedule and the host's name (FNV-1a, the same on every node and
+/// every release), so that a rule over a thousand hosts spreads their runs over its interval
+/// instead of queueing all of them at once, as Icinga's check splay does.
+pub fn splay(schedule: i64, host: &str, every_ms: i64) -> i64 {
+    if every_ms <= 1 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in schedule.to_le_bytes().iter().chain(host.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % every_ms as u64) as i64
+}
+
 /// A schedule's sites as stored (comma-separated).
 pub fn split_sites(s: Option<&str>) -> Vec<String> {
     s.unwrap_or_default()

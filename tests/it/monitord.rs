@@ -365,6 +365,107 @@ fn a_schedule_fires_at_its_due_time_not_at_the_next_poll() {
     );
 }
 
+/// A tag's schedule on an interval spreads its hosts over the interval, each at a stable
+/// offset (the same at the next firing); a firing whose offsets have passed (late, or the
+/// first after missed runs) queues every host at once; a host's own schedule is not spread.
+#[test]
+fn a_tag_schedule_spreads_its_hosts_over_its_interval() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    let names: Vec<String> = (0..40).map(|i| format!("web{i:02}")).collect();
+    for n in &names {
+        store
+            .add_host(&NewHost {
+                name: n.clone(),
+                address: "x".into(),
+                tags: vec!["web".into()],
+                method: Some(Method::Local),
+                ..NewHost::default()
+            })
+            .expect("host");
+    }
+    let every = 60_000;
+    let id = store
+        .add_schedule(&NewSchedule {
+            tag: Some("web".into()),
+            max_attempts: 1,
+            next_due: now_ms(),
+            ..NewSchedule::every("tick", None, every)
+        })
+        .expect("schedule");
+    let s = store.schedule(id).expect("schedule");
+    let hosts: Vec<Option<String>> = names.iter().cloned().map(Some).collect();
+    let offsets = |seen: i64| -> Vec<i64> {
+        let mut jobs = store.jobs().expect("jobs");
+        jobs.sort_by(|a, b| a.host.cmp(&b.host));
+        jobs.iter().map(|j| j.due_at - seen).collect()
+    };
+    let seen = now_ms() + 1_000;
+    assert_eq!(
+        store
+            .fire_schedule(&s, s.next_due.expect("due"), &hosts, Some(seen))
+            .expect("fire"),
+        40
+    );
+    // The first firing was due now: each offset counts from it.
+    let first_seen = s.next_due.expect("due");
+    let first = offsets(first_seen);
+    assert!(first.iter().all(|o| (0..every).contains(o)), "{first:?}");
+    let mut distinct = first.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 38,
+        "40 hosts, {} offsets: {first:?}",
+        distinct.len()
+    );
+    assert!(
+        first.iter().filter(|o| **o >= every / 2).count() >= 10,
+        "spread over the whole interval: {first:?}"
+    );
+    // The same offsets at the next firing (the jobs of the first are gone).
+    for j in store.jobs().expect("jobs") {
+        store.cancel_job(j.id, "n1").expect("cancel");
+    }
+    let s = store.schedule(id).expect("schedule");
+    assert_eq!(
+        store
+            .fire_schedule(&s, seen, &hosts, Some(seen + every))
+            .expect("fire"),
+        40
+    );
+    assert_eq!(offsets(seen), first, "stable per host");
+    for j in store.jobs().expect("jobs") {
+        store.cancel_job(j.id, "n1").expect("cancel");
+    }
+    // Due an hour ago: every offset has passed, all are due at once.
+    let late = store
+        .add_schedule(&NewSchedule {
+            tag: Some("web".into()),
+            name: Some("late".into()),
+            max_attempts: 1,
+            next_due: now_ms() - 3_600_000,
+            ..NewSchedule::every("tick", None, every)
+        })
+        .expect("schedule");
+    let s = store.schedule(late).expect("schedule");
+    let before = now_ms();
+    let due = s.next_due.expect("due");
+    assert_eq!(
+        store
+            .fire_schedule(&s, due, &hosts, Some(now_ms() + every))
+            .expect("fire"),
+        40
+    );
+    let jobs = store.jobs().expect("jobs");
+    assert!(
+        jobs.iter()
+            .all(|j| (before..before + 1_000).contains(&j.due_at)),
+        "{jobs:?}"
+    );
+}
+
 /// A real local webhook receiver on a free port; collects request bodies.
 fn webhook() -> (
     String,
