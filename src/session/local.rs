@@ -6,7 +6,6 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -494,7 +493,12 @@ impl Drop for LocalProcess {
 /// Kills the process group a child leads (what it started in the background too). A child
 /// that leads no group has no group of its id: nothing happens then.
 fn kill_group(child: &Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
+    kill_pid_group(child.id());
+}
+
+/// Kills the process group that `pid` leads.
+fn kill_pid_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
         let _ = nix::sys::signal::killpg(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -505,90 +509,122 @@ fn kill_group(child: &Child) {
 /// Runs a prepared command (from [`Allowlist::command`]) to completion, with stdin closed,
 /// in a process group of its own, within the guard's deadline: past it (or on cancel) the
 /// whole group is killed, what it started too. Each stream is kept up to `cap` bytes.
+///
+/// One reactor does the waiting (smol's process support): both pipes are read as they fill
+/// and the exit comes as an event, with no thread of its own per run and no polling for it.
+/// Only the guard's cancel flag and memory budget, which no event announces, are looked at
+/// every [`GUARD_TICK`].
 pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
+    use smol::future::FutureExt as _;
     use std::os::unix::process::CommandExt;
     let path = PathBuf::from(cmd.get_program());
     let spawn_err = |e: io::Error| SessionError::Spawn {
         cmd: path.display().to_string(),
         msg: e.to_string(),
     };
-    let mut child = cmd
+    cmd.process_group(0);
+    let mut child = smol::process::Command::from(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .spawn()
         .map_err(spawn_err)?;
-    // Each stream is read on its own thread into a shared buffer (kept up to `cap`, the rest
-    // drained so a chatty command never blocks on a full pipe). The threads are not joined:
-    // a background process that inherited the pipe could hold it open forever.
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        let buf = Arc::new(Mutex::new((Vec::new(), false)));
-        let b = buf.clone();
-        std::thread::spawn(move || {
-            let Some(mut r) = r else {
-                b.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
-                return;
+    let pid = child.id();
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let status = smol::block_on(async {
+        // Each stream kept up to `cap`, the rest drained so a chatty command never blocks on
+        // a full pipe.
+        let mut reading = std::pin::pin!(smol::future::zip(
+            read_capped(out, cap, &mut stdout),
+            read_capped(err, cap, &mut stderr),
+        ));
+        let mut exited = std::pin::pin!(child.status());
+        let mut read_all = false;
+        // Until the process exits (reading meanwhile), or the guard says stop.
+        let status = loop {
+            let reads = async {
+                if read_all {
+                    smol::future::pending::<()>().await;
+                }
+                reading.as_mut().await;
+                Event::Read
             };
-            let mut chunk = [0u8; 8192];
-            loop {
-                let n = match r.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let mut g = b.lock().unwrap_or_else(|p| p.into_inner());
-                let room = cap.saturating_sub(g.0.len());
-                g.0.extend_from_slice(&chunk[..n.min(room)]);
+            let event = async { Event::Exit(exited.as_mut().await) }
+                .or(reads)
+                .or(async {
+                    smol::Timer::after(guard_wait(guard)).await;
+                    Event::Tick
+                })
+                .await;
+            match event {
+                Event::Exit(st) => break st.map_err(spawn_err)?,
+                Event::Read => read_all = true,
+                Event::Tick => {
+                    if let Err(e) = guard.check() {
+                        kill_pid_group(pid);
+                        let _ = child.kill();
+                        let _ = child.status().await;
+                        return Err(e);
+                    }
+                }
             }
-            b.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
-        });
-        buf
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let status = loop {
-        if let Some(st) = child.try_wait().map_err(spawn_err)? {
-            break st;
+        };
+        // What it started in the background is left running: a fix that starts a service
+        // (`svc &`, an init script) must not have it killed behind it, and may hold the pipes
+        // open; they get a second to reach end of file. A run that times out or is cancelled
+        // kills the whole group, above.
+        if !read_all {
+            let _ = async {
+                reading.as_mut().await;
+            }
+            .or(async {
+                smol::Timer::after(Duration::from_secs(1)).await;
+            })
+            .await;
         }
-        if let Err(e) = guard.check() {
-            kill_group(&child);
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    // What it started in the background is left running: a fix that starts a service
-    // (`svc &`, an init script) must not have it killed behind it. A run that times out or is
-    // cancelled kills the whole group, above.
-    // The command has exited; give its pipes a moment to reach end of file.
-    let settle = Instant::now() + Duration::from_secs(1);
-    let done = |b: &Arc<Mutex<(Vec<u8>, bool)>>| b.lock().map(|g| g.1).unwrap_or(true);
-    while !(done(&out) && done(&err)) && Instant::now() < settle && guard.check().is_ok() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let take = |b: &Arc<Mutex<(Vec<u8>, bool)>>| {
-        let g = b.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&g.0).into_owned()
-    };
-    let (stdout, stderr) = (take(&out), take(&err));
+        Ok(status)
+    })?;
     use std::os::unix::process::ExitStatusExt;
     let code = status
         .code()
         .map_or_else(|| 128 + i64::from(status.signal().unwrap_or(0)), i64::from);
     Ok(ExecOutput {
         code,
-        stdout,
-        stderr,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
+}
+
+/// How often a running command's guard is looked at for a cancel or the memory budget.
+const GUARD_TICK: Duration = Duration::from_millis(100);
+
+/// Until the guard should be looked at again: its deadline, or a tick, whichever comes first.
+fn guard_wait(guard: &Guard) -> Duration {
+    guard.deadline.map_or(GUARD_TICK, |d| {
+        d.saturating_duration_since(Instant::now()).min(GUARD_TICK)
+    })
+}
+
+/// What ended a wait of [`exec`].
+enum Event {
+    Exit(io::Result<std::process::ExitStatus>),
+    Read,
+    Tick,
+}
+
+/// Reads a stream to its end, keeping the first `cap` bytes in `buf`.
+async fn read_capped(r: Option<impl smol::io::AsyncRead + Unpin>, cap: usize, buf: &mut Vec<u8>) {
+    use smol::io::AsyncReadExt as _;
+    let Some(mut r) = r else { return };
+    let mut chunk = [0u8; 8192];
+    loop {
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let room = cap.saturating_sub(buf.len());
+                buf.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
+    }
 }
