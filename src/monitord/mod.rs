@@ -200,6 +200,10 @@ struct Daemon {
     writer: Option<Arc<writer::RunWriter>>,
 }
 
+/// The least a pass sleeps for a job that falls due: jobs due within it of each other start
+/// in one pass (and one claim), at most this late.
+const BATCH_WAKE: Duration = Duration::from_millis(5);
+
 /// The loop itself: the module's list of steps, one method each.
 async fn daemon(
     env: Arc<Runner>,
@@ -556,7 +560,10 @@ impl Daemon {
             && let Ok(Some(due)) = self.env.store.next_due()
             && due > now_ms()
         {
-            sleep = sleep.min(Duration::from_millis((due - now_ms()) as u64));
+            // Jobs due within a few milliseconds of each other (a rule's hosts spread over
+            // its interval) are claimed in one pass, not one pass and one claim each.
+            let until = Duration::from_millis((due - now_ms()) as u64);
+            sleep = sleep.min(until.max(BATCH_WAKE));
         }
         // The next schedule: its job is queued at its due time. One still due after this
         // pass fired it (its firing failed) waits for the next poll, so a failure never spins.
