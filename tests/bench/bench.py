@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
 monitoring-plugins, Monit, OpenSSH's sshd, parallel-ssh, wrk) and builds the release binary.
 """
+import glob
 import json
 import os
 import urllib.request
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply", "apply_latency")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply", "apply_latency", "checks")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
 # --only NAME runs one benchmark: trivial, expect, idle, fanout, queue, web or sqlxml.
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
@@ -644,6 +645,340 @@ def bench_apply_latency(work):
     print("\n(Each percentile is the upper bound of its bucket in hostler_job_start_lateness_seconds.)")
 
 
+class TcpListener:
+    """A local TCP listener that accepts every connection and closes it at once (a thread)."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", free_port()))
+        self.sock.listen(4096)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        import socket
+        while not self.stopping.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            c.close()
+            self.accepted += 1
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def proc_tree(root):
+    """{pid: (name, utime+stime+cutime+cstime in clock ticks)} of root and its descendants."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            s = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        close = s.rindex(")")
+        f = s[close + 2:].split()
+        procs[int(d)] = (s[s.index("(") + 1:close], int(f[1]), sum(int(x) for x in f[11:15]))
+    tree, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in procs and pid not in tree:
+            tree[pid] = (procs[pid][0], procs[pid][2])
+            todo.extend(p for p, v in procs.items() if v[1] == pid)
+    return tree
+
+
+def tree_cpu(root):
+    """CPU seconds (user + system) of root's process tree, with the children it has reaped."""
+    return sum(t for _, t in proc_tree(root).values()) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss(root, names):
+    """Summed VmRSS (kB) of the processes in root's tree whose name is in names."""
+    total = 0
+    for pid, (name, _) in proc_tree(root).items():
+        if name in names:
+            try:
+                total += memory_rss(pid)
+            except OSError:
+                pass
+    return total
+
+
+def memory_rss(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stop_group(p):
+    """Stops a process started with start_new_session=True, then whatever is left of its group."""
+    import signal
+    if p is None:
+        return
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def icinga_version():
+    """Icinga 2's version (r2.13.6-1), or "" without it."""
+    if not shutil.which("icinga2"):
+        return ""
+    first = run(["icinga2", "--version"]).stdout.split("\n")[0]
+    return first.split("version: ")[1].rstrip(")") if "version: " in first else ""
+
+
+def bench_checks(work):
+    """Real TCP checks against one local listener: N checks due every second, run in turn by
+    hostler's bundled check_tcp (no fork), by hostler's check_plugin running monitoring-plugins'
+    check_tcp (a fork per check), and by Debian's Icinga 2 (its ITL `tcp` command, the same
+    plugin). Per runner: checks completed per second, CPU per check, RSS and lateness."""
+    N = 100 if QUICK else 400
+    WARM = 5
+    WINDOW = 10 if QUICK else 30
+    plugin = "/usr/lib/nagios/plugins/check_tcp"
+    listener = TcpListener()
+    rows = []
+    notes = []
+
+    def sample(pid, names, before=None):
+        """Sleeps through the window, sampling RSS once a second; (t0, t1, cpu s, max RSS kB)."""
+        cpu0, t0 = tree_cpu(pid), time.time()
+        if before:
+            before()
+        rss = 0
+        while time.time() - t0 < WINDOW:
+            time.sleep(1)
+            rss = max(rss, tree_rss(pid, names))
+        t1, cpu1 = time.time(), tree_cpu(pid)
+        return t0, t1, cpu1 - cpu0, rss
+
+    def runs_total(base):
+        text = urllib.request.urlopen(base + "/metrics").read().decode()
+        by = {}
+        for line in text.splitlines():
+            if line.startswith("hostler_runs_total{"):
+                by[line.split('status="')[1].split('"')[0]] = int(line.split()[-1])
+        return by
+
+    def hostler_runner(label, use_plugin):
+        d = os.path.join(work, "plugin" if use_plugin else "script")
+        os.makedirs(d)
+        conf = os.path.join(d, "hostler.toml")
+        with open(conf, "w") as f:
+            # check_tcp is among the default allowed_commands; extra_commands says so anyway.
+            f.write(f'[web]\npublic_metrics = true\n[monitord]\nmax_concurrent = 32\n'
+                    f'[sandbox]\nextra_commands = ["{plugin}"]\n')
+        env = dict(os.environ, HOSTLER_DB=os.path.join(d, "c.db"), HOSTLER_CONFIG=conf)
+        r = run([HOSTLER, "init"], env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"hostler init: {r.stderr.strip()}")
+        hosts = [f"t{i:04}" for i in range(N)]
+        vars_ = (f'vars = {{ plugin = "check_tcp", plugin_args = "-H 127.0.0.1 -p {listener.port}" }}\n'
+                 if use_plugin else "")
+        # A rule over a tag, as a site with many hosts writes it: its hosts spread over the
+        # interval (the splay), as Icinga 2 spreads its services' checks.
+        parts = [f'[[host]]\nname = "{h}"\naddress = "127.0.0.1"\nmethod = "local"\ntags = ["bench"]\n{vars_}'
+                 for h in hosts]
+        block = f'[[check]]\nscript = "{"check_plugin" if use_plugin else "check_tcp"}"\nevery = "1s"\ntags = ["bench"]\n'
+        if not use_plugin:
+            block += f'args = {{ port = "{listener.port}" }}\n'
+        parts.append(block)
+        site = os.path.join(d, "site.toml")
+        with open(site, "w") as f:
+            f.write("\n".join(parts))
+        r = run([HOSTLER, "apply", site], env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"hostler apply: {r.stderr.strip()}")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log = os.path.join(d, "serve.log")
+        p = None
+        try:
+            with open(log, "w") as err:
+                p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(base + "/healthz").read()
+                    break
+                except OSError:
+                    if p.poll() is not None:
+                        raise RuntimeError(f"hostler serve exited with {p.returncode}: {open(log).read()[-500:]}")
+                    time.sleep(0.1)
+            else:
+                raise RuntimeError("hostler serve's page never answered")
+            time.sleep(WARM)
+            c0, h0 = runs_total(base), lateness(base)
+            t0, t1, cpu, rss = sample(p.pid, ("hostler",))
+            c1, h1 = runs_total(base), lateness(base)
+        finally:
+            stop_group(p)
+        done = sum(c1.values()) - sum(c0.values())
+        bad = {k: c1[k] - c0.get(k, 0) for k in c1 if k != "ok" and c1[k] != c0.get(k, 0)}
+        _, p50, p99, worst = lateness_between(h0, h1)
+        problems = [l for l in open(log).read().splitlines() if " WARN " in l or " ERROR " in l]
+        if bad:
+            notes.append(f"{label}: not OK in the window: {bad}")
+        if problems:
+            notes.append(f"{label}: {len(problems)} WARN/ERROR lines in its log, first: {problems[0][:300]}")
+        rows.append((label, done / (t1 - t0), cpu * 1000 / max(done, 1), rss,
+                     f"<= {p50:g} ms", f"<= {p99:g} ms"))
+
+    def icinga_runner(label):
+        exe = shutil.which("icinga2")
+        if not exe:
+            raise RuntimeError("icinga2 not installed (apt-get install icinga2-bin icinga2-common)")
+        import grp
+        import pwd
+        d = os.path.join(work, "icinga2")
+        dirs = {k: os.path.join(d, k) for k in ("data", "cache", "log", "spool", "run")}
+        for x in dirs.values():
+            os.makedirs(x)
+        perf = os.path.join(d, "perf.tmp")
+        lines = [
+            f'const PluginDir = "{os.path.dirname(plugin)}"',
+            "include <itl>",
+            "include <plugins>",
+            'object CheckerComponent "checker" { }',
+            'object PerfdataWriter "pd" {',
+            f'  host_perfdata_path = "{d}/host-perf.out"',
+            f'  host_temp_path = "{d}/host-perf.tmp"',
+            f'  service_perfdata_path = "{d}/perf.out"',
+            f'  service_temp_path = "{perf}"',
+            '  host_format_template = "$host.name$"',
+            '  service_format_template = "$service.name$\\t$service.last_check$\\t$service.latency$\\t'
+            '$service.execution_time$\\t$service.state$"',
+            "  rotation_interval = 1d",
+            "}",
+            'object Host "bench" { address = "127.0.0.1"; check_command = "dummy"; check_interval = 1h }',
+        ]
+        for i in range(N):
+            lines.append(f'object Service "t{i:04}" {{ host_name = "bench"; check_command = "tcp"; '
+                         f'vars.tcp_address = "127.0.0.1"; vars.tcp_port = {listener.port}; '
+                         f'check_interval = 1s; retry_interval = 1s; max_check_attempts = 1 }}')
+        conf = os.path.join(d, "icinga2.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        defines = [
+            f"-DConfiguration.DataDir={dirs['data']}", f"-DConfiguration.CacheDir={dirs['cache']}",
+            f"-DConfiguration.LogDir={dirs['log']}", f"-DConfiguration.SpoolDir={dirs['spool']}",
+            f"-DConfiguration.InitRunDir={dirs['run']}", f"-DConfiguration.PidPath={dirs['run']}/icinga2.pid",
+            f"-DConfiguration.StatePath={dirs['data']}/icinga2.state",
+            f"-DConfiguration.ModAttrPath={dirs['data']}/modified-attributes.conf",
+            f"-DConfiguration.ObjectsPath={dirs['cache']}/icinga2.debug",
+            f"-DConfiguration.VarsPath={dirs['cache']}/icinga2.vars",
+            f"-DConfiguration.RunAsUser={pwd.getpwuid(os.geteuid()).pw_name}",
+            f"-DConfiguration.RunAsGroup={grp.getgrgid(os.getegid()).gr_name}",
+        ]
+        r = run([exe, "daemon", "-C", "-c", conf] + defines)
+        if r.returncode != 0:
+            raise RuntimeError("icinga2 -C refused the config: "
+                               + " / ".join(l for l in (r.stdout + r.stderr).splitlines() if "critical" in l)[-800:])
+        log = os.path.join(d, "icinga2.out")
+        p = None
+        try:
+            with open(log, "w") as out:
+                p = subprocess.Popen([exe, "daemon", "-c", conf] + defines, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+            for _ in range(300):
+                if os.path.exists(perf) and os.path.getsize(perf) > 0:
+                    break
+                if p.poll() is not None:
+                    raise RuntimeError(f"icinga2 exited with {p.returncode}: {open(log).read()[-500:]}")
+                time.sleep(0.1)
+            else:
+                raise RuntimeError(f"no check result in 30 s: {open(log).read()[-500:]}")
+            time.sleep(WARM)
+            t0, t1, cpu, rss = sample(p.pid, ("icinga2",))
+            time.sleep(1)
+        finally:
+            stop_group(p)  # SIGTERM: Icinga 2 closes (and so flushes) the perfdata file
+        # On stop Icinga 2 moves the temp file to service_perfdata_path + "." + a timestamp.
+        done, lat, states = 0, [], {}
+        results = [open(x).read() for x in [perf] + glob.glob(os.path.join(d, "perf.out*")) if os.path.exists(x)]
+        for line in "".join(results).splitlines():
+            f = line.rstrip("\n").split("\t")
+            try:
+                at, latency = float(f[1]), float(f[2])
+            except (IndexError, ValueError):
+                continue
+            if t0 <= at < t1:
+                done += 1
+                lat.append(latency * 1000)
+                states[f[4]] = states.get(f[4], 0) + 1
+        if not lat:
+            raise RuntimeError(f"no check result in the window; its perfdata starts: {''.join(results)[:300]!r}; "
+                               f"its log ends: {open(log).read()[-500:]}")
+        lat.sort()
+        if set(states) != {"OK"}:
+            notes.append(f"{label}: states in the window: {states}")
+        problems = [l for l in open(log).read().splitlines() if "warning/" in l or "critical/" in l]
+        if problems:
+            notes.append(f"{label}: {len(problems)} warning/critical lines in its log, first: {problems[0][:300]}")
+        rows.append((label, done / (t1 - t0), cpu * 1000 / max(done, 1), rss,
+                     f"{statistics.median(lat):.1f} ms", f"{lat[min(len(lat) - 1, int(0.99 * len(lat)))]:.1f} ms"))
+
+    try:
+        for label, needs_plugin, go in [
+            ("hostler, bundled check_tcp (no fork)", False, lambda l: hostler_runner(l, False)),
+            ("hostler, check_plugin running monitoring-plugins' check_tcp (a fork per check)", True,
+             lambda l: hostler_runner(l, True)),
+            ("Icinga 2 " + icinga_version() + ", ITL `tcp` (the same check_tcp)", True, icinga_runner),
+        ]:
+            if needs_plugin and not os.path.exists(plugin):
+                print(f"SKIPPED checks/{label}: {plugin} missing (apt-get install monitoring-plugins-basic)")
+                continue
+            try:
+                go(label)
+            except Exception as e:  # one runner's failure is reported; the others still run
+                print(f"SKIPPED checks/{label}: {e}")
+    finally:
+        listener.close()
+    print(f"\n## Real checks beside Icinga 2 ({N} checks due every second, {WINDOW} s each, one local TCP listener)\n")
+    print("| runner | checks/s | CPU-ms per check | RSS (max) | lateness p50 | lateness p99 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, rate, cpu_ms, rss, p50, p99 in rows:
+        print(f"| {name} | {rate:,.0f} | {cpu_ms:.2f} | {rss / 1024:.1f} MB | {p50} | {p99} |")
+    print(f"\n(Each runner alone, after a {WARM} s warm-up; the listener accepted {listener.accepted:,} connections in all. "
+          "checks/s: hostler's completed runs (the sum of `hostler_runs_total` over statuses, from /metrics) "
+          "and Icinga 2's check results whose `$service.last_check$` falls in the window (its PerfdataWriter "
+          "file), per second of the window. CPU: user + system time from /proc/PID/stat of the runner's process "
+          "tree, with the plugins it reaped (cutime, cstime), over the window, per check completed. RSS: the largest "
+          "once-a-second sum of VmRSS over the runner's own processes (hostler; every `icinga2` process), plugins "
+          "not counted. Lateness: hostler's is the upper bound of the bucket of `hostler_job_start_lateness_seconds` "
+          "(start minus due time) that holds the percentile; Icinga 2's is `$service.latency$` "
+          "(schedule end minus due time, less the plugin's execution time), median and p99 of the window's "
+          "results. hostler: max_concurrent = 32, one host per check; Icinga 2: one host, one service per "
+          "check, MaxConcurrentChecks at its default.)")
+    for n in notes:
+        print(f"\nnote: {n}")
+
+
 def bench_queue():
     print("\n## monitord queue (cargo bench --bench queue)\n")
     r = subprocess.run(["cargo", "bench", "--quiet", "--bench", "queue", "--", "2000" if QUICK else "5000"],
@@ -741,6 +1076,9 @@ def main():
     if wanted("apply") or wanted("apply_latency"):
         with tempfile.TemporaryDirectory() as w:
             bench_apply_latency(w)
+    if wanted("checks"):
+        with tempfile.TemporaryDirectory() as w:
+            bench_checks(w)
     if wanted("sqlxml"):
         bench_sqlxml()
 
