@@ -513,7 +513,7 @@ fn kill_pid_group(pid: u32) {
 /// One reactor does the waiting (smol's process support): both pipes are read as they fill
 /// and the exit comes as an event, with no thread of its own per run and no polling for it.
 /// Only the guard's cancel flag and memory budget, which no event announces, are looked at
-/// every [`GUARD_TICK`].
+/// every 100 ms (`GUARD_TICK`).
 pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
     use smol::future::FutureExt as _;
     use std::os::unix::process::CommandExt;
