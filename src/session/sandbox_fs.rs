@@ -7,12 +7,15 @@
 //!
 //! Landlock only allows: a rule opens everything beneath a path. So the ruleset opens every
 //! entry of each folder on the way to a protected file except the one leading to it, and in
-//! the protected file's own folder every entry but the protected ones (as they are when the
-//! command starts: an entry made later in that folder stays closed). On a kernel without
+//! the protected file's own folder every entry but the protected ones (as they were when the
+//! ruleset was made, at most a second before the command starts: an entry made later in that
+//! folder stays closed). On a kernel without
 //! Landlock the rules are not enforced, and hostler says so once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use landlock::{
     ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr,
@@ -29,6 +32,22 @@ const MAX_ENTRIES: usize = 4096;
 pub struct Protected {
     /// Folder (canonical) → names protected in it.
     by_dir: BTreeMap<PathBuf, BTreeSet<String>>,
+    /// The last ruleset made, for [`RULESET_KEPT`]: each command gets a copy of it.
+    made: Arc<Mutex<Option<Made>>>,
+}
+
+/// How long a ruleset is used again. Building one lists every folder on the way to the
+/// protected files and adds a rule per entry (about a hundred), for each command; kept, an
+/// entry made meanwhile stays closed a little longer, never open.
+const RULESET_KEPT: Duration = Duration::from_secs(1);
+
+/// A ruleset and when it was made.
+struct Made(Instant, RulesetCreated);
+
+impl std::fmt::Debug for Made {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Made").field(&self.0).finish()
+    }
 }
 
 impl Protected {
@@ -114,6 +133,23 @@ impl Protected {
         if self.is_empty() {
             return Ok(None);
         }
+        let mut made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Made(at, r)) = &*made
+            && at.elapsed() < RULESET_KEPT
+            && let Ok(copy) = r.try_clone()
+        {
+            return Ok(Some(copy));
+        }
+        let fresh = self.build()?;
+        // A copy that cannot be made: this command gets the fresh one, and none is kept.
+        *made = fresh
+            .try_clone()
+            .ok()
+            .map(|copy| Made(Instant::now(), copy));
+        Ok(Some(fresh))
+    }
+
+    fn build(&self) -> Result<RulesetCreated, String> {
         let abi = ABI::V5;
         let created = Ruleset::default()
             .handle_access(AccessFs::from_all(abi))
@@ -125,7 +161,7 @@ impl Protected {
                 ))
             })
             .map_err(|e| format!("cannot make the file sandbox: {e}"))?;
-        Ok(Some(created))
+        Ok(created)
     }
 }
 
