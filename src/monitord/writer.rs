@@ -37,23 +37,9 @@ impl RunWriter {
     /// Starts the writer thread (None when the thread cannot be made: runs are then
     /// recorded each on its own).
     pub fn start(store: Arc<Store>) -> Option<RunWriter> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let spawned = std::thread::Builder::new()
-            .name("hostler-record".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(j) => jobs.push(j),
-                            Err(_) => break,
-                        }
-                    }
-                    write(&store, jobs);
-                }
-            });
-        match spawned {
-            Ok(_) => Some(RunWriter { tx }),
+        match crate::store::group::batcher("hostler-record", BATCH, move |jobs| write(&store, jobs))
+        {
+            Ok(tx) => Some(RunWriter { tx }),
             Err(e) => {
                 tracing::warn!("cannot start the run writer, each run is recorded on its own: {e}");
                 None

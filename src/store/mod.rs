@@ -17,6 +17,7 @@ pub mod checks;
 pub mod depends;
 mod downtimes;
 mod driver;
+pub mod group;
 pub mod guard;
 pub mod heartbeats;
 pub mod history;

@@ -182,23 +182,28 @@ pub(super) struct Ids {
     hosts: HashMap<String, i64>,
 }
 
+/// `name`'s id from `known`, or read by `read` and kept there.
+fn id_of(
+    known: &mut HashMap<String, i64>,
+    c: &mut dyn super::Conn,
+    name: &str,
+    read: fn(&mut dyn super::Conn, &str) -> Result<i64, StoreError>,
+) -> Result<i64, StoreError> {
+    if let Some(id) = known.get(name) {
+        return Ok(*id);
+    }
+    let id = read(c, name)?;
+    known.insert(name.to_string(), id);
+    Ok(id)
+}
+
 impl Ids {
     fn script(&mut self, c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
-        if let Some(id) = self.scripts.get(name) {
-            return Ok(*id);
-        }
-        let id = script_id(c, name)?;
-        self.scripts.insert(name.to_string(), id);
-        Ok(id)
+        id_of(&mut self.scripts, c, name, script_id)
     }
 
     fn host(&mut self, c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
-        if let Some(id) = self.hosts.get(name) {
-            return Ok(*id);
-        }
-        let id = host_id(c, name)?;
-        self.hosts.insert(name.to_string(), id);
-        Ok(id)
+        id_of(&mut self.hosts, c, name, host_id)
     }
 
     /// A host made in this transaction.

@@ -42,24 +42,13 @@ impl std::fmt::Debug for Job {
 impl Writer {
     /// Starts the writer thread; it ends when the web server (every sender) is gone.
     pub fn start(store: Arc<Store>) -> Writer {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let spawned = std::thread::Builder::new()
-            .name("hostler-pings".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < BATCH {
-                        match rx.try_recv() {
-                            Ok(j) => jobs.push(j),
-                            Err(_) => break,
-                        }
-                    }
-                    write(&store, jobs);
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the ping writer: {e}");
-        }
+        let tx =
+            crate::store::group::batcher("hostler-pings", BATCH, move |jobs| write(&store, jobs))
+                .unwrap_or_else(|e| {
+                    // Every ping then answers 503 ("the ping writer is gone").
+                    tracing::error!("cannot start the ping writer: {e}");
+                    mpsc::channel().0
+                });
         Writer { tx }
     }
 
