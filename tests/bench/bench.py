@@ -359,6 +359,23 @@ def wrk(url, header, seconds, conns=16):
     return rps, p.get("50%"), p.get("99%"), non2xx, out
 
 
+def serve(env):
+    """Starts `hostler serve` on a free port and waits for /healthz; answers the process and
+    the base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(base + "/healthz").read()
+            return p, base
+        except OSError:
+            time.sleep(0.1)
+    p.terminate()
+    raise RuntimeError("hostler serve never answered /healthz")
+
+
 def serve_logged_in(env):
     """Adds the web user `bench`, starts `hostler serve` with its page on a free port and logs
     in; answers the process, the base URL and the session cookie header."""
@@ -458,18 +475,9 @@ def bench_ping(work):
     with open(lua, "w") as f:
         f.write("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
                 "i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p, base = serve(env)
     rows = []
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/healthz").read()
-                break
-            except OSError:
-                time.sleep(0.1)
         runs = []
         for _ in range(3):
             r = run(["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-s", lua, base + "/"])
@@ -593,18 +601,9 @@ def bench_apply_latency(work):
     run([HOSTLER, "host", "add", "probe", "--address", "127.0.0.1", "--method", "local"], env=env, check=True)
     for i in range(20):
         run([HOSTLER, "schedule", "probe", "--host", "probe", "--every", "1s", "--name", f"p{i}"], env=env, check=True)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p, base = serve(env)
     rows = []
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/healthz").read()
-                break
-            except OSError:
-                time.sleep(0.1)
         time.sleep(3)
         def phase(name, action):
             h0 = lateness(base)
