@@ -266,6 +266,11 @@ pub struct Monitord {
     /// Seconds the oldest due job may wait in the queue before the node says it is behind: a
     /// warning (at most once a minute) and a degraded `/healthz`.
     pub max_lag: f64,
+    /// Seconds ahead of their due time that schedules fire and jobs are claimed; each job then
+    /// starts at its due time from memory, so a write lock held meanwhile (a large `hostler
+    /// apply`, a backup) does not delay it. At most `max_concurrent` jobs wait so; a host's
+    /// waiting job counts toward `per_host`. 0 turns it off.
+    pub claim_ahead: f64,
 }
 
 impl Default for Monitord {
@@ -284,6 +289,7 @@ impl Default for Monitord {
             flap_window: 3600.0,
             dependency_settle: 5.0,
             max_lag: 60.0,
+            claim_ahead: 1.0,
         }
     }
 }

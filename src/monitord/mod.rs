@@ -2,16 +2,20 @@
 //! in-process; the CLI adds signal handling.
 //!
 //! One loop on smol (`Daemon`, one method a step). Each pass:
-//! 1. fire due schedules into jobs (each schedule once, however many daemons share the queue);
-//! 2. reap jobs asked to cancel whose node died, and close kept sessions past their idle time;
-//! 3. claim due jobs while fewer than `max_concurrent` run here: up to the free slots in one
-//!    transaction, one claim statement (with its lease) per job so each sees the ones before
-//!    it, and run them on the blocking pool (scripts and sessions are synchronous);
+//! 1. claim due jobs while fewer than `max_concurrent` are due here, and jobs due within
+//!    `claim_ahead` into as much room again: in one transaction, one claim statement (with
+//!    its lease) per job so each sees the ones before it; each runs on the blocking pool
+//!    (scripts and sessions are synchronous), a job claimed ahead at its due time, from
+//!    memory, so a write lock held meanwhile by another process does not delay it;
+//! 2. fire schedules due now or within `claim_ahead` into jobs due at their time (each
+//!    schedule once, however many daemons share the queue);
+//! 3. reap jobs asked to cancel whose node died, and close kept sessions past their idle time;
 //! 4. renew the leases of running jobs (every third of the lease), and pass on cancellations;
 //! 5. tell downtimes that began or ended, and deliver pending notifications (on the blocking
 //!    pool, one batch at a time);
-//! 6. sleep until the next job is due, a job finishes, a job is queued in this process, the
-//!    next lease renewal, or the poll interval, whichever comes first.
+//! 6. sleep until the next job or schedule comes within `claim_ahead`, a job finishes, a job
+//!    is queued in this process, the next lease renewal, or the poll interval, whichever
+//!    comes first.
 //!
 //! Locking rule: a database transaction is one unit of work; none is held across a script or a
 //! network wait. On shutdown the daemon stops claiming, lets running jobs finish within the
@@ -60,6 +64,8 @@ pub struct DaemonOptions {
     pub history: crate::config::History,
     /// How long the oldest due job may wait before the node says it is behind.
     pub max_lag: Duration,
+    /// How far ahead of their due time schedules fire and jobs are claimed (zero: not at all).
+    pub claim_ahead: Duration,
 }
 
 impl DaemonOptions {
@@ -82,6 +88,8 @@ impl DaemonOptions {
             health: Arc::default(),
             history: c.history.clone(),
             max_lag: secs(c.monitord.max_lag, 1.0),
+            // Within a lease: a job claimed ahead must not lose its lease before it starts.
+            claim_ahead: secs(c.monitord.claim_ahead.min(c.monitord.lease / 3.0), 0.0),
         }
     }
 }
@@ -143,6 +151,8 @@ pub struct Summary {
 struct Running {
     flags: JobFlags,
     task: smol::Task<()>,
+    /// When it starts (epoch ms): its due time when it was claimed ahead, else its claim.
+    starts_at: i64,
 }
 
 /// Runs the daemon until `shutdown` is requested.
@@ -198,6 +208,8 @@ struct Daemon {
     progress: Arc<progress::Progress>,
     /// Records finished runs many to a transaction (None: each on its own).
     writer: Option<Arc<writer::RunWriter>>,
+    /// Jobs running at once (`max_concurrent`): a job claimed ahead takes one at its due time.
+    slots: Arc<smol::lock::Semaphore>,
 }
 
 /// The least a pass sleeps for a job that falls due: jobs due within it of each other start
@@ -223,13 +235,15 @@ async fn daemon(
         // interval; claims run on every pass, so a local enqueue or a finished job acts at once.
         let housekeeping = d.housekeeping_due();
         // While the database cannot be reached, only the claim (which fails at once until
-        // it works again) and the lease renewals try it; the rest waits.
+        // it works again) and the lease renewals try it; the rest waits. Claims come before
+        // firing: a check's job that has just fallen due is taken before its schedule fires
+        // the next one (which a job still queued would hold back).
+        d.claim(housekeeping);
         if housekeeping && !d.db_down {
             d.fire_and_reap();
         } else if !d.db_down && d.next_fire.is_some_and(|t| t <= now_ms()) {
-            fire_schedules(&d.env, &d.progress);
+            fire_schedules(&d.env, &d.progress, d.ahead_ms());
         }
-        d.claim(housekeeping);
         d.renew_if_due();
         if housekeeping && !d.db_down {
             d.deliver().await;
@@ -250,6 +264,7 @@ impl Daemon {
         let (done_tx, done_rx) = smol::channel::unbounded::<i64>();
         info!(node = %opts.node, max_concurrent = opts.max_concurrent, per_host = opts.per_host, "monitord started");
         let writer = writer::RunWriter::start(env.store.clone()).map(Arc::new);
+        let slots = Arc::new(smol::lock::Semaphore::new(opts.max_concurrent));
         Daemon {
             renew_every: opts.lease / 3,
             env,
@@ -270,6 +285,7 @@ impl Daemon {
             pruning: None,
             progress: Arc::default(),
             writer,
+            slots,
         }
     }
 
@@ -279,6 +295,8 @@ impl Daemon {
         opts.health = self.opts.health.clone();
         env.node = opts.node.clone();
         self.renew_every = opts.lease / 3;
+        // Jobs started from now on share the new number of slots.
+        self.slots = Arc::new(smol::lock::Semaphore::new(opts.max_concurrent));
         info!(
             max_concurrent = opts.max_concurrent,
             per_host = opts.per_host,
@@ -305,30 +323,52 @@ impl Daemon {
     /// Steps 1 and 2: fire due schedules into jobs; reap orphaned cancellations; close kept
     /// sessions past their idle time (on the blocking pool: a dead peer can take seconds).
     fn fire_and_reap(&self) {
-        fire_schedules(&self.env, &self.progress);
+        fire_schedules(&self.env, &self.progress, self.ahead_ms());
         reap(&self.env);
         let remote = self.env.remote.clone();
         smol::unblock(move || remote.pool.reap()).detach();
     }
 
-    /// Step 3: claim due jobs into the free slots, in one transaction, and start each on the
-    /// blocking pool. The claim's outcome is the database's health for `/healthz`.
+    /// How far ahead schedules fire and jobs are claimed, in ms.
+    fn ahead_ms(&self) -> i64 {
+        self.opts.claim_ahead.as_millis() as i64
+    }
+
+    /// Room for more claims at `now`: (due jobs, jobs claimed ahead). Due jobs fill the slots
+    /// that jobs already due leave free; jobs claimed ahead, up to as many again, wait for
+    /// their due time (when they count as due, and take a slot as one frees).
+    fn room(&self, now: i64) -> (usize, usize) {
+        let due = self.running.values().filter(|r| r.starts_at <= now).count();
+        let ahead = self.running.len() - due;
+        let ahead_room = if self.opts.claim_ahead.is_zero() {
+            0
+        } else {
+            self.opts.max_concurrent.saturating_sub(ahead)
+        };
+        (self.opts.max_concurrent.saturating_sub(due), ahead_room)
+    }
+
+    /// Step 3: claim due jobs into the free slots, and jobs due within `claim_ahead` into the
+    /// room for those, in one transaction, and start each on the blocking pool (a job claimed
+    /// ahead at its due time). The claim's outcome is the database's health for `/healthz`.
     fn claim(&mut self, include_expired: bool) {
-        let free = self.opts.max_concurrent.saturating_sub(self.running.len());
-        if free == 0 {
+        let (free, ahead_room) = self.room(now_ms());
+        if free == 0 && ahead_room == 0 {
             return;
         }
+        let ask = crate::store::ClaimAsk {
+            owner: &self.opts.node,
+            lease_ms: self.opts.lease.as_millis() as i64,
+            per_host: self.opts.per_host as i64,
+            site: self.opts.site.as_deref(),
+            include_expired,
+            max: free,
+            ahead: (ahead_room > 0).then(|| (self.ahead_ms(), ahead_room)),
+        };
         let claimed = self
             .env
             .store
-            .claim_jobs(
-                &self.opts.node,
-                self.opts.lease.as_millis() as i64,
-                self.opts.per_host as i64,
-                self.opts.site.as_deref(),
-                include_expired,
-                free,
-            )
+            .claim_asked(&ask)
             .inspect(|_| {
                 self.db_down = false;
                 if self.opts.health.database(Ok(())) {
@@ -360,10 +400,12 @@ impl Daemon {
         }
     }
 
-    /// Runs one claimed job on the blocking pool; it reports its id when done.
+    /// Runs one claimed job on the blocking pool, at its due time if that is still ahead (by
+    /// this node's clock, and at most `claim_ahead` from now), once a slot is free; it
+    /// reports its id when done. One not started when the daemon stops goes back unrun.
     fn start(&mut self, job: crate::store::Job) {
-        let late = u64::try_from(now_ms().saturating_sub(job.due_at)).unwrap_or(0);
-        self.opts.health.lateness.record(late);
+        let now = now_ms();
+        let starts_at = job.due_at.min(now.saturating_add(self.ahead_ms())).max(now);
         let flags = JobFlags {
             stopping: self.stopping.clone(),
             writer: self.writer.clone(),
@@ -382,33 +424,61 @@ impl Daemon {
             ok_transcripts: self.opts.history.ok_transcripts,
         };
         let (env, flags2, done) = (self.env.clone(), flags.clone(), self.done_tx.clone());
-        let progress = self.progress.clone();
+        let (progress, health, slots) = (
+            self.progress.clone(),
+            self.opts.health.clone(),
+            self.slots.clone(),
+        );
+        let node = self.opts.node.clone();
         let id = job.id;
         let span = info_span!("job", id, script = %job.script, host = job.host.as_deref().unwrap_or("-"), attempt = job.attempts);
         // The span is entered on the blocking thread too, so the job's logs carry it.
         let inner = span.clone();
+        let wait = Duration::from_millis(u64::try_from(starts_at - now).unwrap_or(0));
         let task = smol::spawn(
             async move {
-                smol::unblock(move || {
-                    let _entered = inner.enter();
-                    let status = run_job(
-                        &env,
-                        &job,
-                        schedule
-                            .as_ref()
-                            .map(Option::as_ref)
-                            .map_err(String::as_str),
-                        &flags2,
-                        pace,
-                    );
-                    progress.ran(status);
-                })
-                .await;
+                if !wait.is_zero() {
+                    smol::Timer::after(wait).await;
+                }
+                let _slot = slots.acquire_arc().await;
+                if flags2.stopping.load(Ordering::SeqCst) {
+                    // Not started: back to the queue as it was, for this or another node.
+                    let (store, due) = (env.store.clone(), job.due_at);
+                    if let Err(e) = smol::unblock(move || store.release_job(id, &node, due)).await {
+                        warn!(job = id, "cannot give back a job not yet started: {e}");
+                    }
+                } else {
+                    health
+                        .lateness
+                        .record(u64::try_from(now_ms().saturating_sub(job.due_at)).unwrap_or(0));
+                    smol::unblock(move || {
+                        let _entered = inner.enter();
+                        let status = run_job(
+                            &env,
+                            &job,
+                            schedule
+                                .as_ref()
+                                .map(Option::as_ref)
+                                .map_err(String::as_str),
+                            &flags2,
+                            pace,
+                        );
+                        progress.ran(status);
+                    })
+                    .await;
+                }
                 let _ = done.send(id).await;
             }
             .instrument(span),
         );
-        self.running.insert(id, Running { flags, task });
+        self.running.insert(
+            id,
+            Running {
+                flags,
+                task,
+                starts_at,
+            },
+        );
         self.summary.jobs_run += 1;
     }
 
@@ -556,14 +626,25 @@ impl Daemon {
         // A job due in the future: sleep until then. One already due was not claimable (its
         // host is busy, or it is another site's): a finished job or the poll brings it back,
         // so there is nothing to gain from spinning on it.
-        if self.running.len() < self.opts.max_concurrent
+        // With room for jobs claimed ahead, wake when the next comes within reach; with only
+        // free slots, when it falls due.
+        let now = now_ms();
+        let (free, ahead_room) = self.room(now);
+        if (free > 0 || ahead_room > 0)
             && let Ok(Some(due)) = self.env.store.next_due()
-            && due > now_ms()
         {
-            // Jobs due within a few milliseconds of each other (a rule's hosts spread over
-            // its interval) are claimed in one pass, not one pass and one claim each.
-            let until = Duration::from_millis((due - now_ms()) as u64);
-            sleep = sleep.min(until.max(BATCH_WAKE));
+            let ahead = due - self.ahead_ms();
+            let at = if ahead_room > 0 && ahead > now {
+                Some(ahead)
+            } else {
+                (free > 0 && due > now).then_some(due)
+            };
+            if let Some(at) = at {
+                // Jobs due within a few milliseconds of each other (a rule's hosts spread
+                // over its interval) are claimed in one pass, not one pass and one claim each.
+                let until = Duration::from_millis((at - now) as u64);
+                sleep = sleep.min(until.max(BATCH_WAKE));
+            }
         }
         // The next schedule: its job is queued at its due time. One still due after this
         // pass fired it (its firing failed) waits for the next poll, so a failure never spins.
@@ -573,7 +654,8 @@ impl Daemon {
             .next_schedule_due()
             .ok()
             .flatten()
-            .filter(|due| *due > now_ms());
+            .map(|due| due - self.ahead_ms())
+            .filter(|at| *at > now_ms());
         if let Some(due) = self.next_fire {
             sleep = sleep.min(Duration::from_millis((due - now_ms()).max(0) as u64));
         }
@@ -655,9 +737,10 @@ impl Daemon {
     }
 }
 
-fn fire_schedules(env: &Runner, pace: &progress::Progress) {
+/// Fires the schedules due now or within `ahead_ms`: their jobs are queued for their due time.
+fn fire_schedules(env: &Runner, pace: &progress::Progress, ahead_ms: i64) {
     let store = &env.store;
-    let due = match store.due_schedules() {
+    let due = match store.due_schedules(ahead_ms) {
         Ok(d) => d,
         Err(e) => {
             warn!("cannot read schedules: {e}");

@@ -3,8 +3,8 @@
 
 use crate::store::Timing;
 
-/// The next due time after `now`, for a schedule that was due at `seen_due`; None for a
-/// one-shot schedule, which is then disabled.
+/// The next due time after `now` and after `seen_due`, for a schedule that was due at
+/// `seen_due` (or is fired ahead of it); None for a one-shot schedule, which is then disabled.
 pub fn next_due(timing: &Timing, seen_due: i64, now: i64) -> Result<Option<i64>, String> {
     match timing {
         Timing::At(_) => Ok(None),
@@ -18,7 +18,8 @@ pub fn next_due(timing: &Timing, seen_due: i64, now: i64) -> Result<Option<i64>,
                 .map(Some)
                 .ok_or_else(|| format!("the interval of {ms} ms runs past the end of time"))
         }
-        Timing::Cron(expr) => cron_next(expr, now).map(Some),
+        // After both: a schedule fired ahead of its due time must not find that time again.
+        Timing::Cron(expr) => cron_next(expr, now.max(seen_due)).map(Some),
     }
 }
 

@@ -138,6 +138,67 @@ pub(super) fn enqueue_in(
     ))
 }
 
+/// What a claim asks for: see [`Store::claim_asked`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimAsk<'a> {
+    pub owner: &'a str,
+    pub lease_ms: i64,
+    pub per_host: i64,
+    pub site: Option<&'a str>,
+    /// Jobs whose node died (expired leases) first.
+    pub include_expired: bool,
+    /// At most so many expired and due jobs.
+    pub max: usize,
+    /// Then jobs due within so many milliseconds, at most so many.
+    pub ahead: Option<(i64, usize)>,
+}
+
+/// Claims jobs of one kind, one claim statement each, until `claimed` holds `limit` or none is
+/// left: every claim sees the ones before it, so the per-host limit holds within the batch.
+fn claim_into(
+    c: &mut dyn Conn,
+    dialect: Dialect,
+    ask: &ClaimAsk,
+    which: st::Claimable,
+    limit: usize,
+    claimed: &mut Vec<Job>,
+) -> Result<(), StoreError> {
+    let (owner, lease_ms, per_host, site) = (ask.owner, ask.lease_ms, ask.per_host, ask.site);
+    while claimed.len() < limit {
+        let id = match dialect {
+            Dialect::Mssql2000 | Dialect::Mysql => {
+                let Some(row) = c.query_one(st::next_job(per_host, site, which))? else {
+                    break;
+                };
+                let id = row.int("id")?;
+                if c.exec(st::job_claim_by_id(id, owner, lease_ms))? == 0 {
+                    break;
+                }
+                id
+            }
+            _ => {
+                let rows = c.query(st::job_claim(owner, lease_ms, per_host, site, which))?;
+                // One claim is one job: more would be jobs marked running that nobody
+                // starts. Refused, the transaction rolls back whole.
+                if rows.len() > 1 {
+                    return Err(StoreError::Invalid(format!(
+                        "a claim took {} jobs at once; none is taken",
+                        rows.len()
+                    )));
+                }
+                match rows.first() {
+                    Some(row) => row.int("id")?,
+                    None => break,
+                }
+            }
+        };
+        if let Some(row) = c.query_one(st::job_by_id(id))? {
+            claimed.push(job_from_row(&row)?);
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// How long the oldest due job has waited in the queue at `now` (ms; 0 when none waits):
     /// how far behind the nodes are.
@@ -223,53 +284,57 @@ impl Store {
         include_expired: bool,
         max: usize,
     ) -> Result<Vec<Job>, StoreError> {
-        let dialect = self.dialect();
-        let kinds: &[bool] = if include_expired {
-            &[true, false]
-        } else {
-            &[false]
+        let ask = ClaimAsk {
+            owner,
+            lease_ms,
+            per_host,
+            site,
+            include_expired,
+            max,
+            ahead: None,
         };
+        self.claim_asked(&ask)
+    }
+
+    /// Claims in one transaction: expired jobs (if asked) and due jobs up to `max`, then jobs
+    /// due within `ahead`'s window up to its count (a daemon's room for jobs claimed ahead).
+    pub fn claim_asked(&self, ask: &ClaimAsk) -> Result<Vec<Job>, StoreError> {
+        let dialect = self.dialect();
         self.write(|c| {
             c.exec(st::claim_lock())?;
             let mut claimed = Vec::new();
-            for &expired in kinds {
-                while claimed.len() < max {
-                    let id = match dialect {
-                        Dialect::Mssql2000 | Dialect::Mysql => {
-                            let Some(row) = c.query_one(st::next_job(per_host, site, expired))?
-                            else {
-                                break;
-                            };
-                            let id = row.int("id")?;
-                            if c.exec(st::job_claim_by_id(id, owner, lease_ms))? == 0 {
-                                break;
-                            }
-                            id
-                        }
-                        _ => {
-                            let rows =
-                                c.query(st::job_claim(owner, lease_ms, per_host, site, expired))?;
-                            // One claim is one job: more would be jobs marked running that
-                            // nobody starts. Refused, the transaction rolls back whole.
-                            if rows.len() > 1 {
-                                return Err(StoreError::Invalid(format!(
-                                    "a claim took {} jobs at once; none is taken",
-                                    rows.len()
-                                )));
-                            }
-                            match rows.first() {
-                                Some(row) => row.int("id")?,
-                                None => break,
-                            }
-                        }
-                    };
-                    if let Some(row) = c.query_one(st::job_by_id(id))? {
-                        claimed.push(job_from_row(&row)?);
-                    }
-                }
+            if ask.include_expired {
+                claim_into(
+                    c,
+                    dialect,
+                    ask,
+                    st::Claimable::Expired,
+                    ask.max,
+                    &mut claimed,
+                )?;
+            }
+            claim_into(c, dialect, ask, st::Claimable::Due, ask.max, &mut claimed)?;
+            if let Some((ms, room)) = ask.ahead {
+                let limit = claimed.len() + room;
+                claim_into(
+                    c,
+                    dialect,
+                    ask,
+                    st::Claimable::Ahead(ms),
+                    limit,
+                    &mut claimed,
+                )?;
             }
             Ok(claimed)
         })
+    }
+
+    /// Gives a job claimed ahead back to the queue unstarted (a node stopping before its due
+    /// time): queued again as it was, its attempt uncounted. Only while `owner` holds it.
+    pub fn release_job(&self, id: i64, owner: &str, due_at: i64) -> Result<(), StoreError> {
+        self.write(|c| c.exec(st::job_requeue(id, due_at, true, owner)))?;
+        self.notify_enqueued();
+        Ok(())
     }
 
     /// Extends the leases `owner` holds on `ids`; returns the states of those jobs (a job
@@ -357,7 +422,8 @@ impl Store {
         let at = now_ms();
         // A rule's hosts (a tag's, a site's) on an interval: each at its own offset in the
         // interval from the due time; one whose offset has passed already (a late or missed
-        // firing) at once.
+        // firing) at once. Other jobs are due when the schedule is: later than now when it is
+        // fired ahead (a daemon claims them ahead and starts them then).
         let spread = match (&s.timing, super::schedules::Target::of(s)) {
             (super::Timing::Every(ms), super::schedules::Target::Matching { .. }) => Some(*ms),
             _ => None,
@@ -366,7 +432,7 @@ impl Store {
             (Some(ms), Some(h)) => seen_due
                 .saturating_add(super::schedules::splay(s.id, h, ms))
                 .max(at),
-            _ => at,
+            _ => seen_due.max(at),
         };
         let n = self.write(|c| {
             let enabled = next_due.is_some();

@@ -26,7 +26,7 @@ mod jobs;
 mod migrate;
 mod model;
 mod runs;
-pub use jobs::{Cancelled, same_args};
+pub use jobs::{Cancelled, ClaimAsk, same_args};
 pub use runs::{NewRun, RunStats, StatusCount};
 pub use scripts::{Expect, NewScript};
 pub mod mssql2000;

@@ -387,10 +387,10 @@ impl Store {
             })
     }
 
-    /// Enabled schedules whose next due time has come.
-    pub fn due_schedules(&self) -> Result<Vec<Schedule>, StoreError> {
+    /// Enabled schedules whose next due time has come, or comes within `ahead_ms`.
+    pub fn due_schedules(&self, ahead_ms: i64) -> Result<Vec<Schedule>, StoreError> {
         self.read(|c| {
-            c.query(st::schedule_due())?
+            c.query(st::schedule_due(ahead_ms))?
                 .iter()
                 .map(schedule_from_row)
                 .collect()

@@ -210,7 +210,11 @@ fn bare_throughput(dir: &std::path::Path, n: usize, checks: bool) -> f64 {
         );
         conn.execute_batch("COMMIT").expect("commit");
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
-        let id = exec(&conn, st::job_claim("bench", 60_000, 1, None, false)).expect("claimed");
+        let id = exec(
+            &conn,
+            st::job_claim("bench", 60_000, 1, None, st::Claimable::Due),
+        )
+        .expect("claimed");
         conn.execute_batch("COMMIT").expect("commit");
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
         exec(

@@ -1,6 +1,7 @@
 //! hostler's one integration test binary (one binary, because each extra one relinks SQLite
 //! and Rhai on a 2-core machine). Modules are named after what they test.
 
+mod ahead;
 mod browser;
 mod channels;
 mod checks;

@@ -13,7 +13,7 @@ use hostler::store::{
 
 use crate::util::{Work, wait_for};
 
-fn opts(node: &str) -> DaemonOptions {
+pub(crate) fn opts(node: &str) -> DaemonOptions {
     let mut o = DaemonOptions::from_config(&hostler::config::Config::default());
     o.node = node.into();
     o.poll_interval = Duration::from_millis(50);
@@ -27,13 +27,13 @@ fn opts(node: &str) -> DaemonOptions {
 }
 
 /// A daemon running in a thread, stopped and joined on drop.
-struct Daemon {
+pub(crate) struct Daemon {
     shutdown: Shutdown,
     thread: Option<std::thread::JoinHandle<Summary>>,
 }
 
 impl Daemon {
-    fn start(w: &Work, allowed: &[&str], o: DaemonOptions) -> (Daemon, Arc<Store>) {
+    pub(crate) fn start(w: &Work, allowed: &[&str], o: DaemonOptions) -> (Daemon, Arc<Store>) {
         let env = w.env(allowed, None);
         let store = env.store.clone();
         let shutdown = Shutdown::default();
@@ -49,7 +49,7 @@ impl Daemon {
         )
     }
 
-    fn stop(mut self) -> Summary {
+    pub(crate) fn stop(mut self) -> Summary {
         self.shutdown.request();
         self.thread.take().expect("thread").join().expect("join")
     }
@@ -64,7 +64,7 @@ impl Drop for Daemon {
     }
 }
 
-fn host(store: &Store, name: &str) {
+pub(crate) fn host(store: &Store, name: &str) {
     store
         .add_host(&NewHost {
             name: name.into(),
@@ -75,7 +75,7 @@ fn host(store: &Store, name: &str) {
         .expect("host");
 }
 
-fn job(script: &str, host: Option<&str>, priority: i64) -> NewJob {
+pub(crate) fn job(script: &str, host: Option<&str>, priority: i64) -> NewJob {
     NewJob {
         name: None,
         script: script.into(),
@@ -89,7 +89,7 @@ fn job(script: &str, host: Option<&str>, priority: i64) -> NewJob {
     }
 }
 
-fn all_runs(store: &Store) -> Vec<Run> {
+pub(crate) fn all_runs(store: &Store) -> Vec<Run> {
     let mut runs = store
         .runs(&RunFilter {
             limit: 100_000,
@@ -111,6 +111,9 @@ fn order_and_limits_hold_in_the_recorded_times() {
     let mut o = opts("n1");
     o.max_concurrent = 2;
     o.per_host = 1;
+    // Claimed ahead, the first job queued would hold its host's one place before the others
+    // are queued (a trade README states); here the order among jobs queued together counts.
+    o.claim_ahead = Duration::ZERO;
     let (d, store) = Daemon::start(&w, &[], o);
     w.script(&store, "work", "sleep(0.15); ok()");
     for h in ["h1", "h2", "h3"] {

@@ -137,9 +137,15 @@ fn claim_picks_by_priority_then_due_then_id_on_real_sqlite() {
     )
     .expect("jobs");
     let claim = |owner: &str| -> Option<i64> {
-        let r = hostler::store::statements::job_claim(owner, 3_600_000, 1, None, false)
-            .render(Dialect::Sqlite)
-            .expect("render");
+        let r = hostler::store::statements::job_claim(
+            owner,
+            3_600_000,
+            1,
+            None,
+            hostler::store::statements::Claimable::Due,
+        )
+        .render(Dialect::Sqlite)
+        .expect("render");
         let params = r.params.iter().map(|v| match v {
             hostler::sql::Value::Int(i) => rusqlite::types::Value::Integer(*i),
             hostler::sql::Value::Text(s) => rusqlite::types::Value::Text(s.clone()),

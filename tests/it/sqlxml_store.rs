@@ -83,7 +83,12 @@ fn every_store_statement_inlines_and_batches_as_tsql() {
     // `next_job` SELECT and `job_claim_by_id`, both checked above.
     assert_eq!(
         unexpressed,
-        ["job_claim", "job_claim_expired", "job_claim_site"]
+        [
+            "job_claim",
+            "job_claim_expired",
+            "job_claim_ahead",
+            "job_claim_site"
+        ]
     );
     tsql_parses(&Mssql2000::lease_batch("node-1.example-42-00ff")).expect("lease batch");
     tsql_parses(&Mssql2000::commit_batch("node-1", 7, &writes, true)).expect("commit batch");

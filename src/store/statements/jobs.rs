@@ -16,6 +16,27 @@ pub fn due_jobs(j: &'static str) -> Section {
     ])
 }
 
+/// Queued jobs not due yet but due within `ahead_ms`: a node claims them ahead and starts
+/// each at its due time, so a write lock held meanwhile (a large apply) does not delay it.
+pub fn ahead_jobs(j: &'static str, ahead_ms: i64) -> Section {
+    Section::Where(vec![
+        qcol(j, "state").eq(lit(JobState::Queued.as_str())),
+        qcol(j, "due_at").unindexed().gt(now()),
+        qcol(j, "due_at").unindexed().le(now() + param(ahead_ms)),
+    ])
+}
+
+/// Which jobs a claim takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimable {
+    /// Queued and due.
+    Due,
+    /// Running under an expired lease: their node died.
+    Expired,
+    /// Queued and due within so many milliseconds, not yet due.
+    Ahead(i64),
+}
+
 /// Jobs whose node died: running under a lease that has expired. A claim takes them back and
 /// counts the attempt again, so the re-run shows in the history.
 pub fn expired_jobs(j: &'static str) -> Section {
@@ -147,14 +168,14 @@ pub fn job_insert(
     .into()
 }
 
-/// The next job to start: due (or `expired`), host not busy, in queue order.
-pub fn next_job(per_host: i64, site: Option<&str>, expired: bool) -> Select {
+/// The next job to start: due (or expired, or due soon), host not busy, in queue order.
+pub fn next_job(per_host: i64, site: Option<&str>, which: Claimable) -> Select {
     let s = Select::from_as("jobs", "j")
         .with(Section::Columns(vec![(qcol("j", "id"), None)]))
-        .with(if expired {
-            expired_jobs("j")
-        } else {
-            due_jobs("j")
+        .with(match which {
+            Claimable::Due => due_jobs("j"),
+            Claimable::Expired => expired_jobs("j"),
+            Claimable::Ahead(ms) => ahead_jobs("j", ms),
         })
         .with(host_not_busy("j", per_host))
         .with(queue_order("j"))
@@ -186,12 +207,12 @@ pub fn job_claim(
     lease_ms: i64,
     per_host: i64,
     site: Option<&str>,
-    expired: bool,
+    which: Claimable,
 ) -> Statement {
     Update {
         table: "jobs",
         set: claim_set(owner, lease_ms),
-        conditions: vec![col("id").eq(Expr::Sub(Box::new(next_job(per_host, site, expired))))],
+        conditions: vec![col("id").eq(Expr::Sub(Box::new(next_job(per_host, site, which))))],
         returning: vec!["id"],
     }
     .into()

@@ -179,17 +179,31 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "job_insert",
             job_insert(1, Some(2), &job, 1_700_000_000_000, Some("dc1")),
         ),
-        ("job_claim", job_claim("node-a", 60_000, 1, None, false)),
+        (
+            "job_claim",
+            job_claim("node-a", 60_000, 1, None, Claimable::Due),
+        ),
         (
             "job_claim_expired",
-            job_claim("node-a", 60_000, 1, None, true),
+            job_claim("node-a", 60_000, 1, None, Claimable::Expired),
+        ),
+        (
+            "job_claim_ahead",
+            job_claim("node-a", 60_000, 1, None, Claimable::Ahead(1_000)),
         ),
         (
             "job_claim_site",
-            job_claim("node-a", 60_000, 2, Some("dc1"), false),
+            job_claim("node-a", 60_000, 2, Some("dc1"), Claimable::Due),
         ),
-        ("job_next", next_job(1, None, false).into()),
-        ("job_next_in_site", next_job(1, Some("dc1"), false).into()),
+        ("job_next", next_job(1, None, Claimable::Due).into()),
+        (
+            "job_next_ahead",
+            next_job(1, None, Claimable::Ahead(1_000)).into(),
+        ),
+        (
+            "job_next_in_site",
+            next_job(1, Some("dc1"), Claimable::Due).into(),
+        ),
         (
             "job_requeue",
             job_requeue(7, 1_700_000_000_000, false, "node-a"),
@@ -442,7 +456,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             dependency_delete_of("parent_host", "r1"),
         ),
         ("schedule_list", schedule_list().into()),
-        ("schedule_due", schedule_due()),
+        ("schedule_due", schedule_due(1_000)),
         (
             "schedule_advance",
             schedule_advance(3, 1_700_000_000_000, Some(1_700_000_060_000), true),

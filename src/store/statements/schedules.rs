@@ -68,11 +68,12 @@ pub fn schedule_list() -> Select {
         .with(Section::OrderBy(vec![(qcol("sc", "id"), Order::Asc)]))
 }
 
-/// Enabled schedules that are due.
-pub fn schedule_due() -> Statement {
+/// Enabled schedules that are due, or fall due within `ahead_ms` (fired ahead: their jobs are
+/// queued for their due time).
+pub fn schedule_due(ahead_ms: i64) -> Statement {
     schedule_list()
         .filter(qcol("sc", "enabled").eq(lit(true)))
-        .filter(qcol("sc", "next_due").le(now()))
+        .filter(qcol("sc", "next_due").le(now() + param(ahead_ms)))
         .into()
 }
 

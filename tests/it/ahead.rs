@@ -1,0 +1,168 @@
+//! Claiming ahead (`[monitord] claim_ahead`): schedules fire and jobs are claimed a little
+//! before their due time, and each starts at its due time from memory, so that a write lock
+//! held meanwhile by another process (a large `hostler apply`) does not delay it; a job
+//! claimed ahead and not yet started goes back to the queue unrun when the daemon stops.
+
+use std::time::Duration;
+
+use hostler::queue::timing::next_due;
+use hostler::store::{JobState, NewJob, NewSchedule, Timing, now_ms};
+
+use crate::monitord::{Daemon, all_runs, host, job, opts};
+use crate::util::{Work, wait_for};
+
+/// A schedule due in 1.5 s fires and is claimed ahead; another connection then holds
+/// SQLite's write lock across the due time (as an apply of a whole site does). The job still
+/// starts on time: nothing between its claim and its start needs the database.
+#[test]
+fn a_job_claimed_ahead_starts_on_time_while_another_process_holds_the_write_lock() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    host(&store, "a");
+    let due = now_ms() + 1_500;
+    store
+        .add_schedule(&NewSchedule {
+            max_attempts: 1,
+            next_due: due,
+            ..NewSchedule::every("tick", Some("a"), 600_000)
+        })
+        .expect("schedule");
+    drop(store);
+    let mut o = opts("n1");
+    o.poll_interval = Duration::from_secs(30);
+    o.claim_ahead = Duration::from_secs(1);
+    let health = o.health.clone();
+    let (d, store) = Daemon::start(&w, &[], o);
+    let claimed = wait_for(Duration::from_millis(1_400), || {
+        store
+            .jobs()
+            .expect("jobs")
+            .iter()
+            .any(|j| j.state == JobState::Running && j.due_at == due)
+    });
+    assert!(
+        claimed,
+        "the job was not claimed ahead of its due time: {:?}",
+        store.jobs()
+    );
+    assert!(now_ms() < due, "claimed only at its due time");
+    // The lock is held from before the due time until 700 ms after it.
+    let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
+    conn.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    std::thread::sleep(Duration::from_millis(
+        u64::try_from(due + 700 - now_ms()).unwrap_or(0),
+    ));
+    conn.execute_batch("COMMIT").expect("commit");
+    assert!(
+        wait_for(Duration::from_secs(10), || !all_runs(&store).is_empty()),
+        "no run recorded after the lock was let go"
+    );
+    d.stop();
+    let started = all_runs(&store)[0].started_at;
+    assert!(
+        (due..due + 150).contains(&started),
+        "started {} ms after its due time, while the lock was held",
+        started - due
+    );
+    let (counts, _) = health.lateness.read();
+    assert_eq!(counts.iter().sum::<u64>(), 1, "{counts:?}");
+}
+
+/// Without claiming ahead the same lock delays the start: the test above can fail.
+#[test]
+fn without_claiming_ahead_a_held_write_lock_delays_the_start() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    host(&store, "a");
+    let due = now_ms() + 1_000;
+    store
+        .enqueue(&NewJob {
+            due_at: due,
+            ..job("tick", Some("a"), 0)
+        })
+        .expect("job");
+    drop(store);
+    let mut o = opts("n1");
+    o.claim_ahead = Duration::ZERO;
+    let (d, store) = Daemon::start(&w, &[], o);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        store
+            .jobs()
+            .expect("jobs")
+            .iter()
+            .all(|j| j.state == JobState::Queued),
+        "claimed before its due time with claim_ahead = 0"
+    );
+    let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
+    conn.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    std::thread::sleep(Duration::from_millis(
+        u64::try_from(due + 700 - now_ms()).unwrap_or(0),
+    ));
+    conn.execute_batch("COMMIT").expect("commit");
+    assert!(wait_for(Duration::from_secs(10), || !all_runs(&store).is_empty()));
+    d.stop();
+    let started = all_runs(&store)[0].started_at;
+    assert!(
+        started >= due + 600,
+        "started {} ms after its due time although the lock was held 700 ms past it",
+        started - due
+    );
+}
+
+/// A job claimed ahead and not started when the daemon stops goes back to the queue as it
+/// was: queued, its attempt uncounted, no run recorded.
+#[test]
+fn a_job_claimed_ahead_goes_back_unrun_when_the_daemon_stops() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    host(&store, "a");
+    let due = now_ms() + 900;
+    let (id, _) = store
+        .enqueue(&NewJob {
+            due_at: due,
+            ..job("tick", Some("a"), 0)
+        })
+        .expect("job");
+    drop(store);
+    let mut o = opts("n1");
+    o.claim_ahead = Duration::from_secs(1);
+    let (d, store) = Daemon::start(&w, &[], o);
+    assert!(
+        wait_for(Duration::from_millis(800), || store
+            .job(id)
+            .is_ok_and(|j| j.state == JobState::Running)),
+        "not claimed ahead"
+    );
+    d.stop();
+    let j = store.job(id).expect("the job is still queued");
+    assert_eq!(
+        (j.state, j.attempts, j.due_at, j.lease_owner.as_deref()),
+        (JobState::Queued, 0, due, None)
+    );
+    assert!(all_runs(&store).is_empty(), "{:?}", all_runs(&store));
+}
+
+/// A schedule fired ahead of its due time moves on past it: every interval and cron
+/// schedule's next time is after both now and the time it was due.
+#[test]
+fn a_schedule_fired_ahead_moves_on_past_its_due_time() {
+    // On a minute's boundary: each cron case is due at its next occurrence after now.
+    let now = 1_800_000_000_000;
+    for (timing, seen) in [
+        (Timing::Cron("* * * * *".into()), now + 60_000),
+        (Timing::Cron("*/5 * * * * *".into()), now + 5_000),
+        (Timing::Every(1_000), now + 999),
+        (Timing::Every(60_000), now + 1),
+        (Timing::Every(1_000), now - 5_500),
+    ] {
+        let next = next_due(&timing, seen, now).expect("next").expect("some");
+        assert!(
+            next > seen && next > now,
+            "{timing:?} due at {seen} (now {now}): next {next}"
+        );
+    }
+}
