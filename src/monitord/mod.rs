@@ -200,6 +200,10 @@ struct Daemon {
     /// When the next schedule falls due, as the last pass read it: the loop wakes then and
     /// fires it, not at the next poll.
     next_fire: Option<i64>,
+    /// The last firing fired something, and nothing failed: a schedule whose time to fire has
+    /// come already may fire at once. Otherwise it waits for the poll, so neither a failure nor
+    /// a schedule that the database's clock does not call due yet spins the loop.
+    fire_again: bool,
     delivery: Option<smol::Task<usize>>,
     /// The last history pass (`[history] prune_every`), and the one running.
     last_prune: Option<Instant>,
@@ -242,7 +246,7 @@ async fn daemon(
         if housekeeping && !d.db_down {
             d.fire_and_reap();
         } else if !d.db_down && d.next_fire.is_some_and(|t| t <= now_ms()) {
-            fire_schedules(&d.env, &d.progress, d.ahead_ms());
+            d.fire_again = fire_schedules(&d.env, &d.progress, d.ahead_ms());
         }
         d.renew_if_due();
         if housekeeping && !d.db_down {
@@ -280,6 +284,7 @@ impl Daemon {
             db_down: false,
             last_housekeeping: None,
             next_fire: None,
+            fire_again: false,
             delivery: None,
             last_prune: None,
             pruning: None,
@@ -322,8 +327,8 @@ impl Daemon {
 
     /// Steps 1 and 2: fire due schedules into jobs; reap orphaned cancellations; close kept
     /// sessions past their idle time (on the blocking pool: a dead peer can take seconds).
-    fn fire_and_reap(&self) {
-        fire_schedules(&self.env, &self.progress, self.ahead_ms());
+    fn fire_and_reap(&mut self) {
+        self.fire_again = fire_schedules(&self.env, &self.progress, self.ahead_ms());
         reap(&self.env);
         let remote = self.env.remote.clone();
         smol::unblock(move || remote.pool.reap()).detach();
@@ -646,8 +651,10 @@ impl Daemon {
                 sleep = sleep.min(until.max(BATCH_WAKE));
             }
         }
-        // The next schedule: its job is queued at its due time. One still due after this
-        // pass fired it (its firing failed) waits for the next poll, so a failure never spins.
+        // The next schedule: it fires `claim_ahead` before its due time. One whose time to
+        // fire has come already fires at once after a pass that fired: a schedule that fell
+        // behind (its interval is not longer than `claim_ahead`, or the node was busy) catches
+        // up, each firing moving it past now. Otherwise it waits for the next poll.
         self.next_fire = self
             .env
             .store
@@ -655,9 +662,9 @@ impl Daemon {
             .ok()
             .flatten()
             .map(|due| due - self.ahead_ms())
-            .filter(|at| *at > now_ms());
-        if let Some(due) = self.next_fire {
-            sleep = sleep.min(Duration::from_millis((due - now_ms()).max(0) as u64));
+            .filter(|at| self.fire_again || *at > now_ms());
+        if let Some(at) = self.next_fire {
+            sleep = sleep.min(Duration::from_millis((at - now_ms()).max(0) as u64));
         }
         let (wake_rx, done_rx, running) = (&self.wake_rx, &self.done_rx, &mut self.running);
         let wait = async {
@@ -738,17 +745,19 @@ impl Daemon {
 }
 
 /// Fires the schedules due now or within `ahead_ms`: their jobs are queued for their due time.
-fn fire_schedules(env: &Runner, pace: &progress::Progress, ahead_ms: i64) {
+/// Whether it fired any (false also when one could not be fired, or the schedules or hosts
+/// read): only then may the loop fire again at once.
+fn fire_schedules(env: &Runner, pace: &progress::Progress, ahead_ms: i64) -> bool {
     let store = &env.store;
     let due = match store.due_schedules(ahead_ms) {
         Ok(d) => d,
         Err(e) => {
             warn!("cannot read schedules: {e}");
-            return;
+            return false;
         }
     };
     if due.is_empty() {
-        return;
+        return false;
     }
     // Without the host list a tag's or a site's schedule would fire with no job and move on:
     // nothing fires until it can be read. It is read only when such a schedule is due (a
@@ -764,13 +773,14 @@ fn fire_schedules(env: &Runner, pace: &progress::Progress, ahead_ms: i64) {
             Ok(h) => h,
             Err(e) => {
                 warn!("cannot read hosts, no schedule fires this pass: {e}");
-                return;
+                return false;
             }
         }
     } else {
         Vec::new()
     };
     let now = now_ms();
+    let mut fired = true;
     for s in due {
         let Some(seen) = s.next_due else { continue };
         let next = match crate::queue::timing::next_due(&s.timing, seen, now) {
@@ -786,9 +796,13 @@ fn fire_schedules(env: &Runner, pace: &progress::Progress, ahead_ms: i64) {
                 debug!(schedule = s.id, script = %s.script, queued = n, "schedule fired");
                 pace.skipped(targets.len().saturating_sub(n));
             }
-            Err(e) => warn!(schedule = s.id, "cannot fire schedule: {e}"),
+            Err(e) => {
+                warn!(schedule = s.id, "cannot fire schedule: {e}");
+                fired = false;
+            }
         }
     }
+    fired
 }
 
 /// Jobs asked to cancel whose node died: record them as cancelled and remove them.

@@ -166,3 +166,48 @@ fn a_schedule_fired_ahead_moves_on_past_its_due_time() {
         );
     }
 }
+
+/// A schedule whose interval is no longer than `claim_ahead` and whose first firing is late
+/// (made due before the daemon started) catches up at once, not at the next poll (30 s here):
+/// after the first run, each starts at its due time.
+#[test]
+fn a_schedule_every_second_catches_up_and_then_starts_on_time() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    host(&store, "a");
+    store
+        .add_schedule(&NewSchedule {
+            max_attempts: 1,
+            next_due: now_ms() - 300,
+            ..NewSchedule::every("tick", Some("a"), 1_000)
+        })
+        .expect("schedule");
+    drop(store);
+    let mut o = opts("n1");
+    o.poll_interval = Duration::from_secs(30);
+    o.claim_ahead = Duration::from_secs(1);
+    let health = o.health.clone();
+    let (d, _store) = Daemon::start(&w, &[], o);
+    // Started jobs, counted by the lateness histogram (OK runs that change nothing share a
+    // row of the history).
+    let started = || health.lateness.read().0.iter().sum::<u64>();
+    assert!(
+        wait_for(Duration::from_secs(10), || started() >= 4),
+        "fewer than 4 starts of a schedule every second: {}",
+        started()
+    );
+    d.stop();
+    let (counts, _) = health.lateness.read();
+    let within_25ms: u64 = hostler::health::LATENESS_BOUNDS_MS
+        .iter()
+        .zip(counts)
+        .filter(|(b, _)| **b <= 25)
+        .map(|(_, n)| n)
+        .sum();
+    let all: u64 = counts.iter().sum();
+    assert!(
+        all >= 4 && within_25ms + 1 >= all,
+        "more than the first start was late: {counts:?}"
+    );
+}
