@@ -1,8 +1,9 @@
 //! Perfdata as time series: each run's perfdata becomes points of its check's series, in the
 //! transaction that records the run. A series keeps a row per day of hourly trends (each
 //! hour's count, minimum, maximum and sum, kept up to date as each point arrives, so there is
-//! nothing to roll up later) and a row per hour of raw points as text, until housekeeping
-//! deletes them. Reads give raw points or hourly trends by range.
+//! nothing to roll up later) and rows of raw points as text, an hour's in parts of at most
+//! [`PART_POINTS`], until housekeeping deletes them: adding a point rewrites one small row,
+//! whatever the hour holds already. Reads give raw points or hourly trends by range.
 
 use serde::Serialize;
 
@@ -19,6 +20,12 @@ const MAX_LABEL: usize = 128;
 /// Raw points one series keeps for one hour (a point every 5 s): past it, the hour's count,
 /// minimum, average and maximum still take every point in, but its raw points stop growing.
 pub const MAX_POINTS_PER_HOUR: i64 = 720;
+/// Raw points one row holds: an hour's raw points are kept in parts, each a row whose `hour`
+/// is the hour's start plus the part's number in milliseconds (0, 1, ... 11; a row written
+/// before parts holds an hour's first points, however many). A point is added to the hour's
+/// last part, or starts the next, so adding one costs the same at the hour's first point as at
+/// its 700th.
+pub const PART_POINTS: usize = 60;
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 
@@ -190,10 +197,14 @@ fn add_point(c: &mut dyn Conn, series: i64, t: i64, value: f64) -> Result<(), St
     match before {
         Some(trend) => {
             if trend.n < MAX_POINTS_PER_HOUR
-                && let Some(raw) = c.query_one(st::raw_get(series, hour))?
+                && let Some(raw) = c.query_one(st::raw_last(series, hour))?
             {
-                let points = format!("{} {point}", raw.text("points")?);
-                c.exec(st::raw_set(raw.int("id")?, &points))?;
+                let text = raw.text("points")?;
+                if text.split_ascii_whitespace().count() < PART_POINTS {
+                    c.exec(st::raw_set(raw.int("id")?, &format!("{text} {point}")))?;
+                } else {
+                    c.exec(st::raw_insert(series, raw.int("hour")? + 1, &point))?;
+                }
             }
         }
         None => {
@@ -332,14 +343,23 @@ impl Store {
         let mut points = points.iter().peekable();
         let mut samples = Vec::new();
         for (hour, trend) in trends {
-            while points
-                .next_if(|p| p.int("hour").is_ok_and(|h| h < hour))
-                .is_some()
-            {}
-            let text = match points.next_if(|p| p.int("hour").is_ok_and(|h| h == hour)) {
-                Some(p) => Some(p.text("points")?),
-                None => None,
+            // The hour's parts: rows whose `hour` is its start plus the part's number.
+            let of_hour = |p: &&super::Row, cmp: fn(i64, i64) -> bool| {
+                p.int("hour")
+                    .is_ok_and(|h| cmp(h - h.rem_euclid(HOUR), hour))
             };
+            while points.next_if(|p| of_hour(p, |a, b| a < b)).is_some() {}
+            let mut text: Option<String> = None;
+            while let Some(p) = points.next_if(|p| of_hour(p, |a, b| a == b)) {
+                let part = p.text("points")?;
+                match &mut text {
+                    Some(t) => {
+                        t.push(' ');
+                        t.push_str(&part);
+                    }
+                    None => text = Some(part),
+                }
+            }
             if let Some(text) = text {
                 let start = samples.len();
                 samples.extend(

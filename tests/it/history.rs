@@ -310,6 +310,66 @@ fn run_totals_outlive_housekeeping_and_shared_rows() {
     assert_eq!(totals(&store), want, "housekeeping lowers no counter");
 }
 
+/// An hour's raw points are kept in rows of at most `PART_POINTS`, so adding one rewrites one
+/// small row whatever the hour holds: 150 points of one hour make rows of 60, 60 and 30, and
+/// read back whole and in order. A row written before parts (an hour's first points in one
+/// row, however many) takes no more: the next point starts a part after it.
+#[test]
+fn an_hours_raw_points_are_kept_in_parts_and_read_back_whole() {
+    use hostler::store::series::PART_POINTS;
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    let sched = schedule(&store);
+    let now = hostler::store::now_ms();
+    let hour = now - now.rem_euclid(HOUR) - 2 * HOUR;
+    let record = |i: i64| {
+        let mut r = run(sched, Status::Ok, hour + i * 1_000, "");
+        r.perfdata = Some(format!("v={i}"));
+        store.record_run(&r, JobAction::Keep).expect("record");
+    };
+    for i in 0..150 {
+        record(i);
+    }
+    let parts = || {
+        store
+            .raw("SELECT hour, points FROM perf_raw ORDER BY hour", false)
+            .expect("rows")
+            .rows
+            .iter()
+            .map(|r| {
+                let key: i64 = r[0].to_text().and_then(|t| t.parse().ok()).expect("hour");
+                let n = r[1].to_text().expect("points").split_whitespace().count();
+                (key - hour, n)
+            })
+            .collect::<Vec<(i64, usize)>>()
+    };
+    assert_eq!(PART_POINTS, 60);
+    assert_eq!(parts(), vec![(0, 60), (1, 60), (2, 30)]);
+    let read = |n: i64| {
+        let id = store.series(Some("localhost"), "c").expect("series")[0].id;
+        let (_, samples) = store
+            .samples(id, hour, hour + HOUR, 30 * DAY)
+            .expect("samples");
+        let got: Vec<(i64, f64)> = samples.iter().map(|s| (s.t, s.avg)).collect();
+        let want: Vec<(i64, f64)> = (0..n).map(|i| (hour + i * 1_000, i as f64)).collect();
+        assert_eq!(got, want);
+    };
+    read(150);
+    // The same hour as a row written before parts: all its points in one row.
+    let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
+    conn.execute_batch(&format!(
+        "UPDATE perf_raw SET points = (SELECT group_concat(points, ' ') FROM \
+           (SELECT points FROM perf_raw ORDER BY hour)) WHERE hour = {hour}; \
+         DELETE FROM perf_raw WHERE hour > {hour};"
+    ))
+    .expect("one row");
+    assert_eq!(parts(), vec![(0, 150)]);
+    record(150);
+    assert_eq!(parts(), vec![(0, 150), (1, 1)]);
+    read(151);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 

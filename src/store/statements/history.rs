@@ -219,12 +219,16 @@ pub fn legacy_hours(series: i64) -> Statement {
         .into()
 }
 
-/// The raw points of one hour of a series.
-pub fn raw_get(series: i64, hour: i64) -> Statement {
+/// The last part of an hour's raw points of a series (see `series::PART_POINTS`): its row's
+/// `hour` is the hour's start plus the part's number, in milliseconds.
+pub fn raw_last(series: i64, hour: i64) -> Statement {
     Select::from("perf_raw")
-        .columns(&["id", "points"])
+        .columns(&["id", "hour", "points"])
         .filter(col("series_id").eq(param(series)))
-        .filter(col("hour").eq(param(hour)))
+        .filter(col("hour").ge(param(hour)))
+        .filter(col("hour").lt(param(hour + 3_600_000)))
+        .with(Section::OrderBy(vec![(col("hour"), Order::Desc)]))
+        .with(Section::Limit(1))
         .into()
 }
 
@@ -238,7 +242,8 @@ pub fn raw_set(id: i64, points: &str) -> Statement {
     .into()
 }
 
-/// The raw points of a new hour of a series (made with its trend, so under its lock).
+/// The raw points of a new hour of a series, or a new part of an hour's (made with its
+/// trend, so under its lock): `hour` is the hour's start plus the part's number, in ms.
 pub fn raw_insert(series: i64, hour: i64, points: &str) -> Statement {
     Upsert {
         table: "perf_raw",
@@ -278,7 +283,7 @@ pub fn days(series: i64, since: i64, until: i64, limit: u64) -> Statement {
     spanning(table, &["day", "hours"], series, (since, until), limit)
 }
 
-/// A series' hours of raw points that overlap `[since, until)`.
+/// A series' rows of raw points (parts of hours) that overlap `[since, until)`.
 pub fn raw_hours(series: i64, since: i64, until: i64, limit: u64) -> Statement {
     let table = ("perf_raw", "hour", 3_600_000);
     spanning(table, &["hour", "points"], series, (since, until), limit)

@@ -332,7 +332,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             ),
         ),
         ("legacy_hours", legacy_hours(1)),
-        ("raw_get", raw_get(1, 1_699_999_200_000)),
+        ("raw_last", raw_last(1, 1_699_999_200_000)),
         ("raw_set", raw_set(7, "0:1 60000:9.5")),
         ("raw_insert", raw_insert(1, 1_699_999_200_000, "0:1")),
         ("days", days(1, 1_600_000_000_000, 1_700_000_000_000, 1000)),
