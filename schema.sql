@@ -389,10 +389,12 @@ CREATE TABLE perf_days (
     hours       TEXT NOT NULL
 );
 
--- Raw points: one row per series and hour, its points as text ("ms-into-the-hour:value",
--- space-separated), kept [history] keep_points_days. A row of its own, apart from the trend,
--- so that it is deleted whole (SQLite reuses a deleted row's page; it would not give back
--- the space of a row that shrank). Added in schema version 4 (version 3 had a row per point).
+-- Raw points: rows per series and hour, its points as text ("ms-into-the-hour:value",
+-- space-separated), kept [history] keep_points_days. An hour's points are kept in parts of at
+-- most 60, a row each, whose hour is the hour's start plus the part's number in ms (0..11),
+-- so adding a point rewrites one small row. Rows of their own, apart from the trend, so that
+-- they are deleted whole (SQLite reuses a deleted row's page; it would not give back the space
+-- of a row that shrank). Added in schema version 4 (version 3 had a row per point).
 CREATE TABLE perf_raw (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     series_id   BIGINT NOT NULL,
