@@ -432,7 +432,7 @@ pub(super) fn recheck_in(
     };
     let mut queued = false;
     for site in sites {
-        queued |= super::jobs::enqueue_in(c, &job, false, at, site)?.1;
+        queued |= super::jobs::enqueue_in(c, &job, false, at, site, None)?.1;
     }
     Ok(queued)
 }

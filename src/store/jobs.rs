@@ -107,13 +107,15 @@ pub(super) fn check_name(name: Option<&str>) -> Result<(), StoreError> {
 }
 
 /// Inserts a job (for a node of `site`, or any) unless the same (script, host, site) is
-/// already queued and duplicates are not asked for. Returns the job's id and whether it is new.
+/// already queued (with `due_by`, queued and due by then) and duplicates are not asked for.
+/// Returns the job's id and whether it is new.
 pub(super) fn enqueue_in(
     c: &mut dyn Conn,
     job: &NewJob,
     allow_duplicate: bool,
     at: i64,
     site: Option<&str>,
+    due_by: Option<i64>,
 ) -> Result<(i64, bool), StoreError> {
     check_bounds(job.priority, job.timeout_ms)?;
     check_args(job.args.as_deref())?;
@@ -126,6 +128,7 @@ pub(super) fn enqueue_in(
             host_id,
             job.name.as_deref(),
             site,
+            due_by,
         ))? {
             if same_args(row.opt_text("args")?.as_deref(), job.args.as_deref()) {
                 return Ok((row.int("id")?, false));
@@ -235,7 +238,7 @@ impl Store {
         site: Option<&str>,
     ) -> Result<(i64, bool), StoreError> {
         let at = now_ms();
-        let r = self.write(|c| enqueue_in(c, job, allow_duplicate, at, site))?;
+        let r = self.write(|c| enqueue_in(c, job, allow_duplicate, at, site, None))?;
         if r.1 {
             self.notify_enqueued();
         }
@@ -459,7 +462,10 @@ impl Store {
                     vec![None]
                 };
                 for site in sites {
-                    if enqueue_in(c, &job, s.allow_duplicate, at, site)?.1 {
+                    // A firing is coalesced into a run of the check that is overdue (the
+                    // node is behind), not held back by the last firing's job waiting for
+                    // its time (fired ahead, or spread over the interval).
+                    if enqueue_in(c, &job, s.allow_duplicate, at, site, Some(at))?.1 {
                         queued += 1;
                     }
                 }

@@ -211,3 +211,50 @@ fn a_schedule_every_second_catches_up_and_then_starts_on_time() {
         "more than the first start was late: {counts:?}"
     );
 }
+
+/// A schedule's firing is coalesced into a run of its check that is overdue (queued, due, not
+/// started: the node is behind), and only into that: the last firing's job still waiting for
+/// its time (fired ahead, or spread over the interval) holds no firing back.
+#[test]
+fn a_firing_is_held_back_only_by_an_overdue_job_of_its_check() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    host(&store, "a");
+    let every = 10_000;
+    let id = store
+        .add_schedule(&NewSchedule {
+            max_attempts: 1,
+            next_due: now_ms() + 500,
+            ..NewSchedule::every("tick", Some("a"), every)
+        })
+        .expect("schedule");
+    let hosts = vec![Some("a".to_string())];
+    let fire = |seen: i64| {
+        let s = store.schedule(id).expect("schedule");
+        store
+            .fire_schedule(&s, seen, &hosts, Some(seen + every))
+            .expect("fire")
+    };
+    let seen = store.schedule(id).expect("schedule").next_due.expect("due");
+    assert_eq!(fire(seen), 1);
+    // The first job waits for its time: the next firing queues its own.
+    assert_eq!(fire(seen + every), 1, "held back by a job not yet due");
+    assert_eq!(store.jobs().expect("jobs").len(), 2);
+    // A run of the check that is overdue: the next firing is coalesced into it.
+    for j in store.jobs().expect("jobs") {
+        store.cancel_job(j.id, "n1").expect("cancel");
+    }
+    store
+        .enqueue(&NewJob {
+            due_at: now_ms() - 1_000,
+            ..job("tick", Some("a"), 0)
+        })
+        .expect("job");
+    assert_eq!(
+        fire(seen + 2 * every),
+        0,
+        "not coalesced into an overdue job"
+    );
+    assert_eq!(store.jobs().expect("jobs").len(), 1);
+}

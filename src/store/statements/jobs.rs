@@ -357,22 +357,28 @@ fn same(column: &'static str, value: Option<Expr>) -> Expr {
 /// Queued jobs of the same script, host and check name, with their arguments: one with the
 /// same arguments too would be duplicated by another (arguments are compared by the caller:
 /// SQL Server 2000 cannot compare TEXT). A running one does not count, so a script can queue
-/// its own follow-up.
+/// its own follow-up. With `due_by`, only jobs due by then: a schedule's firing is held back
+/// by a run that is overdue, not by the previous one still waiting for its (later) time.
 pub fn job_queued_for(
     script_id: i64,
     host_id: Option<i64>,
     name: Option<&str>,
     site: Option<&str>,
+    due_by: Option<i64>,
 ) -> Statement {
-    Select::from("jobs")
+    let s = Select::from("jobs")
         .columns(&["id", "args"])
         .filter(col("script_id").eq(param(script_id)))
         .filter(same("host_id", host_id.map(param)))
         .filter(same("name", name.map(param)))
         .filter(same("site", site.map(param)))
-        .filter(col("state").eq(lit(JobState::Queued.as_str())))
-        .with(Section::Limit(16))
-        .into()
+        .filter(col("state").eq(lit(JobState::Queued.as_str())));
+    match due_by {
+        Some(t) => s.filter(col("due_at").le(param(t))),
+        None => s,
+    }
+    .with(Section::Limit(16))
+    .into()
 }
 
 /// How many jobs (queued or running) use a host or a script.

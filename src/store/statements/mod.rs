@@ -218,7 +218,11 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("job_delete_queued", job_delete_queued(7)),
         (
             "job_queued_for",
-            job_queued_for(1, Some(2), Some("web"), None),
+            job_queued_for(1, Some(2), Some("web"), None, None),
+        ),
+        (
+            "job_overdue_for",
+            job_queued_for(1, Some(2), Some("web"), None, Some(1_700_000_000_000)),
         ),
         ("job_next_due", job_next_due()),
         ("jobs_using_host", jobs_using("host_id", 2)),
