@@ -236,6 +236,8 @@ impl Default for Database {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Monitord {
+    /// Jobs running at once: a check waiting on the network holds a thread (100 to 350 KB) and
+    /// no database connection, so hundreds by default.
     pub max_concurrent: usize,
     pub per_host: usize,
     /// Seconds between queue polls.
@@ -276,7 +278,7 @@ pub struct Monitord {
 impl Default for Monitord {
     fn default() -> Self {
         Monitord {
-            max_concurrent: 8,
+            max_concurrent: 256,
             per_host: 1,
             poll_interval: 1.0,
             lease: 60.0,

@@ -16,7 +16,7 @@ use crate::web;
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "serve")]
 pub struct ServeCmd {
-    /// run at most this many jobs at once (default: [monitord] max_concurrent, 8)
+    /// run at most this many jobs at once (default: [monitord] max_concurrent, 256)
     #[argh(option)]
     pub max_concurrent: Option<usize>,
     /// this node's name in leases and runs (default: [monitord] node, or the host name)

@@ -4,8 +4,8 @@
 //! One loop on smol (`Daemon`, one method a step). Each pass:
 //! 1. claim due jobs while fewer than `max_concurrent` are due here, and jobs due within
 //!    `claim_ahead` into as much room again: in one transaction, one claim statement (with
-//!    its lease) per job so each sees the ones before it; each runs on the blocking pool
-//!    (scripts and sessions are synchronous), a job claimed ahead at its due time, from
+//!    its lease) per job so each sees the ones before it; each runs on a thread of the job
+//!    pool (scripts and sessions are synchronous), a job claimed ahead at its due time, from
 //!    memory, so a write lock held meanwhile by another process does not delay it;
 //! 2. fire schedules due now or within `claim_ahead` into jobs due at their time (each
 //!    schedule once, however many daemons share the queue);
@@ -22,6 +22,7 @@
 //! grace period, then cancels the rest and gives their jobs back to the queue.
 
 mod deliver;
+mod pool;
 mod progress;
 mod runner;
 mod writer;
@@ -214,6 +215,8 @@ struct Daemon {
     writer: Option<Arc<writer::RunWriter>>,
     /// Jobs running at once (`max_concurrent`): a job claimed ahead takes one at its due time.
     slots: Arc<smol::lock::Semaphore>,
+    /// The threads jobs run on.
+    pool: pool::JobPool,
 }
 
 /// The least a pass sleeps for a job that falls due: jobs due within it of each other start
@@ -291,6 +294,7 @@ impl Daemon {
             progress: Arc::default(),
             writer,
             slots,
+            pool: pool::JobPool::default(),
         }
     }
 
@@ -354,7 +358,7 @@ impl Daemon {
     }
 
     /// Step 3: claim due jobs into the free slots, and jobs due within `claim_ahead` into the
-    /// room for those, in one transaction, and start each on the blocking pool (a job claimed
+    /// room for those, in one transaction, and start each on the job threads (a job claimed
     /// ahead at its due time). The claim's outcome is the database's health for `/healthz`.
     fn claim(&mut self, include_expired: bool) {
         let (free, ahead_room) = self.room(now_ms());
@@ -405,7 +409,7 @@ impl Daemon {
         }
     }
 
-    /// Runs one claimed job on the blocking pool, at its due time if that is still ahead (by
+    /// Runs one claimed job on the job threads, at its due time if that is still ahead (by
     /// this node's clock, and at most `claim_ahead` from now), once a slot is free; it
     /// reports its id when done. One not started when the daemon stops goes back unrun.
     fn start(&mut self, job: crate::store::Job) {
@@ -429,10 +433,11 @@ impl Daemon {
             ok_transcripts: self.opts.history.ok_transcripts,
         };
         let (env, flags2, done) = (self.env.clone(), flags.clone(), self.done_tx.clone());
-        let (progress, health, slots) = (
+        let (progress, health, slots, pool) = (
             self.progress.clone(),
             self.opts.health.clone(),
             self.slots.clone(),
+            self.pool.clone(),
         );
         let node = self.opts.node.clone();
         let id = job.id;
@@ -456,7 +461,7 @@ impl Daemon {
                     health
                         .lateness
                         .record(u64::try_from(now_ms().saturating_sub(job.due_at)).unwrap_or(0));
-                    smol::unblock(move || {
+                    pool.run(move || {
                         let _entered = inner.enter();
                         let status = run_job(
                             &env,

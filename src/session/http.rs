@@ -39,6 +39,12 @@ pub struct Http {
     eof: bool,
 }
 
+/// What one request holds for reading and for writing. ureq's defaults are 128 KiB each, a
+/// quarter of a megabyte for every check waiting on a slow server; a response head may be as
+/// long as the input buffer, and the body streams through it.
+const INPUT_BUFFER: usize = 32 * 1024;
+const OUTPUT_BUFFER: usize = 16 * 1024;
+
 /// An HTTP client: the whole exchange within `timeout`, statuses as data, TLS by OpenSSL
 /// (native-tls) with the system's CA certificates.
 pub fn agent(timeout: Duration) -> ureq::Agent {
@@ -49,6 +55,9 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
+        .max_response_header_size(INPUT_BUFFER)
         .tls_config(tls)
         .build()
         .into()

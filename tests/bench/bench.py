@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks] [--rate=N]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute] [--rate=N] [--mute=N]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply", "apply_latency", "checks")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply", "apply_latency", "checks", "mute")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
 # --only NAME runs one benchmark: trivial, expect, idle, fanout, queue, web or sqlxml.
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
@@ -682,6 +682,102 @@ class TcpListener:
         self.sock.close()
 
 
+class MuteListener:
+    """A local TCP listener that accepts every connection and then says nothing, holding it
+    open (a hung service): an HTTP check against it waits for its whole timeout."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", free_port()))
+        self.sock.listen(4096)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        import socket
+        while not self.stopping.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self.held.append(c)
+            # The client gives up after its timeout; its closed sockets are let go.
+            if len(self.held) > 8192:
+                old, self.held = self.held[:4096], self.held[4096:]
+                for o in old:
+                    o.close()
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(5)
+        for c in self.held:
+            c.close()
+        self.sock.close()
+
+
+def bench_mute(work):
+    """Checks that wait on mute peers beside checks that do not: M HTTP checks (5 s timeout,
+    every 5 s) against a listener that accepts and never answers, so that about M wait at
+    once, and 100 TCP checks every second against a live listener. Reports the start lateness
+    of all jobs (the live ones cannot be later than that), the runs completed, and RSS."""
+    mute_n = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--mute=")), 200 if QUICK else 2000)
+    live_n = 100
+    window = 10 if QUICK else 30
+    mute, live = MuteListener(), TcpListener()
+    conf = os.path.join(work, "hostler.toml")
+    with open(conf, "w") as f:
+        f.write(f"[web]\npublic_metrics = true\n[monitord]\nmax_concurrent = {mute_n + 2 * live_n}\n")
+    env = dict(os.environ, HOSTLER_DB=os.path.join(work, "m.db"), HOSTLER_CONFIG=conf)
+    run([HOSTLER, "init"], env=env, check=True)
+    parts = [f'[[host]]\nname = "m{i:05}"\naddress = "127.0.0.1"\nmethod = "local"\ntags = ["mute"]\n'
+             for i in range(mute_n)]
+    parts += [f'[[host]]\nname = "l{i:04}"\naddress = "127.0.0.1"\nmethod = "local"\ntags = ["live"]\n'
+              for i in range(live_n)]
+    parts.append(f'[[check]]\nscript = "check_http"\nevery = "5s"\ntags = ["mute"]\n'
+                 f'args = {{ url = "http://127.0.0.1:{mute.port}/", timeout = "5" }}\n')
+    parts.append(f'[[check]]\nscript = "check_tcp"\nevery = "1s"\ntags = ["live"]\n'
+                 f'args = {{ port = "{live.port}" }}\n')
+    site = os.path.join(work, "site.toml")
+    with open(site, "w") as f:
+        f.write("\n".join(parts))
+    r = run([HOSTLER, "apply", site], env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"hostler apply: {r.stderr.strip()}")
+    p, base = serve(env)
+    try:
+        time.sleep(12)  # past the first timeouts: every mute check has waited once
+        h0, live0, rss = lateness(base), live.accepted, 0
+        t0 = time.time()
+        while time.time() - t0 < window:
+            time.sleep(1)
+            rss = max(rss, memory_rss(p.pid))
+        h1, live1 = lateness(base), live.accepted
+        lag = [l for l in urllib.request.urlopen(base + "/metrics").read().decode().splitlines()
+               if l.startswith("hostler_queue_lag_seconds")]
+    finally:
+        p.terminate()
+        p.wait(30)
+        mute.close()
+        live.close()
+    n, p50, p99, worst = lateness_between(h0, h1)
+    print(f"\n## Checks waiting on mute peers ({mute_n:,} HTTP checks with a 5 s timeout every 5 s "
+          f"against a listener that never answers, beside {live_n} TCP checks every second; "
+          f"{window} s; goal: lateness p99 under 1 s, RSS at most 300 MB)\n")
+    print("| jobs started | live checks done/s | lateness p50 | p99 | worst | RSS (max) | queue lag at the end |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print(f"| {n:,} | {(live1 - live0) / window:,.0f} of {live_n} | <= {p50:g} ms | <= {p99:g} ms | "
+          f"<= {worst:g} ms | {rss / 1024:.0f} MB | {lag[0].split()[-1] if lag else '?'} s |")
+
+
 def proc_tree(root):
     """{pid: (name, utime+stime+cutime+cstime in clock ticks)} of root and its descendants."""
     procs = {}
@@ -1082,6 +1178,9 @@ def main():
     if wanted("checks"):
         with tempfile.TemporaryDirectory() as w:
             bench_checks(w)
+    if ONLY == "mute":
+        with tempfile.TemporaryDirectory() as w:
+            bench_mute(w)
     if wanted("sqlxml"):
         bench_sqlxml()
 
