@@ -65,16 +65,23 @@ pub fn queue(app: &App, cmd: QueueCmd) -> anyhow::Result<u8> {
         output::json(&jobs)?;
         return Ok(0);
     }
+    let now = crate::store::now_ms();
     let rows: Vec<_> = jobs
         .iter()
         .map(|j| {
+            // A job claimed ahead of its due time waits on its node to start then.
+            let state = if j.state == crate::store::JobState::Running && j.due_at > now {
+                "claimed".to_string()
+            } else {
+                j.state.to_string()
+            };
             vec![
                 j.id.to_string(),
                 j.script.clone(),
                 output::opt(&j.host),
                 j.priority.to_string(),
                 output::time(j.due_at),
-                j.state.to_string(),
+                state,
                 format!("{}/{}", j.attempts, j.max_attempts),
                 output::opt(&j.lease_owner),
             ]

@@ -23,7 +23,9 @@ pub fn jobs_table(who: &Who, jobs: &[crate::store::Job], controls: bool) -> Mark
                         td { (j.id) }
                         td { a href={"/scripts/" (crate::urlencode::encode(&j.script))} { (j.script) } }
                         td { (j.host.as_deref().unwrap_or("-")) }
-                        td { (j.state.as_str()) @if let Some(o) = &j.lease_owner { " on " (o) } }
+                        // A job claimed ahead of its due time waits on its node to start then.
+                        td { @if j.state == JobState::Running && j.due_at > now { "claimed" } @else { (j.state.as_str()) }
+                             @if let Some(o) = &j.lease_owner { " on " (o) } }
                         td {
                             @if controls && j.state == JobState::Queued && who.may(Role::Operator) {
                                 form.inline method="post" action={"/queue/" (j.id) "/priority"} {

@@ -120,6 +120,7 @@ fn a_job_claimed_ahead_goes_back_unrun_when_the_daemon_stops() {
     let store = w.store();
     w.script(&store, "tick", "ok()");
     host(&store, "a");
+    // Long enough ahead for `hostler queue` to see it claimed and waiting.
     let due = now_ms() + 900;
     let (id, _) = store
         .enqueue(&NewJob {
@@ -137,7 +138,17 @@ fn a_job_claimed_ahead_goes_back_unrun_when_the_daemon_stops() {
             .is_ok_and(|j| j.state == JobState::Running)),
         "not claimed ahead"
     );
+    let listed = crate::util::stdout(&w.run(&["queue"]));
+    let row = listed
+        .lines()
+        .find(|l| l.contains("tick"))
+        .unwrap_or_default()
+        .to_string();
     d.stop();
+    assert!(
+        row.contains("claimed") && row.contains("n1"),
+        "a job claimed ahead is listed as claimed on its node: {listed}"
+    );
     let j = store.job(id).expect("the job is still queued");
     assert_eq!(
         (j.state, j.attempts, j.due_at, j.lease_owner.as_deref()),
