@@ -291,7 +291,7 @@ impl Default for Monitord {
             flap_window: 3600.0,
             dependency_settle: 5.0,
             max_lag: 60.0,
-            claim_ahead: 1.0,
+            claim_ahead: 2.0,
         }
     }
 }

@@ -304,8 +304,20 @@ impl Daemon {
         opts.health = self.opts.health.clone();
         env.node = opts.node.clone();
         self.renew_every = opts.lease / 3;
-        // Jobs started from now on share the new number of slots.
-        self.slots = Arc::new(smol::lock::Semaphore::new(opts.max_concurrent));
+        // The same slots, as many as the new configuration says: jobs running keep theirs, and
+        // fewer take effect as they finish.
+        let (old, new) = (self.opts.max_concurrent, opts.max_concurrent);
+        if new > old {
+            self.slots.add_permits(new - old);
+        } else if new < old {
+            let slots = self.slots.clone();
+            smol::spawn(async move {
+                for _ in new..old {
+                    slots.acquire_arc().await.forget();
+                }
+            })
+            .detach();
+        }
         info!(
             max_concurrent = opts.max_concurrent,
             per_host = opts.per_host,
@@ -347,14 +359,18 @@ impl Daemon {
     /// that jobs already due leave free; jobs claimed ahead, up to as many again, wait for
     /// their due time (when they count as due, and take a slot as one frees).
     fn room(&self, now: i64) -> (usize, usize) {
+        let max = self.opts.max_concurrent;
         let due = self.running.values().filter(|r| r.starts_at <= now).count();
         let ahead = self.running.len() - due;
+        // Jobs claimed ahead whose time came while every slot was taken wait as due ones:
+        // counted in all, this node never holds more than twice `max_concurrent`.
         let ahead_room = if self.opts.claim_ahead.is_zero() {
             0
         } else {
-            self.opts.max_concurrent.saturating_sub(ahead)
+            max.saturating_sub(ahead)
+                .min((2 * max).saturating_sub(self.running.len()))
         };
-        (self.opts.max_concurrent.saturating_sub(due), ahead_room)
+        (max.saturating_sub(due), ahead_room)
     }
 
     /// Step 3: claim due jobs into the free slots, and jobs due within `claim_ahead` into the
@@ -432,51 +448,27 @@ impl Daemon {
             recheck_within: self.opts.recheck_within,
             ok_transcripts: self.opts.history.ok_transcripts,
         };
-        let (env, flags2, done) = (self.env.clone(), flags.clone(), self.done_tx.clone());
-        let (progress, health, slots, pool) = (
-            self.progress.clone(),
-            self.opts.health.clone(),
-            self.slots.clone(),
-            self.pool.clone(),
-        );
-        let node = self.opts.node.clone();
         let id = job.id;
         let span = info_span!("job", id, script = %job.script, host = job.host.as_deref().unwrap_or("-"), attempt = job.attempts);
-        // The span is entered on the blocking thread too, so the job's logs carry it.
-        let inner = span.clone();
-        let wait = Duration::from_millis(u64::try_from(starts_at - now).unwrap_or(0));
+        let start = JobStart {
+            env: self.env.clone(),
+            job,
+            schedule,
+            flags: flags.clone(),
+            pace,
+            progress: self.progress.clone(),
+            health: self.opts.health.clone(),
+            slots: self.slots.clone(),
+            pool: self.pool.clone(),
+            node: self.opts.node.clone(),
+            wait: Duration::from_millis(u64::try_from(starts_at - now).unwrap_or(0)),
+            // Entered on the job's thread too, so the job's logs carry it.
+            span: span.clone(),
+        };
+        let done = self.done_tx.clone();
         let task = smol::spawn(
             async move {
-                if !wait.is_zero() {
-                    smol::Timer::after(wait).await;
-                }
-                let _slot = slots.acquire_arc().await;
-                if flags2.stopping.load(Ordering::SeqCst) {
-                    // Not started: back to the queue as it was, for this or another node.
-                    let (store, due) = (env.store.clone(), job.due_at);
-                    if let Err(e) = smol::unblock(move || store.release_job(id, &node, due)).await {
-                        warn!(job = id, "cannot give back a job not yet started: {e}");
-                    }
-                } else {
-                    health
-                        .lateness
-                        .record(u64::try_from(now_ms().saturating_sub(job.due_at)).unwrap_or(0));
-                    pool.run(move || {
-                        let _entered = inner.enter();
-                        let status = run_job(
-                            &env,
-                            &job,
-                            schedule
-                                .as_ref()
-                                .map(Option::as_ref)
-                                .map_err(String::as_str),
-                            &flags2,
-                            pace,
-                        );
-                        progress.ran(status);
-                    })
-                    .await;
-                }
+                start.run().await;
                 let _ = done.send(id).await;
             }
             .instrument(span),
@@ -667,7 +659,7 @@ impl Daemon {
             .ok()
             .flatten()
             .map(|due| due - self.ahead_ms())
-            .filter(|at| self.fire_again || *at > now_ms());
+            .filter(|at| (self.fire_again && !self.db_down) || *at > now_ms());
         if let Some(at) = self.next_fire {
             sleep = sleep.min(Duration::from_millis((at - now_ms()).max(0) as u64));
         }
@@ -746,6 +738,88 @@ impl Daemon {
             "monitord stopped"
         );
         Ok(self.summary)
+    }
+}
+
+/// A claimed job on its way to a thread: it waits for its due time (claimed ahead) and a
+/// slot, then runs. One not started when the daemon stops goes back to the queue unrun; one
+/// whose lease was lost meanwhile is left to the node that holds it now.
+struct JobStart {
+    env: Arc<Runner>,
+    job: crate::store::Job,
+    schedule: Result<Option<crate::store::Schedule>, String>,
+    flags: JobFlags,
+    pace: Pace,
+    progress: Arc<progress::Progress>,
+    health: Arc<Health>,
+    slots: Arc<smol::lock::Semaphore>,
+    pool: pool::JobPool,
+    node: String,
+    wait: Duration,
+    span: tracing::Span,
+}
+
+impl JobStart {
+    async fn run(self) {
+        if !self.wait.is_zero() {
+            smol::Timer::after(self.wait).await;
+        }
+        if self.flags.stopping.load(Ordering::SeqCst) {
+            return self.give_back().await;
+        }
+        let _slot = self.slots.acquire_arc().await;
+        if self.flags.stopping.load(Ordering::SeqCst) {
+            return self.give_back().await;
+        }
+        if self.flags.lost.load(Ordering::SeqCst) {
+            warn!(
+                job = self.job.id,
+                "lease lost before the job started; not run here"
+            );
+            return;
+        }
+        let late = now_ms().saturating_sub(self.job.due_at);
+        self.health
+            .lateness
+            .record(u64::try_from(late).unwrap_or(0));
+        let JobStart {
+            env,
+            job,
+            schedule,
+            flags,
+            pace,
+            progress,
+            pool,
+            span,
+            ..
+        } = self;
+        let ran = pool
+            .run(move || {
+                let _entered = span.enter();
+                let schedule = schedule
+                    .as_ref()
+                    .map(Option::as_ref)
+                    .map_err(String::as_str);
+                progress.ran(run_job(&env, &job, schedule, &flags, pace));
+            })
+            .await;
+        if let Err(e) = ran {
+            warn!("a job could not be run: {e}");
+        }
+    }
+
+    /// Not started: back to the queue as it was, for this or another node (unless it was
+    /// asked to cancel meanwhile: the reaper records that once the lease runs out).
+    async fn give_back(self) {
+        let (store, id, due, node) = (
+            self.env.store.clone(),
+            self.job.id,
+            self.job.due_at,
+            self.node,
+        );
+        if let Err(e) = smol::unblock(move || store.release_job(id, &node, due)).await {
+            warn!(job = id, "cannot give back a job not yet started: {e}");
+        }
     }
 }
 

@@ -29,15 +29,18 @@ struct Inner {
 struct State {
     tasks: VecDeque<Task>,
     idle: usize,
+    /// Threads alive, idle or not.
+    threads: usize,
 }
 
 impl JobPool {
-    /// Runs `f` on a thread of the pool; the future gives its result. A panic in `f` is
-    /// carried to whoever awaits it, as `smol::unblock` does.
+    /// Runs `f` on a thread of the pool; the future gives its result, or an error when no
+    /// thread could be started for it and none is alive to take it (then `f` never runs). A
+    /// panic in `f` is carried to whoever awaits it, as `smol::unblock` does.
     pub fn run<T: Send + 'static, F: FnOnce() -> T + Send + 'static>(
         &self,
         f: F,
-    ) -> impl Future<Output = T> + use<T, F> {
+    ) -> impl Future<Output = Result<T, String>> + use<T, F> {
         let (tx, rx) = smol::channel::bounded(1);
         self.submit(Box::new(move || {
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
@@ -45,10 +48,10 @@ impl JobPool {
         }));
         async move {
             match rx.recv().await {
-                Ok(Ok(v)) => v,
+                Ok(Ok(v)) => Ok(v),
                 Ok(Err(panic)) => std::panic::resume_unwind(panic),
-                // The thread could not be started (see `submit`): nothing ran.
-                Err(_) => std::panic::panic_any("a job's thread could not be started"),
+                // Dropped unrun by `submit`: no thread could take it.
+                Err(_) => Err("no thread could be started for it".to_string()),
             }
         }
     }
@@ -63,14 +66,28 @@ impl JobPool {
             self.inner.ready.notify_one();
             return;
         }
+        state.threads += 1;
         drop(state);
         let inner = self.inner.clone();
         let started = std::thread::Builder::new()
             .name("job".into())
             .spawn(move || worker(&inner));
         if let Err(e) = started {
-            // The task stays queued for the next thread that is free; its future waits.
-            tracing::error!("cannot start a thread for a job (it waits for a free one): {e}");
+            let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.threads -= 1;
+            if state.threads == 0 {
+                // Nobody would ever take them: dropped, so their futures say so.
+                let stranded: Vec<Task> = state.tasks.drain(..).collect();
+                drop(state);
+                tracing::error!(
+                    jobs = stranded.len(),
+                    "cannot start a thread for a job: {e}"
+                );
+                drop(stranded);
+            } else {
+                // A thread that is alive takes it when its job ends.
+                tracing::warn!("cannot start a thread for a job (it waits for a busy one): {e}");
+            }
         }
     }
 }
@@ -91,6 +108,7 @@ fn worker(inner: &Inner) {
                 state = s;
                 state.idle -= 1;
                 if waited.timed_out() && state.tasks.is_empty() {
+                    state.threads -= 1;
                     return;
                 }
             }
@@ -120,7 +138,7 @@ mod tests {
         let got: Vec<i32> = smol::block_on(async {
             let mut out = Vec::new();
             for f in futures {
-                out.push(f.await);
+                out.push(f.await.expect("ran"));
             }
             out
         });
@@ -134,6 +152,6 @@ mod tests {
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| smol::block_on(f)));
         assert!(caught.is_err());
         // The pool still works afterwards.
-        assert_eq!(smol::block_on(pool.run(|| 7)), 7);
+        assert_eq!(smol::block_on(pool.run(|| 7)), Ok(7));
     }
 }

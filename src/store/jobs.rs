@@ -333,9 +333,10 @@ impl Store {
     }
 
     /// Gives a job claimed ahead back to the queue unstarted (a node stopping before its due
-    /// time): queued again as it was, its attempt uncounted. Only while `owner` holds it.
+    /// time): queued again as it was, its attempt uncounted. Only while `owner` holds it and
+    /// it runs: one asked to cancel meanwhile stays so, for the reaper to record.
     pub fn release_job(&self, id: i64, owner: &str, due_at: i64) -> Result<(), StoreError> {
-        self.write(|c| c.exec(st::job_requeue(id, due_at, true, owner)))?;
+        self.write(|c| c.exec(st::job_give_back(id, due_at, owner)))?;
         self.notify_enqueued();
         Ok(())
     }

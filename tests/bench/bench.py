@@ -578,7 +578,7 @@ def bench_apply_latency(work):
     """Dispatch latency of a running `hostler serve` before, during and after an apply of the
     10,000-host, 50,000-check site on the same SQLite database: 20 probe checks every second
     (a script that only says OK, one on each of 20 hosts), their start lateness read from
-    /metrics. The daemon claims jobs 1 s ahead ([monitord] claim_ahead, the default). The site's checks
+    /metrics. The daemon claims jobs 2 s ahead ([monitord] claim_ahead, the default). The site's checks
     run on a yearly cron, so that they are not due during the measurement."""
     n_hosts = 1000 if QUICK else 10000
     hosts = [f"h{i:05}" for i in range(n_hosts)]

@@ -269,3 +269,85 @@ fn a_firing_is_held_back_only_by_an_overdue_job_of_its_check() {
     );
     assert_eq!(store.jobs().expect("jobs").len(), 1);
 }
+
+/// A node holds at most twice `max_concurrent` jobs: claimed ahead, a job whose time comes
+/// while every slot is taken waits as a due one, and makes no room for more to be claimed.
+#[test]
+fn a_node_with_every_slot_taken_holds_at_most_twice_its_slots() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "slow", "sleep(3.0); ok()");
+    w.script(&store, "tick", "ok()");
+    let start = now_ms();
+    host(&store, "busy");
+    store
+        .enqueue(&NewJob {
+            due_at: start,
+            ..job("slow", Some("busy"), 0)
+        })
+        .expect("slow job");
+    for i in 0..6 {
+        let h = format!("h{i}");
+        host(&store, &h);
+        store
+            .enqueue(&NewJob {
+                due_at: start + 300 + 300 * i,
+                ..job("tick", Some(&h), 0)
+            })
+            .expect("job");
+    }
+    drop(store);
+    let mut o = opts("n1");
+    o.max_concurrent = 1;
+    o.claim_ahead = Duration::from_secs(1);
+    let (d, store) = Daemon::start(&w, &[], o);
+    let mut most = 0;
+    while now_ms() < start + 2_500 {
+        let held = store
+            .jobs()
+            .expect("jobs")
+            .iter()
+            .filter(|j| j.state == JobState::Running)
+            .count();
+        most = most.max(held);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.stop();
+    assert!(
+        (1..=2).contains(&most),
+        "held {most} jobs at once with one slot"
+    );
+}
+
+/// A job claimed ahead and asked to cancel before its due time is not given back to the
+/// queue when the daemon stops: it stays cancelled.
+#[test]
+fn a_job_claimed_ahead_and_cancelled_is_not_given_back() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    host(&store, "a");
+    let (id, _) = store
+        .enqueue(&NewJob {
+            due_at: now_ms() + 900,
+            ..job("tick", Some("a"), 0)
+        })
+        .expect("job");
+    drop(store);
+    let mut o = opts("n1");
+    o.claim_ahead = Duration::from_secs(1);
+    let (d, store) = Daemon::start(&w, &[], o);
+    assert!(
+        wait_for(Duration::from_millis(800), || store
+            .job(id)
+            .is_ok_and(|j| j.state == JobState::Running)),
+        "not claimed ahead"
+    );
+    store.cancel_job(id, "n1").expect("cancel");
+    d.stop();
+    let state = store.job(id).map(|j| j.state);
+    assert!(
+        !matches!(state, Ok(JobState::Queued)),
+        "a cancelled job went back to the queue: {state:?}"
+    );
+}

@@ -284,6 +284,28 @@ pub fn job_requeue(id: i64, due_at: i64, release: bool, owner: &str) -> Statemen
     .into()
 }
 
+/// Gives a job claimed and not started back to the queue as it was (its attempt uncounted),
+/// while `owner` holds it and it is still running: one asked to cancel keeps that state.
+pub fn job_give_back(id: i64, due_at: i64, owner: &str) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![
+            ("state", lit(JobState::Queued.as_str())),
+            ("lease_owner", lit(Value::Null)),
+            ("lease_until", lit(Value::Null)),
+            ("due_at", param(due_at)),
+            ("attempts", col("attempts") - lit(1)),
+        ],
+        conditions: vec![
+            col("id").eq(param(id)),
+            col("lease_owner").eq(param(owner)),
+            col("state").eq(lit(JobState::Running.as_str())),
+        ],
+        returning: vec![],
+    }
+    .into()
+}
+
 /// Extends the leases a node holds.
 pub fn job_renew(owner: &str, ids: &[i64], lease_ms: i64) -> Statement {
     Update {

@@ -212,6 +212,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "job_release",
             job_requeue(7, 1_700_000_000_000, true, "node-a"),
         ),
+        (
+            "job_give_back",
+            job_give_back(7, 1_700_000_000_000, "node-a"),
+        ),
         ("job_renew", job_renew("node-a", &[7, 8], 60_000)),
         ("job_states", job_states(&[7, 8])),
         ("job_cancel", job_cancel(7)),
