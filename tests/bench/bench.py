@@ -652,11 +652,14 @@ def bench_apply_latency(work):
 
 
 class TcpListener:
-    """A local TCP listener that accepts every connection and closes it at once (a thread)."""
+    """A local TCP listener (a thread) that accepts every connection and closes it at once, or
+    with mute=True holds it open and says nothing (a hung service: an HTTP check against it
+    waits for its whole timeout)."""
 
-    def __init__(self):
+    def __init__(self, mute=False):
         import socket
         import threading
+        self.mute = mute
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", free_port()))
@@ -664,41 +667,6 @@ class TcpListener:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.accepted = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-
-    def loop(self):
-        import socket
-        while not self.stopping.is_set():
-            try:
-                c, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            c.close()
-            self.accepted += 1
-
-    def close(self):
-        self.stopping.set()
-        self.thread.join(5)
-        self.sock.close()
-
-
-class MuteListener:
-    """A local TCP listener that accepts every connection and then says nothing, holding it
-    open (a hung service): an HTTP check against it waits for its whole timeout."""
-
-    def __init__(self):
-        import socket
-        import threading
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", free_port()))
-        self.sock.listen(4096)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.held = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True)
@@ -713,8 +681,12 @@ class MuteListener:
                 continue
             except OSError:
                 break
+            self.accepted += 1
+            if not self.mute:
+                c.close()
+                continue
             self.held.append(c)
-            # The client gives up after its timeout; its closed sockets are let go.
+            # The client gives up after its timeout; the oldest sockets are let go.
             if len(self.held) > 8192:
                 old, self.held = self.held[:4096], self.held[4096:]
                 for o in old:
@@ -736,7 +708,7 @@ def bench_mute(work):
     mute_n = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--mute=")), 200 if QUICK else 2000)
     live_n = 100
     window = 10 if QUICK else 30
-    mute, live = MuteListener(), TcpListener()
+    mute, live = TcpListener(mute=True), TcpListener()
     conf = os.path.join(work, "hostler.toml")
     with open(conf, "w") as f:
         f.write(f"[web]\npublic_metrics = true\n[monitord]\nmax_concurrent = {mute_n + 2 * live_n}\n")

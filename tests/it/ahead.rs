@@ -3,35 +3,82 @@
 //! held meanwhile by another process (a large `hostler apply`) does not delay it; a job
 //! claimed ahead and not yet started goes back to the queue unrun when the daemon stops.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use hostler::monitord::DaemonOptions;
 use hostler::queue::timing::next_due;
-use hostler::store::{JobState, NewJob, NewSchedule, Timing, now_ms};
+use hostler::store::{JobState, NewJob, NewSchedule, Store, Timing, now_ms};
 
 use crate::monitord::{Daemon, all_runs, host, job, opts};
 use crate::util::{Work, wait_for};
+
+/// A database with the script `tick` (it says OK) and the host `a`.
+fn ticking() -> (Work, Arc<Store>) {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "tick", "ok()");
+    host(&store, "a");
+    (w, store)
+}
+
+/// A schedule of `tick` on `a`, every `every_ms`, first due at `due`; its id.
+fn schedule(store: &Store, every_ms: i64, due: i64) -> i64 {
+    store
+        .add_schedule(&NewSchedule {
+            max_attempts: 1,
+            next_due: due,
+            ..NewSchedule::every("tick", Some("a"), every_ms)
+        })
+        .expect("schedule")
+}
+
+/// A job of `tick` on `host`, due at `due`; its id.
+fn job_due(store: &Store, host: &str, due: i64) -> i64 {
+    store
+        .enqueue(&NewJob {
+            due_at: due,
+            ..job("tick", Some(host), 0)
+        })
+        .expect("job")
+        .0
+}
+
+/// A daemon's options with `claim_ahead` of 1 s.
+fn ahead_opts() -> DaemonOptions {
+    let mut o = opts("n1");
+    o.claim_ahead = Duration::from_secs(1);
+    o
+}
+
+/// Whether job `id` is claimed (running under a lease) within `limit`.
+fn claimed(store: &Store, id: i64, limit: Duration) -> bool {
+    wait_for(limit, || {
+        store.job(id).is_ok_and(|j| j.state == JobState::Running)
+    })
+}
+
+/// Holds SQLite's write lock from another connection until `until` (epoch ms).
+fn hold_write_lock(w: &Work, until: i64) {
+    let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
+    conn.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    std::thread::sleep(Duration::from_millis(
+        u64::try_from(until - now_ms()).unwrap_or(0),
+    ));
+    conn.execute_batch("COMMIT").expect("commit");
+}
 
 /// A schedule due in 1.5 s fires and is claimed ahead; another connection then holds
 /// SQLite's write lock across the due time (as an apply of a whole site does). The job still
 /// starts on time: nothing between its claim and its start needs the database.
 #[test]
 fn a_job_claimed_ahead_starts_on_time_while_another_process_holds_the_write_lock() {
-    let w = Work::new();
-    let store = w.store();
-    w.script(&store, "tick", "ok()");
-    host(&store, "a");
+    let (w, store) = ticking();
     let due = now_ms() + 1_500;
-    store
-        .add_schedule(&NewSchedule {
-            max_attempts: 1,
-            next_due: due,
-            ..NewSchedule::every("tick", Some("a"), 600_000)
-        })
-        .expect("schedule");
+    schedule(&store, 600_000, due);
     drop(store);
-    let mut o = opts("n1");
+    let mut o = ahead_opts();
     o.poll_interval = Duration::from_secs(30);
-    o.claim_ahead = Duration::from_secs(1);
     let health = o.health.clone();
     let (d, store) = Daemon::start(&w, &[], o);
     let claimed = wait_for(Duration::from_millis(1_400), || {
@@ -48,12 +95,7 @@ fn a_job_claimed_ahead_starts_on_time_while_another_process_holds_the_write_lock
     );
     assert!(now_ms() < due, "claimed only at its due time");
     // The lock is held from before the due time until 700 ms after it.
-    let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
-    conn.execute_batch("BEGIN IMMEDIATE").expect("write lock");
-    std::thread::sleep(Duration::from_millis(
-        u64::try_from(due + 700 - now_ms()).unwrap_or(0),
-    ));
-    conn.execute_batch("COMMIT").expect("commit");
+    hold_write_lock(&w, due + 700);
     assert!(
         wait_for(Duration::from_secs(10), || !all_runs(&store).is_empty()),
         "no run recorded after the lock was let go"
@@ -72,17 +114,9 @@ fn a_job_claimed_ahead_starts_on_time_while_another_process_holds_the_write_lock
 /// Without claiming ahead the same lock delays the start: the test above can fail.
 #[test]
 fn without_claiming_ahead_a_held_write_lock_delays_the_start() {
-    let w = Work::new();
-    let store = w.store();
-    w.script(&store, "tick", "ok()");
-    host(&store, "a");
+    let (w, store) = ticking();
     let due = now_ms() + 1_000;
-    store
-        .enqueue(&NewJob {
-            due_at: due,
-            ..job("tick", Some("a"), 0)
-        })
-        .expect("job");
+    job_due(&store, "a", due);
     drop(store);
     let mut o = opts("n1");
     o.claim_ahead = Duration::ZERO;
@@ -96,12 +130,7 @@ fn without_claiming_ahead_a_held_write_lock_delays_the_start() {
             .all(|j| j.state == JobState::Queued),
         "claimed before its due time with claim_ahead = 0"
     );
-    let conn = rusqlite::Connection::open(w.db()).expect("sqlite");
-    conn.execute_batch("BEGIN IMMEDIATE").expect("write lock");
-    std::thread::sleep(Duration::from_millis(
-        u64::try_from(due + 700 - now_ms()).unwrap_or(0),
-    ));
-    conn.execute_batch("COMMIT").expect("commit");
+    hold_write_lock(&w, due + 700);
     assert!(wait_for(Duration::from_secs(10), || !all_runs(&store).is_empty()));
     d.stop();
     let started = all_runs(&store)[0].started_at;
@@ -116,26 +145,14 @@ fn without_claiming_ahead_a_held_write_lock_delays_the_start() {
 /// was: queued, its attempt uncounted, no run recorded.
 #[test]
 fn a_job_claimed_ahead_goes_back_unrun_when_the_daemon_stops() {
-    let w = Work::new();
-    let store = w.store();
-    w.script(&store, "tick", "ok()");
-    host(&store, "a");
+    let (w, store) = ticking();
     // Long enough ahead for `hostler queue` to see it claimed and waiting.
     let due = now_ms() + 900;
-    let (id, _) = store
-        .enqueue(&NewJob {
-            due_at: due,
-            ..job("tick", Some("a"), 0)
-        })
-        .expect("job");
+    let id = job_due(&store, "a", due);
     drop(store);
-    let mut o = opts("n1");
-    o.claim_ahead = Duration::from_secs(1);
-    let (d, store) = Daemon::start(&w, &[], o);
+    let (d, store) = Daemon::start(&w, &[], ahead_opts());
     assert!(
-        wait_for(Duration::from_millis(800), || store
-            .job(id)
-            .is_ok_and(|j| j.state == JobState::Running)),
+        claimed(&store, id, Duration::from_millis(800)),
         "not claimed ahead"
     );
     let listed = crate::util::stdout(&w.run(&["queue"]));
@@ -183,21 +200,11 @@ fn a_schedule_fired_ahead_moves_on_past_its_due_time() {
 /// after the first run, each starts at its due time.
 #[test]
 fn a_schedule_every_second_catches_up_and_then_starts_on_time() {
-    let w = Work::new();
-    let store = w.store();
-    w.script(&store, "tick", "ok()");
-    host(&store, "a");
-    store
-        .add_schedule(&NewSchedule {
-            max_attempts: 1,
-            next_due: now_ms() - 300,
-            ..NewSchedule::every("tick", Some("a"), 1_000)
-        })
-        .expect("schedule");
+    let (w, store) = ticking();
+    schedule(&store, 1_000, now_ms() - 300);
     drop(store);
-    let mut o = opts("n1");
+    let mut o = ahead_opts();
     o.poll_interval = Duration::from_secs(30);
-    o.claim_ahead = Duration::from_secs(1);
     let health = o.health.clone();
     let (d, _store) = Daemon::start(&w, &[], o);
     // Started jobs, counted by the lateness histogram (OK runs that change nothing share a
@@ -228,18 +235,9 @@ fn a_schedule_every_second_catches_up_and_then_starts_on_time() {
 /// its time (fired ahead, or spread over the interval) holds no firing back.
 #[test]
 fn a_firing_is_held_back_only_by_an_overdue_job_of_its_check() {
-    let w = Work::new();
-    let store = w.store();
-    w.script(&store, "tick", "ok()");
-    host(&store, "a");
+    let (_w, store) = ticking();
     let every = 10_000;
-    let id = store
-        .add_schedule(&NewSchedule {
-            max_attempts: 1,
-            next_due: now_ms() + 500,
-            ..NewSchedule::every("tick", Some("a"), every)
-        })
-        .expect("schedule");
+    let id = schedule(&store, every, now_ms() + 500);
     let hosts = vec![Some("a".to_string())];
     let fire = |seen: i64| {
         let s = store.schedule(id).expect("schedule");
@@ -256,12 +254,7 @@ fn a_firing_is_held_back_only_by_an_overdue_job_of_its_check() {
     for j in store.jobs().expect("jobs") {
         store.cancel_job(j.id, "n1").expect("cancel");
     }
-    store
-        .enqueue(&NewJob {
-            due_at: now_ms() - 1_000,
-            ..job("tick", Some("a"), 0)
-        })
-        .expect("job");
+    job_due(&store, "a", now_ms() - 1_000);
     assert_eq!(
         fire(seen + 2 * every),
         0,
@@ -274,10 +267,8 @@ fn a_firing_is_held_back_only_by_an_overdue_job_of_its_check() {
 /// while every slot is taken waits as a due one, and makes no room for more to be claimed.
 #[test]
 fn a_node_with_every_slot_taken_holds_at_most_twice_its_slots() {
-    let w = Work::new();
-    let store = w.store();
+    let (w, store) = ticking();
     w.script(&store, "slow", "sleep(3.0); ok()");
-    w.script(&store, "tick", "ok()");
     let start = now_ms();
     host(&store, "busy");
     store
@@ -289,17 +280,11 @@ fn a_node_with_every_slot_taken_holds_at_most_twice_its_slots() {
     for i in 0..6 {
         let h = format!("h{i}");
         host(&store, &h);
-        store
-            .enqueue(&NewJob {
-                due_at: start + 300 + 300 * i,
-                ..job("tick", Some(&h), 0)
-            })
-            .expect("job");
+        job_due(&store, &h, start + 300 + 300 * i);
     }
     drop(store);
-    let mut o = opts("n1");
+    let mut o = ahead_opts();
     o.max_concurrent = 1;
-    o.claim_ahead = Duration::from_secs(1);
     let (d, store) = Daemon::start(&w, &[], o);
     let mut most = 0;
     while now_ms() < start + 2_500 {
@@ -323,24 +308,12 @@ fn a_node_with_every_slot_taken_holds_at_most_twice_its_slots() {
 /// queue when the daemon stops: it stays cancelled.
 #[test]
 fn a_job_claimed_ahead_and_cancelled_is_not_given_back() {
-    let w = Work::new();
-    let store = w.store();
-    w.script(&store, "tick", "ok()");
-    host(&store, "a");
-    let (id, _) = store
-        .enqueue(&NewJob {
-            due_at: now_ms() + 900,
-            ..job("tick", Some("a"), 0)
-        })
-        .expect("job");
+    let (w, store) = ticking();
+    let id = job_due(&store, "a", now_ms() + 900);
     drop(store);
-    let mut o = opts("n1");
-    o.claim_ahead = Duration::from_secs(1);
-    let (d, store) = Daemon::start(&w, &[], o);
+    let (d, store) = Daemon::start(&w, &[], ahead_opts());
     assert!(
-        wait_for(Duration::from_millis(800), || store
-            .job(id)
-            .is_ok_and(|j| j.state == JobState::Running)),
+        claimed(&store, id, Duration::from_millis(800)),
         "not claimed ahead"
     );
     store.cancel_job(id, "n1").expect("cancel");
