@@ -217,6 +217,10 @@ struct Daemon {
     slots: Arc<smol::lock::Semaphore>,
     /// The threads jobs run on.
     pool: pool::JobPool,
+    /// When the next queued job not yet due falls due, as the last pass read it: a claim asks
+    /// for jobs ahead only when one is within reach (on PostgreSQL every statement of a claim
+    /// holds the lock that all nodes' claims take in turn).
+    next_queued: Option<i64>,
 }
 
 /// The least a pass sleeps for a job that falls due: jobs due within it of each other start
@@ -295,6 +299,7 @@ impl Daemon {
             writer,
             slots,
             pool: pool::JobPool::default(),
+            next_queued: None,
         }
     }
 
@@ -377,7 +382,14 @@ impl Daemon {
     /// room for those, in one transaction, and start each on the job threads (a job claimed
     /// ahead at its due time). The claim's outcome is the database's health for `/healthz`.
     fn claim(&mut self, include_expired: bool) {
-        let (free, ahead_room) = self.room(now_ms());
+        let now = now_ms();
+        let (free, mut ahead_room) = self.room(now);
+        if self
+            .next_queued
+            .is_none_or(|due| due > now + self.ahead_ms())
+        {
+            ahead_room = 0;
+        }
         if free == 0 && ahead_room == 0 {
             return;
         }
@@ -632,9 +644,11 @@ impl Daemon {
         // free slots, when it falls due.
         let now = now_ms();
         let (free, ahead_room) = self.room(now);
+        self.next_queued = None;
         if (free > 0 || ahead_room > 0)
-            && let Ok(Some(due)) = self.env.store.next_due()
+            && let Ok(Some(due)) = self.env.store.next_due(now)
         {
+            self.next_queued = Some(due);
             let ahead = due - self.ahead_ms();
             let at = if ahead_room > 0 && ahead > now {
                 Some(ahead)

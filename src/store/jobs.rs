@@ -400,10 +400,10 @@ impl Store {
         }
     }
 
-    /// When the next queued job is due, if any.
-    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
+    /// When the next queued job not due by `after` falls due, if any.
+    pub fn next_due(&self, after: i64) -> Result<Option<i64>, StoreError> {
         Ok(self
-            .read(|c| c.query_one(st::job_next_due()))?
+            .read(|c| c.query_one(st::job_next_due(after)))?
             .map(|r| r.opt_int("due"))
             .transpose()?
             .flatten())

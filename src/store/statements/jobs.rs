@@ -411,11 +411,13 @@ pub fn jobs_using(column: &'static str, id: i64) -> Statement {
         .into()
 }
 
-/// When the next queued job falls due, so the daemon sleeps exactly until then.
-pub fn job_next_due() -> Statement {
+/// When the next queued job falls due after `after`, so the daemon sleeps exactly until then
+/// (or until it comes within reach of a claim ahead). One due already is not waited for.
+pub fn job_next_due(after: i64) -> Statement {
     Select::from("jobs")
         .with(Section::Columns(vec![(col("due_at").min(), Some("due"))]))
         .filter(col("state").eq(lit(JobState::Queued.as_str())))
+        .filter(col("due_at").gt(param(after)))
         .into()
 }
 

@@ -228,7 +228,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "job_overdue_for",
             job_queued_for(1, Some(2), Some("web"), None, Some(1_700_000_000_000)),
         ),
-        ("job_next_due", job_next_due()),
+        ("job_next_due", job_next_due(1_700_000_000_000)),
         ("jobs_using_host", jobs_using("host_id", 2)),
         ("schedule_by_id", schedule_by_id(3)),
         ("job_reap", job_reap()),
