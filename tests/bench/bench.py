@@ -700,6 +700,17 @@ class TcpListener:
         self.sock.close()
 
 
+def apply_site(folder, parts, env):
+    """Writes a site file of `parts` in `folder` and applies it; RuntimeError if that fails (the
+    checks benchmark reports it for that runner and goes on with the others)."""
+    site = os.path.join(folder, "site.toml")
+    with open(site, "w") as f:
+        f.write("\n".join(parts))
+    r = run([HOSTLER, "apply", site], env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"hostler apply: {r.stderr.strip()}")
+
+
 def bench_mute(work):
     """Checks that wait on mute peers beside checks that do not: M HTTP checks (5 s timeout,
     every 5 s) against a listener that accepts and never answers, so that about M wait at
@@ -722,12 +733,7 @@ def bench_mute(work):
                  f'args = {{ url = "http://127.0.0.1:{mute.port}/", timeout = "5" }}\n')
     parts.append(f'[[check]]\nscript = "check_tcp"\nevery = "1s"\ntags = ["live"]\n'
                  f'args = {{ port = "{live.port}" }}\n')
-    site = os.path.join(work, "site.toml")
-    with open(site, "w") as f:
-        f.write("\n".join(parts))
-    r = run([HOSTLER, "apply", site], env=env)
-    if r.returncode != 0:
-        raise SystemExit(f"hostler apply: {r.stderr.strip()}")
+    apply_site(work, parts, env)
     p, base = serve(env)
     try:
         time.sleep(12)  # past the first timeouts: every mute check has waited once
@@ -883,12 +889,7 @@ def bench_checks(work):
         if not use_plugin:
             block += f'args = {{ port = "{listener.port}" }}\n'
         parts.append(block)
-        site = os.path.join(d, "site.toml")
-        with open(site, "w") as f:
-            f.write("\n".join(parts))
-        r = run([HOSTLER, "apply", site], env=env)
-        if r.returncode != 0:
-            raise RuntimeError(f"hostler apply: {r.stderr.strip()}")
+        apply_site(d, parts, env)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log = os.path.join(d, "serve.log")
