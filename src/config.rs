@@ -305,7 +305,9 @@ pub struct Web {
     /// browser's Host). On a loopback listener, requests for any other name are refused:
     /// that stops DNS rebinding.
     pub allowed_hosts: Vec<String>,
-    /// Open connections at once, in all; past it a new one gets 503 and is closed.
+    /// Open connections at once, in all; past it a new one gets 503 and is closed. An idle
+    /// kept-alive connection costs a few KB and a descriptor; the limit is cut to what the
+    /// open-files limit leaves (with 512 kept for the rest of the process).
     pub max_connections: usize,
     /// Open connections at once from one client address (raise it behind a proxy).
     pub max_connections_per_client: usize,
@@ -320,7 +322,7 @@ impl Default for Web {
             listen: "127.0.0.1:8080".into(),
             public_metrics: false,
             allowed_hosts: Vec::new(),
-            max_connections: 512,
+            max_connections: 10_000,
             max_connections_per_client: 64,
             public_url: None,
         }

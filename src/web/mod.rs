@@ -22,10 +22,12 @@ pub mod api;
 pub mod auth;
 pub mod chart;
 pub mod checks;
+mod conns;
 pub mod dashboard;
 pub mod depends;
 pub mod downtimes;
 mod error;
+pub mod head;
 pub mod hosts;
 pub mod http;
 pub mod layout;
@@ -155,7 +157,7 @@ pub fn start(web: Arc<Web>) -> Result<Server, StartError> {
     };
     let listener = TcpListener::bind(&addr).map_err(|e| listen_err(&e))?;
     let limits = server::Limits {
-        connections: web.opts.max_connections.max(1),
+        connections: descriptors_allow(web.opts.max_connections.max(1)),
         per_client: web.opts.max_connections_per_client.max(1),
         ..server::Limits::default()
     };
@@ -164,6 +166,31 @@ pub fn start(web: Arc<Web>) -> Result<Server, StartError> {
         addr: listener.addr,
         listener,
     })
+}
+
+/// Descriptors kept for everything but web connections: the database, scripts' sessions,
+/// plugins' pipes.
+const KEPT_DESCRIPTORS: u64 = 512;
+
+/// `want` connections, cut to what the open-files limit leaves (with a warning when cut): at
+/// the limit a connection is refused with a 503, never left to fail `accept()`.
+fn descriptors_allow(want: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return want;
+    };
+    let room = usize::try_from(soft.saturating_sub(KEPT_DESCRIPTORS))
+        .unwrap_or(usize::MAX)
+        .max(16);
+    if want > room {
+        warn!(
+            max_connections = want,
+            open_files = soft,
+            "web: max_connections is cut to {room}, what the open-files limit leaves"
+        );
+        return room;
+    }
+    want
 }
 
 impl server::Service for Web {

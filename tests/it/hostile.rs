@@ -312,13 +312,25 @@ fn stalled_clients_hold_nothing_and_are_dropped_at_their_deadline() {
 #[test]
 fn a_connection_flood_never_closes_the_listener() {
     let w = Work::new();
-    // No connection limit of hostler's own, and few descriptors: accept() must fail with
-    // EMFILE, and the listener must come back once the flood ends.
+    // Descriptors run out before the web server's own limit: it is cut at start to what
+    // the open-files limit leaves (512 of 1,024), and the limit is lowered under the running
+    // daemon to 48, as when scripts' sessions hold the rest. accept() must fail with EMFILE,
+    // and the listener must come back once the flood ends.
     let mut d = Daemon::start(
         &w,
         "[web]\nmax_connections = 100000\nmax_connections_per_client = 100000\n",
-        Some(96),
+        Some(1024),
     );
+    assert!(
+        d.log().contains("max_connections is cut to 512"),
+        "the limit was not cut to the descriptors: {}",
+        d.log()
+    );
+    let lowered = std::process::Command::new("prlimit")
+        .args(["--pid", &d.child.id().to_string(), "--nofile=48:48"])
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(lowered.success(), "prlimit failed");
     let mut flood = Vec::new();
     let mut failures = 0;
     for i in 0..300u32 {
