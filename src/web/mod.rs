@@ -45,7 +45,7 @@ pub mod sqlxml_endpoint;
 
 pub use error::{WebError, WebResult};
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -155,7 +155,7 @@ pub fn start(web: Arc<Web>) -> Result<Server, StartError> {
         addr: addr.clone(),
         msg: e.to_string(),
     };
-    let listener = TcpListener::bind(&addr).map_err(|e| listen_err(&e))?;
+    let listener = server::bind(&addr).map_err(|e| listen_err(&e))?;
     let limits = server::Limits {
         connections: descriptors_allow(web.opts.max_connections.max(1)),
         per_client: web.opts.max_connections_per_client.max(1),
@@ -220,6 +220,15 @@ impl server::Service for Web {
                 warn!(path = %req.path, "a web handler panicked");
                 Resp::text(500, "internal error\n")
             }
+        }
+    }
+
+    /// `/healthz` and the static assets read only memory: answered on the web thread, so a
+    /// burst of requests that wait on the database never delays them.
+    fn answer_now(&self, req: Req) -> Result<Resp, Req> {
+        match router::route(&req.path) {
+            Some(Route::Healthz | Route::Asset(..)) => Ok(self.answer(req)),
+            _ => Err(req),
         }
     }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use smol::channel::{Receiver, Sender};
 use smol::future;
+use smol::lock::Semaphore;
 use smol::{Async, LocalExecutor, Timer};
 use tracing::{debug, warn};
 
@@ -36,8 +37,14 @@ pub trait Service: Send + Sync + 'static {
     /// Whether a body of this size may be read for this head (a stranger's large body is
     /// refused before it is read). `Err` is the answer instead.
     fn admit(&self, req: &Req, content_length: usize) -> Result<(), Resp>;
-    /// Answers a request (never panics outward).
+    /// Answers a request (never panics outward). It runs on the blocking pool: it may read
+    /// the database.
     fn answer(&self, req: Req) -> Resp;
+    /// The answer, if it needs no database and no wait (`/healthz`, a static asset), given on
+    /// the connection's own thread; `Err` gives the request back for [`Service::answer`].
+    fn answer_now(&self, req: Req) -> Result<Resp, Req> {
+        Err(req)
+    }
     /// Extra headers on every answer.
     fn headers(&self) -> &'static [(&'static str, &'static str)];
 }
@@ -71,7 +78,13 @@ struct Shared {
     conns: Arc<Conns>,
     /// Requests being answered now.
     busy: AtomicUsize,
+    /// Handlers running at once on the blocking pool: a burst of requests waits here as
+    /// futures, not as hundreds of new threads.
+    handlers: Semaphore,
 }
+
+/// Handlers at once (each holds a thread of smol's blocking pool while it runs).
+const HANDLERS: usize = 32;
 
 /// Counts a request as being answered until dropped (also when its task is dropped).
 struct Busy<'a>(&'a AtomicUsize);
@@ -89,6 +102,32 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// Connections waiting for `accept()`: std's 128 overflows when hundreds of clients connect
+/// at once, and each one dropped retries its SYN a second later. The kernel caps it at
+/// `net.core.somaxconn` (4,096 on current kernels).
+const BACKLOG: i32 = 4096;
+
+/// Binds a listener (address reuse on, as std does) with a backlog of [`BACKLOG`], on the
+/// first of `addr`'s addresses that binds.
+pub fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let mut last = std::io::Error::new(ErrorKind::InvalidInput, "no address to listen on");
+    for a in addr.to_socket_addrs()? {
+        let bound = Socket::new(Domain::for_address(a), Type::STREAM, None).and_then(|s| {
+            s.set_reuse_address(true)?;
+            s.bind(&a.into())?;
+            s.listen(BACKLOG)?;
+            Ok(s)
+        });
+        match bound {
+            Ok(s) => return Ok(s.into()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// Starts accepting on a bound listener.
 pub fn start(
     listener: TcpListener,
@@ -103,6 +142,7 @@ pub fn start(
         service,
         conns: Arc::new(Conns::default()),
         busy: AtomicUsize::new(0),
+        handlers: Semaphore::new(HANDLERS),
     });
     let thread = std::thread::Builder::new()
         .name("web".into())
@@ -297,6 +337,7 @@ async fn one_request(
     } else {
         let svc = shared.service.clone();
         let n = head.content_length;
+        let _handler = shared.handlers.acquire().await;
         let (back, admitted) = smol::unblock(move || {
             let admitted = svc.admit(&req, n);
             (req, admitted)
@@ -329,8 +370,14 @@ async fn one_request(
     let keep = head.keep_alive();
     let resp = {
         let _busy = Busy::new(&shared.busy);
-        let svc = shared.service.clone();
-        smol::unblock(move || svc.answer(req)).await
+        match shared.service.answer_now(req) {
+            Ok(resp) => resp,
+            Err(req) => {
+                let _handler = shared.handlers.acquire().await;
+                let svc = shared.service.clone();
+                smol::unblock(move || svc.answer(req)).await
+            }
+        }
     };
     debug!(method = %head.method, target = %head.target, status = resp.status, "web");
     if write_resp(stream, resp, head.method == "HEAD", keep, shared).await && keep {

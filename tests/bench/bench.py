@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute] [--rate=N] [--mute=N] [--probe-every=N]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--mute=N] [--probe-every=N]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply", "apply_latency", "checks", "mute")), "target/release/hostler"))
+HOSTLER = os.path.abspath(next((a for a in sys.argv[1:] if not a.startswith("--") and a not in ("trivial", "expect", "idle", "fanout", "queue", "web", "sqlxml", "ping", "apply", "apply_latency", "checks", "mute", "keepalive")), "target/release/hostler"))
 QUICK = "--quick" in sys.argv
 # --only NAME runs one benchmark: trivial, expect, idle, fanout, queue, web or sqlxml.
 ONLY = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
@@ -454,6 +454,120 @@ def bench_web(work):
     for name, rps, p50, p99, bad in rows:
         print(f"| {name} | {rps:,.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
     print(f"\nhostler RSS: {rss0 / 1024:.1f} MB before the measured runs, {rss1 / 1024:.1f} MB after: growth {(rss1 - rss0) / 1024:.1f} MB")
+
+
+def hold_connections(port, n, per_addr=50):
+    """Opens n connections to 127.0.0.1:port, at most per_addr from each of as many loopback
+    source addresses, sends one GET /healthz on each and reads its answer: n kept-alive
+    connections, idle from then on. Answers the sockets and how many answered 200."""
+    import socket
+    socks = []
+    req = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    for i in range(n):
+        a = i // per_addr
+        s = socket.socket()
+        s.bind((f"127.0.{1 + a // 250}.{2 + a % 250}", 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall(req)
+        socks.append(s)
+    return socks, answered(socks)
+
+
+def answered(socks):
+    ok = 0
+    for s in socks:
+        s.settimeout(5)
+        try:
+            if s.recv(4096).startswith(b"HTTP/1.1 200"):
+                ok += 1
+        except OSError:
+            pass
+    return ok
+
+
+def still_open(socks):
+    """Sends one more request on each connection: how many answer 200 (were still open)."""
+    req = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    for s in socks:
+        try:
+            s.sendall(req)
+        except OSError:
+            pass
+    return answered(socks)
+
+
+def keepalive_run(name, port, pid_rss, n, seconds):
+    """One runner: RSS before, n idle kept-alive connections held, /healthz under wrk meanwhile
+    (and before, for the same runner without them), RSS with them, and how many survived."""
+    before = wrk(f"http://127.0.0.1:{port}/healthz", "X-Nothing: 1", seconds)
+    rss0 = pid_rss()
+    t = time.perf_counter()
+    socks, ok = hold_connections(port, n)
+    opened = time.perf_counter() - t
+    rss1 = pid_rss()
+    during = wrk(f"http://127.0.0.1:{port}/healthz", "X-Nothing: 1", seconds)
+    rss2 = pid_rss()
+    alive = still_open(socks)
+    for s in socks:
+        s.close()
+    return (name, ok, opened, rss0, max(rss1, rss2), before, during, alive)
+
+
+def bench_keepalive(work):
+    """10,000 idle kept-alive connections (goal: RSS growth at most 100 MB, /healthz p99 under
+    10 ms meanwhile), hostler beside nginx (one worker) holding the same."""
+    import resource
+    if not shutil.which("wrk"):
+        print("SKIPPED keepalive: wrk not installed (apt-get install wrk)")
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = 2000 if QUICK else 10_000
+    if hard < n + 1000:
+        print(f"SKIPPED keepalive: the open-files limit ({hard}) is below {n + 1000}")
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    seconds = 3
+    db = os.path.join(work, "keepalive.db")
+    env = dict(os.environ, HOSTLER_DB=db)
+    run([HOSTLER, "init"], env=env, check=True)
+    rows = []
+    p, base = serve(env)
+    try:
+        port = int(base.rsplit(":", 1)[1])
+        rows.append(keepalive_run("hostler serve", port, lambda: memory_rss(p.pid), n, seconds))
+    finally:
+        p.terminate()
+        p.wait(10)
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx:
+        port = free_port()
+        conf = os.path.join(work, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"daemon off;\nworker_processes 1;\nworker_rlimit_nofile {hard};\npid {work}/nginx.pid;\n"
+                    f"error_log {work}/nginx-error.log;\nevents {{ worker_connections {2 * n}; }}\n"
+                    f"http {{ access_log off; keepalive_timeout 75s; keepalive_requests 100000;\n"
+                    f"  client_body_temp_path {work}/ngx-body; proxy_temp_path {work}/ngx-proxy;\n"
+                    f"  fastcgi_temp_path {work}/ngx-fcgi; uwsgi_temp_path {work}/ngx-uwsgi; scgi_temp_path {work}/ngx-scgi;\n"
+                    f"  server {{ listen 127.0.0.1:{port}; location /healthz {{ return 200 \"ok\\n\"; }} }} }}\n")
+        m = subprocess.Popen([nginx, "-c", conf, "-p", work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        try:
+            time.sleep(1)
+            rows.append(keepalive_run("nginx 1.22 (one worker, `return 200`)", port,
+                                      lambda: tree_rss(m.pid, {"nginx"}), n, seconds))
+        finally:
+            stop_group(m)
+    else:
+        print("SKIPPED nginx: not installed (apt-get install nginx-light)")
+    print(f"\n## {n:,} idle kept-alive connections (goal: RSS growth at most 100 MB, /healthz p99 under 10 ms meanwhile)\n")
+    print(f"Each connection sent one GET /healthz, read its answer and stayed open ({n // 50} loopback source addresses, 50 each);"
+          f" /healthz under wrk (16 connections, {seconds} s) before and while they are held.\n")
+    print("| runner | answered | opened in | RSS before | RSS with them | growth | per connection | /healthz req/s before / with | p99 before / with | still open after |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, ok, opened, rss0, rss1, before, during, alive in rows:
+        print(f"| {name} | {ok:,} | {opened:.1f} s | {rss0 / 1024:.1f} MB | {rss1 / 1024:.1f} MB | {(rss1 - rss0) / 1024:.1f} MB"
+              f" | {(rss1 - rss0) * 1024 / max(ok, 1) / 1024:.1f} KB | {before[0]:,.0f} / {during[0]:,.0f}"
+              f" | {before[2]:.2f} / {during[2]:.2f} ms | {alive:,} |")
 
 
 def bench_ping(work):
@@ -1139,6 +1253,8 @@ def main():
             bench_fanout(work)
         if wanted("web"):
             bench_web(work)
+        if wanted("keepalive"):
+            bench_keepalive(work)
         if wanted("history_web"):
             bench_history_web(work)
     if wanted("queue"):

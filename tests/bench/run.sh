@@ -12,6 +12,7 @@ command -v monit >/dev/null || pkgs+=(monit)
 command -v parallel-ssh >/dev/null || pkgs+=(pssh)
 command -v wrk >/dev/null || pkgs+=(wrk)
 command -v curl >/dev/null || pkgs+=(curl)
+[ -x /usr/sbin/nginx ] || pkgs+=(nginx-light)
 if [ ${#pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null

@@ -788,8 +788,8 @@ fn one_name_guessed_from_many_addresses_is_slowed_and_the_admin_still_gets_in() 
 #[test]
 fn idle_connections_from_a_few_addresses_never_lock_out_another() {
     let w = Work::new();
-    let mut d = Daemon::start(&w, "", None);
-    // 512 idle connections (the default limit) from nine addresses, within each address's 64.
+    let mut d = Daemon::start(&w, "[web]\nmax_connections = 512\n", None);
+    // 512 idle connections (the limit set here) from nine addresses, within each address's 64.
     let mut idle = Vec::new();
     for from in 0..9u8 {
         for _ in 0..57 {
@@ -817,6 +817,74 @@ fn idle_connections_from_a_few_addresses_never_lock_out_another() {
             n == 0 || text.contains(" 503 ") || text.contains(" 200 "),
             "{text}"
         );
+    }
+    drop(idle);
+    d.assert_healthy(2, "after the idle connections closed");
+}
+
+/// The resident memory (VmRSS) of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn thousands_of_idle_kept_alive_connections_hold_little_and_others_are_answered_at_once() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const N: usize = 3000;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if hard < (N + 500) as u64 {
+        eprintln!(
+            "SKIPPED: this test needs {} open files, and the hard limit is {hard}",
+            N + 500
+        );
+        return;
+    }
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    }
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    d.assert_healthy(2, "before");
+    let pid = d.child.id();
+    let before = rss_kib(pid);
+    // Each connection asks once (kept alive), reads its answer, and stays open, idle: 50 from
+    // each of 60 addresses, within each address's 64.
+    let mut idle = Vec::new();
+    for i in 0..N {
+        let from = 20 + u8::try_from(i / 50).expect("address");
+        let mut s = connect(d.addr, from).expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("send");
+        idle.push(s);
+    }
+    for s in &mut idle {
+        let (status, text) = read_answer(s);
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("connection: keep-alive"), "{text}");
+    }
+    let held = rss_kib(pid).saturating_sub(before);
+    // Another address is answered at once, and a page that reads the database too.
+    d.assert_healthy(2, &format!("with {N} idle connections open"));
+    let right = basic("admin", &d.admin_password);
+    let (status, body) = sqlxml_get(d.addr, 3, &right, "SELECT 1 AS x FOR XML RAW");
+    assert_eq!(status, 200, "{body}");
+    // A thread per connection held 8 MiB of address space and tens of KB each; a task holds
+    // a few KB (the debug build's futures are larger than the release build's).
+    assert!(
+        held < (N as u64) * 20,
+        "{N} idle connections grew the daemon by {held} KiB"
+    );
+    // They are all still open: each answers a second request.
+    for s in &mut idle {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("send again");
+        let (status, text) = read_answer(s);
+        assert_eq!(status, 200, "{text}");
     }
     drop(idle);
     d.assert_healthy(2, "after the idle connections closed");
