@@ -168,6 +168,21 @@ pub fn start(web: Arc<Web>) -> Result<Server, StartError> {
     })
 }
 
+impl Web {
+    /// Answers, counted, and contains any panic.
+    fn contained(&self, req: &Req) -> Resp {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(req))) {
+            Ok(r) => r,
+            Err(_) => {
+                self.panics.fetch_add(1, Ordering::Relaxed);
+                warn!(path = %req.path, "a web handler panicked");
+                Resp::text(500, "internal error\n")
+            }
+        }
+    }
+}
+
 /// Descriptors kept for everything but web connections: the database, scripts' sessions,
 /// plugins' pipes.
 const KEPT_DESCRIPTORS: u64 = 512;
@@ -212,23 +227,15 @@ impl server::Service for Web {
 
     /// Answers, and contains any panic.
     fn answer(&self, req: Req) -> Resp {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(&req))) {
-            Ok(r) => r,
-            Err(_) => {
-                self.panics.fetch_add(1, Ordering::Relaxed);
-                warn!(path = %req.path, "a web handler panicked");
-                Resp::text(500, "internal error\n")
-            }
-        }
+        self.contained(&req)
     }
 
     /// `/healthz` and the static assets read only memory: answered on the web thread, so a
     /// burst of requests that wait on the database never delays them.
-    fn answer_now(&self, req: Req) -> Result<Resp, Req> {
+    fn answer_now(&self, req: &Req) -> Option<Resp> {
         match router::route(&req.path) {
-            Some(Route::Healthz | Route::Asset(..)) => Ok(self.answer(req)),
-            _ => Err(req),
+            Some(Route::Healthz | Route::Asset(..)) => Some(self.contained(req)),
+            _ => None,
         }
     }
 

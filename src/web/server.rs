@@ -41,9 +41,9 @@ pub trait Service: Send + Sync + 'static {
     /// the database.
     fn answer(&self, req: Req) -> Resp;
     /// The answer, if it needs no database and no wait (`/healthz`, a static asset), given on
-    /// the connection's own thread; `Err` gives the request back for [`Service::answer`].
-    fn answer_now(&self, req: Req) -> Result<Resp, Req> {
-        Err(req)
+    /// the connection's own thread; `None` sends the request to [`Service::answer`].
+    fn answer_now(&self, _req: &Req) -> Option<Resp> {
+        None
     }
     /// Extra headers on every answer.
     fn headers(&self) -> &'static [(&'static str, &'static str)];
@@ -370,9 +370,9 @@ async fn one_request(
     let keep = head.keep_alive();
     let resp = {
         let _busy = Busy::new(&shared.busy);
-        match shared.service.answer_now(req) {
-            Ok(resp) => resp,
-            Err(req) => {
+        match shared.service.answer_now(&req) {
+            Some(resp) => resp,
+            None => {
                 let _handler = shared.handlers.acquire().await;
                 let svc = shared.service.clone();
                 smol::unblock(move || svc.answer(req)).await
