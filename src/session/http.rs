@@ -9,8 +9,9 @@ use std::io::{self, Read};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::Duration;
 
-use super::SessionError;
+use super::http_io::Guarded;
 use super::transport::{Recv, Transport};
+use super::{Guard, SessionError};
 
 /// An HTTP request.
 #[derive(Debug, Clone, Default)]
@@ -63,8 +64,34 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-/// Sends the request and returns the head and the body as a transport.
-pub fn request(req: &Request) -> Result<(ResponseHead, Http), SessionError> {
+/// [`agent`] whose lookups, connects and socket waits run on the caller's thread in slices,
+/// each ended at once by `guard` (`session::http_io`).
+fn guarded_agent(timeout: Duration, guard: &Guard) -> ureq::Agent {
+    use ureq::unversioned::transport::{ConnectProxyConnector, Connector, NativeTlsConnector};
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::NativeTls)
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
+        .max_response_header_size(INPUT_BUFFER)
+        .tls_config(tls)
+        .build();
+    let guarded = Guarded(guard.clone());
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(guarded.clone())
+            .chain(NativeTlsConnector::default());
+    ureq::Agent::with_parts(config, connector, guarded)
+}
+
+/// Sends the request and returns the head and the body as a transport. Everything up to the
+/// head waits on the caller's thread, and ends at once when `guard` says so (with the
+/// guard's own error: cancelled, out of time, over budget).
+pub fn request(req: &Request, guard: &Guard) -> Result<(ResponseHead, Http), SessionError> {
     let peer = format!(
         "http {} {}",
         req.method,
@@ -74,7 +101,7 @@ pub fn request(req: &Request) -> Result<(ResponseHead, Http), SessionError> {
         peer: peer.clone(),
         msg,
     };
-    let agent = agent(req.timeout);
+    let agent = guarded_agent(req.timeout, guard);
     let mut builder = ureq::http::Request::builder()
         .method(req.method.as_str())
         .uri(req.url.as_str());
@@ -88,6 +115,9 @@ pub fn request(req: &Request) -> Result<(ResponseHead, Http), SessionError> {
         .run(built)
         // Errors may quote the URL; it can carry credentials.
         .map_err(|e| {
+            if let Err(stopped) = guard.check() {
+                return stopped;
+            }
             err(e
                 .to_string()
                 .replace(&req.url, &crate::redact::request_url(&req.url)))

@@ -16,7 +16,9 @@
 //! length minus one), so reading a marker at the end of a long stream stays linear.
 
 pub mod http;
+mod http_io;
 mod local;
+pub mod net;
 mod pool;
 pub mod sandbox_fs;
 pub mod ssh;

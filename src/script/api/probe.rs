@@ -5,13 +5,14 @@
 //! Each opens and closes its socket inside the call, within the run's deadline.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use super::{RunContext, secs, session_err};
+use crate::session::net;
 
 /// The longest banner a probe reads.
 const MAX_BANNER: usize = 4096;
@@ -46,38 +47,33 @@ fn failed(ctx: &RunContext, mut m: Map, start: Instant, error: &str) -> Map {
 /// The longest a probe waits before it looks whether its run was cancelled or ran out.
 const SLICE: Duration = Duration::from_millis(200);
 
-/// [`connect`] (the name's lookup included) on a thread of its own, so that a cancellation or
-/// the run's end interrupts it at once: the outer Err ends the run, the inner is the probe's.
+/// Connects (the name's lookup included) on the run's own thread, in slices, so that a
+/// cancellation or the run's end interrupts it at once: the outer Err ends the run, the inner
+/// is the probe's.
 fn interruptible_connect(
     ctx: &RunContext,
     address: &str,
     port: i64,
     timeout: Duration,
 ) -> Result<Result<TcpStream, String>, Box<EvalAltResult>> {
-    let address = address.to_string();
-    ctx.guard
-        .blocking(move || connect(&address, port, timeout))
-        .map_err(session_err)
-}
-
-/// Connects to the first address that answers, within `timeout`.
-fn connect(address: &str, port: i64, timeout: Duration) -> Result<TcpStream, String> {
-    let port = u16::try_from(port).map_err(|_| format!("port {port} is out of range"))?;
-    let addrs = (address, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {address}: {e}"))?;
-    let mut last = format!("{address} has no address");
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout.max(Duration::from_millis(1))) {
-            Ok(s) => {
-                let _ = s.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
-                let _ = s.set_write_timeout(Some(timeout.max(Duration::from_millis(1))));
-                return Ok(s);
-            }
-            Err(e) => last = e.to_string(),
-        }
-    }
-    Err(last)
+    let Ok(port) = u16::try_from(port) else {
+        return Ok(Err(format!("port {port} is out of range")));
+    };
+    let start = Instant::now();
+    let addrs = match net::resolve(&ctx.guard, address, port).map_err(session_err)? {
+        Ok(a) if a.is_empty() => return Ok(Err(format!("{address} has no address"))),
+        Ok(a) => a,
+        Err(e) => return Ok(Err(e)),
+    };
+    let left = timeout.saturating_sub(start.elapsed());
+    let stream = match net::connect(&ctx.guard, &addrs, left).map_err(session_err)? {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let t = timeout.max(Duration::from_millis(1));
+    let _ = stream.set_read_timeout(Some(t));
+    let _ = stream.set_write_timeout(Some(t));
+    Ok(Ok(stream))
 }
 
 fn tcp_check(

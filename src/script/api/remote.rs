@@ -172,7 +172,7 @@ fn open(
                 timeout,
                 ..http::Request::default()
             };
-            let (head, body) = ctx.guard.blocking(move || http::request(&req))??;
+            let (head, body) = http::request(&req, &ctx.guard)?;
             Ok((Box::new(body), Some(head)))
         }
     }
@@ -393,14 +393,9 @@ fn http_open(
     if let Some(d) = ctx.guard.deadline {
         req.timeout = req.timeout.min(d.saturating_duration_since(Instant::now()));
     }
-    // The connect and the answer's head on a thread of their own: a cancellation or the
-    // run's end interrupts the wait at once (the body then comes through the session).
-    let sent = req.clone();
-    let (head, body) = match ctx
-        .guard
-        .blocking(move || http::request(&sent))
-        .and_then(|r| r)
-    {
+    // The connect and the answer's head wait on this thread in slices: a cancellation or
+    // the run's end interrupts the wait at once (the body then comes through the session).
+    let (head, body) = match http::request(&req, &ctx.guard) {
         Ok(r) => r,
         Err(e @ (SessionError::Cancelled | SessionError::Deadline)) => return Err(session_err(e)),
         Err(e) => return Ok(Err(e)),
