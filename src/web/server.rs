@@ -7,7 +7,7 @@
 //! deadline, a buffer sized from `Content-Length` when an unread body is dropped, an accept
 //! loop that ends on the first `EMFILE`, and a thread for every connection.
 //!
-//! The shape: one thread (`web`) runs an executor with the acceptor and a task per
+//! The shape: two threads (`web`) run an executor with the acceptor and a task per
 //! connection. An idle connection is a small future and a registered socket, with no buffer
 //! while it waits, so ten thousand kept-alive connections cost megabytes, not threads. Only
 //! the handlers, which read the database, run on smol's blocking pool. A slow or stalled
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use smol::channel::{Receiver, Sender};
 use smol::future;
 use smol::lock::Semaphore;
-use smol::{Async, LocalExecutor, Timer};
+use smol::{Async, Executor, Timer};
 use tracing::{debug, warn};
 
 use super::conns::{Conns, Slot};
@@ -144,18 +144,30 @@ pub fn start(
         busy: AtomicUsize::new(0),
         handlers: Semaphore::new(HANDLERS),
     });
+    let ex = Arc::new(Executor::new());
+    // A second thread runs connections too, until the listener stops: parsing and writing
+    // use both cores of a small machine.
+    let helper = {
+        let (ex, stopped) = (ex.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name("web".into())
+            .spawn(move || {
+                smol::block_on(ex.run(async { while stopped.recv().await.is_ok() {} }))
+            })?
+    };
     let thread = std::thread::Builder::new()
         .name("web".into())
         .spawn(move || {
-            let ex = LocalExecutor::new();
             smol::block_on(ex.run(accept_loop(&ex, &listener, &shared, &stopped)));
+            let _ = helper.join();
             // Dropping the executor drops every connection's task, and closes its socket.
+            drop(ex);
         })?;
     Ok(Listener { addr, stop, thread })
 }
 
 async fn accept_loop(
-    ex: &LocalExecutor<'_>,
+    ex: &Executor<'static>,
     listener: &Async<TcpListener>,
     shared: &Arc<Shared>,
     stopped: &Receiver<()>,
@@ -389,6 +401,8 @@ async fn one_request(
 
 /// The most read at once.
 const CHUNK: usize = 16 * 1024;
+/// The most read at once into a buffer holding less than this.
+const FIRST_CHUNK: usize = 4 * 1024;
 
 /// Reads whatever arrives next (at least one byte) without taking `buf` past `cap`; false
 /// at the deadline, at the end of the stream, or once the connection must make room. No
@@ -419,8 +433,14 @@ async fn fill_some(
         if !ready {
             return false;
         }
+        // The room is zeroed before each read (safe code cannot read into spare capacity):
+        // small while the buffer is small, since most heads are well under 4 KiB.
         let len = buf.len();
-        let room = (cap - len).min(CHUNK);
+        let room = (cap - len).min(if len < FIRST_CHUNK {
+            FIRST_CHUNK
+        } else {
+            CHUNK
+        });
         buf.resize(len + room, 0);
         let got = stream.get_ref().read(&mut buf[len..]);
         match got {
