@@ -35,7 +35,7 @@ impl Resolver for Guarded {
         &self,
         uri: &Uri,
         _config: &Config,
-        _timeout: NextTimeout,
+        timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let host = uri
             .host()
@@ -48,7 +48,8 @@ impl Resolver for Guarded {
                 _ => None,
             })
             .ok_or_else(|| ureq::Error::BadUri(format!("{uri} has no port")))?;
-        let found = net::resolve(&self.0, host, port)
+        let within = timeout.not_zero().map_or(Duration::from_secs(3600), |d| *d);
+        let found = net::resolve(&self.0, host, port, within)
             .map_err(|e| guard_err(&e))?
             .map_err(|msg| ureq::Error::Io(io::Error::other(msg)))?;
         let mut out = self.empty();

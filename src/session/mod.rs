@@ -160,7 +160,22 @@ impl Guard {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, SessionError> {
+        self.blocking_within(None, f)?
+            .ok_or_else(|| SessionError::Io {
+                peer: "this process".into(),
+                msg: "a wait ended without an answer".into(),
+            })
+    }
+
+    /// [`Guard::blocking`], and `Ok(None)` once `limit` has passed without an answer (the
+    /// caller's own timeout, shorter than the run's).
+    pub fn blocking_within<T: Send + 'static>(
+        &self,
+        limit: Option<Duration>,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<Option<T>, SessionError> {
         self.check()?;
+        let until = limit.map(|l| Instant::now() + l);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("wait".into())
@@ -172,9 +187,18 @@ impl Guard {
                 msg: format!("cannot start a thread to wait on: {e}"),
             })?;
         loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(v) => return Ok(v),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.check()?,
+            let slice = until.map_or(Duration::from_millis(100), |u| {
+                u.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100))
+            });
+            match rx.recv_timeout(slice) {
+                Ok(v) => return Ok(Some(v)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.check()?;
+                    if until.is_some_and(|u| Instant::now() >= u) {
+                        return Ok(None);
+                    }
+                }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(SessionError::Io {
                         peer: "this process".into(),
@@ -491,13 +515,16 @@ impl Session {
                         .max(Duration::from_millis(1)),
                 );
             }
-            match self
-                .transport
-                .recv(&mut self.scratch, slice)
-                .map_err(|e| SessionError::Io {
-                    peer: self.transport.describe(),
-                    msg: e.to_string(),
-                })? {
+            let got = self.transport.recv(&mut self.scratch, slice);
+            if got.is_err() {
+                // A transport that looks at the guard itself (an HTTP body) fails when the run
+                // is cancelled or out of time: that is the guard's error, not the peer's.
+                self.guard.check()?;
+            }
+            match got.map_err(|e| SessionError::Io {
+                peer: self.transport.describe(),
+                msg: e.to_string(),
+            })? {
                 Recv::Data(n) => {
                     let limit = self.guard.max_buffer.unwrap_or(DEFAULT_MAX_BUFFER);
                     if self.buf.len() + n > limit {

@@ -60,7 +60,7 @@ fn interruptible_connect(
         return Ok(Err(format!("port {port} is out of range")));
     };
     let start = Instant::now();
-    let addrs = match net::resolve(&ctx.guard, address, port).map_err(session_err)? {
+    let addrs = match net::resolve(&ctx.guard, address, port, timeout).map_err(session_err)? {
         Ok(a) if a.is_empty() => return Ok(Err(format!("{address} has no address"))),
         Ok(a) => a,
         Err(e) => return Ok(Err(e)),

@@ -397,7 +397,9 @@ fn http_open(
     // the run's end interrupts the wait at once (the body then comes through the session).
     let (head, body) = match http::request(&req, &ctx.guard) {
         Ok(r) => r,
-        Err(e @ (SessionError::Cancelled | SessionError::Deadline)) => return Err(session_err(e)),
+        Err(e @ (SessionError::Cancelled | SessionError::Deadline | SessionError::Memory)) => {
+            return Err(session_err(e));
+        }
         Err(e) => return Ok(Err(e)),
     };
     let mut s = Session::new(
