@@ -18,7 +18,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -76,8 +76,12 @@ struct Shared {
     limits: Limits,
     service: Arc<dyn Service>,
     conns: Arc<Conns>,
-    /// Requests being answered now.
+    /// Requests being answered now, from the head read to the last byte written.
     busy: AtomicUsize,
+    /// Set once the listener stops: answers close their connection.
+    stopping: AtomicBool,
+    /// Bytes held in connections' read buffers past each one's first [`FIRST_CHUNK`].
+    buffered: AtomicUsize,
     /// Handlers running at once on the blocking pool: a burst of requests waits here as
     /// futures, not as hundreds of new threads.
     handlers: Semaphore,
@@ -142,6 +146,8 @@ pub fn start(
         service,
         conns: Arc::new(Conns::default()),
         busy: AtomicUsize::new(0),
+        stopping: AtomicBool::new(false),
+        buffered: AtomicUsize::new(0),
         handlers: Semaphore::new(HANDLERS),
     });
     let ex = Arc::new(Executor::new());
@@ -174,7 +180,17 @@ async fn accept_loop(
 ) {
     let mut backoff = Duration::from_millis(10);
     let mut last_warning: Option<Instant> = None;
+    let mut accepted_in_turn = 0u32;
     loop {
+        // Under a flood `accept()` is always ready, and `or` polls it first: the stop is
+        // looked at here, and the thread yields to its connections every few accepts.
+        if stopped.is_closed() {
+            break;
+        }
+        accepted_in_turn += 1;
+        if accepted_in_turn.is_multiple_of(64) {
+            future::yield_now().await;
+        }
         let next = future::or(async { Some(listener.accept().await) }, async {
             let _ = stopped.recv().await;
             None
@@ -224,7 +240,9 @@ async fn accept_loop(
             }
         }
     }
-    // Stopped: requests being answered get up to 10 s to finish and be sent.
+    // Stopped: requests being answered get up to 10 s to finish and be sent (with
+    // `connection: close`).
+    shared.stopping.store(true, Ordering::SeqCst);
     let until = Instant::now() + Duration::from_secs(10);
     while shared.busy.load(Ordering::SeqCst) > 0 && Instant::now() < until {
         Timer::after(Duration::from_millis(10)).await;
@@ -250,9 +268,13 @@ enum After {
 async fn connection(stream: Async<TcpStream>, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
     let _ = stream.get_ref().set_nodelay(true);
     let mut buf: Vec<u8> = Vec::new();
+    let mut held = Held {
+        total: &shared.buffered,
+        mine: 0,
+    };
     for _ in 0..shared.limits.requests_per_connection {
         slot.set_waiting(true);
-        match one_request(&stream, peer, &mut buf, &shared, &slot).await {
+        match one_request(&stream, peer, &mut buf, &shared, &slot, &mut held).await {
             After::KeepAlive => {}
             After::Close => break,
         }
@@ -260,21 +282,73 @@ async fn connection(stream: Async<TcpStream>, peer: SocketAddr, shared: Arc<Shar
     linger_close(&stream).await;
 }
 
-/// Reads until `buf` holds `want` bytes (never more) or `deadline` passes; false when the
-/// peer closed, failed, or ran out of time.
+/// Reads until `buf` holds `want` bytes (never more): `Got`, or why not.
 async fn fill(
     stream: &Async<TcpStream>,
     buf: &mut Vec<u8>,
     want: usize,
     deadline: Instant,
-) -> bool {
+    held: &mut Held<'_>,
+) -> Fill {
     while buf.len() < want {
-        if !fill_some(stream, buf, want, deadline, None).await {
-            return false;
+        match fill_some(stream, buf, want, deadline, None, held).await {
+            Fill::Got => {}
+            other => return other,
         }
     }
-    true
+    Fill::Got
 }
+
+/// What a read into a connection's buffer came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Fill {
+    /// At least one byte arrived.
+    Got,
+    /// The peer closed or failed, the deadline passed, or the connection must make room.
+    Ended,
+    /// The buffer would pass [`BUFFER_BUDGET`].
+    Full,
+}
+
+/// Bytes all connections together may hold in read buffers past each one's first
+/// [`FIRST_CHUNK`] (a head or body being read, and a body waiting for its handler). Ten
+/// thousand connections each sending a 64 KiB head would otherwise hold over a gigabyte;
+/// past the budget a request gets 503, and small requests (a head under 4 KiB) never meet it.
+const BUFFER_BUDGET: usize = 64 << 20;
+
+/// A connection's share of [`Shared::buffered`], given back when dropped.
+struct Held<'a> {
+    total: &'a AtomicUsize,
+    mine: usize,
+}
+
+impl Held<'_> {
+    /// Charges a buffer of `capacity` bytes (less its free first chunk); false, with nothing
+    /// more charged, when that would pass [`BUFFER_BUDGET`].
+    fn set(&mut self, capacity: usize) -> bool {
+        let want = capacity.saturating_sub(FIRST_CHUNK);
+        if want > self.mine {
+            let add = want - self.mine;
+            if self.total.fetch_add(add, Ordering::SeqCst) + add > BUFFER_BUDGET {
+                self.total.fetch_sub(add, Ordering::SeqCst);
+                return false;
+            }
+        } else {
+            self.total.fetch_sub(self.mine - want, Ordering::SeqCst);
+        }
+        self.mine = want;
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.mine, Ordering::SeqCst);
+    }
+}
+
+/// The answer to a request refused for the buffer budget.
+const BUSY: &str = "the server is reading too many large requests at once; retry shortly";
 
 async fn one_request(
     stream: &Async<TcpStream>,
@@ -282,11 +356,14 @@ async fn one_request(
     buf: &mut Vec<u8>,
     shared: &Shared,
     slot: &Slot,
+    held: &mut Held<'_>,
 ) -> After {
     let (limits, service) = (&shared.limits, shared.service.as_ref());
     if buf.is_empty() {
-        // An idle connection holds no buffer while it waits.
+        // An idle connection holds no buffer while it waits (a body read for the last
+        // request stayed charged until its answer was sent).
         *buf = Vec::new();
+        held.set(0);
     }
     let head_deadline = Instant::now() + limits.head_time;
     // The head: read in chunks and refused as soon as a limit is passed. It is parsed again
@@ -305,11 +382,27 @@ async fn one_request(
             }
         }
         let before = buf.len();
-        if !fill_some(stream, buf, limits.head + 1, head_deadline, Some(slot)).await {
-            if !buf.is_empty() && Instant::now() >= head_deadline {
-                send_error(stream, 408, "request head not received in time", shared).await;
+        match fill_some(
+            stream,
+            buf,
+            limits.head + 1,
+            head_deadline,
+            Some(slot),
+            held,
+        )
+        .await
+        {
+            Fill::Got => {}
+            Fill::Full => {
+                send_error(stream, 503, BUSY, shared).await;
+                return After::Close;
             }
-            return After::Close;
+            Fill::Ended => {
+                if !buf.is_empty() && Instant::now() >= head_deadline {
+                    send_error(stream, 408, "request head not received in time", shared).await;
+                }
+                return After::Close;
+            }
         }
         if let Some(i) = memchr::memrchr(b'\n', &buf[before..]) {
             last_newline = Some(before + i);
@@ -372,25 +465,31 @@ async fn one_request(
         let _ = write_timed(stream, b"HTTP/1.1 100 Continue\r\n\r\n", limits.write_time).await;
     }
     let body_deadline = Instant::now() + limits.body_time;
-    if !fill(stream, buf, head.content_length, body_deadline).await {
-        if Instant::now() >= body_deadline {
-            send_error(stream, 408, "request body not received in time", shared).await;
+    match fill(stream, buf, head.content_length, body_deadline, held).await {
+        Fill::Got => {}
+        Fill::Full => {
+            send_error(stream, 503, BUSY, shared).await;
+            return After::Close;
         }
-        return After::Close;
+        Fill::Ended => {
+            if Instant::now() >= body_deadline {
+                send_error(stream, 408, "request body not received in time", shared).await;
+            }
+            return After::Close;
+        }
     }
     req.body = buf.drain(..head.content_length).collect();
-    let keep = head.keep_alive();
-    let resp = {
-        let _busy = Busy::new(&shared.busy);
-        match shared.service.answer_now(&req) {
-            Some(resp) => resp,
-            None => {
-                let _handler = shared.handlers.acquire().await;
-                let svc = shared.service.clone();
-                smol::unblock(move || svc.answer(req)).await
-            }
+    // Counted until the answer is written: a stop waits for it.
+    let _busy = Busy::new(&shared.busy);
+    let resp = match shared.service.answer_now(&req) {
+        Some(resp) => resp,
+        None => {
+            let _handler = shared.handlers.acquire().await;
+            let svc = shared.service.clone();
+            smol::unblock(move || svc.answer(req)).await
         }
     };
+    let keep = head.keep_alive() && !shared.stopping.load(Ordering::SeqCst);
     debug!(method = %head.method, target = %head.target, status = resp.status, "web");
     if write_resp(stream, resp, head.method == "HEAD", keep, shared).await && keep {
         After::KeepAlive
@@ -413,9 +512,10 @@ async fn fill_some(
     cap: usize,
     deadline: Instant,
     evict: Option<&Slot>,
-) -> bool {
+    held: &mut Held<'_>,
+) -> Fill {
     if buf.len() >= cap {
-        return false;
+        return Fill::Ended;
     }
     loop {
         let ready = future::or(async { stream.readable().await.is_ok() }, async {
@@ -431,7 +531,7 @@ async fn fill_some(
         })
         .await;
         if !ready {
-            return false;
+            return Fill::Ended;
         }
         // The room is zeroed before each read (safe code cannot read into spare capacity):
         // small while the buffer is small, since most heads are well under 4 KiB.
@@ -441,23 +541,29 @@ async fn fill_some(
         } else {
             CHUNK
         });
+        if len + room > buf.capacity() {
+            if !held.set(len + room) {
+                return Fill::Full;
+            }
+            buf.reserve_exact(room);
+        }
         buf.resize(len + room, 0);
         let got = stream.get_ref().read(&mut buf[len..]);
         match got {
             Ok(n) if n > 0 => {
                 buf.truncate(len + n);
-                return true;
+                return Fill::Got;
             }
             Ok(_) => {
                 buf.truncate(len);
-                return false;
+                return Fill::Ended;
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
                 buf.truncate(len);
             }
             Err(_) => {
                 buf.truncate(len);
-                return false;
+                return Fill::Ended;
             }
         }
     }

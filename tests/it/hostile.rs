@@ -891,6 +891,79 @@ fn thousands_of_idle_kept_alive_connections_hold_little_and_others_are_answered_
 }
 
 #[test]
+fn large_unfinished_heads_on_many_connections_share_a_bounded_budget() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // 1,400 connections, each 60 KiB into a head it never finishes: 82 MiB in all, past the
+    // 64 MiB that read buffers may hold together.
+    const N: usize = 1400;
+    const PART: usize = 60 * 1024;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if hard < (N + 500) as u64 {
+        eprintln!(
+            "SKIPPED: this test needs {} open files, and the hard limit is {hard}",
+            N + 500
+        );
+        return;
+    }
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    }
+    let w = Work::new();
+    let mut d = Daemon::start(&w, "", None);
+    let pid = d.child.id();
+    let before = rss_kib(pid);
+    let mut part = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n".to_vec();
+    // Lines of 6,000 bytes: within the 8 KiB a line may hold and the 100 lines of a head.
+    while part.len() + 6000 <= PART {
+        part.extend_from_slice(b"X-Filler: ");
+        part.extend_from_slice(&[b'a'; 5988]);
+        part.extend_from_slice(b"\r\n");
+    }
+    let mut held = Vec::new();
+    for i in 0..N {
+        let from = 20 + u8::try_from(i / 50).expect("address");
+        let mut s = connect(d.addr, from).expect("connect");
+        s.write_all(&part).expect("send");
+        held.push(s);
+    }
+    // The daemon reads what it may (a debug build takes seconds); those past the budget are
+    // told so and closed. Wait until its memory stops growing, within the heads' 10 s.
+    let mut last = 0;
+    let mut steady = 0;
+    let end = Instant::now() + Duration::from_secs(8);
+    while steady < 3 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = rss_kib(pid);
+        steady = if now.abs_diff(last) < 1024 {
+            steady + 1
+        } else {
+            0
+        };
+        last = now;
+    }
+    let grown = rss_kib(pid).saturating_sub(before);
+    d.assert_healthy(2, &format!("with {N} unfinished 60 KiB heads"));
+    let mut refused = 0;
+    for s in &mut held {
+        let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+        let mut buf = [0u8; 512];
+        if let Ok(n) = s.read(&mut buf)
+            && String::from_utf8_lossy(&buf[..n]).contains(" 503 ")
+        {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "no request was refused past the budget");
+    // Without the budget each buffer grows to 64-128 KiB: 90-180 MB for these.
+    assert!(
+        grown < 100 * 1024,
+        "{N} unfinished heads grew the daemon by {grown} KiB"
+    );
+    drop(held);
+    d.assert_healthy(2, "after they closed");
+}
+
+#[test]
 fn anonymous_bodies_are_refused_for_every_method() {
     let w = Work::new();
     let mut d = Daemon::start(&w, "", None);
