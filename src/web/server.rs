@@ -13,7 +13,7 @@
 //! the handlers, which read the database, run on smol's blocking pool. A slow or stalled
 //! client holds only its own task, and only until its deadline: the head must arrive within
 //! [`Limits::head_time`] and the body within [`Limits::body_time`]. The limits in total and
-//! per client address, and who makes room at the limit, are [`super::conns`].
+//! per client address, and who makes room at the limit, are `web/conns.rs`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -111,7 +111,7 @@ impl Drop for Busy<'_> {
 /// `net.core.somaxconn` (4,096 on current kernels).
 const BACKLOG: i32 = 4096;
 
-/// Binds a listener (address reuse on, as std does) with a backlog of [`BACKLOG`], on the
+/// Binds a listener (address reuse on, as std does) with a backlog of 4,096, on the
 /// first of `addr`'s addresses that binds.
 pub fn bind(addr: &str) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
