@@ -94,6 +94,7 @@ pub mod site;
 pub mod sql;
 pub mod sqlxml;
 pub mod store;
+pub mod timed;
 pub mod urlencode;
 pub mod web;
 pub mod when;

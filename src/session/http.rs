@@ -49,6 +49,11 @@ const OUTPUT_BUFFER: usize = 16 * 1024;
 /// An HTTP client: the whole exchange within `timeout`, statuses as data, TLS by OpenSSL
 /// (native-tls) with the system's CA certificates.
 pub fn agent(timeout: Duration) -> ureq::Agent {
+    config(timeout).into()
+}
+
+/// [`agent`]'s configuration.
+fn config(timeout: Duration) -> ureq::config::Config {
     let tls = ureq::tls::TlsConfig::builder()
         .provider(ureq::tls::TlsProvider::NativeTls)
         .root_certs(ureq::tls::RootCerts::PlatformVerifier)
@@ -61,25 +66,13 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .max_response_header_size(INPUT_BUFFER)
         .tls_config(tls)
         .build()
-        .into()
 }
 
 /// [`agent`] whose lookups, connects and socket waits run on the caller's thread in slices,
 /// each ended at once by `guard` (`session::http_io`).
 fn guarded_agent(timeout: Duration, guard: &Guard) -> ureq::Agent {
     use ureq::unversioned::transport::{ConnectProxyConnector, Connector, NativeTlsConnector};
-    let tls = ureq::tls::TlsConfig::builder()
-        .provider(ureq::tls::TlsProvider::NativeTls)
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .build();
-    let config = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .input_buffer_size(INPUT_BUFFER)
-        .output_buffer_size(OUTPUT_BUFFER)
-        .max_response_header_size(INPUT_BUFFER)
-        .tls_config(tls)
-        .build();
+    let config = config(timeout);
     let guarded = Guarded(guard.clone());
     let connector =
         ().chain(ConnectProxyConnector::default())

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smol::net::TcpStream;
+
+use crate::timed::timed;
 use tiberius::{AuthMethod, Client, ColumnData, Config, EncryptionLevel, Query};
 
 use super::StoreError;
@@ -246,15 +248,6 @@ fn within<T>(
             )))
         }
     }
-}
-
-/// `fut`'s output, or `None` if `limit` passes first.
-async fn timed<T>(limit: Duration, fut: impl Future<Output = T>) -> Option<T> {
-    smol::future::or(async { Some(fut.await) }, async {
-        smol::Timer::after(limit).await;
-        None
-    })
-    .await
 }
 
 /// Runs `f`, turning a panic into an error: tiberius asserts on some answers a server should

@@ -31,6 +31,7 @@ use tracing::{debug, warn};
 use super::conns::{Conns, Slot};
 pub use super::head::{Head, HeadError, Limits, parse_head};
 use super::http::{MAX_BODY, Req, Resp};
+use crate::timed::timed;
 
 /// What the server calls for each request: the handler, and the body policy.
 pub trait Service: Send + Sync + 'static {
@@ -222,18 +223,7 @@ async fn accept_loop(
                     );
                     last_warning = Some(Instant::now());
                 }
-                let stop = future::or(
-                    async {
-                        Timer::after(backoff).await;
-                        false
-                    },
-                    async {
-                        let _ = stopped.recv().await;
-                        true
-                    },
-                )
-                .await;
-                if stop {
+                if timed(backoff, stopped.recv()).await.is_some() {
                     break;
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -573,23 +563,11 @@ async fn fill_some(
 /// `per_write` (a client that stops reading is dropped).
 async fn write_timed(stream: &Async<TcpStream>, mut bytes: &[u8], per_write: Duration) -> bool {
     while !bytes.is_empty() {
-        let wrote = future::or(
-            async {
-                Some(
-                    stream
-                        .write_with(|s| {
-                            let mut s: &TcpStream = s;
-                            s.write(bytes)
-                        })
-                        .await,
-                )
-            },
-            async {
-                Timer::after(per_write).await;
-                None
-            },
-        )
-        .await;
+        let write = stream.write_with(|s| {
+            let mut s: &TcpStream = s;
+            s.write(bytes)
+        });
+        let wrote = timed(per_write, write).await;
         match wrote {
             Some(Ok(n)) if n > 0 => bytes = &bytes[n..],
             _ => return false,
@@ -680,24 +658,14 @@ async fn linger_close(stream: &Async<TcpStream>) {
     let mut sink = vec![0u8; 4096];
     let mut drained = 0usize;
     while drained < 1 << 20 {
-        let slice = until.min(Instant::now() + Duration::from_millis(200));
-        let got = future::or(
-            async {
-                Some(
-                    stream
-                        .read_with(|s| {
-                            let mut s: &TcpStream = s;
-                            s.read(&mut sink)
-                        })
-                        .await,
-                )
-            },
-            async {
-                Timer::at(slice).await;
-                None
-            },
-        )
-        .await;
+        let slice = until
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(200));
+        let read = stream.read_with(|s| {
+            let mut s: &TcpStream = s;
+            s.read(&mut sink)
+        });
+        let got = timed(slice, read).await;
         match got {
             Some(Ok(n)) if n > 0 => drained += n,
             _ => break,

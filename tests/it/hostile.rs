@@ -832,20 +832,27 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn thousands_of_idle_kept_alive_connections_hold_little_and_others_are_answered_at_once() {
+/// Raises this process's open-files limit to its hard limit for `n` connections and some to
+/// spare; false, saying the test is skipped and why, when the hard limit is below that.
+fn open_files_for(n: usize) -> bool {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    const N: usize = 3000;
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    if hard < (N + 500) as u64 {
-        eprintln!(
-            "SKIPPED: this test needs {} open files, and the hard limit is {hard}",
-            N + 500
-        );
-        return;
+    let need = (n + 500) as u64;
+    if hard < need {
+        eprintln!("SKIPPED: this test needs {need} open files, and the hard limit is {hard}");
+        return false;
     }
     if soft < hard {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    }
+    true
+}
+
+#[test]
+fn thousands_of_idle_kept_alive_connections_hold_little_and_others_are_answered_at_once() {
+    const N: usize = 3000;
+    if !open_files_for(N) {
+        return;
     }
     let w = Work::new();
     let mut d = Daemon::start(&w, "", None);
@@ -892,21 +899,12 @@ fn thousands_of_idle_kept_alive_connections_hold_little_and_others_are_answered_
 
 #[test]
 fn large_unfinished_heads_on_many_connections_share_a_bounded_budget() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
     // 1,400 connections, each 60 KiB into a head it never finishes: 82 MiB in all, past the
     // 64 MiB that read buffers may hold together.
     const N: usize = 1400;
     const PART: usize = 60 * 1024;
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    if hard < (N + 500) as u64 {
-        eprintln!(
-            "SKIPPED: this test needs {} open files, and the hard limit is {hard}",
-            N + 500
-        );
+    if !open_files_for(N) {
         return;
-    }
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
     }
     let w = Work::new();
     let mut d = Daemon::start(&w, "", None);
