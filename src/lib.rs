@@ -33,18 +33,18 @@
 //! - Leaves that several parts share: [`redact`] (the one mask, URLs safe to show), [`when`]
 //!   (times and durations as people write and read them), [`password`] (argon2id hashes),
 //!   [`environ`] (a password in `$HOSTLER_DB` taken out of the process's environment),
-//!   [`perfdata`] (Nagios performance data).
+//!   [`perfdata`] (Nagios performance data), [`timed`] (a future bounded in time).
 //!
 //! # Dependency direction
 //!
 //! Each part uses only the parts before it in this list (`tests/it/shape.rs` keeps it so):
 //!
 //! ```text
-//! leaves     redact  when  password  perfdata  urlencode  health  config  sql
+//! leaves     redact  when  password  perfdata  urlencode  health  config  sql  timed
 //! environ  → redact
 //! session  → config redact
 //! sqlxml   → redact session sql urlencode
-//! store    → config perfdata redact sql sqlxml urlencode when
+//! store    → config perfdata redact sql sqlxml timed urlencode when
 //! bundled  → store
 //! notify   → config redact session store urlencode when
 //! script   → bundled config redact session store
@@ -52,7 +52,7 @@
 //! queue    → bundled redact store when
 //! site     → bundled queue store when
 //! monitord → config health notify queue script session store when
-//! web      → bundled config health password queue redact script sql sqlxml store urlencode when
+//! web      → bundled config health password queue redact script sql sqlxml store timed urlencode when
 //! shell    → app bundled script session store   (`:schedule` is the CLI's verb, handed in)
 //! cli      → everything above
 //! ```

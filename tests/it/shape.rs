@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("redact", &[]),
     ("when", &[]),
+    ("timed", &[]),
     ("password", &[]),
     ("perfdata", &[]),
     ("urlencode", &[]),
@@ -25,6 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "redact",
             "sql",
             "sqlxml",
+            "timed",
             "urlencode",
             "when",
         ],
@@ -64,6 +66,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "sql",
             "sqlxml",
             "store",
+            "timed",
             "urlencode",
             "when",
         ],
