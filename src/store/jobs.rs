@@ -7,7 +7,7 @@ use super::statements as st;
 use super::{
     Conn, ConnExt, Job, JobState, Lease, NewJob, NewRun, Row, Schedule, Store, StoreError, now_ms,
 };
-use crate::sql::Dialect;
+use std::collections::HashMap;
 
 /// What `cancel_job` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,48 +156,84 @@ pub struct ClaimAsk<'a> {
     pub ahead: Option<(i64, usize)>,
 }
 
-/// Claims jobs of one kind, one claim statement each, until `claimed` holds `limit` or none is
-/// left: every claim sees the ones before it, so the per-host limit holds within the batch.
+/// Claims jobs of one kind until `claimed` holds `limit` or none is left: per priority, highest
+/// first, one query for candidates in queue order, then each claimed by id. Every query sees
+/// the claims before it (one transaction), so a host's running jobs count; the jobs taken of
+/// one host within one answer are counted here, so the per-host limit holds within the batch.
+///
+/// The cost is the priorities and the jobs taken, not the length of the queue: a claim that
+/// finds nothing reads one index entry per priority.
 fn claim_into(
     c: &mut dyn Conn,
-    dialect: Dialect,
     ask: &ClaimAsk,
     which: st::Claimable,
     limit: usize,
     claimed: &mut Vec<Job>,
 ) -> Result<(), StoreError> {
-    let (owner, lease_ms, per_host, site) = (ask.owner, ask.lease_ms, ask.per_host, ask.site);
+    let mut below = None;
     while claimed.len() < limit {
-        let id = match dialect {
-            Dialect::Mssql2000 | Dialect::Mysql => {
-                let Some(row) = c.query_one(st::next_job(per_host, site, which))? else {
-                    break;
-                };
-                let id = row.int("id")?;
-                if c.exec(st::job_claim_by_id(id, owner, lease_ms))? == 0 {
-                    break;
-                }
-                id
-            }
-            _ => {
-                let rows = c.query(st::job_claim(owner, lease_ms, per_host, site, which))?;
-                // One claim is one job: more would be jobs marked running that nobody
-                // starts. Refused, the transaction rolls back whole.
-                if rows.len() > 1 {
-                    return Err(StoreError::Invalid(format!(
-                        "a claim took {} jobs at once; none is taken",
-                        rows.len()
-                    )));
-                }
-                match rows.first() {
-                    Some(row) => row.int("id")?,
-                    None => break,
-                }
-            }
+        let Some(level) = c
+            .query_one(st::job_top_priority(which, below))?
+            .map(|r| r.opt_int("top"))
+            .transpose()?
+            .flatten()
+        else {
+            break;
         };
-        if let Some(row) = c.query_one(st::job_by_id(id))? {
-            claimed.push(job_from_row(&row)?);
+        loop {
+            let want = limit - claimed.len();
+            // Room for jobs skipped because their host already got one in this answer.
+            let ask_for = want.saturating_mul(2).saturating_add(16);
+            let rows = c.query(st::claim_candidates(
+                ask.per_host,
+                ask.site,
+                which,
+                level,
+                ask_for as u64,
+            ))?;
+            let mut ids = Vec::new();
+            let mut taken: HashMap<i64, i64> = HashMap::new();
+            for row in &rows {
+                if ids.len() >= want {
+                    break;
+                }
+                if let Some(host) = row.opt_int("host_id")? {
+                    let n = taken.entry(host).or_insert(0);
+                    if row.int("busy")? + *n >= ask.per_host {
+                        continue;
+                    }
+                    *n += 1;
+                }
+                let id = row.int("id")?;
+                // Under the claim lock only this transaction claims; a row changed anyway
+                // (a cancel) changes nothing here and is passed over.
+                if c.exec(st::job_claim_by_id(id, ask.owner, ask.lease_ms))? == 1 {
+                    ids.push(id);
+                }
+            }
+            let got = ids.len();
+            read_claimed(c, &ids, claimed)?;
+            // A full answer may hide more of this priority behind the jobs passed over: ask
+            // again while that takes some. Otherwise the next priority down.
+            if claimed.len() >= limit || rows.len() < ask_for || got == 0 {
+                break;
+            }
         }
+        below = Some(level);
+    }
+    Ok(())
+}
+
+/// Reads claimed jobs back (their lease and attempt as the claim set them), in claim order.
+fn read_claimed(c: &mut dyn Conn, ids: &[i64], claimed: &mut Vec<Job>) -> Result<(), StoreError> {
+    // Well under every dialect's limit on parameters (SQL Server's is 2,100).
+    for chunk in ids.chunks(500) {
+        let mut jobs: HashMap<i64, Job> = HashMap::new();
+        for row in c.query(st::jobs_by_ids(chunk))? {
+            let job = job_from_row(&row)?;
+            jobs.insert(job.id, job);
+        }
+        claimed.extend(chunk.iter().filter_map(|id| jobs.remove(id)));
     }
     Ok(())
 }
@@ -302,31 +338,16 @@ impl Store {
     /// Claims in one transaction: expired jobs (if asked) and due jobs up to `max`, then jobs
     /// due within `ahead`'s window up to its count (a daemon's room for jobs claimed ahead).
     pub fn claim_asked(&self, ask: &ClaimAsk) -> Result<Vec<Job>, StoreError> {
-        let dialect = self.dialect();
         self.write(|c| {
             c.exec(st::claim_lock())?;
             let mut claimed = Vec::new();
             if ask.include_expired {
-                claim_into(
-                    c,
-                    dialect,
-                    ask,
-                    st::Claimable::Expired,
-                    ask.max,
-                    &mut claimed,
-                )?;
+                claim_into(c, ask, st::Claimable::Expired, ask.max, &mut claimed)?;
             }
-            claim_into(c, dialect, ask, st::Claimable::Due, ask.max, &mut claimed)?;
+            claim_into(c, ask, st::Claimable::Due, ask.max, &mut claimed)?;
             if let Some((ms, room)) = ask.ahead {
                 let limit = claimed.len() + room;
-                claim_into(
-                    c,
-                    dialect,
-                    ask,
-                    st::Claimable::Ahead(ms),
-                    limit,
-                    &mut claimed,
-                )?;
+                claim_into(c, ask, st::Claimable::Ahead(ms), limit, &mut claimed)?;
             }
             Ok(claimed)
         })

@@ -466,6 +466,73 @@ fn claims_follow_priority_and_per_host_limit_and_record_deletes_the_job() {
     );
 }
 
+/// One claim of many jobs: priorities highest first, queue order within one, at most
+/// `per_host` of a host however many of its jobs stand in front, and nothing of another
+/// priority taken while one of a higher waits.
+#[test]
+fn a_batch_claim_walks_priorities_and_passes_over_a_busy_hosts_many_jobs() {
+    let w = Work::new();
+    let s = w.store();
+    w.script(&s, "c", "ok()");
+    for h in ["busy", "a", "b", "c"] {
+        s.add_host(&host(h)).expect("host");
+    }
+    // 40 jobs of one host in front of the others at priority 5: more than a claim's first
+    // look at the queue (twice the jobs wanted, and 16).
+    let mut front = Vec::new();
+    for i in 0..40 {
+        let mut j = job("c", Some("busy"), 5);
+        j.due_at = i;
+        front.push(s.enqueue_with(&j, true).expect("enqueue").0);
+    }
+    let mut ja = job("c", Some("a"), 5);
+    ja.due_at = 100;
+    let a = s.enqueue(&ja).expect("a").0;
+    let b = s.enqueue(&job("c", Some("b"), 1)).expect("b").0;
+    let c = s.enqueue(&job("c", Some("c"), 0)).expect("c").0;
+    let mut later = job("c", None, 9);
+    later.due_at = hostler::store::now_ms() + 3_600_000;
+    let not_due = s.enqueue(&later).expect("not due").0;
+    let taken: Vec<i64> = s
+        .claim_jobs("n1", 60_000, 1, None, false, 3)
+        .expect("claim")
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        taken,
+        [front[0], a, b],
+        "priority 5 first, one of the busy host"
+    );
+    let more: Vec<i64> = s
+        .claim_jobs("n1", 60_000, 1, None, false, 10)
+        .expect("claim")
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        more,
+        [c],
+        "the busy host's others wait; the job not due is not taken"
+    );
+    assert!(!more.contains(&not_due));
+    // per_host = 2: the busy host's second job now.
+    let two: Vec<i64> = s
+        .claim_jobs("n1", 60_000, 2, None, false, 10)
+        .expect("claim")
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(two, [front[1]]);
+    let running = s
+        .jobs()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j.state.as_str() == "running")
+        .count();
+    assert_eq!(running, 5, "every job claimed runs, and no other");
+}
+
 #[test]
 fn expired_lease_returns_the_job_with_the_attempt_counted() {
     let w = Work::new();

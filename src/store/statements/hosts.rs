@@ -81,7 +81,15 @@ pub fn host_delete(name: &str) -> Statement {
 /// ... whose host is not busy: fewer than `per_host` jobs of that host run under a live lease.
 /// Jobs without a host are never held back by this rule.
 pub fn host_not_busy(j: &'static str, per_host: i64) -> Section {
-    let busy = Select::from_as("jobs", "busy")
+    Section::Where(vec![Expr::Or(vec![
+        qcol(j, "host_id").is_null(),
+        Expr::Sub(Box::new(host_busy(j))).lt(param(per_host)),
+    ])])
+}
+
+/// How many jobs `j`'s host runs now, on any node (a count, one row).
+pub fn host_busy(j: &'static str) -> Select {
+    Select::from_as("jobs", "busy")
         .with(Section::Columns(vec![(Expr::count_star(), None)]))
         .filter(qcol("busy", "host_id").eq(qcol(j, "host_id")))
         // A job asked to cancel still runs until its node stops it: its host is busy too.
@@ -89,11 +97,7 @@ pub fn host_not_busy(j: &'static str, per_host: i64) -> Section {
             qcol("busy", "state").eq(lit(crate::store::JobState::Running.as_str())),
             qcol("busy", "state").eq(lit(crate::store::JobState::Cancelling.as_str())),
         ]))
-        .filter(qcol("busy", "lease_until").ge(now()));
-    Section::Where(vec![Expr::Or(vec![
-        qcol(j, "host_id").is_null(),
-        Expr::Sub(Box::new(busy)).lt(param(per_host)),
-    ])])
+        .filter(qcol("busy", "lease_until").ge(now()))
 }
 
 /// The keys pinned for a host, by its name.

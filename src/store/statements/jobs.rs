@@ -1,30 +1,9 @@
-//! The queue: its rules as sections (`due_jobs`, `expired_jobs`, `host_not_busy`,
-//! `queue_order`, `in_site`, `job_with_names`), written once and combined by the claim, the
+//! The queue: its rules as sections (`claimable`, `host_not_busy`, `queue_order`, `in_site`,
+//! `job_with_names`), written once and combined by the claim, the
 //! listing and the next-due query; and the statements on jobs.
 
 use super::*;
 use crate::store::JobState;
-
-/// Jobs that may start now: queued and due.
-/// The due time is kept away from the index on (state, due_at): SQLite would pick it, then sort
-/// every due job for each claim; the index on (state, priority DESC, due_at, id) instead yields
-/// them in queue order, so a claim stops at the first runnable job however long the queue.
-pub fn due_jobs(j: &'static str) -> Section {
-    Section::Where(vec![
-        qcol(j, "state").eq(lit(JobState::Queued.as_str())),
-        qcol(j, "due_at").unindexed().le(now()),
-    ])
-}
-
-/// Queued jobs not due yet but due within `ahead_ms`: a node claims them ahead and starts
-/// each at its due time, so a write lock held meanwhile (a large apply) does not delay it.
-pub fn ahead_jobs(j: &'static str, ahead_ms: i64) -> Section {
-    Section::Where(vec![
-        qcol(j, "state").eq(lit(JobState::Queued.as_str())),
-        qcol(j, "due_at").unindexed().gt(now()),
-        qcol(j, "due_at").unindexed().le(now() + param(ahead_ms)),
-    ])
-}
 
 /// Which jobs a claim takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +16,55 @@ pub enum Claimable {
     Ahead(i64),
 }
 
-/// Jobs whose node died: running under a lease that has expired. A claim takes them back and
-/// counts the attempt again, so the re-run shows in the history.
-pub fn expired_jobs(j: &'static str) -> Section {
-    Section::Where(vec![
-        qcol(j, "state").eq(lit(JobState::Running.as_str())),
-        qcol(j, "lease_until").lt(now()),
-    ])
+/// The jobs of one kind at one priority, in conditions the index on (state, priority DESC,
+/// due_at, id) answers as a range: a claim reads the jobs it may take and no others, however
+/// many wait further on. (A condition on `due_at` alone, without the priority, would walk every
+/// queued job of the priority in front of the due ones; a claim that found nothing then read
+/// the whole queue, and at 2,000 checks a second those claims took both cores.)
+///
+/// A job whose node died runs under an expired lease: a claim takes it back and counts the
+/// attempt again, so the re-run shows in the history.
+pub fn claimable(j: &'static str, which: Claimable, priority: i64) -> Section {
+    let queued = || qcol(j, "state").eq(lit(JobState::Queued.as_str()));
+    let level = qcol(j, "priority").eq(param(priority));
+    Section::Where(match which {
+        Claimable::Due => vec![queued(), level, qcol(j, "due_at").le(now())],
+        Claimable::Ahead(ms) => vec![
+            queued(),
+            level,
+            // Off the index on (state, due_at), which SQLite would pick for the two bounds
+            // and then read every priority's jobs of the window at each priority.
+            qcol(j, "due_at").unindexed().gt(now()),
+            qcol(j, "due_at").le(now() + param(ms)),
+        ],
+        Claimable::Expired => vec![
+            qcol(j, "state").eq(lit(JobState::Running.as_str())),
+            level,
+            qcol(j, "lease_until").lt(now()),
+        ],
+    })
+}
+
+/// The state a claim of `which` takes jobs from.
+fn claim_state(which: Claimable) -> JobState {
+    match which {
+        Claimable::Due | Claimable::Ahead(_) => JobState::Queued,
+        Claimable::Expired => JobState::Running,
+    }
+}
+
+/// The highest priority among the jobs a claim of `which` looks at, below `below` if given:
+/// one seek in the index on (state, priority DESC, ...), so a claim walks the queue's
+/// priorities, not its jobs.
+pub fn job_top_priority(which: Claimable, below: Option<i64>) -> Statement {
+    let s = Select::from("jobs")
+        .with(Section::Columns(vec![(col("priority").max(), Some("top"))]))
+        .filter(col("state").eq(lit(claim_state(which).as_str())));
+    match below {
+        Some(p) => s.filter(col("priority").lt(param(p))),
+        None => s,
+    }
+    .into()
 }
 
 /// Higher priority first, then earlier due time, then lower id (FIFO within a priority).
@@ -168,20 +189,41 @@ pub fn job_insert(
     .into()
 }
 
-/// The next job to start: due (or expired, or due soon), host not busy, in queue order.
-pub fn next_job(per_host: i64, site: Option<&str>, which: Claimable) -> Select {
-    let s = Select::from_as("jobs", "j")
-        .with(Section::Columns(vec![(qcol("j", "id"), None)]))
-        .with(match which {
-            Claimable::Due => due_jobs("j"),
-            Claimable::Expired => expired_jobs("j"),
-            Claimable::Ahead(ms) => ahead_jobs("j", ms),
-        })
+/// Up to `limit` jobs a claim may take at one priority, in queue order, with how many jobs
+/// their host runs now (`busy`): due (or expired, or due soon), host not busy, in the node's
+/// site. The store claims them by id in the same transaction, counting the ones it takes of
+/// one host against `per_host`.
+pub fn claim_candidates(
+    per_host: i64,
+    site: Option<&str>,
+    which: Claimable,
+    priority: i64,
+    limit: u64,
+) -> Statement {
+    Select::from_as("jobs", "j")
+        .with(Section::Columns(vec![
+            (qcol("j", "id"), None),
+            (qcol("j", "host_id"), None),
+            (Expr::Sub(Box::new(host_busy("j"))), Some("busy")),
+        ]))
+        .with(claimable("j", which, priority))
         .with(host_not_busy("j", per_host))
-        .with(queue_order("j"))
-        .with(Section::Limit(1))
-        .with(Section::Lock(Lock::SkipLocked));
-    s.with(in_site("j", site))
+        .with(in_site("j", site))
+        .with(Section::OrderBy(vec![
+            (qcol("j", "due_at"), Order::Asc),
+            (qcol("j", "id"), Order::Asc),
+        ]))
+        .with(Section::Limit(limit))
+        .with(Section::Lock(Lock::SkipLocked))
+        .into()
+}
+
+/// Job rows with their names, by id (a claim's jobs, read back once claimed).
+pub fn jobs_by_ids(ids: &[i64]) -> Statement {
+    Select::from_as("jobs", "j")
+        .with(job_with_names("j"))
+        .filter(qcol("j", "id").in_list(ids.iter().map(|i| param(*i)).collect()))
+        .into()
 }
 
 /// Taken first in a claim's transaction: one claim at a time across all nodes, so that a
@@ -190,32 +232,6 @@ pub fn next_job(per_host: i64, site: Option<&str>, which: Claimable) -> Select {
 /// neither seeing the other's uncommitted one, and `per_host` would not hold across nodes.)
 pub fn claim_lock() -> Statement {
     Statement::Serialize("hostler_claim")
-}
-
-/// Claims the next job for `owner` for `lease_ms`, counting the attempt.
-/// One statement, so the choice and the claim cannot be separated by another node.
-/// The lease is set and checked with the database's clock, so nodes' clocks need not agree.
-///
-/// The choice is a scalar subquery (`id = (SELECT ... LIMIT 1)`), evaluated once. With
-/// `id IN (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED)` PostgreSQL may plan a semi-join that
-/// runs the subquery again for each row it scans: each run skips the rows this statement
-/// already updated and locks the next, so one claim took several jobs, of one host too (its
-/// busy count reads the statement's snapshot), and only the first was started. The others sat
-/// "running" under a live lease until it ran out, then ran as attempt 2.
-pub fn job_claim(
-    owner: &str,
-    lease_ms: i64,
-    per_host: i64,
-    site: Option<&str>,
-    which: Claimable,
-) -> Statement {
-    Update {
-        table: "jobs",
-        set: claim_set(owner, lease_ms),
-        conditions: vec![col("id").eq(Expr::Sub(Box::new(next_job(per_host, site, which))))],
-        returning: vec!["id"],
-    }
-    .into()
 }
 
 /// What a claim sets: running, this node's lease (by the database's clock), one more attempt.
@@ -228,9 +244,10 @@ fn claim_set(owner: &str, lease_ms: i64) -> Vec<(&'static str, Expr)> {
     ]
 }
 
-/// Claims one chosen job, for dialects without UPDATE ... RETURNING (SQL Server 2000, MySQL):
-/// the store selects [`next_job`] with its lock hint and runs this in the same transaction.
-/// The state condition makes a lost race change no row instead of stealing a live lease.
+/// Claims one chosen job (from [`claim_candidates`], in the same transaction) for `owner` for
+/// `lease_ms`, counting the attempt. The lease is set and checked with the database's clock,
+/// so nodes' clocks need not agree. The state condition makes a lost race change no row
+/// instead of stealing a live lease.
 pub fn job_claim_by_id(id: i64, owner: &str, lease_ms: i64) -> Statement {
     Update {
         table: "jobs",
@@ -395,8 +412,11 @@ pub fn job_queued_for(
         .filter(same("name", name.map(param)))
         .filter(same("site", site.map(param)))
         .filter(col("state").eq(lit(JobState::Queued.as_str())));
+    // The due time is kept off the index on (state, due_at): SQLite picked it over the one on
+    // (host_id, state) and read every queued job for each host a tag schedule fired, which at
+    // 2,000 hosts took the daemon's thread whole.
     match due_by {
-        Some(t) => s.filter(col("due_at").le(param(t))),
+        Some(t) => s.filter(col("due_at").unindexed().le(param(t))),
         None => s,
     }
     .with(Section::Limit(16))

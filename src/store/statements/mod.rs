@@ -1,8 +1,8 @@
 //! Every statement the store runs, built from sections. [`catalog`] lists one instance of each
 //! so tests can render all of them in every dialect.
 //!
-//! The queue rules are sections, written once: [`due_jobs`], [`host_not_busy`] and
-//! [`queue_order`] are combined by the claim and by the listing of what would run next.
+//! The queue rules are sections, written once: [`claimable`], [`host_not_busy`] and
+//! [`in_site`] are combined by the claim, and [`queue_order`] orders the listing.
 
 use crate::sql::{
     Delete, Expr, Insert, Join, JoinKind, Lock, Order, Section, Select, Statement, Update, Upsert,
@@ -179,31 +179,28 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             "job_insert",
             job_insert(1, Some(2), &job, 1_700_000_000_000, Some("dc1")),
         ),
+        ("job_top_priority", job_top_priority(Claimable::Due, None)),
         (
-            "job_claim",
-            job_claim("node-a", 60_000, 1, None, Claimable::Due),
+            "job_top_priority_below",
+            job_top_priority(Claimable::Expired, Some(5)),
         ),
         (
-            "job_claim_expired",
-            job_claim("node-a", 60_000, 1, None, Claimable::Expired),
+            "job_claim_candidates",
+            claim_candidates(1, None, Claimable::Due, 0, 64),
         ),
         (
-            "job_claim_ahead",
-            job_claim("node-a", 60_000, 1, None, Claimable::Ahead(1_000)),
+            "job_claim_candidates_expired",
+            claim_candidates(1, None, Claimable::Expired, 0, 64),
         ),
         (
-            "job_claim_site",
-            job_claim("node-a", 60_000, 2, Some("dc1"), Claimable::Due),
-        ),
-        ("job_next", next_job(1, None, Claimable::Due).into()),
-        (
-            "job_next_ahead",
-            next_job(1, None, Claimable::Ahead(1_000)).into(),
+            "job_claim_candidates_ahead",
+            claim_candidates(1, None, Claimable::Ahead(1_000), 0, 64),
         ),
         (
-            "job_next_in_site",
-            next_job(1, Some("dc1"), Claimable::Due).into(),
+            "job_claim_candidates_site",
+            claim_candidates(2, Some("dc1"), Claimable::Due, 10, 64),
         ),
+        ("jobs_by_ids", jobs_by_ids(&[7, 8])),
         (
             "job_requeue",
             job_requeue(7, 1_700_000_000_000, false, "node-a"),
