@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 use smol::channel::{Receiver, Sender};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::store::Schedule;
+
 pub use crate::store::guard::{FixGuard, fix_guard};
 pub use deliver::{Channels, deliver_at, deliver_pending};
 pub use runner::{JobFlags, Pace, backoff, run_job};
@@ -423,6 +425,8 @@ impl Daemon {
                 }
                 Vec::new()
             });
+        // The jobs of one schedule (a tag's hosts) share its row: read once per claim.
+        let mut schedules: HashMap<i64, Result<Option<Arc<Schedule>>, String>> = HashMap::new();
         for job in claimed {
             // Our own job, claimed again after its lease ran out while the database was
             // away: it still runs here, and its run will end the row. No second copy.
@@ -433,27 +437,37 @@ impl Daemon {
                 );
                 continue;
             }
-            self.start(job);
+            let schedule = match job.schedule_id {
+                None => Ok(None),
+                Some(id) => schedules
+                    .entry(id)
+                    .or_insert_with(|| self.read_schedule(id))
+                    .clone(),
+            };
+            self.start(job, schedule);
+        }
+    }
+
+    /// A job's schedule: None when it was removed meanwhile; one that cannot be read is an
+    /// error, and the job decides nothing on a guess (see run_job).
+    fn read_schedule(&self, id: i64) -> Result<Option<Arc<Schedule>>, String> {
+        match self.env.store.schedule(id) {
+            Err(crate::store::StoreError::NotFound { .. }) => Ok(None),
+            Ok(s) => Ok(Some(Arc::new(s))),
+            Err(e) => Err(e.to_string()),
         }
     }
 
     /// Runs one claimed job on the job threads, at its due time if that is still ahead (by
     /// this node's clock, and at most `claim_ahead` from now), once a slot is free; it
     /// reports its id when done. One not started when the daemon stops goes back unrun.
-    fn start(&mut self, job: crate::store::Job) {
+    fn start(&mut self, job: crate::store::Job, schedule: Result<Option<Arc<Schedule>>, String>) {
         let now = now_ms();
         let starts_at = job.due_at.min(now.saturating_add(self.ahead_ms())).max(now);
         let flags = JobFlags {
             stopping: self.stopping.clone(),
             writer: self.writer.clone(),
             ..JobFlags::default()
-        };
-        // A schedule removed meanwhile is none; one that cannot be read is an error, and
-        // the job decides nothing on a guess (see run_job).
-        let schedule = match job.schedule_id.map(|id| self.env.store.schedule(id)) {
-            None | Some(Err(crate::store::StoreError::NotFound { .. })) => Ok(None),
-            Some(Ok(s)) => Ok(Some(s)),
-            Some(Err(e)) => Err(e.to_string()),
         };
         let pace = Pace {
             retry_base: self.opts.retry_base,
@@ -761,7 +775,7 @@ impl Daemon {
 struct JobStart {
     env: Arc<Runner>,
     job: crate::store::Job,
-    schedule: Result<Option<crate::store::Schedule>, String>,
+    schedule: Result<Option<Arc<Schedule>>, String>,
     flags: JobFlags,
     pace: Pace,
     progress: Arc<progress::Progress>,
@@ -812,7 +826,7 @@ impl JobStart {
                 let _entered = span.enter();
                 let schedule = schedule
                     .as_ref()
-                    .map(Option::as_ref)
+                    .map(|s| s.as_deref())
                     .map_err(String::as_str);
                 progress.ran(run_job(&env, &job, schedule, &flags, pace));
             })
