@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--mute=N] [--probe-every=N]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--mute=N] [--probe-every=N]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -953,6 +953,8 @@ def bench_checks(work):
     plugin). Per runner: checks completed per second, CPU per check, RSS and lateness."""
     # --rate=N: checks due a second (default 400; the lateness goal is stated at 200).
     N = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--rate=")), 100 if QUICK else 400)
+    # --runners=bundled,Icinga: only the runners whose label holds one of these words.
+    RUNNERS = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--runners=")), [])
     WARM = 5
     WINDOW = 10 if QUICK else 30
     plugin = "/usr/lib/nagios/plugins/check_tcp"
@@ -1140,6 +1142,8 @@ def bench_checks(work):
              lambda l: hostler_runner(l, True)),
             ("Icinga 2 " + icinga_version() + ", ITL `tcp` (the same check_tcp)", True, icinga_runner),
         ]:
+            if RUNNERS and not any(r in label for r in RUNNERS):
+                continue
             if needs_plugin and not os.path.exists(plugin):
                 print(f"SKIPPED checks/{label}: {plugin} missing (apt-get install monitoring-plugins-basic)")
                 continue
