@@ -114,14 +114,14 @@ impl App {
             })
             .map_err(|e| anyhow::anyhow!("config [sandbox]: {e}"))?
             .with_protected(self.protected(&store));
-        Ok(Runner {
+        Ok(Runner::new(
             store,
-            limits: self.config.sandbox.clone(),
+            self.config.sandbox.clone(),
             allow,
-            cache: Arc::new(Cache::default()),
-            node: self.config.node(),
-            remote: Arc::new(self.remote()),
-        })
+            Arc::new(Cache::default()),
+            self.config.node(),
+            Arc::new(self.remote()),
+        ))
     }
 
     /// The session settings of `[ssh]` and `[sessions]`.

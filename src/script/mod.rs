@@ -1,8 +1,8 @@
 //! Running stored scripts in a hardened Rhai engine.
 //!
-//! One run: load the script (database first, then the bundled library), build an engine with
-//! [`harden`] and the API, evaluate with the run's guard, and turn whatever happened into a
-//! [`NewRun`] for the history. A run always produces a record: a syntax error, a runaway loop
+//! One run: load the script (database first, then the bundled library), evaluate it on the
+//! process's engine (hardened with [`harden`], with the API, built once) with the run's context
+//! entered on its thread, and turn whatever happened into a [`NewRun`] for the history. A run always produces a record: a syntax error, a runaway loop
 //! or a timeout become UNKNOWN or TIMEOUT runs with a message, never a lost run.
 //!
 //! Invariants:
@@ -45,7 +45,7 @@ pub enum ScriptError {
 }
 
 /// Runs scripts: what every run of this process shares (the store, the sandbox settings, the
-/// compile cache, the session pool). [`Runner::execute`] makes one run.
+/// compile cache, the session pool, the engine). [`Runner::execute`] makes one run.
 #[derive(Clone)]
 pub struct Runner {
     pub store: Arc<Store>,
@@ -56,6 +56,8 @@ pub struct Runner {
     pub node: String,
     /// The session pool and connection settings, shared by every run of this process.
     pub remote: Arc<Remote>,
+    /// The engine every run evaluates on, built at the first run from `limits`.
+    engine: Arc<std::sync::OnceLock<Engine>>,
 }
 
 /// One run to make.
@@ -83,26 +85,14 @@ pub const NO_RESULT: &str =
 /// Checks a script's syntax with the same engine settings runs use.
 pub fn check_syntax(name: &str, source: &str) -> Result<(), ScriptError> {
     let mut engine = engine::base_engine();
-    harden(&mut engine, &Sandbox::default(), Guard::default());
+    harden(&mut engine, &Sandbox::default());
     resolver::compile(&engine, name, source).map(|_| ())
 }
 
 /// Names of the API functions, taken from the engine itself so the list never goes stale.
 pub fn api_function_names() -> Vec<String> {
-    let (Ok(store), Ok(allow)) = (Store::open(":memory:"), Allowlist::new(&[])) else {
-        return Vec::new();
-    };
     let mut engine = Engine::new_raw();
-    let ctx = Arc::new(RunContext::new(
-        Arc::new(store),
-        Guard::default(),
-        allow,
-        Transcript::sink(0),
-        None,
-        0,
-        Arc::new(Remote::default()),
-    ));
-    api::register(&mut engine, &ctx);
+    api::register(&mut engine);
     let mut names: Vec<String> = engine
         .gen_fn_signatures(false)
         .into_iter()
@@ -116,23 +106,47 @@ pub fn api_function_names() -> Vec<String> {
 }
 
 impl Runner {
+    pub fn new(
+        store: Arc<Store>,
+        limits: Sandbox,
+        allow: Allowlist,
+        cache: Arc<Cache>,
+        node: String,
+        remote: Arc<Remote>,
+    ) -> Runner {
+        Runner {
+            store,
+            limits,
+            allow,
+            cache,
+            node,
+            remote,
+            engine: Arc::default(),
+        }
+    }
+
     /// An engine for an interactive shell: the same sandbox and API as a run, with `print`
     /// going straight to the terminal and no deadline (Ctrl-C sets the guard's cancel flag).
-    pub fn shell_engine(&self, ctx: &Arc<RunContext>) -> Engine {
+    /// The shell enters its context ([`api::Enter`]) while it evaluates a line.
+    pub fn shell_engine(&self) -> Engine {
         let mut engine = engine::base_engine();
-        harden(&mut engine, &self.limits, ctx.guard.clone());
-        api::register(&mut engine, ctx);
+        harden(&mut engine, &self.limits);
+        api::register(&mut engine);
         // Secrets the run has seen (credentials(), a host's password) are masked here too.
-        let c = ctx.clone();
-        engine.on_print(move |s| println!("{}", c.mask(s)));
-        let c = ctx.clone();
-        engine.on_debug(move |s, _, pos| println!("debug {pos}: {}", c.mask(s)));
-        engine.set_module_resolver(DbResolver::new(
-            self.store.clone(),
-            self.cache.clone(),
-            "<shell>",
-        ));
+        engine.on_print(|s| {
+            api::with_current(|c| println!("{}", c.mask(s)));
+        });
+        engine.on_debug(|s, _, pos| {
+            api::with_current(|c| println!("debug {pos}: {}", c.mask(s)));
+        });
+        engine.set_module_resolver(DbResolver::new(self.store.clone(), self.cache.clone()));
         engine
+    }
+
+    /// The engine runs evaluate on.
+    fn engine(&self) -> &Engine {
+        self.engine
+            .get_or_init(|| engine::for_runs(&self.limits, self.store.clone(), self.cache.clone()))
     }
 
     /// Runs a script and returns the record of the run. Never fails: failures are the record.
@@ -199,17 +213,13 @@ impl Runner {
         ctx.any_credentials = self.limits.credentials_of_other_hosts;
         ctx.max_processes = self.limits.max_processes;
         ctx.max_sockets = self.limits.max_sockets;
+        ctx.imports = std::sync::Mutex::new(vec![req.script.clone()]);
         let ctx = Arc::new(ctx);
-        let mut engine = engine::base_engine();
-        harden(&mut engine, &self.limits, guard.clone());
-        let resolver = DbResolver::new(self.store.clone(), self.cache.clone(), &req.script);
-        api::register(&mut engine, &ctx);
-        let c = ctx.clone();
-        engine.on_print(move |s| c.out(s));
-        let c = ctx.clone();
-        engine.on_debug(move |s, _, pos| c.out(&format!("debug {pos}: {s}")));
+        let engine = self.engine();
+        let _run = api::Enter::new(&ctx);
+        let resolver = DbResolver::new(self.store.clone(), self.cache.clone());
 
-        let (ast, kind) = match resolver.load(&engine, &req.script) {
+        let (ast, kind) = match resolver.load(engine, &req.script) {
             Ok(Some(loaded)) => {
                 run.script_version = loaded.version;
                 (loaded.ast, loaded.kind)
@@ -225,8 +235,6 @@ impl Runner {
                 return run;
             }
         };
-        engine.set_module_resolver(resolver);
-
         let mut scope = Scope::new();
         if let Some(h) = host {
             scope.push_constant("host", HostRef::new(h));

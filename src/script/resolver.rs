@@ -2,13 +2,18 @@
 //! `scripts/`, never from the file system.
 //!
 //! Compiled scripts are cached by (name, version), so editing a script's row (which bumps its
-//! version) takes effect on the next import, and an unchanged one is never recompiled.
-//! Import cycles are caught with a stack of the imports being evaluated and reported as a chain.
+//! version) takes effect on the next import, and an unchanged one is never recompiled. A library
+//! of functions only (no statement at its top, as `checklib` and `loginlib`) evaluates to the
+//! same module every time: it is cached too, and shared by every run that imports it.
+//! Import cycles are caught with the run's stack of the imports being evaluated
+//! ([`RunContext::imports`](super::api::RunContext)) and reported as a chain.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rhai::{AST, Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+
+use super::api::with_current;
 
 use crate::bundled;
 use crate::store::{ScriptKind, Store};
@@ -20,44 +25,61 @@ pub enum Origin {
     Bundled,
 }
 
-/// A compiled script and what its header says it is.
+/// A compiled script and what its header says it is. The tree is shared, not copied, by the
+/// runs that use it.
 #[derive(Debug, Clone)]
 pub struct Compiled {
-    pub ast: AST,
+    pub ast: Arc<AST>,
     pub kind: ScriptKind,
 }
 
-/// A script loaded for a run: compiled, with its version in the database (None for the
-/// bundled one).
+/// A script loaded for a run: compiled, with where it came from and its version in the
+/// database (None for the bundled one).
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    pub ast: AST,
+    pub ast: Arc<AST>,
     pub kind: ScriptKind,
     pub version: Option<i64>,
+    pub origin: Origin,
 }
 
-/// Compiled scripts, shared by every run of a process.
+type Key = (String, Origin);
+
+/// Compiled scripts and evaluated libraries, shared by every run of a process.
 #[derive(Debug, Default)]
 pub struct Cache {
-    asts: Mutex<HashMap<(String, Origin), Compiled>>,
+    asts: Mutex<HashMap<Key, Compiled>>,
+    modules: Mutex<HashMap<Key, Shared<Module>>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Cache {
     pub fn get(&self, name: &str, origin: &Origin) -> Option<Compiled> {
-        self.lock()
+        locked(&self.asts)
             .get(&(name.to_string(), origin.clone()))
             .cloned()
     }
 
     pub fn put(&self, name: &str, origin: Origin, compiled: Compiled) {
-        let mut m = self.lock();
+        let mut m = locked(&self.asts);
         // Older versions of the same script will never be asked for again.
         m.retain(|(n, _), _| n != name);
         m.insert((name.to_string(), origin), compiled);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Origin), Compiled>> {
-        self.asts.lock().unwrap_or_else(|p| p.into_inner())
+    fn module(&self, name: &str, origin: &Origin) -> Option<Shared<Module>> {
+        locked(&self.modules)
+            .get(&(name.to_string(), origin.clone()))
+            .cloned()
+    }
+
+    fn put_module(&self, name: &str, origin: Origin, module: Shared<Module>) {
+        let mut m = locked(&self.modules);
+        m.retain(|(n, _), _| n != name);
+        m.insert((name.to_string(), origin), module);
     }
 }
 
@@ -80,23 +102,21 @@ pub fn compile(engine: &Engine, name: &str, source: &str) -> Result<AST, super::
         })
 }
 
+/// The engine's module resolver: one per engine, serving every run; what belongs to one run
+/// (its stack of imports) is that run's context's.
 pub struct DbResolver {
     pub store: Arc<Store>,
     pub cache: Arc<Cache>,
-    stack: Mutex<Vec<String>>,
+}
+
+/// A script of functions only: evaluating it runs nothing and gives the same module each time.
+fn functions_only(ast: &AST) -> bool {
+    ast.statements().is_empty()
 }
 
 impl DbResolver {
-    pub fn new(store: Arc<Store>, cache: Arc<Cache>, main: &str) -> DbResolver {
-        DbResolver {
-            store,
-            cache,
-            stack: Mutex::new(vec![main.to_string()]),
-        }
-    }
-
-    fn stack(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        self.stack.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn new(store: Arc<Store>, cache: Arc<Cache>) -> DbResolver {
+        DbResolver { store, cache }
     }
 
     /// The compiled script `name`, from the database or the bundled library.
@@ -122,6 +142,7 @@ impl DbResolver {
                 ast: c.ast,
                 kind: c.kind,
                 version,
+                origin,
             }));
         }
         let (source, kind) = match source {
@@ -134,16 +155,21 @@ impl DbResolver {
                 (s.source, s.kind)
             }
         };
-        let ast = compile(engine, name, &source).map_err(|e| rt(e.to_string()))?;
+        let ast = Arc::new(compile(engine, name, &source).map_err(|e| rt(e.to_string()))?);
         self.cache.put(
             name,
-            origin,
+            origin.clone(),
             Compiled {
                 ast: ast.clone(),
                 kind,
             },
         );
-        Ok(Some(Loaded { ast, kind, version }))
+        Ok(Some(Loaded {
+            ast,
+            kind,
+            version,
+            origin,
+        }))
     }
 }
 
@@ -155,31 +181,41 @@ impl ModuleResolver for DbResolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        {
-            let stack = self.stack();
-            if stack.iter().any(|s| s == path) {
-                let chain = stack
-                    .iter()
-                    .chain(std::iter::once(&path.to_string()))
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" -> ");
-                return Err(Box::new(EvalAltResult::ErrorRuntime(
-                    format!("import cycle: {chain}").into(),
-                    pos,
-                )));
+        let stack =
+            |f: &mut dyn FnMut(&mut Vec<String>)| with_current(|c| f(&mut locked(&c.imports)));
+        let mut cycle = None;
+        stack(&mut |s| {
+            if s.iter().any(|x| x == path) {
+                let chain: Vec<&str> = s.iter().map(String::as_str).chain([path]).collect();
+                cycle = Some(chain.join(" -> "));
             }
+        });
+        if let Some(chain) = cycle {
+            return Err(Box::new(EvalAltResult::ErrorRuntime(
+                format!("import cycle: {chain}").into(),
+                pos,
+            )));
         }
-        let Some(Loaded { ast, .. }) = self.load(engine, path)? else {
+        let Some(Loaded { ast, origin, .. }) = self.load(engine, path)? else {
             return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
                 format!("{path} (no script of that name in the database or the bundled library)"),
                 pos,
             )));
         };
-        self.stack().push(path.to_string());
-        // The lock is not held while the module runs: its own imports come back here.
+        let shared = functions_only(&ast);
+        if shared && let Some(m) = self.cache.module(path, &origin) {
+            return Ok(m);
+        }
+        stack(&mut |s| s.push(path.to_string()));
+        // No lock is held while the module runs: its own imports come back here.
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine);
-        self.stack().pop();
-        Ok(Shared::new(module?))
+        stack(&mut |s| {
+            s.pop();
+        });
+        let module = Shared::new(module?);
+        if shared {
+            self.cache.put_module(path, origin, module.clone());
+        }
+        Ok(module)
     }
 }

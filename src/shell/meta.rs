@@ -153,6 +153,7 @@ fn connect(shell: &Shell, host: Option<&str>) -> anyhow::Result<()> {
             // Logged in the way scripts log in: by loginlib (the database's row if edited).
             let mut scope = rhai::Scope::new();
             let code = format!("import \"loginlib\" as l; l::login(get_host({name:?}))");
+            let _login = crate::script::api::Enter::new(&shell.ctx);
             let value = shell
                 .engine
                 .eval_with_scope::<rhai::Dynamic>(&mut scope, &code)

@@ -66,8 +66,9 @@ impl Shell {
         ctx.any_credentials = true;
         ctx.max_processes = env.limits.max_processes;
         ctx.max_sockets = env.limits.max_sockets;
+        ctx.imports = std::sync::Mutex::new(vec!["<shell>".to_string()]);
         let ctx = Arc::new(ctx);
-        let engine = env.shell_engine(&ctx);
+        let engine = env.shell_engine();
         let mut scope = Scope::new();
         scope.push_constant("host", Dynamic::UNIT);
         scope.push_constant("args", Dynamic::from_map(rhai::Map::new()));
@@ -82,6 +83,7 @@ impl Shell {
 
     /// Evaluates one input, keeping its variables and functions for the next.
     pub fn eval(&mut self, input: &str) -> Outcome {
+        let _line = crate::script::api::Enter::new(&self.ctx);
         self.ctx.guard.cancel.store(false, Ordering::SeqCst);
         let ast = match self.engine.compile_with_scope(&self.scope, input) {
             Ok(ast) => ast,

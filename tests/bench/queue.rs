@@ -32,14 +32,14 @@ fn env(path: &str) -> Runner {
             kind: ScriptKind::Task,
         }])
         .expect("script");
-    Runner {
+    Runner::new(
         store,
-        limits: Sandbox::default(),
-        allow: Allowlist::new(&[]).expect("allowlist"),
-        cache: Arc::new(Cache::default()),
-        node: "bench".into(),
-        remote: Arc::new(hostler::script::Remote::default()),
-    }
+        Sandbox::default(),
+        Allowlist::new(&[]).expect("allowlist"),
+        Arc::new(Cache::default()),
+        "bench".into(),
+        Arc::new(hostler::script::Remote::default()),
+    )
 }
 
 /// A schedule of `noop` that never fires by itself: its jobs' runs move its check.

@@ -152,14 +152,14 @@ fn run_once(table: Option<&'static str>, schedule_unread: bool) -> (Work, Arc<St
         .claim_job("n1", 60_000, 1, None, false)
         .expect("claim")
         .expect("a job");
-    let runner = Runner {
-        store: store.clone(),
-        limits: Sandbox::default(),
-        allow: Allowlist::new(&[]).expect("allowlist"),
-        cache: Arc::new(Cache::default()),
-        node: "n1".into(),
-        remote: Arc::new(hostler::script::Remote::default()),
-    };
+    let runner = Runner::new(
+        store.clone(),
+        Sandbox::default(),
+        Allowlist::new(&[]).expect("allowlist"),
+        Arc::new(Cache::default()),
+        "n1".into(),
+        Arc::new(hostler::script::Remote::default()),
+    );
     let pace = Pace {
         retry_base: Duration::from_millis(100),
         recheck_within: Duration::from_millis(100),

@@ -278,6 +278,60 @@ fn import_resolves_from_the_database_before_the_bundled_library() {
     assert_ne!(r.message, "edited", "{}", r.message);
 }
 
+/// One engine serves every run: a library with statements at its top is evaluated for each
+/// run (its variables are that run's), a library of functions only is shared, and runs on
+/// several threads at once each see their own arguments, output and result.
+#[test]
+fn runs_on_the_shared_engine_each_see_their_own_context() {
+    let w = Work::new();
+    let env = w.env(&[], None);
+    w.script(
+        &env.store,
+        "who",
+        r#"let name = arg("name", "nobody"); export name;"#,
+    );
+    w.script(&env.store, "fns", r#"fn greet(n) { `hello ${n}` }"#);
+    w.script(
+        &env.store,
+        "main",
+        r#"import "who" as w; import "fns" as f; print(w::name); sleep(0.05); ok(f::greet(w::name))"#,
+    );
+    let req = |name: &str| RunRequest {
+        script: "main".into(),
+        args: Some(format!(r#"{{"name":"{name}"}}"#)),
+        ..RunRequest::default()
+    };
+    let first = env.execute(&req("ann"), None);
+    assert_eq!(first.message, "hello ann");
+    let second = env.execute(&req("bob"), None);
+    assert_eq!(
+        second.message, "hello bob",
+        "the library's variable was evaluated again"
+    );
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let env = &env;
+                let req = req(&format!("n{i}"));
+                s.spawn(move || env.execute(&req, None))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("run"))
+            .collect()
+    });
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r.status, Status::Ok, "{}", r.message);
+        assert_eq!(r.message, format!("hello n{i}"));
+        assert_eq!(
+            r.output,
+            format!("n{i}\n"),
+            "a run's print went to another run"
+        );
+    }
+}
+
 #[test]
 fn missing_modules_and_cycles_are_named() {
     let w = Work::new();

@@ -97,22 +97,23 @@ impl Work {
     pub fn env(&self, allowed: &[&str], limits: Option<Sandbox>) -> Runner {
         let mut limits = limits.unwrap_or_default();
         limits.allowed_commands = allowed.iter().map(|s| s.to_string()).collect();
-        Runner {
-            store: self.store(),
-            allow: Allowlist::new(&limits.allowed_commands)
-                .and_then(|a| {
-                    a.with_arguments(
-                        &limits.refused_arguments,
-                        &limits.arguments,
-                        &limits.environment,
-                    )
-                })
-                .expect("allowlist"),
+        let allow = Allowlist::new(&limits.allowed_commands)
+            .and_then(|a| {
+                a.with_arguments(
+                    &limits.refused_arguments,
+                    &limits.arguments,
+                    &limits.environment,
+                )
+            })
+            .expect("allowlist");
+        Runner::new(
+            self.store(),
             limits,
-            cache: Arc::new(Cache::default()),
-            node: "test-node".into(),
-            remote: Arc::new(Remote::default()),
-        }
+            allow,
+            Arc::new(Cache::default()),
+            "test-node".into(),
+            Arc::new(Remote::default()),
+        )
     }
 
     /// Saves `source` as the script `main` and runs it once, without a host, with these

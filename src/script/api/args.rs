@@ -1,12 +1,10 @@
 //! `arg(name)` and `arg(name, default)`: a run's arguments (a schedule's `--arg`, a run's
 //! `--arg`), falling back on the host's vars, then on the default, whose type the value takes.
 
-use std::sync::Arc;
-
 use rhai::{Dynamic, Engine, EvalAltResult};
 use serde_json::Value;
 
-use super::{RunContext, json_to_dynamic, rt};
+use super::{RunContext, current, json_to_dynamic, rt};
 
 /// The argument's value: the run's own, else the host's var of that name.
 fn lookup<'a>(ctx: &'a RunContext, name: &str) -> Option<&'a Value> {
@@ -57,16 +55,14 @@ fn convert(name: &str, value: &Value, default: &Dynamic) -> Result<Dynamic, Box<
     Ok(json_to_dynamic(value))
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
-    let c = ctx.clone();
-    engine.register_fn("arg", move |name: &str| -> Dynamic {
-        lookup(&c, name).map_or(Dynamic::UNIT, json_to_dynamic)
+pub fn register(engine: &mut Engine) {
+    engine.register_fn("arg", |name: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+        Ok(lookup(&*current()?, name).map_or(Dynamic::UNIT, json_to_dynamic))
     });
-    let c = ctx.clone();
     engine.register_fn(
         "arg",
-        move |name: &str, default: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
-            match lookup(&c, name) {
+        |name: &str, default: Dynamic| -> Result<Dynamic, Box<EvalAltResult>> {
+            match lookup(&*current()?, name) {
                 Some(v) => convert(name, v, &default),
                 None => Ok(default),
             }

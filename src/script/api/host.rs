@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
-use super::{RunContext, json_to_dynamic, rt};
+use super::{RunContext, current, json_to_dynamic, rt};
 use crate::store::Host;
 
 /// A host as scripts see it.
@@ -21,7 +21,7 @@ fn all(ctx: &RunContext) -> Result<Vec<Host>, Box<EvalAltResult>> {
     ctx.store.hosts().map_err(|e| rt(e.to_string()))
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
+pub fn register(engine: &mut Engine) {
     engine
         .register_type_with_name::<HostRef>("Host")
         .register_get("name", |h: &mut HostRef| h.0.name.clone())
@@ -52,29 +52,24 @@ pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
             h.0.tags.iter().any(|x| x == t)
         });
 
-    let c = ctx.clone();
-    engine.register_fn("hosts", move || -> Result<Array, Box<EvalAltResult>> {
-        Ok(all(&c)?
+    engine.register_fn("hosts", || -> Result<Array, Box<EvalAltResult>> {
+        Ok(all(&*current()?)?
             .into_iter()
             .map(|h| Dynamic::from(HostRef::new(h)))
             .collect())
     });
-    let c = ctx.clone();
-    engine.register_fn(
-        "hosts",
-        move |tag: &str| -> Result<Array, Box<EvalAltResult>> {
-            Ok(all(&c)?
-                .into_iter()
-                .filter(|h| h.tags.iter().any(|t| t == tag))
-                .map(|h| Dynamic::from(HostRef::new(h)))
-                .collect())
-        },
-    );
-    let c = ctx.clone();
+    engine.register_fn("hosts", |tag: &str| -> Result<Array, Box<EvalAltResult>> {
+        Ok(all(&*current()?)?
+            .into_iter()
+            .filter(|h| h.tags.iter().any(|t| t == tag))
+            .map(|h| Dynamic::from(HostRef::new(h)))
+            .collect())
+    });
     engine.register_fn(
         "get_host",
-        move |name: &str| -> Result<HostRef, Box<EvalAltResult>> {
-            c.store
+        |name: &str| -> Result<HostRef, Box<EvalAltResult>> {
+            current()?
+                .store
                 .host(name)
                 .map(HostRef::new)
                 .map_err(|e| rt(e.to_string()))

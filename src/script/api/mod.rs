@@ -1,8 +1,10 @@
-//! The script API, registered per run, grouped by theme: host, arguments, result, util,
-//! session, network probes, notify.
+//! The script API, grouped by theme: host, arguments, result, util, session, network probes,
+//! notify. It is registered once per engine, and one engine serves every run of a process.
 //!
-//! Every function reaches the run through one [`RunContext`]: the store, the guard (deadline and
-//! cancel flag), the command allowlist, the transcript and the captured output.
+//! Every function reaches its run through one [`RunContext`]: the store, the guard (deadline and
+//! cancel flag), the command allowlist, the transcript and the captured output. A run is
+//! evaluated on one thread, so the context is that thread's while the run holds an [`Enter`];
+//! [`current`] finds it.
 
 mod args;
 mod host;
@@ -14,6 +16,8 @@ mod secret;
 mod session;
 mod util;
 
+use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +56,57 @@ pub struct RunContext {
     notifications: Mutex<Vec<Notice>>,
     sessions: Mutex<Vec<SessionRef>>,
     next_session: AtomicU32,
+    /// The scripts being imported, the run's own first: an import of one of them is a cycle.
+    pub imports: Mutex<Vec<String>>,
+}
+
+thread_local! {
+    /// The run this thread evaluates (see [`Enter`]). A constant initializer: reading it never
+    /// allocates, which the memory budget's allocator relies on.
+    static CURRENT: RefCell<Option<Arc<RunContext>>> = const { RefCell::new(None) };
+}
+
+/// While held, `ctx` is this thread's run: the API functions, `print` and the engine's
+/// progress check find it. Dropping it brings back the run before (none, but for a nested
+/// evaluation).
+pub struct Enter {
+    previous: Option<Arc<RunContext>>,
+    /// The context belongs to this thread: an `Enter` never moves to another.
+    _thread: PhantomData<*const ()>,
+}
+
+impl Enter {
+    pub fn new(ctx: &Arc<RunContext>) -> Enter {
+        let previous = CURRENT.with_borrow_mut(|c| c.replace(ctx.clone()));
+        Enter {
+            previous,
+            _thread: PhantomData,
+        }
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // `try_with`: a thread being torn down may have dropped its locals already.
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// The run this thread evaluates, for an API function: an error outside a run (the engine
+/// also serves syntax checks and the shell's completion, which run nothing).
+pub fn current() -> Result<Arc<RunContext>, Box<EvalAltResult>> {
+    CURRENT
+        .with_borrow(Clone::clone)
+        .ok_or_else(|| rt("no run is being evaluated on this thread"))
+}
+
+/// `f` of this thread's run, without taking a reference to it; None outside a run.
+pub fn with_current<R>(f: impl FnOnce(&RunContext) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|c| c.borrow().as_deref().map(f))
+        .ok()
+        .flatten()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -85,6 +140,7 @@ impl RunContext {
             notifications: Mutex::new(Vec::new()),
             sessions: Mutex::new(Vec::new()),
             next_session: AtomicU32::new(1),
+            imports: Mutex::new(Vec::new()),
         }
     }
 
@@ -220,17 +276,17 @@ impl RunContext {
     }
 }
 
-/// Registers the whole API on `engine`.
-pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
-    host::register(engine, ctx);
-    args::register(engine, ctx);
+/// Registers the whole API on `engine`; each function finds its run with [`current`].
+pub fn register(engine: &mut Engine) {
+    host::register(engine);
+    args::register(engine);
     result::register(engine);
     secret::register(engine);
-    util::register(engine, ctx);
-    session::register(engine, ctx);
-    remote::register(engine, ctx);
-    probe::register(engine, ctx);
-    notify::register(engine, ctx);
+    util::register(engine);
+    session::register(engine);
+    remote::register(engine);
+    probe::register(engine);
+    notify::register(engine);
 }
 
 /// A runtime error for the script.

@@ -1,11 +1,9 @@
 //! `notify(subject, body)`, recorded with the run (delivery is monitord's), and
 //! `schedule(script, host, priority, delay)`, which queues a job.
 
-use std::sync::Arc;
-
 use rhai::{Dynamic, Engine, EvalAltResult};
 
-use super::{HostRef, RunContext, rt, secs};
+use super::{HostRef, RunContext, current, rt, secs};
 use crate::store::{NewJob, now_ms};
 
 fn host_name(h: &Dynamic) -> Result<Option<String>, Box<EvalAltResult>> {
@@ -49,31 +47,31 @@ fn schedule(
         .map_err(|e| rt(format!("schedule: {e}")))
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
-    let c = ctx.clone();
-    engine.register_fn("notify", move |subject: &str, body: &str| {
-        c.notify(subject.to_string(), body.to_string());
-    });
-    let c = ctx.clone();
-    engine.register_fn("notify", move |subject: &str| {
-        c.notify(subject.to_string(), String::new());
-    });
-    let c = ctx.clone();
-    engine.register_fn("schedule", move |script: &str, host: Dynamic| {
-        schedule(&c, script, &host, 0, &Dynamic::from(0_i64))
-    });
-    let c = ctx.clone();
+pub fn register(engine: &mut Engine) {
     engine.register_fn(
-        "schedule",
-        move |script: &str, host: Dynamic, priority: i64| {
-            schedule(&c, script, &host, priority, &Dynamic::from(0_i64))
+        "notify",
+        |subject: &str, body: &str| -> Result<(), Box<EvalAltResult>> {
+            current()?.notify(subject.to_string(), body.to_string());
+            Ok(())
         },
     );
-    let c = ctx.clone();
+    engine.register_fn(
+        "notify",
+        |subject: &str| -> Result<(), Box<EvalAltResult>> {
+            current()?.notify(subject.to_string(), String::new());
+            Ok(())
+        },
+    );
+    engine.register_fn("schedule", |script: &str, host: Dynamic| {
+        schedule(&*current()?, script, &host, 0, &Dynamic::from(0_i64))
+    });
+    engine.register_fn("schedule", |script: &str, host: Dynamic, priority: i64| {
+        schedule(&*current()?, script, &host, priority, &Dynamic::from(0_i64))
+    });
     engine.register_fn(
         "schedule",
-        move |script: &str, host: Dynamic, priority: i64, delay: Dynamic| {
-            schedule(&c, script, &host, priority, &delay)
+        |script: &str, host: Dynamic, priority: i64, delay: Dynamic| {
+            schedule(&*current()?, script, &host, priority, &delay)
         },
     );
 }

@@ -6,12 +6,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
-use super::{RunContext, secs, session_err};
+use super::{RunContext, current, secs, session_err};
 use crate::session::net;
 
 /// The longest banner a probe reads.
@@ -269,21 +269,17 @@ fn tls_check(
     Ok(m)
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
-    let c = ctx.clone();
-    engine.register_fn("tcp_check", move |a: &str, p: i64| {
-        tcp_check(&c, a, p, &Map::new())
+pub fn register(engine: &mut Engine) {
+    engine.register_fn("tcp_check", |a: &str, p: i64| {
+        tcp_check(&*current()?, a, p, &Map::new())
     });
-    let c = ctx.clone();
-    engine.register_fn("tcp_check", move |a: &str, p: i64, o: Map| {
-        tcp_check(&c, a, p, &o)
+    engine.register_fn("tcp_check", |a: &str, p: i64, o: Map| {
+        tcp_check(&*current()?, a, p, &o)
     });
-    let c = ctx.clone();
-    engine.register_fn("tls_check", move |a: &str, p: i64| {
-        tls_check(&c, a, p, &Map::new())
+    engine.register_fn("tls_check", |a: &str, p: i64| {
+        tls_check(&*current()?, a, p, &Map::new())
     });
-    let c = ctx.clone();
-    engine.register_fn("tls_check", move |a: &str, p: i64, o: Map| {
-        tls_check(&c, a, p, &o)
+    engine.register_fn("tls_check", |a: &str, p: i64, o: Map| {
+        tls_check(&*current()?, a, p, &o)
     });
 }

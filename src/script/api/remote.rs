@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
-use super::{HostRef, RunContext, ScriptSecret, SessionRef, rt, secs, session_err};
+use super::{HostRef, RunContext, ScriptSecret, SessionRef, current, rt, secs, session_err};
 use crate::config::TrustNew;
 use crate::session::ssh::{self, Auth, HostKey, Target};
 use crate::session::{LocalProcess, Pool, Session, SessionError, Transport, http, telnet};
@@ -465,36 +465,31 @@ fn http_get(ctx: &Arc<RunContext>, url: &str, opts: &Map) -> Result<Map, Box<Eva
     Ok(m)
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
-    let c = ctx.clone();
-    engine.register_fn("connect", move |h: HostRef| connect(&c, &h, None));
-    let c = ctx.clone();
-    engine.register_fn("connect", move |h: HostRef, m: &str| {
-        connect(&c, &h, Some(m))
+pub fn register(engine: &mut Engine) {
+    engine.register_fn("connect", |h: HostRef| connect(&current()?, &h, None));
+    engine.register_fn("connect", |h: HostRef, m: &str| {
+        connect(&current()?, &h, Some(m))
     });
-    let c = ctx.clone();
-    engine.register_fn("credentials", move |h: HostRef| credentials(&c, &h));
-    let c = ctx.clone();
-    engine.register_fn("run_session", move |h: HostRef, m: &str| {
-        run_session(&c, &h, m)
+    engine.register_fn("credentials", |h: HostRef| credentials(&*current()?, &h));
+    engine.register_fn("run_session", |h: HostRef, m: &str| {
+        run_session(&*current()?, &h, m)
     });
-    let c = ctx.clone();
-    engine.register_fn("http", move |url: &str| http_session(&c, url, &Map::new()));
-    let c = ctx.clone();
-    engine.register_fn("http", move |url: &str, opts: Map| {
-        http_session(&c, url, &opts)
+    engine.register_fn("http", |url: &str| {
+        http_session(&current()?, url, &Map::new())
     });
-    let c = ctx.clone();
-    engine.register_fn("http_get", move |url: &str| http_get(&c, url, &Map::new()));
-    let c = ctx.clone();
-    engine.register_fn("http_get", move |url: &str, opts: Map| {
-        http_get(&c, url, &opts)
+    engine.register_fn("http", |url: &str, opts: Map| {
+        http_session(&current()?, url, &opts)
     });
-    let c = ctx.clone();
+    engine.register_fn("http_get", |url: &str| {
+        http_get(&current()?, url, &Map::new())
+    });
+    engine.register_fn("http_get", |url: &str, opts: Map| {
+        http_get(&current()?, url, &opts)
+    });
     engine.register_fn(
         "exec",
-        move |s: &mut SessionRef, cmd: &str| -> Result<Map, Box<EvalAltResult>> {
-            let max = c.max_output;
+        |s: &mut SessionRef, cmd: &str| -> Result<Map, Box<EvalAltResult>> {
+            let max = current()?.max_output;
             s.with(|x| x.exec(cmd, None, max))
                 .map(super::session::exec_map)
         },

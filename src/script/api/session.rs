@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
-use super::{RunContext, rt, secs, session_err};
+use super::{RunContext, current, rt, secs, session_err};
 use crate::session::{LocalProcess, Session, compile, exec};
 
 /// A session as scripts hold it.
@@ -69,24 +69,22 @@ fn spawn(
     Ok(ctx.track_new(session))
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
-    let c = ctx.clone();
-    engine.register_fn("spawn", move |cmd: &str, args: Array| {
-        spawn(&c, cmd, &args, &Map::new())
+pub fn register(engine: &mut Engine) {
+    engine.register_fn("spawn", |cmd: &str, args: Array| {
+        spawn(&current()?, cmd, &args, &Map::new())
     });
-    let c = ctx.clone();
-    engine.register_fn("spawn", move |cmd: &str, args: Array, opts: Map| {
-        spawn(&c, cmd, &args, &opts)
+    engine.register_fn("spawn", |cmd: &str, args: Array, opts: Map| {
+        spawn(&current()?, cmd, &args, &opts)
     });
     // Whether exec() may run a command here: the sandbox allows it and it is installed.
-    let c = ctx.clone();
-    engine.register_fn("command_allowed", move |cmd: &str| {
-        c.allow.check(cmd).is_ok()
-    });
-    let c = ctx.clone();
+    engine.register_fn(
+        "command_allowed",
+        |cmd: &str| -> Result<bool, Box<EvalAltResult>> { Ok(current()?.allow.check(cmd).is_ok()) },
+    );
     engine.register_fn(
         "exec",
-        move |cmd: &str, args: Array| -> Result<Map, Box<EvalAltResult>> {
+        |cmd: &str, args: Array| -> Result<Map, Box<EvalAltResult>> {
+            let c = current()?;
             let path = c.allow.check(cmd).map_err(session_err)?;
             let command = c
                 .allow

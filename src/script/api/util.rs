@@ -1,10 +1,8 @@
 //! Small helpers: `sleep`, `now`, `log`, and regex `matches` / `captures`.
 
-use std::sync::Arc;
-
 use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
-use super::{RunContext, rt, secs, session_err};
+use super::{current, rt, secs, session_err};
 
 /// A script's pattern may be this long, and compile to this much.
 const MAX_PATTERN: usize = 4 * 1024;
@@ -38,16 +36,16 @@ fn haystack(text: &str) -> Result<&str, Box<EvalAltResult>> {
     Ok(text)
 }
 
-pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
+pub fn register(engine: &mut Engine) {
     // Rhai's time package has its own sleep(INT) and sleep(FLOAT), which ignore the deadline;
     // registering the exact signatures overrides both.
-    let c = ctx.clone();
-    engine.register_fn("sleep", move |s: i64| -> Result<(), Box<EvalAltResult>> {
-        c.guard.sleep(secs(&Dynamic::from(s))?).map_err(session_err)
+    engine.register_fn("sleep", |s: i64| -> Result<(), Box<EvalAltResult>> {
+        let d = secs(&Dynamic::from(s))?;
+        current()?.guard.sleep(d).map_err(session_err)
     });
-    let c = ctx.clone();
-    engine.register_fn("sleep", move |s: f64| -> Result<(), Box<EvalAltResult>> {
-        c.guard.sleep(secs(&Dynamic::from(s))?).map_err(session_err)
+    engine.register_fn("sleep", |s: f64| -> Result<(), Box<EvalAltResult>> {
+        let d = secs(&Dynamic::from(s))?;
+        current()?.guard.sleep(d).map_err(session_err)
     });
     engine.register_fn("now", crate::store::now_ms);
     // Debug builds only (the tests): a panic inside an API call, to check that a run survives
@@ -56,24 +54,29 @@ pub fn register(engine: &mut Engine, ctx: &Arc<RunContext>) {
     engine.register_fn("__hostler_test_panic", || -> bool {
         panic!("deliberate test panic")
     });
-    let c = ctx.clone();
-    engine.register_fn("log", move |msg: &str| {
+    engine.register_fn("log", |msg: &str| -> Result<(), Box<EvalAltResult>> {
+        let c = current()?;
         let msg = c.mask(msg);
         tracing::info!(target: "script", "{msg}");
         c.out(&msg);
+        Ok(())
     });
-    let c = ctx.clone();
-    engine.register_fn("log", move |level: &str, msg: &str| {
-        let msg = c.mask(msg);
-        let msg = msg.as_str();
-        match level {
-            "error" => tracing::error!(target: "script", "{msg}"),
-            "warn" | "warning" => tracing::warn!(target: "script", "{msg}"),
-            "debug" => tracing::debug!(target: "script", "{msg}"),
-            _ => tracing::info!(target: "script", "{msg}"),
-        }
-        c.out(&format!("{level}: {msg}"));
-    });
+    engine.register_fn(
+        "log",
+        |level: &str, msg: &str| -> Result<(), Box<EvalAltResult>> {
+            let c = current()?;
+            let msg = c.mask(msg);
+            let msg = msg.as_str();
+            match level {
+                "error" => tracing::error!(target: "script", "{msg}"),
+                "warn" | "warning" => tracing::warn!(target: "script", "{msg}"),
+                "debug" => tracing::debug!(target: "script", "{msg}"),
+                _ => tracing::info!(target: "script", "{msg}"),
+            }
+            c.out(&format!("{level}: {msg}"));
+            Ok(())
+        },
+    );
     engine.register_fn(
         "matches",
         |text: &str, pattern: &str| -> Result<bool, Box<EvalAltResult>> {
