@@ -747,3 +747,44 @@ fn reads_do_not_wait_for_a_long_write_on_sqlite() {
         "a read waited {took:?} for another thread's write"
     );
 }
+
+/// A read that finds every connection busy waits for a reader, not for the writer: a write
+/// transaction may hold the writer for long (a group commit of many runs, a firing of
+/// thousands of jobs), and job threads' reads waited behind it (issue 31).
+#[test]
+fn a_read_waits_for_a_reader_not_behind_a_long_write() {
+    use std::time::{Duration, Instant};
+    let w = Work::new();
+    let s = w.store();
+    let held = |d: Duration| {
+        move |_: &mut dyn hostler::store::Conn| -> Result<(), StoreError> {
+            std::thread::sleep(d);
+            Ok(())
+        }
+    };
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| s.write(held(Duration::from_millis(2500))));
+        std::thread::sleep(Duration::from_millis(150));
+        // Three reads take the three readers.
+        let readers: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| s.read(held(Duration::from_millis(600)))))
+            .collect();
+        std::thread::sleep(Duration::from_millis(150));
+        let t = Instant::now();
+        s.read(|c| {
+            use hostler::store::ConnExt;
+            c.query_one(hostler::store::statements::script_version("x"))
+                .map(|_| ())
+        })
+        .expect("read");
+        let waited = t.elapsed();
+        assert!(
+            waited < Duration::from_millis(1500),
+            "the read waited {waited:?}: behind the 2.5 s write, not for a reader"
+        );
+        for r in readers {
+            r.join().expect("reader").expect("read");
+        }
+        writer.join().expect("writer").expect("write");
+    });
+}
