@@ -953,6 +953,8 @@ def bench_checks(work):
     plugin). Per runner: checks completed per second, CPU per check, RSS and lateness."""
     # --rate=N: checks due a second (default 400; the lateness goal is stated at 200).
     N = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--rate=")), 100 if QUICK else 400)
+    # --slots=N: hostler's max_concurrent (default 32).
+    SLOTS = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--slots=")), 32)
     # --runners=bundled,Icinga: only the runners whose label holds one of these words.
     RUNNERS = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--runners=")), [])
     WARM = 5
@@ -988,7 +990,7 @@ def bench_checks(work):
         conf = os.path.join(d, "hostler.toml")
         with open(conf, "w") as f:
             # check_tcp is among the default allowed_commands; extra_commands says so anyway.
-            f.write(f'[web]\npublic_metrics = true\n[monitord]\nmax_concurrent = 32\n'
+            f.write(f'[web]\npublic_metrics = true\n[monitord]\nmax_concurrent = {SLOTS}\n'
                     f'[sandbox]\nextra_commands = ["{plugin}"]\n')
         env = dict(os.environ, HOSTLER_DB=os.path.join(d, "c.db"), HOSTLER_CONFIG=conf)
         r = run([HOSTLER, "init"], env=env)
@@ -1167,7 +1169,7 @@ def bench_checks(work):
           "not counted. Lateness: hostler's is the upper bound of the bucket of `hostler_job_start_lateness_seconds` "
           "(start minus due time) that holds the percentile; Icinga 2's is `$service.latency$` "
           "(schedule end minus due time, less the plugin's execution time), median and p99 of the window's "
-          "results. hostler: max_concurrent = 32, one host per check; Icinga 2: one host, one service per "
+          f"results. hostler: max_concurrent = {SLOTS}, one host per check; Icinga 2: one host, one service per "
           "check, MaxConcurrentChecks at its default.)")
     for n in notes:
         print(f"\nnote: {n}")
