@@ -15,7 +15,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// The id of the host named `name`, or a not-found error naming it.
 pub(super) fn host_id(c: &mut dyn super::Conn, name: &str) -> Result<i64, StoreError> {
-    c.query_one(st::host_by_name(name))?
+    c.query_one(st::host_id_by_name(name))?
         .ok_or_else(|| StoreError::NotFound {
             kind: "host",
             name: name.to_string(),

@@ -117,10 +117,23 @@ pub(super) fn enqueue_in(
     site: Option<&str>,
     due_by: Option<i64>,
 ) -> Result<(i64, bool), StoreError> {
+    let script_id = script_id(c, &job.script)?;
+    enqueue_script_in(c, job, script_id, allow_duplicate, at, site, due_by)
+}
+
+/// [`enqueue_in`] with the script's id known (a firing looks it up once for all its hosts).
+fn enqueue_script_in(
+    c: &mut dyn Conn,
+    job: &NewJob,
+    script_id: i64,
+    allow_duplicate: bool,
+    at: i64,
+    site: Option<&str>,
+    due_by: Option<i64>,
+) -> Result<(i64, bool), StoreError> {
     check_bounds(job.priority, job.timeout_ms)?;
     check_args(job.args.as_deref())?;
     check_name(job.name.as_deref())?;
-    let script_id = script_id(c, &job.script)?;
     let host_id = job.host.as_deref().map(|h| host_id(c, h)).transpose()?;
     if !allow_duplicate {
         for row in c.query(st::job_queued_for(
@@ -465,6 +478,8 @@ impl Store {
                 return Ok(0);
             }
             let mut queued = 0;
+            // Looked up once for all the hosts, when the first needs it.
+            let mut script = None;
             for h in hosts {
                 let job = NewJob {
                     script: s.script.clone(),
@@ -487,7 +502,11 @@ impl Store {
                     // A firing is coalesced into a run of the check that is overdue (the
                     // node is behind), not held back by the last firing's job waiting for
                     // its time (fired ahead, or spread over the interval).
-                    if enqueue_in(c, &job, s.allow_duplicate, at, site, Some(at))?.1 {
+                    let id = match script {
+                        Some(id) => id,
+                        None => *script.insert(script_id(c, &s.script)?),
+                    };
+                    if enqueue_script_in(c, &job, id, s.allow_duplicate, at, site, Some(at))?.1 {
                         queued += 1;
                     }
                 }

@@ -16,6 +16,14 @@ pub fn host_by_name(name: &str) -> Statement {
     host_list().filter(col("name").eq(param(name))).into()
 }
 
+/// A host's id by its name: the name's index answers it alone (a firing asks once a host).
+pub fn host_id_by_name(name: &str) -> Statement {
+    Select::from("hosts")
+        .columns(&["id"])
+        .filter(col("name").eq(param(name)))
+        .into()
+}
+
 pub fn host_secret(name: &str) -> Statement {
     Select::from("hosts")
         .columns(&["secret"])

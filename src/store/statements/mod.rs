@@ -150,6 +150,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ),
         ("host_delete", host_delete("web1")),
         ("host_keys", host_keys("web1")),
+        ("host_id_by_name", host_id_by_name("web1")),
         (
             "host_key_insert",
             host_key_insert(
