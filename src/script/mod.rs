@@ -192,6 +192,9 @@ impl Runner {
             },
             None => None,
         };
+        // The process's engine, built by the first run: before the budget starts, so that no
+        // run is charged for it.
+        let engine = self.engine();
         // Everything this thread allocates from here until the run is recorded counts.
         let budget = memory::Budget::start(self.limits.max_memory);
         let mut ctx = RunContext::new(
@@ -215,7 +218,6 @@ impl Runner {
         ctx.max_sockets = self.limits.max_sockets;
         ctx.imports = std::sync::Mutex::new(vec![req.script.clone()]);
         let ctx = Arc::new(ctx);
-        let engine = self.engine();
         let _run = api::Enter::new(&ctx);
         let resolver = DbResolver::new(self.store.clone(), self.cache.clone());
 

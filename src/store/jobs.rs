@@ -210,18 +210,20 @@ fn claim_into(
                 if ids.len() >= want {
                     break;
                 }
-                if let Some(host) = row.opt_int("host_id")? {
-                    let n = taken.entry(host).or_insert(0);
-                    if row.int("busy")? + *n >= ask.per_host {
-                        continue;
-                    }
-                    *n += 1;
+                let host = row.opt_int("host_id")?;
+                if let Some(h) = host
+                    && row.int("busy")? + taken.get(&h).copied().unwrap_or(0) >= ask.per_host
+                {
+                    continue;
                 }
                 let id = row.int("id")?;
                 // Under the claim lock only this transaction claims; a row changed anyway
                 // (a cancel) changes nothing here and is passed over.
                 if c.exec(st::job_claim_by_id(id, ask.owner, ask.lease_ms))? == 1 {
                     ids.push(id);
+                    if let Some(h) = host {
+                        *taken.entry(h).or_insert(0) += 1;
+                    }
                 }
             }
             let got = ids.len();

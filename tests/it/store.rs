@@ -493,23 +493,21 @@ fn a_batch_claim_walks_priorities_and_passes_over_a_busy_hosts_many_jobs() {
     let mut later = job("c", None, 9);
     later.due_at = hostler::store::now_ms() + 3_600_000;
     let not_due = s.enqueue(&later).expect("not due").0;
-    let taken: Vec<i64> = s
-        .claim_jobs("n1", 60_000, 1, None, false, 3)
-        .expect("claim")
-        .iter()
-        .map(|j| j.id)
-        .collect();
+    // One claim of at most `max` jobs, `per_host` at most of a host: the ids taken.
+    let claim = |per_host: i64, max: usize| -> Vec<i64> {
+        s.claim_jobs("n1", 60_000, per_host, None, false, max)
+            .expect("claim")
+            .iter()
+            .map(|j| j.id)
+            .collect()
+    };
+    let taken = claim(1, 3);
     assert_eq!(
         taken,
         [front[0], a, b],
         "priority 5 first, one of the busy host"
     );
-    let more: Vec<i64> = s
-        .claim_jobs("n1", 60_000, 1, None, false, 10)
-        .expect("claim")
-        .iter()
-        .map(|j| j.id)
-        .collect();
+    let more = claim(1, 10);
     assert_eq!(
         more,
         [c],
@@ -517,12 +515,7 @@ fn a_batch_claim_walks_priorities_and_passes_over_a_busy_hosts_many_jobs() {
     );
     assert!(!more.contains(&not_due));
     // per_host = 2: the busy host's second job now.
-    let two: Vec<i64> = s
-        .claim_jobs("n1", 60_000, 2, None, false, 10)
-        .expect("claim")
-        .iter()
-        .map(|j| j.id)
-        .collect();
+    let two = claim(2, 10);
     assert_eq!(two, [front[1]]);
     let running = s
         .jobs()
