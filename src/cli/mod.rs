@@ -401,9 +401,14 @@ fn init_logging(verbose: bool, daemon: bool) {
         .try_init();
 }
 
+/// Whether the command is the daemon (`serve`).
+pub fn is_daemon(cli: &Cli) -> bool {
+    matches!(cli.command, Command::Serve(_))
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let daemon = matches!(cli.command, Command::Serve(_));
+    let daemon = is_daemon(&cli);
     crate::script::memory::return_large_blocks();
     // Not dumpable: no other process of this user (nor a command a script starts, which also
     // loses CAP_SYS_PTRACE) can read this one's environment (a database URL with its

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--mute=N] [--probe-every=N]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--slots=N] [--window=S] [--mute=N] [--probe-every=N]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -958,21 +958,29 @@ def bench_checks(work):
     # --runners=bundled,Icinga: only the runners whose label holds one of these words.
     RUNNERS = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--runners=")), [])
     WARM = 5
-    WINDOW = 10 if QUICK else 30
+    # --window=S: seconds measured per runner (default 30). From 120 s on, hostler's RSS and
+    # rate are also printed once a minute (the memory-under-load curve).
+    WINDOW = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--window=")), 10 if QUICK else 30)
+    curves = {}
     plugin = "/usr/lib/nagios/plugins/check_tcp"
     listener = TcpListener()
     rows = []
     notes = []
 
-    def sample(pid, names, before=None):
-        """Sleeps through the window, sampling RSS once a second; (t0, t1, cpu s, max RSS kB)."""
+    def sample(pid, names, before=None, minute=None):
+        """Sleeps through the window, sampling RSS once a second; (t0, t1, cpu s, max RSS kB).
+        minute(elapsed s, RSS kB), when given, is called once a minute."""
         cpu0, t0 = tree_cpu(pid), time.time()
         if before:
             before()
-        rss = 0
+        rss, next_minute = 0, 60
         while time.time() - t0 < WINDOW:
             time.sleep(1)
-            rss = max(rss, tree_rss(pid, names))
+            now_rss = tree_rss(pid, names)
+            rss = max(rss, now_rss)
+            if minute and time.time() - t0 >= next_minute:
+                minute(next_minute, now_rss)
+                next_minute += 60
         t1, cpu1 = time.time(), tree_cpu(pid)
         return t0, t1, cpu1 - cpu0, rss
 
@@ -1028,7 +1036,17 @@ def bench_checks(work):
                 raise RuntimeError("hostler serve's page never answered")
             time.sleep(WARM)
             c0, h0 = runs_total(base), lateness(base)
-            t0, t1, cpu, rss = sample(p.pid, ("hostler",))
+            curve, last = [], [sum(c0.values())]
+
+            def minute(at, rss_now):
+                done_now = sum(runs_total(base).values())
+                curve.append((at, rss_now, (done_now - last[0]) / 60))
+                last[0] = done_now
+                print(f"  {label}: {at // 60} min, RSS {rss_now / 1024:.1f} MB, {curve[-1][2]:,.0f} checks/s", flush=True)
+
+            t0, t1, cpu, rss = sample(p.pid, ("hostler",), minute=minute if WINDOW >= 120 else None)
+            if curve:
+                curves[label] = curve
             c1, h1 = runs_total(base), lateness(base)
         finally:
             stop_group(p)
@@ -1171,6 +1189,10 @@ def bench_checks(work):
           "(schedule end minus due time, less the plugin's execution time), median and p99 of the window's "
           f"results. hostler: max_concurrent = {SLOTS}, one host per check; Icinga 2: one host, one service per "
           "check, MaxConcurrentChecks at its default.)")
+    for label, curve in curves.items():
+        print(f"\n{label}, once a minute: | minute | RSS | checks/s in that minute |")
+        for at, r, rate in curve:
+            print(f"| {at // 60} | {r / 1024:.1f} MB | {rate:,.0f} |")
     for n in notes:
         print(f"\nnote: {n}")
 

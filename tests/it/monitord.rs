@@ -1521,3 +1521,117 @@ fn sighup_reloads_the_config_and_a_bad_one_keeps_the_running_one() {
 fn code_of(o: &std::process::Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
+
+/// The daemon's environment at start, from /proc (the block exec gave it).
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// The daemon starts again at once with glibc's per-thread cache off (a check waiting on the
+/// network keeps its thread's cache: issue 31's mute-peer memory); an operator's own
+/// `$GLIBC_TUNABLES` stands, and commands other than `serve` are not started again.
+#[test]
+fn serve_restarts_with_the_allocators_tunables_unless_the_operator_set_theirs() {
+    let w = Work::new();
+    std::fs::write(w.path("c.toml"), "[monitord]\npoll_interval = 0.2\n").expect("config");
+    let config = w.path("c.toml").to_str().expect("path").to_string();
+    let start = |tunables: Option<&str>, node: &str| {
+        let log = std::fs::File::create(w.path(&format!("{node}.log"))).expect("log file");
+        let mut cmd = w.cmd(&[
+            "--config",
+            &config,
+            "serve",
+            "--node",
+            node,
+            "--no-demo",
+            "--no-web",
+        ]);
+        match tunables {
+            Some(t) => cmd.env("GLIBC_TUNABLES", t),
+            None => cmd.env_remove("GLIBC_TUNABLES"),
+        };
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("serve")
+    };
+    let stop = |mut child: std::process::Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+
+    let child = start(None, "a");
+    let started = wait_for(Duration::from_secs(20), || {
+        log(&w, "a").contains("monitord started")
+    });
+    let env = environ(child.id());
+    // Started again through /proc/self/exe, it still goes by its own name in ps.
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
+    stop(child);
+    assert!(started, "{}", log(&w, "a"));
+    assert_eq!(comm.trim(), "hostler");
+    assert!(
+        env.iter()
+            .any(|v| *v == format!("GLIBC_TUNABLES={}", hostler::environ::TUNABLES)),
+        "{env:?}"
+    );
+    assert!(env.iter().any(|v| v == "HOSTLER_MALLOC_TUNED=1"), "{env:?}");
+
+    let child = start(Some("glibc.malloc.arena_max=2"), "b");
+    let started = wait_for(Duration::from_secs(20), || {
+        log(&w, "b").contains("monitord started")
+    });
+    let env = environ(child.id());
+    stop(child);
+    assert!(started, "{}", log(&w, "b"));
+    assert!(
+        env.iter()
+            .any(|v| v == "GLIBC_TUNABLES=glibc.malloc.arena_max=2"),
+        "{env:?}"
+    );
+    assert!(
+        !env.iter().any(|v| v.starts_with("HOSTLER_MALLOC_TUNED")),
+        "{env:?}"
+    );
+
+    // A command that is not the daemon: a script it runs reads its parent's environment.
+    std::fs::write(
+        w.path("s.toml"),
+        "[sandbox]\nallowed_commands = [\"sh\", \"cat\"]\n",
+    )
+    .expect("config");
+    std::fs::write(
+        w.path("peek.rhai"),
+        r#"let r = exec("sh", ["-c", "cat /proc/$PPID/environ"]); ok(`${r.stdout}|${r.stderr}`)"#,
+    )
+    .expect("script");
+    let out = w.run(&[
+        "script",
+        "add",
+        "peek",
+        w.path("peek.rhai").to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", crate::util::stderr(&out));
+    let out = w
+        .cmd(&[
+            "--config",
+            w.path("s.toml").to_str().expect("path"),
+            "run",
+            "peek",
+        ])
+        .env_remove("GLIBC_TUNABLES")
+        .output()
+        .expect("run");
+    let said = crate::util::stdout(&out);
+    assert!(
+        said.starts_with("OK"),
+        "{said}{}",
+        crate::util::stderr(&out)
+    );
+    assert!(said.contains("PATH="), "{said}");
+    assert!(!said.contains("GLIBC_TUNABLES"), "{said}");
+}
