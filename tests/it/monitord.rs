@@ -469,6 +469,125 @@ fn a_tag_schedule_spreads_its_hosts_over_its_interval() {
     );
 }
 
+/// A firing coalesces into a job of its script already overdue for the host (same check
+/// name, same arguments), and queues every other: the same whether it asks once a host (a
+/// few hosts) or reads the host ids and the overdue jobs once (many: issue 31's 5,000 a
+/// second). A host named twice is queued once; an unknown host fails the firing whole.
+#[test]
+fn a_firing_coalesces_the_same_with_few_hosts_and_with_many() {
+    for n in [8usize, 40] {
+        let w = Work::new();
+        let store = w.store();
+        w.script(&store, "tick", "ok()");
+        w.script(&store, "other", "ok()");
+        let names: Vec<String> = (0..n).map(|i| format!("web{i:02}")).collect();
+        for name in &names {
+            store
+                .add_host(&NewHost {
+                    name: name.clone(),
+                    address: "x".into(),
+                    tags: vec!["web".into()],
+                    method: Some(Method::Local),
+                    ..NewHost::default()
+                })
+                .expect("host");
+        }
+        let args = Some(r#"{"port":"80"}"#.to_string());
+        let past = now_ms() - 60_000;
+        let queue =
+            |script: &str, host: &str, due_at: i64, args: Option<&str>, name: Option<&str>| {
+                store
+                    .enqueue_with(
+                        &NewJob {
+                            due_at,
+                            args: args.map(str::to_string),
+                            name: name.map(str::to_string),
+                            ..job(script, Some(host), 0)
+                        },
+                        true,
+                    )
+                    .expect("enqueue");
+            };
+        // web00: the same check overdue (coalesced). web01: other arguments. web02: another
+        // check name. web03: the same check, not due yet. web04: another script.
+        queue("tick", "web00", past, Some(r#"{ "port": "80" }"#), None);
+        queue("tick", "web01", past, Some(r#"{"port":"81"}"#), None);
+        queue("tick", "web02", past, args.as_deref(), Some("second"));
+        queue("tick", "web03", now_ms() + 3_600_000, args.as_deref(), None);
+        queue("other", "web04", past, args.as_deref(), None);
+        let before = store.jobs().expect("jobs").len();
+        let id = store
+            .add_schedule(&NewSchedule {
+                tag: Some("web".into()),
+                max_attempts: 1,
+                args: args.clone(),
+                // Due an hour ago: every host's offset has passed, all are due at once.
+                next_due: now_ms() - 3_600_000,
+                ..NewSchedule::every("tick", None, 60_000)
+            })
+            .expect("schedule");
+        let s = store.schedule(id).expect("schedule");
+        let mut hosts: Vec<Option<String>> = names.iter().cloned().map(Some).collect();
+        hosts.push(Some("web05".into()));
+        let due = s.next_due.expect("due");
+        assert_eq!(
+            store
+                .fire_schedule(&s, due, &hosts, Some(due + 60_000))
+                .expect("fire"),
+            n - 1,
+            "{n} hosts"
+        );
+        let jobs = store.jobs().expect("jobs");
+        assert_eq!(jobs.len(), before + n - 1, "{n} hosts: {jobs:?}");
+        let of = |host: &str| {
+            jobs.iter()
+                .filter(|j| j.host.as_deref() == Some(host) && j.script == "tick")
+                .count()
+        };
+        assert_eq!(
+            [
+                of("web00"),
+                of("web01"),
+                of("web02"),
+                of("web03"),
+                of("web05")
+            ],
+            [1, 2, 2, 2, 1],
+            "{n} hosts"
+        );
+        // Fired again at once: every host has its check overdue now.
+        let s = store.schedule(id).expect("schedule");
+        let due = s.next_due.expect("due");
+        assert_eq!(
+            store
+                .fire_schedule(&s, due, &hosts[..n], Some(due + 60_000))
+                .expect("fire"),
+            0,
+            "{n} hosts"
+        );
+        // A host that is not there: nothing of the firing is written.
+        let count = store.jobs().expect("jobs").len();
+        let s = store.schedule(id).expect("schedule");
+        let mut bad: Vec<Option<String>> = (0..n).map(|i| Some(format!("new{i:02}"))).collect();
+        bad.push(Some("nowhere".into()));
+        for b in bad.iter().take(n) {
+            store
+                .add_host(&NewHost {
+                    name: b.clone().expect("name"),
+                    address: "x".into(),
+                    method: Some(Method::Local),
+                    ..NewHost::default()
+                })
+                .expect("host");
+        }
+        let err = store
+            .fire_schedule(&s, s.next_due.expect("due"), &bad, Some(now_ms() + 60_000))
+            .expect_err("unknown host");
+        assert!(err.to_string().contains("nowhere"), "{err}");
+        assert_eq!(store.jobs().expect("jobs").len(), count, "{n} hosts");
+    }
+}
+
 /// A real local webhook receiver on a free port; collects request bodies.
 fn webhook() -> (
     String,

@@ -190,15 +190,16 @@ fn claim_walks_priorities_then_due_then_id_on_real_sqlite() {
 
 /// The queue's hot statements read the jobs they need through an index, never the whole
 /// queue: a claim through the queue index, a firing's check for a queued job through the
-/// host's. With thousands queued, a scan in either took a whole core (issue 31).
+/// host's, and a firing of many hosts the overdue jobs through the due times'. With thousands queued, a scan in either took a whole core (issue 31).
 #[test]
 fn queue_queries_are_index_ranges_on_real_sqlite() {
     use hostler::store::statements::{
-        Claimable, claim_candidates, job_queued_for, job_top_priority,
+        Claimable, claim_candidates, job_queued_for, job_top_priority, jobs_overdue_of_script,
     };
     let conn = seeded_sqlite();
     let claim = "jobs_claim (state=? AND priority";
     let host = "jobs_host (host_id=? AND state=?)";
+    let overdue = "jobs_due (state=? AND due_at<?)";
     for (name, st, index) in [
         ("top", job_top_priority(Claimable::Due, Some(3)), claim),
         (
@@ -231,6 +232,7 @@ fn queue_queries_are_index_ranges_on_real_sqlite() {
             job_queued_for(1, Some(2), Some("web"), None, None),
             host,
         ),
+        ("overdue_of_script", jobs_overdue_of_script(1, 5), overdue),
     ] {
         let r = st.render(Dialect::Sqlite).expect("render");
         let params = r.params.iter().map(|v| match v {

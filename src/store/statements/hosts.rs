@@ -24,6 +24,11 @@ pub fn host_id_by_name(name: &str) -> Statement {
         .into()
 }
 
+/// Every host's id and name: a firing of many hosts looks them up once, not once a host.
+pub fn host_ids() -> Statement {
+    Select::from("hosts").columns(&["id", "name"]).into()
+}
+
 pub fn host_secret(name: &str) -> Statement {
     Select::from("hosts")
         .columns(&["secret"])

@@ -423,6 +423,18 @@ pub fn job_queued_for(
     .into()
 }
 
+/// A script's queued jobs due by `due_by`, of every host: a firing of many hosts reads them
+/// once (a range of the queue's overdue jobs) instead of asking [`job_queued_for`] once a
+/// host. What it reads is what the node is behind by, not the whole queue.
+pub fn jobs_overdue_of_script(script_id: i64, due_by: i64) -> Statement {
+    Select::from("jobs")
+        .columns(&["id", "host_id", "name", "site", "args"])
+        .filter(col("state").eq(lit(JobState::Queued.as_str())))
+        .filter(col("due_at").le(param(due_by)))
+        .filter(col("script_id").eq(param(script_id)))
+        .into()
+}
+
 /// How many jobs (queued or running) use a host or a script.
 pub fn jobs_using(column: &'static str, id: i64) -> Statement {
     Select::from("jobs")

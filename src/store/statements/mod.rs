@@ -151,6 +151,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("host_delete", host_delete("web1")),
         ("host_keys", host_keys("web1")),
         ("host_id_by_name", host_id_by_name("web1")),
+        ("host_ids", host_ids()),
         (
             "host_key_insert",
             host_key_insert(
@@ -225,6 +226,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         (
             "job_overdue_for",
             job_queued_for(1, Some(2), Some("web"), None, Some(1_700_000_000_000)),
+        ),
+        (
+            "jobs_overdue_of_script",
+            jobs_overdue_of_script(1, 1_700_000_000_000),
         ),
         ("job_next_due", job_next_due(1_700_000_000_000)),
         ("jobs_using_host", jobs_using("host_id", 2)),
