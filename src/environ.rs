@@ -19,8 +19,8 @@ const FD_VAR: &str = "HOSTLER_DB_FD";
 /// glibc's tunables for the daemon. Each thread keeps a cache of the small blocks it freed
 /// (up to 7 of each size to 1 KiB), which no other thread can use. The daemon runs each job
 /// on a thread, and a check waiting on the network keeps its thread, and so that thread's
-/// cache, for as long as it waits: 2,000 checks waiting on mute peers held 422 MB with the
-/// cache and 274 MB without, at the same CPU per check at 2,000 checks a second
+/// cache, for as long as it waits: 2,000 checks waiting on mute peers held 421 MB with the
+/// cache and 273 MB without, at the same CPU per check at 2,000 checks a second
 /// (BENCHMARKS.md, issue 31).
 pub const TUNABLES: &str = "glibc.malloc.tcache_count=0";
 
