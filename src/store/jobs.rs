@@ -121,6 +121,14 @@ pub(super) fn enqueue_in(
     enqueue_script_in(c, job, script_id, allow_duplicate, at, site, due_by)
 }
 
+/// What every new job is held to before it is written: priority and timeout in bounds, its
+/// arguments a JSON object, its check name printable.
+fn check_job(job: &NewJob) -> Result<(), StoreError> {
+    check_bounds(job.priority, job.timeout_ms)?;
+    check_args(job.args.as_deref())?;
+    check_name(job.name.as_deref())
+}
+
 /// [`enqueue_in`] with the script's id known (a firing looks it up once for all its hosts).
 fn enqueue_script_in(
     c: &mut dyn Conn,
@@ -131,9 +139,7 @@ fn enqueue_script_in(
     site: Option<&str>,
     due_by: Option<i64>,
 ) -> Result<(i64, bool), StoreError> {
-    check_bounds(job.priority, job.timeout_ms)?;
-    check_args(job.args.as_deref())?;
-    check_name(job.name.as_deref())?;
+    check_job(job)?;
     let host_id = job.host.as_deref().map(|h| host_id(c, h)).transpose()?;
     if !allow_duplicate {
         for row in c.query(st::job_queued_for(
@@ -199,9 +205,7 @@ impl Known {
         at: i64,
         site: Option<&str>,
     ) -> Result<bool, StoreError> {
-        check_bounds(job.priority, job.timeout_ms)?;
-        check_args(job.args.as_deref())?;
-        check_name(job.name.as_deref())?;
+        check_job(job)?;
         let host_id = match job.host.as_deref() {
             Some(name) => Some(match self.ids.get(name) {
                 Some(id) => *id,

@@ -368,6 +368,23 @@ fn a_schedule_fires_at_its_due_time_not_at_the_next_poll() {
     );
 }
 
+/// Local hosts web00, web01, ... tagged "web"; their names.
+fn web_hosts(store: &Store, n: usize) -> Vec<String> {
+    let names: Vec<String> = (0..n).map(|i| format!("web{i:02}")).collect();
+    for name in &names {
+        store
+            .add_host(&NewHost {
+                name: name.clone(),
+                address: "x".into(),
+                tags: vec!["web".into()],
+                method: Some(Method::Local),
+                ..NewHost::default()
+            })
+            .expect("host");
+    }
+    names
+}
+
 /// A tag's schedule on an interval spreads its hosts over the interval, each at a stable
 /// offset (the same at the next firing); a firing whose offsets have passed (late, or the
 /// first after missed runs) queues every host at once; a host's own schedule is not spread.
@@ -376,18 +393,7 @@ fn a_tag_schedule_spreads_its_hosts_over_its_interval() {
     let w = Work::new();
     let store = w.store();
     w.script(&store, "tick", "ok()");
-    let names: Vec<String> = (0..40).map(|i| format!("web{i:02}")).collect();
-    for n in &names {
-        store
-            .add_host(&NewHost {
-                name: n.clone(),
-                address: "x".into(),
-                tags: vec!["web".into()],
-                method: Some(Method::Local),
-                ..NewHost::default()
-            })
-            .expect("host");
-    }
+    let names = web_hosts(&store, 40);
     let every = 60_000;
     let id = store
         .add_schedule(&NewSchedule {
@@ -480,18 +486,7 @@ fn a_firing_coalesces_the_same_with_few_hosts_and_with_many() {
         let store = w.store();
         w.script(&store, "tick", "ok()");
         w.script(&store, "other", "ok()");
-        let names: Vec<String> = (0..n).map(|i| format!("web{i:02}")).collect();
-        for name in &names {
-            store
-                .add_host(&NewHost {
-                    name: name.clone(),
-                    address: "x".into(),
-                    tags: vec!["web".into()],
-                    method: Some(Method::Local),
-                    ..NewHost::default()
-                })
-                .expect("host");
-        }
+        let names = web_hosts(&store, n);
         let args = Some(r#"{"port":"80"}"#.to_string());
         let past = now_ms() - 60_000;
         let queue =
