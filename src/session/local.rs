@@ -208,15 +208,9 @@ impl Allowlist {
     }
 
     /// The command a script may run: `path args`, arguments checked, with a clean
-    /// environment (PATH and LANG only, plus `[sandbox] environment`) and stdin from
-    /// /dev/null unless the caller gives another.
-    pub fn command(&self, path: &Path, args: &[String]) -> Result<Command, SessionError> {
+    /// environment (PATH and LANG only, plus `[sandbox] environment`), and its file sandbox.
+    pub fn prepare(&self, path: &Path, args: &[String]) -> Result<Prepared, SessionError> {
         self.check_args(path, args)?;
-        let mut cmd = Command::new(path);
-        cmd.args(args).env_clear().stdin(Stdio::null());
-        for (n, v) in &self.env {
-            cmd.env(n, v);
-        }
         // Fail closed: a command that cannot be confined does not start.
         let ruleset = self
             .protected
@@ -225,8 +219,18 @@ impl Allowlist {
                 cmd: path.display().to_string(),
                 msg,
             })?;
-        confine(&mut cmd, ruleset);
-        Ok(cmd)
+        Ok(Prepared {
+            path: path.to_path_buf(),
+            args: args.to_vec(),
+            env: self.env.clone(),
+            ruleset,
+        })
+    }
+
+    /// [`Allowlist::prepare`] as a [`Command`], stdin from /dev/null unless the caller gives
+    /// another.
+    pub fn command(&self, path: &Path, args: &[String]) -> Result<Command, SessionError> {
+        Ok(self.prepare(path, args)?.into_command())
     }
 
     /// Resolves `cmd` to the path to execute, if the allowlist permits it.
@@ -373,6 +377,28 @@ impl LocalProcess {
     }
 }
 
+/// A command a script may run, checked, with its environment and its file sandbox, not yet
+/// started: [`exec`] starts it without a fork of the daemon, [`Prepared::into_command`]
+/// makes it a [`Command`] for sessions.
+pub struct Prepared {
+    path: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    ruleset: Option<landlock::RulesetCreated>,
+}
+
+impl Prepared {
+    pub fn into_command(self) -> Command {
+        let mut cmd = Command::new(&self.path);
+        cmd.args(&self.args).env_clear().stdin(Stdio::null());
+        for (n, v) in &self.env {
+            cmd.env(n, v);
+        }
+        confine(&mut cmd, self.ruleset);
+        cmd
+    }
+}
+
 /// Linux's CAP_SYS_PTRACE (linux/capability.h).
 const CAP_SYS_PTRACE: libc::c_ulong = 19;
 
@@ -514,35 +540,42 @@ fn kill_pid_group(pid: u32) {
 /// and the exit comes as an event, with no thread of its own per run and no polling for it.
 /// Only the guard's cancel flag and memory budget, which no event announces, are looked at
 /// every 100 ms (`GUARD_TICK`).
-pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
+/// Runs a prepared command to completion: its exit code (128 + the signal that ended it),
+/// and up to `cap` bytes of each of stdout and stderr. It starts through [`super::spawn`],
+/// not a fork of the daemon, and its exit is waited for on its pidfd in the reactor.
+pub fn exec(p: Prepared, guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
     use smol::future::FutureExt as _;
-    use std::os::unix::process::CommandExt;
-    let path = PathBuf::from(cmd.get_program());
     let spawn_err = |e: io::Error| SessionError::Spawn {
-        cmd: path.display().to_string(),
+        cmd: p.path.display().to_string(),
         msg: e.to_string(),
     };
-    cmd.process_group(0);
-    let mut child = smol::process::Command::from(cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_err)?;
-    let pid = child.id();
-    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let null = File::open("/dev/null").map_err(spawn_err)?;
+    let (out_r, out_w) = io::pipe().map_err(spawn_err)?;
+    let (err_r, err_w) = io::pipe().map_err(spawn_err)?;
+    let mut child = super::spawn::start(
+        &p.path,
+        &p.args,
+        &p.env,
+        p.ruleset,
+        [null.as_fd(), out_w.as_fd(), err_w.as_fd()],
+    )
+    .map_err(spawn_err)?;
+    // The daemon's copies of the write ends go, or the readers never see end of file.
+    drop((null, out_w, err_w));
+    let pid = child.pid();
+    let out = smol::Async::new(File::from(OwnedFd::from(out_r))).map_err(spawn_err)?;
+    let err = smol::Async::new(File::from(OwnedFd::from(err_r))).map_err(spawn_err)?;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let status = smol::block_on(async {
+    let code = smol::block_on(async {
         // Each stream kept up to `cap`, the rest drained so a chatty command never blocks on
         // a full pipe.
         let mut reading = std::pin::pin!(smol::future::zip(
-            read_capped(out, cap, &mut stdout),
-            read_capped(err, cap, &mut stderr),
+            read_capped(Some(out), cap, &mut stdout),
+            read_capped(Some(err), cap, &mut stderr),
         ));
-        let mut exited = std::pin::pin!(child.status());
         let mut read_all = false;
         // Until the process exits (reading meanwhile), or the guard says stop.
-        let status = loop {
+        let code = loop {
             let reads = async {
                 if read_all {
                     smol::future::pending::<()>().await;
@@ -550,7 +583,7 @@ pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, S
                 reading.as_mut().await;
                 Event::Read
             };
-            let event = async { Event::Exit(exited.as_mut().await) }
+            let event = async { Event::Exit(child.wait().await) }
                 .or(reads)
                 .or(async {
                     smol::Timer::after(guard_wait(guard)).await;
@@ -558,13 +591,13 @@ pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, S
                 })
                 .await;
             match event {
-                Event::Exit(st) => break st.map_err(spawn_err)?,
+                Event::Exit(code) => break code.map_err(spawn_err)?,
                 Event::Read => read_all = true,
                 Event::Tick => {
                     if let Err(e) = guard.check() {
                         kill_pid_group(pid);
-                        let _ = child.kill();
-                        let _ = child.status().await;
+                        child.kill();
+                        let _ = child.wait().await;
                         return Err(e);
                     }
                 }
@@ -583,12 +616,8 @@ pub fn exec(mut cmd: Command, guard: &Guard, cap: usize) -> Result<ExecOutput, S
             })
             .await;
         }
-        Ok(status)
+        Ok(code)
     })?;
-    use std::os::unix::process::ExitStatusExt;
-    let code = status
-        .code()
-        .map_or_else(|| 128 + i64::from(status.signal().unwrap_or(0)), i64::from);
     Ok(ExecOutput {
         code,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -608,7 +637,7 @@ fn guard_wait(guard: &Guard) -> Duration {
 
 /// What ended a wait of [`exec`].
 enum Event {
-    Exit(io::Result<std::process::ExitStatus>),
+    Exit(io::Result<i64>),
     Read,
     Tick,
 }

@@ -21,6 +21,7 @@ mod local;
 pub mod net;
 mod pool;
 pub mod sandbox_fs;
+mod spawn;
 pub mod ssh;
 pub mod telnet;
 mod transcript;
@@ -33,7 +34,8 @@ use std::time::{Duration, Instant};
 use regex::bytes::Regex;
 
 pub use local::{
-    Allowlist, LocalProcess, REFUSED_ARGUMENTS, exec, spells, wait_readable as local_wait_readable,
+    Allowlist, LocalProcess, Prepared, REFUSED_ARGUMENTS, exec, spells,
+    wait_readable as local_wait_readable,
 };
 pub use pool::Pool;
 pub use transcript::{Direction, MASK, Sink, Transcript};

@@ -453,6 +453,62 @@ fn commands_outside_the_allowlist_are_refused() {
 }
 
 #[test]
+fn a_command_starts_clean_in_a_group_of_its_own_and_a_failed_start_says_why() {
+    let w = Work::new();
+    // What the started command sees of itself (cat reads its own /proc/self): exec starts it
+    // by clone and execve, not fork, and resets in between what the daemon's threads set.
+    let r = run(
+        &w,
+        r#"let s = exec("cat", ["/proc/self/status"]).stdout; let t = exec("cat", ["/proc/self/stat"]).stdout; ok(s + t)"#,
+    );
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    let field = |name: &str| {
+        let line = r.message.lines().find_map(|l| l.strip_prefix(name));
+        let hex = line
+            .unwrap_or_else(|| panic!("no {name} in {}", r.message))
+            .trim();
+        u64::from_str_radix(hex, 16).expect("hex")
+    };
+    assert_eq!(field("SigBlk:"), 0, "no signal stays blocked");
+    assert_eq!(
+        field("SigIgn:") & (1 << (13 - 1)),
+        0,
+        "SIGPIPE is not ignored"
+    );
+    if nix::unistd::geteuid().is_root() {
+        assert_eq!(field("CapBnd:") & (1 << 19), 0, "CAP_SYS_PTRACE left");
+    }
+    // /proc/PID/stat: pid (comm) state ppid pgrp ...
+    let stat = r.message.lines().last().expect("stat");
+    let pid = stat.split(' ').next().expect("pid");
+    let rest: Vec<&str> = stat.rsplit_once(')').expect("comm").1.split(' ').collect();
+    assert_eq!(
+        rest.get(3),
+        Some(&pid),
+        "in a process group of its own: {stat}"
+    );
+    // Ended by a signal: 128 + its number.
+    let r = run(&w, r#"ok(`${exec("sh", ["-c", "kill -9 $$"]).code}`)"#);
+    assert_eq!(r.message, "137");
+    // An allowed file that is not executable: the run fails with execve's own reason.
+    let file = w.dir.path().join("not-a-program");
+    std::fs::write(&file, "#!/bin/sh\necho hi\n").expect("write");
+    let path = file
+        .canonicalize()
+        .expect("canonical")
+        .display()
+        .to_string();
+    let r = w.run_script(
+        &[&path],
+        None,
+        &format!(r#"exec({path:?}, []); ok("started")"#),
+    );
+    assert_eq!(r.status, Status::Error, "{}", r.message);
+    assert!(r.message.contains("Permission denied"), "{}", r.message);
+    assert!(r.message.contains("not-a-program"), "{}", r.message);
+}
+
+#[test]
 fn a_panic_inside_the_engine_becomes_this_runs_error_not_a_crash() {
     let w = Work::new();
     // `__hostler_test_panic` exists in debug builds only: a stand-in for a bug in an API call.

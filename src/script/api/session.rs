@@ -88,7 +88,7 @@ pub fn register(engine: &mut Engine) {
             let path = c.allow.check(cmd).map_err(session_err)?;
             let command = c
                 .allow
-                .command(&path, &strings(&args))
+                .prepare(&path, &strings(&args))
                 .map_err(session_err)?;
             let out = exec(command, &c.guard, c.max_output).map_err(session_err)?;
             Ok(exec_map(out))
