@@ -64,7 +64,10 @@ fn gone() -> StoreError {
 }
 
 /// Records a batch in one transaction; when that fails, each run again on its own.
-fn write(store: &Store, jobs: Vec<Job>) {
+fn write(store: &Store, mut jobs: Vec<Job>) {
+    // In job id order: a renewal locks the node's job rows in that order too, so the two
+    // never wait on each other in a cycle (PostgreSQL's "deadlock detected").
+    jobs.sort_by_key(|j| j.run.job_id);
     let mut runs = Vec::with_capacity(jobs.len());
     let mut replies = Vec::with_capacity(jobs.len());
     for j in jobs {

@@ -467,8 +467,11 @@ impl Store {
             return Ok(Vec::new());
         }
         self.write(|c| {
-            c.exec(st::job_renew(owner, ids, lease_ms))?;
-            c.query(st::job_states(ids))?
+            // The rows are locked (in id order) by the read, before the update: the update
+            // alone would lock them in whatever order its plan visits them, and deadlock with
+            // the run writer deleting the same node's finished jobs.
+            let leases = c
+                .query(st::job_states(ids))?
                 .iter()
                 .map(|r| {
                     Ok(Lease {
@@ -477,7 +480,9 @@ impl Store {
                         owner: r.opt_text("lease_owner")?,
                     })
                 })
-                .collect()
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            c.exec(st::job_renew(owner, ids, lease_ms))?;
+            Ok(leases)
         })
     }
 

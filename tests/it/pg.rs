@@ -639,3 +639,85 @@ fn one_claim_takes_one_job_whatever_plan_postgresql_picks() {
     // Two hosts at per_host = 1: the third claim finds both busy.
     assert_eq!(taken.len(), 2, "{taken:?}");
 }
+
+#[test]
+fn a_lease_renewal_takes_its_rows_in_id_order_so_the_run_writer_never_deadlocks_with_it() {
+    let Some(pg) = Pg::start() else { return };
+    let db = "hostler_renew_order";
+    let url = pg.createdb(db);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    // A table scan, not the id index: the plan that visits rows in the order they lie on disk.
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET enable_indexscan = off; \
+             ALTER DATABASE {db} SET enable_bitmapscan = off;"
+        ))
+        .expect("planner settings");
+    let store = Store::open(&url).expect("open");
+    store
+        .save_scripts(&[NewScript {
+            name: "c",
+            source: "ok()",
+            description: None,
+            kind: ScriptKind::Task,
+        }])
+        .expect("script");
+    for h in ["h1", "h2"] {
+        add_host(&store, h).expect("host");
+        store
+            .enqueue(&NewJob {
+                script: "c".into(),
+                host: Some(h.into()),
+                priority: 0,
+                due_at: hostler::store::now_ms() - 1000,
+                max_attempts: 1,
+                timeout_ms: None,
+                schedule_id: None,
+                args: None,
+                name: None,
+            })
+            .expect("enqueue");
+    }
+    let mut ids: Vec<i64> = (0..2)
+        .filter_map(|_| {
+            store
+                .claim_job("n1", 60_000, 1, None, false)
+                .expect("claim")
+        })
+        .map(|j| j.id)
+        .collect();
+    ids.sort();
+    let [lo, hi] = ids[..] else {
+        panic!("two jobs claimed: {ids:?}")
+    };
+    // The lower id's row is written again, so it now lies behind the higher one on disk.
+    admin
+        .execute("UPDATE jobs SET attempts = attempts WHERE id = $1", &[&lo])
+        .expect("move the row");
+    // The run writer's order: the lower id first, in a transaction held open.
+    let mut writer = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let mut tx = writer.transaction().expect("begin");
+    tx.execute("DELETE FROM jobs WHERE id = $1", &[&lo])
+        .expect("delete lo");
+    // A renewal of both meanwhile waits for the lower id before it takes the higher.
+    let renewing = std::thread::spawn(move || store.renew_leases("n1", &[lo, hi], 60_000));
+    let waits = crate::util::wait_for(std::time::Duration::from_secs(10), || {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                &[],
+            )
+            .is_ok_and(|r| r.get::<_, i64>(0) > 0)
+    });
+    assert!(waits, "the renewal never waited for the writer's row");
+    // So the writer goes on to the higher id: the renewal has not taken it. Taken in the
+    // order a table scan meets them, it had, and PostgreSQL ended one of the two.
+    tx.execute("DELETE FROM jobs WHERE id = $1", &[&hi])
+        .expect("the writer's second delete, without a deadlock");
+    tx.commit().expect("commit");
+    let leases = renewing
+        .join()
+        .expect("renewal thread")
+        .expect("the renewal, once the writer committed");
+    assert!(leases.is_empty(), "deleted jobs renewed: {leases:?}");
+}

@@ -337,11 +337,15 @@ pub fn job_renew(owner: &str, ids: &[i64], lease_ms: i64) -> Statement {
     .into()
 }
 
-/// The state of some jobs, to see which of a node's running jobs were asked to cancel.
+/// The state of some jobs, to see which of a node's running jobs were asked to cancel; read
+/// first in a renewal, it locks their rows in id order, the order in which the run writer
+/// deletes them, so that the two cannot deadlock on PostgreSQL.
 pub fn job_states(ids: &[i64]) -> Statement {
     Select::from("jobs")
         .columns(&["id", "state", "lease_owner"])
         .filter(col("id").in_list(ids.iter().map(|i| param(*i)).collect()))
+        .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
+        .with(Section::Lock(Lock::ForUpdate))
         .into()
 }
 
