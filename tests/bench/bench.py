@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--slots=N] [--window=S] [--mute=N] [--probe-every=N]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--slots=N] [--window=S] [--nodes=1,2,3] [--mute=N] [--probe-every=N]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -946,6 +946,49 @@ def icinga_version():
     return first.split("version: ")[1].rstrip(")") if "version: " in first else ""
 
 
+class PgCluster:
+    """A throwaway PostgreSQL cluster (Debian's postgresql), as tests/it/pgcluster.rs starts
+    one: initdb as the `postgres` user (PostgreSQL refuses root) in a folder of its own, on a
+    free loopback port, fsync and synchronous_commit off, trust for the superuser `hostler`."""
+
+    def __init__(self):
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise RuntimeError("no PostgreSQL server (apt-get install postgresql)")
+        self.bin = os.path.dirname(found[-1])
+        self.dir = tempfile.mkdtemp(prefix="hostler-bench-pg-")
+        self.pre = []
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "postgres:postgres", self.dir], check=True)
+            self.pre = ["runuser", "-u", "postgres", "--"]
+        self.data = os.path.join(self.dir, "data")
+        r = run(self.pre + [f"{self.bin}/initdb", "-D", self.data, "-A", "trust", "-U", "hostler",
+                            "--no-sync", "-E", "UTF8"])
+        if r.returncode != 0:
+            raise RuntimeError(f"initdb: {r.stderr.strip()[-300:]}")
+        self.port = free_port()
+        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c max_connections=200")
+        r = run(self.pre + [f"{self.bin}/pg_ctl", "-D", self.data, "-o", opts, "-l",
+                            os.path.join(self.dir, "log"), "-w", "-t", "30", "start"])
+        if r.returncode != 0:
+            raise RuntimeError(f"pg_ctl start: {r.stderr.strip()[-300:]}")
+
+    def create(self, db):
+        """A fresh database; its URL."""
+        r = run([f"{self.bin}/createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "hostler", db])
+        if r.returncode != 0:
+            raise RuntimeError(f"createdb: {r.stderr.strip()}")
+        return f"postgres://hostler@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def postmaster(self):
+        return int(open(os.path.join(self.data, "postmaster.pid")).readline())
+
+    def stop(self):
+        run(self.pre + [f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "stop"])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def bench_checks(work):
     """Real TCP checks against one local listener: N checks due every second, run in turn by
     hostler's bundled check_tcp (no fork), by hostler's check_plugin running monitoring-plugins'
@@ -961,27 +1004,32 @@ def bench_checks(work):
     # --window=S: seconds measured per runner (default 30). From 120 s on, hostler's RSS and
     # rate are also printed once a minute (the memory-under-load curve).
     WINDOW = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--window=")), 10 if QUICK else 30)
+    # --nodes=1,2,3: hostler's bundled check on a throwaway PostgreSQL cluster, with 1, 2
+    # and 3 nodes in turn (issue 31's 8,333 checks a second).
+    NODES = next(([int(n) for n in a.split("=", 1)[1].split(",")] for a in sys.argv if a.startswith("--nodes=")), [])
     curves = {}
     plugin = "/usr/lib/nagios/plugins/check_tcp"
     listener = TcpListener()
     rows = []
     notes = []
 
-    def sample(pid, names, before=None, minute=None):
-        """Sleeps through the window, sampling RSS once a second; (t0, t1, cpu s, max RSS kB).
-        minute(elapsed s, RSS kB), when given, is called once a minute."""
-        cpu0, t0 = tree_cpu(pid), time.time()
+    def sample(pids, names, before=None, minute=None):
+        """Sleeps through the window, sampling RSS once a second; (t0, t1, cpu s, max RSS kB),
+        summed over the process trees of pids (one pid or a list). minute(elapsed s, RSS kB),
+        when given, is called once a minute."""
+        pids = pids if isinstance(pids, list) else [pids]
+        cpu0, t0 = sum(tree_cpu(p) for p in pids), time.time()
         if before:
             before()
         rss, next_minute = 0, 60
         while time.time() - t0 < WINDOW:
             time.sleep(1)
-            now_rss = tree_rss(pid, names)
+            now_rss = sum(tree_rss(p, names) for p in pids)
             rss = max(rss, now_rss)
             if minute and time.time() - t0 >= next_minute:
                 minute(next_minute, now_rss)
                 next_minute += 60
-        t1, cpu1 = time.time(), tree_cpu(pid)
+        t1, cpu1 = time.time(), sum(tree_cpu(p) for p in pids)
         return t0, t1, cpu1 - cpu0, rss
 
     def runs_total(base):
@@ -992,15 +1040,18 @@ def bench_checks(work):
                 by[line.split('status="')[1].split('"')[0]] = int(line.split()[-1])
         return by
 
-    def hostler_runner(label, use_plugin):
-        d = os.path.join(work, "plugin" if use_plugin else "script")
+    def hostler_runner(label, use_plugin, pg=None, nodes=1):
+        """One runner: on SQLite, or on the PostgreSQL cluster pg (a fresh database) with
+        `nodes` nodes sharing its queue."""
+        d = os.path.join(work, ("plugin" if use_plugin else "script") + (f"-pg{nodes}" if pg else ""))
         os.makedirs(d)
         conf = os.path.join(d, "hostler.toml")
         with open(conf, "w") as f:
             # check_tcp is among the default allowed_commands; extra_commands says so anyway.
             f.write(f'[web]\npublic_metrics = true\n[monitord]\nmax_concurrent = {SLOTS}\n'
                     f'[sandbox]\nextra_commands = ["{plugin}"]\n')
-        env = dict(os.environ, HOSTLER_DB=os.path.join(d, "c.db"), HOSTLER_CONFIG=conf)
+        db = pg.create(f"bench{nodes}") if pg else os.path.join(d, "c.db")
+        env = dict(os.environ, HOSTLER_DB=db, HOSTLER_CONFIG=conf)
         r = run([HOSTLER, "init"], env=env)
         if r.returncode != 0:
             raise RuntimeError(f"hostler init: {r.stderr.strip()}")
@@ -1016,44 +1067,85 @@ def bench_checks(work):
             block += f'args = {{ port = "{listener.port}" }}\n'
         parts.append(block)
         apply_site(d, parts, env)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        log = os.path.join(d, "serve.log")
-        p = None
+        procs, bases = [], []
         try:
-            with open(log, "w") as err:
-                p = subprocess.Popen([HOSTLER, "serve", "--no-demo", "--listen", f"127.0.0.1:{port}"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(base + "/healthz").read()
-                    break
-                except OSError:
-                    if p.poll() is not None:
-                        raise RuntimeError(f"hostler serve exited with {p.returncode}: {open(log).read()[-500:]}")
-                    time.sleep(0.1)
-            else:
-                raise RuntimeError("hostler serve's page never answered")
+            for k in range(nodes):
+                port = free_port()
+                base = f"http://127.0.0.1:{port}"
+                log = os.path.join(d, f"serve{k}.log")
+                # Each node works in a folder of its own, as on a machine of its own: with a
+                # database URL, the first admin's one-time password file goes in the working
+                # folder.
+                home = os.path.join(d, f"n{k}")
+                os.makedirs(home)
+                with open(log, "w") as err:
+                    procs.append(subprocess.Popen(
+                        [HOSTLER, "serve", "--no-demo", "--node", f"n{k}", "--listen", f"127.0.0.1:{port}"],
+                        env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True))
+                for _ in range(100):
+                    try:
+                        urllib.request.urlopen(base + "/healthz").read()
+                        break
+                    except OSError:
+                        if procs[-1].poll() is not None:
+                            raise RuntimeError(f"hostler serve exited with {procs[-1].returncode}: {open(log).read()[-500:]}")
+                        time.sleep(0.1)
+                else:
+                    raise RuntimeError("hostler serve's page never answered")
+                bases.append(base)
+
+            def dead():
+                """What the nodes that exited said last."""
+                gone = [f"node n{k} exited with {p.returncode}: {open(os.path.join(d, f'serve{k}.log')).read()[-400:]}"
+                        for k, p in enumerate(procs) if p.poll() is not None]
+                return " ".join(gone) or "every node still running"
+
+            def totals():
+                # The database's own count of runs, whichever node recorded them: any node's
+                # /metrics says the same.
+                return runs_total(bases[0])
+
+            def hist():
+                h = {}
+                for b in bases:
+                    for k, v in lateness(b).items():
+                        h[k] = h.get(k, 0) + v
+                return h
+
             time.sleep(WARM)
-            c0, h0 = runs_total(base), lateness(base)
+            try:
+                c0, h0 = totals(), hist()
+            except OSError as e:
+                raise RuntimeError(f"{e}; {dead()}")
             curve, last = [], [sum(c0.values())]
 
             def minute(at, rss_now):
-                done_now = sum(runs_total(base).values())
+                done_now = sum(totals().values())
                 curve.append((at, rss_now, (done_now - last[0]) / 60))
                 last[0] = done_now
                 print(f"  {label}: {at // 60} min, RSS {rss_now / 1024:.1f} MB, {curve[-1][2]:,.0f} checks/s", flush=True)
 
-            t0, t1, cpu, rss = sample(p.pid, ("hostler",), minute=minute if WINDOW >= 120 else None)
-            if curve:
-                curves[label] = curve
-            c1, h1 = runs_total(base), lateness(base)
+            # On PostgreSQL the server's CPU is the runner's too: its backends do the queue's work.
+            roots = [p.pid for p in procs] + ([pg.postmaster()] if pg else [])
+            try:
+                pg0 = tree_cpu(pg.postmaster()) if pg else 0
+                t0, t1, cpu, rss = sample(roots, ("hostler",), minute=minute if WINDOW >= 120 else None)
+                if pg:
+                    share = (tree_cpu(pg.postmaster()) - pg0) / max(cpu, 1e-9)
+                    notes.append(f"{label}: PostgreSQL's share of the CPU: {share:.0%}")
+                if curve:
+                    curves[label] = curve
+                c1, h1 = totals(), hist()
+            except OSError as e:
+                raise RuntimeError(f"{e}; {dead()}")
         finally:
-            stop_group(p)
+            for p in procs:
+                stop_group(p)
         done = sum(c1.values()) - sum(c0.values())
         bad = {k: c1[k] - c0.get(k, 0) for k in c1 if k != "ok" and c1[k] != c0.get(k, 0)}
         _, p50, p99, worst = lateness_between(h0, h1)
-        problems = [l for l in open(log).read().splitlines() if " WARN " in l or " ERROR " in l]
+        problems = [l for k in range(nodes) for l in open(os.path.join(d, f"serve{k}.log")).read().splitlines()
+                    if " WARN " in l or " ERROR " in l]
         if bad:
             notes.append(f"{label}: not OK in the window: {bad}")
         if problems:
@@ -1155,13 +1247,26 @@ def bench_checks(work):
         rows.append((label, done / (t1 - t0), cpu * 1000 / max(done, 1), rss,
                      f"{statistics.median(lat):.1f} ms", f"{lat[min(len(lat) - 1, int(0.99 * len(lat)))]:.1f} ms"))
 
+    runners = [
+        ("hostler, bundled check_tcp (no fork)", False, lambda l: hostler_runner(l, False)),
+        ("hostler, check_plugin running monitoring-plugins' check_tcp (a fork per check)", True,
+         lambda l: hostler_runner(l, True)),
+        ("Icinga 2 " + icinga_version() + ", ITL `tcp` (the same check_tcp)", True, icinga_runner),
+    ]
+    pg = None
+    if NODES:
+        # --nodes=1,2,3: the bundled check on PostgreSQL instead, with that many nodes sharing
+        # one queue, each count on a fresh database of one throwaway cluster.
+        try:
+            pg = PgCluster()
+        except Exception as e:
+            print(f"SKIPPED checks/PostgreSQL: {e}")
+            listener.close()
+            return
+        runners = [(f"hostler, bundled check_tcp, PostgreSQL, {n} node{'s' if n > 1 else ''}", False,
+                    lambda l, n=n: hostler_runner(l, False, pg, n)) for n in NODES]
     try:
-        for label, needs_plugin, go in [
-            ("hostler, bundled check_tcp (no fork)", False, lambda l: hostler_runner(l, False)),
-            ("hostler, check_plugin running monitoring-plugins' check_tcp (a fork per check)", True,
-             lambda l: hostler_runner(l, True)),
-            ("Icinga 2 " + icinga_version() + ", ITL `tcp` (the same check_tcp)", True, icinga_runner),
-        ]:
+        for label, needs_plugin, go in runners:
             if RUNNERS and not any(r in label for r in RUNNERS):
                 continue
             if needs_plugin and not os.path.exists(plugin):
@@ -1173,7 +1278,10 @@ def bench_checks(work):
                 print(f"SKIPPED checks/{label}: {e}")
     finally:
         listener.close()
-    print(f"\n## Real checks beside Icinga 2 ({N} checks due every second, {WINDOW} s each, one local TCP listener)\n")
+        if pg:
+            pg.stop()
+    where = "on PostgreSQL, nodes sharing one queue" if NODES else "beside Icinga 2"
+    print(f"\n## Real checks {where} ({N} checks due every second, {WINDOW} s each, one local TCP listener)\n")
     print("| runner | checks/s | CPU-ms per check | RSS (max) | lateness p50 | lateness p99 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, rate, cpu_ms, rss, p50, p99 in rows:
@@ -1184,7 +1292,8 @@ def bench_checks(work):
           "file), per second of the window. CPU: user + system time from /proc/PID/stat of the runner's process "
           "tree, with the plugins it reaped (cutime, cstime), over the window, per check completed. RSS: the largest "
           "once-a-second sum of VmRSS over the runner's own processes (hostler; every `icinga2` process), plugins "
-          "not counted. Lateness: hostler's is the upper bound of the bucket of `hostler_job_start_lateness_seconds` "
+          "not counted. On PostgreSQL, CPU also counts the cluster's (its backends do the queue's work), RSS "
+          "is summed over hostler's nodes (not the cluster's), and lateness over the nodes' histograms. Lateness: hostler's is the upper bound of the bucket of `hostler_job_start_lateness_seconds` "
           "(start minus due time) that holds the percentile; Icinga 2's is `$service.latency$` "
           "(schedule end minus due time, less the plugin's execution time), median and p99 of the window's "
           f"results. hostler: max_concurrent = {SLOTS}, one host per check; Icinga 2: one host, one service per "
