@@ -13,6 +13,7 @@
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::StoreError;
@@ -90,7 +91,19 @@ pub struct Postgres {
     /// After a failed connection: when the next try is due, and the pause before the one
     /// after it (250 ms, doubling up to 10 s).
     retry: Option<(Instant, Duration)>,
+    /// The statements prepared on this connection, by their SQL: each is parsed and planned
+    /// by the server once, not on every execution (a round trip and the server's parse saved
+    /// per statement). Emptied with a new connection, on any failed execution (a table
+    /// changed under a plan), and when it holds [`STATEMENTS_KEPT`].
+    statements: Statements,
 }
+
+/// Prepared statements by their SQL.
+type Statements = HashMap<String, postgres::Statement>;
+
+/// At most this many prepared statements are kept per connection (a statement with a list
+/// of ids is another statement for each length of the list).
+const STATEMENTS_KEPT: usize = 256;
 
 /// Whether a URL names a PostgreSQL database.
 pub fn is_url(url: &str) -> bool {
@@ -230,6 +243,7 @@ impl Postgres {
             client: Some(client),
             shown,
             retry: None,
+            statements: HashMap::new(),
         })
     }
 
@@ -256,6 +270,7 @@ impl Postgres {
                     if self.retry.take().is_some() {
                         tracing::info!("{}: connected again", self.shown);
                     }
+                    self.statements.clear();
                     self.client = Some(c);
                 }
                 Err(e) => {
@@ -278,11 +293,15 @@ impl Postgres {
     /// have changed data, it runs once more on a new connection.
     fn with_client<T>(
         &mut self,
-        mut f: impl FnMut(&mut Client, &str) -> Result<T, Attempt>,
+        mut f: impl FnMut(&mut Client, &mut Statements, &str) -> Result<T, Attempt>,
     ) -> Result<T, StoreError> {
         let shown = self.shown.clone();
         for _ in 0..2 {
-            match f(self.client()?, &shown) {
+            self.client()?;
+            let Some(client) = self.client.as_mut() else {
+                return Err(StoreError::Unreachable(format!("{shown}: not connected")));
+            };
+            match f(client, &mut self.statements, &shown) {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Unsent(e)) if lost(&e) => {
                     tracing::warn!("{}; connecting again", err(&shown, &e));
@@ -299,7 +318,9 @@ impl Postgres {
 
     /// Statements through the simple protocol: any number, values as text.
     fn simple(&mut self, sql: &str) -> Result<RawResult, StoreError> {
-        let messages = self.with_client(|client, shown| {
+        let messages = self.with_client(|client, statements, shown| {
+            // Whatever they are may change a table under a kept statement.
+            statements.clear();
             client
                 .simple_query(sql)
                 .map_err(|e| Attempt::Failed(err(shown, &e)))
@@ -417,16 +438,28 @@ fn value(row: &postgres::Row, i: usize) -> Value {
 
 struct Tx<'a, 'b> {
     tx: &'a mut postgres::Transaction<'b>,
+    statements: &'a mut Statements,
     shown: &'a str,
 }
 
 impl Tx<'_, '_> {
-    /// The statement prepared, and its parameters bound as the server's types want them.
+    /// The statement prepared (once per connection), and its parameters bound as the
+    /// server's types want them.
     fn prepare(
         &mut self,
         q: &Rendered,
     ) -> Result<(postgres::Statement, Vec<Box<dyn ToSql + Sync>>), StoreError> {
-        let stmt = self.tx.prepare(&q.sql).map_err(|e| err(self.shown, &e))?;
+        let stmt = match self.statements.get(&q.sql) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.tx.prepare(&q.sql).map_err(|e| err(self.shown, &e))?;
+                if self.statements.len() >= STATEMENTS_KEPT {
+                    self.statements.clear();
+                }
+                self.statements.insert(q.sql.clone(), s.clone());
+                s
+            }
+        };
         let params = q
             .params
             .iter()
@@ -434,6 +467,15 @@ impl Tx<'_, '_> {
             .map(|(v, ty)| bind(v, ty))
             .collect();
         Ok((stmt, params))
+    }
+}
+
+impl Tx<'_, '_> {
+    /// A failed execution: the kept statements go too (one may have been planned against a
+    /// table that has changed since).
+    fn failed(&mut self, e: &postgres::Error) -> StoreError {
+        self.statements.clear();
+        err(self.shown, e)
     }
 }
 
@@ -462,18 +504,15 @@ impl Conn for Tx<'_, '_> {
     fn rows(&mut self, q: &Rendered) -> Result<Vec<Row>, StoreError> {
         let (stmt, params) = self.prepare(q)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
-        self.tx
-            .query(&stmt, &refs)
-            .map(rows_of)
-            .map_err(|e| err(self.shown, &e))
+        let rows = self.tx.query(&stmt, &refs);
+        rows.map(rows_of).map_err(|e| self.failed(&e))
     }
 
     fn count(&mut self, q: &Rendered) -> Result<u64, StoreError> {
         let (stmt, params) = self.prepare(q)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
-        self.tx
-            .execute(&stmt, &refs)
-            .map_err(|e| err(self.shown, &e))
+        let changed = self.tx.execute(&stmt, &refs);
+        changed.map_err(|e| self.failed(&e))
     }
 
     fn last_insert_id(&mut self) -> Result<i64, StoreError> {
@@ -483,6 +522,8 @@ impl Conn for Tx<'_, '_> {
     }
 
     fn ddl(&mut self, sql: &str) -> Result<(), StoreError> {
+        // A table changed: no kept statement was planned against what it is now.
+        self.statements.clear();
         self.tx.batch_execute(sql).map_err(|e| err(self.shown, &e))
     }
 }
@@ -493,28 +534,38 @@ impl Driver for Postgres {
     }
 
     fn read(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        self.with_client(|client, shown| {
+        self.with_client(|client, statements, shown| {
             let mut tx = client
                 .build_transaction()
                 .read_only(true)
                 .start()
                 .map_err(Attempt::Unsent)?;
-            work(&mut Tx { tx: &mut tx, shown }).map_err(Attempt::Failed)?;
+            work(&mut Tx {
+                tx: &mut tx,
+                statements,
+                shown,
+            })
+            .map_err(Attempt::Failed)?;
             tx.commit().map_err(|e| Attempt::Failed(err(shown, &e)))
         })
     }
 
     fn write(&mut self, work: Work<'_>) -> Result<(), StoreError> {
-        self.with_client(|client, shown| {
+        self.with_client(|client, statements, shown| {
             let mut tx = client.transaction().map_err(Attempt::Unsent)?;
             // On error the transaction is dropped, which rolls it back.
-            work(&mut Tx { tx: &mut tx, shown }).map_err(Attempt::Failed)?;
+            work(&mut Tx {
+                tx: &mut tx,
+                statements,
+                shown,
+            })
+            .map_err(Attempt::Failed)?;
             tx.commit().map_err(|e| Attempt::Failed(err(shown, &e)))
         })
     }
 
     fn announce_enqueue(&mut self) -> Result<(), StoreError> {
-        self.with_client(|client, _| {
+        self.with_client(|client, _, _| {
             client
                 .batch_execute(&format!("NOTIFY {CHANNEL}"))
                 .map_err(Attempt::Unsent)
@@ -527,7 +578,9 @@ impl Driver for Postgres {
         // cannot be prepared, through the simple protocol, as text. The store masks the
         // secret columns by name. Not run again after a lost connection: it may have
         // changed data before it was lost.
-        let typed = self.with_client(|client, shown| {
+        let typed = self.with_client(|client, statements, shown| {
+            // Whatever it is may change a table under a kept statement.
+            statements.clear();
             let failed = |e: postgres::Error| Attempt::Failed(err(shown, &e));
             let stmt = match client.prepare(sql) {
                 Ok(stmt) => stmt,
