@@ -37,6 +37,9 @@ struct ChildArgs {
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
+    /// `/bin/sh path args`: a file without `#!` that the kernel will not run (ENOEXEC) is
+    /// run by the shell, as `execvp` (and so `std::process::Command`) does.
+    sh_argv: *const *const libc::c_char,
     /// Its stdin, stdout and stderr, each above 2 so no `dup2` overwrites another.
     stdio: [libc::c_int; 3],
     /// Whether to confine it (`no_new_privs`), and the Landlock ruleset's fd (-1: none, on a
@@ -69,6 +72,27 @@ fn above_stdio(fd: BorrowedFd<'_>) -> io::Result<(libc::c_int, Option<OwnedFd>)>
     Ok((copy, Some(owned)))
 }
 
+/// Whether this kernel waits on a pidfd (`waitid(P_PIDFD)`, Linux 5.4): asked once, with
+/// a descriptor number no process has open (EBADF where it can, EINVAL before; a negative
+/// one is EINVAL everywhere).
+#[allow(unsafe_code)]
+fn pidfd_wait_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        // SAFETY: siginfo_t is plain data; the id names no open descriptor.
+        let refused = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PIDFD,
+                i32::MAX as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            ) < 0
+        };
+        !(refused && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL))
+    })
+}
+
 /// Starts `path args` with exactly `env`, `stdio` as its fds 0, 1 and 2, in a process group
 /// of its own, confined when `ruleset` is given. An error names the step's OS error: a
 /// command that cannot be confined does not start.
@@ -79,6 +103,12 @@ pub fn start(
     ruleset: Option<landlock::RulesetCreated>,
     stdio: [BorrowedFd<'_>; 3],
 ) -> io::Result<Started> {
+    if !pidfd_wait_works() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel cannot wait on a pidfd (commands need Linux 5.4 or later)",
+        ));
+    }
     let c_path = cstring(path.as_os_str())?;
     let mut c_args = vec![c_path.clone()];
     for a in args {
@@ -91,6 +121,11 @@ pub fn start(
     let argv: Vec<*const libc::c_char> = c_args
         .iter()
         .map(|c| c.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let sh = c"/bin/sh";
+    let sh_argv: Vec<*const libc::c_char> = std::iter::once(sh.as_ptr())
+        .chain(c_args.iter().map(|c| c.as_ptr()))
         .chain(std::iter::once(std::ptr::null()))
         .collect();
     let envp: Vec<*const libc::c_char> = c_env
@@ -111,6 +146,7 @@ pub fn start(
         path: c_path.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
+        sh_argv: sh_argv.as_ptr(),
         stdio: fds,
         confine,
         ruleset: ruleset.as_ref().map_or(-1, |f| f.as_raw_fd()),
@@ -121,6 +157,8 @@ pub fn start(
     let failed = args.errno.load(Ordering::Acquire);
     let reap = || {
         let pid = nix::unistd::Pid::from_raw(pid);
+        // Its group too: it exec'd already, and what it started is in the group.
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(pid, None);
     };
@@ -142,9 +180,10 @@ pub fn start(
     }
 }
 
-/// The clone itself: every signal blocked in this thread across it (the child unblocks them
-/// once it has reset their handlers), and this thread suspended until the child has exec'd
-/// or exited. Returns the pid and its pidfd.
+/// The clone itself: every signal this thread can block blocked across it (the child
+/// unblocks them once it has reset their handlers; glibc keeps its own two, which its
+/// handlers ignore when they were not sent by the daemon), and this thread suspended until
+/// the child has exec'd or exited. Returns the pid and its pidfd.
 #[allow(unsafe_code)]
 fn clone_vfork(args: &ChildArgs) -> io::Result<(libc::pid_t, OwnedFd)> {
     let mut stack = vec![0u8; STACK];
@@ -172,6 +211,17 @@ fn clone_vfork(args: &ChildArgs) -> io::Result<(libc::pid_t, OwnedFd)> {
             return Err(err);
         }
         drop(stack);
+        if pidfd < 0 {
+            // A kernel before 5.2 ignores CLONE_PIDFD (the check above should have refused
+            // it first): the child started, with no pidfd.
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this kernel gives no pidfd for a new process (commands need Linux 5.4 or later)",
+            ));
+        }
         Ok((pid, OwnedFd::from_raw_fd(pidfd)))
     }
 }
@@ -225,6 +275,9 @@ extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::execve(a.path, a.argv, a.envp);
+        if last() == libc::ENOEXEC {
+            libc::execve(c"/bin/sh".as_ptr(), a.sh_argv, a.envp);
+        }
         fail(last())
     }
 }

@@ -581,44 +581,18 @@ fn init_and_sql_json_work_on_postgresql_through_the_binary() {
 #[test]
 fn one_claim_takes_one_job_whatever_plan_postgresql_picks() {
     let Some(pg) = Pg::start() else { return };
-    let db = "hostler_claim_plan";
-    let url = pg.createdb(db);
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {db} SET enable_material = off; \
-             ALTER DATABASE {db} SET enable_hashjoin = off; \
-             ALTER DATABASE {db} SET enable_mergejoin = off; \
-             ALTER DATABASE {db} SET enable_hashagg = off; \
-             ALTER DATABASE {db} SET enable_sort = off;"
-        ))
-        .expect("planner settings");
-    let store = Store::open(&url).expect("open");
-    store
-        .save_scripts(&[NewScript {
-            name: "c",
-            source: "ok()",
-            description: None,
-            kind: ScriptKind::Task,
-        }])
-        .expect("script");
-    add_host(&store, "h1").expect("host");
-    add_host(&store, "h2").expect("host");
-    for i in 0..20 {
-        store
-            .enqueue(&NewJob {
-                script: "c".into(),
-                host: Some(if i % 2 == 0 { "h1" } else { "h2" }.into()),
-                priority: 0,
-                due_at: hostler::store::now_ms() - 1000 + i,
-                max_attempts: 1,
-                timeout_ms: None,
-                schedule_id: None,
-                args: Some(format!(r#"{{"i":{i}}}"#)),
-                name: None,
-            })
-            .expect("enqueue");
-    }
+    let (store, mut admin, _) = two_hosts_queue(
+        &pg,
+        "hostler_claim_plan",
+        &[
+            "enable_material = off",
+            "enable_hashjoin = off",
+            "enable_mergejoin = off",
+            "enable_hashagg = off",
+            "enable_sort = off",
+        ],
+        20,
+    );
     admin.batch_execute("ANALYZE jobs").expect("analyze");
     let mut taken = Vec::new();
     for _ in 0..3 {
@@ -643,41 +617,13 @@ fn one_claim_takes_one_job_whatever_plan_postgresql_picks() {
 #[test]
 fn a_lease_renewal_takes_its_rows_in_id_order_so_the_run_writer_never_deadlocks_with_it() {
     let Some(pg) = Pg::start() else { return };
-    let db = "hostler_renew_order";
-    let url = pg.createdb(db);
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     // A table scan, not the id index: the plan that visits rows in the order they lie on disk.
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {db} SET enable_indexscan = off; \
-             ALTER DATABASE {db} SET enable_bitmapscan = off;"
-        ))
-        .expect("planner settings");
-    let store = Store::open(&url).expect("open");
-    store
-        .save_scripts(&[NewScript {
-            name: "c",
-            source: "ok()",
-            description: None,
-            kind: ScriptKind::Task,
-        }])
-        .expect("script");
-    for h in ["h1", "h2"] {
-        add_host(&store, h).expect("host");
-        store
-            .enqueue(&NewJob {
-                script: "c".into(),
-                host: Some(h.into()),
-                priority: 0,
-                due_at: hostler::store::now_ms() - 1000,
-                max_attempts: 1,
-                timeout_ms: None,
-                schedule_id: None,
-                args: None,
-                name: None,
-            })
-            .expect("enqueue");
-    }
+    let (store, mut admin, url) = two_hosts_queue(
+        &pg,
+        "hostler_renew_order",
+        &["enable_indexscan = off", "enable_bitmapscan = off"],
+        2,
+    );
     let mut ids: Vec<i64> = (0..2)
         .filter_map(|_| {
             store
@@ -720,4 +666,49 @@ fn a_lease_renewal_takes_its_rows_in_id_order_so_the_run_writer_never_deadlocks_
         .expect("renewal thread")
         .expect("the renewal, once the writer committed");
     assert!(leases.is_empty(), "deleted jobs renewed: {leases:?}");
+}
+
+/// A store on a new database `db` with these planner settings, the no-op script `c`, hosts
+/// h1 and h2, and `jobs` jobs of `c` due, each host in turn; with a client of its own and
+/// the database's URL.
+fn two_hosts_queue(
+    pg: &Pg,
+    db: &str,
+    settings: &[&str],
+    jobs: i64,
+) -> (Store, postgres::Client, String) {
+    let url = pg.createdb(db);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    for setting in settings {
+        admin
+            .batch_execute(&format!("ALTER DATABASE {db} SET {setting}"))
+            .expect("planner setting");
+    }
+    let store = Store::open(&url).expect("open");
+    store
+        .save_scripts(&[NewScript {
+            name: "c",
+            source: "ok()",
+            description: None,
+            kind: ScriptKind::Task,
+        }])
+        .expect("script");
+    add_host(&store, "h1").expect("host");
+    add_host(&store, "h2").expect("host");
+    for i in 0..jobs {
+        store
+            .enqueue(&NewJob {
+                script: "c".into(),
+                host: Some(if i % 2 == 0 { "h1" } else { "h2" }.into()),
+                priority: 0,
+                due_at: hostler::store::now_ms() - 1000 + i,
+                max_attempts: 1,
+                timeout_ms: None,
+                schedule_id: None,
+                args: Some(format!(r#"{{"i":{i}}}"#)),
+                name: None,
+            })
+            .expect("enqueue");
+    }
+    (store, admin, url)
 }

@@ -506,6 +506,22 @@ fn a_command_starts_clean_in_a_group_of_its_own_and_a_failed_start_says_why() {
     assert_eq!(r.status, Status::Error, "{}", r.message);
     assert!(r.message.contains("Permission denied"), "{}", r.message);
     assert!(r.message.contains("not-a-program"), "{}", r.message);
+    // An executable file without `#!` runs through /bin/sh, as execvp runs it.
+    let file = w.dir.path().join("no-shebang");
+    std::fs::write(&file, "echo \"run by sh: $1\"\n").expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = file
+        .canonicalize()
+        .expect("canonical")
+        .display()
+        .to_string();
+    let r = w.run_script(
+        &[&path],
+        None,
+        &format!(r#"let r = exec({path:?}, ["arg1"]); ok(`${{r.code}}|${{r.stdout}}`)"#),
+    );
+    assert_eq!(r.message, "0|run by sh: arg1\n", "{}", r.message);
 }
 
 #[test]
