@@ -532,17 +532,15 @@ fn kill_pid_group(pid: u32) {
     }
 }
 
-/// Runs a prepared command (from [`Allowlist::command`]) to completion, with stdin closed,
-/// in a process group of its own, within the guard's deadline: past it (or on cancel) the
-/// whole group is killed, what it started too. Each stream is kept up to `cap` bytes.
+/// Runs a prepared command (from [`Allowlist::prepare`]) to completion, with stdin from
+/// /dev/null, in a process group of its own, within the guard's deadline: past it (or on
+/// cancel) the whole group is killed, what it started too. Its exit code (128 + the signal
+/// that ended it), and up to `cap` bytes of each of stdout and stderr.
 ///
-/// One reactor does the waiting (smol's process support): both pipes are read as they fill
-/// and the exit comes as an event, with no thread of its own per run and no polling for it.
-/// Only the guard's cancel flag and memory budget, which no event announces, are looked at
-/// every 100 ms (`GUARD_TICK`).
-/// Runs a prepared command to completion: its exit code (128 + the signal that ended it),
-/// and up to `cap` bytes of each of stdout and stderr. It starts through [`super::spawn`],
-/// not a fork of the daemon, and its exit is waited for on its pidfd in the reactor.
+/// It starts through `session::spawn`, not a fork of the daemon. One reactor does the
+/// waiting: both pipes are read as they fill and the exit comes as an event on its pidfd,
+/// with no thread of its own per run and no polling for it. Only the guard's cancel flag and
+/// memory budget, which no event announces, are looked at every 100 ms (`GUARD_TICK`).
 pub fn exec(p: Prepared, guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
     use smol::future::FutureExt as _;
     let spawn_err = |e: io::Error| SessionError::Spawn {
