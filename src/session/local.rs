@@ -568,8 +568,8 @@ pub fn exec(p: Prepared, guard: &Guard, cap: usize) -> Result<ExecOutput, Sessio
         // Each stream kept up to `cap`, the rest drained so a chatty command never blocks on
         // a full pipe.
         let mut reading = std::pin::pin!(smol::future::zip(
-            read_capped(Some(out), cap, &mut stdout),
-            read_capped(Some(err), cap, &mut stderr),
+            read_capped(out, cap, &mut stdout),
+            read_capped(err, cap, &mut stderr),
         ));
         let mut read_all = false;
         // Until the process exits (reading meanwhile), or the guard says stop.
@@ -641,9 +641,8 @@ enum Event {
 }
 
 /// Reads a stream to its end, keeping the first `cap` bytes in `buf`.
-async fn read_capped(r: Option<impl smol::io::AsyncRead + Unpin>, cap: usize, buf: &mut Vec<u8>) {
+async fn read_capped(mut r: impl smol::io::AsyncRead + Unpin, cap: usize, buf: &mut Vec<u8>) {
     use smol::io::AsyncReadExt as _;
-    let Some(mut r) = r else { return };
     let mut chunk = [0u8; 8192];
     loop {
         match r.read(&mut chunk).await {

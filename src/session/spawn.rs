@@ -8,7 +8,7 @@
 //! (with `no_new_privs`) is put on it. The caller gets a pidfd (`CLONE_PIDFD`) to wait on in
 //! the reactor, so no thread and no poll loop waits for the exit.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -57,6 +57,14 @@ fn cstring(s: &OsStr) -> io::Result<CString> {
             "a NUL byte in the command, an argument or the environment",
         )
     })
+}
+
+/// The pointers of `items` and a null after them, as `execve` takes its lists.
+fn null_ended<'a>(items: impl Iterator<Item = &'a CStr>) -> Vec<*const libc::c_char> {
+    items
+        .map(CStr::as_ptr)
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// An fd above 2: the one given, or a copy of it that the caller keeps until the child has
@@ -118,21 +126,10 @@ pub fn start(
         .iter()
         .map(|(n, v)| cstring(OsStr::new(&format!("{n}={v}"))))
         .collect::<io::Result<Vec<_>>>()?;
-    let argv: Vec<*const libc::c_char> = c_args
-        .iter()
-        .map(|c| c.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let sh = c"/bin/sh";
-    let sh_argv: Vec<*const libc::c_char> = std::iter::once(sh.as_ptr())
-        .chain(c_args.iter().map(|c| c.as_ptr()))
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = c_env
-        .iter()
-        .map(|c| c.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let argv = null_ended(c_args.iter().map(CString::as_c_str));
+    let sh_argv =
+        null_ended(std::iter::once(c"/bin/sh").chain(c_args.iter().map(CString::as_c_str)));
+    let envp = null_ended(c_env.iter().map(CString::as_c_str));
     let mut kept = Vec::new();
     let mut fds = [-1; 3];
     for (slot, fd) in fds.iter_mut().zip(stdio) {

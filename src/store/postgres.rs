@@ -318,9 +318,8 @@ impl Postgres {
 
     /// Statements through the simple protocol: any number, values as text.
     fn simple(&mut self, sql: &str) -> Result<RawResult, StoreError> {
-        let messages = self.with_client(|client, statements, shown| {
-            // Whatever they are may change a table under a kept statement.
-            statements.clear();
+        // Only `raw` comes here, and it has emptied the kept statements already.
+        let messages = self.with_client(|client, _, shown| {
             client
                 .simple_query(sql)
                 .map_err(|e| Attempt::Failed(err(shown, &e)))
@@ -468,9 +467,7 @@ impl Tx<'_, '_> {
             .collect();
         Ok((stmt, params))
     }
-}
 
-impl Tx<'_, '_> {
     /// A failed execution: the kept statements go too (one may have been planned against a
     /// table that has changed since).
     fn failed(&mut self, e: &postgres::Error) -> StoreError {

@@ -1249,7 +1249,7 @@ def bench_checks(work):
 
     runners = [
         ("hostler, bundled check_tcp (no fork)", False, lambda l: hostler_runner(l, False)),
-        ("hostler, check_plugin running monitoring-plugins' check_tcp (a fork per check)", True,
+        ("hostler, check_plugin running monitoring-plugins' check_tcp (a new process per check)", True,
          lambda l: hostler_runner(l, True)),
         ("Icinga 2 " + icinga_version() + ", ITL `tcp` (the same check_tcp)", True, icinga_runner),
     ]

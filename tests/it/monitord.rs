@@ -1713,16 +1713,7 @@ fn serve_restarts_with_the_allocators_tunables_unless_the_operator_set_theirs() 
     );
 
     // A command that is not the daemon: a script it runs reads its parent's environment.
-    std::fs::write(
-        w.path("s.toml"),
-        "[sandbox]\nallowed_commands = [\"sh\", \"cat\"]\n",
-    )
-    .expect("config");
-    std::fs::write(
-        w.path("peek.rhai"),
-        r#"let r = exec("sh", ["-c", "cat /proc/$PPID/environ"]); ok(`${r.stdout}|${r.stderr}`)"#,
-    )
-    .expect("script");
+    w.peek_at_the_parents_environment("s.toml");
     let out = w.run(&[
         "script",
         "add",

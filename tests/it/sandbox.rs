@@ -490,14 +490,17 @@ fn a_command_starts_clean_in_a_group_of_its_own_and_a_failed_start_says_why() {
     // Ended by a signal: 128 + its number.
     let r = run(&w, r#"ok(`${exec("sh", ["-c", "kill -9 $$"]).code}`)"#);
     assert_eq!(r.message, "137");
+    // A file of this test's, by its canonical path (as the allowlist names it).
+    let file = |name: &str, text: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        let file = w.dir.path().join(name);
+        std::fs::write(&file, text).expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let path = file.canonicalize().expect("canonical");
+        path.display().to_string()
+    };
     // An allowed file that is not executable: the run fails with execve's own reason.
-    let file = w.dir.path().join("not-a-program");
-    std::fs::write(&file, "#!/bin/sh\necho hi\n").expect("write");
-    let path = file
-        .canonicalize()
-        .expect("canonical")
-        .display()
-        .to_string();
+    let path = file("not-a-program", "#!/bin/sh\necho hi\n", 0o644);
     let r = w.run_script(
         &[&path],
         None,
@@ -507,15 +510,7 @@ fn a_command_starts_clean_in_a_group_of_its_own_and_a_failed_start_says_why() {
     assert!(r.message.contains("Permission denied"), "{}", r.message);
     assert!(r.message.contains("not-a-program"), "{}", r.message);
     // An executable file without `#!` runs through /bin/sh, as execvp runs it.
-    let file = w.dir.path().join("no-shebang");
-    std::fs::write(&file, "echo \"run by sh: $1\"\n").expect("write");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let path = file
-        .canonicalize()
-        .expect("canonical")
-        .display()
-        .to_string();
+    let path = file("no-shebang", "echo \"run by sh: $1\"\n", 0o755);
     let r = w.run_script(
         &[&path],
         None,

@@ -1217,17 +1217,8 @@ fn a_script_cannot_read_the_database_password_from_hostlers_environment() {
             .expect("hostler")
     };
     assert_eq!(code(&hostler(&["init"])), 0);
-    std::fs::write(
-        w.path("hostler.toml"),
-        "[sandbox]\nallowed_commands = [\"sh\", \"cat\"]\n",
-    )
-    .expect("config");
     // A job that reads its parent's (hostler's) environment, as `ps eww` did.
-    std::fs::write(
-        w.path("peek.rhai"),
-        r#"let r = exec("sh", ["-c", "cat /proc/$PPID/environ"]); ok(`${r.stdout}|${r.stderr}`)"#,
-    )
-    .expect("script");
+    w.peek_at_the_parents_environment("hostler.toml");
     let out = hostler(&["script", "add", "peek", "peek.rhai"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let out = hostler(&["--config", "hostler.toml", "run", "peek"]);

@@ -22,6 +22,21 @@ impl Work {
         }
     }
 
+    /// Writes `config` (a config that allows `sh` and `cat`) and `peek.rhai`, a script that
+    /// says its parent's environment (`/proc/$PPID/environ`) as its message.
+    pub fn peek_at_the_parents_environment(&self, config: &str) {
+        std::fs::write(
+            self.path(config),
+            "[sandbox]\nallowed_commands = [\"sh\", \"cat\"]\n",
+        )
+        .expect("config");
+        std::fs::write(
+            self.path("peek.rhai"),
+            r#"let r = exec("sh", ["-c", "cat /proc/$PPID/environ"]); ok(`${r.stdout}|${r.stderr}`)"#,
+        )
+        .expect("script");
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
