@@ -26,6 +26,18 @@ pub(crate) fn opts(node: &str) -> DaemonOptions {
     o
 }
 
+/// Waits until job `id` is claimed and has passed its slot, so that it runs and is no longer
+/// given back unrun (a claimed job is "running" in the queue before it has a slot).
+fn wait_started(store: &Store, id: i64, health: &hostler::health::Health) {
+    assert!(
+        wait_for(Duration::from_secs(10), || store
+            .job(id)
+            .is_ok_and(|j| j.state == hostler::store::JobState::Running)
+            && health.lateness.read().0.iter().sum::<u64>() == 1),
+        "job {id} did not start within 10 s"
+    );
+}
+
 /// A daemon running in a thread, stopped and joined on drop.
 pub(crate) struct Daemon {
     shutdown: Shutdown,
@@ -206,12 +218,11 @@ fn a_running_job_can_be_cancelled() {
     let w = Work::new();
     let mut o = opts("n1");
     o.lease = Duration::from_millis(900);
+    let health = o.health.clone();
     let (d, store) = Daemon::start(&w, &[], o);
     w.script(&store, "long", "sleep(30); ok()");
     let (id, _) = store.enqueue(&job("long", None, 0)).expect("enqueue");
-    assert!(wait_for(Duration::from_secs(10), || store
-        .job(id)
-        .is_ok_and(|j| j.state == hostler::store::JobState::Running)));
+    wait_started(&store, id, &health);
     let t = Instant::now();
     assert_eq!(
         store.cancel_job(id, "cli").expect("cancel"),
@@ -250,12 +261,11 @@ fn shutdown_waits_for_the_grace_period_then_releases_the_job() {
     let w = Work::new();
     let mut o = opts("n1");
     o.grace = Duration::from_millis(300);
+    let health = o.health.clone();
     let (d, store) = Daemon::start(&w, &[], o);
     w.script(&store, "long", "sleep(30); ok()");
     let (id, _) = store.enqueue(&job("long", None, 0)).expect("enqueue");
-    assert!(wait_for(Duration::from_secs(10), || store
-        .job(id)
-        .is_ok_and(|j| j.state == hostler::store::JobState::Running)));
+    wait_started(&store, id, &health);
     let t = Instant::now();
     let summary = d.stop();
     assert!(
