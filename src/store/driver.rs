@@ -116,7 +116,8 @@ pub type Work<'a> = &'a mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>;
 /// A database driver.
 pub trait Driver: Send {
     fn dialect(&self) -> Dialect;
-    /// Runs `work` in a read transaction.
+    /// Runs `work`, which only reads (in a read transaction, or on PostgreSQL each
+    /// statement on its own); it may run again on a new connection when the first was lost.
     fn read(&mut self, work: Work<'_>) -> Result<(), StoreError>;
     /// Runs `work` in one write transaction: all of it commits, or none of it does.
     fn write(&mut self, work: Work<'_>) -> Result<(), StoreError>;

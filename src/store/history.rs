@@ -126,7 +126,7 @@ impl Store {
         let trends_before = now - r.keep_trends_ms - 23 * HOUR;
         let count = |s: crate::sql::Statement| -> Result<u64, StoreError> {
             Ok(self
-                .read(|c| c.query_one(s))?
+                .read(|c| c.query_one(s.clone()))?
                 .map(|row| row.int("n"))
                 .transpose()?
                 .unwrap_or(0) as u64)

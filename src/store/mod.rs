@@ -258,26 +258,27 @@ impl Store {
         self.dialect
     }
 
-    /// Runs `f` in a read transaction.
+    /// Runs `f`, which only reads. It may run again on a new connection when the first was
+    /// lost under it: PostgreSQL runs a read's statements without a transaction of their own
+    /// (at READ COMMITTED each has its own snapshot anyway, and the BEGIN and COMMIT were a
+    /// quarter of the statements a check sent), so a lost connection shows only once a
+    /// statement is sent.
     pub fn read<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+        mut f: impl FnMut(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.unit(false, f)
+        let mut out = None;
+        let mut work = |c: &mut dyn Conn| {
+            out = Some(f(c)?);
+            Ok(())
+        };
+        self.pool.with_read(|driver| driver.read(&mut work))?;
+        out.ok_or_else(|| StoreError::Db("read did not run".into()))
     }
 
     /// Runs `f` in one write transaction.
     pub fn write<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.unit(true, f)
-    }
-
-    /// One unit of work in one transaction, handing back what `f` returns.
-    fn unit<T>(
-        &self,
-        write: bool,
         f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut f = Some(f);
@@ -289,11 +290,7 @@ impl Store {
             out = Some(f(c)?);
             Ok(())
         };
-        if write {
-            self.pool.with(|driver| driver.write(&mut work))?;
-        } else {
-            self.pool.with_read(|driver| driver.read(&mut work))?;
-        }
+        self.pool.with(|driver| driver.write(&mut work))?;
         out.ok_or_else(|| StoreError::Db("unit of work did not run".into()))
     }
 

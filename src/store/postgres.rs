@@ -12,7 +12,7 @@
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, GenericClient, NoTls};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -307,6 +307,10 @@ impl Postgres {
                     tracing::warn!("{}; connecting again", err(&shown, &e));
                     self.client = None;
                 }
+                Err(Attempt::Lost(e)) => {
+                    tracing::warn!("{e}; connecting again");
+                    self.client = None;
+                }
                 Err(Attempt::Unsent(e)) => return Err(err(&shown, &e)),
                 Err(Attempt::Failed(e)) => return Err(e),
             }
@@ -354,6 +358,8 @@ enum Attempt {
     Unsent(postgres::Error),
     /// During or after the work.
     Failed(StoreError),
+    /// A read whose connection was lost under it: safe to run again on a new one.
+    Lost(StoreError),
 }
 
 /// A value bound as the type the server expects for its parameter.
@@ -435,13 +441,43 @@ fn value(row: &postgres::Row, i: usize) -> Value {
     got.ok().flatten().unwrap_or(Value::Null)
 }
 
-struct Tx<'a, 'b> {
-    tx: &'a mut postgres::Transaction<'b>,
+/// A unit of work on a connection: in a transaction (a write), or statement by statement (a
+/// read, which sends only queries and notes whether the connection was lost under it).
+struct Tx<'a, C> {
+    tx: &'a mut C,
     statements: &'a mut Statements,
     shown: &'a str,
+    read: bool,
+    lost: bool,
 }
 
-impl Tx<'_, '_> {
+impl<'a, C: GenericClient> Tx<'a, C> {
+    fn new(tx: &'a mut C, statements: &'a mut Statements, shown: &'a str, read: bool) -> Self {
+        Tx {
+            tx,
+            statements,
+            shown,
+            read,
+            lost: false,
+        }
+    }
+
+    /// A read sends SELECTs only, as its READ ONLY transaction once made sure: a net for a
+    /// mistake in hostler's own reads (no operator's SQL comes this way).
+    fn may_send(&self, q: &str) -> Result<(), StoreError> {
+        let query = q
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("SELECT"));
+        if self.read && !query {
+            return Err(StoreError::Db(format!(
+                "a read sent a statement that is not a query: {}",
+                q.chars().take(60).collect::<String>()
+            )));
+        }
+        Ok(())
+    }
+
     /// The statement prepared (once per connection), and its parameters bound as the
     /// server's types want them.
     fn prepare(
@@ -451,7 +487,7 @@ impl Tx<'_, '_> {
         let stmt = match self.statements.get(&q.sql) {
             Some(s) => s.clone(),
             None => {
-                let s = self.tx.prepare(&q.sql).map_err(|e| err(self.shown, &e))?;
+                let s = self.tx.prepare(&q.sql).map_err(|e| self.failed(&e))?;
                 if self.statements.len() >= STATEMENTS_KEPT {
                     self.statements.clear();
                 }
@@ -472,6 +508,7 @@ impl Tx<'_, '_> {
     /// table that has changed since).
     fn failed(&mut self, e: &postgres::Error) -> StoreError {
         self.statements.clear();
+        self.lost |= lost(e);
         err(self.shown, e)
     }
 }
@@ -493,12 +530,13 @@ fn rows_of(rows: Vec<postgres::Row>) -> Vec<Row> {
         .collect()
 }
 
-impl Conn for Tx<'_, '_> {
+impl<C: GenericClient> Conn for Tx<'_, C> {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
     }
 
     fn rows(&mut self, q: &Rendered) -> Result<Vec<Row>, StoreError> {
+        self.may_send(&q.sql)?;
         let (stmt, params) = self.prepare(q)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
         let rows = self.tx.query(&stmt, &refs);
@@ -506,6 +544,7 @@ impl Conn for Tx<'_, '_> {
     }
 
     fn count(&mut self, q: &Rendered) -> Result<u64, StoreError> {
+        self.may_send(&q.sql)?;
         let (stmt, params) = self.prepare(q)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
         let changed = self.tx.execute(&stmt, &refs);
@@ -519,6 +558,7 @@ impl Conn for Tx<'_, '_> {
     }
 
     fn ddl(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.may_send(sql)?;
         // A table changed: no kept statement was planned against what it is now.
         self.statements.clear();
         self.tx.batch_execute(sql).map_err(|e| err(self.shown, &e))
@@ -531,19 +571,17 @@ impl Driver for Postgres {
     }
 
     fn read(&mut self, work: Work<'_>) -> Result<(), StoreError> {
+        // No BEGIN READ ONLY and COMMIT around it: at READ COMMITTED each statement takes its
+        // own snapshot, in a transaction or not, and those two were 6 of the 27 statements a
+        // check sent. A read changes nothing, so one whose connection was lost under it
+        // runs again on a new one.
         self.with_client(|client, statements, shown| {
-            let mut tx = client
-                .build_transaction()
-                .read_only(true)
-                .start()
-                .map_err(Attempt::Unsent)?;
-            work(&mut Tx {
-                tx: &mut tx,
-                statements,
-                shown,
-            })
-            .map_err(Attempt::Failed)?;
-            tx.commit().map_err(|e| Attempt::Failed(err(shown, &e)))
+            let mut tx = Tx::new(client, statements, shown, true);
+            match work(&mut tx) {
+                Ok(()) => Ok(()),
+                Err(e) if tx.lost => Err(Attempt::Lost(e)),
+                Err(e) => Err(Attempt::Failed(e)),
+            }
         })
     }
 
@@ -551,12 +589,7 @@ impl Driver for Postgres {
         self.with_client(|client, statements, shown| {
             let mut tx = client.transaction().map_err(Attempt::Unsent)?;
             // On error the transaction is dropped, which rolls it back.
-            work(&mut Tx {
-                tx: &mut tx,
-                statements,
-                shown,
-            })
-            .map_err(Attempt::Failed)?;
+            work(&mut Tx::new(&mut tx, statements, shown, false)).map_err(Attempt::Failed)?;
             tx.commit().map_err(|e| Attempt::Failed(err(shown, &e)))
         })
     }

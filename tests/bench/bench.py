@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--slots=N] [--window=S] [--nodes=1,2,3] [--mute=N] [--probe-every=N]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--slots=N] [--window=S] [--nodes=1,2,3] [--pg-statements] [--mute=N] [--probe-every=N]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -951,7 +951,7 @@ class PgCluster:
     one: initdb as the `postgres` user (PostgreSQL refuses root) in a folder of its own, on a
     free loopback port, fsync and synchronous_commit off, trust for the superuser `hostler`."""
 
-    def __init__(self):
+    def __init__(self, statements=False):
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not found:
             raise RuntimeError("no PostgreSQL server (apt-get install postgresql)")
@@ -969,6 +969,9 @@ class PgCluster:
         self.port = free_port()
         opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c synchronous_commit=off -c max_connections=200")
+        if statements:
+            opts += " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+        self.statements = statements
         r = run(self.pre + [f"{self.bin}/pg_ctl", "-D", self.data, "-o", opts, "-l",
                             os.path.join(self.dir, "log"), "-w", "-t", "30", "start"])
         if r.returncode != 0:
@@ -983,6 +986,36 @@ class PgCluster:
 
     def postmaster(self):
         return int(open(os.path.join(self.data, "postmaster.pid")).readline())
+
+    def psql(self, db, sql):
+        r = run([f"{self.bin}/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "hostler", "-d", db,
+                 "-At", "-F", "\t", "-c", sql])
+        if r.returncode != 0:
+            raise RuntimeError(f"psql: {r.stderr.strip()[-300:]}")
+        return [l.split("\t") for l in r.stdout.splitlines()]
+
+    def statements_reset(self, db):
+        if self.statements:
+            self.psql(db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            self.psql(db, "SELECT pg_stat_statements_reset()")
+
+    def statements_report(self, db, label, checks):
+        """With --pg-statements: the statements that took the server's time since the reset,
+        per check."""
+        if not self.statements:
+            return
+        rows = self.psql(db, "SELECT calls, total_exec_time, rows, regexp_replace(query, '\\s+', ' ', 'g') "
+                             "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+                             f"WHERE datname = '{db}') ORDER BY calls DESC, total_exec_time DESC")
+        total = sum(int(r[0]) for r in rows)
+        ms = sum(float(r[1]) for r in rows)
+        print(f"\n{label}: the server's statements, per check ({checks:,} checks): {total / max(checks, 1):.1f} "
+              f"statements and {ms / max(checks, 1):.3f} ms of execution a check\n")
+        print("| calls per check | server ms per check | rows per call | statement |")
+        print("| ---: | ---: | ---: | --- |")
+        for calls, ms, nrows, q in rows[:25]:
+            c = int(calls)
+            print(f"| {c / max(checks, 1):.2f} | {float(ms) / max(checks, 1):.3f} | {int(nrows) / max(c, 1):.1f} | {q[:110]} |")
 
     def stop(self):
         run(self.pre + [f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "stop"])
@@ -1005,7 +1038,8 @@ def bench_checks(work):
     # rate are also printed once a minute (the memory-under-load curve).
     WINDOW = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--window=")), 10 if QUICK else 30)
     # --nodes=1,2,3: hostler's bundled check on a throwaway PostgreSQL cluster, with 1, 2
-    # and 3 nodes in turn (issue 31's 8,333 checks a second).
+    # and 3 nodes in turn (issue 31's 8,333 checks a second). --pg-statements: the server's
+    # statements per check too (pg_stat_statements).
     NODES = next(([int(n) for n in a.split("=", 1)[1].split(",")] for a in sys.argv if a.startswith("--nodes=")), [])
     curves = {}
     plugin = "/usr/lib/nagios/plugins/check_tcp"
@@ -1050,7 +1084,8 @@ def bench_checks(work):
             # check_tcp is among the default allowed_commands; extra_commands says so anyway.
             f.write(f'[web]\npublic_metrics = true\n[monitord]\nmax_concurrent = {SLOTS}\n'
                     f'[sandbox]\nextra_commands = ["{plugin}"]\n')
-        db = pg.create(f"bench{nodes}") if pg else os.path.join(d, "c.db")
+        dbname = f"bench{nodes}"
+        db = pg.create(dbname) if pg else os.path.join(d, "c.db")
         env = dict(os.environ, HOSTLER_DB=db, HOSTLER_CONFIG=conf)
         r = run([HOSTLER, "init"], env=env)
         if r.returncode != 0:
@@ -1115,6 +1150,8 @@ def bench_checks(work):
             time.sleep(WARM)
             try:
                 c0, h0 = totals(), hist()
+                if pg:
+                    pg.statements_reset(dbname)
             except OSError as e:
                 raise RuntimeError(f"{e}; {dead()}")
             curve, last = [], [sum(c0.values())]
@@ -1142,6 +1179,8 @@ def bench_checks(work):
             for p in procs:
                 stop_group(p)
         done = sum(c1.values()) - sum(c0.values())
+        if pg:
+            pg.statements_report(dbname, label, done)
         bad = {k: c1[k] - c0.get(k, 0) for k in c1 if k != "ok" and c1[k] != c0.get(k, 0)}
         _, p50, p99, worst = lateness_between(h0, h1)
         problems = [l for k in range(nodes) for l in open(os.path.join(d, f"serve{k}.log")).read().splitlines()
@@ -1258,7 +1297,7 @@ def bench_checks(work):
         # --nodes=1,2,3: the bundled check on PostgreSQL instead, with that many nodes sharing
         # one queue, each count on a fresh database of one throwaway cluster.
         try:
-            pg = PgCluster()
+            pg = PgCluster(statements="--pg-statements" in sys.argv)
         except Exception as e:
             print(f"SKIPPED checks/PostgreSQL: {e}")
             listener.close()

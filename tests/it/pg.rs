@@ -444,6 +444,48 @@ fn a_store_connects_again_after_a_killed_session_and_a_restarted_server() {
     assert!(back, "the store never connected again");
 }
 
+/// A read runs its statements without a transaction of its own (no BEGIN and COMMIT around
+/// it), so it may send queries only: anything else is refused before it reaches the server.
+#[test]
+fn a_read_sends_only_queries() {
+    use hostler::sql::{Rendered, Returns};
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_reads");
+    let store = Store::open(&url).expect("open");
+    add_host(&store, "web1").expect("host");
+    let sql = |s: &str| Rendered {
+        sql: s.into(),
+        params: Vec::new(),
+        returns: Returns::Count,
+    };
+    for write in [
+        "DELETE FROM hosts",
+        "WITH d AS (DELETE FROM hosts RETURNING id) SELECT id FROM d",
+        "update hosts set port = 1",
+    ] {
+        let e = store
+            .read(|c| c.count(&sql(write)))
+            .expect_err("a write through a read");
+        assert!(e.to_string().contains("not a query"), "{e}");
+        let e = store
+            .read(|c| c.rows(&sql(write)))
+            .expect_err("a write through a read");
+        assert!(e.to_string().contains("not a query"), "{e}");
+    }
+    let e = store
+        .read(|c| c.ddl("DROP TABLE hosts"))
+        .expect_err("DDL through a read");
+    assert!(e.to_string().contains("not a query"), "{e}");
+    assert_eq!(store.hosts().expect("hosts").len(), 1);
+    assert_eq!(
+        store
+            .read(|c| c.rows(&sql("  select count(*) as n from hosts")))
+            .expect("a query")
+            .len(),
+        1
+    );
+}
+
 #[test]
 fn tls_to_postgresql_checks_the_servers_certificate() {
     if !crate::util::have("/usr/bin/openssl", "openssl makes the test's certificates") {
