@@ -297,13 +297,20 @@ fn add_transcript(c: &mut dyn super::Conn, id: i64, run: &NewRun) -> Result<(), 
     Ok(())
 }
 
+/// The row of quiet OK runs that a run joins.
+struct Joined {
+    id: i64,
+    had_transcript: bool,
+}
+
 /// The row an OK run that changes nothing joins instead of a row of its own: its check's last
-/// run, when that was such a run too. None: the run gets its own row. Also the check's row as
-/// it stands, when it was read (the state machine then needs no read of its own).
+/// run, when that was such a run too, and whether that row has a transcript. None: the run
+/// gets its own row. Also the check's row as it stands, when it was read (the state machine
+/// then needs no read of its own).
 fn joins(
     c: &mut dyn super::Conn,
     run: &NewRun,
-) -> Result<(Option<i64>, Option<Option<Row>>), StoreError> {
+) -> Result<(Option<Joined>, Option<Option<Row>>), StoreError> {
     if run.status != Status::Ok || !run.notifications.is_empty() {
         return Ok((None, None));
     }
@@ -326,7 +333,12 @@ fn joins(
             } else {
                 st::run_quiet(last, schedule)
             })?
-            .map(|r| r.int("id"))
+            .map(|r| {
+                Ok::<_, StoreError>(Joined {
+                    id: r.int("id")?,
+                    had_transcript: r.int("transcripts")? > 0,
+                })
+            })
             .transpose()?,
         _ => None,
     };
@@ -410,13 +422,13 @@ impl Store {
             (None, None)
         };
         let id = match joined {
-            Some(id) => {
+            Some(Joined { id, had_transcript }) => {
                 c.exec(st::run_repeat(id, run_values(run)))?;
-                // A pushed result's row never has a transcript to replace.
-                if run.phase != Some(RunPhase::Passive) || !run.transcript.is_empty() {
+                // The row's transcript becomes this run's (OK runs keep none by default).
+                if had_transcript {
                     c.exec(st::delete_in("run_transcripts", "run_id", vec![id]))?;
-                    add_transcript(c, id, run)?;
                 }
+                add_transcript(c, id, run)?;
                 id
             }
             None => {

@@ -629,6 +629,40 @@ fn charts_draw_points_thresholds_bands_and_changes_as_well_formed_svg() {
     elements(&spark);
 }
 
+/// A run that joins a shared row brings its transcript (OK transcripts kept), and none of the
+/// row's earlier one stays behind; a run without one leaves the row none.
+#[test]
+fn a_shared_row_holds_only_its_latest_runs_transcript() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    let sched = schedule(&store);
+    let mut t = hostler::store::now_ms() - HOUR;
+    let mut record = |transcript: &str| {
+        t += 60_000;
+        store
+            .record_run(&run(sched, Status::Ok, t, transcript), JobAction::Keep)
+            .expect("record")
+    };
+    let first = record("");
+    let shared = record("T1");
+    assert_ne!(
+        first, shared,
+        "the first OK changed the state: a row of its own"
+    );
+    let transcripts = |id: i64| {
+        count(
+            &store,
+            &format!("SELECT count(*) FROM run_transcripts WHERE run_id = {id}"),
+        )
+    };
+    for (transcript, rows) in [("T2", 1), ("", 0), ("", 0), ("T3", 1)] {
+        assert_eq!(record(transcript), shared);
+        assert_eq!(transcripts(shared), rows, "after {transcript:?}");
+        assert_eq!(store.run(shared).expect("run").transcript, transcript);
+    }
+}
+
 /// OK runs that change nothing share one row (the latest, and how many); every other run
 /// keeps its own; with `collapse_ok` off each OK run has its own row again.
 #[test]

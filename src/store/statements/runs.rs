@@ -468,6 +468,7 @@ pub fn run_quiet(id: i64, schedule: i64) -> Statement {
         .filter(col("run_id").eq(param(id)));
     Select::from("runs")
         .columns(&["id"])
+        .with(transcripts_of(id))
         .filter(col("id").eq(param(id)))
         .filter(col("schedule_id").eq(param(schedule)))
         .filter(col("status").eq(lit("ok")))
@@ -481,6 +482,15 @@ pub fn run_quiet(id: i64, schedule: i64) -> Statement {
         .into()
 }
 
+/// Column `transcripts`: how many transcript rows run `id` has (a joined row's are replaced
+/// only when there are some).
+fn transcripts_of(id: i64) -> Section {
+    let count = Select::from("run_transcripts")
+        .with(Section::Columns(vec![(Expr::count_star(), None)]))
+        .filter(col("run_id").eq(param(id)));
+    Section::Columns(vec![(Expr::Sub(Box::new(count)), Some("transcripts"))])
+}
+
 /// Run `id` if it is a pushed OK result (a ping, a passive result) that changed nothing and
 /// told nothing: the next such result of its check may join its row.
 pub fn run_quiet_passive(id: i64) -> Statement {
@@ -489,6 +499,7 @@ pub fn run_quiet_passive(id: i64) -> Statement {
         .filter(col("run_id").eq(param(id)));
     Select::from("runs")
         .columns(&["id"])
+        .with(transcripts_of(id))
         .filter(col("id").eq(param(id)))
         .filter(col("schedule_id").is_null())
         .filter(col("status").eq(lit("ok")))
