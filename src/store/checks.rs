@@ -313,6 +313,7 @@ pub(super) fn record(
     policy: Policy,
     // The check's row, when the caller read it in this transaction (Some(None): there is none).
     known: Option<Option<Row>>,
+    reads: &mut TxReads,
 ) -> Result<Option<Moved>, StoreError> {
     let Some(state) = CheckState::of(run.status) else {
         return Ok(None);
@@ -330,7 +331,7 @@ pub(super) fn record(
     let prev = prev_row.as_ref().map(check_from_row).transpose()?;
     // A removed schedule's last runs judge as at once.
     let sched = match run.schedule_id {
-        Some(schedule) => c.query_one(st::schedule_retries(schedule))?,
+        Some(schedule) => reads.schedule(c, schedule)?,
         None => None,
     };
     let retries = sched
@@ -413,7 +414,7 @@ pub(super) fn record(
             .iter()
             .any(|n| matches!(n.event, Alert::FixFailed | Alert::Guard | Alert::GiveUp)),
         may_tell: (run.phase.is_none() || passive) && !matches!(action, JobAction::Retry { .. }),
-        quiet: in_downtime(c, host, run.check(), run.finished_at)?,
+        quiet: reads.in_downtime(c, host, run.check(), run.finished_at)?,
     };
     let policy = Policy { retries, ..policy };
     let next = advance(prev.as_ref(), &o, &policy);
@@ -513,11 +514,26 @@ pub(super) fn in_downtime(
     script: &str,
     at: i64,
 ) -> Result<bool, StoreError> {
-    let windows: Vec<Downtime> = c
-        .query(st::downtime_list(at))?
+    let windows = downtimes_from(c, at)?;
+    covered_by(c, &windows, host, script, at)
+}
+
+/// The downtimes that had not ended at `at`.
+fn downtimes_from(c: &mut dyn Conn, at: i64) -> Result<Vec<Downtime>, StoreError> {
+    c.query(st::downtime_list(at))?
         .iter()
         .map(downtime_from_row)
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// Whether one of `windows` covers the check at `at`.
+fn covered_by(
+    c: &mut dyn Conn,
+    windows: &[Downtime],
+    host: Option<&str>,
+    script: &str,
+    at: i64,
+) -> Result<bool, StoreError> {
     if windows
         .iter()
         .all(|d| !(d.starts_at <= at && at < d.ends_at))
@@ -543,7 +559,46 @@ pub(super) fn in_downtime(
             None => Vec::new(),
         })
     };
-    super::downtimes::covered(&windows, &deps, host, script, at, &mut tags)
+    super::downtimes::covered(windows, &deps, host, script, at, &mut tags)
+}
+
+/// What the runs recorded in one transaction read once for all of them: a group commit of
+/// hundreds of runs reads each schedule and the downtimes once, not once a run.
+#[derive(Default)]
+pub(super) struct TxReads {
+    /// Each schedule's retries, sites and quorum, by id (None: it was removed).
+    schedules: std::collections::HashMap<i64, Option<Row>>,
+    /// The downtimes that had not ended at the time it holds.
+    downtimes: Option<(i64, Vec<Downtime>)>,
+}
+
+impl TxReads {
+    fn schedule(&mut self, c: &mut dyn Conn, id: i64) -> Result<Option<Row>, StoreError> {
+        if let Some(row) = self.schedules.get(&id) {
+            return Ok(row.clone());
+        }
+        let row = c.query_one(st::schedule_retries(id))?;
+        self.schedules.insert(id, row.clone());
+        Ok(row)
+    }
+
+    /// Whether a downtime covers the check at `at`: the windows read once, from the earliest
+    /// time asked (a run that finished before it reads them again from its own).
+    fn in_downtime(
+        &mut self,
+        c: &mut dyn Conn,
+        host: Option<&str>,
+        script: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let windows = match self.downtimes.take() {
+            Some((from, w)) if from <= at => (from, w),
+            _ => (at, downtimes_from(c, at)?),
+        };
+        let covered = covered_by(c, &windows.1, host, script, at);
+        self.downtimes = Some(windows);
+        covered
+    }
 }
 
 pub(super) fn downtime_from_row(r: &Row) -> Result<Downtime, StoreError> {

@@ -178,6 +178,8 @@ pub(super) struct Recorded {
     rechecks: usize,
     /// What the runs add to the totals.
     totals: Vec<(TotalKey, (i64, i64))>,
+    /// What the runs read once for all of them.
+    reads: super::checks::TxReads,
 }
 
 /// A status and a stripe of the totals; with it, the runs and their milliseconds.
@@ -443,7 +445,15 @@ impl Store {
                 insert_run(c, run, key)?
             }
         };
-        let moved = super::checks::record(c, run, id, action, self.policy(), check_row)?;
+        let moved = super::checks::record(
+            c,
+            run,
+            id,
+            action,
+            self.policy(),
+            check_row,
+            &mut done.reads,
+        )?;
         done.rechecks += moved.as_ref().map_or(0, |m| m.rechecks);
         if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
             c.exec(st::run_mark_changed(id))?;

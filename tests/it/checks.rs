@@ -526,6 +526,62 @@ fn host(store: &Store, name: &str, tags: &[&str]) {
         .expect("host");
 }
 
+/// Runs recorded together (a group commit) read the downtimes once, yet each is judged at its
+/// own time and for its own host and check: one that finished before the others, in a window
+/// that had ended by their time, is still quiet.
+#[test]
+fn runs_recorded_together_are_each_judged_against_the_downtimes_at_their_time() {
+    let w = Work::new();
+    let store = w.store();
+    host(&store, "a", &["web"]);
+    host(&store, "b", &[]);
+    w.script(&store, "check_x", "ok()");
+    w.script(&store, "check_y", "ok()");
+    let ax = schedule(&store, "check_x", Some("a"));
+    let bx = schedule(&store, "check_x", Some("b"));
+    let ay = schedule(&store, "check_y", Some("a"));
+    let now = hostler::store::now_ms();
+    store
+        .add_downtime(&NewDowntime {
+            tag: Some("web".into()),
+            reason: "kernel update".into(),
+            starts_at: now - 10,
+            ends_at: now + 60_000,
+            ..Default::default()
+        })
+        .expect("add");
+    // One that is over by now (the API refuses those), for a's check_y at now - 2 s only.
+    store
+        .raw(
+            &format!(
+                "INSERT INTO downtimes (host, script, starts_at, ends_at, reason, created_at) \
+                 VALUES ('a', 'check_y', {}, {}, 'earlier', {})",
+                now - 3_000,
+                now - 1_500,
+                now - 3_000
+            ),
+            false,
+        )
+        .expect("insert");
+    let with_host = |mut r: NewRun, h: &str| {
+        r.host = Some(h.into());
+        (r, JobAction::Keep)
+    };
+    let batch = [
+        with_host(run(Some(ax), "check_x", Status::Critical, now), "a"),
+        with_host(run(Some(bx), "check_x", Status::Critical, now), "b"),
+        with_host(run(Some(ay), "check_y", Status::Critical, now - 2_000), "a"),
+    ];
+    store.record_runs(&batch, &|_| Ok(())).expect("record");
+    let notified = |h: &str, check: &str| store.check(Some(h), check).expect("check").notified;
+    assert!(!notified("a", "check_x"), "a is in the tag's downtime");
+    assert!(notified("b", "check_x"), "b is in none");
+    assert!(
+        !notified("a", "check_y"),
+        "a's check_y finished inside the window that was over for the others"
+    );
+}
+
 #[test]
 fn a_downtime_keeps_quiet_and_the_problem_is_told_once_it_ends() {
     let w = Work::new();
