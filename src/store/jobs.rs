@@ -294,23 +294,18 @@ fn claim_into(
                 {
                     continue;
                 }
-                ids.push(row.int("id")?);
-                if let Some(h) = host {
-                    *taken.entry(h).or_insert(0) += 1;
+                let id = row.int("id")?;
+                // Under the claim lock only this transaction claims; a row changed anyway
+                // (a cancel) changes nothing here and is passed over.
+                if c.exec(st::job_claim_by_id(id, ask.owner, ask.lease_ms))? == 1 {
+                    ids.push(id);
+                    if let Some(h) = host {
+                        *taken.entry(h).or_insert(0) += 1;
+                    }
                 }
             }
-            for chunk in ids.chunks(CHUNK) {
-                c.exec(st::job_claim_by_ids(chunk, ask.owner, ask.lease_ms))?;
-            }
-            // Under the claim lock only this transaction claims; a row changed anyway (a
-            // cancel, a removal) was not claimed and is passed over.
-            let before = claimed.len();
+            let got = ids.len();
             read_claimed(c, &ids, claimed)?;
-            let fresh = claimed.split_off(before);
-            claimed.extend(fresh.into_iter().filter(|j| {
-                j.state == JobState::Running && j.lease_owner.as_deref() == Some(ask.owner)
-            }));
-            let got = claimed.len() - before;
             // A full answer may hide more of this priority behind the jobs passed over: ask
             // again while that takes some. Otherwise the next priority down.
             if claimed.len() >= limit || rows.len() < ask_for || got == 0 {
@@ -322,13 +317,10 @@ fn claim_into(
     Ok(())
 }
 
-/// Ids a statement names at most: well under every dialect's limit on parameters (SQL
-/// Server's is 2,100).
-const CHUNK: usize = 500;
-
 /// Reads claimed jobs back (their lease and attempt as the claim set them), in claim order.
 fn read_claimed(c: &mut dyn Conn, ids: &[i64], claimed: &mut Vec<Job>) -> Result<(), StoreError> {
-    for chunk in ids.chunks(CHUNK) {
+    // Well under every dialect's limit on parameters (SQL Server's is 2,100).
+    for chunk in ids.chunks(500) {
         let mut jobs: HashMap<i64, Job> = HashMap::new();
         for row in c.query(st::jobs_by_ids(chunk))? {
             let job = job_from_row(&row)?;

@@ -244,16 +244,16 @@ fn claim_set(owner: &str, lease_ms: i64) -> Vec<(&'static str, Expr)> {
     ]
 }
 
-/// Claims the chosen jobs (from [`claim_candidates`], in the same transaction) for `owner`
-/// for `lease_ms`, counting the attempt: one statement for a claim's jobs. The lease is set and
-/// checked with the database's clock, so nodes' clocks need not agree. The state condition
-/// makes a lost race change no row instead of stealing a live lease.
-pub fn job_claim_by_ids(ids: &[i64], owner: &str, lease_ms: i64) -> Statement {
+/// Claims one chosen job (from [`claim_candidates`], in the same transaction) for `owner` for
+/// `lease_ms`, counting the attempt. The lease is set and checked with the database's clock,
+/// so nodes' clocks need not agree. The state condition makes a lost race change no row
+/// instead of stealing a live lease.
+pub fn job_claim_by_id(id: i64, owner: &str, lease_ms: i64) -> Statement {
     Update {
         table: "jobs",
         set: claim_set(owner, lease_ms),
         conditions: vec![
-            col("id").in_list(ids.iter().map(|i| param(*i)).collect()),
+            col("id").eq(param(id)),
             Expr::Or(vec![
                 col("state").eq(lit(JobState::Queued.as_str())),
                 col("state")
