@@ -10,6 +10,7 @@ monitoring-plugins, Monit, OpenSSH's sshd, parallel-ssh, wrk) and builds the rel
 import glob
 import json
 import os
+import re
 import urllib.request
 import shutil
 import statistics
@@ -1006,7 +1007,14 @@ class PgCluster:
             return
         rows = self.psql(db, "SELECT calls, total_exec_time, rows, regexp_replace(query, '\\s+', ' ', 'g') "
                              "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
-                             f"WHERE datname = '{db}') ORDER BY calls DESC, total_exec_time DESC")
+                             f"WHERE datname = '{db}') ORDER BY total_exec_time DESC")
+        # A list of ids is a statement of its own for each length: counted as one.
+        grouped = {}
+        for calls, ms, nrows, q in rows:
+            key = re.sub(r"IN \(\$\d+(, \$\d+)*\)", "IN (...)", q)
+            c0, m0, r0 = grouped.get(key, (0, 0.0, 0))
+            grouped[key] = (c0 + int(calls), m0 + float(ms), r0 + int(nrows))
+        rows = sorted(((c, m, r, q) for q, (c, m, r) in grouped.items()), key=lambda t: (-t[1], -t[0]))
         total = sum(int(r[0]) for r in rows)
         ms = sum(float(r[1]) for r in rows)
         print(f"\n{label}: the server's statements, per check ({checks:,} checks): {total / max(checks, 1):.1f} "
