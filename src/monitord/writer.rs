@@ -1,7 +1,10 @@
-//! Group commit of finished runs: one writer thread records the runs that finished together in
+//! Group commit of finished runs: a writer thread records the runs that finished together in
 //! one transaction (each with everything one run records: the run, its check's state, its
 //! perfdata, its notifications, its job's fate, the totals), so that a busy node pays for one
-//! commit, not one a run.
+//! commit, not one a run. On PostgreSQL several writers record at once (`Store::writers`),
+//! each on a connection of its own: a run goes to the writer of its host and check, so one
+//! check's runs are recorded in order and two writers never touch the same check's rows, and
+//! each counts in totals rows of its own ([`crate::store::Lane`]).
 //!
 //! The guarantees of a run recorded on its own stay: a job's row is deleted, re-queued or
 //! released only in the transaction that writes its run, and a job thread waits for the
@@ -10,9 +13,10 @@
 //! record comes back to its job thread, which records it on its own (and waits for a database
 //! that cannot be reached, as before).
 
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, mpsc};
 
-use crate::store::{JobAction, NewRun, Store, StoreError};
+use crate::store::{JobAction, Lane, NewRun, Store, StoreError};
 
 /// The most runs in one transaction.
 const BATCH: usize = 256;
@@ -27,31 +31,44 @@ struct Job {
     reply: mpsc::SyncSender<Reply>,
 }
 
-/// The sending side of the writer thread; the thread ends when this is dropped.
+/// The sending sides of the writer threads; each thread ends when this is dropped.
 #[derive(Debug)]
 pub struct RunWriter {
-    tx: mpsc::Sender<Job>,
+    lanes: Vec<mpsc::Sender<Job>>,
 }
 
 impl RunWriter {
-    /// Starts the writer thread (None when the thread cannot be made: runs are then
-    /// recorded each on its own).
+    /// Starts the store's number of writer threads (None when not one can be made: runs are
+    /// then recorded each on its own).
     pub fn start(store: Arc<Store>) -> Option<RunWriter> {
-        match crate::store::group::batcher("hostler-record", BATCH, move |jobs| write(&store, jobs))
-        {
-            Ok(tx) => Some(RunWriter { tx }),
-            Err(e) => {
-                tracing::warn!("cannot start the run writer, each run is recorded on its own: {e}");
-                None
+        let of = store.writers().max(1);
+        let mut lanes = Vec::with_capacity(of);
+        for index in 0..of {
+            let store = store.clone();
+            let lane = Lane { index, of };
+            match crate::store::group::batcher("hostler-record", BATCH, move |jobs| {
+                write(&store, jobs, lane)
+            }) {
+                Ok(tx) => lanes.push(tx),
+                Err(e) => tracing::warn!("cannot start run writer {index} of {of}: {e}"),
             }
         }
+        if lanes.is_empty() {
+            tracing::warn!("no run writer could be started: each run is recorded on its own");
+            return None;
+        }
+        Some(RunWriter { lanes })
     }
 
     /// Records one run with the others that finished meanwhile; returns once its transaction
     /// committed, or gives the run back with the error.
     pub fn record(&self, run: NewRun, action: JobAction) -> Reply {
         let (reply, rx) = mpsc::sync_channel(1);
-        if let Err(mpsc::SendError(job)) = self.tx.send(Job { run, action, reply }) {
+        // The writer of the run's check: its runs in order, its rows in one writer's hands.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (run.host.as_deref(), run.check()).hash(&mut h);
+        let lane = &self.lanes[(h.finish() % self.lanes.len() as u64) as usize];
+        if let Err(mpsc::SendError(job)) = lane.send(Job { run, action, reply }) {
             return Err((gone(), Some(Box::new(job.run))));
         }
         // The writer answers every job it took; a closed channel means it died with ours.
@@ -64,7 +81,7 @@ fn gone() -> StoreError {
 }
 
 /// Records a batch in one transaction; when that fails, each run again on its own.
-fn write(store: &Store, mut jobs: Vec<Job>) {
+fn write(store: &Store, mut jobs: Vec<Job>, lane: Lane) {
     // In job id order: a renewal locks the node's job rows in that order too, so the two
     // never wait on each other in a cycle (PostgreSQL's "deadlock detected").
     jobs.sort_by_key(|j| j.run.job_id);
@@ -74,7 +91,7 @@ fn write(store: &Store, mut jobs: Vec<Job>) {
         runs.push((j.run, j.action));
         replies.push(j.reply);
     }
-    match store.record_runs(&runs, &|_| Ok(())) {
+    match store.record_runs_in(&runs, &|_| Ok(()), lane) {
         Ok(ids) => {
             for (r, id) in replies.into_iter().zip(ids) {
                 let _ = r.send(Ok(id));
@@ -87,7 +104,7 @@ fn write(store: &Store, mut jobs: Vec<Job>) {
         }
         Err(_) => {
             for (pair, r) in runs.into_iter().zip(replies) {
-                let one = store.record_runs(std::slice::from_ref(&pair), &|_| Ok(()));
+                let one = store.record_runs_in(std::slice::from_ref(&pair), &|_| Ok(()), lane);
                 let _ = r.send(match one {
                     Ok(mut ids) => ids.pop().ok_or_else(|| (gone(), Some(Box::new(pair.0)))),
                     Err(e) => Err((e, Some(Box::new(pair.0)))),

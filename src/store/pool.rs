@@ -50,6 +50,11 @@ fn run<T>(
 }
 
 impl Pool {
+    /// How many connections it may hold (its readers not counted).
+    pub fn size(&self) -> usize {
+        self.slots.len()
+    }
+
     /// One connection, and no more.
     pub fn one(driver: Box<dyn Driver>) -> Pool {
         Pool::growing(driver, 1, None)

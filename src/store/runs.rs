@@ -180,6 +180,35 @@ pub(super) struct Recorded {
     totals: Vec<(TotalKey, (i64, i64))>,
     /// What the runs read once for all of them.
     reads: super::checks::TxReads,
+    /// Whose stripes of the totals the runs count in.
+    lane: Lane,
+}
+
+/// One of several writers that record runs at the same time (PostgreSQL): each counts its runs
+/// in stripes of the totals of its own, so that two never wait on each other's rows (and so
+/// can never deadlock with each other and a lease renewal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lane {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Default for Lane {
+    /// The only writer: every stripe.
+    fn default() -> Lane {
+        Lane { index: 0, of: 1 }
+    }
+}
+
+impl Lane {
+    /// The stripe run `id` counts in: one of this lane's, spread by the id.
+    fn stripe(self, id: i64) -> i64 {
+        let of = (self.of.clamp(1, st::TOTAL_STRIPES as usize)) as i64;
+        let index = (self.index as i64).rem_euclid(of);
+        // This lane's stripes: index, index + of, ...
+        let mine = (st::TOTAL_STRIPES - index + of - 1) / of;
+        index + of * id.rem_euclid(mine)
+    }
 }
 
 /// A status and a stripe of the totals; with it, the runs and their milliseconds.
@@ -187,7 +216,7 @@ type TotalKey = (Status, i64);
 
 impl Recorded {
     fn total(&mut self, status: Status, id: i64, ms: i64) {
-        let key = (status, id.rem_euclid(st::TOTAL_STRIPES));
+        let key = (status, self.lane.stripe(id));
         match self.totals.iter_mut().find(|(k, _)| *k == key) {
             Some((_, (n, t))) => {
                 *n += 1;
@@ -199,6 +228,10 @@ impl Recorded {
 
     /// Adds the runs recorded to the totals, a statement per status and stripe.
     pub(super) fn add_totals(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
+        // In one order everywhere: two transactions that count in the same rows (two nodes')
+        // wait for each other, never in a cycle.
+        self.totals
+            .sort_by(|((a, x), _), ((b, y), _)| (a.as_str(), x).cmp(&(b.as_str(), y)));
         for ((status, stripe), (n, ms)) in self.totals.drain(..) {
             c.exec(st::run_totals_add(status.as_str(), stripe, n, ms))?;
         }
@@ -371,7 +404,20 @@ impl Store {
         runs: &[(NewRun, JobAction)],
         before: &dyn Fn(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut done = Recorded::default();
+        self.record_runs_in(runs, before, Lane::default())
+    }
+
+    /// [`Store::record_runs`], by one of several writers (`lane`).
+    pub fn record_runs_in(
+        &self,
+        runs: &[(NewRun, JobAction)],
+        before: &dyn Fn(&mut dyn Conn) -> Result<(), StoreError>,
+        lane: Lane,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut done = Recorded {
+            lane,
+            ..Recorded::default()
+        };
         let recorded = self.write(|c| {
             before(c)?;
             let ids = runs

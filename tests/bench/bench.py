@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hostler's benchmarks, each run side by side with its peer in one run; medians and ratios.
 
-Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--slots=N] [--window=S] [--nodes=1,2,3] [--pg-statements] [--mute=N] [--probe-every=N]
+Usage: python3 tests/bench/bench.py [path/to/hostler] [--quick] [--only trivial|expect|idle|fanout|queue|web|history_web|sqlxml|ping|apply|apply_latency|checks|mute|keepalive] [--rate=N] [--runners=bundled,plugin,Icinga] [--slots=N] [--window=S] [--nodes=1,2,3] [--pg-statements] [--pg-connections=N] [--mute=N] [--probe-every=N]
 history_web soaks a database first, or serves a copy of HOSTLER_SOAK_DB (kept by an earlier
 `cargo bench --bench history` with HOSTLER_SOAK_KEEP).
 Run through tests/bench/run.sh, which installs the peers (pexpect, Tcl expect,
@@ -983,7 +983,10 @@ class PgCluster:
         r = run([f"{self.bin}/createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "hostler", db])
         if r.returncode != 0:
             raise RuntimeError(f"createdb: {r.stderr.strip()}")
-        return f"postgres://hostler@127.0.0.1:{self.port}/{db}?sslmode=disable"
+        # --pg-connections=N: each node's connections (its URL's `connections`; half of them
+        # record runs at once).
+        extra = next((f"&connections={a.split('=', 1)[1]}" for a in sys.argv if a.startswith("--pg-connections=")), "")
+        return f"postgres://hostler@127.0.0.1:{self.port}/{db}?sslmode=disable{extra}"
 
     def postmaster(self):
         return int(open(os.path.join(self.data, "postmaster.pid")).readline())

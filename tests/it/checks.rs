@@ -582,6 +582,56 @@ fn runs_recorded_together_are_each_judged_against_the_downtimes_at_their_time() 
     );
 }
 
+/// Writers that record at once (on PostgreSQL) count their runs in totals rows of their own,
+/// so two never wait on each other: lane 1 of 3 counts only in stripes 1, 4, 7, 10 and 13,
+/// spread over them, and every run once.
+#[test]
+fn each_writer_counts_its_runs_in_totals_rows_of_its_own() {
+    let w = Work::new();
+    let store = w.store();
+    host(&store, "localhost", &[]);
+    w.script(&store, "check_x", "ok()");
+    let sid = schedule(&store, "check_x", Some("localhost"));
+    let now = hostler::store::now_ms();
+    let batch: Vec<_> = (0..40)
+        .map(|i| {
+            (
+                run(Some(sid), "check_x", Status::Critical, now - 40 + i),
+                JobAction::Keep,
+            )
+        })
+        .collect();
+    let lane = hostler::store::Lane { index: 1, of: 3 };
+    store
+        .record_runs_in(&batch, &|_| Ok(()), lane)
+        .expect("record");
+    let rows = store
+        .raw("SELECT stripe, runs FROM run_totals WHERE runs > 0", false)
+        .expect("totals")
+        .rows;
+    let counted: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            let n = |v: &hostler::sql::Value| {
+                v.to_text()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .expect("a number")
+            };
+            (n(&r[0]), n(&r[1]))
+        })
+        .collect();
+    assert!(
+        counted.iter().all(|(stripe, _)| stripe % 3 == 1),
+        "{counted:?}"
+    );
+    assert_eq!(
+        counted.len(),
+        5,
+        "spread over the lane's stripes: {counted:?}"
+    );
+    assert_eq!(counted.iter().map(|(_, n)| n).sum::<i64>(), 40);
+}
+
 #[test]
 fn a_downtime_keeps_quiet_and_the_problem_is_told_once_it_ends() {
     let w = Work::new();
