@@ -217,6 +217,21 @@ impl Runner {
         ctx.max_processes = self.limits.max_processes;
         ctx.max_sockets = self.limits.max_sockets;
         ctx.imports = std::sync::Mutex::new(vec![req.script.clone()]);
+        // The versions of the script and of what its last run imported, in one query; on an
+        // error each is read when loaded instead, and fails there with its reason.
+        let mut names = vec![req.script.clone()];
+        names.extend(self.cache.imports_of(&req.script));
+        if let Ok(found) = self.store.script_versions(&names) {
+            ctx.versions_ahead = std::sync::Mutex::new(
+                names
+                    .into_iter()
+                    .map(|n| {
+                        let v = found.get(&n).copied();
+                        (n, v)
+                    })
+                    .collect(),
+            );
+        }
         let ctx = Arc::new(ctx);
         let _run = api::Enter::new(&ctx);
         let resolver = DbResolver::new(self.store.clone(), self.cache.clone());
@@ -271,6 +286,8 @@ impl Runner {
         });
         // Only a run that ended normally leaves its sessions in a known state for reuse.
         ctx.close_sessions(result.is_ok());
+        let imported = std::mem::take(&mut *ctx.imported.lock().unwrap_or_else(|p| p.into_inner()));
+        self.cache.learn(&req.script, imported);
         let fix = req.fix || kind == ScriptKind::Fix;
         let (status, message, perfdata) = classify(&req.script, result, fix, &self.limits, timeout);
         run.status = status;

@@ -50,6 +50,9 @@ type Key = (String, Origin);
 pub struct Cache {
     asts: Mutex<HashMap<Key, Compiled>>,
     modules: Mutex<HashMap<Key, Shared<Module>>>,
+    /// The scripts each script's last run imported: the next run reads their versions with
+    /// its own, in one query.
+    imported: Mutex<HashMap<String, Vec<String>>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -68,6 +71,22 @@ impl Cache {
         // Older versions of the same script will never be asked for again.
         m.retain(|(n, _), _| n != name);
         m.insert((name.to_string(), origin), compiled);
+    }
+
+    /// The scripts `name`'s last run imported.
+    pub fn imports_of(&self, name: &str) -> Vec<String> {
+        locked(&self.imported)
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// What `name`'s run imported, for its next run to read ahead.
+    pub fn learn(&self, name: &str, imported: Vec<String>) {
+        let mut m = locked(&self.imported);
+        if m.get(name) != Some(&imported) {
+            m.insert(name.to_string(), imported);
+        }
     }
 
     fn module(&self, name: &str, origin: &Origin) -> Option<Shared<Module>> {
@@ -122,11 +141,17 @@ impl DbResolver {
     /// The compiled script `name`, from the database or the bundled library.
     pub fn load(&self, engine: &Engine, name: &str) -> Result<Option<Loaded>, Box<EvalAltResult>> {
         let rt = |msg: String| Box::new(EvalAltResult::ErrorRuntime(msg.into(), Position::NONE));
-        let (origin, source) = match self
-            .store
-            .script_version(name)
-            .map_err(|e| rt(e.to_string()))?
-        {
+        // Read ahead with the run's other scripts, or now.
+        let ahead =
+            super::api::with_current(|c| locked(&c.versions_ahead).get(name).copied()).flatten();
+        let version = match ahead {
+            Some(v) => v,
+            None => self
+                .store
+                .script_version(name)
+                .map_err(|e| rt(e.to_string()))?,
+        };
+        let (origin, source) = match version {
             Some(v) => (Origin::Db(v), None),
             None => match bundled::find(name) {
                 Some(b) => (Origin::Bundled, Some(b.source.to_string())),
@@ -202,6 +227,12 @@ impl ModuleResolver for DbResolver {
                 pos,
             )));
         };
+        super::api::with_current(|c| {
+            let mut imported = locked(&c.imported);
+            if !imported.iter().any(|i| i == path) {
+                imported.push(path.to_string());
+            }
+        });
         let shared = functions_only(&ast);
         if shared && let Some(m) = self.cache.module(path, &origin) {
             return Ok(m);

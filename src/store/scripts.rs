@@ -152,6 +152,18 @@ impl Store {
             .transpose()
     }
 
+    /// The versions of the stored scripts among `names`, in one query (a name missing from the
+    /// answer is not stored).
+    pub fn script_versions(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        self.read(|c| c.query(st::scripts_versions(names)))?
+            .iter()
+            .map(|r| Ok((r.text("name")?, r.int("version")?)))
+            .collect()
+    }
+
     /// Saves scripts in one transaction: each is created, or replaced with its version bumped.
     /// Returns the saved versions in order.
     pub fn save_scripts(&self, scripts: &[NewScript<'_>]) -> Result<Vec<i64>, StoreError> {

@@ -58,6 +58,12 @@ pub struct RunContext {
     next_session: AtomicU32,
     /// The scripts being imported, the run's own first: an import of one of them is a cycle.
     pub imports: Mutex<Vec<String>>,
+    /// Versions read ahead in one query: the run's script's and those of the scripts its
+    /// script's last run imported (None: not in the database). A script not in it is read
+    /// when it is loaded.
+    pub versions_ahead: Mutex<std::collections::HashMap<String, Option<i64>>>,
+    /// Every script the run imported, once each: what the next run of its script reads ahead.
+    pub imported: Mutex<Vec<String>>,
 }
 
 thread_local! {
@@ -141,6 +147,8 @@ impl RunContext {
             sessions: Mutex::new(Vec::new()),
             next_session: AtomicU32::new(1),
             imports: Mutex::new(Vec::new()),
+            versions_ahead: Mutex::default(),
+            imported: Mutex::default(),
         }
     }
 

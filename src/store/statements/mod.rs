@@ -167,6 +167,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("script_by_name", script_by_name("check")),
         ("script_version", script_version("check")),
         (
+            "scripts_versions",
+            scripts_versions(&["check_tcp".into(), "checklib".into()]),
+        ),
+        (
             "script_insert",
             script_insert("check", "ok(\"fine\")", Some("a check"), "check", 1),
         ),

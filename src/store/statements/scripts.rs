@@ -20,6 +20,15 @@ pub fn script_version(name: &str) -> Statement {
         .into()
 }
 
+/// The versions of the stored scripts among `names` (one query for a run's script and its
+/// imports).
+pub fn scripts_versions(names: &[String]) -> Statement {
+    Select::from("scripts")
+        .columns(&["name", "version"])
+        .filter(col("name").in_list(names.iter().map(|n| param(n.as_str())).collect()))
+        .into()
+}
+
 pub fn script_insert(
     name: &str,
     source: &str,
