@@ -81,8 +81,10 @@ impl Cache {
             .unwrap_or_default()
     }
 
-    /// What `name`'s run imported, for its next run to read ahead.
-    pub fn learn(&self, name: &str, imported: Vec<String>) {
+    /// What `name`'s run imported, for its next run to read ahead (the first 64: a script
+    /// that imports names it makes up at run time gets the rest read as they are loaded).
+    pub fn learn(&self, name: &str, mut imported: Vec<String>) {
+        imported.truncate(64);
         let mut m = locked(&self.imported);
         if m.get(name) != Some(&imported) {
             m.insert(name.to_string(), imported);
