@@ -96,6 +96,13 @@ impl Dialect {
         let _ = write!(out, "{n}");
     }
 
+    /// Whether a list of integer parameters (`x IN (...)`) is bound as one parameter, so
+    /// that every length of list is the same statement: PostgreSQL's `x = ANY(...)` of an
+    /// array. Elsewhere each length is a statement of its own.
+    pub fn binds_lists(self) -> bool {
+        self == Dialect::Postgres
+    }
+
     /// A boolean literal.
     pub fn boolean(self, b: bool) -> &'static str {
         match (self, b) {

@@ -445,6 +445,25 @@ impl Renderer {
         Ok(())
     }
 
+    /// A list of integer parameters as the text of one parameter (`7,8,9`), where the dialect
+    /// binds a list as one ([`Dialect::binds_lists`]).
+    fn one_list(&self, items: &[Expr]) -> Option<String> {
+        if !self.d.binds_lists() {
+            return None;
+        }
+        let mut text = String::new();
+        for item in items {
+            let Expr::Param(Value::Int(i)) = item else {
+                return None;
+            };
+            if !text.is_empty() {
+                text.push(',');
+            }
+            text.push_str(&i.to_string());
+        }
+        Some(text)
+    }
+
     fn expr(&mut self, e: &Expr) -> Result<(), RenderError> {
         match e {
             Expr::Col(c) => self.ident(c),
@@ -504,6 +523,14 @@ impl Renderer {
             Expr::InList(x, items) => {
                 if items.is_empty() {
                     self.push("1 = 0");
+                } else if let Some(ints) = self.one_list(items) {
+                    // One parameter for the whole list: one statement, prepared and planned
+                    // once, whatever the list's length.
+                    self.operand(x)?;
+                    self.push(" = ANY(CAST(string_to_array(");
+                    self.params.push(Value::Text(ints));
+                    self.d.placeholder_into(&mut self.sql, self.params.len());
+                    self.push(", ',') AS BIGINT[]))");
                 } else {
                     self.operand(x)?;
                     self.push(" IN (");

@@ -487,6 +487,49 @@ fn a_read_sends_only_queries() {
 }
 
 #[test]
+fn a_list_of_ids_is_one_parameter_so_every_length_is_one_statement() {
+    use hostler::sql::{Dialect, Order, Section, Select, col, param};
+    use hostler::store::ConnExt;
+    use hostler::store::statements::jobs_by_ids;
+    // The text is the same for one id and for 500; SQLite's has a placeholder an id.
+    let one = jobs_by_ids(&[7]).render(Dialect::Postgres).expect("render");
+    let many = (1..=500).collect::<Vec<i64>>();
+    let all = jobs_by_ids(&many)
+        .render(Dialect::Postgres)
+        .expect("render");
+    assert_eq!(one.sql, all.sql);
+    assert_eq!(all.params.len(), 1, "{:?}", &all.params[..2]);
+    let lite = jobs_by_ids(&[7, 8])
+        .render(Dialect::Sqlite)
+        .expect("render");
+    assert_eq!(lite.params.len(), 2);
+    // And the server finds exactly the rows named, negative and absent ids too.
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_lists");
+    let store = Store::open(&url).expect("open");
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        ids.push(add_host(&store, name).expect("host").id);
+    }
+    let names = |want: &[i64]| {
+        let stmt = Select::from("hosts")
+            .columns(&["name"])
+            .filter(col("id").in_list(want.iter().map(|i| param(*i)).collect()))
+            .with(Section::OrderBy(vec![(col("name"), Order::Asc)]));
+        let rows = store.read(|c| c.query(stmt.clone())).expect("read");
+        rows.iter()
+            .map(|r| r.text("name").expect("name"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&[ids[1]]), ["b"]);
+    assert_eq!(names(&[ids[3], -1, ids[0], 999_999, ids[3]]), ["a", "d"]);
+    assert_eq!(names(&[i64::MIN, i64::MAX]), Vec::<String>::new());
+    assert_eq!(names(&[]), Vec::<String>::new());
+    let wide: Vec<i64> = (0..2_000).chain(ids.iter().copied()).collect();
+    assert_eq!(names(&wide), ["a", "b", "c", "d"]);
+}
+
+#[test]
 fn tls_to_postgresql_checks_the_servers_certificate() {
     if !crate::util::have("/usr/bin/openssl", "openssl makes the test's certificates") {
         return;
