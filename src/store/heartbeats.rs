@@ -398,7 +398,7 @@ impl Store {
                     fix: None,
                 }));
             }
-            done.add_totals(c)?;
+            done.finish(c)?;
             Ok(out)
         });
         self.after_record(out.is_ok(), done);

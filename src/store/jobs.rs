@@ -7,6 +7,7 @@ use super::statements as st;
 use super::{
     Conn, ConnExt, Job, JobState, Lease, NewJob, NewRun, Row, Schedule, Store, StoreError, now_ms,
 };
+use crate::sql::Dialect;
 use std::collections::HashMap;
 
 /// What `cancel_job` did.
@@ -294,18 +295,23 @@ fn claim_into(
                 {
                     continue;
                 }
-                let id = row.int("id")?;
-                // Under the claim lock only this transaction claims; a row changed anyway
-                // (a cancel) changes nothing here and is passed over.
-                if c.exec(st::job_claim_by_id(id, ask.owner, ask.lease_ms))? == 1 {
-                    ids.push(id);
-                    if let Some(h) = host {
-                        *taken.entry(h).or_insert(0) += 1;
-                    }
+                ids.push(row.int("id")?);
+                if let Some(h) = host {
+                    *taken.entry(h).or_insert(0) += 1;
                 }
             }
-            let got = ids.len();
+            for chunk in ids.chunks(list_chunk(c.dialect())) {
+                c.exec(st::job_claim_by_ids(chunk, ask.owner, ask.lease_ms))?;
+            }
+            // Under the claim lock only this transaction claims; a row changed anyway (a
+            // cancel, a removal) was not claimed and is passed over.
+            let before = claimed.len();
             read_claimed(c, &ids, claimed)?;
+            let fresh = claimed.split_off(before);
+            claimed.extend(fresh.into_iter().filter(|j| {
+                j.state == JobState::Running && j.lease_owner.as_deref() == Some(ask.owner)
+            }));
+            let got = claimed.len() - before;
             // A full answer may hide more of this priority behind the jobs passed over: ask
             // again while that takes some. Otherwise the next priority down.
             if claimed.len() >= limit || rows.len() < ask_for || got == 0 {
@@ -317,10 +323,20 @@ fn claim_into(
     Ok(())
 }
 
+/// Ids a statement names at most: well under every dialect's limit on parameters (SQL
+/// Server's is 2,100).
+const CHUNK: usize = 500;
+
+/// Ids a write names at once. Where a list is one parameter ([`Dialect::binds_lists`]) a
+/// write takes a chunk's ids in one statement. Elsewhere each length of list would be a
+/// statement of its own to prepare, and a write of one id is as cheap: one id each.
+pub(super) fn list_chunk(d: Dialect) -> usize {
+    if d.binds_lists() { CHUNK } else { 1 }
+}
+
 /// Reads claimed jobs back (their lease and attempt as the claim set them), in claim order.
 fn read_claimed(c: &mut dyn Conn, ids: &[i64], claimed: &mut Vec<Job>) -> Result<(), StoreError> {
-    // Well under every dialect's limit on parameters (SQL Server's is 2,100).
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(CHUNK) {
         let mut jobs: HashMap<i64, Job> = HashMap::new();
         for row in c.query(st::jobs_by_ids(chunk))? {
             let job = job_from_row(&row)?;

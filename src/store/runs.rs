@@ -182,6 +182,9 @@ pub(super) struct Recorded {
     reads: super::checks::TxReads,
     /// Whose stripes of the totals the runs count in.
     lane: Lane,
+    /// The jobs whose runs are done, by the node that holds them, deleted together
+    /// ([`Recorded::finish`]).
+    done_jobs: Vec<(String, i64)>,
 }
 
 /// One of several writers that record runs at the same time (PostgreSQL): each counts its runs
@@ -226,8 +229,31 @@ impl Recorded {
         }
     }
 
+    /// What the runs recorded leave to the end of their transaction: their done jobs
+    /// deleted, then the totals.
+    pub(super) fn finish(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
+        self.delete_done_jobs(c)?;
+        self.add_totals(c)
+    }
+
+    /// Deletes the jobs of the runs recorded so far, each still on the condition of its
+    /// node's lease (a job another node took over is theirs): in id order, and as many a
+    /// statement as the dialect binds as one list ([`super::jobs::list_chunk`]).
+    fn delete_done_jobs(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
+        self.done_jobs.sort_unstable();
+        let chunk = super::jobs::list_chunk(c.dialect());
+        for same in self.done_jobs.chunk_by(|a, b| a.0 == b.0) {
+            let ids: Vec<i64> = same.iter().map(|(_, id)| *id).collect();
+            for ids in ids.chunks(chunk) {
+                c.exec(st::jobs_done(ids, &same[0].0))?;
+            }
+        }
+        self.done_jobs.clear();
+        Ok(())
+    }
+
     /// Adds the runs recorded to the totals, a statement per status and stripe.
-    pub(super) fn add_totals(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
+    fn add_totals(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
         // In one order everywhere: two transactions that count in the same rows (two nodes')
         // wait for each other, never in a cycle.
         self.totals
@@ -389,7 +415,7 @@ impl Store {
         let mut done = Recorded::default();
         let recorded = self.write(|c| {
             let id = self.record_in(c, run, action, &mut done)?;
-            done.add_totals(c)?;
+            done.finish(c)?;
             Ok(id)
         });
         self.after_record(recorded.is_ok(), done);
@@ -424,7 +450,7 @@ impl Store {
                 .iter()
                 .map(|(run, action)| self.record_in(c, run, *action, &mut done))
                 .collect::<Result<Vec<_>, _>>()?;
-            done.add_totals(c)?;
+            done.finish(c)?;
             Ok(ids)
         });
         self.after_record(recorded.is_ok(), done);
@@ -526,9 +552,7 @@ impl Store {
                 JobAction::Keep => {}
                 // Each is conditional on this node's lease: when another node took the job
                 // over, the run is still history, and the row is theirs.
-                JobAction::Done => {
-                    c.exec(st::job_delete(job, Some(owner)))?;
-                }
+                JobAction::Done => done.done_jobs.push((owner.to_string(), job)),
                 JobAction::Retry { due_at } => {
                     c.exec(st::job_requeue(job, due_at, false, owner))?;
                 }
@@ -536,7 +560,7 @@ impl Store {
                     c.exec(st::job_requeue(job, at, true, owner))?;
                 }
                 JobAction::Reap => {
-                    c.exec(st::job_delete(job, None))?;
+                    c.exec(st::job_delete(job))?;
                 }
             }
         }
@@ -546,6 +570,8 @@ impl Store {
             (moved.as_ref(), run.host.as_deref(), action)
             && !m.waiting.is_empty()
         {
+            // The rechecks see this run's job gone, as a node that looks next would.
+            done.delete_done_jobs(c)?;
             let mut n = 0;
             for (h, ch) in &m.waiting {
                 n += usize::from(super::depends::recheck_in(c, h, ch, at, at)?);

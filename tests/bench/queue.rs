@@ -210,7 +210,7 @@ fn bare_throughput(dir: &std::path::Path, n: usize, checks: bool) -> f64 {
         );
         conn.execute_batch("COMMIT").expect("commit");
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
-        // The store's claim: the top priority, its candidates, the claim by id, the job
+        // The store's claim: the top priority, its candidates, the claim by ids, the job
         // read back.
         let level = exec(&conn, st::job_top_priority(st::Claimable::Due, None)).expect("a level");
         let id = exec(
@@ -218,7 +218,7 @@ fn bare_throughput(dir: &std::path::Path, n: usize, checks: bool) -> f64 {
             st::claim_candidates(1, None, st::Claimable::Due, level, 18),
         )
         .expect("claimable");
-        exec(&conn, st::job_claim_by_id(id, "bench", 60_000));
+        exec(&conn, st::job_claim_by_ids(&[id], "bench", 60_000));
         exec(&conn, st::jobs_by_ids(&[id]));
         conn.execute_batch("COMMIT").expect("commit");
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
@@ -264,7 +264,7 @@ fn bare_throughput(dir: &std::path::Path, n: usize, checks: bool) -> f64 {
                 }
             }
         }
-        exec(&conn, st::job_delete(id, Some("bench")));
+        exec(&conn, st::jobs_done(&[id], "bench"));
         conn.execute_batch("COMMIT").expect("commit");
     }
     n as f64 / t.elapsed().as_secs_f64()

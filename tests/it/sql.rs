@@ -137,7 +137,7 @@ fn sqlite_rows(conn: &rusqlite::Connection, st: Statement) -> Vec<Vec<Option<i64
 #[test]
 fn claim_walks_priorities_then_due_then_id_on_real_sqlite() {
     use hostler::store::statements::{
-        Claimable, claim_candidates, job_claim_by_id, job_top_priority,
+        Claimable, claim_candidates, job_claim_by_ids, job_top_priority,
     };
     let conn = seeded_sqlite();
     conn.execute_batch(
@@ -162,7 +162,7 @@ fn claim_walks_priorities_then_due_then_id_on_real_sqlite() {
         "the host, and its running jobs"
     );
     assert!(
-        sqlite_rows(&conn, job_claim_by_id(12, "a", 3_600_000)).is_empty(),
+        sqlite_rows(&conn, job_claim_by_ids(&[12], "a", 3_600_000)).is_empty(),
         "an update returns no rows"
     );
     // Once job 12 runs, host 2 is busy (per_host = 1): job 11 is no candidate.

@@ -495,8 +495,12 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
                 ("created_at", param(1_700_000_000_000_i64)),
             ]),
         ),
-        ("job_claim_by_id", job_claim_by_id(7, "node-a", 60_000)),
-        ("job_delete", job_delete(7, Some("node-a"))),
+        (
+            "job_claim_by_ids",
+            job_claim_by_ids(&[7, 8], "node-a", 60_000),
+        ),
+        ("job_delete", job_delete(7)),
+        ("jobs_done", jobs_done(&[7, 8], "node-a")),
         (
             "run_insert",
             run_insert(vec![
