@@ -249,7 +249,8 @@ pub struct ClaimAsk<'a> {
 }
 
 /// Claims jobs of one kind until `claimed` holds `limit` or none is left: per priority, highest
-/// first, one query for candidates in queue order, then each claimed by id. Every query sees
+/// first, one query for candidates in queue order, then those taken claimed by their ids (one statement for
+/// them where the dialect binds a list as one, [`list_chunk`]). Every query sees
 /// the claims before it (one transaction), so a host's running jobs count; the jobs taken of
 /// one host within one answer are counted here, so the per-host limit holds within the batch.
 ///
@@ -421,8 +422,8 @@ impl Store {
             .pop())
     }
 
-    /// Claims up to `max` jobs in one transaction, one claim statement each, so every claim
-    /// sees the ones before it (the per-host limit holds within the batch).
+    /// Claims up to `max` jobs in one transaction, so every claim sees the ones before it
+    /// (the per-host limit holds within the batch).
     pub fn claim_jobs(
         &self,
         owner: &str,

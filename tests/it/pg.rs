@@ -530,6 +530,81 @@ fn a_list_of_ids_is_one_parameter_so_every_length_is_one_statement() {
 }
 
 #[test]
+fn a_claim_takes_its_jobs_at_once_and_a_group_commit_deletes_only_those_its_node_holds() {
+    use hostler::store::JobState;
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_batches");
+    let store = Store::open(&url).expect("open");
+    store
+        .save_scripts(&[NewScript {
+            name: "c",
+            source: "ok()",
+            description: None,
+            kind: ScriptKind::Check,
+        }])
+        .expect("script");
+    let mut ids = Vec::new();
+    for h in ["h1", "h2", "h3", "h4"] {
+        add_host(&store, h).expect("host");
+        let job = NewJob {
+            name: None,
+            script: "c".into(),
+            host: Some(h.into()),
+            priority: 0,
+            due_at: 0,
+            max_attempts: 3,
+            timeout_ms: None,
+            schedule_id: None,
+            args: None,
+        };
+        ids.push(store.enqueue(&job).expect("enqueue").0);
+    }
+    // Node a takes all four in one claim, on leases that have already run out.
+    let mine = store.claim_jobs("a", -1, 1, None, true, 10).expect("claim");
+    let mut got: Vec<i64> = mine.iter().map(|j| j.id).collect();
+    got.sort_unstable();
+    assert_eq!(got, ids);
+    assert!(mine.iter().all(|j| j.state == JobState::Running
+        && j.lease_owner.as_deref() == Some("a")
+        && j.attempts == 1));
+    // Node b takes one over; a then records all four runs in one transaction.
+    let theirs = store
+        .claim_job("b", 60_000, 1, None, true)
+        .expect("claim")
+        .expect("taken over");
+    let runs: Vec<(NewRun, JobAction)> = mine
+        .iter()
+        .map(|j| {
+            let mut r = run(0, Status::Ok, 1_000);
+            r.schedule_id = None;
+            r.job_id = Some(j.id);
+            r.host = j.host.clone();
+            r.node = Some("a".into());
+            (r, JobAction::Done)
+        })
+        .collect();
+    store.record_runs(&runs, &|_| Ok(())).expect("record");
+    for id in ids {
+        match store.job(id) {
+            Ok(j) => {
+                assert_eq!(id, theirs.id, "only b's job is left");
+                assert_eq!(j.lease_owner.as_deref(), Some("b"));
+            }
+            Err(_) => assert_ne!(id, theirs.id, "b's job is b's to delete"),
+        }
+    }
+    let all = hostler::store::RunFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.runs(&all).expect("runs").len(),
+        4,
+        "every run recorded"
+    );
+}
+
+#[test]
 fn tls_to_postgresql_checks_the_servers_certificate() {
     if !crate::util::have("/usr/bin/openssl", "openssl makes the test's certificates") {
         return;
