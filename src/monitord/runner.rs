@@ -66,6 +66,7 @@ fn request(job: &Job, script: &str, timeout: Option<Duration>) -> RunRequest {
         args: job.args.clone(),
         check_name: job.name.clone(),
         fix: false,
+        host_row: job.host_row.clone(),
     }
 }
 

@@ -29,7 +29,7 @@ pub use resolver::{Cache, DbResolver};
 
 use crate::config::Sandbox;
 use crate::session::{Allowlist, Guard, Transcript};
-use crate::store::{NewRun, ScriptKind, Status, Store, now_ms};
+use crate::store::{Host, NewRun, ScriptKind, Status, Store, now_ms};
 use api::{CheckResult, HostRef, RunContext};
 
 /// A script that does not compile.
@@ -76,6 +76,9 @@ pub struct RunRequest {
     /// The run is a fix: the re-check after it judges it, so it may end without a result
     /// (as may any script whose header says `//! kind: fix`).
     pub fix: bool,
+    /// The host's row as the job's claim read it (monitord's runs): used instead of a read
+    /// of its own when it is the row of `host`.
+    pub host_row: Option<Box<Host>>,
 }
 
 /// The message of a run that ended without a result call.
@@ -181,8 +184,13 @@ impl Runner {
             notifications: Vec::new(),
             check_name: req.check_name.clone(),
         };
-        let host = match &req.host {
-            Some(h) => match self.store.host(h) {
+        let claimed = req
+            .host_row
+            .as_deref()
+            .filter(|r| Some(&r.name) == req.host.as_ref());
+        let host = match (&req.host, claimed) {
+            (Some(_), Some(row)) => Some(row.clone()),
+            (Some(h), None) => match self.store.host(h) {
                 Ok(h) => Some(h),
                 Err(e) => {
                     run.message = e.to_string();
@@ -190,7 +198,7 @@ impl Runner {
                     return run;
                 }
             },
-            None => None,
+            (None, _) => None,
         };
         // The process's engine, built by the first run: before the budget starts, so that no
         // run is charged for it.

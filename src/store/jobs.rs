@@ -1,11 +1,12 @@
 //! The job queue: enqueue (without duplicates unless asked), claim with a lease, renew,
 //! cancel, and fire due schedules into jobs.
 
-use super::hosts::host_id;
+use super::hosts::{host_from_row, host_id};
 use super::scripts::script_id;
 use super::statements as st;
 use super::{
-    Conn, ConnExt, Job, JobState, Lease, NewJob, NewRun, Row, Schedule, Store, StoreError, now_ms,
+    Conn, ConnExt, Host, Job, JobState, Lease, NewJob, NewRun, Row, Schedule, Store, StoreError,
+    now_ms,
 };
 use crate::sql::Dialect;
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
         args: r.opt_text("args")?,
         name: r.opt_text("name")?,
         site: r.opt_text("site")?,
+        host_row: None,
     })
 }
 
@@ -335,6 +337,27 @@ pub(super) fn list_chunk(d: Dialect) -> usize {
     if d.binds_lists() { CHUNK } else { 1 }
 }
 
+/// Hands claimed jobs their hosts' rows, read in the claim's transaction: one statement for a
+/// chunk of jobs, instead of a read a run.
+fn hosts_of(c: &mut dyn Conn, claimed: &mut [Job]) -> Result<(), StoreError> {
+    let ids: Vec<i64> = claimed
+        .iter()
+        .filter(|j| j.host.is_some())
+        .map(|j| j.id)
+        .collect();
+    let mut hosts: HashMap<String, Box<Host>> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        for row in c.query(st::hosts_of_jobs(chunk))? {
+            let host = host_from_row(&row)?;
+            hosts.insert(host.name.clone(), Box::new(host));
+        }
+    }
+    for job in claimed {
+        job.host_row = job.host.as_ref().and_then(|h| hosts.get(h)).cloned();
+    }
+    Ok(())
+}
+
 /// Reads claimed jobs back (their lease and attempt as the claim set them), in claim order.
 fn read_claimed(c: &mut dyn Conn, ids: &[i64], claimed: &mut Vec<Job>) -> Result<(), StoreError> {
     for chunk in ids.chunks(CHUNK) {
@@ -459,6 +482,7 @@ impl Store {
                 let limit = claimed.len() + room;
                 claim_into(c, ask, st::Claimable::Ahead(ms), limit, &mut claimed)?;
             }
+            hosts_of(c, &mut claimed)?;
             Ok(claimed)
         })
     }

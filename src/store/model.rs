@@ -354,6 +354,10 @@ pub struct Job {
     pub name: Option<String>,
     /// Only a node of this site runs it (a quorum schedule's job per site).
     pub site: Option<String>,
+    /// Its host's row as the claim that took it read it, in the claim's transaction: its run
+    /// needs no read of its own. None for a job read any other way, or whose host is gone.
+    #[serde(skip)]
+    pub host_row: Option<Box<Host>>,
 }
 
 impl Job {

@@ -781,3 +781,51 @@ fn a_read_waits_for_a_reader_not_behind_a_long_write() {
         writer.join().expect("writer").expect("write");
     });
 }
+
+#[test]
+fn a_claim_hands_each_job_its_hosts_row_and_the_run_uses_it_without_a_read() {
+    let w = Work::new();
+    let s = w.store();
+    s.add_host(&host("web1")).expect("host");
+    w.script(&s, "main", "ok(host.address)");
+    s.enqueue(&job("main", Some("web1"), 0)).expect("enqueue");
+    s.enqueue(&job("main", None, 0)).expect("enqueue");
+    let jobs = s
+        .claim_jobs("n1", 60_000, 1, None, true, 10)
+        .expect("claim");
+    assert_eq!(jobs.len(), 2);
+    let row = jobs
+        .iter()
+        .find_map(|j| j.host_row.as_deref())
+        .expect("the host's row");
+    assert_eq!(row, &s.host("web1").expect("host"));
+    assert!(
+        jobs.iter()
+            .any(|j| j.host.is_none() && j.host_row.is_none()),
+        "a job without a host has no row"
+    );
+    // The run takes the row it is handed (an address only that row has) ...
+    let env = w.env(&[], None);
+    let handed = hostler::store::Host {
+        address: "198.51.100.7".into(),
+        ..row.clone()
+    };
+    let run = |row: hostler::store::Host| {
+        env.execute(
+            &hostler::script::RunRequest {
+                script: "main".into(),
+                host: Some("web1".into()),
+                host_row: Some(Box::new(row)),
+                ..Default::default()
+            },
+            None,
+        )
+    };
+    assert_eq!(run(handed.clone()).message, "198.51.100.7");
+    // ... but not another host's: then it reads its own.
+    let other = hostler::store::Host {
+        name: "web2".into(),
+        ..handed
+    };
+    assert_eq!(run(other).message, "127.0.0.1");
+}

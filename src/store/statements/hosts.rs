@@ -16,6 +16,14 @@ pub fn host_by_name(name: &str) -> Statement {
     host_list().filter(col("name").eq(param(name))).into()
 }
 
+/// The hosts of the jobs `ids`.
+pub fn hosts_of_jobs(ids: &[i64]) -> Statement {
+    let jobs = Select::from("jobs")
+        .columns(&["host_id"])
+        .filter(col("id").in_list(ids.iter().map(|i| param(*i)).collect()));
+    host_list().filter(col("id").in_select(jobs)).into()
+}
+
 /// A host's id by its name: the name's index answers it alone (a firing asks once a host).
 pub fn host_id_by_name(name: &str) -> Statement {
     Select::from("hosts")

@@ -207,6 +207,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             claim_candidates(2, Some("dc1"), Claimable::Due, 10, 64),
         ),
         ("jobs_by_ids", jobs_by_ids(&[7, 8])),
+        ("hosts_of_jobs", hosts_of_jobs(&[7, 8])),
         (
             "job_requeue",
             job_requeue(7, 1_700_000_000_000, false, "node-a"),
