@@ -378,29 +378,20 @@ fn joins(
     // Pushed results (pings, passive results) have no schedule: their quiet OK runs share a
     // row as a schedule's do.
     let passive = run.schedule_id.is_none() && run.phase == Some(RunPhase::Passive);
-    let schedule = match run.schedule_id {
-        Some(s) if matches!(run.phase, None | Some(RunPhase::Check)) => s,
-        _ if passive => 0,
+    let of = match run.schedule_id {
+        Some(s) if matches!(run.phase, None | Some(RunPhase::Check)) => st::Quiet::Schedule(s),
+        _ if passive => st::Quiet::Pushed,
         _ => return Ok((None, None)),
     };
-    let Some(check) = c.query_one(st::check_get(run.host.as_deref(), run.check()))? else {
+    let Some(check) = c.query_one(st::check_and_quiet(run.host.as_deref(), run.check(), of))?
+    else {
         return Ok((None, Some(None)));
     };
-    let last = check.opt_int("last_run_id")?;
-    let joined = match last {
-        Some(last) if check.text("state")? == "ok" => c
-            .query_one(if passive {
-                st::run_quiet_passive(last)
-            } else {
-                st::run_quiet(last, schedule)
-            })?
-            .map(|r| {
-                Ok::<_, StoreError>(Joined {
-                    id: r.int("id")?,
-                    had_transcript: r.int("transcripts")? > 0,
-                })
-            })
-            .transpose()?,
+    let joined = match check.opt_int("quiet")? {
+        Some(id) if check.text("state")? == "ok" => Some(Joined {
+            id,
+            had_transcript: check.int("transcripts")? > 0,
+        }),
         _ => None,
     };
     Ok((joined, Some(Some(check))))

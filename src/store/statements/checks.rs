@@ -50,7 +50,7 @@ pub const DEPENDENCY_COLUMNS: &[&str] = &[
 ];
 
 /// A host's (or no host's) check of a script.
-fn this_check(host: Option<&str>, script: &str) -> Vec<Expr> {
+pub(super) fn this_check(host: Option<&str>, script: &str) -> Vec<Expr> {
     vec![
         match host {
             Some(h) => col("host").eq(param(h)),

@@ -255,8 +255,14 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("notification_claim", notification_claim(1, 2, 3)),
         ("notification_hold", notification_hold(1, "command", 3)),
         ("run_mark_changed", run_mark_changed(9)),
-        ("run_quiet", run_quiet(9, 2)),
-        ("run_quiet_passive", run_quiet_passive(9)),
+        (
+            "check_and_quiet",
+            check_and_quiet(Some("web1"), "check_tcp", Quiet::Schedule(2)),
+        ),
+        (
+            "check_and_quiet_pushed",
+            check_and_quiet(Some("web1"), "ping", Quiet::Pushed),
+        ),
         ("check_reminded", check_reminded(3, Some(5), 9)),
         (
             "run_repeat",

@@ -460,53 +460,57 @@ pub fn legacy_transcripts_clear(ids: Vec<i64>) -> Statement {
     .into()
 }
 
-/// The run a new OK run of the same check may join ([`run_repeat`]): `id`, if it is an OK run
-/// of `schedule` that changed nothing, outside a correction loop, with no notification.
-pub fn run_quiet(id: i64, schedule: i64) -> Statement {
+/// Whose OK runs a new OK run may join: a schedule's, or pushed results' (pings, passive
+/// results), which have no schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quiet {
+    Schedule(i64),
+    Pushed,
+}
+
+/// A check's row (as [`check_get`]) and, in one read, what a new OK run of it needs to join
+/// the row of the runs before it ([`run_repeat`]): in column `quiet` its last run's id if that
+/// is an OK run of the same kind (`of`) that changed nothing, outside a correction loop, and
+/// told nothing (else NULL); in `transcripts`, how many transcript rows that run has (a
+/// joined row's are replaced only when there are some).
+pub fn check_and_quiet(host: Option<&str>, script: &str, of: Quiet) -> Statement {
+    let last = || qcol("c", "last_run_id");
     let told = Select::from("notifications")
         .columns(&["id"])
-        .filter(col("run_id").eq(param(id)));
-    Select::from("runs")
-        .columns(&["id"])
-        .with(transcripts_of(id))
-        .filter(col("id").eq(param(id)))
-        .filter(col("schedule_id").eq(param(schedule)))
-        .filter(col("status").eq(lit("ok")))
-        .filter(col("changed").eq(lit(false)))
-        .filter(
+        .filter(col("run_id").eq(last()));
+    let (schedule, phase) = match of {
+        Quiet::Schedule(s) => (
+            col("schedule_id").eq(param(s)),
             col("phase")
                 .is_null()
                 .or(col("phase").eq(lit(crate::store::RunPhase::Check.as_str()))),
-        )
-        .filter(Expr::Not(Box::new(Expr::Exists(Box::new(told)))))
-        .into()
-}
-
-/// Column `transcripts`: how many transcript rows run `id` has (a joined row's are replaced
-/// only when there are some).
-fn transcripts_of(id: i64) -> Section {
-    let count = Select::from("run_transcripts")
-        .with(Section::Columns(vec![(Expr::count_star(), None)]))
-        .filter(col("run_id").eq(param(id)));
-    Section::Columns(vec![(Expr::Sub(Box::new(count)), Some("transcripts"))])
-}
-
-/// Run `id` if it is a pushed OK result (a ping, a passive result) that changed nothing and
-/// told nothing: the next such result of its check may join its row.
-pub fn run_quiet_passive(id: i64) -> Statement {
-    let told = Select::from("notifications")
+        ),
+        Quiet::Pushed => (
+            col("schedule_id").is_null(),
+            col("phase").eq(lit(crate::store::RunPhase::Passive.as_str())),
+        ),
+    };
+    let quiet = Select::from("runs")
         .columns(&["id"])
-        .filter(col("run_id").eq(param(id)));
-    Select::from("runs")
-        .columns(&["id"])
-        .with(transcripts_of(id))
-        .filter(col("id").eq(param(id)))
-        .filter(col("schedule_id").is_null())
+        .filter(col("id").eq(last()))
+        .filter(schedule)
         .filter(col("status").eq(lit("ok")))
         .filter(col("changed").eq(lit(false)))
-        .filter(col("phase").eq(lit(crate::store::RunPhase::Passive.as_str())))
-        .filter(Expr::Not(Box::new(Expr::Exists(Box::new(told)))))
-        .into()
+        .filter(phase)
+        .filter(Expr::Not(Box::new(Expr::Exists(Box::new(told)))));
+    let transcripts = Select::from("run_transcripts")
+        .with(Section::Columns(vec![(Expr::count_star(), None)]))
+        .filter(col("run_id").eq(last()));
+    let mut s = Select::from_as("checks", "c")
+        .columns(CHECK_COLUMNS)
+        .with(Section::Columns(vec![
+            (Expr::Sub(Box::new(quiet)), Some("quiet")),
+            (Expr::Sub(Box::new(transcripts)), Some("transcripts")),
+        ]));
+    for c in this_check(host, script) {
+        s = s.filter(c);
+    }
+    s.into()
 }
 
 /// A run joins the row of the OK runs before it: the row takes its fields, and counts it.
