@@ -205,14 +205,17 @@ impl Renderer {
                 },
                 (None, None) => {}
             }
-            match (s.lock, self.d) {
-                (Some(Lock::SkipLocked), Dialect::Postgres | Dialect::Mysql) => {
-                    self.push(" FOR UPDATE SKIP LOCKED")
+            if let (Some(lock), Dialect::Postgres | Dialect::Mysql) = (s.lock, self.d) {
+                self.push(" FOR UPDATE");
+                // The FROM table's rows alone, as SQL Server's table hint locks them: not
+                // the joined tables' too.
+                if !s.joins.is_empty() {
+                    self.push(" OF ");
+                    self.ident(s.alias.unwrap_or(s.table));
                 }
-                (Some(Lock::ForUpdate), Dialect::Postgres | Dialect::Mysql) => {
-                    self.push(" FOR UPDATE")
+                if lock == Lock::SkipLocked {
+                    self.push(" SKIP LOCKED");
                 }
-                _ => {}
             }
         }
         Ok(())

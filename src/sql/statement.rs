@@ -26,7 +26,8 @@ pub enum Order {
     Desc,
 }
 
-/// Row locking, nothing on SQLite (whose `BEGIN IMMEDIATE` already holds the write lock).
+/// Row locking, nothing on SQLite (whose `BEGIN IMMEDIATE` already holds the write lock): the
+/// rows of the FROM table, not of the tables joined to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lock {
     /// For queue claims: `WITH (UPDLOCK, READPAST)` on SQL Server, `FOR UPDATE SKIP LOCKED`
