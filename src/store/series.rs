@@ -169,19 +169,47 @@ pub fn parse_day(text: &str) -> Day {
     day
 }
 
+/// A series' row of one day, read (and locked) for a point's write.
+struct DayRow {
+    id: i64,
+    hours: String,
+}
+
+/// The start of `t`'s day (UTC).
+fn day_of(t: i64) -> i64 {
+    t - t.rem_euclid(DAY)
+}
+
 /// Adds one point to its series: the trend of its hour (in its day's row) takes it in, and
 /// the hour's raw points gain it. An hour's raw points start with its trend, so a late point
 /// for an hour whose raw points are gone (deleted, or from before schema version 4) changes
 /// its trend alone.
-fn add_point(c: &mut dyn Conn, series: i64, t: i64, value: f64) -> Result<(), StoreError> {
-    let day = t - t.rem_euclid(DAY);
+fn add_point(
+    c: &mut dyn Conn,
+    series: i64,
+    t: i64,
+    value: f64,
+    read: Option<DayRow>,
+) -> Result<(), StoreError> {
+    let day = day_of(t);
     let h = ((t - day) / HOUR) as usize;
     let hour = day + h as i64 * HOUR;
     let mut point = String::new();
     push_point(&mut point, t - hour, value);
-    let row = c.query_one(st::day_get(series, day))?;
+    let row = match read {
+        Some(row) => Some(row),
+        None => c
+            .query_one(st::day_get(series, day))?
+            .map(|r| {
+                Ok::<_, StoreError>(DayRow {
+                    id: r.int("id")?,
+                    hours: r.text("hours")?,
+                })
+            })
+            .transpose()?,
+    };
     let mut hours = match &row {
-        Some(row) => parse_day(&row.text("hours")?),
+        Some(row) => parse_day(&row.hours),
         None => [None; 24],
     };
     let before = hours[h];
@@ -191,7 +219,7 @@ fn add_point(c: &mut dyn Conn, series: i64, t: i64, value: f64) -> Result<(), St
     }
     let text = format_day(&hours);
     match &row {
-        Some(row) => c.exec(st::day_set(row.int("id")?, &text))?,
+        Some(row) => c.exec(st::day_set(row.id, &text))?,
         None => c.exec(st::day_insert(series, day, &text))?,
     };
     match before {
@@ -242,9 +270,27 @@ pub(super) fn record(c: &mut dyn Conn, run: &NewRun) -> Result<(), StoreError> {
             continue;
         }
         let (warn, crit) = (p.warn.as_deref(), p.crit.as_deref());
-        let id = match c.query_one(st::series_get(host, check, &p.label))? {
+        let t = run.finished_at;
+        // The series and its day's row in one read; a series' first point of a day (or of
+        // all) reads them one by one.
+        let (found, day) = match c.query_one(st::series_day(host, check, &p.label, day_of(t)))? {
             Some(row) => {
-                let id = row.int("id")?;
+                let day = DayRow {
+                    id: row.int("id")?,
+                    hours: row.text("hours")?,
+                };
+                (Some((row.int("series")?, row)), Some(day))
+            }
+            None => {
+                let row = c.query_one(st::series_get(host, check, &p.label))?;
+                (
+                    row.map(|r| r.int("id").map(|id| (id, r))).transpose()?,
+                    None,
+                )
+            }
+        };
+        let id = match found {
+            Some((id, row)) => {
                 let same = row.text("uom")? == p.uom
                     && row.opt_text("warn")?.as_deref() == warn
                     && row.opt_text("crit")?.as_deref() == crit;
@@ -265,7 +311,7 @@ pub(super) fn record(c: &mut dyn Conn, run: &NewRun) -> Result<(), StoreError> {
                 c.insert(st::series_insert(host, check, &p.label, &p.uom, warn, crit))?
             }
         };
-        add_point(c, id, run.finished_at, value)?;
+        add_point(c, id, t, value, day)?;
     }
     Ok(())
 }

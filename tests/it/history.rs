@@ -370,6 +370,57 @@ fn an_hours_raw_points_are_kept_in_parts_and_read_back_whole() {
     read(151);
 }
 
+/// A series' points over two days, its unit changed on the second: the first point of each
+/// day starts that day's row, the others find it with their series in one read, and every
+/// point reads back (raw and hourly) under the series' latest unit.
+#[test]
+fn a_series_takes_points_across_days_and_a_changed_unit() {
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    let sched = schedule(&store);
+    let now = hostler::store::now_ms();
+    let day0 = now - now.rem_euclid(DAY) - 2 * DAY;
+    let points = [
+        (day0 + HOUR, "v=1ms"),
+        (day0 + 2 * HOUR, "v=2ms"),
+        (day0 + DAY + HOUR, "v=3s;5;9"),
+        (day0 + DAY + HOUR + 1_000, "v=4s;5;9"),
+    ];
+    for (t, perf) in points {
+        let mut r = run(sched, Status::Ok, t, "");
+        r.perfdata = Some(perf.into());
+        store.record_run(&r, JobAction::Keep).expect("record");
+    }
+    let series = store.series(Some("localhost"), "c").expect("series");
+    assert_eq!(series.len(), 1);
+    let s = &series[0];
+    assert_eq!(
+        (s.uom.as_str(), s.warn.as_deref(), s.crit.as_deref()),
+        ("s", Some("5"), Some("9"))
+    );
+    let days = store
+        .raw("SELECT day, hours FROM perf_days ORDER BY day", false)
+        .expect("days")
+        .rows;
+    assert_eq!(days.len(), 2, "a row a day");
+    let (_, raw) = store
+        .samples(s.id, day0, day0 + 2 * DAY, 30 * DAY)
+        .expect("raw");
+    let got: Vec<(i64, f64)> = raw.iter().map(|x| (x.t, x.avg)).collect();
+    let want: Vec<(i64, f64)> = points
+        .iter()
+        .zip(1..)
+        .map(|((t, _), v)| (*t, f64::from(v)))
+        .collect();
+    assert_eq!(got, want);
+    let (_, hourly) = store
+        .samples(s.id, day0, day0 + 2 * DAY, 0)
+        .expect("hourly");
+    let counts: Vec<(i64, i64)> = hourly.iter().map(|x| (x.t - day0, x.n)).collect();
+    assert_eq!(counts, [(HOUR, 1), (2 * HOUR, 1), (DAY + HOUR, 2)]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
 

@@ -91,6 +91,33 @@ pub fn series_get(host: &str, check: &str, label: &str) -> Statement {
         .into()
 }
 
+/// A series (columns `series`, `uom`, `warn`, `crit`) with its row of `day` (`id`, `hours`),
+/// both locked for the write that follows (as [`day_get`]): one read for a point of a series
+/// that has its day's row already. No row: either is missing.
+pub fn series_day(host: &str, check: &str, label: &str, day: i64) -> Statement {
+    Select::from_as("perf_days", "d")
+        .with(Section::Columns(vec![
+            (qcol("d", "id"), None),
+            (qcol("d", "hours"), None),
+            (qcol("s", "id"), Some("series")),
+            (qcol("s", "uom"), None),
+            (qcol("s", "warn"), None),
+            (qcol("s", "crit"), None),
+        ]))
+        .with(Section::Join(Join {
+            kind: JoinKind::Inner,
+            table: "perf_series",
+            alias: "s",
+            on: qcol("s", "id").eq(qcol("d", "series_id")),
+        }))
+        .filter(qcol("s", "host").eq(param(host)))
+        .filter(qcol("s", "check_name").eq(param(check)))
+        .filter(qcol("s", "label").eq(param(label)))
+        .filter(qcol("d", "day").eq(param(day)))
+        .with(Section::Lock(Lock::ForUpdate))
+        .into()
+}
+
 pub fn series_insert(
     host: &str,
     check: &str,

@@ -207,6 +207,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
             claim_candidates(2, Some("dc1"), Claimable::Due, 10, 64),
         ),
         ("jobs_by_ids", jobs_by_ids(&[7, 8])),
+        (
+            "series_day",
+            series_day("web1", "check_tcp", "time", 1_700_006_400_000),
+        ),
         ("hosts_of_jobs", hosts_of_jobs(&[7, 8])),
         (
             "job_requeue",
