@@ -200,11 +200,18 @@ pub fn claim_candidates(
     priority: i64,
     limit: u64,
 ) -> Statement {
+    // At one job a host (the default) the condition leaves only hosts that run none: their
+    // count is 0, not counted again for each candidate.
+    let busy = if per_host <= 1 {
+        lit(0)
+    } else {
+        Expr::Sub(Box::new(host_busy("j")))
+    };
     Select::from_as("jobs", "j")
         .with(Section::Columns(vec![
             (qcol("j", "id"), None),
             (qcol("j", "host_id"), None),
-            (Expr::Sub(Box::new(host_busy("j"))), Some("busy")),
+            (busy, Some("busy")),
         ]))
         .with(claimable("j", which, priority))
         .with(host_not_busy("j", per_host))
