@@ -123,7 +123,10 @@ impl Dialect {
             Dialect::Mssql2000 | Dialect::Mssql2005 => {
                 "(CAST(DATEDIFF(s, '19700101', GETUTCDATE()) AS BIGINT) * 1000)"
             }
-            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            // The statement's start: stable within it, so a condition on it can seek an index
+            // (clock_timestamp() is volatile and left the claim's due condition a filter
+            // over every queued job), and still new for each statement of a transaction.
+            Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)",
             Dialect::Mysql => "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
         }
     }

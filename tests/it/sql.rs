@@ -148,7 +148,11 @@ fn claim_walks_priorities_then_due_then_id_on_real_sqlite() {
          INSERT INTO jobs (id, script_id, host_id, priority, due_at, created_at) VALUES (13, 1, 1, 9, 99999999999999, 0);",
     )
     .expect("jobs");
-    let top = |below| sqlite_rows(&conn, job_top_priority(Claimable::Due, below))[0][0];
+    let top = |below| {
+        sqlite_rows(&conn, job_top_priority(Claimable::Due, below))
+            .first()
+            .and_then(|r| r[0])
+    };
     assert_eq!(top(None), Some(9));
     assert_eq!(top(Some(9)), Some(0));
     assert_eq!(top(Some(0)), None);

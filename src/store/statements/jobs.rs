@@ -53,13 +53,16 @@ fn claim_state(which: Claimable) -> JobState {
     }
 }
 
-/// The highest priority among the jobs a claim of `which` looks at, below `below` if given:
-/// one seek in the index on (state, priority DESC, ...), so a claim walks the queue's
-/// priorities, not its jobs.
+/// The highest priority among the jobs a claim of `which` looks at, below `below` if given
+/// (no row: none): one seek in the index on (state, priority DESC, ...), so a claim walks the
+/// queue's priorities, not its jobs. Written as the first row in that order, not MAX():
+/// PostgreSQL, its statistics still from an empty queue, aggregated over every queued job.
 pub fn job_top_priority(which: Claimable, below: Option<i64>) -> Statement {
     let s = Select::from("jobs")
-        .with(Section::Columns(vec![(col("priority").max(), Some("top"))]))
-        .filter(col("state").eq(lit(claim_state(which).as_str())));
+        .with(Section::Columns(vec![(col("priority"), Some("top"))]))
+        .filter(col("state").eq(lit(claim_state(which).as_str())))
+        .with(Section::OrderBy(vec![(col("priority"), Order::Desc)]))
+        .with(Section::Limit(1));
     match below {
         Some(p) => s.filter(col("priority").lt(param(p))),
         None => s,
@@ -473,9 +476,11 @@ pub fn jobs_using(column: &'static str, id: i64) -> Statement {
 /// (or until it comes within reach of a claim ahead). One due already is not waited for.
 pub fn job_next_due(after: i64) -> Statement {
     Select::from("jobs")
-        .with(Section::Columns(vec![(col("due_at").min(), Some("due"))]))
+        .with(Section::Columns(vec![(col("due_at"), Some("due"))]))
         .filter(col("state").eq(lit(JobState::Queued.as_str())))
         .filter(col("due_at").gt(param(after)))
+        .with(Section::OrderBy(vec![(col("due_at"), Order::Asc)]))
+        .with(Section::Limit(1))
         .into()
 }
 
