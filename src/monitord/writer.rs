@@ -21,10 +21,11 @@ use crate::store::{JobAction, Lane, NewRun, Store, StoreError};
 /// The most runs in one transaction.
 const BATCH: usize = 256;
 
-/// How long a writer on PostgreSQL waits after a run for others to record with it. At a light
-/// load the runs come one at a time, and each transaction pays its own round trips for the
-/// reads of schedules and downtimes, the totals and the commit: at 1,000 checks a second this
-/// took 8% off the CPU a check. SQLite's transactions cost no round trips: no wait there.
+/// How long a writer on a database server waits after a run for others to record with it. At
+/// a light load the runs come one at a time, and each transaction pays its own round trips
+/// for the reads of schedules and downtimes, the totals and the commit: at 1,000 checks a
+/// second on PostgreSQL this took 8% off the CPU a check. SQLite's transactions cost no round
+/// trips: no wait there.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What a run's job thread gets back: its run's id, or the error with the run itself (None
@@ -48,9 +49,10 @@ impl RunWriter {
     /// then recorded each on its own).
     pub fn start(store: Arc<Store>) -> Option<RunWriter> {
         let of = store.writers().max(1);
-        let linger = match store.dialect() {
-            crate::sql::Dialect::Postgres => LINGER,
-            _ => std::time::Duration::ZERO,
+        let linger = if store.round_trips() {
+            LINGER
+        } else {
+            std::time::Duration::ZERO
         };
         let mut lanes = Vec::with_capacity(of);
         for index in 0..of {
