@@ -326,7 +326,7 @@ pub(super) fn record(
     let host = run.host.as_deref();
     let prev_row = match known {
         Some(row) => row,
-        None => c.query_one(st::check_get(host, run.check()))?,
+        None => c.query_one(st::check_for_update(host, run.check()))?,
     };
     let prev = prev_row.as_ref().map(check_from_row).transpose()?;
     // A removed schedule's last runs judge as at once.

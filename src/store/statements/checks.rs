@@ -68,6 +68,19 @@ pub fn check_get(host: Option<&str>, script: &str) -> Statement {
     s.into()
 }
 
+/// [`check_get`], the row locked for the write that follows: a run recorded by another node
+/// at the same time (a quorum's sites) waits, then reads what that one wrote, instead of
+/// writing over it.
+pub fn check_for_update(host: Option<&str>, script: &str) -> Statement {
+    let mut s = Select::from("checks")
+        .columns(CHECK_COLUMNS)
+        .with(Section::Lock(Lock::ForUpdate));
+    for c in this_check(host, script) {
+        s = s.filter(c);
+    }
+    s.into()
+}
+
 /// Every check, by host then script.
 pub fn check_list() -> Statement {
     Select::from("checks")

@@ -260,6 +260,10 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("notification_hold", notification_hold(1, "command", 3)),
         ("run_mark_changed", run_mark_changed(9)),
         (
+            "check_for_update",
+            check_for_update(Some("web1"), "check_tcp"),
+        ),
+        (
             "check_and_quiet",
             check_and_quiet(Some("web1"), "check_tcp", Quiet::Schedule(2)),
         ),

@@ -501,12 +501,14 @@ pub fn check_and_quiet(host: Option<&str>, script: &str, of: Quiet) -> Statement
     let transcripts = Select::from("run_transcripts")
         .with(Section::Columns(vec![(Expr::count_star(), None)]))
         .filter(col("run_id").eq(last()));
+    // Locked as [`check_for_update`] locks it.
     let mut s = Select::from_as("checks", "c")
         .columns(CHECK_COLUMNS)
         .with(Section::Columns(vec![
             (Expr::Sub(Box::new(quiet)), Some("quiet")),
             (Expr::Sub(Box::new(transcripts)), Some("transcripts")),
-        ]));
+        ]))
+        .with(Section::Lock(Lock::ForUpdate));
     for c in this_check(host, script) {
         s = s.filter(c);
     }
