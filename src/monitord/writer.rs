@@ -21,13 +21,6 @@ use crate::store::{JobAction, Lane, NewRun, Store, StoreError};
 /// The most runs in one transaction.
 const BATCH: usize = 256;
 
-/// How long a writer on a database server waits after a run for others to record with it. At
-/// a light load the runs come one at a time, and each transaction pays its own round trips
-/// for the reads of schedules and downtimes, the totals and the commit: at 1,000 checks a
-/// second on PostgreSQL this took 8% off the CPU a check. SQLite's transactions cost no round
-/// trips: no wait there.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
-
 /// What a run's job thread gets back: its run's id, or the error with the run itself (None
 /// only when the writer died with it: the job's lease then runs out and it runs again).
 type Reply = Result<i64, (StoreError, Option<Box<NewRun>>)>;
@@ -49,16 +42,11 @@ impl RunWriter {
     /// then recorded each on its own).
     pub fn start(store: Arc<Store>) -> Option<RunWriter> {
         let of = store.writers().max(1);
-        let linger = if store.round_trips() {
-            LINGER
-        } else {
-            std::time::Duration::ZERO
-        };
         let mut lanes = Vec::with_capacity(of);
         for index in 0..of {
             let store = store.clone();
             let lane = Lane { index, of };
-            match crate::store::group::batcher("hostler-record", BATCH, linger, move |jobs| {
+            match crate::store::group::batcher("hostler-record", BATCH, move |jobs| {
                 write(&store, jobs, lane)
             }) {
                 Ok(tx) => lanes.push(tx),

@@ -4,15 +4,12 @@
 //! answers its callers after its commit.
 
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 /// Starts a thread named `name` that calls `work` with each batch: the first item that
-/// arrives and whatever else arrives within `linger` of it, at most `max` (with no linger,
-/// whatever is waiting then). It ends when every sender is gone.
+/// arrives and whatever else is waiting then, at most `max`. It ends when every sender is gone.
 pub fn batcher<J: Send + 'static>(
     name: &str,
     max: usize,
-    linger: Duration,
     mut work: impl FnMut(Vec<J>) + Send + 'static,
 ) -> std::io::Result<mpsc::Sender<J>> {
     let (tx, rx) = mpsc::channel::<J>();
@@ -20,22 +17,11 @@ pub fn batcher<J: Send + 'static>(
         .name(name.into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
-                let until = Instant::now() + linger;
                 let mut batch = vec![first];
                 while batch.len() < max {
-                    let next = match rx.try_recv() {
-                        Err(mpsc::TryRecvError::Empty) => {
-                            let left = until.saturating_duration_since(Instant::now());
-                            if left.is_zero() {
-                                break;
-                            }
-                            rx.recv_timeout(left).ok()
-                        }
-                        got => got.ok(),
-                    };
-                    match next {
-                        Some(j) => batch.push(j),
-                        None => break,
+                    match rx.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
                     }
                 }
                 work(batch);

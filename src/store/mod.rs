@@ -269,12 +269,6 @@ impl Store {
         }
     }
 
-    /// Whether each statement is a round trip to a server (every database but SQLite, which
-    /// runs in the process).
-    pub fn round_trips(&self) -> bool {
-        self.dialect != Dialect::Sqlite
-    }
-
     /// Runs `f`, which only reads. It may run again on a new connection when the first was
     /// lost under it: PostgreSQL runs a read's statements without a transaction of their own
     /// (at READ COMMITTED each has its own snapshot anyway, and the BEGIN and COMMIT were a

@@ -43,14 +43,12 @@ impl Writer {
     /// Starts the writer thread; it ends when the web server (every sender) is gone.
     pub fn start(store: Arc<Store>) -> Writer {
         let tx =
-            crate::store::group::batcher("hostler-pings", BATCH, Duration::ZERO, move |jobs| {
-                write(&store, jobs)
-            })
-            .unwrap_or_else(|e| {
-                // Every ping then answers 503 ("the ping writer is gone").
-                tracing::error!("cannot start the ping writer: {e}");
-                mpsc::channel().0
-            });
+            crate::store::group::batcher("hostler-pings", BATCH, move |jobs| write(&store, jobs))
+                .unwrap_or_else(|e| {
+                    // Every ping then answers 503 ("the ping writer is gone").
+                    tracing::error!("cannot start the ping writer: {e}");
+                    mpsc::channel().0
+                });
         Writer { tx }
     }
 

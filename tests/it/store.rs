@@ -829,26 +829,3 @@ fn a_claim_hands_each_job_its_hosts_row_and_the_run_uses_it_without_a_read() {
     };
     assert_eq!(run(other).message, "127.0.0.1");
 }
-
-/// The group-commit thread passes on what arrives within its linger of a batch's first item
-/// as one batch; with no linger, only what is waiting already.
-#[test]
-fn a_batch_takes_what_arrives_within_its_linger() {
-    use hostler::store::group::batcher;
-    use std::sync::mpsc;
-    use std::time::Duration;
-    let batches = |linger: Duration| {
-        let (out, got) = mpsc::channel::<Vec<u32>>();
-        let tx = batcher("test-batcher", 16, linger, move |b| {
-            let _ = out.send(b);
-        })
-        .expect("thread");
-        tx.send(1).expect("send");
-        std::thread::sleep(Duration::from_millis(30));
-        tx.send(2).expect("send");
-        drop(tx);
-        got.iter().collect::<Vec<_>>()
-    };
-    assert_eq!(batches(Duration::from_secs(5)), [vec![1, 2]]);
-    assert_eq!(batches(Duration::ZERO), [vec![1], vec![2]]);
-}
