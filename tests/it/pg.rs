@@ -30,6 +30,18 @@ fn run(schedule: i64, status: Status, at: i64) -> NewRun {
     }
 }
 
+/// The check script `c`, which says OK.
+fn check_script(store: &Store) {
+    store
+        .save_scripts(&[NewScript {
+            name: "c",
+            source: "ok()",
+            description: None,
+            kind: ScriptKind::Check,
+        }])
+        .expect("script");
+}
+
 fn add_host(store: &Store, name: &str) -> Result<hostler::store::Host, hostler::store::StoreError> {
     store.add_host(&NewHost {
         name: name.into(),
@@ -189,14 +201,7 @@ fn a_version_4_database_on_postgresql_is_upgraded_to_6() {
     let url = pg.createdb("hostler_v4");
     let store = Store::open(&url).expect("open");
     add_host(&store, "web1").expect("host");
-    store
-        .save_scripts(&[NewScript {
-            name: "c",
-            source: "ok()",
-            description: None,
-            kind: ScriptKind::Check,
-        }])
-        .expect("script");
+    check_script(&store);
     let now = hostler::store::now_ms();
     let h0 = now - now.rem_euclid(24 * HOUR) - 2 * 24 * HOUR;
     let v4 = [
@@ -535,14 +540,7 @@ fn a_claim_takes_its_jobs_at_once_and_a_group_commit_deletes_only_those_its_node
     let Some(pg) = Pg::start() else { return };
     let url = pg.createdb("hostler_batches");
     let store = Store::open(&url).expect("open");
-    store
-        .save_scripts(&[NewScript {
-            name: "c",
-            source: "ok()",
-            description: None,
-            kind: ScriptKind::Check,
-        }])
-        .expect("script");
+    check_script(&store);
     let mut ids = Vec::new();
     for h in ["h1", "h2", "h3", "h4"] {
         add_host(&store, h).expect("host");
@@ -616,14 +614,7 @@ fn the_queues_hot_reads_seek_their_index_with_statistics_of_an_empty_queue() {
     let Some(pg) = Pg::start() else { return };
     let url = pg.createdb("hostler_plans");
     let store = Store::open(&url).expect("open");
-    store
-        .save_scripts(&[NewScript {
-            name: "c",
-            source: "ok()",
-            description: None,
-            kind: ScriptKind::Check,
-        }])
-        .expect("script");
+    check_script(&store);
     store.raw("ANALYZE jobs", false).expect("analyze");
     store
         .raw(
@@ -658,7 +649,7 @@ fn the_queues_hot_reads_seek_their_index_with_statistics_of_an_empty_queue() {
             .nth(1)
             .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
+            .unwrap_or_else(|| panic!("no pages counted in the plan:\n{plan}"));
         (hit, plan)
     };
     let now = hostler::store::now_ms();
