@@ -223,6 +223,38 @@ struct Daemon {
     /// for jobs ahead only when one is within reach (on PostgreSQL every statement of a claim
     /// holds the lock that all nodes' claims take in turn).
     next_queued: Option<i64>,
+    /// The next schedule's due time, as the last pass read it.
+    next_schedule: Option<i64>,
+    /// What the last reads of the queue and the schedules saw, and when: a pass that only
+    /// collected finished jobs and changed nothing reuses them (see `reads_hold`).
+    reads: Reads,
+}
+
+/// The last reads of the queue's next job and the next schedule.
+#[derive(Debug, Default)]
+struct Reads {
+    /// When they were made.
+    at: Option<Instant>,
+    /// Whether `next_queued` is a read (a node without room does not read it).
+    queue: bool,
+    /// Something since may have changed the queue or the schedules: a claim, a firing, a
+    /// job queued here, or a wake other than a finished job.
+    stale: bool,
+}
+
+/// How long a pass that changed nothing reuses the last reads. A finished job frees room but
+/// queues nothing that does not wake the loop itself (a fix, a recheck), so a node that
+/// keeps up does not read the queue once a check; a job queued by another process is seen
+/// at most this much later (or at the next claim, firing or poll).
+const REREAD: Duration = Duration::from_millis(100);
+
+/// Why a pass's sleep ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Woke {
+    Timer,
+    Queued,
+    Finished,
+    Stop,
 }
 
 /// The least a pass sleeps for a job that falls due: jobs due within it of each other start
@@ -255,6 +287,7 @@ async fn daemon(
         if housekeeping && !d.db_down {
             d.fire_and_reap();
         } else if !d.db_down && d.next_fire.is_some_and(|t| t <= now_ms()) {
+            d.reads.stale = true;
             d.fire_again = fire_schedules(&d.env, &d.progress, d.ahead_ms());
         }
         d.renew_if_due();
@@ -302,6 +335,8 @@ impl Daemon {
             slots,
             pool: pool::JobPool::default(),
             next_queued: None,
+            next_schedule: None,
+            reads: Reads::default(),
         }
     }
 
@@ -332,6 +367,7 @@ impl Daemon {
         );
         self.env = Arc::new(env);
         self.opts = opts;
+        self.reads.stale = true;
         // The runs of jobs started from now on go to the new store's writer; the old one ends
         // with the last job that holds it.
         self.writer = writer::RunWriter::start(self.env.store.clone()).map(Arc::new);
@@ -351,6 +387,7 @@ impl Daemon {
     /// Steps 1 and 2: fire due schedules into jobs; reap orphaned cancellations; close kept
     /// sessions past their idle time (on the blocking pool: a dead peer can take seconds).
     fn fire_and_reap(&mut self) {
+        self.reads.stale = true;
         self.fire_again = fire_schedules(&self.env, &self.progress, self.ahead_ms());
         reap(&self.env);
         let remote = self.env.remote.clone();
@@ -360,6 +397,13 @@ impl Daemon {
     /// How far ahead schedules fire and jobs are claimed, in ms.
     fn ahead_ms(&self) -> i64 {
         self.opts.claim_ahead.as_millis() as i64
+    }
+
+    /// The least room for jobs ahead that a claim of them alone waits for: a quarter of the
+    /// slots. Without it a node that keeps up claims one job at a time, each as the one
+    /// before it starts: a transaction a check, where a batch costs about the same.
+    fn ahead_batch(&self) -> usize {
+        (self.opts.max_concurrent / 4).max(1)
     }
 
     /// Room for more claims at `now`: (due jobs, jobs claimed ahead). Due jobs fill the slots
@@ -386,15 +430,20 @@ impl Daemon {
     fn claim(&mut self, include_expired: bool) {
         let now = now_ms();
         let (free, mut ahead_room) = self.room(now);
+        // A claim for jobs ahead alone waits until it can take a batch of them; one that
+        // claims a due job anyway takes as many ahead as there is room for.
+        let due_now = free > 0 && self.next_queued.is_some_and(|due| due <= now);
         if self
             .next_queued
             .is_none_or(|due| due > now + self.ahead_ms())
+            || (!due_now && ahead_room < self.ahead_batch())
         {
             ahead_room = 0;
         }
         if free == 0 && ahead_room == 0 {
             return;
         }
+        self.reads.stale = true;
         let ask = crate::store::ClaimAsk {
             owner: &self.opts.node,
             lease_ms: self.opts.lease.as_millis() as i64,
@@ -658,13 +707,26 @@ impl Daemon {
         // free slots, when it falls due.
         let now = now_ms();
         let (free, ahead_room) = self.room(now);
-        self.next_queued = None;
+        let hold = self.reads_hold();
+        if !hold {
+            self.reads = Reads {
+                at: Some(Instant::now()),
+                ..Reads::default()
+            };
+            self.next_queued = None;
+        }
         if (free > 0 || ahead_room > 0)
-            && let Ok(Some(due)) = self.env.store.next_due(now)
+            && !self.reads.queue
+            && let Ok(due) = self.env.store.next_due(now)
         {
-            self.next_queued = Some(due);
+            self.next_queued = due;
+            self.reads.queue = true;
+        }
+        if (free > 0 || ahead_room > 0)
+            && let Some(due) = self.next_queued
+        {
             let ahead = due - self.ahead_ms();
-            let at = if ahead_room > 0 && ahead > now {
+            let at = if ahead_room >= self.ahead_batch() && ahead > now {
                 Some(ahead)
             } else {
                 (free > 0 && due > now).then_some(due)
@@ -680,12 +742,11 @@ impl Daemon {
         // fire has come already fires at once after a pass that fired: a schedule that fell
         // behind (its interval is not longer than `claim_ahead`, or the node was busy) catches
         // up, each firing moving it past now. Otherwise it waits for the next poll.
+        if !hold {
+            self.next_schedule = self.env.store.next_schedule_due().ok().flatten();
+        }
         self.next_fire = self
-            .env
-            .store
-            .next_schedule_due()
-            .ok()
-            .flatten()
+            .next_schedule
             .map(|due| due - self.ahead_ms())
             .filter(|at| (self.fire_again && !self.db_down) || *at > now_ms());
         if let Some(at) = self.next_fire {
@@ -694,9 +755,11 @@ impl Daemon {
         let (wake_rx, done_rx, running) = (&self.wake_rx, &self.done_rx, &mut self.running);
         let wait = async {
             smol::Timer::after(sleep).await;
+            Woke::Timer
         };
         let woke = async {
             let _ = wake_rx.recv().await;
+            Woke::Queued
         };
         let finished = async {
             if let Ok(id) = done_rx.recv().await
@@ -704,15 +767,24 @@ impl Daemon {
             {
                 r.task.await;
             }
+            Woke::Finished
         };
         let stop = async {
             let _ = shutdown.rx.recv().await;
+            Woke::Stop
         };
-        smol::future::or(
+        let why = smol::future::or(
             smol::future::or(wait, woke),
             smol::future::or(finished, stop),
         )
         .await;
+        self.reads.stale |= why != Woke::Finished;
+    }
+
+    /// Whether the last reads of the queue and the schedules still hold: nothing since but
+    /// finished jobs, within `REREAD`.
+    fn reads_hold(&self) -> bool {
+        !self.reads.stale && self.reads.at.is_some_and(|t| t.elapsed() < REREAD)
     }
 
     /// Collects every job that finished meanwhile.

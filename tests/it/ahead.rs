@@ -324,3 +324,68 @@ fn a_job_claimed_ahead_and_cancelled_is_not_given_back() {
         "a cancelled job went back to the queue: {state:?}"
     );
 }
+
+/// A claim of jobs ahead alone waits until a quarter of the slots is free for them, so a node
+/// that keeps up claims them in batches, not one at a time as each held job starts (a
+/// transaction a check). A job left over is not held back: it is claimed when it falls due,
+/// and starts then.
+#[test]
+fn jobs_ahead_are_claimed_in_batches_and_one_left_over_still_starts_on_time() {
+    let (w, store) = ticking();
+    let due = now_ms() + 2_500;
+    let held: Vec<i64> = (0..7)
+        .map(|i| {
+            let h = format!("h{i}");
+            host(&store, &h);
+            job_due(&store, &h, due)
+        })
+        .collect();
+    host(&store, "late");
+    host(&store, "far");
+    drop(store);
+    let mut o = ahead_opts();
+    o.claim_ahead = Duration::from_secs(2);
+    // A batch is 2: with 7 of the 8 held ahead, a claim of one more alone waits.
+    o.max_concurrent = 8;
+    o.poll_interval = Duration::from_secs(30);
+    let (d, store) = Daemon::start(&w, &[], o);
+    for id in &held {
+        assert!(
+            claimed(&store, *id, Duration::from_millis(1_800)),
+            "job {id} was not claimed ahead: {:?}",
+            store.jobs()
+        );
+    }
+    let left = job_due(&store, "late", due);
+    std::thread::sleep(Duration::from_millis(50));
+    // Another job queued here wakes the daemon again, with the first one in reach.
+    let far = job_due(&store, "far", due + 600_000);
+    std::thread::sleep(Duration::from_millis(250));
+    let state = store.job(left).map(|j| j.state);
+    assert!(
+        now_ms() < due - 100,
+        "the test ran too slowly to tell (the jobs fell due)"
+    );
+    assert_eq!(
+        state.ok(),
+        Some(JobState::Queued),
+        "one job was claimed ahead alone, into room for one"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || all_runs(&store).len() == 8),
+        "not every job ran: {:?}",
+        all_runs(&store)
+    );
+    d.stop();
+    assert_eq!(store.job(far).map(|j| j.state).ok(), Some(JobState::Queued));
+    let runs = all_runs(&store);
+    let late = runs
+        .iter()
+        .map(|r| r.started_at - due)
+        .max()
+        .unwrap_or_default();
+    assert!(
+        (0..250).contains(&late),
+        "a job started {late} ms after its due time"
+    );
+}
