@@ -237,6 +237,9 @@ struct Reads {
     at: Option<Instant>,
     /// Whether `next_queued` is a read (a node without room does not read it).
     queue: bool,
+    /// A queued job was due already (its host busy, or another site's): a finished job may
+    /// have freed it, so every pass tries a claim of due jobs.
+    overdue: bool,
     /// Something since may have changed the queue or the schedules: a claim, a firing, a
     /// job queued here, or a wake other than a finished job.
     stale: bool,
@@ -246,7 +249,7 @@ struct Reads {
 /// queues nothing that does not wake the loop itself (a fix, a recheck), so a node that
 /// keeps up does not read the queue once a check; a job queued by another process is seen
 /// at most this much later (or at the next claim, firing or poll).
-const REREAD: Duration = Duration::from_millis(100);
+const REREAD: Duration = Duration::from_millis(250);
 
 /// Why a pass's sleep ended.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -429,10 +432,18 @@ impl Daemon {
     /// ahead at its due time). The claim's outcome is the database's health for `/healthz`.
     fn claim(&mut self, include_expired: bool) {
         let now = now_ms();
-        let (free, mut ahead_room) = self.room(now);
+        let (mut free, mut ahead_room) = self.room(now);
+        // Whether the last reads saw a job due by now, and whether one may be due. No claim of
+        // due jobs when none can be: the reads still hold (only finished jobs woke this pass)
+        // and saw none.
+        let seen_due = self.reads.queue
+            && (self.reads.overdue || self.next_queued.is_some_and(|due| due <= now));
+        if !seen_due && !include_expired && self.reads_hold() && self.reads.queue {
+            free = 0;
+        }
         // A claim for jobs ahead alone waits until it can take a batch of them; one that
         // claims a due job anyway takes as many ahead as there is room for.
-        let due_now = free > 0 && self.next_queued.is_some_and(|due| due <= now);
+        let due_now = free > 0 && seen_due;
         if self
             .next_queued
             .is_none_or(|due| due > now + self.ahead_ms())
@@ -715,12 +726,8 @@ impl Daemon {
             };
             self.next_queued = None;
         }
-        if (free > 0 || ahead_room > 0)
-            && !self.reads.queue
-            && let Ok(due) = self.env.store.next_due(now)
-        {
-            self.next_queued = due;
-            self.reads.queue = true;
+        if (free > 0 || ahead_room > 0) && !self.reads.queue {
+            self.read_queue(now);
         }
         if (free > 0 || ahead_room > 0)
             && let Some(due) = self.next_queued
@@ -779,6 +786,20 @@ impl Daemon {
         )
         .await;
         self.reads.stale |= why != Woke::Finished;
+    }
+
+    /// Reads when the next queued job falls due after `now`, and whether one is due already.
+    fn read_queue(&mut self, now: i64) {
+        let store = &self.env.store;
+        let read = match store.next_due(i64::MIN) {
+            Ok(Some(first)) if first <= now => store.next_due(now).map(|next| (true, next)),
+            other => other.map(|first| (false, first)),
+        };
+        if let Ok((overdue, next)) = read {
+            self.next_queued = next;
+            self.reads.overdue = overdue;
+            self.reads.queue = true;
+        }
     }
 
     /// Whether the last reads of the queue and the schedules still hold: nothing since but

@@ -176,6 +176,8 @@ pub(super) struct Recorded {
     keys: Vec<(KeyNames, i64)>,
     /// Checks queued again at once (their parents', or their own after the settle time).
     rechecks: usize,
+    /// Jobs put back in the queue (a retry, a job released): the daemon reads the queue again.
+    requeued: bool,
     /// What the runs add to the totals.
     totals: Vec<(TotalKey, (i64, i64))>,
     /// What the runs read once for all of them.
@@ -455,7 +457,7 @@ impl Store {
         if !committed {
             return;
         }
-        if done.rechecks > 0 {
+        if done.rechecks > 0 || done.requeued {
             self.notify_enqueued();
         }
         if !done.keys.is_empty() {
@@ -546,9 +548,11 @@ impl Store {
                 JobAction::Done => done.done_jobs.push((owner.to_string(), job)),
                 JobAction::Retry { due_at } => {
                     c.exec(st::job_requeue(job, due_at, false, owner))?;
+                    done.requeued = true;
                 }
                 JobAction::Release => {
                     c.exec(st::job_requeue(job, at, true, owner))?;
+                    done.requeued = true;
                 }
                 JobAction::Reap => {
                     c.exec(st::job_delete(job))?;

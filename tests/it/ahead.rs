@@ -389,3 +389,42 @@ fn jobs_ahead_are_claimed_in_batches_and_one_left_over_still_starts_on_time() {
         "a job started {late} ms after its due time"
     );
 }
+
+/// A job due while its host is busy (per host one at a time) is claimed as soon as the job
+/// before it finishes, although a pass woken by a finished job alone reuses the last reads of
+/// the queue: they saw a job due already, so the pass tries a claim. (Without that the job
+/// would wait for the next lease renewal or poll.)
+#[test]
+fn a_job_due_behind_its_busy_host_starts_when_the_host_is_free() {
+    let (w, store) = ticking();
+    w.script(&store, "slow", "sleep(0.1); ok()");
+    // Both due now; the first (of a higher priority) is claimed, the second waits for `a`.
+    let first = store
+        .enqueue(&job("slow", Some("a"), 1))
+        .expect("slow job")
+        .0;
+    let second = job_due(&store, "a", now_ms());
+    drop(store);
+    let mut o = ahead_opts();
+    o.poll_interval = Duration::from_secs(30);
+    o.lease = Duration::from_secs(30);
+    let (d, store) = Daemon::start(&w, &[], o);
+    assert!(
+        wait_for(Duration::from_secs(10), || all_runs(&store).len() == 2),
+        "both jobs did not run: {:?}",
+        store.jobs()
+    );
+    d.stop();
+    let runs = all_runs(&store);
+    let (slow, tick) = (&runs[0], &runs[1]);
+    assert_eq!(
+        (slow.job_id, tick.job_id),
+        (Some(first), Some(second)),
+        "{runs:?}"
+    );
+    let gap = tick.started_at - slow.finished_at;
+    assert!(
+        gap < 300,
+        "the job behind its busy host started {gap} ms after the host was free"
+    );
+}
