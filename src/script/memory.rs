@@ -114,10 +114,16 @@ static ALLOCATOR: Counting = Counting;
 /// MiB), after which an argon2 check's 19 MiB, or a flooded session buffer, stays in the
 /// thread's arena after it is freed: with a thread per web connection that is an arena, and
 /// its high-water mark, per thread.
+///
+/// An arena gives the free memory at its top back once it passes 512 KiB, not glibc's 128
+/// KiB (fixed once the threshold above is set): at 128 KiB the daemon's threads shrank and
+/// grew their arenas a few times a check (`brk`, then page faults to grow again), about a
+/// tenth of a check's CPU at 400 checks a second (BENCHMARKS.md, issue 31).
 pub fn return_large_blocks() {
     // SAFETY: mallopt only sets a tunable of the C allocator; any value is valid for it.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 10);
     }
 }
 
