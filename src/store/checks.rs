@@ -414,10 +414,25 @@ pub(super) fn record(
             .iter()
             .any(|n| matches!(n.event, Alert::FixFailed | Alert::Guard | Alert::GiveUp)),
         may_tell: (run.phase.is_none() || passive) && !matches!(action, JobAction::Retry { .. }),
-        quiet: reads.in_downtime(c, host, run.check(), run.finished_at)?,
+        quiet: false,
     };
     let policy = Policy { retries, ..policy };
+    // The downtimes are read only when one would change the outcome: an OK run of a check
+    // that is OK, untold and steady comes to the same either way.
     let next = advance(prev.as_ref(), &o, &policy);
+    let hushed = advance(
+        prev.as_ref(),
+        &Observation {
+            quiet: true,
+            ..o.clone()
+        },
+        &policy,
+    );
+    let next = if next == hushed || !reads.in_downtime(c, host, run.check(), run.finished_at)? {
+        next
+    } else {
+        hushed
+    };
     // The guard's messages, once per incident (keyed by event and the incident's "since").
     let mut told: std::collections::BTreeMap<String, i64> = prev_row
         .as_ref()
