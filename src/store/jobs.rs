@@ -560,7 +560,8 @@ impl Store {
         }
     }
 
-    /// When the next queued job not due by `after` falls due, if any.
+    /// When the next queued job not due by `after` falls due, if any (`i64::MIN`: the first
+    /// queued job, due already or not, as monitord asks to learn whether one is waiting).
     pub fn next_due(&self, after: i64) -> Result<Option<i64>, StoreError> {
         Ok(self
             .read(|c| c.query_one(st::job_next_due(after)))?
