@@ -2,15 +2,24 @@
 # The release build: a statically linked binary of at most 14 MiB (12 MiB before the PostgreSQL
 # driver; issue 19 allowed 13 with it; issue 31 moves the limit to 14 for round 3's network
 # and team work: dependencies, quorum, heartbeats, passive results) that runs in an empty
-# chroot.
+# chroot, with its code in the order of assets/link-order.txt.
 # Needs root for chroot; without it the chroot step says it is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
 # Packed relative relocations (RELR), and identical code folding: rust-lld keeps functions
 # with the same code once (mostly generic instances; 83 KB).
-RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs -C link-arg=-Wl,--icf=all" cargo build --release --locked --target "$target"
+# Symbols are stripped here, not by the profile (Cargo.toml says why); build.rs orders the code
+# by assets/link-order.txt and, with HOSTLER_LINK_MAP, has the linker write its map.
+map="$PWD/target/$target/release/hostler.map"
+HOSTLER_LINK_MAP="$map" RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols -C link-arg=-Wl,-z,pack-relative-relocs -C link-arg=-Wl,--icf=all" cargo build --release --locked --target "$target"
 bin="target/$target/release/hostler"
+if ! nm "$bin" 2>&1 | grep -q "no symbols"; then
+  echo "FAIL: the release binary has its symbols" >&2
+  exit 1
+fi
+# The functions an idle serve runs come first, together (build.rs; BENCHMARKS.md, "Idle memory").
+python3 tests/link_order.py check "$map" assets/link-order.txt
 # OpenSSL must be built with threads: its locks are no-ops otherwise (see .cargo/config.toml).
 conf=$(ls -t target/$target/release/build/openssl-sys-*/out/openssl-build/install/include/openssl/configuration.h | head -1)
 if ! grep -q '^# *define OPENSSL_THREADS' "$conf"; then

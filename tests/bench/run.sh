@@ -19,5 +19,5 @@ if [ ${#pkgs[@]} -gt 0 ]; then
 fi
 python3 -c "import pexpect" 2>/dev/null || python3 -m pip install -q pexpect
 # The release artifact: static, as shipped.
-RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs -C link-arg=-Wl,--icf=all" cargo build --release --locked --target x86_64-unknown-linux-gnu
+RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols -C link-arg=-Wl,-z,pack-relative-relocs -C link-arg=-Wl,--icf=all" cargo build --release --locked --target x86_64-unknown-linux-gnu
 python3 tests/bench/bench.py target/x86_64-unknown-linux-gnu/release/hostler "$@"
