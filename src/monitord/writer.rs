@@ -81,10 +81,9 @@ fn gone() -> StoreError {
 }
 
 /// Records a batch in one transaction; when that fails, each run again on its own.
-fn write(store: &Store, mut jobs: Vec<Job>, lane: Lane) {
-    // In job id order: a renewal locks the node's job rows in that order too, so the two
-    // never wait on each other in a cycle (PostgreSQL's "deadlock detected").
-    jobs.sort_by_key(|j| j.run.job_id);
+/// The store takes the batch's rows in an order that cannot deadlock with another writer or
+/// a lease renewal ([`Store::record_runs_in`]).
+fn write(store: &Store, jobs: Vec<Job>, lane: Lane) {
     let mut runs = Vec::with_capacity(jobs.len());
     let mut replies = Vec::with_capacity(jobs.len());
     for j in jobs {

@@ -328,10 +328,12 @@ impl Store {
             })
     }
 
-    /// Records pings (heartbeat id, what it says, its body) in one transaction, in order:
-    /// group commit, for the pings the web server gathers as they come in together. Each
-    /// heartbeat is read as it stands in the transaction (a start earlier in the batch counts);
-    /// None for one that is gone. All or none.
+    /// Records pings (heartbeat id, what it says, its body) in one transaction: group commit,
+    /// for the pings the web server gathers as they come in together. Each heartbeat's pings
+    /// are taken in the order they came, and the heartbeats in id order: two nodes' batches
+    /// lock the rows they share in the same order, so they never deadlock. Each heartbeat is
+    /// read as it stands in the transaction (a start earlier in the batch counts); None for
+    /// one that is gone. All or none.
     pub fn ping_many(
         &self,
         pings: &[(i64, Ping, String)],
@@ -340,19 +342,21 @@ impl Store {
         let mut done = super::runs::Recorded::default();
         let mut due = Vec::new();
         let out = self.write(|c| {
-            let mut out = Vec::with_capacity(pings.len());
-            for (id, ping, body) in pings {
+            let mut out: Vec<Option<Pinged>> = (0..pings.len()).map(|_| None).collect();
+            let mut order: Vec<usize> = (0..pings.len()).collect();
+            order.sort_by_key(|&i| pings[i].0);
+            for i in order {
+                let (id, ping, body) = &pings[i];
                 let Some(row) = c.query_one(st::heartbeat_get(*id))? else {
-                    out.push(None);
                     continue;
                 };
                 let h = heartbeat_from_row(&row)?;
                 if *ping == Ping::Start {
                     c.exec(st::heartbeat_pinged(h.id, at, true))?;
-                    out.push(Some(Pinged {
+                    out[i] = Some(Pinged {
                         status: None,
                         fix: None,
-                    }));
+                    });
                     continue;
                 }
                 let (status, what) = match ping {
@@ -391,12 +395,12 @@ impl Store {
                 c.exec(st::heartbeat_pinged(h.id, at, false))?;
                 self.record_in(c, &run, JobAction::Keep, &mut done)?;
                 if let Some(before) = before {
-                    due.push((out.len(), h, before, status));
+                    due.push((i, h, before, status));
                 }
-                out.push(Some(Pinged {
+                out[i] = Some(Pinged {
                     status: Some(status),
                     fix: None,
-                }));
+                });
             }
             done.finish(c)?;
             Ok(out)

@@ -184,9 +184,27 @@ pub(super) struct Recorded {
     reads: super::checks::TxReads,
     /// Whose stripes of the totals the runs count in.
     lane: Lane,
-    /// The jobs whose runs are done, by the node that holds them, deleted together
-    /// ([`Recorded::finish`]).
-    done_jobs: Vec<(String, i64)>,
+    /// What becomes of the runs' jobs, by the node that holds each: written together at the
+    /// end, in job id order ([`Recorded::finish`]).
+    jobs: Vec<JobWrite>,
+}
+
+/// What a recorded run does to its job's row, at the end of the transaction.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct JobWrite {
+    job: i64,
+    owner: String,
+    to: JobTo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum JobTo {
+    /// Deleted, on the condition of this node's lease.
+    Done,
+    /// Back in the queue, due then; `release` gives the attempt back.
+    Requeue { due_at: i64, release: bool },
+    /// Deleted whoever holds it (the reaper's).
+    Reap,
 }
 
 /// One of several writers that record runs at the same time (PostgreSQL): each counts its runs
@@ -231,26 +249,42 @@ impl Recorded {
         }
     }
 
-    /// What the runs recorded leave to the end of their transaction: their done jobs
-    /// deleted, then the totals.
+    /// What the runs recorded leave to the end of their transaction: their jobs' rows
+    /// written, then the totals.
     pub(super) fn finish(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
-        self.delete_done_jobs(c)?;
+        self.write_jobs(c)?;
         self.add_totals(c)
     }
 
-    /// Deletes the jobs of the runs recorded so far, each still on the condition of its
-    /// node's lease (a job another node took over is theirs): in id order, and as many a
-    /// statement as the dialect binds as one list ([`super::jobs::list_chunk`]).
-    fn delete_done_jobs(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
-        self.done_jobs.sort_unstable();
+    /// Writes the jobs of the runs recorded so far, in id order: a lease renewal locks a
+    /// node's jobs in that order too, so the two never wait on each other in a cycle
+    /// (PostgreSQL's "deadlock detected"). A done job is deleted on the condition of its
+    /// node's lease (a job another node took over is theirs), as many a statement as the
+    /// dialect binds as one list ([`super::jobs::list_chunk`]).
+    fn write_jobs(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
+        self.jobs.sort_unstable();
         let chunk = super::jobs::list_chunk(c.dialect());
-        for same in self.done_jobs.chunk_by(|a, b| a.0 == b.0) {
-            let ids: Vec<i64> = same.iter().map(|(_, id)| *id).collect();
-            for ids in ids.chunks(chunk) {
-                c.exec(st::jobs_done(ids, &same[0].0))?;
+        for same in self
+            .jobs
+            .chunk_by(|a, b| a.to == JobTo::Done && b.to == JobTo::Done && a.owner == b.owner)
+        {
+            let owner = same[0].owner.as_str();
+            match same[0].to {
+                JobTo::Done => {
+                    let ids: Vec<i64> = same.iter().map(|w| w.job).collect();
+                    for ids in ids.chunks(chunk) {
+                        c.exec(st::jobs_done(ids, owner))?;
+                    }
+                }
+                JobTo::Requeue { due_at, release } => {
+                    c.exec(st::job_requeue(same[0].job, due_at, release, owner))?;
+                }
+                JobTo::Reap => {
+                    c.exec(st::job_delete(same[0].job))?;
+                }
             }
         }
-        self.done_jobs.clear();
+        self.jobs.clear();
         Ok(())
     }
 
@@ -399,6 +433,12 @@ fn joins(
     Ok((joined, Some(Some(check))))
 }
 
+/// The order a transaction records its runs in: by check (the row each locks, with its
+/// history's and series' rows), then by job.
+fn lock_order(run: &NewRun) -> (Option<&str>, &str, Option<i64>) {
+    (run.host.as_deref(), run.check(), run.job_id)
+}
+
 impl Store {
     /// Records a run, its notifications, and what becomes of its job (`action`: deleted,
     /// retried or released), all in one transaction: a job leaves the queue only when its run
@@ -417,7 +457,12 @@ impl Store {
 
     /// Records several runs in one transaction (group commit): each is recorded as
     /// [`Store::record_run`] records it, and `before` runs first in the same transaction.
-    /// All or none: an error rolls every one back.
+    /// All or none: an error rolls every one back. The ids come back in the order of `runs`.
+    ///
+    /// The rows are taken in an order every writer keeps, so that two transactions that share
+    /// rows (two nodes recording a quorum's checks, each for its own site) wait for each other
+    /// and never in a cycle: the runs by check, then their jobs' rows in id order, as a lease
+    /// renewal takes them, then the totals.
     pub fn record_runs(
         &self,
         runs: &[(NewRun, JobAction)],
@@ -439,10 +484,16 @@ impl Store {
         };
         let recorded = self.write(|c| {
             before(c)?;
-            let ids = runs
-                .iter()
-                .map(|(run, action)| self.record_in(c, run, *action, &mut done))
-                .collect::<Result<Vec<_>, _>>()?;
+            // In the order of their checks: every writer (two nodes', a node's two lanes)
+            // locks the checks' rows it shares with another in the same order, so the two
+            // wait for each other, never in a cycle. The jobs' rows are written at the end.
+            let mut order: Vec<usize> = (0..runs.len()).collect();
+            order.sort_by_key(|&i| lock_order(&runs[i].0));
+            let mut ids = vec![0; runs.len()];
+            for i in order {
+                let (run, action) = &runs[i];
+                ids[i] = self.record_in(c, run, *action, &mut done)?;
+            }
             done.finish(c)?;
             Ok(ids)
         });
@@ -540,24 +591,28 @@ impl Store {
                 at,
             ))?;
         }
-        if let Some(job) = run.job_id {
-            match action {
-                JobAction::Keep => {}
-                // Each is conditional on this node's lease: when another node took the job
-                // over, the run is still history, and the row is theirs.
-                JobAction::Done => done.done_jobs.push((owner.to_string(), job)),
-                JobAction::Retry { due_at } => {
-                    c.exec(st::job_requeue(job, due_at, false, owner))?;
-                    done.requeued = true;
-                }
-                JobAction::Release => {
-                    c.exec(st::job_requeue(job, at, true, owner))?;
-                    done.requeued = true;
-                }
-                JobAction::Reap => {
-                    c.exec(st::job_delete(job))?;
-                }
-            }
+        // Each but the reaper's is conditional on this node's lease: when another node took
+        // the job over, the run is still history, and the row is theirs.
+        let to = match action {
+            JobAction::Keep => None,
+            JobAction::Done => Some(JobTo::Done),
+            JobAction::Retry { due_at } => Some(JobTo::Requeue {
+                due_at,
+                release: false,
+            }),
+            JobAction::Release => Some(JobTo::Requeue {
+                due_at: at,
+                release: true,
+            }),
+            JobAction::Reap => Some(JobTo::Reap),
+        };
+        if let (Some(job), Some(to)) = (run.job_id, to) {
+            done.requeued |= matches!(to, JobTo::Requeue { .. });
+            done.jobs.push(JobWrite {
+                job,
+                owner: owner.to_string(),
+                to,
+            });
         }
         // A check waiting for its parents' word: they run at once, and it again after the
         // settle time (once its job is done; a retry or the loop's next run comes anyway).
@@ -566,7 +621,7 @@ impl Store {
             && !m.waiting.is_empty()
         {
             // The rechecks see this run's job gone, as a node that looks next would.
-            done.delete_done_jobs(c)?;
+            done.write_jobs(c)?;
             let mut n = 0;
             for (h, ch) in &m.waiting {
                 n += usize::from(super::depends::recheck_in(c, h, ch, at, at)?);

@@ -866,15 +866,10 @@ fn a_lease_renewal_takes_its_rows_in_id_order_so_the_run_writer_never_deadlocks_
         .expect("delete lo");
     // A renewal of both meanwhile waits for the lower id before it takes the higher.
     let renewing = std::thread::spawn(move || store.renew_leases("n1", &[lo, hi], 60_000));
-    let waits = crate::util::wait_for(std::time::Duration::from_secs(10), || {
-        admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-                &[],
-            )
-            .is_ok_and(|r| r.get::<_, i64>(0) > 0)
-    });
-    assert!(waits, "the renewal never waited for the writer's row");
+    assert!(
+        lock_waiters(&mut admin, 1),
+        "the renewal never waited for the writer's row"
+    );
     // So the writer goes on to the higher id: the renewal has not taken it. Taken in the
     // order a table scan meets them, it had, and PostgreSQL ended one of the two.
     tx.execute("DELETE FROM jobs WHERE id = $1", &[&hi])
@@ -885,6 +880,197 @@ fn a_lease_renewal_takes_its_rows_in_id_order_so_the_run_writer_never_deadlocks_
         .expect("renewal thread")
         .expect("the renewal, once the writer committed");
     assert!(leases.is_empty(), "deleted jobs renewed: {leases:?}");
+}
+
+/// Two nodes of two sites record a quorum's two checks at once, their jobs in opposite
+/// orders (a site's job for one check came after a firing the other site had run before).
+/// Each run locks its check's row: taken in the order of the jobs, the two transactions
+/// wait for each other in a cycle and PostgreSQL ends one ("deadlock detected"). The store
+/// takes them in the order of the checks.
+#[test]
+fn two_sites_recording_a_quorums_checks_in_opposite_job_orders_never_deadlock() {
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_quorum_order");
+    let store = Store::open(&url).expect("open");
+    check_script(&store);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    for h in ["h1", "h2"] {
+        add_host(&store, h).expect("host");
+        let id = store
+            .add_schedule(&NewSchedule {
+                max_attempts: 1,
+                guard_backoff_ms: 0,
+                sites: vec!["dc1".into(), "dc2".into()],
+                quorum: Some(2),
+                ..NewSchedule::every("c", Some(h), 60_000)
+            })
+            .expect("quorum schedule");
+        let s = store.schedule(id).expect("schedule");
+        let due = s.next_due.expect("due");
+        assert_eq!(
+            store
+                .fire_schedule(&s, due, &[Some(h.to_string())], Some(due + 60_000))
+                .expect("fire"),
+            2,
+            "a job for each site"
+        );
+    }
+    // dc2's job for h1 comes after its job for h2.
+    admin
+        .execute(
+            "UPDATE jobs SET id = id + 1000 WHERE id = (SELECT min(id) FROM jobs WHERE site = 'dc2')",
+            &[],
+        )
+        .expect("renumber");
+    // The checks' rows, as an earlier round of runs left them.
+    admin
+        .batch_execute(
+            "INSERT INTO checks (host, script, state, since, last_run_at) \
+             VALUES ('h1', 'c', 'ok', 0, 0), ('h2', 'c', 'ok', 0, 0)",
+        )
+        .expect("checks");
+    let node = |name: &str, site: &str| {
+        let store = Store::open(&url).expect("open");
+        let mut jobs = store
+            .claim_jobs(name, 60_000, 10, Some(site), false, 10)
+            .expect("claim");
+        jobs.sort_by_key(|j| j.id);
+        let runs: Vec<(NewRun, JobAction)> = jobs
+            .iter()
+            .map(|j| {
+                let at = hostler::store::now_ms();
+                let run = NewRun {
+                    job_id: Some(j.id),
+                    host: j.host.clone(),
+                    node: Some(name.into()),
+                    ..run(
+                        j.schedule_id.expect("a schedule's job"),
+                        Status::Critical,
+                        at,
+                    )
+                };
+                (run, JobAction::Done)
+            })
+            .collect();
+        (store, runs)
+    };
+    let (dc1, dc1_runs) = node("n1", "dc1");
+    let (dc2, dc2_runs) = node("n2", "dc2");
+    let hosts = |runs: &[(NewRun, JobAction)]| -> Vec<String> {
+        runs.iter()
+            .map(|(r, _)| r.host.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(hosts(&dc1_runs), ["h1", "h2"], "dc1's jobs in id order");
+    assert_eq!(hosts(&dc2_runs), ["h2", "h1"], "dc2's jobs in id order");
+    // h1's row is held a moment (a third writer), so that both nodes' batches are under way
+    // before either can finish.
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let mut held = other.transaction().expect("begin");
+    held.query("SELECT id FROM checks WHERE host = 'h1' FOR UPDATE", &[])
+        .expect("hold h1");
+    let first = std::thread::spawn(move || dc1.record_runs(&dc1_runs, &|_| Ok(())));
+    assert!(
+        lock_waiters(&mut admin, 1),
+        "dc1's batch never waited for h1"
+    );
+    // dc2 in job order would take h2 now, then wait for h1: once dc1 has h1, it waits for
+    // h2 in turn.
+    let second = std::thread::spawn(move || dc2.record_runs(&dc2_runs, &|_| Ok(())));
+    assert!(lock_waiters(&mut admin, 2), "dc2's batch never waited");
+    held.commit().expect("release h1");
+    let first = first.join().expect("dc1's thread");
+    let second = second.join().expect("dc2's thread");
+    assert!(first.is_ok(), "dc1's batch: {first:?}");
+    assert!(second.is_ok(), "dc2's batch: {second:?}");
+    for h in ["h1", "h2"] {
+        let c = store.check(Some(h), "c").expect("check");
+        assert!(
+            c.message.contains("dc1: CRITICAL") && c.message.contains("dc2: CRITICAL"),
+            "{h}: both sites' results count: {}",
+            c.message
+        );
+    }
+    let left: i64 = admin
+        .query_one("SELECT count(*) FROM jobs", &[])
+        .expect("jobs")
+        .get(0);
+    assert_eq!(left, 0, "every job is done");
+}
+
+/// Two nodes' web servers record the same two heartbeats' pings at once, in opposite orders
+/// (each records the pings it gathered in one transaction). Taken as they came, each locks
+/// one heartbeat and waits for the other's; the store takes them in heartbeat order.
+#[test]
+fn two_nodes_recording_pings_in_opposite_orders_never_deadlock() {
+    use hostler::store::heartbeats::{NewHeartbeat, Ping};
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_ping_order");
+    let store = Store::open(&url).expect("open");
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        store
+            .add_heartbeat(&NewHeartbeat {
+                name: name.into(),
+                every_ms: 60_000,
+                ..Default::default()
+            })
+            .expect("heartbeat");
+        ids.push(store.heartbeat(name, None).expect("read").id);
+    }
+    let [a, b] = ids[..] else { unreachable!() };
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let mut held = other.transaction().expect("begin");
+    held.query("SELECT id FROM heartbeats WHERE id = $1 FOR UPDATE", &[&a])
+        .expect("hold a");
+    let one = Store::open(&url).expect("open");
+    let two = Store::open(&url).expect("open");
+    let first = std::thread::spawn(move || {
+        one.ping_many(&[
+            (a, Ping::Success, "1".into()),
+            (b, Ping::Success, "1".into()),
+        ])
+    });
+    assert!(
+        lock_waiters(&mut admin, 1),
+        "the first batch never waited for a"
+    );
+    let second = std::thread::spawn(move || {
+        two.ping_many(&[(b, Ping::Fail, "2".into()), (a, Ping::Fail, "2".into())])
+    });
+    assert!(lock_waiters(&mut admin, 2), "the second batch never waited");
+    held.commit().expect("release a");
+    let first = first.join().expect("first thread");
+    let second = second.join().expect("second thread");
+    assert!(first.is_ok(), "the first batch: {first:?}");
+    let second = second.expect("the second batch");
+    assert!(
+        second
+            .iter()
+            .all(|p| p.as_ref().and_then(|p| p.status) == Some(Status::Critical)),
+        "each ping of the second batch answered as its own: {second:?}"
+    );
+    for name in ["a", "b"] {
+        let c = store.check(None, name).expect("check");
+        assert_eq!(
+            c.state,
+            hostler::store::CheckState::Critical,
+            "{name}: the later batch's fail"
+        );
+    }
+}
+
+/// Waits (up to 10 s) until at least `n` sessions wait for a lock; false if they never do.
+fn lock_waiters(admin: &mut postgres::Client, n: i64) -> bool {
+    crate::util::wait_for(std::time::Duration::from_secs(10), || {
+        admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                &[],
+            )
+            .is_ok_and(|r| r.get::<_, i64>(0) >= n)
+    })
 }
 
 /// A store on a new database `db` with these planner settings, the no-op script `c`, hosts
