@@ -294,8 +294,9 @@ pub(super) struct Moved {
     pub since: i64,
     /// The message the change is worth, if any.
     pub notice: Option<Notice>,
-    /// Checks queued at once: the children of a parent that recovered.
-    pub rechecks: usize,
+    /// A parent back from a hard problem: the caller queues its children that still fail at
+    /// once (at the end of the transaction, [`super::runs`]).
+    pub recheck_children: bool,
     /// Waiting for these parents' word (host, check): the caller queues them at once, and
     /// this check again after the settle time, once the job is done.
     pub waiting: Vec<(String, String)>,
@@ -496,20 +497,16 @@ pub(super) fn record(
     }
     // A parent back from a hard problem: its children that still fail are checked at once
     // (those that recovered with it were never told, so nothing is said of them).
-    let rechecks = match (host, &prev) {
-        (Some(h), Some(p))
-            if p.hard && p.state != CheckState::Ok && next.state == CheckState::Ok =>
-        {
-            super::depends::recheck_children_in(c, h, run.check(), run.finished_at)?
-        }
-        _ => 0,
-    };
+    let recheck_children = host.is_some()
+        && prev
+            .as_ref()
+            .is_some_and(|p| p.hard && p.state != CheckState::Ok && next.state == CheckState::Ok);
     let waiting = match reach {
         super::depends::Reach::Pending { parents } => parents,
         _ => Vec::new(),
     };
     Ok(Some(Moved {
-        rechecks,
+        recheck_children,
         waiting,
         told_before,
         previous: prev.as_ref().map(|p| p.state),

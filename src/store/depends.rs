@@ -363,7 +363,7 @@ pub(super) fn reach_in(
 
 /// Queues a host's check to run at `due_at`, as its schedule would (the schedule of its
 /// latest run, else one that names the check on the host). Returns whether a job was queued
-/// (one already queued is left as it is).
+/// or one already queued was brought forward to `due_at` (one due by then is left as it is).
 pub(super) fn recheck_in(
     c: &mut dyn Conn,
     host: &str,
@@ -432,7 +432,12 @@ pub(super) fn recheck_in(
     };
     let mut queued = false;
     for site in sites {
-        queued |= super::jobs::enqueue_in(c, &job, false, at, site, None)?.1;
+        // A job of the check already waiting joins the recheck: brought forward to its time
+        // when it was due later (a retry's backoff), so a check asked for at once runs once.
+        queued |= match super::jobs::enqueue_in(c, &job, false, at, site, None)? {
+            (_, true) => true,
+            (id, false) => c.exec(st::job_hasten(id, due_at))? > 0,
+        };
     }
     Ok(queued)
 }

@@ -497,7 +497,9 @@ impl Store {
     }
 
     /// Extends the leases `owner` holds on `ids`; returns the states of those jobs (a job
-    /// asked to cancel shows as "cancelling"; a job gone from the list was taken over).
+    /// asked to cancel shows as "cancelling"; one held by another node shows its owner). A
+    /// job missing from the answer is gone, or was held by another transaction at that
+    /// moment (its run being recorded, a cancel): it is neither renewed nor judged this time.
     pub fn renew_leases(
         &self,
         owner: &str,
@@ -508,9 +510,11 @@ impl Store {
             return Ok(Vec::new());
         }
         self.write(|c| {
-            // The rows are locked (in id order) by the read, before the update: the update
-            // alone would lock them in whatever order its plan visits them, and deadlock with
-            // the run writer deleting the same node's finished jobs.
+            // The read locks the rows it returns and skips those another transaction holds:
+            // the run writer recording their runs (done, they need no lease), a cancel, a
+            // claim of an expired lease. Only the rows read are renewed, so the renewal never
+            // waits for a row: it cannot deadlock with the writer deleting the node's finished
+            // jobs, in whatever order either meets them. A row skipped is renewed next time.
             let leases = c
                 .query(st::job_states(ids))?
                 .iter()
@@ -522,7 +526,10 @@ impl Store {
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            c.exec(st::job_renew(owner, ids, lease_ms))?;
+            let read: Vec<i64> = leases.iter().map(|l| l.job).collect();
+            if !read.is_empty() {
+                c.exec(st::job_renew(owner, &read, lease_ms))?;
+            }
             Ok(leases)
         })
     }

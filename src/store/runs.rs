@@ -176,6 +176,9 @@ pub(super) struct Recorded {
     keys: Vec<(KeyNames, i64)>,
     /// Checks queued again at once (their parents', or their own after the settle time).
     rechecks: usize,
+    /// The checks to queue again once the jobs' rows are written ([`Recorded::finish`]), so
+    /// that each sees the queue as the transaction leaves it.
+    later: Vec<Recheck>,
     /// Jobs put back in the queue (a retry, a job released): the daemon reads the queue again.
     requeued: bool,
     /// What the runs add to the totals.
@@ -187,6 +190,24 @@ pub(super) struct Recorded {
     /// What becomes of the runs' jobs, by the node that holds each: written together at the
     /// end, in job id order ([`Recorded::finish`]).
     jobs: Vec<JobWrite>,
+}
+
+/// A check to queue again at the end of the transaction.
+#[derive(Debug, Clone)]
+enum Recheck {
+    /// The children of a parent back from a hard problem that still fail, at once.
+    ChildrenOf {
+        host: String,
+        check: String,
+        at: i64,
+    },
+    /// One check (a parent whose word a child waits for, or the child itself), due then.
+    One {
+        host: String,
+        check: String,
+        at: i64,
+        due_at: i64,
+    },
 }
 
 /// What a recorded run does to its job's row, at the end of the transaction.
@@ -250,9 +271,23 @@ impl Recorded {
     }
 
     /// What the runs recorded leave to the end of their transaction: their jobs' rows
-    /// written, then the totals.
+    /// written, then the checks they queue again (which see those jobs done, retried or
+    /// released, as a node that looks next would), then the totals.
     pub(super) fn finish(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
         self.write_jobs(c)?;
+        for r in std::mem::take(&mut self.later) {
+            self.rechecks += match r {
+                Recheck::ChildrenOf { host, check, at } => {
+                    super::depends::recheck_children_in(c, &host, &check, at)?
+                }
+                Recheck::One {
+                    host,
+                    check,
+                    at,
+                    due_at,
+                } => usize::from(super::depends::recheck_in(c, &host, &check, at, due_at)?),
+            };
+        }
         self.add_totals(c)
     }
 
@@ -570,7 +605,15 @@ impl Store {
             check_row,
             &mut done.reads,
         )?;
-        done.rechecks += moved.as_ref().map_or(0, |m| m.rechecks);
+        if let (Some(m), Some(host)) = (moved.as_ref(), run.host.as_deref())
+            && m.recheck_children
+        {
+            done.later.push(Recheck::ChildrenOf {
+                host: host.to_string(),
+                check: run.check().to_string(),
+                at: run.finished_at,
+            });
+        }
         if moved.as_ref().is_some_and(|m| m.previous != Some(m.state)) {
             c.exec(st::run_mark_changed(id))?;
         }
@@ -620,15 +663,20 @@ impl Store {
             (moved.as_ref(), run.host.as_deref(), action)
             && !m.waiting.is_empty()
         {
-            // The rechecks see this run's job gone, as a node that looks next would.
-            done.write_jobs(c)?;
-            let mut n = 0;
             for (h, ch) in &m.waiting {
-                n += usize::from(super::depends::recheck_in(c, h, ch, at, at)?);
+                done.later.push(Recheck::One {
+                    host: h.clone(),
+                    check: ch.clone(),
+                    at,
+                    due_at: at,
+                });
             }
-            let again = at.saturating_add(self.policy().settle.settle_ms.max(1_000));
-            n += usize::from(super::depends::recheck_in(c, host, run.check(), at, again)?);
-            done.rechecks += n;
+            done.later.push(Recheck::One {
+                host: host.to_string(),
+                check: run.check().to_string(),
+                at,
+                due_at: at.saturating_add(self.policy().settle.settle_ms.max(1_000)),
+            });
         }
         // The totals are added by the caller at the end of the transaction (once for all the
         // runs of a batch): the one row every run writes, so its lock is held the shortest.

@@ -232,6 +232,121 @@ fn host(store: &Store, name: &str) {
         .expect("host");
 }
 
+/// A router back from a hard problem and a host behind it still failing, recorded in one
+/// transaction, the host's run a retry: the recheck the router's recovery asks for joins the
+/// host's retried job, whichever run the batch records first, and brings it forward to now.
+/// Queued while the retry was not yet back in the queue, it made a second job of the same
+/// check; joined as it was, it waited for the retry's backoff.
+#[test]
+fn a_parent_recovering_in_the_batch_that_retries_its_child_queues_the_child_once() {
+    use hostler::store::{JobAction, JobState, NewRun, Status};
+    let w = Work::new();
+    let store = w.store();
+    w.script(&store, "c", "ok()");
+    // Either order of the two checks in the batch: "a-router" before "web", "zz-router" after.
+    for router in ["a-router", "zz-router"] {
+        let web = format!("web-{router}");
+        host(&store, router);
+        host(&store, &web);
+        store
+            .add_dependency(&NewDependency {
+                child_host: web.clone(),
+                child_check: Some("c".into()),
+                parent_host: router.into(),
+                parent_check: "c".into(),
+                group: None,
+                author: None,
+            })
+            .expect("dependency");
+        let schedule = |h: &str| {
+            let id = store
+                .add_schedule(&NewSchedule {
+                    max_attempts: 3,
+                    guard_backoff_ms: 0,
+                    next_due: now_ms() - 1_000,
+                    ..NewSchedule::every("c", Some(h), 60_000)
+                })
+                .expect("schedule");
+            store.schedule(id).expect("read")
+        };
+        let (r, h) = (schedule(router), schedule(&web));
+        let run = |s: &hostler::store::Schedule, status: Status, job: Option<i64>| NewRun {
+            check_name: None,
+            job_id: job,
+            schedule_id: Some(s.id),
+            script: "c".into(),
+            script_version: Some(1),
+            host: s.host.clone(),
+            node: Some("n1".into()),
+            status,
+            message: format!("said {status}"),
+            perfdata: None,
+            output: String::new(),
+            transcript: String::new(),
+            started_at: now_ms() - 5,
+            finished_at: now_ms(),
+            attempt: 1,
+            phase: None,
+            notifications: vec![],
+        };
+        // The router is down (hard at once), the host behind it fails.
+        store
+            .record_run(&run(&r, Status::Critical, None), JobAction::Keep)
+            .expect("router down");
+        store
+            .record_run(&run(&h, Status::Critical, None), JobAction::Keep)
+            .expect("host down");
+        for s in [&r, &h] {
+            let due = s.next_due.expect("due");
+            store
+                .fire_schedule(s, due, std::slice::from_ref(&s.host), Some(due + 60_000))
+                .expect("fire");
+        }
+        let jobs = store
+            .claim_jobs("n1", 60_000, 10, None, false, 10)
+            .expect("claim");
+        let job_of = |host: &str| {
+            jobs.iter()
+                .find(|j| j.host.as_deref() == Some(host))
+                .map(|j| j.id)
+                .expect("a job for each host")
+        };
+        let (router_job, web_job) = (job_of(router), job_of(&web));
+        let retry_at = now_ms() + 60_000;
+        store
+            .record_runs(
+                &[
+                    (
+                        run(&h, Status::Critical, Some(web_job)),
+                        JobAction::Retry { due_at: retry_at },
+                    ),
+                    (run(&r, Status::Ok, Some(router_job)), JobAction::Done),
+                ],
+                &|_| Ok(()),
+            )
+            .expect("the batch");
+        let queued: Vec<_> = store
+            .jobs()
+            .expect("jobs")
+            .into_iter()
+            .filter(|j| j.host.as_deref() == Some(web.as_str()) && j.state == JobState::Queued)
+            .collect();
+        assert_eq!(
+            queued.iter().map(|j| j.id).collect::<Vec<_>>(),
+            [web_job],
+            "{router}: one queued job for the host's check, its own: {queued:?}"
+        );
+        assert!(
+            queued[0].due_at < retry_at - 30_000,
+            "{router}: the retry is brought forward, the host checked again at once: {queued:?}"
+        );
+        assert_eq!(
+            store.check(Some(router), "c").expect("router").state,
+            CheckState::Ok
+        );
+    }
+}
+
 #[test]
 fn a_cycle_is_refused_and_named_and_the_cli_lists_and_removes() {
     let w = Work::new();

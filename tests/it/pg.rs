@@ -833,8 +833,12 @@ fn one_claim_takes_one_job_whatever_plan_postgresql_picks() {
     assert_eq!(taken.len(), 2, "{taken:?}");
 }
 
+/// A renewal never waits for a row the run writer holds: it renews the rows it can lock and
+/// skips the ones being recorded. Taken in the order a table scan meets them (the lower id's
+/// row rewritten, so it lies behind), a renewal that waited would hold the higher id while
+/// the writer waits for it, and PostgreSQL would end one of the two.
 #[test]
-fn a_lease_renewal_takes_its_rows_in_id_order_so_the_run_writer_never_deadlocks_with_it() {
+fn a_lease_renewal_skips_the_rows_the_run_writer_holds_and_never_waits_for_them() {
     let Some(pg) = Pg::start() else { return };
     // A table scan, not the id index: the plan that visits rows in the order they lie on disk.
     let (store, mut admin, url) = two_hosts_queue(
@@ -843,15 +847,7 @@ fn a_lease_renewal_takes_its_rows_in_id_order_so_the_run_writer_never_deadlocks_
         &["enable_indexscan = off", "enable_bitmapscan = off"],
         2,
     );
-    let mut ids: Vec<i64> = (0..2)
-        .filter_map(|_| {
-            store
-                .claim_job("n1", 60_000, 1, None, false)
-                .expect("claim")
-        })
-        .map(|j| j.id)
-        .collect();
-    ids.sort();
+    let ids = claim_each(&store, 2);
     let [lo, hi] = ids[..] else {
         panic!("two jobs claimed: {ids:?}")
     };
@@ -859,27 +855,62 @@ fn a_lease_renewal_takes_its_rows_in_id_order_so_the_run_writer_never_deadlocks_
     admin
         .execute("UPDATE jobs SET attempts = attempts WHERE id = $1", &[&lo])
         .expect("move the row");
-    // The run writer's order: the lower id first, in a transaction held open.
+    let until = |admin: &mut postgres::Client, id: i64| -> i64 {
+        admin
+            .query_one("SELECT lease_until FROM jobs WHERE id = $1", &[&id])
+            .expect("lease")
+            .get(0)
+    };
+    let (lo_before, hi_before) = (until(&mut admin, lo), until(&mut admin, hi));
+    // The run writer records the lower id's run, in a transaction held open.
     let mut writer = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let mut tx = writer.transaction().expect("begin");
     tx.execute("DELETE FROM jobs WHERE id = $1", &[&lo])
         .expect("delete lo");
-    // A renewal of both meanwhile waits for the lower id before it takes the higher.
-    let renewing = std::thread::spawn(move || store.renew_leases("n1", &[lo, hi], 60_000));
-    assert!(
-        lock_waiters(&mut admin, 1),
-        "the renewal never waited for the writer's row"
+    // Meanwhile a renewal of both comes back at once, with the row it could take.
+    let (sent, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sent.send(store.renew_leases("n1", &[lo, hi], 120_000));
+    });
+    let leases = got
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the renewal waited for the writer's row")
+        .expect("the renewal");
+    assert_eq!(
+        leases.iter().map(|l| l.job).collect::<Vec<_>>(),
+        [hi],
+        "the row being recorded is skipped"
     );
-    // So the writer goes on to the higher id: the renewal has not taken it. Taken in the
-    // order a table scan meets them, it had, and PostgreSQL ended one of the two.
+    assert!(
+        until(&mut admin, hi) > hi_before,
+        "the higher id's lease extended"
+    );
+    assert_eq!(
+        until(&mut admin, lo),
+        lo_before,
+        "the row being recorded is not renewed"
+    );
+    // So the writer goes on to the higher id without a deadlock, and commits.
     tx.execute("DELETE FROM jobs WHERE id = $1", &[&hi])
-        .expect("the writer's second delete, without a deadlock");
+        .expect("the writer's second delete");
     tx.commit().expect("commit");
-    let leases = renewing
-        .join()
-        .expect("renewal thread")
-        .expect("the renewal, once the writer committed");
-    assert!(leases.is_empty(), "deleted jobs renewed: {leases:?}");
+    let left: i64 = admin
+        .query_one("SELECT count(*) FROM jobs", &[])
+        .expect("jobs")
+        .get(0);
+    assert_eq!(left, 0, "both runs recorded");
+    // A renewal with nobody in its way extends every lease it holds.
+    let (store, mut admin, _) = two_hosts_queue(&pg, "hostler_renew_all", &[], 2);
+    let ids = claim_each(&store, 2);
+    let before: Vec<i64> = ids.iter().map(|id| until(&mut admin, *id)).collect();
+    let leases = store.renew_leases("n1", &ids, 600_000).expect("renew");
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    for (id, b) in ids.iter().zip(before) {
+        assert!(
+            until(&mut admin, *id) > b + 300_000,
+            "job {id}'s lease extended"
+        );
+    }
 }
 
 /// Two nodes of two sites record a quorum's two checks at once, their jobs in opposite
@@ -1059,6 +1090,20 @@ fn two_nodes_recording_pings_in_opposite_orders_never_deadlock() {
             "{name}: the later batch's fail"
         );
     }
+}
+
+/// Node n1 claims up to `n` jobs, one a claim (a minute's lease); their ids in order.
+fn claim_each(store: &Store, n: usize) -> Vec<i64> {
+    let mut ids: Vec<i64> = (0..n)
+        .filter_map(|_| {
+            store
+                .claim_job("n1", 60_000, 1, None, false)
+                .expect("claim")
+        })
+        .map(|j| j.id)
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// Waits (up to 10 s) until at least `n` sessions wait for a lock; false if they never do.

@@ -362,15 +362,16 @@ pub fn job_renew(owner: &str, ids: &[i64], lease_ms: i64) -> Statement {
     .into()
 }
 
-/// The state of some jobs, to see which of a node's running jobs were asked to cancel; read
-/// first in a renewal, it locks their rows in id order, the order in which the run writer
-/// deletes them, so that the two cannot deadlock on PostgreSQL.
+/// The state of some jobs, to see which of a node's running jobs were asked to cancel. Read
+/// first in a renewal, it locks the rows it returns and skips the rows another transaction
+/// holds (the run writer recording their runs), so a renewal never waits for a row and can
+/// never deadlock with the writer on PostgreSQL, whatever order either meets the rows in.
 pub fn job_states(ids: &[i64]) -> Statement {
     Select::from("jobs")
         .columns(&["id", "state", "lease_owner"])
         .filter(col("id").in_list(ids.iter().map(|i| param(*i)).collect()))
         .with(Section::OrderBy(vec![(col("id"), Order::Asc)]))
-        .with(Section::Lock(Lock::ForUpdate))
+        .with(Section::Lock(Lock::SkipLocked))
         .into()
 }
 
@@ -396,6 +397,22 @@ pub fn job_set_priority(id: i64, priority: i64) -> Statement {
         conditions: vec![
             col("id").eq(param(id)),
             col("state").eq(lit(JobState::Queued.as_str())),
+        ],
+        returning: vec![],
+    }
+    .into()
+}
+
+/// Brings a queued job forward to `due_at`, if it was due later (a check asked for at once
+/// that already had a job waiting for its time).
+pub fn job_hasten(id: i64, due_at: i64) -> Statement {
+    Update {
+        table: "jobs",
+        set: vec![("due_at", param(due_at))],
+        conditions: vec![
+            col("id").eq(param(id)),
+            col("state").eq(lit(JobState::Queued.as_str())),
+            col("due_at").gt(param(due_at)),
         ],
         returning: vec![],
     }

@@ -228,6 +228,7 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("job_states", job_states(&[7, 8])),
         ("job_cancel", job_cancel(7)),
         ("job_delete_queued", job_delete_queued(7)),
+        ("job_hasten", job_hasten(7, 1_700_000_000_000)),
         (
             "job_queued_for",
             job_queued_for(1, Some(2), Some("web"), None, None),
