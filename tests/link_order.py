@@ -5,7 +5,7 @@
       MAP hold, in their order in BIN, into OUT;
   python3 tests/link_order.py check MAP ORDER       how many of ORDER's names the build of
       MAP still has, and where they went; exit 1 when fewer than 90% are found, or when
-      they are not the first code.
+      fewer than 99% of the first sections are theirs (the order was not applied).
 """
 import re
 import subprocess
@@ -77,10 +77,17 @@ def check(map_path, order_path):
     print(f"link_order: {len({s[2] for _, s in found})} of {len(order)} names found ({share:.0%}); "
           f"they take the first {(end - start) / 1e6:.2f} MB of the code")
     ok = share >= 0.9
-    # Ordered sections come first: the last of them must come before every other one.
-    if found and found[-1][0] != len(found) - 1:
-        print("link_order: FAIL: the ordered functions are not the first code (was the order file passed?)")
+    # Ordered sections come first. A change of code may leave a few out of place (a function
+    # folded into another by --icf, a name that now names another function), so at least 99%
+    # of the first sections must be ordered ones; without the order it is a few percent.
+    head = sum(1 for i, _ in found if i < len(found))
+    if found and head < 0.99 * len(found):
+        print(f"link_order: FAIL: the ordered functions are not the first code ({head} of the first "
+              f"{len(found)} sections are; was the order file passed?)")
         ok = False
+    elif head < len(found):
+        print(f"link_order: {len(found) - head} ordered functions placed after the others "
+              "(a change of code since the order was made)")
     if share < 0.9:
         print("link_order: FAIL: the order is stale (a new toolchain, new crate versions or renamed "
               "functions): run tests/link-order.sh and commit assets/link-order.txt")
