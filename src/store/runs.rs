@@ -218,6 +218,7 @@ struct JobWrite {
     to: JobTo,
 }
 
+/// Where a recorded run's job goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum JobTo {
     /// Deleted, on the condition of this node's lease.
@@ -291,9 +292,8 @@ impl Recorded {
         self.add_totals(c)
     }
 
-    /// Writes the jobs of the runs recorded so far, in id order: a lease renewal locks a
-    /// node's jobs in that order too, so the two never wait on each other in a cycle
-    /// (PostgreSQL's "deadlock detected"). A done job is deleted on the condition of its
+    /// Writes the jobs of the runs recorded, in id order (a lease renewal never waits for
+    /// them: it skips the rows a writer holds). A done job is deleted on the condition of its
     /// node's lease (a job another node took over is theirs), as many a statement as the
     /// dialect binds as one list ([`super::jobs::list_chunk`]).
     fn write_jobs(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
@@ -496,8 +496,8 @@ impl Store {
     ///
     /// The rows are taken in an order every writer keeps, so that two transactions that share
     /// rows (two nodes recording a quorum's checks, each for its own site) wait for each other
-    /// and never in a cycle: the runs by check, then their jobs' rows in id order, as a lease
-    /// renewal takes them, then the totals.
+    /// and never in a cycle: the runs by check, then their jobs' rows in id order, then the
+    /// totals. A lease renewal skips the rows a writer holds, so it never waits for them.
     pub fn record_runs(
         &self,
         runs: &[(NewRun, JobAction)],
