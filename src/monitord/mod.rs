@@ -485,9 +485,17 @@ impl Daemon {
                 }
                 Vec::new()
             });
-        // The jobs of one schedule (a tag's hosts) share its row: read once per claim.
+        // The jobs of one schedule (a tag's hosts) share its row: read once per claim. So
+        // do their scripts' versions (one read for the claim, not one a run).
         let mut schedules: HashMap<i64, Result<Option<Arc<Schedule>>, String>> = HashMap::new();
-        for job in claimed {
+        let versions = if claimed.len() > 1 {
+            self.env
+                .versions_for(claimed.iter().map(|j| j.script.as_str()))
+        } else {
+            None
+        };
+        for mut job in claimed {
+            job.versions.clone_from(&versions);
             // Our own job, claimed again after its lease ran out while the database was
             // away: it still runs here, and its run will end the row. No second copy.
             if self.running.contains_key(&job.id) {

@@ -67,6 +67,7 @@ fn request(job: &Job, script: &str, timeout: Option<Duration>) -> RunRequest {
         check_name: job.name.clone(),
         fix: false,
         host_row: job.host_row.clone(),
+        versions: job.versions.clone(),
     }
 }
 

@@ -79,6 +79,10 @@ pub struct RunRequest {
     /// The host's row as the job's claim read it (monitord's runs): used instead of a read
     /// of its own when it is the row of `host`.
     pub host_row: Option<Box<Host>>,
+    /// The scripts' versions as the job's claim read them for all its jobs (monitord's
+    /// runs): used instead of a read of its own when fresh and naming every script the run
+    /// reads ahead.
+    pub versions: Option<Arc<crate::store::VersionsRead>>,
 }
 
 /// The message of a run that ended without a result call.
@@ -144,6 +148,37 @@ impl Runner {
         });
         engine.set_module_resolver(DbResolver::new(self.store.clone(), self.cache.clone()));
         engine
+    }
+
+    /// The scripts a run of `script` reads the versions of before it starts: the script, and
+    /// what its last run imported.
+    fn read_ahead_names(&self, script: &str) -> Vec<String> {
+        let mut names = vec![script.to_string()];
+        names.extend(self.cache.imports_of(script));
+        names
+    }
+
+    /// The versions the runs of `scripts` read ahead, in one query for all of them (the jobs
+    /// of one claim); None when the read fails (each run then reads its own, and says why
+    /// it failed).
+    pub fn versions_for<'a>(
+        &self,
+        scripts: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Arc<crate::store::VersionsRead>> {
+        let mut names: Vec<String> = Vec::new();
+        for script in scripts {
+            if !names.iter().any(|n| n == script) {
+                for n in self.read_ahead_names(script) {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+            }
+        }
+        if names.is_empty() {
+            return None;
+        }
+        self.store.versions_read(&names).ok().map(Arc::new)
     }
 
     /// The engine runs evaluate on.
@@ -225,20 +260,18 @@ impl Runner {
         ctx.max_processes = self.limits.max_processes;
         ctx.max_sockets = self.limits.max_sockets;
         ctx.imports = std::sync::Mutex::new(vec![req.script.clone()]);
-        // The versions of the script and of what its last run imported, in one query; on an
-        // error each is read when loaded instead, and fails there with its reason.
-        let mut names = vec![req.script.clone()];
-        names.extend(self.cache.imports_of(&req.script));
-        if let Ok(found) = self.store.script_versions(&names) {
-            ctx.versions_ahead = std::sync::Mutex::new(
-                names
-                    .into_iter()
-                    .map(|n| {
-                        let v = found.get(&n).copied();
-                        (n, v)
-                    })
-                    .collect(),
-            );
+        // The versions of the script and of what its last run imported: as the claim read
+        // them for all its jobs, or else in one query; on an error each is read when loaded
+        // instead, and fails there with its reason.
+        let names = self.read_ahead_names(&req.script);
+        let claimed = req
+            .versions
+            .as_deref()
+            .and_then(|v| v.all_of(&names, std::time::Instant::now()));
+        if let Some(versions) = claimed {
+            ctx.versions_ahead = std::sync::Mutex::new(versions);
+        } else if let Ok(found) = self.store.versions_read(&names) {
+            ctx.versions_ahead = std::sync::Mutex::new(found.of);
         }
         let ctx = Arc::new(ctx);
         let _run = api::Enter::new(&ctx);

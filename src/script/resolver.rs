@@ -160,11 +160,11 @@ impl DbResolver {
                 None => return Ok(None),
             },
         };
-        let version = match origin {
-            Origin::Db(v) => Some(v),
-            Origin::Bundled => None,
-        };
         if let Some(c) = self.cache.get(name, &origin) {
+            let version = match origin {
+                Origin::Db(v) => Some(v),
+                Origin::Bundled => None,
+            };
             return Ok(Some(Loaded {
                 ast: c.ast,
                 kind: c.kind,
@@ -172,15 +172,21 @@ impl DbResolver {
                 origin,
             }));
         }
-        let (source, kind) = match source {
+        let (source, kind, origin) = match source {
             Some(s) => {
                 let kind = bundled::header(&s).1.unwrap_or(ScriptKind::Task);
-                (s, kind)
+                (s, kind, origin)
             }
+            // The source as stored now, under its own version: an edit since the version was
+            // read (the claim's read, ahead of the run) is what runs, and the run says so.
             None => {
                 let s = self.store.script(name).map_err(|e| rt(e.to_string()))?;
-                (s.source, s.kind)
+                (s.source, s.kind, Origin::Db(s.version))
             }
+        };
+        let version = match origin {
+            Origin::Db(v) => Some(v),
+            Origin::Bundled => None,
         };
         let ast = Arc::new(compile(engine, name, &source).map_err(|e| rt(e.to_string()))?);
         self.cache.put(

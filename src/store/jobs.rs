@@ -40,6 +40,7 @@ fn job_from_row(r: &Row) -> Result<Job, StoreError> {
         name: r.opt_text("name")?,
         site: r.opt_text("site")?,
         host_row: None,
+        versions: None,
     })
 }
 

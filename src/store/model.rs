@@ -358,6 +358,40 @@ pub struct Job {
     /// needs no read of its own. None for a job read any other way, or whose host is gone.
     #[serde(skip)]
     pub host_row: Option<Box<Host>>,
+    /// Its scripts' versions as read once for the jobs of its claim (monitord): its run needs
+    /// no read of its own while that read is fresh. None for a job read any other way.
+    #[serde(skip)]
+    pub versions: Option<std::sync::Arc<VersionsRead>>,
+}
+
+/// Scripts' versions as one read found them, and when: a name that maps to None is not
+/// stored (a bundled script's, or none). Read with [`crate::store::Store::versions_read`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionsRead {
+    pub at: std::time::Instant,
+    pub of: std::collections::HashMap<String, Option<i64>>,
+}
+
+impl VersionsRead {
+    /// How long a read stands for a run that starts after it: as long as a job claimed ahead
+    /// waits for its time (`claim_ahead`, at most a third of the lease), with some to spare.
+    pub const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The versions of all of `names`, if this read found every one of them and is fresh at
+    /// `now`; otherwise the run reads them itself.
+    pub fn all_of(
+        &self,
+        names: &[String],
+        now: std::time::Instant,
+    ) -> Option<std::collections::HashMap<String, Option<i64>>> {
+        if now.saturating_duration_since(self.at) > Self::FRESH {
+            return None;
+        }
+        names
+            .iter()
+            .map(|n| self.of.get(n).map(|v| (n.clone(), *v)))
+            .collect()
+    }
 }
 
 impl Job {

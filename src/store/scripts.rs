@@ -164,6 +164,20 @@ impl Store {
             .collect()
     }
 
+    /// [`Store::script_versions`] of `names`, each name in the answer (None: not stored),
+    /// with the time of the read: read once for many runs (the jobs of one claim).
+    pub fn versions_read(&self, names: &[String]) -> Result<super::VersionsRead, StoreError> {
+        let at = std::time::Instant::now();
+        let found = self.script_versions(names)?;
+        Ok(super::VersionsRead {
+            at,
+            of: names
+                .iter()
+                .map(|n| (n.clone(), found.get(n).copied()))
+                .collect(),
+        })
+    }
+
     /// Saves scripts in one transaction: each is created, or replaced with its version bumped.
     /// Returns the saved versions in order.
     pub fn save_scripts(&self, scripts: &[NewScript<'_>]) -> Result<Vec<i64>, StoreError> {

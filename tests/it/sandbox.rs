@@ -278,6 +278,61 @@ fn import_resolves_from_the_database_before_the_bundled_library() {
     assert_ne!(r.message, "edited", "{}", r.message);
 }
 
+/// monitord reads the versions of a claim's scripts once for all its jobs: a run uses that
+/// read while it is fresh and names every script the run reads ahead (an edit after the claim
+/// runs from the next claim on); a stale read, or one that lacks a name, is read again; and a
+/// source read after an edit runs under its own version, which the run records.
+#[test]
+fn a_run_uses_its_claims_read_of_versions_while_fresh_and_records_what_ran() {
+    use hostler::store::VersionsRead;
+    let w = Work::new();
+    let env = w.env(&[], None);
+    w.script(&env.store, "lib", r#"fn v() { "one" }"#);
+    w.script(&env.store, "main", r#"import "lib" as l; ok(l::v())"#);
+    let req = RunRequest {
+        script: "main".into(),
+        ..RunRequest::default()
+    };
+    let first = env.execute(&req, None);
+    assert_eq!(
+        (first.message.as_str(), first.script_version),
+        ("one", Some(1))
+    );
+    // The claim's read: the script, and what its last run imported.
+    let read = env.versions_for(["main", "main"]).expect("read");
+    let want: std::collections::HashMap<String, Option<i64>> =
+        [("main".to_string(), Some(1)), ("lib".to_string(), Some(1))].into();
+    assert_eq!(read.of, want);
+    w.script(&env.store, "lib", r#"fn v() { "two" }"#);
+    let with = |versions: VersionsRead| RunRequest {
+        versions: Some(std::sync::Arc::new(versions)),
+        ..req.clone()
+    };
+    let r = env.execute(&with((*read).clone()), None);
+    assert_eq!(r.message, "one", "a fresh read of the claim is the run's");
+    let stale = VersionsRead {
+        at: read
+            .at
+            .checked_sub(VersionsRead::FRESH + Duration::from_secs(1))
+            .expect("an instant"),
+        ..(*read).clone()
+    };
+    assert_eq!(env.execute(&with(stale), None).message, "two");
+    let mut lacking = (*read).clone();
+    lacking.of.remove("lib");
+    // The run before cached lib's version 2: read again, it is what runs.
+    assert_eq!(env.execute(&with(lacking), None).message, "two");
+    // A new process (nothing compiled) whose claim read version 1 of main, edited since:
+    // the stored source runs, under its own version.
+    w.script(&env.store, "main", r#"ok("main two")"#);
+    let fresh = w.env(&[], None);
+    let r = fresh.execute(&with((*read).clone()), None);
+    assert_eq!(
+        (r.message.as_str(), r.script_version),
+        ("main two", Some(2))
+    );
+}
+
 /// One engine serves every run: a library with statements at its top is evaluated for each
 /// run (its variables are that run's), a library of functions only is shared, and runs on
 /// several threads at once each see their own arguments, output and result.
