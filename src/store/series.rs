@@ -173,6 +173,26 @@ pub fn parse_day(text: &str) -> Day {
 struct DayRow {
     id: i64,
     hours: String,
+    /// The last part of the point's hour's raw points, when read with the day's row (the
+    /// outer Option: whether it was): its id, `hour` and points.
+    raw: Option<Option<RawPart>>,
+}
+
+/// A part of an hour's raw points (see [`PART_POINTS`]).
+struct RawPart {
+    id: i64,
+    hour: i64,
+    points: String,
+}
+
+impl RawPart {
+    fn of(r: &super::Row, id: &str, hour: &str, points: &str) -> Result<RawPart, StoreError> {
+        Ok(RawPart {
+            id: r.int(id)?,
+            hour: r.int(hour)?,
+            points: r.text(points)?,
+        })
+    }
 }
 
 /// The start of `t`'s day (UTC).
@@ -196,7 +216,7 @@ fn add_point(
     let hour = day + h as i64 * HOUR;
     let mut point = String::new();
     push_point(&mut point, t - hour, value);
-    let row = match read {
+    let mut row = match read {
         Some(row) => Some(row),
         None => c
             .query_one(st::day_get(series, day))?
@@ -204,10 +224,12 @@ fn add_point(
                 Ok::<_, StoreError>(DayRow {
                     id: r.int("id")?,
                     hours: r.text("hours")?,
+                    raw: None,
                 })
             })
             .transpose()?,
     };
+    let raw_read = row.as_mut().and_then(|r| r.raw.take());
     let mut hours = match &row {
         Some(row) => parse_day(&row.hours),
         None => [None; 24],
@@ -224,14 +246,20 @@ fn add_point(
     };
     match before {
         Some(trend) => {
-            if trend.n < MAX_POINTS_PER_HOUR
-                && let Some(raw) = c.query_one(st::raw_last(series, hour))?
-            {
-                let text = raw.text("points")?;
+            let last = match raw_read {
+                _ if trend.n >= MAX_POINTS_PER_HOUR => None,
+                Some(read) => read,
+                None => c
+                    .query_one(st::raw_last(series, hour))?
+                    .map(|r| RawPart::of(&r, "id", "hour", "points"))
+                    .transpose()?,
+            };
+            if let Some(raw) = last {
+                let text = raw.points;
                 if text.split_ascii_whitespace().count() < PART_POINTS {
-                    c.exec(st::raw_set(raw.int("id")?, &format!("{text} {point}")))?;
+                    c.exec(st::raw_set(raw.id, &format!("{text} {point}")))?;
                 } else {
-                    c.exec(st::raw_insert(series, raw.int("hour")? + 1, &point))?;
+                    c.exec(st::raw_insert(series, raw.hour + 1, &point))?;
                 }
             }
         }
@@ -271,13 +299,20 @@ pub(super) fn record(c: &mut dyn Conn, run: &NewRun) -> Result<(), StoreError> {
         }
         let (warn, crit) = (p.warn.as_deref(), p.crit.as_deref());
         let t = run.finished_at;
-        // The series and its day's row in one read; a series' first point of a day (or of
-        // all) reads them one by one.
-        let (found, day) = match c.query_one(st::series_day(host, check, &p.label, day_of(t)))? {
+        // The series, its day's row and the last part of its hour's raw points in one read;
+        // a series' first point of a day (or of all) reads them one by one.
+        let day = day_of(t);
+        let hour = day + (t - day) / HOUR * HOUR;
+        let (found, day) = match c.query_one(st::series_day(host, check, &p.label, day, hour))? {
             Some(row) => {
+                let raw = match row.opt_int("raw_id")? {
+                    Some(_) => Some(RawPart::of(&row, "raw_id", "raw_hour", "raw_points")?),
+                    None => None,
+                };
                 let day = DayRow {
                     id: row.int("id")?,
                     hours: row.text("hours")?,
+                    raw: Some(raw),
                 };
                 (Some((row.int("series")?, row)), Some(day))
             }

@@ -3,6 +3,7 @@
 //! no transaction holds the write lock for long.
 
 use super::*;
+use crate::sql::Func;
 
 /// Runs housekeeping may delete now, at most `limit`, oldest first: an OK run that changed
 /// nothing and was not part of a correction, finished before `ok_before`; any run finished
@@ -92,9 +93,19 @@ pub fn series_get(host: &str, check: &str, label: &str) -> Statement {
 }
 
 /// A series (columns `series`, `uom`, `warn`, `crit`) with its row of `day` (`id`, `hours`),
-/// both locked for the write that follows (as [`day_get`]): one read for a point of a series
-/// that has its day's row already. No row: either is missing.
-pub fn series_day(host: &str, check: &str, label: &str, day: i64) -> Statement {
+/// both locked for the write that follows (as [`day_get`]), and the last part of `hour`'s raw
+/// points as [`raw_last`] reads it (`raw_id`, `raw_hour`, `raw_points`; null when the hour
+/// has none): one read for a point of a series that has its day's row already. No row:
+/// either is missing.
+pub fn series_day(host: &str, check: &str, label: &str, day: i64, hour: i64) -> Statement {
+    let last_part = Select::from_as("perf_raw", "r2")
+        .with(Section::Columns(vec![(
+            Expr::Func(Func::Max, vec![qcol("r2", "hour")]),
+            None,
+        )]))
+        .filter(qcol("r2", "series_id").eq(qcol("d", "series_id")))
+        .filter(qcol("r2", "hour").ge(param(hour)))
+        .filter(qcol("r2", "hour").lt(param(hour + 3_600_000)));
     Select::from_as("perf_days", "d")
         .with(Section::Columns(vec![
             (qcol("d", "id"), None),
@@ -103,12 +114,23 @@ pub fn series_day(host: &str, check: &str, label: &str, day: i64) -> Statement {
             (qcol("s", "uom"), None),
             (qcol("s", "warn"), None),
             (qcol("s", "crit"), None),
+            (qcol("r", "id"), Some("raw_id")),
+            (qcol("r", "hour"), Some("raw_hour")),
+            (qcol("r", "points"), Some("raw_points")),
         ]))
         .with(Section::Join(Join {
             kind: JoinKind::Inner,
             table: "perf_series",
             alias: "s",
             on: qcol("s", "id").eq(qcol("d", "series_id")),
+        }))
+        .with(Section::Join(Join {
+            kind: JoinKind::Left,
+            table: "perf_raw",
+            alias: "r",
+            on: qcol("r", "series_id")
+                .eq(qcol("d", "series_id"))
+                .and(qcol("r", "hour").eq(Expr::Sub(Box::new(last_part)))),
         }))
         .filter(qcol("s", "host").eq(param(host)))
         .filter(qcol("s", "check_name").eq(param(check)))

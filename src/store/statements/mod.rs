@@ -209,7 +209,13 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         ("jobs_by_ids", jobs_by_ids(&[7, 8])),
         (
             "series_day",
-            series_day("web1", "check_tcp", "time", 1_700_006_400_000),
+            series_day(
+                "web1",
+                "check_tcp",
+                "time",
+                1_700_006_400_000,
+                1_700_010_000_000,
+            ),
         ),
         ("hosts_of_jobs", hosts_of_jobs(&[7, 8])),
         (
