@@ -23,7 +23,8 @@ pub use dialect::Dialect;
 pub use expr::{BinOp, Expr, Func, Value, col, lit, now, param, qcol};
 pub use render::{Rendered, Returns};
 pub use statement::{
-    Delete, Insert, Join, JoinKind, Lock, Order, Section, Select, Statement, Update, Upsert,
+    Delete, Insert, InsertRows, Join, JoinKind, Lock, Order, Section, Select, Statement, Update,
+    Upsert,
 };
 
 /// A statement that a dialect cannot express, or a value it cannot hold.

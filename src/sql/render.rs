@@ -6,7 +6,9 @@
 use super::RenderError;
 use super::dialect::Dialect;
 use super::expr::{BinOp, Expr, Func, Value};
-use super::statement::{Delete, Insert, JoinKind, Lock, Order, Select, Statement, Update, Upsert};
+use super::statement::{
+    Delete, Insert, InsertRows, JoinKind, Lock, Order, Select, Statement, Update, Upsert,
+};
 
 /// What a driver should hand back after executing a statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,10 @@ impl Statement {
                 Returns::Rows
             }
             Statement::Insert(i) => r.insert(i)?,
+            Statement::InsertRows(i) => {
+                r.insert_rows(i)?;
+                Returns::Count
+            }
             Statement::Update(u) => r.update(u)?,
             Statement::Delete(d) => {
                 r.delete(d)?;
@@ -259,6 +265,43 @@ impl Renderer {
             }
             Dialect::Mysql => Returns::LastInsertId,
         })
+    }
+
+    /// `INSERT INTO t (a, b) VALUES (..), (..)`; on SQL Server, which takes one row of
+    /// VALUES before 2008, `INSERT INTO t (a, b) SELECT .. UNION ALL SELECT ..`.
+    fn insert_rows(&mut self, i: &InsertRows) -> Result<(), RenderError> {
+        if i.rows.is_empty() {
+            return Err(self.unsupported("an INSERT of no rows"));
+        }
+        if let Some(row) = i.rows.iter().find(|r| r.len() != i.columns.len()) {
+            return Err(self.unsupported(&format!(
+                "an INSERT row of {} values for {} columns",
+                row.len(),
+                i.columns.len()
+            )));
+        }
+        self.push("INSERT INTO ");
+        self.ident(i.table);
+        self.push(" (");
+        self.list(&i.columns, ", ", |r, c| {
+            r.ident(c);
+            Ok(())
+        })?;
+        if self.d.is_mssql() {
+            self.push(") ");
+            self.list(&i.rows, " UNION ALL ", |r, row| {
+                r.push("SELECT ");
+                r.list(row, ", ", |r, e| r.expr(e))
+            })
+        } else {
+            self.push(") VALUES ");
+            self.list(&i.rows, ", ", |r, row| {
+                r.push("(");
+                r.list(row, ", ", |r, e| r.expr(e))?;
+                r.push(")");
+                Ok(())
+            })
+        }
     }
 
     fn update(&mut self, u: &Update) -> Result<Returns, RenderError> {

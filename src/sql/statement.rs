@@ -138,6 +138,15 @@ pub struct Insert {
     pub returning_id: Option<&'static str>,
 }
 
+/// An INSERT of several rows of the same columns in one statement (no ids back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertRows {
+    pub table: &'static str,
+    pub columns: Vec<&'static str>,
+    /// Each row's values, one for each of `columns`.
+    pub rows: Vec<Vec<Expr>>,
+}
+
 /// An UPDATE, optionally returning columns of the changed rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Update {
@@ -168,6 +177,7 @@ pub struct Upsert {
 pub enum Statement {
     Select(Select),
     Insert(Insert),
+    InsertRows(InsertRows),
     Update(Update),
     Delete(Delete),
     Upsert(Upsert),
@@ -188,6 +198,11 @@ impl From<Select> for Statement {
 impl From<Insert> for Statement {
     fn from(s: Insert) -> Self {
         Statement::Insert(s)
+    }
+}
+impl From<InsertRows> for Statement {
+    fn from(s: InsertRows) -> Self {
+        Statement::InsertRows(s)
     }
 }
 impl From<Update> for Statement {

@@ -176,8 +176,15 @@ type QueuedKey = (Option<i64>, Option<String>, Option<String>);
 /// goes. At 5,000 hosts a second the queries for each host were most of the daemon's thread.
 struct Known {
     ids: HashMap<String, i64>,
-    queued: HashMap<QueuedKey, Vec<(i64, Option<String>)>>,
+    /// The queued jobs due by the firing, by check: their arguments.
+    queued: HashMap<QueuedKey, Vec<Option<String>>>,
+    /// The rows the firing queues, written together by [`Known::flush`].
+    rows: Vec<Vec<(&'static str, crate::sql::Expr)>>,
 }
+
+/// The rows one statement of a firing inserts at most, and the smaller sizes the rest goes
+/// in: a few lengths of statement, each prepared once, however many hosts a rule has.
+const INSERT_ROWS: [usize; 3] = [64, 8, 1];
 
 impl Known {
     fn read(c: &mut dyn Conn, script_id: i64, due_by: i64) -> Result<Known, StoreError> {
@@ -185,7 +192,7 @@ impl Known {
         for r in c.query(st::host_ids())? {
             ids.insert(r.text("name")?, r.int("id")?);
         }
-        let mut queued: HashMap<QueuedKey, Vec<(i64, Option<String>)>> = HashMap::new();
+        let mut queued: HashMap<QueuedKey, Vec<Option<String>>> = HashMap::new();
         for r in c.query(st::jobs_overdue_of_script(script_id, due_by))? {
             queued
                 .entry((
@@ -194,9 +201,25 @@ impl Known {
                     r.opt_text("site")?,
                 ))
                 .or_default()
-                .push((r.int("id")?, r.opt_text("args")?));
+                .push(r.opt_text("args")?);
         }
-        Ok(Known { ids, queued })
+        Ok(Known {
+            ids,
+            queued,
+            rows: Vec::new(),
+        })
+    }
+
+    /// Writes the rows the firing queued, in as few statements as [`INSERT_ROWS`] allows.
+    fn flush(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
+        let mut rows = std::mem::take(&mut self.rows).into_iter();
+        let mut left = rows.len();
+        while left > 0 {
+            let n = INSERT_ROWS.into_iter().find(|&n| n <= left).unwrap_or(1);
+            c.exec(st::jobs_insert_rows(rows.by_ref().take(n).collect()))?;
+            left -= n;
+        }
+        Ok(())
     }
 
     /// [`enqueue_script_in`] with `due_by` the firing's time `at`, from what was read once:
@@ -221,16 +244,14 @@ impl Known {
         let key = (host_id, job.name.clone(), site.map(str::to_string));
         if self.queued.get(&key).is_some_and(|jobs| {
             jobs.iter()
-                .any(|(_, args)| same_args(args.as_deref(), job.args.as_deref()))
+                .any(|args| same_args(args.as_deref(), job.args.as_deref()))
         }) {
             return Ok(false);
         }
-        let id = c.insert(st::job_insert(script_id, host_id, job, at, site))?;
+        self.rows
+            .push(st::job_values(script_id, host_id, job, at, site));
         if job.due_at <= at {
-            self.queued
-                .entry(key)
-                .or_default()
-                .push((id, job.args.clone()));
+            self.queued.entry(key).or_default().push(job.args.clone());
         }
         Ok(true)
     }
@@ -657,6 +678,9 @@ impl Store {
                         queued += 1;
                     }
                 }
+            }
+            if let Some(k) = known.as_mut() {
+                k.flush(c)?;
             }
             Ok(queued)
         })?;

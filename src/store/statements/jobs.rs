@@ -172,24 +172,52 @@ pub fn job_insert(
 ) -> Statement {
     Insert {
         table: "jobs",
-        values: vec![
-            ("script_id", param(script_id)),
-            ("host_id", param(host_id)),
-            ("priority", param(job.priority)),
-            ("due_at", param(job.due_at)),
-            ("state", lit(JobState::Queued.as_str())),
-            ("attempts", lit(0)),
-            ("max_attempts", param(job.max_attempts)),
-            ("timeout_ms", param(job.timeout_ms)),
-            ("schedule_id", param(job.schedule_id)),
-            ("args", param(job.args.clone())),
-            ("created_at", param(at)),
-            ("name", param(job.name.clone())),
-            ("site", param(site)),
-        ],
+        values: job_values(script_id, host_id, job, at, site),
         returning_id: Some("id"),
     }
     .into()
+}
+
+/// Many [`job_insert`]s in one statement (no ids back): each row from [`job_values`].
+pub fn jobs_insert_rows(rows: Vec<Vec<(&'static str, Expr)>>) -> Statement {
+    let columns = rows
+        .first()
+        .map(|r| r.iter().map(|(c, _)| *c).collect())
+        .unwrap_or_default();
+    InsertRows {
+        table: "jobs",
+        columns,
+        rows: rows
+            .into_iter()
+            .map(|r| r.into_iter().map(|(_, e)| e).collect())
+            .collect(),
+    }
+    .into()
+}
+
+/// A queued job's row, as [`job_insert`] writes it.
+pub fn job_values(
+    script_id: i64,
+    host_id: Option<i64>,
+    job: &crate::store::NewJob,
+    at: i64,
+    site: Option<&str>,
+) -> Vec<(&'static str, Expr)> {
+    vec![
+        ("script_id", param(script_id)),
+        ("host_id", param(host_id)),
+        ("priority", param(job.priority)),
+        ("due_at", param(job.due_at)),
+        ("state", lit(JobState::Queued.as_str())),
+        ("attempts", lit(0)),
+        ("max_attempts", param(job.max_attempts)),
+        ("timeout_ms", param(job.timeout_ms)),
+        ("schedule_id", param(job.schedule_id)),
+        ("args", param(job.args.clone())),
+        ("created_at", param(at)),
+        ("name", param(job.name.clone())),
+        ("site", param(site)),
+    ]
 }
 
 /// Up to `limit` jobs a claim may take at one priority, in queue order, with how many jobs

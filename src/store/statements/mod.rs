@@ -5,8 +5,8 @@
 //! [`in_site`] are combined by the claim, and [`queue_order`] orders the listing.
 
 use crate::sql::{
-    Delete, Expr, Insert, Join, JoinKind, Lock, Order, Section, Select, Statement, Update, Upsert,
-    Value, col, lit, now, param, qcol,
+    Delete, Expr, Insert, InsertRows, Join, JoinKind, Lock, Order, Section, Select, Statement,
+    Update, Upsert, Value, col, lit, now, param, qcol,
 };
 
 pub const HOST_COLUMNS: &[&str] = &[
@@ -184,6 +184,13 @@ pub fn catalog() -> Vec<(&'static str, Statement)> {
         (
             "job_insert",
             job_insert(1, Some(2), &job, 1_700_000_000_000, Some("dc1")),
+        ),
+        (
+            "jobs_insert_rows",
+            jobs_insert_rows(vec![
+                job_values(1, Some(2), &job, 1_700_000_000_000, Some("dc1")),
+                job_values(1, Some(2), &job, 1_700_000_000_000, None),
+            ]),
         ),
         ("job_top_priority", job_top_priority(Claimable::Due, None)),
         (
