@@ -145,6 +145,9 @@ pub struct Store {
     /// Run keys known to be committed (keys are never deleted), so that recording a run of a
     /// known check costs no look-up.
     run_keys: Mutex<runs::KeyCache>,
+    /// The next batch of runs' turn among its lane's stripes of the totals: batches go round
+    /// them.
+    totals_turn: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Store {
@@ -249,6 +252,7 @@ impl Store {
             vault: vault::Vault::for_database(None, true),
             policy: Mutex::new(checks::Policy::default()),
             run_keys: Mutex::default(),
+            totals_turn: std::sync::atomic::AtomicI64::new(0),
         };
         migrate::migrate(&store)?;
         Ok(store)

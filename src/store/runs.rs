@@ -187,6 +187,9 @@ pub(super) struct Recorded {
     reads: super::checks::TxReads,
     /// Whose stripes of the totals the runs count in.
     lane: Lane,
+    /// The transaction's turn among them ([`Store::totals_turn`]): all its runs count in
+    /// that one stripe (None: each by its id).
+    turn: Option<i64>,
     /// What becomes of the runs' jobs, by the node that holds each: written together at the
     /// end, in job id order ([`Recorded::finish`]).
     jobs: Vec<JobWrite>,
@@ -261,7 +264,7 @@ type TotalKey = (Status, i64);
 
 impl Recorded {
     fn total(&mut self, status: Status, id: i64, ms: i64) {
-        let key = (status, self.lane.stripe(id));
+        let key = (status, self.lane.stripe(self.turn.unwrap_or(id)));
         match self.totals.iter_mut().find(|(k, _)| *k == key) {
             Some((_, (n, t))) => {
                 *n += 1;
@@ -513,8 +516,15 @@ impl Store {
         before: &dyn Fn(&mut dyn Conn) -> Result<(), StoreError>,
         lane: Lane,
     ) -> Result<Vec<i64>, StoreError> {
+        // One stripe of the lane's for the whole batch: a statement a status to add its
+        // totals, and another writer's batch (another node's, of the same lane) waits on it
+        // only when its turn falls on the same stripe.
         let mut done = Recorded {
             lane,
+            turn: Some(
+                self.totals_turn
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
             ..Recorded::default()
         };
         let recorded = self.write(|c| {

@@ -583,8 +583,10 @@ fn runs_recorded_together_are_each_judged_against_the_downtimes_at_their_time() 
 }
 
 /// Writers that record at once (on PostgreSQL) count their runs in totals rows of their own,
-/// so two never wait on each other: lane 1 of 3 counts only in stripes 1, 4, 7, 10 and 13,
-/// spread over them, and every run once.
+/// so two never wait on each other: lane 1 of 3 counts only in stripes 1, 4, 7, 10 and 13.
+/// A batch counts all its runs in one of them (one statement a status, and another node's
+/// batch of the same lane waits on it only when its turn falls on the same stripe), and the
+/// batches take them in turn; every run counts once.
 #[test]
 fn each_writer_counts_its_runs_in_totals_rows_of_its_own() {
     let w = Work::new();
@@ -593,33 +595,45 @@ fn each_writer_counts_its_runs_in_totals_rows_of_its_own() {
     w.script(&store, "check_x", "ok()");
     let sid = schedule(&store, "check_x", Some("localhost"));
     let now = hostler::store::now_ms();
-    let batch: Vec<_> = (0..40)
-        .map(|i| {
-            (
-                run(Some(sid), "check_x", Status::Critical, now - 40 + i),
-                JobAction::Keep,
-            )
-        })
-        .collect();
     let lane = hostler::store::Lane { index: 1, of: 3 };
-    store
-        .record_runs_in(&batch, &|_| Ok(()), lane)
-        .expect("record");
-    let rows = store
-        .raw("SELECT stripe, runs FROM run_totals WHERE runs > 0", false)
-        .expect("totals")
-        .rows;
-    let counted: Vec<(i64, i64)> = rows
-        .iter()
-        .map(|r| {
-            let n = |v: &hostler::sql::Value| {
-                v.to_text()
-                    .and_then(|t| t.parse::<i64>().ok())
-                    .expect("a number")
-            };
-            (n(&r[0]), n(&r[1]))
-        })
-        .collect();
+    let counted = || -> Vec<(i64, i64)> {
+        let rows = store
+            .raw("SELECT stripe, runs FROM run_totals WHERE runs > 0", false)
+            .expect("totals")
+            .rows;
+        rows.iter()
+            .map(|r| {
+                let n = |v: &hostler::sql::Value| {
+                    v.to_text()
+                        .and_then(|t| t.parse::<i64>().ok())
+                        .expect("a number")
+                };
+                (n(&r[0]), n(&r[1]))
+            })
+            .collect()
+    };
+    for b in 0..10 {
+        let batch: Vec<_> = (0..4)
+            .map(|i| {
+                (
+                    run(Some(sid), "check_x", Status::Critical, now - 40 + b * 4 + i),
+                    JobAction::Keep,
+                )
+            })
+            .collect();
+        store
+            .record_runs_in(&batch, &|_| Ok(()), lane)
+            .expect("record");
+        if b == 0 {
+            assert_eq!(
+                counted().len(),
+                1,
+                "a batch counts in one stripe: {:?}",
+                counted()
+            );
+        }
+    }
+    let counted = counted();
     assert!(
         counted.iter().all(|(stripe, _)| stripe % 3 == 1),
         "{counted:?}"
@@ -627,7 +641,7 @@ fn each_writer_counts_its_runs_in_totals_rows_of_its_own() {
     assert_eq!(
         counted.len(),
         5,
-        "spread over the lane's stripes: {counted:?}"
+        "the batches go round the lane's stripes: {counted:?}"
     );
     assert_eq!(counted.iter().map(|(_, n)| n).sum::<i64>(), 40);
 }
