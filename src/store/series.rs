@@ -186,6 +186,14 @@ struct RawPart {
 }
 
 impl RawPart {
+    /// Whether this part, the last of `hour`'s, ends where the hour's trend of `n` points
+    /// does: every part before it full ([`PART_POINTS`]).
+    fn agrees(&self, hour: i64, n: i64) -> bool {
+        let before = self.hour - hour;
+        let here = self.points.split_ascii_whitespace().count() as i64;
+        (0..24).contains(&before) && before * PART_POINTS as i64 + here == n
+    }
+
     fn of(r: &super::Row, id: &str, hour: &str, points: &str) -> Result<RawPart, StoreError> {
         Ok(RawPart {
             id: r.int(id)?,
@@ -248,8 +256,13 @@ fn add_point(
         Some(trend) => {
             let last = match raw_read {
                 _ if trend.n >= MAX_POINTS_PER_HOUR => None,
-                Some(read) => read,
-                None => c
+                // The part read with the day's row, when it holds what the trend counts. The
+                // day's row is the newest (locked); the part is as the statement's snapshot
+                // saw it, and on PostgreSQL a writer of the same series that committed while
+                // this one waited for the lock has moved past it (an ad-hoc run, a check's
+                // first, take no lock of their check before): read it again then.
+                Some(Some(part)) if part.agrees(hour, trend.n) => Some(part),
+                _ => c
                     .query_one(st::raw_last(series, hour))?
                     .map(|r| RawPart::of(&r, "id", "hour", "points"))
                     .transpose()?,

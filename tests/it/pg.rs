@@ -1092,6 +1092,91 @@ fn two_nodes_recording_pings_in_opposite_orders_never_deadlock() {
     }
 }
 
+/// A point's read of its series joins its hour's last part of raw points to its day's row,
+/// which it locks. On PostgreSQL a writer of the same series that committed while the read
+/// waited for that lock has added to the part after the read's snapshot (runs that lock no
+/// check row first: an ad-hoc run, a check's first): the point goes after that writer's, and
+/// none is lost.
+#[test]
+fn a_point_recorded_while_another_writer_held_its_day_keeps_that_writers_point() {
+    use hostler::store::series::{format_day, parse_day, parse_points, push_point};
+    const HOUR: i64 = 3_600_000;
+    let Some(pg) = Pg::start() else { return };
+    let url = pg.createdb("hostler_raw_wait");
+    let store = Store::open(&url).expect("open");
+    add_host(&store, "web1").expect("host");
+    check_script(&store);
+    let now = hostler::store::now_ms();
+    let hour = now - now.rem_euclid(HOUR) - HOUR;
+    // Ad-hoc runs: no schedule, so no check row is locked before the series.
+    let adhoc = |offset: i64, value: i64| NewRun {
+        schedule_id: None,
+        perfdata: Some(format!("v={value}")),
+        ..run(0, Status::Ok, hour + offset)
+    };
+    for (offset, value) in [(1_000, 1), (2_000, 2)] {
+        store
+            .record_run(&adhoc(offset, value), JobAction::Keep)
+            .expect("record");
+    }
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    // Another writer adds a point as a run's record does: the hour's trend in its day's row
+    // (locked first), then the hour's raw part.
+    let mut held = other.transaction().expect("begin");
+    let row = held
+        .query_one(
+            "SELECT d.id::bigint, d.hours, d.day::bigint, d.series_id::bigint FROM perf_days d \
+             JOIN perf_series s ON s.id = d.series_id WHERE s.label = 'v' FOR UPDATE OF d",
+            &[],
+        )
+        .expect("the day's row");
+    let (day_id, hours, day, series): (i64, String, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let mut trends = parse_day(&hours);
+    trends[((hour - day) / HOUR) as usize]
+        .as_mut()
+        .expect("the hour's trend")
+        .add(7.0);
+    held.execute(
+        "UPDATE perf_days SET hours = $1 WHERE id = $2::bigint",
+        &[&format_day(&trends), &day_id],
+    )
+    .expect("the trend");
+    let mut point = String::new();
+    push_point(&mut point, 3_000, 7.0);
+    let n = held
+        .execute(
+            "UPDATE perf_raw SET points = points || ' ' || $1 \
+             WHERE series_id = $2::bigint AND hour = $3::bigint",
+            &[&point, &series, &hour],
+        )
+        .expect("the raw part");
+    assert_eq!(n, 1);
+    let last = adhoc(4_000, 9);
+    let writer = Store::open(&url).expect("open");
+    let recording = std::thread::spawn(move || writer.record_run(&last, JobAction::Keep));
+    assert!(
+        lock_waiters(&mut admin, 1),
+        "the run never waited for the day's row"
+    );
+    held.commit().expect("commit");
+    recording.join().expect("thread").expect("recorded");
+    let text: Vec<String> = admin
+        .query(
+            "SELECT points FROM perf_raw WHERE series_id = $1::bigint ORDER BY hour",
+            &[&series],
+        )
+        .expect("raw")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let values: Vec<f64> = parse_points(hour, &text.join(" "))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, vec![1.0, 2.0, 7.0, 9.0], "{text:?}");
+}
+
 /// Node n1 claims up to `n` jobs, one a claim (a minute's lease); their ids in order.
 fn claim_each(store: &Store, n: usize) -> Vec<i64> {
     let mut ids: Vec<i64> = (0..n)
