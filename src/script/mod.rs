@@ -166,12 +166,17 @@ impl Runner {
         scripts: impl IntoIterator<Item = &'a str>,
     ) -> Option<Arc<crate::store::VersionsRead>> {
         let mut names: Vec<String> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
         for script in scripts {
-            if !names.iter().any(|n| n == script) {
-                for n in self.read_ahead_names(script) {
-                    if !names.contains(&n) {
-                        names.push(n);
-                    }
+            // Each script's names once (one imported by another is read ahead for its own
+            // runs too).
+            if seen.contains(&script) {
+                continue;
+            }
+            seen.push(script);
+            for n in self.read_ahead_names(script) {
+                if !names.contains(&n) {
+                    names.push(n);
                 }
             }
         }

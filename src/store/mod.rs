@@ -145,9 +145,10 @@ pub struct Store {
     /// Run keys known to be committed (keys are never deleted), so that recording a run of a
     /// known check costs no look-up.
     run_keys: Mutex<runs::KeyCache>,
-    /// The next batch of runs' turn among its lane's stripes of the totals: batches go round
-    /// them.
-    totals_turn: std::sync::atomic::AtomicI64,
+    /// The next batch of runs' turn among its lane's stripes of the totals, by lane: a lane's
+    /// batches go round its stripes, from a point of this process's own (so that two nodes'
+    /// batches of one lane do not start on the same stripe and keep in step).
+    totals_turns: [std::sync::atomic::AtomicI64; statements::TOTAL_STRIPES as usize],
 }
 
 impl std::fmt::Debug for Store {
@@ -252,7 +253,10 @@ impl Store {
             vault: vault::Vault::for_database(None, true),
             policy: Mutex::new(checks::Policy::default()),
             run_keys: Mutex::default(),
-            totals_turn: std::sync::atomic::AtomicI64::new(0),
+            totals_turns: {
+                let from = now_ms().wrapping_add(i64::from(std::process::id()));
+                std::array::from_fn(|_| std::sync::atomic::AtomicI64::new(from))
+            },
         };
         migrate::migrate(&store)?;
         Ok(store)

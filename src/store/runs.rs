@@ -187,7 +187,7 @@ pub(super) struct Recorded {
     reads: super::checks::TxReads,
     /// Whose stripes of the totals the runs count in.
     lane: Lane,
-    /// The transaction's turn among them ([`Store::totals_turn`]): all its runs count in
+    /// The transaction's turn among them ([`Store::totals_turns`]): all its runs count in
     /// that one stripe (None: each by its id).
     turn: Option<i64>,
     /// What becomes of the runs' jobs, by the node that holds each: written together at the
@@ -522,7 +522,7 @@ impl Store {
         let mut done = Recorded {
             lane,
             turn: Some(
-                self.totals_turn
+                self.totals_turns[lane.index % self.totals_turns.len()]
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ),
             ..Recorded::default()
