@@ -373,8 +373,9 @@ pub struct VersionsRead {
 }
 
 impl VersionsRead {
-    /// How long a read stands for a run that starts after it: as long as a job claimed ahead
-    /// waits for its time (`claim_ahead`, at most a third of the lease), with some to spare.
+    /// How long a read stands for a run that starts after it: longer than a job claimed
+    /// ahead waits for its time at the default `claim_ahead` (2 s); a run that starts later
+    /// (a longer `claim_ahead`, a correction loop's re-check) reads its own.
     pub const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// The versions of all of `names`, if this read found every one of them and is fresh at
