@@ -339,7 +339,7 @@ impl Store {
         pings: &[(i64, Ping, String)],
     ) -> Result<Vec<Option<Pinged>>, StoreError> {
         let at = now_ms();
-        let mut done = super::runs::Recorded::default();
+        let mut done = self.recorded(super::runs::Lane::default());
         let mut due = Vec::new();
         let out = self.write(|c| {
             let mut out: Vec<Option<Pinged>> = (0..pings.len()).map(|_| None).collect();

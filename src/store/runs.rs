@@ -187,9 +187,9 @@ pub(super) struct Recorded {
     reads: super::checks::TxReads,
     /// Whose stripes of the totals the runs count in.
     lane: Lane,
-    /// The transaction's turn among them ([`Store::totals_turns`]): all its runs count in
-    /// that one stripe (None: each by its id).
-    turn: Option<i64>,
+    /// The transaction's turn among them ([`Store::recorded`]): all its runs count in that
+    /// one stripe.
+    turn: i64,
     /// What becomes of the runs' jobs, by the node that holds each: written together at the
     /// end, in job id order ([`Recorded::finish`]).
     jobs: Vec<JobWrite>,
@@ -263,8 +263,8 @@ impl Lane {
 type TotalKey = (Status, i64);
 
 impl Recorded {
-    fn total(&mut self, status: Status, id: i64, ms: i64) {
-        let key = (status, self.lane.stripe(self.turn.unwrap_or(id)));
+    fn total(&mut self, status: Status, ms: i64) {
+        let key = (status, self.lane.stripe(self.turn));
         match self.totals.iter_mut().find(|(k, _)| *k == key) {
             Some((_, (n, t))) => {
                 *n += 1;
@@ -483,7 +483,7 @@ impl Store {
     /// is in the history. The run says what ran; only the caller that owns the job (monitord,
     /// the reaper) decides `action`. An ad-hoc run passes [`JobAction::Keep`].
     pub fn record_run(&self, run: &NewRun, action: JobAction) -> Result<i64, StoreError> {
-        let mut done = Recorded::default();
+        let mut done = self.recorded(Lane::default());
         let recorded = self.write(|c| {
             let id = self.record_in(c, run, action, &mut done)?;
             done.finish(c)?;
@@ -516,17 +516,7 @@ impl Store {
         before: &dyn Fn(&mut dyn Conn) -> Result<(), StoreError>,
         lane: Lane,
     ) -> Result<Vec<i64>, StoreError> {
-        // One stripe of the lane's for the whole batch: a statement a status to add its
-        // totals, and another writer's batch (another node's, of the same lane) waits on it
-        // only when its turn falls on the same stripe.
-        let mut done = Recorded {
-            lane,
-            turn: Some(
-                self.totals_turns[lane.index % self.totals_turns.len()]
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            ),
-            ..Recorded::default()
-        };
+        let mut done = self.recorded(lane);
         let recorded = self.write(|c| {
             before(c)?;
             // In the order of their checks: every writer (two nodes', a node's two lanes)
@@ -544,6 +534,21 @@ impl Store {
         });
         self.after_record(recorded.is_ok(), done);
         recorded
+    }
+
+    /// What a transaction that records runs starts with, for writer `lane`: its turn among
+    /// the lane's stripes of the totals (the lane's transactions go round them). All its runs
+    /// count in that one stripe: a statement a status to add them, and another writer's
+    /// transaction (another node's, of the same lane) waits on it only when its turn falls
+    /// on the same stripe.
+    pub(super) fn recorded(&self, lane: Lane) -> Recorded {
+        let turn = self.totals_turns[lane.index % self.totals_turns.len()]
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Recorded {
+            lane,
+            turn,
+            ..Recorded::default()
+        }
     }
 
     /// What a committed record leaves to do: wake the queue for rechecks, remember new keys
@@ -691,7 +696,7 @@ impl Store {
         // The totals are added by the caller at the end of the transaction (once for all the
         // runs of a batch): the one row every run writes, so its lock is held the shortest.
         let ms = (run.finished_at - run.started_at).max(0);
-        done.total(run.status, id, ms);
+        done.total(run.status, ms);
         Ok(id)
     }
 

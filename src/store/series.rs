@@ -186,12 +186,17 @@ struct RawPart {
 }
 
 impl RawPart {
+    /// How many points it holds.
+    fn len(&self) -> usize {
+        self.points.split_ascii_whitespace().count()
+    }
+
     /// Whether this part, the last of `hour`'s, ends where the hour's trend of `n` points
     /// does: every part before it full ([`PART_POINTS`]).
     fn agrees(&self, hour: i64, n: i64) -> bool {
         let before = self.hour - hour;
-        let here = self.points.split_ascii_whitespace().count() as i64;
-        (0..24).contains(&before) && before * PART_POINTS as i64 + here == n
+        let parts = MAX_POINTS_PER_HOUR / PART_POINTS as i64;
+        (0..=parts).contains(&before) && before * PART_POINTS as i64 + self.len() as i64 == n
     }
 
     fn of(r: &super::Row, id: &str, hour: &str, points: &str) -> Result<RawPart, StoreError> {
@@ -268,9 +273,8 @@ fn add_point(
                     .transpose()?,
             };
             if let Some(raw) = last {
-                let text = raw.points;
-                if text.split_ascii_whitespace().count() < PART_POINTS {
-                    c.exec(st::raw_set(raw.id, &format!("{text} {point}")))?;
+                if raw.len() < PART_POINTS {
+                    c.exec(st::raw_set(raw.id, &format!("{} {point}", raw.points)))?;
                 } else {
                     c.exec(st::raw_insert(series, raw.hour + 1, &point))?;
                 }
