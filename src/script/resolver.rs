@@ -25,6 +25,16 @@ pub enum Origin {
     Bundled,
 }
 
+impl Origin {
+    /// The stored version it names (None: the bundled library's).
+    fn version(&self) -> Option<i64> {
+        match self {
+            Origin::Db(v) => Some(*v),
+            Origin::Bundled => None,
+        }
+    }
+}
+
 /// A compiled script and what its header says it is. The tree is shared, not copied, by the
 /// runs that use it.
 #[derive(Debug, Clone)]
@@ -161,14 +171,10 @@ impl DbResolver {
             },
         };
         if let Some(c) = self.cache.get(name, &origin) {
-            let version = match origin {
-                Origin::Db(v) => Some(v),
-                Origin::Bundled => None,
-            };
             return Ok(Some(Loaded {
                 ast: c.ast,
                 kind: c.kind,
-                version,
+                version: origin.version(),
                 origin,
             }));
         }
@@ -184,10 +190,7 @@ impl DbResolver {
                 (s.source, s.kind, Origin::Db(s.version))
             }
         };
-        let version = match origin {
-            Origin::Db(v) => Some(v),
-            Origin::Bundled => None,
-        };
+        let version = origin.version();
         let ast = Arc::new(compile(engine, name, &source).map_err(|e| rt(e.to_string()))?);
         self.cache.put(
             name,
