@@ -50,7 +50,8 @@ pub enum ScriptError {
 pub struct Runner {
     pub store: Arc<Store>,
     pub limits: Sandbox,
-    pub allow: Allowlist,
+    /// Shared by every run: compiled once, never copied per run.
+    pub allow: Arc<Allowlist>,
     pub cache: Arc<Cache>,
     /// This process's name in the runs table.
     pub node: String,
@@ -124,7 +125,7 @@ impl Runner {
         Runner {
             store,
             limits,
-            allow,
+            allow: Arc::new(allow),
             cache,
             node,
             remote,

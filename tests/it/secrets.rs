@@ -1135,7 +1135,8 @@ fn commands_scripts_start_cannot_read_the_database_the_key_or_the_config() {
     let mut env = app.env(w.store()).expect("env");
     env.allow = hostler::session::Allowlist::new(&["cat".to_string(), "grep".to_string()])
         .expect("allowlist")
-        .with_protected(app.protected(&env.store));
+        .with_protected(app.protected(&env.store))
+        .into();
     let cat = |path: &str| {
         w.script(
             &env.store,

@@ -37,7 +37,7 @@ use crate::store::{Alert, Host, Notice, Store};
 pub struct RunContext {
     pub store: Arc<Store>,
     pub guard: Guard,
-    pub allow: Allowlist,
+    pub allow: Arc<Allowlist>,
     pub transcript: Sink,
     pub host: Option<Host>,
     /// The run's arguments (`arg(name)`); the host's vars are their defaults.
@@ -123,7 +123,7 @@ impl RunContext {
     pub fn new(
         store: Arc<Store>,
         guard: Guard,
-        allow: Allowlist,
+        allow: Arc<Allowlist>,
         transcript: Sink,
         host: Option<Host>,
         max_output: usize,
