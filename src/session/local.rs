@@ -537,17 +537,16 @@ fn kill_pid_group(pid: u32) {
 /// cancel) the whole group is killed, what it started too. Its exit code (128 + the signal
 /// that ended it), and up to `cap` bytes of each of stdout and stderr.
 ///
-/// It starts through `session::spawn`, not a fork of the daemon. One reactor does the
-/// waiting: both pipes are read as they fill and the exit comes as an event on its pidfd,
-/// with no thread of its own per run and no polling for it. Only the guard's cancel flag and
-/// memory budget, which no event announces, are looked at every 100 ms (`GUARD_TICK`).
+/// It starts through `session::spawn`, not a fork of the daemon, and the calling thread (a
+/// job's, which waits anyway) waits in one `poll(2)` on both pipes and the command's pidfd:
+/// the pipes are read as they fill and the exit comes as an event, with no thread, reactor
+/// registration or timer per run and no polling for the exit. Only the guard's cancel flag
+/// and memory budget, which no event announces, are looked at every 100 ms (`GUARD_TICK`).
 pub fn exec(p: Prepared, guard: &Guard, cap: usize) -> Result<ExecOutput, SessionError> {
-    use smol::future::FutureExt as _;
     let spawn_err = |e: io::Error| SessionError::Spawn {
         cmd: p.path.display().to_string(),
         msg: e.to_string(),
     };
-    let null = File::open("/dev/null").map_err(spawn_err)?;
     let (out_r, out_w) = io::pipe().map_err(spawn_err)?;
     let (err_r, err_w) = io::pipe().map_err(spawn_err)?;
     let mut child = super::spawn::start(
@@ -555,72 +554,100 @@ pub fn exec(p: Prepared, guard: &Guard, cap: usize) -> Result<ExecOutput, Sessio
         &p.args,
         &p.env,
         p.ruleset,
-        [null.as_fd(), out_w.as_fd(), err_w.as_fd()],
+        [dev_null().map_err(spawn_err)?, out_w.as_fd(), err_w.as_fd()],
     )
     .map_err(spawn_err)?;
-    // The daemon's copies of the write ends go, or the readers never see end of file.
-    drop((null, out_w, err_w));
+    // The daemon's copies of the write ends go, or the reads never see end of file.
+    drop((out_w, err_w));
     let pid = child.pid();
-    let out = smol::Async::new(File::from(OwnedFd::from(out_r))).map_err(spawn_err)?;
-    let err = smol::Async::new(File::from(OwnedFd::from(err_r))).map_err(spawn_err)?;
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let code = smol::block_on(async {
-        // Each stream kept up to `cap`, the rest drained so a chatty command never blocks on
-        // a full pipe.
-        let mut reading = std::pin::pin!(smol::future::zip(
-            read_capped(out, cap, &mut stdout),
-            read_capped(err, cap, &mut stderr),
-        ));
-        let mut read_all = false;
-        // Until the process exits (reading meanwhile), or the guard says stop.
-        let code = loop {
-            let reads = async {
-                if read_all {
-                    smol::future::pending::<()>().await;
-                }
-                reading.as_mut().await;
-                Event::Read
-            };
-            let event = async { Event::Exit(child.wait().await) }
-                .or(reads)
-                .or(async {
-                    smol::Timer::after(guard_wait(guard)).await;
-                    Event::Tick
-                })
-                .await;
-            match event {
-                Event::Exit(code) => break code.map_err(spawn_err)?,
-                Event::Read => read_all = true,
-                Event::Tick => {
-                    if let Err(e) = guard.check() {
-                        kill_pid_group(pid);
-                        child.kill();
-                        let _ = child.wait().await;
-                        return Err(e);
-                    }
-                }
-            }
-        };
-        // What it started in the background is left running: a fix that starts a service
-        // (`svc &`, an init script) must not have it killed behind it, and may hold the pipes
-        // open; they get a second to reach end of file. A run that times out or is cancelled
-        // kills the whole group, above.
-        if !read_all {
-            let _ = async {
-                reading.as_mut().await;
-            }
-            .or(async {
-                smol::Timer::after(Duration::from_secs(1)).await;
-            })
-            .await;
+    let mut streams = [
+        Stream::new(File::from(OwnedFd::from(out_r))),
+        Stream::new(File::from(OwnedFd::from(err_r))),
+    ];
+    let mut code = None;
+    let mut tick = Instant::now() + guard_wait(guard);
+    // Once it has exited: what it started in the background is left running (a fix that
+    // starts a service, `svc &`, must not have it killed behind it) and may hold the pipes
+    // open; they get a second to reach end of file. A run that times out or is cancelled
+    // kills the whole group, below.
+    let mut linger = None;
+    loop {
+        let open = streams.iter().any(|s| s.file.is_some());
+        if code.is_some() && !open {
+            break;
         }
-        Ok(code)
-    })?;
+        let now = Instant::now();
+        if linger.is_some_and(|until| now >= until) {
+            break;
+        }
+        if code.is_none() && now >= tick {
+            if let Err(e) = guard.check() {
+                kill_pid_group(pid);
+                child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+            tick = now + guard_wait(guard);
+        }
+        let wake = linger.unwrap_or(tick);
+        let ms = wake
+            .saturating_duration_since(now)
+            .as_micros()
+            .div_ceil(1000);
+        let mut fds = Vec::with_capacity(3);
+        for s in &streams {
+            if let Some(f) = &s.file {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        if code.is_none() {
+            fds.push(PollFd::new(child.pidfd(), PollFlags::POLLIN));
+        }
+        match nix::poll::poll(
+            &mut fds,
+            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX)),
+        ) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(spawn_err(e.into())),
+        }
+        // Readable, at end of file (POLLHUP) or in error: a read (or waitid) says which.
+        let mut ready = [false; 3];
+        for (r, f) in ready.iter_mut().zip(&fds) {
+            *r = f.any().unwrap_or(true);
+        }
+        drop(fds);
+        let mut at = 0;
+        for s in &mut streams {
+            if s.file.is_some() {
+                if ready[at] {
+                    s.read(cap);
+                }
+                at += 1;
+            }
+        }
+        if code.is_none()
+            && ready[at]
+            && let Some(c) = child.try_wait().map_err(spawn_err)?
+        {
+            code = Some(c);
+            linger = Some(Instant::now() + Duration::from_secs(1));
+        }
+    }
+    let [stdout, stderr] = streams.map(|s| String::from_utf8_lossy(&s.kept).into_owned());
     Ok(ExecOutput {
-        code,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        code: code.unwrap_or_default(),
+        stdout,
+        stderr,
     })
+}
+
+/// `/dev/null`, opened once: every command's stdin.
+fn dev_null() -> io::Result<std::os::fd::BorrowedFd<'static>> {
+    static NULL: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+    if NULL.get().is_none() {
+        let _ = NULL.set(File::open("/dev/null")?);
+    }
+    Ok(NULL.get().expect("set above").as_fd())
 }
 
 /// How often a running command's guard is looked at for a cancel or the memory budget.
@@ -633,24 +660,34 @@ fn guard_wait(guard: &Guard) -> Duration {
     })
 }
 
-/// What ended a wait of [`exec`].
-enum Event {
-    Exit(io::Result<i64>),
-    Read,
-    Tick,
+/// One of a command's output pipes, read to its end: the first `cap` bytes kept, the rest
+/// drained, so a chatty command never blocks on a full pipe.
+struct Stream {
+    /// None once at end of file (or a failed read).
+    file: Option<File>,
+    kept: Vec<u8>,
 }
 
-/// Reads a stream to its end, keeping the first `cap` bytes in `buf`.
-async fn read_capped(mut r: impl smol::io::AsyncRead + Unpin, cap: usize, buf: &mut Vec<u8>) {
-    use smol::io::AsyncReadExt as _;
-    let mut chunk = [0u8; 8192];
-    loop {
-        match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+impl Stream {
+    fn new(file: File) -> Stream {
+        Stream {
+            file: Some(file),
+            kept: Vec::new(),
+        }
+    }
+
+    /// One read, after `poll` said the pipe is readable (so it does not block).
+    fn read(&mut self, cap: usize) {
+        let Some(f) = &mut self.file else { return };
+        let mut chunk = [0u8; 8192];
+        match f.read(&mut chunk) {
+            Ok(0) => self.file = None,
             Ok(n) => {
-                let room = cap.saturating_sub(buf.len());
-                buf.extend_from_slice(&chunk[..n.min(room)]);
+                let room = cap.saturating_sub(self.kept.len());
+                self.kept.extend_from_slice(&chunk[..n.min(room)]);
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => self.file = None,
         }
     }
 }

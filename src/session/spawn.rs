@@ -5,8 +5,9 @@
 //! with `clone(2)` and `CLONE_VM | CLONE_VFORK`: the child borrows the daemon's memory on a
 //! stack of its own until `execve(2)`, while the calling thread waits. Between the two it does
 //! what `posix_spawn` cannot: CAP_SYS_PTRACE leaves the bounding set, and the Landlock ruleset
-//! (with `no_new_privs`) is put on it. The caller gets a pidfd (`CLONE_PIDFD`) to wait on in
-//! the reactor, so no thread and no poll loop waits for the exit.
+//! (with `no_new_privs`) is put on it. The caller gets a pidfd (`CLONE_PIDFD`): it becomes
+//! readable when the command exits, so the caller waits for the exit and the command's output
+//! in one `poll(2)`, with no thread and no timer of its own.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -20,6 +21,14 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus};
 /// The child's stack until `execve`: it makes a few dozen system calls and nothing else.
 const STACK: usize = 64 * 1024;
 
+thread_local! {
+    /// Each thread's child stack, kept for its next command: a 64 KiB block allocated and
+    /// freed per command cost a zeroing, and its free merged the allocator's small free
+    /// chunks every time. Never initialised: only the child writes it, and only the few
+    /// pages it touches are ever resident.
+    static CHILD_STACK: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Linux's CAP_SYS_PTRACE (linux/capability.h).
 const CAP_SYS_PTRACE: libc::c_ulong = 19;
 
@@ -27,7 +36,7 @@ const CAP_SYS_PTRACE: libc::c_ulong = 19;
 /// dropped first).
 pub struct Started {
     pid: libc::pid_t,
-    pidfd: smol::Async<OwnedFd>,
+    pidfd: OwnedFd,
     reaped: bool,
 }
 
@@ -164,17 +173,11 @@ pub fn start(
         reap();
         return Err(io::Error::from_raw_os_error(failed));
     }
-    match smol::Async::new(pidfd) {
-        Ok(pidfd) => Ok(Started {
-            pid,
-            pidfd,
-            reaped: false,
-        }),
-        Err(e) => {
-            reap();
-            Err(e)
-        }
-    }
+    Ok(Started {
+        pid,
+        pidfd,
+        reaped: false,
+    })
 }
 
 /// The clone itself: every signal this thread can block blocked across it (the child
@@ -183,13 +186,30 @@ pub fn start(
 /// the child has exec'd or exited. Returns the pid and its pidfd.
 #[allow(unsafe_code)]
 fn clone_vfork(args: &ChildArgs) -> io::Result<(libc::pid_t, OwnedFd)> {
-    let mut stack = vec![0u8; STACK];
-    // The stack grows down from its 16-byte-aligned top.
-    let top = (stack.as_mut_ptr() as usize + STACK) & !15;
+    CHILD_STACK.with_borrow_mut(|stack| {
+        if stack.capacity() < STACK {
+            *stack = Vec::with_capacity(STACK);
+        }
+        // The stack grows down from its 16-byte-aligned top.
+        let top = (stack.as_mut_ptr() as usize + STACK) & !15;
+        // SAFETY: `top` ends a block of STACK bytes that this thread's borrow keeps to itself
+        // until the child has exec'd or exited (CLONE_VFORK), and nothing reads it after.
+        unsafe { clone_on(args, top) }
+    })
+}
+
+/// [`clone_vfork`] on a stack ending at `top`.
+///
+/// # Safety
+///
+/// `top` must end a writable block of [`STACK`] bytes that nothing else uses until this
+/// returns.
+#[allow(unsafe_code)]
+unsafe fn clone_on(args: &ChildArgs, top: usize) -> io::Result<(libc::pid_t, OwnedFd)> {
     let mut pidfd: libc::c_int = -1;
-    // SAFETY: the child runs `child` on `stack`, which outlives it (CLONE_VFORK: this call
-    // returns only once the child has exec'd or exited), and reads `args`, which this frame
-    // keeps alive. sigset_t is plain data, initialised by sigfillset.
+    // SAFETY: the child runs `child` on the caller's stack block, which outlives it
+    // (CLONE_VFORK: this call returns only once the child has exec'd or exited), and reads
+    // `args`, which this frame keeps alive. sigset_t is plain data, initialised by sigfillset.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
@@ -207,7 +227,6 @@ fn clone_vfork(args: &ChildArgs) -> io::Result<(libc::pid_t, OwnedFd)> {
         if pid < 0 {
             return Err(err);
         }
-        drop(stack);
         if pidfd < 0 {
             // A kernel before 5.2 ignores CLONE_PIDFD (the check above should have refused
             // it first): the child started, with no pidfd.
@@ -301,24 +320,38 @@ impl Started {
         );
     }
 
-    /// Waits in the reactor for its exit, and reaps it. The exit code, or 128 + the signal
-    /// that ended it.
-    pub async fn wait(&mut self) -> io::Result<i64> {
+    /// Readable once the process has exited: for `poll(2)`, beside its pipes.
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Its exit code (or 128 + the signal that ended it) once it has exited, and it is reaped
+    /// then; None while it runs.
+    pub fn try_wait(&mut self) -> io::Result<Option<i64>> {
+        self.waitid(WaitPidFlag::WNOHANG)
+    }
+
+    /// Waits for its exit (a killed one's: it comes at once), and reaps it.
+    pub fn wait(&mut self) -> io::Result<i64> {
         loop {
-            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG;
-            match nix::sys::wait::waitid(Id::PIDFd(self.pidfd.get_ref().as_fd()), flags) {
-                Ok(WaitStatus::Exited(_, code)) => {
-                    self.reaped = true;
-                    return Ok(i64::from(code));
-                }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    self.reaped = true;
-                    return Ok(128 + sig as i64);
-                }
-                Ok(_) | Err(nix::errno::Errno::EAGAIN) => self.pidfd.readable().await?,
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
+            if let Some(code) = self.waitid(WaitPidFlag::empty())? {
+                return Ok(code);
             }
+        }
+    }
+
+    fn waitid(&mut self, flags: WaitPidFlag) -> io::Result<Option<i64>> {
+        let flags = flags | WaitPidFlag::WEXITED;
+        loop {
+            let code = match nix::sys::wait::waitid(Id::PIDFd(self.pidfd.as_fd()), flags) {
+                Ok(WaitStatus::Exited(_, code)) => i64::from(code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i64,
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.reaped = true;
+            return Ok(Some(code));
         }
     }
 }

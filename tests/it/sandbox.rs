@@ -575,6 +575,39 @@ fn a_command_starts_clean_in_a_group_of_its_own_and_a_failed_start_says_why() {
 }
 
 #[test]
+fn exec_keeps_the_first_mebibyte_of_a_flood_and_leaves_what_the_command_started_running() {
+    let w = Work::new();
+    let marker = format!("3.{}", std::process::id());
+    // 3 MB on stdout (the run keeps its first 1 MiB, the rest is drained so the command never
+    // blocks), a line on stderr, then a background job that holds stdout open after the
+    // command's exit: exec returns within about a second of the exit, the job still running.
+    let started = Instant::now();
+    let r = run(
+        &w,
+        &format!(
+            r#"let r = exec("sh", ["-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo err >&2; (sleep {marker}; echo late) & exit 4"]);
+               ok(`${{r.code}}|${{r.stdout.len()}}|${{r.stdout.contains("late")}}|${{r.stderr}}`)"#
+        ),
+    );
+    let took = started.elapsed();
+    assert_eq!(r.status, Status::Ok, "{}", r.message);
+    assert_eq!(r.message, "4|1048576|false|err\n");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2900),
+        "{took:?}"
+    );
+    let running = || {
+        std::fs::read_dir("/proc")
+            .expect("proc")
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .any(|c| String::from_utf8_lossy(&c).contains(&marker))
+    };
+    assert!(running(), "the background job was killed with the run");
+    assert!(crate::util::wait_for(Duration::from_secs(5), || !running()));
+}
+
+#[test]
 fn a_panic_inside_the_engine_becomes_this_runs_error_not_a_crash() {
     let w = Work::new();
     // `__hostler_test_panic` exists in debug builds only: a stand-in for a bug in an API call.
