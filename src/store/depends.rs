@@ -442,14 +442,14 @@ pub(super) fn recheck_in(
     Ok(queued)
 }
 
-/// After a parent check recovered: queues each of its children that is not OK to run at
-/// once, so only those that still fail go on to a fix and a message. Returns how many.
-pub(super) fn recheck_children_in(
+/// After a parent check recovered: its children that are not OK, each to be queued to run at
+/// once (by the caller, in one order with its other rechecks), so only those that still fail
+/// go on to a fix and a message.
+pub(super) fn failing_children_in(
     c: &mut dyn Conn,
     host: &str,
     check: &str,
-    at: i64,
-) -> Result<usize, StoreError> {
+) -> Result<Vec<(String, String)>, StoreError> {
     let deps: Vec<Dependency> = c
         .query(st::dependency_of_parent(host, check))?
         .iter()
@@ -471,14 +471,13 @@ pub(super) fn recheck_children_in(
     }
     children.sort();
     children.dedup();
-    let mut queued = 0;
+    let mut failing = Vec::new();
     for (h, ch) in children {
-        let failing = state_in(c, &h, &ch)?.is_some_and(|k| k.state != CheckState::Ok);
-        if failing && recheck_in(c, &h, &ch, at, at)? {
-            queued += 1;
+        if state_in(c, &h, &ch)?.is_some_and(|k| k.state != CheckState::Ok) {
+            failing.push((h, ch));
         }
     }
-    Ok(queued)
+    Ok(failing)
 }
 
 /// Splits `HOST/CHECK` (or, where a host is allowed, `HOST`).

@@ -277,20 +277,31 @@ impl Recorded {
     /// What the runs recorded leave to the end of their transaction: their jobs' rows
     /// written, then the checks they queue again (which see those jobs done, retried or
     /// released, as a node that looks next would), then the totals.
+    ///
+    /// The checks are queued in one order, by host and check, whichever run asked and
+    /// whether for itself or as a parent's child: two writers that queue the same checks
+    /// take their rows in the same order, so neither waits on the other in a cycle.
     pub(super) fn finish(&mut self, c: &mut dyn Conn) -> Result<(), StoreError> {
         self.write_jobs(c)?;
+        let mut queue: Vec<(String, String, i64, i64)> = Vec::new();
         for r in std::mem::take(&mut self.later) {
-            self.rechecks += match r {
-                Recheck::ChildrenOf { host, check, at } => {
-                    super::depends::recheck_children_in(c, &host, &check, at)?
-                }
+            match r {
+                Recheck::ChildrenOf { host, check, at } => queue.extend(
+                    super::depends::failing_children_in(c, &host, &check)?
+                        .into_iter()
+                        .map(|(h, ch)| (h, ch, at, at)),
+                ),
                 Recheck::One {
                     host,
                     check,
                     at,
                     due_at,
-                } => usize::from(super::depends::recheck_in(c, &host, &check, at, due_at)?),
-            };
+                } => queue.push((host, check, at, due_at)),
+            }
+        }
+        queue.sort();
+        for (host, check, at, due_at) in queue {
+            self.rechecks += usize::from(super::depends::recheck_in(c, &host, &check, at, due_at)?);
         }
         self.add_totals(c)
     }
