@@ -596,13 +596,7 @@ fn exec_keeps_the_first_mebibyte_of_a_flood_and_leaves_what_the_command_started_
         took >= Duration::from_millis(900) && took < Duration::from_millis(2900),
         "{took:?}"
     );
-    let running = || {
-        std::fs::read_dir("/proc")
-            .expect("proc")
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .any(|c| String::from_utf8_lossy(&c).contains(&marker))
-    };
+    let running = || crate::util::process_running(&marker);
     assert!(running(), "the background job was killed with the run");
     assert!(crate::util::wait_for(Duration::from_secs(5), || !running()));
 }

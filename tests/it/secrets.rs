@@ -161,13 +161,7 @@ fn what_a_command_started_is_killed_with_a_run_that_times_out() {
     );
     assert_eq!(r.status, Status::Timeout, "{}", r.message);
     assert!(started.elapsed() < Duration::from_secs(5));
-    let running = || {
-        std::fs::read_dir("/proc")
-            .expect("proc")
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .any(|c| String::from_utf8_lossy(&c).contains(&marker))
-    };
+    let running = || crate::util::process_running(&marker);
     assert!(
         crate::util::wait_for(Duration::from_secs(2), || !running()),
         "sleep {marker}, started by the command, outlived the run"

@@ -188,6 +188,15 @@ pub fn have(path: &str, why: &str) -> bool {
     false
 }
 
+/// Whether a process whose command line holds `marker` is running on this machine.
+pub fn process_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .expect("proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| String::from_utf8_lossy(&c).contains(marker))
+}
+
 /// Polls `cond` until it holds or `limit` passes; returns whether it held.
 pub fn wait_for(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + limit;
